@@ -1,0 +1,424 @@
+//! Capabilities and the capability ceiling.
+//!
+//! A *capability* is a name such as `posts:publish`: segments of `[a-z0-9_.-]` joined by `:`.
+//! A *pattern* is a capability, or a capability prefix ending in `:*` (`posts:*` matches
+//! `posts:publish` and `posts:drafts:edit`, but not `posts` itself), or `*` (everything).
+//!
+//! A [`Policy`] is one layer of permission: an optional allow list (`None` means "no narrowing")
+//! and a deny list. A [`CapabilityCeiling`] is the intersection of layers:
+//!
+//! > `ceiling.allows(c)` holds iff every layer allows `c` and no layer denies it.
+//!
+//! The layers of an agent request are the owner's role (looked up when the token is resolved, so
+//! demoting the owner narrows the agent at once), the agent's policy, the token's capabilities
+//! and, for delegated tokens, every delegating parent. Because the ceiling is an intersection there
+//! is no way for a layer to widen what another allows: an agent can never do more than its owner,
+//! its policy or its token permit, and there is no bypass.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tower_agent_auth::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
+//!
+//! let owner_role = Policy::allow(CapabilitySet::parse(["posts:*", "comments:*"]).unwrap());
+//! let agent_policy = Policy::unrestricted()
+//!     .with_deny(CapabilitySet::parse(["posts:delete"]).unwrap());
+//! let token = Policy::allow(CapabilitySet::parse(["posts:*", "users:list"]).unwrap());
+//!
+//! let ceiling = CapabilityCeiling::new(Arc::new(owner_role))
+//!     .narrowed_by(LayerSource::AgentPolicy, Arc::new(agent_policy))
+//!     .narrowed_by(LayerSource::Token, Arc::new(token));
+//!
+//! assert!(ceiling.allows("posts:publish"));      // every layer allows it
+//! assert!(!ceiling.allows("posts:delete"));      // the agent policy denies it
+//! assert!(!ceiling.allows("comments:write"));    // the token does not allow it
+//! assert!(!ceiling.allows("users:list"));        // the token asks, but the owner cannot
+//! assert_eq!(ceiling.refused_by("users:list"), Some(&LayerSource::OwnerRole));
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::principal::AgentId;
+
+/// Why a capability or pattern string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapabilityError {
+    /// Not `segment(:segment)*` with optional trailing `:*`, segments of `[a-z0-9_.-]`.
+    #[error(
+        "invalid capability {0:?}: expected segments of [a-z0-9_.-] joined by ':', optionally ending in ':*'"
+    )]
+    Invalid(String),
+}
+
+const MAX_CAPABILITY_LEN: usize = 128;
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CAPABILITY_LEN
+        && name.split(':').all(|segment| {
+            !segment.is_empty()
+                && segment.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                })
+        })
+}
+
+/// A validated capability pattern: `name`, `name:*` or `*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    /// Exactly this capability.
+    Exact(Box<str>),
+    /// Every capability strictly below this prefix (`posts:*` is `Below("posts")`).
+    Below(Box<str>),
+    /// Every capability.
+    All,
+}
+
+impl Capability {
+    /// Parses `posts:publish`, `posts:*` or `*`.
+    pub fn parse(pattern: &str) -> Result<Self, CapabilityError> {
+        if pattern == "*" {
+            return Ok(Self::All);
+        }
+        if let Some(prefix) = pattern.strip_suffix(":*") {
+            if valid_name(prefix) {
+                return Ok(Self::Below(prefix.into()));
+            }
+        } else if valid_name(pattern) {
+            return Ok(Self::Exact(pattern.into()));
+        }
+        Err(CapabilityError::Invalid(pattern.to_owned()))
+    }
+
+    /// Whether this pattern matches the capability `name` (a name, not a pattern).
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Exact(exact) => **exact == *name,
+            Self::Below(prefix) => is_below(name, prefix),
+            Self::All => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(name) => f.write_str(name),
+            Self::Below(prefix) => write!(f, "{prefix}:*"),
+            Self::All => f.write_str("*"),
+        }
+    }
+}
+
+impl std::str::FromStr for Capability {
+    type Err = CapabilityError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// `name` lies strictly below `prefix` at a segment boundary.
+fn is_below(name: &str, prefix: &str) -> bool {
+    name.len() > prefix.len() + 1
+        && name.starts_with(prefix)
+        && name.as_bytes()[prefix.len()] == b':'
+}
+
+/// A set of capability patterns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapabilitySet {
+    exact: BTreeSet<Box<str>>,
+    below: BTreeSet<Box<str>>,
+    all: bool,
+}
+
+impl CapabilitySet {
+    /// The empty set: matches nothing.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The set matching everything (`*`).
+    pub fn everything() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+
+    /// Parses patterns, failing on the first invalid one.
+    pub fn parse<I, S>(patterns: I) -> Result<Self, CapabilityError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        patterns
+            .into_iter()
+            .map(|p| Capability::parse(p.as_ref()))
+            .collect()
+    }
+
+    /// Adds one pattern.
+    pub fn insert(&mut self, capability: Capability) {
+        match capability {
+            Capability::Exact(name) => {
+                self.exact.insert(name);
+            }
+            Capability::Below(prefix) => {
+                self.below.insert(prefix);
+            }
+            Capability::All => self.all = true,
+        }
+    }
+
+    /// True when the set has no pattern at all.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.exact.is_empty() && self.below.is_empty()
+    }
+
+    /// Whether some pattern of the set matches the capability `name`.
+    ///
+    /// `name` should be a capability name, not a pattern; [`Policy::allows`] and
+    /// [`CapabilityCeiling::allows`] refuse anything that is not a valid name before asking.
+    pub fn matches(&self, name: &str) -> bool {
+        if self.all || self.exact.contains(name) {
+            return true;
+        }
+        // Check every proper prefix at a ':' boundary: `a:b:c` → `a:b`, `a`.
+        name.match_indices(':')
+            .any(|(at, _)| self.below.contains(&name[..at]))
+    }
+
+    /// Whether everything `pattern` matches is matched by this set (pattern inclusion).
+    pub fn covers(&self, pattern: &Capability) -> bool {
+        match pattern {
+            Capability::All => self.all,
+            Capability::Exact(name) => self.matches(name),
+            // `p:*` is covered by `*`, by `p:*` itself, or by `q:*` for an ancestor `q` of `p`.
+            Capability::Below(prefix) => {
+                self.all
+                    || self.below.contains(prefix)
+                    || prefix
+                        .match_indices(':')
+                        .any(|(at, _)| self.below.contains(&prefix[..at]))
+            }
+        }
+    }
+
+    /// Whether every pattern of `other` is covered by this set.
+    pub fn covers_all(&self, other: &CapabilitySet) -> bool {
+        other.iter().all(|pattern| self.covers(&pattern))
+    }
+
+    /// Every pattern of the set, `*` first, then `name:*` patterns, then exact names.
+    pub fn iter(&self) -> impl Iterator<Item = Capability> + '_ {
+        self.all
+            .then_some(Capability::All)
+            .into_iter()
+            .chain(self.below.iter().map(|p| Capability::Below(p.clone())))
+            .chain(self.exact.iter().map(|n| Capability::Exact(n.clone())))
+    }
+
+    /// The patterns as strings, e.g. for storage or a `scope` parameter.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter().map(|c| c.to_string()).collect()
+    }
+}
+
+impl FromIterator<Capability> for CapabilitySet {
+    fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Self {
+        let mut set = Self::default();
+        for capability in iter {
+            set.insert(capability);
+        }
+        set
+    }
+}
+
+/// One layer of permission: an optional allow list and a deny list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    allow: Option<CapabilitySet>,
+    deny: CapabilitySet,
+}
+
+impl Policy {
+    /// A layer that narrows nothing (no allow list, no deny list).
+    pub fn unrestricted() -> Self {
+        Self::default()
+    }
+
+    /// A layer that allows exactly what `allow` matches.
+    pub fn allow(allow: CapabilitySet) -> Self {
+        Self {
+            allow: Some(allow),
+            deny: CapabilitySet::empty(),
+        }
+    }
+
+    /// A layer that allows nothing.
+    pub fn nothing() -> Self {
+        Self::allow(CapabilitySet::empty())
+    }
+
+    /// Adds a deny list; denial wins over any allow.
+    pub fn with_deny(mut self, deny: CapabilitySet) -> Self {
+        self.deny = deny;
+        self
+    }
+
+    /// The allow list; `None` means the layer does not narrow.
+    pub fn allowed(&self) -> Option<&CapabilitySet> {
+        self.allow.as_ref()
+    }
+
+    /// The deny list.
+    pub fn denied(&self) -> &CapabilitySet {
+        &self.deny
+    }
+
+    /// Whether this layer alone allows the capability `name`.
+    pub fn allows(&self, name: &str) -> bool {
+        valid_name(name)
+            && self.allow.as_ref().is_none_or(|allow| allow.matches(name))
+            && !self.deny.matches(name)
+    }
+
+    /// Whether this layer's allow list covers every pattern of `requested` (a layer without an
+    /// allow list covers everything). Use it to refuse a token asking for more than its agent's
+    /// policy grants.
+    pub fn covers_all(&self, requested: &CapabilitySet) -> bool {
+        self.allow
+            .as_ref()
+            .is_none_or(|allow| allow.covers_all(requested))
+    }
+}
+
+/// Where a layer of a ceiling comes from, to explain a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayerSource {
+    /// The acting user's role in the host application.
+    OwnerRole,
+    /// The agent's own policy.
+    AgentPolicy,
+    /// The capabilities the token was minted with.
+    Token,
+    /// A parent agent that delegated to this one.
+    DelegatingParent(AgentId),
+}
+
+/// The intersection of permission layers that bounds every check on a request.
+///
+/// It always contains the owner's role, so no principal is ever wider than its user.
+#[derive(Debug, Clone)]
+pub struct CapabilityCeiling {
+    layers: Vec<(LayerSource, Arc<Policy>)>,
+}
+
+impl CapabilityCeiling {
+    /// A ceiling bounded by the acting user's role alone (what a session principal gets).
+    pub fn new(owner_role: Arc<Policy>) -> Self {
+        let mut layers = Vec::with_capacity(3);
+        layers.push((LayerSource::OwnerRole, owner_role));
+        Self { layers }
+    }
+
+    /// Adds a layer. The result is never wider than before.
+    pub fn narrowed_by(mut self, source: LayerSource, policy: Arc<Policy>) -> Self {
+        self.layers.push((source, policy));
+        self
+    }
+
+    /// Whether every layer allows the capability `name` and none denies it.
+    ///
+    /// A string that is not a valid capability name (for example a pattern like `posts:*`) is
+    /// never allowed.
+    pub fn allows(&self, name: &str) -> bool {
+        self.layers.iter().all(|(_, policy)| policy.allows(name))
+    }
+
+    /// The first layer that refuses `name`, if any.
+    pub fn refused_by(&self, name: &str) -> Option<&LayerSource> {
+        self.layers
+            .iter()
+            .find(|(_, policy)| !policy.allows(name))
+            .map(|(source, _)| source)
+    }
+
+    /// The layers, owner role first.
+    pub fn layers(&self) -> impl ExactSizeIterator<Item = (&LayerSource, &Policy)> {
+        self.layers
+            .iter()
+            .map(|(source, policy)| (source, &**policy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(patterns: &[&str]) -> CapabilitySet {
+        CapabilitySet::parse(patterns).unwrap()
+    }
+
+    #[test]
+    fn wildcard_matches_strictly_below_at_segment_boundaries() {
+        let s = set(&["posts:*"]);
+        assert!(s.matches("posts:publish"));
+        assert!(s.matches("posts:drafts:edit"));
+        assert!(!s.matches("posts"));
+        assert!(!s.matches("postsx:publish"));
+        assert!(!s.matches("comments:read"));
+    }
+
+    #[test]
+    fn invalid_patterns_are_refused() {
+        for bad in [
+            "",
+            ":",
+            "posts:",
+            "Posts:read",
+            "posts:*:x",
+            "posts*",
+            "a b",
+            "**",
+        ] {
+            assert!(Capability::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn patterns_round_trip_through_display() {
+        for p in ["*", "posts:*", "posts:publish", "manage_options"] {
+            assert_eq!(Capability::parse(p).unwrap().to_string(), p);
+        }
+    }
+
+    #[test]
+    fn covers_is_pattern_inclusion() {
+        let s = set(&["posts:*", "users:list"]);
+        assert!(s.covers(&Capability::parse("posts:publish").unwrap()));
+        assert!(s.covers(&Capability::parse("posts:*").unwrap()));
+        assert!(s.covers(&Capability::parse("posts:drafts:*").unwrap()));
+        assert!(!s.covers(&Capability::parse("users:*").unwrap()));
+        assert!(!s.covers(&Capability::parse("*").unwrap()));
+        assert!(set(&["*"]).covers(&Capability::All));
+    }
+
+    #[test]
+    fn deny_wins_over_allow_in_the_same_layer() {
+        let p = Policy::allow(set(&["posts:*"])).with_deny(set(&["posts:delete"]));
+        assert!(p.allows("posts:publish"));
+        assert!(!p.allows("posts:delete"));
+    }
+
+    #[test]
+    fn patterns_are_never_allowed_as_names() {
+        let ceiling = CapabilityCeiling::new(Arc::new(Policy::unrestricted()));
+        assert!(ceiling.allows("posts:read"));
+        assert!(!ceiling.allows("posts:*"));
+        assert!(!ceiling.allows("*"));
+    }
+}

@@ -1,0 +1,122 @@
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::response::{Challenge, ChallengeError};
+use super::service::AgentAuth;
+use crate::resolver::{SessionResolver, TokenResolver};
+use crate::token::TokenFormat;
+
+const DEFAULT_REALM: &str = "api";
+
+/// Configuration shared by every clone of the service.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) resolver: Arc<dyn TokenResolver>,
+    pub(crate) format: TokenFormat,
+    pub(crate) session: Option<Arc<dyn SessionResolver>>,
+    pub(crate) required: bool,
+    pub(crate) realm: Arc<str>,
+    pub(crate) resource_metadata: Option<Arc<str>>,
+    pub(crate) challenge: Arc<Challenge>,
+}
+
+/// A tower [`Layer`] that authenticates agent bearer tokens (and, optionally, user sessions) and
+/// puts the resulting [`Principal`](crate::Principal) into the request extensions.
+///
+/// See the [module documentation](crate::layer) for the request flow and status codes.
+#[derive(Clone)]
+pub struct AgentAuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AgentAuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentAuthLayer")
+            .field("prefix", &self.shared.format.prefix())
+            .field("required", &self.shared.required)
+            .field("realm", &self.shared.realm)
+            .field("session_resolver", &self.shared.session.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentAuthLayer {
+    /// A layer resolving tokens of `resolver.token_format()` with `resolver`.
+    ///
+    /// By default a principal is required (requests without credentials get `401`), the realm is
+    /// `"api"` and no session resolver is consulted.
+    pub fn new(resolver: impl TokenResolver) -> Self {
+        Self::from_arc(Arc::new(resolver))
+    }
+
+    /// Like [`AgentAuthLayer::new`] for a resolver already behind an `Arc`.
+    pub fn from_arc(resolver: Arc<dyn TokenResolver>) -> Self {
+        let format = resolver.token_format().clone();
+        let challenge = Challenge::new(DEFAULT_REALM, None).expect("the default realm is valid");
+        Self {
+            shared: Arc::new(Shared {
+                resolver,
+                format,
+                session: None,
+                required: true,
+                realm: DEFAULT_REALM.into(),
+                resource_metadata: None,
+                challenge: Arc::new(challenge),
+            }),
+        }
+    }
+
+    fn edit(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        change(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Lets requests without credentials through without a principal (handlers may still
+    /// demand one with the `Principal` extractor). Invalid tokens are still refused.
+    pub fn optional(self) -> Self {
+        self.edit(|s| s.required = false)
+    }
+
+    /// Whether requests without credentials are refused with `401` (the default).
+    pub fn required(self, required: bool) -> Self {
+        self.edit(|s| s.required = required)
+    }
+
+    /// Consults `resolver` for requests without an `Authorization` header, so users signed in by
+    /// an ordinary session get the same kind of principal.
+    pub fn with_session_resolver(self, resolver: impl SessionResolver) -> Self {
+        let resolver: Arc<dyn SessionResolver> = Arc::new(resolver);
+        self.edit(|s| s.session = Some(resolver))
+    }
+
+    /// Sets the realm of the `WWW-Authenticate` challenges.
+    pub fn realm(self, realm: &str) -> Result<Self, ChallengeError> {
+        let challenge = Challenge::new(realm, self.shared.resource_metadata.as_deref())?;
+        Ok(self.edit(|s| {
+            s.realm = realm.into();
+            s.challenge = Arc::new(challenge);
+        }))
+    }
+
+    /// Adds `resource_metadata="…"` (RFC 9728) to 401 challenges, pointing MCP and OAuth
+    /// clients at the protected resource metadata document.
+    pub fn resource_metadata(self, url: &str) -> Result<Self, ChallengeError> {
+        let challenge = Challenge::new(&self.shared.realm, Some(url))?;
+        Ok(self.edit(|s| {
+            s.resource_metadata = Some(url.into());
+            s.challenge = Arc::new(challenge);
+        }))
+    }
+}
+
+impl<S> Layer<S> for AgentAuthLayer {
+    type Service = AgentAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AgentAuth::new(inner, self.shared.clone())
+    }
+}

@@ -1,0 +1,81 @@
+//! The middleware: [`AgentAuthLayer`], the [`AgentAuth`] service, its [`ResponseFuture`], and
+//! [`RequireCapabilityLayer`].
+//!
+//! # Request flow
+//!
+//! 1. `Authorization` is read. Two `Authorization` headers, an empty one, or a `Bearer` header
+//!    without a valid RFC 6750 `b64token` → `400 invalid_request`. The scheme is
+//!    case-insensitive.
+//! 2. A bearer token without this application's prefix, or another scheme (`Basic`, `DPoP`), is
+//!    passed through untouched: another layer may own it. The request gets no principal.
+//! 3. No `Authorization` header: the [`SessionResolver`](crate::SessionResolver), if configured,
+//!    is asked for a session principal; without one, a required layer answers `401`.
+//! 4. A token with our prefix is checked offline (shape and CRC32 checksum: no hashing, no
+//!    lookup), then hashed with SHA-256 and handed to the [`TokenResolver`](crate::TokenResolver).
+//! 5. Success puts a [`Principal`](crate::Principal) into the request extensions and calls the
+//!    inner service. Any failure answers without calling it:
+//!
+//! | case | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credentials, principal required | 401 | `Bearer realm="…"` |
+//! | malformed header, two `Authorization` headers | 400 | `Bearer realm="…", error="invalid_request"` |
+//! | unknown, bad checksum, revoked, expired, spent, agent disabled, owner gone | 401 | `Bearer realm="…", error="invalid_token"` (one body for all) |
+//! | capability missing ([`RequireCapabilityLayer`], `Require<C>`) | 403 | `Bearer realm="…", error="insufficient_scope", scope="…"` |
+//! | store unavailable | 503 | — |
+//!
+//! With [`AgentAuthLayer::resource_metadata`] the challenges also carry
+//! `resource_metadata="…"` (RFC 9728). The reason a token was refused is never told to the
+//! client; it is attached to the response as a [`RefusalReason`] extension for logging.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_agent_auth::ceiling::Policy;
+//! use tower_agent_auth::store::{AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord};
+//! use tower_agent_auth::token::TokenFormat;
+//! use tower_agent_auth::{AgentAuthLayer, Principal};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let users = MemoryUserDirectory::new();
+//! users.insert(UserRecord::new("alice", Policy::unrestricted()));
+//! let store = MemoryStore::new(TokenFormat::new("acme")?, users);
+//! let agent = store.create_agent(NewAgent::new("writer", "alice")).await?;
+//! let issued = store.create_token(&agent.id, NewToken::new("docs")).await?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(AgentAuthLayer::new(store))
+//!     .service_fn(|request: Request<String>| async move {
+//!         let principal = request.extensions().get::<Principal>().unwrap();
+//!         Ok::<_, std::convert::Infallible>(Response::new(format!("hello {}", principal.user_id())))
+//!     });
+//!
+//! // A valid token: the inner service sees the principal.
+//! let request = Request::builder()
+//!     .header("authorization", format!("Bearer {}", issued.token.expose_secret()))
+//!     .body(String::new())?;
+//! let response = service.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.body(), "hello alice");
+//!
+//! // No token: 401 with a Bearer challenge, the inner service is not called.
+//! let response = service.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"api\"");
+//! # Ok(()) }
+//! ```
+
+mod bearer;
+mod future;
+#[allow(clippy::module_inception)]
+mod layer;
+mod require;
+pub(crate) mod response;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::AgentAuthLayer;
+pub use require::{RequireCapability, RequireCapabilityFuture, RequireCapabilityLayer};
+pub use response::{ChallengeError, RefusalReason};
+pub use service::AgentAuth;

@@ -1,0 +1,283 @@
+//! Who is acting on a request: [`ExecutionPrincipal`] and the cheap-to-clone [`Principal`] handle.
+
+use std::sync::Arc;
+
+use crate::ceiling::CapabilityCeiling;
+use crate::layer::response::Challenge;
+
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        ///
+        /// Cheap to clone (a shared string).
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Wraps an identifier.
+            pub fn new(id: impl Into<Arc<str>>) -> Self {
+                Self(id.into())
+            }
+
+            /// The identifier as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self::new(id)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self::new(id)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The id of a user of the host application (the human an agent acts for).
+    UserId
+);
+id_type!(
+    /// The id of an agent (a machine identity).
+    AgentId
+);
+id_type!(
+    /// The id of a token (a credential). Not secret: it names the token in lists and audit events.
+    TokenId
+);
+
+/// How the request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthSource {
+    /// An ordinary user session (cookie or similar), resolved by a
+    /// [`SessionResolver`](crate::SessionResolver).
+    Session,
+    /// An agent bearer token.
+    AgentToken,
+    /// An agent bearer token that another agent delegated.
+    Delegated,
+}
+
+impl AuthSource {
+    /// A stable lowercase name (`session`, `agent_token`, `delegated`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::AgentToken => "agent_token",
+            Self::Delegated => "delegated",
+        }
+    }
+}
+
+/// The agent a principal acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRef {
+    id: AgentId,
+    slug: Arc<str>,
+}
+
+impl AgentRef {
+    /// An agent reference.
+    pub fn new(id: AgentId, slug: impl Into<Arc<str>>) -> Self {
+        Self {
+            id,
+            slug: slug.into(),
+        }
+    }
+
+    /// The agent id.
+    pub fn id(&self) -> &AgentId {
+        &self.id
+    }
+
+    /// The agent slug.
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+}
+
+/// Everything a handler needs to know about who is acting on this request.
+///
+/// Built by a [`TokenResolver`](crate::TokenResolver) for agent tokens or a
+/// [`SessionResolver`](crate::SessionResolver) for user sessions; both produce the same type, so
+/// handlers never care which path was taken. Every permission check goes through
+/// [`ExecutionPrincipal::can`], i.e. through the [`CapabilityCeiling`].
+#[derive(Debug, Clone)]
+pub struct ExecutionPrincipal {
+    user_id: UserId,
+    agent: Option<AgentRef>,
+    source: AuthSource,
+    token_id: Option<TokenId>,
+    ceiling: CapabilityCeiling,
+    delegation_chain: Vec<AgentId>,
+    task_id: Option<Arc<str>>,
+}
+
+impl ExecutionPrincipal {
+    /// A user signed in by an ordinary session; `ceiling` is normally the user's role alone.
+    pub fn session(user_id: UserId, ceiling: CapabilityCeiling) -> Self {
+        Self {
+            user_id,
+            agent: None,
+            source: AuthSource::Session,
+            token_id: None,
+            ceiling,
+            delegation_chain: Vec::new(),
+            task_id: None,
+        }
+    }
+
+    /// An agent acting for `user_id` with the token `token_id`.
+    pub fn agent(
+        user_id: UserId,
+        agent: AgentRef,
+        token_id: TokenId,
+        ceiling: CapabilityCeiling,
+    ) -> Self {
+        Self {
+            user_id,
+            agent: Some(agent),
+            source: AuthSource::AgentToken,
+            token_id: Some(token_id),
+            ceiling,
+            delegation_chain: Vec::new(),
+            task_id: None,
+        }
+    }
+
+    /// Marks the principal as delegated: `chain` lists the delegating agents, outermost first.
+    /// An empty chain leaves the principal as it is.
+    pub fn with_delegation_chain(mut self, chain: Vec<AgentId>) -> Self {
+        if !chain.is_empty() {
+            self.source = AuthSource::Delegated;
+        }
+        self.delegation_chain = chain;
+        self
+    }
+
+    /// Attaches the task the token was minted for.
+    pub fn with_task_id(mut self, task_id: impl Into<Arc<str>>) -> Self {
+        self.task_id = Some(task_id.into());
+        self
+    }
+
+    /// The human the request acts for (the agent's owner, or the signed-in user).
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// The agent, absent for session requests.
+    pub fn agent_ref(&self) -> Option<&AgentRef> {
+        self.agent.as_ref()
+    }
+
+    /// The agent id, absent for session requests.
+    pub fn agent_id(&self) -> Option<&AgentId> {
+        self.agent.as_ref().map(AgentRef::id)
+    }
+
+    /// How the request authenticated.
+    pub fn auth_source(&self) -> AuthSource {
+        self.source
+    }
+
+    /// The token used, absent for session requests.
+    pub fn token_id(&self) -> Option<&TokenId> {
+        self.token_id.as_ref()
+    }
+
+    /// The ceiling every permission check goes through.
+    pub fn ceiling(&self) -> &CapabilityCeiling {
+        &self.ceiling
+    }
+
+    /// The delegating agents, outermost first; empty unless delegated.
+    pub fn delegation_chain(&self) -> &[AgentId] {
+        &self.delegation_chain
+    }
+
+    /// The task the token was minted for, if any.
+    pub fn task_id(&self) -> Option<&str> {
+        self.task_id.as_deref()
+    }
+
+    /// Whether this principal may use the capability `name` (e.g. `posts:publish`).
+    pub fn can(&self, name: &str) -> bool {
+        self.ceiling.allows(name)
+    }
+}
+
+/// A shared handle to the request's [`ExecutionPrincipal`], as stored in request extensions.
+///
+/// `AgentAuthLayer` inserts it; read it with `request.extensions().get::<Principal>()` or, with
+/// the `axum` feature, extract it in a handler. Cloning it is two reference-count increments.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    principal: Arc<ExecutionPrincipal>,
+    /// The challenge of the layer that resolved it, for consistent 403 answers.
+    challenge: Option<Arc<Challenge>>,
+}
+
+impl Principal {
+    /// Wraps a principal.
+    pub fn new(principal: ExecutionPrincipal) -> Self {
+        Self {
+            principal: Arc::new(principal),
+            challenge: None,
+        }
+    }
+
+    pub(crate) fn with_challenge(principal: ExecutionPrincipal, challenge: Arc<Challenge>) -> Self {
+        Self {
+            principal: Arc::new(principal),
+            challenge: Some(challenge),
+        }
+    }
+
+    pub(crate) fn challenge(&self) -> Option<&Arc<Challenge>> {
+        self.challenge.as_ref()
+    }
+
+    /// The shared principal.
+    pub fn into_inner(self) -> Arc<ExecutionPrincipal> {
+        self.principal
+    }
+}
+
+impl From<ExecutionPrincipal> for Principal {
+    fn from(principal: ExecutionPrincipal) -> Self {
+        Self::new(principal)
+    }
+}
+
+impl std::ops::Deref for Principal {
+    type Target = ExecutionPrincipal;
+    fn deref(&self) -> &ExecutionPrincipal {
+        &self.principal
+    }
+}

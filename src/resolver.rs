@@ -1,0 +1,185 @@
+//! The traits that turn credentials into principals: [`TokenResolver`] and [`SessionResolver`].
+
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use crate::principal::ExecutionPrincipal;
+use crate::token::{TokenFormat, TokenHash};
+
+/// A boxed error from a backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a token was refused. Recorded for operators (audit, metrics), never told to the client:
+/// every reason answers the same `401 invalid_token`, so an attacker learns nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// The token does not have the application's shape.
+    Malformed,
+    /// The checksum does not match (a typo or a forgery).
+    Checksum,
+    /// No stored token has this hash.
+    Unknown,
+    /// The token was revoked.
+    Revoked,
+    /// The token's expiry has passed.
+    Expired,
+    /// The token's use limit is spent.
+    Exhausted,
+    /// The agent is disabled.
+    AgentDisabled,
+    /// The agent's own expiry has passed.
+    AgentExpired,
+    /// The token's embedded slug does not name the agent the token is stored for.
+    AgentMismatch,
+    /// The owner no longer exists.
+    OwnerMissing,
+    /// The owner exists but is deactivated.
+    OwnerInactive,
+}
+
+impl InvalidReason {
+    /// A stable snake_case name for logs and audit records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Checksum => "checksum",
+            Self::Unknown => "unknown",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Exhausted => "exhausted",
+            Self::AgentDisabled => "agent_disabled",
+            Self::AgentExpired => "agent_expired",
+            Self::AgentMismatch => "agent_mismatch",
+            Self::OwnerMissing => "owner_missing",
+            Self::OwnerInactive => "owner_inactive",
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why resolution did not produce a principal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The credential is not valid: answered with `401 invalid_token`.
+    #[error("invalid credential: {0}")]
+    Invalid(InvalidReason),
+    /// The backend could not decide (store or cache unreachable): answered with `503`.
+    /// Never treated as admission.
+    #[error("credential store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+impl ResolveError {
+    /// Wraps a backend error as [`ResolveError::Unavailable`].
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::UNAUTHORIZED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<InvalidReason> for ResolveError {
+    fn from(reason: InvalidReason) -> Self {
+        Self::Invalid(reason)
+    }
+}
+
+/// A presented token that passed the offline checks, as handed to a [`TokenResolver`].
+///
+/// It carries the hash, never the raw token.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLookup<'a> {
+    hash: TokenHash,
+    slug: &'a str,
+    legacy: bool,
+}
+
+impl<'a> TokenLookup<'a> {
+    /// A lookup for the token with this hash and embedded slug.
+    pub fn new(hash: TokenHash, slug: &'a str, legacy: bool) -> Self {
+        Self { hash, slug, legacy }
+    }
+
+    /// SHA-256 of the presented token: the key to look up.
+    pub fn hash(&self) -> &TokenHash {
+        &self.hash
+    }
+
+    /// The agent slug embedded in the token. A resolver should refuse the token with
+    /// [`InvalidReason::AgentMismatch`] when it is stored for an agent with another slug.
+    pub fn slug(&self) -> &'a str {
+        self.slug
+    }
+
+    /// True for a checksum-less legacy token.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
+    }
+}
+
+/// Turns an agent bearer token into an [`ExecutionPrincipal`].
+///
+/// Implement it for your own store; the trait is object safe, so `Arc<dyn TokenResolver>` works.
+/// The layer calls it only for tokens of [`TokenResolver::token_format`] that passed the offline
+/// checks. An implementation validates that the token exists, is not revoked, expired or spent,
+/// that its agent is active, and that the owner exists and is active; then builds the principal
+/// with its ceiling. It returns [`ResolveError::Unavailable`] when it cannot decide.
+///
+/// See `examples/custom_resolver.rs` for a complete implementation.
+#[async_trait::async_trait]
+pub trait TokenResolver: Send + Sync + 'static {
+    /// The format of the tokens this resolver owns; others pass through the layer untouched.
+    fn token_format(&self) -> &TokenFormat;
+
+    /// Resolves a token that passed the offline checks.
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<ExecutionPrincipal, ResolveError>;
+}
+
+#[async_trait::async_trait]
+impl<T: TokenResolver + ?Sized> TokenResolver for Arc<T> {
+    fn token_format(&self) -> &TokenFormat {
+        (**self).token_format()
+    }
+
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<ExecutionPrincipal, ResolveError> {
+        (**self).resolve(token).await
+    }
+}
+
+/// Resolves requests signed in by an ordinary user session (a cookie, a session id) into a
+/// principal with [`AuthSource::Session`](crate::AuthSource::Session).
+///
+/// The layer asks it only when the request carries no `Authorization` header. Return `Ok(None)`
+/// when there is no valid session.
+#[async_trait::async_trait]
+pub trait SessionResolver: Send + Sync + 'static {
+    /// Looks at the request (headers, extensions set by a session layer) for a signed-in user.
+    async fn resolve_session(
+        &self,
+        request: &http::request::Parts,
+    ) -> Result<Option<ExecutionPrincipal>, ResolveError>;
+}
+
+#[async_trait::async_trait]
+impl<T: SessionResolver + ?Sized> SessionResolver for Arc<T> {
+    async fn resolve_session(
+        &self,
+        request: &http::request::Parts,
+    ) -> Result<Option<ExecutionPrincipal>, ResolveError> {
+        (**self).resolve_session(request).await
+    }
+}

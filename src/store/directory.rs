@@ -1,0 +1,123 @@
+//! [`UserDirectory`]: how the crate asks the host application about users.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::ceiling::{CapabilityCeiling, Policy};
+use crate::principal::{ExecutionPrincipal, UserId};
+use crate::resolver::ResolveError;
+
+/// A user as the crate needs to know them: whether they are active and what their role allows.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    id: UserId,
+    active: bool,
+    role: Arc<Policy>,
+}
+
+impl UserRecord {
+    /// An active user whose role allows what `role` allows.
+    pub fn new(id: impl Into<UserId>, role: Policy) -> Self {
+        Self {
+            id: id.into(),
+            active: true,
+            role: Arc::new(role),
+        }
+    }
+
+    /// Sets whether the user is active; agents of inactive users are refused.
+    pub fn with_active(mut self, active: bool) -> Self {
+        self.active = active;
+        self
+    }
+
+    /// The user id.
+    pub fn id(&self) -> &UserId {
+        &self.id
+    }
+
+    /// Whether the user is active.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// The user's role, the first layer of every ceiling of theirs.
+    pub fn role(&self) -> &Arc<Policy> {
+        &self.role
+    }
+
+    /// The principal of this user signed in by an ordinary session: bounded by their role alone.
+    pub fn session_principal(&self) -> ExecutionPrincipal {
+        ExecutionPrincipal::session(self.id.clone(), CapabilityCeiling::new(self.role.clone()))
+    }
+}
+
+/// The host application's users, looked up at every resolution so that demoting or deactivating
+/// an owner takes effect on the agent's next request.
+#[async_trait::async_trait]
+pub trait UserDirectory: Send + Sync + 'static {
+    /// The user, `Ok(None)` if they do not exist; `Err(Unavailable)` if the lookup failed.
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError>;
+}
+
+#[async_trait::async_trait]
+impl<T: UserDirectory + ?Sized> UserDirectory for Arc<T> {
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
+        (**self).user(id).await
+    }
+}
+
+/// A [`UserDirectory`] held in memory, for tests, examples and small deployments.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryUserDirectory {
+    users: Arc<RwLock<HashMap<UserId, UserRecord>>>,
+}
+
+impl MemoryUserDirectory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<UserId, UserRecord>> {
+        self.users.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds or replaces a user.
+    pub fn insert(&self, user: UserRecord) {
+        self.write().insert(user.id.clone(), user);
+    }
+
+    /// Removes a user; their agents are refused from the next request on.
+    pub fn remove(&self, id: &UserId) -> Option<UserRecord> {
+        self.write().remove(id)
+    }
+
+    /// Activates or deactivates a user. Returns false if there is no such user.
+    pub fn set_active(&self, id: &UserId, active: bool) -> bool {
+        self.write()
+            .get_mut(id)
+            .map(|user| user.active = active)
+            .is_some()
+    }
+
+    /// Changes a user's role. Returns false if there is no such user.
+    pub fn set_role(&self, id: &UserId, role: Policy) -> bool {
+        self.write()
+            .get_mut(id)
+            .map(|user| user.role = Arc::new(role))
+            .is_some()
+    }
+}
+
+#[async_trait::async_trait]
+impl UserDirectory for MemoryUserDirectory {
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
+        Ok(self
+            .users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned())
+    }
+}

@@ -1,0 +1,140 @@
+//! Where agents and tokens live: the store traits and the in-memory store.
+//!
+//! A store keeps agents and token metadata, mints tokens (returning the raw secret once and
+//! keeping only its SHA-256) and implements [`TokenResolver`](crate::TokenResolver), so it can be
+//! handed straight to [`AgentAuthLayer`](crate::AgentAuthLayer). Users belong to the host
+//! application and are reached through a [`UserDirectory`].
+//!
+//! Every store applies the same checks when resolving — revoked, expired, agent binding, agent
+//! disabled or expired, owner missing or inactive — and builds the same ceiling: owner role ∩
+//! agent policy ∩ token capabilities.
+
+mod directory;
+mod memory;
+mod model;
+pub(crate) mod verdict;
+
+pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
+pub use memory::MemoryStore;
+pub use model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
+
+use crate::principal::{AgentId, TokenId};
+use crate::resolver::BoxError;
+use crate::token::TokenError;
+
+/// Why a management operation was refused. Nothing was changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another agent already has this slug.
+    #[error("an agent with slug {0:?} already exists")]
+    DuplicateSlug(String),
+    /// The slug is not 1–64 of `[a-z0-9-]`.
+    #[error("invalid agent slug {0:?}: expected 1-64 of [a-z0-9-]")]
+    InvalidSlug(String),
+    /// No agent with this id or slug.
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(String),
+    /// The owner does not exist in the user directory.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// No token with this id belongs to this agent.
+    #[error("agent {agent:?} has no token {token:?}")]
+    UnknownToken {
+        /// The agent named in the request.
+        agent: String,
+        /// The token named in the request.
+        token: String,
+    },
+    /// The token asks for capabilities its agent's policy does not allow.
+    #[error("capabilities outside the agent's policy: {0}")]
+    CapabilitiesOutsidePolicy(String),
+    /// The requested lifetime is not allowed.
+    #[error("invalid token lifetime: {0}")]
+    InvalidLifetime(String),
+    /// A label longer than 200 bytes or containing control characters.
+    #[error("invalid label: at most 200 bytes, no control characters")]
+    InvalidLabel,
+    /// Minting failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The backend could not be reached or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+impl From<crate::resolver::ResolveError> for StoreError {
+    fn from(error: crate::resolver::ResolveError) -> Self {
+        match error {
+            crate::resolver::ResolveError::Unavailable(e) => Self::Unavailable(e),
+            other => Self::Unavailable(other.to_string().into()),
+        }
+    }
+}
+
+/// Agents: create, look up, list, enable/disable, delete.
+#[async_trait::async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Creates an agent. Refuses an invalid or duplicate slug and an unknown owner.
+    async fn create_agent(&self, agent: NewAgent) -> Result<Agent, StoreError>;
+    /// The agent with this id.
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError>;
+    /// The agent with this slug.
+    async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError>;
+    /// Every agent, by slug.
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+    /// Enables or disables an agent; a disabled agent's tokens are refused at once.
+    async fn set_agent_status(
+        &self,
+        id: &AgentId,
+        status: AgentStatus,
+    ) -> Result<Agent, StoreError>;
+    /// Deletes an agent and every token of it: a token never outlives its agent.
+    async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError>;
+}
+
+/// Tokens: mint, list (metadata only), revoke.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Mints a token for `agent`; the raw token is in the result and nowhere else.
+    async fn create_token(
+        &self,
+        agent: &AgentId,
+        token: NewToken,
+    ) -> Result<IssuedToken, StoreError>;
+    /// Metadata of the agent's tokens, oldest first; never a hash or a secret.
+    async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes one token of `agent`. A token of another agent is [`StoreError::UnknownToken`]:
+    /// no token can be revoked through the wrong agent. Revoking twice keeps the first time.
+    async fn revoke_token(&self, agent: &AgentId, token: &TokenId)
+    -> Result<TokenInfo, StoreError>;
+    /// Revokes every live token of `agent`; returns how many.
+    async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError>;
+}
+
+/// A fresh random id such as `tok_3f9a…` (64 bits of CSPRNG output).
+pub(crate) fn random_id(kind: &str) -> Result<String, StoreError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|_| StoreError::Token(TokenError::Entropy))?;
+    Ok(format!("{kind}_{}", hex::encode(bytes)))
+}
+
+/// What lists show of a token: `{prefix}_{slug}_` and the first 8 hex digits.
+pub(crate) fn display_prefix(token: &str, prefix_len: usize, slug_len: usize) -> String {
+    let shown = (prefix_len + slug_len + 2 + 8).min(token.len());
+    format!("{}…", &token[..shown])
+}
+
+pub(crate) fn validate_label(label: &str) -> Result<(), StoreError> {
+    if label.len() > 200 || label.chars().any(char::is_control) {
+        return Err(StoreError::InvalidLabel);
+    }
+    Ok(())
+}

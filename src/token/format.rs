@@ -1,0 +1,324 @@
+use super::{RawToken, TokenHash};
+
+/// Bytes of CSPRNG output in a token (56 hex digits, 224 bits).
+const ENTROPY_BYTES: usize = 28;
+/// Hex digits after the slug: entropy + CRC32.
+const BODY_HEX: usize = 64;
+const CHECKSUM_HEX: usize = 8;
+const MAX_PREFIX: usize = 32;
+const MAX_SLUG: usize = 64;
+
+/// Why a string is not a valid token of a [`TokenFormat`].
+///
+/// None of the variants carries any part of the token, so an error can be logged safely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The string does not start with this format's `{prefix}_`: another layer may own it.
+    #[error("token does not carry this application's prefix")]
+    NotOwned,
+    /// The prefix is ours but the rest is not `{slug}_{64 lowercase hex}`.
+    #[error("token is malformed")]
+    Malformed,
+    /// The CRC32 does not match: a typo or a forgery, rejected without a lookup.
+    #[error("token checksum does not match")]
+    Checksum,
+    /// An application prefix must be 1–32 of `[a-z0-9_]`, start with a letter and not end with `_`.
+    #[error(
+        "invalid token prefix (1-32 of [a-z0-9_], starting with a letter, not ending with '_')"
+    )]
+    InvalidPrefix,
+    /// An agent slug must be 1–64 of `[a-z0-9-]`.
+    #[error("invalid agent slug (1-64 of [a-z0-9-])")]
+    InvalidSlug,
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed")]
+    Entropy,
+}
+
+/// The token format of one application: its prefix, and whether legacy tokens are accepted.
+///
+/// With [`TokenFormat::accept_legacy`] the format also accepts `{prefix}_{slug}_{64 hex}` tokens
+/// whose last 8 hex digits are not a checksum — the shape of tokens minted by systems such as
+/// Data Machine (`datamachine_{slug}_{64 hex}`) — so they can be imported by hash and keep working.
+/// Such tokens skip the offline checksum check and are looked up like any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFormat {
+    prefix: Box<str>,
+    accept_legacy: bool,
+}
+
+/// A token that passed the offline checks of a [`TokenFormat`]; borrowed from the presented string.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ParsedToken<'a> {
+    token: &'a str,
+    slug: &'a str,
+    legacy: bool,
+}
+
+impl std::fmt::Debug for ParsedToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedToken")
+            .field("slug", &self.slug)
+            .field("legacy", &self.legacy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ParsedToken<'a> {
+    /// The agent slug embedded in the token.
+    pub fn slug(&self) -> &'a str {
+        self.slug
+    }
+
+    /// True when the token was accepted without a checksum (legacy mode).
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    /// SHA-256 of the whole token, for the lookup.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.token)
+    }
+}
+
+impl TokenFormat {
+    /// A format minting and accepting `{prefix}_{slug}_{64 hex}` tokens with a checksum.
+    pub fn new(prefix: impl Into<String>) -> Result<Self, TokenError> {
+        let prefix = prefix.into();
+        if !valid_prefix(&prefix) {
+            return Err(TokenError::InvalidPrefix);
+        }
+        Ok(Self {
+            prefix: prefix.into_boxed_str(),
+            accept_legacy: false,
+        })
+    }
+
+    /// Also accept checksum-less 64-hex tokens (imported from an existing system).
+    pub fn accept_legacy(mut self, accept: bool) -> Self {
+        self.accept_legacy = accept;
+        self
+    }
+
+    /// The application prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether checksum-less legacy tokens are accepted.
+    pub fn accepts_legacy(&self) -> bool {
+        self.accept_legacy
+    }
+
+    /// True when `token` starts with `{prefix}_`, i.e. this format is the one to judge it.
+    pub fn owns(&self, token: &str) -> bool {
+        self.strip_prefix(token).is_some()
+    }
+
+    fn strip_prefix<'a>(&self, token: &'a str) -> Option<&'a str> {
+        token.strip_prefix(&*self.prefix)?.strip_prefix('_')
+    }
+
+    /// Mints a new token for the agent `slug` from the operating system's CSPRNG.
+    pub fn mint(&self, slug: &str) -> Result<RawToken, TokenError> {
+        let mut entropy = [0u8; ENTROPY_BYTES];
+        getrandom::fill(&mut entropy).map_err(|_| TokenError::Entropy)?;
+        self.mint_with_entropy(slug, &entropy)
+    }
+
+    /// Builds the token for given entropy. Deterministic: this is what the golden test vectors
+    /// pin down. Use [`TokenFormat::mint`] for real tokens.
+    pub fn mint_with_entropy(
+        &self,
+        slug: &str,
+        entropy: &[u8; ENTROPY_BYTES],
+    ) -> Result<RawToken, TokenError> {
+        if !valid_slug(slug) {
+            return Err(TokenError::InvalidSlug);
+        }
+        let mut token = String::with_capacity(self.prefix.len() + slug.len() + 2 + BODY_HEX);
+        token.push_str(&self.prefix);
+        token.push('_');
+        token.push_str(slug);
+        token.push('_');
+        token.push_str(&hex::encode(entropy));
+        let checksum = crc32fast::hash(token.as_bytes());
+        token.push_str(&format!("{checksum:08x}"));
+        Ok(RawToken::new(token))
+    }
+
+    /// Checks a presented token offline (prefix, shape, checksum), from the right.
+    ///
+    /// No hashing and no lookup happen here, so a malformed or mistyped token costs next to
+    /// nothing to reject.
+    pub fn parse<'a>(&self, token: &'a str) -> Result<ParsedToken<'a>, TokenError> {
+        let rest = self.strip_prefix(token).ok_or(TokenError::NotOwned)?;
+        // `{slug}_{64 hex}`: the body is the last 64 bytes, preceded by '_'.
+        let split = rest
+            .len()
+            .checked_sub(BODY_HEX + 1)
+            .filter(|&at| at > 0)
+            .ok_or(TokenError::Malformed)?;
+        let (slug, body) = (rest.get(..split), rest.get(split..));
+        let (Some(slug), Some(body)) = (slug, body) else {
+            return Err(TokenError::Malformed);
+        };
+        let body = body.strip_prefix('_').ok_or(TokenError::Malformed)?;
+        if !is_lower_hex(body.as_bytes()) || !valid_slug(slug) {
+            return Err(TokenError::Malformed);
+        }
+        let checked_len = token.len() - CHECKSUM_HEX;
+        let expected = parse_hex_u32(&body.as_bytes()[BODY_HEX - CHECKSUM_HEX..]);
+        let legacy = crc32fast::hash(&token.as_bytes()[..checked_len]) != expected;
+        if legacy && !self.accept_legacy {
+            return Err(TokenError::Checksum);
+        }
+        Ok(ParsedToken {
+            token,
+            slug,
+            legacy,
+        })
+    }
+}
+
+fn valid_prefix(prefix: &str) -> bool {
+    let bytes = prefix.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_PREFIX
+        && bytes[0].is_ascii_lowercase()
+        && bytes[bytes.len() - 1] != b'_'
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Whether `slug` is a valid agent slug: 1–64 of `[a-z0-9-]`.
+pub(crate) fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= MAX_SLUG
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Parses 8 lowercase hex digits already checked by `is_lower_hex`.
+fn parse_hex_u32(digits: &[u8]) -> u32 {
+    digits.iter().fold(0u32, |acc, &d| {
+        let nibble = if d.is_ascii_digit() {
+            d - b'0'
+        } else {
+            d - b'a' + 10
+        };
+        (acc << 4) | u32::from(nibble)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format() -> TokenFormat {
+        TokenFormat::new("acme").unwrap()
+    }
+
+    #[test]
+    fn minted_tokens_parse_back() {
+        let token = format().mint("bot-1").unwrap();
+        let parsed = format().parse(token.expose_secret()).unwrap();
+        assert_eq!(parsed.slug(), "bot-1");
+        assert!(!parsed.is_legacy());
+    }
+
+    #[test]
+    fn minted_tokens_differ() {
+        let a = format().mint("bot").unwrap();
+        let b = format().mint("bot").unwrap();
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn foreign_prefix_is_not_owned() {
+        assert_eq!(format().parse("ghp_abc").unwrap_err(), TokenError::NotOwned);
+        // A prefix that merely starts the same is still foreign.
+        assert_eq!(
+            format().parse("acmex_bot_00").unwrap_err(),
+            TokenError::NotOwned
+        );
+    }
+
+    #[test]
+    fn short_or_non_hex_bodies_are_malformed() {
+        let f = format();
+        assert_eq!(f.parse("acme_bot_abc").unwrap_err(), TokenError::Malformed);
+        assert_eq!(
+            f.parse(&format!("acme__{}", "a".repeat(64))).unwrap_err(),
+            TokenError::Malformed
+        );
+        assert_eq!(
+            f.parse(&format!("acme_bot_{}", "A".repeat(64)))
+                .unwrap_err(),
+            TokenError::Malformed
+        );
+        assert_eq!(
+            f.parse(&format!("acme_bot-{}", "a".repeat(64)))
+                .unwrap_err(),
+            TokenError::Malformed
+        );
+        assert_eq!(
+            f.parse(&format!("acme_Bot_{}", "a".repeat(64)))
+                .unwrap_err(),
+            TokenError::Malformed
+        );
+        assert_eq!(
+            f.parse(&format!("acme_bé_{}", "a".repeat(64))).unwrap_err(),
+            TokenError::Malformed
+        );
+    }
+
+    #[test]
+    fn legacy_tokens_need_the_setting() {
+        let legacy = format!("acme_bot_{}", "ab".repeat(32));
+        assert_eq!(format().parse(&legacy).unwrap_err(), TokenError::Checksum);
+        let parsed = format().accept_legacy(true).parse(&legacy).unwrap();
+        assert!(parsed.is_legacy());
+    }
+
+    #[test]
+    fn prefixes_are_validated() {
+        for bad in ["", "Acme", "1acme", "acme_", "ac-me", &"a".repeat(33)] {
+            assert_eq!(
+                TokenFormat::new(bad).unwrap_err(),
+                TokenError::InvalidPrefix,
+                "{bad:?}"
+            );
+        }
+        for good in ["a", "datamachine", "my_app", "app2"] {
+            assert!(TokenFormat::new(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn prefix_with_underscore_parses_from_the_right() {
+        let f = TokenFormat::new("my_app").unwrap();
+        let token = f.mint("bot").unwrap();
+        assert_eq!(f.parse(token.expose_secret()).unwrap().slug(), "bot");
+    }
+
+    #[test]
+    fn slugs_are_validated_on_mint() {
+        assert_eq!(format().mint("").unwrap_err(), TokenError::InvalidSlug);
+        assert_eq!(format().mint("a_b").unwrap_err(), TokenError::InvalidSlug);
+        assert_eq!(
+            format().mint(&"a".repeat(65)).unwrap_err(),
+            TokenError::InvalidSlug
+        );
+        assert!(format().mint(&"a".repeat(64)).is_ok());
+    }
+}

@@ -1,0 +1,99 @@
+//! Property tests of the ceiling algebra (DESIGN §6).
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use tower_agent_auth::ceiling::{
+    Capability, CapabilityCeiling, CapabilitySet, LayerSource, Policy,
+};
+
+/// Capability names over a tiny alphabet, so that random patterns actually overlap.
+fn name() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..=3)
+        .prop_map(|s| s.join(":"))
+}
+
+fn pattern() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => name(),
+        3 => name().prop_map(|n| format!("{n}:*")),
+        1 => Just("*".to_owned()),
+    ]
+}
+
+fn set() -> impl Strategy<Value = CapabilitySet> {
+    prop::collection::vec(pattern(), 0..4).prop_map(|p| CapabilitySet::parse(p).unwrap())
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    (prop::option::of(set()), set()).prop_map(|(allow, deny)| {
+        allow
+            .map_or_else(Policy::unrestricted, Policy::allow)
+            .with_deny(deny)
+    })
+}
+
+fn ceiling_of(layers: &[Policy]) -> CapabilityCeiling {
+    let mut ceiling = CapabilityCeiling::new(Arc::new(layers[0].clone()));
+    for layer in &layers[1..] {
+        ceiling = ceiling.narrowed_by(LayerSource::AgentPolicy, Arc::new(layer.clone()));
+    }
+    ceiling
+}
+
+proptest! {
+    #[test]
+    fn ceiling_is_never_wider_than_any_layer(layers in prop::collection::vec(policy(), 1..5), n in name()) {
+        let ceiling = ceiling_of(&layers);
+        if ceiling.allows(&n) {
+            for layer in &layers {
+                prop_assert!(layer.allows(&n));
+            }
+        }
+    }
+
+    #[test]
+    fn ceiling_allows_exactly_what_every_layer_allows(layers in prop::collection::vec(policy(), 1..5), n in name()) {
+        let ceiling = ceiling_of(&layers);
+        prop_assert_eq!(ceiling.allows(&n), layers.iter().all(|l| l.allows(&n)));
+    }
+
+    #[test]
+    fn layer_order_does_not_matter(mut layers in prop::collection::vec(policy(), 1..5), n in name(), seed in any::<u64>()) {
+        let before = ceiling_of(&layers).allows(&n);
+        let len = layers.len();
+        layers.rotate_left((seed as usize) % len);
+        layers.reverse();
+        prop_assert_eq!(ceiling_of(&layers).allows(&n), before);
+    }
+
+    #[test]
+    fn adding_a_layer_never_widens(layers in prop::collection::vec(policy(), 1..4), extra in policy(), n in name()) {
+        let before = ceiling_of(&layers);
+        let after = before.clone().narrowed_by(LayerSource::Token, Arc::new(extra));
+        prop_assert!(!after.allows(&n) || before.allows(&n));
+    }
+
+    #[test]
+    fn deny_always_wins(layers in prop::collection::vec(policy(), 1..4), n in name()) {
+        let deny = Policy::unrestricted().with_deny(CapabilitySet::parse([n.as_str()]).unwrap());
+        let ceiling = ceiling_of(&layers).narrowed_by(LayerSource::Token, Arc::new(deny));
+        prop_assert!(!ceiling.allows(&n));
+    }
+
+    #[test]
+    fn covers_agrees_with_matches(s in set(), p in pattern(), n in name()) {
+        let pattern = Capability::parse(&p).unwrap();
+        if s.covers(&pattern) && pattern.matches(&n) {
+            prop_assert!(s.matches(&n));
+        }
+    }
+
+    #[test]
+    fn patterns_are_never_allowed_as_names(layers in prop::collection::vec(policy(), 1..3), n in name()) {
+        let ceiling = ceiling_of(&layers);
+        let wildcard = format!("{n}:*");
+        prop_assert!(!ceiling.allows(&wildcard));
+        prop_assert!(!ceiling.allows("*"));
+    }
+}
