@@ -1,1 +1,178 @@
-fn main() {}
+//! Per-request cost of `AgentAuthLayer` (issue: core middleware).
+//!
+//! `cargo bench --bench layer`
+//!
+//! * `baseline/no_layer` — the inner service alone, same request construction;
+//! * `layer/valid_token` — through the layer with the in-memory store (10 000 tokens stored);
+//!   the layer's overhead is the difference between the two;
+//! * `reference/sha256_plus_hashmap` — the floor: SHA-256 of the token + a `HashMap` lookup;
+//! * `reference/jwt_hs256_verify` — `jsonwebtoken` HS256 verification of an equivalent claim set;
+//! * `reject/*` — offline rejection: the token parser alone on a bad-checksum and a malformed
+//!   token, and the whole layer answering 401 for a bad checksum.
+//!
+//! Futures are polled once with a no-op waker: the in-memory path never waits, so this measures
+//! CPU work, not an executor.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tower::{Service, ServiceBuilder};
+use tower_agent_auth::AgentAuthLayer;
+use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::store::{
+    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
+};
+use tower_agent_auth::token::{RawToken, TokenFormat};
+
+fn poll_now<F: Future>(future: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the in-memory path never waits"),
+    }
+}
+
+fn request(authorization: &str) -> Request<String> {
+    Request::builder()
+        .uri("/posts")
+        .header("authorization", authorization)
+        .body(String::new())
+        .unwrap()
+}
+
+fn call<S>(service: &mut S, request: Request<String>) -> Response<String>
+where
+    S: Service<Request<String>, Response = Response<String>, Error = Infallible>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(service.poll_ready(&mut cx).is_ready());
+    poll_now(service.call(request)).unwrap()
+}
+
+const STORED_TOKENS: usize = 10_000;
+
+fn store_with_tokens() -> (MemoryStore, RawToken) {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new(
+        "alice",
+        Policy::allow(CapabilitySet::parse(["posts:*", "comments:*"]).unwrap()),
+    ));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let token = runtime.block_on(async {
+        let agent = store
+            .create_agent(NewAgent::new("writer", "alice"))
+            .await
+            .unwrap();
+        let mut last = None;
+        for i in 0..STORED_TOKENS {
+            let capabilities = CapabilitySet::parse(["posts:read", "posts:publish"]).unwrap();
+            let new = NewToken::new(format!("t{i}")).with_capabilities(capabilities);
+            last = Some(store.create_token(&agent.id, new).await.unwrap().token);
+        }
+        last.unwrap()
+    });
+    (store, token)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    agent: String,
+    jti: String,
+    exp: u64,
+    iat: u64,
+    capabilities: Vec<String>,
+}
+
+fn bench_layer(c: &mut Criterion) {
+    let (store, token) = store_with_tokens();
+    let bearer = format!("Bearer {}", token.expose_secret());
+    let inner = tower::service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    });
+
+    let mut bare = inner;
+    c.bench_function("baseline/no_layer", |b| {
+        b.iter(|| call(&mut bare, request(black_box(&bearer))))
+    });
+
+    let mut layered = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(store.clone()))
+        .service(inner);
+    assert_eq!(call(&mut layered, request(&bearer)).status(), 200);
+    c.bench_function("layer/valid_token", |b| {
+        b.iter(|| call(&mut layered, request(black_box(&bearer))))
+    });
+
+    // The floor: hash the token and look the digest up in a std HashMap of the same size.
+    let mut table: HashMap<[u8; 32], u64> = HashMap::new();
+    for i in 0..STORED_TOKENS as u64 {
+        table.insert(Sha256::digest(i.to_le_bytes()).into(), i);
+    }
+    let digest: [u8; 32] = Sha256::digest(token.expose_secret().as_bytes()).into();
+    table.insert(digest, 42);
+    let raw = token.expose_secret().to_owned();
+    c.bench_function("reference/sha256_plus_hashmap", |b| {
+        b.iter(|| {
+            let digest: [u8; 32] = Sha256::digest(black_box(raw.as_bytes())).into();
+            black_box(table.get(&digest).copied())
+        })
+    });
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = Claims {
+        sub: "alice".into(),
+        agent: "writer".into(),
+        jti: "tok_0123456789abcdef".into(),
+        exp: now + 3600,
+        iat: now,
+        capabilities: vec!["posts:read".into(), "posts:publish".into()],
+    };
+    let secret = b"a-32-byte-secret-for-hs256-bench";
+    let jwt = jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+    let key = DecodingKey::from_secret(secret);
+    let validation = Validation::new(Algorithm::HS256);
+    c.bench_function("reference/jwt_hs256_verify", |b| {
+        b.iter(|| jsonwebtoken::decode::<Claims>(black_box(&jwt), &key, &validation).unwrap())
+    });
+
+    let format = TokenFormat::new("acme").unwrap();
+    let mut bad_checksum = raw.clone();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == '0' { '1' } else { '0' });
+    c.bench_function("reject/parse_bad_checksum", |b| {
+        b.iter(|| format.parse(black_box(&bad_checksum)).is_err())
+    });
+    let malformed = format!("acme_writer_{}", "z".repeat(64));
+    c.bench_function("reject/parse_malformed", |b| {
+        b.iter(|| format.parse(black_box(&malformed)).is_err())
+    });
+    let bad_bearer = format!("Bearer {bad_checksum}");
+    assert_eq!(call(&mut layered, request(&bad_bearer)).status(), 401);
+    c.bench_function("reject/layer_bad_checksum_401", |b| {
+        b.iter(|| call(&mut layered, request(black_box(&bad_bearer))))
+    });
+}
+
+criterion_group!(benches, bench_layer);
+criterion_main!(benches);

@@ -38,7 +38,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::principal::AgentId;
+use smallvec::SmallVec;
 
 /// Why a capability or pattern string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -296,7 +296,7 @@ impl Policy {
 }
 
 /// Where a layer of a ceiling comes from, to explain a refusal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LayerSource {
     /// The acting user's role in the host application.
@@ -305,8 +305,9 @@ pub enum LayerSource {
     AgentPolicy,
     /// The capabilities the token was minted with.
     Token,
-    /// A parent agent that delegated to this one.
-    DelegatingParent(AgentId),
+    /// A delegating parent agent, by its position in the principal's
+    /// [`delegation_chain`](crate::ExecutionPrincipal::delegation_chain) (0 = outermost).
+    DelegatingParent(u8),
 }
 
 /// The intersection of permission layers that bounds every check on a request.
@@ -314,20 +315,22 @@ pub enum LayerSource {
 /// It always contains the owner's role, so no principal is ever wider than its user.
 #[derive(Debug, Clone)]
 pub struct CapabilityCeiling {
-    layers: Vec<(LayerSource, Arc<Policy>)>,
+    // Inline room for owner, agent, token and one parent: no allocation per request, and
+    // small enough (72 bytes) to move cheaply.
+    layers: SmallVec<[(Arc<Policy>, LayerSource); 4]>,
 }
 
 impl CapabilityCeiling {
     /// A ceiling bounded by the acting user's role alone (what a session principal gets).
     pub fn new(owner_role: Arc<Policy>) -> Self {
-        let mut layers = Vec::with_capacity(3);
-        layers.push((LayerSource::OwnerRole, owner_role));
+        let mut layers = SmallVec::new();
+        layers.push((owner_role, LayerSource::OwnerRole));
         Self { layers }
     }
 
     /// Adds a layer. The result is never wider than before.
     pub fn narrowed_by(mut self, source: LayerSource, policy: Arc<Policy>) -> Self {
-        self.layers.push((source, policy));
+        self.layers.push((policy, source));
         self
     }
 
@@ -336,22 +339,22 @@ impl CapabilityCeiling {
     /// A string that is not a valid capability name (for example a pattern like `posts:*`) is
     /// never allowed.
     pub fn allows(&self, name: &str) -> bool {
-        self.layers.iter().all(|(_, policy)| policy.allows(name))
+        self.layers.iter().all(|(policy, _)| policy.allows(name))
     }
 
     /// The first layer that refuses `name`, if any.
     pub fn refused_by(&self, name: &str) -> Option<&LayerSource> {
         self.layers
             .iter()
-            .find(|(_, policy)| !policy.allows(name))
-            .map(|(source, _)| source)
+            .find(|(policy, _)| !policy.allows(name))
+            .map(|(_, source)| source)
     }
 
     /// The layers, owner role first.
     pub fn layers(&self) -> impl ExactSizeIterator<Item = (&LayerSource, &Policy)> {
         self.layers
             .iter()
-            .map(|(source, policy)| (source, &**policy))
+            .map(|(policy, source)| (source, &**policy))
     }
 }
 

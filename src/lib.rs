@@ -47,6 +47,7 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+mod bytes;
 pub mod ceiling;
 pub mod clock;
 pub mod layer;

@@ -252,9 +252,9 @@ impl Principal {
         }
     }
 
-    pub(crate) fn with_challenge(principal: ExecutionPrincipal, challenge: Arc<Challenge>) -> Self {
+    pub(crate) fn with_challenge(self, challenge: Arc<Challenge>) -> Self {
         Self {
-            principal: Arc::new(principal),
+            principal: self.principal,
             challenge: Some(challenge),
         }
     }

@@ -87,6 +87,7 @@ fn marker(extensions: &Extensions) -> Option<&Arc<Challenge>> {
 }
 
 /// The request's principal, `Ok(None)` when the layer ran but found none.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) fn optional_principal(
     extensions: &Extensions,
 ) -> Result<Option<&Principal>, PrincipalRejection> {

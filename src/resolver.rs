@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use crate::principal::ExecutionPrincipal;
+use crate::principal::Principal;
 use crate::token::{TokenFormat, TokenHash};
 
 /// A boxed error from a backend.
@@ -131,13 +131,17 @@ impl<'a> TokenLookup<'a> {
     }
 }
 
-/// Turns an agent bearer token into an [`ExecutionPrincipal`].
+/// Turns an agent bearer token into a [`Principal`] (a shared
+/// [`ExecutionPrincipal`](crate::ExecutionPrincipal)).
 ///
 /// Implement it for your own store; the trait is object safe, so `Arc<dyn TokenResolver>` works.
 /// The layer calls it only for tokens of [`TokenResolver::token_format`] that passed the offline
 /// checks. An implementation validates that the token exists, is not revoked, expired or spent,
 /// that its agent is active, and that the owner exists and is active; then builds the principal
 /// with its ceiling. It returns [`ResolveError::Unavailable`] when it cannot decide.
+///
+/// The principal is returned behind an `Arc` so that a resolver may hand out one cached principal
+/// per token instead of building one per request (the in-memory store does).
 ///
 /// See `examples/custom_resolver.rs` for a complete implementation.
 #[async_trait::async_trait]
@@ -146,7 +150,7 @@ pub trait TokenResolver: Send + Sync + 'static {
     fn token_format(&self) -> &TokenFormat;
 
     /// Resolves a token that passed the offline checks.
-    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<ExecutionPrincipal, ResolveError>;
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError>;
 }
 
 #[async_trait::async_trait]
@@ -155,13 +159,14 @@ impl<T: TokenResolver + ?Sized> TokenResolver for Arc<T> {
         (**self).token_format()
     }
 
-    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<ExecutionPrincipal, ResolveError> {
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
         (**self).resolve(token).await
     }
 }
 
 /// Resolves requests signed in by an ordinary user session (a cookie, a session id) into a
-/// principal with [`AuthSource::Session`](crate::AuthSource::Session).
+/// principal with [`AuthSource::Session`](crate::AuthSource::Session) (see
+/// [`UserRecord::session_principal`](crate::store::UserRecord::session_principal)).
 ///
 /// The layer asks it only when the request carries no `Authorization` header. Return `Ok(None)`
 /// when there is no valid session.
@@ -171,7 +176,7 @@ pub trait SessionResolver: Send + Sync + 'static {
     async fn resolve_session(
         &self,
         request: &http::request::Parts,
-    ) -> Result<Option<ExecutionPrincipal>, ResolveError>;
+    ) -> Result<Option<Principal>, ResolveError>;
 }
 
 #[async_trait::async_trait]
@@ -179,7 +184,7 @@ impl<T: SessionResolver + ?Sized> SessionResolver for Arc<T> {
     async fn resolve_session(
         &self,
         request: &http::request::Parts,
-    ) -> Result<Option<ExecutionPrincipal>, ResolveError> {
+    ) -> Result<Option<Principal>, ResolveError> {
         (**self).resolve_session(request).await
     }
 }

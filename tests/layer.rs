@@ -11,7 +11,7 @@ use tower_agent_auth::layer::RefusalReason;
 use tower_agent_auth::store::{AgentStatus, AgentStore, NewToken, TokenStore, UserDirectory};
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{
-    AgentAuthLayer, AuthSource, ExecutionPrincipal, InvalidReason, Policy, RequireCapabilityLayer,
+    AgentAuthLayer, AuthSource, InvalidReason, Policy, Principal, RequireCapabilityLayer,
     ResolveError, TokenLookup, TokenResolver, UserId,
 };
 
@@ -431,7 +431,7 @@ impl TokenResolver for Down {
     fn token_format(&self) -> &TokenFormat {
         &self.0
     }
-    async fn resolve(&self, _: &TokenLookup<'_>) -> Result<ExecutionPrincipal, ResolveError> {
+    async fn resolve(&self, _: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
         Err(ResolveError::unavailable(std::io::Error::other(
             "connection refused",
         )))
@@ -491,7 +491,7 @@ async fn unavailable_user_directory_answers_503() {
         fn token_format(&self) -> &TokenFormat {
             self.0.token_format()
         }
-        async fn resolve(&self, t: &TokenLookup<'_>) -> Result<ExecutionPrincipal, ResolveError> {
+        async fn resolve(&self, t: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
             let principal = self.0.resolve(t).await?;
             self.1.user(principal.user_id()).await?;
             Ok(principal)

@@ -1,6 +1,8 @@
 //! `Authorization` header parsing (RFC 7235 credentials, RFC 6750 `b64token`).
 
 use http::HeaderMap;
+
+use crate::bytes::is_b64_char;
 use http::header::AUTHORIZATION;
 
 /// What a request presents in its `Authorization` header.
@@ -8,11 +10,12 @@ use http::header::AUTHORIZATION;
 pub(crate) enum Credentials<'a> {
     /// No `Authorization` header.
     Absent,
-    /// `Bearer <b64token>` (scheme case-insensitive).
-    Bearer(&'a str),
+    /// `Bearer <token>` (scheme case-insensitive). The token bytes are not validated yet:
+    /// our own tokens get the stricter format check, others [`is_b64token`].
+    Bearer(&'a [u8]),
     /// Another scheme (`Basic …`, `DPoP …`): some other layer's business.
     OtherScheme,
-    /// Two headers, an empty one, or a `Bearer` header without a valid `b64token`.
+    /// Two headers, an empty one, or a `Bearer` header without a token.
     Malformed,
 }
 
@@ -25,14 +28,6 @@ pub(crate) fn credentials(headers: &HeaderMap) -> Credentials<'_> {
         return Credentials::Malformed;
     }
     parse(value.as_bytes())
-}
-
-/// The bearer token of a request whose credentials were already found to be `Bearer`.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    match credentials(headers) {
-        Credentials::Bearer(token) => Some(token),
-        _ => None,
-    }
 }
 
 fn is_ows(b: u8) -> bool {
@@ -53,11 +48,10 @@ fn parse(value: &[u8]) -> Credentials<'_> {
     }
     // RFC 7235: 1*SP between the scheme and the token68.
     let token = &rest[rest.iter().take_while(|&&b| b == b' ').count()..];
-    if !is_b64token(token) {
+    if token.is_empty() {
         return Credentials::Malformed;
     }
-    // A b64token is ASCII, so this cannot fail.
-    std::str::from_utf8(token).map_or(Credentials::Malformed, Credentials::Bearer)
+    Credentials::Bearer(token)
 }
 
 /// RFC 7230 `tchar`.
@@ -66,12 +60,9 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// RFC 6750 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &[u8]) -> bool {
+pub(crate) fn is_b64token(token: &[u8]) -> bool {
     let body_len = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-    body_len > 0
-        && token[..body_len]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    body_len > 0 && token[..body_len].iter().all(|&b| is_b64_char(b))
 }
 
 #[cfg(test)]
@@ -80,24 +71,31 @@ mod tests {
     use http::HeaderValue;
 
     fn one(value: &'static str) -> Credentials<'static> {
-        parse(value.as_bytes())
+        match parse(value.as_bytes()) {
+            Credentials::Bearer(token) if !is_b64token(token) => Credentials::Malformed,
+            other => other,
+        }
+    }
+
+    fn bearer(token: &'static str) -> Credentials<'static> {
+        Credentials::Bearer(token.as_bytes())
     }
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(one("Bearer abc"), Credentials::Bearer("abc"));
-        assert_eq!(one("bearer abc"), Credentials::Bearer("abc"));
-        assert_eq!(one("BEARER abc"), Credentials::Bearer("abc"));
+        assert_eq!(one("Bearer abc"), bearer("abc"));
+        assert_eq!(one("bearer abc"), bearer("abc"));
+        assert_eq!(one("BEARER abc"), bearer("abc"));
     }
 
     #[test]
     fn surrounding_whitespace_and_multiple_spaces_are_allowed() {
-        assert_eq!(one("  Bearer   abc\t "), Credentials::Bearer("abc"));
+        assert_eq!(one("  Bearer   abc\t "), bearer("abc"));
     }
 
     #[test]
     fn b64token_padding_is_allowed_only_at_the_end() {
-        assert_eq!(one("Bearer ab+/c=="), Credentials::Bearer("ab+/c=="));
+        assert_eq!(one("Bearer ab+/c=="), bearer("ab+/c=="));
         assert_eq!(one("Bearer a=b"), Credentials::Malformed);
         assert_eq!(one("Bearer ==="), Credentials::Malformed);
     }
@@ -132,12 +130,15 @@ mod tests {
     }
 
     #[test]
-    fn non_ascii_bytes_are_malformed() {
+    fn non_ascii_bytes_are_not_a_b64token() {
         let mut headers = HeaderMap::new();
         headers.insert(
             AUTHORIZATION,
             HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
         );
-        assert_eq!(credentials(&headers), Credentials::Malformed);
+        let Credentials::Bearer(token) = credentials(&headers) else {
+            panic!("a bearer token");
+        };
+        assert!(!is_b64token(token));
     }
 }

@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -9,13 +9,55 @@ use tower_service::Service;
 
 use super::layer::Shared;
 use super::response::{Challenge, LayerMarker, Rejection};
-use crate::principal::{ExecutionPrincipal, Principal};
+use crate::principal::Principal;
 use crate::resolver::ResolveError;
 
-/// A credential lookup in flight; it owns the request and hands it back with the verdict.
-pub(crate) type Resolution<B> = Pin<
-    Box<dyn Future<Output = (Request<B>, Result<Option<ExecutionPrincipal>, ResolveError>)> + Send>,
->;
+/// A token lookup in flight.
+pub(crate) type TokenResolution =
+    Pin<Box<dyn Future<Output = Result<Principal, ResolveError>> + Send>>;
+
+/// A session lookup in flight; it borrows the request's parts, so it owns the request and hands
+/// it back with the verdict.
+pub(crate) type SessionResolution<B> =
+    Pin<Box<dyn Future<Output = (Request<B>, Result<Option<Principal>, ResolveError>)> + Send>>;
+
+pub(crate) enum Resolution<B> {
+    /// A token lookup; the request waits beside it.
+    Token(TokenResolution),
+    /// A session lookup, which holds the request itself.
+    Session(SessionResolution<B>),
+}
+
+type Verdict<B> = (Request<B>, Result<Option<Principal>, ResolveError>);
+
+impl<B> Resolution<B> {
+    /// Polls the lookup; on completion hands back the request with the verdict.
+    /// `request` is the request of a token lookup (`None` for a session lookup, which holds it).
+    fn poll_verdict(
+        &mut self,
+        request: &mut Option<Request<B>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Verdict<B>> {
+        match self {
+            Self::Token(lookup) => {
+                let verdict = ready!(lookup.as_mut().poll(cx)).map(Some);
+                let request = request.take().expect("a lookup completes once");
+                Poll::Ready((request, verdict))
+            }
+            Self::Session(lookup) => lookup.as_mut().poll(cx),
+        }
+    }
+}
+
+/// What a lookup that could not finish at once keeps until it does. Boxed, so that the common
+/// case — a verdict ready in `call` — moves a small future around.
+pub(crate) struct Pending<S, B> {
+    resolution: Resolution<B>,
+    request: Option<Request<B>>,
+    inner: S,
+    challenge: Arc<Challenge>,
+    required: bool,
+}
 
 pin_project! {
     /// Response future of [`AgentAuth`](crate::layer::AgentAuth).
@@ -35,10 +77,7 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         Resolving {
-            resolution: Resolution<ReqBody>,
-            inner: Option<S>,
-            challenge: Arc<Challenge>,
-            required: bool,
+            pending: Option<Box<Pending<S, ReqBody>>>,
         },
         Calling {
             #[pin]
@@ -69,15 +108,73 @@ where
         }
     }
 
-    pub(crate) fn resolving(resolution: Resolution<ReqBody>, inner: S, shared: &Shared) -> Self {
+    /// Starts a lookup. It is polled once right away (with a no-op waker): a store or cache
+    /// that answers from memory completes here, and the request goes straight to the inner
+    /// service. A lookup that has to wait is polled again, with the task's waker, by
+    /// [`Future::poll`], which is what registers the wake-up that matters.
+    pub(crate) fn resolving(
+        mut resolution: Resolution<ReqBody>,
+        mut request: Option<Request<ReqBody>>,
+        inner: S,
+        shared: &Shared,
+    ) -> Self {
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready((request, verdict)) = resolution.poll_verdict(&mut request, &mut cx) {
+            return Self {
+                state: settle(request, verdict, inner, &shared.challenge, shared.required),
+            };
+        }
+        let pending = Pending {
+            resolution,
+            request,
+            inner,
+            challenge: shared.challenge.clone(),
+            required: shared.required,
+        };
         Self {
             state: State::Resolving {
-                resolution,
-                inner: Some(inner),
-                challenge: shared.challenge.clone(),
-                required: shared.required,
+                pending: Some(Box::new(pending)),
             },
         }
+    }
+}
+
+/// Turns a verdict into the next state: call the inner service (with the principal, or marked as
+/// anonymous) or answer with a rejection.
+fn settle<S, ReqBody, ResBody>(
+    mut request: Request<ReqBody>,
+    verdict: Result<Option<Principal>, ResolveError>,
+    mut inner: S,
+    challenge: &Arc<Challenge>,
+    required: bool,
+) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<&'static str>,
+{
+    let rejection = match verdict {
+        Ok(Some(principal)) => {
+            request
+                .extensions_mut()
+                .insert(principal.with_challenge(challenge.clone()));
+            return State::Calling {
+                future: inner.call(request),
+            };
+        }
+        Ok(None) if !required => {
+            request
+                .extensions_mut()
+                .insert(LayerMarker(challenge.clone()));
+            return State::Calling {
+                future: inner.call(request),
+            };
+        }
+        Ok(None) => Rejection::MissingCredentials,
+        Err(ResolveError::Invalid(reason)) => Rejection::InvalidToken(reason),
+        Err(ResolveError::Unavailable(_)) => Rejection::Unavailable,
+    };
+    State::Rejected {
+        response: Some(rejection.response(Some(challenge))),
     }
 }
 
@@ -92,41 +189,17 @@ where
         let mut state = self.project().state;
         loop {
             let next = match state.as_mut().project() {
-                StateProj::Resolving {
-                    resolution,
-                    inner,
-                    challenge,
-                    required,
-                } => {
-                    let (mut request, verdict) = ready!(resolution.as_mut().poll(cx));
-                    let rejection = match verdict {
-                        Ok(Some(principal)) => {
-                            request
-                                .extensions_mut()
-                                .insert(Principal::with_challenge(principal, challenge.clone()));
-                            None
-                        }
-                        Ok(None) if *required => Some(Rejection::MissingCredentials),
-                        Ok(None) => {
-                            request
-                                .extensions_mut()
-                                .insert(LayerMarker(challenge.clone()));
-                            None
-                        }
-                        Err(ResolveError::Invalid(reason)) => Some(Rejection::InvalidToken(reason)),
-                        Err(ResolveError::Unavailable(_)) => Some(Rejection::Unavailable),
-                    };
-                    match rejection {
-                        Some(rejection) => State::Rejected {
-                            response: Some(rejection.response(Some(challenge))),
-                        },
-                        None => {
-                            let mut inner = inner.take().expect("resolution completes once");
-                            State::Calling {
-                                future: inner.call(request),
-                            }
-                        }
-                    }
+                StateProj::Resolving { pending: slot } => {
+                    let pending = slot.as_mut().expect("resolution completes once");
+                    let (request, verdict) =
+                        ready!(pending.resolution.poll_verdict(&mut pending.request, cx));
+                    let Pending {
+                        inner,
+                        challenge,
+                        required,
+                        ..
+                    } = *slot.take().expect("resolution completes once");
+                    settle(request, verdict, inner, &challenge, required)
                 }
                 StateProj::Calling { future } => return future.poll(cx),
                 StateProj::Rejected { response } => {

@@ -5,14 +5,11 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::bearer::{self, Credentials};
-use super::future::{Resolution, ResponseFuture};
+use super::future::{Resolution, ResponseFuture, SessionResolution, TokenResolution};
 use super::layer::Shared;
 use super::response::{LayerMarker, Rejection};
 use crate::resolver::{InvalidReason, ResolveError, TokenLookup};
 use crate::token::TokenError;
-
-/// Length of `_` + 64 hex after the slug in a token.
-const TOKEN_TAIL: usize = 65;
 
 /// The service built by [`AgentAuthLayer`](crate::AgentAuthLayer).
 #[derive(Clone)]
@@ -65,27 +62,37 @@ where
             Credentials::Malformed => {
                 return ResponseFuture::rejected(Rejection::InvalidRequest, &shared.challenge);
             }
-            Credentials::Bearer(token) => match shared.format.parse(token) {
-                Ok(parsed) => Some((parsed.hash(), parsed.slug().len(), parsed.is_legacy())),
-                Err(TokenError::NotOwned) => None,
-                Err(error) => {
-                    let reason = match error {
-                        TokenError::Checksum => InvalidReason::Checksum,
-                        _ => InvalidReason::Malformed,
-                    };
-                    return ResponseFuture::rejected(
-                        Rejection::InvalidToken(reason),
-                        &shared.challenge,
-                    );
+            Credentials::Bearer(token) => match shared.format.parse_bytes(token) {
+                Ok(parsed) => match InlineSlug::new(parsed.slug()) {
+                    Some(slug) => Some((parsed.hash(), slug, parsed.is_legacy())),
+                    None => {
+                        let rejection = Rejection::InvalidToken(InvalidReason::Malformed);
+                        return ResponseFuture::rejected(rejection, &shared.challenge);
+                    }
+                },
+                // Not ours: foreign tokens only need to be well-formed b64tokens.
+                Err(TokenError::NotOwned) if bearer::is_b64token(token) => None,
+                Err(TokenError::Checksum) => {
+                    let rejection = Rejection::InvalidToken(InvalidReason::Checksum);
+                    return ResponseFuture::rejected(rejection, &shared.challenge);
+                }
+                // Ours but not our shape: a token all the same (401), unless the header itself
+                // is broken (400). Checked only here, off the success path.
+                Err(_) if bearer::is_b64token(token) => {
+                    let rejection = Rejection::InvalidToken(InvalidReason::Malformed);
+                    return ResponseFuture::rejected(rejection, &shared.challenge);
+                }
+                Err(_) => {
+                    return ResponseFuture::rejected(Rejection::InvalidRequest, &shared.challenge);
                 }
             },
             Credentials::OtherScheme => None,
             Credentials::Absent => match &shared.session {
                 Some(session) => {
                     let session = session.clone();
-                    let resolution: Resolution<ReqBody> = Box::pin(async move {
+                    let resolution: SessionResolution<ReqBody> = Box::pin(async move {
                         let (parts, body) = request.into_parts();
-                        let result = session.resolve_session(&parts).await;
+                        let result = session.as_ref().resolve_session(&parts).await;
                         let result = match result {
                             // A stale or forged session is the same as none.
                             Err(ResolveError::Invalid(_)) => Ok(None),
@@ -93,7 +100,8 @@ where
                         };
                         (Request::from_parts(parts, body), result)
                     });
-                    return ResponseFuture::resolving(resolution, inner, shared);
+                    let resolution = Resolution::Session(resolution);
+                    return ResponseFuture::resolving(resolution, None, inner, shared);
                 }
                 None if shared.required => {
                     return ResponseFuture::rejected(
@@ -105,7 +113,7 @@ where
             },
         };
 
-        let Some((hash, slug_len, legacy)) = lookup else {
+        let Some((hash, slug, legacy)) = lookup else {
             // Not ours: pass through untouched, marked so extractors can answer 401, not 500.
             request
                 .extensions_mut()
@@ -113,21 +121,33 @@ where
             return ResponseFuture::called(inner.call(request));
         };
         let resolver = shared.resolver.clone();
-        let resolution: Resolution<ReqBody> = Box::pin(async move {
-            // The token was checked above; borrow its slug again from the request we now own.
-            let slug = bearer::bearer_token(request.headers()).and_then(|token| {
-                let end = token.len().checked_sub(TOKEN_TAIL)?;
-                token.get(end.checked_sub(slug_len)?..end)
-            });
-            let result = match slug {
-                Some(slug) => resolver
-                    .resolve(&TokenLookup::new(hash, slug, legacy))
-                    .await
-                    .map(Some),
-                None => Err(ResolveError::Invalid(InvalidReason::Malformed)),
-            };
-            (request, result)
+        let lookup: TokenResolution = Box::pin(async move {
+            let lookup = TokenLookup::new(hash, slug.as_str(), legacy);
+            resolver.as_ref().resolve(&lookup).await
         });
-        ResponseFuture::resolving(resolution, inner, shared)
+        ResponseFuture::resolving(Resolution::Token(lookup), Some(request), inner, shared)
+    }
+}
+
+/// An agent slug (at most 64 ASCII bytes) copied out of the header, so the lookup future owns
+/// it without allocating.
+struct InlineSlug {
+    bytes: [u8; MAX_SLUG],
+    len: usize,
+}
+
+const MAX_SLUG: usize = 64;
+
+impl InlineSlug {
+    fn new(slug: &str) -> Option<Self> {
+        let len = slug.len();
+        let mut bytes = [0u8; MAX_SLUG];
+        bytes.get_mut(..len)?.copy_from_slice(slug.as_bytes());
+        Some(Self { bytes, len })
+    }
+
+    fn as_str(&self) -> &str {
+        // Copied from a `&str`, so always valid.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }

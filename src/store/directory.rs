@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::ceiling::{CapabilityCeiling, Policy};
-use crate::principal::{ExecutionPrincipal, UserId};
+use crate::principal::{ExecutionPrincipal, Principal, UserId};
 use crate::resolver::ResolveError;
 
 /// A user as the crate needs to know them: whether they are active and what their role allows.
@@ -47,8 +47,9 @@ impl UserRecord {
     }
 
     /// The principal of this user signed in by an ordinary session: bounded by their role alone.
-    pub fn session_principal(&self) -> ExecutionPrincipal {
-        ExecutionPrincipal::session(self.id.clone(), CapabilityCeiling::new(self.role.clone()))
+    pub fn session_principal(&self) -> Principal {
+        let ceiling = CapabilityCeiling::new(self.role.clone());
+        ExecutionPrincipal::session(self.id.clone(), ceiling).into()
     }
 }
 

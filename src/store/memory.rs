@@ -3,13 +3,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use time::OffsetDateTime;
 
 use super::model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
-use super::{AgentStore, StoreError, TokenStore, UserDirectory, verdict};
+use super::{AgentStore, StoreError, TokenStore, UserDirectory, UserRecord, verdict};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::clock::{Clock, SystemClock};
-use crate::principal::{AgentId, ExecutionPrincipal, TokenId};
+use crate::principal::{AgentId, Principal, TokenId};
 use crate::resolver::{InvalidReason, ResolveError, TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash, valid_slug};
 
@@ -35,8 +36,38 @@ impl Hasher for DigestHasher {
 
 const NEVER: i64 = i64::MIN;
 
+/// An agent's current record, shared by the agent table and the agent's tokens so that resolving
+/// a token needs no second lookup, and a status change is seen by every token at once.
+/// Lock-free reads: every resolution loads it.
+struct AgentSlot(ArcSwap<Agent>);
+
+impl AgentSlot {
+    fn new(agent: Agent) -> Arc<Self> {
+        Arc::new(Self(ArcSwap::from_pointee(agent)))
+    }
+
+    fn get(&self) -> Arc<Agent> {
+        self.0.load_full()
+    }
+
+    fn set(&self, agent: Agent) {
+        self.0.store(Arc::new(agent));
+    }
+}
+
+/// The principal last built for a token, with what it was built from.
+struct CachedPrincipal {
+    agent: Arc<Agent>,
+    owner_role: Arc<Policy>,
+    principal: Principal,
+}
+
 struct TokenEntry {
     info: TokenInfo,
+    agent: Arc<AgentSlot>,
+    /// Reused while the agent record and the owner's role are unchanged, so a request costs an
+    /// `Arc` clone instead of building a principal.
+    cache: ArcSwapOption<CachedPrincipal>,
     policy: Option<Arc<Policy>>,
     /// Unix seconds of the last recorded use, or `NEVER`.
     last_used: AtomicI64,
@@ -50,6 +81,25 @@ impl TokenEntry {
             .then(|| OffsetDateTime::from_unix_timestamp(last_used).ok())
             .flatten();
         info
+    }
+
+    /// The principal for this token acting through `agent` for `owner`.
+    fn principal(&self, agent: &Arc<Agent>, owner: &UserRecord) -> Principal {
+        if let Some(cached) = &*self.cache.load() {
+            let same_role =
+                Arc::ptr_eq(&cached.owner_role, owner.role()) || cached.owner_role == *owner.role();
+            if Arc::ptr_eq(&cached.agent, agent) && same_role {
+                return cached.principal.clone();
+            }
+        }
+        let principal: Principal =
+            verdict::agent_principal(owner, agent, &self.info, self.policy.as_ref()).into();
+        self.cache.store(Some(Arc::new(CachedPrincipal {
+            agent: agent.clone(),
+            owner_role: owner.role().clone(),
+            principal: principal.clone(),
+        })));
+        principal
     }
 
     /// Records a use, at most once per `interval` seconds: one relaxed load on the hot path.
@@ -67,14 +117,14 @@ impl TokenEntry {
 
 #[derive(Default)]
 struct State {
-    agents: HashMap<AgentId, Arc<Agent>>,
+    agents: HashMap<AgentId, Arc<AgentSlot>>,
     slugs: HashMap<Arc<str>, AgentId>,
     tokens: HashMap<TokenHash, Arc<TokenEntry>, BuildHasherDefault<DigestHasher>>,
     token_ids: HashMap<TokenId, TokenHash>,
 }
 
 impl State {
-    fn agent(&self, id: &AgentId) -> Result<&Arc<Agent>, StoreError> {
+    fn agent(&self, id: &AgentId) -> Result<&Arc<AgentSlot>, StoreError> {
         self.agents
             .get(id)
             .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
@@ -102,6 +152,8 @@ impl State {
             info.revoked_at = Some(now);
             *entry = Arc::new(TokenEntry {
                 info,
+                agent: entry.agent.clone(),
+                cache: ArcSwapOption::empty(),
                 policy: entry.policy.clone(),
                 last_used: AtomicI64::new(entry.last_used.load(Ordering::Relaxed)),
             });
@@ -209,24 +261,15 @@ impl TokenResolver for MemoryStore {
         &self.inner.format
     }
 
-    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<ExecutionPrincipal, ResolveError> {
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
         let now = self.inner.clock.now();
-        let (entry, agent) = {
-            let state = self.read();
-            let entry = state
-                .tokens
-                .get(token.hash())
-                .ok_or(InvalidReason::Unknown)?;
-            let agent = state
-                .agents
-                .get(&entry.info.agent_id)
-                .ok_or(InvalidReason::Unknown)?;
-            (entry.clone(), agent.clone())
-        };
+        let entry = self.read().tokens.get(token.hash()).cloned();
+        let entry = entry.ok_or(InvalidReason::Unknown)?;
+        let agent = entry.agent.get();
         verdict::check_token(&entry.info, &agent, token.slug(), now)?;
-        let owner = self.inner.directory.user(&agent.owner).await?;
-        let principal =
-            verdict::agent_principal(owner, &agent, &entry.info, entry.policy.as_ref())?;
+        let owner = self.inner.directory.as_ref().user(&agent.owner).await?;
+        let owner = verdict::active_owner(owner)?;
+        let principal = entry.principal(&agent, &owner);
         entry.touch(now, self.inner.last_used_interval);
         Ok(principal)
     }
@@ -238,7 +281,14 @@ impl AgentStore for MemoryStore {
         if !valid_slug(&new.slug) {
             return Err(StoreError::InvalidSlug(new.slug));
         }
-        if self.inner.directory.user(&new.owner).await?.is_none() {
+        if self
+            .inner
+            .directory
+            .as_ref()
+            .user(&new.owner)
+            .await?
+            .is_none()
+        {
             return Err(StoreError::UnknownUser(new.owner.to_string()));
         }
         let agent = Agent {
@@ -257,12 +307,16 @@ impl AgentStore for MemoryStore {
         state.slugs.insert(agent.slug.clone(), agent.id.clone());
         state
             .agents
-            .insert(agent.id.clone(), Arc::new(agent.clone()));
+            .insert(agent.id.clone(), AgentSlot::new(agent.clone()));
         Ok(agent)
     }
 
     async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
-        Ok(self.read().agents.get(id).map(|a| Agent::clone(a)))
+        Ok(self
+            .read()
+            .agents
+            .get(id)
+            .map(|slot| Agent::clone(&slot.get())))
     }
 
     async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
@@ -271,7 +325,7 @@ impl AgentStore for MemoryStore {
             .slugs
             .get(slug)
             .and_then(|id| state.agents.get(id))
-            .map(|a| Agent::clone(a)))
+            .map(|slot| Agent::clone(&slot.get())))
     }
 
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
@@ -279,7 +333,7 @@ impl AgentStore for MemoryStore {
             .read()
             .agents
             .values()
-            .map(|a| Agent::clone(a))
+            .map(|slot| Agent::clone(&slot.get()))
             .collect();
         agents.sort_by(|a, b| a.slug.cmp(&b.slug));
         Ok(agents)
@@ -290,16 +344,17 @@ impl AgentStore for MemoryStore {
         id: &AgentId,
         status: AgentStatus,
     ) -> Result<Agent, StoreError> {
-        let mut state = self.write();
-        let mut agent = Agent::clone(state.agent(id)?);
+        let state = self.read();
+        let slot = state.agent(id)?;
+        let mut agent = Agent::clone(&slot.get());
         agent.status = status;
-        state.agents.insert(id.clone(), Arc::new(agent.clone()));
+        slot.set(agent.clone());
         Ok(agent)
     }
 
     async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
         let mut state = self.write();
-        let agent = state.agent(id)?.clone();
+        let agent = state.agent(id)?.get();
         state.agents.remove(id);
         state.slugs.remove(&agent.slug);
         let hashes: Vec<TokenHash> = state
@@ -332,7 +387,8 @@ impl TokenStore for MemoryStore {
                 )));
             }
         }
-        let agent = self.read().agent(agent_id)?.clone();
+        let slot = self.read().agent(agent_id)?.clone();
+        let agent = slot.get();
         if let Some(requested) = &new.capabilities {
             check_within_policy(&agent.policy, requested)?;
         }
@@ -355,6 +411,8 @@ impl TokenStore for MemoryStore {
         };
         let entry = TokenEntry {
             info: info.clone(),
+            agent: slot,
+            cache: ArcSwapOption::empty(),
             policy: new.capabilities.map(|caps| Arc::new(Policy::allow(caps))),
             last_used: AtomicI64::new(NEVER),
         };

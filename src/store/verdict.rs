@@ -36,27 +36,31 @@ pub(crate) fn check_token(
     Ok(())
 }
 
-/// Builds the principal of an agent token once its owner has been looked up: owner role ∩ agent
-/// policy ∩ token capabilities.
-pub(crate) fn agent_principal(
-    owner: Option<crate::store::UserRecord>,
-    agent: &Agent,
-    token: &TokenInfo,
-    token_policy: Option<&Arc<Policy>>,
-) -> Result<ExecutionPrincipal, InvalidReason> {
-    let owner: UserRecord = owner.ok_or(InvalidReason::OwnerMissing)?;
+/// The owner, if they exist and are active.
+pub(crate) fn active_owner(owner: Option<UserRecord>) -> Result<UserRecord, InvalidReason> {
+    let owner = owner.ok_or(InvalidReason::OwnerMissing)?;
     if !owner.is_active() {
         return Err(InvalidReason::OwnerInactive);
     }
+    Ok(owner)
+}
+
+/// The principal of an agent token: owner role ∩ agent policy ∩ token capabilities.
+pub(crate) fn agent_principal(
+    owner: &UserRecord,
+    agent: &Agent,
+    token: &TokenInfo,
+    token_policy: Option<&Arc<Policy>>,
+) -> ExecutionPrincipal {
     let mut ceiling = CapabilityCeiling::new(owner.role().clone())
         .narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
     if let Some(policy) = token_policy {
         ceiling = ceiling.narrowed_by(LayerSource::Token, policy.clone());
     }
-    Ok(ExecutionPrincipal::agent(
+    ExecutionPrincipal::agent(
         agent.owner.clone(),
         AgentRef::new(agent.id.clone(), agent.slug.clone()),
         token.id.clone(),
         ceiling,
-    ))
+    )
 }

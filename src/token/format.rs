@@ -1,4 +1,5 @@
 use super::{RawToken, TokenHash};
+use crate::bytes::{all_lower_hex, is_slug_char};
 
 /// Bytes of CSPRNG output in a token (56 hex digits, 224 bits).
 const ENTROPY_BYTES: usize = 28;
@@ -51,7 +52,7 @@ pub struct TokenFormat {
 /// A token that passed the offline checks of a [`TokenFormat`]; borrowed from the presented string.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ParsedToken<'a> {
-    token: &'a str,
+    token: &'a [u8],
     slug: &'a str,
     legacy: bool,
 }
@@ -78,7 +79,7 @@ impl<'a> ParsedToken<'a> {
 
     /// SHA-256 of the whole token, for the lookup.
     pub fn hash(&self) -> TokenHash {
-        TokenHash::of(self.token)
+        TokenHash::of_bytes(self.token)
     }
 }
 
@@ -153,24 +154,30 @@ impl TokenFormat {
     /// No hashing and no lookup happen here, so a malformed or mistyped token costs next to
     /// nothing to reject.
     pub fn parse<'a>(&self, token: &'a str) -> Result<ParsedToken<'a>, TokenError> {
-        let rest = self.strip_prefix(token).ok_or(TokenError::NotOwned)?;
-        // `{slug}_{64 hex}`: the body is the last 64 bytes, preceded by '_'.
+        self.parse_bytes(token.as_bytes())
+    }
+
+    /// [`TokenFormat::parse`] on the raw bytes of a header value.
+    pub(crate) fn parse_bytes<'a>(&self, token: &'a [u8]) -> Result<ParsedToken<'a>, TokenError> {
+        let rest = token
+            .strip_prefix(self.prefix.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"_"))
+            .ok_or(TokenError::NotOwned)?;
+        // `{slug}_{64 hex}`: the body is the last 64 bytes, preceded by '_' and a slug.
         let split = rest
             .len()
             .checked_sub(BODY_HEX + 1)
             .filter(|&at| at > 0)
             .ok_or(TokenError::Malformed)?;
-        let (slug, body) = (rest.get(..split), rest.get(split..));
-        let (Some(slug), Some(body)) = (slug, body) else {
-            return Err(TokenError::Malformed);
-        };
-        let body = body.strip_prefix('_').ok_or(TokenError::Malformed)?;
-        if !is_lower_hex(body.as_bytes()) || !valid_slug(slug) {
+        let (slug, body) = rest.split_at(split);
+        let body = body.strip_prefix(b"_").ok_or(TokenError::Malformed)?;
+        if !all_lower_hex(body) || slug.len() > MAX_SLUG || !slug.iter().all(|&b| is_slug_char(b)) {
             return Err(TokenError::Malformed);
         }
+        let slug = std::str::from_utf8(slug).map_err(|_| TokenError::Malformed)?;
         let checked_len = token.len() - CHECKSUM_HEX;
-        let expected = parse_hex_u32(&body.as_bytes()[BODY_HEX - CHECKSUM_HEX..]);
-        let legacy = crc32fast::hash(&token.as_bytes()[..checked_len]) != expected;
+        let expected = parse_hex_u32(&body[BODY_HEX - CHECKSUM_HEX..]);
+        let legacy = crc32fast::hash(&token[..checked_len]) != expected;
         if legacy && !self.accept_legacy {
             return Err(TokenError::Checksum);
         }
@@ -195,20 +202,10 @@ fn valid_prefix(prefix: &str) -> bool {
 
 /// Whether `slug` is a valid agent slug: 1–64 of `[a-z0-9-]`.
 pub(crate) fn valid_slug(slug: &str) -> bool {
-    !slug.is_empty()
-        && slug.len() <= MAX_SLUG
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !slug.is_empty() && slug.len() <= MAX_SLUG && slug.bytes().all(is_slug_char)
 }
 
-fn is_lower_hex(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Parses 8 lowercase hex digits already checked by `is_lower_hex`.
+/// Parses 8 lowercase hex digits already checked to be lowercase hex.
 fn parse_hex_u32(digits: &[u8]) -> u32 {
     digits.iter().fold(0u32, |acc, &d| {
         let nibble = if d.is_ascii_digit() {

@@ -10,9 +10,7 @@ use tower_agent_auth::store::{
     Agent, AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
 };
 use tower_agent_auth::token::{RawToken, TokenFormat};
-use tower_agent_auth::{
-    CapabilitySet, ExecutionPrincipal, Policy, Principal, ResolveError, SessionResolver,
-};
+use tower_agent_auth::{CapabilitySet, Policy, Principal, ResolveError, SessionResolver};
 
 pub const PREFIX: &str = "acme";
 
@@ -120,7 +118,7 @@ impl SessionResolver for CookieSessions {
     async fn resolve_session(
         &self,
         request: &http::request::Parts,
-    ) -> Result<Option<ExecutionPrincipal>, ResolveError> {
+    ) -> Result<Option<Principal>, ResolveError> {
         use tower_agent_auth::store::UserDirectory;
         let Some(user) = request
             .headers
