@@ -149,6 +149,14 @@ pub trait TokenResolver: Send + Sync + 'static {
     /// The format of the tokens this resolver owns; others pass through the layer untouched.
     fn token_format(&self) -> &TokenFormat;
 
+    /// Answers at once when the verdict is already at hand — an in-memory store, a warm cache —
+    /// without allocating a future; `None` when it would have to wait. The layer asks this first
+    /// and calls [`TokenResolver::resolve`] only on `None`. The default never answers.
+    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        let _ = token;
+        None
+    }
+
     /// Resolves a token that passed the offline checks.
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError>;
 }
@@ -157,6 +165,10 @@ pub trait TokenResolver: Send + Sync + 'static {
 impl<T: TokenResolver + ?Sized> TokenResolver for Arc<T> {
     fn token_format(&self) -> &TokenFormat {
         (**self).token_format()
+    }
+
+    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        (**self).resolve_now(token)
     }
 
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {

@@ -619,3 +619,124 @@ async fn refused_requests_do_not_touch_last_used() {
         None
     );
 }
+
+/// A resolver that waits before answering, as one backed by a database does.
+struct Slow(tower_agent_auth::store::MemoryStore);
+
+#[async_trait::async_trait]
+impl TokenResolver for Slow {
+    fn token_format(&self) -> &TokenFormat {
+        self.0.token_format()
+    }
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        self.0.resolve(token).await
+    }
+}
+
+#[tokio::test]
+async fn a_resolver_that_waits_is_awaited_before_the_inner_service() {
+    let f = Fixture::new().await;
+    let seen = Seen::default();
+    let response = call(
+        AgentAuthLayer::new(Slow(f.store.clone())),
+        &seen,
+        with_auth(&f.bearer()),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.principal().unwrap().user_id(), &UserId::from("alice"));
+}
+
+#[tokio::test]
+async fn a_resolver_that_waits_still_refuses() {
+    let f = Fixture::new().await;
+    f.store
+        .set_agent_status(&f.agent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    let response = call(
+        AgentAuthLayer::new(Slow(f.store.clone())),
+        &seen,
+        with_auth(&f.bearer()),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.calls(), 0);
+}
+
+/// Sessions looked up in a slow backend.
+struct SlowSessions(common::CookieSessions);
+
+#[async_trait::async_trait]
+impl tower_agent_auth::SessionResolver for SlowSessions {
+    async fn resolve_session(
+        &self,
+        request: &http::request::Parts,
+    ) -> Result<Option<Principal>, ResolveError> {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        self.0.resolve_session(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_session_resolver_that_waits_is_awaited() {
+    let f = Fixture::new().await;
+    let seen = Seen::default();
+    let layer = AgentAuthLayer::new(f.store.clone())
+        .with_session_resolver(SlowSessions(CookieSessions(f.users.clone())));
+    let request = Request::builder()
+        .header("cookie", "session=alice")
+        .body(String::new())
+        .unwrap();
+    let response = call(layer, &seen, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.principal().unwrap().auth_source(), AuthSource::Session);
+}
+
+#[tokio::test]
+async fn our_prefix_with_characters_outside_b64token_is_a_bad_request() {
+    let f = Fixture::new().await;
+    let response = call(
+        AgentAuthLayer::new(f.store),
+        &Seen::default(),
+        with_auth("Bearer acme_wri,ter"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn foreign_token_outside_b64token_is_a_bad_request() {
+    let f = Fixture::new().await;
+    let seen = Seen::default();
+    let response = call(
+        AgentAuthLayer::new(f.store),
+        &seen,
+        with_auth("Bearer ghp_a\"b"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(seen.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_token_minted_for_one_agent_never_acts_as_another() {
+    let f = Fixture::new().await;
+    let other = f
+        .store
+        .create_agent(tower_agent_auth::store::NewAgent::new("reviewer", "alice"))
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    call(
+        AgentAuthLayer::new(f.store.clone()),
+        &seen,
+        with_auth(&f.bearer()),
+    )
+    .await;
+    let principal = seen.principal().unwrap();
+    assert_eq!(principal.agent_id(), Some(&f.agent.id));
+    assert_ne!(principal.agent_id(), Some(&other.id));
+}

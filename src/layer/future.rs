@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -49,8 +49,8 @@ impl<B> Resolution<B> {
     }
 }
 
-/// What a lookup that could not finish at once keeps until it does. Boxed, so that the common
-/// case — a verdict ready in `call` — moves a small future around.
+/// What a lookup keeps until it finishes. Boxed, so that the common case — a verdict ready in
+/// `call` — moves a small future around.
 pub(crate) struct Pending<S, B> {
     resolution: Resolution<B>,
     request: Option<Request<B>>,
@@ -108,22 +108,25 @@ where
         }
     }
 
-    /// Starts a lookup. It is polled once right away (with a no-op waker): a store or cache
-    /// that answers from memory completes here, and the request goes straight to the inner
-    /// service. A lookup that has to wait is polled again, with the task's waker, by
-    /// [`Future::poll`], which is what registers the wake-up that matters.
-    pub(crate) fn resolving(
-        mut resolution: Resolution<ReqBody>,
-        mut request: Option<Request<ReqBody>>,
+    /// Continues with a verdict already at hand.
+    pub(crate) fn settled(
+        request: Request<ReqBody>,
+        verdict: Result<Option<Principal>, ResolveError>,
         inner: S,
         shared: &Shared,
     ) -> Self {
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready((request, verdict)) = resolution.poll_verdict(&mut request, &mut cx) {
-            return Self {
-                state: settle(request, verdict, inner, &shared.challenge, shared.required),
-            };
+        Self {
+            state: settle(request, verdict, inner, &shared.challenge, shared.required),
         }
+    }
+
+    /// Waits for a lookup; `request` is `None` when the lookup holds it (sessions).
+    pub(crate) fn resolving(
+        resolution: Resolution<ReqBody>,
+        request: Option<Request<ReqBody>>,
+        inner: S,
+        shared: &Shared,
+    ) -> Self {
         let pending = Pending {
             resolution,
             request,

@@ -8,8 +8,9 @@ use super::bearer::{self, Credentials};
 use super::future::{Resolution, ResponseFuture, SessionResolution, TokenResolution};
 use super::layer::Shared;
 use super::response::{LayerMarker, Rejection};
+use crate::principal::Principal;
 use crate::resolver::{InvalidReason, ResolveError, TokenLookup};
-use crate::token::TokenError;
+use crate::token::{TokenError, TokenHash};
 
 /// The service built by [`AgentAuthLayer`](crate::AgentAuthLayer).
 #[derive(Clone)]
@@ -58,35 +59,34 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = &self.shared;
 
-        let lookup = match bearer::credentials(request.headers()) {
+        let next = match bearer::credentials(request.headers()) {
             Credentials::Malformed => {
                 return ResponseFuture::rejected(Rejection::InvalidRequest, &shared.challenge);
             }
             Credentials::Bearer(token) => match shared.format.parse_bytes(token) {
-                Ok(parsed) => match InlineSlug::new(parsed.slug()) {
-                    Some(slug) => Some((parsed.hash(), slug, parsed.is_legacy())),
-                    None => {
-                        let rejection = Rejection::InvalidToken(InvalidReason::Malformed);
-                        return ResponseFuture::rejected(rejection, &shared.challenge);
+                Ok(parsed) => {
+                    let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+                    match shared.resolver.resolve_now(&lookup) {
+                        Some(verdict) => Next::Settle(verdict.map(Some)),
+                        None => match InlineSlug::new(lookup.slug()) {
+                            Some(slug) => Next::Wait(*lookup.hash(), slug, lookup.is_legacy()),
+                            None => Next::Settle(Err(InvalidReason::Malformed.into())),
+                        },
                     }
-                },
-                // Not ours: foreign tokens only need to be well-formed b64tokens.
-                Err(TokenError::NotOwned) if bearer::is_b64token(token) => None,
-                Err(TokenError::Checksum) => {
-                    let rejection = Rejection::InvalidToken(InvalidReason::Checksum);
-                    return ResponseFuture::rejected(rejection, &shared.challenge);
                 }
+                // Not ours: foreign tokens only need to be well-formed b64tokens.
+                Err(TokenError::NotOwned) if bearer::is_b64token(token) => Next::PassThrough,
+                Err(TokenError::Checksum) => Next::Settle(Err(InvalidReason::Checksum.into())),
                 // Ours but not our shape: a token all the same (401), unless the header itself
                 // is broken (400). Checked only here, off the success path.
                 Err(_) if bearer::is_b64token(token) => {
-                    let rejection = Rejection::InvalidToken(InvalidReason::Malformed);
-                    return ResponseFuture::rejected(rejection, &shared.challenge);
+                    Next::Settle(Err(InvalidReason::Malformed.into()))
                 }
                 Err(_) => {
                     return ResponseFuture::rejected(Rejection::InvalidRequest, &shared.challenge);
                 }
             },
-            Credentials::OtherScheme => None,
+            Credentials::OtherScheme => Next::PassThrough,
             Credentials::Absent => match &shared.session {
                 Some(session) => {
                     let session = session.clone();
@@ -103,30 +103,40 @@ where
                     let resolution = Resolution::Session(resolution);
                     return ResponseFuture::resolving(resolution, None, inner, shared);
                 }
-                None if shared.required => {
-                    return ResponseFuture::rejected(
-                        Rejection::MissingCredentials,
-                        &shared.challenge,
-                    );
-                }
-                None => None,
+                // No credentials: 401 if a principal is required, else on without one.
+                None => Next::Settle(Ok(None)),
             },
         };
 
-        let Some((hash, slug, legacy)) = lookup else {
-            // Not ours: pass through untouched, marked so extractors can answer 401, not 500.
-            request
-                .extensions_mut()
-                .insert(LayerMarker(shared.challenge.clone()));
-            return ResponseFuture::called(inner.call(request));
-        };
-        let resolver = shared.resolver.clone();
-        let lookup: TokenResolution = Box::pin(async move {
-            let lookup = TokenLookup::new(hash, slug.as_str(), legacy);
-            resolver.as_ref().resolve(&lookup).await
-        });
-        ResponseFuture::resolving(Resolution::Token(lookup), Some(request), inner, shared)
+        match next {
+            Next::PassThrough => {
+                // Not ours: pass through untouched, marked so extractors can answer 401, not 500.
+                request
+                    .extensions_mut()
+                    .insert(LayerMarker(shared.challenge.clone()));
+                ResponseFuture::called(inner.call(request))
+            }
+            Next::Settle(verdict) => ResponseFuture::settled(request, verdict, inner, shared),
+            Next::Wait(hash, slug, legacy) => {
+                let resolver = shared.resolver.clone();
+                let lookup: TokenResolution = Box::pin(async move {
+                    let lookup = TokenLookup::new(hash, slug.as_str(), legacy);
+                    resolver.as_ref().resolve(&lookup).await
+                });
+                ResponseFuture::resolving(Resolution::Token(lookup), Some(request), inner, shared)
+            }
+        }
     }
+}
+
+/// What `call` does once the credentials have been read.
+enum Next {
+    /// Not our credentials: the inner service runs without a principal.
+    PassThrough,
+    /// The verdict is at hand (`Ok(None)`: no credentials).
+    Settle(Result<Option<Principal>, ResolveError>),
+    /// Ask the resolver asynchronously.
+    Wait(TokenHash, InlineSlug, bool),
 }
 
 /// An agent slug (at most 64 ASCII bytes) copied out of the header, so the lookup future owns

@@ -57,12 +57,23 @@ impl UserRecord {
 /// an owner takes effect on the agent's next request.
 #[async_trait::async_trait]
 pub trait UserDirectory: Send + Sync + 'static {
+    /// Answers at once when the user is at hand (held in memory), without allocating a future;
+    /// `None` when the lookup would have to wait. The default never answers.
+    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, ResolveError>> {
+        let _ = id;
+        None
+    }
+
     /// The user, `Ok(None)` if they do not exist; `Err(Unavailable)` if the lookup failed.
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError>;
 }
 
 #[async_trait::async_trait]
 impl<T: UserDirectory + ?Sized> UserDirectory for Arc<T> {
+    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, ResolveError>> {
+        (**self).user_now(id)
+    }
+
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
         (**self).user(id).await
     }
@@ -111,14 +122,23 @@ impl MemoryUserDirectory {
     }
 }
 
-#[async_trait::async_trait]
-impl UserDirectory for MemoryUserDirectory {
-    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
-        Ok(self
-            .users
+impl MemoryUserDirectory {
+    fn lookup(&self, id: &UserId) -> Option<UserRecord> {
+        self.users
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .cloned())
+            .cloned()
+    }
+}
+
+#[async_trait::async_trait]
+impl UserDirectory for MemoryUserDirectory {
+    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, ResolveError>> {
+        Some(Ok(self.lookup(id)))
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
+        Ok(self.lookup(id))
     }
 }

@@ -103,8 +103,8 @@ impl TokenEntry {
     }
 
     /// Records a use, at most once per `interval` seconds: one relaxed load on the hot path.
-    fn touch(&self, now: OffsetDateTime, interval: i64) {
-        let now = now.unix_timestamp();
+    fn touch(&self, now_nanos: i128, interval: i64) {
+        let now = i64::try_from(now_nanos / 1_000_000_000).unwrap_or(i64::MAX);
         let last = self.last_used.load(Ordering::Relaxed);
         if last == NEVER || now.saturating_sub(last) >= interval {
             // Losing this race to another request of the same token is fine: it wrote `now` too.
@@ -255,23 +255,68 @@ impl MemoryStore {
     }
 }
 
+/// A token and its agent that passed every check but the owner's.
+struct Candidate {
+    entry: Arc<TokenEntry>,
+    agent: Arc<Agent>,
+    now_nanos: i128,
+}
+
+impl MemoryStore {
+    fn candidate(&self, token: &TokenLookup<'_>) -> Result<Candidate, ResolveError> {
+        let now_nanos = self.inner.clock.unix_nanos();
+        let entry = self.read().tokens.get(token.hash()).cloned();
+        let entry = entry.ok_or(InvalidReason::Unknown)?;
+        let agent = entry.agent.get();
+        verdict::check_token(&entry.info, &agent, token.slug(), now_nanos)?;
+        Ok(Candidate {
+            entry,
+            agent,
+            now_nanos,
+        })
+    }
+
+    fn admit(
+        &self,
+        candidate: Candidate,
+        owner: Result<Option<UserRecord>, ResolveError>,
+    ) -> Result<Principal, ResolveError> {
+        let Candidate {
+            entry,
+            agent,
+            now_nanos,
+        } = candidate;
+        let owner = verdict::active_owner(owner?)?;
+        let principal = entry.principal(&agent, &owner);
+        entry.touch(now_nanos, self.inner.last_used_interval);
+        Ok(principal)
+    }
+}
+
 #[async_trait::async_trait]
 impl TokenResolver for MemoryStore {
     fn token_format(&self) -> &TokenFormat {
         &self.inner.format
     }
 
+    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        let candidate = match self.candidate(token) {
+            Ok(candidate) => candidate,
+            Err(refused) => return Some(Err(refused)),
+        };
+        let owner = self.inner.directory.user_now(&candidate.agent.owner)?;
+        Some(self.admit(candidate, owner))
+    }
+
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        let now = self.inner.clock.now();
-        let entry = self.read().tokens.get(token.hash()).cloned();
-        let entry = entry.ok_or(InvalidReason::Unknown)?;
-        let agent = entry.agent.get();
-        verdict::check_token(&entry.info, &agent, token.slug(), now)?;
-        let owner = self.inner.directory.as_ref().user(&agent.owner).await?;
-        let owner = verdict::active_owner(owner)?;
-        let principal = entry.principal(&agent, &owner);
-        entry.touch(now, self.inner.last_used_interval);
-        Ok(principal)
+        let candidate = self.candidate(token)?;
+        let owner = self
+            .inner
+            .directory
+            .as_ref()
+            .user(&candidate.agent.owner)
+            .await;
+        self.admit(candidate, owner)
     }
 }
 

@@ -16,12 +16,14 @@ pub(crate) fn check_token(
     token: &TokenInfo,
     agent: &Agent,
     presented_slug: &str,
-    now: OffsetDateTime,
+    now_nanos: i128,
 ) -> Result<(), InvalidReason> {
+    let passed =
+        |at: Option<OffsetDateTime>| at.is_some_and(|at| at.unix_timestamp_nanos() <= now_nanos);
     if token.revoked_at.is_some() {
         return Err(InvalidReason::Revoked);
     }
-    if token.expires_at.is_some_and(|at| at <= now) {
+    if passed(token.expires_at) {
         return Err(InvalidReason::Expired);
     }
     if *agent.slug != *presented_slug || token.agent_id != agent.id {
@@ -30,7 +32,7 @@ pub(crate) fn check_token(
     if agent.status == AgentStatus::Disabled {
         return Err(InvalidReason::AgentDisabled);
     }
-    if agent.expires_at.is_some_and(|at| at <= now) {
+    if passed(agent.expires_at) {
         return Err(InvalidReason::AgentExpired);
     }
     Ok(())
@@ -63,4 +65,105 @@ pub(crate) fn agent_principal(
         token.id.clone(),
         ceiling,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::{AgentId, TokenId, UserId};
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+    }
+
+    fn nanos(seconds: i64) -> i128 {
+        at(seconds).unix_timestamp_nanos()
+    }
+
+    fn agent() -> Agent {
+        Agent {
+            id: AgentId::from("agt_1"),
+            slug: "bot".into(),
+            owner: UserId::from("alice"),
+            status: AgentStatus::Active,
+            policy: Arc::new(Policy::unrestricted()),
+            created_at: at(0),
+            expires_at: None,
+        }
+    }
+
+    fn token() -> TokenInfo {
+        TokenInfo {
+            id: TokenId::from("tok_1"),
+            agent_id: AgentId::from("agt_1"),
+            display_prefix: "acme_bot_00000000…".into(),
+            label: String::new(),
+            capabilities: None,
+            created_at: at(0),
+            expires_at: Some(at(100)),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_live_token_passes() {
+        assert_eq!(check_token(&token(), &agent(), "bot", nanos(99)), Ok(()));
+    }
+
+    #[test]
+    fn expiry_is_inclusive() {
+        assert_eq!(
+            check_token(&token(), &agent(), "bot", nanos(100)),
+            Err(InvalidReason::Expired)
+        );
+    }
+
+    #[test]
+    fn revocation_is_reported_before_expiry() {
+        let mut t = token();
+        t.revoked_at = Some(at(50));
+        assert_eq!(
+            check_token(&t, &agent(), "bot", nanos(200)),
+            Err(InvalidReason::Revoked)
+        );
+    }
+
+    #[test]
+    fn a_slug_that_does_not_name_the_agent_is_refused() {
+        assert_eq!(
+            check_token(&token(), &agent(), "other", nanos(1)),
+            Err(InvalidReason::AgentMismatch)
+        );
+    }
+
+    #[test]
+    fn a_token_stored_for_another_agent_is_refused() {
+        let mut t = token();
+        t.agent_id = AgentId::from("agt_2");
+        assert_eq!(
+            check_token(&t, &agent(), "bot", nanos(1)),
+            Err(InvalidReason::AgentMismatch)
+        );
+    }
+
+    #[test]
+    fn an_expired_agent_is_refused() {
+        let mut a = agent();
+        a.expires_at = Some(at(10));
+        assert_eq!(
+            check_token(&token(), &a, "bot", nanos(10)),
+            Err(InvalidReason::AgentExpired)
+        );
+    }
+
+    #[test]
+    fn owners_must_exist_and_be_active() {
+        assert_eq!(active_owner(None).unwrap_err(), InvalidReason::OwnerMissing);
+        let inactive = UserRecord::new("alice", Policy::unrestricted()).with_active(false);
+        assert_eq!(
+            active_owner(Some(inactive)).unwrap_err(),
+            InvalidReason::OwnerInactive
+        );
+    }
 }
