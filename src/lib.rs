@@ -36,7 +36,7 @@
 //! ```
 //!
 //! Modules, one concept each: [`token`] (format, hashing, redacted secrets), [`principal`],
-//! [`ceiling`], [`resolver`], [`layer`], [`store`], [`axum`](crate::axum) (feature `axum`).
+//! [`ceiling`], [`resolver`], [`layer`], [`store`], `axum` (feature `axum`).
 //!
 //! [tower]: https://docs.rs/tower
 //! [axum]: https://docs.rs/axum

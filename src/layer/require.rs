@@ -15,7 +15,7 @@ use crate::rejection;
 /// capability: `401` without a principal, `403 insufficient_scope` (with `scope=`) without the
 /// capability. Place it inside [`AgentAuthLayer`](crate::AgentAuthLayer).
 ///
-/// For axum handlers the [`Require`](crate::axum::Require) extractor does the same per handler.
+/// For axum handlers the `axum::Require` extractor (feature `axum`) does the same per handler.
 #[derive(Debug, Clone)]
 pub struct RequireCapabilityLayer {
     capability: Arc<str>,

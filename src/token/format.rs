@@ -174,13 +174,14 @@ impl TokenFormat {
         if !all_lower_hex(body) || slug.len() > MAX_SLUG || !slug.iter().all(|&b| is_slug_char(b)) {
             return Err(TokenError::Malformed);
         }
-        let slug = std::str::from_utf8(slug).map_err(|_| TokenError::Malformed)?;
         let checked_len = token.len() - CHECKSUM_HEX;
         let expected = parse_hex_u32(&body[BODY_HEX - CHECKSUM_HEX..]);
         let legacy = crc32fast::hash(&token[..checked_len]) != expected;
         if legacy && !self.accept_legacy {
             return Err(TokenError::Checksum);
         }
+        // Checked above to be `[a-z0-9-]`, so this cannot fail.
+        let slug = std::str::from_utf8(slug).map_err(|_| TokenError::Malformed)?;
         Ok(ParsedToken {
             token,
             slug,
