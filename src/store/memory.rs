@@ -1,15 +1,16 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use time::OffsetDateTime;
 
-use super::model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
+use super::config::StoreConfig;
+use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo};
+use super::prepare::{self, from_micros, micros, truncate};
 use super::{AgentStore, StoreError, TokenStore, UserDirectory, UserRecord, verdict};
-use crate::ceiling::{CapabilitySet, Policy};
-use crate::clock::{Clock, SystemClock};
+use crate::ceiling::Policy;
+use crate::clock::Clock;
 use crate::principal::{AgentId, Principal, TokenId};
 use crate::resolver::{InvalidReason, ResolveError, TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash, valid_slug};
@@ -65,21 +66,61 @@ struct CachedPrincipal {
 struct TokenEntry {
     info: TokenInfo,
     agent: Arc<AgentSlot>,
+    policy: Option<Arc<Policy>>,
     /// Reused while the agent record and the owner's role are unchanged, so a request costs an
     /// `Arc` clone instead of building a principal.
     cache: ArcSwapOption<CachedPrincipal>,
-    policy: Option<Arc<Policy>>,
     /// Unix seconds of the last recorded use, or `NEVER`.
     last_used: AtomicI64,
+    /// Operations left, for tokens with a use limit.
+    remaining: Option<AtomicU64>,
+    /// Microseconds at which the last operation was used, for `expires_on_completion`.
+    completed_at: AtomicI64,
 }
 
 impl TokenEntry {
+    fn new(info: TokenInfo, agent: Arc<AgentSlot>) -> Self {
+        Self {
+            policy: info
+                .capabilities
+                .clone()
+                .map(|caps| Arc::new(Policy::allow(caps))),
+            remaining: info.operations_remaining.map(AtomicU64::new),
+            completed_at: AtomicI64::new(NEVER),
+            cache: ArcSwapOption::empty(),
+            last_used: AtomicI64::new(NEVER),
+            agent,
+            info,
+        }
+    }
+
+    /// A copy with the same counters and a new record (revocation).
+    fn with_info(&self, info: TokenInfo) -> Self {
+        Self {
+            info,
+            agent: self.agent.clone(),
+            policy: self.policy.clone(),
+            cache: ArcSwapOption::empty(),
+            last_used: AtomicI64::new(self.last_used.load(Ordering::Relaxed)),
+            remaining: self
+                .remaining
+                .as_ref()
+                .map(|r| AtomicU64::new(r.load(Ordering::Acquire))),
+            completed_at: AtomicI64::new(self.completed_at.load(Ordering::Acquire)),
+        }
+    }
+
     fn snapshot(&self) -> TokenInfo {
         let mut info = self.info.clone();
         let last_used = self.last_used.load(Ordering::Relaxed);
         info.last_used_at = (last_used != NEVER)
-            .then(|| OffsetDateTime::from_unix_timestamp(last_used).ok())
+            .then(|| time::OffsetDateTime::from_unix_timestamp(last_used).ok())
             .flatten();
+        info.operations_remaining = self.remaining.as_ref().map(|r| r.load(Ordering::Acquire));
+        let completed = self.completed_at.load(Ordering::Acquire);
+        if completed != NEVER {
+            info.expires_at = Some(from_micros(completed));
+        }
         info
     }
 
@@ -100,6 +141,24 @@ impl TokenEntry {
             principal: principal.clone(),
         })));
         principal
+    }
+
+    /// Uses one operation, atomically: of N concurrent requests for the last operation, exactly
+    /// one gets it.
+    fn consume(&self, now_nanos: i128) -> Result<(), InvalidReason> {
+        let Some(remaining) = &self.remaining else {
+            return Ok(());
+        };
+        let before = remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(1)
+            })
+            .map_err(|_| InvalidReason::Exhausted)?;
+        if before == 1 && self.info.expires_on_completion {
+            let micros = i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX);
+            self.completed_at.store(micros, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Records a use, at most once per `interval` seconds: one relaxed load on the hot path.
@@ -145,27 +204,30 @@ impl State {
             })
     }
 
-    fn revoke(&mut self, hash: &TokenHash, now: OffsetDateTime) -> Option<TokenInfo> {
+    fn revoke(&mut self, hash: &TokenHash, now: time::OffsetDateTime) -> Option<TokenInfo> {
         let entry = self.tokens.get_mut(hash)?;
         if entry.info.revoked_at.is_none() {
             let mut info = entry.info.clone();
             info.revoked_at = Some(now);
-            *entry = Arc::new(TokenEntry {
-                info,
-                agent: entry.agent.clone(),
-                cache: ArcSwapOption::empty(),
-                policy: entry.policy.clone(),
-                last_used: AtomicI64::new(entry.last_used.load(Ordering::Relaxed)),
-            });
+            *entry = Arc::new(entry.with_info(info));
         }
         Some(entry.snapshot())
+    }
+
+    fn insert(&mut self, hash: TokenHash, entry: TokenEntry) {
+        self.token_ids.insert(entry.info.id.clone(), hash);
+        self.tokens.insert(hash, Arc::new(entry));
+    }
+
+    fn remove(&mut self, hash: &TokenHash) {
+        if let Some(entry) = self.tokens.remove(hash) {
+            self.token_ids.remove(&entry.info.id);
+        }
     }
 }
 
 struct Inner {
-    format: TokenFormat,
-    directory: Arc<dyn UserDirectory>,
-    clock: Arc<dyn Clock>,
+    config: StoreConfig,
     last_used_interval: i64,
     state: RwLock<State>,
 }
@@ -173,7 +235,9 @@ struct Inner {
 /// A store held in memory: for tests, examples and single-process tools. Cheap to clone (all
 /// clones share the same data).
 ///
-/// It implements [`TokenResolver`], [`AgentStore`] and [`TokenStore`].
+/// It implements [`TokenResolver`] (answering synchronously through
+/// [`TokenResolver::resolve_now`] when its user directory can), [`AgentStore`] and
+/// [`TokenStore`].
 ///
 /// ```
 /// use tower_agent_auth::ceiling::{CapabilitySet, Policy};
@@ -201,7 +265,7 @@ pub struct MemoryStore {
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("format", &self.inner.format)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -209,24 +273,26 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     /// An empty store minting tokens of `format`, with owners looked up in `directory`.
     pub fn new(format: TokenFormat, directory: impl UserDirectory) -> Self {
+        Self::with_config(StoreConfig::new(format, directory))
+    }
+
+    /// An empty store with this configuration.
+    pub fn with_config(config: StoreConfig) -> Self {
+        let last_used_interval =
+            i64::try_from(config.last_used_interval.as_secs()).unwrap_or(i64::MAX);
         Self {
             inner: Arc::new(Inner {
-                format,
-                directory: Arc::new(directory),
-                clock: Arc::new(SystemClock),
-                last_used_interval: 60,
+                config,
+                last_used_interval,
                 state: RwLock::default(),
             }),
         }
     }
 
-    fn edit(self, change: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.inner)
+    fn edit(self, change: impl FnOnce(StoreConfig) -> StoreConfig) -> Self {
+        let inner = Arc::try_unwrap(self.inner)
             .unwrap_or_else(|_| panic!("configure MemoryStore before cloning it"));
-        change(&mut inner);
-        Self {
-            inner: Arc::new(inner),
-        }
+        Self::with_config(change(inner.config))
     }
 
     /// Reads time from `clock` (for tests of expiry).
@@ -234,7 +300,7 @@ impl MemoryStore {
     /// # Panics
     /// If the store was already cloned.
     pub fn with_clock(self, clock: impl Clock) -> Self {
-        self.edit(|inner| inner.clock = Arc::new(clock))
+        self.edit(|config| config.clock(clock))
     }
 
     /// Records last-used at most once per `interval` per token (default 60 s).
@@ -242,8 +308,7 @@ impl MemoryStore {
     /// # Panics
     /// If the store was already cloned.
     pub fn with_last_used_interval(self, interval: std::time::Duration) -> Self {
-        let seconds = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX);
-        self.edit(|inner| inner.last_used_interval = seconds)
+        self.edit(|config| config.last_used_interval(interval))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -253,22 +318,21 @@ impl MemoryStore {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.inner.state.write().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-/// A token and its agent that passed every check but the owner's.
-struct Candidate {
-    entry: Arc<TokenEntry>,
-    agent: Arc<Agent>,
-    now_nanos: i128,
-}
+    fn now(&self) -> time::OffsetDateTime {
+        truncate(self.inner.config.clock.now())
+    }
 
-impl MemoryStore {
     fn candidate(&self, token: &TokenLookup<'_>) -> Result<Candidate, ResolveError> {
-        let now_nanos = self.inner.clock.unix_nanos();
+        let now_nanos = self.inner.config.clock.unix_nanos();
         let entry = self.read().tokens.get(token.hash()).cloned();
         let entry = entry.ok_or(InvalidReason::Unknown)?;
         let agent = entry.agent.get();
         verdict::check_token(&entry.info, &agent, token.slug(), now_nanos)?;
+        let completed = entry.completed_at.load(Ordering::Acquire);
+        if completed != NEVER && i128::from(completed) * 1_000 <= now_nanos {
+            return Err(InvalidReason::Expired.into());
+        }
         Ok(Candidate {
             entry,
             agent,
@@ -287,16 +351,25 @@ impl MemoryStore {
             now_nanos,
         } = candidate;
         let owner = verdict::active_owner(owner?)?;
+        // Last, so that a request refused for any other reason uses no operation.
+        entry.consume(now_nanos)?;
         let principal = entry.principal(&agent, &owner);
         entry.touch(now_nanos, self.inner.last_used_interval);
         Ok(principal)
     }
 }
 
+/// A token and its agent that passed every check but the owner's and the use limit.
+struct Candidate {
+    entry: Arc<TokenEntry>,
+    agent: Arc<Agent>,
+    now_nanos: i128,
+}
+
 #[async_trait::async_trait]
 impl TokenResolver for MemoryStore {
     fn token_format(&self) -> &TokenFormat {
-        &self.inner.format
+        &self.inner.config.format
     }
 
     fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
@@ -304,7 +377,11 @@ impl TokenResolver for MemoryStore {
             Ok(candidate) => candidate,
             Err(refused) => return Some(Err(refused)),
         };
-        let owner = self.inner.directory.user_now(&candidate.agent.owner)?;
+        let owner = self
+            .inner
+            .config
+            .directory
+            .user_now(&candidate.agent.owner)?;
         Some(self.admit(candidate, owner))
     }
 
@@ -312,6 +389,7 @@ impl TokenResolver for MemoryStore {
         let candidate = self.candidate(token)?;
         let owner = self
             .inner
+            .config
             .directory
             .as_ref()
             .user(&candidate.agent.owner)
@@ -328,6 +406,7 @@ impl AgentStore for MemoryStore {
         }
         if self
             .inner
+            .config
             .directory
             .as_ref()
             .user(&new.owner)
@@ -340,10 +419,11 @@ impl AgentStore for MemoryStore {
             id: AgentId::new(super::random_id("agt")?),
             slug: new.slug.into(),
             owner: new.owner,
+            agent_type: new.agent_type,
             status: AgentStatus::Active,
             policy: Arc::new(new.policy),
-            created_at: self.inner.clock.now(),
-            expires_at: new.expires_at,
+            created_at: self.now(),
+            expires_at: new.expires_at.map(truncate),
         };
         let mut state = self.write();
         if state.slugs.contains_key(&agent.slug) {
@@ -366,11 +446,8 @@ impl AgentStore for MemoryStore {
 
     async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
         let state = self.read();
-        Ok(state
-            .slugs
-            .get(slug)
-            .and_then(|id| state.agents.get(id))
-            .map(|slot| Agent::clone(&slot.get())))
+        let slot = state.slugs.get(slug).and_then(|id| state.agents.get(id));
+        Ok(slot.map(|slot| Agent::clone(&slot.get())))
     }
 
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
@@ -389,7 +466,7 @@ impl AgentStore for MemoryStore {
         id: &AgentId,
         status: AgentStatus,
     ) -> Result<Agent, StoreError> {
-        let state = self.read();
+        let state = self.write();
         let slot = state.agent(id)?;
         let mut agent = Agent::clone(&slot.get());
         agent.status = status;
@@ -408,10 +485,8 @@ impl AgentStore for MemoryStore {
             .filter(|(_, entry)| entry.info.agent_id == *id)
             .map(|(hash, _)| *hash)
             .collect();
-        for hash in hashes {
-            if let Some(entry) = state.tokens.remove(&hash) {
-                state.token_ids.remove(&entry.info.id);
-            }
+        for hash in &hashes {
+            state.remove(hash);
         }
         Ok(())
     }
@@ -424,49 +499,17 @@ impl TokenStore for MemoryStore {
         agent_id: &AgentId,
         new: NewToken,
     ) -> Result<IssuedToken, StoreError> {
-        super::validate_label(&new.label)?;
-        if let Some(ttl) = new.expires_in {
-            if !ttl.is_positive() {
-                return Err(StoreError::InvalidLifetime(format!(
-                    "{ttl} is not positive"
-                )));
-            }
-        }
         let slot = self.read().agent(agent_id)?.clone();
-        let agent = slot.get();
-        if let Some(requested) = &new.capabilities {
-            check_within_policy(&agent.policy, requested)?;
-        }
-        let now = self.inner.clock.now();
-        let raw = self.inner.format.mint(&agent.slug)?;
-        let info = TokenInfo {
-            id: TokenId::new(super::random_id("tok")?),
-            agent_id: agent.id.clone(),
-            display_prefix: super::display_prefix(
-                raw.expose_secret(),
-                self.inner.format.prefix().len(),
-                agent.slug.len(),
-            ),
-            label: new.label,
-            capabilities: new.capabilities.clone(),
-            created_at: now,
-            expires_at: new.expires_in.map(|ttl| now + ttl),
-            last_used_at: None,
-            revoked_at: None,
-        };
-        let entry = TokenEntry {
-            info: info.clone(),
-            agent: slot,
-            cache: ArcSwapOption::empty(),
-            policy: new.capabilities.map(|caps| Arc::new(Policy::allow(caps))),
-            last_used: AtomicI64::new(NEVER),
-        };
+        let prepared = prepare::prepare_token(&self.inner.config, &slot.get(), new)?;
         let mut state = self.write();
         // The agent may have been deleted while we minted.
         state.agent(agent_id)?;
-        state.token_ids.insert(info.id.clone(), raw.hash());
-        state.tokens.insert(raw.hash(), Arc::new(entry));
-        Ok(IssuedToken { token: raw, info })
+        let info = prepared.info.clone();
+        state.insert(prepared.hash, TokenEntry::new(prepared.info, slot));
+        Ok(IssuedToken {
+            token: prepared.raw,
+            info,
+        })
     }
 
     async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
@@ -491,7 +534,7 @@ impl TokenStore for MemoryStore {
         agent: &AgentId,
         token: &TokenId,
     ) -> Result<TokenInfo, StoreError> {
-        let now = self.inner.clock.now();
+        let now = self.now();
         let mut state = self.write();
         state.agent(agent)?;
         let hash = state.token_of(agent, token)?;
@@ -504,7 +547,7 @@ impl TokenStore for MemoryStore {
     }
 
     async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
-        let now = self.inner.clock.now();
+        let now = self.now();
         let mut state = self.write();
         state.agent(agent)?;
         let live: Vec<TokenHash> = state
@@ -518,24 +561,54 @@ impl TokenStore for MemoryStore {
         }
         Ok(live.len())
     }
-}
 
-/// Refuses token capabilities that the agent's policy does not cover.
-pub(crate) fn check_within_policy(
-    policy: &Policy,
-    requested: &CapabilitySet,
-) -> Result<(), StoreError> {
-    let outside: Vec<String> = requested
-        .iter()
-        .filter(|pattern| {
-            policy.allowed().is_some_and(|allow| !allow.covers(pattern))
-                || policy.denied().covers(pattern)
-        })
-        .map(|pattern| pattern.to_string())
-        .collect();
-    if outside.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::CapabilitiesOutsidePolicy(outside.join(", ")))
+    async fn token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<Option<TokenInfo>, StoreError> {
+        let state = self.read();
+        state.agent(agent)?;
+        Ok(state
+            .token_of(agent, token)
+            .ok()
+            .and_then(|hash| state.tokens.get(&hash))
+            .map(|entry| entry.snapshot()))
+    }
+
+    async fn import_token(
+        &self,
+        agent_id: &AgentId,
+        token: ImportedToken,
+    ) -> Result<TokenInfo, StoreError> {
+        let slot = self.read().agent(agent_id)?.clone();
+        let (hash, info) = prepare::prepare_import(&self.inner.config, &slot.get(), token)?;
+        let mut state = self.write();
+        state.agent(agent_id)?;
+        if state.tokens.contains_key(&hash) {
+            return Err(StoreError::DuplicateToken);
+        }
+        state.insert(hash, TokenEntry::new(info.clone(), slot));
+        Ok(info)
+    }
+
+    async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
+        let cutoff = micros(self.now() - older_than);
+        let mut state = self.write();
+        let stale: Vec<TokenHash> = state
+            .tokens
+            .iter()
+            .filter(|(_, entry)| {
+                let info = entry.snapshot();
+                let before_cutoff =
+                    |at: Option<time::OffsetDateTime>| at.is_some_and(|at| micros(at) < cutoff);
+                before_cutoff(info.revoked_at) || before_cutoff(info.expires_at)
+            })
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in &stale {
+            state.remove(hash);
+        }
+        Ok(stale.len())
     }
 }

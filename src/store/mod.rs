@@ -9,14 +9,25 @@
 //! disabled or expired, owner missing or inactive — and builds the same ceiling: owner role ∩
 //! agent policy ∩ token capabilities.
 
+mod config;
 mod directory;
 mod memory;
 mod model;
+pub(crate) mod prepare;
+#[cfg(feature = "sql")]
+pub(crate) mod sql;
 pub(crate) mod verdict;
 
+pub use config::{Lifetime, LifetimePolicy, StoreConfig};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
 pub use memory::MemoryStore;
-pub use model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
+pub use model::{
+    Agent, AgentStatus, AgentType, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo,
+};
+#[cfg(feature = "postgres")]
+pub use sql::PgStore;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
 
 use crate::principal::{AgentId, TokenId};
 use crate::resolver::BoxError;
@@ -55,6 +66,12 @@ pub enum StoreError {
     /// A label longer than 200 bytes or containing control characters.
     #[error("invalid label: at most 200 bytes, no control characters")]
     InvalidLabel,
+    /// Another field of the request is not acceptable; the message says which and why.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// An imported token's hash is already stored.
+    #[error("a token with this hash is already stored")]
+    DuplicateToken,
     /// Minting failed.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -117,6 +134,20 @@ pub trait TokenStore: Send + Sync {
     -> Result<TokenInfo, StoreError>;
     /// Revokes every live token of `agent`; returns how many.
     async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError>;
+    /// One token of `agent`, metadata only.
+    async fn token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<Option<TokenInfo>, StoreError>;
+    /// Stores a token known only by its hash (imported from another system).
+    async fn import_token(
+        &self,
+        agent: &AgentId,
+        token: ImportedToken,
+    ) -> Result<TokenInfo, StoreError>;
+    /// Deletes tokens revoked or expired more than `older_than` ago; returns how many.
+    async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError>;
 }
 
 /// A fresh random id such as `tok_3f9a…` (64 bits of CSPRNG output).

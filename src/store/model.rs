@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AgentId, TokenId, UserId};
-use crate::token::RawToken;
+use crate::token::{RawToken, TokenHash};
 
 /// Whether an agent may act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +25,49 @@ impl AgentStatus {
             Self::Disabled => "disabled",
         }
     }
+
+    /// Parses [`AgentStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// How an agent runs, which sets the default and maximum lifetime of its tokens
+/// (see [`LifetimePolicy`](crate::store::LifetimePolicy)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AgentType {
+    /// Acts on its own for long periods.
+    #[default]
+    Autonomous,
+    /// Acts while a person watches.
+    Supervised,
+    /// Lives for one task.
+    Ephemeral,
+}
+
+impl AgentType {
+    /// `autonomous`, `supervised` or `ephemeral`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Autonomous => "autonomous",
+            Self::Supervised => "supervised",
+            Self::Ephemeral => "ephemeral",
+        }
+    }
+
+    /// Parses [`AgentType::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "autonomous" => Some(Self::Autonomous),
+            "supervised" => Some(Self::Supervised),
+            "ephemeral" => Some(Self::Ephemeral),
+            _ => None,
+        }
+    }
 }
 
 /// An agent: a machine identity acting for its owner.
@@ -37,6 +80,8 @@ pub struct Agent {
     pub slug: Arc<str>,
     /// The user it acts for.
     pub owner: UserId,
+    /// How it runs.
+    pub agent_type: AgentType,
     /// Active or disabled.
     pub status: AgentStatus,
     /// The agent's own layer of the capability ceiling.
@@ -52,19 +97,27 @@ pub struct Agent {
 pub struct NewAgent {
     pub(crate) slug: String,
     pub(crate) owner: UserId,
+    pub(crate) agent_type: AgentType,
     pub(crate) policy: Policy,
     pub(crate) expires_at: Option<OffsetDateTime>,
 }
 
 impl NewAgent {
-    /// An active agent with no policy of its own (bounded by its owner's role only).
+    /// An active autonomous agent with no policy of its own (bounded by its owner's role only).
     pub fn new(slug: impl Into<String>, owner: impl Into<UserId>) -> Self {
         Self {
             slug: slug.into(),
             owner: owner.into(),
+            agent_type: AgentType::default(),
             policy: Policy::unrestricted(),
             expires_at: None,
         }
+    }
+
+    /// How the agent runs (sets its tokens' default and maximum lifetime).
+    pub fn with_type(mut self, agent_type: AgentType) -> Self {
+        self.agent_type = agent_type;
+        self
     }
 
     /// The agent's policy (its layer of the ceiling).
@@ -96,12 +149,25 @@ pub struct TokenInfo {
     pub capabilities: Option<CapabilitySet>,
     /// When it was created.
     pub created_at: OffsetDateTime,
-    /// When it stops resolving.
+    /// Who created it, if known.
+    pub created_by: Option<UserId>,
+    /// When it stops resolving. A token with `expires_on_completion` gets this set when its
+    /// last operation is used.
     pub expires_at: Option<OffsetDateTime>,
     /// Last successful use, updated at most once per coalescing interval.
     pub last_used_at: Option<OffsetDateTime>,
     /// When it was revoked.
     pub revoked_at: Option<OffsetDateTime>,
+    /// How many requests it may make in all; `None` for no limit.
+    pub max_operations: Option<u64>,
+    /// How many of those are left.
+    pub operations_remaining: Option<u64>,
+    /// Whether using the last operation expires the token.
+    pub expires_on_completion: bool,
+    /// The task the token was minted for.
+    pub task_id: Option<String>,
+    /// What the token is meant to do, in the words of whoever minted it.
+    pub intent: Option<String>,
 }
 
 /// What to mint a token with.
@@ -110,10 +176,16 @@ pub struct NewToken {
     pub(crate) label: String,
     pub(crate) capabilities: Option<CapabilitySet>,
     pub(crate) expires_in: Option<time::Duration>,
+    pub(crate) created_by: Option<UserId>,
+    pub(crate) max_operations: Option<u64>,
+    pub(crate) expires_on_completion: bool,
+    pub(crate) task_id: Option<String>,
+    pub(crate) intent: Option<String>,
 }
 
 impl NewToken {
-    /// A token with this label, no narrowing capabilities and no expiry.
+    /// A token with this label, no narrowing capabilities, the agent type's default lifetime
+    /// and no use limit.
     pub fn new(label: impl Into<String>) -> Self {
         Self {
             label: label.into(),
@@ -127,9 +199,39 @@ impl NewToken {
         self
     }
 
-    /// The token stops resolving this long after creation.
+    /// The token stops resolving this long after creation (at most the agent type's maximum).
     pub fn expires_in(mut self, ttl: time::Duration) -> Self {
         self.expires_in = Some(ttl);
+        self
+    }
+
+    /// Records who minted the token.
+    pub fn created_by(mut self, user: impl Into<UserId>) -> Self {
+        self.created_by = Some(user.into());
+        self
+    }
+
+    /// Admits exactly `n` requests (`n ≥ 1`), counted atomically across every node.
+    pub fn max_operations(mut self, n: u64) -> Self {
+        self.max_operations = Some(n);
+        self
+    }
+
+    /// Expires the token when its last operation is used.
+    pub fn expires_on_completion(mut self) -> Self {
+        self.expires_on_completion = true;
+        self
+    }
+
+    /// The task the token is minted for.
+    pub fn task_id(mut self, task: impl Into<String>) -> Self {
+        self.task_id = Some(task.into());
+        self
+    }
+
+    /// What the token is meant to do.
+    pub fn intent(mut self, intent: impl Into<String>) -> Self {
+        self.intent = Some(intent.into());
         self
     }
 }
@@ -141,4 +243,48 @@ pub struct IssuedToken {
     pub token: RawToken,
     /// Its metadata.
     pub info: TokenInfo,
+}
+
+/// A token brought over from another system by its hash (the secret is not known here), e.g. a
+/// Data Machine `datamachine_{slug}_{64 hex}` token. Such tokens have no checksum: the store's
+/// [`TokenFormat`](crate::token::TokenFormat) must
+/// [`accept_legacy`](crate::token::TokenFormat::accept_legacy) for them to resolve.
+#[derive(Debug, Clone)]
+pub struct ImportedToken {
+    pub(crate) hash: TokenHash,
+    pub(crate) label: String,
+    pub(crate) capabilities: Option<CapabilitySet>,
+    pub(crate) created_at: Option<OffsetDateTime>,
+    pub(crate) expires_at: Option<OffsetDateTime>,
+}
+
+impl ImportedToken {
+    /// A token known by the SHA-256 of its secret.
+    pub fn new(hash: TokenHash, label: impl Into<String>) -> Self {
+        Self {
+            hash,
+            label: label.into(),
+            capabilities: None,
+            created_at: None,
+            expires_at: None,
+        }
+    }
+
+    /// Its capabilities (they must lie within the agent's policy).
+    pub fn with_capabilities(mut self, capabilities: CapabilitySet) -> Self {
+        self.capabilities = Some(capabilities);
+        self
+    }
+
+    /// When the other system created it (default: now).
+    pub fn created_at(mut self, at: OffsetDateTime) -> Self {
+        self.created_at = Some(at);
+        self
+    }
+
+    /// When it expires; an instant in the past is refused.
+    pub fn expires_at(mut self, at: OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
 }

@@ -85,6 +85,7 @@ mod tests {
             id: AgentId::from("agt_1"),
             slug: "bot".into(),
             owner: UserId::from("alice"),
+            agent_type: crate::store::AgentType::Autonomous,
             status: AgentStatus::Active,
             policy: Arc::new(Policy::unrestricted()),
             created_at: at(0),
@@ -100,9 +101,15 @@ mod tests {
             label: String::new(),
             capabilities: None,
             created_at: at(0),
+            created_by: None,
             expires_at: Some(at(100)),
             last_used_at: None,
             revoked_at: None,
+            max_operations: None,
+            operations_remaining: None,
+            expires_on_completion: false,
+            task_id: None,
+            intent: None,
         }
     }
 

@@ -1,0 +1,153 @@
+//! Validation and construction of new token records, shared by every backend so that all
+//! refuse the same input with the same error and store the same values.
+
+use time::OffsetDateTime;
+
+use super::config::StoreConfig;
+use super::model::{Agent, ImportedToken, NewToken, TokenInfo};
+use super::{StoreError, display_prefix, random_id, validate_label};
+use crate::ceiling::{CapabilitySet, Policy};
+use crate::principal::TokenId;
+use crate::token::{RawToken, TokenHash};
+
+/// Timestamps are kept to the microsecond, the precision every backend stores.
+pub(crate) fn truncate(at: OffsetDateTime) -> OffsetDateTime {
+    from_micros(micros(at))
+}
+
+/// Microseconds since the Unix epoch.
+pub(crate) fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// The instant `micros` microseconds after the Unix epoch.
+pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A token ready to be stored.
+pub(crate) struct PreparedToken {
+    pub(crate) raw: RawToken,
+    pub(crate) hash: TokenHash,
+    pub(crate) info: TokenInfo,
+}
+
+fn validate_text(what: &str, text: &Option<String>, max: usize) -> Result<(), StoreError> {
+    match text {
+        Some(text) if text.len() > max || text.chars().any(char::is_control) => {
+            Err(StoreError::InvalidInput(format!(
+                "{what}: at most {max} bytes, no control characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses token capabilities that the agent's policy does not cover.
+pub(crate) fn check_within_policy(
+    policy: &Policy,
+    requested: &CapabilitySet,
+) -> Result<(), StoreError> {
+    let outside: Vec<String> = requested
+        .iter()
+        .filter(|pattern| {
+            policy.allowed().is_some_and(|allow| !allow.covers(pattern))
+                || policy.denied().covers(pattern)
+        })
+        .map(|pattern| pattern.to_string())
+        .collect();
+    if outside.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::CapabilitiesOutsidePolicy(outside.join(", ")))
+    }
+}
+
+/// Checks `new` against the agent and the configuration, and mints the token.
+pub(crate) fn prepare_token(
+    config: &StoreConfig,
+    agent: &Agent,
+    new: NewToken,
+) -> Result<PreparedToken, StoreError> {
+    validate_label(&new.label)?;
+    validate_text("task id", &new.task_id, 200)?;
+    validate_text("intent", &new.intent, 1000)?;
+    if new.max_operations == Some(0) {
+        return Err(StoreError::InvalidInput(
+            "max_operations must be at least 1".into(),
+        ));
+    }
+    if new.expires_on_completion && new.max_operations.is_none() {
+        return Err(StoreError::InvalidInput(
+            "expires_on_completion needs max_operations: completion is the last operation".into(),
+        ));
+    }
+    if let Some(requested) = &new.capabilities {
+        check_within_policy(&agent.policy, requested)?;
+    }
+    let ttl = config
+        .lifetimes
+        .lifetime_for(agent.agent_type, new.expires_in)?;
+    let now = truncate(config.clock.now());
+    let raw = config.format.mint(&agent.slug)?;
+    let hash = raw.hash();
+    let info = TokenInfo {
+        id: TokenId::new(random_id("tok")?),
+        agent_id: agent.id.clone(),
+        display_prefix: display_prefix(
+            raw.expose_secret(),
+            config.format.prefix().len(),
+            agent.slug.len(),
+        ),
+        label: new.label,
+        capabilities: new.capabilities,
+        created_at: now,
+        created_by: new.created_by,
+        expires_at: ttl.map(|ttl| now + ttl),
+        last_used_at: None,
+        revoked_at: None,
+        max_operations: new.max_operations,
+        operations_remaining: new.max_operations,
+        expires_on_completion: new.expires_on_completion,
+        task_id: new.task_id,
+        intent: new.intent,
+    };
+    Ok(PreparedToken { raw, hash, info })
+}
+
+/// Checks an imported token against the agent and builds its record.
+pub(crate) fn prepare_import(
+    config: &StoreConfig,
+    agent: &Agent,
+    imported: ImportedToken,
+) -> Result<(TokenHash, TokenInfo), StoreError> {
+    validate_label(&imported.label)?;
+    if let Some(requested) = &imported.capabilities {
+        check_within_policy(&agent.policy, requested)?;
+    }
+    let now = truncate(config.clock.now());
+    if imported.expires_at.is_some_and(|at| at <= now) {
+        return Err(StoreError::InvalidLifetime(
+            "the imported token has already expired".into(),
+        ));
+    }
+    let info = TokenInfo {
+        id: TokenId::new(random_id("tok")?),
+        agent_id: agent.id.clone(),
+        display_prefix: format!("{}_{}_…", config.format.prefix(), agent.slug),
+        label: imported.label,
+        capabilities: imported.capabilities,
+        created_at: truncate(imported.created_at.unwrap_or(now)),
+        created_by: None,
+        expires_at: imported.expires_at.map(truncate),
+        last_used_at: None,
+        revoked_at: None,
+        max_operations: None,
+        operations_remaining: None,
+        expires_on_completion: false,
+        task_id: None,
+        intent: None,
+    };
+    Ok((imported.hash, info))
+}

@@ -1,0 +1,871 @@
+//! The SQL stores: [`SqliteStore`] (feature `sqlite`) and [`PgStore`] (feature `postgres`).
+//!
+//! Both keep agents and tokens in two tables (`agent_auth_agents`, `agent_auth_tokens`) created
+//! by versioned migrations embedded in the crate and applied when the store is opened (turn that
+//! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
+//! migrations are recorded in `agent_auth_schema_migrations` with a checksum, apart from any
+//! migration table of the host application. Times are stored as Unix microseconds, capabilities
+//! and policies as JSON text, tokens as the SHA-256 of the secret (unique index).
+//!
+//! Resolution is one indexed lookup (token joined with its agent) plus, for tokens with a use
+//! limit, one atomic `UPDATE … WHERE operations_remaining > 0`, so a limit of N admits exactly N
+//! requests across every node. Last-used times are buffered in memory and written by a
+//! background task at most once per token per interval, never on the request path. Any database
+//! error is [`ResolveError::Unavailable`](crate::ResolveError::Unavailable): a token whose
+//! validity cannot be established is never admitted.
+
+pub(crate) mod migrate;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::ceiling::{CapabilitySet, Policy};
+use crate::principal::TokenId;
+use crate::resolver::ResolveError;
+use crate::store::StoreError;
+
+/// Which SQL dialect the queries are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+/// Rewrites `?` placeholders as `$1, $2, …` for PostgreSQL.
+fn placeholders(sql: &str, dialect: Dialect) -> String {
+    if dialect == Dialect::Sqlite {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const AGENT_COLUMNS: [&str; 8] = [
+    "id",
+    "slug",
+    "owner",
+    "agent_type",
+    "status",
+    "policy",
+    "created_at",
+    "expires_at",
+];
+const TOKEN_COLUMNS: [&str; 15] = [
+    "id",
+    "agent_id",
+    "display_prefix",
+    "label",
+    "capabilities",
+    "created_at",
+    "created_by",
+    "expires_at",
+    "last_used_at",
+    "revoked_at",
+    "max_operations",
+    "operations_remaining",
+    "expires_on_completion",
+    "task_id",
+    "intent",
+];
+
+fn columns(names: &[&str], alias: Option<&str>) -> String {
+    let qualified: Vec<String> = names
+        .iter()
+        .map(|name| match alias {
+            Some(alias) => format!("{alias}.{name}"),
+            None => (*name).to_owned(),
+        })
+        .collect();
+    qualified.join(", ")
+}
+
+/// Every statement the stores run, in the dialect of one backend.
+pub(crate) struct Queries {
+    insert_agent: String,
+    agent_by_id: String,
+    agent_by_slug: String,
+    list_agents: String,
+    set_agent_status: String,
+    delete_agent_tokens: String,
+    delete_agent: String,
+    insert_token: String,
+    list_tokens: String,
+    get_token: String,
+    revoke_token: String,
+    revoke_all_tokens: String,
+    resolve: String,
+    consume: String,
+    touch: String,
+    purge: String,
+}
+
+impl Queries {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        let agent = columns(&AGENT_COLUMNS, None);
+        let token = columns(&TOKEN_COLUMNS, None);
+        let q = |sql: String| placeholders(&sql, dialect);
+        Self {
+            insert_agent: q(format!(
+                "INSERT INTO agent_auth_agents ({agent}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            )),
+            agent_by_id: q(format!(
+                "SELECT {agent} FROM agent_auth_agents WHERE id = ?"
+            )),
+            agent_by_slug: q(format!(
+                "SELECT {agent} FROM agent_auth_agents WHERE slug = ?"
+            )),
+            list_agents: q(format!(
+                "SELECT {agent} FROM agent_auth_agents ORDER BY slug"
+            )),
+            set_agent_status: q(format!(
+                "UPDATE agent_auth_agents SET status = ? WHERE id = ? RETURNING {agent}"
+            )),
+            delete_agent_tokens: q("DELETE FROM agent_auth_tokens WHERE agent_id = ?".into()),
+            delete_agent: q("DELETE FROM agent_auth_agents WHERE id = ?".into()),
+            insert_token: q(format!(
+                "INSERT INTO agent_auth_tokens (hash, {token}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )),
+            list_tokens: q(format!(
+                "SELECT {token} FROM agent_auth_tokens WHERE agent_id = ? ORDER BY created_at, id"
+            )),
+            get_token: q(format!(
+                "SELECT {token} FROM agent_auth_tokens WHERE agent_id = ? AND id = ?"
+            )),
+            revoke_token: q(format!(
+                "UPDATE agent_auth_tokens SET revoked_at = COALESCE(revoked_at, ?) \
+                 WHERE agent_id = ? AND id = ? RETURNING {token}"
+            )),
+            revoke_all_tokens: q("UPDATE agent_auth_tokens SET revoked_at = ? \
+                 WHERE agent_id = ? AND revoked_at IS NULL"
+                .into()),
+            resolve: q(format!(
+                "SELECT {}, {} FROM agent_auth_tokens t \
+                 JOIN agent_auth_agents a ON a.id = t.agent_id WHERE t.hash = ?",
+                columns(&TOKEN_COLUMNS, Some("t")),
+                columns(&AGENT_COLUMNS, Some("a")),
+            )),
+            // Atomic: of concurrent requests for the last operation, exactly one gets a row.
+            // Columns on the right of SET hold the values before the update.
+            consume: q(
+                "UPDATE agent_auth_tokens SET operations_remaining = operations_remaining - 1, \
+                 expires_at = CASE WHEN expires_on_completion AND operations_remaining = 1 \
+                 THEN ? ELSE expires_at END \
+                 WHERE id = ? AND operations_remaining > 0 AND revoked_at IS NULL \
+                 RETURNING operations_remaining"
+                    .into(),
+            ),
+            touch: q("UPDATE agent_auth_tokens SET last_used_at = ? \
+                 WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)"
+                .into()),
+            purge: q("DELETE FROM agent_auth_tokens \
+                 WHERE (revoked_at IS NOT NULL AND revoked_at < ?) \
+                 OR (expires_at IS NOT NULL AND expires_at < ?)"
+                .into()),
+        }
+    }
+}
+
+/// `{"allow": [..] | null, "deny": [..]}`
+pub(crate) fn policy_to_json(policy: &Policy) -> String {
+    json!({
+        "allow": policy.allowed().map(CapabilitySet::to_strings),
+        "deny": policy.denied().to_strings(),
+    })
+    .to_string()
+}
+
+fn corrupt(what: &str) -> String {
+    format!("stored {what} is not valid")
+}
+
+pub(crate) fn policy_from_json(text: &str) -> Result<Policy, String> {
+    let value: Value = serde_json::from_str(text).map_err(|_| corrupt("policy"))?;
+    let set = |v: &Value| -> Result<CapabilitySet, String> {
+        let items = v.as_array().ok_or_else(|| corrupt("policy"))?;
+        let names: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+        CapabilitySet::parse(names.ok_or_else(|| corrupt("policy"))?).map_err(|e| e.to_string())
+    };
+    let allow = match &value["allow"] {
+        Value::Null => None,
+        v => Some(set(v)?),
+    };
+    let deny = match &value["deny"] {
+        Value::Null => CapabilitySet::empty(),
+        v => set(v)?,
+    };
+    Ok(allow
+        .map_or_else(Policy::unrestricted, Policy::allow)
+        .with_deny(deny))
+}
+
+pub(crate) fn capabilities_to_json(set: &CapabilitySet) -> String {
+    Value::from(set.to_strings()).to_string()
+}
+
+pub(crate) fn capabilities_from_json(text: &str) -> Result<CapabilitySet, String> {
+    let names: Vec<String> = serde_json::from_str(text).map_err(|_| corrupt("capabilities"))?;
+    CapabilitySet::parse(names).map_err(|e| e.to_string())
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string().into())
+}
+
+/// A database error, as the management API reports it.
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(error))
+}
+
+/// A database error on the request path: never admission.
+pub(crate) fn resolve_error(error: sqlx::Error) -> ResolveError {
+    ResolveError::Unavailable(Box::new(error))
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Last-used times waiting to be written: at most one entry per token, flushed by a background
+/// task once per interval, so a token costs at most one write per interval however busy it is.
+#[derive(Default)]
+pub(crate) struct LastUsedBuffer {
+    pending: Mutex<HashMap<TokenId, i64>>,
+    writes: AtomicU64,
+}
+
+impl LastUsedBuffer {
+    pub(crate) fn record(&self, token: &TokenId, micros: i64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = pending.entry(token.clone()).or_insert(micros);
+        *slot = (*slot).max(micros);
+    }
+
+    pub(crate) fn take(&self) -> HashMap<TokenId, i64> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn count_writes(&self, n: u64) {
+        self.writes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// Implements the stores for one backend. Written once; `$Db` picks the sqlx driver.
+macro_rules! sql_store {
+    ($Store:ident, $Db:ty, $Row:ty, $dialect:expr, $migrations:expr, $lock:expr) => {
+        use std::sync::{Arc, Weak};
+
+        use sqlx::Row as _;
+        use time::OffsetDateTime;
+
+        use $crate::ceiling::Policy;
+        use $crate::principal::{AgentId, Principal, TokenId};
+        use $crate::resolver::{InvalidReason, ResolveError, TokenLookup, TokenResolver};
+        use $crate::store::prepare::{self, from_micros, micros, truncate};
+        use $crate::store::sql::{
+            LastUsedBuffer, Queries, capabilities_from_json, capabilities_to_json,
+            is_unique_violation, policy_from_json, policy_to_json, resolve_error, store_error,
+            unavailable,
+        };
+        use $crate::store::{
+            Agent, AgentStatus, AgentStore, AgentType, ImportedToken, IssuedToken, NewAgent,
+            NewToken, StoreConfig, StoreError, TokenInfo, TokenStore, verdict,
+        };
+        use $crate::token::TokenFormat;
+
+        struct Inner {
+            pool: sqlx::Pool<$Db>,
+            config: StoreConfig,
+            queries: Queries,
+            last_used: LastUsedBuffer,
+        }
+
+        impl std::fmt::Debug for $Store {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($Store))
+                    .field("config", &self.inner.config)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        fn opt_time(micros: Option<i64>) -> Option<OffsetDateTime> {
+            micros.map(from_micros)
+        }
+
+        fn count(value: Option<i64>) -> Option<u64> {
+            value.map(|v| u64::try_from(v).unwrap_or(0))
+        }
+
+        fn agent_from_row(row: &$Row, at: usize) -> Result<Agent, String> {
+            let get_err = |e: sqlx::Error| e.to_string();
+            let agent_type: String = row.try_get(at + 3).map_err(get_err)?;
+            let status: String = row.try_get(at + 4).map_err(get_err)?;
+            let policy: String = row.try_get(at + 5).map_err(get_err)?;
+            Ok(Agent {
+                id: AgentId::new(row.try_get::<String, _>(at).map_err(get_err)?),
+                slug: row.try_get::<String, _>(at + 1).map_err(get_err)?.into(),
+                owner: row.try_get::<String, _>(at + 2).map_err(get_err)?.into(),
+                agent_type: AgentType::parse(&agent_type)
+                    .ok_or("stored agent type is not valid")?,
+                status: AgentStatus::parse(&status).ok_or("stored agent status is not valid")?,
+                policy: Arc::new(policy_from_json(&policy)?),
+                created_at: from_micros(row.try_get(at + 6).map_err(get_err)?),
+                expires_at: opt_time(row.try_get(at + 7).map_err(get_err)?),
+            })
+        }
+
+        fn token_from_row(row: &$Row, at: usize) -> Result<TokenInfo, String> {
+            let get_err = |e: sqlx::Error| e.to_string();
+            let capabilities: Option<String> = row.try_get(at + 4).map_err(get_err)?;
+            Ok(TokenInfo {
+                id: TokenId::new(row.try_get::<String, _>(at).map_err(get_err)?),
+                agent_id: AgentId::new(row.try_get::<String, _>(at + 1).map_err(get_err)?),
+                display_prefix: row.try_get(at + 2).map_err(get_err)?,
+                label: row.try_get(at + 3).map_err(get_err)?,
+                capabilities: capabilities
+                    .as_deref()
+                    .map(capabilities_from_json)
+                    .transpose()?,
+                created_at: from_micros(row.try_get(at + 5).map_err(get_err)?),
+                created_by: row
+                    .try_get::<Option<String>, _>(at + 6)
+                    .map_err(get_err)?
+                    .map(Into::into),
+                expires_at: opt_time(row.try_get(at + 7).map_err(get_err)?),
+                last_used_at: opt_time(row.try_get(at + 8).map_err(get_err)?),
+                revoked_at: opt_time(row.try_get(at + 9).map_err(get_err)?),
+                max_operations: count(row.try_get(at + 10).map_err(get_err)?),
+                operations_remaining: count(row.try_get(at + 11).map_err(get_err)?),
+                expires_on_completion: row.try_get(at + 12).map_err(get_err)?,
+                task_id: row.try_get(at + 13).map_err(get_err)?,
+                intent: row.try_get(at + 14).map_err(get_err)?,
+            })
+        }
+
+        fn agent_row(row: &$Row) -> Result<Agent, StoreError> {
+            agent_from_row(row, 0).map_err(unavailable)
+        }
+
+        fn token_row(row: &$Row) -> Result<TokenInfo, StoreError> {
+            token_from_row(row, 0).map_err(unavailable)
+        }
+
+        fn as_i64(n: Option<u64>) -> Option<i64> {
+            n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+        }
+
+        impl $Store {
+            async fn with_pool(
+                pool: sqlx::Pool<$Db>,
+                config: StoreConfig,
+            ) -> Result<Self, StoreError> {
+                if config.migrate {
+                    Self::migrate_pool(&pool).await?;
+                }
+                let inner = Arc::new(Inner {
+                    pool,
+                    config,
+                    queries: Queries::new($dialect),
+                    last_used: LastUsedBuffer::default(),
+                });
+                spawn_last_used_writer(Arc::downgrade(&inner));
+                Ok(Self { inner })
+            }
+
+            /// Applies the embedded migrations that are not applied yet, in one transaction.
+            /// Refuses a database whose schema is newer than this build or whose applied
+            /// migrations were edited.
+            pub async fn migrate(&self) -> Result<(), StoreError> {
+                Self::migrate_pool(&self.inner.pool).await
+            }
+
+            async fn migrate_pool(pool: &sqlx::Pool<$Db>) -> Result<(), StoreError> {
+                use $crate::store::sql::migrate::CREATE_MIGRATIONS_TABLE;
+                let mut tx = pool.begin().await.map_err(store_error)?;
+                let lock: Option<&str> = $lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                }
+                sqlx::raw_sql(CREATE_MIGRATIONS_TABLE)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                let applied: Vec<(i64, String)> =
+                    sqlx::query_as("SELECT version, checksum FROM agent_auth_schema_migrations")
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                let known: &[$crate::store::sql::migrate::Migration] = $migrations;
+                for (version, checksum) in &applied {
+                    match known.iter().find(|m| m.version == *version) {
+                        None => {
+                            return Err(unavailable(format!(
+                                "the database schema (migration {version}) is newer than this build"
+                            )));
+                        }
+                        Some(m) if m.checksum() != *checksum => {
+                            return Err(unavailable(format!(
+                                "migration {version} was changed after it was applied"
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let now = micros(OffsetDateTime::now_utc());
+                for migration in known
+                    .iter()
+                    .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+                {
+                    sqlx::raw_sql(migration.sql)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                    sqlx::query(&$crate::store::sql::placeholders(
+                        "INSERT INTO agent_auth_schema_migrations \
+                         (version, description, checksum, applied_at) VALUES (?, ?, ?, ?)",
+                        $dialect,
+                    ))
+                    .bind(migration.version)
+                    .bind(migration.description)
+                    .bind(migration.checksum())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                }
+                tx.commit().await.map_err(store_error)
+            }
+
+            /// The connection pool.
+            pub fn pool(&self) -> &sqlx::Pool<$Db> {
+                &self.inner.pool
+            }
+
+            fn now(&self) -> OffsetDateTime {
+                truncate(self.inner.config.clock.now())
+            }
+
+            /// Writes the buffered last-used times now (the background task does this once per
+            /// interval; call it before shutting down to lose nothing).
+            pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+                flush(&self.inner).await
+            }
+
+            /// How many last-used writes this store has made since it was opened.
+            pub fn last_used_writes(&self) -> u64 {
+                self.inner.last_used.writes()
+            }
+
+            async fn agent_required(&self, id: &AgentId) -> Result<Agent, StoreError> {
+                AgentStore::agent(self, id)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
+            }
+        }
+
+        async fn flush(inner: &Inner) -> Result<(), StoreError> {
+            let pending = inner.last_used.take();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let mut tx = inner.pool.begin().await.map_err(store_error)?;
+            for (token, at) in &pending {
+                sqlx::query(&inner.queries.touch)
+                    .bind(*at)
+                    .bind(token.as_str())
+                    .bind(*at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            }
+            tx.commit().await.map_err(store_error)?;
+            inner.last_used.count_writes(pending.len() as u64);
+            Ok(())
+        }
+
+        /// Writes buffered last-used times once per interval until the store is dropped.
+        fn spawn_last_used_writer(inner: Weak<Inner>) {
+            let Some(period) = inner.upgrade().map(|i| i.config.last_used_interval) else {
+                return;
+            };
+            let period = period.max(std::time::Duration::from_millis(10));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = inner.upgrade() else { break };
+                    // A failed write keeps nothing back from requests; the next use records again.
+                    let _ = flush(&inner).await;
+                }
+            });
+        }
+
+        #[async_trait::async_trait]
+        impl TokenResolver for $Store {
+            fn token_format(&self) -> &TokenFormat {
+                &self.inner.config.format
+            }
+
+            async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+                let inner = &self.inner;
+                let now_nanos = inner.config.clock.unix_nanos();
+                let row = sqlx::query(&inner.queries.resolve)
+                    .bind(token.hash().as_bytes().as_slice())
+                    .fetch_optional(&inner.pool)
+                    .await
+                    .map_err(resolve_error)?
+                    .ok_or(InvalidReason::Unknown)?;
+                let corrupt = |e: String| ResolveError::unavailable(e);
+                let info = token_from_row(&row, 0).map_err(corrupt)?;
+                let agent = agent_from_row(&row, $crate::store::sql::TOKEN_COLUMN_COUNT)
+                    .map_err(corrupt)?;
+                verdict::check_token(&info, &agent, token.slug(), now_nanos)?;
+                if info.operations_remaining == Some(0) {
+                    return Err(InvalidReason::Exhausted.into());
+                }
+                let owner = inner.config.directory.as_ref().user(&agent.owner).await?;
+                let owner = verdict::active_owner(owner)?;
+                if info.max_operations.is_some() {
+                    // Last, so that a request refused for any other reason uses no operation.
+                    let now = i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX);
+                    sqlx::query(&inner.queries.consume)
+                        .bind(now)
+                        .bind(info.id.as_str())
+                        .fetch_optional(&inner.pool)
+                        .await
+                        .map_err(resolve_error)?
+                        .ok_or(InvalidReason::Exhausted)?;
+                }
+                let token_policy = info
+                    .capabilities
+                    .clone()
+                    .map(|caps| Arc::new(Policy::allow(caps)));
+                let principal =
+                    verdict::agent_principal(&owner, &agent, &info, token_policy.as_ref());
+                inner.last_used.record(
+                    &info.id,
+                    i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX),
+                );
+                Ok(principal.into())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl AgentStore for $Store {
+            async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
+                if !$crate::token::valid_slug(&new.slug) {
+                    return Err(StoreError::InvalidSlug(new.slug));
+                }
+                if self
+                    .inner
+                    .config
+                    .directory
+                    .as_ref()
+                    .user(&new.owner)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::UnknownUser(new.owner.to_string()));
+                }
+                let agent = Agent {
+                    id: AgentId::new($crate::store::random_id("agt")?),
+                    slug: new.slug.into(),
+                    owner: new.owner,
+                    agent_type: new.agent_type,
+                    status: AgentStatus::Active,
+                    policy: Arc::new(new.policy),
+                    created_at: self.now(),
+                    expires_at: new.expires_at.map(truncate),
+                };
+                let result = sqlx::query(&self.inner.queries.insert_agent)
+                    .bind(agent.id.as_str())
+                    .bind(&*agent.slug)
+                    .bind(agent.owner.as_str())
+                    .bind(agent.agent_type.as_str())
+                    .bind(agent.status.as_str())
+                    .bind(policy_to_json(&agent.policy))
+                    .bind(micros(agent.created_at))
+                    .bind(agent.expires_at.map(micros))
+                    .execute(&self.inner.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(agent),
+                    Err(e) if is_unique_violation(&e) => {
+                        Err(StoreError::DuplicateSlug(agent.slug.to_string()))
+                    }
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+
+            async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
+                let row = sqlx::query(&self.inner.queries.agent_by_id)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.as_ref().map(agent_row).transpose()
+            }
+
+            async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
+                let row = sqlx::query(&self.inner.queries.agent_by_slug)
+                    .bind(slug)
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.as_ref().map(agent_row).transpose()
+            }
+
+            async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
+                let rows = sqlx::query(&self.inner.queries.list_agents)
+                    .fetch_all(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                rows.iter().map(agent_row).collect()
+            }
+
+            async fn set_agent_status(
+                &self,
+                id: &AgentId,
+                status: AgentStatus,
+            ) -> Result<Agent, StoreError> {
+                let row = sqlx::query(&self.inner.queries.set_agent_status)
+                    .bind(status.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.as_ref()
+                    .map(agent_row)
+                    .transpose()?
+                    .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
+            }
+
+            async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
+                let mut tx = self.inner.pool.begin().await.map_err(store_error)?;
+                sqlx::query(&self.inner.queries.delete_agent_tokens)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                let deleted = sqlx::query(&self.inner.queries.delete_agent)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Err(StoreError::UnknownAgent(id.to_string()));
+                }
+                tx.commit().await.map_err(store_error)
+            }
+        }
+
+        impl $Store {
+            async fn insert_token(
+                &self,
+                hash: &$crate::token::TokenHash,
+                info: &TokenInfo,
+            ) -> Result<(), StoreError> {
+                let result = sqlx::query(&self.inner.queries.insert_token)
+                    .bind(hash.as_bytes().as_slice())
+                    .bind(info.id.as_str())
+                    .bind(info.agent_id.as_str())
+                    .bind(&info.display_prefix)
+                    .bind(&info.label)
+                    .bind(info.capabilities.as_ref().map(capabilities_to_json))
+                    .bind(micros(info.created_at))
+                    .bind(info.created_by.as_ref().map(|u| u.to_string()))
+                    .bind(info.expires_at.map(micros))
+                    .bind(info.last_used_at.map(micros))
+                    .bind(info.revoked_at.map(micros))
+                    .bind(as_i64(info.max_operations))
+                    .bind(as_i64(info.operations_remaining))
+                    .bind(info.expires_on_completion)
+                    .bind(info.task_id.as_deref())
+                    .bind(info.intent.as_deref())
+                    .execute(&self.inner.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateToken),
+                    // The agent was deleted meanwhile: the foreign key refuses the row.
+                    Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                        Err(StoreError::UnknownAgent(info.agent_id.to_string()))
+                    }
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl TokenStore for $Store {
+            async fn create_token(
+                &self,
+                agent: &AgentId,
+                new: NewToken,
+            ) -> Result<IssuedToken, StoreError> {
+                let agent = self.agent_required(agent).await?;
+                let prepared = prepare::prepare_token(&self.inner.config, &agent, new)?;
+                self.insert_token(&prepared.hash, &prepared.info).await?;
+                Ok(IssuedToken {
+                    token: prepared.raw,
+                    info: prepared.info,
+                })
+            }
+
+            async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
+                self.agent_required(agent).await?;
+                let rows = sqlx::query(&self.inner.queries.list_tokens)
+                    .bind(agent.as_str())
+                    .fetch_all(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                rows.iter().map(token_row).collect()
+            }
+
+            async fn revoke_token(
+                &self,
+                agent: &AgentId,
+                token: &TokenId,
+            ) -> Result<TokenInfo, StoreError> {
+                self.agent_required(agent).await?;
+                let row = sqlx::query(&self.inner.queries.revoke_token)
+                    .bind(micros(self.now()))
+                    .bind(agent.as_str())
+                    .bind(token.as_str())
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.as_ref()
+                    .map(token_row)
+                    .transpose()?
+                    .ok_or_else(|| StoreError::UnknownToken {
+                        agent: agent.to_string(),
+                        token: token.to_string(),
+                    })
+            }
+
+            async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
+                self.agent_required(agent).await?;
+                let revoked = sqlx::query(&self.inner.queries.revoke_all_tokens)
+                    .bind(micros(self.now()))
+                    .bind(agent.as_str())
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
+            }
+
+            async fn token(
+                &self,
+                agent: &AgentId,
+                token: &TokenId,
+            ) -> Result<Option<TokenInfo>, StoreError> {
+                self.agent_required(agent).await?;
+                let row = sqlx::query(&self.inner.queries.get_token)
+                    .bind(agent.as_str())
+                    .bind(token.as_str())
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.as_ref().map(token_row).transpose()
+            }
+
+            async fn import_token(
+                &self,
+                agent: &AgentId,
+                token: ImportedToken,
+            ) -> Result<TokenInfo, StoreError> {
+                let agent = self.agent_required(agent).await?;
+                let (hash, info) = prepare::prepare_import(&self.inner.config, &agent, token)?;
+                self.insert_token(&hash, &info).await?;
+                Ok(info)
+            }
+
+            async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
+                let cutoff = micros(self.now() - older_than);
+                let purged = sqlx::query(&self.inner.queries.purge)
+                    .bind(cutoff)
+                    .bind(cutoff)
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
+
+/// How many columns a token occupies at the start of a resolve row.
+pub(crate) const TOKEN_COLUMN_COUNT: usize = TOKEN_COLUMNS.len();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            placeholders("a = ? AND b = ?", Dialect::Postgres),
+            "a = $1 AND b = $2"
+        );
+        assert_eq!(placeholders("a = ?", Dialect::Sqlite), "a = ?");
+    }
+
+    #[test]
+    fn policies_round_trip_through_json() {
+        let policies = [
+            Policy::unrestricted(),
+            Policy::nothing(),
+            Policy::allow(CapabilitySet::parse(["posts:*", "a"]).unwrap())
+                .with_deny(CapabilitySet::parse(["posts:delete"]).unwrap()),
+        ];
+        for policy in policies {
+            assert_eq!(policy_from_json(&policy_to_json(&policy)).unwrap(), policy);
+        }
+    }
+
+    #[test]
+    fn corrupt_json_is_an_error_not_a_wider_policy() {
+        assert!(policy_from_json("{").is_err());
+        assert!(policy_from_json(r#"{"allow": "posts:*"}"#).is_err());
+        assert!(capabilities_from_json("[1]").is_err());
+    }
+}

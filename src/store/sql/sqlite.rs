@@ -1,0 +1,75 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+use super::{Dialect, sql_store};
+
+/// The embedded store: one SQLite file, no server (feature `sqlite`).
+///
+/// ```
+/// use tower_agent_auth::store::{AgentStore, MemoryUserDirectory, NewAgent, NewToken, StoreConfig, TokenStore, UserRecord, SqliteStore};
+/// use tower_agent_auth::{Policy, token::TokenFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("agent-auth-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let path = dir.join("doc.db");
+/// let users = MemoryUserDirectory::new();
+/// users.insert(UserRecord::new("alice", Policy::unrestricted()));
+/// let config = StoreConfig::new(TokenFormat::new("acme")?, users);
+/// // Created on first use, reused afterwards; migrations are applied on open.
+/// let store = SqliteStore::open(&path.display().to_string(), config).await?;
+/// let agent = store.create_agent(NewAgent::new("writer", "alice")).await?;
+/// let issued = store.create_token(&agent.id, NewToken::new("ci")).await?;
+/// assert_eq!(store.list_tokens(&agent.id).await?[0].id, issued.info.id);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    Dialect::Sqlite,
+    super::migrate::SQLITE,
+    None
+);
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url`: a path such as `agent-auth.db` or a
+    /// URL such as `sqlite://agent-auth.db`. Write-ahead logging lets readers and the writer
+    /// work at once; a writer waits up to 5 s for another.
+    pub async fn open(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let url = if url.starts_with("sqlite:") {
+            url.to_owned()
+        } else {
+            format!("sqlite://{url}")
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(store_error)?;
+        Self::from_pool(pool, config).await
+    }
+
+    /// A store on an existing pool (migrations applied unless the configuration says not to).
+    pub async fn from_pool(
+        pool: sqlx::SqlitePool,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
+        Self::with_pool(pool, config).await
+    }
+}

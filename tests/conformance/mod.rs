@@ -1,0 +1,793 @@
+//! One behaviour, every backend: each `case_*` function runs against memory, SQLite and
+//! PostgreSQL through `conformance_suite!`.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::store::{
+    AgentStatus, AgentStore, AgentType, ImportedToken, MemoryUserDirectory, NewAgent, NewToken,
+    StoreConfig, StoreError, TokenStore, UserRecord,
+};
+use tower_agent_auth::token::{TokenFormat, TokenHash};
+use tower_agent_auth::{
+    AgentAuthLayer, CapabilitySet, InvalidReason, Policy, ResolveError, TokenLookup, TokenResolver,
+    UserId,
+};
+
+pub fn caps(patterns: &[&str]) -> CapabilitySet {
+    CapabilitySet::parse(patterns).unwrap()
+}
+
+/// What every case gets: the store under test, its users and its clock.
+pub struct Env<S> {
+    pub store: S,
+    pub users: MemoryUserDirectory,
+    pub clock: Arc<ManualClock>,
+}
+
+pub fn users() -> MemoryUserDirectory {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new(
+        "alice",
+        Policy::allow(caps(&["posts:*", "comments:read"])),
+    ));
+    users.insert(UserRecord::new("bob", Policy::unrestricted()));
+    users
+}
+
+pub fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(),
+    ))
+}
+
+pub fn config(users: &MemoryUserDirectory, clock: &Arc<ManualClock>) -> StoreConfig {
+    StoreConfig::new(
+        TokenFormat::new("acme").unwrap().accept_legacy(true),
+        users.clone(),
+    )
+    .clock(clock.clone())
+}
+
+/// Whether tests needing a service must run (CI) or may skip.
+pub fn services_required() -> bool {
+    std::env::var_os("AGENT_AUTH_REQUIRE_SERVICES").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// Says once per test binary that service-backed tests were skipped. Written to the stderr
+/// handle itself: libtest hides `eprintln!` output of passing tests.
+pub fn skip_notice(service: &str, variable: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "notice: {service} tests skipped; set {variable} to run them \
+             (AGENT_AUTH_REQUIRE_SERVICES=1 makes this a failure)"
+        );
+    });
+}
+
+/// Resolves a raw token the way the layer does.
+pub async fn resolve<S: TokenResolver>(
+    store: &S,
+    raw: &str,
+) -> Result<tower_agent_auth::Principal, ResolveError> {
+    let parsed = store
+        .token_format()
+        .parse(raw)
+        .expect("a well-formed token");
+    let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+    match store.resolve_now(&lookup) {
+        Some(verdict) => verdict,
+        None => store.resolve(&lookup).await,
+    }
+}
+
+fn refused(result: Result<tower_agent_auth::Principal, ResolveError>) -> InvalidReason {
+    match result {
+        Err(ResolveError::Invalid(reason)) => reason,
+        Err(other) => panic!("expected a refusal, got {other:?}"),
+        Ok(p) => panic!("expected a refusal, got a principal for {}", p.user_id()),
+    }
+}
+
+pub trait Store: AgentStore + TokenStore + TokenResolver + Clone + 'static {}
+impl<T: AgentStore + TokenStore + TokenResolver + Clone + 'static> Store for T {}
+
+pub async fn case_token_binds_agent_and_owner<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let issued = env
+        .store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let principal = resolve(&env.store, issued.token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(principal.user_id(), &UserId::from("alice"));
+    assert_eq!(principal.agent_id(), Some(&agent.id));
+    assert_eq!(principal.token_id(), Some(&issued.info.id));
+    assert!(principal.can("posts:publish"));
+    assert!(!principal.can("users:delete"));
+}
+
+pub async fn case_unknown_token_is_refused<S: Store>(env: Env<S>) {
+    env.store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let stranger = TokenFormat::new("acme").unwrap().mint("writer").unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, stranger.expose_secret()).await),
+        InvalidReason::Unknown
+    );
+}
+
+pub async fn case_agents_round_trip<S: Store>(env: Env<S>) {
+    let policy = Policy::allow(caps(&["posts:*"])).with_deny(caps(&["posts:delete"]));
+    let created = env
+        .store
+        .create_agent(
+            NewAgent::new("writer", "alice")
+                .with_policy(policy)
+                .with_type(AgentType::Supervised),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.store.agent(&created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        env.store.agent_by_slug("writer").await.unwrap(),
+        Some(created.clone())
+    );
+    env.store
+        .create_agent(NewAgent::new("archivist", "bob"))
+        .await
+        .unwrap();
+    let slugs: Vec<String> = env
+        .store
+        .list_agents()
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.slug.to_string())
+        .collect();
+    assert_eq!(slugs, ["archivist", "writer"]);
+    assert_eq!(env.store.agent_by_slug("nobody").await.unwrap(), None);
+}
+
+pub async fn case_duplicate_slug_changes_nothing<S: Store>(env: Env<S>) {
+    let first = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let again = env.store.create_agent(NewAgent::new("writer", "bob")).await;
+    assert!(
+        matches!(again, Err(StoreError::DuplicateSlug(ref s)) if s == "writer"),
+        "{again:?}"
+    );
+    let agents = env.store.list_agents().await.unwrap();
+    assert_eq!(agents, vec![first]);
+}
+
+pub async fn case_invalid_slug_and_unknown_owner_are_refused<S: Store>(env: Env<S>) {
+    let bad = env
+        .store
+        .create_agent(NewAgent::new("Not_A_Slug", "alice"))
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidSlug(_))), "{bad:?}");
+    let nobody = env
+        .store
+        .create_agent(NewAgent::new("orphan", "mallory"))
+        .await;
+    assert!(
+        matches!(nobody, Err(StoreError::UnknownUser(_))),
+        "{nobody:?}"
+    );
+    assert!(env.store.list_agents().await.unwrap().is_empty());
+}
+
+pub async fn case_token_for_unknown_agent_is_refused<S: Store>(env: Env<S>) {
+    let result = env
+        .store
+        .create_token(&"agt_missing".into(), NewToken::new("t"))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::UnknownAgent(_))),
+        "{result:?}"
+    );
+}
+
+pub async fn case_capabilities_outside_policy_change_nothing<S: Store>(env: Env<S>) {
+    let policy = Policy::allow(caps(&["posts:read"]));
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("reader", "alice").with_policy(policy))
+        .await
+        .unwrap();
+    let wide = NewToken::new("t").with_capabilities(caps(&["posts:*"]));
+    let result = env.store.create_token(&agent.id, wide).await;
+    assert!(
+        matches!(result, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        "{result:?}"
+    );
+    assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
+}
+
+pub async fn case_lifetime_policy_is_enforced<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("runner", "alice").with_type(AgentType::Ephemeral))
+        .await
+        .unwrap();
+    let too_long = NewToken::new("t").expires_in(time::Duration::hours(2));
+    let result = env.store.create_token(&agent.id, too_long).await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidLifetime(_))),
+        "{result:?}"
+    );
+    let zero = NewToken::new("t").expires_in(time::Duration::ZERO);
+    assert!(matches!(
+        env.store.create_token(&agent.id, zero).await,
+        Err(StoreError::InvalidLifetime(_))
+    ));
+    assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
+    // Without a lifetime, the agent type's default (15 minutes) applies.
+    let issued = env
+        .store
+        .create_token(&agent.id, NewToken::new("default"))
+        .await
+        .unwrap();
+    assert_eq!(
+        issued.info.expires_at.unwrap() - issued.info.created_at,
+        time::Duration::minutes(15)
+    );
+}
+
+pub async fn case_list_and_get_show_metadata_only<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let first = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("laptop")
+                .with_capabilities(caps(&["posts:read"]))
+                .created_by("alice")
+                .task_id("task-7")
+                .intent("draft the weekly post")
+                .expires_in(time::Duration::days(30)),
+        )
+        .await
+        .unwrap();
+    env.clock.advance(time::Duration::seconds(1));
+    let second = env
+        .store
+        .create_token(&agent.id, NewToken::new("ci"))
+        .await
+        .unwrap();
+    let listed = env.store.list_tokens(&agent.id).await.unwrap();
+    assert_eq!(listed, vec![first.info.clone(), second.info.clone()]);
+    assert_eq!(
+        env.store.token(&agent.id, &first.info.id).await.unwrap(),
+        Some(first.info.clone())
+    );
+    let shown = format!("{listed:?}");
+    assert!(
+        !shown.contains(&first.token.expose_secret()[20..]),
+        "no secret in metadata"
+    );
+    assert!(first.info.display_prefix.starts_with("acme_writer_"));
+}
+
+pub async fn case_revoked_token_is_refused<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let keep = env
+        .store
+        .create_token(&agent.id, NewToken::new("keep"))
+        .await
+        .unwrap();
+    let drop = env
+        .store
+        .create_token(&agent.id, NewToken::new("drop"))
+        .await
+        .unwrap();
+    let revoked = env
+        .store
+        .revoke_token(&agent.id, &drop.info.id)
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        refused(resolve(&env.store, drop.token.expose_secret()).await),
+        InvalidReason::Revoked
+    );
+    assert!(
+        resolve(&env.store, keep.token.expose_secret())
+            .await
+            .is_ok()
+    );
+    // Revoking again keeps the first revocation time.
+    env.clock.advance(time::Duration::minutes(1));
+    let again = env
+        .store
+        .revoke_token(&agent.id, &drop.info.id)
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at);
+}
+
+pub async fn case_foreign_or_unknown_token_cannot_be_revoked<S: Store>(env: Env<S>) {
+    let writer = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let other = env
+        .store
+        .create_agent(NewAgent::new("other", "bob"))
+        .await
+        .unwrap();
+    let token = env
+        .store
+        .create_token(&writer.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let through_other = env.store.revoke_token(&other.id, &token.info.id).await;
+    assert!(
+        matches!(through_other, Err(StoreError::UnknownToken { .. })),
+        "{through_other:?}"
+    );
+    let unknown = env
+        .store
+        .revoke_token(&writer.id, &"tok_missing".into())
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownToken { .. })),
+        "{unknown:?}"
+    );
+    assert!(
+        resolve(&env.store, token.token.expose_secret())
+            .await
+            .is_ok(),
+        "still valid"
+    );
+    assert_eq!(
+        env.store.token(&other.id, &token.info.id).await.unwrap(),
+        None
+    );
+}
+
+pub async fn case_revoke_all_and_delete<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let a = env
+        .store
+        .create_token(&agent.id, NewToken::new("a"))
+        .await
+        .unwrap();
+    let b = env
+        .store
+        .create_token(&agent.id, NewToken::new("b"))
+        .await
+        .unwrap();
+    assert_eq!(env.store.revoke_all_tokens(&agent.id).await.unwrap(), 2);
+    assert_eq!(env.store.revoke_all_tokens(&agent.id).await.unwrap(), 0);
+    for t in [&a, &b] {
+        assert_eq!(
+            refused(resolve(&env.store, t.token.expose_secret()).await),
+            InvalidReason::Revoked
+        );
+    }
+    let c = env
+        .store
+        .create_token(&agent.id, NewToken::new("c"))
+        .await
+        .unwrap();
+    env.store.delete_agent(&agent.id).await.unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, c.token.expose_secret()).await),
+        InvalidReason::Unknown
+    );
+    assert!(matches!(
+        env.store.list_tokens(&agent.id).await,
+        Err(StoreError::UnknownAgent(_))
+    ));
+    assert!(matches!(
+        env.store.delete_agent(&agent.id).await,
+        Err(StoreError::UnknownAgent(_))
+    ));
+}
+
+pub async fn case_expiry_follows_the_clock<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("t").expires_in(time::Duration::minutes(10)),
+        )
+        .await
+        .unwrap();
+    env.clock
+        .advance(time::Duration::minutes(10) - time::Duration::SECOND);
+    assert!(resolve(&env.store, t.token.expose_secret()).await.is_ok());
+    env.clock.advance(time::Duration::SECOND);
+    assert_eq!(
+        refused(resolve(&env.store, t.token.expose_secret()).await),
+        InvalidReason::Expired
+    );
+}
+
+pub async fn case_disabled_agent_is_refused_until_enabled<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let disabled = env
+        .store
+        .set_agent_status(&agent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(disabled.status, AgentStatus::Disabled);
+    assert_eq!(
+        refused(resolve(&env.store, t.token.expose_secret()).await),
+        InvalidReason::AgentDisabled
+    );
+    env.store
+        .set_agent_status(&agent.id, AgentStatus::Active)
+        .await
+        .unwrap();
+    assert!(resolve(&env.store, t.token.expose_secret()).await.is_ok());
+}
+
+pub async fn case_owner_changes_apply_at_once<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    assert!(
+        resolve(&env.store, t.token.expose_secret())
+            .await
+            .unwrap()
+            .can("posts:publish")
+    );
+    env.users
+        .set_role(&"alice".into(), Policy::allow(caps(&["comments:read"])));
+    assert!(
+        !resolve(&env.store, t.token.expose_secret())
+            .await
+            .unwrap()
+            .can("posts:publish")
+    );
+    env.users.set_active(&"alice".into(), false);
+    assert_eq!(
+        refused(resolve(&env.store, t.token.expose_secret()).await),
+        InvalidReason::OwnerInactive
+    );
+    env.users.remove(&"alice".into());
+    assert_eq!(
+        refused(resolve(&env.store, t.token.expose_secret()).await),
+        InvalidReason::OwnerMissing
+    );
+}
+
+pub async fn case_use_limit_is_exact<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("worker", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t").max_operations(3))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        resolve(&env.store, t.token.expose_secret()).await.unwrap();
+    }
+    assert_eq!(
+        refused(resolve(&env.store, t.token.expose_secret()).await),
+        InvalidReason::Exhausted
+    );
+    let info = env
+        .store
+        .token(&agent.id, &t.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (info.max_operations, info.operations_remaining),
+        (Some(3), Some(0))
+    );
+    assert_eq!(
+        info.expires_at, None,
+        "no expiry without expires_on_completion"
+    );
+}
+
+pub async fn case_refused_requests_use_no_operation<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("worker", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t").max_operations(2))
+        .await
+        .unwrap();
+    env.users.set_active(&"alice".into(), false);
+    refused(resolve(&env.store, t.token.expose_secret()).await);
+    env.users.set_active(&"alice".into(), true);
+    let info = env
+        .store
+        .token(&agent.id, &t.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.operations_remaining, Some(2));
+}
+
+pub async fn case_expires_on_completion<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("worker", "alice"))
+        .await
+        .unwrap();
+    let new = NewToken::new("t")
+        .max_operations(2)
+        .expires_on_completion()
+        .task_id("task-1");
+    let t = env.store.create_token(&agent.id, new).await.unwrap();
+    assert_eq!(t.info.expires_at, None);
+    resolve(&env.store, t.token.expose_secret()).await.unwrap();
+    resolve(&env.store, t.token.expose_secret()).await.unwrap();
+    let info = env
+        .store
+        .token(&agent.id, &t.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.expires_at,
+        Some(env.clock.now_micros()),
+        "expired on completion"
+    );
+    let result = resolve(&env.store, t.token.expose_secret()).await;
+    assert!(matches!(
+        refused(result),
+        InvalidReason::Expired | InvalidReason::Exhausted
+    ));
+    let bad = env
+        .store
+        .create_token(&agent.id, NewToken::new("t").expires_on_completion())
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidInput(_))), "{bad:?}");
+    let zero = env
+        .store
+        .create_token(&agent.id, NewToken::new("t").max_operations(0))
+        .await;
+    assert!(matches!(zero, Err(StoreError::InvalidInput(_))), "{zero:?}");
+}
+
+/// 1 000 concurrent requests through the layer for a token limited to 100 operations, spread
+/// over `stores` (two stores on one database stand for two nodes).
+pub async fn concurrent_use_limit<S: Store>(stores: Vec<S>, users: &MemoryUserDirectory) {
+    let _ = users;
+    let first = &stores[0];
+    let agent = first
+        .create_agent(NewAgent::new("swarm", "bob"))
+        .await
+        .unwrap();
+    let t = first
+        .create_token(&agent.id, NewToken::new("t").max_operations(100))
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", t.token.expose_secret());
+    let services: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            ServiceBuilder::new()
+                .layer(AgentAuthLayer::new(store.clone()))
+                .service_fn(|_: Request<String>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+                })
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let service = services[i % services.len()].clone();
+        let bearer = bearer.clone();
+        tasks.spawn(async move {
+            let request = Request::builder()
+                .header("authorization", bearer)
+                .body(String::new())
+                .unwrap();
+            service.oneshot(request).await.unwrap().status()
+        });
+    }
+    let (mut admitted, mut refused) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::UNAUTHORIZED => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((admitted, refused), (100, 900));
+}
+
+pub async fn case_concurrent_use_limit_is_exact<S: Store>(env: Env<S>) {
+    concurrent_use_limit(vec![env.store.clone()], &env.users).await;
+}
+
+pub async fn case_import_by_hash<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("content-bot", "alice"))
+        .await
+        .unwrap();
+    // A Data Machine token: 64 hex, no checksum.
+    let legacy =
+        "acme_content-bot_9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let imported = ImportedToken::new(TokenHash::of(legacy), "from data machine")
+        .with_capabilities(caps(&["posts:read"]));
+    let info = env
+        .store
+        .import_token(&agent.id, imported.clone())
+        .await
+        .unwrap();
+    let principal = resolve(&env.store, legacy).await.unwrap();
+    assert_eq!(principal.token_id(), Some(&info.id));
+    assert!(principal.can("posts:read") && !principal.can("posts:publish"));
+    assert!(matches!(
+        env.store.import_token(&agent.id, imported).await,
+        Err(StoreError::DuplicateToken)
+    ));
+    let expired = ImportedToken::new(TokenHash::of("acme_content-bot_x"), "old")
+        .expires_at(env.clock.now() - time::Duration::days(1));
+    assert!(matches!(
+        env.store.import_token(&agent.id, expired).await,
+        Err(StoreError::InvalidLifetime(_))
+    ));
+    assert_eq!(env.store.list_tokens(&agent.id).await.unwrap().len(), 1);
+}
+
+pub async fn case_purge_removes_long_dead_tokens<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let live = env
+        .store
+        .create_token(&agent.id, NewToken::new("live"))
+        .await
+        .unwrap();
+    let revoked = env
+        .store
+        .create_token(&agent.id, NewToken::new("revoked"))
+        .await
+        .unwrap();
+    let short = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("short").expires_in(time::Duration::hours(1)),
+        )
+        .await
+        .unwrap();
+    env.store
+        .revoke_token(&agent.id, &revoked.info.id)
+        .await
+        .unwrap();
+    env.clock.advance(time::Duration::days(10));
+    assert_eq!(env.store.purge(time::Duration::days(30)).await.unwrap(), 0);
+    env.clock.advance(time::Duration::days(25));
+    assert_eq!(env.store.purge(time::Duration::days(30)).await.unwrap(), 2);
+    let left: Vec<_> = env
+        .store
+        .list_tokens(&agent.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, vec![live.info.id.clone()]);
+    let _ = short;
+}
+
+pub trait ClockExt {
+    fn now_micros(&self) -> time::OffsetDateTime;
+}
+
+impl ClockExt for ManualClock {
+    fn now_micros(&self) -> time::OffsetDateTime {
+        let now = self.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap()
+    }
+}
+
+/// Instantiates every case for one backend. `$open` is an async block-producing closure
+/// `|users, clock| -> Option<(Store, Cleanup)>`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($open:path) => {
+        $crate::conformance_suite!(@cases $open;
+            case_token_binds_agent_and_owner,
+            case_unknown_token_is_refused,
+            case_agents_round_trip,
+            case_duplicate_slug_changes_nothing,
+            case_invalid_slug_and_unknown_owner_are_refused,
+            case_token_for_unknown_agent_is_refused,
+            case_capabilities_outside_policy_change_nothing,
+            case_lifetime_policy_is_enforced,
+            case_list_and_get_show_metadata_only,
+            case_revoked_token_is_refused,
+            case_foreign_or_unknown_token_cannot_be_revoked,
+            case_revoke_all_and_delete,
+            case_expiry_follows_the_clock,
+            case_disabled_agent_is_refused_until_enabled,
+            case_owner_changes_apply_at_once,
+            case_use_limit_is_exact,
+            case_refused_requests_use_no_operation,
+            case_expires_on_completion,
+            case_concurrent_use_limit_is_exact,
+            case_import_by_hash,
+            case_purge_removes_long_dead_tokens,
+        );
+    };
+    (@cases $open:path; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let users = conformance::users();
+                let clock = conformance::clock();
+                let Some((store, cleanup)) = $open(users.clone(), clock.clone()).await else {
+                    return;
+                };
+                conformance::$case(conformance::Env { store, users, clock }).await;
+                cleanup.await;
+            }
+        )*
+    };
+}

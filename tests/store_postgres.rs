@@ -1,0 +1,160 @@
+//! The conformance suite on PostgreSQL: a fresh schema per test on the server named by
+//! `AGENT_AUTH_TEST_POSTGRES_URL`. Without it the tests print a notice and pass, unless
+//! `AGENT_AUTH_REQUIRE_SERVICES` is set (CI), which makes a missing server a failure.
+#![cfg(feature = "postgres")]
+
+mod conformance;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_agent_auth::AgentAuthLayer;
+use tower_agent_auth::clock::ManualClock;
+use tower_agent_auth::store::{MemoryUserDirectory, PgStore};
+
+fn server_url() -> Option<String> {
+    match std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if conformance::services_required() => {
+            panic!("AGENT_AUTH_TEST_POSTGRES_URL is not set but AGENT_AUTH_REQUIRE_SERVICES is")
+        }
+        _ => {
+            conformance::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
+            None
+        }
+    }
+}
+
+/// A pool whose connections all use a fresh schema, and a future that drops it.
+async fn fresh_schema(url: &str) -> (sqlx::PgPool, impl std::future::Future<Output = ()> + use<>) {
+    let schema = format!(
+        "agent_auth_test_{}",
+        std::process::id() as u64 * 1_000_000 + rand_suffix()
+    );
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options: PgConnectOptions = url.parse().unwrap();
+    let options = options.options([("search_path", schema.as_str())]);
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let cleanup = async move {
+        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await;
+    };
+    (pool, cleanup)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    (u64::from(nanos) % 1000) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn open(
+    users: MemoryUserDirectory,
+    clock: Arc<ManualClock>,
+) -> Option<(PgStore, impl std::future::Future<Output = ()>)> {
+    let url = server_url()?;
+    let (pool, cleanup) = fresh_schema(&url).await;
+    let store = PgStore::from_pool(pool, conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    Some((store, cleanup))
+}
+
+conformance_suite!(open);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn use_limit_is_exact_across_two_nodes() {
+    let Some(url) = server_url() else { return };
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let (pool, cleanup) = fresh_schema(&url).await;
+    let node_a = PgStore::from_pool(pool.clone(), conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    // A second node: its own pool on the same schema.
+    let options: PgConnectOptions = url.parse().unwrap();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let other_pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .unwrap();
+    let node_b = PgStore::from_pool(other_pool, conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    conformance::concurrent_use_limit(vec![node_a, node_b], &users).await;
+    cleanup.await;
+}
+
+#[tokio::test]
+async fn a_closed_port_answers_503_never_admission() {
+    // No server needed: nothing listens on port 1.
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/test")
+        .unwrap();
+    let store = PgStore::from_pool(
+        pool,
+        conformance::config(&users, &clock).run_migrations(false),
+    )
+    .await
+    .unwrap();
+    let token = tower_agent_auth::token::TokenFormat::new("acme")
+        .unwrap()
+        .mint("writer")
+        .unwrap();
+    let response = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(store))
+        .service_fn(|_: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        })
+        .oneshot(
+            Request::builder()
+                .header("authorization", format!("Bearer {}", token.expose_secret()))
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_is_a_typed_error() {
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let result = PgStore::connect(
+        "postgres://postgres@127.0.0.1:1/test",
+        conformance::config(&users, &clock),
+    )
+    .await;
+    assert!(matches!(
+        result,
+        Err(tower_agent_auth::store::StoreError::Unavailable(_))
+    ));
+}

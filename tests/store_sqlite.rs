@@ -1,0 +1,174 @@
+//! The conformance suite on SQLite (a temporary file per test), and what only a file can show.
+#![cfg(feature = "sqlite")]
+
+mod conformance;
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_agent_auth::AgentAuthLayer;
+use tower_agent_auth::clock::ManualClock;
+use tower_agent_auth::store::{
+    AgentStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreError, TokenStore,
+};
+
+async fn open(
+    users: MemoryUserDirectory,
+    clock: Arc<ManualClock>,
+) -> Option<(SqliteStore, impl std::future::Future<Output = ()>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-auth.db");
+    let store = SqliteStore::open(
+        &path.display().to_string(),
+        conformance::config(&users, &clock),
+    )
+    .await
+    .unwrap();
+    Some((store, async move { drop(dir) }))
+}
+
+conformance_suite!(open);
+
+#[tokio::test]
+async fn tokens_survive_a_restart_and_revocations_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-auth.db").display().to_string();
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let (kept, revoked) = {
+        let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+            .await
+            .unwrap();
+        let agent = store
+            .create_agent(NewAgent::new("writer", "alice"))
+            .await
+            .unwrap();
+        let kept = store
+            .create_token(&agent.id, NewToken::new("kept"))
+            .await
+            .unwrap();
+        let revoked = store
+            .create_token(&agent.id, NewToken::new("revoked"))
+            .await
+            .unwrap();
+        store
+            .revoke_token(&agent.id, &revoked.info.id)
+            .await
+            .unwrap();
+        store.pool().close().await;
+        (kept, revoked)
+    };
+    let reopened = SqliteStore::open(&path, conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    let principal = conformance::resolve(&reopened, kept.token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(principal.token_id(), Some(&kept.info.id));
+    assert!(
+        conformance::resolve(&reopened, revoked.token.expose_secret())
+            .await
+            .is_err()
+    );
+    // Reopening applied no migration twice.
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agent_auth_schema_migrations")
+        .fetch_one(reopened.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+}
+
+#[tokio::test]
+async fn last_used_is_written_off_the_request_path_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-auth.db").display().to_string();
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let config = conformance::config(&users, &clock)
+        .last_used_interval(std::time::Duration::from_secs(3600));
+    let store = SqliteStore::open(&path, config).await.unwrap();
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        conformance::resolve(&store, t.token.expose_secret())
+            .await
+            .unwrap();
+    }
+    // Nothing written yet: the requests only buffered their time.
+    assert_eq!(store.last_used_writes(), 0);
+    assert_eq!(
+        store
+            .token(&agent.id, &t.info.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        None
+    );
+    store.flush_last_used().await.unwrap();
+    assert_eq!(store.last_used_writes(), 1, "fifty uses, one write");
+    let info = store.token(&agent.id, &t.info.id).await.unwrap().unwrap();
+    assert_eq!(
+        info.last_used_at,
+        Some(conformance::ClockExt::now_micros(&*clock))
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_file_is_a_typed_error() {
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let result = SqliteStore::open(
+        "/nonexistent/dir/agent-auth.db",
+        conformance::config(&users, &clock),
+    )
+    .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_gone_at_request_time_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-auth.db").display().to_string();
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let response = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(store))
+        .service_fn(|_: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        })
+        .oneshot(
+            Request::builder()
+                .header(
+                    "authorization",
+                    format!("Bearer {}", t.token.expose_secret()),
+                )
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
