@@ -1,14 +1,18 @@
-//! A minimal axum app protected by `AgentAuthLayer`.
+//! A minimal axum app protected by `AgentAuthLayer`, on the embedded SQLite store.
 //!
-//! `cargo run --example quickstart --features axum` mints a token for a demo agent, prints it
-//! with ready-to-paste curl lines and serves on 127.0.0.1:3000 (`PORT` overrides the port).
+//! `cargo run --example quickstart --features axum,sqlite` opens (creating it on the first run)
+//! `agent-auth.db` in the current directory, mints a token for a demo agent, prints it with
+//! ready-to-paste curl lines and serves on 127.0.0.1:3000. Run it again: the file is reused and
+//! the tokens of earlier runs still work. `PORT` and `AGENT_AUTH_DATABASE_URL` override the port
+//! and the database.
 
 use axum::Router;
 use axum::routing::{get, post};
 use tower_agent_auth::axum::Require;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::store::{
-    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
+    AgentStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig, TokenStore,
+    UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{AgentAuthLayer, Principal, capability};
@@ -47,26 +51,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let editor = Policy::allow(CapabilitySet::parse(["posts:*", "comments:*"])?);
     users.insert(UserRecord::new("alice", editor));
 
-    // An agent acting for alice, and a token for it (only its SHA-256 is kept).
-    let store = MemoryStore::new(TokenFormat::new("demo")?, users);
-    let agent = store
-        .create_agent(NewAgent::new("writer-bot", "alice"))
-        .await?;
+    // Agents and tokens live in one SQLite file; only SHA-256 hashes of tokens are kept.
+    let database = std::env::var("AGENT_AUTH_DATABASE_URL")
+        .unwrap_or_else(|_| "sqlite://agent-auth.db".into());
+    let config = StoreConfig::new(TokenFormat::new("demo")?, users);
+    let store = SqliteStore::open(&database, config).await?;
+    let agent = match store.agent_by_slug("writer-bot").await? {
+        Some(agent) => agent,
+        None => {
+            store
+                .create_agent(NewAgent::new("writer-bot", "alice"))
+                .await?
+        }
+    };
     let token = NewToken::new("quickstart").expires_in(time::Duration::hours(1));
     let issued = store.create_token(&agent.id, token).await?;
+    let now = issued.info.created_at;
+    let live = store
+        .list_tokens(&agent.id)
+        .await?
+        .iter()
+        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now))
+        .count();
 
     let app = Router::new()
         .route("/me", get(me))
         .route("/posts", post(publish))
         .route("/users", post(manage_users))
-        .layer(AgentAuthLayer::new(store));
+        .layer(AgentAuthLayer::new(store.clone()));
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let secret = issued.token.expose_secret();
     println!(
-        "Token for agent `writer-bot` acting for `alice` (shown once, valid 1 h):\n\n  {secret}\n"
+        "Database {database}: {live} live token(s) for `writer-bot`; earlier ones still work."
+    );
+    println!(
+        "New token for `writer-bot`, acting for `alice` (shown once, valid 1 h):\n\n  {secret}\n"
     );
     println!("Try it:");
     println!("  curl -H 'Authorization: Bearer {secret}' {base}/me");
@@ -81,5 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    // Write the last-used times still buffered.
+    store.flush_last_used().await?;
     Ok(())
 }
