@@ -41,10 +41,19 @@ async fn resolve<S: TokenResolver>(store: &S, raw: &RawToken) {
 
 /// Mints the real tokens, returns them and the agent id.
 async fn seed_real<S: AgentStore + TokenStore>(store: &S) -> (Vec<RawToken>, String) {
-    let agent = store.create_agent(NewAgent::new("bench-agent", "alice")).await.unwrap();
+    let agent = store
+        .create_agent(NewAgent::new("bench-agent", "alice"))
+        .await
+        .unwrap();
     let mut tokens = Vec::with_capacity(REAL_TOKENS);
     for i in 0..REAL_TOKENS {
-        tokens.push(store.create_token(&agent.id, NewToken::new(format!("t{i}"))).await.unwrap().token);
+        tokens.push(
+            store
+                .create_token(&agent.id, NewToken::new(format!("t{i}")))
+                .await
+                .unwrap()
+                .token,
+        );
     }
     (tokens, agent.id.to_string())
 }
@@ -90,7 +99,10 @@ async fn fill_postgres(store: &PgStore, agent: &str, rows: usize) {
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
-    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
 }
 
 async fn timed_resolves<S: TokenResolver>(store: &S, tokens: &[RawToken]) -> (Duration, Duration) {
@@ -107,11 +119,18 @@ async fn timed_resolves<S: TokenResolver>(store: &S, tokens: &[RawToken]) -> (Du
 }
 
 fn report(label: &str, (p50, p99): (Duration, Duration)) {
-    println!("{label:<40} p50 {:>8.1} µs   p99 {:>8.1} µs", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6);
+    println!(
+        "{label:<40} p50 {:>8.1} µs   p99 {:>8.1} µs",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6
+    );
 }
 
 fn bench_cold_resolve(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for stored in [1_000usize, 1_000_000] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.db").display().to_string();
@@ -121,7 +140,10 @@ fn bench_cold_resolve(c: &mut Criterion) {
             fill_sqlite(&store, &agent, stored - REAL_TOKENS).await;
             (store, tokens)
         });
-        report(&format!("sqlite cold resolve, {stored} tokens"), runtime.block_on(timed_resolves(&store, &tokens)));
+        report(
+            &format!("sqlite cold resolve, {stored} tokens"),
+            runtime.block_on(timed_resolves(&store, &tokens)),
+        );
         let mut next = 0;
         c.bench_function(&format!("store/sqlite/cold_resolve/{stored}"), |b| {
             b.to_async(&runtime).iter(|| {
@@ -139,8 +161,14 @@ fn bench_cold_resolve(c: &mut Criterion) {
         let schema = format!("agent_auth_bench_{}", std::process::id());
         let (store, tokens, admin) = runtime.block_on(async {
             let admin = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
             let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(16)
@@ -150,10 +178,16 @@ fn bench_cold_resolve(c: &mut Criterion) {
             let store = PgStore::from_pool(pool, config()).await.unwrap();
             let (tokens, agent) = seed_real(&store).await;
             fill_postgres(&store, &agent, stored - REAL_TOKENS).await;
-            sqlx::query("ANALYZE agent_auth_tokens").execute(store.pool()).await.unwrap();
+            sqlx::query("ANALYZE agent_auth_tokens")
+                .execute(store.pool())
+                .await
+                .unwrap();
             (store, tokens, admin)
         });
-        report(&format!("postgres cold resolve, {stored} tokens"), runtime.block_on(timed_resolves(&store, &tokens)));
+        report(
+            &format!("postgres cold resolve, {stored} tokens"),
+            runtime.block_on(timed_resolves(&store, &tokens)),
+        );
         let mut next = 0;
         c.bench_function(&format!("store/postgres/cold_resolve/{stored}"), |b| {
             b.to_async(&runtime).iter(|| {
@@ -163,13 +197,19 @@ fn bench_cold_resolve(c: &mut Criterion) {
         });
         runtime.block_on(async {
             store.pool().close().await;
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
         });
     }
 }
 
 fn bench_last_used_writes(_: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db").display().to_string();
     runtime.block_on(async {

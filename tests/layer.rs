@@ -740,3 +740,17 @@ async fn a_token_minted_for_one_agent_never_acts_as_another() {
     assert_eq!(principal.agent_id(), Some(&f.agent.id));
     assert_ne!(principal.agent_id(), Some(&other.id));
 }
+
+#[tokio::test]
+async fn configuring_a_store_keeps_what_it_holds() {
+    use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, UserRecord};
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users);
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let store = store.with_last_used_interval(std::time::Duration::from_secs(5));
+    assert_eq!(store.agent(&agent.id).await.unwrap(), Some(agent));
+}

@@ -292,7 +292,17 @@ impl MemoryStore {
     fn edit(self, change: impl FnOnce(StoreConfig) -> StoreConfig) -> Self {
         let inner = Arc::try_unwrap(self.inner)
             .unwrap_or_else(|_| panic!("configure MemoryStore before cloning it"));
-        Self::with_config(change(inner.config))
+        let config = change(inner.config);
+        let last_used_interval =
+            i64::try_from(config.last_used_interval.as_secs()).unwrap_or(i64::MAX);
+        // Keep what was stored already.
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                last_used_interval,
+                state: inner.state,
+            }),
+        }
     }
 
     /// Reads time from `clock` (for tests of expiry).
