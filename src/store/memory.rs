@@ -602,6 +602,31 @@ impl TokenStore for MemoryStore {
         Ok(info)
     }
 
+    async fn rotate_token(
+        &self,
+        agent_id: &AgentId,
+        token: &TokenId,
+        grace: time::Duration,
+    ) -> Result<IssuedToken, StoreError> {
+        let mut state = self.write();
+        let slot = state.agent(agent_id)?.clone();
+        let hash = state.token_of(agent_id, token)?;
+        let old = state.tokens[&hash].snapshot();
+        let rotation = prepare::prepare_rotation(&self.inner.config, &slot.get(), &old, grace)?;
+        let entry = &state.tokens[&hash];
+        let mut updated = entry.info.clone();
+        updated.expires_at = rotation.old_expires_at;
+        updated.revoked_at = rotation.old_revoked_at;
+        let replaced = entry.with_info(updated);
+        state.tokens.insert(hash, Arc::new(replaced));
+        let new = rotation.new;
+        state.insert(new.hash, TokenEntry::new(new.info.clone(), slot));
+        Ok(IssuedToken {
+            token: new.raw,
+            info: new.info,
+        })
+    }
+
     async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
         let cutoff = micros(self.now() - older_than);
         let mut state = self.write();

@@ -148,6 +148,15 @@ pub trait TokenStore: Send + Sync {
     ) -> Result<TokenInfo, StoreError>;
     /// Deletes tokens revoked or expired more than `older_than` ago; returns how many.
     async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError>;
+    /// Replaces a live token with a new one that keeps its label, capabilities, expiry, remaining
+    /// operations and task. The old token keeps working for `grace` (never past its own expiry);
+    /// a zero grace revokes it at once. Returns the new token, shown once.
+    async fn rotate_token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+        grace: time::Duration,
+    ) -> Result<IssuedToken, StoreError>;
 }
 
 /// A fresh random id such as `tok_3f9a…` (64 bits of CSPRNG output).

@@ -151,3 +151,65 @@ pub(crate) fn prepare_import(
     };
     Ok((imported.hash, info))
 }
+
+/// What rotating a token does to the old one.
+pub(crate) struct Rotation {
+    pub(crate) new: PreparedToken,
+    /// The old token's new expiry (never later than its own).
+    pub(crate) old_expires_at: Option<OffsetDateTime>,
+    /// Set when the grace period is zero: the old token is revoked now.
+    pub(crate) old_revoked_at: Option<OffsetDateTime>,
+}
+
+/// A new token that keeps everything of `old` (label, capabilities, expiry, remaining
+/// operations, task), and what becomes of `old`: it stays valid for `grace`, never past its own
+/// expiry; a zero grace revokes it now.
+pub(crate) fn prepare_rotation(
+    config: &StoreConfig,
+    agent: &Agent,
+    old: &TokenInfo,
+    grace: time::Duration,
+) -> Result<Rotation, StoreError> {
+    let now = truncate(config.clock.now());
+    if grace.is_negative() {
+        return Err(StoreError::InvalidInput(
+            "the grace period cannot be negative".into(),
+        ));
+    }
+    if old.revoked_at.is_some() || old.expires_at.is_some_and(|at| at <= now) {
+        return Err(StoreError::InvalidInput(
+            "only a live token can be rotated".into(),
+        ));
+    }
+    if old.operations_remaining == Some(0) {
+        return Err(StoreError::InvalidInput(
+            "a spent token cannot be rotated".into(),
+        ));
+    }
+    let raw = config.format.mint(&agent.slug)?;
+    let hash = raw.hash();
+    let info = TokenInfo {
+        id: TokenId::new(random_id("tok")?),
+        display_prefix: display_prefix(
+            raw.expose_secret(),
+            config.format.prefix().len(),
+            agent.slug.len(),
+        ),
+        created_at: now,
+        last_used_at: None,
+        revoked_at: None,
+        max_operations: old.operations_remaining,
+        ..old.clone()
+    };
+    let (old_expires_at, old_revoked_at) = if grace.is_zero() {
+        (old.expires_at, Some(now))
+    } else {
+        let end = now + grace;
+        (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
+    };
+    Ok(Rotation {
+        new: PreparedToken { raw, hash, info },
+        old_expires_at,
+        old_revoked_at,
+    })
+}

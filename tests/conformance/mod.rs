@@ -735,6 +735,123 @@ pub async fn case_purge_removes_long_dead_tokens<S: Store>(env: Env<S>) {
     let _ = short;
 }
 
+pub async fn case_rotation_with_grace<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let old = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("laptop")
+                .with_capabilities(caps(&["posts:read"]))
+                .task_id("t-1"),
+        )
+        .await
+        .unwrap();
+    let new = env
+        .store
+        .rotate_token(&agent.id, &old.info.id, time::Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_ne!(new.info.id, old.info.id);
+    assert_eq!(
+        (new.info.label.as_str(), new.info.task_id.as_deref()),
+        ("laptop", Some("t-1"))
+    );
+    assert_eq!(new.info.capabilities, old.info.capabilities);
+    // During the grace period both work; after it, only the new one.
+    assert!(resolve(&env.store, old.token.expose_secret()).await.is_ok());
+    assert!(resolve(&env.store, new.token.expose_secret()).await.is_ok());
+    env.clock.advance(time::Duration::minutes(10));
+    assert_eq!(
+        refused(resolve(&env.store, old.token.expose_secret()).await),
+        InvalidReason::Expired
+    );
+    assert!(resolve(&env.store, new.token.expose_secret()).await.is_ok());
+    // A retired token cannot be rotated again.
+    let again = env
+        .store
+        .rotate_token(&agent.id, &old.info.id, time::Duration::minutes(1))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::InvalidInput(_))),
+        "{again:?}"
+    );
+}
+
+pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let short = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("short").expires_in(time::Duration::minutes(5)),
+        )
+        .await
+        .unwrap();
+    let rotated = env
+        .store
+        .rotate_token(&agent.id, &short.info.id, time::Duration::hours(1))
+        .await
+        .unwrap();
+    let old = env
+        .store
+        .token(&agent.id, &short.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        old.expires_at, short.info.expires_at,
+        "grace never outlasts the old expiry"
+    );
+    assert_eq!(
+        rotated.info.expires_at, short.info.expires_at,
+        "the new token keeps the expiry"
+    );
+
+    let other = env
+        .store
+        .create_token(&agent.id, NewToken::new("other"))
+        .await
+        .unwrap();
+    env.store
+        .rotate_token(&agent.id, &other.info.id, time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, other.token.expose_secret()).await),
+        InvalidReason::Revoked
+    );
+    let negative = env
+        .store
+        .rotate_token(&agent.id, &rotated.info.id, -time::Duration::SECOND)
+        .await;
+    assert!(
+        matches!(negative, Err(StoreError::InvalidInput(_))),
+        "{negative:?}"
+    );
+    let foreign = env
+        .store
+        .create_agent(NewAgent::new("other", "bob"))
+        .await
+        .unwrap();
+    let through_other = env
+        .store
+        .rotate_token(&foreign.id, &rotated.info.id, time::Duration::ZERO)
+        .await;
+    assert!(
+        matches!(through_other, Err(StoreError::UnknownToken { .. })),
+        "{through_other:?}"
+    );
+}
+
 pub trait ClockExt {
     fn now_micros(&self) -> time::OffsetDateTime;
 }
@@ -774,6 +891,8 @@ macro_rules! conformance_suite {
             case_concurrent_use_limit_is_exact,
             case_import_by_hash,
             case_purge_removes_long_dead_tokens,
+            case_rotation_with_grace,
+            case_rotation_grace_never_outlasts_expiry_and_zero_revokes,
         );
     };
     (@cases $open:path; $($case:ident,)*) => {

@@ -121,6 +121,7 @@ pub(crate) struct Queries {
     consume: String,
     touch: String,
     purge: String,
+    retire_rotated: String,
 }
 
 impl Queries {
@@ -186,6 +187,13 @@ impl Queries {
                  WHERE (revoked_at IS NOT NULL AND revoked_at < ?) \
                  OR (expires_at IS NOT NULL AND expires_at < ?)"
                 .into()),
+            // Only if still live: two concurrent rotations of one token cannot both succeed.
+            retire_rotated: q(
+                "UPDATE agent_auth_tokens SET expires_at = ?, revoked_at = ? \
+                 WHERE agent_id = ? AND id = ? AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > ?)"
+                    .into(),
+            ),
         }
     }
 }
@@ -699,34 +707,46 @@ macro_rules! sql_store {
                 hash: &$crate::token::TokenHash,
                 info: &TokenInfo,
             ) -> Result<(), StoreError> {
-                let result = sqlx::query(&self.inner.queries.insert_token)
-                    .bind(hash.as_bytes().as_slice())
-                    .bind(info.id.as_str())
-                    .bind(info.agent_id.as_str())
-                    .bind(&info.display_prefix)
-                    .bind(&info.label)
-                    .bind(info.capabilities.as_ref().map(capabilities_to_json))
-                    .bind(micros(info.created_at))
-                    .bind(info.created_by.as_ref().map(|u| u.to_string()))
-                    .bind(info.expires_at.map(micros))
-                    .bind(info.last_used_at.map(micros))
-                    .bind(info.revoked_at.map(micros))
-                    .bind(as_i64(info.max_operations))
-                    .bind(as_i64(info.operations_remaining))
-                    .bind(info.expires_on_completion)
-                    .bind(info.task_id.as_deref())
-                    .bind(info.intent.as_deref())
-                    .execute(&self.inner.pool)
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateToken),
-                    // The agent was deleted meanwhile: the foreign key refuses the row.
-                    Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                        Err(StoreError::UnknownAgent(info.agent_id.to_string()))
-                    }
-                    Err(e) => Err(store_error(e)),
+                insert_token_row(&self.inner.queries, &self.inner.pool, hash, info).await
+            }
+        }
+
+        async fn insert_token_row<'c, E>(
+            queries: &Queries,
+            executor: E,
+            hash: &$crate::token::TokenHash,
+            info: &TokenInfo,
+        ) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'c, Database = $Db>,
+        {
+            let result = sqlx::query(&queries.insert_token)
+                .bind(hash.as_bytes().as_slice())
+                .bind(info.id.as_str())
+                .bind(info.agent_id.as_str())
+                .bind(&info.display_prefix)
+                .bind(&info.label)
+                .bind(info.capabilities.as_ref().map(capabilities_to_json))
+                .bind(micros(info.created_at))
+                .bind(info.created_by.as_ref().map(|u| u.to_string()))
+                .bind(info.expires_at.map(micros))
+                .bind(info.last_used_at.map(micros))
+                .bind(info.revoked_at.map(micros))
+                .bind(as_i64(info.max_operations))
+                .bind(as_i64(info.operations_remaining))
+                .bind(info.expires_on_completion)
+                .bind(info.task_id.as_deref())
+                .bind(info.intent.as_deref())
+                .execute(executor)
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateToken),
+                // The agent was deleted meanwhile: the foreign key refuses the row.
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                    Err(StoreError::UnknownAgent(info.agent_id.to_string()))
                 }
+                Err(e) => Err(store_error(e)),
             }
         }
 
@@ -814,6 +834,47 @@ macro_rules! sql_store {
                 let (hash, info) = prepare::prepare_import(&self.inner.config, &agent, token)?;
                 self.insert_token(&hash, &info).await?;
                 Ok(info)
+            }
+
+            async fn rotate_token(
+                &self,
+                agent: &AgentId,
+                token: &TokenId,
+                grace: time::Duration,
+            ) -> Result<IssuedToken, StoreError> {
+                let agent_record = self.agent_required(agent).await?;
+                let unknown = || StoreError::UnknownToken {
+                    agent: agent.to_string(),
+                    token: token.to_string(),
+                };
+                let old = TokenStore::token(self, agent, token)
+                    .await?
+                    .ok_or_else(unknown)?;
+                let rotation =
+                    prepare::prepare_rotation(&self.inner.config, &agent_record, &old, grace)?;
+                let mut tx = self.inner.pool.begin().await.map_err(store_error)?;
+                let retired = sqlx::query(&self.inner.queries.retire_rotated)
+                    .bind(rotation.old_expires_at.map(micros))
+                    .bind(rotation.old_revoked_at.map(micros))
+                    .bind(agent.as_str())
+                    .bind(token.as_str())
+                    .bind(micros(self.now()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                if retired == 0 {
+                    return Err(StoreError::InvalidInput(
+                        "only a live token can be rotated".into(),
+                    ));
+                }
+                let new = rotation.new;
+                insert_token_row(&self.inner.queries, &mut *tx, &new.hash, &new.info).await?;
+                tx.commit().await.map_err(store_error)?;
+                Ok(IssuedToken {
+                    token: new.raw,
+                    info: new.info,
+                })
             }
 
             async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
