@@ -72,11 +72,13 @@ async fn tokens_survive_a_restart_and_revocations_stay() {
             .is_err()
     );
     // Reopening applied no migration twice.
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agent_auth_schema_migrations")
-        .fetch_one(reopened.pool())
-        .await
-        .unwrap();
-    assert_eq!(applied, 1);
+    let (rows, versions): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT version) FROM agent_auth_schema_migrations",
+    )
+    .fetch_one(reopened.pool())
+    .await
+    .unwrap();
+    assert_eq!((rows, versions), (2, 2));
 }
 
 #[tokio::test]
@@ -171,4 +173,95 @@ async fn a_database_gone_at_request_time_answers_503() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A database created by the first schema version (agents and tokens only), with a token in it,
+/// is upgraded when this build opens it: the token keeps working and the new tables are there.
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
+    use sha2::{Digest, Sha256};
+    use tower_agent_auth::store::{AccessRole, GrantStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db").display().to_string();
+    let v1 = include_str!("../migrations/sqlite/0001_agents_and_tokens.sql");
+    let token = tower_agent_auth::token::TokenFormat::new("acme")
+        .unwrap()
+        .mint("legacy")
+        .unwrap();
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::raw_sql(v1).execute(&pool).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE agent_auth_schema_migrations (version BIGINT PRIMARY KEY, \
+             description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO agent_auth_schema_migrations VALUES (1, 'agents and tokens', ?, 0)",
+        )
+        .bind(hex::encode(Sha256::digest(v1.as_bytes())))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO agent_auth_agents VALUES ('agt_1', 'legacy', 'alice', 'autonomous', \
+             'active', '{\"allow\":null,\"deny\":[]}', 0, NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO agent_auth_tokens (id, agent_id, hash, display_prefix, label, created_at) \
+             VALUES ('tok_1', 'agt_1', ?, 'acme_legacy_…', 'from v1', 0)",
+        )
+        .bind(token.hash().as_bytes().to_vec())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    let principal = conformance::resolve(&store, token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(principal.token_id().map(|t| t.as_str()), Some("tok_1"));
+    store
+        .grant(&"agt_1".into(), &"bob".into(), AccessRole::Operator)
+        .await
+        .unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM agent_auth_schema_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
+#[tokio::test]
+async fn an_edited_migration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edited.db").display().to_string();
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE agent_auth_schema_migrations SET checksum = 'tampered' WHERE version = 1")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let reopened = SqliteStore::open(&path, conformance::config(&users, &clock)).await;
+    assert!(
+        matches!(reopened, Err(StoreError::Unavailable(_))),
+        "{reopened:?}"
+    );
 }

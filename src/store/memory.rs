@@ -5,13 +5,14 @@ use std::sync::{Arc, RwLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
+use super::access::{AccessGrant, AccessRole, GrantStore};
 use super::config::StoreConfig;
 use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::prepare::{self, from_micros, micros, truncate};
 use super::{AgentStore, StoreError, TokenStore, UserDirectory, UserRecord, verdict};
 use crate::ceiling::Policy;
 use crate::clock::Clock;
-use crate::principal::{AgentId, Principal, TokenId};
+use crate::principal::{AgentId, Principal, TokenId, UserId};
 use crate::resolver::{InvalidReason, ResolveError, TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash, valid_slug};
 
@@ -180,6 +181,7 @@ struct State {
     slugs: HashMap<Arc<str>, AgentId>,
     tokens: HashMap<TokenHash, Arc<TokenEntry>, BuildHasherDefault<DigestHasher>>,
     token_ids: HashMap<TokenId, TokenHash>,
+    grants: HashMap<(AgentId, UserId), AccessGrant>,
 }
 
 impl State {
@@ -498,6 +500,7 @@ impl AgentStore for MemoryStore {
         for hash in &hashes {
             state.remove(hash);
         }
+        state.grants.retain(|(agent, _), _| agent != id);
         Ok(())
     }
 }
@@ -645,5 +648,76 @@ impl TokenStore for MemoryStore {
             state.remove(hash);
         }
         Ok(stale.len())
+    }
+}
+
+#[async_trait::async_trait]
+impl GrantStore for MemoryStore {
+    async fn grant(
+        &self,
+        agent: &AgentId,
+        user: &UserId,
+        role: AccessRole,
+    ) -> Result<AccessGrant, StoreError> {
+        if self
+            .inner
+            .config
+            .directory
+            .as_ref()
+            .user(user)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::UnknownUser(user.to_string()));
+        }
+        let grant = AccessGrant {
+            agent_id: agent.clone(),
+            user_id: user.clone(),
+            role,
+            granted_at: self.now(),
+        };
+        let mut state = self.write();
+        state.agent(agent)?;
+        state
+            .grants
+            .insert((agent.clone(), user.clone()), grant.clone());
+        Ok(grant)
+    }
+
+    async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<(), StoreError> {
+        let mut state = self.write();
+        state.agent(agent)?;
+        match state.grants.remove(&(agent.clone(), user.clone())) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::UnknownGrant {
+                agent: agent.to_string(),
+                user: user.to_string(),
+            }),
+        }
+    }
+
+    async fn grants(&self, agent: &AgentId) -> Result<Vec<AccessGrant>, StoreError> {
+        let state = self.read();
+        state.agent(agent)?;
+        let mut grants: Vec<AccessGrant> = state
+            .grants
+            .values()
+            .filter(|g| g.agent_id == *agent)
+            .cloned()
+            .collect();
+        grants.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        Ok(grants)
+    }
+
+    async fn role_of(
+        &self,
+        agent: &AgentId,
+        user: &UserId,
+    ) -> Result<Option<AccessRole>, StoreError> {
+        Ok(self
+            .read()
+            .grants
+            .get(&(agent.clone(), user.clone()))
+            .map(|g| g.role))
     }
 }

@@ -9,6 +9,7 @@
 //! disabled or expired, owner missing or inactive — and builds the same ceiling: owner role ∩
 //! agent policy ∩ token capabilities.
 
+mod access;
 mod config;
 mod directory;
 mod memory;
@@ -18,6 +19,7 @@ pub(crate) mod prepare;
 pub(crate) mod sql;
 pub(crate) mod verdict;
 
+pub use access::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use config::{Lifetime, LifetimePolicy, StoreConfig};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
 pub use memory::MemoryStore;
@@ -72,6 +74,24 @@ pub enum StoreError {
     /// An imported token's hash is already stored.
     #[error("a token with this hash is already stored")]
     DuplicateToken,
+    /// The user has no grant on the agent.
+    #[error("user {user:?} has no grant on agent {agent:?}")]
+    UnknownGrant {
+        /// The agent named in the request.
+        agent: String,
+        /// The user named in the request.
+        user: String,
+    },
+    /// The acting user may not do this to this agent.
+    #[error("user {user:?} may not {operation} of agent {agent:?}")]
+    Forbidden {
+        /// Who tried.
+        user: String,
+        /// What they tried.
+        operation: &'static str,
+        /// On which agent (slug).
+        agent: String,
+    },
     /// Minting failed.
     #[error(transparent)]
     Token(#[from] TokenError),

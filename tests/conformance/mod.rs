@@ -8,8 +8,8 @@ use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::clock::{Clock, ManualClock};
 use tower_agent_auth::store::{
-    AgentStatus, AgentStore, AgentType, ImportedToken, MemoryUserDirectory, NewAgent, NewToken,
-    StoreConfig, StoreError, TokenStore, UserRecord,
+    AccessRole, AgentStatus, AgentStore, AgentType, GrantStore, ImportedToken, Managed,
+    MemoryUserDirectory, NewAgent, NewToken, StoreConfig, StoreError, TokenStore, UserRecord,
 };
 use tower_agent_auth::token::{TokenFormat, TokenHash};
 use tower_agent_auth::{
@@ -95,8 +95,8 @@ fn refused(result: Result<tower_agent_auth::Principal, ResolveError>) -> Invalid
     }
 }
 
-pub trait Store: AgentStore + TokenStore + TokenResolver + Clone + 'static {}
-impl<T: AgentStore + TokenStore + TokenResolver + Clone + 'static> Store for T {}
+pub trait Store: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static {}
+impl<T: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static> Store for T {}
 
 pub async fn case_token_binds_agent_and_owner<S: Store>(env: Env<S>) {
     let agent = env
@@ -852,6 +852,186 @@ pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<S: Store
     );
 }
 
+pub async fn case_grants_are_kept_per_agent_and_user<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    env.store
+        .grant(&agent.id, &"bob".into(), AccessRole::Viewer)
+        .await
+        .unwrap();
+    env.store
+        .grant(&agent.id, &"bob".into(), AccessRole::Admin)
+        .await
+        .unwrap();
+    let grants = env.store.grants(&agent.id).await.unwrap();
+    assert_eq!(grants.len(), 1, "a second grant replaces the first");
+    assert_eq!(grants[0].role, AccessRole::Admin);
+    assert_eq!(
+        env.store.role_of(&agent.id, &"bob".into()).await.unwrap(),
+        Some(AccessRole::Admin)
+    );
+    let stranger = env
+        .store
+        .grant(&agent.id, &"mallory".into(), AccessRole::Admin)
+        .await;
+    assert!(
+        matches!(stranger, Err(StoreError::UnknownUser(_))),
+        "{stranger:?}"
+    );
+    let no_agent = env
+        .store
+        .grant(&"agt_missing".into(), &"bob".into(), AccessRole::Admin)
+        .await;
+    assert!(
+        matches!(no_agent, Err(StoreError::UnknownAgent(_))),
+        "{no_agent:?}"
+    );
+    env.store
+        .revoke_grant(&agent.id, &"bob".into())
+        .await
+        .unwrap();
+    let again = env.store.revoke_grant(&agent.id, &"bob".into()).await;
+    assert!(
+        matches!(again, Err(StoreError::UnknownGrant { .. })),
+        "{again:?}"
+    );
+    env.store
+        .grant(&agent.id, &"bob".into(), AccessRole::Operator)
+        .await
+        .unwrap();
+    env.store.delete_agent(&agent.id).await.unwrap();
+    assert_eq!(
+        env.store.role_of(&agent.id, &"bob".into()).await.unwrap(),
+        None,
+        "grants go with the agent"
+    );
+}
+
+/// Every actor × every operation, against the rule: owner and admin may do everything,
+/// operators may list, viewers and strangers nothing.
+pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
+    for user in ["admin-user", "operator-user", "viewer-user", "stranger"] {
+        env.users
+            .insert(UserRecord::new(user, Policy::unrestricted()));
+    }
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    env.store
+        .grant(&agent.id, &"admin-user".into(), AccessRole::Admin)
+        .await
+        .unwrap();
+    env.store
+        .grant(&agent.id, &"operator-user".into(), AccessRole::Operator)
+        .await
+        .unwrap();
+    env.store
+        .grant(&agent.id, &"viewer-user".into(), AccessRole::Viewer)
+        .await
+        .unwrap();
+    // (actor, may list, may issue/rotate/revoke/manage grants)
+    let matrix = [
+        ("alice", true, true),
+        ("admin-user", true, true),
+        ("operator-user", true, false),
+        ("viewer-user", false, false),
+        ("stranger", false, false),
+    ];
+    for (actor, may_list, may_manage) in matrix {
+        let managed = Managed::new(&env.store, actor);
+        let target = env
+            .store
+            .create_token(&agent.id, NewToken::new("target"))
+            .await
+            .unwrap();
+        let allowed = |r: Result<(), StoreError>, expected: bool, op: &str| match r {
+            Ok(()) => assert!(expected, "{actor} may not {op}"),
+            Err(StoreError::Forbidden { .. }) => assert!(!expected, "{actor} may {op}"),
+            Err(other) => panic!("{actor} {op}: {other:?}"),
+        };
+        allowed(
+            managed.list_tokens(&agent.id).await.map(drop),
+            may_list,
+            "list",
+        );
+        let issued = managed.create_token(&agent.id, NewToken::new("by")).await;
+        if let Ok(issued) = &issued {
+            assert_eq!(
+                issued.info.created_by.as_ref().map(|u| u.as_str()),
+                Some(actor)
+            );
+        }
+        allowed(issued.map(drop), may_manage, "issue");
+        allowed(
+            managed
+                .rotate_token(&agent.id, &target.info.id, time::Duration::minutes(1))
+                .await
+                .map(drop),
+            may_manage,
+            "rotate",
+        );
+        allowed(
+            managed
+                .revoke_token(&agent.id, &target.info.id)
+                .await
+                .map(drop),
+            may_manage,
+            "revoke",
+        );
+        allowed(
+            managed
+                .grant(&agent.id, &"stranger".into(), AccessRole::Viewer)
+                .await
+                .map(drop),
+            may_manage,
+            "grant",
+        );
+        if may_manage {
+            managed
+                .revoke_grant(&agent.id, &"stranger".into())
+                .await
+                .unwrap();
+        } else {
+            allowed(
+                managed.revoke_grant(&agent.id, &"viewer-user".into()).await,
+                false,
+                "withdraw a grant",
+            );
+        }
+        // A refused operation changed nothing.
+        if !may_manage {
+            let still = env
+                .store
+                .token(&agent.id, &target.info.id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                still.revoked_at.is_none() && still.expires_at.is_none(),
+                "{actor} changed a token"
+            );
+        }
+    }
+    // Grants on one agent say nothing about another.
+    let other = env
+        .store
+        .create_agent(NewAgent::new("other", "bob"))
+        .await
+        .unwrap();
+    let refused = Managed::new(&env.store, "admin-user")
+        .list_tokens(&other.id)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Forbidden { .. })),
+        "{refused:?}"
+    );
+}
+
 pub trait ClockExt {
     fn now_micros(&self) -> time::OffsetDateTime;
 }
@@ -893,6 +1073,8 @@ macro_rules! conformance_suite {
             case_purge_removes_long_dead_tokens,
             case_rotation_with_grace,
             case_rotation_grace_never_outlasts_expiry_and_zero_revokes,
+            case_grants_are_kept_per_agent_and_user,
+            case_access_role_matrix,
         );
     };
     (@cases $open:path; $($case:ident,)*) => {

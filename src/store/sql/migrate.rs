@@ -17,18 +17,32 @@ impl Migration {
 }
 
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "agents and tokens",
-    sql: include_str!("../../../migrations/sqlite/0001_agents_and_tokens.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "agents and tokens",
+        sql: include_str!("../../../migrations/sqlite/0001_agents_and_tokens.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "access grants",
+        sql: include_str!("../../../migrations/sqlite/0002_access_grants.sql"),
+    },
+];
 
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "agents and tokens",
-    sql: include_str!("../../../migrations/postgres/0001_agents_and_tokens.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "agents and tokens",
+        sql: include_str!("../../../migrations/postgres/0001_agents_and_tokens.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "access grants",
+        sql: include_str!("../../../migrations/postgres/0002_access_grants.sql"),
+    },
+];
 
 pub(crate) const CREATE_MIGRATIONS_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS agent_auth_schema_migrations (

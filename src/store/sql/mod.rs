@@ -122,6 +122,11 @@ pub(crate) struct Queries {
     touch: String,
     purge: String,
     retire_rotated: String,
+    upsert_grant: String,
+    delete_grant: String,
+    list_grants: String,
+    role_of: String,
+    delete_agent_grants: String,
 }
 
 impl Queries {
@@ -187,6 +192,22 @@ impl Queries {
                  WHERE (revoked_at IS NOT NULL AND revoked_at < ?) \
                  OR (expires_at IS NOT NULL AND expires_at < ?)"
                 .into()),
+            upsert_grant: q(
+                "INSERT INTO agent_auth_grants (agent_id, user_id, role, granted_at) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (agent_id, user_id) \
+                 DO UPDATE SET role = excluded.role, granted_at = excluded.granted_at"
+                    .into(),
+            ),
+            delete_grant: q(
+                "DELETE FROM agent_auth_grants WHERE agent_id = ? AND user_id = ?".into(),
+            ),
+            list_grants: q("SELECT user_id, role, granted_at FROM agent_auth_grants \
+                 WHERE agent_id = ? ORDER BY user_id"
+                .into()),
+            role_of: q(
+                "SELECT role FROM agent_auth_grants WHERE agent_id = ? AND user_id = ?".into(),
+            ),
+            delete_agent_grants: q("DELETE FROM agent_auth_grants WHERE agent_id = ?".into()),
             // Only if still live: two concurrent rotations of one token cannot both succeed.
             retire_rotated: q(
                 "UPDATE agent_auth_tokens SET expires_at = ?, revoked_at = ? \
@@ -683,6 +704,11 @@ macro_rules! sql_store {
 
             async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
                 let mut tx = self.inner.pool.begin().await.map_err(store_error)?;
+                sqlx::query(&self.inner.queries.delete_agent_grants)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
                 sqlx::query(&self.inner.queries.delete_agent_tokens)
                     .bind(id.as_str())
                     .execute(&mut *tx)
@@ -747,6 +773,108 @@ macro_rules! sql_store {
                     Err(StoreError::UnknownAgent(info.agent_id.to_string()))
                 }
                 Err(e) => Err(store_error(e)),
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::GrantStore for $Store {
+            async fn grant(
+                &self,
+                agent: &AgentId,
+                user: &$crate::principal::UserId,
+                role: $crate::store::AccessRole,
+            ) -> Result<$crate::store::AccessGrant, StoreError> {
+                self.agent_required(agent).await?;
+                if self
+                    .inner
+                    .config
+                    .directory
+                    .as_ref()
+                    .user(user)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::UnknownUser(user.to_string()));
+                }
+                let granted_at = self.now();
+                sqlx::query(&self.inner.queries.upsert_grant)
+                    .bind(agent.as_str())
+                    .bind(user.as_str())
+                    .bind(role.as_str())
+                    .bind(micros(granted_at))
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                Ok($crate::store::AccessGrant {
+                    agent_id: agent.clone(),
+                    user_id: user.clone(),
+                    role,
+                    granted_at,
+                })
+            }
+
+            async fn revoke_grant(
+                &self,
+                agent: &AgentId,
+                user: &$crate::principal::UserId,
+            ) -> Result<(), StoreError> {
+                self.agent_required(agent).await?;
+                let deleted = sqlx::query(&self.inner.queries.delete_grant)
+                    .bind(agent.as_str())
+                    .bind(user.as_str())
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Err(StoreError::UnknownGrant {
+                        agent: agent.to_string(),
+                        user: user.to_string(),
+                    });
+                }
+                Ok(())
+            }
+
+            async fn grants(
+                &self,
+                agent: &AgentId,
+            ) -> Result<Vec<$crate::store::AccessGrant>, StoreError> {
+                self.agent_required(agent).await?;
+                let rows: Vec<(String, String, i64)> =
+                    sqlx::query_as(&self.inner.queries.list_grants)
+                        .bind(agent.as_str())
+                        .fetch_all(&self.inner.pool)
+                        .await
+                        .map_err(store_error)?;
+                rows.into_iter()
+                    .map(|(user, role, at)| {
+                        Ok($crate::store::AccessGrant {
+                            agent_id: agent.clone(),
+                            user_id: user.into(),
+                            role: $crate::store::AccessRole::parse(&role)
+                                .ok_or_else(|| unavailable("stored role is not valid"))?,
+                            granted_at: from_micros(at),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn role_of(
+                &self,
+                agent: &AgentId,
+                user: &$crate::principal::UserId,
+            ) -> Result<Option<$crate::store::AccessRole>, StoreError> {
+                let role: Option<String> = sqlx::query_scalar(&self.inner.queries.role_of)
+                    .bind(agent.as_str())
+                    .bind(user.as_str())
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                role.map(|r| {
+                    $crate::store::AccessRole::parse(&r)
+                        .ok_or_else(|| unavailable("stored role is not valid"))
+                })
+                .transpose()
             }
         }
 
