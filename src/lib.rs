@@ -45,6 +45,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "audit")]
+pub mod audit;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod bytes;

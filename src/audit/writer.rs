@@ -1,0 +1,137 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use super::{AuditEvent, AuditSink};
+
+/// What a full queue does to the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Wait for room: no event is ever lost (the default).
+    #[default]
+    Backpressure,
+    /// Never wait: drop the event and count it ([`AuditWriter::dropped`]).
+    DropNewest,
+}
+
+/// How the writer queues and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Events the queue holds before the overflow rule applies (default 10 000).
+    pub capacity: usize,
+    /// Events written per batch at most (default 512).
+    pub batch_size: usize,
+    /// What a full queue does (default: backpressure).
+    pub overflow: Overflow,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            batch_size: 512,
+            overflow: Overflow::Backpressure,
+        }
+    }
+}
+
+/// Records events off the request path: a bounded queue drained in batches into a sink by a
+/// background task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditWriter {
+    sender: mpsc::Sender<AuditEvent>,
+    overflow: Overflow,
+    dropped: Arc<AtomicU64>,
+    closing: Arc<Notify>,
+    task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl AuditWriter {
+    /// Starts the background task (needs a Tokio runtime).
+    pub fn spawn(sink: Arc<dyn AuditSink>, options: WriterOptions) -> Self {
+        let (sender, receiver) = mpsc::channel(options.capacity.max(1));
+        let closing = Arc::new(Notify::new());
+        let task = tokio::spawn(drain(
+            receiver,
+            sink,
+            options.batch_size.max(1),
+            closing.clone(),
+        ));
+        Self {
+            sender,
+            overflow: options.overflow,
+            dropped: Arc::default(),
+            closing,
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
+        }
+    }
+
+    /// Queues an event. With [`Overflow::Backpressure`] this waits while the queue is full; with
+    /// [`Overflow::DropNewest`] it never waits and counts the event as dropped instead. After
+    /// [`AuditWriter::shutdown`] events are counted as dropped.
+    pub async fn record(&self, event: AuditEvent) {
+        let sent = match self.overflow {
+            Overflow::Backpressure => self.sender.send(event).await.is_ok(),
+            Overflow::DropNewest => self.sender.try_send(event).is_ok(),
+        };
+        if !sent {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Events dropped because the queue was full (drop mode) or the writer was shut down.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting events and waits until every queued event is written. Other clones
+    /// stop being able to record too.
+    pub async fn shutdown(self) {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // The task closes the channel (so every clone's sends fail from now on) and finishes
+        // once it has written what is queued.
+        self.closing.notify_one();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Writes batches until the channel is closed and empty. A failing sink is retried with the
+/// same batch (backing off up to 5 s), so an event is never lost to a passing outage.
+async fn drain(
+    mut receiver: mpsc::Receiver<AuditEvent>,
+    sink: Arc<dyn AuditSink>,
+    batch_size: usize,
+    closing: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut closed = false;
+    loop {
+        let received = if closed {
+            receiver.recv_many(&mut batch, batch_size).await
+        } else {
+            // `recv_many` is cancel safe: losing the race to `closing` loses no event.
+            tokio::select! {
+                received = receiver.recv_many(&mut batch, batch_size) => received,
+                () = closing.notified() => {
+                    receiver.close();
+                    closed = true;
+                    continue;
+                }
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        let mut backoff = Duration::from_millis(50);
+        while sink.write_batch(&batch).await.is_err() {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        batch.clear();
+    }
+}
