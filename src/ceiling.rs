@@ -303,6 +303,8 @@ pub enum LayerSource {
     OwnerRole,
     /// The agent's own policy.
     AgentPolicy,
+    /// The policy of the agent a thread-scoped child identity belongs to.
+    ParentAgentPolicy,
     /// The capabilities the token was minted with.
     Token,
     /// A delegating parent agent, by its position in the principal's

@@ -45,7 +45,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "audit")]
 pub mod audit;
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -63,4 +62,6 @@ pub use ceiling::{Capability, CapabilityCeiling, CapabilitySet, Policy};
 pub use layer::{AgentAuthLayer, RequireCapabilityLayer};
 pub use principal::{AgentId, AuthSource, ExecutionPrincipal, Principal, TokenId, UserId};
 pub use rejection::{InsufficientScope, MissingLayer, MissingPrincipal, PrincipalRejection};
-pub use resolver::{InvalidReason, ResolveError, SessionResolver, TokenLookup, TokenResolver};
+pub use resolver::{
+    InvalidReason, RefusedCredential, ResolveError, SessionResolver, TokenLookup, TokenResolver,
+};

@@ -94,20 +94,72 @@ impl AuthSource {
     }
 }
 
+/// Names the host application gives resources or modes (see [`AgentRef::allows_scope`]).
+pub type NameSet = Arc<std::collections::BTreeSet<String>>;
+
 /// The agent a principal acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRef {
     id: AgentId,
     slug: Arc<str>,
+    parent: Option<AgentId>,
+    scopes: Option<NameSet>,
+    modes: Option<NameSet>,
 }
 
 impl AgentRef {
-    /// An agent reference.
+    /// An agent reference, with no parent and no scope or mode restriction.
     pub fn new(id: AgentId, slug: impl Into<Arc<str>>) -> Self {
         Self {
             id,
             slug: slug.into(),
+            parent: None,
+            scopes: None,
+            modes: None,
         }
+    }
+
+    /// The agent this one is a thread-scoped child of.
+    pub fn with_parent(mut self, parent: Option<AgentId>) -> Self {
+        self.parent = parent;
+        self
+    }
+
+    /// The resources the agent may act on (`None`: no restriction).
+    pub fn with_scopes(mut self, scopes: Option<NameSet>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// The modes the agent may run in (`None`: any).
+    pub fn with_modes(mut self, modes: Option<NameSet>) -> Self {
+        self.modes = modes;
+        self
+    }
+
+    /// The parent identity, for a thread-scoped child.
+    pub fn parent(&self) -> Option<&AgentId> {
+        self.parent.as_ref()
+    }
+
+    /// The resources the agent may act on; `None` for no restriction.
+    pub fn scopes(&self) -> Option<&NameSet> {
+        self.scopes.as_ref()
+    }
+
+    /// The modes the agent may run in; `None` for any.
+    pub fn modes(&self) -> Option<&NameSet> {
+        self.modes.as_ref()
+    }
+
+    /// Whether the agent may act on the resource `scope` (e.g. `workspace:42`).
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scopes.as_ref().is_none_or(|s| s.contains(scope))
+    }
+
+    /// Whether the agent may run in `mode`.
+    pub fn allows_mode(&self, mode: &str) -> bool {
+        self.modes.as_ref().is_none_or(|m| m.contains(mode))
     }
 
     /// The agent id.

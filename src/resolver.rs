@@ -58,6 +58,46 @@ impl InvalidReason {
     }
 }
 
+impl InvalidReason {
+    /// Parses [`InvalidReason::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Malformed,
+            Self::Checksum,
+            Self::Unknown,
+            Self::Revoked,
+            Self::Expired,
+            Self::Exhausted,
+            Self::AgentDisabled,
+            Self::AgentExpired,
+            Self::AgentMismatch,
+            Self::OwnerMissing,
+            Self::OwnerInactive,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == s)
+    }
+}
+
+/// A stored credential that was refused: the reason, and whose credential it is (ids only), so
+/// that the refusal can be audited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefusedCredential {
+    /// Why it was refused.
+    pub reason: InvalidReason,
+    /// The identity the credential belongs to.
+    pub agent_id: crate::principal::AgentId,
+    /// That identity's parent, for a thread-scoped child.
+    pub parent: Option<crate::principal::AgentId>,
+    /// The credential.
+    pub token_id: crate::principal::TokenId,
+    /// The user the identity acts for.
+    pub user_id: crate::principal::UserId,
+    /// The task the credential was minted for.
+    pub task_id: Option<String>,
+}
+
 impl std::fmt::Display for InvalidReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -71,6 +111,11 @@ pub enum ResolveError {
     /// The credential is not valid: answered with `401 invalid_token`.
     #[error("invalid credential: {0}")]
     Invalid(InvalidReason),
+    /// A stored credential was refused (revoked, expired, its agent disabled, …): answered
+    /// exactly like [`ResolveError::Invalid`], with the same body, but it says whose credential
+    /// it was so the layer can audit the refusal.
+    #[error("invalid credential: {}", .0.reason)]
+    Refused(Box<RefusedCredential>),
     /// The backend could not decide (store or cache unreachable): answered with `503`.
     /// Never treated as admission.
     #[error("credential store unavailable")]
@@ -86,8 +131,19 @@ impl ResolveError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Invalid(_) => StatusCode::UNAUTHORIZED,
+            Self::Invalid(_) | Self::Refused(_) => StatusCode::UNAUTHORIZED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl ResolveError {
+    /// Why the credential is not valid; `None` when the backend was unavailable.
+    pub fn reason(&self) -> Option<InvalidReason> {
+        match self {
+            Self::Invalid(reason) => Some(*reason),
+            Self::Refused(refused) => Some(refused.reason),
+            Self::Unavailable(_) => None,
         }
     }
 }

@@ -78,7 +78,7 @@ async fn tokens_survive_a_restart_and_revocations_stay() {
     .fetch_one(reopened.pool())
     .await
     .unwrap();
-    assert_eq!((rows, versions), (2, 2));
+    assert_eq!((rows, versions), (3, 3));
 }
 
 #[tokio::test]
@@ -238,11 +238,37 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .grant(&"agt_1".into(), &"bob".into(), AccessRole::Operator)
         .await
         .unwrap();
+    // The v1 agent became an unrestricted top-level identity that can have children, rotate,
+    // and be audited.
+    let upgraded = store.agent(&"agt_1".into()).await.unwrap().unwrap();
+    assert_eq!(
+        (upgraded.parent, upgraded.scopes, upgraded.modes),
+        (None, None, None)
+    );
+    let child = store
+        .create_agent(NewAgent::child("legacy-thread-1", "agt_1"))
+        .await
+        .unwrap();
+    let issued = store
+        .create_token(&child.id, NewToken::new("thread"))
+        .await
+        .unwrap();
+    assert!(
+        conformance::resolve(&store, issued.token.expose_secret())
+            .await
+            .is_ok()
+    );
+    store
+        .rotate_token(&"agt_1".into(), &"tok_1".into(), time::Duration::ZERO)
+        .await
+        .unwrap();
+    let rotated = store.agent(&"agt_1".into()).await.unwrap().unwrap();
+    assert!(rotated.last_rotated_at.is_some());
     let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM agent_auth_schema_migrations")
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[tokio::test]

@@ -1,17 +1,26 @@
-//! The audit trail (feature `audit`): what each identity did, and what was done to it.
+//! The audit trail: what each identity did, and what was done to it.
 //!
 //! An [`AuditEvent`] records one thing: a request an agent made, a token that was refused, or a
 //! lifecycle change (a credential issued, rotated or revoked, an agent disabled, a grant changed),
 //! with the identity, credential, acting user and delegation chain involved. Events never hold a
 //! raw token, a code or any other secret — only ids.
 //!
-//! Events go through an [`AuditWriter`]: a bounded queue drained in batches by a background
-//! task into an [`AuditSink`], so recording costs the request path a channel send. By default a
-//! full queue makes the recorder wait (backpressure) and no event is ever dropped;
-//! [`Overflow::DropNewest`] trades that for never waiting, and counts what it drops.
-//! [`AuditWriter::shutdown`] drains the queue.
+//! Events go through an [`AuditRecorder`]; the one this crate ships is `AuditWriter` (feature
+//! `audit`): a bounded queue drained in batches by a background task into an [`AuditSink`], so
+//! recording costs the request path a channel send. By default a full queue makes the recorder
+//! wait (backpressure) and no event is ever dropped; `Overflow::DropNewest` trades that for
+//! never waiting, and counts what it drops. `AuditWriter::shutdown` drains the queue.
+//!
+//! Sinks: [`MemoryAuditSink`]; every store ([`MemoryStore`](crate::store::MemoryStore), and the
+//! SQL stores into their `agent_auth_audit_events` table) is a sink and an [`AuditQuery`]; and
+//! `TracingAuditSink` (feature `audit`) logs each event through `tracing`.
+//!
+//! Requests are recorded by [`AgentAuthLayer::audit`](crate::AgentAuthLayer::audit) — every
+//! agent-authenticated request, and every refused token whose credential is known — and
+//! lifecycle changes by [`Managed::with_audit`](crate::store::Managed::with_audit).
 //!
 //! ```
+//! # #[cfg(feature = "audit")] {
 //! use std::sync::Arc;
 //! use tower_agent_auth::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditWriter, MemoryAuditSink, Outcome, WriterOptions};
 //!
@@ -26,13 +35,23 @@
 //! let mine = sink.events(&AuditFilter::identity("agt_1")).await?;
 //! assert_eq!(mine.len(), 1);
 //! # Ok(()) }
+//! # main() }
 //! ```
 
 mod memory;
+#[cfg(feature = "audit")]
+mod tracing_sink;
+#[cfg(feature = "audit")]
 mod writer;
 
 pub use memory::MemoryAuditSink;
+#[cfg(feature = "audit")]
+pub use tracing_sink::TracingAuditSink;
+#[cfg(feature = "audit")]
 pub use writer::{AuditWriter, Overflow, WriterOptions};
+
+use std::future::Future;
+use std::pin::Pin;
 
 use time::OffsetDateTime;
 
@@ -63,6 +82,8 @@ pub enum AuditAction {
     IdentityDeleted,
     /// A user's access to an identity changed.
     GrantChanged,
+    /// A user read an identity, its credentials or its trail (recorded only when denied).
+    Read,
 }
 
 impl AuditAction {
@@ -79,7 +100,27 @@ impl AuditAction {
             Self::IdentityEnabled => "identity_enabled",
             Self::IdentityDeleted => "identity_deleted",
             Self::GrantChanged => "grant_changed",
+            Self::Read => "read",
         }
+    }
+
+    /// Parses [`AuditAction::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Request,
+            Self::TokenRefused,
+            Self::CredentialIssued,
+            Self::CredentialRotated,
+            Self::CredentialRevoked,
+            Self::IdentityCreated,
+            Self::IdentityDisabled,
+            Self::IdentityEnabled,
+            Self::IdentityDeleted,
+            Self::GrantChanged,
+            Self::Read,
+        ]
+        .into_iter()
+        .find(|action| action.as_str() == s)
     }
 }
 
@@ -93,6 +134,35 @@ pub enum Outcome {
     Refused(InvalidReason),
     /// The actor was not allowed to.
     Denied,
+}
+
+impl Outcome {
+    /// `success`, `refused` or `denied` (the reason of a refusal is apart).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Refused(_) => "refused",
+            Self::Denied => "denied",
+        }
+    }
+
+    /// The reason of a refusal.
+    pub fn reason(&self) -> Option<InvalidReason> {
+        match self {
+            Self::Refused(reason) => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// Parses [`Outcome::as_str`] and [`Outcome::reason`].
+    pub fn parse(outcome: &str, reason: Option<&str>) -> Option<Self> {
+        match (outcome, reason) {
+            ("success", None) => Some(Self::Success),
+            ("denied", None) => Some(Self::Denied),
+            ("refused", Some(reason)) => InvalidReason::parse(reason).map(Self::Refused),
+            _ => None,
+        }
+    }
 }
 
 /// The request an event is about.
@@ -114,6 +184,8 @@ pub struct AuditEvent {
     pub at: OffsetDateTime,
     /// The identity (agent) it concerns.
     pub identity: Option<AgentId>,
+    /// That identity's parent, for a thread-scoped child: queries by the parent find it.
+    pub parent: Option<AgentId>,
     /// The credential (token) used or changed.
     pub credential: Option<TokenId>,
     /// The human acting, or acted for.
@@ -138,6 +210,7 @@ impl AuditEvent {
         Self {
             at,
             identity: None,
+            parent: None,
             credential: None,
             actor: None,
             delegation_chain: Vec::new(),
@@ -152,6 +225,24 @@ impl AuditEvent {
     /// The identity it concerns.
     pub fn identity(mut self, identity: impl Into<AgentId>) -> Self {
         self.identity = Some(identity.into());
+        self
+    }
+
+    /// The parent of the identity, for a thread-scoped child.
+    pub fn parent(mut self, parent: Option<AgentId>) -> Self {
+        self.parent = parent;
+        self
+    }
+
+    /// The delegating identities, outermost first.
+    pub fn delegation_chain(mut self, chain: Vec<AgentId>) -> Self {
+        self.delegation_chain = chain;
+        self
+    }
+
+    /// The task the credential was minted for.
+    pub fn task_id(mut self, task: Option<String>) -> Self {
+        self.task_id = task;
         self
     }
 
@@ -200,11 +291,32 @@ pub trait AuditSink: Send + Sync + 'static {
     async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError>;
 }
 
+/// Takes events to a sink. Implemented by `AuditWriter` (feature `audit`); implement it to
+/// send events elsewhere. The layer calls [`AuditRecorder::try_record`] first and only waits,
+/// through [`AuditRecorder::wait_to_record`], when that gives the event back.
+pub trait AuditRecorder: Send + Sync + 'static {
+    /// Takes `event` without waiting, or gives it back when the caller should wait for room.
+    fn try_record(&self, event: AuditEvent) -> Result<(), AuditEvent>;
+
+    /// Takes `event`, waiting for room.
+    fn wait_to_record(&self, event: AuditEvent) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Records `event`, waiting only if the recorder wants it to.
+pub(crate) async fn record(recorder: &dyn AuditRecorder, event: AuditEvent) {
+    if let Err(event) = recorder.try_record(event) {
+        recorder.wait_to_record(event).await;
+    }
+}
+
 /// Which events a query returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
-    /// Only events of these identities (empty: any).
+    /// Only events of these identities (empty: any), and of their children when
+    /// `with_children` is set.
     pub identities: Vec<AgentId>,
+    /// Whether events of the listed identities' thread-scoped children count as theirs.
+    pub with_children: bool,
     /// Only events of this credential.
     pub credential: Option<TokenId>,
     /// At or after.
@@ -214,21 +326,48 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    /// The events of one identity.
+    /// The events of one identity and of its thread-scoped children.
     pub fn identity(identity: impl Into<AgentId>) -> Self {
         Self {
             identities: vec![identity.into()],
+            with_children: true,
             ..Self::default()
         }
     }
 
+    /// The events of one credential.
+    pub fn credential(credential: impl Into<TokenId>) -> Self {
+        Self {
+            credential: Some(credential.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Only events of the listed identities themselves, not of their children.
+    pub fn without_children(mut self) -> Self {
+        self.with_children = false;
+        self
+    }
+
+    /// Only events at or after `since`.
+    pub fn since(mut self, since: OffsetDateTime) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Only events before `until`.
+    pub fn until(mut self, until: OffsetDateTime) -> Self {
+        self.until = Some(until);
+        self
+    }
+
     /// Whether `event` passes the filter.
     pub fn matches(&self, event: &AuditEvent) -> bool {
+        let listed =
+            |id: &Option<AgentId>| id.as_ref().is_some_and(|id| self.identities.contains(id));
         (self.identities.is_empty()
-            || event
-                .identity
-                .as_ref()
-                .is_some_and(|id| self.identities.contains(id)))
+            || listed(&event.identity)
+            || (self.with_children && listed(&event.parent)))
             && self
                 .credential
                 .as_ref()

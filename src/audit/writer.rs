@@ -5,7 +5,12 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{AuditEvent, AuditSink};
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::{AuditEvent, AuditRecorder, AuditSink};
 
 /// What a full queue does to the recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +102,29 @@ impl AuditWriter {
         if let Some(task) = task {
             let _ = task.await;
         }
+    }
+}
+
+impl AuditRecorder for AuditWriter {
+    fn try_record(&self, event: AuditEvent) -> Result<(), AuditEvent> {
+        match self.sender.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(event)) if self.overflow == Overflow::Backpressure => Err(event),
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    fn wait_to_record(&self, event: AuditEvent) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let sender = self.sender.clone();
+        let dropped = self.dropped.clone();
+        Box::pin(async move {
+            if sender.send(event).await.is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        })
     }
 }
 

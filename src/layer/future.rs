@@ -9,8 +9,9 @@ use tower_service::Service;
 
 use super::layer::Shared;
 use super::response::{Challenge, LayerMarker, Rejection};
-use crate::principal::Principal;
-use crate::resolver::ResolveError;
+use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
+use crate::principal::{ExecutionPrincipal, Principal};
+use crate::resolver::{RefusedCredential, ResolveError};
 
 /// A token lookup in flight.
 pub(crate) type TokenResolution =
@@ -55,9 +56,17 @@ pub(crate) struct Pending<S, B> {
     resolution: Resolution<B>,
     request: Option<Request<B>>,
     inner: S,
-    challenge: Arc<Challenge>,
-    required: bool,
+    shared: Arc<Shared>,
 }
+
+/// A request event waiting for the response status.
+pub(crate) struct PendingAudit {
+    recorder: Arc<dyn AuditRecorder>,
+    event: AuditEvent,
+}
+
+/// Waiting for room in the audit queue.
+type AuditWait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pin_project! {
     /// Response future of [`AgentAuth`](crate::layer::AgentAuth).
@@ -82,9 +91,14 @@ pin_project! {
         Calling {
             #[pin]
             future: S::Future,
+            audit: Option<Box<PendingAudit>>,
         },
         Rejected {
             response: Option<S::Response>,
+        },
+        Recording {
+            wait: AuditWait,
+            result: Option<Result<S::Response, S::Error>>,
         },
     }
 }
@@ -96,7 +110,10 @@ where
 {
     pub(crate) fn called(future: S::Future) -> Self {
         Self {
-            state: State::Calling { future },
+            state: State::Calling {
+                future,
+                audit: None,
+            },
         }
     }
 
@@ -116,7 +133,7 @@ where
         shared: &Shared,
     ) -> Self {
         Self {
-            state: settle(request, verdict, inner, &shared.challenge, shared.required),
+            state: settle(request, verdict, inner, shared),
         }
     }
 
@@ -125,14 +142,13 @@ where
         resolution: Resolution<ReqBody>,
         request: Option<Request<ReqBody>>,
         inner: S,
-        shared: &Shared,
+        shared: &Arc<Shared>,
     ) -> Self {
         let pending = Pending {
             resolution,
             request,
             inner,
-            challenge: shared.challenge.clone(),
-            required: shared.required,
+            shared: shared.clone(),
         };
         Self {
             state: State::Resolving {
@@ -148,37 +164,101 @@ fn settle<S, ReqBody, ResBody>(
     mut request: Request<ReqBody>,
     verdict: Result<Option<Principal>, ResolveError>,
     mut inner: S,
-    challenge: &Arc<Challenge>,
-    required: bool,
+    shared: &Shared,
 ) -> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: From<&'static str>,
 {
+    let challenge = &shared.challenge;
     let rejection = match verdict {
         Ok(Some(principal)) => {
+            let audit = match &shared.audit {
+                Some(recorder) if principal.agent_ref().is_some() => Some(Box::new(PendingAudit {
+                    recorder: recorder.clone(),
+                    event: request_event(&principal, &request),
+                })),
+                _ => None,
+            };
             request
                 .extensions_mut()
                 .insert(principal.with_challenge(challenge.clone()));
             return State::Calling {
                 future: inner.call(request),
+                audit,
             };
         }
-        Ok(None) if !required => {
+        Ok(None) if !shared.required => {
             request
                 .extensions_mut()
                 .insert(LayerMarker(challenge.clone()));
             return State::Calling {
                 future: inner.call(request),
+                audit: None,
             };
         }
         Ok(None) => Rejection::MissingCredentials,
         Err(ResolveError::Invalid(reason)) => Rejection::InvalidToken(reason),
+        Err(ResolveError::Refused(refused)) => {
+            let response = Rejection::InvalidToken(refused.reason).response(Some(challenge));
+            if let Some(recorder) = &shared.audit {
+                let event = refusal_event(&refused, &request, response.status().as_u16());
+                return match recorder.try_record(event) {
+                    Ok(()) => State::Rejected {
+                        response: Some(response),
+                    },
+                    Err(event) => State::Recording {
+                        wait: recorder.wait_to_record(event),
+                        result: Some(Ok(response)),
+                    },
+                };
+            }
+            return State::Rejected {
+                response: Some(response),
+            };
+        }
         Err(ResolveError::Unavailable(_)) => Rejection::Unavailable,
     };
     State::Rejected {
         response: Some(rejection.response(Some(challenge))),
     }
+}
+
+/// The event of an agent-authenticated request; the status is filled in from the response.
+fn request_event<B>(principal: &ExecutionPrincipal, request: &Request<B>) -> AuditEvent {
+    let mut event = AuditEvent::new(
+        time::OffsetDateTime::now_utc(),
+        AuditAction::Request,
+        Outcome::Success,
+    )
+    .actor(principal.user_id().clone())
+    .delegation_chain(principal.delegation_chain().to_vec())
+    .task_id(principal.task_id().map(str::to_owned))
+    .request(request.method().as_str(), request.uri().path(), 0);
+    if let Some(agent) = principal.agent_ref() {
+        event = event
+            .identity(agent.id().clone())
+            .parent(agent.parent().cloned());
+    }
+    if let Some(token) = principal.token_id() {
+        event = event.credential(token.clone());
+    }
+    event
+}
+
+/// The event of a refused token whose credential is known.
+fn refusal_event<B>(refused: &RefusedCredential, request: &Request<B>, status: u16) -> AuditEvent {
+    AuditEvent::new(
+        time::OffsetDateTime::now_utc(),
+        AuditAction::TokenRefused,
+        Outcome::Refused(refused.reason),
+    )
+    .identity(refused.agent_id.clone())
+    .parent(refused.parent.clone())
+    .credential(refused.token_id.clone())
+    .actor(refused.user_id.clone())
+    .task_id(refused.task_id.clone())
+    .request(request.method().as_str(), request.uri().path(), status)
 }
 
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
@@ -196,17 +276,37 @@ where
                     let pending = slot.as_mut().expect("resolution completes once");
                     let (request, verdict) =
                         ready!(pending.resolution.poll_verdict(&mut pending.request, cx));
-                    let Pending {
-                        inner,
-                        challenge,
-                        required,
-                        ..
-                    } = *slot.take().expect("resolution completes once");
-                    settle(request, verdict, inner, &challenge, required)
+                    let Pending { inner, shared, .. } =
+                        *slot.take().expect("resolution completes once");
+                    settle(request, verdict, inner, &shared)
                 }
-                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Calling { future, audit } => {
+                    let result = ready!(future.poll(cx));
+                    let Some(pending) = audit.take() else {
+                        return Poll::Ready(result);
+                    };
+                    let PendingAudit {
+                        recorder,
+                        mut event,
+                    } = *pending;
+                    if let Some(request) = &mut event.request {
+                        // An inner error becomes a 500 further out.
+                        request.status = result.as_ref().map_or(500, |r| r.status().as_u16());
+                    }
+                    match recorder.try_record(event) {
+                        Ok(()) => return Poll::Ready(result),
+                        Err(event) => State::Recording {
+                            wait: recorder.wait_to_record(event),
+                            result: Some(result),
+                        },
+                    }
+                }
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+                StateProj::Recording { wait, result } => {
+                    ready!(wait.as_mut().poll(cx));
+                    return Poll::Ready(result.take().expect("polled after completion"));
                 }
             };
             state.set(next);

@@ -4,6 +4,7 @@ use tower_layer::Layer;
 
 use super::response::{Challenge, ChallengeError};
 use super::service::AgentAuth;
+use crate::audit::AuditRecorder;
 use crate::resolver::{SessionResolver, TokenResolver};
 use crate::token::TokenFormat;
 
@@ -19,6 +20,7 @@ pub(crate) struct Shared {
     pub(crate) realm: Arc<str>,
     pub(crate) resource_metadata: Option<Arc<str>>,
     pub(crate) challenge: Arc<Challenge>,
+    pub(crate) audit: Option<Arc<dyn AuditRecorder>>,
 }
 
 /// A tower [`Layer`] that authenticates agent bearer tokens (and, optionally, user sessions) and
@@ -37,6 +39,7 @@ impl std::fmt::Debug for AgentAuthLayer {
             .field("required", &self.shared.required)
             .field("realm", &self.shared.realm)
             .field("session_resolver", &self.shared.session.is_some())
+            .field("audit", &self.shared.audit.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +66,7 @@ impl AgentAuthLayer {
                 realm: DEFAULT_REALM.into(),
                 resource_metadata: None,
                 challenge: Arc::new(challenge),
+                audit: None,
             }),
         }
     }
@@ -110,6 +114,19 @@ impl AgentAuthLayer {
             s.resource_metadata = Some(url.into());
             s.challenge = Arc::new(challenge);
         }))
+    }
+
+    /// Records every agent-authenticated request (identity, credential, acting user, delegation
+    /// chain, method, path, status) and every refused token whose credential is known (with
+    /// the reason) through `recorder`, typically an `AuditWriter` (feature `audit`). The path
+    /// is recorded without its query string, which may carry secrets. Session requests and
+    /// unknown tokens are not recorded: they name no identity.
+    ///
+    /// Recording is a queue push after the inner service answered; only a recorder that asks
+    /// for backpressure (a full queue) makes the response wait.
+    pub fn audit(self, recorder: impl AuditRecorder) -> Self {
+        let recorder: Arc<dyn AuditRecorder> = Arc::new(recorder);
+        self.edit(|s| s.audit = Some(recorder))
     }
 }
 

@@ -95,7 +95,7 @@ where
                         let result = session.as_ref().resolve_session(&parts).await;
                         let result = match result {
                             // A stale or forged session is the same as none.
-                            Err(ResolveError::Invalid(_)) => Ok(None),
+                            Err(ResolveError::Invalid(_) | ResolveError::Refused(_)) => Ok(None),
                             other => other,
                         };
                         (Request::from_parts(parts, body), result)

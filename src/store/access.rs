@@ -4,8 +4,11 @@
 //!
 //! | operation | needs |
 //! |---|---|
-//! | list credentials | operator (or admin) |
-//! | issue, rotate, revoke credentials; manage grants | admin |
+//! | see the identity | viewer (or above) |
+//! | list credentials; read the audit trail | operator (or admin) |
+//! | issue, rotate, revoke credentials; manage grants; disable, enable, delete the identity; create its thread-scoped children | admin |
+//!
+//! Creating a top-level agent is for its owner only.
 //!
 //! The rule lives here, in the library, and [`Managed`] applies it to every management call, so
 //! the HTTP API, the CLI and any other surface enforce the same thing.
@@ -32,8 +35,9 @@
 
 use time::OffsetDateTime;
 
-use super::model::{Agent, IssuedToken, NewToken, TokenInfo};
+use super::model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::{AgentStore, StoreError, TokenStore};
+use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditRecorder, Outcome};
 use crate::principal::{AgentId, TokenId, UserId};
 
 /// A user's standing on an agent; `Admin > Operator > Viewer`.
@@ -86,8 +90,14 @@ pub struct AccessGrant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Operation {
+    /// See the identity's record.
+    ViewIdentity,
     /// List credentials (metadata only).
     ListCredentials,
+    /// Read the identity's audit trail.
+    ReadAudit,
+    /// Disable, enable or delete the identity, or create a thread-scoped child under it.
+    ManageIdentity,
     /// Issue a credential.
     IssueCredential,
     /// Rotate a credential.
@@ -102,8 +112,10 @@ impl Operation {
     /// The least role that allows it (the owner may always).
     pub fn required_role(&self) -> AccessRole {
         match self {
-            Self::ListCredentials => AccessRole::Operator,
-            Self::IssueCredential
+            Self::ViewIdentity => AccessRole::Viewer,
+            Self::ListCredentials | Self::ReadAudit => AccessRole::Operator,
+            Self::ManageIdentity
+            | Self::IssueCredential
             | Self::RotateCredential
             | Self::RevokeCredential
             | Self::ManageGrants => AccessRole::Admin,
@@ -112,7 +124,10 @@ impl Operation {
 
     fn as_str(&self) -> &'static str {
         match self {
+            Self::ViewIdentity => "see the identity",
             Self::ListCredentials => "list credentials",
+            Self::ReadAudit => "read the audit trail",
+            Self::ManageIdentity => "manage the identity",
             Self::IssueCredential => "issue credentials",
             Self::RotateCredential => "rotate credentials",
             Self::RevokeCredential => "revoke credentials",
@@ -162,11 +177,22 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<Option<AccessRole>, StoreError>;
 }
 
-/// A store seen by one user: every management call is authorized first.
-#[derive(Debug)]
+/// A store seen by one user: every management call is authorized first and, with
+/// [`Managed::with_audit`], recorded — changes with before/after, refusals as
+/// [`Outcome::Denied`].
 pub struct Managed<'a, S> {
     store: &'a S,
     actor: UserId,
+    audit: Option<&'a dyn AuditRecorder>,
+}
+
+impl<S> std::fmt::Debug for Managed<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Managed")
+            .field("actor", &self.actor)
+            .field("audit", &self.audit.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a, S> Managed<'a, S>
@@ -178,22 +204,131 @@ where
         Self {
             store,
             actor: actor.into(),
+            audit: None,
         }
     }
 
-    async fn check(&self, agent: &AgentId, operation: Operation) -> Result<(), StoreError> {
+    /// Records every change made, and every refused attempt, through `recorder`.
+    pub fn with_audit(mut self, recorder: &'a dyn AuditRecorder) -> Self {
+        self.audit = Some(recorder);
+        self
+    }
+
+    /// The acting user.
+    pub fn actor(&self) -> &UserId {
+        &self.actor
+    }
+
+    async fn record(&self, event: AuditEvent) {
+        if let Some(recorder) = self.audit {
+            crate::audit::record(recorder, event.actor(self.actor.clone())).await;
+        }
+    }
+
+    fn event(action: AuditAction, agent: &Agent) -> AuditEvent {
+        AuditEvent::new(OffsetDateTime::now_utc(), action, Outcome::Success)
+            .identity(agent.id.clone())
+            .parent(agent.parent.clone())
+    }
+
+    /// Authorizes `operation` on `agent`; a refusal is recorded as `action` denied.
+    async fn check(
+        &self,
+        agent: &AgentId,
+        operation: Operation,
+        action: AuditAction,
+    ) -> Result<Agent, StoreError> {
         let record = self
             .store
             .agent(agent)
             .await?
             .ok_or_else(|| StoreError::UnknownAgent(agent.to_string()))?;
         let role = self.store.role_of(agent, &self.actor).await?;
-        authorize(&self.actor, &record, role, operation)
+        if let Err(denied) = authorize(&self.actor, &record, role, operation) {
+            let mut event = Self::event(action, &record).detail(format!("denied: {operation:?}"));
+            event.outcome = Outcome::Denied;
+            self.record(event).await;
+            return Err(denied);
+        }
+        Ok(record)
+    }
+
+    /// The identity: any role.
+    pub async fn agent(&self, agent: &AgentId) -> Result<Agent, StoreError> {
+        self.check(agent, Operation::ViewIdentity, AuditAction::Read)
+            .await
+    }
+
+    /// Creates an agent. A top-level agent only for oneself (the actor becomes its owner); a
+    /// thread-scoped child ([`NewAgent::child`]) needs owner or admin on the parent.
+    pub async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
+        match &new.parent {
+            Some(parent) => {
+                self.check(
+                    parent,
+                    Operation::ManageIdentity,
+                    AuditAction::IdentityCreated,
+                )
+                .await?;
+            }
+            None if new.owner.as_ref() != Some(&self.actor) => {
+                return Err(StoreError::Forbidden {
+                    user: self.actor.to_string(),
+                    operation: "create agents for another user",
+                    agent: new.slug,
+                });
+            }
+            None => {}
+        }
+        let agent = self.store.create_agent(new).await?;
+        let detail = format!("created {} for {}", agent.slug, agent.owner);
+        self.record(Self::event(AuditAction::IdentityCreated, &agent).detail(detail))
+            .await;
+        Ok(agent)
+    }
+
+    /// Disables or enables the identity: owner or admin.
+    pub async fn set_agent_status(
+        &self,
+        agent: &AgentId,
+        status: AgentStatus,
+    ) -> Result<Agent, StoreError> {
+        let action = match status {
+            AgentStatus::Active => AuditAction::IdentityEnabled,
+            AgentStatus::Disabled => AuditAction::IdentityDisabled,
+        };
+        let before = self.check(agent, Operation::ManageIdentity, action).await?;
+        let after = self.store.set_agent_status(agent, status).await?;
+        let detail = format!(
+            "status: {} -> {}",
+            before.status.as_str(),
+            after.status.as_str()
+        );
+        self.record(Self::event(action, &after).detail(detail))
+            .await;
+        Ok(after)
+    }
+
+    /// Deletes the identity with its credentials and children: owner or admin.
+    pub async fn delete_agent(&self, agent: &AgentId) -> Result<(), StoreError> {
+        let record = self
+            .check(
+                agent,
+                Operation::ManageIdentity,
+                AuditAction::IdentityDeleted,
+            )
+            .await?;
+        self.store.delete_agent(agent).await?;
+        let detail = format!("deleted {}", record.slug);
+        self.record(Self::event(AuditAction::IdentityDeleted, &record).detail(detail))
+            .await;
+        Ok(())
     }
 
     /// Lists credentials: owner, operator or admin.
     pub async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
-        self.check(agent, Operation::ListCredentials).await?;
+        self.check(agent, Operation::ListCredentials, AuditAction::Read)
+            .await?;
         self.store.list_tokens(agent).await
     }
 
@@ -203,10 +338,26 @@ where
         agent: &AgentId,
         new: NewToken,
     ) -> Result<IssuedToken, StoreError> {
-        self.check(agent, Operation::IssueCredential).await?;
-        self.store
+        let record = self
+            .check(
+                agent,
+                Operation::IssueCredential,
+                AuditAction::CredentialIssued,
+            )
+            .await?;
+        let issued = self
+            .store
             .create_token(agent, new.created_by(self.actor.clone()))
-            .await
+            .await?;
+        let detail = format!("issued {:?}", issued.info.label);
+        self.record(
+            Self::event(AuditAction::CredentialIssued, &record)
+                .credential(issued.info.id.clone())
+                .task_id(issued.info.task_id.clone())
+                .detail(detail),
+        )
+        .await;
+        Ok(issued)
     }
 
     /// Rotates a credential: owner or admin.
@@ -216,8 +367,25 @@ where
         token: &TokenId,
         grace: time::Duration,
     ) -> Result<IssuedToken, StoreError> {
-        self.check(agent, Operation::RotateCredential).await?;
-        self.store.rotate_token(agent, token, grace).await
+        let record = self
+            .check(
+                agent,
+                Operation::RotateCredential,
+                AuditAction::CredentialRotated,
+            )
+            .await?;
+        let issued = self.store.rotate_token(agent, token, grace).await?;
+        let detail = format!(
+            "replaced by {}; the old one stays valid for {grace}",
+            issued.info.id
+        );
+        self.record(
+            Self::event(AuditAction::CredentialRotated, &record)
+                .credential(token.clone())
+                .detail(detail),
+        )
+        .await;
+        Ok(issued)
     }
 
     /// Revokes a credential: owner or admin.
@@ -226,8 +394,37 @@ where
         agent: &AgentId,
         token: &TokenId,
     ) -> Result<TokenInfo, StoreError> {
-        self.check(agent, Operation::RevokeCredential).await?;
-        self.store.revoke_token(agent, token).await
+        let record = self
+            .check(
+                agent,
+                Operation::RevokeCredential,
+                AuditAction::CredentialRevoked,
+            )
+            .await?;
+        let revoked = self.store.revoke_token(agent, token).await?;
+        self.record(
+            Self::event(AuditAction::CredentialRevoked, &record)
+                .credential(token.clone())
+                .detail("status: live -> revoked"),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    /// Revokes every credential of the identity: owner or admin.
+    pub async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
+        let record = self
+            .check(
+                agent,
+                Operation::RevokeCredential,
+                AuditAction::CredentialRevoked,
+            )
+            .await?;
+        let revoked = self.store.revoke_all_tokens(agent).await?;
+        let detail = format!("revoked all {revoked} live credentials");
+        self.record(Self::event(AuditAction::CredentialRevoked, &record).detail(detail))
+            .await;
+        Ok(revoked)
     }
 
     /// Grants access to another user: owner or admin.
@@ -237,13 +434,53 @@ where
         user: &UserId,
         role: AccessRole,
     ) -> Result<AccessGrant, StoreError> {
-        self.check(agent, Operation::ManageGrants).await?;
-        self.store.grant(agent, user, role).await
+        let record = self
+            .check(agent, Operation::ManageGrants, AuditAction::GrantChanged)
+            .await?;
+        let before = self.store.role_of(agent, user).await?;
+        let grant = self.store.grant(agent, user, role).await?;
+        let detail = format!(
+            "{user}: {} -> {}",
+            before.map_or("none", |r| r.as_str()),
+            role.as_str()
+        );
+        self.record(Self::event(AuditAction::GrantChanged, &record).detail(detail))
+            .await;
+        Ok(grant)
     }
 
     /// Withdraws another user's access: owner or admin.
     pub async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<(), StoreError> {
-        self.check(agent, Operation::ManageGrants).await?;
-        self.store.revoke_grant(agent, user).await
+        let record = self
+            .check(agent, Operation::ManageGrants, AuditAction::GrantChanged)
+            .await?;
+        let before = self.store.role_of(agent, user).await?;
+        self.store.revoke_grant(agent, user).await?;
+        let detail = format!("{user}: {} -> none", before.map_or("none", |r| r.as_str()));
+        self.record(Self::event(AuditAction::GrantChanged, &record).detail(detail))
+            .await;
+        Ok(())
+    }
+
+    /// The identity's audit trail (with its children's), oldest first: owner, operator or
+    /// admin. `filter` narrows it further (its identities are replaced by `agent`).
+    pub async fn audit_events(
+        &self,
+        agent: &AgentId,
+        filter: AuditFilter,
+    ) -> Result<Vec<AuditEvent>, StoreError>
+    where
+        S: AuditQuery,
+    {
+        self.check(agent, Operation::ReadAudit, AuditAction::Read)
+            .await?;
+        let filter = AuditFilter {
+            identities: vec![agent.clone()],
+            ..filter
+        };
+        self.store
+            .events(&filter)
+            .await
+            .map_err(|crate::audit::AuditError::Unavailable(e)| StoreError::Unavailable(e))
     }
 }

@@ -10,11 +10,12 @@ use super::config::StoreConfig;
 use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::prepare::{self, from_micros, micros, truncate};
 use super::{AgentStore, StoreError, TokenStore, UserDirectory, UserRecord, verdict};
+use crate::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink, MemoryAuditSink};
 use crate::ceiling::Policy;
 use crate::clock::Clock;
 use crate::principal::{AgentId, Principal, TokenId, UserId};
 use crate::resolver::{InvalidReason, ResolveError, TokenLookup, TokenResolver};
-use crate::token::{TokenFormat, TokenHash, valid_slug};
+use crate::token::{TokenFormat, TokenHash};
 
 /// Keys are SHA-256 digests: uniformly distributed and not chosen by an attacker (finding a
 /// token whose digest collides with another's is a preimage problem), so their first 8 bytes
@@ -41,25 +42,58 @@ const NEVER: i64 = i64::MIN;
 /// An agent's current record, shared by the agent table and the agent's tokens so that resolving
 /// a token needs no second lookup, and a status change is seen by every token at once.
 /// Lock-free reads: every resolution loads it.
-struct AgentSlot(ArcSwap<Agent>);
+struct AgentSlot {
+    record: ArcSwap<Agent>,
+    /// The parent's slot, for a thread-scoped child: its status and policy bound the child.
+    parent: Option<Arc<AgentSlot>>,
+    /// Unix seconds of the last recorded use of any of its tokens, or `NEVER`.
+    last_used: AtomicI64,
+}
 
 impl AgentSlot {
-    fn new(agent: Agent) -> Arc<Self> {
-        Arc::new(Self(ArcSwap::from_pointee(agent)))
+    fn new(agent: Agent, parent: Option<Arc<AgentSlot>>) -> Arc<Self> {
+        Arc::new(Self {
+            record: ArcSwap::from_pointee(agent),
+            parent,
+            last_used: AtomicI64::new(NEVER),
+        })
     }
 
     fn get(&self) -> Arc<Agent> {
-        self.0.load_full()
+        self.record.load_full()
     }
 
     fn set(&self, agent: Agent) {
-        self.0.store(Arc::new(agent));
+        self.record.store(Arc::new(agent));
+    }
+
+    /// The record as callers see it, with its last use.
+    fn snapshot(&self) -> Agent {
+        let mut agent = Agent::clone(&self.get());
+        agent.last_used_at = seconds_to_time(self.last_used.load(Ordering::Relaxed));
+        agent
+    }
+}
+
+fn seconds_to_time(seconds: i64) -> Option<time::OffsetDateTime> {
+    (seconds != NEVER)
+        .then(|| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .flatten()
+}
+
+/// Stores `now` in `slot` if the last write is at least `interval` seconds old: one relaxed
+/// load on the hot path. Losing the race to another request is fine: it wrote `now` too.
+fn touch_seconds(slot: &AtomicI64, now: i64, interval: i64) {
+    let last = slot.load(Ordering::Relaxed);
+    if last == NEVER || now.saturating_sub(last) >= interval {
+        let _ = slot.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
 /// The principal last built for a token, with what it was built from.
 struct CachedPrincipal {
     agent: Arc<Agent>,
+    parent: Option<Arc<Agent>>,
     owner_role: Arc<Policy>,
     principal: Principal,
 }
@@ -113,10 +147,7 @@ impl TokenEntry {
 
     fn snapshot(&self) -> TokenInfo {
         let mut info = self.info.clone();
-        let last_used = self.last_used.load(Ordering::Relaxed);
-        info.last_used_at = (last_used != NEVER)
-            .then(|| time::OffsetDateTime::from_unix_timestamp(last_used).ok())
-            .flatten();
+        info.last_used_at = seconds_to_time(self.last_used.load(Ordering::Relaxed));
         info.operations_remaining = self.remaining.as_ref().map(|r| r.load(Ordering::Acquire));
         let completed = self.completed_at.load(Ordering::Acquire);
         if completed != NEVER {
@@ -126,18 +157,35 @@ impl TokenEntry {
     }
 
     /// The principal for this token acting through `agent` for `owner`.
-    fn principal(&self, agent: &Arc<Agent>, owner: &UserRecord) -> Principal {
+    fn principal(
+        &self,
+        agent: &Arc<Agent>,
+        parent: Option<&Arc<Agent>>,
+        owner: &UserRecord,
+    ) -> Principal {
         if let Some(cached) = &*self.cache.load() {
             let same_role =
                 Arc::ptr_eq(&cached.owner_role, owner.role()) || cached.owner_role == *owner.role();
-            if Arc::ptr_eq(&cached.agent, agent) && same_role {
+            let same_parent = match (&cached.parent, parent) {
+                (None, None) => true,
+                (Some(cached), Some(parent)) => Arc::ptr_eq(cached, parent),
+                _ => false,
+            };
+            if Arc::ptr_eq(&cached.agent, agent) && same_parent && same_role {
                 return cached.principal.clone();
             }
         }
-        let principal: Principal =
-            verdict::agent_principal(owner, agent, &self.info, self.policy.as_ref()).into();
+        let principal: Principal = verdict::agent_principal(
+            owner,
+            agent,
+            parent.map(|p| &**p),
+            &self.info,
+            self.policy.as_ref(),
+        )
+        .into();
         self.cache.store(Some(Arc::new(CachedPrincipal {
             agent: agent.clone(),
+            parent: parent.cloned(),
             owner_role: owner.role().clone(),
             principal: principal.clone(),
         })));
@@ -162,16 +210,11 @@ impl TokenEntry {
         Ok(())
     }
 
-    /// Records a use, at most once per `interval` seconds: one relaxed load on the hot path.
+    /// Records a use of the token and its agent, at most once per `interval` seconds.
     fn touch(&self, now_nanos: i128, interval: i64) {
         let now = i64::try_from(now_nanos / 1_000_000_000).unwrap_or(i64::MAX);
-        let last = self.last_used.load(Ordering::Relaxed);
-        if last == NEVER || now.saturating_sub(last) >= interval {
-            // Losing this race to another request of the same token is fine: it wrote `now` too.
-            let _ =
-                self.last_used
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed);
-        }
+        touch_seconds(&self.last_used, now, interval);
+        touch_seconds(&self.agent.last_used, now, interval);
     }
 }
 
@@ -232,6 +275,7 @@ struct Inner {
     config: StoreConfig,
     last_used_interval: i64,
     state: RwLock<State>,
+    audit: MemoryAuditSink,
 }
 
 /// A store held in memory: for tests, examples and single-process tools. Cheap to clone (all
@@ -287,6 +331,7 @@ impl MemoryStore {
                 config,
                 last_used_interval,
                 state: RwLock::default(),
+                audit: MemoryAuditSink::default(),
             }),
         }
     }
@@ -303,6 +348,7 @@ impl MemoryStore {
                 config,
                 last_used_interval,
                 state: inner.state,
+                audit: inner.audit,
             }),
         }
     }
@@ -340,14 +386,27 @@ impl MemoryStore {
         let entry = self.read().tokens.get(token.hash()).cloned();
         let entry = entry.ok_or(InvalidReason::Unknown)?;
         let agent = entry.agent.get();
-        verdict::check_token(&entry.info, &agent, token.slug(), now_nanos)?;
+        let parent = entry.agent.parent.as_ref().map(|slot| slot.get());
+        verdict::check_token(
+            &entry.info,
+            &agent,
+            parent.as_deref(),
+            token.slug(),
+            now_nanos,
+        )
+        .map_err(|reason| verdict::refused(reason, &entry.info, &agent))?;
         let completed = entry.completed_at.load(Ordering::Acquire);
         if completed != NEVER && i128::from(completed) * 1_000 <= now_nanos {
-            return Err(InvalidReason::Expired.into());
+            return Err(verdict::refused(
+                InvalidReason::Expired,
+                &entry.info,
+                &agent,
+            ));
         }
         Ok(Candidate {
             entry,
             agent,
+            parent,
             now_nanos,
         })
     }
@@ -360,12 +419,14 @@ impl MemoryStore {
         let Candidate {
             entry,
             agent,
+            parent,
             now_nanos,
         } = candidate;
-        let owner = verdict::active_owner(owner?)?;
+        let refused = |reason| verdict::refused(reason, &entry.info, &agent);
+        let owner = verdict::active_owner(owner?).map_err(refused)?;
         // Last, so that a request refused for any other reason uses no operation.
-        entry.consume(now_nanos)?;
-        let principal = entry.principal(&agent, &owner);
+        entry.consume(now_nanos).map_err(refused)?;
+        let principal = entry.principal(&agent, parent.as_ref(), &owner);
         entry.touch(now_nanos, self.inner.last_used_interval);
         Ok(principal)
     }
@@ -375,6 +436,7 @@ impl MemoryStore {
 struct Candidate {
     entry: Arc<TokenEntry>,
     agent: Arc<Agent>,
+    parent: Option<Arc<Agent>>,
     now_nanos: i128,
 }
 
@@ -413,53 +475,49 @@ impl TokenResolver for MemoryStore {
 #[async_trait::async_trait]
 impl AgentStore for MemoryStore {
     async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
-        if !valid_slug(&new.slug) {
-            return Err(StoreError::InvalidSlug(new.slug));
-        }
+        let parent = match &new.parent {
+            Some(id) => Some(self.read().agent(id)?.clone()),
+            None => None,
+        };
+        let agent = prepare::prepare_agent(
+            &self.inner.config,
+            new,
+            parent.as_ref().map(|slot| slot.get()).as_deref(),
+        )?;
         if self
             .inner
             .config
             .directory
             .as_ref()
-            .user(&new.owner)
+            .user(&agent.owner)
             .await?
             .is_none()
         {
-            return Err(StoreError::UnknownUser(new.owner.to_string()));
+            return Err(StoreError::UnknownUser(agent.owner.to_string()));
         }
-        let agent = Agent {
-            id: AgentId::new(super::random_id("agt")?),
-            slug: new.slug.into(),
-            owner: new.owner,
-            agent_type: new.agent_type,
-            status: AgentStatus::Active,
-            policy: Arc::new(new.policy),
-            created_at: self.now(),
-            expires_at: new.expires_at.map(truncate),
-        };
         let mut state = self.write();
         if state.slugs.contains_key(&agent.slug) {
             return Err(StoreError::DuplicateSlug(agent.slug.to_string()));
         }
+        // The parent may have been deleted meanwhile.
+        if let Some(parent) = &agent.parent {
+            state.agent(parent)?;
+        }
         state.slugs.insert(agent.slug.clone(), agent.id.clone());
         state
             .agents
-            .insert(agent.id.clone(), AgentSlot::new(agent.clone()));
+            .insert(agent.id.clone(), AgentSlot::new(agent.clone(), parent));
         Ok(agent)
     }
 
     async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
-        Ok(self
-            .read()
-            .agents
-            .get(id)
-            .map(|slot| Agent::clone(&slot.get())))
+        Ok(self.read().agents.get(id).map(|slot| slot.snapshot()))
     }
 
     async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
         let state = self.read();
         let slot = state.slugs.get(slug).and_then(|id| state.agents.get(id));
-        Ok(slot.map(|slot| Agent::clone(&slot.get())))
+        Ok(slot.map(|slot| slot.snapshot()))
     }
 
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
@@ -467,7 +525,7 @@ impl AgentStore for MemoryStore {
             .read()
             .agents
             .values()
-            .map(|slot| Agent::clone(&slot.get()))
+            .map(|slot| slot.snapshot())
             .collect();
         agents.sort_by(|a, b| a.slug.cmp(&b.slug));
         Ok(agents)
@@ -483,24 +541,35 @@ impl AgentStore for MemoryStore {
         let mut agent = Agent::clone(&slot.get());
         agent.status = status;
         slot.set(agent.clone());
-        Ok(agent)
+        Ok(slot.snapshot())
     }
 
     async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
         let mut state = self.write();
-        let agent = state.agent(id)?.get();
-        state.agents.remove(id);
-        state.slugs.remove(&agent.slug);
-        let hashes: Vec<TokenHash> = state
-            .tokens
+        state.agent(id)?;
+        // Its children go with it: none may outlive the parent that bounds it.
+        let mut doomed: Vec<AgentId> = state
+            .agents
             .iter()
-            .filter(|(_, entry)| entry.info.agent_id == *id)
-            .map(|(hash, _)| *hash)
+            .filter(|(_, slot)| slot.get().parent.as_ref() == Some(id))
+            .map(|(child, _)| child.clone())
             .collect();
-        for hash in &hashes {
-            state.remove(hash);
+        doomed.push(id.clone());
+        for agent_id in &doomed {
+            if let Some(slot) = state.agents.remove(agent_id) {
+                state.slugs.remove(&slot.get().slug);
+            }
+            let hashes: Vec<TokenHash> = state
+                .tokens
+                .iter()
+                .filter(|(_, entry)| entry.info.agent_id == *agent_id)
+                .map(|(hash, _)| *hash)
+                .collect();
+            for hash in &hashes {
+                state.remove(hash);
+            }
+            state.grants.retain(|(agent, _), _| agent != agent_id);
         }
-        state.grants.retain(|(agent, _), _| agent != id);
         Ok(())
     }
 }
@@ -623,6 +692,9 @@ impl TokenStore for MemoryStore {
         let replaced = entry.with_info(updated);
         state.tokens.insert(hash, Arc::new(replaced));
         let new = rotation.new;
+        let mut agent = Agent::clone(&slot.get());
+        agent.last_rotated_at = Some(new.info.created_at);
+        slot.set(agent);
         state.insert(new.hash, TokenEntry::new(new.info.clone(), slot));
         Ok(IssuedToken {
             token: new.raw,
@@ -719,5 +791,20 @@ impl GrantStore for MemoryStore {
             .grants
             .get(&(agent.clone(), user.clone()))
             .map(|g| g.role))
+    }
+}
+
+/// The store keeps its own audit trail in memory, so it can stand for a SQL store in tests.
+#[async_trait::async_trait]
+impl AuditSink for MemoryStore {
+    async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        self.inner.audit.write_batch(events).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditQuery for MemoryStore {
+    async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
+        self.inner.audit.events(filter).await
     }
 }

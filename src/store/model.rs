@@ -1,5 +1,6 @@
 //! The records stores keep: agents and token metadata.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -90,16 +91,34 @@ pub struct Agent {
     pub created_at: OffsetDateTime,
     /// After this instant none of its tokens resolve.
     pub expires_at: Option<OffsetDateTime>,
+    /// The agent this one is a thread-scoped child of. A child is never wider than its parent:
+    /// the parent's policy is part of its ceiling, its scopes and modes lie within the parent's,
+    /// and disabling, expiring or deleting the parent stops it too.
+    pub parent: Option<AgentId>,
+    /// The resources (workspaces, boards, … as the host application names them) the agent may
+    /// act on; `None` for no restriction. Handlers check it through
+    /// [`AgentRef::allows_scope`](crate::principal::AgentRef::allows_scope).
+    pub scopes: Option<Arc<BTreeSet<String>>>,
+    /// The modes the agent may run in (e.g. `chat`, `pipeline`); `None` for any. The actions
+    /// it may take are its [`policy`](Agent::policy).
+    pub modes: Option<Arc<BTreeSet<String>>>,
+    /// When one of its credentials was last used (coalesced like the credentials' own).
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When one of its credentials was last rotated.
+    pub last_rotated_at: Option<OffsetDateTime>,
 }
 
 /// What to create an agent with.
 #[derive(Debug, Clone)]
 pub struct NewAgent {
     pub(crate) slug: String,
-    pub(crate) owner: UserId,
+    pub(crate) owner: Option<UserId>,
     pub(crate) agent_type: AgentType,
     pub(crate) policy: Policy,
     pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) parent: Option<AgentId>,
+    pub(crate) scopes: Option<BTreeSet<String>>,
+    pub(crate) modes: Option<BTreeSet<String>>,
 }
 
 impl NewAgent {
@@ -107,11 +126,51 @@ impl NewAgent {
     pub fn new(slug: impl Into<String>, owner: impl Into<UserId>) -> Self {
         Self {
             slug: slug.into(),
-            owner: owner.into(),
+            owner: Some(owner.into()),
             agent_type: AgentType::default(),
             policy: Policy::unrestricted(),
             expires_at: None,
+            parent: None,
+            scopes: None,
+            modes: None,
         }
+    }
+
+    /// A thread-scoped child of `parent` (e.g. `codex-<thread-id>`), acting for the parent's
+    /// owner. It starts with the parent's scopes and modes and no policy of its own (the
+    /// parent's policy always bounds it); narrow it further with the other setters. Its expiry
+    /// may not pass the parent's, and a child cannot have children of its own.
+    pub fn child(slug: impl Into<String>, parent: impl Into<AgentId>) -> Self {
+        Self {
+            slug: slug.into(),
+            owner: None,
+            agent_type: AgentType::Ephemeral,
+            policy: Policy::unrestricted(),
+            expires_at: None,
+            parent: Some(parent.into()),
+            scopes: None,
+            modes: None,
+        }
+    }
+
+    /// The resources the agent may act on (names the host application defines).
+    pub fn with_scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The modes the agent may run in.
+    pub fn with_modes<I, T>(mut self, modes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.modes = Some(modes.into_iter().map(Into::into).collect());
+        self
     }
 
     /// How the agent runs (sets its tokens' default and maximum lifetime).

@@ -4,10 +4,13 @@
 use time::OffsetDateTime;
 
 use super::config::StoreConfig;
-use super::model::{Agent, ImportedToken, NewToken, TokenInfo};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::model::{Agent, AgentStatus, ImportedToken, NewAgent, NewToken, TokenInfo};
 use super::{StoreError, display_prefix, random_id, validate_label};
 use crate::ceiling::{CapabilitySet, Policy};
-use crate::principal::TokenId;
+use crate::principal::{AgentId, TokenId};
 use crate::token::{RawToken, TokenHash};
 
 /// Timestamps are kept to the microsecond, the precision every backend stores.
@@ -62,6 +65,136 @@ pub(crate) fn check_within_policy(
     } else {
         Err(StoreError::CapabilitiesOutsidePolicy(outside.join(", ")))
     }
+}
+
+/// Scope and mode names: short, printable, and free of the `,` that lists on the command line
+/// are split on.
+fn validate_names(what: &str, names: &Option<BTreeSet<String>>) -> Result<(), StoreError> {
+    let bad = names.iter().flatten().find(|name| {
+        name.is_empty()
+            || name.len() > 100
+            || name.contains(',')
+            || name.chars().any(char::is_control)
+    });
+    match bad {
+        Some(name) => Err(StoreError::InvalidInput(format!(
+            "{what} {name:?}: 1-100 bytes, no commas or control characters"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The child's set, which must lie within the parent's; a child that names none inherits the
+/// parent's.
+fn within_parent(
+    what: &str,
+    child: Option<BTreeSet<String>>,
+    parent: &Option<Arc<BTreeSet<String>>>,
+) -> Result<Option<BTreeSet<String>>, StoreError> {
+    match (child, parent) {
+        (None, parent) => Ok(parent.as_deref().cloned()),
+        (Some(child), None) => Ok(Some(child)),
+        (Some(child), Some(parent)) => {
+            let outside: Vec<&str> = child
+                .iter()
+                .filter(|name| !parent.contains(*name))
+                .map(String::as_str)
+                .collect();
+            if outside.is_empty() {
+                Ok(Some(child))
+            } else {
+                Err(StoreError::InvalidInput(format!(
+                    "{what} outside the parent's: {}",
+                    outside.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+/// Checks `new` (against its parent, for a child identity) and builds the agent record. The
+/// owner's existence is for the caller to check.
+pub(crate) fn prepare_agent(
+    config: &StoreConfig,
+    new: NewAgent,
+    parent: Option<&Agent>,
+) -> Result<Agent, StoreError> {
+    if !crate::token::valid_slug(&new.slug) {
+        return Err(StoreError::InvalidSlug(new.slug));
+    }
+    validate_names("scope", &new.scopes)?;
+    validate_names("mode", &new.modes)?;
+    let now = truncate(config.clock.now());
+    let mut expires_at = new.expires_at.map(truncate);
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(StoreError::InvalidLifetime(
+            "the agent would already be expired".into(),
+        ));
+    }
+    let (owner, scopes, modes) = match parent {
+        None => (
+            new.owner
+                .ok_or_else(|| StoreError::InvalidInput("an agent needs an owner".into()))?,
+            new.scopes,
+            new.modes,
+        ),
+        Some(parent) => {
+            if parent.parent.is_some() {
+                return Err(StoreError::InvalidInput(
+                    "a child identity cannot have children of its own".into(),
+                ));
+            }
+            if parent.status == AgentStatus::Disabled
+                || parent.expires_at.is_some_and(|at| at <= now)
+            {
+                return Err(StoreError::InvalidInput(format!(
+                    "the parent identity {:?} is disabled or expired",
+                    parent.slug
+                )));
+            }
+            if new
+                .owner
+                .as_ref()
+                .is_some_and(|owner| *owner != parent.owner)
+            {
+                return Err(StoreError::InvalidInput(
+                    "a child identity acts for its parent's owner".into(),
+                ));
+            }
+            if let Some(allowed) = new.policy.allowed() {
+                check_within_policy(&parent.policy, allowed)?;
+            }
+            match (expires_at, parent.expires_at) {
+                (Some(child), Some(parent)) if child > parent => {
+                    return Err(StoreError::InvalidLifetime(
+                        "a child identity cannot outlive its parent".into(),
+                    ));
+                }
+                (None, Some(parent)) => expires_at = Some(parent),
+                _ => {}
+            }
+            (
+                parent.owner.clone(),
+                within_parent("scopes", new.scopes, &parent.scopes)?,
+                within_parent("modes", new.modes, &parent.modes)?,
+            )
+        }
+    };
+    Ok(Agent {
+        id: AgentId::new(random_id("agt")?),
+        slug: new.slug.into(),
+        owner,
+        agent_type: new.agent_type,
+        status: AgentStatus::Active,
+        policy: Arc::new(new.policy),
+        created_at: now,
+        expires_at,
+        parent: parent.map(|p| p.id.clone()),
+        scopes: scopes.map(Arc::new),
+        modes: modes.map(Arc::new),
+        last_used_at: None,
+        last_rotated_at: None,
+    })
 }
 
 /// Checks `new` against the agent and the configuration, and mints the token.

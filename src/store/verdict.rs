@@ -8,13 +8,15 @@ use super::directory::UserRecord;
 use super::model::{Agent, AgentStatus, TokenInfo};
 use crate::ceiling::{CapabilityCeiling, LayerSource, Policy};
 use crate::principal::{AgentRef, ExecutionPrincipal};
-use crate::resolver::InvalidReason;
+use crate::resolver::{InvalidReason, RefusedCredential, ResolveError};
 
 /// Checks a stored token and its agent, in the order: revoked, expired, agent binding, agent
-/// status, agent expiry. The owner is checked by [`agent_principal`].
+/// status, agent expiry, then the same of the parent identity for a child. The owner is checked
+/// by [`active_owner`].
 pub(crate) fn check_token(
     token: &TokenInfo,
     agent: &Agent,
+    parent: Option<&Agent>,
     presented_slug: &str,
     now_nanos: i128,
 ) -> Result<(), InvalidReason> {
@@ -35,7 +37,30 @@ pub(crate) fn check_token(
     if passed(agent.expires_at) {
         return Err(InvalidReason::AgentExpired);
     }
-    Ok(())
+    match (&agent.parent, parent) {
+        (None, _) => Ok(()),
+        // A child whose parent is gone is refused, never admitted unbounded.
+        (Some(_), None) => Err(InvalidReason::AgentDisabled),
+        (Some(id), Some(parent)) if parent.id != *id => Err(InvalidReason::AgentMismatch),
+        (Some(_), Some(parent)) if parent.status == AgentStatus::Disabled => {
+            Err(InvalidReason::AgentDisabled)
+        }
+        (Some(_), Some(parent)) if passed(parent.expires_at) => Err(InvalidReason::AgentExpired),
+        (Some(_), Some(_)) => Ok(()),
+    }
+}
+
+/// A refusal of a token whose record was found: who it belongs to goes with the reason, so the
+/// refusal can be audited.
+pub(crate) fn refused(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveError {
+    ResolveError::Refused(Box::new(RefusedCredential {
+        reason,
+        agent_id: agent.id.clone(),
+        parent: agent.parent.clone(),
+        token_id: token.id.clone(),
+        user_id: agent.owner.clone(),
+        task_id: token.task_id.clone(),
+    }))
 }
 
 /// The owner, if they exist and are active.
@@ -47,24 +72,33 @@ pub(crate) fn active_owner(owner: Option<UserRecord>) -> Result<UserRecord, Inva
     Ok(owner)
 }
 
-/// The principal of an agent token: owner role ∩ agent policy ∩ token capabilities.
+/// The principal of an agent token: owner role ∩ parent policy (for a child) ∩ agent policy ∩
+/// token capabilities.
 pub(crate) fn agent_principal(
     owner: &UserRecord,
     agent: &Agent,
+    parent: Option<&Agent>,
     token: &TokenInfo,
     token_policy: Option<&Arc<Policy>>,
 ) -> ExecutionPrincipal {
-    let mut ceiling = CapabilityCeiling::new(owner.role().clone())
-        .narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
+    let mut ceiling = CapabilityCeiling::new(owner.role().clone());
+    if let Some(parent) = parent {
+        ceiling = ceiling.narrowed_by(LayerSource::ParentAgentPolicy, parent.policy.clone());
+    }
+    ceiling = ceiling.narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
     if let Some(policy) = token_policy {
         ceiling = ceiling.narrowed_by(LayerSource::Token, policy.clone());
     }
-    ExecutionPrincipal::agent(
-        agent.owner.clone(),
-        AgentRef::new(agent.id.clone(), agent.slug.clone()),
-        token.id.clone(),
-        ceiling,
-    )
+    let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
+        .with_parent(agent.parent.clone())
+        .with_scopes(agent.scopes.clone())
+        .with_modes(agent.modes.clone());
+    let principal =
+        ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling);
+    match &token.task_id {
+        Some(task) => principal.with_task_id(task.as_str()),
+        None => principal,
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +124,11 @@ mod tests {
             policy: Arc::new(Policy::unrestricted()),
             created_at: at(0),
             expires_at: None,
+            parent: None,
+            scopes: None,
+            modes: None,
+            last_used_at: None,
+            last_rotated_at: None,
         }
     }
 
@@ -115,13 +154,16 @@ mod tests {
 
     #[test]
     fn a_live_token_passes() {
-        assert_eq!(check_token(&token(), &agent(), "bot", nanos(99)), Ok(()));
+        assert_eq!(
+            check_token(&token(), &agent(), None, "bot", nanos(99)),
+            Ok(())
+        );
     }
 
     #[test]
     fn expiry_is_inclusive() {
         assert_eq!(
-            check_token(&token(), &agent(), "bot", nanos(100)),
+            check_token(&token(), &agent(), None, "bot", nanos(100)),
             Err(InvalidReason::Expired)
         );
     }
@@ -131,7 +173,7 @@ mod tests {
         let mut t = token();
         t.revoked_at = Some(at(50));
         assert_eq!(
-            check_token(&t, &agent(), "bot", nanos(200)),
+            check_token(&t, &agent(), None, "bot", nanos(200)),
             Err(InvalidReason::Revoked)
         );
     }
@@ -139,7 +181,7 @@ mod tests {
     #[test]
     fn a_slug_that_does_not_name_the_agent_is_refused() {
         assert_eq!(
-            check_token(&token(), &agent(), "other", nanos(1)),
+            check_token(&token(), &agent(), None, "other", nanos(1)),
             Err(InvalidReason::AgentMismatch)
         );
     }
@@ -149,7 +191,7 @@ mod tests {
         let mut t = token();
         t.agent_id = AgentId::from("agt_2");
         assert_eq!(
-            check_token(&t, &agent(), "bot", nanos(1)),
+            check_token(&t, &agent(), None, "bot", nanos(1)),
             Err(InvalidReason::AgentMismatch)
         );
     }
@@ -159,7 +201,37 @@ mod tests {
         let mut a = agent();
         a.expires_at = Some(at(10));
         assert_eq!(
-            check_token(&token(), &a, "bot", nanos(10)),
+            check_token(&token(), &a, None, "bot", nanos(10)),
+            Err(InvalidReason::AgentExpired)
+        );
+    }
+
+    #[test]
+    fn a_child_is_refused_with_its_parent() {
+        let parent = agent();
+        let mut child = agent();
+        child.id = AgentId::from("agt_2");
+        child.parent = Some(parent.id.clone());
+        let mut t = token();
+        t.agent_id = child.id.clone();
+        assert_eq!(
+            check_token(&t, &child, Some(&parent), "bot", nanos(1)),
+            Ok(())
+        );
+        assert_eq!(
+            check_token(&t, &child, None, "bot", nanos(1)),
+            Err(InvalidReason::AgentDisabled)
+        );
+        let mut disabled = parent.clone();
+        disabled.status = AgentStatus::Disabled;
+        assert_eq!(
+            check_token(&t, &child, Some(&disabled), "bot", nanos(1)),
+            Err(InvalidReason::AgentDisabled)
+        );
+        let mut expired = parent;
+        expired.expires_at = Some(at(1));
+        assert_eq!(
+            check_token(&t, &child, Some(&expired), "bot", nanos(1)),
             Err(InvalidReason::AgentExpired)
         );
     }

@@ -90,6 +90,7 @@ pub async fn resolve<S: TokenResolver>(
 fn refused(result: Result<tower_agent_auth::Principal, ResolveError>) -> InvalidReason {
     match result {
         Err(ResolveError::Invalid(reason)) => reason,
+        Err(ResolveError::Refused(refused)) => refused.reason,
         Err(other) => panic!("expected a refusal, got {other:?}"),
         Ok(p) => panic!("expected a refusal, got a principal for {}", p.user_id()),
     }

@@ -28,6 +28,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "access grants",
         sql: include_str!("../../../migrations/sqlite/0002_access_grants.sql"),
     },
+    Migration {
+        version: 3,
+        description: "identities and audit",
+        sql: include_str!("../../../migrations/sqlite/0003_identities_and_audit.sql"),
+    },
 ];
 
 #[cfg(feature = "postgres")]
@@ -41,6 +46,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         description: "access grants",
         sql: include_str!("../../../migrations/postgres/0002_access_grants.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "identities and audit",
+        sql: include_str!("../../../migrations/postgres/0003_identities_and_audit.sql"),
     },
 ];
 

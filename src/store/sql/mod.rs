@@ -64,7 +64,7 @@ fn placeholders(sql: &str, dialect: Dialect) -> String {
     out
 }
 
-const AGENT_COLUMNS: [&str; 8] = [
+const AGENT_COLUMNS: [&str; 13] = [
     "id",
     "slug",
     "owner",
@@ -73,6 +73,11 @@ const AGENT_COLUMNS: [&str; 8] = [
     "policy",
     "created_at",
     "expires_at",
+    "parent_id",
+    "scopes",
+    "modes",
+    "last_used_at",
+    "last_rotated_at",
 ];
 const TOKEN_COLUMNS: [&str; 15] = [
     "id",
@@ -112,6 +117,11 @@ pub(crate) struct Queries {
     set_agent_status: String,
     delete_agent_tokens: String,
     delete_agent: String,
+    delete_children_tokens: String,
+    delete_children_grants: String,
+    delete_children: String,
+    touch_agent: String,
+    mark_rotated: String,
     insert_token: String,
     list_tokens: String,
     get_token: String,
@@ -136,7 +146,8 @@ impl Queries {
         let q = |sql: String| placeholders(&sql, dialect);
         Self {
             insert_agent: q(format!(
-                "INSERT INTO agent_auth_agents ({agent}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO agent_auth_agents ({agent}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             )),
             agent_by_id: q(format!(
                 "SELECT {agent} FROM agent_auth_agents WHERE id = ?"
@@ -152,6 +163,18 @@ impl Queries {
             )),
             delete_agent_tokens: q("DELETE FROM agent_auth_tokens WHERE agent_id = ?".into()),
             delete_agent: q("DELETE FROM agent_auth_agents WHERE id = ?".into()),
+            delete_children_tokens: q("DELETE FROM agent_auth_tokens WHERE agent_id IN \
+                 (SELECT id FROM agent_auth_agents WHERE parent_id = ?)"
+                .into()),
+            delete_children_grants: q("DELETE FROM agent_auth_grants WHERE agent_id IN \
+                 (SELECT id FROM agent_auth_agents WHERE parent_id = ?)"
+                .into()),
+            delete_children: q("DELETE FROM agent_auth_agents WHERE parent_id = ?".into()),
+            touch_agent: q("UPDATE agent_auth_agents SET last_used_at = ? \
+                 WHERE id = (SELECT agent_id FROM agent_auth_tokens WHERE id = ?) \
+                 AND (last_used_at IS NULL OR last_used_at < ?)"
+                .into()),
+            mark_rotated: q("UPDATE agent_auth_agents SET last_rotated_at = ? WHERE id = ?".into()),
             insert_token: q(format!(
                 "INSERT INTO agent_auth_tokens (hash, {token}) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -169,11 +192,15 @@ impl Queries {
             revoke_all_tokens: q("UPDATE agent_auth_tokens SET revoked_at = ? \
                  WHERE agent_id = ? AND revoked_at IS NULL"
                 .into()),
+            // The parent comes along for a child identity: its status, expiry and policy
+            // bound the child.
             resolve: q(format!(
-                "SELECT {}, {} FROM agent_auth_tokens t \
-                 JOIN agent_auth_agents a ON a.id = t.agent_id WHERE t.hash = ?",
+                "SELECT {}, {}, {} FROM agent_auth_tokens t \
+                 JOIN agent_auth_agents a ON a.id = t.agent_id \
+                 LEFT JOIN agent_auth_agents p ON p.id = a.parent_id WHERE t.hash = ?",
                 columns(&TOKEN_COLUMNS, Some("t")),
                 columns(&AGENT_COLUMNS, Some("a")),
+                columns(&AGENT_COLUMNS, Some("p")),
             )),
             // Atomic: of concurrent requests for the last operation, exactly one gets a row.
             // Columns on the right of SET hold the values before the update.
@@ -252,6 +279,15 @@ pub(crate) fn policy_from_json(text: &str) -> Result<Policy, String> {
         .with_deny(deny))
 }
 
+/// A scope or mode set as a JSON array.
+pub(crate) fn names_to_json(names: &std::collections::BTreeSet<String>) -> String {
+    Value::from(names.iter().map(String::as_str).collect::<Vec<_>>()).to_string()
+}
+
+pub(crate) fn names_from_json(text: &str) -> Result<std::collections::BTreeSet<String>, String> {
+    serde_json::from_str(text).map_err(|_| corrupt("scopes or modes"))
+}
+
 pub(crate) fn capabilities_to_json(set: &CapabilitySet) -> String {
     Value::from(set.to_strings()).to_string()
 }
@@ -321,8 +357,8 @@ macro_rules! sql_store {
         use $crate::store::prepare::{self, from_micros, micros, truncate};
         use $crate::store::sql::{
             LastUsedBuffer, Queries, capabilities_from_json, capabilities_to_json,
-            is_unique_violation, policy_from_json, policy_to_json, resolve_error, store_error,
-            unavailable,
+            is_unique_violation, names_from_json, names_to_json, policy_from_json, policy_to_json,
+            resolve_error, store_error, unavailable,
         };
         use $crate::store::{
             Agent, AgentStatus, AgentStore, AgentType, ImportedToken, IssuedToken, NewAgent,
@@ -368,7 +404,33 @@ macro_rules! sql_store {
                 policy: Arc::new(policy_from_json(&policy)?),
                 created_at: from_micros(row.try_get(at + 6).map_err(get_err)?),
                 expires_at: opt_time(row.try_get(at + 7).map_err(get_err)?),
+                parent: row
+                    .try_get::<Option<String>, _>(at + 8)
+                    .map_err(get_err)?
+                    .map(AgentId::new),
+                scopes: names(row.try_get(at + 9).map_err(get_err)?)?,
+                modes: names(row.try_get(at + 10).map_err(get_err)?)?,
+                last_used_at: opt_time(row.try_get(at + 11).map_err(get_err)?),
+                last_rotated_at: opt_time(row.try_get(at + 12).map_err(get_err)?),
             })
+        }
+
+        fn names(
+            text: Option<String>,
+        ) -> Result<Option<Arc<std::collections::BTreeSet<String>>>, String> {
+            text.as_deref()
+                .map(|t| names_from_json(t).map(Arc::new))
+                .transpose()
+        }
+
+        /// The parent columns of a resolve row: `None` when the agent has no parent (or the
+        /// parent row is gone).
+        fn parent_from_row(row: &$Row, at: usize) -> Result<Option<Agent>, String> {
+            let id: Option<String> = row.try_get(at).map_err(|e| e.to_string())?;
+            match id {
+                Some(_) => agent_from_row(row, at).map(Some),
+                None => Ok(None),
+            }
         }
 
         fn token_from_row(row: &$Row, at: usize) -> Result<TokenInfo, String> {
@@ -530,13 +592,15 @@ macro_rules! sql_store {
             }
             let mut tx = inner.pool.begin().await.map_err(store_error)?;
             for (token, at) in &pending {
-                sqlx::query(&inner.queries.touch)
-                    .bind(*at)
-                    .bind(token.as_str())
-                    .bind(*at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
+                for query in [&inner.queries.touch, &inner.queries.touch_agent] {
+                    sqlx::query(query)
+                        .bind(*at)
+                        .bind(token.as_str())
+                        .bind(*at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                }
             }
             tx.commit().await.map_err(store_error)?;
             inner.last_used.count_writes(pending.len() as u64);
@@ -579,14 +643,18 @@ macro_rules! sql_store {
                     .ok_or(InvalidReason::Unknown)?;
                 let corrupt = |e: String| ResolveError::unavailable(e);
                 let info = token_from_row(&row, 0).map_err(corrupt)?;
-                let agent = agent_from_row(&row, $crate::store::sql::TOKEN_COLUMN_COUNT)
+                let at = $crate::store::sql::TOKEN_COLUMN_COUNT;
+                let agent = agent_from_row(&row, at).map_err(corrupt)?;
+                let parent = parent_from_row(&row, at + $crate::store::sql::AGENT_COLUMN_COUNT)
                     .map_err(corrupt)?;
-                verdict::check_token(&info, &agent, token.slug(), now_nanos)?;
+                let refused = |reason| verdict::refused(reason, &info, &agent);
+                verdict::check_token(&info, &agent, parent.as_ref(), token.slug(), now_nanos)
+                    .map_err(refused)?;
                 if info.operations_remaining == Some(0) {
-                    return Err(InvalidReason::Exhausted.into());
+                    return Err(refused(InvalidReason::Exhausted));
                 }
                 let owner = inner.config.directory.as_ref().user(&agent.owner).await?;
-                let owner = verdict::active_owner(owner)?;
+                let owner = verdict::active_owner(owner).map_err(refused)?;
                 if info.max_operations.is_some() {
                     // Last, so that a request refused for any other reason uses no operation.
                     let now = i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX);
@@ -596,14 +664,19 @@ macro_rules! sql_store {
                         .fetch_optional(&inner.pool)
                         .await
                         .map_err(resolve_error)?
-                        .ok_or(InvalidReason::Exhausted)?;
+                        .ok_or_else(|| refused(InvalidReason::Exhausted))?;
                 }
                 let token_policy = info
                     .capabilities
                     .clone()
                     .map(|caps| Arc::new(Policy::allow(caps)));
-                let principal =
-                    verdict::agent_principal(&owner, &agent, &info, token_policy.as_ref());
+                let principal = verdict::agent_principal(
+                    &owner,
+                    &agent,
+                    parent.as_ref(),
+                    &info,
+                    token_policy.as_ref(),
+                );
                 inner.last_used.record(
                     &info.id,
                     i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX),
@@ -615,30 +688,22 @@ macro_rules! sql_store {
         #[async_trait::async_trait]
         impl AgentStore for $Store {
             async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
-                if !$crate::token::valid_slug(&new.slug) {
-                    return Err(StoreError::InvalidSlug(new.slug));
-                }
+                let parent = match &new.parent {
+                    Some(id) => Some(self.agent_required(id).await?),
+                    None => None,
+                };
+                let agent = prepare::prepare_agent(&self.inner.config, new, parent.as_ref())?;
                 if self
                     .inner
                     .config
                     .directory
                     .as_ref()
-                    .user(&new.owner)
+                    .user(&agent.owner)
                     .await?
                     .is_none()
                 {
-                    return Err(StoreError::UnknownUser(new.owner.to_string()));
+                    return Err(StoreError::UnknownUser(agent.owner.to_string()));
                 }
-                let agent = Agent {
-                    id: AgentId::new($crate::store::random_id("agt")?),
-                    slug: new.slug.into(),
-                    owner: new.owner,
-                    agent_type: new.agent_type,
-                    status: AgentStatus::Active,
-                    policy: Arc::new(new.policy),
-                    created_at: self.now(),
-                    expires_at: new.expires_at.map(truncate),
-                };
                 let result = sqlx::query(&self.inner.queries.insert_agent)
                     .bind(agent.id.as_str())
                     .bind(&*agent.slug)
@@ -648,12 +713,23 @@ macro_rules! sql_store {
                     .bind(policy_to_json(&agent.policy))
                     .bind(micros(agent.created_at))
                     .bind(agent.expires_at.map(micros))
+                    .bind(agent.parent.as_ref().map(|p| p.to_string()))
+                    .bind(agent.scopes.as_deref().map(names_to_json))
+                    .bind(agent.modes.as_deref().map(names_to_json))
+                    .bind(agent.last_used_at.map(micros))
+                    .bind(agent.last_rotated_at.map(micros))
                     .execute(&self.inner.pool)
                     .await;
                 match result {
                     Ok(_) => Ok(agent),
                     Err(e) if is_unique_violation(&e) => {
                         Err(StoreError::DuplicateSlug(agent.slug.to_string()))
+                    }
+                    // The parent was deleted meanwhile.
+                    Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                        Err(StoreError::UnknownAgent(
+                            agent.parent.map(|p| p.to_string()).unwrap_or_default(),
+                        ))
                     }
                     Err(e) => Err(store_error(e)),
                 }
@@ -704,6 +780,18 @@ macro_rules! sql_store {
 
             async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
                 let mut tx = self.inner.pool.begin().await.map_err(store_error)?;
+                // Its children go with it: none may outlive the parent that bounds it.
+                for query in [
+                    &self.inner.queries.delete_children_grants,
+                    &self.inner.queries.delete_children_tokens,
+                    &self.inner.queries.delete_children,
+                ] {
+                    sqlx::query(query)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                }
                 sqlx::query(&self.inner.queries.delete_agent_grants)
                     .bind(id.as_str())
                     .execute(&mut *tx)
@@ -998,6 +1086,12 @@ macro_rules! sql_store {
                 }
                 let new = rotation.new;
                 insert_token_row(&self.inner.queries, &mut *tx, &new.hash, &new.info).await?;
+                sqlx::query(&self.inner.queries.mark_rotated)
+                    .bind(micros(new.info.created_at))
+                    .bind(agent.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
                 tx.commit().await.map_err(store_error)?;
                 Ok(IssuedToken {
                     token: new.raw,
@@ -1017,13 +1111,230 @@ macro_rules! sql_store {
                 Ok(usize::try_from(purged).unwrap_or(usize::MAX))
             }
         }
+        /// Audit events go to the `agent_auth_audit_events` table of the same database.
+        #[async_trait::async_trait]
+        impl $crate::audit::AuditSink for $Store {
+            async fn write_batch(
+                &self,
+                events: &[$crate::audit::AuditEvent],
+            ) -> Result<(), $crate::audit::AuditError> {
+                use $crate::store::sql::audit_columns as cols;
+                let failed = |e: sqlx::Error| $crate::audit::AuditError::Unavailable(Box::new(e));
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.inner.pool.begin().await.map_err(failed)?;
+                // 256 rows × 14 columns stays under every backend's bind-parameter limit.
+                for chunk in events.chunks(256) {
+                    let mut insert = sqlx::QueryBuilder::<$Db>::new(format!(
+                        "INSERT INTO agent_auth_audit_events ({}) ",
+                        $crate::store::sql::AUDIT_COLUMNS.join(", ")
+                    ));
+                    insert.push_values(chunk, |mut row, event| {
+                        let c = cols(event);
+                        row.push_bind(c.at)
+                            .push_bind(c.identity)
+                            .push_bind(c.parent)
+                            .push_bind(c.credential)
+                            .push_bind(c.actor)
+                            .push_bind(c.delegation_chain)
+                            .push_bind(c.action)
+                            .push_bind(c.outcome)
+                            .push_bind(c.reason)
+                            .push_bind(c.method)
+                            .push_bind(c.path)
+                            .push_bind(c.status)
+                            .push_bind(c.task_id)
+                            .push_bind(c.detail);
+                    });
+                    insert.build().execute(&mut *tx).await.map_err(failed)?;
+                }
+                tx.commit().await.map_err(failed)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::audit::AuditQuery for $Store {
+            async fn events(
+                &self,
+                filter: &$crate::audit::AuditFilter,
+            ) -> Result<Vec<$crate::audit::AuditEvent>, $crate::audit::AuditError> {
+                let failed = |e: sqlx::Error| $crate::audit::AuditError::Unavailable(Box::new(e));
+                let mut query = sqlx::QueryBuilder::<$Db>::new(format!(
+                    "SELECT {} FROM agent_auth_audit_events WHERE 1 = 1",
+                    $crate::store::sql::AUDIT_COLUMNS.join(", ")
+                ));
+                if !filter.identities.is_empty() {
+                    let mut columns = vec!["identity"];
+                    if filter.with_children {
+                        columns.push("parent_identity");
+                    }
+                    query.push(" AND (");
+                    for (n, column) in columns.iter().enumerate() {
+                        if n > 0 {
+                            query.push(" OR ");
+                        }
+                        query.push(format!("{column} IN ("));
+                        let mut list = query.separated(", ");
+                        for id in &filter.identities {
+                            list.push_bind(id.to_string());
+                        }
+                        query.push(")");
+                    }
+                    query.push(")");
+                }
+                if let Some(credential) = &filter.credential {
+                    query
+                        .push(" AND credential = ")
+                        .push_bind(credential.to_string());
+                }
+                if let Some(since) = filter.since {
+                    query.push(" AND at >= ").push_bind(micros(since));
+                }
+                if let Some(until) = filter.until {
+                    query.push(" AND at < ").push_bind(micros(until));
+                }
+                query.push(" ORDER BY seq");
+                let rows = query
+                    .build()
+                    .fetch_all(&self.inner.pool)
+                    .await
+                    .map_err(failed)?;
+                rows.iter()
+                    .map(|row| {
+                        audit_event_from_row(row)
+                            .map_err(|e| $crate::audit::AuditError::Unavailable(e.into()))
+                    })
+                    .collect()
+            }
+        }
+
+        fn audit_event_from_row(row: &$Row) -> Result<$crate::audit::AuditEvent, String> {
+            let get_err = |e: sqlx::Error| e.to_string();
+            let text =
+                |n: usize| -> Result<Option<String>, String> { row.try_get(n).map_err(get_err) };
+            $crate::store::sql::AuditRow {
+                at: row.try_get(0).map_err(get_err)?,
+                identity: text(1)?,
+                parent: text(2)?,
+                credential: text(3)?,
+                actor: text(4)?,
+                delegation_chain: row.try_get(5).map_err(get_err)?,
+                action: row.try_get(6).map_err(get_err)?,
+                outcome: row.try_get(7).map_err(get_err)?,
+                reason: text(8)?,
+                method: text(9)?,
+                path: text(10)?,
+                status: row.try_get(11).map_err(get_err)?,
+                task_id: text(12)?,
+                detail: text(13)?,
+            }
+            .into_event()
+        }
     };
 }
 
 pub(crate) use sql_store;
 
+/// The columns of `agent_auth_audit_events`, in the order [`AuditRow`] holds them.
+pub(crate) const AUDIT_COLUMNS: [&str; 14] = [
+    "at",
+    "identity",
+    "parent_identity",
+    "credential",
+    "actor",
+    "delegation_chain",
+    "action",
+    "outcome",
+    "reason",
+    "method",
+    "path",
+    "status",
+    "task_id",
+    "detail",
+];
+
+/// An audit event as stored: one row of `agent_auth_audit_events`.
+pub(crate) struct AuditRow {
+    pub(crate) at: i64,
+    pub(crate) identity: Option<String>,
+    pub(crate) parent: Option<String>,
+    pub(crate) credential: Option<String>,
+    pub(crate) actor: Option<String>,
+    pub(crate) delegation_chain: String,
+    pub(crate) action: String,
+    pub(crate) outcome: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) status: Option<i32>,
+    pub(crate) task_id: Option<String>,
+    pub(crate) detail: Option<String>,
+}
+
+/// The row of `event`.
+pub(crate) fn audit_columns(event: &crate::audit::AuditEvent) -> AuditRow {
+    let id = |id: &Option<crate::principal::AgentId>| id.as_ref().map(ToString::to_string);
+    let request = event.request.as_ref();
+    AuditRow {
+        at: crate::store::prepare::micros(event.at),
+        identity: id(&event.identity),
+        parent: id(&event.parent),
+        credential: event.credential.as_ref().map(ToString::to_string),
+        actor: event.actor.as_ref().map(ToString::to_string),
+        delegation_chain: Value::from(
+            event
+                .delegation_chain
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .to_string(),
+        action: event.action.as_str().to_owned(),
+        outcome: event.outcome.as_str().to_owned(),
+        reason: event.outcome.reason().map(|r| r.as_str().to_owned()),
+        method: request.map(|r| r.method.clone()),
+        path: request.map(|r| r.path.clone()),
+        status: request.map(|r| i32::from(r.status)),
+        task_id: event.task_id.clone(),
+        detail: event.detail.clone(),
+    }
+}
+
+impl AuditRow {
+    /// The event this row stores; a row this build cannot read is an error, not a guess.
+    pub(crate) fn into_event(self) -> Result<crate::audit::AuditEvent, String> {
+        use crate::audit::{AuditAction, AuditEvent, Outcome, RequestSummary};
+        let action = AuditAction::parse(&self.action).ok_or_else(|| corrupt("audit action"))?;
+        let outcome = Outcome::parse(&self.outcome, self.reason.as_deref())
+            .ok_or_else(|| corrupt("audit outcome"))?;
+        let chain: Vec<String> = serde_json::from_str(&self.delegation_chain)
+            .map_err(|_| corrupt("delegation chain"))?;
+        let mut event =
+            AuditEvent::new(crate::store::prepare::from_micros(self.at), action, outcome)
+                .parent(self.parent.map(Into::into))
+                .delegation_chain(chain.into_iter().map(Into::into).collect())
+                .task_id(self.task_id);
+        event.identity = self.identity.map(Into::into);
+        event.credential = self.credential.map(Into::into);
+        event.actor = self.actor.map(Into::into);
+        event.detail = self.detail;
+        if let (Some(method), Some(path), Some(status)) = (self.method, self.path, self.status) {
+            event.request = Some(RequestSummary {
+                method,
+                path,
+                status: u16::try_from(status).map_err(|_| corrupt("status"))?,
+            });
+        }
+        Ok(event)
+    }
+}
+
 /// How many columns a token occupies at the start of a resolve row.
 pub(crate) const TOKEN_COLUMN_COUNT: usize = TOKEN_COLUMNS.len();
+
+/// How many columns an agent occupies in a resolve row.
+pub(crate) const AGENT_COLUMN_COUNT: usize = AGENT_COLUMNS.len();
 
 #[cfg(test)]
 mod tests {
