@@ -16,6 +16,7 @@
 //! use tower_agent_auth::{AgentAuthLayer, Principal};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[cfg(feature = "axum")] {
 //! // The host application's users, with their roles.
 //! let users = MemoryUserDirectory::new();
 //! users.insert(UserRecord::new("alice", Policy::allow(CapabilitySet::parse(["posts:*"])?)));
@@ -32,6 +33,7 @@
 //!
 //! let app: Router = Router::new().route("/me", get(me)).layer(AgentAuthLayer::new(store));
 //! # let _ = (app, issued);
+//! # }
 //! # Ok(()) }
 //! ```
 //!

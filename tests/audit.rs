@@ -211,3 +211,164 @@ async fn queries_select_by_identity_credential_and_time_in_order() {
         vec![events[1].clone(), events[3].clone()]
     );
 }
+
+mod through_the_layer {
+    use std::convert::Infallible;
+
+    use http::{Request, Response, StatusCode};
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_agent_auth::store::{AgentStore, MemoryStore, NewAgent, NewToken, TokenStore};
+    use tower_agent_auth::token::TokenFormat;
+    use tower_agent_auth::{AgentAuthLayer, Policy};
+
+    use super::*;
+
+    async fn store() -> (MemoryStore, String, tower_agent_auth::AgentId) {
+        let users = tower_agent_auth::store::MemoryUserDirectory::new();
+        users.insert(tower_agent_auth::store::UserRecord::new(
+            "alice",
+            Policy::unrestricted(),
+        ));
+        let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users);
+        let agent = store
+            .create_agent(NewAgent::new("writer", "alice"))
+            .await
+            .unwrap();
+        let issued = store
+            .create_token(&agent.id, NewToken::new("t"))
+            .await
+            .unwrap();
+        (store, issued.token.expose_secret().to_owned(), agent.id)
+    }
+
+    fn get(path: &str, authorization: Option<&str>) -> Request<String> {
+        let mut request = Request::builder().uri(path);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.body(String::new()).unwrap()
+    }
+
+    /// With a queue of one and a slow sink, responses wait for room: none is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_full_queue_holds_responses_back_and_loses_nothing() {
+        let (store, token, agent) = store().await;
+        let sink = Arc::new(Slow(MemoryAuditSink::default(), Duration::from_millis(1)));
+        let options = WriterOptions {
+            capacity: 1,
+            batch_size: 4,
+            ..WriterOptions::default()
+        };
+        let writer = AuditWriter::spawn(sink.clone(), options);
+        let service = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..200 {
+            let request = get("/posts", Some(&format!("Bearer {token}")));
+            calls.spawn(service.clone().oneshot(request));
+        }
+        while let Some(response) = calls.join_next().await {
+            assert_eq!(response.unwrap().unwrap().status(), StatusCode::OK);
+        }
+        writer.shutdown().await;
+        let events = sink.0.events(&AuditFilter::identity(agent)).await.unwrap();
+        assert_eq!(events.len(), 200);
+    }
+
+    #[tokio::test]
+    async fn the_query_string_is_not_recorded() {
+        let (store, token, agent) = store().await;
+        let sink = Arc::new(MemoryAuditSink::default());
+        let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+        let service = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
+        let request = get("/export?api_key=hunter2", Some(&format!("Bearer {token}")));
+        service.oneshot(request).await.unwrap();
+        writer.shutdown().await;
+        let events = sink.events(&AuditFilter::identity(agent)).await.unwrap();
+        let summary = events[0].request.as_ref().unwrap();
+        assert_eq!((summary.path.as_str(), summary.status), ("/export", 200));
+        assert!(!format!("{events:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn requests_without_an_identity_are_not_recorded() {
+        let (store, _, _) = store().await;
+        let sink = Arc::new(MemoryAuditSink::default());
+        let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+        let service = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).optional().audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
+        for authorization in [None, Some("Bearer other_token"), Some("Basic YTpi")] {
+            service
+                .clone()
+                .oneshot(get("/", authorization))
+                .await
+                .unwrap();
+        }
+        writer.shutdown().await;
+        assert!(sink.is_empty());
+    }
+}
+
+mod tracing_sink {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use tower_agent_auth::audit::TracingAuditSink;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_logged_as_fields() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let event = AuditEvent::new(
+            at(0),
+            AuditAction::TokenRefused,
+            Outcome::Refused(InvalidReason::Revoked),
+        )
+        .identity("agt_1")
+        .credential("tok_1")
+        .request("GET", "/posts", 401);
+        TracingAuditSink.write_batch(&[event]).await.unwrap();
+        let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        for field in [
+            "tower_agent_auth::audit",
+            "action=\"token_refused\"",
+            "reason=\"revoked\"",
+            "identity=\"agt_1\"",
+            "credential=\"tok_1\"",
+            "status=401",
+        ] {
+            assert!(logged.contains(field), "{field} missing from {logged}");
+        }
+    }
+}

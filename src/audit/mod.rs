@@ -19,24 +19,7 @@
 //! agent-authenticated request, and every refused token whose credential is known — and
 //! lifecycle changes by [`Managed::with_audit`](crate::store::Managed::with_audit).
 //!
-//! ```
-//! # #[cfg(feature = "audit")] {
-//! use std::sync::Arc;
-//! use tower_agent_auth::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditWriter, MemoryAuditSink, Outcome, WriterOptions};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let sink = Arc::new(MemoryAuditSink::default());
-//! let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
-//! let at = time::OffsetDateTime::now_utc();
-//! writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).identity("agt_1")).await;
-//! writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).identity("agt_2")).await;
-//! writer.shutdown().await;
-//!
-//! let mine = sink.events(&AuditFilter::identity("agt_1")).await?;
-//! assert_eq!(mine.len(), 1);
-//! # Ok(()) }
-//! # main() }
-//! ```
+//! See [`AuditRecorder`] for what the layer expects, and `AuditWriter` for an example.
 
 mod memory;
 #[cfg(feature = "audit")]
@@ -296,6 +279,8 @@ pub trait AuditSink: Send + Sync + 'static {
 /// through [`AuditRecorder::wait_to_record`], when that gives the event back.
 pub trait AuditRecorder: Send + Sync + 'static {
     /// Takes `event` without waiting, or gives it back when the caller should wait for room.
+    // Handing the event back, by value, is the point: the fast path moves it once, no box.
+    #[allow(clippy::result_large_err)]
     fn try_record(&self, event: AuditEvent) -> Result<(), AuditEvent>;
 
     /// Takes `event`, waiting for room.

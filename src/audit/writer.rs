@@ -45,6 +45,23 @@ impl Default for WriterOptions {
 
 /// Records events off the request path: a bounded queue drained in batches into a sink by a
 /// background task. Cheap to clone.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_agent_auth::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditWriter, MemoryAuditSink, Outcome, WriterOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sink = Arc::new(MemoryAuditSink::default());
+/// let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+/// let at = time::OffsetDateTime::now_utc();
+/// writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).identity("agt_1")).await;
+/// writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).identity("agt_2")).await;
+/// writer.shutdown().await;
+///
+/// let mine = sink.events(&AuditFilter::identity("agt_1")).await?;
+/// assert_eq!(mine.len(), 1);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
     sender: mpsc::Sender<AuditEvent>,
@@ -106,6 +123,7 @@ impl AuditWriter {
 }
 
 impl AuditRecorder for AuditWriter {
+    #[allow(clippy::result_large_err)]
     fn try_record(&self, event: AuditEvent) -> Result<(), AuditEvent> {
         match self.sender.try_send(event) {
             Ok(()) => Ok(()),

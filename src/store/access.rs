@@ -8,7 +8,8 @@
 //! | list credentials; read the audit trail | operator (or admin) |
 //! | issue, rotate, revoke credentials; manage grants; disable, enable, delete the identity; create its thread-scoped children | admin |
 //!
-//! Creating a top-level agent is for its owner only.
+//! Creating a top-level agent is for its owner only. A thread-scoped child shares its parent's
+//! owner, and grants on the parent apply to it.
 //!
 //! The rule lives here, in the library, and [`Managed`] applies it to every management call, so
 //! the HTTP API, the CLI and any other surface enforce the same thing.
@@ -243,7 +244,11 @@ where
             .agent(agent)
             .await?
             .ok_or_else(|| StoreError::UnknownAgent(agent.to_string()))?;
-        let role = self.store.role_of(agent, &self.actor).await?;
+        let mut role = self.store.role_of(agent, &self.actor).await?;
+        // A thread-scoped child is managed by whoever manages its parent.
+        if let Some(parent) = &record.parent {
+            role = role.max(self.store.role_of(parent, &self.actor).await?);
+        }
         if let Err(denied) = authorize(&self.actor, &record, role, operation) {
             let mut event = Self::event(action, &record).detail(format!("denied: {operation:?}"));
             event.outcome = Outcome::Denied;

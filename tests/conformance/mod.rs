@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
+use tower_agent_auth::audit::{AuditQuery, AuditSink};
 use tower_agent_auth::clock::{Clock, ManualClock};
 use tower_agent_auth::store::{
     AccessRole, AgentStatus, AgentStore, AgentType, GrantStore, ImportedToken, Managed,
     MemoryUserDirectory, NewAgent, NewToken, StoreConfig, StoreError, TokenStore, UserRecord,
 };
+
+#[cfg(feature = "audit")]
+pub mod audit;
 use tower_agent_auth::token::{TokenFormat, TokenHash};
 use tower_agent_auth::{
     AgentAuthLayer, CapabilitySet, InvalidReason, Policy, ResolveError, TokenLookup, TokenResolver,
@@ -96,8 +100,21 @@ fn refused(result: Result<tower_agent_auth::Principal, ResolveError>) -> Invalid
     }
 }
 
-pub trait Store: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static {}
-impl<T: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static> Store for T {}
+pub trait Store:
+    AgentStore + TokenStore + GrantStore + TokenResolver + AuditSink + AuditQuery + Clone + 'static
+{
+}
+impl<T> Store for T where
+    T: AgentStore
+        + TokenStore
+        + GrantStore
+        + TokenResolver
+        + AuditSink
+        + AuditQuery
+        + Clone
+        + 'static
+{
+}
 
 pub async fn case_token_binds_agent_and_owner<S: Store>(env: Env<S>) {
     let agent = env
@@ -935,15 +952,15 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
         .grant(&agent.id, &"viewer-user".into(), AccessRole::Viewer)
         .await
         .unwrap();
-    // (actor, may list, may issue/rotate/revoke/manage grants)
+    // (actor, may see, may list and read the trail, may issue/rotate/revoke/manage)
     let matrix = [
-        ("alice", true, true),
-        ("admin-user", true, true),
-        ("operator-user", true, false),
-        ("viewer-user", false, false),
-        ("stranger", false, false),
+        ("alice", true, true, true),
+        ("admin-user", true, true, true),
+        ("operator-user", true, true, false),
+        ("viewer-user", true, false, false),
+        ("stranger", false, false, false),
     ];
-    for (actor, may_list, may_manage) in matrix {
+    for (n, (actor, may_view, may_list, may_manage)) in matrix.into_iter().enumerate() {
         let managed = Managed::new(&env.store, actor);
         let target = env
             .store
@@ -955,10 +972,19 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
             Err(StoreError::Forbidden { .. }) => assert!(!expected, "{actor} may {op}"),
             Err(other) => panic!("{actor} {op}: {other:?}"),
         };
+        allowed(managed.agent(&agent.id).await.map(drop), may_view, "see");
         allowed(
             managed.list_tokens(&agent.id).await.map(drop),
             may_list,
             "list",
+        );
+        allowed(
+            managed
+                .audit_events(&agent.id, tower_agent_auth::audit::AuditFilter::default())
+                .await
+                .map(drop),
+            may_list,
+            "read the trail",
         );
         let issued = managed.create_token(&agent.id, NewToken::new("by")).await;
         if let Ok(issued) = &issued {
@@ -1004,8 +1030,66 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
                 "withdraw a grant",
             );
         }
+        allowed(
+            managed
+                .set_agent_status(&agent.id, AgentStatus::Disabled)
+                .await
+                .map(drop),
+            may_manage,
+            "disable",
+        );
+        allowed(
+            managed
+                .set_agent_status(&agent.id, AgentStatus::Active)
+                .await
+                .map(drop),
+            may_manage,
+            "enable",
+        );
+        let child = managed
+            .create_agent(NewAgent::child(format!("thread-{n}"), agent.id.clone()))
+            .await;
+        let child_id = match &child {
+            Ok(child) => child.id.clone(),
+            Err(_) => {
+                env.store
+                    .create_agent(NewAgent::child(format!("thread-{n}"), agent.id.clone()))
+                    .await
+                    .unwrap()
+                    .id
+            }
+        };
+        allowed(child.map(drop), may_manage, "create a child");
+        allowed(
+            managed.delete_agent(&child_id).await,
+            may_manage,
+            "delete a child",
+        );
+        assert_eq!(
+            env.store.agent(&child_id).await.unwrap().is_some(),
+            !may_manage,
+            "{actor}: a refused delete keeps the identity"
+        );
+        // A top-level agent is created by its owner only, for themselves.
+        allowed(
+            managed
+                .create_agent(NewAgent::new(format!("for-alice-{n}"), "alice"))
+                .await
+                .map(drop),
+            actor == "alice",
+            "create an agent for alice",
+        );
+        allowed(
+            managed.revoke_all_tokens(&agent.id).await.map(drop),
+            may_manage,
+            "revoke all",
+        );
         // A refused operation changed nothing.
         if !may_manage {
+            assert_eq!(
+                env.store.agent(&agent.id).await.unwrap().unwrap().status,
+                AgentStatus::Active
+            );
             let still = env
                 .store
                 .token(&agent.id, &target.info.id)
@@ -1031,6 +1115,255 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
         matches!(refused, Err(StoreError::Forbidden { .. })),
         "{refused:?}"
     );
+}
+
+/// One agent thread gets a scoped identity and a credential and acts; the credential is revoked
+/// and refused while the identity stays, and a new credential works.
+pub async fn case_thread_identity_lifecycle<S: Store>(env: Env<S>) {
+    let parent = env
+        .store
+        .create_agent(
+            NewAgent::new("codex", "alice")
+                .with_policy(Policy::allow(caps(&["posts:*"])))
+                .with_scopes(["workspace:1", "workspace:2"])
+                .with_modes(["chat", "pipeline"]),
+        )
+        .await
+        .unwrap();
+    let thread = env
+        .store
+        .create_agent(
+            NewAgent::child("codex-thread-7f3a", parent.id.clone()).with_scopes(["workspace:1"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(thread.parent.as_ref(), Some(&parent.id));
+    assert_eq!(
+        thread.owner, parent.owner,
+        "a child acts for its parent's owner"
+    );
+    let first = env
+        .store
+        .create_token(&thread.id, NewToken::new("thread").task_id("task-42"))
+        .await
+        .unwrap();
+    let principal = resolve(&env.store, first.token.expose_secret())
+        .await
+        .unwrap();
+    let agent = principal.agent_ref().unwrap();
+    assert_eq!(agent.id(), &thread.id);
+    assert_eq!(agent.parent(), Some(&parent.id));
+    assert!(agent.allows_scope("workspace:1") && !agent.allows_scope("workspace:2"));
+    assert!(
+        agent.allows_mode("chat"),
+        "modes are inherited from the parent"
+    );
+    assert!(!agent.allows_mode("admin"));
+    assert_eq!(principal.task_id(), Some("task-42"));
+    assert!(principal.can("posts:publish"));
+    assert!(
+        !principal.can("comments:read"),
+        "the parent's policy bounds the child"
+    );
+
+    env.store
+        .revoke_token(&thread.id, &first.info.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, first.token.expose_secret()).await),
+        InvalidReason::Revoked
+    );
+    let still = env.store.agent(&thread.id).await.unwrap().unwrap();
+    assert_eq!(still.status, AgentStatus::Active, "the identity stays");
+    let second = env
+        .store
+        .create_token(&thread.id, NewToken::new("thread, again"))
+        .await
+        .unwrap();
+    assert!(
+        resolve(&env.store, second.token.expose_secret())
+            .await
+            .is_ok()
+    );
+
+    // Retiring the thread is deleting its identity; the parent is untouched.
+    let parent_token = env
+        .store
+        .create_token(&parent.id, NewToken::new("parent"))
+        .await
+        .unwrap();
+    env.store.delete_agent(&thread.id).await.unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, second.token.expose_secret()).await),
+        InvalidReason::Unknown
+    );
+    assert!(
+        resolve(&env.store, parent_token.token.expose_secret())
+            .await
+            .is_ok()
+    );
+}
+
+/// A child is never wider than its parent: wider requests are refused and change nothing, and
+/// the parent's state bounds the child at every request.
+pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>) {
+    let expires = env.clock.now_micros() + time::Duration::days(1);
+    let parent = env
+        .store
+        .create_agent(
+            NewAgent::new("codex", "alice")
+                .with_policy(Policy::allow(caps(&["posts:read"])))
+                .with_scopes(["workspace:1"])
+                .with_modes(["chat"])
+                .with_expires_at(expires),
+        )
+        .await
+        .unwrap();
+    let wider = [
+        NewAgent::child("t-scope", parent.id.clone()).with_scopes(["workspace:2"]),
+        NewAgent::child("t-mode", parent.id.clone()).with_modes(["pipeline"]),
+        NewAgent::child("t-policy", parent.id.clone())
+            .with_policy(Policy::allow(caps(&["posts:*"]))),
+        NewAgent::child("t-expiry", parent.id.clone())
+            .with_expires_at(expires + time::Duration::seconds(1)),
+    ];
+    for (n, new) in wider.into_iter().enumerate() {
+        let result = env.store.create_agent(new).await;
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::InvalidInput(_)
+                    | StoreError::CapabilitiesOutsidePolicy(_)
+                    | StoreError::InvalidLifetime(_))
+            ),
+            "case {n}: {result:?}"
+        );
+    }
+    assert_eq!(
+        env.store.list_agents().await.unwrap().len(),
+        1,
+        "nothing was created"
+    );
+
+    let child = env
+        .store
+        .create_agent(NewAgent::child("codex-thread-1", parent.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        child.expires_at,
+        Some(expires),
+        "a child inherits the parent's expiry"
+    );
+    assert_eq!(child.scopes, parent.scopes);
+    let grandchild = env
+        .store
+        .create_agent(NewAgent::child("codex-thread-1-sub", child.id.clone()))
+        .await;
+    assert!(
+        matches!(grandchild, Err(StoreError::InvalidInput(_))),
+        "{grandchild:?}"
+    );
+    let orphan = env
+        .store
+        .create_agent(NewAgent::child("orphan", "agt_missing"))
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::UnknownAgent(_))),
+        "{orphan:?}"
+    );
+
+    let t = env
+        .store
+        .create_token(&child.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let principal = resolve(&env.store, t.token.expose_secret()).await.unwrap();
+    assert!(principal.can("posts:read") && !principal.can("posts:publish"));
+
+    env.store
+        .set_agent_status(&parent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, t.token.expose_secret()).await),
+        InvalidReason::AgentDisabled,
+        "disabling the parent stops the child"
+    );
+    env.store
+        .set_agent_status(&parent.id, AgentStatus::Active)
+        .await
+        .unwrap();
+    assert!(resolve(&env.store, t.token.expose_secret()).await.is_ok());
+
+    env.store.delete_agent(&parent.id).await.unwrap();
+    assert!(
+        env.store.agent(&child.id).await.unwrap().is_none(),
+        "children go with the parent"
+    );
+    assert_eq!(
+        refused(resolve(&env.store, t.token.expose_secret()).await),
+        InvalidReason::Unknown
+    );
+}
+
+/// Disabling an identity refuses every one of its credentials at once; enabling restores them.
+pub async fn case_disabled_identity_refuses_every_credential<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for label in ["laptop", "ci", "phone"] {
+        tokens.push(
+            env.store
+                .create_token(&agent.id, NewToken::new(label))
+                .await
+                .unwrap(),
+        );
+    }
+    env.store
+        .set_agent_status(&agent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    for t in &tokens {
+        assert_eq!(
+            refused(resolve(&env.store, t.token.expose_secret()).await),
+            InvalidReason::AgentDisabled
+        );
+    }
+    env.store
+        .set_agent_status(&agent.id, AgentStatus::Active)
+        .await
+        .unwrap();
+    for t in &tokens {
+        assert!(resolve(&env.store, t.token.expose_secret()).await.is_ok());
+    }
+}
+
+/// Rotation is recorded on the identity.
+pub async fn case_rotation_is_recorded_on_the_identity<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    assert_eq!(agent.last_rotated_at, None);
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    env.clock.advance(time::Duration::seconds(5));
+    let rotated = env
+        .store
+        .rotate_token(&agent.id, &t.info.id, time::Duration::minutes(5))
+        .await
+        .unwrap();
+    let after = env.store.agent(&agent.id).await.unwrap().unwrap();
+    assert_eq!(after.last_rotated_at, Some(rotated.info.created_at));
 }
 
 pub trait ClockExt {
@@ -1076,7 +1409,30 @@ macro_rules! conformance_suite {
             case_rotation_grace_never_outlasts_expiry_and_zero_revokes,
             case_grants_are_kept_per_agent_and_user,
             case_access_role_matrix,
+            case_thread_identity_lifecycle,
+            case_children_are_never_wider_than_the_parent,
+            case_disabled_identity_refuses_every_credential,
+            case_rotation_is_recorded_on_the_identity,
         );
+        $crate::conformance_suite!(@audit_cases $open;
+            case_audit_answers_what_an_identity_did,
+            case_audit_records_management_and_denials,
+        );
+    };
+    (@audit_cases $open:path; $($case:ident,)*) => {
+        $(
+            #[cfg(feature = "audit")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let users = conformance::users();
+                let clock = conformance::clock();
+                let Some((store, cleanup)) = $open(users.clone(), clock.clone()).await else {
+                    return;
+                };
+                conformance::audit::$case(conformance::Env { store, users, clock }).await;
+                cleanup.await;
+            }
+        )*
     };
     (@cases $open:path; $($case:ident,)*) => {
         $(

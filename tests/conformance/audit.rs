@@ -1,0 +1,377 @@
+//! The audit trail on every store: the layer and `Managed` record through an `AuditWriter` into
+//! the store's own sink, and the store answers "what did this identity do".
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_agent_auth::audit::{
+    AuditAction, AuditEvent, AuditFilter, AuditWriter, Outcome, WriterOptions,
+};
+use tower_agent_auth::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, UserRecord};
+use tower_agent_auth::{AgentAuthLayer, AgentId, InvalidReason, Policy, TokenId};
+
+use super::{Env, Store};
+
+/// What a test compares of an event.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    action: AuditAction,
+    identity: Option<String>,
+    credential: Option<String>,
+    outcome: Outcome,
+    request: Option<(String, String, u16)>,
+}
+
+fn seen(events: &[AuditEvent]) -> Vec<Seen> {
+    events
+        .iter()
+        .map(|e| Seen {
+            action: e.action,
+            identity: e.identity.as_ref().map(|i| i.to_string()),
+            credential: e.credential.as_ref().map(|c| c.to_string()),
+            outcome: e.outcome,
+            request: e
+                .request
+                .as_ref()
+                .map(|r| (r.method.clone(), r.path.clone(), r.status)),
+        })
+        .collect()
+}
+
+fn expect(
+    action: AuditAction,
+    identity: &AgentId,
+    credential: Option<&TokenId>,
+    outcome: Outcome,
+    request: Option<(&str, &str, u16)>,
+) -> Seen {
+    Seen {
+        action,
+        identity: Some(identity.to_string()),
+        credential: credential.map(|c| c.to_string()),
+        outcome,
+        request: request.map(|(m, p, s)| (m.to_owned(), p.to_owned(), s)),
+    }
+}
+
+/// Calls the audited app with `token`; `/forbidden` answers 403, everything else 200.
+async fn call<S: Store>(
+    store: &S,
+    writer: &AuditWriter,
+    token: &str,
+    method: Method,
+    path: &str,
+) -> StatusCode {
+    let service = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(store.clone()).audit(writer.clone()))
+        .service_fn(|request: Request<String>| async move {
+            let status = if request.uri().path() == "/forbidden" {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::OK
+            };
+            let mut response = Response::new(String::new());
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        });
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap();
+    service.oneshot(request).await.unwrap().status()
+}
+
+/// Distinct instants on every backend (they keep microseconds).
+async fn tick() -> time::OffsetDateTime {
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let now = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    now
+}
+
+/// The trail of identity X is exactly its requests and changes (and its thread's), in order,
+/// and nothing of identity Y.
+pub async fn case_audit_answers_what_an_identity_did<S: Store>(env: Env<S>) {
+    let writer = AuditWriter::spawn(Arc::new(env.store.clone()), WriterOptions::default());
+    let alice = Managed::new(&env.store, "alice").with_audit(&writer);
+    let x = alice
+        .create_agent(NewAgent::new("x-bot", "alice"))
+        .await
+        .unwrap();
+    let y = alice
+        .create_agent(NewAgent::new("y-bot", "alice"))
+        .await
+        .unwrap();
+    let tx = alice.create_token(&x.id, NewToken::new("x")).await.unwrap();
+    let ty = alice.create_token(&y.id, NewToken::new("y")).await.unwrap();
+    let (sx, sy) = (tx.token.expose_secret(), ty.token.expose_secret());
+    let store = &env.store;
+    let get = Method::GET;
+    assert_eq!(
+        call(store, &writer, sx, get.clone(), "/posts?secret=abc").await,
+        200
+    );
+    assert_eq!(call(store, &writer, sy, get.clone(), "/posts").await, 200);
+    assert_eq!(
+        call(store, &writer, sx, Method::POST, "/forbidden").await,
+        403
+    );
+    let thread = alice
+        .create_agent(NewAgent::child("x-bot-thread-1", x.id.clone()))
+        .await
+        .unwrap();
+    let tt = alice
+        .create_token(&thread.id, NewToken::new("thread"))
+        .await
+        .unwrap();
+    let st = tt.token.expose_secret();
+    assert_eq!(call(store, &writer, st, get.clone(), "/thread").await, 200);
+    let middle = tick().await;
+    alice.revoke_token(&x.id, &tx.info.id).await.unwrap();
+    assert_eq!(call(store, &writer, sx, get.clone(), "/posts").await, 401);
+    assert_eq!(
+        call(store, &writer, sy, Method::DELETE, "/posts/1").await,
+        200
+    );
+    // An unknown token names no identity: refused, not recorded.
+    let unknown = store
+        .token_format()
+        .mint("x-bot")
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    assert_eq!(call(store, &writer, &unknown, get.clone(), "/").await, 401);
+    writer.shutdown().await;
+
+    use AuditAction::*;
+    let ok = Outcome::Success;
+    let events = store
+        .events(&AuditFilter::identity(x.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        seen(&events),
+        vec![
+            expect(IdentityCreated, &x.id, None, ok, None),
+            expect(CredentialIssued, &x.id, Some(&tx.info.id), ok, None),
+            expect(
+                Request,
+                &x.id,
+                Some(&tx.info.id),
+                ok,
+                Some(("GET", "/posts", 200))
+            ),
+            expect(
+                Request,
+                &x.id,
+                Some(&tx.info.id),
+                ok,
+                Some(("POST", "/forbidden", 403))
+            ),
+            expect(IdentityCreated, &thread.id, None, ok, None),
+            expect(CredentialIssued, &thread.id, Some(&tt.info.id), ok, None),
+            expect(
+                Request,
+                &thread.id,
+                Some(&tt.info.id),
+                ok,
+                Some(("GET", "/thread", 200))
+            ),
+            expect(CredentialRevoked, &x.id, Some(&tx.info.id), ok, None),
+            expect(
+                TokenRefused,
+                &x.id,
+                Some(&tx.info.id),
+                Outcome::Refused(InvalidReason::Revoked),
+                Some(("GET", "/posts", 401))
+            ),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor.as_ref().is_some_and(|a| a.as_str() == "alice"))
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.identity.as_ref() == Some(&thread.id))
+            .all(|e| e.parent.as_ref() == Some(&x.id))
+    );
+    let trail = format!("{events:?}");
+    for secret in [sx, sy, st] {
+        assert!(!trail.contains(secret), "a token leaked into the trail");
+    }
+
+    let own = store
+        .events(&AuditFilter::identity(x.id.clone()).without_children())
+        .await
+        .unwrap();
+    assert_eq!(own.len(), 6, "{:#?}", seen(&own));
+    assert!(own.iter().all(|e| e.identity.as_ref() == Some(&x.id)));
+
+    let of_y = store
+        .events(&AuditFilter::identity(y.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        seen(&of_y),
+        vec![
+            expect(IdentityCreated, &y.id, None, ok, None),
+            expect(CredentialIssued, &y.id, Some(&ty.info.id), ok, None),
+            expect(
+                Request,
+                &y.id,
+                Some(&ty.info.id),
+                ok,
+                Some(("GET", "/posts", 200))
+            ),
+            expect(
+                Request,
+                &y.id,
+                Some(&ty.info.id),
+                ok,
+                Some(("DELETE", "/posts/1", 200))
+            ),
+        ]
+    );
+
+    let of_credential = store
+        .events(&AuditFilter::credential(tx.info.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(of_credential.len(), 5);
+
+    let late = store
+        .events(&AuditFilter::identity(x.id.clone()).since(middle))
+        .await
+        .unwrap();
+    assert_eq!(
+        late.iter().map(|e| e.action).collect::<Vec<_>>(),
+        [CredentialRevoked, TokenRefused]
+    );
+    let early = store
+        .events(&AuditFilter::identity(x.id.clone()).until(middle))
+        .await
+        .unwrap();
+    assert_eq!(early.len(), 7);
+}
+
+/// Management is recorded with before and after, and refused attempts as denied.
+pub async fn case_audit_records_management_and_denials<S: Store>(env: Env<S>) {
+    env.users
+        .insert(UserRecord::new("stranger", Policy::unrestricted()));
+    let writer = AuditWriter::spawn(Arc::new(env.store.clone()), WriterOptions::default());
+    let alice = Managed::new(&env.store, "alice").with_audit(&writer);
+    let stranger = Managed::new(&env.store, "stranger").with_audit(&writer);
+    let agent = alice
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = alice
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    alice
+        .grant(&agent.id, &"bob".into(), AccessRole::Operator)
+        .await
+        .unwrap();
+    alice
+        .grant(&agent.id, &"bob".into(), AccessRole::Admin)
+        .await
+        .unwrap();
+    alice.revoke_grant(&agent.id, &"bob".into()).await.unwrap();
+    alice
+        .set_agent_status(&agent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    alice
+        .set_agent_status(&agent.id, AgentStatus::Active)
+        .await
+        .unwrap();
+    let rotated = alice
+        .rotate_token(&agent.id, &t.info.id, time::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert!(
+        stranger
+            .revoke_token(&agent.id, &rotated.info.id)
+            .await
+            .is_err()
+    );
+    alice.delete_agent(&agent.id).await.unwrap();
+    writer.shutdown().await;
+
+    let events = env
+        .store
+        .events(&AuditFilter::identity(agent.id.clone()))
+        .await
+        .unwrap();
+    let summary: Vec<(AuditAction, Outcome, &str, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.action,
+                e.outcome,
+                e.actor.as_ref().map_or("", |a| a.as_str()),
+                e.detail.as_deref(),
+            )
+        })
+        .collect();
+    use AuditAction::*;
+    let ok = Outcome::Success;
+    assert_eq!(summary[0].0, IdentityCreated);
+    assert_eq!(summary[1].0, CredentialIssued);
+    assert_eq!(
+        &summary[2..],
+        &[
+            (GrantChanged, ok, "alice", Some("bob: none -> operator")),
+            (GrantChanged, ok, "alice", Some("bob: operator -> admin")),
+            (GrantChanged, ok, "alice", Some("bob: admin -> none")),
+            (
+                IdentityDisabled,
+                ok,
+                "alice",
+                Some("status: active -> disabled")
+            ),
+            (
+                IdentityEnabled,
+                ok,
+                "alice",
+                Some("status: disabled -> active")
+            ),
+            (
+                CredentialRotated,
+                ok,
+                "alice",
+                Some(
+                    format!(
+                        "replaced by {}; the old one stays valid for 5m",
+                        rotated.info.id
+                    )
+                    .as_str()
+                )
+            ),
+            (
+                CredentialRevoked,
+                Outcome::Denied,
+                "stranger",
+                Some("denied: RevokeCredential")
+            ),
+            (IdentityDeleted, ok, "alice", Some("deleted writer")),
+        ]
+    );
+    // The trail outlives the identity it names.
+    assert!(
+        env.store
+            .events(&AuditFilter::credential(t.info.id.clone()))
+            .await
+            .unwrap()
+            .len()
+            >= 2
+    );
+}
