@@ -97,6 +97,7 @@ async fn drop_mode_never_waits_and_counts_what_it_drops() {
         capacity: 10,
         batch_size: 4,
         overflow: Overflow::DropNewest,
+        ..WriterOptions::default()
     };
     let writer = AuditWriter::spawn(sink.clone(), options);
     for n in 0..100 {

@@ -26,6 +26,8 @@ CREATE TABLE agent_auth_audit_events (
     detail           TEXT
 );
 CREATE INDEX agent_auth_audit_by_identity ON agent_auth_audit_events (identity, seq);
-CREATE INDEX agent_auth_audit_by_parent ON agent_auth_audit_events (parent_identity, seq);
-CREATE INDEX agent_auth_audit_by_credential ON agent_auth_audit_events (credential, seq);
-CREATE INDEX agent_auth_audit_by_time ON agent_auth_audit_events (at);
+-- Most identities have no parent: index only those that do.
+CREATE INDEX agent_auth_audit_by_parent ON agent_auth_audit_events (parent_identity, seq)
+    WHERE parent_identity IS NOT NULL;
+CREATE INDEX agent_auth_audit_by_credential ON agent_auth_audit_events (credential, seq)
+    WHERE credential IS NOT NULL;

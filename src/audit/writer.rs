@@ -31,6 +31,10 @@ pub struct WriterOptions {
     pub batch_size: usize,
     /// What a full queue does (default: backpressure).
     pub overflow: Overflow,
+    /// How long the writer waits for a batch to fill before writing a partial one (default
+    /// 20 ms). Fewer commits cost the database less (each SQLite commit also empties every
+    /// reader's page cache); events wait at most this long, and shutdown does not wait.
+    pub linger: Duration,
 }
 
 impl Default for WriterOptions {
@@ -39,6 +43,7 @@ impl Default for WriterOptions {
             capacity: 10_000,
             batch_size: 512,
             overflow: Overflow::Backpressure,
+            linger: Duration::from_millis(20),
         }
     }
 }
@@ -76,12 +81,7 @@ impl AuditWriter {
     pub fn spawn(sink: Arc<dyn AuditSink>, options: WriterOptions) -> Self {
         let (sender, receiver) = mpsc::channel(options.capacity.max(1));
         let closing = Arc::new(Notify::new());
-        let task = tokio::spawn(drain(
-            receiver,
-            sink,
-            options.batch_size.max(1),
-            closing.clone(),
-        ));
+        let task = tokio::spawn(drain(receiver, sink, options, closing.clone()));
         Self {
             sender,
             overflow: options.overflow,
@@ -151,9 +151,10 @@ impl AuditRecorder for AuditWriter {
 async fn drain(
     mut receiver: mpsc::Receiver<AuditEvent>,
     sink: Arc<dyn AuditSink>,
-    batch_size: usize,
+    options: WriterOptions,
     closing: Arc<Notify>,
 ) {
+    let batch_size = options.batch_size.max(1);
     let mut batch = Vec::with_capacity(batch_size);
     let mut closed = false;
     loop {
@@ -172,6 +173,26 @@ async fn drain(
         };
         if received == 0 {
             return;
+        }
+        // Fill the batch for up to `linger`: fewer, larger writes.
+        if !closed && !options.linger.is_zero() {
+            let deadline = tokio::time::Instant::now() + options.linger;
+            while batch.len() < batch_size {
+                let room = batch_size - batch.len();
+                tokio::select! {
+                    received = receiver.recv_many(&mut batch, room) => {
+                        if received == 0 {
+                            break;
+                        }
+                    }
+                    () = tokio::time::sleep_until(deadline) => break,
+                    () = closing.notified() => {
+                        receiver.close();
+                        closed = true;
+                        break;
+                    }
+                }
+            }
         }
         let mut backoff = Duration::from_millis(50);
         while sink.write_batch(&batch).await.is_err() {

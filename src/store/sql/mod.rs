@@ -368,6 +368,9 @@ macro_rules! sql_store {
 
         struct Inner {
             pool: sqlx::Pool<$Db>,
+            /// One connection of its own for audit batches, so that writing the trail never
+            /// takes a connection from requests resolving tokens.
+            audit_pool: sqlx::Pool<$Db>,
             config: StoreConfig,
             queries: Queries,
             last_used: LastUsedBuffer,
@@ -481,7 +484,12 @@ macro_rules! sql_store {
                 if config.migrate {
                     Self::migrate_pool(&pool).await?;
                 }
+                let audit_pool = sqlx::pool::PoolOptions::<$Db>::new()
+                    .max_connections(1)
+                    .acquire_timeout(std::time::Duration::from_secs(5))
+                    .connect_lazy_with((*pool.connect_options()).clone());
                 let inner = Arc::new(Inner {
+                    audit_pool,
                     pool,
                     config,
                     queries: Queries::new($dialect),
@@ -1118,38 +1126,16 @@ macro_rules! sql_store {
                 &self,
                 events: &[$crate::audit::AuditEvent],
             ) -> Result<(), $crate::audit::AuditError> {
-                use $crate::store::sql::audit_columns as cols;
-                let failed = |e: sqlx::Error| $crate::audit::AuditError::Unavailable(Box::new(e));
                 if events.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.inner.pool.begin().await.map_err(failed)?;
-                // 256 rows × 14 columns stays under every backend's bind-parameter limit.
-                for chunk in events.chunks(256) {
-                    let mut insert = sqlx::QueryBuilder::<$Db>::new(format!(
-                        "INSERT INTO agent_auth_audit_events ({}) ",
-                        $crate::store::sql::AUDIT_COLUMNS.join(", ")
-                    ));
-                    insert.push_values(chunk, |mut row, event| {
-                        let c = cols(event);
-                        row.push_bind(c.at)
-                            .push_bind(c.identity)
-                            .push_bind(c.parent)
-                            .push_bind(c.credential)
-                            .push_bind(c.actor)
-                            .push_bind(c.delegation_chain)
-                            .push_bind(c.action)
-                            .push_bind(c.outcome)
-                            .push_bind(c.reason)
-                            .push_bind(c.method)
-                            .push_bind(c.path)
-                            .push_bind(c.status)
-                            .push_bind(c.task_id)
-                            .push_bind(c.detail);
-                    });
-                    insert.build().execute(&mut *tx).await.map_err(failed)?;
-                }
-                tx.commit().await.map_err(failed)
+                let rows = events
+                    .iter()
+                    .map($crate::store::sql::audit_columns)
+                    .collect();
+                self.insert_audit_rows(rows)
+                    .await
+                    .map_err(|e| $crate::audit::AuditError::Unavailable(Box::new(e)))
             }
         }
 

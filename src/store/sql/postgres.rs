@@ -44,3 +44,68 @@ impl PgStore {
         Self::with_pool(pool, config).await
     }
 }
+
+impl PgStore {
+    /// The whole batch in one round trip: one array per column, unnested into rows by one
+    /// fixed (and so prepared once) statement whatever the batch size. `WITH ORDINALITY` keeps
+    /// the rows, and so their `seq`, in recording order.
+    async fn insert_audit_rows(&self, rows: Vec<super::AuditRow>) -> Result<(), sqlx::Error> {
+        let columns = super::AUDIT_COLUMNS.join(", ");
+        let insert = format!(
+            "INSERT INTO agent_auth_audit_events ({columns}) \
+             SELECT {columns} FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+             $11::text[], $12::int[], $13::text[], $14::text[]) \
+             WITH ORDINALITY AS batch ({columns}, n) ORDER BY n"
+        );
+        let n = rows.len();
+        let mut at = Vec::with_capacity(n);
+        let mut identity = Vec::with_capacity(n);
+        let mut parent = Vec::with_capacity(n);
+        let mut credential = Vec::with_capacity(n);
+        let mut actor = Vec::with_capacity(n);
+        let mut chain = Vec::with_capacity(n);
+        let mut action = Vec::with_capacity(n);
+        let mut outcome = Vec::with_capacity(n);
+        let mut reason = Vec::with_capacity(n);
+        let mut method = Vec::with_capacity(n);
+        let mut path = Vec::with_capacity(n);
+        let mut status = Vec::with_capacity(n);
+        let mut task_id = Vec::with_capacity(n);
+        let mut detail = Vec::with_capacity(n);
+        for row in rows {
+            at.push(row.at);
+            identity.push(row.identity);
+            parent.push(row.parent);
+            credential.push(row.credential);
+            actor.push(row.actor);
+            chain.push(row.delegation_chain);
+            action.push(row.action);
+            outcome.push(row.outcome);
+            reason.push(row.reason);
+            method.push(row.method);
+            path.push(row.path);
+            status.push(row.status);
+            task_id.push(row.task_id);
+            detail.push(row.detail);
+        }
+        sqlx::query(&insert)
+            .bind(at)
+            .bind(identity)
+            .bind(parent)
+            .bind(credential)
+            .bind(actor)
+            .bind(chain)
+            .bind(action)
+            .bind(outcome)
+            .bind(reason)
+            .bind(method)
+            .bind(path)
+            .bind(status)
+            .bind(task_id)
+            .bind(detail)
+            .execute(&self.inner.audit_pool)
+            .await
+            .map(drop)
+    }
+}

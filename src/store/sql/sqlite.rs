@@ -73,3 +73,58 @@ impl SqliteStore {
         Self::with_pool(pool, config).await
     }
 }
+
+impl SqliteStore {
+    /// Multi-row inserts of fixed sizes (128 rows, then single rows for the rest) in one
+    /// transaction: few statements per batch, and only two statement texts, so both stay
+    /// prepared in the connection's cache whatever the batch size.
+    async fn insert_audit_rows(&self, rows: Vec<super::AuditRow>) -> Result<(), sqlx::Error> {
+        const CHUNK: usize = 128;
+        let statement = |rows: usize| {
+            let one = format!("({})", vec!["?"; super::AUDIT_COLUMNS.len()].join(", "));
+            format!(
+                "INSERT INTO agent_auth_audit_events ({}) VALUES {}",
+                super::AUDIT_COLUMNS.join(", "),
+                vec![one; rows].join(", ")
+            )
+        };
+        let (chunked, single) = (statement(CHUNK), statement(1));
+        let mut tx = self.inner.audit_pool.begin().await?;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<super::AuditRow> = rows.by_ref().take(CHUNK).collect();
+            let text = if chunk.len() == CHUNK {
+                &chunked
+            } else {
+                &single
+            };
+            let groups: Vec<Vec<super::AuditRow>> = if chunk.len() == CHUNK {
+                vec![chunk]
+            } else {
+                chunk.into_iter().map(|row| vec![row]).collect()
+            };
+            for group in groups {
+                let mut query = sqlx::query(text);
+                for row in group {
+                    query = query
+                        .bind(row.at)
+                        .bind(row.identity)
+                        .bind(row.parent)
+                        .bind(row.credential)
+                        .bind(row.actor)
+                        .bind(row.delegation_chain)
+                        .bind(row.action)
+                        .bind(row.outcome)
+                        .bind(row.reason)
+                        .bind(row.method)
+                        .bind(row.path)
+                        .bind(row.status)
+                        .bind(row.task_id)
+                        .bind(row.detail);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await
+    }
+}
