@@ -57,6 +57,8 @@ pub mod layer;
 pub mod principal;
 mod rejection;
 pub mod resolver;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 pub mod token;
 

@@ -1,0 +1,283 @@
+//! Opening the database: the store (SQLite or PostgreSQL) and the reference server's own user
+//! table, which is also the stores' `UserDirectory`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::resolver::BoxError;
+use tower_agent_auth::server::{PasswordVerifier, verify_password};
+use tower_agent_auth::store::{
+    PgStore, SqliteStore, StoreConfig, StoreError, UserDirectory, UserRecord,
+};
+use tower_agent_auth::token::TokenFormat;
+use tower_agent_auth::{ResolveError, UserId};
+
+/// The store, on either backend.
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Runs `$body` with `$store` bound to the concrete store.
+#[macro_export]
+macro_rules! dispatch {
+    ($backend:expr, $store:ident => $body:expr) => {
+        match $backend {
+            $crate::backend::Backend::Sqlite($store) => $body,
+            $crate::backend::Backend::Postgres($store) => $body,
+        }
+    };
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs the same query on either pool; `$q` sees `$pool` and the placeholder style.
+macro_rules! on_pool {
+    ($accounts:expr, $pool:ident, $sql:ident => $body:expr) => {
+        match &$accounts.pool {
+            Pool::Sqlite($pool) => {
+                let $sql = |text: &str| text.to_owned();
+                $body
+            }
+            Pool::Postgres($pool) => {
+                let $sql = numbered;
+                $body
+            }
+        }
+    };
+}
+
+/// `?` placeholders as `$1, $2, …`.
+fn numbered(text: &str) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const USERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS agent_auth_users (
+    id            TEXT PRIMARY KEY,
+    capabilities  TEXT,
+    active        INTEGER NOT NULL,
+    password_hash TEXT,
+    created_at    BIGINT NOT NULL
+)";
+
+/// A user of the reference server.
+pub struct Account {
+    pub id: String,
+    pub capabilities: Option<Vec<String>>,
+    pub active: bool,
+    pub has_password: bool,
+    pub created_at: i64,
+}
+
+/// The user table: the stores' user directory, and the login's password check.
+#[derive(Clone)]
+pub struct Accounts {
+    pool: Pool,
+}
+
+fn unavailable(error: sqlx::Error) -> StoreError {
+    StoreError::unavailable(error)
+}
+
+impl Accounts {
+    async fn create_table(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool, _sql => {
+            sqlx::query(USERS_TABLE).execute(pool).await.map(drop).map_err(unavailable)
+        })
+    }
+
+    /// Adds a user; a duplicate id is refused.
+    pub async fn add(
+        &self,
+        id: &str,
+        capabilities: Option<&CapabilitySet>,
+        password_hash: Option<String>,
+    ) -> Result<(), StoreError> {
+        if id.is_empty() || id.len() > 100 || id.chars().any(|c| c.is_control() || c == ',') {
+            return Err(StoreError::InvalidInput(
+                "user id: 1-100 bytes, no commas or control characters".into(),
+            ));
+        }
+        let capabilities =
+            capabilities.map(|c| serde_json::to_string(&c.to_strings()).unwrap_or_default());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let result = on_pool!(self, pool, sql => {
+            sqlx::query(&sql("INSERT INTO agent_auth_users (id, capabilities, active, password_hash, created_at) VALUES (?, ?, 1, ?, ?)"))
+                .bind(id)
+                .bind(capabilities)
+                .bind(password_hash)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(
+                StoreError::InvalidInput(format!("a user {id:?} already exists")),
+            ),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Every user, by id.
+    pub async fn list(&self) -> Result<Vec<Account>, StoreError> {
+        type Row = (String, Option<String>, i32, Option<String>, i64);
+        let rows: Vec<Row> = on_pool!(self, pool, _sql => {
+            sqlx::query_as("SELECT id, capabilities, active, password_hash, created_at FROM agent_auth_users ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .map_err(unavailable)?
+        });
+        rows.into_iter()
+            .map(|(id, capabilities, active, hash, created_at)| {
+                Ok(Account {
+                    id,
+                    capabilities: capabilities
+                        .map(|c| serde_json::from_str(&c))
+                        .transpose()
+                        .map_err(|_| {
+                            StoreError::InvalidInput("stored capabilities are not valid".into())
+                        })?,
+                    active: active != 0,
+                    has_password: hash.is_some(),
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Activates or deactivates a user: an inactive owner's agents are refused.
+    pub async fn set_active(&self, id: &str, active: bool) -> Result<(), StoreError> {
+        let changed = on_pool!(self, pool, sql => {
+            sqlx::query(&sql("UPDATE agent_auth_users SET active = ? WHERE id = ?"))
+                .bind(i32::from(active))
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        });
+        if changed == 0 {
+            return Err(StoreError::UnknownUser(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn row(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Option<String>, i32, Option<String>)>, sqlx::Error> {
+        on_pool!(self, pool, sql => {
+            sqlx::query_as(&sql("SELECT capabilities, active, password_hash FROM agent_auth_users WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl UserDirectory for Accounts {
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
+        let Some((capabilities, active, _)) = self
+            .row(id.as_str())
+            .await
+            .map_err(ResolveError::unavailable)?
+        else {
+            return Ok(None);
+        };
+        let role = match capabilities {
+            None => Policy::unrestricted(),
+            Some(text) => {
+                let names: Vec<String> =
+                    serde_json::from_str(&text).map_err(ResolveError::unavailable)?;
+                Policy::allow(CapabilitySet::parse(names).map_err(ResolveError::unavailable)?)
+            }
+        };
+        Ok(Some(
+            UserRecord::new(id.clone(), role).with_active(active != 0),
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl PasswordVerifier for Accounts {
+    async fn verify(&self, user: &str, password: &str) -> Result<Option<UserId>, BoxError> {
+        let row = self.row(user).await?;
+        Ok(match row {
+            Some((_, active, Some(hash))) if active != 0 && verify_password(&hash, password) => {
+                Some(UserId::from(user))
+            }
+            _ => None,
+        })
+    }
+}
+
+/// Opens the database at `url` (`postgres://…` or a SQLite path / `sqlite://` URL), applies the
+/// migrations, and creates the user table.
+pub async fn open(url: &str, prefix: &str) -> Result<(Backend, Arc<Accounts>), StoreError> {
+    let format = TokenFormat::new(prefix)
+        .map_err(|e| StoreError::InvalidInput(format!("token prefix: {e}")))?;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        let accounts = Arc::new(Accounts {
+            pool: Pool::Postgres(pool.clone()),
+        });
+        accounts.create_table().await?;
+        let config = StoreConfig::with_directory(format, accounts.clone());
+        let store = PgStore::from_pool(pool, config).await?;
+        Ok((Backend::Postgres(store), accounts))
+    } else {
+        let url = if url.starts_with("sqlite:") {
+            url.to_owned()
+        } else {
+            format!("sqlite://{url}")
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        let accounts = Arc::new(Accounts {
+            pool: Pool::Sqlite(pool.clone()),
+        });
+        accounts.create_table().await?;
+        let config = StoreConfig::with_directory(format, accounts.clone());
+        let store = SqliteStore::from_pool(pool, config).await?;
+        Ok((Backend::Sqlite(store), accounts))
+    }
+}

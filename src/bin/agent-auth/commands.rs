@@ -1,0 +1,501 @@
+//! Every command but `serve`.
+
+use std::error::Error;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tower_agent_auth::audit::{AuditFilter, AuditQuery, AuditSink, AuditWriter, WriterOptions};
+use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::server::{hash_password, views};
+use tower_agent_auth::store::{
+    AccessRole, Agent, AgentStatus, AgentStore, AgentType, GrantStore, Managed, NewAgent, NewToken,
+    StoreError, TokenStore,
+};
+use tower_agent_auth::{TokenId, TokenResolver, UserId};
+
+use crate::backend::{self, Accounts};
+use crate::output::{list, parse_duration, print, print_one};
+use crate::{
+    Actor, AgentCommand, AuditArgs, Cli, Command, CredentialCommand, GrantCommand, IdentityCommand,
+    TokenCommand, UserCommand, dispatch, serve,
+};
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// What the commands need of a store.
+pub trait Store:
+    AgentStore + TokenStore + GrantStore + TokenResolver + AuditSink + AuditQuery + Clone + 'static
+{
+}
+impl<T> Store for T where
+    T: AgentStore
+        + TokenStore
+        + GrantStore
+        + TokenResolver
+        + AuditSink
+        + AuditQuery
+        + Clone
+        + 'static
+{
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let (backend, accounts) = backend::open(&cli.database_url, &cli.token_prefix).await?;
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => serve::run(backend, accounts, args).await,
+        Command::User(command) => users(&accounts, command, json).await,
+        Command::Migrate => {
+            if json {
+                println!("{}", json!({"migrated": true}));
+            } else {
+                println!("database ready: migrations applied");
+            }
+            Ok(())
+        }
+        command => dispatch!(backend, store => manage(store, command, json).await),
+    }
+}
+
+fn capabilities(text: &str) -> Result<CapabilitySet> {
+    Ok(CapabilitySet::parse(list(text))?)
+}
+
+async fn users(accounts: &Accounts, command: UserCommand, json: bool) -> Result<()> {
+    match command {
+        UserCommand::Add {
+            id,
+            capabilities: caps,
+            password_stdin,
+        } => {
+            let caps = caps.as_deref().map(capabilities).transpose()?;
+            let hash = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let password = line.trim_end_matches(['\n', '\r']);
+                if password.is_empty() {
+                    return Err("the password on stdin is empty".into());
+                }
+                Some(hash_password(password).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            accounts.add(&id, caps.as_ref(), hash).await?;
+            let row = json!({"id": id, "capabilities": caps.map(|c| c.to_strings())});
+            if json {
+                println!("{row}");
+            } else {
+                println!("user {id} added");
+            }
+        }
+        UserCommand::List => {
+            let rows: Vec<Value> = accounts
+                .list()
+                .await?
+                .into_iter()
+                .map(|a| {
+                    json!({
+                        "id": a.id,
+                        "capabilities": a.capabilities.map_or(json!("*"), |c| json!(c)),
+                        "active": a.active,
+                        "password": a.has_password,
+                        "created_at": views::time(time::OffsetDateTime::from_unix_timestamp(a.created_at).ok()),
+                    })
+                })
+                .collect();
+            print(
+                json,
+                &rows,
+                &["id", "capabilities", "active", "password", "created_at"],
+            );
+        }
+        UserCommand::Disable { id } => {
+            accounts.set_active(&id, false).await?;
+            done(json, &format!("user {id} disabled"));
+        }
+        UserCommand::Enable { id } => {
+            accounts.set_active(&id, true).await?;
+            done(json, &format!("user {id} enabled"));
+        }
+    }
+    Ok(())
+}
+
+fn done(json: bool, message: &str) {
+    if json {
+        println!("{}", json!({"ok": true, "message": message}));
+    } else {
+        println!("{message}");
+    }
+}
+
+async fn agent<S: Store>(store: &S, slug: &str) -> Result<Agent> {
+    Ok(store
+        .agent_by_slug(slug)
+        .await?
+        .ok_or_else(|| StoreError::UnknownAgent(slug.to_owned()))?)
+}
+
+/// Runs a command through `Managed` (as `--as`, or the agent's owner), recording changes in
+/// the database's audit trail.
+async fn manage<S: Store>(store: S, command: Command, json: bool) -> Result<()> {
+    let writer = AuditWriter::spawn(Arc::new(store.clone()), WriterOptions::default());
+    let result = managed_command(&store, &writer, command, json).await;
+    writer.shutdown().await;
+    result
+}
+
+fn actor(actor: &Actor, agent: &Agent) -> UserId {
+    actor
+        .acting_user
+        .as_ref()
+        .map_or_else(|| agent.owner.clone(), |u| UserId::from(u.as_str()))
+}
+
+async fn managed_command<S: Store>(
+    store: &S,
+    writer: &AuditWriter,
+    command: Command,
+    json: bool,
+) -> Result<()> {
+    let as_user = |who: UserId| Managed::new(store, who).with_audit(writer);
+    match command {
+        Command::Agent(AgentCommand::Create {
+            slug,
+            owner,
+            agent_type,
+            capabilities: caps,
+            deny,
+            scopes,
+            modes,
+            expires_in,
+        }) => {
+            let kind = AgentType::parse(&agent_type).ok_or_else(|| {
+                format!("invalid agent type {agent_type:?}: autonomous, supervised or ephemeral")
+            })?;
+            let mut policy = match &caps {
+                Some(caps) => Policy::allow(capabilities(caps)?),
+                None => Policy::unrestricted(),
+            };
+            if let Some(deny) = &deny {
+                policy = policy.with_deny(capabilities(deny)?);
+            }
+            let mut new = NewAgent::new(slug, owner.clone())
+                .with_type(kind)
+                .with_policy(policy);
+            if let Some(scopes) = &scopes {
+                new = new.with_scopes(list(scopes));
+            }
+            if let Some(modes) = &modes {
+                new = new.with_modes(list(modes));
+            }
+            if let Some(ttl) = &expires_in {
+                new = new.with_expires_at(time::OffsetDateTime::now_utc() + parse_duration(ttl)?);
+            }
+            let created = as_user(UserId::from(owner)).create_agent(new).await?;
+            print_one(json, &views::agent(&created));
+        }
+        Command::Agent(AgentCommand::List) => {
+            let rows: Vec<Value> = store
+                .list_agents()
+                .await?
+                .iter()
+                .map(views::agent)
+                .collect();
+            print(
+                json,
+                &rows,
+                &[
+                    "slug",
+                    "id",
+                    "owner",
+                    "type",
+                    "status",
+                    "parent",
+                    "expires_at",
+                    "last_used_at",
+                ],
+            );
+        }
+        Command::Agent(AgentCommand::Show { slug }) => {
+            print_one(json, &views::agent(&agent(store, &slug).await?));
+        }
+        Command::Agent(AgentCommand::Disable { slug, actor: who }) => {
+            let target = agent(store, &slug).await?;
+            let changed = as_user(actor(&who, &target))
+                .set_agent_status(&target.id, AgentStatus::Disabled)
+                .await?;
+            print_one(json, &views::agent(&changed));
+        }
+        Command::Agent(AgentCommand::Enable { slug, actor: who }) => {
+            let target = agent(store, &slug).await?;
+            let changed = as_user(actor(&who, &target))
+                .set_agent_status(&target.id, AgentStatus::Active)
+                .await?;
+            print_one(json, &views::agent(&changed));
+        }
+        Command::Agent(AgentCommand::Delete { slug, actor: who })
+        | Command::Identity(IdentityCommand::Retire { slug, actor: who }) => {
+            let target = agent(store, &slug).await?;
+            as_user(actor(&who, &target))
+                .delete_agent(&target.id)
+                .await?;
+            done(json, &format!("agent {slug} deleted with its tokens"));
+        }
+        Command::Token(TokenCommand::Create {
+            slug,
+            label,
+            expires_in,
+            capabilities: caps,
+            max_operations,
+            expires_on_completion,
+            task_id,
+            intent,
+            actor: who,
+        }) => {
+            let target = agent(store, &slug).await?;
+            let mut new = NewToken::new(label);
+            if let Some(ttl) = &expires_in {
+                new = new.expires_in(parse_duration(ttl)?);
+            }
+            if let Some(caps) = &caps {
+                new = new.with_capabilities(capabilities(caps)?);
+            }
+            if let Some(n) = max_operations {
+                new = new.max_operations(n);
+            }
+            if expires_on_completion {
+                new = new.expires_on_completion();
+            }
+            if let Some(task) = task_id {
+                new = new.task_id(task);
+            }
+            if let Some(intent) = intent {
+                new = new.intent(intent);
+            }
+            let issued = as_user(actor(&who, &target))
+                .create_token(&target.id, new)
+                .await?;
+            eprintln!("warning: this token is shown once and cannot be shown again; store it now");
+            if json {
+                println!("{}", views::issued(&issued));
+            } else {
+                println!("{}", issued.token.expose_secret());
+                println!(
+                    "id: {}  agent: {}  expires: {}",
+                    issued.info.id,
+                    slug,
+                    crate::output::cell(&views::time(issued.info.expires_at))
+                );
+            }
+        }
+        Command::Token(TokenCommand::List { slug, actor: who }) => {
+            let target = agent(store, &slug).await?;
+            let tokens = as_user(actor(&who, &target))
+                .list_tokens(&target.id)
+                .await?;
+            let rows: Vec<Value> = tokens.iter().map(views::token).collect();
+            print(
+                json,
+                &rows,
+                &[
+                    "id",
+                    "display_prefix",
+                    "label",
+                    "created_at",
+                    "expires_at",
+                    "revoked_at",
+                    "last_used_at",
+                    "operations_remaining",
+                ],
+            );
+        }
+        Command::Token(TokenCommand::Revoke {
+            slug,
+            token_id,
+            actor: who,
+        })
+        | Command::Credential(CredentialCommand::Revoke {
+            slug,
+            token_id,
+            actor: who,
+        }) => {
+            let target = agent(store, &slug).await?;
+            let info = as_user(actor(&who, &target))
+                .revoke_token(&target.id, &TokenId::from(token_id))
+                .await?;
+            if json {
+                println!("{}", views::token(&info));
+            } else {
+                println!("token {} of {slug} revoked", info.id);
+            }
+        }
+        Command::Token(TokenCommand::RevokeAll { slug, actor: who }) => {
+            let target = agent(store, &slug).await?;
+            let n = as_user(actor(&who, &target))
+                .revoke_all_tokens(&target.id)
+                .await?;
+            done(json, &format!("{n} tokens of {slug} revoked"));
+        }
+        Command::Identity(IdentityCommand::Create {
+            parent,
+            slug,
+            capabilities: caps,
+            scopes,
+            modes,
+            expires_in,
+            actor: who,
+        }) => {
+            let parent = agent(store, &parent).await?;
+            let mut new = NewAgent::child(slug, parent.id.clone());
+            if let Some(caps) = &caps {
+                new = new.with_policy(Policy::allow(capabilities(caps)?));
+            }
+            if let Some(scopes) = &scopes {
+                new = new.with_scopes(list(scopes));
+            }
+            if let Some(modes) = &modes {
+                new = new.with_modes(list(modes));
+            }
+            if let Some(ttl) = &expires_in {
+                new = new.with_expires_at(time::OffsetDateTime::now_utc() + parse_duration(ttl)?);
+            }
+            let child = as_user(actor(&who, &parent)).create_agent(new).await?;
+            print_one(json, &views::agent(&child));
+        }
+        Command::Identity(IdentityCommand::List { parent }) => {
+            let parent = agent(store, &parent).await?;
+            let rows: Vec<Value> = store
+                .list_agents()
+                .await?
+                .iter()
+                .filter(|a| a.parent.as_ref() == Some(&parent.id))
+                .map(views::agent)
+                .collect();
+            print(
+                json,
+                &rows,
+                &[
+                    "slug",
+                    "id",
+                    "status",
+                    "scopes",
+                    "modes",
+                    "expires_at",
+                    "last_used_at",
+                ],
+            );
+        }
+        Command::Credential(CredentialCommand::Rotate {
+            slug,
+            token_id,
+            grace,
+            actor: who,
+        }) => {
+            let target = agent(store, &slug).await?;
+            let grace = parse_duration(&grace)?;
+            let issued = as_user(actor(&who, &target))
+                .rotate_token(&target.id, &TokenId::from(token_id), grace)
+                .await?;
+            eprintln!("warning: this token is shown once and cannot be shown again; store it now");
+            if json {
+                println!("{}", views::issued(&issued));
+            } else {
+                println!("{}", issued.token.expose_secret());
+                println!(
+                    "id: {}  replaces the old token, which stays valid for {grace}",
+                    issued.info.id
+                );
+            }
+        }
+        Command::Grant(GrantCommand::Add {
+            slug,
+            user,
+            role,
+            actor: who,
+        }) => {
+            let role = AccessRole::parse(&role)
+                .ok_or_else(|| format!("invalid role {role:?}: admin, operator or viewer"))?;
+            let target = agent(store, &slug).await?;
+            let grant = as_user(actor(&who, &target))
+                .grant(&target.id, &UserId::from(user), role)
+                .await?;
+            print_one(json, &views::grant(&grant));
+        }
+        Command::Grant(GrantCommand::Remove {
+            slug,
+            user,
+            actor: who,
+        }) => {
+            let target = agent(store, &slug).await?;
+            as_user(actor(&who, &target))
+                .revoke_grant(&target.id, &UserId::from(user.as_str()))
+                .await?;
+            done(json, &format!("{user} has no role on {slug} any more"));
+        }
+        Command::Grant(GrantCommand::List { slug }) => {
+            let target = agent(store, &slug).await?;
+            let rows: Vec<Value> = store
+                .grants(&target.id)
+                .await?
+                .iter()
+                .map(views::grant)
+                .collect();
+            print(json, &rows, &["user", "role", "granted_at"]);
+        }
+        Command::Audit(AuditArgs {
+            slug,
+            since,
+            credential,
+            without_children,
+            actor: who,
+        }) => {
+            let target = agent(store, &slug).await?;
+            let mut filter = AuditFilter::identity(target.id.clone());
+            if without_children {
+                filter = filter.without_children();
+            }
+            if let Some(since) = &since {
+                filter = filter.since(time::OffsetDateTime::now_utc() - parse_duration(since)?);
+            }
+            filter.credential = credential.map(TokenId::from);
+            let events = as_user(actor(&who, &target))
+                .audit_events(&target.id, filter)
+                .await?;
+            let rows: Vec<Value> = events
+                .iter()
+                .map(|e| {
+                    let mut row = views::event(e);
+                    row["request"] = e.request.as_ref().map_or(Value::Null, |r| {
+                        json!(format!("{} {} {}", r.method, r.path, r.status))
+                    });
+                    row
+                })
+                .collect();
+            let rows = if json {
+                events.iter().map(views::event).collect()
+            } else {
+                rows
+            };
+            print(
+                json,
+                &rows,
+                &[
+                    "at",
+                    "action",
+                    "outcome",
+                    "reason",
+                    "identity",
+                    "credential",
+                    "actor",
+                    "request",
+                    "detail",
+                ],
+            );
+        }
+        Command::Migrate | Command::User(_) | Command::Serve(_) => {
+            unreachable!("handled before a store is chosen")
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! `agent-auth`: manage agents, tokens, identities, grants and the audit trail from a terminal,
+//! and run the reference server (feature `cli`).
+
+#![deny(unsafe_code)]
+
+mod backend;
+mod commands;
+mod output;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Manage agents and their tokens, and run the reference server.
+///
+/// Errors are one line on stderr and a non-zero exit; nothing is changed by a failed command.
+#[derive(Parser)]
+#[command(name = "agent-auth", version)]
+pub struct Cli {
+    /// The database: a SQLite file (created if missing) or a postgres:// URL.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_AUTH_DATABASE_URL",
+        default_value = "sqlite://agent-auth.db"
+    )]
+    database_url: String,
+    /// The token prefix of this application (tokens look like `{prefix}_{slug}_{64 hex}`).
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_AUTH_TOKEN_PREFIX",
+        default_value = "agent"
+    )]
+    token_prefix: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Apply the database migrations and create the user table (every command does this too).
+    Migrate,
+    /// Users who own agents and sign in to the server.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Agents (machine identities).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// An agent's tokens (credentials).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Thread-scoped child identities under an agent.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// Rotate or revoke one credential.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// Who else may manage or see an agent.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// What an identity did, and what was done to it (with its children), oldest first.
+    Audit(AuditArgs),
+    /// Run the reference server: management API, login, and a demo protected API.
+    Serve(serve::ServeArgs),
+}
+
+/// Acting as a user: the checks of the access rules apply, and changes are audited as theirs.
+#[derive(Args, Clone, Default)]
+pub struct Actor {
+    /// Act as this user (default: the agent's owner).
+    #[arg(long = "as", value_name = "USER")]
+    pub acting_user: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// The user id.
+        id: String,
+        /// Their role: the capabilities they have (default: unrestricted).
+        #[arg(long, value_name = "A,B")]
+        capabilities: Option<String>,
+        /// Read a password for signing in to the server from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Deactivate a user: their agents' tokens are refused at once.
+    Disable {
+        /// The user id.
+        id: String,
+    },
+    /// Reactivate a user.
+    Enable {
+        /// The user id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent.
+    Create {
+        /// Its slug: 1-64 of [a-z0-9-], part of its tokens.
+        slug: String,
+        /// The user it acts for.
+        #[arg(long)]
+        owner: String,
+        /// autonomous, supervised or ephemeral (sets token lifetimes).
+        #[arg(long = "type", default_value = "autonomous")]
+        agent_type: String,
+        /// Its policy: the capabilities it may use (default: its owner's).
+        #[arg(long, value_name = "A,B")]
+        capabilities: Option<String>,
+        /// Capabilities it may never use.
+        #[arg(long, value_name = "A,B")]
+        deny: Option<String>,
+        /// The resources it may act on.
+        #[arg(long, value_name = "A,B")]
+        scopes: Option<String>,
+        /// The modes it may run in.
+        #[arg(long, value_name = "A,B")]
+        modes: Option<String>,
+        /// It expires this long from now (15m, 3600, 30d).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+    },
+    /// List agents.
+    List,
+    /// Show one agent.
+    Show {
+        /// The agent's slug.
+        slug: String,
+    },
+    /// Disable an agent: every token of it is refused until it is enabled.
+    Disable {
+        /// The agent's slug.
+        slug: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Enable a disabled agent.
+    Enable {
+        /// The agent's slug.
+        slug: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Delete an agent with its tokens and child identities.
+    Delete {
+        /// The agent's slug.
+        slug: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token; it is printed once and cannot be shown again.
+    Create {
+        /// The agent's slug.
+        slug: String,
+        /// What it is for.
+        #[arg(long)]
+        label: String,
+        /// It expires this long from now (15m, 3600, 30d; default: the agent type's).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        /// Narrow it to these capabilities.
+        #[arg(long, value_name = "A,B")]
+        capabilities: Option<String>,
+        /// Admit exactly this many requests.
+        #[arg(long, value_name = "N")]
+        max_operations: Option<u64>,
+        /// Expire with its last operation (needs --max-operations).
+        #[arg(long)]
+        expires_on_completion: bool,
+        /// The task it is for.
+        #[arg(long)]
+        task_id: Option<String>,
+        /// What it is meant to do.
+        #[arg(long)]
+        intent: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// List an agent's tokens (metadata only).
+    List {
+        /// The agent's slug.
+        slug: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Revoke one token of an agent.
+    Revoke {
+        /// The agent's slug.
+        slug: String,
+        /// The token id (from `token list`).
+        token_id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Revoke every token of an agent.
+    RevokeAll {
+        /// The agent's slug.
+        slug: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum IdentityCommand {
+    /// Create a thread-scoped child identity (e.g. codex-THREAD_ID) under an agent; it is
+    /// never wider than its parent.
+    Create {
+        /// The parent agent's slug.
+        parent: String,
+        /// The child's slug.
+        slug: String,
+        /// Narrow its capabilities (within the parent's).
+        #[arg(long, value_name = "A,B")]
+        capabilities: Option<String>,
+        /// Its resources (within the parent's; default: the parent's).
+        #[arg(long, value_name = "A,B")]
+        scopes: Option<String>,
+        /// Its modes (within the parent's; default: the parent's).
+        #[arg(long, value_name = "A,B")]
+        modes: Option<String>,
+        /// It expires this long from now (never after its parent).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// List an agent's child identities.
+    List {
+        /// The parent agent's slug.
+        parent: String,
+    },
+    /// Retire a child identity: delete it with its credentials.
+    Retire {
+        /// The child's slug.
+        slug: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CredentialCommand {
+    /// Replace a token with a new one; the old one keeps working for the grace period.
+    Rotate {
+        /// The agent's slug.
+        slug: String,
+        /// The token id.
+        token_id: String,
+        /// How long the old token stays valid (0 revokes it now).
+        #[arg(long, value_name = "DURATION", default_value = "0")]
+        grace: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Revoke one token; the identity and its other tokens keep working.
+    Revoke {
+        /// The agent's slug.
+        slug: String,
+        /// The token id.
+        token_id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GrantCommand {
+    /// Give a user a role on an agent: admin, operator or viewer.
+    Add {
+        /// The agent's slug.
+        slug: String,
+        /// The user.
+        user: String,
+        /// admin, operator or viewer.
+        role: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Withdraw a user's role on an agent.
+    Remove {
+        /// The agent's slug.
+        slug: String,
+        /// The user.
+        user: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// List an agent's grants.
+    List {
+        /// The agent's slug.
+        slug: String,
+    },
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// The agent's slug.
+    slug: String,
+    /// Only events of the last DURATION (15m, 3600, 30d).
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// Only events of this credential.
+    #[arg(long, value_name = "TOKEN_ID")]
+    credential: Option<String>,
+    /// Leave out the agent's child identities.
+    #[arg(long)]
+    without_children: bool,
+    #[command(flatten)]
+    actor: Actor,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = error.print();
+                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    std::process::ExitCode::from(2)
+                } else {
+                    std::process::ExitCode::SUCCESS
+                };
+            }
+            // One line: clap's first, without its usage block.
+            let text = error.render().to_string();
+            let line = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{line} (see --help)");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let message = error.to_string().replace(['\n', '\r'], " ");
+            eprintln!("error: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `agent-auth serve`: the reference server.
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Args;
+use serde_json::{Value, json};
+use tower_agent_auth::audit::{AuditWriter, WriterOptions};
+use tower_agent_auth::axum::Require;
+use tower_agent_auth::server::{ManageState, Sessions, login_router, manage_router};
+use tower_agent_auth::store::UserDirectory;
+use tower_agent_auth::{AgentAuthLayer, Principal, capability};
+
+use crate::backend::{Accounts, Backend};
+use crate::commands::Store;
+use crate::dispatch;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Mark the session cookie `Secure` (when served behind HTTPS).
+    #[arg(long)]
+    secure_cookies: bool,
+    /// How long a sign-in lasts.
+    #[arg(long, value_name = "DURATION", default_value = "12h")]
+    session_lifetime: String,
+}
+
+capability!(
+    /// May read the demo posts.
+    PostsRead = "posts:read"
+);
+capability!(
+    /// May write demo posts.
+    PostsWrite = "posts:write"
+);
+
+pub async fn run(
+    backend: Backend,
+    accounts: Arc<Accounts>,
+    args: ServeArgs,
+) -> Result<(), Box<dyn Error>> {
+    init_logging();
+    dispatch!(backend, store => serve(store, accounts, args).await)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// The demo API: who am I, and two routes that need capabilities.
+fn demo() -> Router {
+    async fn me(principal: Principal) -> Json<Value> {
+        Json(json!({
+            "user": principal.user_id().as_str(),
+            "agent": principal.agent_ref().map(|a| a.slug()),
+            "auth_source": principal.auth_source().as_str(),
+            "token_id": principal.token_id().map(|t| t.as_str()),
+            "may_read_posts": principal.can("posts:read"),
+            "may_write_posts": principal.can("posts:write"),
+        }))
+    }
+    async fn list(Require(principal, _): Require<PostsRead>) -> Json<Value> {
+        Json(json!({"posts": [], "read_by": principal.user_id().as_str()}))
+    }
+    async fn create(Require(principal, _): Require<PostsWrite>) -> (http::StatusCode, Json<Value>) {
+        (
+            http::StatusCode::CREATED,
+            Json(json!({"created_by": principal.user_id().as_str(),
+                        "agent": principal.agent_ref().map(|a| a.slug())})),
+        )
+    }
+    Router::new()
+        .route("/demo/me", get(me))
+        .route("/demo/posts", get(list).post(create))
+}
+
+/// One log line per request: method, path without the query string, status, time. Never a
+/// header, so never a token or a cookie.
+async fn log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn serve<S: Store + Send + Sync>(
+    store: S,
+    accounts: Arc<Accounts>,
+    args: ServeArgs,
+) -> Result<(), Box<dyn Error>> {
+    let lifetime = crate::output::parse_duration(&args.session_lifetime)?;
+    let lifetime = Duration::from_secs(u64::try_from(lifetime.whole_seconds()).unwrap_or(0));
+    let directory: Arc<dyn UserDirectory> = accounts.clone();
+    let sessions = Sessions::new(directory, lifetime);
+    let writer = AuditWriter::spawn(Arc::new(store.clone()), WriterOptions::default());
+    let auth = AgentAuthLayer::new(store.clone())
+        .optional()
+        .with_session_resolver(sessions.clone())
+        .audit(writer.clone());
+    let app = Router::new()
+        .merge(login_router(sessions, accounts, args.secure_cookies))
+        .merge(manage_router(ManageState {
+            store: store.clone(),
+            audit: Some(writer.clone()),
+        }))
+        .merge(demo())
+        .layer(auth)
+        .layer(middleware::from_fn(log));
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("listening on http://{address}");
+    tracing::info!(%address, "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: flushing the audit trail");
+    writer.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,59 @@
+use ::axum::Json;
+use ::axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// An error of the management API: a status and a JSON body `{"error": code, "message": …}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with this status, machine-readable code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let (status, code) = match &error {
+            StoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            StoreError::UnknownAgent(_)
+            | StoreError::UnknownToken { .. }
+            | StoreError::UnknownGrant { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            StoreError::DuplicateSlug(_) | StoreError::DuplicateToken => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        };
+        let message = match &error {
+            // A backend error's detail is for the server's log, not for the client.
+            StoreError::Unavailable(_) => "the store is unavailable".to_owned(),
+            other => other.to_string(),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code, "message": self.message});
+        (self.status, Json(body)).into_response()
+    }
+}

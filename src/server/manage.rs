@@ -1,0 +1,452 @@
+use ::axum::extract::{Path, Query, State};
+use ::axum::response::{IntoResponse, Response};
+use ::axum::routing::{get, post, put};
+use ::axum::{Json, Router};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::views;
+use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
+use crate::ceiling::{CapabilitySet, Policy};
+use crate::principal::{AuthSource, Principal, TokenId, UserId};
+use crate::store::{
+    AccessRole, Agent, AgentStatus, AgentStore, AgentType, GrantStore, Managed, NewAgent, NewToken,
+    StoreError, TokenStore,
+};
+
+/// What the management routes need: the store and, optionally, the audit writer every change
+/// is recorded through.
+#[derive(Clone)]
+pub struct ManageState<S> {
+    /// The store.
+    pub store: S,
+    /// Where changes and denied attempts are recorded.
+    pub audit: Option<AuditWriter>,
+}
+
+/// The management REST API, under `/api`. Every route needs a session principal (put an
+/// [`AgentAuthLayer`](crate::AgentAuthLayer) with a session resolver around it); agent tokens
+/// get 403. Bodies and answers are JSON.
+///
+/// | route | does |
+/// |---|---|
+/// | `GET /api/me` | who is signed in |
+/// | `GET /api/agents`, `POST /api/agents` | agents the user may see; create one (`parent` for a thread-scoped child) |
+/// | `GET`, `DELETE /api/agents/{slug}`; `POST /api/agents/{slug}/disable`, `/enable` | one agent |
+/// | `GET`, `POST /api/agents/{slug}/tokens` | list; issue (the token is in the answer, once) |
+/// | `DELETE /api/agents/{slug}/tokens/{id}`; `POST …/{id}/rotate` | revoke; rotate with `grace_seconds` |
+/// | `GET /api/agents/{slug}/grants`; `PUT`, `DELETE …/grants/{user}` | access grants |
+/// | `GET /api/agents/{slug}/audit?since=…&until=…` | the audit trail (RFC 3339 bounds) |
+pub fn manage_router<S>(state: ManageState<S>) -> Router
+where
+    S: AgentStore + TokenStore + GrantStore + AuditQuery + Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/api/me", get(me))
+        .route("/api/agents", get(list_agents::<S>).post(create_agent::<S>))
+        .route(
+            "/api/agents/{slug}",
+            get(show_agent::<S>).delete(delete_agent::<S>),
+        )
+        .route("/api/agents/{slug}/disable", post(disable::<S>))
+        .route("/api/agents/{slug}/enable", post(enable::<S>))
+        .route(
+            "/api/agents/{slug}/tokens",
+            get(list_tokens::<S>).post(create_token::<S>),
+        )
+        .route(
+            "/api/agents/{slug}/tokens/{id}",
+            axum::routing::delete(revoke_token::<S>),
+        )
+        .route("/api/agents/{slug}/tokens/{id}/rotate", post(rotate::<S>))
+        .route("/api/agents/{slug}/grants", get(list_grants::<S>))
+        .route(
+            "/api/agents/{slug}/grants/{user}",
+            put(grant::<S>).delete(withdraw::<S>),
+        )
+        .route("/api/agents/{slug}/audit", get(audit::<S>))
+        .with_state(state)
+}
+
+/// The signed-in user; agents cannot manage agents.
+fn person(principal: &Principal) -> Result<UserId, ApiError> {
+    if principal.auth_source() == AuthSource::Session {
+        Ok(principal.user_id().clone())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "management needs a signed-in user, not an agent token",
+        ))
+    }
+}
+
+fn managed<'a, S>(state: &'a ManageState<S>, user: UserId) -> Managed<'a, S>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let managed = Managed::new(&state.store, user);
+    match &state.audit {
+        Some(writer) => managed.with_audit(writer),
+        None => managed,
+    }
+}
+
+async fn by_slug<S: AgentStore>(store: &S, slug: &str) -> Result<Agent, ApiError> {
+    store
+        .agent_by_slug(slug)
+        .await?
+        .ok_or_else(|| StoreError::UnknownAgent(slug.to_owned()).into())
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+}
+
+fn capabilities(names: &[String]) -> Result<CapabilitySet, ApiError> {
+    CapabilitySet::parse(names).map_err(|e| invalid(e.to_string()))
+}
+
+async fn me(principal: Principal) -> Json<Value> {
+    Json(json!({
+        "user": principal.user_id().as_str(),
+        "auth_source": principal.auth_source().as_str(),
+        "agent": principal.agent_ref().map(|a| a.slug()),
+    }))
+}
+
+async fn list_agents<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let managed = Managed::new(&state.store, user);
+    let mut visible = Vec::new();
+    for agent in state.store.list_agents().await? {
+        match managed.agent(&agent.id).await {
+            Ok(agent) => visible.push(views::agent(&agent)),
+            Err(StoreError::Forbidden { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(Json(Value::Array(visible)))
+}
+
+#[derive(Deserialize)]
+struct CreateAgent {
+    slug: String,
+    parent: Option<String>,
+    #[serde(rename = "type")]
+    agent_type: Option<String>,
+    capabilities: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+    modes: Option<Vec<String>>,
+    expires_in_seconds: Option<i64>,
+}
+
+async fn create_agent<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Json(body): Json<CreateAgent>,
+) -> Result<Response, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let mut new = match &body.parent {
+        Some(parent) => {
+            let parent = by_slug(&state.store, parent).await?;
+            NewAgent::child(body.slug, parent.id)
+        }
+        None => NewAgent::new(body.slug, user.clone()),
+    };
+    if let Some(kind) = &body.agent_type {
+        let kind = AgentType::parse(kind)
+            .ok_or_else(|| invalid("type: autonomous, supervised or ephemeral"))?;
+        new = new.with_type(kind);
+    }
+    if let Some(names) = &body.capabilities {
+        new = new.with_policy(Policy::allow(capabilities(names)?));
+    }
+    if let Some(scopes) = body.scopes {
+        new = new.with_scopes(scopes);
+    }
+    if let Some(modes) = body.modes {
+        new = new.with_modes(modes);
+    }
+    if let Some(seconds) = body.expires_in_seconds {
+        new =
+            new.with_expires_at(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds));
+    }
+    let agent = managed(&state, user).create_agent(new).await?;
+    Ok((StatusCode::CREATED, Json(views::agent(&agent))).into_response())
+}
+
+async fn show_agent<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let agent = Managed::new(&state.store, user).agent(&agent.id).await?;
+    Ok(Json(views::agent(&agent)))
+}
+
+async fn set_status<S>(
+    state: ManageState<S>,
+    principal: Principal,
+    slug: String,
+    status: AgentStatus,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let agent = managed(&state, user)
+        .set_agent_status(&agent.id, status)
+        .await?;
+    Ok(Json(views::agent(&agent)))
+}
+
+async fn disable<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    set_status(state, principal, slug, AgentStatus::Disabled).await
+}
+
+async fn enable<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    set_status(state, principal, slug, AgentStatus::Active).await
+}
+
+async fn delete_agent<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<StatusCode, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    managed(&state, user).delete_agent(&agent.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_tokens<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let tokens = managed(&state, user).list_tokens(&agent.id).await?;
+    Ok(Json(tokens.iter().map(views::token).collect()))
+}
+
+#[derive(Deserialize)]
+struct CreateToken {
+    label: String,
+    expires_in_seconds: Option<i64>,
+    capabilities: Option<Vec<String>>,
+    max_operations: Option<u64>,
+    #[serde(default)]
+    expires_on_completion: bool,
+    task_id: Option<String>,
+    intent: Option<String>,
+}
+
+/// The token request as the store takes it.
+fn new_token(body: CreateToken) -> Result<NewToken, ApiError> {
+    let mut new = NewToken::new(body.label);
+    if let Some(seconds) = body.expires_in_seconds {
+        new = new.expires_in(time::Duration::seconds(seconds));
+    }
+    if let Some(names) = &body.capabilities {
+        new = new.with_capabilities(capabilities(names)?);
+    }
+    if let Some(n) = body.max_operations {
+        new = new.max_operations(n);
+    }
+    if body.expires_on_completion {
+        new = new.expires_on_completion();
+    }
+    if let Some(task) = body.task_id {
+        new = new.task_id(task);
+    }
+    if let Some(intent) = body.intent {
+        new = new.intent(intent);
+    }
+    Ok(new)
+}
+
+async fn create_token<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(body): Json<CreateToken>,
+) -> Result<Response, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let issued = managed(&state, user)
+        .create_token(&agent.id, new_token(body)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(views::issued(&issued))).into_response())
+}
+
+async fn revoke_token<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let info = managed(&state, user)
+        .revoke_token(&agent.id, &TokenId::from(id))
+        .await?;
+    Ok(Json(views::token(&info)))
+}
+
+#[derive(Deserialize)]
+struct Rotate {
+    #[serde(default)]
+    grace_seconds: i64,
+}
+
+async fn rotate<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path((slug, id)): Path<(String, String)>,
+    Json(body): Json<Rotate>,
+) -> Result<Response, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let grace = time::Duration::seconds(body.grace_seconds);
+    let issued = managed(&state, user)
+        .rotate_token(&agent.id, &TokenId::from(id), grace)
+        .await?;
+    Ok((StatusCode::CREATED, Json(views::issued(&issued))).into_response())
+}
+
+async fn list_grants<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    Managed::new(&state.store, user).agent(&agent.id).await?;
+    let grants = state.store.grants(&agent.id).await?;
+    Ok(Json(grants.iter().map(views::grant).collect()))
+}
+
+#[derive(Deserialize)]
+struct Grant {
+    role: String,
+}
+
+async fn grant<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path((slug, grantee)): Path<(String, String)>,
+    Json(body): Json<Grant>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let role =
+        AccessRole::parse(&body.role).ok_or_else(|| invalid("role: admin, operator or viewer"))?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let grant = managed(&state, user)
+        .grant(&agent.id, &UserId::from(grantee), role)
+        .await?;
+    Ok(Json(views::grant(&grant)))
+}
+
+async fn withdraw<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path((slug, grantee)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    managed(&state, user)
+        .revoke_grant(&agent.id, &UserId::from(grantee))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Range {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+fn instant(text: &Option<String>) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    text.as_deref()
+        .map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| invalid("since/until: an RFC 3339 instant"))
+        })
+        .transpose()
+}
+
+async fn audit<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Query(range): Query<Range>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore + AuditQuery,
+{
+    let user = person(&principal)?;
+    let agent = by_slug(&state.store, &slug).await?;
+    let mut filter = AuditFilter::identity(agent.id.clone());
+    filter.since = instant(&range.since)?;
+    filter.until = instant(&range.until)?;
+    let events = managed(&state, user)
+        .audit_events(&agent.id, filter)
+        .await?;
+    Ok(Json(events.iter().map(views::event).collect()))
+}

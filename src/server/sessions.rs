@@ -1,0 +1,110 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::header::COOKIE;
+use sha2::{Digest, Sha256};
+
+use crate::principal::{Principal, UserId};
+use crate::resolver::{ResolveError, SessionResolver};
+use crate::store::UserDirectory;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "agent_auth_session";
+
+/// Login sessions held in memory (a restart signs everyone out). The cookie carries 256 random
+/// bits; only their SHA-256 is kept. A [`SessionResolver`]: a request with a live session cookie
+/// gets the user's session principal, with the user's current role.
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    directory: Arc<dyn UserDirectory>,
+    lifetime: Duration,
+    live: Mutex<HashMap<[u8; 32], (UserId, Instant)>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("lifetime", &self.inner.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+impl Sessions {
+    /// Sessions of users in `directory`, each valid for `lifetime` after sign-in.
+    pub fn new(directory: Arc<dyn UserDirectory>, lifetime: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                directory,
+                lifetime,
+                live: Mutex::default(),
+            }),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (UserId, Instant)>> {
+        self.inner.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a session for `user`; returns the cookie value (shown to the browser only).
+    pub fn start(&self, user: UserId) -> Result<String, crate::resolver::BoxError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+        let secret = hex::encode(secret);
+        let now = Instant::now();
+        let mut live = self.live();
+        live.retain(|_, (_, expires)| *expires > now);
+        live.insert(digest(&secret), (user, now + self.inner.lifetime));
+        Ok(secret)
+    }
+
+    /// Ends the session with this cookie value, if any.
+    pub fn end(&self, secret: &str) {
+        self.live().remove(&digest(secret));
+    }
+
+    /// The session cookie's value in `headers`, if any.
+    pub fn cookie(headers: &http::HeaderMap) -> Option<&str> {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == SESSION_COOKIE)
+            .map(|(_, value)| value)
+    }
+
+    /// The user of a live session.
+    pub fn user(&self, secret: &str) -> Option<UserId> {
+        let live = self.live();
+        live.get(&digest(secret))
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(user, _)| user.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionResolver for Sessions {
+    async fn resolve_session(
+        &self,
+        request: &http::request::Parts,
+    ) -> Result<Option<Principal>, ResolveError> {
+        let Some(user) = Self::cookie(&request.headers).and_then(|secret| self.user(secret)) else {
+            return Ok(None);
+        };
+        // The role is read now, so a demotion or deactivation applies to live sessions at once.
+        match self.inner.directory.user(&user).await? {
+            Some(record) if record.is_active() => Ok(Some(record.session_principal())),
+            _ => Ok(None),
+        }
+    }
+}
