@@ -1,0 +1,211 @@
+//! The server routers on a real `axum::Router`: login sets a safe session cookie, management
+//! needs a signed-in user with the right role, and answers are JSON with the right status.
+#![cfg(feature = "server")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tower_agent_auth::server::{
+    ManageState, PasswordVerifier, Sessions, hash_password, login_router, manage_router,
+    verify_password,
+};
+use tower_agent_auth::store::{
+    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserDirectory,
+    UserRecord,
+};
+use tower_agent_auth::token::TokenFormat;
+use tower_agent_auth::{AgentAuthLayer, Policy, UserId};
+
+/// alice and mallory, both with the password "pw".
+struct Passwords(String);
+
+#[async_trait::async_trait]
+impl PasswordVerifier for Passwords {
+    async fn verify(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<UserId>, tower_agent_auth::resolver::BoxError> {
+        Ok(
+            (["alice", "mallory"].contains(&user) && verify_password(&self.0, password))
+                .then(|| UserId::from(user)),
+        )
+    }
+}
+
+async fn app() -> (Router, MemoryStore) {
+    let users = MemoryUserDirectory::new();
+    for user in ["alice", "mallory"] {
+        users.insert(UserRecord::new(user, Policy::unrestricted()));
+    }
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
+    store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let directory: Arc<dyn UserDirectory> = Arc::new(users);
+    let sessions = Sessions::new(directory, Duration::from_secs(3600));
+    let verifier = Arc::new(Passwords(hash_password("pw").unwrap()));
+    let app = Router::new()
+        .merge(login_router(sessions.clone(), verifier, false))
+        .merge(manage_router(ManageState {
+            store: store.clone(),
+            audit: None,
+        }))
+        .layer(
+            AgentAuthLayer::new(store.clone())
+                .optional()
+                .with_session_resolver(sessions),
+        );
+    (app, store)
+}
+
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, http::HeaderMap, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn sign_in(app: &Router, user: &str, password: &str) -> Option<String> {
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("user={user}&password={password}")))
+        .unwrap();
+    let (status, headers, _) = call(app, request).await;
+    if status != StatusCode::SEE_OTHER {
+        return None;
+    }
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    Some(cookie.split(';').next().unwrap().to_owned())
+}
+
+fn with_cookie(request: http::request::Builder, cookie: &str) -> http::request::Builder {
+    request.header(header::COOKIE, cookie)
+}
+
+#[tokio::test]
+async fn a_wrong_password_gets_no_session() {
+    let (app, _) = app().await;
+    assert!(sign_in(&app, "alice", "nope").await.is_none());
+    assert!(sign_in(&app, "nobody", "pw").await.is_none());
+}
+
+#[tokio::test]
+async fn the_owner_issues_a_token_through_the_api() {
+    let (app, store) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let request = with_cookie(Request::post("/api/agents/writer/tokens"), &cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"label": "api", "expires_in_seconds": 600}).to_string(),
+        ))
+        .unwrap();
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["token"].as_str().unwrap().starts_with("acme_writer_"));
+    assert_eq!(body["info"]["created_by"], "alice");
+    let agent = store.agent_by_slug("writer").await.unwrap().unwrap();
+    assert_eq!(store.list_tokens(&agent.id).await.unwrap().len(), 1);
+
+    let list = with_cookie(Request::get("/api/agents/writer/tokens"), &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(&app, list).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body[0].get("token").is_none(), "lists never show a secret");
+}
+
+#[tokio::test]
+async fn another_user_without_a_grant_is_forbidden() {
+    let (app, _) = app().await;
+    let cookie = sign_in(&app, "mallory", "pw").await.unwrap();
+    let request = with_cookie(Request::post("/api/agents/writer/disable"), &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "forbidden");
+    let (status, _, body) = call(
+        &app,
+        with_cookie(Request::get("/api/agents"), &cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!([])),
+        "nothing visible"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_token_cannot_manage() {
+    let (app, store) = app().await;
+    let agent = store.agent_by_slug("writer").await.unwrap().unwrap();
+    let issued = store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let request = Request::post("/api/agents/writer/tokens")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", issued.token.expose_secret()),
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"label": "escalate"}).to_string()))
+        .unwrap();
+    let (status, _, _) = call(&app, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(store.list_tokens(&agent.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_agents_are_404_and_bad_input_422() {
+    let (app, _) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let (status, _, _) = call(
+        &app,
+        with_cookie(Request::get("/api/agents/ghost"), &cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let request = with_cookie(Request::put("/api/agents/writer/grants/mallory"), &cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"role": "emperor"}).to_string()))
+        .unwrap();
+    let (status, _, _) = call(&app, request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn no_session_no_management() {
+    let (app, _) = app().await;
+    let (status, _, _) = call(
+        &app,
+        Request::get("/api/agents").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let logout = Request::post("/logout").body(Body::empty()).unwrap();
+    let (status, headers, _) = call(&app, logout).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+}
