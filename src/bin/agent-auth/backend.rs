@@ -1,12 +1,8 @@
 //! Opening the database: the store (SQLite or PostgreSQL) and the reference server's own user
 //! table, which is also the stores' `UserDirectory`.
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::resolver::BoxError;
 use tower_agent_auth::server::{PasswordVerifier, verify_password};
@@ -239,14 +235,7 @@ pub async fn open(url: &str, prefix: &str) -> Result<(Backend, Arc<Accounts>), S
     let format = TokenFormat::new(prefix)
         .map_err(|e| StoreError::InvalidInput(format!("token prefix: {e}")))?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
-            .await
-            .map_err(unavailable)?;
+        let pool = PgStore::connect_pool(url).await?;
         let accounts = Arc::new(Accounts {
             pool: Pool::Postgres(pool.clone()),
         });
@@ -255,23 +244,7 @@ pub async fn open(url: &str, prefix: &str) -> Result<(Backend, Arc<Accounts>), S
         let store = PgStore::from_pool(pool, config).await?;
         Ok((Backend::Postgres(store), accounts))
     } else {
-        let url = if url.starts_with("sqlite:") {
-            url.to_owned()
-        } else {
-            format!("sqlite://{url}")
-        };
-        let options = SqliteConnectOptions::from_str(&url)
-            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(unavailable)?;
+        let pool = SqliteStore::connect_pool(url).await?;
         let accounts = Arc::new(Accounts {
             pool: Pool::Sqlite(pool.clone()),
         });

@@ -30,13 +30,18 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host/db`) with a pool of 16 connections that waits at
     /// most 3 s for one, and applies the migrations.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
+        Self::from_pool(Self::connect_pool(url).await?, config).await
+    }
+
+    /// The pool [`PgStore::connect`] uses for `url`, for sharing it with tables of your own
+    /// before handing it to [`PgStore::from_pool`].
+    pub async fn connect_pool(url: &str) -> Result<sqlx::PgPool, StoreError> {
+        PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await
-            .map_err(store_error)?;
-        Self::from_pool(pool, config).await
+            .map_err(store_error)
     }
 
     /// A store on an existing pool (migrations applied unless the configuration says not to).

@@ -45,6 +45,12 @@ impl SqliteStore {
     /// URL such as `sqlite://agent-auth.db`. Write-ahead logging lets readers and the writer
     /// work at once; a writer waits up to 5 s for another.
     pub async fn open(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        Self::from_pool(Self::connect_pool(url).await?, config).await
+    }
+
+    /// The pool [`SqliteStore::open`] uses for `url`, for sharing it with tables of your own
+    /// before handing it to [`SqliteStore::from_pool`].
+    pub async fn connect_pool(url: &str) -> Result<sqlx::SqlitePool, StoreError> {
         let url = if url.starts_with("sqlite:") {
             url.to_owned()
         } else {
@@ -56,13 +62,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(store_error)?;
-        Self::from_pool(pool, config).await
+            .map_err(store_error)
     }
 
     /// A store on an existing pool (migrations applied unless the configuration says not to).
