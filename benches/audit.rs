@@ -107,7 +107,13 @@ where
     let writer = rt
         .block_on(async { AuditWriter::spawn(Arc::new(store.clone()), WriterOptions::default()) });
     let on = AgentAuthLayer::new(store.clone()).audit(writer.clone());
-    group.bench_function("sql_sink", |b| b.to_async(rt).iter(|| burst(&on, &bearer)));
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    group.bench_function("sql_sink", |b| {
+        b.to_async(rt).iter(|| async {
+            burst(&on, &bearer).await;
+            sent.fetch_add(CONCURRENT, std::sync::atomic::Ordering::Relaxed);
+        })
+    });
     group.finish();
 
     drop(on);
@@ -124,6 +130,11 @@ where
         (drain, written)
     });
     assert_eq!(dropped, 0, "backpressure drops nothing");
+    assert_eq!(
+        written,
+        sent.into_inner(),
+        "every request's event is in the table"
+    );
     println!(
         "audit/{name}: {written} request events in the table, none dropped; \
          the queue drained in {drain:?} at shutdown"

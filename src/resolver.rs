@@ -98,6 +98,32 @@ pub struct RefusedCredential {
     pub task_id: Option<String>,
 }
 
+impl RefusedCredential {
+    /// A refusal of `token_id`, a credential of `agent_id` acting for `user_id`, for a custom
+    /// [`TokenResolver`] to return as [`ResolveError::Refused`].
+    pub fn new(
+        reason: InvalidReason,
+        agent_id: crate::principal::AgentId,
+        token_id: crate::principal::TokenId,
+        user_id: crate::principal::UserId,
+    ) -> Self {
+        Self {
+            reason,
+            agent_id,
+            parent: None,
+            token_id,
+            user_id,
+            task_id: None,
+        }
+    }
+}
+
+impl From<RefusedCredential> for ResolveError {
+    fn from(refused: RefusedCredential) -> Self {
+        Self::Refused(Box::new(refused))
+    }
+}
+
 impl std::fmt::Display for InvalidReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -279,6 +279,83 @@ mod through_the_layer {
         assert_eq!(events.len(), 200);
     }
 
+    /// A request whose response future is dropped (client gone, timeout) is still recorded, as
+    /// 499, and so is one dropped while waiting for room in a full queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_requests_are_recorded_too() {
+        let (store, token, agent) = store().await;
+        let sink = Arc::new(Gate(
+            MemoryAuditSink::default(),
+            tokio::sync::Semaphore::new(0),
+        ));
+        let options = WriterOptions {
+            capacity: 1,
+            batch_size: 1,
+            linger: Duration::ZERO,
+            ..WriterOptions::default()
+        };
+        let writer = AuditWriter::spawn(sink.clone(), options);
+        let hang = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store.clone()).audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                std::future::pending::<Result<Response<String>, Infallible>>().await
+            });
+        let bearer = format!("Bearer {token}");
+        let gone = hang.clone().oneshot(get("/slow", Some(&bearer)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), gone)
+                .await
+                .is_err()
+        );
+
+        // The sink is shut, so: one event in the sink's hands, one in the queue, and the
+        // third request waits for room — until it is dropped.
+        let quick = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
+        quick
+            .clone()
+            .oneshot(get("/a", Some(&bearer)))
+            .await
+            .unwrap();
+        let waiting = quick.clone().oneshot(get("/b", Some(&bearer)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), waiting)
+                .await
+                .is_err(),
+            "a full queue holds the response back"
+        );
+        sink.1.add_permits(100);
+        // The dropped waiter handed its event to a task of its own; it arrives.
+        for _ in 0..500 {
+            if sink.0.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        writer.clone().shutdown().await;
+        assert_eq!(writer.dropped(), 0);
+        let events = sink.0.events(&AuditFilter::identity(agent)).await.unwrap();
+        let mut seen: Vec<(String, u16)> = events
+            .iter()
+            .map(|e| {
+                let r = e.request.as_ref().unwrap();
+                (r.path.clone(), r.status)
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("/a".into(), 200),
+                ("/b".into(), 200),
+                ("/slow".into(), 499)
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn the_query_string_is_not_recorded() {
         let (store, token, agent) = store().await;

@@ -380,6 +380,8 @@ fn errors_change_nothing(db: &Db) {
     cli(db, &["agent", "create", "Bad_Slug", "--owner", "bob"]).fails_with("invalid agent slug");
     cli(db, &["agent", "create", "orphan", "--owner", "nobody"]).fails_with("unknown user");
     cli(db, &["grant", "add", "writer", "bob", "emperor"]).fails_with("invalid role");
+    cli(db, &["identity", "retire", "writer"]).fails_with("not a child identity");
+    cli(db, &["agent"]).fails_with("subcommand");
     cli(db, &["agent", "frobnicate"]).fails_with("unrecognized subcommand");
 
     let after = (
@@ -421,7 +423,16 @@ fn an_unreachable_database_is_one_line_and_a_failure() {
         _dir: None,
         drop_pg: None,
     };
-    cli(&missing_dir, &["agent", "list"]).fails_with("store unavailable");
+    cli(&missing_dir, &["migrate"]).fails_with("store unavailable");
+    // Any command but migrate, serve and `user add` refuses to create a database by mistake.
+    let dir = tempfile::tempdir().unwrap();
+    let typo = Db {
+        url: format!("sqlite://{}", dir.path().join("tpyo.db").display()),
+        _dir: None,
+        drop_pg: None,
+    };
+    cli(&typo, &["agent", "list"]).fails_with("no database at");
+    assert!(!dir.path().join("tpyo.db").exists());
     let closed_port = Db {
         url: "postgres://postgres@127.0.0.1:1/test".into(),
         _dir: None,

@@ -209,3 +209,20 @@ async fn no_session_no_management() {
             .contains("Max-Age=0")
     );
 }
+
+#[tokio::test]
+async fn logging_out_ends_the_session() {
+    let (app, _) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let me = |cookie: &str| {
+        with_cookie(Request::get("/api/me"), cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(call(&app, me(&cookie)).await.0, StatusCode::OK);
+    let logout = with_cookie(Request::post("/logout"), &cookie)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, logout).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, me(&cookie)).await.0, StatusCode::UNAUTHORIZED);
+}

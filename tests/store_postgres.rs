@@ -158,3 +158,97 @@ async fn connecting_to_a_closed_port_is_a_typed_error() {
         Err(tower_agent_auth::store::StoreError::Unavailable(_))
     ));
 }
+
+/// A database created by the first, token-only schema is upgraded on open: its tokens keep
+/// working, and its agents can have children, rotate and be audited.
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
+    use sha2::{Digest, Sha256};
+    use tower_agent_auth::audit::{
+        AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditSink, Outcome,
+    };
+    use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, TokenStore};
+    let Some(url) = server_url() else { return };
+    let (pool, cleanup) = fresh_schema(&url).await;
+    let v1 = include_str!("../migrations/postgres/0001_agents_and_tokens.sql");
+    let token = tower_agent_auth::token::TokenFormat::new("acme")
+        .unwrap()
+        .mint("legacy")
+        .unwrap();
+    sqlx::raw_sql(v1).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE agent_auth_schema_migrations (version BIGINT PRIMARY KEY, \
+         description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO agent_auth_schema_migrations VALUES (1, 'agents and tokens', $1, 0)")
+        .bind(hex::encode(Sha256::digest(v1.as_bytes())))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO agent_auth_agents VALUES ('agt_1', 'legacy', 'alice', 'autonomous', \
+         'active', '{\"allow\":null,\"deny\":[]}', 0, NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO agent_auth_tokens (id, agent_id, hash, display_prefix, label, created_at) \
+         VALUES ('tok_1', 'agt_1', $1, 'acme_legacy_…', 'from v1', 0)",
+    )
+    .bind(token.hash().as_bytes().to_vec())
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let users = conformance::users();
+    let clock = conformance::clock();
+    let store = PgStore::from_pool(pool.clone(), conformance::config(&users, &clock))
+        .await
+        .unwrap();
+    let principal = conformance::resolve(&store, token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(principal.token_id().map(|t| t.as_str()), Some("tok_1"));
+    let child = store
+        .create_agent(NewAgent::child("legacy-thread-1", "agt_1"))
+        .await
+        .unwrap();
+    let issued = store
+        .create_token(&child.id, NewToken::new("thread"))
+        .await
+        .unwrap();
+    assert!(
+        conformance::resolve(&store, issued.token.expose_secret())
+            .await
+            .is_ok()
+    );
+    store
+        .rotate_token(&"agt_1".into(), &"tok_1".into(), time::Duration::ZERO)
+        .await
+        .unwrap();
+    let event = AuditEvent::new(
+        time::OffsetDateTime::now_utc(),
+        AuditAction::Request,
+        Outcome::Success,
+    )
+    .identity("agt_1");
+    store.write_batch(&[event]).await.unwrap();
+    assert_eq!(
+        store
+            .events(&AuditFilter::identity("agt_1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM agent_auth_schema_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(version, 3);
+    cleanup.await;
+}

@@ -65,7 +65,7 @@ pub enum AuditAction {
     IdentityDeleted,
     /// A user's access to an identity changed.
     GrantChanged,
-    /// A user read an identity, its credentials or its trail (recorded only when denied).
+    /// A user read an identity, its credentials, grants or trail (recorded only when denied).
     Read,
 }
 
@@ -283,8 +283,13 @@ pub trait AuditRecorder: Send + Sync + 'static {
     #[allow(clippy::result_large_err)]
     fn try_record(&self, event: AuditEvent) -> Result<(), AuditEvent>;
 
-    /// Takes `event`, waiting for room.
+    /// Takes `event`, waiting for room. Dropping the returned future before it finishes must
+    /// not lose the event: hand it on as [`AuditRecorder::record_detached`] does.
     fn wait_to_record(&self, event: AuditEvent) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// Takes `event` when the caller cannot wait for room (a request whose response future was
+    /// dropped): the recorder finds room on its own, or counts the event as dropped.
+    fn record_detached(&self, event: AuditEvent);
 }
 
 /// Records `event`, waiting only if the recorder wants it to.

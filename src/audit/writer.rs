@@ -109,6 +109,23 @@ impl AuditWriter {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Like [`AuditWriter::shutdown`], but gives up after `limit` (a sink that stays down would
+    /// otherwise hold shutdown forever). Returns whether every queued event was written.
+    pub async fn shutdown_within(self, limit: Duration) -> bool {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.closing.notify_one();
+        let Some(mut task) = task else {
+            return true;
+        };
+        match tokio::time::timeout(limit, &mut task).await {
+            Ok(_) => true,
+            Err(_) => {
+                task.abort();
+                false
+            }
+        }
+    }
+
     /// Stops accepting events and waits until every queued event is written. Other clones
     /// stop being able to record too.
     pub async fn shutdown(self) {
@@ -136,13 +153,70 @@ impl AuditRecorder for AuditWriter {
     }
 
     fn wait_to_record(&self, event: AuditEvent) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let sender = self.sender.clone();
-        let dropped = self.dropped.clone();
+        let mut pending = Detached {
+            event: Some(event),
+            sender: self.sender.clone(),
+            dropped: self.dropped.clone(),
+        };
         Box::pin(async move {
-            if sender.send(event).await.is_err() {
-                dropped.fetch_add(1, Ordering::Relaxed);
+            match pending.sender.reserve().await {
+                Ok(permit) => {
+                    if let Some(event) = pending.event.take() {
+                        permit.send(event);
+                    }
+                }
+                Err(_) => {
+                    pending.event = None;
+                    pending.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         })
+    }
+
+    fn record_detached(&self, event: AuditEvent) {
+        drop(Detached {
+            event: Some(event),
+            sender: self.sender.clone(),
+            dropped: self.dropped.clone(),
+        });
+    }
+}
+
+/// An event not yet queued. If it is dropped still holding the event (its waiter was
+/// cancelled), it queues the event from a task of its own, so backpressure never loses one.
+struct Detached {
+    event: Option<AuditEvent>,
+    sender: mpsc::Sender<AuditEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let Some(event) = self.event.take() else {
+            return;
+        };
+        let event = match self.sender.try_send(event) {
+            Ok(()) => return,
+            Err(TrySendError::Closed(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(TrySendError::Full(event)) => event,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let sender = self.sender.clone();
+                let dropped = self.dropped.clone();
+                runtime.spawn(async move {
+                    if sender.send(event).await.is_err() {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -59,10 +59,25 @@ pub(crate) struct Pending<S, B> {
     shared: Arc<Shared>,
 }
 
-/// A request event waiting for the response status.
+/// A request event waiting for the response status. Dropped before the response (the client
+/// went away, a timeout fired), it still records the request, with status 499.
 pub(crate) struct PendingAudit {
     recorder: Arc<dyn AuditRecorder>,
-    event: AuditEvent,
+    event: Option<AuditEvent>,
+}
+
+/// Status recorded for a request whose response was never produced (nginx's "client closed").
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for PendingAudit {
+    fn drop(&mut self) {
+        if let Some(mut event) = self.event.take() {
+            if let Some(request) = &mut event.request {
+                request.status = CLIENT_CLOSED;
+            }
+            self.recorder.record_detached(event);
+        }
+    }
 }
 
 /// Waiting for room in the audit queue.
@@ -176,7 +191,7 @@ where
             let audit = match &shared.audit {
                 Some(recorder) if principal.agent_ref().is_some() => Some(Box::new(PendingAudit {
                     recorder: recorder.clone(),
-                    event: request_event(&principal, &request),
+                    event: Some(request_event(&principal, &request)),
                 })),
                 _ => None,
             };
@@ -282,13 +297,14 @@ where
                 }
                 StateProj::Calling { future, audit } => {
                     let result = ready!(future.poll(cx));
-                    let Some(pending) = audit.take() else {
+                    let Some(mut pending) = audit.take() else {
                         return Poll::Ready(result);
                     };
-                    let PendingAudit {
-                        recorder,
-                        mut event,
-                    } = *pending;
+                    let Some(mut event) = pending.event.take() else {
+                        return Poll::Ready(result);
+                    };
+                    let recorder = &pending.recorder;
+                    event.at = time::OffsetDateTime::now_utc();
                     if let Some(request) = &mut event.request {
                         // An inner error becomes a 500 further out.
                         request.status = result.as_ref().map_or(500, |r| r.status().as_u16());

@@ -40,6 +40,8 @@ impl From<StoreError> for ApiError {
                 (StatusCode::CONFLICT, "conflict")
             }
             StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            // Minting failed (no entropy): the server's fault, not the request's.
+            StoreError::Token(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         };
         let message = match &error {

@@ -78,7 +78,8 @@ async fn login(State(state): State<LoginState>, Form(form): Form<Credentials>) -
             Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         },
         Ok(None) => {
-            tracing::info!(user = form.user.as_str(), "sign-in refused");
+            // Not the submitted name: it is sometimes a mistyped password.
+            tracing::info!("sign-in refused");
             (StatusCode::UNAUTHORIZED, "invalid user or password\n").into_response()
         }
         Err(error) => {

@@ -28,7 +28,9 @@ pub struct ManageState<S> {
 
 /// The management REST API, under `/api`. Every route needs a session principal (put an
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) with a session resolver around it); agent tokens
-/// get 403. Bodies and answers are JSON.
+/// get 403. Bodies are JSON, and so are answers and errors (`{"error", "message"}`), except
+/// axum's own rejections of a body that is not JSON at all (plain text, 400/415/422). Listing
+/// agents shows those the user may see; a denied attempt on one agent is audited.
 ///
 /// | route | does |
 /// |---|---|
@@ -197,7 +199,7 @@ where
 {
     let user = person(&principal)?;
     let agent = by_slug(&state.store, &slug).await?;
-    let agent = Managed::new(&state.store, user).agent(&agent.id).await?;
+    let agent = managed(&state, user).agent(&agent.id).await?;
     Ok(Json(views::agent(&agent)))
 }
 
@@ -371,8 +373,7 @@ where
 {
     let user = person(&principal)?;
     let agent = by_slug(&state.store, &slug).await?;
-    Managed::new(&state.store, user).agent(&agent.id).await?;
-    let grants = state.store.grants(&agent.id).await?;
+    let grants = managed(&state, user).grants(&agent.id).await?;
     Ok(Json(grants.iter().map(views::grant).collect()))
 }
 

@@ -62,7 +62,11 @@ impl Sessions {
         let now = Instant::now();
         let mut live = self.live();
         live.retain(|_, (_, expires)| *expires > now);
-        live.insert(digest(&secret), (user, now + self.inner.lifetime));
+        // A lifetime past what the clock can hold means "until restart".
+        let expires = now
+            .checked_add(self.inner.lifetime)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
+        live.insert(digest(&secret), (user, expires));
         Ok(secret)
     }
 

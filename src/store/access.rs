@@ -5,7 +5,7 @@
 //! | operation | needs |
 //! |---|---|
 //! | see the identity | viewer (or above) |
-//! | list credentials; read the audit trail | operator (or admin) |
+//! | list credentials and grants; read the audit trail | operator (or admin) |
 //! | issue, rotate, revoke credentials; manage grants; disable, enable, delete the identity; create its thread-scoped children | admin |
 //!
 //! Creating a top-level agent is for its owner only. A thread-scoped child shares its parent's
@@ -97,6 +97,8 @@ pub enum Operation {
     ListCredentials,
     /// Read the identity's audit trail.
     ReadAudit,
+    /// List who else has a role on the identity.
+    ListGrants,
     /// Disable, enable or delete the identity, or create a thread-scoped child under it.
     ManageIdentity,
     /// Issue a credential.
@@ -114,7 +116,7 @@ impl Operation {
     pub fn required_role(&self) -> AccessRole {
         match self {
             Self::ViewIdentity => AccessRole::Viewer,
-            Self::ListCredentials | Self::ReadAudit => AccessRole::Operator,
+            Self::ListCredentials | Self::ReadAudit | Self::ListGrants => AccessRole::Operator,
             Self::ManageIdentity
             | Self::IssueCredential
             | Self::RotateCredential
@@ -128,6 +130,7 @@ impl Operation {
             Self::ViewIdentity => "see the identity",
             Self::ListCredentials => "list credentials",
             Self::ReadAudit => "read the audit trail",
+            Self::ListGrants => "list grants",
             Self::ManageIdentity => "manage the identity",
             Self::IssueCredential => "issue credentials",
             Self::RotateCredential => "rotate credentials",
@@ -277,6 +280,13 @@ where
                 .await?;
             }
             None if new.owner.as_ref() != Some(&self.actor) => {
+                let event = AuditEvent::new(
+                    OffsetDateTime::now_utc(),
+                    AuditAction::IdentityCreated,
+                    Outcome::Denied,
+                )
+                .detail(format!("denied: create {} for another user", new.slug));
+                self.record(event).await;
                 return Err(StoreError::Forbidden {
                     user: self.actor.to_string(),
                     operation: "create agents for another user",
@@ -323,7 +333,19 @@ where
                 AuditAction::IdentityDeleted,
             )
             .await?;
+        let children: Vec<Agent> = self
+            .store
+            .list_agents()
+            .await?
+            .into_iter()
+            .filter(|a| a.parent.as_ref() == Some(agent))
+            .collect();
         self.store.delete_agent(agent).await?;
+        for child in &children {
+            let detail = format!("deleted {} with its parent {}", child.slug, record.slug);
+            self.record(Self::event(AuditAction::IdentityDeleted, child).detail(detail))
+                .await;
+        }
         let detail = format!("deleted {}", record.slug);
         self.record(Self::event(AuditAction::IdentityDeleted, &record).detail(detail))
             .await;
@@ -406,11 +428,16 @@ where
                 AuditAction::CredentialRevoked,
             )
             .await?;
+        let before = self.store.token(agent, token).await?;
         let revoked = self.store.revoke_token(agent, token).await?;
+        let detail = match before.and_then(|t| t.revoked_at) {
+            Some(_) => "already revoked; unchanged",
+            None => "status: live -> revoked",
+        };
         self.record(
             Self::event(AuditAction::CredentialRevoked, &record)
                 .credential(token.clone())
-                .detail("status: live -> revoked"),
+                .detail(detail),
         )
         .await;
         Ok(revoked)
@@ -465,6 +492,13 @@ where
         self.record(Self::event(AuditAction::GrantChanged, &record).detail(detail))
             .await;
         Ok(())
+    }
+
+    /// Who has a role on the identity: owner, operator or admin.
+    pub async fn grants(&self, agent: &AgentId) -> Result<Vec<AccessGrant>, StoreError> {
+        self.check(agent, Operation::ListGrants, AuditAction::Read)
+            .await?;
+        self.store.grants(agent).await
     }
 
     /// The identity's audit trail (with its children's), oldest first: owner, operator or

@@ -29,6 +29,12 @@ pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// `now + by`, refused rather than overflowing.
+fn later(now: OffsetDateTime, by: time::Duration) -> Result<OffsetDateTime, StoreError> {
+    now.checked_add(by)
+        .ok_or_else(|| StoreError::InvalidLifetime("too far in the future".into()))
+}
+
 /// A token ready to be stored.
 pub(crate) struct PreparedToken {
     pub(crate) raw: RawToken,
@@ -237,7 +243,7 @@ pub(crate) fn prepare_token(
         capabilities: new.capabilities,
         created_at: now,
         created_by: new.created_by,
-        expires_at: ttl.map(|ttl| now + ttl),
+        expires_at: ttl.map(|ttl| later(now, ttl)).transpose()?,
         last_used_at: None,
         revoked_at: None,
         max_operations: new.max_operations,
@@ -337,7 +343,7 @@ pub(crate) fn prepare_rotation(
     let (old_expires_at, old_revoked_at) = if grace.is_zero() {
         (old.expires_at, Some(now))
     } else {
-        let end = now + grace;
+        let end = later(now, grace)?;
         (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
     };
     Ok(Rotation {

@@ -207,6 +207,16 @@ pub async fn case_audit_answers_what_an_identity_did<S: Store>(env: Env<S>) {
         assert!(!trail.contains(secret), "a token leaked into the trail");
     }
 
+    let everything = store.events(&AuditFilter::default()).await.unwrap();
+    assert!(
+        everything.iter().all(|e| e.identity.is_some()),
+        "the unknown token left no event"
+    );
+    assert_eq!(
+        everything.len(),
+        events.len() + of_y_count(store, &y.id).await
+    );
+
     let own = store
         .events(&AuditFilter::identity(x.id.clone()).without_children())
         .await
@@ -259,6 +269,14 @@ pub async fn case_audit_answers_what_an_identity_did<S: Store>(env: Env<S>) {
         .await
         .unwrap();
     assert_eq!(early.len(), 7);
+}
+
+async fn of_y_count<S: Store>(store: &S, y: &AgentId) -> usize {
+    store
+        .events(&AuditFilter::identity(y.clone()))
+        .await
+        .unwrap()
+        .len()
 }
 
 /// Management is recorded with before and after, and refused attempts as denied.

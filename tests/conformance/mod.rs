@@ -986,6 +986,11 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
             may_list,
             "read the trail",
         );
+        allowed(
+            managed.grants(&agent.id).await.map(drop),
+            may_list,
+            "list grants",
+        );
         let issued = managed.create_token(&agent.id, NewToken::new("by")).await;
         if let Ok(issued) = &issued {
             assert_eq!(
@@ -1343,6 +1348,44 @@ pub async fn case_disabled_identity_refuses_every_credential<S: Store>(env: Env<
     }
 }
 
+/// A lifetime past what a clock can hold is refused, not a panic.
+pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let forever = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("t").expires_in(time::Duration::MAX),
+        )
+        .await;
+    assert!(
+        matches!(forever, Err(StoreError::InvalidLifetime(_))),
+        "{forever:?}"
+    );
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let rotated = env
+        .store
+        .rotate_token(&agent.id, &t.info.id, time::Duration::MAX)
+        .await;
+    assert!(
+        matches!(rotated, Err(StoreError::InvalidLifetime(_))),
+        "{rotated:?}"
+    );
+    assert!(
+        resolve(&env.store, t.token.expose_secret()).await.is_ok(),
+        "nothing changed"
+    );
+    assert_eq!(env.store.list_tokens(&agent.id).await.unwrap().len(), 1);
+}
+
 /// Rotation is recorded on the identity.
 pub async fn case_rotation_is_recorded_on_the_identity<S: Store>(env: Env<S>) {
     let agent = env
@@ -1413,6 +1456,7 @@ macro_rules! conformance_suite {
             case_children_are_never_wider_than_the_parent,
             case_disabled_identity_refuses_every_credential,
             case_rotation_is_recorded_on_the_identity,
+            case_absurd_lifetimes_are_refused,
         );
         $crate::conformance_suite!(@audit_cases $open;
             case_audit_answers_what_an_identity_did,

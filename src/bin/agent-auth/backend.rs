@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::resolver::BoxError;
-use tower_agent_auth::server::{PasswordVerifier, verify_password};
+use tower_agent_auth::server::{PasswordVerifier, hash_password, verify_password};
 use tower_agent_auth::store::{
     PgStore, SqliteStore, StoreConfig, StoreError, UserDirectory, UserRecord,
 };
@@ -219,19 +219,44 @@ impl UserDirectory for Accounts {
 #[async_trait::async_trait]
 impl PasswordVerifier for Accounts {
     async fn verify(&self, user: &str, password: &str) -> Result<Option<UserId>, BoxError> {
+        // Every attempt costs one Argon2 verification, so timing does not tell which users exist.
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let row = self.row(user).await?;
-        Ok(match row {
-            Some((_, active, Some(hash))) if active != 0 && verify_password(&hash, password) => {
-                Some(UserId::from(user))
-            }
-            _ => None,
-        })
+        let (active, hash) = match row {
+            Some((_, active, Some(hash))) => (active != 0, hash),
+            _ => (
+                false,
+                DUMMY
+                    .get_or_init(|| hash_password("not a password").unwrap_or_default())
+                    .clone(),
+            ),
+        };
+        let matches = verify_password(&hash, password);
+        Ok((active && matches).then(|| UserId::from(user)))
     }
 }
 
 /// Opens the database at `url` (`postgres://…` or a SQLite path / `sqlite://` URL), applies the
 /// migrations, and creates the user table.
-pub async fn open(url: &str, prefix: &str) -> Result<(Backend, Arc<Accounts>), StoreError> {
+pub async fn open(
+    url: &str,
+    prefix: &str,
+    create: bool,
+) -> Result<(Backend, Arc<Accounts>), StoreError> {
+    if !create && !url.starts_with("postgres") {
+        // A mistyped path must not quietly become a new, empty database.
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        if !path.is_empty() && !path.contains(":memory:") && !std::path::Path::new(path).exists() {
+            return Err(StoreError::InvalidInput(format!(
+                "no database at {path}; create it with `agent-auth migrate`"
+            )));
+        }
+    }
     let format = TokenFormat::new(prefix)
         .map_err(|e| StoreError::InvalidInput(format!("token prefix: {e}")))?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -40,7 +40,12 @@ impl<T> Store for T where
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
-    let (backend, accounts) = backend::open(&cli.database_url, &cli.token_prefix).await?;
+    // Only these create a missing SQLite file; anything else on a missing file is a mistake.
+    let create = matches!(
+        cli.command,
+        Command::Migrate | Command::Serve(_) | Command::User(UserCommand::Add { .. })
+    );
+    let (backend, accounts) = backend::open(&cli.database_url, &cli.token_prefix, create).await?;
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::run(backend, accounts, args).await,
@@ -234,13 +239,25 @@ async fn managed_command<S: Store>(
                 .await?;
             print_one(json, &views::agent(&changed));
         }
-        Command::Agent(AgentCommand::Delete { slug, actor: who })
-        | Command::Identity(IdentityCommand::Retire { slug, actor: who }) => {
+        Command::Agent(AgentCommand::Delete { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
             as_user(actor(&who, &target))
                 .delete_agent(&target.id)
                 .await?;
             done(json, &format!("agent {slug} deleted with its tokens"));
+        }
+        Command::Identity(IdentityCommand::Retire { slug, actor: who }) => {
+            let target = agent(store, &slug).await?;
+            if target.parent.is_none() {
+                return Err(format!(
+                    "{slug} is not a child identity; delete agents with `agent delete`"
+                )
+                .into());
+            }
+            as_user(actor(&who, &target))
+                .delete_agent(&target.id)
+                .await?;
+            done(json, &format!("identity {slug} retired with its tokens"));
         }
         Command::Token(TokenCommand::Create {
             slug,

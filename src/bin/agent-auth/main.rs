@@ -329,18 +329,16 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             use clap::error::ErrorKind;
-            if matches!(
-                error.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = error.print();
-                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    std::process::ExitCode::from(2)
-                } else {
-                    std::process::ExitCode::SUCCESS
-                };
+            match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = error.print();
+                    return std::process::ExitCode::SUCCESS;
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    eprintln!("error: a subcommand is required (see --help)");
+                    return std::process::ExitCode::from(2);
+                }
+                _ => {}
             }
             // One line: clap's first, without its usage block.
             let text = error.render().to_string();

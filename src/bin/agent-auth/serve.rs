@@ -50,7 +50,12 @@ pub async fn run(
     args: ServeArgs,
 ) -> Result<(), Box<dyn Error>> {
     init_logging();
-    dispatch!(backend, store => serve(store, accounts, args).await)
+    let served = dispatch!(backend.clone(), store => serve(store, accounts, args).await);
+    // Last-used times of the final interval, so a restart loses none.
+    if let Err(error) = dispatch!(backend, store => store.flush_last_used().await) {
+        tracing::warn!(%error, "last-used times not written");
+    }
+    served
 }
 
 fn init_logging() {
@@ -140,7 +145,9 @@ async fn serve<S: Store + Send + Sync>(
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down: flushing the audit trail");
-    writer.shutdown().await;
+    if !writer.shutdown_within(Duration::from_secs(30)).await {
+        tracing::error!("the audit sink did not take the last events within 30 s; they are lost");
+    }
     Ok(())
 }
 
