@@ -582,7 +582,9 @@ impl TokenStore for MemoryStore {
         new: NewToken,
     ) -> Result<IssuedToken, StoreError> {
         let slot = self.read().agent(agent_id)?.clone();
-        let prepared = prepare::prepare_token(&self.inner.config, &slot.get(), new)?;
+        let parent = slot.parent.as_ref().map(|p| p.get());
+        let prepared =
+            prepare::prepare_token(&self.inner.config, &slot.get(), parent.as_deref(), new)?;
         let mut state = self.write();
         // The agent may have been deleted while we minted.
         state.agent(agent_id)?;
@@ -664,7 +666,9 @@ impl TokenStore for MemoryStore {
         token: ImportedToken,
     ) -> Result<TokenInfo, StoreError> {
         let slot = self.read().agent(agent_id)?.clone();
-        let (hash, info) = prepare::prepare_import(&self.inner.config, &slot.get(), token)?;
+        let parent = slot.parent.as_ref().map(|p| p.get());
+        let (hash, info) =
+            prepare::prepare_import(&self.inner.config, &slot.get(), parent.as_deref(), token)?;
         let mut state = self.write();
         state.agent(agent_id)?;
         if state.tokens.contains_key(&hash) {

@@ -203,10 +203,25 @@ pub(crate) fn prepare_agent(
     })
 }
 
+/// Token capabilities must lie within the agent's policy and, for a child identity, its
+/// parent's: a clear error now rather than a silent narrowing at every request.
+fn check_capabilities(
+    agent: &Agent,
+    parent: Option<&Agent>,
+    requested: &CapabilitySet,
+) -> Result<(), StoreError> {
+    check_within_policy(&agent.policy, requested)?;
+    match parent {
+        Some(parent) => check_within_policy(&parent.policy, requested),
+        None => Ok(()),
+    }
+}
+
 /// Checks `new` against the agent and the configuration, and mints the token.
 pub(crate) fn prepare_token(
     config: &StoreConfig,
     agent: &Agent,
+    parent: Option<&Agent>,
     new: NewToken,
 ) -> Result<PreparedToken, StoreError> {
     validate_label(&new.label)?;
@@ -223,7 +238,7 @@ pub(crate) fn prepare_token(
         ));
     }
     if let Some(requested) = &new.capabilities {
-        check_within_policy(&agent.policy, requested)?;
+        check_capabilities(agent, parent, requested)?;
     }
     let ttl = config
         .lifetimes
@@ -259,11 +274,12 @@ pub(crate) fn prepare_token(
 pub(crate) fn prepare_import(
     config: &StoreConfig,
     agent: &Agent,
+    parent: Option<&Agent>,
     imported: ImportedToken,
 ) -> Result<(TokenHash, TokenInfo), StoreError> {
     validate_label(&imported.label)?;
     if let Some(requested) = &imported.capabilities {
-        check_within_policy(&agent.policy, requested)?;
+        check_capabilities(agent, parent, requested)?;
     }
     let now = truncate(config.clock.now());
     if imported.expires_at.is_some_and(|at| at <= now) {

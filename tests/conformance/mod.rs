@@ -1286,6 +1286,17 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
         .unwrap();
     let principal = resolve(&env.store, t.token.expose_secret()).await.unwrap();
     assert!(principal.can("posts:read") && !principal.can("posts:publish"));
+    let wider_token = env
+        .store
+        .create_token(
+            &child.id,
+            NewToken::new("wide").with_capabilities(caps(&["posts:publish"])),
+        )
+        .await;
+    assert!(
+        matches!(wider_token, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        "a child's token is checked against the parent's policy: {wider_token:?}"
+    );
 
     env.store
         .set_agent_status(&parent.id, AgentStatus::Disabled)

@@ -586,6 +586,13 @@ macro_rules! sql_store {
                 self.inner.last_used.writes()
             }
 
+            async fn parent_of(&self, agent: &Agent) -> Result<Option<Agent>, StoreError> {
+                match &agent.parent {
+                    Some(parent) => AgentStore::agent(self, parent).await,
+                    None => Ok(None),
+                }
+            }
+
             async fn agent_required(&self, id: &AgentId) -> Result<Agent, StoreError> {
                 AgentStore::agent(self, id)
                     .await?
@@ -982,7 +989,9 @@ macro_rules! sql_store {
                 new: NewToken,
             ) -> Result<IssuedToken, StoreError> {
                 let agent = self.agent_required(agent).await?;
-                let prepared = prepare::prepare_token(&self.inner.config, &agent, new)?;
+                let parent = self.parent_of(&agent).await?;
+                let prepared =
+                    prepare::prepare_token(&self.inner.config, &agent, parent.as_ref(), new)?;
                 self.insert_token(&prepared.hash, &prepared.info).await?;
                 Ok(IssuedToken {
                     token: prepared.raw,
@@ -1055,7 +1064,9 @@ macro_rules! sql_store {
                 token: ImportedToken,
             ) -> Result<TokenInfo, StoreError> {
                 let agent = self.agent_required(agent).await?;
-                let (hash, info) = prepare::prepare_import(&self.inner.config, &agent, token)?;
+                let parent = self.parent_of(&agent).await?;
+                let (hash, info) =
+                    prepare::prepare_import(&self.inner.config, &agent, parent.as_ref(), token)?;
                 self.insert_token(&hash, &info).await?;
                 Ok(info)
             }
