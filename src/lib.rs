@@ -38,7 +38,9 @@
 //! ```
 //!
 //! Modules, one concept each: [`token`] (format, hashing, redacted secrets), [`principal`],
-//! [`ceiling`], [`resolver`], [`layer`], [`store`], `axum` (feature `axum`).
+//! [`ceiling`], [`resolver`], [`layer`], [`store`], [`audit`], `axum` (feature `axum`), `server`
+//! (feature `server`: management REST API and login routers). The `agent-auth` binary (feature
+//! `cli`) is the CLI and reference server.
 //!
 //! [tower]: https://docs.rs/tower
 //! [axum]: https://docs.rs/axum
