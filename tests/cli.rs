@@ -602,3 +602,62 @@ fn serve_admits_a_cli_token_until_the_cli_revokes_it_on_postgres() {
         serve_then_revoke(&db);
     }
 }
+
+/// `serve --demo` seeds a user and an agent once, and mints a working token on every run.
+#[test]
+fn serve_demo_seeds_once_and_prints_a_working_token() {
+    let db = Db::sqlite();
+    let start = || {
+        let mut child = Command::cargo_bin("agent-auth")
+            .unwrap()
+            .args([
+                "--database-url",
+                &db.url,
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let last = line.contains("/demo/posts    # 403");
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        (child, lines.concat())
+    };
+    let token_in = |out: &str| {
+        out.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("agent_demo-bot_"))
+            .unwrap()
+            .to_owned()
+    };
+    let (mut first, out) = start();
+    assert!(out.contains("demo user: demo / "), "{out}");
+    let address = out
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("listening on http://")
+        .to_owned();
+    let token = token_in(&out);
+    assert_eq!(get(&address, "/demo/posts", &token), 200);
+    let _ = first.kill();
+    let _ = first.wait();
+
+    let (mut second, again) = start();
+    assert!(!again.contains("demo user:"), "the password is shown once");
+    assert_ne!(token_in(&again), token);
+    let _ = second.kill();
+    let _ = second.wait();
+}

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// How long a sign-in lasts.
     #[arg(long, value_name = "DURATION", default_value = "12h")]
     session_lifetime: String,
+    /// Seed a demo user and agent on first run, mint a demo token on every run, and print it
+    /// with ready curl lines.
+    #[arg(long)]
+    demo: bool,
 }
 
 capability!(
@@ -127,7 +131,11 @@ async fn serve<S: Store + Send + Sync>(
         .with_session_resolver(sessions.clone())
         .audit(writer.clone());
     let app = Router::new()
-        .merge(login_router(sessions, accounts, args.secure_cookies))
+        .merge(login_router(
+            sessions,
+            accounts.clone(),
+            args.secure_cookies,
+        ))
         .merge(manage_router(ManageState {
             store: store.clone(),
             audit: Some(writer.clone()),
@@ -140,6 +148,9 @@ async fn serve<S: Store + Send + Sync>(
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("listening on http://{address}");
+    if args.demo {
+        demo_seed(&store, &accounts, address).await?;
+    }
     tracing::info!(%address, "serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -148,6 +159,62 @@ async fn serve<S: Store + Send + Sync>(
     if !writer.shutdown_within(Duration::from_secs(30)).await {
         tracing::error!("the audit sink did not take the last events within 30 s; they are lost");
     }
+    Ok(())
+}
+
+/// The demo: user `demo` (password printed on first run only) and agent `demo-bot`, and a fresh
+/// one-hour token for it on every run.
+async fn demo_seed<S: Store>(
+    store: &S,
+    accounts: &Accounts,
+    address: SocketAddr,
+) -> Result<(), Box<dyn Error>> {
+    use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+    use tower_agent_auth::store::{NewAgent, NewToken};
+    let first_run = !accounts.list().await?.iter().any(|a| a.id == "demo");
+    if first_run {
+        let mut secret = [0u8; 12];
+        getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+        let password = hex::encode(secret);
+        let hash = tower_agent_auth::server::hash_password(&password).map_err(|e| e.to_string())?;
+        accounts
+            .add(
+                "demo",
+                Some(&CapabilitySet::parse(["posts:*"])?),
+                Some(hash),
+            )
+            .await?;
+        println!(
+            "demo user: demo / {password}  (shown this once; sign in at http://{address}/login)"
+        );
+    }
+    let agent = match store.agent_by_slug("demo-bot").await? {
+        Some(agent) => agent,
+        None => {
+            store
+                .create_agent(
+                    NewAgent::new("demo-bot", "demo")
+                        .with_policy(Policy::allow(CapabilitySet::parse(["posts:read"])?)),
+                )
+                .await?
+        }
+    };
+    let issued = store
+        .create_token(
+            &agent.id,
+            NewToken::new("demo").expires_in(time::Duration::hours(1)),
+        )
+        .await?;
+    let token = issued.token.expose_secret();
+    println!("demo token for demo-bot (valid 1 h; may read posts, not write):");
+    println!("  {token}");
+    println!("  curl -H 'Authorization: Bearer {token}' http://{address}/demo/me");
+    println!(
+        "  curl -H 'Authorization: Bearer {token}' http://{address}/demo/posts            # 200"
+    );
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {token}' http://{address}/demo/posts    # 403"
+    );
     Ok(())
 }
 
