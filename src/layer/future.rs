@@ -72,6 +72,7 @@ const CLIENT_CLOSED: u16 = 499;
 impl Drop for PendingAudit {
     fn drop(&mut self) {
         if let Some(mut event) = self.event.take() {
+            event.at = time::OffsetDateTime::now_utc();
             if let Some(request) = &mut event.request {
                 request.status = CLIENT_CLOSED;
             }
@@ -239,10 +240,11 @@ where
     }
 }
 
-/// The event of an agent-authenticated request; the status is filled in from the response.
+/// The event of an agent-authenticated request; the time and status are filled in when the
+/// response is ready (or the request is dropped), so the clock is read once.
 fn request_event<B>(principal: &ExecutionPrincipal, request: &Request<B>) -> AuditEvent {
     let mut event = AuditEvent::new(
-        time::OffsetDateTime::now_utc(),
+        time::OffsetDateTime::UNIX_EPOCH,
         AuditAction::Request,
         Outcome::Success,
     )
