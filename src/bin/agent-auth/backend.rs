@@ -36,35 +36,15 @@ enum Pool {
     Postgres(sqlx::PgPool),
 }
 
-/// Runs the same query on either pool; `$q` sees `$pool` and the placeholder style.
+/// Runs the same query on either pool. Queries number their parameters (`$1`, `$2`, …): sqlx
+/// binds `$N` by number on SQLite as on PostgreSQL, so one text serves both.
 macro_rules! on_pool {
-    ($accounts:expr, $pool:ident, $sql:ident => $body:expr) => {
+    ($accounts:expr, $pool:ident => $body:expr) => {
         match &$accounts.pool {
-            Pool::Sqlite($pool) => {
-                let $sql = |text: &str| text.to_owned();
-                $body
-            }
-            Pool::Postgres($pool) => {
-                let $sql = numbered;
-                $body
-            }
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
         }
     };
-}
-
-/// `?` placeholders as `$1, $2, …`.
-fn numbered(text: &str) -> String {
-    let mut out = String::new();
-    let mut n = 0;
-    for c in text.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 const USERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS agent_auth_users (
@@ -96,7 +76,7 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 
 impl Accounts {
     async fn create_table(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool, _sql => {
+        on_pool!(self, pool => {
             sqlx::query(USERS_TABLE).execute(pool).await.map(drop).map_err(unavailable)
         })
     }
@@ -116,8 +96,8 @@ impl Accounts {
         let capabilities =
             capabilities.map(|c| serde_json::to_string(&c.to_strings()).unwrap_or_default());
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let result = on_pool!(self, pool, sql => {
-            sqlx::query(&sql("INSERT INTO agent_auth_users (id, capabilities, active, password_hash, created_at) VALUES (?, ?, 1, ?, ?)"))
+        let result = on_pool!(self, pool => {
+            sqlx::query("INSERT INTO agent_auth_users (id, capabilities, active, password_hash, created_at) VALUES ($1, $2, 1, $3, $4)")
                 .bind(id)
                 .bind(capabilities)
                 .bind(password_hash)
@@ -138,7 +118,7 @@ impl Accounts {
     /// Every user, by id.
     pub async fn list(&self) -> Result<Vec<Account>, StoreError> {
         type Row = (String, Option<String>, i32, Option<String>, i64);
-        let rows: Vec<Row> = on_pool!(self, pool, _sql => {
+        let rows: Vec<Row> = on_pool!(self, pool => {
             sqlx::query_as("SELECT id, capabilities, active, password_hash, created_at FROM agent_auth_users ORDER BY id")
                 .fetch_all(pool)
                 .await
@@ -164,8 +144,8 @@ impl Accounts {
 
     /// Activates or deactivates a user: an inactive owner's agents are refused.
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), StoreError> {
-        let changed = on_pool!(self, pool, sql => {
-            sqlx::query(&sql("UPDATE agent_auth_users SET active = ? WHERE id = ?"))
+        let changed = on_pool!(self, pool => {
+            sqlx::query("UPDATE agent_auth_users SET active = $1 WHERE id = $2")
                 .bind(i32::from(active))
                 .bind(id)
                 .execute(pool)
@@ -183,8 +163,8 @@ impl Accounts {
         &self,
         id: &str,
     ) -> Result<Option<(Option<String>, i32, Option<String>)>, sqlx::Error> {
-        on_pool!(self, pool, sql => {
-            sqlx::query_as(&sql("SELECT capabilities, active, password_hash FROM agent_auth_users WHERE id = ?"))
+        on_pool!(self, pool => {
+            sqlx::query_as("SELECT capabilities, active, password_hash FROM agent_auth_users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await
