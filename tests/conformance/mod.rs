@@ -1397,6 +1397,33 @@ pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
     assert_eq!(env.store.list_tokens(&agent.id).await.unwrap().len(), 1);
 }
 
+/// A batch larger than any statement a sink uses is written whole, in order.
+pub async fn case_a_large_audit_batch_is_written_whole_and_in_order<S: Store>(env: Env<S>) {
+    use tower_agent_auth::audit::{AuditAction, AuditEvent, AuditFilter, Outcome};
+    let at = env.clock.now_micros();
+    let batch: Vec<AuditEvent> = (0..300)
+        .map(|n| {
+            AuditEvent::new(at, AuditAction::Request, Outcome::Success)
+                .identity("agt_x")
+                .request("GET", &format!("/{n}"), 200)
+        })
+        .collect();
+    env.store.write_batch(&batch).await.unwrap();
+    env.store.write_batch(&batch[..3]).await.unwrap();
+    let read = env
+        .store
+        .events(&AuditFilter::identity("agt_x"))
+        .await
+        .unwrap();
+    let paths: Vec<String> = read
+        .iter()
+        .map(|e| e.request.as_ref().unwrap().path.clone())
+        .collect();
+    let expected: Vec<String> = (0..300).chain(0..3).map(|n| format!("/{n}")).collect();
+    assert_eq!(paths, expected);
+    assert_eq!(read[0], batch[0]);
+}
+
 /// Rotation is recorded on the identity.
 pub async fn case_rotation_is_recorded_on_the_identity<S: Store>(env: Env<S>) {
     let agent = env
@@ -1468,6 +1495,7 @@ macro_rules! conformance_suite {
             case_disabled_identity_refuses_every_credential,
             case_rotation_is_recorded_on_the_identity,
             case_absurd_lifetimes_are_refused,
+            case_a_large_audit_batch_is_written_whole_and_in_order,
         );
         $crate::conformance_suite!(@audit_cases $open;
             case_audit_answers_what_an_identity_did,

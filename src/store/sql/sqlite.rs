@@ -94,42 +94,42 @@ impl SqliteStore {
             )
         };
         let (chunked, single) = (statement(CHUNK), statement(1));
+        let full = rows.len() / CHUNK * CHUNK;
+        let mut rows = rows.into_iter();
         let mut tx = self.inner.audit_pool.begin().await?;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<super::AuditRow> = rows.by_ref().take(CHUNK).collect();
-            let text = if chunk.len() == CHUNK {
-                &chunked
-            } else {
-                &single
-            };
-            let groups: Vec<Vec<super::AuditRow>> = if chunk.len() == CHUNK {
-                vec![chunk]
-            } else {
-                chunk.into_iter().map(|row| vec![row]).collect()
-            };
-            for group in groups {
-                let mut query = sqlx::query(text);
-                for row in group {
-                    query = query
-                        .bind(row.at)
-                        .bind(row.identity)
-                        .bind(row.parent)
-                        .bind(row.credential)
-                        .bind(row.actor)
-                        .bind(row.delegation_chain)
-                        .bind(row.action)
-                        .bind(row.outcome)
-                        .bind(row.reason)
-                        .bind(row.method)
-                        .bind(row.path)
-                        .bind(row.status)
-                        .bind(row.task_id)
-                        .bind(row.detail);
-                }
-                query.execute(&mut *tx).await?;
-            }
+        for _ in 0..full / CHUNK {
+            let query = rows
+                .by_ref()
+                .take(CHUNK)
+                .fold(sqlx::query(&chunked), bind_row);
+            query.execute(&mut *tx).await?;
+        }
+        for row in rows {
+            bind_row(sqlx::query(&single), row)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await
     }
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds one audit row's columns, in [`super::AUDIT_COLUMNS`] order.
+fn bind_row(query: SqliteQuery<'_>, row: super::AuditRow) -> SqliteQuery<'_> {
+    query
+        .bind(row.at)
+        .bind(row.identity)
+        .bind(row.parent)
+        .bind(row.credential)
+        .bind(row.actor)
+        .bind(row.delegation_chain)
+        .bind(row.action)
+        .bind(row.outcome)
+        .bind(row.reason)
+        .bind(row.method)
+        .bind(row.path)
+        .bind(row.status)
+        .bind(row.task_id)
+        .bind(row.detail)
 }
