@@ -96,6 +96,20 @@ where
     }
 }
 
+/// The signed-in user's view of the store, and the agent `slug` names.
+async fn target<'a, S>(
+    state: &'a ManageState<S>,
+    principal: &Principal,
+    slug: &str,
+) -> Result<(Managed<'a, S>, Agent), ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let user = person(principal)?;
+    let agent = by_slug(&state.store, slug).await?;
+    Ok((managed(state, user), agent))
+}
+
 async fn by_slug<S: AgentStore>(store: &S, slug: &str) -> Result<Agent, ApiError> {
     store
         .agent_by_slug(slug)
@@ -197,9 +211,8 @@ async fn show_agent<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    let agent = managed(&state, user).agent(&agent.id).await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let agent = managed.agent(&agent.id).await?;
     Ok(Json(views::agent(&agent)))
 }
 
@@ -212,11 +225,8 @@ async fn set_status<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    let agent = managed(&state, user)
-        .set_agent_status(&agent.id, status)
-        .await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let agent = managed.set_agent_status(&agent.id, status).await?;
     Ok(Json(views::agent(&agent)))
 }
 
@@ -250,9 +260,8 @@ async fn delete_agent<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    managed(&state, user).delete_agent(&agent.id).await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    managed.delete_agent(&agent.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -264,9 +273,8 @@ async fn list_tokens<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    let tokens = managed(&state, user).list_tokens(&agent.id).await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let tokens = managed.list_tokens(&agent.id).await?;
     Ok(Json(tokens.iter().map(views::token).collect()))
 }
 
@@ -315,11 +323,8 @@ async fn create_token<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    let issued = managed(&state, user)
-        .create_token(&agent.id, new_token(body)?)
-        .await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let issued = managed.create_token(&agent.id, new_token(body)?).await?;
     Ok((StatusCode::CREATED, Json(views::issued(&issued))).into_response())
 }
 
@@ -331,11 +336,8 @@ async fn revoke_token<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    let info = managed(&state, user)
-        .revoke_token(&agent.id, &TokenId::from(id))
-        .await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let info = managed.revoke_token(&agent.id, &TokenId::from(id)).await?;
     Ok(Json(views::token(&info)))
 }
 
@@ -354,10 +356,9 @@ async fn rotate<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
     let grace = time::Duration::seconds(body.grace_seconds);
-    let issued = managed(&state, user)
+    let issued = managed
         .rotate_token(&agent.id, &TokenId::from(id), grace)
         .await?;
     Ok((StatusCode::CREATED, Json(views::issued(&issued))).into_response())
@@ -371,9 +372,8 @@ async fn list_grants<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    let grants = managed(&state, user).grants(&agent.id).await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let grants = managed.grants(&agent.id).await?;
     Ok(Json(grants.iter().map(views::grant).collect()))
 }
 
@@ -391,11 +391,10 @@ async fn grant<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
     let role =
         AccessRole::parse(&body.role).ok_or_else(|| invalid("role: admin, operator or viewer"))?;
-    let agent = by_slug(&state.store, &slug).await?;
-    let grant = managed(&state, user)
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let grant = managed
         .grant(&agent.id, &UserId::from(grantee), role)
         .await?;
     Ok(Json(views::grant(&grant)))
@@ -409,9 +408,8 @@ async fn withdraw<S>(
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
-    managed(&state, user)
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    managed
         .revoke_grant(&agent.id, &UserId::from(grantee))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -441,13 +439,10 @@ async fn audit<S>(
 where
     S: AgentStore + TokenStore + GrantStore + AuditQuery,
 {
-    let user = person(&principal)?;
-    let agent = by_slug(&state.store, &slug).await?;
+    let (managed, agent) = target(&state, &principal, &slug).await?;
     let mut filter = AuditFilter::identity(agent.id.clone());
     filter.since = instant(&range.since)?;
     filter.until = instant(&range.until)?;
-    let events = managed(&state, user)
-        .audit_events(&agent.id, filter)
-        .await?;
+    let events = managed.audit_events(&agent.id, filter).await?;
     Ok(Json(events.iter().map(views::event).collect()))
 }
