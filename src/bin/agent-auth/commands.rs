@@ -164,6 +164,8 @@ async fn managed_command<S: Store>(
     json: bool,
 ) -> Result<()> {
     let as_user = |who: UserId| Managed::new(store, who).with_audit(writer);
+    // `--as USER`, or the agent's owner.
+    let as_actor = |who: &Actor, agent: &Agent| as_user(actor(who, agent));
     match command {
         Command::Agent(AgentCommand::Create {
             slug,
@@ -225,25 +227,21 @@ async fn managed_command<S: Store>(
         Command::Agent(AgentCommand::Show { slug }) => {
             print_one(json, &views::agent(&agent(store, &slug).await?));
         }
-        Command::Agent(AgentCommand::Disable { slug, actor: who }) => {
+        Command::Agent(command @ (AgentCommand::Disable { .. } | AgentCommand::Enable { .. })) => {
+            let (slug, who, status) = match command {
+                AgentCommand::Disable { slug, actor } => (slug, actor, AgentStatus::Disabled),
+                AgentCommand::Enable { slug, actor } => (slug, actor, AgentStatus::Active),
+                _ => unreachable!("matched above"),
+            };
             let target = agent(store, &slug).await?;
-            let changed = as_user(actor(&who, &target))
-                .set_agent_status(&target.id, AgentStatus::Disabled)
-                .await?;
-            print_one(json, &views::agent(&changed));
-        }
-        Command::Agent(AgentCommand::Enable { slug, actor: who }) => {
-            let target = agent(store, &slug).await?;
-            let changed = as_user(actor(&who, &target))
-                .set_agent_status(&target.id, AgentStatus::Active)
+            let changed = as_actor(&who, &target)
+                .set_agent_status(&target.id, status)
                 .await?;
             print_one(json, &views::agent(&changed));
         }
         Command::Agent(AgentCommand::Delete { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
-            as_user(actor(&who, &target))
-                .delete_agent(&target.id)
-                .await?;
+            as_actor(&who, &target).delete_agent(&target.id).await?;
             done(json, &format!("agent {slug} deleted with its tokens"));
         }
         Command::Identity(IdentityCommand::Retire { slug, actor: who }) => {
@@ -254,9 +252,7 @@ async fn managed_command<S: Store>(
                 )
                 .into());
             }
-            as_user(actor(&who, &target))
-                .delete_agent(&target.id)
-                .await?;
+            as_actor(&who, &target).delete_agent(&target.id).await?;
             done(json, &format!("identity {slug} retired with its tokens"));
         }
         Command::Token(TokenCommand::Create {
@@ -290,7 +286,7 @@ async fn managed_command<S: Store>(
             if let Some(intent) = intent {
                 new = new.intent(intent);
             }
-            let issued = as_user(actor(&who, &target))
+            let issued = as_actor(&who, &target)
                 .create_token(&target.id, new)
                 .await?;
             eprintln!("warning: this token is shown once and cannot be shown again; store it now");
@@ -308,9 +304,7 @@ async fn managed_command<S: Store>(
         }
         Command::Token(TokenCommand::List { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
-            let tokens = as_user(actor(&who, &target))
-                .list_tokens(&target.id)
-                .await?;
+            let tokens = as_actor(&who, &target).list_tokens(&target.id).await?;
             let rows: Vec<Value> = tokens.iter().map(views::token).collect();
             print(
                 json,
@@ -338,7 +332,7 @@ async fn managed_command<S: Store>(
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
-            let info = as_user(actor(&who, &target))
+            let info = as_actor(&who, &target)
                 .revoke_token(&target.id, &TokenId::from(token_id))
                 .await?;
             if json {
@@ -349,7 +343,7 @@ async fn managed_command<S: Store>(
         }
         Command::Token(TokenCommand::RevokeAll { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
-            let n = as_user(actor(&who, &target))
+            let n = as_actor(&who, &target)
                 .revoke_all_tokens(&target.id)
                 .await?;
             done(json, &format!("{n} tokens of {slug} revoked"));
@@ -377,7 +371,7 @@ async fn managed_command<S: Store>(
             if let Some(ttl) = &expires_in {
                 new = new.with_expires_at(time::OffsetDateTime::now_utc() + parse_duration(ttl)?);
             }
-            let child = as_user(actor(&who, &parent)).create_agent(new).await?;
+            let child = as_actor(&who, &parent).create_agent(new).await?;
             print_one(json, &views::agent(&child));
         }
         Command::Identity(IdentityCommand::List { parent }) => {
@@ -411,7 +405,7 @@ async fn managed_command<S: Store>(
         }) => {
             let target = agent(store, &slug).await?;
             let grace = parse_duration(&grace)?;
-            let issued = as_user(actor(&who, &target))
+            let issued = as_actor(&who, &target)
                 .rotate_token(&target.id, &TokenId::from(token_id), grace)
                 .await?;
             eprintln!("warning: this token is shown once and cannot be shown again; store it now");
@@ -434,7 +428,7 @@ async fn managed_command<S: Store>(
             let role = AccessRole::parse(&role)
                 .ok_or_else(|| format!("invalid role {role:?}: admin, operator or viewer"))?;
             let target = agent(store, &slug).await?;
-            let grant = as_user(actor(&who, &target))
+            let grant = as_actor(&who, &target)
                 .grant(&target.id, &UserId::from(user), role)
                 .await?;
             print_one(json, &views::grant(&grant));
@@ -445,7 +439,7 @@ async fn managed_command<S: Store>(
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
-            as_user(actor(&who, &target))
+            as_actor(&who, &target)
                 .revoke_grant(&target.id, &UserId::from(user.as_str()))
                 .await?;
             done(json, &format!("{user} has no role on {slug} any more"));
@@ -476,7 +470,7 @@ async fn managed_command<S: Store>(
                 filter = filter.since(time::OffsetDateTime::now_utc() - parse_duration(since)?);
             }
             filter.credential = credential.map(TokenId::from);
-            let events = as_user(actor(&who, &target))
+            let events = as_actor(&who, &target)
                 .audit_events(&target.id, filter)
                 .await?;
             let rows: Vec<Value> = events
