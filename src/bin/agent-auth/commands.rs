@@ -227,15 +227,17 @@ async fn managed_command<S: Store>(
         Command::Agent(AgentCommand::Show { slug }) => {
             print_one(json, &views::agent(&agent(store, &slug).await?));
         }
-        Command::Agent(command @ (AgentCommand::Disable { .. } | AgentCommand::Enable { .. })) => {
-            let (slug, who, status) = match command {
-                AgentCommand::Disable { slug, actor } => (slug, actor, AgentStatus::Disabled),
-                AgentCommand::Enable { slug, actor } => (slug, actor, AgentStatus::Active),
-                _ => unreachable!("matched above"),
-            };
+        Command::Agent(AgentCommand::Disable { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
             let changed = as_actor(&who, &target)
-                .set_agent_status(&target.id, status)
+                .set_agent_status(&target.id, AgentStatus::Disabled)
+                .await?;
+            print_one(json, &views::agent(&changed));
+        }
+        Command::Agent(AgentCommand::Enable { slug, actor: who }) => {
+            let target = agent(store, &slug).await?;
+            let changed = as_actor(&who, &target)
+                .set_agent_status(&target.id, AgentStatus::Active)
                 .await?;
             print_one(json, &views::agent(&changed));
         }
