@@ -513,8 +513,9 @@ fn help_is_complete() {
     }
 }
 
-/// Starts `serve` on a free loopback port; returns the child and the base address.
-fn serve(db: &Db) -> (Child, String) {
+/// Starts `serve` (with `extra` arguments) on a free loopback port; returns the child, the base
+/// address and the rest of its stdout.
+fn serve(db: &Db, extra: &[&str]) -> (Child, String, BufReader<std::process::ChildStdout>) {
     let mut child = Command::cargo_bin("agent-auth")
         .unwrap()
         .args([
@@ -524,20 +525,20 @@ fn serve(db: &Db) -> (Child, String) {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    stdout.read_line(&mut first).unwrap();
     let address = first
         .trim()
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
-    (child, address)
+    (child, address, stdout)
 }
 
 /// A GET over a plain TCP connection; returns the status code.
@@ -559,7 +560,7 @@ fn get(address: &str, path: &str, token: &str) -> u16 {
 
 fn serve_then_revoke(db: &Db) {
     seed(db);
-    let (mut server, address) = serve(db);
+    let (mut server, address, _stdout) = serve(db, &[]);
     let token = cli(db, &["token", "create", "writer", "--label", "e2e"]).ok();
     let token = token.stdout.lines().next().unwrap().to_owned();
     assert_eq!(get(&address, "/demo/me", &token), 200);
@@ -608,32 +609,12 @@ fn serve_admits_a_cli_token_until_the_cli_revokes_it_on_postgres() {
 fn serve_demo_seeds_once_and_prints_a_working_token() {
     let db = Db::sqlite();
     let start = || {
-        let mut child = Command::cargo_bin("agent-auth")
-            .unwrap()
-            .args([
-                "--database-url",
-                &db.url,
-                "serve",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = Vec::new();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let last = line.contains("/demo/posts    # 403");
-            lines.push(line);
-            if last {
-                break;
-            }
+        let (child, address, mut stdout) = serve(&db, &["--demo"]);
+        let mut out = String::new();
+        while !out.contains("/demo/posts    # 403") {
+            assert!(stdout.read_line(&mut out).unwrap() > 0, "{out}");
         }
-        (child, lines.concat())
+        (child, address, out)
     };
     let token_in = |out: &str| {
         out.lines()
@@ -642,20 +623,14 @@ fn serve_demo_seeds_once_and_prints_a_working_token() {
             .unwrap()
             .to_owned()
     };
-    let (mut first, out) = start();
+    let (mut first, address, out) = start();
     assert!(out.contains("demo user: demo / "), "{out}");
-    let address = out
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("listening on http://")
-        .to_owned();
     let token = token_in(&out);
     assert_eq!(get(&address, "/demo/posts", &token), 200);
     let _ = first.kill();
     let _ = first.wait();
 
-    let (mut second, again) = start();
+    let (mut second, _, again) = start();
     assert!(!again.contains("demo user:"), "the password is shown once");
     assert_ne!(token_in(&again), token);
     let _ = second.kill();
