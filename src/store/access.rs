@@ -333,13 +333,7 @@ where
                 AuditAction::IdentityDeleted,
             )
             .await?;
-        let children: Vec<Agent> = self
-            .store
-            .list_agents()
-            .await?
-            .into_iter()
-            .filter(|a| a.parent.as_ref() == Some(agent))
-            .collect();
+        let children = self.store.children(agent).await?;
         self.store.delete_agent(agent).await?;
         for child in &children {
             let detail = format!("deleted {} with its parent {}", child.slug, record.slug);

@@ -127,6 +127,13 @@ pub trait AgentStore: Send + Sync {
     async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError>;
     /// Every agent, by slug.
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+    /// The thread-scoped children of `parent`, by slug. The default filters
+    /// [`AgentStore::list_agents`]; stores with an index on the parent override it.
+    async fn children(&self, parent: &AgentId) -> Result<Vec<Agent>, StoreError> {
+        let mut agents = self.list_agents().await?;
+        agents.retain(|agent| agent.parent.as_ref() == Some(parent));
+        Ok(agents)
+    }
     /// Enables or disables an agent; a disabled agent's tokens are refused at once.
     async fn set_agent_status(
         &self,

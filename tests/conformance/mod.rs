@@ -1262,6 +1262,12 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
         "a child inherits the parent's expiry"
     );
     assert_eq!(child.scopes, parent.scopes);
+    let children = env.store.children(&parent.id).await.unwrap();
+    assert_eq!(
+        children.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&child.id]
+    );
+    assert!(env.store.children(&child.id).await.unwrap().is_empty());
     let grandchild = env
         .store
         .create_agent(NewAgent::child("codex-thread-1-sub", child.id.clone()))

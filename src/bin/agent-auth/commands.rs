@@ -379,10 +379,9 @@ async fn managed_command<S: Store>(
         Command::Identity(IdentityCommand::List { parent }) => {
             let parent = agent(store, &parent).await?;
             let rows: Vec<Value> = store
-                .list_agents()
+                .children(&parent.id)
                 .await?
                 .iter()
-                .filter(|a| a.parent.as_ref() == Some(&parent.id))
                 .map(views::agent)
                 .collect();
             print(

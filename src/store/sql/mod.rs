@@ -114,6 +114,7 @@ pub(crate) struct Queries {
     agent_by_id: String,
     agent_by_slug: String,
     list_agents: String,
+    children: String,
     set_agent_status: String,
     delete_agent_tokens: String,
     delete_agent: String,
@@ -157,6 +158,9 @@ impl Queries {
             )),
             list_agents: q(format!(
                 "SELECT {agent} FROM agent_auth_agents ORDER BY slug"
+            )),
+            children: q(format!(
+                "SELECT {agent} FROM agent_auth_agents WHERE parent_id = ? ORDER BY slug"
             )),
             set_agent_status: q(format!(
                 "UPDATE agent_auth_agents SET status = ? WHERE id = ? RETURNING {agent}"
@@ -770,6 +774,15 @@ macro_rules! sql_store {
 
             async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
                 let rows = sqlx::query(&self.inner.queries.list_agents)
+                    .fetch_all(&self.inner.pool)
+                    .await
+                    .map_err(store_error)?;
+                rows.iter().map(agent_row).collect()
+            }
+
+            async fn children(&self, parent: &AgentId) -> Result<Vec<Agent>, StoreError> {
+                let rows = sqlx::query(&self.inner.queries.children)
+                    .bind(parent.as_str())
                     .fetch_all(&self.inner.pool)
                     .await
                     .map_err(store_error)?;
