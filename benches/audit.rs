@@ -17,6 +17,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::config;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
@@ -24,20 +27,10 @@ use tower_agent_auth::audit::{
     AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditSink, AuditWriter, Outcome,
     WriterOptions,
 };
-use tower_agent_auth::store::{
-    AgentStore, MemoryUserDirectory, NewAgent, NewToken, PgStore, SqliteStore, StoreConfig,
-    TokenStore, UserRecord,
-};
-use tower_agent_auth::token::TokenFormat;
-use tower_agent_auth::{AgentAuthLayer, Policy, TokenResolver};
+use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, SqliteStore, TokenStore};
+use tower_agent_auth::{AgentAuthLayer, TokenResolver};
 
 const CONCURRENT: usize = 64;
-
-fn config() -> StoreConfig {
-    let users = MemoryUserDirectory::new();
-    users.insert(UserRecord::new("alice", Policy::unrestricted()));
-    StoreConfig::new(TokenFormat::new("bench").unwrap(), users)
-}
 
 /// Sends `CONCURRENT` requests through `layer` at once; all must be admitted.
 async fn burst(layer: &AgentAuthLayer, bearer: &str) {
@@ -153,28 +146,9 @@ fn bench(c: &mut Criterion) {
 
     if let Ok(url) = std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
         let schema = format!("audit_bench_{}", std::process::id());
-        let store = rt.block_on(async {
-            let admin = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(16)
-                .connect_with(options.options([("search_path", schema.as_str())]))
-                .await
-                .unwrap();
-            PgStore::from_pool(pool, config()).await.unwrap()
-        });
-        pair(c, &rt, "postgres", store);
-        rt.block_on(async {
-            let admin = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-        });
+        let (store, admin) = rt.block_on(common::pg_store_in_schema(&url, &schema));
+        pair(c, &rt, "postgres", store.clone());
+        rt.block_on(common::drop_schema(store, &admin, &schema));
     } else {
         println!("notice: PostgreSQL pair skipped; set AGENT_AUTH_TEST_POSTGRES_URL to run it");
     }

@@ -15,23 +15,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::config;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
-use tower_agent_auth::store::{
-    AgentStore, MemoryUserDirectory, NewAgent, NewToken, PgStore, SqliteStore, StoreConfig,
-    TokenStore, UserRecord,
-};
-use tower_agent_auth::token::{RawToken, TokenFormat};
-use tower_agent_auth::{Policy, TokenLookup, TokenResolver};
+use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, PgStore, SqliteStore, TokenStore};
+use tower_agent_auth::token::RawToken;
+use tower_agent_auth::{TokenLookup, TokenResolver};
 
 const REAL_TOKENS: usize = 1_000;
 const SAMPLES: usize = 5_000;
-
-fn config() -> StoreConfig {
-    let users = MemoryUserDirectory::new();
-    users.insert(UserRecord::new("alice", Policy::unrestricted()));
-    StoreConfig::new(TokenFormat::new("bench").unwrap(), users)
-}
 
 async fn resolve<S: TokenResolver>(store: &S, raw: &RawToken) {
     let parsed = store.token_format().parse(raw.expose_secret()).unwrap();
@@ -160,22 +154,7 @@ fn bench_cold_resolve(c: &mut Criterion) {
     for stored in [1_000usize, 1_000_000] {
         let schema = format!("agent_auth_bench_{}", std::process::id());
         let (store, tokens, admin) = runtime.block_on(async {
-            let admin = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(16)
-                .connect_with(options.options([("search_path", schema.as_str())]))
-                .await
-                .unwrap();
-            let store = PgStore::from_pool(pool, config()).await.unwrap();
+            let (store, admin) = common::pg_store_in_schema(&url, &schema).await;
             let (tokens, agent) = seed_real(&store).await;
             fill_postgres(&store, &agent, stored - REAL_TOKENS).await;
             sqlx::query("ANALYZE agent_auth_tokens")
@@ -195,13 +174,7 @@ fn bench_cold_resolve(c: &mut Criterion) {
                 resolve(&store, &tokens[next])
             })
         });
-        runtime.block_on(async {
-            store.pool().close().await;
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-        });
+        runtime.block_on(common::drop_schema(store, &admin, &schema));
     }
 }
 
