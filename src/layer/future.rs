@@ -113,7 +113,8 @@ pin_project! {
             response: Option<S::Response>,
         },
         Recording {
-            wait: AuditWait,
+            // `None` when the queue took the event at once.
+            wait: Option<AuditWait>,
             result: Option<Result<S::Response, S::Error>>,
         },
     }
@@ -219,15 +220,7 @@ where
             let response = Rejection::InvalidToken(refused.reason).response(Some(challenge));
             if let Some(recorder) = &shared.audit {
                 let event = refusal_event(&refused, &request, response.status().as_u16());
-                return match recorder.try_record(event) {
-                    Ok(()) => State::Rejected {
-                        response: Some(response),
-                    },
-                    Err(event) => State::Recording {
-                        wait: recorder.wait_to_record(event),
-                        result: Some(Ok(response)),
-                    },
-                };
+                return recorded(recorder.as_ref(), event, Ok(response));
             }
             return State::Rejected {
                 response: Some(response),
@@ -261,6 +254,25 @@ fn request_event<B>(principal: &ExecutionPrincipal, request: &Request<B>) -> Aud
         event = event.credential(token.clone());
     }
     event
+}
+
+/// Answers with `result` once `event` is queued: at once if the queue takes it, else after
+/// waiting for room (backpressure).
+fn recorded<S, ReqBody>(
+    recorder: &dyn AuditRecorder,
+    event: AuditEvent,
+    result: Result<S::Response, S::Error>,
+) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    State::Recording {
+        wait: recorder
+            .try_record(event)
+            .err()
+            .map(|event| recorder.wait_to_record(event)),
+        result: Some(result),
+    }
 }
 
 /// The event of a refused token whose credential is known.
@@ -305,25 +317,20 @@ where
                     let Some(mut event) = pending.event.take() else {
                         return Poll::Ready(result);
                     };
-                    let recorder = &pending.recorder;
                     event.at = time::OffsetDateTime::now_utc();
                     if let Some(request) = &mut event.request {
                         // An inner error becomes a 500 further out.
                         request.status = result.as_ref().map_or(500, |r| r.status().as_u16());
                     }
-                    match recorder.try_record(event) {
-                        Ok(()) => return Poll::Ready(result),
-                        Err(event) => State::Recording {
-                            wait: recorder.wait_to_record(event),
-                            result: Some(result),
-                        },
-                    }
+                    recorded(pending.recorder.as_ref(), event, result)
                 }
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));
                 }
                 StateProj::Recording { wait, result } => {
-                    ready!(wait.as_mut().poll(cx));
+                    if let Some(wait) = wait {
+                        ready!(wait.as_mut().poll(cx));
+                    }
                     return Poll::Ready(result.take().expect("polled after completion"));
                 }
             };
