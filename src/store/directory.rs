@@ -1,6 +1,7 @@
 //! [`UserDirectory`]: how the crate asks the host application about users.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::ceiling::{CapabilityCeiling, Policy};
@@ -66,6 +67,17 @@ pub trait UserDirectory: Send + Sync + 'static {
 
     /// The user, `Ok(None)` if they do not exist; `Err(Unavailable)` if the lookup failed.
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError>;
+
+    /// A number that changes whenever any user is added, removed, activated, deactivated or
+    /// given another role; `None` (the default) when the directory cannot tell.
+    ///
+    /// A store may reuse a verdict reached at one revision for as long as the revision stays
+    /// the same, instead of looking the owner up on every request; so a directory that returns
+    /// `Some` must change the number *after* the change is visible to [`UserDirectory::user`]
+    /// and [`UserDirectory::user_now`]. With `None`, every resolution looks the owner up.
+    fn revision(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[async_trait::async_trait]
@@ -77,12 +89,52 @@ impl<T: UserDirectory + ?Sized> UserDirectory for Arc<T> {
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
         (**self).user(id).await
     }
+
+    fn revision(&self) -> Option<u64> {
+        (**self).revision()
+    }
 }
 
 /// A [`UserDirectory`] held in memory, for tests, examples and small deployments.
+///
+/// It keeps a [revision](UserDirectory::revision), so a store resolving against it looks an
+/// owner up only after a change to the directory, and still sees every change on the next
+/// request.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryUserDirectory {
-    users: Arc<RwLock<HashMap<UserId, UserRecord>>>,
+    users: Arc<Users>,
+}
+
+#[derive(Debug, Default)]
+struct Users {
+    records: RwLock<HashMap<UserId, UserRecord>>,
+    /// Bumped after every change, while the write lock is still held.
+    revision: AtomicU64,
+}
+
+/// Write access to the records; dropping it publishes a new revision, then unlocks.
+struct Edit<'a> {
+    records: std::sync::RwLockWriteGuard<'a, HashMap<UserId, UserRecord>>,
+    revision: &'a AtomicU64,
+}
+
+impl Drop for Edit<'_> {
+    fn drop(&mut self) {
+        self.revision.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Edit<'_> {
+    type Target = HashMap<UserId, UserRecord>;
+    fn deref(&self) -> &Self::Target {
+        &self.records
+    }
+}
+
+impl std::ops::DerefMut for Edit<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.records
+    }
 }
 
 impl MemoryUserDirectory {
@@ -91,8 +143,15 @@ impl MemoryUserDirectory {
         Self::default()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<UserId, UserRecord>> {
-        self.users.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> Edit<'_> {
+        Edit {
+            records: self
+                .users
+                .records
+                .write()
+                .unwrap_or_else(|e| e.into_inner()),
+            revision: &self.users.revision,
+        }
     }
 
     /// Adds or replaces a user.
@@ -125,6 +184,7 @@ impl MemoryUserDirectory {
 impl MemoryUserDirectory {
     fn lookup(&self, id: &UserId) -> Option<UserRecord> {
         self.users
+            .records
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
@@ -140,5 +200,9 @@ impl UserDirectory for MemoryUserDirectory {
 
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
         Ok(self.lookup(id))
+    }
+
+    fn revision(&self) -> Option<u64> {
+        Some(self.users.revision.load(Ordering::Acquire))
     }
 }

@@ -75,6 +75,10 @@ impl AgentSlot {
     }
 }
 
+fn saturate_i64(value: i128) -> i64 {
+    i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
+}
+
 fn seconds_to_time(seconds: i64) -> Option<time::OffsetDateTime> {
     (seconds != NEVER)
         .then(|| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
@@ -90,27 +94,53 @@ fn touch_seconds(slot: &AtomicI64, now: i64, interval: i64) {
     }
 }
 
-/// The principal last built for a token, with what it was built from.
-struct CachedPrincipal {
+/// The change counters a verdict was reached at: the store's agent version and the user
+/// directory's revision (`None`: the directory keeps none, so no verdict outlives its request).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    agents: u64,
+    directory: Option<u64>,
+}
+
+/// The verdict last reached for a token: the principal, what it was built from, and when.
+struct CachedVerdict {
     agent: Arc<Agent>,
     parent: Option<Arc<Agent>>,
     owner_role: Arc<Policy>,
     principal: Principal,
+    stamp: Stamp,
+    /// Unix nanoseconds from which an expiry (the token's, the agent's or its parent's)
+    /// refuses the token.
+    valid_until: i128,
 }
 
-struct TokenEntry {
-    info: TokenInfo,
-    agent: Arc<AgentSlot>,
-    policy: Option<Arc<Policy>>,
-    /// Reused while the agent record and the owner's role are unchanged, so a request costs an
-    /// `Arc` clone instead of building a principal.
-    cache: ArcSwapOption<CachedPrincipal>,
+impl CachedVerdict {
+    /// Whether the verdict still stands: nothing it was reached from changed and no expiry
+    /// passed. The token's use limit is not part of it and is checked on every request.
+    fn stands(&self, stamp: Stamp, now_nanos: i128) -> bool {
+        stamp.directory.is_some() && self.stamp == stamp && now_nanos < self.valid_until
+    }
+}
+
+/// What a token's uses changed; shared by the entries that replace one another on revocation
+/// and rotation, so a request still holding the old entry counts against the new one too.
+struct Usage {
     /// Unix seconds of the last recorded use, or `NEVER`.
     last_used: AtomicI64,
     /// Operations left, for tokens with a use limit.
     remaining: Option<AtomicU64>,
     /// Microseconds at which the last operation was used, for `expires_on_completion`.
     completed_at: AtomicI64,
+}
+
+struct TokenEntry {
+    info: TokenInfo,
+    agent: Arc<AgentSlot>,
+    policy: Option<Arc<Policy>>,
+    /// Reused while it [stands](CachedVerdict::stands), so a request costs a few loads and an
+    /// `Arc` clone instead of an owner lookup and a principal.
+    cache: ArcSwapOption<CachedVerdict>,
+    usage: Arc<Usage>,
 }
 
 impl TokenEntry {
@@ -120,50 +150,55 @@ impl TokenEntry {
                 .capabilities
                 .clone()
                 .map(|caps| Arc::new(Policy::allow(caps))),
-            remaining: info.operations_remaining.map(AtomicU64::new),
-            completed_at: AtomicI64::new(NEVER),
+            usage: Arc::new(Usage {
+                last_used: AtomicI64::new(NEVER),
+                remaining: info.operations_remaining.map(AtomicU64::new),
+                completed_at: AtomicI64::new(NEVER),
+            }),
             cache: ArcSwapOption::empty(),
-            last_used: AtomicI64::new(NEVER),
             agent,
             info,
         }
     }
 
-    /// A copy with the same counters and a new record (revocation).
+    /// The same token with a new record (revoked, or its expiry moved by a rotation).
     fn with_info(&self, info: TokenInfo) -> Self {
         Self {
             info,
             agent: self.agent.clone(),
             policy: self.policy.clone(),
             cache: ArcSwapOption::empty(),
-            last_used: AtomicI64::new(self.last_used.load(Ordering::Relaxed)),
-            remaining: self
-                .remaining
-                .as_ref()
-                .map(|r| AtomicU64::new(r.load(Ordering::Acquire))),
-            completed_at: AtomicI64::new(self.completed_at.load(Ordering::Acquire)),
+            usage: self.usage.clone(),
         }
     }
 
     fn snapshot(&self) -> TokenInfo {
         let mut info = self.info.clone();
-        info.last_used_at = seconds_to_time(self.last_used.load(Ordering::Relaxed));
-        info.operations_remaining = self.remaining.as_ref().map(|r| r.load(Ordering::Acquire));
-        let completed = self.completed_at.load(Ordering::Acquire);
+        info.last_used_at = seconds_to_time(self.usage.last_used.load(Ordering::Relaxed));
+        info.operations_remaining = self
+            .usage
+            .remaining
+            .as_ref()
+            .map(|r| r.load(Ordering::Acquire));
+        let completed = self.usage.completed_at.load(Ordering::Acquire);
         if completed != NEVER {
             info.expires_at = Some(from_micros(completed));
         }
         info
     }
 
-    /// The principal for this token acting through `agent` for `owner`.
-    fn principal(
+    /// The verdict reached now for this token acting through `agent` for `owner`, kept for
+    /// later requests. The principal is the cached one while agent, parent and role are the
+    /// same, so unrelated changes (another agent's status) do not rebuild it.
+    fn admit(
         &self,
         agent: &Arc<Agent>,
         parent: Option<&Arc<Agent>>,
         owner: &UserRecord,
+        stamp: Stamp,
     ) -> Principal {
-        if let Some(cached) = &*self.cache.load() {
+        let cached = self.cache.load();
+        let reusable = cached.as_ref().filter(|cached| {
             let same_role =
                 Arc::ptr_eq(&cached.owner_role, owner.role()) || cached.owner_role == *owner.role();
             let same_parent = match (&cached.parent, parent) {
@@ -171,31 +206,50 @@ impl TokenEntry {
                 (Some(cached), Some(parent)) => Arc::ptr_eq(cached, parent),
                 _ => false,
             };
-            if Arc::ptr_eq(&cached.agent, agent) && same_parent && same_role {
-                return cached.principal.clone();
-            }
-        }
-        let principal: Principal = verdict::agent_principal(
-            owner,
-            agent,
-            parent.map(|p| &**p),
-            &self.info,
-            self.policy.as_ref(),
-        )
-        .into();
-        self.cache.store(Some(Arc::new(CachedPrincipal {
+            Arc::ptr_eq(&cached.agent, agent) && same_parent && same_role
+        });
+        let principal = match reusable {
+            Some(cached) => cached.principal.clone(),
+            None => verdict::agent_principal(
+                owner,
+                agent,
+                parent.map(|p| &**p),
+                &self.info,
+                self.policy.as_ref(),
+            )
+            .into(),
+        };
+        let valid_until = [
+            self.info.expires_at,
+            agent.expires_at,
+            parent.and_then(|p| p.expires_at),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|at| at.unix_timestamp_nanos())
+        .min()
+        .unwrap_or(i128::MAX);
+        self.cache.store(Some(Arc::new(CachedVerdict {
             agent: agent.clone(),
             parent: parent.cloned(),
             owner_role: owner.role().clone(),
             principal: principal.clone(),
+            stamp,
+            valid_until,
         })));
         principal
+    }
+
+    /// Whether the token expired with its last operation (`expires_on_completion`).
+    fn completed_by(&self, now_nanos: i128) -> bool {
+        let completed = self.usage.completed_at.load(Ordering::Acquire);
+        completed != NEVER && i128::from(completed) * 1_000 <= now_nanos
     }
 
     /// Uses one operation, atomically: of N concurrent requests for the last operation, exactly
     /// one gets it.
     fn consume(&self, now_nanos: i128) -> Result<(), InvalidReason> {
-        let Some(remaining) = &self.remaining else {
+        let Some(remaining) = &self.usage.remaining else {
             return Ok(());
         };
         let before = remaining
@@ -205,15 +259,16 @@ impl TokenEntry {
             .map_err(|_| InvalidReason::Exhausted)?;
         if before == 1 && self.info.expires_on_completion {
             let micros = i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX);
-            self.completed_at.store(micros, Ordering::Release);
+            self.usage.completed_at.store(micros, Ordering::Release);
         }
         Ok(())
     }
 
     /// Records a use of the token and its agent, at most once per `interval` seconds.
     fn touch(&self, now_nanos: i128, interval: i64) {
-        let now = i64::try_from(now_nanos / 1_000_000_000).unwrap_or(i64::MAX);
-        touch_seconds(&self.last_used, now, interval);
+        // Narrowed first: dividing the i128 itself is a library call.
+        let now = saturate_i64(now_nanos) / 1_000_000_000;
+        touch_seconds(&self.usage.last_used, now, interval);
         touch_seconds(&self.agent.last_used, now, interval);
     }
 }
@@ -275,6 +330,8 @@ struct Inner {
     config: StoreConfig,
     last_used_interval: i64,
     state: RwLock<State>,
+    /// Bumped after every change to an agent record, so cached verdicts know to look again.
+    agents_version: AtomicU64,
     audit: MemoryAuditSink,
 }
 
@@ -331,6 +388,7 @@ impl MemoryStore {
                 config,
                 last_used_interval,
                 state: RwLock::default(),
+                agents_version: AtomicU64::new(0),
                 audit: MemoryAuditSink::default(),
             }),
         }
@@ -348,6 +406,7 @@ impl MemoryStore {
                 config,
                 last_used_interval,
                 state: inner.state,
+                agents_version: inner.agents_version,
                 audit: inner.audit,
             }),
         }
@@ -381,8 +440,52 @@ impl MemoryStore {
         truncate(self.inner.config.clock.now())
     }
 
-    fn candidate(&self, token: &TokenLookup<'_>) -> Result<Candidate, ResolveError> {
-        let now_nanos = self.inner.config.clock.unix_nanos();
+    /// Replaces an agent record; verdicts reached before are not reused after.
+    fn set_agent(&self, slot: &AgentSlot, agent: Agent) {
+        slot.set(agent);
+        self.inner.agents_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// What cached verdicts are compared against. Read before the records a verdict is built
+    /// from, so a verdict is never stamped newer than what it saw.
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            agents: self.inner.agents_version.load(Ordering::Acquire),
+            directory: self.inner.config.directory.revision(),
+        }
+    }
+
+    /// The fast path: the token's verdict still stands, so only its use limit is checked.
+    /// `None` when it must be reached anew (unknown token, no verdict yet, or a change since).
+    fn reuse(
+        &self,
+        token: &TokenLookup<'_>,
+        stamp: Stamp,
+        now_nanos: i128,
+    ) -> Option<Result<Principal, ResolveError>> {
+        let state = self.read();
+        let entry = state.tokens.get(token.hash())?;
+        let cached = entry.cache.load();
+        // The presented slug is part of the hashed token, so a verdict for this hash already
+        // checked it.
+        let cached = cached.as_ref().filter(|c| c.stands(stamp, now_nanos))?;
+        let spent = if entry.completed_by(now_nanos) {
+            Err(InvalidReason::Expired)
+        } else {
+            entry.consume(now_nanos)
+        };
+        if let Err(reason) = spent {
+            return Some(Err(verdict::refused(reason, &entry.info, &cached.agent)));
+        }
+        entry.touch(now_nanos, self.inner.last_used_interval);
+        Some(Ok(cached.principal.clone()))
+    }
+
+    fn candidate(
+        &self,
+        token: &TokenLookup<'_>,
+        now_nanos: i128,
+    ) -> Result<Candidate, ResolveError> {
         let entry = self.read().tokens.get(token.hash()).cloned();
         let entry = entry.ok_or(InvalidReason::Unknown)?;
         let agent = entry.agent.get();
@@ -395,8 +498,7 @@ impl MemoryStore {
             now_nanos,
         )
         .map_err(|reason| verdict::refused(reason, &entry.info, &agent))?;
-        let completed = entry.completed_at.load(Ordering::Acquire);
-        if completed != NEVER && i128::from(completed) * 1_000 <= now_nanos {
+        if entry.completed_by(now_nanos) {
             return Err(verdict::refused(
                 InvalidReason::Expired,
                 &entry.info,
@@ -415,6 +517,7 @@ impl MemoryStore {
         &self,
         candidate: Candidate,
         owner: Result<Option<UserRecord>, ResolveError>,
+        stamp: Stamp,
     ) -> Result<Principal, ResolveError> {
         let Candidate {
             entry,
@@ -426,7 +529,7 @@ impl MemoryStore {
         let owner = verdict::active_owner(owner?).map_err(refused)?;
         // Last, so that a request refused for any other reason uses no operation.
         entry.consume(now_nanos).map_err(refused)?;
-        let principal = entry.principal(&agent, parent.as_ref(), &owner);
+        let principal = entry.admit(&agent, parent.as_ref(), &owner, stamp);
         entry.touch(now_nanos, self.inner.last_used_interval);
         Ok(principal)
     }
@@ -447,7 +550,12 @@ impl TokenResolver for MemoryStore {
     }
 
     fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
-        let candidate = match self.candidate(token) {
+        let stamp = self.stamp();
+        let now_nanos = self.inner.config.clock.unix_nanos();
+        if let Some(verdict) = self.reuse(token, stamp, now_nanos) {
+            return Some(verdict);
+        }
+        let candidate = match self.candidate(token, now_nanos) {
             Ok(candidate) => candidate,
             Err(refused) => return Some(Err(refused)),
         };
@@ -456,11 +564,16 @@ impl TokenResolver for MemoryStore {
             .config
             .directory
             .user_now(&candidate.agent.owner)?;
-        Some(self.admit(candidate, owner))
+        Some(self.admit(candidate, owner, stamp))
     }
 
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        let candidate = self.candidate(token)?;
+        let stamp = self.stamp();
+        let now_nanos = self.inner.config.clock.unix_nanos();
+        if let Some(verdict) = self.reuse(token, stamp, now_nanos) {
+            return verdict;
+        }
+        let candidate = self.candidate(token, now_nanos)?;
         let owner = self
             .inner
             .config
@@ -468,7 +581,7 @@ impl TokenResolver for MemoryStore {
             .as_ref()
             .user(&candidate.agent.owner)
             .await;
-        self.admit(candidate, owner)
+        self.admit(candidate, owner, stamp)
     }
 }
 
@@ -540,7 +653,7 @@ impl AgentStore for MemoryStore {
         let slot = state.agent(id)?;
         let mut agent = Agent::clone(&slot.get());
         agent.status = status;
-        slot.set(agent.clone());
+        self.set_agent(slot, agent);
         Ok(slot.snapshot())
     }
 
@@ -698,7 +811,7 @@ impl TokenStore for MemoryStore {
         let new = rotation.new;
         let mut agent = Agent::clone(&slot.get());
         agent.last_rotated_at = Some(new.info.created_at);
-        slot.set(agent);
+        self.set_agent(&slot, agent);
         state.insert(new.hash, TokenEntry::new(new.info.clone(), slot));
         Ok(IssuedToken {
             token: new.raw,

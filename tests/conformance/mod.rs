@@ -1365,6 +1365,94 @@ pub async fn case_disabled_identity_refuses_every_credential<S: Store>(env: Env<
     }
 }
 
+/// A store may reuse the verdict of one request for the next; no change may be missed by it.
+/// Each change comes after the token was admitted twice (so any cached verdict is in use).
+pub async fn case_an_admitted_token_sees_every_later_change<S: Store>(env: Env<S>) {
+    let expiry = env.clock.now() + time::Duration::hours(1);
+    let parent = env
+        .store
+        .create_agent(NewAgent::new("lead", "alice").with_expires_at(expiry))
+        .await
+        .unwrap();
+    let child = env
+        .store
+        .create_agent(NewAgent::child("lead-thread-1", parent.id.clone()))
+        .await
+        .unwrap();
+    let own = env
+        .store
+        .create_token(&parent.id, NewToken::new("own"))
+        .await
+        .unwrap();
+    let threads = env
+        .store
+        .create_token(&child.id, NewToken::new("thread"))
+        .await
+        .unwrap();
+    let admitted_twice = |raw: String| {
+        let store = env.store.clone();
+        async move {
+            for _ in 0..2 {
+                assert!(resolve(&store, &raw).await.is_ok());
+            }
+        }
+    };
+    let own_raw = own.token.expose_secret().to_owned();
+    let thread_raw = threads.token.expose_secret().to_owned();
+
+    admitted_twice(own_raw.clone()).await;
+    admitted_twice(thread_raw.clone()).await;
+    env.store
+        .set_agent_status(&parent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, &own_raw).await),
+        InvalidReason::AgentDisabled
+    );
+    // The parent's status bounds its thread-scoped child too.
+    assert_eq!(
+        refused(resolve(&env.store, &thread_raw).await),
+        InvalidReason::AgentDisabled
+    );
+    env.store
+        .set_agent_status(&parent.id, AgentStatus::Active)
+        .await
+        .unwrap();
+    admitted_twice(own_raw.clone()).await;
+    admitted_twice(thread_raw.clone()).await;
+
+    // The parent's expiry ends both (their tokens' own expiry is capped at it, so either
+    // reason may be the first to apply).
+    env.clock.advance(time::Duration::hours(1));
+    for raw in [&own_raw, &thread_raw] {
+        let reason = refused(resolve(&env.store, raw).await);
+        assert!(
+            matches!(reason, InvalidReason::Expired | InvalidReason::AgentExpired),
+            "{reason:?}"
+        );
+    }
+
+    // Revocation, after admission.
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let raw = t.token.expose_secret().to_owned();
+    admitted_twice(raw.clone()).await;
+    env.store.revoke_token(&agent.id, &t.info.id).await.unwrap();
+    assert_eq!(
+        refused(resolve(&env.store, &raw).await),
+        InvalidReason::Revoked
+    );
+}
+
 /// A lifetime past what a clock can hold is refused, not a panic.
 pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
     let agent = env
@@ -1499,6 +1587,7 @@ macro_rules! conformance_suite {
             case_thread_identity_lifecycle,
             case_children_are_never_wider_than_the_parent,
             case_disabled_identity_refuses_every_credential,
+            case_an_admitted_token_sees_every_later_change,
             case_rotation_is_recorded_on_the_identity,
             case_absurd_lifetimes_are_refused,
             case_a_large_audit_batch_is_written_whole_and_in_order,
