@@ -96,6 +96,9 @@ pin_project! {
 }
 
 pin_project! {
+    // Every request moves this future, so its states stay small: a refusal keeps the
+    // `Rejection` and builds the response when polled, and only the rare wait for room in the
+    // audit queue boxes what it answers with.
     #[project = StateProj]
     enum State<S, ReqBody>
     where
@@ -110,12 +113,12 @@ pin_project! {
             audit: Option<Box<PendingAudit>>,
         },
         Rejected {
-            response: Option<S::Response>,
+            rejection: Option<Rejection>,
+            challenge: Arc<Challenge>,
         },
         Recording {
-            // `None` when the queue took the event at once.
-            wait: Option<AuditWait>,
-            result: Option<Result<S::Response, S::Error>>,
+            wait: AuditWait,
+            output: Option<Box<Result<S::Response, S::Error>>>,
         },
     }
 }
@@ -134,15 +137,14 @@ where
         }
     }
 
-    pub(crate) fn rejected(rejection: Rejection, challenge: &Challenge) -> Self {
+    pub(crate) fn rejected(rejection: Rejection, challenge: &Arc<Challenge>) -> Self {
         Self {
-            state: State::Rejected {
-                response: Some(rejection.response(Some(challenge))),
-            },
+            state: rejected(rejection, challenge),
         }
     }
 
     /// Continues with a verdict already at hand.
+    #[inline]
     pub(crate) fn settled(
         request: Request<ReqBody>,
         verdict: Result<Option<Principal>, ResolveError>,
@@ -175,8 +177,19 @@ where
     }
 }
 
+fn rejected<S, ReqBody>(rejection: Rejection, challenge: &Arc<Challenge>) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    State::Rejected {
+        rejection: Some(rejection),
+        challenge: challenge.clone(),
+    }
+}
+
 /// Turns a verdict into the next state: call the inner service (with the principal, or marked as
 /// anonymous) or answer with a rejection.
+#[inline]
 fn settle<S, ReqBody, ResBody>(
     mut request: Request<ReqBody>,
     verdict: Result<Option<Principal>, ResolveError>,
@@ -217,20 +230,23 @@ where
         Ok(None) => Rejection::MissingCredentials,
         Err(ResolveError::Invalid(reason)) => Rejection::InvalidToken(reason),
         Err(ResolveError::Refused(refused)) => {
-            let response = Rejection::InvalidToken(refused.reason).response(Some(challenge));
+            let rejection = Rejection::InvalidToken(refused.reason);
             if let Some(recorder) = &shared.audit {
-                let event = refusal_event(&refused, &request, response.status().as_u16());
-                return recorded(recorder.as_ref(), event, Ok(response));
+                let status = rejection.status().as_u16();
+                let event = refusal_event(&refused, &request, status);
+                if let Err(event) = recorder.try_record(event) {
+                    let response = rejection.response(Some(challenge));
+                    return State::Recording {
+                        wait: recorder.wait_to_record(event),
+                        output: Some(Box::new(Ok(response))),
+                    };
+                }
             }
-            return State::Rejected {
-                response: Some(response),
-            };
+            rejection
         }
         Err(ResolveError::Unavailable(_)) => Rejection::Unavailable,
     };
-    State::Rejected {
-        response: Some(rejection.response(Some(challenge))),
-    }
+    rejected(rejection, challenge)
 }
 
 /// The event of an agent-authenticated request; the time and status are filled in when the
@@ -254,25 +270,6 @@ fn request_event<B>(principal: &ExecutionPrincipal, request: &Request<B>) -> Aud
         event = event.credential(token.clone());
     }
     event
-}
-
-/// Answers with `result` once `event` is queued: at once if the queue takes it, else after
-/// waiting for room (backpressure).
-fn recorded<S, ReqBody>(
-    recorder: &dyn AuditRecorder,
-    event: AuditEvent,
-    result: Result<S::Response, S::Error>,
-) -> State<S, ReqBody>
-where
-    S: Service<Request<ReqBody>>,
-{
-    State::Recording {
-        wait: recorder
-            .try_record(event)
-            .err()
-            .map(|event| recorder.wait_to_record(event)),
-        result: Some(result),
-    }
 }
 
 /// The event of a refused token whose credential is known.
@@ -322,16 +319,25 @@ where
                         // An inner error becomes a 500 further out.
                         request.status = result.as_ref().map_or(500, |r| r.status().as_u16());
                     }
-                    recorded(pending.recorder.as_ref(), event, result)
-                }
-                StateProj::Rejected { response } => {
-                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
-                }
-                StateProj::Recording { wait, result } => {
-                    if let Some(wait) = wait {
-                        ready!(wait.as_mut().poll(cx));
+                    match pending.recorder.try_record(event) {
+                        Ok(()) => return Poll::Ready(result),
+                        // Backpressure: keep the answer until the queue has room.
+                        Err(event) => State::Recording {
+                            wait: pending.recorder.wait_to_record(event),
+                            output: Some(Box::new(result)),
+                        },
                     }
-                    return Poll::Ready(result.take().expect("polled after completion"));
+                }
+                StateProj::Rejected {
+                    rejection,
+                    challenge,
+                } => {
+                    let rejection = rejection.take().expect("polled after completion");
+                    return Poll::Ready(Ok(rejection.response(Some(challenge))));
+                }
+                StateProj::Recording { wait, output } => {
+                    ready!(wait.as_mut().poll(cx));
+                    return Poll::Ready(*output.take().expect("polled after completion"));
                 }
             };
             state.set(next);
