@@ -186,13 +186,24 @@ impl From<InvalidReason> for ResolveError {
 #[derive(Debug, Clone, Copy)]
 pub struct TokenLookup<'a> {
     hash: TokenHash,
-    slug: &'a str,
+    /// ASCII: from a `&str`, or checked to be `[a-z0-9-]` by the token parser.
+    slug: &'a [u8],
     legacy: bool,
 }
 
 impl<'a> TokenLookup<'a> {
     /// A lookup for the token with this hash and embedded slug.
     pub fn new(hash: TokenHash, slug: &'a str, legacy: bool) -> Self {
+        Self::from_parts(hash, slug.as_bytes(), legacy)
+    }
+
+    /// A lookup for a token that passed the format's checks.
+    pub(crate) fn parsed(token: &crate::token::ParsedToken<'a>) -> Self {
+        Self::from_parts(token.hash(), token.slug_bytes(), token.is_legacy())
+    }
+
+    /// `slug` must be ASCII.
+    pub(crate) fn from_parts(hash: TokenHash, slug: &'a [u8], legacy: bool) -> Self {
         Self { hash, slug, legacy }
     }
 
@@ -204,6 +215,11 @@ impl<'a> TokenLookup<'a> {
     /// The agent slug embedded in the token. A resolver should refuse the token with
     /// [`InvalidReason::AgentMismatch`] when it is stored for an agent with another slug.
     pub fn slug(&self) -> &'a str {
+        crate::bytes::ascii_str(self.slug)
+    }
+
+    /// The slug's bytes.
+    pub(crate) fn slug_bytes(&self) -> &'a [u8] {
         self.slug
     }
 

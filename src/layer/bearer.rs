@@ -35,9 +35,13 @@ fn is_ows(b: u8) -> bool {
 }
 
 fn parse(value: &[u8]) -> Credentials<'_> {
-    let value = value.trim_ascii_start();
-    let end = value.iter().rposition(|&b| !is_ows(b)).map_or(0, |i| i + 1);
-    let value = &value[..end];
+    // The usual shape, `Bearer <token>`, without the general scan below.
+    if let Some((scheme, token)) = value.split_at_checked(BEARER.len()) {
+        if scheme.eq_ignore_ascii_case(BEARER) && token.first().is_some_and(|&b| !is_ows(b)) {
+            return Credentials::Bearer(trim_ows_end(token));
+        }
+    }
+    let value = trim_ows_end(value.trim_ascii_start());
     let scheme_end = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_end);
     if scheme.is_empty() || !scheme.iter().all(|&b| is_tchar(b)) {
@@ -52,6 +56,13 @@ fn parse(value: &[u8]) -> Credentials<'_> {
         return Credentials::Malformed;
     }
     Credentials::Bearer(token)
+}
+
+const BEARER: &[u8] = b"bearer ";
+
+fn trim_ows_end(value: &[u8]) -> &[u8] {
+    let end = value.iter().rposition(|&b| !is_ows(b)).map_or(0, |i| i + 1);
+    &value[..end]
 }
 
 /// RFC 7230 `tchar`.

@@ -65,10 +65,10 @@ where
             }
             Credentials::Bearer(token) => match shared.format.parse_bytes(token) {
                 Ok(parsed) => {
-                    let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+                    let lookup = TokenLookup::parsed(&parsed);
                     match shared.resolver.resolve_now(&lookup) {
                         Some(verdict) => Next::Settle(verdict.map(Some)),
-                        None => match InlineSlug::new(lookup.slug()) {
+                        None => match InlineSlug::new(lookup.slug_bytes()) {
                             Some(slug) => Next::Wait(*lookup.hash(), slug, lookup.is_legacy()),
                             None => Next::Settle(Err(InvalidReason::Malformed.into())),
                         },
@@ -120,7 +120,7 @@ where
             Next::Wait(hash, slug, legacy) => {
                 let resolver = shared.resolver.clone();
                 let lookup: TokenResolution = Box::pin(async move {
-                    let lookup = TokenLookup::new(hash, slug.as_str(), legacy);
+                    let lookup = TokenLookup::from_parts(hash, slug.as_bytes(), legacy);
                     resolver.as_ref().resolve(&lookup).await
                 });
                 ResponseFuture::resolving(Resolution::Token(lookup), Some(request), inner, shared)
@@ -149,15 +149,14 @@ struct InlineSlug {
 const MAX_SLUG: usize = 64;
 
 impl InlineSlug {
-    fn new(slug: &str) -> Option<Self> {
+    fn new(slug: &[u8]) -> Option<Self> {
         let len = slug.len();
         let mut bytes = [0u8; MAX_SLUG];
-        bytes.get_mut(..len)?.copy_from_slice(slug.as_bytes());
+        bytes.get_mut(..len)?.copy_from_slice(slug);
         Some(Self { bytes, len })
     }
 
-    fn as_str(&self) -> &str {
-        // Copied from a `&str`, so always valid.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }

@@ -1,5 +1,5 @@
 use super::{RawToken, TokenHash};
-use crate::bytes::{all_lower_hex, is_slug_char};
+use crate::bytes::{all_lower_hex, ascii_str, is_slug_char};
 
 /// Bytes of CSPRNG output in a token (56 hex digits, 224 bits).
 const ENTROPY_BYTES: usize = 28;
@@ -53,14 +53,15 @@ pub struct TokenFormat {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ParsedToken<'a> {
     token: &'a [u8],
-    slug: &'a str,
+    /// Checked to be `[a-z0-9-]`.
+    slug: &'a [u8],
     legacy: bool,
 }
 
 impl std::fmt::Debug for ParsedToken<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParsedToken")
-            .field("slug", &self.slug)
+            .field("slug", &self.slug())
             .field("legacy", &self.legacy)
             .finish_non_exhaustive()
     }
@@ -69,6 +70,11 @@ impl std::fmt::Debug for ParsedToken<'_> {
 impl<'a> ParsedToken<'a> {
     /// The agent slug embedded in the token.
     pub fn slug(&self) -> &'a str {
+        ascii_str(self.slug)
+    }
+
+    /// The slug's bytes, checked to be `[a-z0-9-]`.
+    pub(crate) fn slug_bytes(&self) -> &'a [u8] {
         self.slug
     }
 
@@ -180,8 +186,6 @@ impl TokenFormat {
         if legacy && !self.accept_legacy {
             return Err(TokenError::Checksum);
         }
-        // Checked above to be `[a-z0-9-]`, so this cannot fail.
-        let slug = std::str::from_utf8(slug).map_err(|_| TokenError::Malformed)?;
         Ok(ParsedToken {
             token,
             slug,
