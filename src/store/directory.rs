@@ -54,8 +54,9 @@ impl UserRecord {
     }
 }
 
-/// The host application's users, looked up at every resolution so that demoting or deactivating
-/// an owner takes effect on the agent's next request.
+/// The host application's users. Stores check the owner at every resolution — by looking them
+/// up, or by finding the directory's [revision](UserDirectory::revision) unchanged since they
+/// last did — so demoting or deactivating an owner takes effect on the agent's next request.
 #[async_trait::async_trait]
 pub trait UserDirectory: Send + Sync + 'static {
     /// Answers at once when the user is at hand (held in memory), without allocating a future;
