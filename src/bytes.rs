@@ -6,8 +6,9 @@ pub(crate) fn all_lower_hex(bytes: &[u8]) -> bool {
     bytes.iter().fold(true, |all, &b| all & is_lower_hex(b))
 }
 
-/// Bytes already checked to be ASCII (a slug) as a `str`. Only converted when asked for, so
-/// the request path, which compares bytes, never pays for UTF-8 validation.
+/// Bytes known to be UTF-8 (a slug: checked `[a-z0-9-]`, or taken from a `&str`) as a `str`.
+/// Converted only when asked for, so the request path, which compares bytes, never pays for
+/// UTF-8 validation.
 pub(crate) fn ascii_str(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }

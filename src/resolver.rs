@@ -183,12 +183,22 @@ impl From<InvalidReason> for ResolveError {
 /// A presented token that passed the offline checks, as handed to a [`TokenResolver`].
 ///
 /// It carries the hash, never the raw token.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct TokenLookup<'a> {
     hash: TokenHash,
-    /// ASCII: from a `&str`, or checked to be `[a-z0-9-]` by the token parser.
+    /// UTF-8: from a `&str`, or checked to be `[a-z0-9-]` by the token parser.
     slug: &'a [u8],
     legacy: bool,
+}
+
+impl std::fmt::Debug for TokenLookup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenLookup")
+            .field("hash", &self.hash)
+            .field("slug", &self.slug())
+            .field("legacy", &self.legacy)
+            .finish()
+    }
 }
 
 impl<'a> TokenLookup<'a> {
@@ -202,7 +212,7 @@ impl<'a> TokenLookup<'a> {
         Self::from_parts(token.hash(), token.slug_bytes(), token.is_legacy())
     }
 
-    /// `slug` must be ASCII.
+    /// `slug` must be UTF-8 (it is, when it comes from one of the above).
     pub(crate) fn from_parts(hash: TokenHash, slug: &'a [u8], legacy: bool) -> Self {
         Self { hash, slug, legacy }
     }
