@@ -266,8 +266,11 @@ impl TokenEntry {
 
     /// Records a use of the token and its agent, at most once per `interval` seconds.
     fn touch(&self, now_nanos: i128, interval: i64) {
-        // Narrowed first: dividing the i128 itself is a library call.
-        let now = saturate_i64(now_nanos) / 1_000_000_000;
+        // Narrowed first when it fits (until 2262): dividing an i128 is a library call.
+        let now = match i64::try_from(now_nanos) {
+            Ok(nanos) => nanos / 1_000_000_000,
+            Err(_) => saturate_i64(now_nanos / 1_000_000_000),
+        };
         touch_seconds(&self.usage.last_used, now, interval);
         touch_seconds(&self.agent.last_used, now, interval);
     }
@@ -466,9 +469,12 @@ impl MemoryStore {
         let state = self.read();
         let entry = state.tokens.get(token.hash())?;
         let cached = entry.cache.load();
-        // The presented slug is part of the hashed token, so a verdict for this hash already
-        // checked it.
         let cached = cached.as_ref().filter(|c| c.stands(stamp, now_nanos))?;
+        // The layer's slug is part of the hashed token, but a lookup built by hand may name
+        // another agent: the full checks refuse it.
+        if *cached.agent.slug.as_bytes() != *token.slug_bytes() {
+            return None;
+        }
         let spent = if entry.completed_by(now_nanos) {
             Err(InvalidReason::Expired)
         } else {

@@ -1453,6 +1453,31 @@ pub async fn case_an_admitted_token_sees_every_later_change<S: Store>(env: Env<S
     );
 }
 
+/// A lookup built by hand (`TokenLookup::new`) whose slug does not name the token's agent is
+/// refused, also after the token was admitted with the right one.
+pub async fn case_a_lookup_naming_another_agent_is_refused<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let raw = t.token.expose_secret();
+    for _ in 0..2 {
+        assert!(resolve(&env.store, raw).await.is_ok());
+    }
+    let lookup = TokenLookup::new(TokenHash::of(raw), "someone-else", false);
+    let verdict = match env.store.resolve_now(&lookup) {
+        Some(verdict) => verdict,
+        None => env.store.resolve(&lookup).await,
+    };
+    assert_eq!(refused(verdict), InvalidReason::AgentMismatch);
+}
+
 /// A lifetime past what a clock can hold is refused, not a panic.
 pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
     let agent = env
@@ -1588,6 +1613,7 @@ macro_rules! conformance_suite {
             case_children_are_never_wider_than_the_parent,
             case_disabled_identity_refuses_every_credential,
             case_an_admitted_token_sees_every_later_change,
+            case_a_lookup_naming_another_agent_is_refused,
             case_rotation_is_recorded_on_the_identity,
             case_absurd_lifetimes_are_refused,
             case_a_large_audit_batch_is_written_whole_and_in_order,
