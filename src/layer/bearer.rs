@@ -5,8 +5,8 @@ use http::HeaderMap;
 use crate::bytes::is_b64_char;
 use http::header::AUTHORIZATION;
 
-/// What a request presents in its `Authorization` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a request presents in its `Authorization` header. `Debug` never shows the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Credentials<'a> {
     /// No `Authorization` header.
     Absent,
@@ -17,6 +17,17 @@ pub(crate) enum Credentials<'a> {
     OtherScheme,
     /// Two headers, an empty one, or a `Bearer` header without a token.
     Malformed,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Absent => f.write_str("Absent"),
+            Self::Bearer(token) => write!(f, "Bearer(<{} bytes>)", token.len()),
+            Self::OtherScheme => f.write_str("OtherScheme"),
+            Self::Malformed => f.write_str("Malformed"),
+        }
+    }
 }
 
 pub(crate) fn credentials(headers: &HeaderMap) -> Credentials<'_> {
@@ -90,6 +101,12 @@ mod tests {
 
     fn bearer(token: &'static str) -> Credentials<'static> {
         Credentials::Bearer(token.as_bytes())
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let debug = format!("{:?}", bearer("acme_bot_secret"));
+        assert_eq!(debug, "Bearer(<15 bytes>)");
     }
 
     #[test]
