@@ -113,71 +113,44 @@ struct Users {
     revision: AtomicU64,
 }
 
-/// Write access to the records; dropping it publishes a new revision, then unlocks.
-struct Edit<'a> {
-    records: std::sync::RwLockWriteGuard<'a, HashMap<UserId, UserRecord>>,
-    revision: &'a AtomicU64,
-}
-
-impl Drop for Edit<'_> {
-    fn drop(&mut self) {
-        self.revision.fetch_add(1, Ordering::Release);
-    }
-}
-
-impl std::ops::Deref for Edit<'_> {
-    type Target = HashMap<UserId, UserRecord>;
-    fn deref(&self) -> &Self::Target {
-        &self.records
-    }
-}
-
-impl std::ops::DerefMut for Edit<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.records
-    }
-}
-
 impl MemoryUserDirectory {
     /// An empty directory.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn write(&self) -> Edit<'_> {
-        Edit {
-            records: self
-                .users
-                .records
-                .write()
-                .unwrap_or_else(|e| e.into_inner()),
-            revision: &self.users.revision,
-        }
+    /// The one way to change the records: applies `change` and publishes a new revision
+    /// before unlocking, so a reader that sees the new revision sees the change.
+    fn edit<R>(&self, change: impl FnOnce(&mut HashMap<UserId, UserRecord>) -> R) -> R {
+        let mut records = self
+            .users
+            .records
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let result = change(&mut records);
+        self.users.revision.fetch_add(1, Ordering::Release);
+        result
     }
 
     /// Adds or replaces a user.
     pub fn insert(&self, user: UserRecord) {
-        self.write().insert(user.id.clone(), user);
+        self.edit(|users| users.insert(user.id.clone(), user));
     }
 
     /// Removes a user; their agents are refused from the next request on.
     pub fn remove(&self, id: &UserId) -> Option<UserRecord> {
-        self.write().remove(id)
+        self.edit(|users| users.remove(id))
     }
 
     /// Activates or deactivates a user. Returns false if there is no such user.
     pub fn set_active(&self, id: &UserId, active: bool) -> bool {
-        self.write()
-            .get_mut(id)
-            .map(|user| user.active = active)
+        self.edit(|users| users.get_mut(id).map(|user| user.active = active))
             .is_some()
     }
 
     /// Changes a user's role. Returns false if there is no such user.
     pub fn set_role(&self, id: &UserId, role: Policy) -> bool {
-        self.write()
-            .get_mut(id)
-            .map(|user| user.role = Arc::new(role))
+        self.edit(|users| users.get_mut(id).map(|user| user.role = Arc::new(role)))
             .is_some()
     }
 }
