@@ -63,10 +63,6 @@ impl AgentSlot {
         self.record.load_full()
     }
 
-    fn set(&self, agent: Agent) {
-        self.record.store(Arc::new(agent));
-    }
-
     /// The record as callers see it, with its last use.
     fn snapshot(&self) -> Agent {
         let mut agent = Agent::clone(&self.get());
@@ -443,9 +439,9 @@ impl MemoryStore {
         truncate(self.inner.config.clock.now())
     }
 
-    /// Replaces an agent record; verdicts reached before are not reused after.
+    /// The one way to replace an agent record: verdicts reached before are not reused after.
     fn set_agent(&self, slot: &AgentSlot, agent: Agent) {
-        slot.set(agent);
+        slot.record.store(Arc::new(agent));
         self.inner.agents_version.fetch_add(1, Ordering::Release);
     }
 
@@ -485,6 +481,20 @@ impl MemoryStore {
         }
         entry.touch(now_nanos, self.inner.last_used_interval);
         Some(Ok(cached.principal.clone()))
+    }
+
+    /// Everything a resolution does before asking for the owner: a verdict that still stands,
+    /// a refusal, or a candidate that needs its owner checked.
+    fn begin(&self, token: &TokenLookup<'_>) -> Begun {
+        let stamp = self.stamp();
+        let now_nanos = self.inner.config.clock.unix_nanos();
+        if let Some(verdict) = self.reuse(token, stamp, now_nanos) {
+            return Begun::Settled(verdict);
+        }
+        match self.candidate(token, now_nanos) {
+            Ok(candidate) => Begun::NeedsOwner(candidate, stamp),
+            Err(refused) => Begun::Settled(Err(refused)),
+        }
     }
 
     fn candidate(
@@ -541,6 +551,12 @@ impl MemoryStore {
     }
 }
 
+/// How [`MemoryStore::begin`] left a resolution.
+enum Begun {
+    Settled(Result<Principal, ResolveError>),
+    NeedsOwner(Candidate, Stamp),
+}
+
 /// A token and its agent that passed every check but the owner's and the use limit.
 struct Candidate {
     entry: Arc<TokenEntry>,
@@ -556,38 +572,25 @@ impl TokenResolver for MemoryStore {
     }
 
     fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
-        let stamp = self.stamp();
-        let now_nanos = self.inner.config.clock.unix_nanos();
-        if let Some(verdict) = self.reuse(token, stamp, now_nanos) {
-            return Some(verdict);
+        match self.begin(token) {
+            Begun::Settled(verdict) => Some(verdict),
+            Begun::NeedsOwner(candidate, stamp) => {
+                let directory = &self.inner.config.directory;
+                let owner = directory.user_now(&candidate.agent.owner)?;
+                Some(self.admit(candidate, owner, stamp))
+            }
         }
-        let candidate = match self.candidate(token, now_nanos) {
-            Ok(candidate) => candidate,
-            Err(refused) => return Some(Err(refused)),
-        };
-        let owner = self
-            .inner
-            .config
-            .directory
-            .user_now(&candidate.agent.owner)?;
-        Some(self.admit(candidate, owner, stamp))
     }
 
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        let stamp = self.stamp();
-        let now_nanos = self.inner.config.clock.unix_nanos();
-        if let Some(verdict) = self.reuse(token, stamp, now_nanos) {
-            return verdict;
+        match self.begin(token) {
+            Begun::Settled(verdict) => verdict,
+            Begun::NeedsOwner(candidate, stamp) => {
+                let directory = self.inner.config.directory.as_ref();
+                let owner = directory.user(&candidate.agent.owner).await;
+                self.admit(candidate, owner, stamp)
+            }
         }
-        let candidate = self.candidate(token, now_nanos)?;
-        let owner = self
-            .inner
-            .config
-            .directory
-            .as_ref()
-            .user(&candidate.agent.owner)
-            .await;
-        self.admit(candidate, owner, stamp)
     }
 }
 
