@@ -54,7 +54,11 @@ impl SessionResolver for Sessions {
         let Some(user_id) = user_id else {
             return Ok(None);
         };
-        let user = self.users.user(&user_id.into()).await?;
+        let user = self
+            .users
+            .user(&user_id.into())
+            .await
+            .map_err(ResolveError::Unavailable)?;
         Ok(user
             .filter(UserRecord::is_active)
             .map(|user| user.session_principal()))

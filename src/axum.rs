@@ -34,8 +34,8 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
+use crate::layer::rejection::{self, PrincipalRejection};
 use crate::principal::Principal;
-use crate::rejection::{self, PrincipalRejection};
 
 impl IntoResponse for PrincipalRejection {
     fn into_response(self) -> Response {

@@ -57,17 +57,20 @@ pub mod ceiling;
 pub mod clock;
 pub mod layer;
 pub mod principal;
-mod rejection;
+pub mod reason;
 pub mod resolver;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod store;
 pub mod token;
 
+/// The attribute for implementing this crate's async traits ([`TokenResolver`],
+/// [`SessionResolver`], the store traits): `#[tower_agent_auth::async_trait]` on the `impl`.
+/// Re-exported so that a plain `async fn` in an impl needs no extra dependency.
+pub use async_trait::async_trait;
 pub use ceiling::{Capability, CapabilityCeiling, CapabilitySet, Policy};
 pub use layer::{AgentAuthLayer, RequireCapabilityLayer};
+pub use layer::{InsufficientScope, MissingLayer, MissingPrincipal, PrincipalRejection};
 pub use principal::{AgentId, AuthSource, ExecutionPrincipal, Principal, TokenId, UserId};
-pub use rejection::{InsufficientScope, MissingLayer, MissingPrincipal, PrincipalRejection};
-pub use resolver::{
-    InvalidReason, RefusedCredential, ResolveError, SessionResolver, TokenLookup, TokenResolver,
-};
+pub use reason::{InvalidReason, RefusedCredential, ResolveError};
+pub use resolver::{SessionResolver, TokenLookup, TokenResolver};

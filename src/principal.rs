@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use crate::ceiling::CapabilityCeiling;
-use crate::layer::response::Challenge;
 
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
@@ -79,17 +78,14 @@ pub enum AuthSource {
     Session,
     /// An agent bearer token.
     AgentToken,
-    /// An agent bearer token that another agent delegated.
-    Delegated,
 }
 
 impl AuthSource {
-    /// A stable lowercase name (`session`, `agent_token`, `delegated`).
+    /// A stable lowercase name (`session`, `agent_token`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Session => "session",
             Self::AgentToken => "agent_token",
-            Self::Delegated => "delegated",
         }
     }
 }
@@ -186,8 +182,8 @@ pub struct ExecutionPrincipal {
     source: AuthSource,
     token_id: Option<TokenId>,
     ceiling: CapabilityCeiling,
-    delegation_chain: Vec<AgentId>,
     task_id: Option<Arc<str>>,
+    max_operations: Option<u64>,
 }
 
 impl ExecutionPrincipal {
@@ -199,8 +195,8 @@ impl ExecutionPrincipal {
             source: AuthSource::Session,
             token_id: None,
             ceiling,
-            delegation_chain: Vec::new(),
             task_id: None,
+            max_operations: None,
         }
     }
 
@@ -217,24 +213,22 @@ impl ExecutionPrincipal {
             source: AuthSource::AgentToken,
             token_id: Some(token_id),
             ceiling,
-            delegation_chain: Vec::new(),
             task_id: None,
+            max_operations: None,
         }
-    }
-
-    /// Marks the principal as delegated: `chain` lists the delegating agents, outermost first.
-    /// An empty chain leaves the principal as it is.
-    pub fn with_delegation_chain(mut self, chain: Vec<AgentId>) -> Self {
-        if !chain.is_empty() {
-            self.source = AuthSource::Delegated;
-        }
-        self.delegation_chain = chain;
-        self
     }
 
     /// Attaches the task the token was minted for.
     pub fn with_task_id(mut self, task_id: impl Into<Arc<str>>) -> Self {
         self.task_id = Some(task_id.into());
+        self
+    }
+
+    /// Marks the token as use-limited to `n` operations: the layer then tells the resolver,
+    /// through [`TokenResolver::settle_use`](crate::TokenResolver::settle_use), whether each
+    /// admitted request spent its use.
+    pub fn with_max_operations(mut self, n: u64) -> Self {
+        self.max_operations = Some(n);
         self
     }
 
@@ -268,14 +262,14 @@ impl ExecutionPrincipal {
         &self.ceiling
     }
 
-    /// The delegating agents, outermost first; empty unless delegated.
-    pub fn delegation_chain(&self) -> &[AgentId] {
-        &self.delegation_chain
-    }
-
     /// The task the token was minted for, if any.
     pub fn task_id(&self) -> Option<&str> {
         self.task_id.as_deref()
+    }
+
+    /// The token's use limit, if it has one.
+    pub fn max_operations(&self) -> Option<u64> {
+        self.max_operations
     }
 
     /// Whether this principal may use the capability `name` (e.g. `posts:publish`).
@@ -287,12 +281,10 @@ impl ExecutionPrincipal {
 /// A shared handle to the request's [`ExecutionPrincipal`], as stored in request extensions.
 ///
 /// `AgentAuthLayer` inserts it; read it with `request.extensions().get::<Principal>()` or, with
-/// the `axum` feature, extract it in a handler. Cloning it is two reference-count increments.
+/// the `axum` feature, extract it in a handler. Cloning it is one reference-count increment.
 #[derive(Debug, Clone)]
 pub struct Principal {
     principal: Arc<ExecutionPrincipal>,
-    /// The challenge of the layer that resolved it, for consistent 403 answers.
-    challenge: Option<Arc<Challenge>>,
 }
 
 impl Principal {
@@ -300,19 +292,7 @@ impl Principal {
     pub fn new(principal: ExecutionPrincipal) -> Self {
         Self {
             principal: Arc::new(principal),
-            challenge: None,
         }
-    }
-
-    pub(crate) fn with_challenge(self, challenge: Arc<Challenge>) -> Self {
-        Self {
-            principal: self.principal,
-            challenge: Some(challenge),
-        }
-    }
-
-    pub(crate) fn challenge(&self) -> Option<&Arc<Challenge>> {
-        self.challenge.as_ref()
     }
 
     /// The shared principal.

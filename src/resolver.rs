@@ -2,183 +2,9 @@
 
 use std::sync::Arc;
 
-use http::StatusCode;
-
-use crate::principal::Principal;
+use crate::principal::{Principal, TokenId};
+use crate::reason::ResolveError;
 use crate::token::{TokenFormat, TokenHash};
-
-/// A boxed error from a backend.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Why a token was refused. Recorded for operators (audit, metrics), never told to the client:
-/// every reason answers the same `401 invalid_token`, so an attacker learns nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum InvalidReason {
-    /// The token does not have the application's shape.
-    Malformed,
-    /// The checksum does not match (a typo or a forgery).
-    Checksum,
-    /// No stored token has this hash.
-    Unknown,
-    /// The token was revoked.
-    Revoked,
-    /// The token's expiry has passed.
-    Expired,
-    /// The token's use limit is spent.
-    Exhausted,
-    /// The agent is disabled.
-    AgentDisabled,
-    /// The agent's own expiry has passed.
-    AgentExpired,
-    /// The token's embedded slug does not name the agent the token is stored for.
-    AgentMismatch,
-    /// The owner no longer exists.
-    OwnerMissing,
-    /// The owner exists but is deactivated.
-    OwnerInactive,
-}
-
-impl InvalidReason {
-    /// A stable snake_case name for logs and audit records.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed",
-            Self::Checksum => "checksum",
-            Self::Unknown => "unknown",
-            Self::Revoked => "revoked",
-            Self::Expired => "expired",
-            Self::Exhausted => "exhausted",
-            Self::AgentDisabled => "agent_disabled",
-            Self::AgentExpired => "agent_expired",
-            Self::AgentMismatch => "agent_mismatch",
-            Self::OwnerMissing => "owner_missing",
-            Self::OwnerInactive => "owner_inactive",
-        }
-    }
-}
-
-impl InvalidReason {
-    /// Parses [`InvalidReason::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Malformed,
-            Self::Checksum,
-            Self::Unknown,
-            Self::Revoked,
-            Self::Expired,
-            Self::Exhausted,
-            Self::AgentDisabled,
-            Self::AgentExpired,
-            Self::AgentMismatch,
-            Self::OwnerMissing,
-            Self::OwnerInactive,
-        ]
-        .into_iter()
-        .find(|reason| reason.as_str() == s)
-    }
-}
-
-/// A stored credential that was refused: the reason, and whose credential it is (ids only), so
-/// that the refusal can be audited.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RefusedCredential {
-    /// Why it was refused.
-    pub reason: InvalidReason,
-    /// The identity the credential belongs to.
-    pub agent_id: crate::principal::AgentId,
-    /// That identity's parent, for a thread-scoped child.
-    pub parent: Option<crate::principal::AgentId>,
-    /// The credential.
-    pub token_id: crate::principal::TokenId,
-    /// The user the identity acts for.
-    pub user_id: crate::principal::UserId,
-    /// The task the credential was minted for.
-    pub task_id: Option<String>,
-}
-
-impl RefusedCredential {
-    /// A refusal of `token_id`, a credential of `agent_id` acting for `user_id`, for a custom
-    /// [`TokenResolver`] to return as [`ResolveError::Refused`].
-    pub fn new(
-        reason: InvalidReason,
-        agent_id: crate::principal::AgentId,
-        token_id: crate::principal::TokenId,
-        user_id: crate::principal::UserId,
-    ) -> Self {
-        Self {
-            reason,
-            agent_id,
-            parent: None,
-            token_id,
-            user_id,
-            task_id: None,
-        }
-    }
-}
-
-impl From<RefusedCredential> for ResolveError {
-    fn from(refused: RefusedCredential) -> Self {
-        Self::Refused(Box::new(refused))
-    }
-}
-
-impl std::fmt::Display for InvalidReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why resolution did not produce a principal.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ResolveError {
-    /// The credential is not valid: answered with `401 invalid_token`.
-    #[error("invalid credential: {0}")]
-    Invalid(InvalidReason),
-    /// A stored credential was refused (revoked, expired, its agent disabled, …): answered
-    /// exactly like [`ResolveError::Invalid`], with the same body, but it says whose credential
-    /// it was so the layer can audit the refusal.
-    #[error("invalid credential: {}", .0.reason)]
-    Refused(Box<RefusedCredential>),
-    /// The backend could not decide (store or cache unreachable): answered with `503`.
-    /// Never treated as admission.
-    #[error("credential store unavailable")]
-    Unavailable(#[source] BoxError),
-}
-
-impl ResolveError {
-    /// Wraps a backend error as [`ResolveError::Unavailable`].
-    pub fn unavailable(error: impl Into<BoxError>) -> Self {
-        Self::Unavailable(error.into())
-    }
-
-    /// The HTTP status this error answers with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Invalid(_) | Self::Refused(_) => StatusCode::UNAUTHORIZED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-impl ResolveError {
-    /// Why the credential is not valid; `None` when the backend was unavailable.
-    pub fn reason(&self) -> Option<InvalidReason> {
-        match self {
-            Self::Invalid(reason) => Some(*reason),
-            Self::Refused(refused) => Some(refused.reason),
-            Self::Unavailable(_) => None,
-        }
-    }
-}
-
-impl From<InvalidReason> for ResolveError {
-    fn from(reason: InvalidReason) -> Self {
-        Self::Invalid(reason)
-    }
-}
 
 /// A presented token that passed the offline checks, as handed to a [`TokenResolver`].
 ///
@@ -242,7 +68,11 @@ impl<'a> TokenLookup<'a> {
 /// Turns an agent bearer token into a [`Principal`] (a shared
 /// [`ExecutionPrincipal`](crate::ExecutionPrincipal)).
 ///
-/// Implement it for your own store; the trait is object safe, so `Arc<dyn TokenResolver>` works.
+/// Implement it for your own store with [`#[tower_agent_auth::async_trait]`](crate::async_trait)
+/// on the impl (the trait is object safe, so `Arc<dyn TokenResolver>` and `Box<dyn TokenResolver>`
+/// work), or implement [`TokenRecords`](crate::store::resolve::TokenRecords) — only the I/O —
+/// and wrap it in a [`RecordResolver`](crate::store::resolve::RecordResolver) to get the
+/// crate's checks in their order.
 /// The layer calls it only for tokens of [`TokenResolver::token_format`] that passed the offline
 /// checks. An implementation validates that the token exists, is not revoked, expired or spent,
 /// that its agent is active, and that the owner exists and is active; then builds the principal
@@ -267,22 +97,44 @@ pub trait TokenResolver: Send + Sync + 'static {
 
     /// Resolves a token that passed the offline checks.
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError>;
-}
 
-#[async_trait::async_trait]
-impl<T: TokenResolver + ?Sized> TokenResolver for Arc<T> {
-    fn token_format(&self) -> &TokenFormat {
-        (**self).token_format()
-    }
-
-    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
-        (**self).resolve_now(token)
-    }
-
-    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        (**self).resolve(token).await
+    /// Settles the use that resolving a use-limited token reserved, once the application has
+    /// answered: `spent` unless the answer was a `4xx` (a capability check's `403`, a `404`),
+    /// which releases it for another request. The layer calls it exactly once for every
+    /// admitted request whose principal has [`max_operations`]; it must not block (write in
+    /// the background). The default does nothing: a resolver that spends a use when it
+    /// resolves needs no settling.
+    ///
+    /// [`max_operations`]: crate::ExecutionPrincipal::max_operations
+    fn settle_use(&self, token: &TokenId, spent: bool) {
+        let _ = (token, spent);
     }
 }
+
+macro_rules! forward_token_resolver {
+    ($($pointer:ident),*) => {$(
+        #[async_trait::async_trait]
+        impl<T: TokenResolver + ?Sized> TokenResolver for $pointer<T> {
+            fn token_format(&self) -> &TokenFormat {
+                (**self).token_format()
+            }
+
+            fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+                (**self).resolve_now(token)
+            }
+
+            async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+                (**self).resolve(token).await
+            }
+
+            fn settle_use(&self, token: &TokenId, spent: bool) {
+                (**self).settle_use(token, spent)
+            }
+        }
+    )*};
+}
+
+forward_token_resolver!(Arc, Box);
 
 /// Resolves requests signed in by an ordinary user session (a cookie, a session id) into a
 /// principal with [`AuthSource::Session`](crate::AuthSource::Session) (see

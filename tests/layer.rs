@@ -7,7 +7,6 @@ use std::sync::Arc;
 use common::{CookieSessions, Fixture, Seen, caps};
 use http::{Request, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_agent_auth::layer::RefusalReason;
 use tower_agent_auth::store::{AgentStatus, AgentStore, NewToken, TokenStore, UserDirectory};
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{
@@ -48,10 +47,7 @@ async fn assert_invalid_token(layer: AgentAuthLayer, value: &str, reason: Invali
         response.body(),
         r#"{"error":"invalid_token","error_description":"the access token is invalid"}"#
     );
-    assert_eq!(
-        response.extensions().get::<RefusalReason>(),
-        Some(&RefusalReason(reason))
-    );
+    assert_eq!(response.extensions().get::<InvalidReason>(), Some(&reason));
     assert_eq!(seen.calls(), 0, "the inner service must not run");
 }
 
@@ -457,8 +453,9 @@ impl UserDirectory for DirectoryDown {
     async fn user(
         &self,
         _: &UserId,
-    ) -> Result<Option<tower_agent_auth::store::UserRecord>, ResolveError> {
-        Err(ResolveError::unavailable(std::io::Error::other("timeout")))
+    ) -> Result<Option<tower_agent_auth::store::UserRecord>, tower_agent_auth::reason::BoxError>
+    {
+        Err(std::io::Error::other("timeout").into())
     }
 }
 
@@ -493,7 +490,10 @@ async fn unavailable_user_directory_answers_503() {
         }
         async fn resolve(&self, t: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
             let principal = self.0.resolve(t).await?;
-            self.1.user(principal.user_id()).await?;
+            self.1
+                .user(principal.user_id())
+                .await
+                .map_err(ResolveError::Unavailable)?;
             Ok(principal)
         }
     }

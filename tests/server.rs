@@ -31,7 +31,7 @@ impl PasswordVerifier for Passwords {
         &self,
         user: &str,
         password: &str,
-    ) -> Result<Option<UserId>, tower_agent_auth::resolver::BoxError> {
+    ) -> Result<Option<UserId>, tower_agent_auth::reason::BoxError> {
         Ok(
             (["alice", "mallory"].contains(&user) && verify_password(&self.0, password))
                 .then(|| UserId::from(user)),

@@ -22,6 +22,7 @@
 //! See [`AuditRecorder`] for what the layer expects, and `AuditWriter` for an example.
 
 mod memory;
+pub(crate) mod request;
 #[cfg(feature = "audit")]
 mod tracing_sink;
 #[cfg(feature = "audit")]
@@ -39,7 +40,7 @@ use std::pin::Pin;
 use time::OffsetDateTime;
 
 use crate::principal::{AgentId, TokenId, UserId};
-use crate::resolver::InvalidReason;
+use crate::reason::InvalidReason;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,7 +265,7 @@ impl AuditEvent {
 pub enum AuditError {
     /// The sink's backend failed.
     #[error("audit sink unavailable: {0}")]
-    Unavailable(#[source] crate::resolver::BoxError),
+    Unavailable(#[source] crate::reason::BoxError),
 }
 
 /// Where batches of events go.

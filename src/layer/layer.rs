@@ -2,27 +2,14 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::response::{Challenge, ChallengeError};
+use super::challenge::{Challenge, ChallengeError, DEFAULT_REALM};
+use super::decide::Shared;
 use super::service::AgentAuth;
 use crate::audit::AuditRecorder;
+use crate::clock::{Clock, SystemClock};
 use crate::resolver::{SessionResolver, TokenResolver};
-use crate::token::TokenFormat;
-
-const DEFAULT_REALM: &str = "api";
 
 /// Configuration shared by every clone of the service.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) resolver: Arc<dyn TokenResolver>,
-    pub(crate) format: TokenFormat,
-    pub(crate) session: Option<Arc<dyn SessionResolver>>,
-    pub(crate) required: bool,
-    pub(crate) realm: Arc<str>,
-    pub(crate) resource_metadata: Option<Arc<str>>,
-    pub(crate) challenge: Arc<Challenge>,
-    pub(crate) audit: Option<Arc<dyn AuditRecorder>>,
-}
-
 /// A tower [`Layer`] that authenticates agent bearer tokens (and, optionally, user sessions) and
 /// puts the resulting [`Principal`](crate::Principal) into the request extensions.
 ///
@@ -56,7 +43,7 @@ impl AgentAuthLayer {
     /// Like [`AgentAuthLayer::new`] for a resolver already behind an `Arc`.
     pub fn from_arc(resolver: Arc<dyn TokenResolver>) -> Self {
         let format = resolver.token_format().clone();
-        let challenge = Challenge::new(DEFAULT_REALM, None).expect("the default realm is valid");
+        let challenge = Challenge::default_shared().clone();
         Self {
             shared: Arc::new(Shared {
                 resolver,
@@ -65,8 +52,10 @@ impl AgentAuthLayer {
                 required: true,
                 realm: DEFAULT_REALM.into(),
                 resource_metadata: None,
-                challenge: Arc::new(challenge),
+                challenge,
+                default_challenge: true,
                 audit: None,
+                clock: Arc::new(SystemClock),
             }),
         }
     }
@@ -101,6 +90,7 @@ impl AgentAuthLayer {
     pub fn realm(self, realm: &str) -> Result<Self, ChallengeError> {
         let challenge = Challenge::new(realm, self.shared.resource_metadata.as_deref())?;
         Ok(self.edit(|s| {
+            s.default_challenge = realm == DEFAULT_REALM && s.resource_metadata.is_none();
             s.realm = realm.into();
             s.challenge = Arc::new(challenge);
         }))
@@ -111,13 +101,14 @@ impl AgentAuthLayer {
     pub fn resource_metadata(self, url: &str) -> Result<Self, ChallengeError> {
         let challenge = Challenge::new(&self.shared.realm, Some(url))?;
         Ok(self.edit(|s| {
+            s.default_challenge = false;
             s.resource_metadata = Some(url.into());
             s.challenge = Arc::new(challenge);
         }))
     }
 
-    /// Records every agent-authenticated request (identity, credential, acting user, delegation
-    /// chain, method, path, status) and every refused token whose credential is known (with
+    /// Records every agent-authenticated request (identity, credential, acting user, method,
+    /// path, status) and every refused token whose credential is known (with
     /// the reason) through `recorder`, typically an `AuditWriter` (feature `audit`). The path
     /// is recorded without its query string, which may carry secrets. Session requests and
     /// unknown tokens are not recorded: they name no identity.
@@ -127,6 +118,13 @@ impl AgentAuthLayer {
     pub fn audit(self, recorder: impl AuditRecorder) -> Self {
         let recorder: Arc<dyn AuditRecorder> = Arc::new(recorder);
         self.edit(|s| s.audit = Some(recorder))
+    }
+
+    /// Reads the time of audit events from `clock` (default: the system clock); give it the
+    /// store's clock so that events and expiry agree.
+    pub fn clock(self, clock: impl Clock) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        self.edit(|s| s.clock = clock)
     }
 }
 

@@ -22,10 +22,25 @@
 //! | unknown, bad checksum, revoked, expired, spent, agent disabled, owner gone | 401 | `Bearer realm="…", error="invalid_token"` (one body for all) |
 //! | capability missing ([`RequireCapabilityLayer`], `Require<C>`) | 403 | `Bearer realm="…", error="insufficient_scope", scope="…"` |
 //! | store unavailable | 503 | — |
+//! | the resolver's own data is bad ([`ResolveError::Corrupt`](crate::ResolveError::Corrupt)) | 500 | — |
 //!
 //! With [`AgentAuthLayer::resource_metadata`] the challenges also carry
 //! `resource_metadata="…"` (RFC 9728). The reason a token was refused is never told to the
-//! client; it is attached to the response as a [`RefusalReason`] extension for logging.
+//! client; it is attached to the response as an [`InvalidReason`](crate::InvalidReason)
+//! extension for logging.
+//!
+//! # When a use is spent
+//!
+//! A use-limited token reserves a use when it is resolved and settles it when the application
+//! has answered: a `4xx` (a `403` from [`RequireCapabilityLayer`] or `Require<C>`, a `404`)
+//! releases it, any other answer spends it, and so does a request dropped unanswered. See
+//! [`store::resolve`](crate::store::resolve#when-a-use-is-spent).
+//!
+//! # Inside
+//!
+//! `layer.rs` (the settings), `service.rs` (`call` reads the request), `decide.rs` (every
+//! decision), `future.rs` (drives the decided states), `bearer.rs` (the `Authorization`
+//! header), `challenge.rs` and `rejection.rs` (RFC 6750 answers), `require.rs`.
 //!
 //! # Example
 //!
@@ -67,15 +82,18 @@
 //! ```
 
 mod bearer;
+mod challenge;
+mod decide;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
+pub(crate) mod rejection;
 mod require;
-pub(crate) mod response;
 mod service;
 
+pub use challenge::ChallengeError;
 pub use future::ResponseFuture;
 pub use layer::AgentAuthLayer;
+pub use rejection::{InsufficientScope, MissingLayer, MissingPrincipal, PrincipalRejection};
 pub use require::{RequireCapability, RequireCapabilityFuture, RequireCapabilityLayer};
-pub use response::{ChallengeError, RefusalReason};
 pub use service::AgentAuth;

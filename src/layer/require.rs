@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ceiling::{Capability, CapabilityError};
-use crate::rejection;
+use crate::layer::rejection;
 
 /// A tower [`Layer`] that lets a request through only if its principal's ceiling allows one
 /// capability: `401` without a principal, `403 insufficient_scope` (with `scope=`) without the

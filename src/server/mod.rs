@@ -22,7 +22,7 @@
 //! #[async_trait::async_trait]
 //! impl PasswordVerifier for Accounts {
 //!     async fn verify(&self, user: &str, password: &str)
-//!         -> Result<Option<UserId>, tower_agent_auth::resolver::BoxError> {
+//!         -> Result<Option<UserId>, tower_agent_auth::reason::BoxError> {
 //!         Ok((user == "alice" && password == "correct horse").then(|| UserId::from(user)))
 //!     }
 //! }

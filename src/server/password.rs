@@ -2,7 +2,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
 
 use crate::principal::UserId;
-use crate::resolver::BoxError;
+use crate::reason::BoxError;
 
 /// Checks a user's password; the login route asks it.
 #[async_trait::async_trait]

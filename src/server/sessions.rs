@@ -6,7 +6,8 @@ use http::header::COOKIE;
 use sha2::{Digest, Sha256};
 
 use crate::principal::{Principal, UserId};
-use crate::resolver::{ResolveError, SessionResolver};
+use crate::reason::ResolveError;
+use crate::resolver::SessionResolver;
 use crate::store::UserDirectory;
 
 /// The session cookie's name.
@@ -55,7 +56,7 @@ impl Sessions {
     }
 
     /// Starts a session for `user`; returns the cookie value (shown to the browser only).
-    pub fn start(&self, user: UserId) -> Result<String, crate::resolver::BoxError> {
+    pub fn start(&self, user: UserId) -> Result<String, crate::reason::BoxError> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
         let secret = hex::encode(secret);
@@ -106,7 +107,13 @@ impl SessionResolver for Sessions {
             return Ok(None);
         };
         // The role is read now, so a demotion or deactivation applies to live sessions at once.
-        match self.inner.directory.user(&user).await? {
+        match self
+            .inner
+            .directory
+            .user(&user)
+            .await
+            .map_err(ResolveError::Unavailable)?
+        {
             Some(record) if record.is_active() => Ok(Some(record.session_principal())),
             _ => Ok(None),
         }

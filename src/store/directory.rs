@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::ceiling::{CapabilityCeiling, Policy};
 use crate::principal::{ExecutionPrincipal, Principal, UserId};
-use crate::resolver::ResolveError;
+use crate::reason::BoxError;
 
 /// A user as the crate needs to know them: whether they are active and what their role allows.
 #[derive(Debug, Clone)]
@@ -61,13 +61,14 @@ impl UserRecord {
 pub trait UserDirectory: Send + Sync + 'static {
     /// Answers at once when the user is at hand (held in memory), without allocating a future;
     /// `None` when the lookup would have to wait. The default never answers.
-    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, ResolveError>> {
+    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, BoxError>> {
         let _ = id;
         None
     }
 
-    /// The user, `Ok(None)` if they do not exist; `Err(Unavailable)` if the lookup failed.
-    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError>;
+    /// The user, `Ok(None)` if they do not exist; `Err` if the lookup failed (the
+    /// resolution then answers 503, a management call fails as unavailable).
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, BoxError>;
 
     /// A number that changes whenever any user is added, removed, activated, deactivated or
     /// given another role; `None` (the default) when the directory cannot tell.
@@ -83,11 +84,11 @@ pub trait UserDirectory: Send + Sync + 'static {
 
 #[async_trait::async_trait]
 impl<T: UserDirectory + ?Sized> UserDirectory for Arc<T> {
-    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, ResolveError>> {
+    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, BoxError>> {
         (**self).user_now(id)
     }
 
-    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, BoxError> {
         (**self).user(id).await
     }
 
@@ -168,11 +169,11 @@ impl MemoryUserDirectory {
 
 #[async_trait::async_trait]
 impl UserDirectory for MemoryUserDirectory {
-    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, ResolveError>> {
+    fn user_now(&self, id: &UserId) -> Option<Result<Option<UserRecord>, BoxError>> {
         Some(Ok(self.lookup(id)))
     }
 
-    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, BoxError> {
         Ok(self.lookup(id))
     }
 

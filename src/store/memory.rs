@@ -1,20 +1,22 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 
 use super::access::{AccessGrant, AccessRole, GrantStore};
 use super::config::StoreConfig;
 use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::prepare::{self, from_micros, micros, truncate};
-use super::{AgentStore, StoreError, TokenStore, UserDirectory, UserRecord, verdict};
+use super::resolve::{self, Reservation, StoredToken, TokenRecords, Uses, VerdictMemo};
+use super::{AgentStore, StoreError, TokenStore, UserDirectory};
 use crate::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink, MemoryAuditSink};
 use crate::ceiling::Policy;
 use crate::clock::Clock;
 use crate::principal::{AgentId, Principal, TokenId, UserId};
-use crate::resolver::{InvalidReason, ResolveError, TokenLookup, TokenResolver};
+use crate::reason::ResolveError;
+use crate::resolver::{TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash};
 
 /// Keys are SHA-256 digests: uniformly distributed and not chosen by an attacker (finding a
@@ -90,32 +92,12 @@ fn touch_seconds(slot: &AtomicI64, now: i64, interval: i64) {
     }
 }
 
-/// The change counters a verdict was reached at: the store's agent version and the user
-/// directory's revision (`None`: the directory keeps none, so no verdict outlives its request).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    agents: u64,
-    directory: Option<u64>,
-}
-
-/// The verdict last reached for a token: the principal, what it was built from, and when.
-struct CachedVerdict {
-    agent: Arc<Agent>,
-    parent: Option<Arc<Agent>>,
-    owner_role: Arc<Policy>,
-    principal: Principal,
-    stamp: Stamp,
-    /// Unix nanoseconds from which an expiry (the token's, the agent's or its parent's)
-    /// refuses the token.
-    valid_until: i128,
-}
-
-impl CachedVerdict {
-    /// Whether the verdict still stands: nothing it was reached from changed and no expiry
-    /// passed. The token's use limit is not part of it and is checked on every request.
-    fn stands(&self, stamp: Stamp, now_nanos: i128) -> bool {
-        stamp.directory.is_some() && self.stamp == stamp && now_nanos < self.valid_until
-    }
+/// A use-limited token's counts; a lock (not two atomics) so that no reader ever sees a use
+/// that is neither left, in flight nor spent.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    remaining: u64,
+    in_flight: u64,
 }
 
 /// What a token's uses changed; shared by the entries that replace one another on revocation
@@ -123,19 +105,28 @@ impl CachedVerdict {
 struct Usage {
     /// Unix seconds of the last recorded use, or `NEVER`.
     last_used: AtomicI64,
-    /// Operations left, for tokens with a use limit.
-    remaining: Option<AtomicU64>,
-    /// Microseconds at which the last operation was used, for `expires_on_completion`.
+    /// For tokens with a use limit.
+    counts: Option<Mutex<Counts>>,
+    /// Notified whenever a use in flight settles, for requests waiting for one.
+    settled: event_listener::Event,
+    /// Microseconds at which the last operation was spent, for `expires_on_completion`.
     completed_at: AtomicI64,
+}
+
+impl Usage {
+    fn counts(&self) -> Option<std::sync::MutexGuard<'_, Counts>> {
+        let counts = self.counts.as_ref()?;
+        Some(counts.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 struct TokenEntry {
     info: TokenInfo,
     agent: Arc<AgentSlot>,
     policy: Option<Arc<Policy>>,
-    /// Reused while it [stands](CachedVerdict::stands), so a request costs a few loads and an
-    /// `Arc` clone instead of an owner lookup and a principal.
-    cache: ArcSwapOption<CachedVerdict>,
+    /// The last verdict, reused by the resolution pipeline while it stands, so a request costs
+    /// a few loads and an `Arc` clone instead of an owner lookup and a principal.
+    memo: VerdictMemo,
     usage: Arc<Usage>,
 }
 
@@ -148,10 +139,16 @@ impl TokenEntry {
                 .map(|caps| Arc::new(Policy::allow(caps))),
             usage: Arc::new(Usage {
                 last_used: AtomicI64::new(NEVER),
-                remaining: info.operations_remaining.map(AtomicU64::new),
+                counts: info.operations_remaining.map(|remaining| {
+                    Mutex::new(Counts {
+                        remaining,
+                        in_flight: 0,
+                    })
+                }),
+                settled: event_listener::Event::new(),
                 completed_at: AtomicI64::new(NEVER),
             }),
-            cache: ArcSwapOption::empty(),
+            memo: VerdictMemo::default(),
             agent,
             info,
         }
@@ -163,7 +160,7 @@ impl TokenEntry {
             info,
             agent: self.agent.clone(),
             policy: self.policy.clone(),
-            cache: ArcSwapOption::empty(),
+            memo: VerdictMemo::default(),
             usage: self.usage.clone(),
         }
     }
@@ -171,11 +168,7 @@ impl TokenEntry {
     fn snapshot(&self) -> TokenInfo {
         let mut info = self.info.clone();
         info.last_used_at = seconds_to_time(self.usage.last_used.load(Ordering::Relaxed));
-        info.operations_remaining = self
-            .usage
-            .remaining
-            .as_ref()
-            .map(|r| r.load(Ordering::Acquire));
+        info.operations_remaining = self.usage.counts().map(|counts| counts.remaining);
         let completed = self.usage.completed_at.load(Ordering::Acquire);
         if completed != NEVER {
             info.expires_at = Some(from_micros(completed));
@@ -183,81 +176,39 @@ impl TokenEntry {
         info
     }
 
-    /// The verdict reached now for this token acting through `agent` for `owner`, kept for
-    /// later requests. The principal is the cached one while agent, parent and role are the
-    /// same, so unrelated changes (another agent's status) do not rebuild it.
-    fn admit(
-        &self,
-        agent: &Arc<Agent>,
-        parent: Option<&Arc<Agent>>,
-        owner: &UserRecord,
-        stamp: Stamp,
-    ) -> Principal {
-        let cached = self.cache.load();
-        let reusable = cached.as_ref().filter(|cached| {
-            let same_role =
-                Arc::ptr_eq(&cached.owner_role, owner.role()) || cached.owner_role == *owner.role();
-            let same_parent = match (&cached.parent, parent) {
-                (None, None) => true,
-                (Some(cached), Some(parent)) => Arc::ptr_eq(cached, parent),
-                _ => false,
-            };
-            Arc::ptr_eq(&cached.agent, agent) && same_parent && same_role
-        });
-        let principal = match reusable {
-            Some(cached) => cached.principal.clone(),
-            None => verdict::agent_principal(
-                owner,
-                agent,
-                parent.map(|p| &**p),
-                &self.info,
-                self.policy.as_ref(),
-            )
-            .into(),
+    /// Reserves a use; `None` while every remaining use is in flight.
+    fn reserve(&self) -> Option<Reservation> {
+        let Some(mut counts) = self.usage.counts() else {
+            return Some(Reservation::Reserved);
         };
-        let valid_until = [
-            self.info.expires_at,
-            agent.expires_at,
-            parent.and_then(|p| p.expires_at),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|at| at.unix_timestamp_nanos())
-        .min()
-        .unwrap_or(i128::MAX);
-        self.cache.store(Some(Arc::new(CachedVerdict {
-            agent: agent.clone(),
-            parent: parent.cloned(),
-            owner_role: owner.role().clone(),
-            principal: principal.clone(),
-            stamp,
-            valid_until,
-        })));
-        principal
-    }
-
-    /// Whether the token expired with its last operation (`expires_on_completion`).
-    fn completed_by(&self, now_nanos: i128) -> bool {
-        let completed = self.usage.completed_at.load(Ordering::Acquire);
-        completed != NEVER && i128::from(completed) * 1_000 <= now_nanos
-    }
-
-    /// Uses one operation, atomically: of N concurrent requests for the last operation, exactly
-    /// one gets it.
-    fn consume(&self, now_nanos: i128) -> Result<(), InvalidReason> {
-        let Some(remaining) = &self.usage.remaining else {
-            return Ok(());
-        };
-        let before = remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                left.checked_sub(1)
-            })
-            .map_err(|_| InvalidReason::Exhausted)?;
-        if before == 1 && self.info.expires_on_completion {
-            let micros = i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX);
-            self.usage.completed_at.store(micros, Ordering::Release);
+        if counts.remaining > 0 {
+            counts.remaining -= 1;
+            counts.in_flight += 1;
+            Some(Reservation::Reserved)
+        } else if counts.in_flight > 0 {
+            None
+        } else {
+            Some(Reservation::Exhausted)
         }
-        Ok(())
+    }
+
+    fn settle(&self, spent: bool, now_micros: i64) {
+        let Some(mut counts) = self.usage.counts() else {
+            return;
+        };
+        // Settling more than was reserved (a caller's mistake) must never mint uses.
+        if counts.in_flight == 0 {
+            return;
+        }
+        counts.in_flight -= 1;
+        if !spent {
+            counts.remaining += 1;
+        } else if counts.remaining == 0 && counts.in_flight == 0 && self.info.expires_on_completion
+        {
+            self.usage.completed_at.store(now_micros, Ordering::Release);
+        }
+        drop(counts);
+        self.usage.settled.notify(usize::MAX);
     }
 
     /// Records a use of the token and its agent, at most once per `interval` seconds.
@@ -269,6 +220,40 @@ impl TokenEntry {
         };
         touch_seconds(&self.usage.last_used, now, interval);
         touch_seconds(&self.agent.last_used, now, interval);
+    }
+}
+
+impl StoredToken for TokenEntry {
+    fn info(&self) -> &TokenInfo {
+        &self.info
+    }
+
+    fn agent(&self) -> Arc<Agent> {
+        self.agent.get()
+    }
+
+    fn parent(&self) -> Option<Arc<Agent>> {
+        self.agent.parent.as_ref().map(|slot| slot.get())
+    }
+
+    fn capabilities(&self) -> Option<Arc<Policy>> {
+        self.policy.clone()
+    }
+
+    fn uses(&self) -> Option<Uses> {
+        self.usage.counts().map(|counts| Uses {
+            remaining: counts.remaining,
+            in_flight: counts.in_flight,
+        })
+    }
+
+    fn completed_at(&self) -> Option<i128> {
+        let completed = self.usage.completed_at.load(Ordering::Acquire);
+        (completed != NEVER).then(|| i128::from(completed) * 1_000)
+    }
+
+    fn memo(&self) -> Option<&VerdictMemo> {
+        Some(&self.memo)
     }
 }
 
@@ -444,125 +429,59 @@ impl MemoryStore {
         slot.record.store(Arc::new(agent));
         self.inner.agents_version.fetch_add(1, Ordering::Release);
     }
+}
 
-    /// What cached verdicts are compared against. Read before the records a verdict is built
-    /// from, so a verdict is never stamped newer than what it saw.
-    fn stamp(&self) -> Stamp {
-        Stamp {
-            agents: self.inner.agents_version.load(Ordering::Acquire),
-            directory: self.inner.config.directory.revision(),
+#[async_trait::async_trait]
+impl TokenRecords for Inner {
+    type Record = Arc<TokenEntry>;
+
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn revision(&self) -> Option<u64> {
+        Some(self.agents_version.load(Ordering::Acquire))
+    }
+
+    fn find_now(&self, hash: &TokenHash) -> Option<Result<Option<Self::Record>, ResolveError>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        Some(Ok(state.tokens.get(hash).cloned()))
+    }
+
+    async fn find(&self, hash: &TokenHash) -> Result<Option<Self::Record>, ResolveError> {
+        self.find_now(hash).unwrap_or(Ok(None))
+    }
+
+    fn reserve_now(&self, record: &Self::Record) -> Option<Result<Reservation, ResolveError>> {
+        record.reserve().map(Ok)
+    }
+
+    async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError> {
+        loop {
+            // Listening before looking, so a settle between the two is not missed.
+            let settled = record.usage.settled.listen();
+            if let Some(reservation) = record.reserve() {
+                return Ok(reservation);
+            }
+            settled.await;
         }
     }
 
-    /// The fast path: the token's verdict still stands, so only its use limit is checked.
-    /// `None` when it must be reached anew (unknown token, no verdict yet, or a change since).
-    fn reuse(
-        &self,
-        token: &TokenLookup<'_>,
-        stamp: Stamp,
-        now_nanos: i128,
-    ) -> Option<Result<Principal, ResolveError>> {
-        let state = self.read();
-        let entry = state.tokens.get(token.hash())?;
-        let cached = entry.cache.load();
-        let cached = cached.as_ref().filter(|c| c.stands(stamp, now_nanos))?;
-        // The layer's slug is part of the hashed token, but a lookup built by hand may name
-        // another agent: the full checks refuse it.
-        if *cached.agent.slug.as_bytes() != *token.slug_bytes() {
-            return None;
-        }
-        let spent = if entry.completed_by(now_nanos) {
-            Err(InvalidReason::Expired)
-        } else {
-            entry.consume(now_nanos)
+    fn settle(&self, token: &TokenId, spent: bool) {
+        let entry = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            let hash = state.token_ids.get(token).copied();
+            hash.and_then(|hash| state.tokens.get(&hash).cloned())
         };
-        if let Err(reason) = spent {
-            return Some(Err(verdict::refused(reason, &entry.info, &cached.agent)));
-        }
-        entry.touch(now_nanos, self.inner.last_used_interval);
-        Some(Ok(cached.principal.clone()))
-    }
-
-    /// Everything a resolution does before asking for the owner: a verdict that still stands,
-    /// a refusal, or a candidate that needs its owner checked.
-    fn begin(&self, token: &TokenLookup<'_>) -> Begun {
-        let stamp = self.stamp();
-        let now_nanos = self.inner.config.clock.unix_nanos();
-        if let Some(verdict) = self.reuse(token, stamp, now_nanos) {
-            return Begun::Settled(verdict);
-        }
-        match self.candidate(token, now_nanos) {
-            Ok(candidate) => Begun::NeedsOwner(candidate, stamp),
-            Err(refused) => Begun::Settled(Err(refused)),
+        if let Some(entry) = entry {
+            let now = i64::try_from(self.config.clock.unix_nanos() / 1_000).unwrap_or(i64::MAX);
+            entry.settle(spent, now);
         }
     }
 
-    fn candidate(
-        &self,
-        token: &TokenLookup<'_>,
-        now_nanos: i128,
-    ) -> Result<Candidate, ResolveError> {
-        let entry = self.read().tokens.get(token.hash()).cloned();
-        let entry = entry.ok_or(InvalidReason::Unknown)?;
-        let agent = entry.agent.get();
-        let parent = entry.agent.parent.as_ref().map(|slot| slot.get());
-        verdict::check_token(
-            &entry.info,
-            &agent,
-            parent.as_deref(),
-            token.slug(),
-            now_nanos,
-        )
-        .map_err(|reason| verdict::refused(reason, &entry.info, &agent))?;
-        if entry.completed_by(now_nanos) {
-            return Err(verdict::refused(
-                InvalidReason::Expired,
-                &entry.info,
-                &agent,
-            ));
-        }
-        Ok(Candidate {
-            entry,
-            agent,
-            parent,
-            now_nanos,
-        })
+    fn record_use(&self, record: &Self::Record, now_nanos: i128) {
+        record.touch(now_nanos, self.last_used_interval);
     }
-
-    fn admit(
-        &self,
-        candidate: Candidate,
-        owner: Result<Option<UserRecord>, ResolveError>,
-        stamp: Stamp,
-    ) -> Result<Principal, ResolveError> {
-        let Candidate {
-            entry,
-            agent,
-            parent,
-            now_nanos,
-        } = candidate;
-        let refused = |reason| verdict::refused(reason, &entry.info, &agent);
-        let owner = verdict::active_owner(owner?).map_err(refused)?;
-        // Last, so that a request refused for any other reason uses no operation.
-        entry.consume(now_nanos).map_err(refused)?;
-        let principal = entry.admit(&agent, parent.as_ref(), &owner, stamp);
-        entry.touch(now_nanos, self.inner.last_used_interval);
-        Ok(principal)
-    }
-}
-
-/// How [`MemoryStore::begin`] left a resolution.
-enum Begun {
-    Settled(Result<Principal, ResolveError>),
-    NeedsOwner(Candidate, Stamp),
-}
-
-/// A token and its agent that passed every check but the owner's and the use limit.
-struct Candidate {
-    entry: Arc<TokenEntry>,
-    agent: Arc<Agent>,
-    parent: Option<Arc<Agent>>,
-    now_nanos: i128,
 }
 
 #[async_trait::async_trait]
@@ -572,25 +491,15 @@ impl TokenResolver for MemoryStore {
     }
 
     fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
-        match self.begin(token) {
-            Begun::Settled(verdict) => Some(verdict),
-            Begun::NeedsOwner(candidate, stamp) => {
-                let directory = &self.inner.config.directory;
-                let owner = directory.user_now(&candidate.agent.owner)?;
-                Some(self.admit(candidate, owner, stamp))
-            }
-        }
+        resolve::resolve_now(&*self.inner, token)
     }
 
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        match self.begin(token) {
-            Begun::Settled(verdict) => verdict,
-            Begun::NeedsOwner(candidate, stamp) => {
-                let directory = self.inner.config.directory.as_ref();
-                let owner = directory.user(&candidate.agent.owner).await;
-                self.admit(candidate, owner, stamp)
-            }
-        }
+        resolve::resolve(&*self.inner, token).await
+    }
+
+    fn settle_use(&self, token: &TokenId, spent: bool) {
+        self.inner.settle(token, spent);
     }
 }
 
@@ -606,17 +515,7 @@ impl AgentStore for MemoryStore {
             new,
             parent.as_ref().map(|slot| slot.get()).as_deref(),
         )?;
-        if self
-            .inner
-            .config
-            .directory
-            .as_ref()
-            .user(&agent.owner)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::UnknownUser(agent.owner.to_string()));
-        }
+        prepare::existing_user(&self.inner.config, &agent.owner).await?;
         let mut state = self.write();
         if state.slugs.contains_key(&agent.slug) {
             return Err(StoreError::DuplicateSlug(agent.slug.to_string()));
@@ -857,17 +756,8 @@ impl GrantStore for MemoryStore {
         user: &UserId,
         role: AccessRole,
     ) -> Result<AccessGrant, StoreError> {
-        if self
-            .inner
-            .config
-            .directory
-            .as_ref()
-            .user(user)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::UnknownUser(user.to_string()));
-        }
+        self.read().agent(agent)?;
+        prepare::existing_user(&self.inner.config, user).await?;
         let grant = AccessGrant {
             agent_id: agent.clone(),
             user_id: user.clone(),

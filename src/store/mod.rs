@@ -5,9 +5,9 @@
 //! handed straight to [`AgentAuthLayer`](crate::AgentAuthLayer). Users belong to the host
 //! application and are reached through a [`UserDirectory`].
 //!
-//! Every store applies the same checks when resolving — revoked, expired, agent binding, agent
-//! disabled or expired, owner missing or inactive — and builds the same ceiling: owner role ∩
-//! agent policy ∩ token capabilities.
+//! Every store resolves through one pipeline, [`resolve`]: the same checks in the same order
+//! (written down there), the same refusal reasons, the same ceiling — owner role ∩ parent policy
+//! (for a thread-scoped child) ∩ agent policy ∩ token capabilities.
 
 mod access;
 mod config;
@@ -15,9 +15,9 @@ mod directory;
 mod memory;
 mod model;
 pub(crate) mod prepare;
+pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
-pub(crate) mod verdict;
 
 pub use access::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use config::{Lifetime, LifetimePolicy, StoreConfig};
@@ -32,7 +32,7 @@ pub use sql::PgStore;
 pub use sql::SqliteStore;
 
 use crate::principal::{AgentId, TokenId};
-use crate::resolver::BoxError;
+use crate::reason::BoxError;
 use crate::token::TokenError;
 
 /// Why a management operation was refused. Nothing was changed when one is returned.
@@ -104,15 +104,6 @@ impl StoreError {
     /// Wraps a backend error.
     pub fn unavailable(error: impl Into<BoxError>) -> Self {
         Self::Unavailable(error.into())
-    }
-}
-
-impl From<crate::resolver::ResolveError> for StoreError {
-    fn from(error: crate::resolver::ResolveError) -> Self {
-        match error {
-            crate::resolver::ResolveError::Unavailable(e) => Self::Unavailable(e),
-            other => Self::Unavailable(other.to_string().into()),
-        }
     }
 }
 

@@ -13,6 +13,25 @@ use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AgentId, TokenId};
 use crate::token::{RawToken, TokenHash};
 
+/// A management call naming `user` (an agent's owner, a grant's user) requires them to exist
+/// in the directory. Every store calls this after it found the agent the call names, so that
+/// the same request fails the same way everywhere: unknown agent first, then unknown user.
+pub(crate) async fn existing_user(
+    config: &StoreConfig,
+    user: &crate::principal::UserId,
+) -> Result<(), StoreError> {
+    let found = config
+        .directory
+        .as_ref()
+        .user(user)
+        .await
+        .map_err(StoreError::Unavailable)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::UnknownUser(user.to_string())),
+    }
+}
+
 /// Timestamps are kept to the microsecond, the precision every backend stores.
 pub(crate) fn truncate(at: OffsetDateTime) -> OffsetDateTime {
     from_micros(micros(at))

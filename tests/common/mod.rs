@@ -131,7 +131,8 @@ impl SessionResolver for CookieSessions {
         Ok(self
             .0
             .user(&user.into())
-            .await?
+            .await
+            .map_err(ResolveError::Unavailable)?
             .filter(|u| u.is_active())
             .map(|u| u.session_principal()))
     }

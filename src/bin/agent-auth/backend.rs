@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
+use tower_agent_auth::UserId;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
-use tower_agent_auth::resolver::BoxError;
+use tower_agent_auth::reason::BoxError;
 use tower_agent_auth::server::{PasswordVerifier, hash_password, verify_password};
 use tower_agent_auth::store::{
     PgStore, SqliteStore, StoreConfig, StoreError, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
-use tower_agent_auth::{ResolveError, UserId};
 
 /// The store, on either backend.
 #[derive(Clone)]
@@ -174,20 +174,17 @@ impl Accounts {
 
 #[async_trait::async_trait]
 impl UserDirectory for Accounts {
-    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, ResolveError> {
-        let Some((capabilities, active, _)) = self
-            .row(id.as_str())
-            .await
-            .map_err(ResolveError::unavailable)?
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, BoxError> {
+        let Some((capabilities, active, _)) =
+            self.row(id.as_str()).await.map_err(BoxError::from)?
         else {
             return Ok(None);
         };
         let role = match capabilities {
             None => Policy::unrestricted(),
             Some(text) => {
-                let names: Vec<String> =
-                    serde_json::from_str(&text).map_err(ResolveError::unavailable)?;
-                Policy::allow(CapabilitySet::parse(names).map_err(ResolveError::unavailable)?)
+                let names: Vec<String> = serde_json::from_str(&text)?;
+                Policy::allow(CapabilitySet::parse(names)?)
             }
         };
         Ok(Some(

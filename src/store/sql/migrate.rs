@@ -33,6 +33,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "identities and audit",
         sql: include_str!("../../../migrations/sqlite/0003_identities_and_audit.sql"),
     },
+    Migration {
+        version: 4,
+        description: "uses in flight",
+        sql: include_str!("../../../migrations/sqlite/0004_uses_in_flight.sql"),
+    },
 ];
 
 #[cfg(feature = "postgres")]
@@ -51,6 +56,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         description: "identities and audit",
         sql: include_str!("../../../migrations/postgres/0003_identities_and_audit.sql"),
+    },
+    Migration {
+        version: 4,
+        description: "uses in flight",
+        sql: include_str!("../../../migrations/postgres/0004_uses_in_flight.sql"),
     },
 ];
 

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::TokenId;
-use crate::resolver::ResolveError;
+use crate::reason::ResolveError;
 use crate::store::StoreError;
 
 /// Which SQL dialect the queries are written for.
@@ -129,7 +129,10 @@ pub(crate) struct Queries {
     revoke_token: String,
     revoke_all_tokens: String,
     resolve: String,
-    consume: String,
+    reserve: String,
+    spend: String,
+    release: String,
+    uses: String,
     touch: String,
     purge: String,
     retire_rotated: String,
@@ -199,23 +202,37 @@ impl Queries {
             // The parent comes along for a child identity: its status, expiry and policy
             // bound the child.
             resolve: q(format!(
-                "SELECT {}, {}, {} FROM agent_auth_tokens t \
+                "SELECT {}, {}, {}, t.operations_in_flight FROM agent_auth_tokens t \
                  JOIN agent_auth_agents a ON a.id = t.agent_id \
                  LEFT JOIN agent_auth_agents p ON p.id = a.parent_id WHERE t.hash = ?",
                 columns(&TOKEN_COLUMNS, Some("t")),
                 columns(&AGENT_COLUMNS, Some("a")),
                 columns(&AGENT_COLUMNS, Some("p")),
             )),
-            // Atomic: of concurrent requests for the last operation, exactly one gets a row.
-            // Columns on the right of SET hold the values before the update.
-            consume: q(
+            // Atomic: of concurrent requests for the last use, exactly one gets a row.
+            reserve: q(
                 "UPDATE agent_auth_tokens SET operations_remaining = operations_remaining - 1, \
-                 expires_at = CASE WHEN expires_on_completion AND operations_remaining = 1 \
-                 THEN ? ELSE expires_at END \
+                 operations_in_flight = operations_in_flight + 1 \
                  WHERE id = ? AND operations_remaining > 0 AND revoked_at IS NULL \
                  RETURNING operations_remaining"
                     .into(),
             ),
+            // Columns on the right of SET hold the values before the update: the last use in
+            // flight of a spent token completes its task.
+            spend: q(
+                "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
+                 expires_at = CASE WHEN expires_on_completion AND operations_remaining = 0 \
+                 AND operations_in_flight = 1 THEN ? ELSE expires_at END \
+                 WHERE id = ? AND operations_in_flight > 0"
+                    .into(),
+            ),
+            release: q(
+                "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
+                 operations_remaining = operations_remaining + 1 \
+                 WHERE id = ? AND operations_in_flight > 0"
+                    .into(),
+            ),
+            uses: q("SELECT operations_in_flight FROM agent_auth_tokens WHERE id = ?".into()),
             touch: q("UPDATE agent_auth_tokens SET last_used_at = ? \
                  WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)"
                 .into()),
@@ -348,6 +365,58 @@ impl LastUsedBuffer {
 }
 
 /// Implements the stores for one backend. Written once; `$Db` picks the sqlx driver.
+/// How long a request waits, polling, while every remaining use of its token is reserved by
+/// requests in flight (on any node) that may still release one.
+pub(crate) const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A token row with its agent and the agent's parent, as one query returns them.
+pub(crate) struct SqlRecord {
+    info: crate::store::TokenInfo,
+    agent: std::sync::Arc<crate::store::Agent>,
+    parent: Option<std::sync::Arc<crate::store::Agent>>,
+    uses: Option<crate::store::resolve::Uses>,
+}
+
+impl SqlRecord {
+    pub(crate) fn new(
+        info: crate::store::TokenInfo,
+        agent: crate::store::Agent,
+        parent: Option<crate::store::Agent>,
+        in_flight: i64,
+    ) -> Self {
+        let uses = info
+            .operations_remaining
+            .map(|remaining| crate::store::resolve::Uses {
+                remaining,
+                in_flight: u64::try_from(in_flight).unwrap_or(0),
+            });
+        Self {
+            info,
+            agent: std::sync::Arc::new(agent),
+            parent: parent.map(std::sync::Arc::new),
+            uses,
+        }
+    }
+}
+
+impl crate::store::resolve::StoredToken for SqlRecord {
+    fn info(&self) -> &crate::store::TokenInfo {
+        &self.info
+    }
+
+    fn agent(&self) -> std::sync::Arc<crate::store::Agent> {
+        self.agent.clone()
+    }
+
+    fn parent(&self) -> Option<std::sync::Arc<crate::store::Agent>> {
+        self.parent.clone()
+    }
+
+    fn uses(&self) -> Option<crate::store::resolve::Uses> {
+        self.uses
+    }
+}
+
 macro_rules! sql_store {
     ($Store:ident, $Db:ty, $Row:ty, $dialect:expr, $migrations:expr, $lock:expr) => {
         use std::sync::{Arc, Weak};
@@ -355,10 +424,12 @@ macro_rules! sql_store {
         use sqlx::Row as _;
         use time::OffsetDateTime;
 
-        use $crate::ceiling::Policy;
         use $crate::principal::{AgentId, Principal, TokenId};
-        use $crate::resolver::{InvalidReason, ResolveError, TokenLookup, TokenResolver};
+        use $crate::reason::ResolveError;
+        use $crate::resolver::{TokenLookup, TokenResolver};
         use $crate::store::prepare::{self, from_micros, micros, truncate};
+        use $crate::store::resolve::{Reservation, StoredToken, TokenRecords};
+        use $crate::store::sql::{IN_FLIGHT_WAIT, SqlRecord};
         use $crate::store::sql::{
             LastUsedBuffer, Queries, capabilities_from_json, capabilities_to_json,
             is_unique_violation, names_from_json, names_to_json, policy_from_json, policy_to_json,
@@ -366,9 +437,10 @@ macro_rules! sql_store {
         };
         use $crate::store::{
             Agent, AgentStatus, AgentStore, AgentType, ImportedToken, IssuedToken, NewAgent,
-            NewToken, StoreConfig, StoreError, TokenInfo, TokenStore, verdict,
+            NewToken, StoreConfig, StoreError, TokenInfo, TokenStore,
         };
         use $crate::token::TokenFormat;
+        use $crate::token::TokenHash;
 
         struct Inner {
             pool: sqlx::Pool<$Db>,
@@ -646,61 +718,102 @@ macro_rules! sql_store {
         }
 
         #[async_trait::async_trait]
+        impl TokenRecords for Inner {
+            type Record = SqlRecord;
+
+            fn config(&self) -> &StoreConfig {
+                &self.config
+            }
+
+            async fn find(&self, hash: &TokenHash) -> Result<Option<SqlRecord>, ResolveError> {
+                let row = sqlx::query(&self.queries.resolve)
+                    .bind(hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(resolve_error)?;
+                let Some(row) = row else { return Ok(None) };
+                let info = token_from_row(&row, 0).map_err(ResolveError::corrupt)?;
+                let at = $crate::store::sql::TOKEN_COLUMN_COUNT;
+                let agent = agent_from_row(&row, at).map_err(ResolveError::corrupt)?;
+                let at = at + $crate::store::sql::AGENT_COLUMN_COUNT;
+                let parent = parent_from_row(&row, at).map_err(ResolveError::corrupt)?;
+                let at = at + $crate::store::sql::AGENT_COLUMN_COUNT;
+                let in_flight: i64 = row.try_get(at).map_err(|e| ResolveError::corrupt(e))?;
+                Ok(Some(SqlRecord::new(info, agent, parent, in_flight)))
+            }
+
+            async fn reserve(&self, record: &SqlRecord) -> Result<Reservation, ResolveError> {
+                let token = record.info().id.as_str();
+                let give_up = std::time::Instant::now() + IN_FLIGHT_WAIT;
+                let mut pause = std::time::Duration::from_millis(2);
+                loop {
+                    let reserved = sqlx::query(&self.queries.reserve)
+                        .bind(token)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(resolve_error)?;
+                    if reserved.is_some() {
+                        return Ok(Reservation::Reserved);
+                    }
+                    // None left: refused, unless a use in flight may still be released.
+                    let in_flight: Option<i64> = sqlx::query_scalar(&self.queries.uses)
+                        .bind(token)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(resolve_error)?;
+                    if in_flight.unwrap_or(0) <= 0 || std::time::Instant::now() >= give_up {
+                        return Ok(Reservation::Exhausted);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+            }
+
+            fn settle(&self, token: &TokenId, spent: bool) {
+                let pool = self.pool.clone();
+                let token = token.to_string();
+                let now = micros(self.config.clock.now());
+                let query = if spent {
+                    self.queries.spend.clone()
+                } else {
+                    self.queries.release.clone()
+                };
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                // Off the request path; a lost write leaves the use reserved, i.e. spent: the
+                // limit is never exceeded.
+                runtime.spawn(async move {
+                    let statement = sqlx::query(&query);
+                    let statement = if spent {
+                        statement.bind(now)
+                    } else {
+                        statement
+                    };
+                    let _ = statement.bind(token).execute(&pool).await;
+                });
+            }
+
+            fn record_use(&self, record: &SqlRecord, now_nanos: i128) {
+                self.last_used.record(
+                    &record.info().id,
+                    i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX),
+                );
+            }
+        }
+
+        #[async_trait::async_trait]
         impl TokenResolver for $Store {
             fn token_format(&self) -> &TokenFormat {
                 &self.inner.config.format
             }
 
             async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-                let inner = &self.inner;
-                let now_nanos = inner.config.clock.unix_nanos();
-                let row = sqlx::query(&inner.queries.resolve)
-                    .bind(token.hash().as_bytes().as_slice())
-                    .fetch_optional(&inner.pool)
-                    .await
-                    .map_err(resolve_error)?
-                    .ok_or(InvalidReason::Unknown)?;
-                let corrupt = |e: String| ResolveError::unavailable(e);
-                let info = token_from_row(&row, 0).map_err(corrupt)?;
-                let at = $crate::store::sql::TOKEN_COLUMN_COUNT;
-                let agent = agent_from_row(&row, at).map_err(corrupt)?;
-                let parent = parent_from_row(&row, at + $crate::store::sql::AGENT_COLUMN_COUNT)
-                    .map_err(corrupt)?;
-                let refused = |reason| verdict::refused(reason, &info, &agent);
-                verdict::check_token(&info, &agent, parent.as_ref(), token.slug(), now_nanos)
-                    .map_err(refused)?;
-                if info.operations_remaining == Some(0) {
-                    return Err(refused(InvalidReason::Exhausted));
-                }
-                let owner = inner.config.directory.as_ref().user(&agent.owner).await?;
-                let owner = verdict::active_owner(owner).map_err(refused)?;
-                if info.max_operations.is_some() {
-                    // Last, so that a request refused for any other reason uses no operation.
-                    let now = i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX);
-                    sqlx::query(&inner.queries.consume)
-                        .bind(now)
-                        .bind(info.id.as_str())
-                        .fetch_optional(&inner.pool)
-                        .await
-                        .map_err(resolve_error)?
-                        .ok_or_else(|| refused(InvalidReason::Exhausted))?;
-                }
-                let token_policy = info
-                    .capabilities
-                    .clone()
-                    .map(|caps| Arc::new(Policy::allow(caps)));
-                let principal = verdict::agent_principal(
-                    &owner,
-                    &agent,
-                    parent.as_ref(),
-                    &info,
-                    token_policy.as_ref(),
-                );
-                inner.last_used.record(
-                    &info.id,
-                    i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX),
-                );
-                Ok(principal.into())
+                $crate::store::resolve::resolve(&*self.inner, token).await
+            }
+
+            fn settle_use(&self, token: &TokenId, spent: bool) {
+                self.inner.settle(token, spent);
             }
         }
 
@@ -712,17 +825,7 @@ macro_rules! sql_store {
                     None => None,
                 };
                 let agent = prepare::prepare_agent(&self.inner.config, new, parent.as_ref())?;
-                if self
-                    .inner
-                    .config
-                    .directory
-                    .as_ref()
-                    .user(&agent.owner)
-                    .await?
-                    .is_none()
-                {
-                    return Err(StoreError::UnknownUser(agent.owner.to_string()));
-                }
+                prepare::existing_user(&self.inner.config, &agent.owner).await?;
                 let result = sqlx::query(&self.inner.queries.insert_agent)
                     .bind(agent.id.as_str())
                     .bind(&*agent.slug)
@@ -901,17 +1004,7 @@ macro_rules! sql_store {
                 role: $crate::store::AccessRole,
             ) -> Result<$crate::store::AccessGrant, StoreError> {
                 self.agent_required(agent).await?;
-                if self
-                    .inner
-                    .config
-                    .directory
-                    .as_ref()
-                    .user(user)
-                    .await?
-                    .is_none()
-                {
-                    return Err(StoreError::UnknownUser(user.to_string()));
-                }
+                prepare::existing_user(&self.inner.config, user).await?;
                 let granted_at = self.now();
                 sqlx::query(&self.inner.queries.upsert_grant)
                     .bind(agent.as_str())

@@ -1,0 +1,137 @@
+//! The `WWW-Authenticate` challenges a layer answers with (RFC 6750, RFC 9728), built once when
+//! the layer is configured.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+/// Why a challenge setting was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChallengeError {
+    /// The realm must be visible ASCII without `"` or `\`.
+    #[error("realm must be visible ASCII without '\"' or '\\'")]
+    InvalidRealm,
+    /// The resource metadata URL must be an absolute http(s) URL of visible ASCII without `"`.
+    #[error("resource metadata must be an absolute http(s) URL without '\"' or '\\'")]
+    InvalidResourceMetadata,
+}
+
+/// The realm of a layer that was not given one.
+pub(crate) const DEFAULT_REALM: &str = "api";
+
+fn quotable(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// The `WWW-Authenticate` values a layer answers with, built once at configuration time.
+#[derive(Debug, Clone)]
+pub(crate) struct Challenge {
+    params: Box<str>,
+    pub(super) missing: HeaderValue,
+    pub(super) invalid_request: HeaderValue,
+    pub(super) invalid_token: HeaderValue,
+}
+
+impl Challenge {
+    pub(crate) fn new(
+        realm: &str,
+        resource_metadata: Option<&str>,
+    ) -> Result<Self, ChallengeError> {
+        if !quotable(realm) {
+            return Err(ChallengeError::InvalidRealm);
+        }
+        let mut params = format!("realm=\"{realm}\"");
+        if let Some(url) = resource_metadata {
+            let absolute = url.starts_with("https://") || url.starts_with("http://");
+            if !absolute || !quotable(url) || url.contains(' ') {
+                return Err(ChallengeError::InvalidResourceMetadata);
+            }
+            params.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+        let value = |extra: &str| {
+            HeaderValue::try_from(format!("Bearer {params}{extra}"))
+                .expect("checked: visible ASCII only")
+        };
+        Ok(Self {
+            missing: value(""),
+            invalid_request: value(", error=\"invalid_request\""),
+            invalid_token: value(", error=\"invalid_token\""),
+            params: params.into_boxed_str(),
+        })
+    }
+
+    /// The challenge of a layer configured with neither realm nor resource metadata, built
+    /// once. Extractors use it for a request that carries a principal and no [`LayerMarker`]:
+    /// the layer marks admitted requests only when its challenge is another.
+    pub(crate) fn default_shared() -> &'static Arc<Challenge> {
+        static DEFAULT: std::sync::OnceLock<Arc<Challenge>> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(|| {
+            Arc::new(Challenge::new(DEFAULT_REALM, None).expect("the default realm is valid"))
+        })
+    }
+
+    pub(super) fn insufficient_scope(&self, scope: &str) -> HeaderValue {
+        HeaderValue::try_from(format!(
+            "Bearer {}, error=\"insufficient_scope\", scope=\"{scope}\"",
+            self.params
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"insufficient_scope\""))
+    }
+}
+
+/// Marks a request as having passed through `AgentAuthLayer`, carrying its challenge so that
+/// extractors and `RequireCapabilityLayer` can answer 401/403 consistently, and tell "no
+/// principal" (401) apart from "the layer is not installed" (500).
+#[derive(Debug, Clone)]
+pub(crate) struct LayerMarker(pub(crate) Arc<Challenge>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realm_must_be_quotable() {
+        assert_eq!(
+            Challenge::new("a\"b", None).unwrap_err(),
+            ChallengeError::InvalidRealm
+        );
+        assert_eq!(
+            Challenge::new("a\\b", None).unwrap_err(),
+            ChallengeError::InvalidRealm
+        );
+        assert_eq!(
+            Challenge::new("a\nb", None).unwrap_err(),
+            ChallengeError::InvalidRealm
+        );
+    }
+
+    #[test]
+    fn resource_metadata_must_be_an_absolute_url() {
+        for bad in ["/relative", "ftp://x", "https://a\"b", "https://a b"] {
+            assert_eq!(
+                Challenge::new("api", Some(bad)).unwrap_err(),
+                ChallengeError::InvalidResourceMetadata,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn challenges_carry_realm_and_resource_metadata() {
+        let c = Challenge::new(
+            "api",
+            Some("https://api.example/.well-known/oauth-protected-resource"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.invalid_token,
+            "Bearer realm=\"api\", resource_metadata=\"https://api.example/.well-known/oauth-protected-resource\", error=\"invalid_token\""
+        );
+        assert_eq!(
+            c.insufficient_scope("posts:publish"),
+            "Bearer realm=\"api\", resource_metadata=\"https://api.example/.well-known/oauth-protected-resource\", error=\"insufficient_scope\", scope=\"posts:publish\""
+        );
+    }
+}

@@ -1,0 +1,574 @@
+//! The resolution pipeline: the one place that decides, in one order, whether a stored token
+//! admits a request, and builds its principal.
+//!
+//! A backend implements only its I/O behind [`TokenRecords`] — find a token with its agent and
+//! the agent's parent by hash, reserve and settle a use, record a use — and [`RecordResolver`]
+//! (or a store's own [`TokenResolver`] impl calling [`resolve`] and [`resolve_now`]) does the
+//! rest. Memory, SQLite and PostgreSQL all go through here, so the same state gives the same
+//! verdict and the same refusal reason on every backend.
+//!
+//! # The order of the checks
+//!
+//! A token failing several checks is refused for the first one:
+//!
+//! 1. no stored token has the hash → `unknown`;
+//! 2. the token: revoked → `revoked`; its expiry passed, or its task completed with its last
+//!    use → `expired`; every use spent and none in flight → `exhausted`;
+//! 3. its agent: the presented slug or the stored agent id does not match → `agent_mismatch`;
+//!    disabled → `agent_disabled`; expired → `agent_expired`;
+//! 4. the agent's parent, for a thread-scoped child: gone or disabled → `agent_disabled`; another
+//!    agent than the child names → `agent_mismatch`; expired → `agent_expired`;
+//! 5. the owner: not in the [`UserDirectory`](super::UserDirectory) → `owner_missing`;
+//!    deactivated → `owner_inactive`;
+//! 6. a use-limited token reserves one use, atomically (of N concurrent requests for the last
+//!    use, one gets it) → `exhausted` if none is left. While every remaining use is reserved by
+//!    requests still in flight, the request waits for one of them to settle.
+//!
+//! Then the principal is built — owner role ∩ parent policy ∩ agent policy ∩ token
+//! capabilities — and the use is recorded (last-used, coalesced by the backend).
+//!
+//! # When a use is spent
+//!
+//! A reserved use is settled by [`TokenResolver::settle_use`], which the layer calls once the
+//! application has answered: a `4xx` answer (a `403` from a capability check, a `404`, a `400`)
+//! releases the use, any other answer spends it, and so does a request dropped before its
+//! answer (the handler may have acted). So a use-limited token counts the operations the
+//! application let through, and the limit stays exact under concurrency and across nodes: a
+//! use is never handed to two requests, and a request is refused as `exhausted` only when every
+//! use is spent.
+//!
+//! # Reusing a verdict
+//!
+//! A backend may keep a [`VerdictMemo`] per token (the in-memory store does): while neither its
+//! agent records ([`TokenRecords::revision`]) nor the user directory
+//! ([`UserDirectory::revision`](super::UserDirectory::revision)) changed and no expiry passed,
+//! steps 3–5 are skipped and the principal is reused. Steps 1, 2 and 6 run on every request.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use super::config::StoreConfig;
+use super::directory::UserRecord;
+use super::model::{Agent, AgentStatus, TokenInfo};
+use crate::ceiling::{CapabilityCeiling, LayerSource, Policy};
+use crate::principal::{AgentRef, ExecutionPrincipal, Principal, TokenId};
+use crate::reason::{InvalidReason, RefusedCredential, ResolveError};
+use crate::resolver::{TokenLookup, TokenResolver};
+use crate::token::{TokenFormat, TokenHash};
+
+/// A use-limited token's uses at the moment its record was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uses {
+    /// Uses neither spent nor reserved.
+    pub remaining: u64,
+    /// Uses reserved by requests in flight, not settled yet.
+    pub in_flight: u64,
+}
+
+/// What a backend found for a token hash: the token, its agent and the agent's parent.
+pub trait StoredToken: Send + Sync {
+    /// The token's record.
+    fn info(&self) -> &TokenInfo;
+    /// The agent the token is stored for.
+    fn agent(&self) -> Arc<Agent>;
+    /// The agent's parent, for a thread-scoped child; `None` also when the parent is gone.
+    fn parent(&self) -> Option<Arc<Agent>>;
+    /// The token's own capabilities as a policy layer, if it narrows.
+    fn capabilities(&self) -> Option<Arc<Policy>> {
+        self.info()
+            .capabilities
+            .clone()
+            .map(|caps| Arc::new(Policy::allow(caps)))
+    }
+    /// The uses of a use-limited token; `None` for a token without a limit.
+    fn uses(&self) -> Option<Uses>;
+    /// Unix nanoseconds at which an `expires_on_completion` token's last use was spent, for a
+    /// backend that does not fold it into [`TokenInfo::expires_at`].
+    fn completed_at(&self) -> Option<i128> {
+        None
+    }
+    /// The backend's memo of this token's last verdict, if it keeps one.
+    fn memo(&self) -> Option<&VerdictMemo> {
+        None
+    }
+}
+
+impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
+    fn info(&self) -> &TokenInfo {
+        (**self).info()
+    }
+    fn agent(&self) -> Arc<Agent> {
+        (**self).agent()
+    }
+    fn parent(&self) -> Option<Arc<Agent>> {
+        (**self).parent()
+    }
+    fn capabilities(&self) -> Option<Arc<Policy>> {
+        (**self).capabilities()
+    }
+    fn uses(&self) -> Option<Uses> {
+        (**self).uses()
+    }
+    fn completed_at(&self) -> Option<i128> {
+        (**self).completed_at()
+    }
+    fn memo(&self) -> Option<&VerdictMemo> {
+        (**self).memo()
+    }
+}
+
+/// The outcome of reserving a use of a use-limited token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// One use is reserved for this request.
+    Reserved,
+    /// No use is left.
+    Exhausted,
+}
+
+/// A backend's I/O for resolving tokens: all a store implements so that [`resolve`] can decide.
+#[async_trait::async_trait]
+pub trait TokenRecords: Send + Sync + 'static {
+    /// What [`TokenRecords::find`] returns.
+    type Record: StoredToken + 'static;
+
+    /// The store's configuration: token format, user directory, clock.
+    fn config(&self) -> &StoreConfig;
+
+    /// A number that changes after every change to any agent record; `None` (the default) when
+    /// the backend cannot tell, and then no [`VerdictMemo`] is reused.
+    fn revision(&self) -> Option<u64> {
+        None
+    }
+
+    /// The record at once, when it is at hand without waiting; `None` when it is not.
+    fn find_now(&self, hash: &TokenHash) -> Option<Result<Option<Self::Record>, ResolveError>> {
+        let _ = hash;
+        None
+    }
+
+    /// The token stored under `hash`, with its agent and the agent's parent.
+    async fn find(&self, hash: &TokenHash) -> Result<Option<Self::Record>, ResolveError>;
+
+    /// Reserves a use at once when that needs no waiting; `None` when it would wait (I/O, or
+    /// every remaining use in flight).
+    fn reserve_now(&self, record: &Self::Record) -> Option<Result<Reservation, ResolveError>> {
+        let _ = record;
+        None
+    }
+
+    /// Reserves one use, atomically. While every remaining use is reserved by requests in
+    /// flight it waits for one of them to settle (a backend may bound the wait and answer
+    /// [`Reservation::Exhausted`] after it).
+    async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError>;
+
+    /// Settles a reserved use: `spent`, or released for another request. Must not block: a
+    /// backend that writes does so in the background.
+    fn settle(&self, token: &TokenId, spent: bool);
+
+    /// Records that the token was used now (the backend coalesces writes).
+    fn record_use(&self, record: &Self::Record, now_nanos: i128);
+}
+
+/// The change counters a verdict was reached at. A memo stands only while both are known and
+/// unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    records: Option<u64>,
+    directory: Option<u64>,
+}
+
+impl Stamp {
+    /// Read before the records a verdict is built from, so a verdict is never stamped newer
+    /// than what it saw.
+    fn now<B: TokenRecords>(backend: &B) -> Self {
+        Self {
+            records: backend.revision(),
+            directory: backend.config().directory.revision(),
+        }
+    }
+}
+
+/// The verdict last reached for a token, kept by a backend beside the token's record.
+#[derive(Default)]
+pub struct VerdictMemo(ArcSwapOption<Memo>);
+
+impl std::fmt::Debug for VerdictMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerdictMemo")
+            .field("held", &self.0.load().is_some())
+            .finish()
+    }
+}
+
+struct Memo {
+    agent: Arc<Agent>,
+    parent: Option<Arc<Agent>>,
+    owner_role: Arc<Policy>,
+    principal: Principal,
+    stamp: Stamp,
+    /// Unix nanoseconds from which an expiry (the token's, the agent's, the parent's) refuses.
+    valid_until: i128,
+}
+
+impl Memo {
+    fn stands(&self, stamp: Stamp, now_nanos: i128) -> bool {
+        stamp.records.is_some()
+            && stamp.directory.is_some()
+            && self.stamp == stamp
+            && now_nanos < self.valid_until
+    }
+}
+
+fn passed(at: Option<time::OffsetDateTime>, now_nanos: i128) -> bool {
+    at.is_some_and(|at| at.unix_timestamp_nanos() <= now_nanos)
+}
+
+/// Step 2: the token's own state.
+fn check_token(record: &impl StoredToken, now_nanos: i128) -> Result<(), InvalidReason> {
+    let info = record.info();
+    if info.revoked_at.is_some() {
+        return Err(InvalidReason::Revoked);
+    }
+    if passed(info.expires_at, now_nanos) || record.completed_at().is_some_and(|at| at <= now_nanos)
+    {
+        return Err(InvalidReason::Expired);
+    }
+    if record
+        .uses()
+        .is_some_and(|uses| uses.remaining == 0 && uses.in_flight == 0)
+    {
+        return Err(InvalidReason::Exhausted);
+    }
+    Ok(())
+}
+
+/// Steps 3–4: the agent and, for a child, its parent.
+fn check_agent(
+    token: &TokenInfo,
+    agent: &Agent,
+    parent: Option<&Agent>,
+    presented_slug: &[u8],
+    now_nanos: i128,
+) -> Result<(), InvalidReason> {
+    if *agent.slug.as_bytes() != *presented_slug || token.agent_id != agent.id {
+        return Err(InvalidReason::AgentMismatch);
+    }
+    if agent.status == AgentStatus::Disabled {
+        return Err(InvalidReason::AgentDisabled);
+    }
+    if passed(agent.expires_at, now_nanos) {
+        return Err(InvalidReason::AgentExpired);
+    }
+    match (&agent.parent, parent) {
+        (None, _) => Ok(()),
+        // A child whose parent is gone is refused, never admitted unbounded.
+        (Some(_), None) => Err(InvalidReason::AgentDisabled),
+        (Some(id), Some(parent)) if parent.id != *id => Err(InvalidReason::AgentMismatch),
+        (Some(_), Some(parent)) if parent.status == AgentStatus::Disabled => {
+            Err(InvalidReason::AgentDisabled)
+        }
+        (Some(_), Some(parent)) if passed(parent.expires_at, now_nanos) => {
+            Err(InvalidReason::AgentExpired)
+        }
+        (Some(_), Some(_)) => Ok(()),
+    }
+}
+
+/// Step 5: the owner, if they exist and are active.
+fn check_owner(owner: Option<UserRecord>) -> Result<UserRecord, InvalidReason> {
+    let owner = owner.ok_or(InvalidReason::OwnerMissing)?;
+    if !owner.is_active() {
+        return Err(InvalidReason::OwnerInactive);
+    }
+    Ok(owner)
+}
+
+/// A refusal of a token whose record was found: whose it is goes with the reason, for the audit.
+fn refused(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveError {
+    RefusedCredential::new(
+        reason,
+        agent.owner.clone(),
+        agent.id.clone(),
+        token.id.clone(),
+    )
+    .with_parent(agent.parent.clone())
+    .with_task_id(token.task_id.clone())
+    .into()
+}
+
+/// The principal of an agent token: owner role ∩ parent policy (for a child) ∩ agent policy ∩
+/// token capabilities.
+fn agent_principal(
+    owner: &UserRecord,
+    agent: &Agent,
+    parent: Option<&Agent>,
+    token: &TokenInfo,
+    token_policy: Option<Arc<Policy>>,
+) -> Principal {
+    let mut ceiling = CapabilityCeiling::new(owner.role().clone());
+    if let Some(parent) = parent {
+        ceiling = ceiling.narrowed_by(LayerSource::ParentAgentPolicy, parent.policy.clone());
+    }
+    ceiling = ceiling.narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
+    if let Some(policy) = token_policy {
+        ceiling = ceiling.narrowed_by(LayerSource::Token, policy);
+    }
+    let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
+        .with_parent(agent.parent.clone())
+        .with_scopes(agent.scopes.clone())
+        .with_modes(agent.modes.clone());
+    let mut principal =
+        ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling);
+    if let Some(task) = &token.task_id {
+        principal = principal.with_task_id(task.as_str());
+    }
+    if let Some(max) = token.max_operations {
+        principal = principal.with_max_operations(max);
+    }
+    principal.into()
+}
+
+/// A token that passed steps 1–4 and waits for its owner.
+struct Candidate<R> {
+    record: R,
+    agent: Arc<Agent>,
+    parent: Option<Arc<Agent>>,
+}
+
+/// Where steps 1–4 left a resolution.
+enum Begun<R> {
+    /// Refused, or the backend failed.
+    Refused(ResolveError),
+    /// A memo stands: only the use remains to be reserved.
+    Memo(R, Principal),
+    /// The owner must be looked up.
+    NeedsOwner(Candidate<R>),
+}
+
+fn begin<B: TokenRecords>(
+    backend: &B,
+    found: Result<Option<B::Record>, ResolveError>,
+    token: &TokenLookup<'_>,
+    stamp: Stamp,
+    now_nanos: i128,
+) -> Begun<B::Record> {
+    let record = match found {
+        Ok(Some(record)) => record,
+        Ok(None) => return Begun::Refused(InvalidReason::Unknown.into()),
+        Err(error) => return Begun::Refused(error),
+    };
+    let _ = backend;
+    let memo = record
+        .memo()
+        .and_then(|memo| memo.0.load_full())
+        .filter(|memo| memo.stands(stamp, now_nanos))
+        // The layer's slug is part of the hashed token, but a lookup built by hand may name
+        // another agent: the full checks refuse it.
+        .filter(|memo| *memo.agent.slug.as_bytes() == *token.slug_bytes());
+    if let Err(reason) = check_token(&record, now_nanos) {
+        let agent = memo.map_or_else(|| record.agent(), |memo| memo.agent.clone());
+        return Begun::Refused(refused(reason, record.info(), &agent));
+    }
+    if let Some(memo) = memo {
+        let principal = memo.principal.clone();
+        return Begun::Memo(record, principal);
+    }
+    let agent = record.agent();
+    let parent = agent.parent.as_ref().and_then(|_| record.parent());
+    if let Err(reason) = check_agent(
+        record.info(),
+        &agent,
+        parent.as_deref(),
+        token.slug_bytes(),
+        now_nanos,
+    ) {
+        return Begun::Refused(refused(reason, record.info(), &agent));
+    }
+    Begun::NeedsOwner(Candidate {
+        record,
+        agent,
+        parent,
+    })
+}
+
+/// Step 5 and the principal, memoised for later requests when the backend keeps a memo. The
+/// principal is the memo's while agent, parent and role are the same, so an unrelated change
+/// (another agent's status) does not rebuild it.
+fn admit_owner<R: StoredToken>(
+    candidate: &Candidate<R>,
+    owner: Result<Option<UserRecord>, crate::reason::BoxError>,
+    stamp: Stamp,
+) -> Result<Principal, ResolveError> {
+    let Candidate {
+        record,
+        agent,
+        parent,
+    } = candidate;
+    let owner = owner.map_err(ResolveError::Unavailable)?;
+    let owner = check_owner(owner).map_err(|reason| refused(reason, record.info(), agent))?;
+    let Some(memo) = record.memo() else {
+        return Ok(agent_principal(
+            &owner,
+            agent,
+            parent.as_deref(),
+            record.info(),
+            record.capabilities(),
+        ));
+    };
+    let previous = memo.0.load();
+    let reusable = previous.as_ref().filter(|previous| {
+        let same_role =
+            Arc::ptr_eq(&previous.owner_role, owner.role()) || previous.owner_role == *owner.role();
+        let same_parent = match (&previous.parent, parent) {
+            (None, None) => true,
+            (Some(previous), Some(parent)) => Arc::ptr_eq(previous, parent),
+            _ => false,
+        };
+        Arc::ptr_eq(&previous.agent, agent) && same_parent && same_role
+    });
+    let principal = match reusable {
+        Some(previous) => previous.principal.clone(),
+        None => agent_principal(
+            &owner,
+            agent,
+            parent.as_deref(),
+            record.info(),
+            record.capabilities(),
+        ),
+    };
+    let valid_until = [
+        record.info().expires_at,
+        agent.expires_at,
+        parent.as_ref().and_then(|p| p.expires_at),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|at| at.unix_timestamp_nanos())
+    .min()
+    .unwrap_or(i128::MAX);
+    memo.0.store(Some(Arc::new(Memo {
+        agent: agent.clone(),
+        parent: parent.clone(),
+        owner_role: owner.role().clone(),
+        principal: principal.clone(),
+        stamp,
+        valid_until,
+    })));
+    Ok(principal)
+}
+
+/// Step 6's answer turned into the verdict.
+fn reserved<B: TokenRecords>(
+    backend: &B,
+    record: &B::Record,
+    reservation: Result<Reservation, ResolveError>,
+    principal: Principal,
+    now_nanos: i128,
+) -> Result<Principal, ResolveError> {
+    match reservation? {
+        Reservation::Reserved => {
+            backend.record_use(record, now_nanos);
+            Ok(principal)
+        }
+        Reservation::Exhausted => Err(refused(
+            InvalidReason::Exhausted,
+            record.info(),
+            &record.agent(),
+        )),
+    }
+}
+
+/// Resolves `token` through `backend` without waiting, when everything it needs is at hand
+/// (the record, the owner, the use); `None` when [`resolve`] must be awaited.
+pub fn resolve_now<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+) -> Option<Result<Principal, ResolveError>> {
+    let stamp = Stamp::now(backend);
+    let now_nanos = backend.config().clock.unix_nanos();
+    let found = backend.find_now(token.hash())?;
+    let (record, principal) = match begin(backend, found, token, stamp, now_nanos) {
+        Begun::Refused(error) => return Some(Err(error)),
+        Begun::Memo(record, principal) => (record, principal),
+        Begun::NeedsOwner(candidate) => {
+            let owner = backend
+                .config()
+                .directory
+                .user_now(&candidate.agent.owner)?;
+            match admit_owner(&candidate, owner, stamp) {
+                Ok(principal) => (candidate.record, principal),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    };
+    if record.uses().is_none() {
+        backend.record_use(&record, now_nanos);
+        return Some(Ok(principal));
+    }
+    let reservation = backend.reserve_now(&record)?;
+    Some(reserved(
+        backend,
+        &record,
+        reservation,
+        principal,
+        now_nanos,
+    ))
+}
+
+/// Resolves `token` through `backend`: the checks in the order of this module's docs.
+pub async fn resolve<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+) -> Result<Principal, ResolveError> {
+    let stamp = Stamp::now(backend);
+    let now_nanos = backend.config().clock.unix_nanos();
+    let found = match backend.find_now(token.hash()) {
+        Some(found) => found,
+        None => backend.find(token.hash()).await,
+    };
+    let (record, principal) = match begin(backend, found, token, stamp, now_nanos) {
+        Begun::Refused(error) => return Err(error),
+        Begun::Memo(record, principal) => (record, principal),
+        Begun::NeedsOwner(candidate) => {
+            let directory = &backend.config().directory;
+            let owner = match directory.user_now(&candidate.agent.owner) {
+                Some(owner) => owner,
+                None => directory.user(&candidate.agent.owner).await,
+            };
+            let principal = admit_owner(&candidate, owner, stamp)?;
+            (candidate.record, principal)
+        }
+    };
+    if record.uses().is_none() {
+        backend.record_use(&record, now_nanos);
+        return Ok(principal);
+    }
+    let reservation = backend.reserve(&record).await;
+    reserved(backend, &record, reservation, principal, now_nanos)
+}
+
+/// A [`TokenResolver`] over any [`TokenRecords`]: a third-party store implements the I/O and
+/// gets the pipeline's checks, in its order, for free.
+#[derive(Debug, Clone)]
+pub struct RecordResolver<B>(pub B);
+
+#[async_trait::async_trait]
+impl<B: TokenRecords> TokenResolver for RecordResolver<B> {
+    fn token_format(&self) -> &TokenFormat {
+        &self.0.config().format
+    }
+
+    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        resolve_now(&self.0, token)
+    }
+
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+        resolve(&self.0, token).await
+    }
+
+    fn settle_use(&self, token: &TokenId, spent: bool) {
+        self.0.settle(token, spent);
+    }
+}
