@@ -570,7 +570,12 @@ mod tests {
 
     #[test]
     fn capability_names_are_segments_of_the_allowed_bytes() {
-        for good in ["a", "posts:read", "a-b.c_d:0", &"a".repeat(MAX_CAPABILITY_LEN)] {
+        for good in [
+            "a",
+            "posts:read",
+            "a-b.c_d:0",
+            &"a".repeat(MAX_CAPABILITY_LEN),
+        ] {
             assert!(is_capability_name(good), "{good:?}");
         }
     }

@@ -333,7 +333,12 @@ mod tests {
     fn legacy_is_refused_unless_enabled() {
         assert!(!format().accepts_legacy());
         assert!(format().accept_legacy(true).accepts_legacy());
-        assert!(!format().accept_legacy(true).accept_legacy(false).accepts_legacy());
+        assert!(
+            !format()
+                .accept_legacy(true)
+                .accept_legacy(false)
+                .accepts_legacy()
+        );
     }
 
     #[test]
