@@ -597,4 +597,25 @@ mod tests {
             assert!(!is_capability_name(bad), "{bad:?}");
         }
     }
+
+    #[test]
+    fn policy_reports_its_allow_and_deny_lists() {
+        let p = Policy::allow(set(&["posts:*"])).with_deny(set(&["posts:delete"]));
+        assert_eq!(p.allowed(), Some(&set(&["posts:*"])));
+        assert_eq!(p.denied(), &set(&["posts:delete"]));
+    }
+
+    #[test]
+    fn refused_by_names_the_first_layer_that_refuses() {
+        // The owner allows it, the token does not: the token is the one to blame.
+        let ceiling = CapabilityCeiling::new(Arc::new(Policy::unrestricted()))
+            .narrowed_by(LayerSource::Token, Arc::new(Policy::nothing()));
+        assert_eq!(ceiling.refused_by("posts:read"), Some(&LayerSource::Token));
+    }
+
+    #[test]
+    fn refused_by_is_none_when_every_layer_allows() {
+        let ceiling = CapabilityCeiling::new(Arc::new(Policy::unrestricted()));
+        assert_eq!(ceiling.refused_by("posts:read"), None);
+    }
 }
