@@ -355,4 +355,23 @@ mod tests {
         assert!(!format().owns("acme"));
         assert!(!format().owns("acmebot_00"));
     }
+
+    #[test]
+    fn slug_bytes_are_the_slug() {
+        let token = format().mint("bot-1").unwrap();
+        assert_eq!(
+            format().parse(token.expose_secret()).unwrap().slug_bytes(),
+            b"bot-1"
+        );
+    }
+
+    #[test]
+    fn parsed_token_debug_shows_the_slug_but_not_the_token() {
+        let token = format().mint("bot-1").unwrap();
+        let parsed = format().parse(token.expose_secret()).unwrap();
+        assert_eq!(
+            format!("{parsed:?}"),
+            r#"ParsedToken { slug: "bot-1", legacy: false, .. }"#
+        );
+    }
 }
