@@ -79,6 +79,20 @@ pub trait CapabilityName: Send + Sync + 'static {
 /// use tower_agent_auth::axum::CapabilityName;
 /// assert_eq!(ReadAudit::NAME, "audit:read");
 /// ```
+///
+/// The name is checked at compile time with
+/// [`is_capability_name`](crate::ceiling::is_capability_name), the rule
+/// [`RequireCapabilityLayer::try_new`](crate::RequireCapabilityLayer::try_new) applies at run
+/// time. A pattern or an invalid name would make the route answer `403` to every token (no
+/// ceiling ever allows a pattern), so it does not compile:
+///
+/// ```compile_fail
+/// tower_agent_auth::capability!(pub EveryPost = "posts:*");
+/// ```
+///
+/// ```compile_fail
+/// tower_agent_auth::capability!(pub ReadPosts = "Posts:Read");
+/// ```
 #[macro_export]
 macro_rules! capability {
     ($(#[$meta:meta])* $vis:vis $name:ident = $capability:literal) => {
@@ -89,6 +103,12 @@ macro_rules! capability {
         impl $crate::axum::CapabilityName for $name {
             const NAME: &'static str = $capability;
         }
+
+        const _: () = ::core::assert!(
+            $crate::ceiling::is_capability_name($capability),
+            "capability!: not a capability name: expected 1-128 bytes of segments of [a-z0-9_.-] \
+             joined by ':', and no pattern (`*` or `name:*`)"
+        );
     };
 }
 

@@ -53,15 +53,44 @@ pub enum CapabilityError {
 
 const MAX_CAPABILITY_LEN: usize = 128;
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_CAPABILITY_LEN
-        && name.split(':').all(|segment| {
-            !segment.is_empty()
-                && segment.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-                })
-        })
+/// Whether `name` is a valid capability *name* (not a pattern): 1–128 bytes of segments of
+/// `[a-z0-9_.-]` joined by `:`, so no `*`, no empty segment, no upper case.
+///
+/// This is the one rule for names: [`Capability::parse`] gives [`Capability::Exact`] exactly for
+/// these strings, [`Policy::allows`] refuses every other string, `RequireCapabilityLayer::try_new`
+/// accepts exactly these, and the `capability!` macro checks it at compile time (a `const fn` for
+/// that reason).
+///
+/// ```
+/// use tower_agent_auth::ceiling::is_capability_name;
+/// assert!(is_capability_name("posts:publish"));
+/// assert!(!is_capability_name("posts:*")); // a pattern, not a name
+/// assert!(!is_capability_name("Posts:Read"));
+/// ```
+pub const fn is_capability_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_CAPABILITY_LEN {
+        return false;
+    }
+    // `previous_colon` starts true so that a leading ':' counts as an empty first segment.
+    let mut previous_colon = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b':' {
+            if previous_colon {
+                return false;
+            }
+            previous_colon = true;
+        } else if b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-') {
+            previous_colon = false;
+        } else {
+            return false;
+        }
+        i += 1;
+    }
+    // A trailing ':' is an empty last segment.
+    !previous_colon
 }
 
 /// A validated capability pattern: `name`, `name:*` or `*`.
@@ -82,22 +111,25 @@ impl Capability {
             return Ok(Self::All);
         }
         if let Some(prefix) = pattern.strip_suffix(":*") {
-            if valid_name(prefix) {
+            if is_capability_name(prefix) {
                 return Ok(Self::Below(prefix.into()));
             }
-        } else if valid_name(pattern) {
+        } else if is_capability_name(pattern) {
             return Ok(Self::Exact(pattern.into()));
         }
         Err(CapabilityError::Invalid(pattern.to_owned()))
     }
 
     /// Whether this pattern matches the capability `name` (a name, not a pattern).
+    ///
+    /// The same rule as [`CapabilitySet::matches`] on the set holding only this pattern.
     pub fn matches(&self, name: &str) -> bool {
-        match self {
-            Self::Exact(exact) => **exact == *name,
-            Self::Below(prefix) => is_below(name, prefix),
-            Self::All => true,
-        }
+        let (all, exact, below) = match self {
+            Self::Exact(exact) => (false, Some(&**exact), None),
+            Self::Below(prefix) => (false, None, Some(&**prefix)),
+            Self::All => (true, None, None),
+        };
+        matches_name(name, all, |n| exact == Some(n), |p| below == Some(p))
     }
 }
 
@@ -118,11 +150,28 @@ impl std::str::FromStr for Capability {
     }
 }
 
-/// `name` lies strictly below `prefix` at a segment boundary.
-fn is_below(name: &str, prefix: &str) -> bool {
-    name.len() > prefix.len() + 1
-        && name.starts_with(prefix)
-        && name.as_bytes()[prefix.len()] == b':'
+/// The one matching rule, shared by [`Capability::matches`] and [`CapabilitySet::matches`] so
+/// that a pattern and a set holding it cannot disagree: `name` is matched by `*`, by an exact
+/// pattern equal to it, or by `p:*` for one of its ancestors `p`.
+///
+/// Generic over the membership tests so the set's version stays a few `BTreeSet` lookups with
+/// no allocation.
+#[inline(always)]
+fn matches_name(
+    name: &str,
+    all: bool,
+    exact: impl Fn(&str) -> bool,
+    below: impl Fn(&str) -> bool,
+) -> bool {
+    all || exact(name) || ancestors(name).any(below)
+}
+
+/// The proper prefixes of `name` that end at a `:` with something after it: `a:b:c` → `a`,
+/// `a:b`. (`posts:` has none, so it is not below `posts`.)
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices(':')
+        .filter(move |&(at, _)| at + 1 < name.len())
+        .map(move |(at, _)| &name[..at])
 }
 
 /// A set of capability patterns.
@@ -182,12 +231,12 @@ impl CapabilitySet {
     /// `name` should be a capability name, not a pattern; [`Policy::allows`] and
     /// [`CapabilityCeiling::allows`] refuse anything that is not a valid name before asking.
     pub fn matches(&self, name: &str) -> bool {
-        if self.all || self.exact.contains(name) {
-            return true;
-        }
-        // Check every proper prefix at a ':' boundary: `a:b:c` → `a:b`, `a`.
-        name.match_indices(':')
-            .any(|(at, _)| self.below.contains(&name[..at]))
+        matches_name(
+            name,
+            self.all,
+            |n| self.exact.contains(n),
+            |p| self.below.contains(p),
+        )
     }
 
     /// Whether everything `pattern` matches is matched by this set (pattern inclusion).
@@ -199,9 +248,7 @@ impl CapabilitySet {
             Capability::Below(prefix) => {
                 self.all
                     || self.below.contains(prefix)
-                    || prefix
-                        .match_indices(':')
-                        .any(|(at, _)| self.below.contains(&prefix[..at]))
+                    || ancestors(prefix).any(|p| self.below.contains(p))
             }
         }
     }
@@ -280,7 +327,7 @@ impl Policy {
 
     /// Whether this layer alone allows the capability `name`.
     pub fn allows(&self, name: &str) -> bool {
-        valid_name(name)
+        is_capability_name(name)
             && self.allow.as_ref().is_none_or(|allow| allow.matches(name))
             && !self.deny.matches(name)
     }
@@ -425,5 +472,150 @@ mod tests {
         assert!(ceiling.allows("posts:read"));
         assert!(!ceiling.allows("posts:*"));
         assert!(!ceiling.allows("*"));
+    }
+
+    #[test]
+    fn a_single_exact_pattern_matches_only_its_name() {
+        let c = Capability::parse("posts:read").unwrap();
+        assert!(c.matches("posts:read"));
+        assert!(!c.matches("posts:write"));
+        assert!(!c.matches("posts:read:x"));
+    }
+
+    #[test]
+    fn a_single_wildcard_pattern_matches_strictly_below() {
+        let c = Capability::parse("posts:*").unwrap();
+        assert!(c.matches("posts:read"));
+        assert!(c.matches("posts:drafts:edit"));
+        assert!(!c.matches("posts"));
+        assert!(!c.matches("postsx:read"));
+    }
+
+    #[test]
+    fn a_trailing_colon_is_not_below_its_prefix() {
+        // `posts:` is not a name; neither a pattern nor a set may read it as `posts:<something>`.
+        assert!(!Capability::parse("posts:*").unwrap().matches("posts:"));
+        assert!(!set(&["posts:*"]).matches("posts:"));
+    }
+
+    #[test]
+    fn star_matches_every_name() {
+        assert!(Capability::All.matches("anything:at:all"));
+    }
+
+    #[test]
+    fn empty_set_is_empty() {
+        assert!(CapabilitySet::empty().is_empty());
+        assert!(CapabilitySet::parse(Vec::<&str>::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_set_with_only_star_is_not_empty() {
+        assert!(!CapabilitySet::everything().is_empty());
+    }
+
+    #[test]
+    fn a_set_with_only_an_exact_name_is_not_empty() {
+        assert!(!set(&["posts:read"]).is_empty());
+    }
+
+    #[test]
+    fn a_set_with_only_a_wildcard_is_not_empty() {
+        assert!(!set(&["posts:*"]).is_empty());
+    }
+
+    #[test]
+    fn to_strings_lists_star_then_wildcards_then_names() {
+        let s = set(&["users:list", "*", "posts:*"]);
+        assert_eq!(s.to_strings(), ["*", "posts:*", "users:list"]);
+        assert!(CapabilitySet::empty().to_strings().is_empty());
+    }
+
+    #[test]
+    fn covers_all_holds_when_every_pattern_is_covered() {
+        let s = set(&["posts:*", "users:list"]);
+        assert!(s.covers_all(&set(&["posts:read", "posts:drafts:*", "users:list"])));
+        assert!(s.covers_all(&CapabilitySet::empty()));
+    }
+
+    #[test]
+    fn covers_all_fails_when_one_pattern_is_not_covered() {
+        let s = set(&["posts:*", "users:list"]);
+        assert!(!s.covers_all(&set(&["posts:read", "users:delete"])));
+    }
+
+    #[test]
+    fn unrestricted_policy_allows_every_name_and_covers_everything() {
+        let p = Policy::unrestricted();
+        assert_eq!(p.allowed(), None);
+        assert!(p.denied().is_empty());
+        assert!(p.allows("posts:read"));
+        assert!(p.covers_all(&CapabilitySet::everything()));
+    }
+
+    #[test]
+    fn nothing_policy_allows_no_name_and_covers_only_the_empty_set() {
+        let p = Policy::nothing();
+        assert!(!p.allows("posts:read"));
+        assert!(p.covers_all(&CapabilitySet::empty()));
+        assert!(!p.covers_all(&set(&["posts:read"])));
+    }
+
+    #[test]
+    fn policy_covers_all_uses_its_allow_list() {
+        let p = Policy::allow(set(&["posts:*"]));
+        assert!(p.covers_all(&set(&["posts:read"])));
+        assert!(!p.covers_all(&set(&["users:list"])));
+    }
+
+    #[test]
+    fn capability_names_are_segments_of_the_allowed_bytes() {
+        for good in [
+            "a",
+            "posts:read",
+            "a-b.c_d:0",
+            &"a".repeat(MAX_CAPABILITY_LEN),
+        ] {
+            assert!(is_capability_name(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn patterns_empty_segments_and_other_bytes_are_not_names() {
+        for bad in [
+            "",
+            "*",
+            "posts:*",
+            "Posts:Read",
+            ":a",
+            "a:",
+            "a::b",
+            "a b",
+            "é",
+            &"a".repeat(MAX_CAPABILITY_LEN + 1),
+        ] {
+            assert!(!is_capability_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn policy_reports_its_allow_and_deny_lists() {
+        let p = Policy::allow(set(&["posts:*"])).with_deny(set(&["posts:delete"]));
+        assert_eq!(p.allowed(), Some(&set(&["posts:*"])));
+        assert_eq!(p.denied(), &set(&["posts:delete"]));
+    }
+
+    #[test]
+    fn refused_by_names_the_first_layer_that_refuses() {
+        // The owner allows it, the token does not: the token is the one to blame.
+        let ceiling = CapabilityCeiling::new(Arc::new(Policy::unrestricted()))
+            .narrowed_by(LayerSource::Token, Arc::new(Policy::nothing()));
+        assert_eq!(ceiling.refused_by("posts:read"), Some(&LayerSource::Token));
+    }
+
+    #[test]
+    fn refused_by_is_none_when_every_layer_allows() {
+        let ceiling = CapabilityCeiling::new(Arc::new(Policy::unrestricted()));
+        assert_eq!(ceiling.refused_by("posts:read"), None);
     }
 }

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use tower_agent_auth::RequireCapabilityLayer;
 use tower_agent_auth::ceiling::{
-    Capability, CapabilityCeiling, CapabilitySet, LayerSource, Policy,
+    Capability, CapabilityCeiling, CapabilitySet, LayerSource, Policy, is_capability_name,
 };
 
 /// Capability names over a tiny alphabet, so that random patterns actually overlap.
@@ -19,6 +20,12 @@ fn pattern() -> impl Strategy<Value = String> {
         3 => name().prop_map(|n| format!("{n}:*")),
         1 => Just("*".to_owned()),
     ]
+}
+
+/// Any string over the bytes that matter to matching and naming (including `:`, `*` and upper
+/// case), so that edges like `a:`, `a::b` or `A` come up, not only valid names.
+fn any_input() -> impl Strategy<Value = String> {
+    "[abA:*. -]{0,8}"
 }
 
 fn set() -> impl Strategy<Value = CapabilitySet> {
@@ -95,5 +102,33 @@ proptest! {
         let wildcard = format!("{n}:*");
         prop_assert!(!ceiling.allows(&wildcard));
         prop_assert!(!ceiling.allows("*"));
+    }
+
+    #[test]
+    fn a_pattern_and_its_one_element_set_agree(p in pattern(), input in prop_oneof![name(), any_input()]) {
+        let single = Capability::parse(&p).unwrap();
+        let set: CapabilitySet = [single.clone()].into_iter().collect();
+        prop_assert_eq!(single.matches(&input), set.matches(&input));
+    }
+
+    #[test]
+    fn the_name_rule_is_the_one_require_layer_uses(input in prop_oneof![name(), pattern(), any_input()]) {
+        // `capability!` checks `is_capability_name` at compile time; it must refuse exactly what
+        // `RequireCapabilityLayer::try_new` refuses at run time.
+        prop_assert_eq!(is_capability_name(&input), RequireCapabilityLayer::try_new(&input).is_ok());
+    }
+
+    #[test]
+    fn the_name_rule_is_segments_of_the_allowed_bytes(input in prop_oneof![name(), any_input(), "[a-z0-9_.:-]{120,130}"]) {
+        // The specification, written the obvious way, against the `const fn` loop.
+        let spec = !input.is_empty()
+            && input.len() <= 128
+            && input.split(':').all(|segment| {
+                !segment.is_empty()
+                    && segment.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                    })
+            });
+        prop_assert_eq!(is_capability_name(&input), spec);
     }
 }

@@ -109,4 +109,12 @@ proptest! {
         let parsed = format.parse(token.expose_secret()).unwrap();
         prop_assert_eq!(parsed.slug(), slug.as_str());
     }
+
+    #[test]
+    fn owns_agrees_with_parse(input in "(acme|acm|acmex|ghp)?_?[a-z0-9_]{0,8}") {
+        // `owns` is the cheap question a layer asks before passing a token on: it must say "ours"
+        // exactly when `parse` would judge the token rather than answer `NotOwned`.
+        let format = TokenFormat::new("acme").unwrap();
+        prop_assert_eq!(format.owns(&input), format.parse(&input) != Err(TokenError::NotOwned));
+    }
 }

@@ -46,12 +46,19 @@ fn is_ows(b: u8) -> bool {
 }
 
 fn parse(value: &[u8]) -> Credentials<'_> {
-    // The usual shape, `Bearer <token>`, without the general scan below.
+    // The usual shape, `Bearer <token>`, without the general scan. Anything else (leading
+    // whitespace, two spaces, another scheme) takes the general parser, which answers the same
+    // for the usual shape too: the fast path only saves time.
     if let Some((scheme, token)) = value.split_at_checked(BEARER.len()) {
         if scheme.eq_ignore_ascii_case(BEARER) && token.first().is_some_and(|&b| !is_ows(b)) {
             return Credentials::Bearer(trim_ows_end(token));
         }
     }
+    parse_general(value)
+}
+
+/// RFC 7235 `credentials`, for any shape the fast path in [`parse`] does not take.
+fn parse_general(value: &[u8]) -> Credentials<'_> {
     let value = trim_ows_end(value.trim_ascii_start());
     let scheme_end = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_end);
@@ -168,5 +175,36 @@ mod tests {
             panic!("a bearer token");
         };
         assert!(!is_b64token(token));
+    }
+
+    #[test]
+    fn a_token_ending_in_a_non_b64_byte_is_not_a_b64token() {
+        // The last byte before any `=` padding must be checked too, not only the ones before it.
+        assert!(!is_b64token(b"abc,"));
+        assert!(!is_b64token(b"abc,=="));
+        assert!(is_b64token(b"abc"));
+        assert!(is_b64token(b"a"));
+    }
+
+    #[test]
+    fn two_spaces_after_bearer_still_give_the_bare_token() {
+        // RFC 7235 allows 1*SP here; the fast path declines this shape, the general parser
+        // takes it, and the token must not keep a leading space.
+        assert_eq!(parse(b"Bearer  abc"), bearer("abc"));
+        assert_eq!(parse(b"Bearer  abc"), parse_general(b"Bearer  abc"));
+    }
+
+    #[test]
+    fn trailing_whitespace_is_trimmed_by_the_fast_path() {
+        assert_eq!(parse(b"Bearer abc \t"), bearer("abc"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_answers_what_the_general_parser_answers(
+            value in proptest::string::bytes_regex(r"(?s-u)[ \t]?((?i:bearer)|basic|b)[ \t]{0,3}[a-z=,\t \x00\xff]{0,5}").unwrap(),
+        ) {
+            proptest::prop_assert_eq!(parse(&value), parse_general(&value));
+        }
     }
 }

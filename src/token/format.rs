@@ -323,4 +323,55 @@ mod tests {
         );
         assert!(format().mint(&"a".repeat(64)).is_ok());
     }
+
+    #[test]
+    fn prefix_is_the_one_given() {
+        assert_eq!(format().prefix(), "acme");
+    }
+
+    #[test]
+    fn legacy_is_refused_unless_enabled() {
+        assert!(!format().accepts_legacy());
+        assert!(format().accept_legacy(true).accepts_legacy());
+        assert!(
+            !format()
+                .accept_legacy(true)
+                .accept_legacy(false)
+                .accepts_legacy()
+        );
+    }
+
+    #[test]
+    fn owns_a_token_with_our_prefix_and_underscore() {
+        assert!(format().owns("acme_bot_00"));
+        // Owning is only about the prefix: a malformed body is still ours to refuse.
+        assert!(format().owns("acme_"));
+    }
+
+    #[test]
+    fn does_not_own_a_foreign_or_lookalike_token() {
+        assert!(!format().owns("ghp_abc"));
+        assert!(!format().owns("acmex_bot_00"));
+        assert!(!format().owns("acme"));
+        assert!(!format().owns("acmebot_00"));
+    }
+
+    #[test]
+    fn slug_bytes_are_the_slug() {
+        let token = format().mint("bot-1").unwrap();
+        assert_eq!(
+            format().parse(token.expose_secret()).unwrap().slug_bytes(),
+            b"bot-1"
+        );
+    }
+
+    #[test]
+    fn parsed_token_debug_shows_the_slug_but_not_the_token() {
+        let token = format().mint("bot-1").unwrap();
+        let parsed = format().parse(token.expose_secret()).unwrap();
+        assert_eq!(
+            format!("{parsed:?}"),
+            r#"ParsedToken { slug: "bot-1", legacy: false, .. }"#
+        );
+    }
 }
