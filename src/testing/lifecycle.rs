@@ -185,7 +185,7 @@ pub async fn case_revoke_all_and_delete<S: Store>(env: Env<S>) {
     assert_eq!(env.store.revoke_all_tokens(&agent.id).await.unwrap(), 2);
     assert_eq!(env.store.revoke_all_tokens(&agent.id).await.unwrap(), 0);
     for t in [&a, &b] {
-        assert_eq!(env.refusal(&t).await, InvalidReason::Revoked);
+        assert_eq!(env.refusal(t).await, InvalidReason::Revoked);
     }
     let c = env.token(&agent.id, NewToken::new("c")).await;
     env.store.delete_agent(&agent.id).await.unwrap();

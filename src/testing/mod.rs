@@ -26,9 +26,9 @@
 //! - looks owners up in `users` (the cases add, demote, deactivate and remove users there and
 //!   expect the next resolution to see it),
 //! - reads the time from `clock` (the cases move it forward),
-//! - mints tokens of the format [`format`] (`acme`, accepting legacy tokens) with the default
+//! - mints tokens of the format [`format()`] (`acme`, accepting legacy tokens) with the default
 //!   [`LifetimePolicy`](crate::store::LifetimePolicy) — [`config`] builds a
-//!   [`StoreConfig`](crate::store::StoreConfig) with all of this,
+//!   [`StoreConfig`] with all of this,
 //!
 //! and a future the suite awaits after the case passed (drop a temporary database there).
 //! `None` skips the case, e.g. when the database server is not configured.
@@ -199,7 +199,7 @@ pub fn format() -> TokenFormat {
     TokenFormat::new("acme").unwrap().accept_legacy(true)
 }
 
-/// A store configuration with [`format`], these users and this clock.
+/// A store configuration with [`format()`], these users and this clock.
 pub fn config(users: &MemoryUserDirectory, clock: &Arc<ManualClock>) -> StoreConfig {
     StoreConfig::new(format(), users.clone()).clock(clock.clone())
 }

@@ -219,14 +219,14 @@ pub async fn case_disabled_identity_refuses_every_credential<S: Store>(env: Env<
         .await
         .unwrap();
     for t in &tokens {
-        assert_eq!(env.refusal(&t).await, InvalidReason::AgentDisabled);
+        assert_eq!(env.refusal(t).await, InvalidReason::AgentDisabled);
     }
     env.store
         .set_agent_status(&agent.id, AgentStatus::Active)
         .await
         .unwrap();
     for t in &tokens {
-        assert!(env.resolve(&t).await.is_ok());
+        assert!(env.resolve(t).await.is_ok());
     }
 }
 
