@@ -38,18 +38,18 @@
 //! ```
 //! use std::sync::Arc;
 //!
-//! use crate::clock::ManualClock;
-//! use crate::store::{MemoryStore, MemoryUserDirectory};
+//! use tower_agent_auth::clock::ManualClock;
+//! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
 //!
 //! async fn open(
 //!     users: MemoryUserDirectory,
 //!     clock: Arc<ManualClock>,
 //! ) -> Option<(MemoryStore, std::future::Ready<()>)> {
-//!     let store = MemoryStore::with_config(crate::testing::config(&users, &clock));
+//!     let store = MemoryStore::with_config(tower_agent_auth::testing::config(&users, &clock));
 //!     Some((store, std::future::ready(())))
 //! }
 //!
-//! crate::conformance_suite!(open);
+//! tower_agent_auth::conformance_suite!(open);
 //! # fn main() {}
 //! ```
 //!
@@ -63,7 +63,7 @@
 //!
 //! - `resolution` — what a token resolves to, and every reason it is refused;
 //! - `lifecycle` — agents, tokens, rotation, purging and thread-scoped children;
-//! - `grants` — grants and [`Managed`](crate::store::Managed)'s access rule;
+//! - `grants` — grants and [`Managed`](tower_agent_auth::store::Managed)'s access rule;
 //! - `audit` — the store's own [`AuditSink`] and [`AuditQuery`].
 //!
 //! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]. A store without an
@@ -71,14 +71,14 @@
 //!
 //! ```
 //! # use std::sync::Arc;
-//! # use crate::clock::ManualClock;
-//! # use crate::store::{MemoryStore, MemoryUserDirectory};
+//! # use tower_agent_auth::clock::ManualClock;
+//! # use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
 //! # async fn open(users: MemoryUserDirectory, clock: Arc<ManualClock>)
 //! #     -> Option<(MemoryStore, std::future::Ready<()>)> {
-//! #     let store = MemoryStore::with_config(crate::testing::config(&users, &clock));
+//! #     let store = MemoryStore::with_config(tower_agent_auth::testing::config(&users, &clock));
 //! #     Some((store, std::future::ready(())))
 //! # }
-//! crate::conformance_suite!(open, [resolution, lifecycle, grants]);
+//! tower_agent_auth::conformance_suite!(open, [resolution, lifecycle, grants]);
 //! # fn main() {}
 //! ```
 //!
