@@ -63,7 +63,7 @@
 //!
 //! - `resolution` — what a token resolves to, and every reason it is refused;
 //! - `lifecycle` — agents, tokens, rotation, purging and thread-scoped children;
-//! - `grants` — grants and [`Managed`](tower_agent_auth::store::Managed)'s access rule;
+//! - `grants` — grants and [`Managed`](crate::store::Managed)'s access rule;
 //! - `audit` — the store's own [`AuditSink`] and [`AuditQuery`].
 //!
 //! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]. A store without an
