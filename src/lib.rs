@@ -62,6 +62,8 @@ pub mod resolver;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 /// The attribute for implementing this crate's async traits ([`TokenResolver`],

@@ -2,7 +2,7 @@
 //! the errors (one line, non-zero exit, nothing changed), `--help`, and `serve` end to end.
 #![cfg(feature = "cli")]
 
-mod conformance;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -32,10 +32,10 @@ impl Db {
     fn postgres(name: &str) -> Option<Self> {
         let Ok(base) = std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") else {
             assert!(
-                !conformance::services_required(),
+                !support::services_required(),
                 "AGENT_AUTH_TEST_POSTGRES_URL is required"
             );
-            conformance::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
+            support::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
             return None;
         };
         let database = format!("agent_auth_cli_{name}_{}", std::process::id());

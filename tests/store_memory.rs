@@ -1,20 +1,20 @@
 //! The conformance suite on the in-memory store.
-
-mod conformance;
+#![cfg(feature = "testing")]
 
 use std::sync::Arc;
 
 use tower_agent_auth::clock::ManualClock;
 use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+use tower_agent_auth::testing;
 
 async fn open(
     users: MemoryUserDirectory,
     clock: Arc<ManualClock>,
 ) -> Option<(MemoryStore, std::future::Ready<()>)> {
     Some((
-        MemoryStore::with_config(conformance::config(&users, &clock)),
+        MemoryStore::with_config(testing::config(&users, &clock)),
         std::future::ready(()),
     ))
 }
 
-conformance_suite!(open);
+tower_agent_auth::conformance_suite!(open);

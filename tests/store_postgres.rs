@@ -1,9 +1,9 @@
 //! The conformance suite on PostgreSQL: a fresh schema per test on the server named by
 //! `AGENT_AUTH_TEST_POSTGRES_URL`. Without it the tests print a notice and pass, unless
 //! `AGENT_AUTH_REQUIRE_SERVICES` is set (CI), which makes a missing server a failure.
-#![cfg(feature = "postgres")]
+#![cfg(all(feature = "postgres", feature = "testing"))]
 
-mod conformance;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +14,16 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::AgentAuthLayer;
 use tower_agent_auth::clock::ManualClock;
 use tower_agent_auth::store::{MemoryUserDirectory, PgStore};
+use tower_agent_auth::testing;
 
 fn server_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if conformance::services_required() => {
+        _ if support::services_required() => {
             panic!("AGENT_AUTH_TEST_POSTGRES_URL is not set but AGENT_AUTH_REQUIRE_SERVICES is")
         }
         _ => {
-            conformance::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
+            support::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
             None
         }
     }
@@ -74,21 +75,21 @@ async fn open(
 ) -> Option<(PgStore, impl std::future::Future<Output = ()>)> {
     let url = server_url()?;
     let (pool, cleanup) = fresh_schema(&url).await;
-    let store = PgStore::from_pool(pool, conformance::config(&users, &clock))
+    let store = PgStore::from_pool(pool, testing::config(&users, &clock))
         .await
         .unwrap();
     Some((store, cleanup))
 }
 
-conformance_suite!(open);
+tower_agent_auth::conformance_suite!(open);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn use_limit_is_exact_across_two_nodes() {
     let Some(url) = server_url() else { return };
-    let users = conformance::users();
-    let clock = conformance::clock();
+    let users = testing::users();
+    let clock = testing::clock();
     let (pool, cleanup) = fresh_schema(&url).await;
-    let node_a = PgStore::from_pool(pool.clone(), conformance::config(&users, &clock))
+    let node_a = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
         .await
         .unwrap();
     // A second node: its own pool on the same schema.
@@ -102,28 +103,25 @@ async fn use_limit_is_exact_across_two_nodes() {
         .connect_with(options.options([("search_path", schema.as_str())]))
         .await
         .unwrap();
-    let node_b = PgStore::from_pool(other_pool, conformance::config(&users, &clock))
+    let node_b = PgStore::from_pool(other_pool, testing::config(&users, &clock))
         .await
         .unwrap();
-    conformance::concurrent_use_limit(vec![node_a, node_b], &users).await;
+    testing::concurrent_use_limit(vec![node_a, node_b], &users).await;
     cleanup.await;
 }
 
 #[tokio::test]
 async fn a_closed_port_answers_503_never_admission() {
     // No server needed: nothing listens on port 1.
-    let users = conformance::users();
-    let clock = conformance::clock();
+    let users = testing::users();
+    let clock = testing::clock();
     let pool = PgPoolOptions::new()
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy("postgres://postgres@127.0.0.1:1/test")
         .unwrap();
-    let store = PgStore::from_pool(
-        pool,
-        conformance::config(&users, &clock).run_migrations(false),
-    )
-    .await
-    .unwrap();
+    let store = PgStore::from_pool(pool, testing::config(&users, &clock).run_migrations(false))
+        .await
+        .unwrap();
     let token = tower_agent_auth::token::TokenFormat::new("acme")
         .unwrap()
         .mint("writer")
@@ -146,11 +144,11 @@ async fn a_closed_port_answers_503_never_admission() {
 
 #[tokio::test]
 async fn connecting_to_a_closed_port_is_a_typed_error() {
-    let users = conformance::users();
-    let clock = conformance::clock();
+    let users = testing::users();
+    let clock = testing::clock();
     let result = PgStore::connect(
         "postgres://postgres@127.0.0.1:1/test",
-        conformance::config(&users, &clock),
+        testing::config(&users, &clock),
     )
     .await;
     assert!(matches!(
@@ -204,12 +202,12 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
     .await
     .unwrap();
 
-    let users = conformance::users();
-    let clock = conformance::clock();
-    let store = PgStore::from_pool(pool.clone(), conformance::config(&users, &clock))
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
         .await
         .unwrap();
-    let principal = conformance::resolve(&store, token.expose_secret())
+    let principal = testing::resolve(&store, token.expose_secret())
         .await
         .unwrap();
     assert_eq!(principal.token_id().map(|t| t.as_str()), Some("tok_1"));
@@ -222,7 +220,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .await
         .unwrap();
     assert!(
-        conformance::resolve(&store, issued.token.expose_secret())
+        testing::resolve(&store, issued.token.expose_secret())
             .await
             .is_ok()
     );

@@ -1,7 +1,5 @@
 //! The conformance suite on SQLite (a temporary file per test), and what only a file can show.
-#![cfg(feature = "sqlite")]
-
-mod conformance;
+#![cfg(all(feature = "sqlite", feature = "testing"))]
 
 use std::sync::Arc;
 
@@ -12,6 +10,7 @@ use tower_agent_auth::clock::ManualClock;
 use tower_agent_auth::store::{
     AgentStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreError, TokenStore,
 };
+use tower_agent_auth::testing;
 
 async fn open(
     users: MemoryUserDirectory,
@@ -19,25 +18,22 @@ async fn open(
 ) -> Option<(SqliteStore, impl std::future::Future<Output = ()>)> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-auth.db");
-    let store = SqliteStore::open(
-        &path.display().to_string(),
-        conformance::config(&users, &clock),
-    )
-    .await
-    .unwrap();
+    let store = SqliteStore::open(&path.display().to_string(), testing::config(&users, &clock))
+        .await
+        .unwrap();
     Some((store, async move { drop(dir) }))
 }
 
-conformance_suite!(open);
+tower_agent_auth::conformance_suite!(open);
 
 #[tokio::test]
 async fn tokens_survive_a_restart_and_revocations_stay() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-auth.db").display().to_string();
-    let users = conformance::users();
-    let clock = conformance::clock();
+    let users = testing::users();
+    let clock = testing::clock();
     let (kept, revoked) = {
-        let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+        let store = SqliteStore::open(&path, testing::config(&users, &clock))
             .await
             .unwrap();
         let agent = store
@@ -59,15 +55,15 @@ async fn tokens_survive_a_restart_and_revocations_stay() {
         store.pool().close().await;
         (kept, revoked)
     };
-    let reopened = SqliteStore::open(&path, conformance::config(&users, &clock))
+    let reopened = SqliteStore::open(&path, testing::config(&users, &clock))
         .await
         .unwrap();
-    let principal = conformance::resolve(&reopened, kept.token.expose_secret())
+    let principal = testing::resolve(&reopened, kept.token.expose_secret())
         .await
         .unwrap();
     assert_eq!(principal.token_id(), Some(&kept.info.id));
     assert!(
-        conformance::resolve(&reopened, revoked.token.expose_secret())
+        testing::resolve(&reopened, revoked.token.expose_secret())
             .await
             .is_err()
     );
@@ -85,10 +81,10 @@ async fn tokens_survive_a_restart_and_revocations_stay() {
 async fn last_used_is_written_off_the_request_path_once_per_interval() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-auth.db").display().to_string();
-    let users = conformance::users();
-    let clock = conformance::clock();
-    let config = conformance::config(&users, &clock)
-        .last_used_interval(std::time::Duration::from_secs(3600));
+    let users = testing::users();
+    let clock = testing::clock();
+    let config =
+        testing::config(&users, &clock).last_used_interval(std::time::Duration::from_secs(3600));
     let store = SqliteStore::open(&path, config).await.unwrap();
     let agent = store
         .create_agent(NewAgent::new("writer", "alice"))
@@ -99,7 +95,7 @@ async fn last_used_is_written_off_the_request_path_once_per_interval() {
         .await
         .unwrap();
     for _ in 0..50 {
-        conformance::resolve(&store, t.token.expose_secret())
+        testing::resolve(&store, t.token.expose_secret())
             .await
             .unwrap();
     }
@@ -117,19 +113,16 @@ async fn last_used_is_written_off_the_request_path_once_per_interval() {
     store.flush_last_used().await.unwrap();
     assert_eq!(store.last_used_writes(), 1, "fifty uses, one write");
     let info = store.token(&agent.id, &t.info.id).await.unwrap().unwrap();
-    assert_eq!(
-        info.last_used_at,
-        Some(conformance::ClockExt::now_micros(&*clock))
-    );
+    assert_eq!(info.last_used_at, Some(testing::now_micros(&clock)));
 }
 
 #[tokio::test]
 async fn an_unreachable_database_file_is_a_typed_error() {
-    let users = conformance::users();
-    let clock = conformance::clock();
+    let users = testing::users();
+    let clock = testing::clock();
     let result = SqliteStore::open(
         "/nonexistent/dir/agent-auth.db",
-        conformance::config(&users, &clock),
+        testing::config(&users, &clock),
     )
     .await;
     assert!(
@@ -142,9 +135,9 @@ async fn an_unreachable_database_file_is_a_typed_error() {
 async fn a_database_gone_at_request_time_answers_503() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent-auth.db").display().to_string();
-    let users = conformance::users();
-    let clock = conformance::clock();
-    let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = SqliteStore::open(&path, testing::config(&users, &clock))
         .await
         .unwrap();
     let agent = store
@@ -225,12 +218,12 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .unwrap();
         pool.close().await;
     }
-    let users = conformance::users();
-    let clock = conformance::clock();
-    let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = SqliteStore::open(&path, testing::config(&users, &clock))
         .await
         .unwrap();
-    let principal = conformance::resolve(&store, token.expose_secret())
+    let principal = testing::resolve(&store, token.expose_secret())
         .await
         .unwrap();
     assert_eq!(principal.token_id().map(|t| t.as_str()), Some("tok_1"));
@@ -254,7 +247,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .await
         .unwrap();
     assert!(
-        conformance::resolve(&store, issued.token.expose_secret())
+        testing::resolve(&store, issued.token.expose_secret())
             .await
             .is_ok()
     );
@@ -275,9 +268,9 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
 async fn an_edited_migration_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edited.db").display().to_string();
-    let users = conformance::users();
-    let clock = conformance::clock();
-    let store = SqliteStore::open(&path, conformance::config(&users, &clock))
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = SqliteStore::open(&path, testing::config(&users, &clock))
         .await
         .unwrap();
     sqlx::query("UPDATE agent_auth_schema_migrations SET checksum = 'tampered' WHERE version = 1")
@@ -285,7 +278,7 @@ async fn an_edited_migration_is_refused() {
         .await
         .unwrap();
     store.pool().close().await;
-    let reopened = SqliteStore::open(&path, conformance::config(&users, &clock)).await;
+    let reopened = SqliteStore::open(&path, testing::config(&users, &clock)).await;
     assert!(
         matches!(reopened, Err(StoreError::Unavailable(_))),
         "{reopened:?}"

@@ -1,18 +1,16 @@
-//! The audit trail on every store: the layer and `Managed` record through an `AuditWriter` into
-//! the store's own sink, and the store answers "what did this identity do".
+//! The store's own audit trail: the layer and `Managed` record through an `AuditWriter` into
+//! the store's sink, and the store answers "what did this identity do".
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_agent_auth::audit::{
-    AuditAction, AuditEvent, AuditFilter, AuditWriter, Outcome, WriterOptions,
-};
-use tower_agent_auth::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, UserRecord};
-use tower_agent_auth::{AgentAuthLayer, AgentId, InvalidReason, Policy, TokenId};
 
-use super::{Env, Store};
+use super::{AuditedStore, Env};
+use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditWriter, Outcome, WriterOptions};
+use crate::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, StoreError, UserRecord};
+use crate::{AgentAuthLayer, AgentId, InvalidReason, Policy, TokenId};
 
 /// What a test compares of an event.
 #[derive(Debug, PartialEq)]
@@ -57,7 +55,7 @@ fn expect(
 }
 
 /// Calls the audited app with `token`; `/forbidden` answers 403, everything else 200.
-async fn call<S: Store>(
+async fn call<S: AuditedStore>(
     store: &S,
     writer: &AuditWriter,
     token: &str,
@@ -93,9 +91,78 @@ async fn tick() -> time::OffsetDateTime {
     now
 }
 
+/// A batch larger than any statement a sink uses is written whole, in order.
+pub async fn case_a_large_audit_batch_is_written_whole_and_in_order<S: AuditedStore>(env: Env<S>) {
+    let at = env.now_micros();
+    let batch: Vec<AuditEvent> = (0..300)
+        .map(|n| {
+            AuditEvent::new(at, AuditAction::Request, Outcome::Success)
+                .identity("agt_x")
+                .request("GET", &format!("/{n}"), 200)
+        })
+        .collect();
+    env.store.write_batch(&batch).await.unwrap();
+    env.store.write_batch(&batch[..3]).await.unwrap();
+    let read = env
+        .store
+        .events(&AuditFilter::identity("agt_x"))
+        .await
+        .unwrap();
+    let paths: Vec<String> = read
+        .iter()
+        .map(|e| e.request.as_ref().unwrap().path.clone())
+        .collect();
+    let expected: Vec<String> = (0..300).chain(0..3).map(|n| format!("/{n}")).collect();
+    assert_eq!(paths, expected);
+    assert_eq!(read[0], batch[0]);
+}
+
+/// Reading an identity's trail through `Managed`: owner, admin and operator may, viewers and
+/// strangers may not (the `grants` section checks the rest of the access rule).
+pub async fn case_the_trail_is_read_by_owner_admin_and_operator<S: AuditedStore>(env: Env<S>) {
+    for user in ["admin-user", "operator-user", "viewer-user", "stranger"] {
+        env.users
+            .insert(UserRecord::new(user, Policy::unrestricted()));
+    }
+    let agent = env.agent("writer").await;
+    for (user, role) in [
+        ("admin-user", AccessRole::Admin),
+        ("operator-user", AccessRole::Operator),
+        ("viewer-user", AccessRole::Viewer),
+    ] {
+        env.store
+            .grant(&agent.id, &user.into(), role)
+            .await
+            .unwrap();
+    }
+    let matrix = [
+        ("alice", true),
+        ("admin-user", true),
+        ("operator-user", true),
+        ("viewer-user", false),
+        ("stranger", false),
+    ];
+    for (actor, may_list) in matrix {
+        let managed = Managed::new(&env.store, actor);
+        let allowed = |r: Result<(), StoreError>, expected: bool, op: &str| match r {
+            Ok(()) => assert!(expected, "{actor} may not {op}"),
+            Err(StoreError::Forbidden { .. }) => assert!(!expected, "{actor} may {op}"),
+            Err(other) => panic!("{actor} {op}: {other:?}"),
+        };
+        allowed(
+            managed
+                .audit_events(&agent.id, AuditFilter::default())
+                .await
+                .map(drop),
+            may_list,
+            "read the trail",
+        );
+    }
+}
+
 /// The trail of identity X is exactly its requests and changes (and its thread's), in order,
 /// and nothing of identity Y.
-pub async fn case_audit_answers_what_an_identity_did<S: Store>(env: Env<S>) {
+pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S>) {
     let writer = AuditWriter::spawn(Arc::new(env.store.clone()), WriterOptions::default());
     let alice = Managed::new(&env.store, "alice").with_audit(&writer);
     let x = alice
@@ -271,16 +338,8 @@ pub async fn case_audit_answers_what_an_identity_did<S: Store>(env: Env<S>) {
     assert_eq!(early.len(), 7);
 }
 
-async fn of_y_count<S: Store>(store: &S, y: &AgentId) -> usize {
-    store
-        .events(&AuditFilter::identity(y.clone()))
-        .await
-        .unwrap()
-        .len()
-}
-
 /// Management is recorded with before and after, and refused attempts as denied.
-pub async fn case_audit_records_management_and_denials<S: Store>(env: Env<S>) {
+pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env<S>) {
     env.users
         .insert(UserRecord::new("stranger", Policy::unrestricted()));
     let writer = AuditWriter::spawn(Arc::new(env.store.clone()), WriterOptions::default());
@@ -392,4 +451,12 @@ pub async fn case_audit_records_management_and_denials<S: Store>(env: Env<S>) {
             .len()
             >= 2
     );
+}
+
+async fn of_y_count<S: AuditedStore>(store: &S, y: &AgentId) -> usize {
+    store
+        .events(&AuditFilter::identity(y.clone()))
+        .await
+        .unwrap()
+        .len()
 }

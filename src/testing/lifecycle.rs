@@ -1,0 +1,543 @@
+//! Agents, tokens, rotation, purging and thread-scoped children.
+
+use super::{Env, Store, caps};
+use crate::InvalidReason;
+use crate::Policy;
+use crate::store::{AgentStatus, AgentType, NewAgent, NewToken, StoreError};
+
+pub async fn case_agents_round_trip<S: Store>(env: Env<S>) {
+    let policy = Policy::allow(caps(&["posts:*"])).with_deny(caps(&["posts:delete"]));
+    let created = env
+        .store
+        .create_agent(
+            NewAgent::new("writer", "alice")
+                .with_policy(policy)
+                .with_type(AgentType::Supervised),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.store.agent(&created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        env.store.agent_by_slug("writer").await.unwrap(),
+        Some(created.clone())
+    );
+    env.store
+        .create_agent(NewAgent::new("archivist", "bob"))
+        .await
+        .unwrap();
+    let slugs: Vec<String> = env
+        .store
+        .list_agents()
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.slug.to_string())
+        .collect();
+    assert_eq!(slugs, ["archivist", "writer"]);
+    assert_eq!(env.store.agent_by_slug("nobody").await.unwrap(), None);
+}
+
+pub async fn case_duplicate_slug_changes_nothing<S: Store>(env: Env<S>) {
+    let first = env.agent("writer").await;
+    let again = env.store.create_agent(NewAgent::new("writer", "bob")).await;
+    assert!(
+        matches!(again, Err(StoreError::DuplicateSlug(ref s)) if s == "writer"),
+        "{again:?}"
+    );
+    let agents = env.store.list_agents().await.unwrap();
+    assert_eq!(agents, vec![first]);
+}
+
+pub async fn case_invalid_slug_and_unknown_owner_are_refused<S: Store>(env: Env<S>) {
+    let bad = env
+        .store
+        .create_agent(NewAgent::new("Not_A_Slug", "alice"))
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidSlug(_))), "{bad:?}");
+    let nobody = env
+        .store
+        .create_agent(NewAgent::new("orphan", "mallory"))
+        .await;
+    assert!(
+        matches!(nobody, Err(StoreError::UnknownUser(_))),
+        "{nobody:?}"
+    );
+    assert!(env.store.list_agents().await.unwrap().is_empty());
+}
+
+pub async fn case_token_for_unknown_agent_is_refused<S: Store>(env: Env<S>) {
+    let result = env
+        .store
+        .create_token(&"agt_missing".into(), NewToken::new("t"))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::UnknownAgent(_))),
+        "{result:?}"
+    );
+}
+
+pub async fn case_capabilities_outside_policy_change_nothing<S: Store>(env: Env<S>) {
+    let policy = Policy::allow(caps(&["posts:read"]));
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("reader", "alice").with_policy(policy))
+        .await
+        .unwrap();
+    let wide = NewToken::new("t").with_capabilities(caps(&["posts:*"]));
+    let result = env.store.create_token(&agent.id, wide).await;
+    assert!(
+        matches!(result, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        "{result:?}"
+    );
+    assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
+}
+
+pub async fn case_lifetime_policy_is_enforced<S: Store>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("runner", "alice").with_type(AgentType::Ephemeral))
+        .await
+        .unwrap();
+    let too_long = NewToken::new("t").expires_in(time::Duration::hours(2));
+    let result = env.store.create_token(&agent.id, too_long).await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidLifetime(_))),
+        "{result:?}"
+    );
+    let zero = NewToken::new("t").expires_in(time::Duration::ZERO);
+    assert!(matches!(
+        env.store.create_token(&agent.id, zero).await,
+        Err(StoreError::InvalidLifetime(_))
+    ));
+    assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
+    // Without a lifetime, the agent type's default (15 minutes) applies.
+    let issued = env.token(&agent.id, NewToken::new("default")).await;
+    assert_eq!(
+        issued.info.expires_at.unwrap() - issued.info.created_at,
+        time::Duration::minutes(15)
+    );
+}
+
+pub async fn case_list_and_get_show_metadata_only<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    let first = env
+        .token(
+            &agent.id,
+            NewToken::new("laptop")
+                .with_capabilities(caps(&["posts:read"]))
+                .created_by("alice")
+                .task_id("task-7")
+                .intent("draft the weekly post")
+                .expires_in(time::Duration::days(30)),
+        )
+        .await;
+    env.clock.advance(time::Duration::seconds(1));
+    let second = env.token(&agent.id, NewToken::new("ci")).await;
+    let listed = env.store.list_tokens(&agent.id).await.unwrap();
+    assert_eq!(listed, vec![first.info.clone(), second.info.clone()]);
+    assert_eq!(
+        env.store.token(&agent.id, &first.info.id).await.unwrap(),
+        Some(first.info.clone())
+    );
+    let shown = format!("{listed:?}");
+    assert!(
+        !shown.contains(&first.token.expose_secret()[20..]),
+        "no secret in metadata"
+    );
+    assert!(first.info.display_prefix.starts_with("acme_writer_"));
+}
+
+pub async fn case_foreign_or_unknown_token_cannot_be_revoked<S: Store>(env: Env<S>) {
+    let writer = env.agent("writer").await;
+    let other = env
+        .store
+        .create_agent(NewAgent::new("other", "bob"))
+        .await
+        .unwrap();
+    let token = env.token(&writer.id, NewToken::new("t")).await;
+    let through_other = env.store.revoke_token(&other.id, &token.info.id).await;
+    assert!(
+        matches!(through_other, Err(StoreError::UnknownToken { .. })),
+        "{through_other:?}"
+    );
+    let unknown = env
+        .store
+        .revoke_token(&writer.id, &"tok_missing".into())
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownToken { .. })),
+        "{unknown:?}"
+    );
+    assert!(env.resolve(&token).await.is_ok(), "still valid");
+    assert_eq!(
+        env.store.token(&other.id, &token.info.id).await.unwrap(),
+        None
+    );
+}
+
+pub async fn case_revoke_all_and_delete<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    let a = env.token(&agent.id, NewToken::new("a")).await;
+    let b = env.token(&agent.id, NewToken::new("b")).await;
+    assert_eq!(env.store.revoke_all_tokens(&agent.id).await.unwrap(), 2);
+    assert_eq!(env.store.revoke_all_tokens(&agent.id).await.unwrap(), 0);
+    for t in [&a, &b] {
+        assert_eq!(env.refusal(t).await, InvalidReason::Revoked);
+    }
+    let c = env.token(&agent.id, NewToken::new("c")).await;
+    env.store.delete_agent(&agent.id).await.unwrap();
+    assert_eq!(env.refusal(&c).await, InvalidReason::Unknown);
+    assert!(matches!(
+        env.store.list_tokens(&agent.id).await,
+        Err(StoreError::UnknownAgent(_))
+    ));
+    assert!(matches!(
+        env.store.delete_agent(&agent.id).await,
+        Err(StoreError::UnknownAgent(_))
+    ));
+}
+
+pub async fn case_purge_removes_long_dead_tokens<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    let live = env.token(&agent.id, NewToken::new("live")).await;
+    let revoked = env.token(&agent.id, NewToken::new("revoked")).await;
+    let short = env
+        .token(
+            &agent.id,
+            NewToken::new("short").expires_in(time::Duration::hours(1)),
+        )
+        .await;
+    env.store
+        .revoke_token(&agent.id, &revoked.info.id)
+        .await
+        .unwrap();
+    env.clock.advance(time::Duration::days(10));
+    assert_eq!(env.store.purge(time::Duration::days(30)).await.unwrap(), 0);
+    env.clock.advance(time::Duration::days(25));
+    assert_eq!(env.store.purge(time::Duration::days(30)).await.unwrap(), 2);
+    let left: Vec<_> = env
+        .store
+        .list_tokens(&agent.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, vec![live.info.id.clone()]);
+    let _ = short;
+}
+
+pub async fn case_rotation_with_grace<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    let old = env
+        .token(
+            &agent.id,
+            NewToken::new("laptop")
+                .with_capabilities(caps(&["posts:read"]))
+                .task_id("t-1"),
+        )
+        .await;
+    let new = env
+        .store
+        .rotate_token(&agent.id, &old.info.id, time::Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_ne!(new.info.id, old.info.id);
+    assert_eq!(
+        (new.info.label.as_str(), new.info.task_id.as_deref()),
+        ("laptop", Some("t-1"))
+    );
+    assert_eq!(new.info.capabilities, old.info.capabilities);
+    // During the grace period both work; after it, only the new one.
+    assert!(env.resolve(&old).await.is_ok());
+    assert!(env.resolve(&new).await.is_ok());
+    env.clock.advance(time::Duration::minutes(10));
+    assert_eq!(env.refusal(&old).await, InvalidReason::Expired);
+    assert!(env.resolve(&new).await.is_ok());
+    // A retired token cannot be rotated again.
+    let again = env
+        .store
+        .rotate_token(&agent.id, &old.info.id, time::Duration::minutes(1))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::InvalidInput(_))),
+        "{again:?}"
+    );
+}
+
+pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    let short = env
+        .token(
+            &agent.id,
+            NewToken::new("short").expires_in(time::Duration::minutes(5)),
+        )
+        .await;
+    let rotated = env
+        .store
+        .rotate_token(&agent.id, &short.info.id, time::Duration::hours(1))
+        .await
+        .unwrap();
+    let old = env
+        .store
+        .token(&agent.id, &short.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        old.expires_at, short.info.expires_at,
+        "grace never outlasts the old expiry"
+    );
+    assert_eq!(
+        rotated.info.expires_at, short.info.expires_at,
+        "the new token keeps the expiry"
+    );
+
+    let other = env.token(&agent.id, NewToken::new("other")).await;
+    env.store
+        .rotate_token(&agent.id, &other.info.id, time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(env.refusal(&other).await, InvalidReason::Revoked);
+    let negative = env
+        .store
+        .rotate_token(&agent.id, &rotated.info.id, -time::Duration::SECOND)
+        .await;
+    assert!(
+        matches!(negative, Err(StoreError::InvalidInput(_))),
+        "{negative:?}"
+    );
+    let foreign = env
+        .store
+        .create_agent(NewAgent::new("other", "bob"))
+        .await
+        .unwrap();
+    let through_other = env
+        .store
+        .rotate_token(&foreign.id, &rotated.info.id, time::Duration::ZERO)
+        .await;
+    assert!(
+        matches!(through_other, Err(StoreError::UnknownToken { .. })),
+        "{through_other:?}"
+    );
+}
+
+/// Rotation is recorded on the identity.
+pub async fn case_rotation_is_recorded_on_the_identity<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    assert_eq!(agent.last_rotated_at, None);
+    let t = env.token(&agent.id, NewToken::new("t")).await;
+    env.clock.advance(time::Duration::seconds(5));
+    let rotated = env
+        .store
+        .rotate_token(&agent.id, &t.info.id, time::Duration::minutes(5))
+        .await
+        .unwrap();
+    let after = env.store.agent(&agent.id).await.unwrap().unwrap();
+    assert_eq!(after.last_rotated_at, Some(rotated.info.created_at));
+}
+
+/// A lifetime past what a clock can hold is refused, not a panic.
+pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    let forever = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("t").expires_in(time::Duration::MAX),
+        )
+        .await;
+    assert!(
+        matches!(forever, Err(StoreError::InvalidLifetime(_))),
+        "{forever:?}"
+    );
+    let t = env.token(&agent.id, NewToken::new("t")).await;
+    let rotated = env
+        .store
+        .rotate_token(&agent.id, &t.info.id, time::Duration::MAX)
+        .await;
+    assert!(
+        matches!(rotated, Err(StoreError::InvalidLifetime(_))),
+        "{rotated:?}"
+    );
+    assert!(env.resolve(&t).await.is_ok(), "nothing changed");
+    assert_eq!(env.store.list_tokens(&agent.id).await.unwrap().len(), 1);
+}
+
+/// One agent thread gets a scoped identity and a credential and acts; the credential is revoked
+/// and refused while the identity stays, and a new credential works.
+pub async fn case_thread_identity_lifecycle<S: Store>(env: Env<S>) {
+    let parent = env
+        .store
+        .create_agent(
+            NewAgent::new("codex", "alice")
+                .with_policy(Policy::allow(caps(&["posts:*"])))
+                .with_scopes(["workspace:1", "workspace:2"])
+                .with_modes(["chat", "pipeline"]),
+        )
+        .await
+        .unwrap();
+    let thread = env
+        .store
+        .create_agent(
+            NewAgent::child("codex-thread-7f3a", parent.id.clone()).with_scopes(["workspace:1"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(thread.parent.as_ref(), Some(&parent.id));
+    assert_eq!(
+        thread.owner, parent.owner,
+        "a child acts for its parent's owner"
+    );
+    let first = env
+        .token(&thread.id, NewToken::new("thread").task_id("task-42"))
+        .await;
+    let principal = env.resolve(&first).await.unwrap();
+    let agent = principal.agent_ref().unwrap();
+    assert_eq!(agent.id(), &thread.id);
+    assert_eq!(agent.parent(), Some(&parent.id));
+    assert!(agent.allows_scope("workspace:1") && !agent.allows_scope("workspace:2"));
+    assert!(
+        agent.allows_mode("chat"),
+        "modes are inherited from the parent"
+    );
+    assert!(!agent.allows_mode("admin"));
+    assert_eq!(principal.task_id(), Some("task-42"));
+    assert!(principal.can("posts:publish"));
+    assert!(
+        !principal.can("comments:read"),
+        "the parent's policy bounds the child"
+    );
+
+    env.store
+        .revoke_token(&thread.id, &first.info.id)
+        .await
+        .unwrap();
+    assert_eq!(env.refusal(&first).await, InvalidReason::Revoked);
+    let still = env.store.agent(&thread.id).await.unwrap().unwrap();
+    assert_eq!(still.status, AgentStatus::Active, "the identity stays");
+    let second = env.token(&thread.id, NewToken::new("thread, again")).await;
+    assert!(env.resolve(&second).await.is_ok());
+
+    // Retiring the thread is deleting its identity; the parent is untouched.
+    let parent_token = env.token(&parent.id, NewToken::new("parent")).await;
+    env.store.delete_agent(&thread.id).await.unwrap();
+    assert_eq!(env.refusal(&second).await, InvalidReason::Unknown);
+    assert!(env.resolve(&parent_token).await.is_ok());
+}
+
+/// A child is never wider than its parent: wider requests are refused and change nothing, and
+/// the parent's state bounds the child at every request.
+pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>) {
+    let expires = env.now_micros() + time::Duration::days(1);
+    let parent = env
+        .store
+        .create_agent(
+            NewAgent::new("codex", "alice")
+                .with_policy(Policy::allow(caps(&["posts:read"])))
+                .with_scopes(["workspace:1"])
+                .with_modes(["chat"])
+                .with_expires_at(expires),
+        )
+        .await
+        .unwrap();
+    let wider = [
+        NewAgent::child("t-scope", parent.id.clone()).with_scopes(["workspace:2"]),
+        NewAgent::child("t-mode", parent.id.clone()).with_modes(["pipeline"]),
+        NewAgent::child("t-policy", parent.id.clone())
+            .with_policy(Policy::allow(caps(&["posts:*"]))),
+        NewAgent::child("t-expiry", parent.id.clone())
+            .with_expires_at(expires + time::Duration::seconds(1)),
+    ];
+    for (n, new) in wider.into_iter().enumerate() {
+        let result = env.store.create_agent(new).await;
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::InvalidInput(_)
+                    | StoreError::CapabilitiesOutsidePolicy(_)
+                    | StoreError::InvalidLifetime(_))
+            ),
+            "case {n}: {result:?}"
+        );
+    }
+    assert_eq!(
+        env.store.list_agents().await.unwrap().len(),
+        1,
+        "nothing was created"
+    );
+
+    let child = env
+        .store
+        .create_agent(NewAgent::child("codex-thread-1", parent.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        child.expires_at,
+        Some(expires),
+        "a child inherits the parent's expiry"
+    );
+    assert_eq!(child.scopes, parent.scopes);
+    let children = env.store.children(&parent.id).await.unwrap();
+    assert_eq!(
+        children.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&child.id]
+    );
+    assert!(env.store.children(&child.id).await.unwrap().is_empty());
+    let grandchild = env
+        .store
+        .create_agent(NewAgent::child("codex-thread-1-sub", child.id.clone()))
+        .await;
+    assert!(
+        matches!(grandchild, Err(StoreError::InvalidInput(_))),
+        "{grandchild:?}"
+    );
+    let orphan = env
+        .store
+        .create_agent(NewAgent::child("orphan", "agt_missing"))
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::UnknownAgent(_))),
+        "{orphan:?}"
+    );
+
+    let t = env.token(&child.id, NewToken::new("t")).await;
+    let principal = env.resolve(&t).await.unwrap();
+    assert!(principal.can("posts:read") && !principal.can("posts:publish"));
+    let wider_token = env
+        .store
+        .create_token(
+            &child.id,
+            NewToken::new("wide").with_capabilities(caps(&["posts:publish"])),
+        )
+        .await;
+    assert!(
+        matches!(wider_token, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        "a child's token is checked against the parent's policy: {wider_token:?}"
+    );
+
+    env.store
+        .set_agent_status(&parent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.refusal(&t).await,
+        InvalidReason::AgentDisabled,
+        "disabling the parent stops the child"
+    );
+    env.store
+        .set_agent_status(&parent.id, AgentStatus::Active)
+        .await
+        .unwrap();
+    assert!(env.resolve(&t).await.is_ok());
+
+    env.store.delete_agent(&parent.id).await.unwrap();
+    assert!(
+        env.store.agent(&child.id).await.unwrap().is_none(),
+        "children go with the parent"
+    );
+    assert_eq!(env.refusal(&t).await, InvalidReason::Unknown);
+}

@@ -1,0 +1,396 @@
+//! The conformance suite: one behaviour, every store (feature `testing`).
+//!
+//! Every store shipped with this crate passes the same cases — creating and listing agents,
+//! minting, resolving, revoking and rotating tokens, use limits, thread-scoped children,
+//! grants, the audit trail. A store written outside this crate runs them with one macro call.
+//!
+//! # For a store author
+//!
+//! Enable the feature for your tests:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! tower-agent-auth = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! Write an `open` function (an `async fn` or anything callable as one) that the suite calls
+//! once per case:
+//!
+//! ```text
+//! async fn open(users: MemoryUserDirectory, clock: Arc<ManualClock>)
+//!     -> Option<(YourStore, impl Future<Output = ()>)>
+//! ```
+//!
+//! It returns a fresh, empty store that
+//!
+//! - looks owners up in `users` (the cases add, demote, deactivate and remove users there and
+//!   expect the next resolution to see it),
+//! - reads the time from `clock` (the cases move it forward),
+//! - mints tokens of the format [`format()`] (`acme`, accepting legacy tokens) with the default
+//!   [`LifetimePolicy`](crate::store::LifetimePolicy) — [`config`] builds a
+//!   [`StoreConfig`] with all of this,
+//!
+//! and a future the suite awaits after the case passed (drop a temporary database there).
+//! `None` skips the case, e.g. when the database server is not configured.
+//!
+//! Then, in an integration test (`tests/my_store.rs`):
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use tower_agent_auth::clock::ManualClock;
+//! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+//!
+//! async fn open(
+//!     users: MemoryUserDirectory,
+//!     clock: Arc<ManualClock>,
+//! ) -> Option<(MemoryStore, std::future::Ready<()>)> {
+//!     let store = MemoryStore::with_config(tower_agent_auth::testing::config(&users, &clock));
+//!     Some((store, std::future::ready(())))
+//! }
+//!
+//! tower_agent_auth::conformance_suite!(open);
+//! # fn main() {}
+//! ```
+//!
+//! The macro expands to one `#[test]` function per case, named after it (for instance
+//! `case_revoked_token_is_refused`); each runs on its own multi-threaded tokio runtime, so the
+//! test crate needs no tokio dependency of its own.
+//!
+//! # Sections
+//!
+//! The cases come in sections, each a module here:
+//!
+//! - `resolution` — what a token resolves to, and every reason it is refused;
+//! - `lifecycle` — agents, tokens, rotation, purging and thread-scoped children;
+//! - `grants` — grants and [`Managed`](crate::store::Managed)'s access rule;
+//! - `audit` — the store's own [`AuditSink`] and [`AuditQuery`].
+//!
+//! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]. A store without an
+//! audit log of its own runs the others by naming them:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use tower_agent_auth::clock::ManualClock;
+//! # use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+//! # async fn open(users: MemoryUserDirectory, clock: Arc<ManualClock>)
+//! #     -> Option<(MemoryStore, std::future::Ready<()>)> {
+//! #     let store = MemoryStore::with_config(tower_agent_auth::testing::config(&users, &clock));
+//! #     Some((store, std::future::ready(())))
+//! # }
+//! tower_agent_auth::conformance_suite!(open, [resolution, lifecycle, grants]);
+//! # fn main() {}
+//! ```
+//!
+//! The helpers here ([`users`], [`clock`], [`config`], [`resolve`], [`concurrent_use_limit`])
+//! serve a store's own tests beyond the suite too.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::audit::{AuditQuery, AuditSink};
+use crate::clock::{Clock, ManualClock};
+use crate::store::{
+    Agent, AgentStore, GrantStore, IssuedToken, MemoryUserDirectory, NewAgent, NewToken,
+    StoreConfig, TokenStore, UserRecord,
+};
+use crate::token::TokenFormat;
+use crate::{
+    AgentAuthLayer, CapabilitySet, InvalidReason, Policy, Principal, ResolveError, TokenLookup,
+    TokenResolver,
+};
+
+#[doc(hidden)]
+pub mod audit;
+#[doc(hidden)]
+pub mod grants;
+#[doc(hidden)]
+pub mod lifecycle;
+#[doc(hidden)]
+pub mod resolution;
+
+/// What the `resolution`, `lifecycle` and `grants` sections need of a store.
+pub trait Store: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static {}
+
+impl<T> Store for T where T: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static {}
+
+/// What the `audit` section needs of a store: a [`Store`] that keeps its own audit trail.
+pub trait AuditedStore: Store + AuditSink + AuditQuery {}
+
+impl<T> AuditedStore for T where T: Store + AuditSink + AuditQuery {}
+
+/// What every case gets: the store under test, its users and its clock; and the setup most
+/// cases share ("an agent of alice's with a token"), said once.
+pub struct Env<S> {
+    /// The store under test, fresh from `open`.
+    pub store: S,
+    /// Its owners: alice (`posts:*`, `comments:read`) and bob (unrestricted), see [`users`].
+    pub users: MemoryUserDirectory,
+    /// Its clock, see [`clock`].
+    pub clock: Arc<ManualClock>,
+}
+
+impl<S: Store> Env<S> {
+    /// A new agent of alice's with this slug.
+    pub async fn agent(&self, slug: &str) -> Agent {
+        self.store
+            .create_agent(NewAgent::new(slug, "alice"))
+            .await
+            .unwrap()
+    }
+
+    /// A token for `agent`, as `new` asks.
+    pub async fn token(&self, agent: &crate::AgentId, new: NewToken) -> IssuedToken {
+        self.store.create_token(agent, new).await.unwrap()
+    }
+
+    /// A new agent of alice's with this slug, and a token of it labelled `t`.
+    pub async fn agent_with_token(&self, slug: &str) -> (Agent, IssuedToken) {
+        let agent = self.agent(slug).await;
+        let token = self.token(&agent.id, NewToken::new("t")).await;
+        (agent, token)
+    }
+
+    /// Resolves `token` the way the layer does.
+    pub async fn resolve(&self, token: &IssuedToken) -> Result<Principal, ResolveError> {
+        resolve(&self.store, token.token.expose_secret()).await
+    }
+
+    /// Why `token` is refused now; panics if it is admitted.
+    pub async fn refusal(&self, token: &IssuedToken) -> InvalidReason {
+        refused(self.resolve(token).await)
+    }
+
+    /// The clock's time, to the microsecond stores keep.
+    pub fn now_micros(&self) -> time::OffsetDateTime {
+        now_micros(&self.clock)
+    }
+}
+
+/// Capabilities from patterns; panics on a bad one.
+pub fn caps(patterns: &[&str]) -> CapabilitySet {
+    CapabilitySet::parse(patterns).unwrap()
+}
+
+/// The users every case starts with: alice (`posts:*`, `comments:read`) and bob
+/// (unrestricted).
+pub fn users() -> MemoryUserDirectory {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new(
+        "alice",
+        Policy::allow(caps(&["posts:*", "comments:read"])),
+    ));
+    users.insert(UserRecord::new("bob", Policy::unrestricted()));
+    users
+}
+
+/// The clock every case starts with: 2026-01-01T00:00:00Z, moved only by the case.
+pub fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(),
+    ))
+}
+
+/// The token format the cases expect: prefix `acme`, legacy (checksum-less) tokens accepted.
+pub fn format() -> TokenFormat {
+    TokenFormat::new("acme").unwrap().accept_legacy(true)
+}
+
+/// A store configuration with [`format()`], these users and this clock.
+pub fn config(users: &MemoryUserDirectory, clock: &Arc<ManualClock>) -> StoreConfig {
+    StoreConfig::new(format(), users.clone()).clock(clock.clone())
+}
+
+/// The clock's time, truncated to the microsecond every store keeps.
+pub fn now_micros(clock: &ManualClock) -> time::OffsetDateTime {
+    let now = clock.now();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap()
+}
+
+/// Resolves a raw token the way the layer does: parsed by the store's format, answered by
+/// [`TokenResolver::resolve_now`] if it can, else by [`TokenResolver::resolve`].
+pub async fn resolve<S: TokenResolver>(store: &S, raw: &str) -> Result<Principal, ResolveError> {
+    let parsed = store
+        .token_format()
+        .parse(raw)
+        .expect("a well-formed token");
+    let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+    match store.resolve_now(&lookup) {
+        Some(verdict) => verdict,
+        None => store.resolve(&lookup).await,
+    }
+}
+
+/// The reason of a refusal; panics on an admission or an unavailable store.
+fn refused(result: Result<Principal, ResolveError>) -> InvalidReason {
+    match result {
+        Err(ResolveError::Invalid(reason)) => reason,
+        Err(ResolveError::Refused(refused)) => refused.reason,
+        Err(other) => panic!("expected a refusal, got {other:?}"),
+        Ok(p) => panic!("expected a refusal, got a principal for {}", p.user_id()),
+    }
+}
+
+/// 1 000 concurrent requests through the layer for a token limited to 100 operations, spread
+/// over `stores` (two stores on one database stand for two nodes): exactly 100 are admitted.
+/// `users` must hold bob, the agent's owner.
+pub async fn concurrent_use_limit<S: Store>(stores: Vec<S>, users: &MemoryUserDirectory) {
+    let _ = users;
+    let first = &stores[0];
+    let agent = first
+        .create_agent(NewAgent::new("swarm", "bob"))
+        .await
+        .unwrap();
+    let t = first
+        .create_token(&agent.id, NewToken::new("t").max_operations(100))
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", t.token.expose_secret());
+    let services: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            ServiceBuilder::new()
+                .layer(AgentAuthLayer::new(store.clone()))
+                .service_fn(|_: Request<String>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+                })
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let service = services[i % services.len()].clone();
+        let bearer = bearer.clone();
+        tasks.spawn(async move {
+            let request = Request::builder()
+                .header("authorization", bearer)
+                .body(String::new())
+                .unwrap();
+            service.oneshot(request).await.unwrap().status()
+        });
+    }
+    let (mut admitted, mut refused) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::UNAUTHORIZED => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((admitted, refused), (100, 900));
+}
+
+/// What the macro expands to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    /// Runs one case on a fresh store from `open`, on its own runtime.
+    pub fn run<S, O, F, C, Cleanup, Case>(open: O, case: Case)
+    where
+        O: FnOnce(MemoryUserDirectory, Arc<ManualClock>) -> F,
+        F: Future<Output = Option<(S, Cleanup)>>,
+        Cleanup: Future<Output = ()>,
+        Case: FnOnce(Env<S>) -> C,
+        C: Future<Output = ()>,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(async {
+            let users = users();
+            let clock = clock();
+            let Some((store, cleanup)) = open(users.clone(), clock.clone()).await else {
+                return;
+            };
+            case(Env {
+                store,
+                users,
+                clock,
+            })
+            .await;
+            cleanup.await;
+        });
+    }
+}
+
+/// Runs the conformance suite against a store: one `#[test]` per case.
+///
+/// `conformance_suite!(open)` runs every section; `conformance_suite!(open, [resolution,
+/// lifecycle])` only those named (`resolution`, `lifecycle`, `grants`, `audit`). `open` is a
+/// path to a function `async fn(MemoryUserDirectory, Arc<ManualClock>) -> Option<(S, impl
+/// Future<Output = ()>)>`; see the [`testing`](crate::testing) module for what it must return.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($open:path) => {
+        $crate::conformance_suite!($open, [resolution, lifecycle, grants, audit]);
+    };
+    ($open:path, [$($section:ident),* $(,)?]) => {
+        $( $crate::conformance_suite!(@section $open, $section); )*
+    };
+    (@section $open:path, resolution) => {
+        $crate::conformance_suite!(@cases $open, resolution:
+            case_token_binds_agent_and_owner,
+            case_unknown_token_is_refused,
+            case_revoked_token_is_refused,
+            case_expiry_follows_the_clock,
+            case_disabled_agent_is_refused_until_enabled,
+            case_owner_changes_apply_at_once,
+            case_use_limit_is_exact,
+            case_refused_requests_use_no_operation,
+            case_expires_on_completion,
+            case_concurrent_use_limit_is_exact,
+            case_import_by_hash,
+            case_disabled_identity_refuses_every_credential,
+            case_an_admitted_token_sees_every_later_change,
+            case_a_lookup_naming_another_agent_is_refused,
+        );
+    };
+    (@section $open:path, lifecycle) => {
+        $crate::conformance_suite!(@cases $open, lifecycle:
+            case_agents_round_trip,
+            case_duplicate_slug_changes_nothing,
+            case_invalid_slug_and_unknown_owner_are_refused,
+            case_token_for_unknown_agent_is_refused,
+            case_capabilities_outside_policy_change_nothing,
+            case_lifetime_policy_is_enforced,
+            case_list_and_get_show_metadata_only,
+            case_foreign_or_unknown_token_cannot_be_revoked,
+            case_revoke_all_and_delete,
+            case_purge_removes_long_dead_tokens,
+            case_rotation_with_grace,
+            case_rotation_grace_never_outlasts_expiry_and_zero_revokes,
+            case_rotation_is_recorded_on_the_identity,
+            case_absurd_lifetimes_are_refused,
+            case_thread_identity_lifecycle,
+            case_children_are_never_wider_than_the_parent,
+        );
+    };
+    (@section $open:path, grants) => {
+        $crate::conformance_suite!(@cases $open, grants:
+            case_grants_are_kept_per_agent_and_user,
+            case_access_role_matrix,
+        );
+    };
+    (@section $open:path, audit) => {
+        $crate::conformance_suite!(@cases $open, audit:
+            case_a_large_audit_batch_is_written_whole_and_in_order,
+            case_the_trail_is_read_by_owner_admin_and_operator,
+            case_audit_answers_what_an_identity_did,
+            case_audit_records_management_and_denials,
+        );
+    };
+    (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::__private::run($open, $crate::testing::$section::$case);
+            }
+        )*
+    };
+}

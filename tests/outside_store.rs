@@ -1,0 +1,576 @@
+//! A store written outside the crate, as a third party would: its state in one
+//! `Mutex<HashMap>`s, nothing but the crate's public API, and the public conformance suite run
+//! against it (feature `testing`).
+//!
+//! What the public API does not give a store author, and what this store does instead:
+//!
+//! - `NewAgent`, `NewToken` and `ImportedToken` have no accessors: a store cannot read the slug,
+//!   owner, parent, policy, lifetime or hash it is asked to store. And `Agent`, `TokenInfo` and
+//!   `AccessGrant` are `#[non_exhaustive]`: a store cannot build the records it returns, only
+//!   clone and edit one it was given. The checks every built-in store shares (slug and name
+//!   rules, children within their parent, capabilities within the policy, lifetimes per agent
+//!   type, labels) are crate-private too. So this store hands each request to a private
+//!   [`MemoryStore`] — its *record factory* — which validates it and builds the record, and
+//!   keeps the record in its own maps from then on. The factory sees every agent change
+//!   (status, deletion) so that it validates against the same agents.
+//! - An imported token's hash cannot be read (`TokenHash`'s `Debug` shows 8 hex digits), so the
+//!   store learns it at the token's first use: a lookup it does not know is asked of the
+//!   factory, whose answer names the token.
+//! - Everything else is its own: resolution (the order of checks, the ceiling, the principal),
+//!   use limits, revocation, rotation, purging, grants and the audit trail.
+
+#![cfg(feature = "testing")]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use time::OffsetDateTime;
+use tower_agent_auth::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink};
+use tower_agent_auth::ceiling::{CapabilityCeiling, LayerSource};
+use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::principal::AgentRef;
+use tower_agent_auth::store::{
+    AccessGrant, AccessRole, Agent, AgentStatus, AgentStore, GrantStore, ImportedToken,
+    IssuedToken, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreConfig, StoreError,
+    TokenInfo, TokenStore, UserDirectory,
+};
+use tower_agent_auth::token::{TokenFormat, TokenHash};
+use tower_agent_auth::{
+    AgentId, ExecutionPrincipal, InvalidReason, Policy, Principal, RefusedCredential, ResolveError,
+    TokenId, TokenLookup, TokenResolver, UserId, testing,
+};
+
+#[derive(Default)]
+struct State {
+    agents: HashMap<AgentId, Agent>,
+    /// Each token with the order it was stored in (lists are oldest first).
+    tokens: HashMap<TokenHash, (u64, TokenInfo)>,
+    ids: HashMap<TokenId, TokenHash>,
+    /// Imported tokens whose hash is not known yet.
+    unseen_imports: HashSet<TokenId>,
+    grants: HashMap<(AgentId, UserId), AccessGrant>,
+    events: Vec<AuditEvent>,
+    next: u64,
+}
+
+impl State {
+    fn agent(&self, id: &AgentId) -> Result<&Agent, StoreError> {
+        self.agents
+            .get(id)
+            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
+    }
+
+    /// The hash of `token` if it is a token of `agent`.
+    fn token_of(&self, agent: &AgentId, token: &TokenId) -> Result<TokenHash, StoreError> {
+        self.ids
+            .get(token)
+            .copied()
+            .filter(|hash| self.tokens[hash].1.agent_id == *agent)
+            .ok_or_else(|| StoreError::UnknownToken {
+                agent: agent.to_string(),
+                token: token.to_string(),
+            })
+    }
+
+    fn insert(&mut self, hash: TokenHash, info: TokenInfo) {
+        self.next += 1;
+        self.ids.insert(info.id.clone(), hash);
+        self.tokens.insert(hash, (self.next, info));
+    }
+
+    fn remove_token(&mut self, hash: &TokenHash) {
+        if let Some((_, info)) = self.tokens.remove(hash) {
+            self.ids.remove(&info.id);
+        }
+    }
+}
+
+/// The store: shared state behind one mutex; cheap to clone.
+#[derive(Clone)]
+struct OutsideStore {
+    state: Arc<Mutex<State>>,
+    format: TokenFormat,
+    users: Arc<dyn UserDirectory>,
+    clock: Arc<dyn Clock>,
+    /// Validates requests and builds records (see the module docs).
+    records: MemoryStore,
+}
+
+impl OutsideStore {
+    fn new(
+        format: TokenFormat,
+        users: impl UserDirectory + Clone,
+        clock: impl Clock + Clone,
+    ) -> Self {
+        let records = MemoryStore::with_config(
+            StoreConfig::new(format.clone(), users.clone()).clock(clock.clone()),
+        );
+        Self {
+            state: Arc::default(),
+            format,
+            users: Arc::new(users),
+            clock: Arc::new(clock),
+            records,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    /// Now, to the microsecond (what the built-in stores keep).
+    fn now(&self) -> OffsetDateTime {
+        let now = self.clock.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap()
+    }
+
+    /// Learns the hash of an imported token from the factory's answer to `lookup`.
+    async fn learn_import(&self, lookup: &TokenLookup<'_>) {
+        let named = match self.records.resolve(lookup).await {
+            Ok(principal) => principal.token_id().cloned(),
+            Err(ResolveError::Refused(refused)) => Some(refused.token_id),
+            Err(_) => None,
+        };
+        let Some(id) = named else { return };
+        let mut state = self.state();
+        if state.unseen_imports.remove(&id) {
+            if let Some(old) = state.ids.get(&id).copied() {
+                let entry = state.tokens.remove(&old).unwrap();
+                state.tokens.insert(*lookup.hash(), entry);
+                state.ids.insert(id, *lookup.hash());
+            }
+        }
+    }
+}
+
+fn refusal(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveError {
+    let mut refused = RefusedCredential::new(
+        reason,
+        agent.id.clone(),
+        token.id.clone(),
+        agent.owner.clone(),
+    );
+    refused.parent = agent.parent.clone();
+    refused.task_id = token.task_id.clone();
+    refused.into()
+}
+
+/// The checks, in the order every built-in store applies them: revoked, expired, agent
+/// binding, agent status and expiry, then the parent's.
+fn check(
+    token: &TokenInfo,
+    agent: &Agent,
+    parent: Option<&Agent>,
+    slug: &str,
+    now: OffsetDateTime,
+) -> Result<(), InvalidReason> {
+    let passed = |at: Option<OffsetDateTime>| at.is_some_and(|at| at <= now);
+    if token.revoked_at.is_some() {
+        return Err(InvalidReason::Revoked);
+    }
+    if passed(token.expires_at) {
+        return Err(InvalidReason::Expired);
+    }
+    if *agent.slug != *slug || token.agent_id != agent.id {
+        return Err(InvalidReason::AgentMismatch);
+    }
+    if agent.status == AgentStatus::Disabled {
+        return Err(InvalidReason::AgentDisabled);
+    }
+    if passed(agent.expires_at) {
+        return Err(InvalidReason::AgentExpired);
+    }
+    match (&agent.parent, parent) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(InvalidReason::AgentDisabled),
+        (Some(_), Some(parent)) if parent.status == AgentStatus::Disabled => {
+            Err(InvalidReason::AgentDisabled)
+        }
+        (Some(_), Some(parent)) if passed(parent.expires_at) => Err(InvalidReason::AgentExpired),
+        (Some(_), Some(_)) => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenResolver for OutsideStore {
+    fn token_format(&self) -> &TokenFormat {
+        &self.format
+    }
+
+    async fn resolve(&self, lookup: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+        let known = self.state().tokens.contains_key(lookup.hash());
+        if !known && !self.state().unseen_imports.is_empty() {
+            self.learn_import(lookup).await;
+        }
+        let (token, agent, parent) = {
+            let state = self.state();
+            let (_, token) = state
+                .tokens
+                .get(lookup.hash())
+                .ok_or(InvalidReason::Unknown)?;
+            let agent = state
+                .agents
+                .get(&token.agent_id)
+                .ok_or(InvalidReason::Unknown)?;
+            let parent = agent.parent.as_ref().and_then(|p| state.agents.get(p));
+            (token.clone(), agent.clone(), parent.cloned())
+        };
+        let now = self.clock.now();
+        check(&token, &agent, parent.as_ref(), lookup.slug(), now)
+            .map_err(|reason| refusal(reason, &token, &agent))?;
+        let owner = match self.users.user(&agent.owner).await? {
+            None => return Err(refusal(InvalidReason::OwnerMissing, &token, &agent)),
+            Some(owner) if !owner.is_active() => {
+                return Err(refusal(InvalidReason::OwnerInactive, &token, &agent));
+            }
+            Some(owner) => owner,
+        };
+        // The use limit, counted under the lock: of N concurrent requests for the last
+        // operation, one gets it.
+        {
+            let mut state = self.state();
+            let (_, stored) = state
+                .tokens
+                .get_mut(lookup.hash())
+                .ok_or(InvalidReason::Unknown)?;
+            if let Some(left) = stored.operations_remaining {
+                if left == 0 {
+                    return Err(refusal(InvalidReason::Exhausted, &token, &agent));
+                }
+                stored.operations_remaining = Some(left - 1);
+                if left == 1 && stored.expires_on_completion {
+                    stored.expires_at = Some(self.now());
+                }
+            }
+        }
+        let mut ceiling = CapabilityCeiling::new(owner.role().clone());
+        if let Some(parent) = &parent {
+            ceiling = ceiling.narrowed_by(LayerSource::ParentAgentPolicy, parent.policy.clone());
+        }
+        ceiling = ceiling.narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
+        if let Some(capabilities) = &token.capabilities {
+            ceiling = ceiling.narrowed_by(
+                LayerSource::Token,
+                Arc::new(Policy::allow(capabilities.clone())),
+            );
+        }
+        let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
+            .with_parent(agent.parent.clone())
+            .with_scopes(agent.scopes.clone())
+            .with_modes(agent.modes.clone());
+        let mut principal =
+            ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling);
+        if let Some(task) = &token.task_id {
+            principal = principal.with_task_id(task.as_str());
+        }
+        Ok(Principal::new(principal))
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentStore for OutsideStore {
+    async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
+        let agent = self.records.create_agent(new).await?;
+        self.state().agents.insert(agent.id.clone(), agent.clone());
+        Ok(agent)
+    }
+
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
+        Ok(self.state().agents.get(id).cloned())
+    }
+
+    async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
+        Ok(self
+            .state()
+            .agents
+            .values()
+            .find(|a| &*a.slug == slug)
+            .cloned())
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
+        let mut agents: Vec<Agent> = self.state().agents.values().cloned().collect();
+        agents.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(agents)
+    }
+
+    async fn set_agent_status(
+        &self,
+        id: &AgentId,
+        status: AgentStatus,
+    ) -> Result<Agent, StoreError> {
+        let agent = {
+            let mut state = self.state();
+            let agent = state
+                .agents
+                .get_mut(id)
+                .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))?;
+            agent.status = status;
+            agent.clone()
+        };
+        self.records.set_agent_status(id, status).await?;
+        Ok(agent)
+    }
+
+    async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
+        {
+            let mut state = self.state();
+            state.agent(id)?;
+            let gone: HashSet<AgentId> = state
+                .agents
+                .values()
+                .filter(|a| a.id == *id || a.parent.as_ref() == Some(id))
+                .map(|a| a.id.clone())
+                .collect();
+            state.agents.retain(|id, _| !gone.contains(id));
+            let tokens: Vec<TokenHash> = state
+                .tokens
+                .iter()
+                .filter(|(_, (_, info))| gone.contains(&info.agent_id))
+                .map(|(hash, _)| *hash)
+                .collect();
+            for hash in &tokens {
+                state.remove_token(hash);
+            }
+            state.grants.retain(|(agent, _), _| !gone.contains(agent));
+        }
+        self.records.delete_agent(id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for OutsideStore {
+    async fn create_token(
+        &self,
+        agent: &AgentId,
+        token: NewToken,
+    ) -> Result<IssuedToken, StoreError> {
+        self.state().agent(agent)?;
+        let issued = self.records.create_token(agent, token).await?;
+        self.state()
+            .insert(issued.token.hash(), issued.info.clone());
+        Ok(issued)
+    }
+
+    async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
+        let state = self.state();
+        state.agent(agent)?;
+        let mut tokens: Vec<&(u64, TokenInfo)> = state
+            .tokens
+            .values()
+            .filter(|(_, info)| info.agent_id == *agent)
+            .collect();
+        tokens.sort_by_key(|(order, _)| *order);
+        Ok(tokens.into_iter().map(|(_, info)| info.clone()).collect())
+    }
+
+    async fn revoke_token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<TokenInfo, StoreError> {
+        let now = self.now();
+        let mut state = self.state();
+        let hash = state.token_of(agent, token)?;
+        let (_, info) = state.tokens.get_mut(&hash).unwrap();
+        info.revoked_at.get_or_insert(now);
+        Ok(info.clone())
+    }
+
+    async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
+        let now = self.now();
+        let mut state = self.state();
+        state.agent(agent)?;
+        let mut revoked = 0;
+        for (_, info) in state.tokens.values_mut() {
+            let live = info.revoked_at.is_none() && info.expires_at.is_none_or(|at| at > now);
+            if info.agent_id == *agent && live {
+                info.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<Option<TokenInfo>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .token_of(agent, token)
+            .ok()
+            .map(|hash| state.tokens[&hash].1.clone()))
+    }
+
+    async fn import_token(
+        &self,
+        agent: &AgentId,
+        token: ImportedToken,
+    ) -> Result<TokenInfo, StoreError> {
+        self.state().agent(agent)?;
+        let info = self.records.import_token(agent, token).await?;
+        let mut state = self.state();
+        // Stored under a placeholder until its first use tells the real hash.
+        let placeholder = TokenHash::of(info.id.as_str());
+        state.insert(placeholder, info.clone());
+        state.unseen_imports.insert(info.id.clone());
+        Ok(info)
+    }
+
+    async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
+        let cutoff = self.now() - older_than;
+        let mut state = self.state();
+        let before = |at: Option<OffsetDateTime>| at.is_some_and(|at| at < cutoff);
+        let stale: Vec<TokenHash> = state
+            .tokens
+            .iter()
+            .filter(|(_, (_, info))| before(info.revoked_at) || before(info.expires_at))
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in &stale {
+            state.remove_token(hash);
+        }
+        Ok(stale.len())
+    }
+
+    async fn rotate_token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+        grace: time::Duration,
+    ) -> Result<IssuedToken, StoreError> {
+        let now = self.now();
+        let mut state = self.state();
+        let hash = state.token_of(agent, token)?;
+        let slug = state.agent(agent)?.slug.clone();
+        let old = state.tokens[&hash].1.clone();
+        if grace.is_negative() {
+            return Err(StoreError::InvalidInput(
+                "the grace period cannot be negative".into(),
+            ));
+        }
+        if old.revoked_at.is_some() || old.expires_at.is_some_and(|at| at <= now) {
+            return Err(StoreError::InvalidInput(
+                "only a live token can be rotated".into(),
+            ));
+        }
+        if old.operations_remaining == Some(0) {
+            return Err(StoreError::InvalidInput(
+                "a spent token cannot be rotated".into(),
+            ));
+        }
+        let (old_expires_at, old_revoked_at) = if grace.is_zero() {
+            (old.expires_at, Some(now))
+        } else {
+            let end = now
+                .checked_add(grace)
+                .ok_or_else(|| StoreError::InvalidLifetime("too far in the future".into()))?;
+            (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
+        };
+        let raw = self.format.mint(&slug)?;
+        let shown =
+            (self.format.prefix().len() + slug.len() + 2 + 8).min(raw.expose_secret().len());
+        let mut info = old.clone();
+        info.id = TokenId::new(format!("tok_{}", &raw.hash().to_hex()[..16]));
+        info.display_prefix = format!("{}…", &raw.expose_secret()[..shown]);
+        info.created_at = now;
+        info.last_used_at = None;
+        info.revoked_at = None;
+        info.max_operations = old.operations_remaining;
+        let (_, stored) = state.tokens.get_mut(&hash).unwrap();
+        stored.expires_at = old_expires_at;
+        stored.revoked_at = old_revoked_at;
+        state.insert(raw.hash(), info.clone());
+        state.agents.get_mut(agent).unwrap().last_rotated_at = Some(now);
+        Ok(IssuedToken { token: raw, info })
+    }
+}
+
+#[async_trait::async_trait]
+impl GrantStore for OutsideStore {
+    async fn grant(
+        &self,
+        agent: &AgentId,
+        user: &UserId,
+        role: AccessRole,
+    ) -> Result<AccessGrant, StoreError> {
+        self.state().agent(agent)?;
+        let grant = self.records.grant(agent, user, role).await?;
+        self.state()
+            .grants
+            .insert((agent.clone(), user.clone()), grant.clone());
+        Ok(grant)
+    }
+
+    async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<(), StoreError> {
+        let removed = self.state().grants.remove(&(agent.clone(), user.clone()));
+        if removed.is_none() {
+            return Err(StoreError::UnknownGrant {
+                agent: agent.to_string(),
+                user: user.to_string(),
+            });
+        }
+        self.records.revoke_grant(agent, user).await
+    }
+
+    async fn grants(&self, agent: &AgentId) -> Result<Vec<AccessGrant>, StoreError> {
+        let state = self.state();
+        state.agent(agent)?;
+        let mut grants: Vec<AccessGrant> = state
+            .grants
+            .values()
+            .filter(|g| g.agent_id == *agent)
+            .cloned()
+            .collect();
+        grants.sort_by(|a, b| a.user_id.as_str().cmp(b.user_id.as_str()));
+        Ok(grants)
+    }
+
+    async fn role_of(
+        &self,
+        agent: &AgentId,
+        user: &UserId,
+    ) -> Result<Option<AccessRole>, StoreError> {
+        Ok(self
+            .state()
+            .grants
+            .get(&(agent.clone(), user.clone()))
+            .map(|g| g.role))
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for OutsideStore {
+    async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        self.state().events.extend_from_slice(events);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditQuery for OutsideStore {
+    async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
+        Ok(self
+            .state()
+            .events
+            .iter()
+            .filter(|e| filter.matches(e))
+            .cloned()
+            .collect())
+    }
+}
+
+async fn open(
+    users: MemoryUserDirectory,
+    clock: Arc<ManualClock>,
+) -> Option<(OutsideStore, std::future::Ready<()>)> {
+    Some((
+        OutsideStore::new(testing::format(), users, clock),
+        std::future::ready(()),
+    ))
+}
+
+tower_agent_auth::conformance_suite!(open);
