@@ -10,8 +10,8 @@
 //! > `ceiling.allows(c)` holds iff every layer allows `c` and no layer denies it.
 //!
 //! The layers of an agent request are the owner's role (looked up when the token is resolved, so
-//! demoting the owner narrows the agent at once), the agent's policy, the token's capabilities
-//! and, for delegated tokens, every delegating parent. Because the ceiling is an intersection there
+//! demoting the owner narrows the agent at once), the parent agent's policy for a thread-scoped
+//! child, the agent's policy and the token's capabilities. Because the ceiling is an intersection there
 //! is no way for a layer to widen what another allows: an agent can never do more than its owner,
 //! its policy or its token permit, and there is no bypass.
 //!
@@ -354,9 +354,6 @@ pub enum LayerSource {
     ParentAgentPolicy,
     /// The capabilities the token was minted with.
     Token,
-    /// A delegating parent agent, by its position in the principal's
-    /// [`delegation_chain`](crate::ExecutionPrincipal::delegation_chain) (0 = outermost).
-    DelegatingParent(u8),
 }
 
 /// The intersection of permission layers that bounds every check on a request.

@@ -5,8 +5,8 @@
 //! which user it acts for, which agent it is, how it authenticated, which token it used — and
 //! puts it into the request extensions, where handlers extract it as a [`Principal`]. Every
 //! permission check goes through the principal's [`CapabilityCeiling`]: the owner's role ∩ the
-//! agent's policy ∩ the token's capabilities, so an agent never does more than any of them
-//! allows. Requests signed in by an ordinary user session yield the same principal type.
+//! parent agent's policy (for a thread-scoped child) ∩ the agent's policy ∩ the token's
+//! capabilities, so an agent never does more than any of them allows. Requests signed in by an ordinary user session yield the same principal type.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -65,6 +65,11 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
+
+// The README's snippets, compiled and run as doctests, so they stay true.
+#[cfg(all(doctest, feature = "axum", feature = "audit"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;
 
 /// The attribute for implementing this crate's async traits ([`TokenResolver`],
 /// [`SessionResolver`], the store traits): `#[tower_agent_auth::async_trait]` on the `impl`.

@@ -6,6 +6,9 @@ use crate::principal::{Principal, TokenId};
 use crate::reason::ResolveError;
 use crate::token::{TokenFormat, TokenHash};
 
+/// The write that settles a use, for a resolver that settles through I/O.
+pub type SettleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// A presented token that passed the offline checks, as handed to a [`TokenResolver`].
 ///
 /// It carries the hash, never the raw token.
@@ -49,7 +52,7 @@ impl<'a> TokenLookup<'a> {
     }
 
     /// The agent slug embedded in the token. A resolver should refuse the token with
-    /// [`InvalidReason::AgentMismatch`] when it is stored for an agent with another slug.
+    /// [`InvalidReason::AgentMismatch`](crate::InvalidReason::AgentMismatch) when it is stored for an agent with another slug.
     pub fn slug(&self) -> &'a str {
         crate::bytes::ascii_str(self.slug)
     }
@@ -101,13 +104,16 @@ pub trait TokenResolver: Send + Sync + 'static {
     /// Settles the use that resolving a use-limited token reserved, once the application has
     /// answered: `spent` unless the answer was a `4xx` (a capability check's `403`, a `404`),
     /// which releases it for another request. The layer calls it exactly once for every
-    /// admitted request whose principal has [`max_operations`]; it must not block (write in
-    /// the background). The default does nothing: a resolver that spends a use when it
-    /// resolves needs no settling.
+    /// admitted request whose principal has [`max_operations`], and awaits the returned future
+    /// (if any) before it answers, so the next request sees the use settled. A returned future
+    /// that is dropped unfinished must still settle (in the background) or leave the use
+    /// spent: never hand it out again. The default does nothing: a resolver that spends a use
+    /// when it resolves needs no settling.
     ///
     /// [`max_operations`]: crate::ExecutionPrincipal::max_operations
-    fn settle_use(&self, token: &TokenId, spent: bool) {
+    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
         let _ = (token, spent);
+        None
     }
 }
 
@@ -127,7 +133,7 @@ macro_rules! forward_token_resolver {
                 (**self).resolve(token).await
             }
 
-            fn settle_use(&self, token: &TokenId, spent: bool) {
+            fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
                 (**self).settle_use(token, spent)
             }
         }

@@ -16,8 +16,11 @@
 //! - An imported token's hash cannot be read (`TokenHash`'s `Debug` shows 8 hex digits), so the
 //!   store learns it at the token's first use: a lookup it does not know is asked of the
 //!   factory, whose answer names the token.
-//! - Everything else is its own: resolution (the order of checks, the ceiling, the principal),
-//!   use limits, revocation, rotation, purging, grants and the audit trail.
+//! - Resolution is the crate's pipeline: the store implements only its I/O
+//!   ([`TokenRecords`]: find a token with its agent and parent, reserve and settle a use) and
+//!   [`RecordResolver`] applies the checks in their order and builds the principal.
+//! - Everything else is its own: use limits (under its lock), revocation, rotation, purging,
+//!   grants and the audit trail.
 
 #![cfg(feature = "testing")]
 
@@ -26,9 +29,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 use tower_agent_auth::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink};
-use tower_agent_auth::ceiling::{CapabilityCeiling, LayerSource};
 use tower_agent_auth::clock::{Clock, ManualClock};
-use tower_agent_auth::principal::AgentRef;
+use tower_agent_auth::resolver::SettleFuture;
+use tower_agent_auth::store::resolve::{
+    RecordResolver, Reservation, StoredToken, TokenRecords, Uses,
+};
 use tower_agent_auth::store::{
     AccessGrant, AccessRole, Agent, AgentStatus, AgentStore, GrantStore, ImportedToken,
     IssuedToken, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreConfig, StoreError,
@@ -36,8 +41,7 @@ use tower_agent_auth::store::{
 };
 use tower_agent_auth::token::{TokenFormat, TokenHash};
 use tower_agent_auth::{
-    AgentId, ExecutionPrincipal, InvalidReason, Policy, Principal, RefusedCredential, ResolveError,
-    TokenId, TokenLookup, TokenResolver, UserId, testing,
+    AgentId, Principal, ResolveError, TokenId, TokenLookup, TokenResolver, UserId, testing,
 };
 
 #[derive(Default)]
@@ -49,6 +53,8 @@ struct State {
     /// Imported tokens whose hash is not known yet.
     unseen_imports: HashSet<TokenId>,
     grants: HashMap<(AgentId, UserId), AccessGrant>,
+    /// Uses reserved by requests in flight, per use-limited token.
+    in_flight: HashMap<TokenId, u64>,
     events: Vec<AuditEvent>,
     next: u64,
 }
@@ -90,10 +96,11 @@ impl State {
 struct OutsideStore {
     state: Arc<Mutex<State>>,
     format: TokenFormat,
-    users: Arc<dyn UserDirectory>,
     clock: Arc<dyn Clock>,
     /// Validates requests and builds records (see the module docs).
     records: MemoryStore,
+    /// The crate's resolution pipeline over this store's I/O.
+    resolver: Arc<RecordResolver<Records>>,
 }
 
 impl OutsideStore {
@@ -105,12 +112,19 @@ impl OutsideStore {
         let records = MemoryStore::with_config(
             StoreConfig::new(format.clone(), users.clone()).clock(clock.clone()),
         );
+        let state: Arc<Mutex<State>> = Arc::default();
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let resolver = Arc::new(RecordResolver(Records {
+            state: state.clone(),
+            config: StoreConfig::new(format.clone(), users.clone()).clock(clock.clone()),
+            clock: clock.clone(),
+        }));
         Self {
-            state: Arc::default(),
+            state,
             format,
-            users: Arc::new(users),
-            clock: Arc::new(clock),
+            clock,
             records,
+            resolver,
         }
     }
 
@@ -120,9 +134,7 @@ impl OutsideStore {
 
     /// Now, to the microsecond (what the built-in stores keep).
     fn now(&self) -> OffsetDateTime {
-        let now = self.clock.now();
-        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap()
+        truncated(self.clock.now())
     }
 
     /// Learns the hash of an imported token from the factory's answer to `lookup`.
@@ -144,52 +156,122 @@ impl OutsideStore {
     }
 }
 
-fn refusal(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveError {
-    let mut refused = RefusedCredential::new(
-        reason,
-        agent.id.clone(),
-        token.id.clone(),
-        agent.owner.clone(),
-    );
-    refused.parent = agent.parent.clone();
-    refused.task_id = token.task_id.clone();
-    refused.into()
+/// One token as the resolution pipeline reads it.
+struct Found {
+    info: TokenInfo,
+    agent: Arc<Agent>,
+    parent: Option<Arc<Agent>>,
+    uses: Option<Uses>,
 }
 
-/// The checks, in the order every built-in store applies them: revoked, expired, agent
-/// binding, agent status and expiry, then the parent's.
-fn check(
-    token: &TokenInfo,
-    agent: &Agent,
-    parent: Option<&Agent>,
-    slug: &str,
-    now: OffsetDateTime,
-) -> Result<(), InvalidReason> {
-    let passed = |at: Option<OffsetDateTime>| at.is_some_and(|at| at <= now);
-    if token.revoked_at.is_some() {
-        return Err(InvalidReason::Revoked);
+impl StoredToken for Found {
+    fn info(&self) -> &TokenInfo {
+        &self.info
     }
-    if passed(token.expires_at) {
-        return Err(InvalidReason::Expired);
+    fn agent(&self) -> Arc<Agent> {
+        self.agent.clone()
     }
-    if *agent.slug != *slug || token.agent_id != agent.id {
-        return Err(InvalidReason::AgentMismatch);
+    fn parent(&self) -> Option<Arc<Agent>> {
+        self.parent.clone()
     }
-    if agent.status == AgentStatus::Disabled {
-        return Err(InvalidReason::AgentDisabled);
+    fn uses(&self) -> Option<Uses> {
+        self.uses
     }
-    if passed(agent.expires_at) {
-        return Err(InvalidReason::AgentExpired);
+}
+
+/// The store's I/O for resolving tokens; the crate's pipeline (`RecordResolver`) does the
+/// checks, in its order, and builds the principal.
+struct Records {
+    state: Arc<Mutex<State>>,
+    config: StoreConfig,
+    clock: Arc<dyn Clock>,
+}
+
+/// To the microsecond, what the built-in stores keep.
+fn truncated(now: OffsetDateTime) -> OffsetDateTime {
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap()
+}
+
+impl Records {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
     }
-    match (&agent.parent, parent) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(InvalidReason::AgentDisabled),
-        (Some(_), Some(parent)) if parent.status == AgentStatus::Disabled => {
-            Err(InvalidReason::AgentDisabled)
+
+    fn try_reserve(&self, token: &TokenId) -> Option<Reservation> {
+        let mut state = self.state();
+        let in_flight = state.in_flight.get(token).copied().unwrap_or(0);
+        let hash = *state.ids.get(token)?;
+        let (_, stored) = state.tokens.get_mut(&hash)?;
+        match stored.operations_remaining {
+            None => Some(Reservation::Reserved),
+            Some(left) if left > 0 && stored.revoked_at.is_none() => {
+                stored.operations_remaining = Some(left - 1);
+                *state.in_flight.entry(token.clone()).or_default() += 1;
+                Some(Reservation::Reserved)
+            }
+            // Every use left is in flight: one may still be released.
+            Some(_) if in_flight > 0 => None,
+            Some(_) => Some(Reservation::Exhausted),
         }
-        (Some(_), Some(parent)) if passed(parent.expires_at) => Err(InvalidReason::AgentExpired),
-        (Some(_), Some(_)) => Ok(()),
     }
+}
+
+#[async_trait::async_trait]
+impl TokenRecords for Records {
+    type Record = Found;
+
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    async fn find(&self, hash: &TokenHash) -> Result<Option<Found>, ResolveError> {
+        let state = self.state();
+        let Some((_, info)) = state.tokens.get(hash) else {
+            return Ok(None);
+        };
+        let Some(agent) = state.agents.get(&info.agent_id) else {
+            return Ok(None);
+        };
+        let parent = agent.parent.as_ref().and_then(|p| state.agents.get(p));
+        let uses = info.operations_remaining.map(|remaining| Uses {
+            remaining,
+            in_flight: state.in_flight.get(&info.id).copied().unwrap_or(0),
+        });
+        Ok(Some(Found {
+            info: info.clone(),
+            agent: Arc::new(agent.clone()),
+            parent: parent.cloned().map(Arc::new),
+            uses,
+        }))
+    }
+
+    async fn reserve(&self, record: &Found) -> Result<Reservation, ResolveError> {
+        loop {
+            if let Some(reservation) = self.try_reserve(&record.info.id) {
+                return Ok(reservation);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+        let mut state = self.state();
+        let in_flight = state.in_flight.get_mut(token).filter(|n| **n > 0)?;
+        *in_flight -= 1;
+        let in_flight = *in_flight;
+        let hash = state.ids.get(token).copied()?;
+        let (_, stored) = state.tokens.get_mut(&hash).unwrap();
+        let left = stored.operations_remaining.unwrap_or(0);
+        if !spent {
+            stored.operations_remaining = Some(left + 1);
+        } else if left == 0 && in_flight == 0 && stored.expires_on_completion {
+            stored.expires_at = Some(truncated(self.clock.now()));
+        }
+        None
+    }
+
+    fn record_use(&self, _: &Found, _: i128) {}
 }
 
 #[async_trait::async_trait]
@@ -203,68 +285,11 @@ impl TokenResolver for OutsideStore {
         if !known && !self.state().unseen_imports.is_empty() {
             self.learn_import(lookup).await;
         }
-        let (token, agent, parent) = {
-            let state = self.state();
-            let (_, token) = state
-                .tokens
-                .get(lookup.hash())
-                .ok_or(InvalidReason::Unknown)?;
-            let agent = state
-                .agents
-                .get(&token.agent_id)
-                .ok_or(InvalidReason::Unknown)?;
-            let parent = agent.parent.as_ref().and_then(|p| state.agents.get(p));
-            (token.clone(), agent.clone(), parent.cloned())
-        };
-        let now = self.clock.now();
-        check(&token, &agent, parent.as_ref(), lookup.slug(), now)
-            .map_err(|reason| refusal(reason, &token, &agent))?;
-        let owner = match self.users.user(&agent.owner).await? {
-            None => return Err(refusal(InvalidReason::OwnerMissing, &token, &agent)),
-            Some(owner) if !owner.is_active() => {
-                return Err(refusal(InvalidReason::OwnerInactive, &token, &agent));
-            }
-            Some(owner) => owner,
-        };
-        // The use limit, counted under the lock: of N concurrent requests for the last
-        // operation, one gets it.
-        {
-            let mut state = self.state();
-            let (_, stored) = state
-                .tokens
-                .get_mut(lookup.hash())
-                .ok_or(InvalidReason::Unknown)?;
-            if let Some(left) = stored.operations_remaining {
-                if left == 0 {
-                    return Err(refusal(InvalidReason::Exhausted, &token, &agent));
-                }
-                stored.operations_remaining = Some(left - 1);
-                if left == 1 && stored.expires_on_completion {
-                    stored.expires_at = Some(self.now());
-                }
-            }
-        }
-        let mut ceiling = CapabilityCeiling::new(owner.role().clone());
-        if let Some(parent) = &parent {
-            ceiling = ceiling.narrowed_by(LayerSource::ParentAgentPolicy, parent.policy.clone());
-        }
-        ceiling = ceiling.narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
-        if let Some(capabilities) = &token.capabilities {
-            ceiling = ceiling.narrowed_by(
-                LayerSource::Token,
-                Arc::new(Policy::allow(capabilities.clone())),
-            );
-        }
-        let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
-            .with_parent(agent.parent.clone())
-            .with_scopes(agent.scopes.clone())
-            .with_modes(agent.modes.clone());
-        let mut principal =
-            ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling);
-        if let Some(task) = &token.task_id {
-            principal = principal.with_task_id(task.as_str());
-        }
-        Ok(Principal::new(principal))
+        self.resolver.resolve(lookup).await
+    }
+
+    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+        self.resolver.settle_use(token, spent)
     }
 }
 

@@ -247,6 +247,6 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     cleanup.await;
 }

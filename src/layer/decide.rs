@@ -52,10 +52,13 @@ pub(crate) type TokenResolution =
 pub(crate) type SessionResolution<B> =
     Pin<Box<dyn Future<Output = (Request<B>, Result<Option<Principal>, ResolveError>)> + Send>>;
 
-/// Waiting for room in the audit queue.
-pub(crate) type AuditWait = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// What an answered request still waits for: the write that settles its use, room in the
+/// audit queue.
+pub(crate) type Finishing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A lookup the layer waits for.
+// Lives boxed in the response future's waiting state: its size is paid once per wait.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Resolution<B> {
     /// A token lookup; the request waits beside it.
     Token(TokenResolution, Option<Request<B>>),
@@ -87,7 +90,7 @@ pub(crate) enum Decision<B> {
     /// Answer without calling it; `wait` is set when the refusal's audit event waits for room.
     Reject {
         rejection: Rejection,
-        wait: Option<AuditWait>,
+        wait: Option<Finishing>,
     },
     /// Ask a resolver first.
     Resolve(Resolution<B>),
@@ -246,14 +249,27 @@ impl Admitted {
     }
 
     /// The application answered with `status` (`None`: the inner service failed, which
-    /// becomes a 500 further out). Returns the wait for room in the audit queue, if any.
-    pub(crate) fn answered(mut self: Box<Self>, status: Option<StatusCode>) -> Option<AuditWait> {
+    /// becomes a 500 further out). Returns what the answer must wait for, if anything: the
+    /// write that settles the use, room in the audit queue.
+    pub(crate) fn answered(mut self: Box<Self>, status: Option<StatusCode>) -> Option<Finishing> {
         let status = status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if let Some(reserved) = self.reserved.take() {
-            reserved.settle(spends_use(status));
+        let settling = self
+            .reserved
+            .take()
+            .and_then(|reserved| reserved.settle(spends_use(status)));
+        let recording = self
+            .event
+            .take()
+            .and_then(|event| event.answered(status.as_u16()))
+            .map(|(recorder, event)| recorder.wait_to_record(event));
+        match (settling, recording) {
+            (None, None) => None,
+            (Some(wait), None) | (None, Some(wait)) => Some(wait),
+            (Some(settling), Some(recording)) => Some(Box::pin(async move {
+                settling.await;
+                recording.await;
+            })),
         }
-        let (recorder, event) = self.event.take()?.answered(status.as_u16())?;
-        Some(recorder.wait_to_record(event))
     }
 }
 
@@ -264,17 +280,17 @@ struct ReservedUse {
 }
 
 impl ReservedUse {
-    fn settle(mut self, spent: bool) {
-        if let Some(token) = self.token.take() {
-            self.resolver.settle_use(&token, spent);
-        }
+    fn settle(mut self, spent: bool) -> Option<Finishing> {
+        let token = self.token.take()?;
+        self.resolver.settle_use(&token, spent)
     }
 }
 
 impl Drop for ReservedUse {
     fn drop(&mut self) {
         if let Some(token) = self.token.take() {
-            self.resolver.settle_use(&token, true);
+            // Dropping the write unfinished hands it to the resolver to finish (its contract).
+            drop(self.resolver.settle_use(&token, true));
         }
     }
 }

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::challenge::Challenge;
-use super::decide::{self, Admitted, AuditWait, Decision, Resolution, Shared};
+use super::decide::{self, Admitted, Decision, Finishing, Resolution, Shared};
 use super::rejection::Rejection;
 
 /// A lookup and what the request needs once it is answered. Boxed, so that the common case —
@@ -55,8 +55,8 @@ pin_project! {
             rejection: Option<Rejection>,
             challenge: Arc<Challenge>,
         },
-        Recording {
-            wait: AuditWait,
+        Finishing {
+            wait: Finishing,
             output: Option<Box<Result<S::Response, S::Error>>>,
         },
     }
@@ -93,7 +93,7 @@ where
                     rejection: Some(rejection),
                     challenge: shared.challenge.clone(),
                 },
-                Some(wait) => State::Recording {
+                Some(wait) => State::Finishing {
                     wait,
                     output: Some(Box::new(Ok(rejection.response(Some(&shared.challenge))))),
                 },
@@ -134,8 +134,8 @@ where
                     };
                     match admitted.answered(result.as_ref().ok().map(Response::status)) {
                         None => return Poll::Ready(result),
-                        // Backpressure: keep the answer until the queue has room.
-                        Some(wait) => State::Recording {
+                        // Keep the answer until its use is settled and its event has room.
+                        Some(wait) => State::Finishing {
                             wait,
                             output: Some(Box::new(result)),
                         },
@@ -148,7 +148,7 @@ where
                     let rejection = rejection.take().expect("polled after completion");
                     return Poll::Ready(Ok(rejection.response(Some(challenge))));
                 }
-                StateProj::Recording { wait, output } => {
+                StateProj::Finishing { wait, output } => {
                     ready!(wait.as_mut().poll(cx));
                     return Poll::Ready(*output.take().expect("polled after completion"));
                 }

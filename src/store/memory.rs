@@ -16,7 +16,7 @@ use crate::ceiling::Policy;
 use crate::clock::Clock;
 use crate::principal::{AgentId, Principal, TokenId, UserId};
 use crate::reason::ResolveError;
-use crate::resolver::{TokenLookup, TokenResolver};
+use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash};
 
 /// Keys are SHA-256 digests: uniformly distributed and not chosen by an attacker (finding a
@@ -322,9 +322,9 @@ struct Inner {
 /// A store held in memory: for tests, examples and single-process tools. Cheap to clone (all
 /// clones share the same data).
 ///
-/// It implements [`TokenResolver`] (answering synchronously through
-/// [`TokenResolver::resolve_now`] when its user directory can), [`AgentStore`] and
-/// [`TokenStore`].
+/// It implements [`TokenResolver`] (through the [resolution pipeline](super::resolve),
+/// answering synchronously through [`TokenResolver::resolve_now`] when its user directory can),
+/// [`AgentStore`], [`TokenStore`], [`GrantStore`], [`AuditSink`] and [`AuditQuery`].
 ///
 /// ```
 /// use tower_agent_auth::ceiling::{CapabilitySet, Policy};
@@ -467,7 +467,7 @@ impl TokenRecords for Inner {
         }
     }
 
-    fn settle(&self, token: &TokenId, spent: bool) {
+    fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
         let entry = {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
             let hash = state.token_ids.get(token).copied();
@@ -477,6 +477,7 @@ impl TokenRecords for Inner {
             let now = i64::try_from(self.config.clock.unix_nanos() / 1_000).unwrap_or(i64::MAX);
             entry.settle(spent, now);
         }
+        None
     }
 
     fn record_use(&self, record: &Self::Record, now_nanos: i128) {
@@ -498,8 +499,8 @@ impl TokenResolver for MemoryStore {
         resolve::resolve(&*self.inner, token).await
     }
 
-    fn settle_use(&self, token: &TokenId, spent: bool) {
-        self.inner.settle(token, spent);
+    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+        self.inner.settle(token, spent)
     }
 }
 

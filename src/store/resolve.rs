@@ -54,7 +54,7 @@ use super::model::{Agent, AgentStatus, TokenInfo};
 use crate::ceiling::{CapabilityCeiling, LayerSource, Policy};
 use crate::principal::{AgentRef, ExecutionPrincipal, Principal, TokenId};
 use crate::reason::{InvalidReason, RefusedCredential, ResolveError};
-use crate::resolver::{TokenLookup, TokenResolver};
+use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash};
 
 /// A use-limited token's uses at the moment its record was read.
@@ -163,9 +163,9 @@ pub trait TokenRecords: Send + Sync + 'static {
     /// [`Reservation::Exhausted`] after it).
     async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError>;
 
-    /// Settles a reserved use: `spent`, or released for another request. Must not block: a
-    /// backend that writes does so in the background.
-    fn settle(&self, token: &TokenId, spent: bool);
+    /// Settles a reserved use: `spent`, or released for another request; at once, or through
+    /// the returned write (see [`TokenResolver::settle_use`] for what dropping it must do).
+    fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture>;
 
     /// Records that the token was used now (the backend coalesces writes).
     fn record_use(&self, record: &Self::Record, now_nanos: i128);
@@ -568,7 +568,7 @@ impl<B: TokenRecords> TokenResolver for RecordResolver<B> {
         resolve(&self.0, token).await
     }
 
-    fn settle_use(&self, token: &TokenId, spent: bool) {
-        self.0.settle(token, spent);
+    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+        self.0.settle(token, spent)
     }
 }

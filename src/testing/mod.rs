@@ -111,6 +111,8 @@ pub mod grants;
 pub mod lifecycle;
 #[doc(hidden)]
 pub mod resolution;
+#[doc(hidden)]
+pub mod spending;
 
 /// What the `resolution`, `lifecycle` and `grants` sections need of a store.
 pub trait Store: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static {}
@@ -211,18 +213,27 @@ pub fn now_micros(clock: &ManualClock) -> time::OffsetDateTime {
         .unwrap()
 }
 
-/// Resolves a raw token the way the layer does: parsed by the store's format, answered by
-/// [`TokenResolver::resolve_now`] if it can, else by [`TokenResolver::resolve`].
+/// Resolves a raw token the way the layer does for a request the application then answers
+/// with a success: parsed by the store's format, answered by [`TokenResolver::resolve_now`] if
+/// it can, else by [`TokenResolver::resolve`]; a reserved use is then settled as spent.
 pub async fn resolve<S: TokenResolver>(store: &S, raw: &str) -> Result<Principal, ResolveError> {
     let parsed = store
         .token_format()
         .parse(raw)
         .expect("a well-formed token");
     let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
-    match store.resolve_now(&lookup) {
+    let verdict = match store.resolve_now(&lookup) {
         Some(verdict) => verdict,
         None => store.resolve(&lookup).await,
+    };
+    if let Ok(principal) = &verdict {
+        if let (Some(_), Some(token)) = (principal.max_operations(), principal.token_id()) {
+            if let Some(write) = store.settle_use(token, true) {
+                write.await;
+            }
+        }
     }
+    verdict
 }
 
 /// The reason of a refusal; panics on an admission or an unavailable store.
@@ -328,7 +339,7 @@ pub mod __private {
 #[macro_export]
 macro_rules! conformance_suite {
     ($open:path) => {
-        $crate::conformance_suite!($open, [resolution, lifecycle, grants, audit]);
+        $crate::conformance_suite!($open, [resolution, spending, lifecycle, grants, audit]);
     };
     ($open:path, [$($section:ident),* $(,)?]) => {
         $( $crate::conformance_suite!(@section $open, $section); )*
@@ -349,6 +360,17 @@ macro_rules! conformance_suite {
             case_disabled_identity_refuses_every_credential,
             case_an_admitted_token_sees_every_later_change,
             case_a_lookup_naming_another_agent_is_refused,
+        );
+    };
+    (@section $open:path, spending) => {
+        $crate::conformance_suite!(@cases $open, spending:
+            case_exhausted_is_reported_before_an_inactive_owner,
+            case_revoked_is_reported_before_expired,
+            case_expired_is_reported_before_a_disabled_agent,
+            case_a_disabled_agent_is_reported_before_an_expired_parent,
+            case_a_disabled_agent_is_reported_before_an_inactive_owner,
+            case_only_admitted_requests_spend_a_use,
+            case_concurrent_refusals_leave_exactly_the_limit_to_successes,
         );
     };
     (@section $open:path, lifecycle) => {

@@ -1,18 +1,22 @@
 //! The SQL stores: [`SqliteStore`] (feature `sqlite`) and [`PgStore`] (feature `postgres`).
 //!
-//! Both keep agents and tokens in two tables (`agent_auth_agents`, `agent_auth_tokens`) created
+//! Both keep their data in five tables — `agent_auth_agents`, `agent_auth_tokens`,
+//! `agent_auth_grants`, `agent_auth_audit_events` and `agent_auth_schema_migrations` — created
 //! by versioned migrations embedded in the crate and applied when the store is opened (turn that
 //! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
 //! migrations are recorded in `agent_auth_schema_migrations` with a checksum, apart from any
 //! migration table of the host application. Times are stored as Unix microseconds, capabilities
 //! and policies as JSON text, tokens as the SHA-256 of the secret (unique index).
 //!
-//! Resolution is one indexed lookup (token joined with its agent) plus, for tokens with a use
-//! limit, one atomic `UPDATE … WHERE operations_remaining > 0`, so a limit of N admits exactly N
-//! requests across every node. Last-used times are buffered in memory and written by a
-//! background task at most once per token per interval, never on the request path. Any database
-//! error is [`ResolveError::Unavailable`](crate::ResolveError::Unavailable): a token whose
-//! validity cannot be established is never admitted.
+//! Resolution goes through [`store::resolve`](crate::store::resolve): one indexed lookup (token
+//! joined with its agent and parent) plus, for tokens with a use limit, one atomic
+//! `UPDATE … WHERE operations_remaining > 0` that reserves a use and one that settles it, so a
+//! limit of N admits exactly N successful requests across every node. Last-used times are
+//! buffered in memory and written by a background task at most once per token per interval,
+//! never on the request path. A database error is
+//! [`ResolveError::Unavailable`](crate::ResolveError::Unavailable) and a row that does not parse
+//! [`ResolveError::Corrupt`](crate::ResolveError::Corrupt): a token whose validity cannot be
+//! established is never admitted.
 
 pub(crate) mod migrate;
 
@@ -232,7 +236,12 @@ impl Queries {
                  WHERE id = ? AND operations_in_flight > 0"
                     .into(),
             ),
-            uses: q("SELECT operations_in_flight FROM agent_auth_tokens WHERE id = ?".into()),
+            // Both counts from one row version: a release moves a use from one to the other.
+            uses: q(
+                "SELECT operations_remaining, operations_in_flight FROM agent_auth_tokens \
+                 WHERE id = ?"
+                    .into(),
+            ),
             touch: q("UPDATE agent_auth_tokens SET last_used_at = ? \
                  WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)"
                 .into()),
@@ -369,6 +378,33 @@ impl LastUsedBuffer {
 /// requests in flight (on any node) that may still release one.
 pub(crate) const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A write that finishes in the background if it is dropped unfinished (the request's future
+/// was dropped): a settled use is never left to chance.
+pub(crate) struct FinishOnDrop(pub(crate) Option<crate::resolver::SettleFuture>);
+
+impl std::future::Future for FinishOnDrop {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if let Some(write) = self.0.as_mut() {
+            std::task::ready!(write.as_mut().poll(cx));
+            self.0 = None;
+        }
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let (Some(write), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(write);
+        }
+    }
+}
+
 /// A token row with its agent and the agent's parent, as one query returns them.
 pub(crate) struct SqlRecord {
     info: crate::store::TokenInfo,
@@ -426,10 +462,11 @@ macro_rules! sql_store {
 
         use $crate::principal::{AgentId, Principal, TokenId};
         use $crate::reason::ResolveError;
+        use $crate::resolver::SettleFuture;
         use $crate::resolver::{TokenLookup, TokenResolver};
         use $crate::store::prepare::{self, from_micros, micros, truncate};
         use $crate::store::resolve::{Reservation, StoredToken, TokenRecords};
-        use $crate::store::sql::{IN_FLIGHT_WAIT, SqlRecord};
+        use $crate::store::sql::{FinishOnDrop, IN_FLIGHT_WAIT, SqlRecord};
         use $crate::store::sql::{
             LastUsedBuffer, Queries, capabilities_from_json, capabilities_to_json,
             is_unique_violation, names_from_json, names_to_json, policy_from_json, policy_to_json,
@@ -756,12 +793,18 @@ macro_rules! sql_store {
                         return Ok(Reservation::Reserved);
                     }
                     // None left: refused, unless a use in flight may still be released.
-                    let in_flight: Option<i64> = sqlx::query_scalar(&self.queries.uses)
+                    let uses: Option<(Option<i64>, i64)> = sqlx::query_as(&self.queries.uses)
                         .bind(token)
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(resolve_error)?;
-                    if in_flight.unwrap_or(0) <= 0 || std::time::Instant::now() >= give_up {
+                    match uses {
+                        // Released since: try again at once.
+                        Some((Some(remaining), _)) if remaining > 0 => continue,
+                        Some((_, in_flight)) if in_flight > 0 => {}
+                        _ => return Ok(Reservation::Exhausted),
+                    }
+                    if std::time::Instant::now() >= give_up {
                         return Ok(Reservation::Exhausted);
                     }
                     tokio::time::sleep(pause).await;
@@ -769,7 +812,7 @@ macro_rules! sql_store {
                 }
             }
 
-            fn settle(&self, token: &TokenId, spent: bool) {
+            fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
                 let pool = self.pool.clone();
                 let token = token.to_string();
                 let now = micros(self.config.clock.now());
@@ -778,20 +821,18 @@ macro_rules! sql_store {
                 } else {
                     self.queries.release.clone()
                 };
-                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                    return;
-                };
-                // Off the request path; a lost write leaves the use reserved, i.e. spent: the
-                // limit is never exceeded.
-                runtime.spawn(async move {
+                let write = async move {
                     let statement = sqlx::query(&query);
                     let statement = if spent {
                         statement.bind(now)
                     } else {
                         statement
                     };
+                    // A failed write leaves the use reserved, i.e. spent: the limit is never
+                    // exceeded.
                     let _ = statement.bind(token).execute(&pool).await;
-                });
+                };
+                Some(Box::pin(FinishOnDrop(Some(Box::pin(write)))))
             }
 
             fn record_use(&self, record: &SqlRecord, now_nanos: i128) {
@@ -812,8 +853,8 @@ macro_rules! sql_store {
                 $crate::store::resolve::resolve(&*self.inner, token).await
             }
 
-            fn settle_use(&self, token: &TokenId, spent: bool) {
-                self.inner.settle(token, spent);
+            fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+                self.inner.settle(token, spent)
             }
         }
 

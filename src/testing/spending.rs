@@ -1,0 +1,204 @@
+//! When a token is refused for several reasons at once, and when a use is spent: the same
+//! answer on every backend.
+
+use http::{Request, Response, StatusCode};
+use tower::{ServiceBuilder, ServiceExt};
+
+use super::{Env, Store};
+use crate::clock::Clock;
+use crate::store::{AgentStatus, NewAgent, NewToken};
+use crate::{AgentAuthLayer, InvalidReason, RequireCapabilityLayer};
+
+pub async fn case_exhausted_is_reported_before_an_inactive_owner<S: Store>(env: Env<S>) {
+    let agent = env.agent("worker").await;
+    let t = env
+        .token(&agent.id, NewToken::new("t").max_operations(1))
+        .await;
+    env.resolve(&t).await.unwrap();
+    env.users.set_active(&"alice".into(), false);
+    assert_eq!(env.refusal(&t).await, InvalidReason::Exhausted);
+}
+
+pub async fn case_revoked_is_reported_before_expired<S: Store>(env: Env<S>) {
+    let agent = env.agent("worker").await;
+    let t = env
+        .token(
+            &agent.id,
+            NewToken::new("t").expires_in(time::Duration::minutes(1)),
+        )
+        .await;
+    env.store.revoke_token(&agent.id, &t.info.id).await.unwrap();
+    env.clock.advance(time::Duration::minutes(2));
+    assert_eq!(env.refusal(&t).await, InvalidReason::Revoked);
+}
+
+pub async fn case_expired_is_reported_before_a_disabled_agent<S: Store>(env: Env<S>) {
+    let agent = env.agent("worker").await;
+    let t = env
+        .token(
+            &agent.id,
+            NewToken::new("t").expires_in(time::Duration::minutes(1)),
+        )
+        .await;
+    env.store
+        .set_agent_status(&agent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    env.clock.advance(time::Duration::minutes(2));
+    assert_eq!(env.refusal(&t).await, InvalidReason::Expired);
+}
+
+pub async fn case_a_disabled_agent_is_reported_before_an_expired_parent<S: Store>(env: Env<S>) {
+    let parent = env
+        .store
+        .create_agent(
+            NewAgent::new("codex", "alice")
+                .with_expires_at(env.clock.now() + time::Duration::minutes(1)),
+        )
+        .await
+        .unwrap();
+    let child = env
+        .store
+        .create_agent(NewAgent::child("codex-thread-1", parent.id.clone()))
+        .await
+        .unwrap();
+    let t = env.token(&child.id, NewToken::new("t")).await;
+    env.store
+        .set_agent_status(&child.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    env.clock.advance(time::Duration::minutes(2));
+    assert_eq!(env.refusal(&t).await, InvalidReason::AgentDisabled);
+}
+
+pub async fn case_a_disabled_agent_is_reported_before_an_inactive_owner<S: Store>(env: Env<S>) {
+    let (agent, t) = env.agent_with_token("worker").await;
+    env.store
+        .set_agent_status(&agent.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    env.users.set_active(&"alice".into(), false);
+    assert_eq!(env.refusal(&t).await, InvalidReason::AgentDisabled);
+}
+
+/// A layer over `store` in front of three routes: `/ok` answers 200, `/admin` needs
+/// `users:delete` (alice's role lacks it: 403 from the capability check), anything else 404.
+fn routes<S: Store>(
+    store: &S,
+) -> impl tower::Service<
+    Request<String>,
+    Response = Response<String>,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    let admin = ServiceBuilder::new()
+        .layer(RequireCapabilityLayer::try_new("users:delete").unwrap())
+        .service_fn(|_: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        });
+    ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(store.clone()))
+        .service_fn(move |request: Request<String>| {
+            let admin = admin.clone();
+            async move {
+                match request.uri().path() {
+                    "/ok" => Ok(Response::new(String::new())),
+                    "/admin" => admin.oneshot(request).await,
+                    _ => {
+                        let mut response = Response::new(String::new());
+                        *response.status_mut() = StatusCode::NOT_FOUND;
+                        Ok(response)
+                    }
+                }
+            }
+        })
+}
+
+async fn status<Svc>(routes: &Svc, bearer: &str, path: &str) -> StatusCode
+where
+    Svc: tower::Service<
+            Request<String>,
+            Response = Response<String>,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    let request = Request::builder()
+        .uri(path)
+        .header("authorization", bearer)
+        .body(String::new())
+        .unwrap();
+    routes.clone().oneshot(request).await.unwrap().status()
+}
+
+pub async fn case_only_admitted_requests_spend_a_use<S: Store>(env: Env<S>) {
+    let agent = env.agent("worker").await;
+    let t = env
+        .token(&agent.id, NewToken::new("t").max_operations(3))
+        .await;
+    let bearer = format!("Bearer {}", t.token.expose_secret());
+    let routes = routes(&env.store);
+    for _ in 0..3 {
+        assert_eq!(
+            status(&routes, &bearer, "/admin").await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(&routes, &bearer, "/missing").await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let info = env
+        .store
+        .token(&agent.id, &t.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.operations_remaining,
+        Some(3),
+        "refused requests spent a use"
+    );
+    for _ in 0..3 {
+        assert_eq!(status(&routes, &bearer, "/ok").await, StatusCode::OK);
+    }
+    assert_eq!(
+        status(&routes, &bearer, "/ok").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(env.refusal(&t).await, InvalidReason::Exhausted);
+}
+
+pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<S: Store>(env: Env<S>) {
+    let agent = env.agent("worker").await;
+    let t = env
+        .token(&agent.id, NewToken::new("t").max_operations(100))
+        .await;
+    let bearer = format!("Bearer {}", t.token.expose_secret());
+    let routes = routes(&env.store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (routes, bearer) = (routes.clone(), bearer.clone());
+        let path = if i % 2 == 0 { "/ok" } else { "/admin" };
+        tasks.spawn(async move { (path, status(&routes, &bearer, path).await) });
+    }
+    let mut ok = 0;
+    while let Some(answer) = tasks.join_next().await {
+        match answer.unwrap() {
+            ("/ok", StatusCode::OK) => ok += 1,
+            // Refused by the capability check, or — once the successes have spent every use —
+            // as exhausted; never a success, never a spent use.
+            ("/admin", StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(
+        ok, 100,
+        "every request to /ok is admitted: 403s spent no use"
+    );
+    assert_eq!(
+        status(&routes, &bearer, "/ok").await,
+        StatusCode::UNAUTHORIZED
+    );
+}
