@@ -15,12 +15,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_agent_auth::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
+use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::principal::AgentRef;
 use tower_agent_auth::token::{TokenFormat, TokenHash};
 use tower_agent_auth::{
-    AgentAuthLayer, AgentId, ExecutionPrincipal, InvalidReason, Principal, ResolveError, TokenId,
-    TokenLookup, TokenResolver, UserId,
+    AgentAuthLayer, ExecutionPrincipal, InvalidReason, Principal, ResolveError, TokenLookup,
+    TokenResolver,
 };
 
 /// A row of the application's own token table.
@@ -36,7 +36,7 @@ struct TokenRow {
 
 struct MyDatabase {
     tokens: RwLock<HashMap<TokenHash, TokenRow>>,
-    roles: HashMap<&'static str, Arc<Policy>>,
+    roles: HashMap<&'static str, Policy>,
     down: AtomicBool,
 }
 
@@ -45,7 +45,7 @@ struct MyResolver {
     db: Arc<MyDatabase>,
 }
 
-#[async_trait::async_trait]
+#[tower_agent_auth::async_trait]
 impl TokenResolver for MyResolver {
     fn token_format(&self) -> &TokenFormat {
         &self.format
@@ -77,17 +77,16 @@ impl TokenResolver for MyResolver {
             .roles
             .get(row.owner)
             .ok_or(InvalidReason::OwnerMissing)?;
-        let token_caps =
-            CapabilitySet::parse(&row.capabilities).map_err(ResolveError::unavailable)?;
-        let ceiling = CapabilityCeiling::new(role.clone())
-            .narrowed_by(LayerSource::Token, Arc::new(Policy::allow(token_caps)));
-        let principal = ExecutionPrincipal::agent(
-            UserId::from(row.owner),
-            AgentRef::new(AgentId::from(row.agent_id), row.agent_slug),
-            TokenId::from(row.id),
-            ceiling,
-        );
-        Ok(principal.into())
+        // Bad data of our own: never admission, and not an outage either (500, not 503).
+        let token_caps = CapabilitySet::parse(&row.capabilities).map_err(ResolveError::corrupt)?;
+        Ok(ExecutionPrincipal::agent_builder(
+            row.owner,
+            AgentRef::new(row.agent_id, row.agent_slug),
+            row.id,
+            role.clone(),
+        )
+        .token_capabilities(token_caps)
+        .build())
     }
 }
 
@@ -111,10 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (good.hash(), row("tok-1", false)),
             (revoked.hash(), row("tok-2", true)),
         ])),
-        roles: HashMap::from([(
-            "bob",
-            Arc::new(Policy::allow(CapabilitySet::parse(["stock:*"])?)),
-        )]),
+        roles: HashMap::from([("bob", Policy::allow(CapabilitySet::parse(["stock:*"])?))]),
         down: AtomicBool::new(false),
     });
 

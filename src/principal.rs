@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::ceiling::CapabilityCeiling;
+use crate::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
 
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
@@ -105,9 +105,9 @@ pub struct AgentRef {
 
 impl AgentRef {
     /// An agent reference, with no parent and no scope or mode restriction.
-    pub fn new(id: AgentId, slug: impl Into<Arc<str>>) -> Self {
+    pub fn new(id: impl Into<AgentId>, slug: impl Into<Arc<str>>) -> Self {
         Self {
-            id,
+            id: id.into(),
             slug: slug.into(),
             parent: None,
             scopes: None,
@@ -218,6 +218,44 @@ impl ExecutionPrincipal {
         }
     }
 
+    /// Starts the principal of an agent acting for `user_id` with the token `token_id`, bounded
+    /// by the owner's role; add the agent's policy and the token's capabilities, then
+    /// [`build`](AgentPrincipalBuilder::build) it:
+    ///
+    /// ```
+    /// use tower_agent_auth::ExecutionPrincipal;
+    /// use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+    /// use tower_agent_auth::principal::AgentRef;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let principal = ExecutionPrincipal::agent_builder(
+    ///     "bob",
+    ///     AgentRef::new("agent-7", "inventory-bot"),
+    ///     "tok-1",
+    ///     Policy::allow(CapabilitySet::parse(["stock:*"])?),
+    /// )
+    /// .token_capabilities(CapabilitySet::parse(["stock:read"])?)
+    /// .build();
+    /// assert!(principal.can("stock:read"));
+    /// assert!(!principal.can("stock:write")); // the token narrows the owner's role
+    /// # Ok(()) }
+    /// ```
+    pub fn agent_builder(
+        user_id: impl Into<UserId>,
+        agent: AgentRef,
+        token_id: impl Into<TokenId>,
+        owner_role: Policy,
+    ) -> AgentPrincipalBuilder {
+        AgentPrincipalBuilder {
+            principal: Self::agent(
+                user_id.into(),
+                agent,
+                token_id.into(),
+                CapabilityCeiling::new(Arc::new(owner_role)),
+            ),
+        }
+    }
+
     /// Attaches the task the token was minted for.
     pub fn with_task_id(mut self, task_id: impl Into<Arc<str>>) -> Self {
         self.task_id = Some(task_id.into());
@@ -275,6 +313,53 @@ impl ExecutionPrincipal {
     /// Whether this principal may use the capability `name` (e.g. `posts:publish`).
     pub fn can(&self, name: &str) -> bool {
         self.ceiling.allows(name)
+    }
+}
+
+/// Builds the principal of an agent from plain values: see
+/// [`ExecutionPrincipal::agent_builder`]. Every layer added narrows the ceiling.
+#[derive(Debug, Clone)]
+#[must_use = "call build() to get the principal"]
+pub struct AgentPrincipalBuilder {
+    principal: ExecutionPrincipal,
+}
+
+impl AgentPrincipalBuilder {
+    fn narrowed(mut self, source: LayerSource, policy: Policy) -> Self {
+        self.principal.ceiling = self.principal.ceiling.narrowed_by(source, Arc::new(policy));
+        self
+    }
+
+    /// The policy of the agent's parent, for a thread-scoped child.
+    pub fn parent_policy(self, policy: Policy) -> Self {
+        self.narrowed(LayerSource::ParentAgentPolicy, policy)
+    }
+
+    /// The agent's own policy.
+    pub fn agent_policy(self, policy: Policy) -> Self {
+        self.narrowed(LayerSource::AgentPolicy, policy)
+    }
+
+    /// The capabilities the token was minted with.
+    pub fn token_capabilities(self, capabilities: CapabilitySet) -> Self {
+        self.narrowed(LayerSource::Token, Policy::allow(capabilities))
+    }
+
+    /// The task the token was minted for.
+    pub fn task_id(mut self, task_id: impl Into<Arc<str>>) -> Self {
+        self.principal = self.principal.with_task_id(task_id);
+        self
+    }
+
+    /// The token's use limit (see [`ExecutionPrincipal::with_max_operations`]).
+    pub fn max_operations(mut self, n: u64) -> Self {
+        self.principal = self.principal.with_max_operations(n);
+        self
+    }
+
+    /// The principal, ready to return from a [`TokenResolver`](crate::TokenResolver).
+    pub fn build(self) -> Principal {
+        self.principal.into()
     }
 }
 

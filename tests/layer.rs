@@ -98,8 +98,10 @@ async fn revoked_token_is_refused() {
 
 #[tokio::test]
 async fn expired_token_is_refused_at_its_expiry_instant() {
-    let f =
-        Fixture::with_token(NewToken::new("short").expires_in(time::Duration::minutes(15))).await;
+    let f = Fixture::with_token(
+        NewToken::new("short").expires_in(std::time::Duration::from_secs(15 * 60)),
+    )
+    .await;
     f.clock.advance(time::Duration::minutes(15));
     assert_invalid_token(
         AgentAuthLayer::new(f.store.clone()),
@@ -111,8 +113,10 @@ async fn expired_token_is_refused_at_its_expiry_instant() {
 
 #[tokio::test]
 async fn token_is_admitted_just_before_expiry() {
-    let f =
-        Fixture::with_token(NewToken::new("short").expires_in(time::Duration::minutes(15))).await;
+    let f = Fixture::with_token(
+        NewToken::new("short").expires_in(std::time::Duration::from_secs(15 * 60)),
+    )
+    .await;
     f.clock
         .advance(time::Duration::minutes(15) - time::Duration::SECOND);
     let seen = Seen::default();

@@ -121,6 +121,16 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
 }
 
+/// `expires_in_seconds` from a client: a positive number of seconds. How far in the future is
+/// too far is the store's to say (a typed `InvalidLifetime`, never an overflow).
+fn lifetime(seconds: i64) -> Result<std::time::Duration, ApiError> {
+    u64::try_from(seconds)
+        .ok()
+        .filter(|&seconds| seconds > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| invalid("expires_in_seconds: a positive number of seconds"))
+}
+
 fn capabilities(names: &[String]) -> Result<CapabilitySet, ApiError> {
     CapabilitySet::parse(names).map_err(|e| invalid(e.to_string()))
 }
@@ -196,8 +206,7 @@ where
         new = new.with_modes(modes);
     }
     if let Some(seconds) = body.expires_in_seconds {
-        new =
-            new.with_expires_at(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds));
+        new = new.expires_in(lifetime(seconds)?);
     }
     let agent = managed(&state, user).create_agent(new).await?;
     Ok((StatusCode::CREATED, Json(views::agent(&agent))).into_response())
@@ -294,7 +303,7 @@ struct CreateToken {
 fn new_token(body: CreateToken) -> Result<NewToken, ApiError> {
     let mut new = NewToken::new(body.label);
     if let Some(seconds) = body.expires_in_seconds {
-        new = new.expires_in(time::Duration::seconds(seconds));
+        new = new.expires_in(lifetime(seconds)?);
     }
     if let Some(names) = &body.capabilities {
         new = new.with_capabilities(capabilities(names)?);

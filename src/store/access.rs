@@ -229,8 +229,8 @@ where
         }
     }
 
-    fn event(action: AuditAction, agent: &Agent) -> AuditEvent {
-        AuditEvent::new(OffsetDateTime::now_utc(), action, Outcome::Success)
+    fn event(&self, action: AuditAction, agent: &Agent) -> AuditEvent {
+        AuditEvent::new(self.store.clock().now(), action, Outcome::Success)
             .identity(agent.id.clone())
             .parent(agent.parent.clone())
     }
@@ -253,7 +253,9 @@ where
             role = role.max(self.store.role_of(parent, &self.actor).await?);
         }
         if let Err(denied) = authorize(&self.actor, &record, role, operation) {
-            let mut event = Self::event(action, &record).detail(format!("denied: {operation:?}"));
+            let mut event = self
+                .event(action, &record)
+                .detail(format!("denied: {operation:?}"));
             event.outcome = Outcome::Denied;
             self.record(event).await;
             return Err(denied);
@@ -281,7 +283,7 @@ where
             }
             None if new.owner.as_ref() != Some(&self.actor) => {
                 let event = AuditEvent::new(
-                    OffsetDateTime::now_utc(),
+                    self.store.clock().now(),
                     AuditAction::IdentityCreated,
                     Outcome::Denied,
                 )
@@ -297,8 +299,11 @@ where
         }
         let agent = self.store.create_agent(new).await?;
         let detail = format!("created {} for {}", agent.slug, agent.owner);
-        self.record(Self::event(AuditAction::IdentityCreated, &agent).detail(detail))
-            .await;
+        self.record(
+            self.event(AuditAction::IdentityCreated, &agent)
+                .detail(detail),
+        )
+        .await;
         Ok(agent)
     }
 
@@ -319,8 +324,7 @@ where
             before.status.as_str(),
             after.status.as_str()
         );
-        self.record(Self::event(action, &after).detail(detail))
-            .await;
+        self.record(self.event(action, &after).detail(detail)).await;
         Ok(after)
     }
 
@@ -337,12 +341,18 @@ where
         self.store.delete_agent(agent).await?;
         for child in &children {
             let detail = format!("deleted {} with its parent {}", child.slug, record.slug);
-            self.record(Self::event(AuditAction::IdentityDeleted, child).detail(detail))
-                .await;
+            self.record(
+                self.event(AuditAction::IdentityDeleted, child)
+                    .detail(detail),
+            )
+            .await;
         }
         let detail = format!("deleted {}", record.slug);
-        self.record(Self::event(AuditAction::IdentityDeleted, &record).detail(detail))
-            .await;
+        self.record(
+            self.event(AuditAction::IdentityDeleted, &record)
+                .detail(detail),
+        )
+        .await;
         Ok(())
     }
 
@@ -372,7 +382,7 @@ where
             .await?;
         let detail = format!("issued {:?}", issued.info.label);
         self.record(
-            Self::event(AuditAction::CredentialIssued, &record)
+            self.event(AuditAction::CredentialIssued, &record)
                 .credential(issued.info.id.clone())
                 .task_id(issued.info.task_id.clone())
                 .detail(detail),
@@ -401,7 +411,7 @@ where
             issued.info.id
         );
         self.record(
-            Self::event(AuditAction::CredentialRotated, &record)
+            self.event(AuditAction::CredentialRotated, &record)
                 .credential(token.clone())
                 .detail(detail),
         )
@@ -429,7 +439,7 @@ where
             None => "status: live -> revoked",
         };
         self.record(
-            Self::event(AuditAction::CredentialRevoked, &record)
+            self.event(AuditAction::CredentialRevoked, &record)
                 .credential(token.clone())
                 .detail(detail),
         )
@@ -448,8 +458,11 @@ where
             .await?;
         let revoked = self.store.revoke_all_tokens(agent).await?;
         let detail = format!("revoked all {revoked} live credentials");
-        self.record(Self::event(AuditAction::CredentialRevoked, &record).detail(detail))
-            .await;
+        self.record(
+            self.event(AuditAction::CredentialRevoked, &record)
+                .detail(detail),
+        )
+        .await;
         Ok(revoked)
     }
 
@@ -470,8 +483,11 @@ where
             before.map_or("none", |r| r.as_str()),
             role.as_str()
         );
-        self.record(Self::event(AuditAction::GrantChanged, &record).detail(detail))
-            .await;
+        self.record(
+            self.event(AuditAction::GrantChanged, &record)
+                .detail(detail),
+        )
+        .await;
         Ok(grant)
     }
 
@@ -483,8 +499,11 @@ where
         let before = self.store.role_of(agent, user).await?;
         self.store.revoke_grant(agent, user).await?;
         let detail = format!("{user}: {} -> none", before.map_or("none", |r| r.as_str()));
-        self.record(Self::event(AuditAction::GrantChanged, &record).detail(detail))
-            .await;
+        self.record(
+            self.event(AuditAction::GrantChanged, &record)
+                .detail(detail),
+        )
+        .await;
         Ok(())
     }
 

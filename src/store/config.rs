@@ -2,9 +2,7 @@
 //! interval, lifetime policy.
 
 use std::sync::Arc;
-use std::time::Duration as StdDuration;
-
-use time::Duration;
+use std::time::Duration;
 
 use super::model::AgentType;
 use super::{StoreError, UserDirectory};
@@ -37,8 +35,8 @@ impl Default for LifetimePolicy {
             autonomous: Lifetime::default(),
             supervised: Lifetime::default(),
             ephemeral: Lifetime {
-                default: Some(Duration::minutes(15)),
-                max: Some(Duration::hours(1)),
+                default: Some(Duration::from_secs(15 * 60)),
+                max: Some(Duration::from_secs(60 * 60)),
             },
         }
     }
@@ -76,12 +74,14 @@ impl LifetimePolicy {
     ) -> Result<Option<Duration>, StoreError> {
         let rule = self.get(agent_type);
         match requested {
-            Some(ttl) if !ttl.is_positive() => Err(StoreError::InvalidLifetime(format!(
-                "{ttl} is not positive"
-            ))),
+            Some(ttl) if ttl.is_zero() => Err(StoreError::InvalidLifetime(
+                "a token lifetime must be longer than zero".into(),
+            )),
             Some(ttl) => match rule.max {
                 Some(max) if ttl > max => Err(StoreError::InvalidLifetime(format!(
-                    "{ttl} exceeds the maximum of {max} for {} agents",
+                    "{}s exceeds the maximum of {}s for {} agents",
+                    ttl.as_secs(),
+                    max.as_secs(),
                     agent_type.as_str()
                 ))),
                 _ => Ok(Some(ttl)),
@@ -97,7 +97,7 @@ pub struct StoreConfig {
     pub(crate) format: TokenFormat,
     pub(crate) directory: Arc<dyn UserDirectory>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) last_used_interval: StdDuration,
+    pub(crate) last_used_interval: Duration,
     pub(crate) lifetimes: LifetimePolicy,
     pub(crate) migrate: bool,
 }
@@ -126,7 +126,7 @@ impl StoreConfig {
             format,
             directory,
             clock: Arc::new(SystemClock),
-            last_used_interval: StdDuration::from_secs(60),
+            last_used_interval: Duration::from_secs(60),
             lifetimes: LifetimePolicy::default(),
             migrate: true,
         }
@@ -139,7 +139,7 @@ impl StoreConfig {
     }
 
     /// Writes a token's last-used time at most once per `interval` (default 60 s).
-    pub fn last_used_interval(mut self, interval: StdDuration) -> Self {
+    pub fn last_used_interval(mut self, interval: Duration) -> Self {
         self.last_used_interval = interval;
         self
     }

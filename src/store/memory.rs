@@ -506,6 +506,10 @@ impl TokenResolver for MemoryStore {
 
 #[async_trait::async_trait]
 impl AgentStore for MemoryStore {
+    fn clock(&self) -> &dyn Clock {
+        &*self.inner.config.clock
+    }
+
     async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
         let parent = match &new.parent {
             Some(id) => Some(self.read().agent(id)?.clone()),

@@ -133,6 +133,13 @@ pub trait AgentStore: Send + Sync {
     ) -> Result<Agent, StoreError>;
     /// Deletes an agent and every token of it: a token never outlives its agent.
     async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError>;
+
+    /// The clock the store reads (its [`StoreConfig`]'s), so that what is built around it —
+    /// the times of [`Managed`]'s audit events — agrees with its records. The default is the
+    /// system clock.
+    fn clock(&self) -> &dyn crate::clock::Clock {
+        &crate::clock::SystemClock
+    }
 }
 
 /// Tokens: mint, list (metadata only), revoke.

@@ -116,6 +116,7 @@ pub struct NewAgent {
     pub(crate) agent_type: AgentType,
     pub(crate) policy: Policy,
     pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) expires_in: Option<std::time::Duration>,
     pub(crate) parent: Option<AgentId>,
     pub(crate) scopes: Option<BTreeSet<String>>,
     pub(crate) modes: Option<BTreeSet<String>>,
@@ -130,6 +131,7 @@ impl NewAgent {
             agent_type: AgentType::default(),
             policy: Policy::unrestricted(),
             expires_at: None,
+            expires_in: None,
             parent: None,
             scopes: None,
             modes: None,
@@ -147,6 +149,7 @@ impl NewAgent {
             agent_type: AgentType::Ephemeral,
             policy: Policy::unrestricted(),
             expires_at: None,
+            expires_in: None,
             parent: Some(parent.into()),
             scopes: None,
             modes: None,
@@ -188,6 +191,14 @@ impl NewAgent {
     /// An instant after which none of the agent's tokens resolve.
     pub fn with_expires_at(mut self, expires_at: OffsetDateTime) -> Self {
         self.expires_at = Some(expires_at);
+        self.expires_in = None;
+        self
+    }
+
+    /// The agent expires this long after it is created, by the store's clock.
+    pub fn expires_in(mut self, ttl: std::time::Duration) -> Self {
+        self.expires_in = Some(ttl);
+        self.expires_at = None;
         self
     }
 }
@@ -234,7 +245,7 @@ pub struct TokenInfo {
 pub struct NewToken {
     pub(crate) label: String,
     pub(crate) capabilities: Option<CapabilitySet>,
-    pub(crate) expires_in: Option<time::Duration>,
+    pub(crate) expires_in: Option<std::time::Duration>,
     pub(crate) created_by: Option<UserId>,
     pub(crate) max_operations: Option<u64>,
     pub(crate) expires_on_completion: bool,
@@ -259,7 +270,7 @@ impl NewToken {
     }
 
     /// The token stops resolving this long after creation (at most the agent type's maximum).
-    pub fn expires_in(mut self, ttl: time::Duration) -> Self {
+    pub fn expires_in(mut self, ttl: std::time::Duration) -> Self {
         self.expires_in = Some(ttl);
         self
     }

@@ -49,8 +49,12 @@ pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
 }
 
 /// `now + by`, refused rather than overflowing.
-fn later(now: OffsetDateTime, by: time::Duration) -> Result<OffsetDateTime, StoreError> {
-    now.checked_add(by)
+fn later(now: OffsetDateTime, by: std::time::Duration) -> Result<OffsetDateTime, StoreError> {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|by| now.checked_add(by))
+        // Past what every backend stores (microseconds in an i64) is past "too far" too.
+        .filter(|at| at.unix_timestamp_nanos() / 1_000 < i128::from(i64::MAX))
         .ok_or_else(|| StoreError::InvalidLifetime("too far in the future".into()))
 }
 
@@ -150,7 +154,15 @@ pub(crate) fn prepare_agent(
     validate_names("scope", &new.scopes)?;
     validate_names("mode", &new.modes)?;
     let now = truncate(config.clock.now());
-    let mut expires_at = new.expires_at.map(truncate);
+    let mut expires_at = match new.expires_in {
+        Some(ttl) if ttl.is_zero() => {
+            return Err(StoreError::InvalidLifetime(
+                "an agent lifetime must be longer than zero".into(),
+            ));
+        }
+        Some(ttl) => Some(later(now, ttl)?),
+        None => new.expires_at.map(truncate),
+    };
     if expires_at.is_some_and(|at| at <= now) {
         return Err(StoreError::InvalidLifetime(
             "the agent would already be expired".into(),
@@ -378,6 +390,8 @@ pub(crate) fn prepare_rotation(
     let (old_expires_at, old_revoked_at) = if grace.is_zero() {
         (old.expires_at, Some(now))
     } else {
+        let grace = std::time::Duration::try_from(grace)
+            .map_err(|_| StoreError::InvalidInput("the grace period cannot be negative".into()))?;
         let end = later(now, grace)?;
         (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
     };

@@ -101,13 +101,13 @@ pub async fn case_lifetime_policy_is_enforced<S: Store>(env: Env<S>) {
         .create_agent(NewAgent::new("runner", "alice").with_type(AgentType::Ephemeral))
         .await
         .unwrap();
-    let too_long = NewToken::new("t").expires_in(time::Duration::hours(2));
+    let too_long = NewToken::new("t").expires_in(std::time::Duration::from_secs(2 * 3600));
     let result = env.store.create_token(&agent.id, too_long).await;
     assert!(
         matches!(result, Err(StoreError::InvalidLifetime(_))),
         "{result:?}"
     );
-    let zero = NewToken::new("t").expires_in(time::Duration::ZERO);
+    let zero = NewToken::new("t").expires_in(std::time::Duration::ZERO);
     assert!(matches!(
         env.store.create_token(&agent.id, zero).await,
         Err(StoreError::InvalidLifetime(_))
@@ -131,7 +131,7 @@ pub async fn case_list_and_get_show_metadata_only<S: Store>(env: Env<S>) {
                 .created_by("alice")
                 .task_id("task-7")
                 .intent("draft the weekly post")
-                .expires_in(time::Duration::days(30)),
+                .expires_in(std::time::Duration::from_secs(30 * 86_400)),
         )
         .await;
     env.clock.advance(time::Duration::seconds(1));
@@ -207,7 +207,7 @@ pub async fn case_purge_removes_long_dead_tokens<S: Store>(env: Env<S>) {
     let short = env
         .token(
             &agent.id,
-            NewToken::new("short").expires_in(time::Duration::hours(1)),
+            NewToken::new("short").expires_in(std::time::Duration::from_secs(1 * 3600)),
         )
         .await;
     env.store
@@ -273,7 +273,7 @@ pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<S: Store
     let short = env
         .token(
             &agent.id,
-            NewToken::new("short").expires_in(time::Duration::minutes(5)),
+            NewToken::new("short").expires_in(std::time::Duration::from_secs(5 * 60)),
         )
         .await;
     let rotated = env
@@ -347,7 +347,7 @@ pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
         .store
         .create_token(
             &agent.id,
-            NewToken::new("t").expires_in(time::Duration::MAX),
+            NewToken::new("t").expires_in(std::time::Duration::MAX),
         )
         .await;
     assert!(

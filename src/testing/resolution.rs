@@ -52,7 +52,7 @@ pub async fn case_expiry_follows_the_clock<S: Store>(env: Env<S>) {
     let t = env
         .token(
             &agent.id,
-            NewToken::new("t").expires_in(time::Duration::minutes(10)),
+            NewToken::new("t").expires_in(std::time::Duration::from_secs(10 * 60)),
         )
         .await;
     env.clock

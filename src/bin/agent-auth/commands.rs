@@ -197,7 +197,7 @@ async fn managed_command<S: Store>(
                 new = new.with_modes(list(modes));
             }
             if let Some(ttl) = &expires_in {
-                new = new.with_expires_at(time::OffsetDateTime::now_utc() + parse_duration(ttl)?);
+                new = new.expires_in(parse_duration(ttl)?);
             }
             let created = as_user(UserId::from(owner)).create_agent(new).await?;
             print_one(json, &views::agent(&created));
@@ -371,7 +371,7 @@ async fn managed_command<S: Store>(
                 new = new.with_modes(list(modes));
             }
             if let Some(ttl) = &expires_in {
-                new = new.with_expires_at(time::OffsetDateTime::now_utc() + parse_duration(ttl)?);
+                new = new.expires_in(parse_duration(ttl)?);
             }
             let child = as_actor(&who, &parent).create_agent(new).await?;
             print_one(json, &views::agent(&child));
@@ -405,7 +405,8 @@ async fn managed_command<S: Store>(
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
-            let grace = parse_duration(&grace)?;
+            // Bounded by parse_duration (100 years): always fits.
+            let grace = time::Duration::try_from(parse_duration(&grace)?)?;
             let issued = as_actor(&who, &target)
                 .rotate_token(&target.id, &TokenId::from(token_id), grace)
                 .await?;

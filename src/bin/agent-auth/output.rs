@@ -3,13 +3,13 @@
 use serde_json::Value;
 
 /// `15m`, `3600` (seconds), `30d`; units `s`, `m`, `h`, `d`, `w`.
-pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {text:?}: expected e.g. 45s, 15m, 12h, 30d, 2w or 3600");
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let n: u64 = digits.parse().map_err(|_| bad())?;
     let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -20,7 +20,7 @@ pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
     };
     n.checked_mul(seconds)
         .filter(|s| *s <= 100 * 365 * 86_400)
-        .map(time::Duration::seconds)
+        .map(std::time::Duration::from_secs)
         .ok_or_else(bad)
 }
 
@@ -116,9 +116,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("15m"), Ok(time::Duration::minutes(15)));
-        assert_eq!(parse_duration("3600"), Ok(time::Duration::hours(1)));
-        assert_eq!(parse_duration("30d"), Ok(time::Duration::days(30)));
+        assert_eq!(
+            parse_duration("15m"),
+            Ok(std::time::Duration::from_secs(900))
+        );
+        assert_eq!(
+            parse_duration("3600"),
+            Ok(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_duration("30d"),
+            Ok(std::time::Duration::from_secs(30 * 86_400))
+        );
         for bad in ["", "m", "15x", "-5m", "1.5h", "99999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -122,7 +122,6 @@ async fn serve<S: Store + Send + Sync>(
     args: ServeArgs,
 ) -> Result<(), Box<dyn Error>> {
     let lifetime = crate::output::parse_duration(&args.session_lifetime)?;
-    let lifetime = Duration::from_secs(u64::try_from(lifetime.whole_seconds()).unwrap_or(0));
     let directory: Arc<dyn UserDirectory> = accounts.clone();
     let sessions = Sessions::new(directory, lifetime);
     let writer = AuditWriter::spawn(Arc::new(store.clone()), WriterOptions::default());
@@ -202,7 +201,7 @@ async fn demo_seed<S: Store>(
     let issued = store
         .create_token(
             &agent.id,
-            NewToken::new("demo").expires_in(time::Duration::hours(1)),
+            NewToken::new("demo").expires_in(std::time::Duration::from_secs(1 * 3600)),
         )
         .await?;
     let token = issued.token.expose_secret();
