@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?
         }
     };
-    let token = NewToken::new("quickstart").expires_in(std::time::Duration::from_secs(1 * 3600));
+    let token = NewToken::new("quickstart").expires_in(std::time::Duration::from_secs(3600));
     let issued = store.create_token(&agent.id, token).await?;
     let now = issued.info.created_at;
     let live = store

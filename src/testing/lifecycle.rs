@@ -207,7 +207,7 @@ pub async fn case_purge_removes_long_dead_tokens<S: Store>(env: Env<S>) {
     let short = env
         .token(
             &agent.id,
-            NewToken::new("short").expires_in(std::time::Duration::from_secs(1 * 3600)),
+            NewToken::new("short").expires_in(std::time::Duration::from_secs(3600)),
         )
         .await;
     env.store

@@ -24,7 +24,7 @@ pub async fn case_revoked_is_reported_before_expired<S: Store>(env: Env<S>) {
     let t = env
         .token(
             &agent.id,
-            NewToken::new("t").expires_in(std::time::Duration::from_secs(1 * 60)),
+            NewToken::new("t").expires_in(std::time::Duration::from_secs(60)),
         )
         .await;
     env.store.revoke_token(&agent.id, &t.info.id).await.unwrap();
@@ -37,7 +37,7 @@ pub async fn case_expired_is_reported_before_a_disabled_agent<S: Store>(env: Env
     let t = env
         .token(
             &agent.id,
-            NewToken::new("t").expires_in(std::time::Duration::from_secs(1 * 60)),
+            NewToken::new("t").expires_in(std::time::Duration::from_secs(60)),
         )
         .await;
     env.store

@@ -201,7 +201,7 @@ async fn demo_seed<S: Store>(
     let issued = store
         .create_token(
             &agent.id,
-            NewToken::new("demo").expires_in(std::time::Duration::from_secs(1 * 3600)),
+            NewToken::new("demo").expires_in(std::time::Duration::from_secs(3600)),
         )
         .await?;
     let token = issued.token.expose_secret();
