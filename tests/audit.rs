@@ -157,7 +157,7 @@ async fn queries_select_by_identity_credential_and_time_in_order() {
     let sink = Arc::new(MemoryAuditSink::default());
     let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
     let events = [
-        AuditEvent::new(at(0), AuditAction::CredentialIssued, Outcome::Success)
+        AuditEvent::new(at(0), AuditAction::TokenIssued, Outcome::Success)
             .identity("x")
             .credential("tok_a")
             .actor("alice"),

@@ -288,9 +288,7 @@ fn every_command(db: &Db) {
         ],
     )
     .ok();
-    let children = cli(db, &["--json", "identity", "list", "writer"])
-        .ok()
-        .json();
+    let children = cli(db, &["--json", "child", "list", "writer"]).ok().json();
     assert_eq!(children[0]["slug"], "writer-thread-1");
     assert_eq!(children[0]["scopes"][0], "ws:1");
     cli(db, &["identity", "retire", "writer-thread-1"]).ok();
@@ -322,14 +320,14 @@ fn every_command(db: &Db) {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions[0], "identity_created");
+    assert_eq!(actions[0], "agent_created");
     for action in [
-        "credential_issued",
-        "credential_rotated",
-        "credential_revoked",
+        "token_issued",
+        "token_rotated",
+        "token_revoked",
         "grant_changed",
-        "identity_disabled",
-        "identity_enabled",
+        "agent_disabled",
+        "agent_enabled",
     ] {
         assert!(
             actions.contains(&action),
@@ -464,11 +462,13 @@ fn help_is_complete() {
         &["token", "list"],
         &["token", "revoke"],
         &["token", "revoke-all"],
-        &["identity"],
+        &["token", "rotate"],
+        &["child"],
+        &["child", "create"],
+        &["child", "list"],
+        &["child", "retire"],
+        // The other words for the same things stay as aliases.
         &["identity", "create"],
-        &["identity", "list"],
-        &["identity", "retire"],
-        &["credential"],
         &["credential", "rotate"],
         &["credential", "revoke"],
         &["grant"],

@@ -48,25 +48,25 @@ use crate::reason::InvalidReason;
 pub enum AuditAction {
     /// An agent-authenticated request.
     Request,
-    /// A presented token was refused (its credential is known: revoked, expired, …).
+    /// A presented token was refused (a stored one: revoked, expired, …).
     TokenRefused,
-    /// A credential was issued.
-    CredentialIssued,
-    /// A credential was rotated.
-    CredentialRotated,
-    /// A credential was revoked.
-    CredentialRevoked,
-    /// An identity was created.
-    IdentityCreated,
-    /// An identity was disabled.
-    IdentityDisabled,
-    /// An identity was enabled.
-    IdentityEnabled,
-    /// An identity was deleted.
-    IdentityDeleted,
-    /// A user's access to an identity changed.
+    /// A token was issued.
+    TokenIssued,
+    /// A token was rotated.
+    TokenRotated,
+    /// A token was revoked.
+    TokenRevoked,
+    /// An agent was created.
+    AgentCreated,
+    /// An agent was disabled.
+    AgentDisabled,
+    /// An agent was enabled.
+    AgentEnabled,
+    /// An agent was deleted.
+    AgentDeleted,
+    /// A user's access to an agent changed.
     GrantChanged,
-    /// A user read an identity, its credentials, grants or trail (recorded only when denied).
+    /// A user read an agent, its tokens, grants or trail (recorded only when denied).
     Read,
 }
 
@@ -76,30 +76,41 @@ impl AuditAction {
         match self {
             Self::Request => "request",
             Self::TokenRefused => "token_refused",
-            Self::CredentialIssued => "credential_issued",
-            Self::CredentialRotated => "credential_rotated",
-            Self::CredentialRevoked => "credential_revoked",
-            Self::IdentityCreated => "identity_created",
-            Self::IdentityDisabled => "identity_disabled",
-            Self::IdentityEnabled => "identity_enabled",
-            Self::IdentityDeleted => "identity_deleted",
+            Self::TokenIssued => "token_issued",
+            Self::TokenRotated => "token_rotated",
+            Self::TokenRevoked => "token_revoked",
+            Self::AgentCreated => "agent_created",
+            Self::AgentDisabled => "agent_disabled",
+            Self::AgentEnabled => "agent_enabled",
+            Self::AgentDeleted => "agent_deleted",
             Self::GrantChanged => "grant_changed",
             Self::Read => "read",
         }
     }
 
-    /// Parses [`AuditAction::as_str`].
+    /// Parses [`AuditAction::as_str`], and the names versions before 0.2 stored
+    /// (`credential_issued`, `identity_created`, …), so that older trails still read.
     pub fn parse(s: &str) -> Option<Self> {
+        let s = match s {
+            "credential_issued" => "token_issued",
+            "credential_rotated" => "token_rotated",
+            "credential_revoked" => "token_revoked",
+            "identity_created" => "agent_created",
+            "identity_disabled" => "agent_disabled",
+            "identity_enabled" => "agent_enabled",
+            "identity_deleted" => "agent_deleted",
+            current => current,
+        };
         [
             Self::Request,
             Self::TokenRefused,
-            Self::CredentialIssued,
-            Self::CredentialRotated,
-            Self::CredentialRevoked,
-            Self::IdentityCreated,
-            Self::IdentityDisabled,
-            Self::IdentityEnabled,
-            Self::IdentityDeleted,
+            Self::TokenIssued,
+            Self::TokenRotated,
+            Self::TokenRevoked,
+            Self::AgentCreated,
+            Self::AgentDisabled,
+            Self::AgentEnabled,
+            Self::AgentDeleted,
             Self::GrantChanged,
             Self::Read,
         ]
@@ -373,4 +384,37 @@ impl AuditFilter {
 pub trait AuditQuery: Send + Sync {
     /// The matching events, oldest first.
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_and_older_names_still_read() {
+        for action in [
+            AuditAction::Request,
+            AuditAction::TokenRefused,
+            AuditAction::TokenIssued,
+            AuditAction::TokenRotated,
+            AuditAction::TokenRevoked,
+            AuditAction::AgentCreated,
+            AuditAction::AgentDisabled,
+            AuditAction::AgentEnabled,
+            AuditAction::AgentDeleted,
+            AuditAction::GrantChanged,
+            AuditAction::Read,
+        ] {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(
+            AuditAction::parse("credential_revoked"),
+            Some(AuditAction::TokenRevoked)
+        );
+        assert_eq!(
+            AuditAction::parse("identity_created"),
+            Some(AuditAction::AgentCreated)
+        );
+        assert_eq!(AuditAction::parse("nope"), None);
+    }
 }

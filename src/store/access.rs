@@ -274,17 +274,13 @@ where
     pub async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
         match &new.parent {
             Some(parent) => {
-                self.check(
-                    parent,
-                    Operation::ManageIdentity,
-                    AuditAction::IdentityCreated,
-                )
-                .await?;
+                self.check(parent, Operation::ManageIdentity, AuditAction::AgentCreated)
+                    .await?;
             }
             None if new.owner.as_ref() != Some(&self.actor) => {
                 let event = AuditEvent::new(
                     self.store.clock().now(),
-                    AuditAction::IdentityCreated,
+                    AuditAction::AgentCreated,
                     Outcome::Denied,
                 )
                 .detail(format!("denied: create {} for another user", new.slug));
@@ -299,11 +295,8 @@ where
         }
         let agent = self.store.create_agent(new).await?;
         let detail = format!("created {} for {}", agent.slug, agent.owner);
-        self.record(
-            self.event(AuditAction::IdentityCreated, &agent)
-                .detail(detail),
-        )
-        .await;
+        self.record(self.event(AuditAction::AgentCreated, &agent).detail(detail))
+            .await;
         Ok(agent)
     }
 
@@ -314,8 +307,8 @@ where
         status: AgentStatus,
     ) -> Result<Agent, StoreError> {
         let action = match status {
-            AgentStatus::Active => AuditAction::IdentityEnabled,
-            AgentStatus::Disabled => AuditAction::IdentityDisabled,
+            AgentStatus::Active => AuditAction::AgentEnabled,
+            AgentStatus::Disabled => AuditAction::AgentDisabled,
         };
         let before = self.check(agent, Operation::ManageIdentity, action).await?;
         let after = self.store.set_agent_status(agent, status).await?;
@@ -331,25 +324,18 @@ where
     /// Deletes the identity with its credentials and children: owner or admin.
     pub async fn delete_agent(&self, agent: &AgentId) -> Result<(), StoreError> {
         let record = self
-            .check(
-                agent,
-                Operation::ManageIdentity,
-                AuditAction::IdentityDeleted,
-            )
+            .check(agent, Operation::ManageIdentity, AuditAction::AgentDeleted)
             .await?;
         let children = self.store.children(agent).await?;
         self.store.delete_agent(agent).await?;
         for child in &children {
             let detail = format!("deleted {} with its parent {}", child.slug, record.slug);
-            self.record(
-                self.event(AuditAction::IdentityDeleted, child)
-                    .detail(detail),
-            )
-            .await;
+            self.record(self.event(AuditAction::AgentDeleted, child).detail(detail))
+                .await;
         }
         let detail = format!("deleted {}", record.slug);
         self.record(
-            self.event(AuditAction::IdentityDeleted, &record)
+            self.event(AuditAction::AgentDeleted, &record)
                 .detail(detail),
         )
         .await;
@@ -370,11 +356,7 @@ where
         new: NewToken,
     ) -> Result<IssuedToken, StoreError> {
         let record = self
-            .check(
-                agent,
-                Operation::IssueCredential,
-                AuditAction::CredentialIssued,
-            )
+            .check(agent, Operation::IssueCredential, AuditAction::TokenIssued)
             .await?;
         let issued = self
             .store
@@ -382,7 +364,7 @@ where
             .await?;
         let detail = format!("issued {:?}", issued.info.label);
         self.record(
-            self.event(AuditAction::CredentialIssued, &record)
+            self.event(AuditAction::TokenIssued, &record)
                 .credential(issued.info.id.clone())
                 .task_id(issued.info.task_id.clone())
                 .detail(detail),
@@ -402,7 +384,7 @@ where
             .check(
                 agent,
                 Operation::RotateCredential,
-                AuditAction::CredentialRotated,
+                AuditAction::TokenRotated,
             )
             .await?;
         let issued = self.store.rotate_token(agent, token, grace).await?;
@@ -411,7 +393,7 @@ where
             issued.info.id
         );
         self.record(
-            self.event(AuditAction::CredentialRotated, &record)
+            self.event(AuditAction::TokenRotated, &record)
                 .credential(token.clone())
                 .detail(detail),
         )
@@ -429,7 +411,7 @@ where
             .check(
                 agent,
                 Operation::RevokeCredential,
-                AuditAction::CredentialRevoked,
+                AuditAction::TokenRevoked,
             )
             .await?;
         let before = self.store.token(agent, token).await?;
@@ -439,7 +421,7 @@ where
             None => "status: live -> revoked",
         };
         self.record(
-            self.event(AuditAction::CredentialRevoked, &record)
+            self.event(AuditAction::TokenRevoked, &record)
                 .credential(token.clone())
                 .detail(detail),
         )
@@ -453,13 +435,13 @@ where
             .check(
                 agent,
                 Operation::RevokeCredential,
-                AuditAction::CredentialRevoked,
+                AuditAction::TokenRevoked,
             )
             .await?;
         let revoked = self.store.revoke_all_tokens(agent).await?;
         let detail = format!("revoked all {revoked} live credentials");
         self.record(
-            self.event(AuditAction::CredentialRevoked, &record)
+            self.event(AuditAction::TokenRevoked, &record)
                 .detail(detail),
         )
         .await;

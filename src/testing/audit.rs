@@ -223,8 +223,8 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
     assert_eq!(
         seen(&events),
         vec![
-            expect(IdentityCreated, &x.id, None, ok, None),
-            expect(CredentialIssued, &x.id, Some(&tx.info.id), ok, None),
+            expect(AgentCreated, &x.id, None, ok, None),
+            expect(TokenIssued, &x.id, Some(&tx.info.id), ok, None),
             expect(
                 Request,
                 &x.id,
@@ -239,8 +239,8 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
                 ok,
                 Some(("POST", "/forbidden", 403))
             ),
-            expect(IdentityCreated, &thread.id, None, ok, None),
-            expect(CredentialIssued, &thread.id, Some(&tt.info.id), ok, None),
+            expect(AgentCreated, &thread.id, None, ok, None),
+            expect(TokenIssued, &thread.id, Some(&tt.info.id), ok, None),
             expect(
                 Request,
                 &thread.id,
@@ -248,7 +248,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
                 ok,
                 Some(("GET", "/thread", 200))
             ),
-            expect(CredentialRevoked, &x.id, Some(&tx.info.id), ok, None),
+            expect(TokenRevoked, &x.id, Some(&tx.info.id), ok, None),
             expect(
                 TokenRefused,
                 &x.id,
@@ -298,8 +298,8 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
     assert_eq!(
         seen(&of_y),
         vec![
-            expect(IdentityCreated, &y.id, None, ok, None),
-            expect(CredentialIssued, &y.id, Some(&ty.info.id), ok, None),
+            expect(AgentCreated, &y.id, None, ok, None),
+            expect(TokenIssued, &y.id, Some(&ty.info.id), ok, None),
             expect(
                 Request,
                 &y.id,
@@ -329,7 +329,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
         .unwrap();
     assert_eq!(
         late.iter().map(|e| e.action).collect::<Vec<_>>(),
-        [CredentialRevoked, TokenRefused]
+        [TokenRevoked, TokenRefused]
     );
     let early = store
         .events(&AuditFilter::identity(x.id.clone()).until(middle))
@@ -401,8 +401,8 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
         .collect();
     use AuditAction::*;
     let ok = Outcome::Success;
-    assert_eq!(summary[0].0, IdentityCreated);
-    assert_eq!(summary[1].0, CredentialIssued);
+    assert_eq!(summary[0].0, AgentCreated);
+    assert_eq!(summary[1].0, TokenIssued);
     assert_eq!(
         &summary[2..],
         &[
@@ -410,19 +410,19 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
             (GrantChanged, ok, "alice", Some("bob: operator -> admin")),
             (GrantChanged, ok, "alice", Some("bob: admin -> none")),
             (
-                IdentityDisabled,
+                AgentDisabled,
                 ok,
                 "alice",
                 Some("status: active -> disabled")
             ),
             (
-                IdentityEnabled,
+                AgentEnabled,
                 ok,
                 "alice",
                 Some("status: disabled -> active")
             ),
             (
-                CredentialRotated,
+                TokenRotated,
                 ok,
                 "alice",
                 Some(
@@ -434,12 +434,12 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
                 )
             ),
             (
-                CredentialRevoked,
+                TokenRevoked,
                 Outcome::Denied,
                 "stranger",
                 Some("denied: RevokeCredential")
             ),
-            (IdentityDeleted, ok, "alice", Some("deleted writer")),
+            (AgentDeleted, ok, "alice", Some("deleted writer")),
         ]
     );
     // The trail outlives the identity it names.

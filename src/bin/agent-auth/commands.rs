@@ -16,8 +16,8 @@ use tower_agent_auth::{TokenId, TokenResolver, UserId};
 use crate::backend::{self, Accounts};
 use crate::output::{list, parse_duration, print, print_one};
 use crate::{
-    Actor, AgentCommand, AuditArgs, Cli, Command, CredentialCommand, GrantCommand, IdentityCommand,
-    TokenCommand, UserCommand, dispatch, serve,
+    Actor, AgentCommand, AuditArgs, ChildCommand, Cli, Command, GrantCommand, TokenCommand,
+    UserCommand, dispatch, serve,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -246,7 +246,7 @@ async fn managed_command<S: Store>(
             as_actor(&who, &target).delete_agent(&target.id).await?;
             done(json, &format!("agent {slug} deleted with its tokens"));
         }
-        Command::Identity(IdentityCommand::Retire { slug, actor: who }) => {
+        Command::Child(ChildCommand::Retire { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
             if target.parent.is_none() {
                 return Err(format!(
@@ -327,11 +327,6 @@ async fn managed_command<S: Store>(
             slug,
             token_id,
             actor: who,
-        })
-        | Command::Credential(CredentialCommand::Revoke {
-            slug,
-            token_id,
-            actor: who,
         }) => {
             let target = agent(store, &slug).await?;
             let info = as_actor(&who, &target)
@@ -350,7 +345,7 @@ async fn managed_command<S: Store>(
                 .await?;
             done(json, &format!("{n} tokens of {slug} revoked"));
         }
-        Command::Identity(IdentityCommand::Create {
+        Command::Child(ChildCommand::Create {
             parent,
             slug,
             capabilities: caps,
@@ -376,7 +371,7 @@ async fn managed_command<S: Store>(
             let child = as_actor(&who, &parent).create_agent(new).await?;
             print_one(json, &views::agent(&child));
         }
-        Command::Identity(IdentityCommand::List { parent }) => {
+        Command::Child(ChildCommand::List { parent }) => {
             let parent = agent(store, &parent).await?;
             let rows: Vec<Value> = store
                 .children(&parent.id)
@@ -398,7 +393,7 @@ async fn managed_command<S: Store>(
                 ],
             );
         }
-        Command::Credential(CredentialCommand::Rotate {
+        Command::Token(TokenCommand::Rotate {
             slug,
             token_id,
             grace,

@@ -46,22 +46,19 @@ pub enum Command {
     /// Users who own agents and sign in to the server.
     #[command(subcommand)]
     User(UserCommand),
-    /// Agents (machine identities).
+    /// Agents: the machine identities that act for users.
     #[command(subcommand)]
     Agent(AgentCommand),
-    /// An agent's tokens (credentials).
-    #[command(subcommand)]
+    /// An agent's tokens: its credentials (alias: `credential`).
+    #[command(subcommand, alias = "credential")]
     Token(TokenCommand),
-    /// Thread-scoped child identities under an agent.
-    #[command(subcommand)]
-    Identity(IdentityCommand),
-    /// Rotate or revoke one credential.
-    #[command(subcommand)]
-    Credential(CredentialCommand),
+    /// Thread-scoped child agents under an agent (alias: `identity`).
+    #[command(subcommand, alias = "identity")]
+    Child(ChildCommand),
     /// Who else may manage or see an agent.
     #[command(subcommand)]
     Grant(GrantCommand),
-    /// What an identity did, and what was done to it (with its children), oldest first.
+    /// What an agent did, and what was done to it (with its children), oldest first.
     Audit(AuditArgs),
     /// Run the reference server: management API, login, and a demo protected API.
     Serve(serve::ServeArgs),
@@ -151,7 +148,7 @@ pub enum AgentCommand {
         #[command(flatten)]
         actor: Actor,
     },
-    /// Delete an agent with its tokens and child identities.
+    /// Delete an agent with its tokens and child agents.
     Delete {
         /// The agent's slug.
         slug: String,
@@ -206,6 +203,18 @@ pub enum TokenCommand {
         #[command(flatten)]
         actor: Actor,
     },
+    /// Replace a token with a new one; the old one keeps working for the grace period.
+    Rotate {
+        /// The agent's slug.
+        slug: String,
+        /// The token id.
+        token_id: String,
+        /// How long the old token stays valid (0 revokes it now).
+        #[arg(long, value_name = "DURATION", default_value = "0")]
+        grace: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
     /// Revoke every token of an agent.
     RevokeAll {
         /// The agent's slug.
@@ -216,9 +225,9 @@ pub enum TokenCommand {
 }
 
 #[derive(Subcommand)]
-pub enum IdentityCommand {
-    /// Create a thread-scoped child identity (e.g. codex-THREAD_ID) under an agent; it is
-    /// never wider than its parent.
+pub enum ChildCommand {
+    /// Create a thread-scoped child agent (e.g. codex-THREAD_ID) under an agent; it is never
+    /// wider than its parent.
     Create {
         /// The parent agent's slug.
         parent: String,
@@ -239,40 +248,15 @@ pub enum IdentityCommand {
         #[command(flatten)]
         actor: Actor,
     },
-    /// List an agent's child identities.
+    /// List an agent's children.
     List {
         /// The parent agent's slug.
         parent: String,
     },
-    /// Retire a child identity: delete it with its credentials.
+    /// Retire a child agent: delete it with its tokens.
     Retire {
         /// The child's slug.
         slug: String,
-        #[command(flatten)]
-        actor: Actor,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum CredentialCommand {
-    /// Replace a token with a new one; the old one keeps working for the grace period.
-    Rotate {
-        /// The agent's slug.
-        slug: String,
-        /// The token id.
-        token_id: String,
-        /// How long the old token stays valid (0 revokes it now).
-        #[arg(long, value_name = "DURATION", default_value = "0")]
-        grace: String,
-        #[command(flatten)]
-        actor: Actor,
-    },
-    /// Revoke one token; the identity and its other tokens keep working.
-    Revoke {
-        /// The agent's slug.
-        slug: String,
-        /// The token id.
-        token_id: String,
         #[command(flatten)]
         actor: Actor,
     },
