@@ -4,7 +4,7 @@
 //! [`AgentAuthLayer`] resolves it through a [`TokenResolver`] into an [`ExecutionPrincipal`] —
 //! which user it acts for, which agent it is, how it authenticated, which token it used — and
 //! puts it into the request extensions, where handlers extract it as a [`Principal`]. Every
-//! permission check goes through the principal's [`CapabilityCeiling`]: the owner's role ∩ the
+//! permission check goes through the principal's [`CapabilityCeiling`](ceiling::CapabilityCeiling): the owner's role ∩ the
 //! parent agent's policy (for a thread-scoped child) ∩ the agent's policy ∩ the token's
 //! capabilities, so an agent never does more than any of them allows. Requests signed in by an ordinary user session yield the same principal type.
 //!
@@ -37,10 +37,28 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules, one concept each: [`token`] (format, hashing, redacted secrets), [`principal`],
-//! [`ceiling`], [`resolver`], [`layer`], [`store`], [`audit`], `axum` (feature `axum`), `server`
-//! (feature `server`: management REST API and login routers). The `agent-auth` binary (feature
-//! `cli`) is the CLI and reference server.
+//! # Where names live
+//!
+//! The root holds what an axum or tower application names: [`AgentAuthLayer`] and
+//! [`RequireCapabilityLayer`], [`Principal`] (and the [`ExecutionPrincipal`] it derefs to),
+//! [`PrincipalRejection`], and what a custom resolver implements and returns:
+//! [`TokenResolver`], [`SessionResolver`], [`TokenLookup`], [`ResolveError`], [`InvalidReason`],
+//! [`macro@async_trait`]. Everything else lives in its module, under one path, one concept each:
+//!
+//! - [`token`]: the format (mint, parse, checksum), hashing, the redacted [`token::RawToken`];
+//! - [`principal`]: the principal, its ids ([`principal::UserId`], [`principal::AgentId`],
+//!   [`principal::TokenId`]) and [`principal::AgentRef`] — no HTTP state;
+//! - [`ceiling`]: capabilities, policies and the ceiling algebra;
+//! - [`reason`]: why not — refusal reasons and resolution errors;
+//! - [`resolver`]: the resolver traits;
+//! - [`layer`]: the middleware and its answers;
+//! - [`store`]: the store traits, the in-memory and SQL stores, and [`store::resolve`], the
+//!   one resolution pipeline every store goes through;
+//! - [`audit`]: events, sinks, the batching writer;
+//! - `axum` (feature `axum`): extractors; `server` (feature `server`): management REST API and
+//!   login routers; `testing` (feature `testing`): the conformance suite any store can run.
+//!
+//! The `agent-auth` binary (feature `cli`) is the CLI and reference server.
 //!
 //! [tower]: https://docs.rs/tower
 //! [axum]: https://docs.rs/axum
@@ -75,9 +93,7 @@ struct ReadmeSnippets;
 /// [`SessionResolver`], the store traits): `#[tower_agent_auth::async_trait]` on the `impl`.
 /// Re-exported so that a plain `async fn` in an impl needs no extra dependency.
 pub use async_trait::async_trait;
-pub use ceiling::{Capability, CapabilityCeiling, CapabilitySet, Policy};
-pub use layer::{AgentAuthLayer, RequireCapabilityLayer};
-pub use layer::{InsufficientScope, MissingLayer, MissingPrincipal, PrincipalRejection};
-pub use principal::{AgentId, AuthSource, ExecutionPrincipal, Principal, TokenId, UserId};
-pub use reason::{InvalidReason, RefusedCredential, ResolveError};
+pub use layer::{AgentAuthLayer, PrincipalRejection, RequireCapabilityLayer};
+pub use principal::{ExecutionPrincipal, Principal};
+pub use reason::{InvalidReason, ResolveError};
 pub use resolver::{SessionResolver, TokenLookup, TokenResolver};

@@ -143,7 +143,7 @@ macro_rules! forward_token_resolver {
 forward_token_resolver!(Arc, Box);
 
 /// Resolves requests signed in by an ordinary user session (a cookie, a session id) into a
-/// principal with [`AuthSource::Session`](crate::AuthSource::Session) (see
+/// principal with [`AuthSource::Session`](crate::principal::AuthSource::Session) (see
 /// [`UserRecord::session_principal`](crate::store::UserRecord::session_principal)).
 ///
 /// The layer asks it only when the request carries no `Authorization` header. Return `Ok(None)`

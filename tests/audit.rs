@@ -218,13 +218,14 @@ mod through_the_layer {
 
     use http::{Request, Response, StatusCode};
     use tower::{ServiceBuilder, ServiceExt};
+    use tower_agent_auth::AgentAuthLayer;
+    use tower_agent_auth::ceiling::Policy;
     use tower_agent_auth::store::{AgentStore, MemoryStore, NewAgent, NewToken, TokenStore};
     use tower_agent_auth::token::TokenFormat;
-    use tower_agent_auth::{AgentAuthLayer, Policy};
 
     use super::*;
 
-    async fn store() -> (MemoryStore, String, tower_agent_auth::AgentId) {
+    async fn store() -> (MemoryStore, String, tower_agent_auth::principal::AgentId) {
         let users = tower_agent_auth::store::MemoryUserDirectory::new();
         users.insert(tower_agent_auth::store::UserRecord::new(
             "alice",

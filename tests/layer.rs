@@ -7,11 +7,13 @@ use std::sync::Arc;
 use common::{CookieSessions, Fixture, Seen, caps};
 use http::{Request, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
+use tower_agent_auth::ceiling::Policy;
+use tower_agent_auth::principal::{AuthSource, UserId};
 use tower_agent_auth::store::{AgentStatus, AgentStore, NewToken, TokenStore, UserDirectory};
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{
-    AgentAuthLayer, AuthSource, InvalidReason, Policy, Principal, RequireCapabilityLayer,
-    ResolveError, TokenLookup, TokenResolver, UserId,
+    AgentAuthLayer, InvalidReason, Principal, RequireCapabilityLayer, ResolveError, TokenLookup,
+    TokenResolver,
 };
 
 async fn call(

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
 use tower_agent_auth::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink};
 use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::principal::{AgentId, TokenId, UserId};
 use tower_agent_auth::resolver::SettleFuture;
 use tower_agent_auth::store::resolve::{
     RecordResolver, Reservation, StoredToken, TokenRecords, Uses,
@@ -40,9 +41,7 @@ use tower_agent_auth::store::{
     TokenInfo, TokenStore, UserDirectory,
 };
 use tower_agent_auth::token::{TokenFormat, TokenHash};
-use tower_agent_auth::{
-    AgentId, Principal, ResolveError, TokenId, TokenLookup, TokenResolver, UserId, testing,
-};
+use tower_agent_auth::{Principal, ResolveError, TokenLookup, TokenResolver, testing};
 
 #[derive(Default)]
 struct State {

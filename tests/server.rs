@@ -11,6 +11,9 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use tower_agent_auth::AgentAuthLayer;
+use tower_agent_auth::ceiling::Policy;
+use tower_agent_auth::principal::UserId;
 use tower_agent_auth::server::{
     ManageState, PasswordVerifier, Sessions, hash_password, login_router, manage_router,
     verify_password,
@@ -20,7 +23,6 @@ use tower_agent_auth::store::{
     UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
-use tower_agent_auth::{AgentAuthLayer, Policy, UserId};
 
 /// alice and mallory, both with the password "pw".
 struct Passwords(String);

@@ -2,7 +2,7 @@
 //! its own.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tower_agent_auth::Policy;
+use tower_agent_auth::ceiling::Policy;
 use tower_agent_auth::store::{MemoryUserDirectory, PgStore, StoreConfig, UserRecord};
 use tower_agent_auth::token::TokenFormat;
 

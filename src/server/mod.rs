@@ -15,7 +15,9 @@
 //! use tower::ServiceExt;
 //! use tower_agent_auth::server::{ManageState, PasswordVerifier, Sessions, login_router, manage_router};
 //! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, UserDirectory, UserRecord};
-//! use tower_agent_auth::{AgentAuthLayer, Policy, UserId, token::TokenFormat};
+//! use tower_agent_auth::{AgentAuthLayer, token::TokenFormat};
+//! use tower_agent_auth::ceiling::Policy;
+//! use tower_agent_auth::principal::UserId;
 //!
 //! /// Your accounts: check a password, say who it is.
 //! struct Accounts;

@@ -16,7 +16,8 @@
 //!
 //! ```
 //! use tower_agent_auth::store::{AccessRole, AgentStore, GrantStore, Managed, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreError, UserRecord};
-//! use tower_agent_auth::{Policy, token::TokenFormat};
+//! use tower_agent_auth::token::TokenFormat;
+//! use tower_agent_auth::ceiling::Policy;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let users = MemoryUserDirectory::new();

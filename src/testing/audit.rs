@@ -9,8 +9,10 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use super::{AuditedStore, Env};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditWriter, Outcome, WriterOptions};
+use crate::ceiling::Policy;
+use crate::principal::{AgentId, TokenId};
 use crate::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, StoreError, UserRecord};
-use crate::{AgentAuthLayer, AgentId, InvalidReason, Policy, TokenId};
+use crate::{AgentAuthLayer, InvalidReason};
 
 /// What a test compares of an event.
 #[derive(Debug, PartialEq)]

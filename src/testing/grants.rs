@@ -1,7 +1,7 @@
 //! Grants, and the access rule `Managed` applies.
 
 use super::{Env, Store};
-use crate::Policy;
+use crate::ceiling::Policy;
 use crate::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, StoreError, UserRecord};
 
 pub async fn case_grants_are_kept_per_agent_and_user<S: Store>(env: Env<S>) {

@@ -2,7 +2,7 @@
 
 use super::{Env, Store, caps};
 use crate::InvalidReason;
-use crate::Policy;
+use crate::ceiling::Policy;
 use crate::store::{AgentStatus, AgentType, NewAgent, NewToken, StoreError};
 
 pub async fn case_agents_round_trip<S: Store>(env: Env<S>) {

@@ -92,16 +92,14 @@ use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 
 use crate::audit::{AuditQuery, AuditSink};
+use crate::ceiling::{CapabilitySet, Policy};
 use crate::clock::{Clock, ManualClock};
 use crate::store::{
     Agent, AgentStore, GrantStore, IssuedToken, MemoryUserDirectory, NewAgent, NewToken,
     StoreConfig, TokenStore, UserRecord,
 };
 use crate::token::TokenFormat;
-use crate::{
-    AgentAuthLayer, CapabilitySet, InvalidReason, Policy, Principal, ResolveError, TokenLookup,
-    TokenResolver,
-};
+use crate::{AgentAuthLayer, InvalidReason, Principal, ResolveError, TokenLookup, TokenResolver};
 
 #[doc(hidden)]
 pub mod audit;
@@ -145,7 +143,7 @@ impl<S: Store> Env<S> {
     }
 
     /// A token for `agent`, as `new` asks.
-    pub async fn token(&self, agent: &crate::AgentId, new: NewToken) -> IssuedToken {
+    pub async fn token(&self, agent: &crate::principal::AgentId, new: NewToken) -> IssuedToken {
         self.store.create_token(agent, new).await.unwrap()
     }
 

@@ -1,10 +1,12 @@
 //! What a token resolves to, and every reason it is refused.
 
 use super::{Env, Store, caps, concurrent_use_limit, refused, resolve};
+use crate::ceiling::Policy;
 use crate::clock::Clock;
+use crate::principal::UserId;
 use crate::store::{AgentStatus, ImportedToken, NewAgent, NewToken, StoreError};
 use crate::token::{TokenFormat, TokenHash};
-use crate::{InvalidReason, Policy, TokenLookup, UserId};
+use crate::{InvalidReason, TokenLookup};
 
 pub async fn case_token_binds_agent_and_owner<S: Store>(env: Env<S>) {
     let (agent, issued) = env.agent_with_token("writer").await;

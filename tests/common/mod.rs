@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::{Request, Response};
+use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::clock::ManualClock;
 use tower_agent_auth::store::{
     Agent, AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
 };
 use tower_agent_auth::token::{RawToken, TokenFormat};
-use tower_agent_auth::{CapabilitySet, Policy, Principal, ResolveError, SessionResolver};
+use tower_agent_auth::{Principal, ResolveError, SessionResolver};
 
 pub const PREFIX: &str = "acme";
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use tower_agent_auth::UserId;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::principal::UserId;
 use tower_agent_auth::reason::BoxError;
 use tower_agent_auth::server::{PasswordVerifier, hash_password, verify_password};
 use tower_agent_auth::store::{

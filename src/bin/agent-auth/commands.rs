@@ -4,14 +4,15 @@ use std::error::Error;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tower_agent_auth::TokenResolver;
 use tower_agent_auth::audit::{AuditFilter, AuditQuery, AuditSink, AuditWriter, WriterOptions};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::principal::{TokenId, UserId};
 use tower_agent_auth::server::{hash_password, views};
 use tower_agent_auth::store::{
     AccessRole, Agent, AgentStatus, AgentStore, AgentType, GrantStore, Managed, NewAgent, NewToken,
     StoreError, TokenStore,
 };
-use tower_agent_auth::{TokenId, TokenResolver, UserId};
 
 use crate::backend::{self, Accounts};
 use crate::output::{list, parse_duration, print, print_one};

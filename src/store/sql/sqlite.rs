@@ -9,7 +9,8 @@ use super::{Dialect, sql_store};
 ///
 /// ```
 /// use tower_agent_auth::store::{AgentStore, MemoryUserDirectory, NewAgent, NewToken, StoreConfig, TokenStore, UserRecord, SqliteStore};
-/// use tower_agent_auth::{Policy, token::TokenFormat};
+/// use tower_agent_auth::token::TokenFormat;
+/// use tower_agent_auth::ceiling::Policy;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let dir = std::env::temp_dir().join(format!("agent-auth-doc-{}", std::process::id()));
