@@ -298,6 +298,11 @@ where
         rounds.iter().map(|r| r.unavoidable / r.floor).collect(),
         "×",
     );
+    summary(
+        "overhead/unavoidable",
+        rounds.iter().map(|r| r.overhead / r.unavoidable).collect(),
+        "×",
+    );
 }
 
 criterion_group!(benches, bench_layer);

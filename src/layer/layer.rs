@@ -1,3 +1,7 @@
+//! [`AgentAuthLayer`]: the settings of the middleware — resolver, session resolver, whether a
+//! principal is required, realm and resource metadata, audit recorder, clock — shared by every
+//! service it builds.
+
 use std::sync::Arc;
 
 use tower_layer::Layer;

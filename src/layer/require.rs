@@ -1,3 +1,7 @@
+//! [`RequireCapabilityLayer`]: a route layer for tower stacks without axum that answers `403
+//! insufficient_scope` unless the principal's ceiling allows one capability (the axum
+//! equivalent is the `Require<C>` extractor).
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
