@@ -348,7 +348,6 @@ enum Begun<R> {
 }
 
 fn begin<B: TokenRecords>(
-    backend: &B,
     found: Result<Option<B::Record>, ResolveError>,
     token: &TokenLookup<'_>,
     stamp: Stamp,
@@ -359,10 +358,11 @@ fn begin<B: TokenRecords>(
         Ok(None) => return Begun::Refused(InvalidReason::Unknown.into()),
         Err(error) => return Begun::Refused(error),
     };
-    let _ = backend;
-    let memo = record
-        .memo()
-        .and_then(|memo| memo.0.load_full())
+    // A guard, not a clone: the common request touches no reference count for the memo.
+    let memo = record.memo().map(|memo| memo.0.load());
+    let memo = memo
+        .as_ref()
+        .and_then(|memo| memo.as_ref())
         .filter(|memo| memo.stands(stamp, now_nanos))
         // The layer's slug is part of the hashed token, but a lookup built by hand may name
         // another agent: the full checks refuse it.
@@ -489,7 +489,7 @@ pub fn resolve_now<B: TokenRecords>(
     let stamp = Stamp::now(backend);
     let now_nanos = backend.config().clock.unix_nanos();
     let found = backend.find_now(token.hash())?;
-    let (record, principal) = match begin(backend, found, token, stamp, now_nanos) {
+    let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
         Begun::Refused(error) => return Some(Err(error)),
         Begun::Memo(record, principal) => (record, principal),
         Begun::NeedsOwner(candidate) => {
@@ -528,7 +528,7 @@ pub async fn resolve<B: TokenRecords>(
         Some(found) => found,
         None => backend.find(token.hash()).await,
     };
-    let (record, principal) = match begin(backend, found, token, stamp, now_nanos) {
+    let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
         Begun::Refused(error) => return Err(error),
         Begun::Memo(record, principal) => (record, principal),
         Begun::NeedsOwner(candidate) => {
