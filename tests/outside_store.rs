@@ -294,6 +294,10 @@ impl TokenResolver for OutsideStore {
 
 #[async_trait::async_trait]
 impl AgentStore for OutsideStore {
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
     async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
         let agent = self.records.create_agent(new).await?;
         self.state().agents.insert(agent.id.clone(), agent.clone());

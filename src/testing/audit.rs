@@ -10,6 +10,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use super::{AuditedStore, Env};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditWriter, Outcome, WriterOptions};
 use crate::ceiling::Policy;
+use crate::clock::{Clock, ManualClock};
 use crate::principal::{AgentId, TokenId};
 use crate::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, StoreError, UserRecord};
 use crate::{AgentAuthLayer, InvalidReason};
@@ -59,13 +60,18 @@ fn expect(
 /// Calls the audited app with `token`; `/forbidden` answers 403, everything else 200.
 async fn call<S: AuditedStore>(
     store: &S,
+    clock: &Arc<ManualClock>,
     writer: &AuditWriter,
     token: &str,
     method: Method,
     path: &str,
 ) -> StatusCode {
     let service = ServiceBuilder::new()
-        .layer(AgentAuthLayer::new(store.clone()).audit(writer.clone()))
+        .layer(
+            AgentAuthLayer::new(store.clone())
+                .audit(writer.clone())
+                .clock(clock.clone()),
+        )
         .service_fn(|request: Request<String>| async move {
             let status = if request.uri().path() == "/forbidden" {
                 StatusCode::FORBIDDEN
@@ -86,10 +92,11 @@ async fn call<S: AuditedStore>(
 }
 
 /// Distinct instants on every backend (they keep microseconds).
-async fn tick() -> time::OffsetDateTime {
-    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-    let now = time::OffsetDateTime::now_utc();
-    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+/// An instant strictly between what happened before and what happens after.
+fn tick(clock: &ManualClock) -> time::OffsetDateTime {
+    clock.advance(time::Duration::SECOND);
+    let now = clock.now();
+    clock.advance(time::Duration::SECOND);
     now
 }
 
@@ -181,12 +188,23 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
     let store = &env.store;
     let get = Method::GET;
     assert_eq!(
-        call(store, &writer, sx, get.clone(), "/posts?secret=abc").await,
+        call(
+            store,
+            &env.clock,
+            &writer,
+            sx,
+            get.clone(),
+            "/posts?secret=abc"
+        )
+        .await,
         200
     );
-    assert_eq!(call(store, &writer, sy, get.clone(), "/posts").await, 200);
     assert_eq!(
-        call(store, &writer, sx, Method::POST, "/forbidden").await,
+        call(store, &env.clock, &writer, sy, get.clone(), "/posts").await,
+        200
+    );
+    assert_eq!(
+        call(store, &env.clock, &writer, sx, Method::POST, "/forbidden").await,
         403
     );
     let thread = alice
@@ -198,12 +216,18 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
         .await
         .unwrap();
     let st = tt.token.expose_secret();
-    assert_eq!(call(store, &writer, st, get.clone(), "/thread").await, 200);
-    let middle = tick().await;
-    alice.revoke_token(&x.id, &tx.info.id).await.unwrap();
-    assert_eq!(call(store, &writer, sx, get.clone(), "/posts").await, 401);
     assert_eq!(
-        call(store, &writer, sy, Method::DELETE, "/posts/1").await,
+        call(store, &env.clock, &writer, st, get.clone(), "/thread").await,
+        200
+    );
+    let middle = tick(&env.clock);
+    alice.revoke_token(&x.id, &tx.info.id).await.unwrap();
+    assert_eq!(
+        call(store, &env.clock, &writer, sx, get.clone(), "/posts").await,
+        401
+    );
+    assert_eq!(
+        call(store, &env.clock, &writer, sy, Method::DELETE, "/posts/1").await,
         200
     );
     // An unknown token names no identity: refused, not recorded.
@@ -213,7 +237,10 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
         .unwrap()
         .expose_secret()
         .to_owned();
-    assert_eq!(call(store, &writer, &unknown, get.clone(), "/").await, 401);
+    assert_eq!(
+        call(store, &env.clock, &writer, &unknown, get.clone(), "/").await,
+        401
+    );
     writer.shutdown().await;
 
     use AuditAction::*;

@@ -860,6 +860,10 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl AgentStore for $Store {
+            fn clock(&self) -> &dyn $crate::clock::Clock {
+                &*self.inner.config.clock
+            }
+
             async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
                 let parent = match &new.parent {
                     Some(id) => Some(self.agent_required(id).await?),
