@@ -4,41 +4,23 @@ use std::error::Error;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tower_agent_auth::TokenResolver;
-use tower_agent_auth::audit::{AuditFilter, AuditQuery, AuditSink, AuditWriter, WriterOptions};
+use tower_agent_auth::audit::{AuditFilter, AuditWriter, WriterOptions};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::principal::{TokenId, UserId};
 use tower_agent_auth::server::{hash_password, views};
 use tower_agent_auth::store::{
-    AccessRole, Agent, AgentStatus, AgentStore, AgentType, GrantStore, Managed, NewAgent, NewToken,
-    StoreError, TokenStore,
+    AccessRole, Agent, AgentStatus, AgentType, Managed, NewAgent, NewToken, StoreError,
 };
 
 use crate::backend::{self, Accounts};
 use crate::output::{list, parse_duration, print, print_one};
+use crate::store::Store;
 use crate::{
     Actor, AgentCommand, AuditArgs, ChildCommand, Cli, Command, GrantCommand, TokenCommand,
     UserCommand, dispatch, serve,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
-
-/// What the commands need of a store.
-pub trait Store:
-    AgentStore + TokenStore + GrantStore + TokenResolver + AuditSink + AuditQuery + Clone + 'static
-{
-}
-impl<T> Store for T where
-    T: AgentStore
-        + TokenStore
-        + GrantStore
-        + TokenResolver
-        + AuditSink
-        + AuditQuery
-        + Clone
-        + 'static
-{
-}
 
 pub async fn run(cli: Cli) -> Result<()> {
     // Only these create a missing SQLite file; anything else on a missing file is a mistake.

@@ -7,6 +7,7 @@ mod backend;
 mod commands;
 mod output;
 mod serve;
+mod store;
 
 use clap::{Args, Parser, Subcommand};
 

@@ -19,8 +19,8 @@ use tower_agent_auth::store::UserDirectory;
 use tower_agent_auth::{AgentAuthLayer, Principal, capability};
 
 use crate::backend::{Accounts, Backend};
-use crate::commands::Store;
 use crate::dispatch;
+use crate::store::Store;
 
 #[derive(Args)]
 pub struct ServeArgs {
