@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 
-use super::access::{AccessGrant, AccessRole, GrantStore};
+use super::managed::{AccessGrant, AccessRole, GrantStore};
 use super::config::StoreConfig;
 use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::prepare::{self, from_micros, micros, truncate};

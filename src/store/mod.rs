@@ -9,7 +9,7 @@
 //! (written down there), the same refusal reasons, the same ceiling — owner role ∩ parent policy
 //! (for a thread-scoped child) ∩ agent policy ∩ token capabilities.
 
-mod access;
+mod managed;
 mod config;
 mod directory;
 mod memory;
@@ -19,7 +19,7 @@ pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
 
-pub use access::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
+pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use config::{Lifetime, LifetimePolicy, StoreConfig};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
 pub use memory::MemoryStore;
