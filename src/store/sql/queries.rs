@@ -190,6 +190,7 @@ macro_rules! audit_columns {
 /// The columns of `agent_auth_audit_events` an event is stored in.
 pub(crate) const AUDIT_COLUMNS: &str = audit_columns!(list!());
 /// How many columns an event is stored in.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const AUDIT_COLUMN_COUNT: usize = 14;
 
 #[cfg(test)]
