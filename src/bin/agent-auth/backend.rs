@@ -1,5 +1,10 @@
 //! Opening the database: the store (SQLite or PostgreSQL) and the reference server's own user
 //! table, which is also the stores' `UserDirectory`.
+//!
+//! The user table is the binary's, not the library's: it comes from the binary's own
+//! migrations (`migrations/agent-auth/`, the same SQL on both databases), applied by the
+//! library's migration machinery (the same file, compiled here) and recorded in
+//! `agent_auth_server_migrations`, apart from the library's `agent_auth_schema_migrations`.
 
 use std::sync::Arc;
 
@@ -47,13 +52,28 @@ macro_rules! on_pool {
     };
 }
 
-const USERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS agent_auth_users (
-    id            TEXT PRIMARY KEY,
-    capabilities  TEXT,
-    active        INTEGER NOT NULL,
-    password_hash TEXT,
-    created_at    BIGINT NOT NULL
-)";
+#[path = "../../store/sql/migrate.rs"]
+mod migrate;
+
+use migrate::{Migration, MigrationSet};
+
+/// The binary's schema: versions recorded in a table of their own.
+const fn migrations(lock: Option<&'static str>) -> MigrationSet {
+    MigrationSet {
+        table: "agent_auth_server_migrations",
+        lock,
+        migrations: &[Migration {
+            version: 1,
+            description: "users",
+            sql: include_str!("../../../migrations/agent-auth/0001_users.sql"),
+        }],
+    }
+}
+
+const SQLITE_MIGRATIONS: MigrationSet = migrations(None);
+/// Serialises servers starting together (another constant than the library's: "agentsrv").
+const POSTGRES_MIGRATIONS: MigrationSet =
+    migrations(Some("SELECT pg_advisory_xact_lock(7018690069354738294)"));
 
 /// A user of the reference server.
 pub struct Account {
@@ -75,9 +95,15 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 }
 
 impl Accounts {
-    async fn create_table(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
-            sqlx::query(USERS_TABLE).execute(pool).await.map(drop).map_err(unavailable)
+    /// Applies the binary's migrations not applied yet.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let applied = match &self.pool {
+            Pool::Sqlite(pool) => migrate::apply(pool, &SQLITE_MIGRATIONS).await,
+            Pool::Postgres(pool) => migrate::apply(pool, &POSTGRES_MIGRATIONS).await,
+        };
+        applied.map_err(|e| match e {
+            migrate::MigrateError::Database(e) => unavailable(e),
+            e => StoreError::unavailable(e.to_string()),
         })
     }
 
@@ -213,8 +239,8 @@ impl PasswordVerifier for Accounts {
     }
 }
 
-/// Opens the database at `url` (`postgres://…` or a SQLite path / `sqlite://` URL), applies the
-/// migrations, and creates the user table.
+/// Opens the database at `url` (`postgres://…` or a SQLite path / `sqlite://` URL) and applies
+/// the binary's migrations (the user table) and the store's.
 pub async fn open(
     url: &str,
     prefix: &str,
@@ -241,7 +267,7 @@ pub async fn open(
         let accounts = Arc::new(Accounts {
             pool: Pool::Postgres(pool.clone()),
         });
-        accounts.create_table().await?;
+        accounts.migrate().await?;
         let config = StoreConfig::with_directory(format, accounts.clone());
         let store = PgStore::from_pool(pool, config).await?;
         Ok((Backend::Postgres(store), accounts))
@@ -250,7 +276,7 @@ pub async fn open(
         let accounts = Arc::new(Accounts {
             pool: Pool::Sqlite(pool.clone()),
         });
-        accounts.create_table().await?;
+        accounts.migrate().await?;
         let config = StoreConfig::with_directory(format, accounts.clone());
         let store = SqliteStore::from_pool(pool, config).await?;
         Ok((Backend::Sqlite(store), accounts))

@@ -1,6 +1,21 @@
-//! Versioned migrations embedded in the crate.
+//! Versioned, checksummed migrations: the machinery, for any set of them.
+//!
+//! A [`MigrationSet`] names the table its applied versions are recorded in, so that sets of
+//! different owners (the library's tables; the `agent-auth` binary's users table) are applied
+//! and upgraded independently on one database. Applying a set takes one transaction: the
+//! migrations not yet applied run in version order and are recorded with the SHA-256 of their
+//! SQL; a database that recorded a version this build does not know, or a checksum that differs,
+//! is refused.
+//!
+//! This file depends on nothing of the crate but `sqlx`, `sha2`, `hex` and `time`: the
+//! `agent-auth` binary compiles the same file (`#[path]`) for its own set, so both go through
+//! one implementation.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use sha2::{Digest, Sha256};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 /// One schema change.
 pub(crate) struct Migration {
@@ -16,58 +31,164 @@ impl Migration {
     }
 }
 
-#[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "agents and tokens",
-        sql: include_str!("../../../migrations/sqlite/0001_agents_and_tokens.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "access grants",
-        sql: include_str!("../../../migrations/sqlite/0002_access_grants.sql"),
-    },
-    Migration {
-        version: 3,
-        description: "identities and audit",
-        sql: include_str!("../../../migrations/sqlite/0003_identities_and_audit.sql"),
-    },
-    Migration {
-        version: 4,
-        description: "uses in flight",
-        sql: include_str!("../../../migrations/sqlite/0004_uses_in_flight.sql"),
-    },
-];
+/// Migrations applied and recorded together.
+pub(crate) struct MigrationSet {
+    /// The table recording which versions are applied (created if missing).
+    pub(crate) table: &'static str,
+    /// A statement run first in the transaction, serialising concurrent appliers (PostgreSQL's
+    /// advisory lock); `None` where the database serialises writers itself (SQLite).
+    pub(crate) lock: Option<&'static str>,
+    /// In version order.
+    pub(crate) migrations: &'static [Migration],
+}
 
-#[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "agents and tokens",
-        sql: include_str!("../../../migrations/postgres/0001_agents_and_tokens.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "access grants",
-        sql: include_str!("../../../migrations/postgres/0002_access_grants.sql"),
-    },
-    Migration {
-        version: 3,
-        description: "identities and audit",
-        sql: include_str!("../../../migrations/postgres/0003_identities_and_audit.sql"),
-    },
-    Migration {
-        version: 4,
-        description: "uses in flight",
-        sql: include_str!("../../../migrations/postgres/0004_uses_in_flight.sql"),
-    },
-];
+/// Why a set could not be applied.
+#[derive(Debug)]
+pub(crate) enum MigrateError {
+    /// The database failed.
+    Database(sqlx::Error),
+    /// The database recorded a version this build does not know.
+    Newer(i64),
+    /// An applied migration's SQL differs from this build's.
+    Edited(i64),
+}
 
-pub(crate) const CREATE_MIGRATIONS_TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS agent_auth_schema_migrations (
+impl std::fmt::Display for MigrateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Database(error) => error.fmt(f),
+            Self::Newer(version) => write!(
+                f,
+                "the database schema (migration {version}) is newer than this build"
+            ),
+            Self::Edited(version) => {
+                write!(f, "migration {version} was changed after it was applied")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MigrateError {}
+
+impl From<sqlx::Error> for MigrateError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The three statements applying a set needs, for any database sqlx can run them on.
+///
+/// Each statement's future is boxed here, where the bounds below are known: a generic `async`
+/// block holding sqlx's executor futures directly would not be provably `Send`.
+pub(crate) trait Applies: Database {
+    fn run<'a>(
+        on: &'a mut Self::Connection,
+        sql: &'a str,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    fn applied<'a>(
+        on: &'a mut Self::Connection,
+        table: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(i64, String)>, sqlx::Error>>;
+    fn record<'a>(
+        on: &'a mut Self::Connection,
+        table: &'a str,
+        migration: &'a Migration,
+        now: i64,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
+impl<DB> Applies for DB
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'c> &'c str: ColumnIndex<DB::Row>,
+{
+    fn run<'a>(
+        on: &'a mut Self::Connection,
+        sql: &'a str,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move { on.execute(sqlx::raw_sql(sql)).await.map(drop) })
+    }
+
+    fn applied<'a>(
+        on: &'a mut Self::Connection,
+        table: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(i64, String)>, sqlx::Error>> {
+        Box::pin(async move {
+            let select = format!("SELECT version, checksum FROM {table}");
+            let rows = sqlx::query(&select).fetch_all(on).await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get("version")?, row.try_get("checksum")?)))
+                .collect()
+        })
+    }
+
+    fn record<'a>(
+        on: &'a mut Self::Connection,
+        table: &'a str,
+        migration: &'a Migration,
+        now: i64,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            let insert = format!(
+                "INSERT INTO {table} (version, description, checksum, applied_at) \
+                 VALUES ($1, $2, $3, $4)"
+            );
+            sqlx::query(&insert)
+                .bind(migration.version)
+                .bind(migration.description)
+                .bind(migration.checksum())
+                .bind(now)
+                .execute(on)
+                .await
+                .map(drop)
+        })
+    }
+}
+
+/// Applies the migrations of `set` not applied yet, in one transaction.
+pub(crate) async fn apply<DB: Applies>(
+    pool: &Pool<DB>,
+    set: &MigrationSet,
+) -> Result<(), MigrateError> {
+    let table = set.table;
+    let mut tx = pool.begin().await?;
+    if let Some(lock) = set.lock {
+        DB::run(&mut tx, lock).await?;
+    }
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
     version     BIGINT PRIMARY KEY,
     description TEXT NOT NULL,
     checksum    TEXT NOT NULL,
     applied_at  BIGINT NOT NULL
-)";
+)"
+    );
+    DB::run(&mut tx, &create).await?;
+    let applied = DB::applied(&mut tx, table).await?;
+    for (version, checksum) in &applied {
+        match set.migrations.iter().find(|m| m.version == *version) {
+            None => return Err(MigrateError::Newer(*version)),
+            Some(m) if m.checksum() != *checksum => return Err(MigrateError::Edited(*version)),
+            Some(_) => {}
+        }
+    }
+    let now = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000)
+        .unwrap_or(i64::MAX);
+    for migration in set
+        .migrations
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+    {
+        DB::run(&mut tx, migration.sql).await?;
+        DB::record(&mut tx, table, migration, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

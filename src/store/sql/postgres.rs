@@ -1,8 +1,15 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 
-use super::{Dialect, sql_store};
+use super::backend::{Backend, BoxFuture};
+use super::migrate::{MigrateError, Migration, MigrationSet};
+use super::queries::AUDIT_COLUMNS;
+use super::rows::AuditRow;
+use super::{Core, sql_store, store_error};
+
+type Db = sqlx::Postgres;
 
 /// The PostgreSQL store, shared by many nodes (feature `postgres`).
 ///
@@ -11,20 +18,10 @@ use super::{Dialect, sql_store};
 /// together apply them once.
 #[derive(Clone)]
 pub struct PgStore {
-    inner: Arc<Inner>,
+    inner: Arc<Core<Db>>,
 }
 
-/// Serialises migrations across nodes (an arbitrary constant: "agentaut" in ASCII).
-const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7018141354911790452)";
-
-sql_store!(
-    PgStore,
-    sqlx::Postgres,
-    sqlx::postgres::PgRow,
-    Dialect::Postgres,
-    super::migrate::POSTGRES,
-    Some(MIGRATION_LOCK)
-);
+sql_store!(PgStore);
 
 impl PgStore {
     /// Connects to `url` (`postgres://user@host/db`) with a pool of 16 connections that waits at
@@ -50,67 +47,113 @@ impl PgStore {
     }
 }
 
-impl PgStore {
+impl Backend for sqlx::Postgres {
+    const STORE: &'static str = "PgStore";
+
+    const MIGRATIONS: MigrationSet = MigrationSet {
+        table: "agent_auth_schema_migrations",
+        // Serialises migrations across nodes (an arbitrary constant: "agentaut" in ASCII).
+        lock: Some("SELECT pg_advisory_xact_lock(7018141354911790452)"),
+        migrations: &[
+            Migration {
+                version: 1,
+                description: "agents and tokens",
+                sql: include_str!("../../../migrations/postgres/0001_agents_and_tokens.sql"),
+            },
+            Migration {
+                version: 2,
+                description: "access grants",
+                sql: include_str!("../../../migrations/postgres/0002_access_grants.sql"),
+            },
+            Migration {
+                version: 3,
+                description: "identities and audit",
+                sql: include_str!("../../../migrations/postgres/0003_identities_and_audit.sql"),
+            },
+            Migration {
+                version: 4,
+                description: "uses in flight",
+                sql: include_str!("../../../migrations/postgres/0004_uses_in_flight.sql"),
+            },
+        ],
+    };
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     /// The whole batch in one round trip: one array per column, unnested into rows by one
     /// fixed (and so prepared once) statement whatever the batch size. `WITH ORDINALITY` keeps
     /// the rows, and so their `seq`, in recording order.
-    async fn insert_audit_rows(&self, rows: Vec<super::AuditRow>) -> Result<(), sqlx::Error> {
-        let columns = super::AUDIT_COLUMNS.join(", ");
-        let insert = format!(
-            "INSERT INTO agent_auth_audit_events ({columns}) \
-             SELECT {columns} FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
-             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-             $11::text[], $12::int[], $13::text[], $14::text[]) \
-             WITH ORDINALITY AS batch ({columns}, n) ORDER BY n"
-        );
-        let n = rows.len();
-        let mut at = Vec::with_capacity(n);
-        let mut identity = Vec::with_capacity(n);
-        let mut parent = Vec::with_capacity(n);
-        let mut credential = Vec::with_capacity(n);
-        let mut actor = Vec::with_capacity(n);
-        let mut chain = Vec::with_capacity(n);
-        let mut action = Vec::with_capacity(n);
-        let mut outcome = Vec::with_capacity(n);
-        let mut reason = Vec::with_capacity(n);
-        let mut method = Vec::with_capacity(n);
-        let mut path = Vec::with_capacity(n);
-        let mut status = Vec::with_capacity(n);
-        let mut task_id = Vec::with_capacity(n);
-        let mut detail = Vec::with_capacity(n);
-        for row in rows {
-            at.push(row.at);
-            identity.push(row.identity);
-            parent.push(row.parent);
-            credential.push(row.credential);
-            actor.push(row.actor);
-            chain.push(row.delegation_chain);
-            action.push(row.action);
-            outcome.push(row.outcome);
-            reason.push(row.reason);
-            method.push(row.method);
-            path.push(row.path);
-            status.push(row.status);
-            task_id.push(row.task_id);
-            detail.push(row.detail);
-        }
-        sqlx::query(&insert)
-            .bind(at)
-            .bind(identity)
-            .bind(parent)
-            .bind(credential)
-            .bind(actor)
-            .bind(chain)
-            .bind(action)
-            .bind(outcome)
-            .bind(reason)
-            .bind(method)
-            .bind(path)
-            .bind(status)
-            .bind(task_id)
-            .bind(detail)
-            .execute(&self.inner.audit_pool)
-            .await
-            .map(drop)
+    fn insert_audit_rows(
+        pool: &sqlx::PgPool,
+        rows: Vec<AuditRow>,
+    ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            let columns = AUDIT_COLUMNS;
+            let insert = format!(
+                "INSERT INTO agent_auth_audit_events ({columns}) \
+                 SELECT {columns} FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                 $11::text[], $12::int[], $13::text[], $14::text[]) \
+                 WITH ORDINALITY AS batch ({columns}, n) ORDER BY n"
+            );
+            let n = rows.len();
+            let mut at = Vec::with_capacity(n);
+            let mut identity = Vec::with_capacity(n);
+            let mut parent = Vec::with_capacity(n);
+            let mut credential = Vec::with_capacity(n);
+            let mut actor = Vec::with_capacity(n);
+            let mut chain = Vec::with_capacity(n);
+            let mut action = Vec::with_capacity(n);
+            let mut outcome = Vec::with_capacity(n);
+            let mut reason = Vec::with_capacity(n);
+            let mut method = Vec::with_capacity(n);
+            let mut path = Vec::with_capacity(n);
+            let mut status = Vec::with_capacity(n);
+            let mut task_id = Vec::with_capacity(n);
+            let mut detail = Vec::with_capacity(n);
+            for row in rows {
+                at.push(row.at);
+                identity.push(row.identity);
+                parent.push(row.parent);
+                credential.push(row.credential);
+                actor.push(row.actor);
+                chain.push(row.delegation_chain);
+                action.push(row.action);
+                outcome.push(row.outcome);
+                reason.push(row.reason);
+                method.push(row.method);
+                path.push(row.path);
+                status.push(row.status);
+                task_id.push(row.task_id);
+                detail.push(row.detail);
+            }
+            sqlx::query(&insert)
+                .bind(at)
+                .bind(identity)
+                .bind(parent)
+                .bind(credential)
+                .bind(actor)
+                .bind(chain)
+                .bind(action)
+                .bind(outcome)
+                .bind(reason)
+                .bind(method)
+                .bind(path)
+                .bind(status)
+                .bind(task_id)
+                .bind(detail)
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+    }
+
+    fn migrate<'a>(
+        pool: &'a sqlx::PgPool,
+        set: &'a MigrationSet,
+    ) -> BoxFuture<'a, Result<(), MigrateError>> {
+        Box::pin(super::migrate::apply(pool, set))
     }
 }

@@ -1,9 +1,16 @@
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-use super::{Dialect, sql_store};
+use super::backend::{Backend, BoxFuture};
+use super::migrate::{MigrateError, Migration, MigrationSet};
+use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
+use super::rows::AuditRow;
+use super::{Core, sql_store, store_error};
+
+type Db = sqlx::Sqlite;
 
 /// The embedded store: one SQLite file, no server (feature `sqlite`).
 ///
@@ -29,17 +36,10 @@ use super::{Dialect, sql_store};
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    inner: Arc<Core<Db>>,
 }
 
-sql_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    sqlx::sqlite::SqliteRow,
-    Dialect::Sqlite,
-    super::migrate::SQLITE,
-    None
-);
+sql_store!(SqliteStore);
 
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url`: a path such as `agent-auth.db` or a
@@ -80,44 +80,96 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl Backend for sqlx::Sqlite {
+    const STORE: &'static str = "SqliteStore";
+
+    const MIGRATIONS: MigrationSet = MigrationSet {
+        table: "agent_auth_schema_migrations",
+        // A write transaction on SQLite excludes every other writer.
+        lock: None,
+        migrations: &[
+            Migration {
+                version: 1,
+                description: "agents and tokens",
+                sql: include_str!("../../../migrations/sqlite/0001_agents_and_tokens.sql"),
+            },
+            Migration {
+                version: 2,
+                description: "access grants",
+                sql: include_str!("../../../migrations/sqlite/0002_access_grants.sql"),
+            },
+            Migration {
+                version: 3,
+                description: "identities and audit",
+                sql: include_str!("../../../migrations/sqlite/0003_identities_and_audit.sql"),
+            },
+            Migration {
+                version: 4,
+                description: "uses in flight",
+                sql: include_str!("../../../migrations/sqlite/0004_uses_in_flight.sql"),
+            },
+        ],
+    };
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     /// Multi-row inserts of fixed sizes (128 rows, then single rows for the rest) in one
     /// transaction: few statements per batch, and only two statement texts, so both stay
     /// prepared in the connection's cache whatever the batch size.
-    async fn insert_audit_rows(&self, rows: Vec<super::AuditRow>) -> Result<(), sqlx::Error> {
-        const CHUNK: usize = 128;
-        let statement = |rows: usize| {
-            let one = format!("({})", vec!["?"; super::AUDIT_COLUMNS.len()].join(", "));
-            format!(
-                "INSERT INTO agent_auth_audit_events ({}) VALUES {}",
-                super::AUDIT_COLUMNS.join(", "),
-                vec![one; rows].join(", ")
-            )
-        };
-        let (chunked, single) = (statement(CHUNK), statement(1));
-        let full = rows.len() / CHUNK * CHUNK;
-        let mut rows = rows.into_iter();
-        let mut tx = self.inner.audit_pool.begin().await?;
-        for _ in 0..full / CHUNK {
-            let query = rows
-                .by_ref()
-                .take(CHUNK)
-                .fold(sqlx::query(&chunked), bind_row);
-            query.execute(&mut *tx).await?;
-        }
-        for row in rows {
-            bind_row(sqlx::query(&single), row)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
+    fn insert_audit_rows(
+        pool: &sqlx::SqlitePool,
+        rows: Vec<AuditRow>,
+    ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            const CHUNK: usize = 128;
+            let statement = |rows: usize| {
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let params: Vec<String> = (1..=AUDIT_COLUMN_COUNT)
+                            .map(|n| format!("${}", row * AUDIT_COLUMN_COUNT + n))
+                            .collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO agent_auth_audit_events ({AUDIT_COLUMNS}) VALUES {}",
+                    values.join(", ")
+                )
+            };
+            let (chunked, single) = (statement(CHUNK), statement(1));
+            let full = rows.len() / CHUNK * CHUNK;
+            let mut rows = rows.into_iter();
+            let mut tx = pool.begin().await?;
+            for _ in 0..full / CHUNK {
+                let query = rows
+                    .by_ref()
+                    .take(CHUNK)
+                    .fold(sqlx::query(&chunked), bind_row);
+                query.execute(&mut *tx).await?;
+            }
+            for row in rows {
+                bind_row(sqlx::query(&single), row)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn migrate<'a>(
+        pool: &'a sqlx::SqlitePool,
+        set: &'a MigrationSet,
+    ) -> BoxFuture<'a, Result<(), MigrateError>> {
+        Box::pin(super::migrate::apply(pool, set))
     }
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Binds one audit row's columns, in [`super::AUDIT_COLUMNS`] order.
-fn bind_row(query: SqliteQuery<'_>, row: super::AuditRow) -> SqliteQuery<'_> {
+/// Binds one audit row's columns, in [`AUDIT_COLUMNS`] order.
+fn bind_row(query: SqliteQuery<'_>, row: AuditRow) -> SqliteQuery<'_> {
     query
         .bind(row.at)
         .bind(row.identity)

@@ -1,0 +1,253 @@
+//! The request path: the token lookup, reserving and settling a use, and the last-used times
+//! written behind the requests ([`TokenRecords`] for the core; the checks are
+//! [`store::resolve`](crate::store::resolve)'s).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::backend::{Driver, sql};
+use super::{Core, queries, resolve_error, rows, store_error};
+use crate::principal::TokenId;
+use crate::reason::ResolveError;
+use crate::resolver::SettleFuture;
+use crate::store::prepare::micros;
+use crate::store::resolve::{Reservation, StoredToken, TokenRecords, Uses};
+use crate::store::{Agent, StoreConfig, StoreError, TokenInfo};
+use crate::token::TokenHash;
+
+/// How long a request waits, polling, while every remaining use of its token is reserved by
+/// requests in flight (on any node) that may still release one.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
+
+/// A token row with its agent and the agent's parent, as one query returns them.
+pub(crate) struct SqlRecord {
+    info: TokenInfo,
+    agent: Arc<Agent>,
+    parent: Option<Arc<Agent>>,
+    uses: Option<Uses>,
+}
+
+impl SqlRecord {
+    fn new(info: TokenInfo, agent: Agent, parent: Option<Agent>, in_flight: i64) -> Self {
+        let uses = info.operations_remaining.map(|remaining| Uses {
+            remaining,
+            in_flight: u64::try_from(in_flight).unwrap_or(0),
+        });
+        Self {
+            info,
+            agent: Arc::new(agent),
+            parent: parent.map(Arc::new),
+            uses,
+        }
+    }
+
+    /// The record of a resolve row.
+    fn from_row<B: Driver>(row: &B::Row) -> Result<Self, String> {
+        let info = rows::token::<B>(row, "token_")?;
+        let agent = rows::agent::<B>(row, "agent_")?;
+        let parent = rows::opt_agent::<B>(row, "parent_")?;
+        let in_flight = B::int(row, "token_operations_in_flight").map_err(|e| e.to_string())?;
+        Ok(Self::new(info, agent, parent, in_flight))
+    }
+}
+
+impl StoredToken for SqlRecord {
+    fn info(&self) -> &TokenInfo {
+        &self.info
+    }
+
+    fn agent(&self) -> Arc<Agent> {
+        self.agent.clone()
+    }
+
+    fn parent(&self) -> Option<Arc<Agent>> {
+        self.parent.clone()
+    }
+
+    fn uses(&self) -> Option<Uses> {
+        self.uses
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Driver> TokenRecords for Core<B> {
+    type Record = SqlRecord;
+
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    async fn find(&self, hash: &TokenHash) -> Result<Option<SqlRecord>, ResolveError> {
+        let row = sql(queries::RESOLVE)
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(resolve_error)?;
+        row.map(|row| SqlRecord::from_row::<B>(&row).map_err(ResolveError::corrupt))
+            .transpose()
+    }
+
+    async fn reserve(&self, record: &SqlRecord) -> Result<Reservation, ResolveError> {
+        let token = record.info().id.as_str();
+        let give_up = Instant::now() + IN_FLIGHT_WAIT;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let reserved = sql(queries::RESERVE)
+                .bind(token)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(resolve_error)?;
+            if reserved.is_some() {
+                return Ok(Reservation::Reserved);
+            }
+            // None left: refused, unless a use in flight may still be released.
+            let uses = sql(queries::USES)
+                .bind(token)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(resolve_error)?;
+            let uses = uses
+                .map(|row| {
+                    Ok::<_, sqlx::Error>((
+                        B::opt_int(&row, "operations_remaining")?,
+                        B::int(&row, "operations_in_flight")?,
+                    ))
+                })
+                .transpose()
+                .map_err(resolve_error)?;
+            match uses {
+                // Released since: try again at once.
+                Some((Some(remaining), _)) if remaining > 0 => continue,
+                Some((_, in_flight)) if in_flight > 0 => {}
+                _ => return Ok(Reservation::Exhausted),
+            }
+            if Instant::now() >= give_up {
+                return Ok(Reservation::Exhausted);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+        let pool = self.pool.clone();
+        let token = token.to_string();
+        let now = micros(self.config.clock.now());
+        let write = async move {
+            let statement = if spent {
+                sql(queries::SPEND).bind(now)
+            } else {
+                sql(queries::RELEASE)
+            };
+            // A failed write leaves the use reserved, i.e. spent: the limit is never exceeded.
+            let _ = statement.bind(token.as_str()).execute(&pool).await;
+        };
+        Some(Box::pin(FinishOnDrop(Some(Box::pin(write)))))
+    }
+
+    fn record_use(&self, record: &SqlRecord, now_nanos: i128) {
+        self.last_used.record(
+            &record.info().id,
+            i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX),
+        );
+    }
+}
+
+/// A write that finishes in the background if it is dropped unfinished (the request's future
+/// was dropped): a settled use is never left to chance.
+struct FinishOnDrop(Option<SettleFuture>);
+
+impl std::future::Future for FinishOnDrop {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if let Some(write) = self.0.as_mut() {
+            std::task::ready!(write.as_mut().poll(cx));
+            self.0 = None;
+        }
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let (Some(write), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(write);
+        }
+    }
+}
+
+/// Last-used times waiting to be written: at most one entry per token, flushed by a background
+/// task once per interval, so a token costs at most one write per interval however busy it is.
+#[derive(Default)]
+pub(crate) struct LastUsedBuffer {
+    pending: Mutex<HashMap<TokenId, i64>>,
+    writes: AtomicU64,
+}
+
+impl LastUsedBuffer {
+    fn record(&self, token: &TokenId, micros: i64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = pending.entry(token.clone()).or_insert(micros);
+        *slot = (*slot).max(micros);
+    }
+
+    fn take(&self) -> HashMap<TokenId, i64> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl<B: Driver> Core<B> {
+    /// Writes the buffered last-used times now, in one transaction.
+    pub(crate) async fn flush_last_used(&self) -> Result<(), StoreError> {
+        let pending = self.last_used.take();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for (token, at) in &pending {
+            for touch in queries::TOUCH {
+                sql(touch)
+                    .bind(*at)
+                    .bind(token.as_str())
+                    .execute(&mut tx)
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+        tx.commit().await.map_err(store_error)?;
+        self.last_used
+            .writes
+            .fetch_add(pending.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many last-used writes this store has made since it was opened.
+    pub(crate) fn last_used_writes(&self) -> u64 {
+        self.last_used.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes buffered last-used times once per interval until the store is dropped.
+pub(super) fn spawn_last_used_writer<B: Driver>(core: Weak<Core<B>>) {
+    let Some(period) = core.upgrade().map(|c| c.config.last_used_interval) else {
+        return;
+    };
+    let period = period.max(Duration::from_millis(10));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(core) = core.upgrade() else { break };
+            // A failed write keeps nothing back from requests; the next use records again.
+            let _ = core.flush_last_used().await;
+        }
+    });
+}

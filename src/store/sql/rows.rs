@@ -1,0 +1,310 @@
+//! Rows to records and back: agents, tokens and audit events read by column name, and the JSON
+//! the stores keep capabilities, policies, scopes and modes in.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::backend::Driver;
+use crate::ceiling::{CapabilitySet, Policy};
+use crate::principal::{AgentId, TokenId};
+use crate::store::prepare::{from_micros, micros};
+use crate::store::{Agent, AgentStatus, AgentType, StoreError, TokenInfo};
+
+fn corrupt(what: &str) -> String {
+    format!("stored {what} is not valid")
+}
+
+/// The columns of one record in a row, named `{prefix}{column}`: no prefix for a row of one
+/// table, the role's (`token_`, `agent_`, `parent_`) in the joined resolve row.
+struct Columns<'r, B: Driver> {
+    row: &'r B::Row,
+    prefix: &'static str,
+}
+
+impl<'r, B: Driver> Columns<'r, B> {
+    fn new(row: &'r B::Row, prefix: &'static str) -> Self {
+        Self { row, prefix }
+    }
+
+    fn name(&self, column: &'static str) -> Cow<'static, str> {
+        if self.prefix.is_empty() {
+            Cow::Borrowed(column)
+        } else {
+            Cow::Owned(format!("{}{column}", self.prefix))
+        }
+    }
+
+    fn text(&self, column: &'static str) -> Result<String, String> {
+        B::text(self.row, &self.name(column)).map_err(|e| e.to_string())
+    }
+
+    fn opt_text(&self, column: &'static str) -> Result<Option<String>, String> {
+        B::opt_text(self.row, &self.name(column)).map_err(|e| e.to_string())
+    }
+
+    fn int(&self, column: &'static str) -> Result<i64, String> {
+        B::int(self.row, &self.name(column)).map_err(|e| e.to_string())
+    }
+
+    fn opt_int(&self, column: &'static str) -> Result<Option<i64>, String> {
+        B::opt_int(self.row, &self.name(column)).map_err(|e| e.to_string())
+    }
+
+    fn opt_time(&self, column: &'static str) -> Result<Option<OffsetDateTime>, String> {
+        Ok(self.opt_int(column)?.map(from_micros))
+    }
+
+    fn count(&self, column: &'static str) -> Result<Option<u64>, String> {
+        Ok(self.opt_int(column)?.map(|v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    fn names(&self, column: &'static str) -> Result<Option<Arc<BTreeSet<String>>>, String> {
+        self.opt_text(column)?
+            .as_deref()
+            .map(|t| names_from_json(t).map(Arc::new))
+            .transpose()
+    }
+}
+
+/// The agent whose columns carry `prefix`.
+pub(crate) fn agent<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<Agent, String> {
+    let c = Columns::<B>::new(row, prefix);
+    Ok(Agent {
+        id: AgentId::new(c.text("id")?),
+        slug: c.text("slug")?.into(),
+        owner: c.text("owner")?.into(),
+        agent_type: AgentType::parse(&c.text("agent_type")?)
+            .ok_or("stored agent type is not valid")?,
+        status: AgentStatus::parse(&c.text("status")?).ok_or("stored agent status is not valid")?,
+        policy: Arc::new(policy_from_json(&c.text("policy")?)?),
+        created_at: from_micros(c.int("created_at")?),
+        expires_at: c.opt_time("expires_at")?,
+        parent: c.opt_text("parent_id")?.map(AgentId::new),
+        scopes: c.names("scopes")?,
+        modes: c.names("modes")?,
+        last_used_at: c.opt_time("last_used_at")?,
+        last_rotated_at: c.opt_time("last_rotated_at")?,
+    })
+}
+
+/// The agent whose columns carry `prefix`, if the (outer-joined) row holds one.
+pub(crate) fn opt_agent<B: Driver>(
+    row: &B::Row,
+    prefix: &'static str,
+) -> Result<Option<Agent>, String> {
+    match Columns::<B>::new(row, prefix).opt_text("id")? {
+        Some(_) => agent::<B>(row, prefix).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The token whose columns carry `prefix`.
+pub(crate) fn token<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<TokenInfo, String> {
+    let c = Columns::<B>::new(row, prefix);
+    Ok(TokenInfo {
+        id: TokenId::new(c.text("id")?),
+        agent_id: AgentId::new(c.text("agent_id")?),
+        display_prefix: c.text("display_prefix")?,
+        label: c.text("label")?,
+        capabilities: c
+            .opt_text("capabilities")?
+            .as_deref()
+            .map(capabilities_from_json)
+            .transpose()?,
+        created_at: from_micros(c.int("created_at")?),
+        created_by: c.opt_text("created_by")?.map(Into::into),
+        expires_at: c.opt_time("expires_at")?,
+        last_used_at: c.opt_time("last_used_at")?,
+        revoked_at: c.opt_time("revoked_at")?,
+        max_operations: c.count("max_operations")?,
+        operations_remaining: c.count("operations_remaining")?,
+        expires_on_completion: B::flag(row, &c.name("expires_on_completion"))
+            .map_err(|e| e.to_string())?,
+        task_id: c.opt_text("task_id")?,
+        intent: c.opt_text("intent")?,
+    })
+}
+
+/// An agent row of the management API.
+pub(crate) fn agent_row<B: Driver>(row: &B::Row) -> Result<Agent, StoreError> {
+    agent::<B>(row, "").map_err(StoreError::unavailable)
+}
+
+/// A token row of the management API.
+pub(crate) fn token_row<B: Driver>(row: &B::Row) -> Result<TokenInfo, StoreError> {
+    token::<B>(row, "").map_err(StoreError::unavailable)
+}
+
+/// A row of `agent_auth_audit_events`.
+pub(crate) fn audit_event<B: Driver>(row: &B::Row) -> Result<crate::audit::AuditEvent, String> {
+    let c = Columns::<B>::new(row, "");
+    AuditRow {
+        at: c.int("at")?,
+        identity: c.opt_text("identity")?,
+        parent: c.opt_text("parent_identity")?,
+        credential: c.opt_text("credential")?,
+        actor: c.opt_text("actor")?,
+        delegation_chain: c.text("delegation_chain")?,
+        action: c.text("action")?,
+        outcome: c.text("outcome")?,
+        reason: c.opt_text("reason")?,
+        method: c.opt_text("method")?,
+        path: c.opt_text("path")?,
+        status: B::opt_int32(row, "status").map_err(|e| e.to_string())?,
+        task_id: c.opt_text("task_id")?,
+        detail: c.opt_text("detail")?,
+    }
+    .into_event()
+}
+
+/// An audit event as stored: one row of `agent_auth_audit_events`, its fields in
+/// [`AUDIT_COLUMNS`](super::queries::AUDIT_COLUMNS) order.
+pub(crate) struct AuditRow {
+    pub(crate) at: i64,
+    pub(crate) identity: Option<String>,
+    pub(crate) parent: Option<String>,
+    pub(crate) credential: Option<String>,
+    pub(crate) actor: Option<String>,
+    pub(crate) delegation_chain: String,
+    pub(crate) action: String,
+    pub(crate) outcome: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) status: Option<i32>,
+    pub(crate) task_id: Option<String>,
+    pub(crate) detail: Option<String>,
+}
+
+impl AuditRow {
+    /// The row of `event`.
+    pub(crate) fn of(event: &crate::audit::AuditEvent) -> Self {
+        let id = |id: &Option<AgentId>| id.as_ref().map(ToString::to_string);
+        let request = event.request.as_ref();
+        Self {
+            at: micros(event.at),
+            identity: id(&event.identity),
+            parent: id(&event.parent),
+            credential: event.credential.as_ref().map(ToString::to_string),
+            actor: event.actor.as_ref().map(ToString::to_string),
+            delegation_chain: Value::from(
+                event
+                    .delegation_chain
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .to_string(),
+            action: event.action.as_str().to_owned(),
+            outcome: event.outcome.as_str().to_owned(),
+            reason: event.outcome.reason().map(|r| r.as_str().to_owned()),
+            method: request.map(|r| r.method.clone()),
+            path: request.map(|r| r.path.clone()),
+            status: request.map(|r| i32::from(r.status)),
+            task_id: event.task_id.clone(),
+            detail: event.detail.clone(),
+        }
+    }
+
+    /// The event this row stores; a row this build cannot read is an error, not a guess.
+    pub(crate) fn into_event(self) -> Result<crate::audit::AuditEvent, String> {
+        use crate::audit::{AuditAction, AuditEvent, Outcome, RequestSummary};
+        let action = AuditAction::parse(&self.action).ok_or_else(|| corrupt("audit action"))?;
+        let outcome = Outcome::parse(&self.outcome, self.reason.as_deref())
+            .ok_or_else(|| corrupt("audit outcome"))?;
+        let chain: Vec<String> = serde_json::from_str(&self.delegation_chain)
+            .map_err(|_| corrupt("delegation chain"))?;
+        let mut event = AuditEvent::new(from_micros(self.at), action, outcome)
+            .parent(self.parent.map(Into::into))
+            .delegation_chain(chain.into_iter().map(Into::into).collect())
+            .task_id(self.task_id);
+        event.identity = self.identity.map(Into::into);
+        event.credential = self.credential.map(Into::into);
+        event.actor = self.actor.map(Into::into);
+        event.detail = self.detail;
+        if let (Some(method), Some(path), Some(status)) = (self.method, self.path, self.status) {
+            event.request = Some(RequestSummary {
+                method,
+                path,
+                status: u16::try_from(status).map_err(|_| corrupt("status"))?,
+            });
+        }
+        Ok(event)
+    }
+}
+
+/// `{"allow": [..] | null, "deny": [..]}`
+pub(crate) fn policy_to_json(policy: &Policy) -> String {
+    json!({
+        "allow": policy.allowed().map(CapabilitySet::to_strings),
+        "deny": policy.denied().to_strings(),
+    })
+    .to_string()
+}
+
+pub(crate) fn policy_from_json(text: &str) -> Result<Policy, String> {
+    let value: Value = serde_json::from_str(text).map_err(|_| corrupt("policy"))?;
+    let set = |v: &Value| -> Result<CapabilitySet, String> {
+        let items = v.as_array().ok_or_else(|| corrupt("policy"))?;
+        let names: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+        CapabilitySet::parse(names.ok_or_else(|| corrupt("policy"))?).map_err(|e| e.to_string())
+    };
+    let allow = match &value["allow"] {
+        Value::Null => None,
+        v => Some(set(v)?),
+    };
+    let deny = match &value["deny"] {
+        Value::Null => CapabilitySet::empty(),
+        v => set(v)?,
+    };
+    Ok(allow
+        .map_or_else(Policy::unrestricted, Policy::allow)
+        .with_deny(deny))
+}
+
+/// A scope or mode set as a JSON array.
+pub(crate) fn names_to_json(names: &BTreeSet<String>) -> String {
+    Value::from(names.iter().map(String::as_str).collect::<Vec<_>>()).to_string()
+}
+
+pub(crate) fn names_from_json(text: &str) -> Result<BTreeSet<String>, String> {
+    serde_json::from_str(text).map_err(|_| corrupt("scopes or modes"))
+}
+
+pub(crate) fn capabilities_to_json(set: &CapabilitySet) -> String {
+    Value::from(set.to_strings()).to_string()
+}
+
+pub(crate) fn capabilities_from_json(text: &str) -> Result<CapabilitySet, String> {
+    let names: Vec<String> = serde_json::from_str(text).map_err(|_| corrupt("capabilities"))?;
+    CapabilitySet::parse(names).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_round_trip_through_json() {
+        let policies = [
+            Policy::unrestricted(),
+            Policy::nothing(),
+            Policy::allow(CapabilitySet::parse(["posts:*", "a"]).unwrap())
+                .with_deny(CapabilitySet::parse(["posts:delete"]).unwrap()),
+        ];
+        for policy in policies {
+            assert_eq!(policy_from_json(&policy_to_json(&policy)).unwrap(), policy);
+        }
+    }
+
+    #[test]
+    fn corrupt_json_is_an_error_not_a_wider_policy() {
+        assert!(policy_from_json("{").is_err());
+        assert!(policy_from_json(r#"{"allow": "posts:*"}"#).is_err());
+        assert!(capabilities_from_json("[1]").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! Tokens: issue, import, list, revoke, rotate, purge.
+
+use super::backend::{Driver, On, sql};
+use super::rows::{capabilities_to_json, token_row};
+use super::{Core, is_foreign_key_violation, is_unique_violation, queries, store_error};
+use crate::principal::{AgentId, TokenId};
+use crate::store::prepare::{self, micros};
+use crate::store::{ImportedToken, IssuedToken, NewToken, StoreError, TokenInfo};
+use crate::token::TokenHash;
+
+fn as_i64(n: Option<u64>) -> Option<i64> {
+    n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Stores a token, on the pool or in a transaction.
+async fn insert_token<'a, E: On<'a>>(
+    on: E,
+    hash: &'a TokenHash,
+    info: &'a TokenInfo,
+) -> Result<(), StoreError> {
+    let result = sql(queries::INSERT_TOKEN)
+        .bind(hash.as_bytes().as_slice())
+        .bind(info.id.as_str())
+        .bind(info.agent_id.as_str())
+        .bind(info.display_prefix.as_str())
+        .bind(info.label.as_str())
+        .bind(info.capabilities.as_ref().map(capabilities_to_json))
+        .bind(micros(info.created_at))
+        .bind(info.created_by.as_ref().map(|u| u.to_string()))
+        .bind(info.expires_at.map(micros))
+        .bind(info.last_used_at.map(micros))
+        .bind(info.revoked_at.map(micros))
+        .bind(as_i64(info.max_operations))
+        .bind(as_i64(info.operations_remaining))
+        .bind(info.expires_on_completion)
+        .bind(info.task_id.as_deref())
+        .bind(info.intent.as_deref())
+        .execute(on)
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateToken),
+        // The agent was deleted meanwhile: the foreign key refuses the row.
+        Err(e) if is_foreign_key_violation(&e) => {
+            Err(StoreError::UnknownAgent(info.agent_id.to_string()))
+        }
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+impl<B: Driver> Core<B> {
+    pub(crate) async fn create_token(
+        &self,
+        agent: &AgentId,
+        new: NewToken,
+    ) -> Result<IssuedToken, StoreError> {
+        let agent = self.agent_required(agent).await?;
+        let parent = self.parent_of(&agent).await?;
+        let prepared = prepare::prepare_token(&self.config, &agent, parent.as_ref(), new)?;
+        insert_token(&self.pool, &prepared.hash, &prepared.info).await?;
+        Ok(IssuedToken {
+            token: prepared.raw,
+            info: prepared.info,
+        })
+    }
+
+    pub(crate) async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
+        self.agent_required(agent).await?;
+        let rows = sql(queries::LIST_TOKENS)
+            .bind(agent.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(token_row::<B>).collect()
+    }
+
+    pub(crate) async fn revoke_token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<TokenInfo, StoreError> {
+        self.agent_required(agent).await?;
+        let row = sql(queries::REVOKE_TOKEN)
+            .bind(micros(self.now()))
+            .bind(agent.as_str())
+            .bind(token.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref()
+            .map(token_row::<B>)
+            .transpose()?
+            .ok_or_else(|| StoreError::UnknownToken {
+                agent: agent.to_string(),
+                token: token.to_string(),
+            })
+    }
+
+    pub(crate) async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
+        self.agent_required(agent).await?;
+        let revoked = sql(queries::REVOKE_ALL_TOKENS)
+            .bind(micros(self.now()))
+            .bind(agent.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
+    }
+
+    pub(crate) async fn token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<Option<TokenInfo>, StoreError> {
+        self.agent_required(agent).await?;
+        let row = sql(queries::GET_TOKEN)
+            .bind(agent.as_str())
+            .bind(token.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref().map(token_row::<B>).transpose()
+    }
+
+    pub(crate) async fn import_token(
+        &self,
+        agent: &AgentId,
+        token: ImportedToken,
+    ) -> Result<TokenInfo, StoreError> {
+        let agent = self.agent_required(agent).await?;
+        let parent = self.parent_of(&agent).await?;
+        let (hash, info) = prepare::prepare_import(&self.config, &agent, parent.as_ref(), token)?;
+        insert_token(&self.pool, &hash, &info).await?;
+        Ok(info)
+    }
+
+    pub(crate) async fn rotate_token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+        grace: time::Duration,
+    ) -> Result<IssuedToken, StoreError> {
+        let agent_record = self.agent_required(agent).await?;
+        let unknown = || StoreError::UnknownToken {
+            agent: agent.to_string(),
+            token: token.to_string(),
+        };
+        let old = self.token(agent, token).await?.ok_or_else(unknown)?;
+        let rotation = prepare::prepare_rotation(&self.config, &agent_record, &old, grace)?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let retired = sql(queries::RETIRE_ROTATED)
+            .bind(rotation.old_expires_at.map(micros))
+            .bind(rotation.old_revoked_at.map(micros))
+            .bind(agent.as_str())
+            .bind(token.as_str())
+            .bind(micros(self.now()))
+            .execute(&mut tx)
+            .await
+            .map_err(store_error)?;
+        if retired == 0 {
+            return Err(StoreError::InvalidInput(
+                "only a live token can be rotated".into(),
+            ));
+        }
+        let new = rotation.new;
+        insert_token(&mut tx, &new.hash, &new.info).await?;
+        sql(queries::MARK_ROTATED)
+            .bind(micros(new.info.created_at))
+            .bind(agent.as_str())
+            .execute(&mut tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(IssuedToken {
+            token: new.raw,
+            info: new.info,
+        })
+    }
+
+    pub(crate) async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
+        let cutoff = micros(self.now() - older_than);
+        let purged = sql(queries::PURGE)
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+}
