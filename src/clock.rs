@@ -45,7 +45,7 @@ impl ManualClock {
     }
 
     /// Moves the clock forward (or back, with a negative duration).
-    pub fn advance(&self, by: time::Duration) {
+    pub fn advance(&self, by: std::time::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *now += by;
     }

@@ -104,7 +104,7 @@ async fn expired_token_is_refused_at_its_expiry_instant() {
         NewToken::new("short").expires_in(std::time::Duration::from_secs(15 * 60)),
     )
     .await;
-    f.clock.advance(time::Duration::minutes(15));
+    f.clock.advance(std::time::Duration::from_secs(15 * 60));
     assert_invalid_token(
         AgentAuthLayer::new(f.store.clone()),
         &f.bearer(),
@@ -120,7 +120,7 @@ async fn token_is_admitted_just_before_expiry() {
     )
     .await;
     f.clock
-        .advance(time::Duration::minutes(15) - time::Duration::SECOND);
+        .advance(std::time::Duration::from_secs(15 * 60) - std::time::Duration::from_secs(1));
     let seen = Seen::default();
     let response = call(
         AgentAuthLayer::new(f.store.clone()),
@@ -592,7 +592,7 @@ async fn last_used_is_recorded_at_most_once_per_interval() {
     let after_first = f.store.list_tokens(&f.agent.id).await.unwrap()[0].last_used_at;
     assert_eq!(after_first, Some(first_use));
 
-    f.clock.advance(time::Duration::seconds(30));
+    f.clock.advance(std::time::Duration::from_secs(30));
     call(layer.clone(), &Seen::default(), with_auth(&f.bearer())).await;
     let within = f.store.list_tokens(&f.agent.id).await.unwrap()[0].last_used_at;
     assert_eq!(
@@ -601,7 +601,7 @@ async fn last_used_is_recorded_at_most_once_per_interval() {
         "coalesced within the 60 s interval"
     );
 
-    f.clock.advance(time::Duration::seconds(31));
+    f.clock.advance(std::time::Duration::from_secs(31));
     call(layer, &Seen::default(), with_auth(&f.bearer())).await;
     let later = f.store.list_tokens(&f.agent.id).await.unwrap()[0].last_used_at;
     assert_eq!(later, Some(first_use + time::Duration::seconds(61)));

@@ -448,8 +448,11 @@ impl TokenStore for OutsideStore {
         Ok(info)
     }
 
-    async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
-        let cutoff = self.now() - older_than;
+    async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
+        let cutoff = time::Duration::try_from(older_than)
+            .ok()
+            .and_then(|by| self.now().checked_sub(by))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let mut state = self.state();
         let before = |at: Option<OffsetDateTime>| at.is_some_and(|at| at < cutoff);
         let stale: Vec<TokenHash> = state
@@ -468,18 +471,13 @@ impl TokenStore for OutsideStore {
         &self,
         agent: &AgentId,
         token: &TokenId,
-        grace: time::Duration,
+        grace: std::time::Duration,
     ) -> Result<IssuedToken, StoreError> {
         let now = self.now();
         let mut state = self.state();
         let hash = state.token_of(agent, token)?;
         let slug = state.agent(agent)?.slug.clone();
         let old = state.tokens[&hash].1.clone();
-        if grace.is_negative() {
-            return Err(StoreError::InvalidInput(
-                "the grace period cannot be negative".into(),
-            ));
-        }
         if old.revoked_at.is_some() || old.expires_at.is_some_and(|at| at <= now) {
             return Err(StoreError::InvalidInput(
                 "only a live token can be rotated".into(),
@@ -493,8 +491,9 @@ impl TokenStore for OutsideStore {
         let (old_expires_at, old_revoked_at) = if grace.is_zero() {
             (old.expires_at, Some(now))
         } else {
-            let end = now
-                .checked_add(grace)
+            let end = time::Duration::try_from(grace)
+                .ok()
+                .and_then(|grace| now.checked_add(grace))
                 .ok_or_else(|| StoreError::InvalidLifetime("too far in the future".into()))?;
             (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
         };

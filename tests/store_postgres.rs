@@ -225,7 +225,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
             .is_ok()
     );
     store
-        .rotate_token(&"agt_1".into(), &"tok_1".into(), time::Duration::ZERO)
+        .rotate_token(&"agt_1".into(), &"tok_1".into(), std::time::Duration::ZERO)
         .await
         .unwrap();
     let event = AuditEvent::new(

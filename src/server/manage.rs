@@ -366,7 +366,9 @@ where
     S: AgentStore + TokenStore + GrantStore,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
-    let grace = time::Duration::seconds(body.grace_seconds);
+    let grace = u64::try_from(body.grace_seconds)
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| invalid("grace_seconds: zero or a positive number of seconds"))?;
     let issued = managed
         .rotate_token(&agent.id, &TokenId::from(id), grace)
         .await?;

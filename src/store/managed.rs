@@ -92,22 +92,22 @@ pub struct AccessGrant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Operation {
-    /// See the identity's record.
-    ViewIdentity,
-    /// List credentials (metadata only).
-    ListCredentials,
-    /// Read the identity's audit trail.
+    /// See the agent's record.
+    ViewAgent,
+    /// List its tokens (metadata only).
+    ListTokens,
+    /// Read the agent's audit trail.
     ReadAudit,
-    /// List who else has a role on the identity.
+    /// List who else has a role on the agent.
     ListGrants,
-    /// Disable, enable or delete the identity, or create a thread-scoped child under it.
-    ManageIdentity,
-    /// Issue a credential.
-    IssueCredential,
-    /// Rotate a credential.
-    RotateCredential,
-    /// Revoke a credential.
-    RevokeCredential,
+    /// Disable, enable or delete the agent, or create a thread-scoped child under it.
+    ManageAgent,
+    /// Issue a token.
+    IssueToken,
+    /// Rotate a token.
+    RotateToken,
+    /// Revoke a token.
+    RevokeToken,
     /// Grant or withdraw access to other users.
     ManageGrants,
 }
@@ -116,26 +116,26 @@ impl Operation {
     /// The least role that allows it (the owner may always).
     pub fn required_role(&self) -> AccessRole {
         match self {
-            Self::ViewIdentity => AccessRole::Viewer,
-            Self::ListCredentials | Self::ReadAudit | Self::ListGrants => AccessRole::Operator,
-            Self::ManageIdentity
-            | Self::IssueCredential
-            | Self::RotateCredential
-            | Self::RevokeCredential
+            Self::ViewAgent => AccessRole::Viewer,
+            Self::ListTokens | Self::ReadAudit | Self::ListGrants => AccessRole::Operator,
+            Self::ManageAgent
+            | Self::IssueToken
+            | Self::RotateToken
+            | Self::RevokeToken
             | Self::ManageGrants => AccessRole::Admin,
         }
     }
 
     fn as_str(&self) -> &'static str {
         match self {
-            Self::ViewIdentity => "see the identity",
-            Self::ListCredentials => "list credentials",
+            Self::ViewAgent => "see the identity",
+            Self::ListTokens => "list credentials",
             Self::ReadAudit => "read the audit trail",
             Self::ListGrants => "list grants",
-            Self::ManageIdentity => "manage the identity",
-            Self::IssueCredential => "issue credentials",
-            Self::RotateCredential => "rotate credentials",
-            Self::RevokeCredential => "revoke credentials",
+            Self::ManageAgent => "manage the identity",
+            Self::IssueToken => "issue credentials",
+            Self::RotateToken => "rotate credentials",
+            Self::RevokeToken => "revoke credentials",
             Self::ManageGrants => "manage grants",
         }
     }
@@ -266,7 +266,7 @@ where
 
     /// The identity: any role.
     pub async fn agent(&self, agent: &AgentId) -> Result<Agent, StoreError> {
-        self.check(agent, Operation::ViewIdentity, AuditAction::Read)
+        self.check(agent, Operation::ViewAgent, AuditAction::Read)
             .await
     }
 
@@ -275,7 +275,7 @@ where
     pub async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
         match &new.parent {
             Some(parent) => {
-                self.check(parent, Operation::ManageIdentity, AuditAction::AgentCreated)
+                self.check(parent, Operation::ManageAgent, AuditAction::AgentCreated)
                     .await?;
             }
             None if new.owner.as_ref() != Some(&self.actor) => {
@@ -311,7 +311,7 @@ where
             AgentStatus::Active => AuditAction::AgentEnabled,
             AgentStatus::Disabled => AuditAction::AgentDisabled,
         };
-        let before = self.check(agent, Operation::ManageIdentity, action).await?;
+        let before = self.check(agent, Operation::ManageAgent, action).await?;
         let after = self.store.set_agent_status(agent, status).await?;
         let detail = format!(
             "status: {} -> {}",
@@ -325,7 +325,7 @@ where
     /// Deletes the identity with its credentials and children: owner or admin.
     pub async fn delete_agent(&self, agent: &AgentId) -> Result<(), StoreError> {
         let record = self
-            .check(agent, Operation::ManageIdentity, AuditAction::AgentDeleted)
+            .check(agent, Operation::ManageAgent, AuditAction::AgentDeleted)
             .await?;
         let children = self.store.children(agent).await?;
         self.store.delete_agent(agent).await?;
@@ -345,7 +345,7 @@ where
 
     /// Lists credentials: owner, operator or admin.
     pub async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
-        self.check(agent, Operation::ListCredentials, AuditAction::Read)
+        self.check(agent, Operation::ListTokens, AuditAction::Read)
             .await?;
         self.store.list_tokens(agent).await
     }
@@ -357,7 +357,7 @@ where
         new: NewToken,
     ) -> Result<IssuedToken, StoreError> {
         let record = self
-            .check(agent, Operation::IssueCredential, AuditAction::TokenIssued)
+            .check(agent, Operation::IssueToken, AuditAction::TokenIssued)
             .await?;
         let issued = self
             .store
@@ -379,19 +379,16 @@ where
         &self,
         agent: &AgentId,
         token: &TokenId,
-        grace: time::Duration,
+        grace: std::time::Duration,
     ) -> Result<IssuedToken, StoreError> {
         let record = self
-            .check(
-                agent,
-                Operation::RotateCredential,
-                AuditAction::TokenRotated,
-            )
+            .check(agent, Operation::RotateToken, AuditAction::TokenRotated)
             .await?;
         let issued = self.store.rotate_token(agent, token, grace).await?;
         let detail = format!(
-            "replaced by {}; the old one stays valid for {grace}",
-            issued.info.id
+            "replaced by {}; the old one stays valid for {}s",
+            issued.info.id,
+            grace.as_secs()
         );
         self.record(
             self.event(AuditAction::TokenRotated, &record)
@@ -409,11 +406,7 @@ where
         token: &TokenId,
     ) -> Result<TokenInfo, StoreError> {
         let record = self
-            .check(
-                agent,
-                Operation::RevokeCredential,
-                AuditAction::TokenRevoked,
-            )
+            .check(agent, Operation::RevokeToken, AuditAction::TokenRevoked)
             .await?;
         let before = self.store.token(agent, token).await?;
         let revoked = self.store.revoke_token(agent, token).await?;
@@ -433,11 +426,7 @@ where
     /// Revokes every credential of the identity: owner or admin.
     pub async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
         let record = self
-            .check(
-                agent,
-                Operation::RevokeCredential,
-                AuditAction::TokenRevoked,
-            )
+            .check(agent, Operation::RevokeToken, AuditAction::TokenRevoked)
             .await?;
         let revoked = self.store.revoke_all_tokens(agent).await?;
         let detail = format!("revoked all {revoked} live credentials");

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 
-use super::managed::{AccessGrant, AccessRole, GrantStore};
 use super::config::StoreConfig;
+use super::managed::{AccessGrant, AccessRole, GrantStore};
 use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::prepare::{self, from_micros, micros, truncate};
 use super::resolve::{self, Reservation, StoredToken, TokenRecords, Uses, VerdictMemo};
@@ -708,7 +708,7 @@ impl TokenStore for MemoryStore {
         &self,
         agent_id: &AgentId,
         token: &TokenId,
-        grace: time::Duration,
+        grace: std::time::Duration,
     ) -> Result<IssuedToken, StoreError> {
         let mut state = self.write();
         let slot = state.agent(agent_id)?.clone();
@@ -732,8 +732,8 @@ impl TokenStore for MemoryStore {
         })
     }
 
-    async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
-        let cutoff = micros(self.now() - older_than);
+    async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
+        let cutoff = prepare::purge_cutoff(self.now(), older_than);
         let mut state = self.write();
         let stale: Vec<TokenHash> = state
             .tokens

@@ -9,9 +9,9 @@
 //! (written down there), the same refusal reasons, the same ceiling — owner role ∩ parent policy
 //! (for a thread-scoped child) ∩ agent policy ∩ token capabilities.
 
-mod managed;
 mod config;
 mod directory;
+mod managed;
 mod memory;
 mod model;
 pub(crate) mod prepare;
@@ -19,9 +19,9 @@ pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
 
-pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use config::{Lifetime, LifetimePolicy, StoreConfig};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
+pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use memory::MemoryStore;
 pub use model::{
     Agent, AgentStatus, AgentType, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo,
@@ -172,7 +172,7 @@ pub trait TokenStore: Send + Sync {
         token: ImportedToken,
     ) -> Result<TokenInfo, StoreError>;
     /// Deletes tokens revoked or expired more than `older_than` ago; returns how many.
-    async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError>;
+    async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError>;
     /// Replaces a live token with a new one that keeps its label, capabilities, expiry, remaining
     /// operations and task. The old token keeps working for `grace` (never past its own expiry);
     /// a zero grace revokes it at once. Returns the new token, shown once.
@@ -180,7 +180,7 @@ pub trait TokenStore: Send + Sync {
         &self,
         agent: &AgentId,
         token: &TokenId,
-        grace: time::Duration,
+        grace: std::time::Duration,
     ) -> Result<IssuedToken, StoreError>;
 }
 

@@ -32,6 +32,15 @@ pub(crate) async fn existing_user(
     }
 }
 
+/// The microsecond before which `purge` deletes: `older_than` before `now`, or the beginning of
+/// time for an `older_than` longer than time itself.
+pub(crate) fn purge_cutoff(now: OffsetDateTime, older_than: std::time::Duration) -> i64 {
+    time::Duration::try_from(older_than)
+        .ok()
+        .and_then(|by| now.checked_sub(by))
+        .map_or(i64::MIN, micros)
+}
+
 /// Timestamps are kept to the microsecond, the precision every backend stores.
 pub(crate) fn truncate(at: OffsetDateTime) -> OffsetDateTime {
     from_micros(micros(at))
@@ -354,14 +363,9 @@ pub(crate) fn prepare_rotation(
     config: &StoreConfig,
     agent: &Agent,
     old: &TokenInfo,
-    grace: time::Duration,
+    grace: std::time::Duration,
 ) -> Result<Rotation, StoreError> {
     let now = truncate(config.clock.now());
-    if grace.is_negative() {
-        return Err(StoreError::InvalidInput(
-            "the grace period cannot be negative".into(),
-        ));
-    }
     if old.revoked_at.is_some() || old.expires_at.is_some_and(|at| at <= now) {
         return Err(StoreError::InvalidInput(
             "only a live token can be rotated".into(),
@@ -390,8 +394,6 @@ pub(crate) fn prepare_rotation(
     let (old_expires_at, old_revoked_at) = if grace.is_zero() {
         (old.expires_at, Some(now))
     } else {
-        let grace = std::time::Duration::try_from(grace)
-            .map_err(|_| StoreError::InvalidInput("the grace period cannot be negative".into()))?;
         let end = later(now, grace)?;
         (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
     };

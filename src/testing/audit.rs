@@ -94,9 +94,9 @@ async fn call<S: AuditedStore>(
 /// Distinct instants on every backend (they keep microseconds).
 /// An instant strictly between what happened before and what happens after.
 fn tick(clock: &ManualClock) -> time::OffsetDateTime {
-    clock.advance(time::Duration::SECOND);
+    clock.advance(std::time::Duration::from_secs(1));
     let now = clock.now();
-    clock.advance(time::Duration::SECOND);
+    clock.advance(std::time::Duration::from_secs(1));
     now
 }
 
@@ -400,7 +400,11 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
         .await
         .unwrap();
     let rotated = alice
-        .rotate_token(&agent.id, &t.info.id, time::Duration::minutes(5))
+        .rotate_token(
+            &agent.id,
+            &t.info.id,
+            std::time::Duration::from_secs(5 * 60),
+        )
         .await
         .unwrap();
     assert!(
@@ -456,7 +460,7 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
                 "alice",
                 Some(
                     format!(
-                        "replaced by {}; the old one stays valid for 5m",
+                        "replaced by {}; the old one stays valid for 300s",
                         rotated.info.id
                     )
                     .as_str()
@@ -466,7 +470,7 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
                 TokenRevoked,
                 Outcome::Denied,
                 "stranger",
-                Some("denied: RevokeCredential")
+                Some("denied: RevokeToken")
             ),
             (AgentDeleted, ok, "alice", Some("deleted writer")),
         ]

@@ -116,7 +116,11 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
         allowed(issued.map(drop), may_manage, "issue");
         allowed(
             managed
-                .rotate_token(&agent.id, &target.info.id, time::Duration::minutes(1))
+                .rotate_token(
+                    &agent.id,
+                    &target.info.id,
+                    std::time::Duration::from_secs(60),
+                )
                 .await
                 .map(drop),
             may_manage,

@@ -40,7 +40,7 @@ pub async fn case_revoked_token_is_refused<S: Store>(env: Env<S>) {
     assert_eq!(env.refusal(&drop).await, InvalidReason::Revoked);
     assert!(env.resolve(&keep).await.is_ok());
     // Revoking again keeps the first revocation time.
-    env.clock.advance(time::Duration::minutes(1));
+    env.clock.advance(std::time::Duration::from_secs(60));
     let again = env
         .store
         .revoke_token(&agent.id, &drop.info.id)
@@ -58,9 +58,9 @@ pub async fn case_expiry_follows_the_clock<S: Store>(env: Env<S>) {
         )
         .await;
     env.clock
-        .advance(time::Duration::minutes(10) - time::Duration::SECOND);
+        .advance(std::time::Duration::from_secs(10 * 60) - std::time::Duration::from_secs(1));
     assert!(env.resolve(&t).await.is_ok());
-    env.clock.advance(time::Duration::SECOND);
+    env.clock.advance(std::time::Duration::from_secs(1));
     assert_eq!(env.refusal(&t).await, InvalidReason::Expired);
 }
 
@@ -283,7 +283,7 @@ pub async fn case_an_admitted_token_sees_every_later_change<S: Store>(env: Env<S
 
     // The parent's expiry ends both (their tokens' own expiry is capped at it, so either
     // reason may be the first to apply).
-    env.clock.advance(time::Duration::hours(1));
+    env.clock.advance(std::time::Duration::from_secs(3600));
     for raw in [&own_raw, &thread_raw] {
         let reason = refused(resolve(&env.store, raw).await);
         assert!(

@@ -28,7 +28,7 @@ pub async fn case_revoked_is_reported_before_expired<S: Store>(env: Env<S>) {
         )
         .await;
     env.store.revoke_token(&agent.id, &t.info.id).await.unwrap();
-    env.clock.advance(time::Duration::minutes(2));
+    env.clock.advance(std::time::Duration::from_secs(2 * 60));
     assert_eq!(env.refusal(&t).await, InvalidReason::Revoked);
 }
 
@@ -44,7 +44,7 @@ pub async fn case_expired_is_reported_before_a_disabled_agent<S: Store>(env: Env
         .set_agent_status(&agent.id, AgentStatus::Disabled)
         .await
         .unwrap();
-    env.clock.advance(time::Duration::minutes(2));
+    env.clock.advance(std::time::Duration::from_secs(2 * 60));
     assert_eq!(env.refusal(&t).await, InvalidReason::Expired);
 }
 
@@ -67,7 +67,7 @@ pub async fn case_a_disabled_agent_is_reported_before_an_expired_parent<S: Store
         .set_agent_status(&child.id, AgentStatus::Disabled)
         .await
         .unwrap();
-    env.clock.advance(time::Duration::minutes(2));
+    env.clock.advance(std::time::Duration::from_secs(2 * 60));
     assert_eq!(env.refusal(&t).await, InvalidReason::AgentDisabled);
 }
 

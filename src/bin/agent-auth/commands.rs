@@ -383,10 +383,9 @@ async fn managed_command<S: Store>(
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
-            // Bounded by parse_duration (100 years): always fits.
-            let grace = time::Duration::try_from(parse_duration(&grace)?)?;
+            let grace_period = parse_duration(&grace)?;
             let issued = as_actor(&who, &target)
-                .rotate_token(&target.id, &TokenId::from(token_id), grace)
+                .rotate_token(&target.id, &TokenId::from(token_id), grace_period)
                 .await?;
             eprintln!("warning: this token is shown once and cannot be shown again; store it now");
             if json {

@@ -295,12 +295,12 @@ macro_rules! sql_store {
                 &self,
                 agent: &AgentId,
                 token: &TokenId,
-                grace: time::Duration,
+                grace: std::time::Duration,
             ) -> Result<IssuedToken, StoreError> {
                 self.inner.rotate_token(agent, token, grace).await
             }
 
-            async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
+            async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
                 self.inner.purge(older_than).await
             }
         }

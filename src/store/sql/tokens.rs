@@ -138,7 +138,7 @@ impl<B: Driver> Core<B> {
         &self,
         agent: &AgentId,
         token: &TokenId,
-        grace: time::Duration,
+        grace: std::time::Duration,
     ) -> Result<IssuedToken, StoreError> {
         let agent_record = self.agent_required(agent).await?;
         let unknown = || StoreError::UnknownToken {
@@ -177,8 +177,8 @@ impl<B: Driver> Core<B> {
         })
     }
 
-    pub(crate) async fn purge(&self, older_than: time::Duration) -> Result<usize, StoreError> {
-        let cutoff = micros(self.now() - older_than);
+    pub(crate) async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
+        let cutoff = prepare::purge_cutoff(self.now(), older_than);
         let purged = sql(queries::PURGE)
             .bind(cutoff)
             .execute(&self.pool)
