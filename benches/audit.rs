@@ -79,8 +79,8 @@ where
                 AuditAction::Request,
                 Outcome::Success,
             )
-            .identity(agent.id.clone())
-            .credential("tok_bench")
+            .agent(agent.id.clone())
+            .token("tok_bench")
             .actor("alice")
             .request("GET", "/posts", 200)
         })
@@ -116,7 +116,7 @@ where
         writer.shutdown().await;
         let drain = started.elapsed();
         let written = store
-            .events(&AuditFilter::credential(credential.clone()))
+            .events(&AuditFilter::token(credential.clone()))
             .await
             .unwrap()
             .len();

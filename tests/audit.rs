@@ -18,7 +18,7 @@ fn at(seconds: i64) -> OffsetDateTime {
 
 fn request(identity: &str, n: usize) -> AuditEvent {
     AuditEvent::new(at(0), AuditAction::Request, Outcome::Success)
-        .identity(identity)
+        .agent(identity)
         .detail(n.to_string())
 }
 
@@ -61,7 +61,7 @@ async fn a_slow_sink_loses_no_event_under_load() {
     for producer in 0..8 {
         let events = sink
             .0
-            .events(&AuditFilter::identity(format!("agt_{producer}")))
+            .events(&AuditFilter::agent(format!("agt_{producer}")))
             .await
             .unwrap();
         let order: Vec<usize> = events
@@ -158,34 +158,34 @@ async fn queries_select_by_identity_credential_and_time_in_order() {
     let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
     let events = [
         AuditEvent::new(at(0), AuditAction::TokenIssued, Outcome::Success)
-            .identity("x")
-            .credential("tok_a")
+            .agent("x")
+            .token("tok_a")
             .actor("alice"),
         AuditEvent::new(at(1), AuditAction::Request, Outcome::Success)
-            .identity("x")
-            .credential("tok_a")
+            .agent("x")
+            .token("tok_a")
             .request("GET", "/posts", 200),
         AuditEvent::new(at(2), AuditAction::Request, Outcome::Success)
-            .identity("y")
-            .credential("tok_b")
+            .agent("y")
+            .token("tok_b")
             .request("GET", "/posts", 200),
         AuditEvent::new(
             at(3),
             AuditAction::TokenRefused,
             Outcome::Refused(InvalidReason::Revoked),
         )
-        .identity("x")
-        .credential("tok_a"),
+        .agent("x")
+        .token("tok_a"),
         AuditEvent::new(at(4), AuditAction::Request, Outcome::Success)
-            .identity("x")
-            .credential("tok_c")
+            .agent("x")
+            .token("tok_c")
             .request("POST", "/posts", 201),
     ];
     for event in events.iter().cloned() {
         writer.record(event).await;
     }
     writer.shutdown().await;
-    let of_x = sink.events(&AuditFilter::identity("x")).await.unwrap();
+    let of_x = sink.events(&AuditFilter::agent("x")).await.unwrap();
     assert_eq!(
         of_x,
         vec![
@@ -195,17 +195,17 @@ async fn queries_select_by_identity_credential_and_time_in_order() {
             events[4].clone()
         ]
     );
-    let of_y = sink.events(&AuditFilter::identity("y")).await.unwrap();
+    let of_y = sink.events(&AuditFilter::agent("y")).await.unwrap();
     assert_eq!(of_y, vec![events[2].clone()]);
     let tok_a = AuditFilter {
-        credential: Some("tok_a".into()),
+        token: Some("tok_a".into()),
         ..AuditFilter::default()
     };
     assert_eq!(sink.events(&tok_a).await.unwrap().len(), 3);
     let window = AuditFilter {
         since: Some(at(1)),
         until: Some(at(4)),
-        ..AuditFilter::identity("x")
+        ..AuditFilter::agent("x")
     };
     assert_eq!(
         sink.events(&window).await.unwrap(),
@@ -276,7 +276,7 @@ mod through_the_layer {
             assert_eq!(response.unwrap().unwrap().status(), StatusCode::OK);
         }
         writer.shutdown().await;
-        let events = sink.0.events(&AuditFilter::identity(agent)).await.unwrap();
+        let events = sink.0.events(&AuditFilter::agent(agent)).await.unwrap();
         assert_eq!(events.len(), 200);
     }
 
@@ -338,7 +338,7 @@ mod through_the_layer {
         }
         writer.clone().shutdown().await;
         assert_eq!(writer.dropped(), 0);
-        let events = sink.0.events(&AuditFilter::identity(agent)).await.unwrap();
+        let events = sink.0.events(&AuditFilter::agent(agent)).await.unwrap();
         let mut seen: Vec<(String, u16)> = events
             .iter()
             .map(|e| {
@@ -370,7 +370,7 @@ mod through_the_layer {
         let request = get("/export?api_key=hunter2", Some(&format!("Bearer {token}")));
         service.oneshot(request).await.unwrap();
         writer.shutdown().await;
-        let events = sink.events(&AuditFilter::identity(agent)).await.unwrap();
+        let events = sink.events(&AuditFilter::agent(agent)).await.unwrap();
         let summary = events[0].request.as_ref().unwrap();
         assert_eq!((summary.path.as_str(), summary.status), ("/export", 200));
         assert!(!format!("{events:?}").contains("hunter2"));
@@ -434,8 +434,8 @@ mod tracing_sink {
             AuditAction::TokenRefused,
             Outcome::Refused(InvalidReason::Revoked),
         )
-        .identity("agt_1")
-        .credential("tok_1")
+        .agent("agt_1")
+        .token("tok_1")
         .request("GET", "/posts", 401);
         TracingAuditSink.write_batch(&[event]).await.unwrap();
         let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -443,8 +443,8 @@ mod tracing_sink {
             "tower_agent_auth::audit",
             "action=\"token_refused\"",
             "reason=\"revoked\"",
-            "identity=\"agt_1\"",
-            "credential=\"tok_1\"",
+            "agent=\"agt_1\"",
+            "token=\"tok_1\"",
             "status=401",
         ] {
             assert!(logged.contains(field), "{field} missing from {logged}");

@@ -233,11 +233,11 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         AuditAction::Request,
         Outcome::Success,
     )
-    .identity("agt_1");
+    .agent("agt_1");
     store.write_batch(&[event]).await.unwrap();
     assert_eq!(
         store
-            .events(&AuditFilter::identity("agt_1"))
+            .events(&AuditFilter::agent("agt_1"))
             .await
             .unwrap()
             .len(),

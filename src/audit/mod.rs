@@ -1,8 +1,8 @@
-//! The audit trail: what each identity did, and what was done to it.
+//! The audit trail: what each agent did, and what was done to it.
 //!
 //! An [`AuditEvent`] records one thing: a request an agent made, a token that was refused, or a
-//! lifecycle change (a credential issued, rotated or revoked, an agent disabled, a grant changed),
-//! with the identity, credential, acting user and delegation chain involved. Events never hold a
+//! lifecycle change (a token issued, rotated or revoked, an agent disabled, a grant changed),
+//! with the agent, token and acting user involved. Events never hold a
 //! raw token, a code or any other secret — only ids.
 //!
 //! Events go through an [`AuditRecorder`]; the one this crate ships is `AuditWriter` (feature
@@ -16,7 +16,7 @@
 //! `TracingAuditSink` (feature `audit`) logs each event through `tracing`.
 //!
 //! Requests are recorded by [`AgentAuthLayer::audit`](crate::AgentAuthLayer::audit) — every
-//! agent-authenticated request, and every refused token whose credential is known — and
+//! agent-authenticated request, and every refused token that is stored — and
 //! lifecycle changes by [`Managed::with_audit`](crate::store::Managed::with_audit).
 //!
 //! See [`AuditRecorder`] for what the layer expects, and `AuditWriter` for an example.
@@ -177,15 +177,15 @@ pub struct RequestSummary {
 pub struct AuditEvent {
     /// When it happened.
     pub at: OffsetDateTime,
-    /// The identity (agent) it concerns.
-    pub identity: Option<AgentId>,
-    /// That identity's parent, for a thread-scoped child: queries by the parent find it.
+    /// The agent it concerns.
+    pub agent: Option<AgentId>,
+    /// That agent's parent, for a thread-scoped child: queries by the parent find it.
     pub parent: Option<AgentId>,
-    /// The credential (token) used or changed.
-    pub credential: Option<TokenId>,
+    /// The token used or changed.
+    pub token: Option<TokenId>,
     /// The human acting, or acted for.
     pub actor: Option<UserId>,
-    /// Delegating identities, outermost first.
+    /// Delegating agents, outermost first (produced once delegation lands).
     pub delegation_chain: Vec<AgentId>,
     /// What happened.
     pub action: AuditAction,
@@ -193,7 +193,7 @@ pub struct AuditEvent {
     pub outcome: Outcome,
     /// The request, for request events.
     pub request: Option<RequestSummary>,
-    /// The task, if the credential was minted for one.
+    /// The task, if the token was minted for one.
     pub task_id: Option<String>,
     /// Before/after for lifecycle changes, in a few words.
     pub detail: Option<String>,
@@ -204,9 +204,9 @@ impl AuditEvent {
     pub fn new(at: OffsetDateTime, action: AuditAction, outcome: Outcome) -> Self {
         Self {
             at,
-            identity: None,
+            agent: None,
             parent: None,
-            credential: None,
+            token: None,
             actor: None,
             delegation_chain: Vec::new(),
             action,
@@ -217,33 +217,33 @@ impl AuditEvent {
         }
     }
 
-    /// The identity it concerns.
-    pub fn identity(mut self, identity: impl Into<AgentId>) -> Self {
-        self.identity = Some(identity.into());
+    /// The agent it concerns.
+    pub fn agent(mut self, agent: impl Into<AgentId>) -> Self {
+        self.agent = Some(agent.into());
         self
     }
 
-    /// The parent of the identity, for a thread-scoped child.
+    /// The parent of the agent, for a thread-scoped child.
     pub fn parent(mut self, parent: Option<AgentId>) -> Self {
         self.parent = parent;
         self
     }
 
-    /// The delegating identities, outermost first.
+    /// The delegating agents, outermost first.
     pub fn delegation_chain(mut self, chain: Vec<AgentId>) -> Self {
         self.delegation_chain = chain;
         self
     }
 
-    /// The task the credential was minted for.
+    /// The task the token was minted for.
     pub fn task_id(mut self, task: Option<String>) -> Self {
         self.task_id = task;
         self
     }
 
-    /// The credential used or changed.
-    pub fn credential(mut self, credential: impl Into<TokenId>) -> Self {
-        self.credential = Some(credential.into());
+    /// The token used or changed.
+    pub fn token(mut self, token: impl Into<TokenId>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
@@ -314,13 +314,13 @@ pub(crate) async fn record(recorder: &dyn AuditRecorder, event: AuditEvent) {
 /// Which events a query returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
-    /// Only events of these identities (empty: any), and of their children when
+    /// Only events of these agents (empty: any), and of their children when
     /// `with_children` is set.
-    pub identities: Vec<AgentId>,
-    /// Whether events of the listed identities' thread-scoped children count as theirs.
+    pub agents: Vec<AgentId>,
+    /// Whether events of the listed agents' thread-scoped children count as theirs.
     pub with_children: bool,
-    /// Only events of this credential.
-    pub credential: Option<TokenId>,
+    /// Only events of this token.
+    pub token: Option<TokenId>,
     /// At or after.
     pub since: Option<OffsetDateTime>,
     /// Before.
@@ -328,24 +328,24 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    /// The events of one identity and of its thread-scoped children.
-    pub fn identity(identity: impl Into<AgentId>) -> Self {
+    /// The events of one agent and of its thread-scoped children.
+    pub fn agent(agent: impl Into<AgentId>) -> Self {
         Self {
-            identities: vec![identity.into()],
+            agents: vec![agent.into()],
             with_children: true,
             ..Self::default()
         }
     }
 
-    /// The events of one credential.
-    pub fn credential(credential: impl Into<TokenId>) -> Self {
+    /// The events of one token.
+    pub fn token(token: impl Into<TokenId>) -> Self {
         Self {
-            credential: Some(credential.into()),
+            token: Some(token.into()),
             ..Self::default()
         }
     }
 
-    /// Only events of the listed identities themselves, not of their children.
+    /// Only events of the listed agents themselves, not of their children.
     pub fn without_children(mut self) -> Self {
         self.with_children = false;
         self
@@ -365,15 +365,14 @@ impl AuditFilter {
 
     /// Whether `event` passes the filter.
     pub fn matches(&self, event: &AuditEvent) -> bool {
-        let listed =
-            |id: &Option<AgentId>| id.as_ref().is_some_and(|id| self.identities.contains(id));
-        (self.identities.is_empty()
-            || listed(&event.identity)
+        let listed = |id: &Option<AgentId>| id.as_ref().is_some_and(|id| self.agents.contains(id));
+        (self.agents.is_empty()
+            || listed(&event.agent)
             || (self.with_children && listed(&event.parent)))
             && self
-                .credential
+                .token
                 .as_ref()
-                .is_none_or(|c| event.credential.as_ref() == Some(c))
+                .is_none_or(|c| event.token.as_ref() == Some(c))
             && self.since.is_none_or(|since| event.at >= since)
             && self.until.is_none_or(|until| event.at < until)
     }

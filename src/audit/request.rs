@@ -24,9 +24,9 @@ pub(crate) fn refusal_event(
         AuditAction::TokenRefused,
         Outcome::Refused(refused.reason),
     )
-    .identity(refused.agent_id.clone())
+    .agent(refused.agent_id.clone())
     .parent(refused.parent.clone())
-    .credential(refused.token_id.clone())
+    .token(refused.token_id.clone())
     .actor(refused.user_id.clone())
     .task_id(refused.task_id.clone())
     .request(method.as_str(), path, status)
@@ -61,11 +61,11 @@ impl PendingRequestEvent {
         .request(method.as_str(), path, 0);
         if let Some(agent) = principal.agent_ref() {
             event = event
-                .identity(agent.id().clone())
+                .agent(agent.id().clone())
                 .parent(agent.parent().cloned());
         }
         if let Some(token) = principal.token_id() {
-            event = event.credential(token.clone());
+            event = event.token(token.clone());
         }
         Self {
             recorder: recorder.clone(),

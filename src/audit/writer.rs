@@ -59,11 +59,11 @@ impl Default for WriterOptions {
 /// let sink = Arc::new(MemoryAuditSink::default());
 /// let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
 /// let at = time::OffsetDateTime::now_utc();
-/// writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).identity("agt_1")).await;
-/// writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).identity("agt_2")).await;
+/// writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).agent("agt_1")).await;
+/// writer.record(AuditEvent::new(at, AuditAction::Request, Outcome::Success).agent("agt_2")).await;
 /// writer.shutdown().await;
 ///
-/// let mine = sink.events(&AuditFilter::identity("agt_1")).await?;
+/// let mine = sink.events(&AuditFilter::agent("agt_1")).await?;
 /// assert_eq!(mine.len(), 1);
 /// # Ok(()) }
 /// ```

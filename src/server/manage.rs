@@ -451,7 +451,7 @@ where
     S: AgentStore + TokenStore + GrantStore + AuditQuery,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
-    let mut filter = AuditFilter::identity(agent.id.clone());
+    let mut filter = AuditFilter::agent(agent.id.clone());
     filter.since = instant(&range.since)?;
     filter.until = instant(&range.until)?;
     let events = managed.audit_events(&agent.id, filter).await?;

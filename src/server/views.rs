@@ -82,9 +82,9 @@ pub fn event(event: &AuditEvent) -> Value {
         "action": event.action.as_str(),
         "outcome": event.outcome.as_str(),
         "reason": event.outcome.reason().map(|r| r.as_str()),
-        "identity": event.identity.as_ref().map(|i| i.as_str()),
+        "agent_id": event.agent.as_ref().map(|i| i.as_str()),
         "parent": event.parent.as_ref().map(|i| i.as_str()),
-        "credential": event.credential.as_ref().map(|c| c.as_str()),
+        "token_id": event.token.as_ref().map(|c| c.as_str()),
         "actor": event.actor.as_ref().map(|a| a.as_str()),
         "delegation_chain": event.delegation_chain.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "request": event.request.as_ref().map(|r| json!({

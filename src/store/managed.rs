@@ -232,7 +232,7 @@ where
 
     fn event(&self, action: AuditAction, agent: &Agent) -> AuditEvent {
         AuditEvent::new(self.store.clock().now(), action, Outcome::Success)
-            .identity(agent.id.clone())
+            .agent(agent.id.clone())
             .parent(agent.parent.clone())
     }
 
@@ -366,7 +366,7 @@ where
         let detail = format!("issued {:?}", issued.info.label);
         self.record(
             self.event(AuditAction::TokenIssued, &record)
-                .credential(issued.info.id.clone())
+                .token(issued.info.id.clone())
                 .task_id(issued.info.task_id.clone())
                 .detail(detail),
         )
@@ -392,7 +392,7 @@ where
         );
         self.record(
             self.event(AuditAction::TokenRotated, &record)
-                .credential(token.clone())
+                .token(token.clone())
                 .detail(detail),
         )
         .await;
@@ -416,7 +416,7 @@ where
         };
         self.record(
             self.event(AuditAction::TokenRevoked, &record)
-                .credential(token.clone())
+                .token(token.clone())
                 .detail(detail),
         )
         .await;
@@ -487,7 +487,7 @@ where
     }
 
     /// The identity's audit trail (with its children's), oldest first: owner, operator or
-    /// admin. `filter` narrows it further (its identities are replaced by `agent`).
+    /// admin. `filter` narrows it further (its agents are replaced by `agent`).
     pub async fn audit_events(
         &self,
         agent: &AgentId,
@@ -499,7 +499,7 @@ where
         self.check(agent, Operation::ReadAudit, AuditAction::Read)
             .await?;
         let filter = AuditFilter {
-            identities: vec![agent.clone()],
+            agents: vec![agent.clone()],
             ..filter
         };
         self.store

@@ -30,8 +30,8 @@ fn seen(events: &[AuditEvent]) -> Vec<Seen> {
         .iter()
         .map(|e| Seen {
             action: e.action,
-            identity: e.identity.as_ref().map(|i| i.to_string()),
-            credential: e.credential.as_ref().map(|c| c.to_string()),
+            identity: e.agent.as_ref().map(|i| i.to_string()),
+            credential: e.token.as_ref().map(|c| c.to_string()),
             outcome: e.outcome,
             request: e
                 .request
@@ -106,7 +106,7 @@ pub async fn case_a_large_audit_batch_is_written_whole_and_in_order<S: AuditedSt
     let batch: Vec<AuditEvent> = (0..300)
         .map(|n| {
             AuditEvent::new(at, AuditAction::Request, Outcome::Success)
-                .identity("agt_x")
+                .agent("agt_x")
                 .request("GET", &format!("/{n}"), 200)
         })
         .collect();
@@ -114,7 +114,7 @@ pub async fn case_a_large_audit_batch_is_written_whole_and_in_order<S: AuditedSt
     env.store.write_batch(&batch[..3]).await.unwrap();
     let read = env
         .store
-        .events(&AuditFilter::identity("agt_x"))
+        .events(&AuditFilter::agent("agt_x"))
         .await
         .unwrap();
     let paths: Vec<String> = read
@@ -246,7 +246,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
     use AuditAction::*;
     let ok = Outcome::Success;
     let events = store
-        .events(&AuditFilter::identity(x.id.clone()))
+        .events(&AuditFilter::agent(x.id.clone()))
         .await
         .unwrap();
     assert_eq!(
@@ -295,7 +295,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
     assert!(
         events
             .iter()
-            .filter(|e| e.identity.as_ref() == Some(&thread.id))
+            .filter(|e| e.agent.as_ref() == Some(&thread.id))
             .all(|e| e.parent.as_ref() == Some(&x.id))
     );
     let trail = format!("{events:?}");
@@ -305,7 +305,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
 
     let everything = store.events(&AuditFilter::default()).await.unwrap();
     assert!(
-        everything.iter().all(|e| e.identity.is_some()),
+        everything.iter().all(|e| e.agent.is_some()),
         "the unknown token left no event"
     );
     assert_eq!(
@@ -314,14 +314,14 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
     );
 
     let own = store
-        .events(&AuditFilter::identity(x.id.clone()).without_children())
+        .events(&AuditFilter::agent(x.id.clone()).without_children())
         .await
         .unwrap();
     assert_eq!(own.len(), 6, "{:#?}", seen(&own));
-    assert!(own.iter().all(|e| e.identity.as_ref() == Some(&x.id)));
+    assert!(own.iter().all(|e| e.agent.as_ref() == Some(&x.id)));
 
     let of_y = store
-        .events(&AuditFilter::identity(y.id.clone()))
+        .events(&AuditFilter::agent(y.id.clone()))
         .await
         .unwrap();
     assert_eq!(
@@ -347,13 +347,13 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
     );
 
     let of_credential = store
-        .events(&AuditFilter::credential(tx.info.id.clone()))
+        .events(&AuditFilter::token(tx.info.id.clone()))
         .await
         .unwrap();
     assert_eq!(of_credential.len(), 5);
 
     let late = store
-        .events(&AuditFilter::identity(x.id.clone()).since(middle))
+        .events(&AuditFilter::agent(x.id.clone()).since(middle))
         .await
         .unwrap();
     assert_eq!(
@@ -361,7 +361,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
         [TokenRevoked, TokenRefused]
     );
     let early = store
-        .events(&AuditFilter::identity(x.id.clone()).until(middle))
+        .events(&AuditFilter::agent(x.id.clone()).until(middle))
         .await
         .unwrap();
     assert_eq!(early.len(), 7);
@@ -418,7 +418,7 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
 
     let events = env
         .store
-        .events(&AuditFilter::identity(agent.id.clone()))
+        .events(&AuditFilter::agent(agent.id.clone()))
         .await
         .unwrap();
     let summary: Vec<(AuditAction, Outcome, &str, Option<&str>)> = events
@@ -478,7 +478,7 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
     // The trail outlives the identity it names.
     assert!(
         env.store
-            .events(&AuditFilter::credential(t.info.id.clone()))
+            .events(&AuditFilter::token(t.info.id.clone()))
             .await
             .unwrap()
             .len()
@@ -488,7 +488,7 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
 
 async fn of_y_count<S: AuditedStore>(store: &S, y: &AgentId) -> usize {
     store
-        .events(&AuditFilter::identity(y.clone()))
+        .events(&AuditFilter::agent(y.clone()))
         .await
         .unwrap()
         .len()

@@ -436,19 +436,19 @@ async fn managed_command<S: Store>(
         Command::Audit(AuditArgs {
             slug,
             since,
-            credential,
+            token,
             without_children,
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
-            let mut filter = AuditFilter::identity(target.id.clone());
+            let mut filter = AuditFilter::agent(target.id.clone());
             if without_children {
                 filter = filter.without_children();
             }
             if let Some(since) = &since {
                 filter = filter.since(time::OffsetDateTime::now_utc() - parse_duration(since)?);
             }
-            filter.credential = credential.map(TokenId::from);
+            filter.token = token.map(TokenId::from);
             let events = as_actor(&who, &target)
                 .audit_events(&target.id, filter)
                 .await?;
@@ -471,15 +471,8 @@ async fn managed_command<S: Store>(
                 json,
                 &rows,
                 &[
-                    "at",
-                    "action",
-                    "outcome",
-                    "reason",
-                    "identity",
-                    "credential",
-                    "actor",
-                    "request",
-                    "detail",
+                    "at", "action", "outcome", "reason", "agent_id", "token_id", "actor",
+                    "request", "detail",
                 ],
             );
         }

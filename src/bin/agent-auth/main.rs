@@ -1,4 +1,4 @@
-//! `agent-auth`: manage agents, tokens, identities, grants and the audit trail from a terminal,
+//! `agent-auth`: manage agents, their tokens, grants and the audit trail from a terminal,
 //! and run the reference server (feature `cli`).
 
 #![deny(unsafe_code)]
@@ -299,10 +299,10 @@ pub struct AuditArgs {
     /// Only events of the last DURATION (15m, 3600, 30d).
     #[arg(long, value_name = "DURATION")]
     since: Option<String>,
-    /// Only events of this credential.
-    #[arg(long, value_name = "TOKEN_ID")]
-    credential: Option<String>,
-    /// Leave out the agent's child identities.
+    /// Only events of this token (alias: --credential).
+    #[arg(long, value_name = "TOKEN_ID", alias = "credential")]
+    token: Option<String>,
+    /// Leave out the agent's child agents.
     #[arg(long)]
     without_children: bool,
     #[command(flatten)]

@@ -34,7 +34,7 @@ impl<B: Driver> Core<B> {
             args.push(arg);
             let _ = write!(text, "${}", args.len());
         };
-        if !filter.identities.is_empty() {
+        if !filter.agents.is_empty() {
             let mut columns = vec!["identity"];
             if filter.with_children {
                 columns.push("parent_identity");
@@ -45,7 +45,7 @@ impl<B: Driver> Core<B> {
                     text.push_str(" OR ");
                 }
                 let _ = write!(text, "{column} IN (");
-                for (i, id) in filter.identities.iter().enumerate() {
+                for (i, id) in filter.agents.iter().enumerate() {
                     if i > 0 {
                         text.push_str(", ");
                     }
@@ -55,7 +55,7 @@ impl<B: Driver> Core<B> {
             }
             text.push(')');
         }
-        if let Some(credential) = &filter.credential {
+        if let Some(credential) = &filter.token {
             text.push_str(" AND credential = ");
             param(&mut text, Arg::from(credential.to_string()));
         }

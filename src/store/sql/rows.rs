@@ -187,9 +187,9 @@ impl AuditRow {
         let request = event.request.as_ref();
         Self {
             at: micros(event.at),
-            identity: id(&event.identity),
+            identity: id(&event.agent),
             parent: id(&event.parent),
-            credential: event.credential.as_ref().map(ToString::to_string),
+            credential: event.token.as_ref().map(ToString::to_string),
             actor: event.actor.as_ref().map(ToString::to_string),
             delegation_chain: Value::from(
                 event
@@ -222,8 +222,8 @@ impl AuditRow {
             .parent(self.parent.map(Into::into))
             .delegation_chain(chain.into_iter().map(Into::into).collect())
             .task_id(self.task_id);
-        event.identity = self.identity.map(Into::into);
-        event.credential = self.credential.map(Into::into);
+        event.agent = self.identity.map(Into::into);
+        event.token = self.credential.map(Into::into);
         event.actor = self.actor.map(Into::into);
         event.detail = self.detail;
         if let (Some(method), Some(path), Some(status)) = (self.method, self.path, self.status) {
