@@ -63,7 +63,10 @@ where
 }
 
 fn layer() -> AgentAuthLayer {
-    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), MemoryUserDirectory::new());
+    let store = MemoryStore::new(
+        TokenFormat::new("acme").unwrap(),
+        MemoryUserDirectory::new(),
+    );
     AgentAuthLayer::new(store)
 }
 
