@@ -825,3 +825,42 @@ impl AuditQuery for MemoryStore {
         self.inner.audit.events(filter).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryUserDirectory;
+
+    async fn spent_token(store: &MemoryStore) -> TokenHash {
+        let agent = store
+            .create_agent(NewAgent::new("writer", "alice"))
+            .await
+            .unwrap();
+        let issued = store
+            .create_token(&agent.id, NewToken::new("t").max_operations(1))
+            .await
+            .unwrap();
+        let hash = store
+            .token_format()
+            .parse(issued.token.expose_secret())
+            .unwrap()
+            .hash();
+        let entry = store.read().tokens[&hash].clone();
+        assert_eq!(entry.reserve(), Some(Reservation::Reserved));
+        entry.settle(true, 0);
+        hash
+    }
+
+    #[tokio::test]
+    async fn with_no_use_left_and_none_in_flight_a_reservation_is_refused_not_awaited() {
+        let users = MemoryUserDirectory::new();
+        users.insert(crate::store::UserRecord::new(
+            "alice",
+            Policy::unrestricted(),
+        ));
+        let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users);
+        let hash = spent_token(&store).await;
+        let entry = store.read().tokens[&hash].clone();
+        assert_eq!(entry.reserve(), Some(Reservation::Exhausted));
+    }
+}
