@@ -141,3 +141,28 @@ async fn a_request_for_the_last_use_in_flight_waits_and_gets_it_when_released() 
         Some(&tower_agent_auth::InvalidReason::Exhausted)
     );
 }
+
+#[tokio::test]
+async fn a_token_completed_by_its_last_use_is_refused_as_expired() {
+    let (store, _) = store();
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = store
+        .create_token(
+            &agent.id,
+            NewToken::new("t").max_operations(1).expires_on_completion(),
+        )
+        .await
+        .unwrap();
+    testing::resolve(&store, t.token.expose_secret())
+        .await
+        .unwrap();
+    let refused = testing::resolve(&store, t.token.expose_secret()).await;
+    assert_eq!(
+        refused.err().and_then(|error| error.reason()),
+        Some(tower_agent_auth::InvalidReason::Expired),
+        "expiry is checked before the use limit"
+    );
+}
