@@ -25,18 +25,21 @@ async fn the_memory_store_answers_at_once_when_its_directory_does() {
         .create_agent(NewAgent::new("writer", "alice"))
         .await
         .unwrap();
-    let t = store
-        .create_token(&agent.id, NewToken::new("t"))
-        .await
-        .unwrap();
-    let parsed = store.token_format().parse(t.token.expose_secret()).unwrap();
-    let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
-    for _ in 0..2 {
-        let principal = store
-            .resolve_now(&lookup)
-            .expect("answered without waiting")
-            .expect("admitted");
-        assert_eq!(principal.agent_id(), Some(&agent.id));
+    // With and without a use limit: a use left is reserved at once too.
+    for new in [NewToken::new("t"), NewToken::new("t").max_operations(5)] {
+        let t = store.create_token(&agent.id, new).await.unwrap();
+        let parsed = store.token_format().parse(t.token.expose_secret()).unwrap();
+        let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+        for _ in 0..2 {
+            let principal = store
+                .resolve_now(&lookup)
+                .expect("answered without waiting")
+                .expect("admitted");
+            assert_eq!(principal.agent_id(), Some(&agent.id));
+            if let Some(write) = store.settle_use(&t.info.id, true) {
+                write.await;
+            }
+        }
     }
 }
 
