@@ -716,4 +716,89 @@ mod tests {
             Err(InvalidReason::AgentExpired)
         );
     }
+
+    /// A backend that keeps a memo but cannot tell when its agent records change: it leaves
+    /// [`TokenRecords::revision`] at its default.
+    struct Forgetful {
+        config: StoreConfig,
+        agent: std::sync::Mutex<Arc<Agent>>,
+        info: TokenInfo,
+        memo: Arc<VerdictMemo>,
+    }
+
+    struct Found {
+        info: TokenInfo,
+        agent: Arc<Agent>,
+        memo: Arc<VerdictMemo>,
+    }
+
+    impl StoredToken for Found {
+        fn info(&self) -> &TokenInfo {
+            &self.info
+        }
+        fn agent(&self) -> Arc<Agent> {
+            self.agent.clone()
+        }
+        fn parent(&self) -> Option<Arc<Agent>> {
+            None
+        }
+        fn uses(&self) -> Option<Uses> {
+            None
+        }
+        fn memo(&self) -> Option<&VerdictMemo> {
+            Some(&self.memo)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenRecords for Forgetful {
+        type Record = Found;
+
+        fn config(&self) -> &StoreConfig {
+            &self.config
+        }
+
+        async fn find(&self, _: &TokenHash) -> Result<Option<Found>, ResolveError> {
+            Ok(Some(Found {
+                info: self.info.clone(),
+                agent: self.agent.lock().unwrap().clone(),
+                memo: self.memo.clone(),
+            }))
+        }
+
+        async fn reserve(&self, _: &Found) -> Result<Reservation, ResolveError> {
+            Ok(Reservation::Reserved)
+        }
+
+        fn settle(&self, _: &TokenId, _: bool) -> Option<SettleFuture> {
+            None
+        }
+
+        fn record_use(&self, _: &Found, _: i128) {}
+    }
+
+    #[tokio::test]
+    async fn a_backend_without_a_revision_never_reuses_a_verdict() {
+        let users = crate::store::MemoryUserDirectory::new();
+        users.insert(UserRecord::new("alice", Policy::unrestricted()));
+        let format = TokenFormat::new("acme").unwrap();
+        let backend = Forgetful {
+            config: StoreConfig::new(format, users),
+            agent: std::sync::Mutex::new(Arc::new(agent("writer", None))),
+            info: token("writer"),
+            memo: Arc::default(),
+        };
+        let hash = TokenHash::of("acme_writer_secret");
+        let lookup = TokenLookup::new(hash, "writer", false);
+        resolve(&backend, &lookup).await.expect("admitted");
+        let mut disabled = agent("writer", None);
+        disabled.status = AgentStatus::Disabled;
+        *backend.agent.lock().unwrap() = Arc::new(disabled);
+        let refused = resolve(&backend, &lookup).await;
+        assert_eq!(
+            refused.err().and_then(|error| error.reason()),
+            Some(InvalidReason::AgentDisabled),
+            "the backend cannot tell its records changed: the memo must not stand"
+        );
+    }
 }
