@@ -758,12 +758,16 @@ mod tests {
             &self.config
         }
 
-        async fn find(&self, _: &TokenHash) -> Result<Option<Found>, ResolveError> {
-            Ok(Some(Found {
+        fn find_now(&self, _: &TokenHash) -> Option<Result<Option<Found>, ResolveError>> {
+            Some(Ok(Some(Found {
                 info: self.info.clone(),
                 agent: self.agent.lock().unwrap().clone(),
                 memo: self.memo.clone(),
-            }))
+            })))
+        }
+
+        async fn find(&self, hash: &TokenHash) -> Result<Option<Found>, ResolveError> {
+            self.find_now(hash).unwrap()
         }
 
         async fn reserve(&self, _: &Found) -> Result<Reservation, ResolveError> {
@@ -777,19 +781,36 @@ mod tests {
         fn record_use(&self, _: &Found, _: i128) {}
     }
 
-    #[tokio::test]
-    async fn a_backend_without_a_revision_never_reuses_a_verdict() {
+    fn forgetful() -> Forgetful {
         let users = crate::store::MemoryUserDirectory::new();
         users.insert(UserRecord::new("alice", Policy::unrestricted()));
         let format = TokenFormat::new("acme").unwrap();
-        let backend = Forgetful {
+        Forgetful {
             config: StoreConfig::new(format, users),
             agent: std::sync::Mutex::new(Arc::new(agent("writer", None))),
             info: token("writer"),
             memo: Arc::default(),
-        };
-        let hash = TokenHash::of("acme_writer_secret");
-        let lookup = TokenLookup::new(hash, "writer", false);
+        }
+    }
+
+    fn lookup() -> TokenLookup<'static> {
+        TokenLookup::new(TokenHash::of("acme_writer_secret"), "writer", false)
+    }
+
+    #[test]
+    fn a_record_resolver_answers_at_once_when_record_and_owner_are_at_hand() {
+        let resolver = RecordResolver(forgetful());
+        let principal = resolver
+            .resolve_now(&lookup())
+            .expect("answered without waiting")
+            .expect("admitted");
+        assert_eq!(principal.agent_id(), Some(&AgentId::from("writer")));
+    }
+
+    #[tokio::test]
+    async fn a_backend_without_a_revision_never_reuses_a_verdict() {
+        let backend = forgetful();
+        let lookup = lookup();
         resolve(&backend, &lookup).await.expect("admitted");
         let mut disabled = agent("writer", None);
         disabled.status = AgentStatus::Disabled;
