@@ -724,6 +724,8 @@ mod tests {
         agent: std::sync::Mutex<Arc<Agent>>,
         info: TokenInfo,
         memo: Arc<VerdictMemo>,
+        /// Each settled use, as `spent`.
+        settled: std::sync::Mutex<Vec<bool>>,
     }
 
     struct Found {
@@ -774,7 +776,8 @@ mod tests {
             Ok(Reservation::Reserved)
         }
 
-        fn settle(&self, _: &TokenId, _: bool) -> Option<SettleFuture> {
+        fn settle(&self, _: &TokenId, spent: bool) -> Option<SettleFuture> {
+            self.settled.lock().unwrap().push(spent);
             None
         }
 
@@ -790,6 +793,7 @@ mod tests {
             agent: std::sync::Mutex::new(Arc::new(agent("writer", None))),
             info: token("writer"),
             memo: Arc::default(),
+            settled: std::sync::Mutex::default(),
         }
     }
 
@@ -805,6 +809,18 @@ mod tests {
             .expect("answered without waiting")
             .expect("admitted");
         assert_eq!(principal.agent_id(), Some(&AgentId::from("writer")));
+    }
+
+    #[test]
+    fn a_record_resolver_settles_uses_through_its_backend() {
+        let resolver = RecordResolver(forgetful());
+        assert!(resolver.settle_use(&TokenId::from("tok_1"), true).is_none());
+        assert!(
+            resolver
+                .settle_use(&TokenId::from("tok_1"), false)
+                .is_none()
+        );
+        assert_eq!(*resolver.0.settled.lock().unwrap(), [true, false]);
     }
 
     #[tokio::test]
