@@ -230,3 +230,67 @@ pub(crate) fn require<'a>(
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ceiling::{CapabilityCeiling, CapabilitySet, Policy};
+    use crate::principal::ExecutionPrincipal;
+
+    /// Extensions as the layer leaves them for a session of a user allowed `posts:*`.
+    fn admitted() -> Extensions {
+        let role = Policy::allow(CapabilitySet::parse(["posts:*"]).unwrap());
+        let principal: Principal =
+            ExecutionPrincipal::session("alice".into(), CapabilityCeiling::new(Arc::new(role)))
+                .into();
+        let mut extensions = Extensions::new();
+        extensions.insert(principal);
+        extensions
+    }
+
+    #[test]
+    fn a_missing_capability_is_named_by_the_rejection() {
+        let Err(rejection) = require(&admitted(), "users:delete") else {
+            panic!("users:delete is outside posts:*");
+        };
+        let PrincipalRejection::InsufficientScope(scope) = &rejection else {
+            panic!("expected insufficient scope, got {rejection:?}");
+        };
+        assert_eq!(scope.capability(), "users:delete");
+        assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+        assert_eq!(rejection.to_string(), "missing capability `users:delete`");
+    }
+
+    #[test]
+    fn each_rejection_answers_its_status() {
+        let unauthenticated = principal(&{
+            let mut extensions = Extensions::new();
+            extensions.insert(LayerMarker(Challenge::default_shared().clone()));
+            extensions
+        })
+        .unwrap_err();
+        assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            unauthenticated.to_string(),
+            "the request is not authenticated"
+        );
+        let missing_layer = principal(&Extensions::new()).unwrap_err();
+        assert_eq!(missing_layer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            missing_layer.to_string(),
+            "missing principal: is `AgentAuthLayer` installed on this route?"
+        );
+    }
+
+    #[test]
+    fn a_missing_layer_is_answered_in_plain_text() {
+        let response: Response<String> = Rejection::MissingLayer.response(None);
+        assert_eq!(
+            response.headers()[CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
+        let response: Response<String> = Rejection::InvalidRequest.response(None);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    }
+}

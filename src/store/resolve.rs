@@ -572,3 +572,270 @@ impl<B: TokenRecords> TokenResolver for RecordResolver<B> {
         self.0.settle(token, spent)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Steps 2–5 on hand-built records: the edges no built-in store reaches (a record whose
+    //! agent or parent is not the one it names), and the boundaries of each check.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::principal::{AgentId, UserId};
+    use crate::store::model::AgentType;
+
+    const NOW: i128 = 1_767_225_600_000_000_000;
+
+    fn at(nanos: i128) -> Option<time::OffsetDateTime> {
+        Some(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap())
+    }
+
+    fn agent(id: &str, parent: Option<&str>) -> Agent {
+        Agent {
+            id: AgentId::from(id),
+            slug: id.into(),
+            owner: UserId::from("alice"),
+            agent_type: AgentType::Autonomous,
+            status: AgentStatus::Active,
+            policy: Arc::new(Policy::unrestricted()),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+            parent: parent.map(AgentId::from),
+            scopes: None,
+            modes: None,
+            last_used_at: None,
+            last_rotated_at: None,
+        }
+    }
+
+    fn token(agent: &str) -> TokenInfo {
+        TokenInfo {
+            id: TokenId::from("tok_1"),
+            agent_id: AgentId::from(agent),
+            display_prefix: String::new(),
+            label: String::new(),
+            capabilities: None,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            created_by: None,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            max_operations: None,
+            operations_remaining: None,
+            expires_on_completion: false,
+            task_id: None,
+            intent: None,
+        }
+    }
+
+    fn check(
+        token: &TokenInfo,
+        agent: &Agent,
+        parent: Option<&Agent>,
+    ) -> Result<(), InvalidReason> {
+        check_agent(token, agent, parent, agent.slug.as_bytes(), NOW)
+    }
+
+    #[test]
+    fn a_token_stored_for_another_agent_is_a_mismatch() {
+        let child = agent("child", None);
+        assert_eq!(
+            check(&token("other"), &child, None),
+            Err(InvalidReason::AgentMismatch)
+        );
+        assert_eq!(check(&token("child"), &child, None), Ok(()));
+    }
+
+    #[test]
+    fn a_presented_slug_of_another_agent_is_a_mismatch() {
+        let writer = agent("writer", None);
+        assert_eq!(
+            check_agent(&token("writer"), &writer, None, b"reader", NOW),
+            Err(InvalidReason::AgentMismatch)
+        );
+    }
+
+    #[test]
+    fn a_child_with_its_own_active_parent_is_admitted() {
+        let child = agent("child", Some("parent"));
+        let parent = agent("parent", None);
+        assert_eq!(check(&token("child"), &child, Some(&parent)), Ok(()));
+    }
+
+    #[test]
+    fn a_parent_other_than_the_one_the_child_names_is_a_mismatch() {
+        let child = agent("child", Some("parent"));
+        let stranger = agent("stranger", None);
+        assert_eq!(
+            check(&token("child"), &child, Some(&stranger)),
+            Err(InvalidReason::AgentMismatch)
+        );
+    }
+
+    #[test]
+    fn a_child_whose_parent_is_gone_is_refused_as_disabled() {
+        let child = agent("child", Some("parent"));
+        assert_eq!(
+            check(&token("child"), &child, None),
+            Err(InvalidReason::AgentDisabled)
+        );
+    }
+
+    #[test]
+    fn a_disabled_parent_refuses_its_child() {
+        let child = agent("child", Some("parent"));
+        let mut parent = agent("parent", None);
+        parent.status = AgentStatus::Disabled;
+        assert_eq!(
+            check(&token("child"), &child, Some(&parent)),
+            Err(InvalidReason::AgentDisabled)
+        );
+    }
+
+    #[test]
+    fn a_parent_expires_its_child_at_its_expiry_instant() {
+        let child = agent("child", Some("parent"));
+        let mut parent = agent("parent", None);
+        parent.expires_at = at(NOW + 1);
+        assert_eq!(check(&token("child"), &child, Some(&parent)), Ok(()));
+        parent.expires_at = at(NOW);
+        assert_eq!(
+            check(&token("child"), &child, Some(&parent)),
+            Err(InvalidReason::AgentExpired)
+        );
+    }
+
+    #[test]
+    fn an_agent_expires_at_its_expiry_instant() {
+        let mut writer = agent("writer", None);
+        writer.expires_at = at(NOW + 1);
+        assert_eq!(check(&token("writer"), &writer, None), Ok(()));
+        writer.expires_at = at(NOW);
+        assert_eq!(
+            check(&token("writer"), &writer, None),
+            Err(InvalidReason::AgentExpired)
+        );
+    }
+
+    /// A backend that keeps a memo but cannot tell when its agent records change: it leaves
+    /// [`TokenRecords::revision`] at its default.
+    struct Forgetful {
+        config: StoreConfig,
+        agent: std::sync::Mutex<Arc<Agent>>,
+        info: TokenInfo,
+        memo: Arc<VerdictMemo>,
+        /// Each settled use, as `spent`.
+        settled: std::sync::Mutex<Vec<bool>>,
+    }
+
+    struct Found {
+        info: TokenInfo,
+        agent: Arc<Agent>,
+        memo: Arc<VerdictMemo>,
+    }
+
+    impl StoredToken for Found {
+        fn info(&self) -> &TokenInfo {
+            &self.info
+        }
+        fn agent(&self) -> Arc<Agent> {
+            self.agent.clone()
+        }
+        fn parent(&self) -> Option<Arc<Agent>> {
+            None
+        }
+        fn uses(&self) -> Option<Uses> {
+            None
+        }
+        fn memo(&self) -> Option<&VerdictMemo> {
+            Some(&self.memo)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenRecords for Forgetful {
+        type Record = Found;
+
+        fn config(&self) -> &StoreConfig {
+            &self.config
+        }
+
+        fn find_now(&self, _: &TokenHash) -> Option<Result<Option<Found>, ResolveError>> {
+            Some(Ok(Some(Found {
+                info: self.info.clone(),
+                agent: self.agent.lock().unwrap().clone(),
+                memo: self.memo.clone(),
+            })))
+        }
+
+        async fn find(&self, hash: &TokenHash) -> Result<Option<Found>, ResolveError> {
+            self.find_now(hash).unwrap()
+        }
+
+        async fn reserve(&self, _: &Found) -> Result<Reservation, ResolveError> {
+            Ok(Reservation::Reserved)
+        }
+
+        fn settle(&self, _: &TokenId, spent: bool) -> Option<SettleFuture> {
+            self.settled.lock().unwrap().push(spent);
+            None
+        }
+
+        fn record_use(&self, _: &Found, _: i128) {}
+    }
+
+    fn forgetful() -> Forgetful {
+        let users = crate::store::MemoryUserDirectory::new();
+        users.insert(UserRecord::new("alice", Policy::unrestricted()));
+        let format = TokenFormat::new("acme").unwrap();
+        Forgetful {
+            config: StoreConfig::new(format, users),
+            agent: std::sync::Mutex::new(Arc::new(agent("writer", None))),
+            info: token("writer"),
+            memo: Arc::default(),
+            settled: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lookup() -> TokenLookup<'static> {
+        TokenLookup::new(TokenHash::of("acme_writer_secret"), "writer", false)
+    }
+
+    #[test]
+    fn a_record_resolver_answers_at_once_when_record_and_owner_are_at_hand() {
+        let resolver = RecordResolver(forgetful());
+        let principal = resolver
+            .resolve_now(&lookup())
+            .expect("answered without waiting")
+            .expect("admitted");
+        assert_eq!(principal.agent_id(), Some(&AgentId::from("writer")));
+    }
+
+    #[test]
+    fn a_record_resolver_settles_uses_through_its_backend() {
+        let resolver = RecordResolver(forgetful());
+        assert!(resolver.settle_use(&TokenId::from("tok_1"), true).is_none());
+        assert!(
+            resolver
+                .settle_use(&TokenId::from("tok_1"), false)
+                .is_none()
+        );
+        assert_eq!(*resolver.0.settled.lock().unwrap(), [true, false]);
+    }
+
+    #[tokio::test]
+    async fn a_backend_without_a_revision_never_reuses_a_verdict() {
+        let backend = forgetful();
+        let lookup = lookup();
+        resolve(&backend, &lookup).await.expect("admitted");
+        let mut disabled = agent("writer", None);
+        disabled.status = AgentStatus::Disabled;
+        *backend.agent.lock().unwrap() = Arc::new(disabled);
+        let refused = resolve(&backend, &lookup).await;
+        assert_eq!(
+            refused.err().and_then(|error| error.reason()),
+            Some(InvalidReason::AgentDisabled),
+            "the backend cannot tell its records changed: the memo must not stand"
+        );
+    }
+}
