@@ -6,13 +6,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tower_agent_auth::ceiling::Policy;
 use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::principal::UserId;
 use tower_agent_auth::reason::BoxError;
 use tower_agent_auth::store::{
     AgentStatus, AgentStore, IssuedToken, MemoryStore, MemoryUserDirectory, NewAgent, NewToken,
     StoreConfig, TokenStore, UserDirectory, UserRecord,
 };
-use tower_agent_auth::{InvalidReason, Policy, Principal, ResolveError, UserId, testing};
+use tower_agent_auth::{InvalidReason, Principal, ResolveError, testing};
 
 /// The suite's users behind a directory that counts owner lookups. `revision: false` hides the
 /// directory's revision, as a directory that cannot tell; `at_once: false` never answers
