@@ -510,6 +510,8 @@ impl TokenStore for OutsideStore {
         let (_, stored) = state.tokens.get_mut(&hash).unwrap();
         stored.expires_at = old_expires_at;
         stored.revoked_at = old_revoked_at;
+        // The uses left move to the new token (under the one lock: no race).
+        stored.operations_remaining = stored.operations_remaining.map(|_| 0);
         state.insert(raw.hash(), info.clone());
         state.agents.get_mut(agent).unwrap().last_rotated_at = Some(now);
         Ok(IssuedToken { token: raw, info })

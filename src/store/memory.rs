@@ -166,9 +166,14 @@ impl TokenEntry {
     }
 
     fn snapshot(&self) -> TokenInfo {
+        self.snapshot_with(self.usage.counts().as_deref())
+    }
+
+    /// The record as callers see it, with `counts` already locked by the caller.
+    fn snapshot_with(&self, counts: Option<&Counts>) -> TokenInfo {
         let mut info = self.info.clone();
         info.last_used_at = seconds_to_time(self.usage.last_used.load(Ordering::Relaxed));
-        info.operations_remaining = self.usage.counts().map(|counts| counts.remaining);
+        info.operations_remaining = counts.map(|counts| counts.remaining);
         let completed = self.usage.completed_at.load(Ordering::Acquire);
         if completed != NEVER {
             info.expires_at = Some(from_micros(completed));
@@ -713,9 +718,16 @@ impl TokenStore for MemoryStore {
         let mut state = self.write();
         let slot = state.agent(agent_id)?.clone();
         let hash = state.token_of(agent_id, token)?;
-        let old = state.tokens[&hash].snapshot();
+        let entry = state.tokens[&hash].clone();
+        // The uses left move to the new token, read and emptied under one lock: a reservation
+        // racing the rotation is counted on one side only, never on both.
+        let mut counts = entry.usage.counts();
+        let old = entry.snapshot_with(counts.as_deref());
         let rotation = prepare::prepare_rotation(&self.inner.config, &slot.get(), &old, grace)?;
-        let entry = &state.tokens[&hash];
+        if let Some(counts) = counts.as_mut() {
+            counts.remaining = 0;
+        }
+        drop(counts);
         let mut updated = entry.info.clone();
         updated.expires_at = rotation.old_expires_at;
         updated.revoked_at = rotation.old_revoked_at;

@@ -173,9 +173,11 @@ pub trait TokenStore: Send + Sync {
     ) -> Result<TokenInfo, StoreError>;
     /// Deletes tokens revoked or expired more than `older_than` ago; returns how many.
     async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError>;
-    /// Replaces a live token with a new one that keeps its label, capabilities, expiry, remaining
-    /// operations and task. The old token keeps working for `grace` (never past its own expiry);
-    /// a zero grace revokes it at once. Returns the new token, shown once.
+    /// Replaces a live token with a new one that keeps its label, capabilities, expiry and task.
+    /// The old token keeps working for `grace` (never past its own expiry); a zero grace revokes
+    /// it at once. A use-limited token's uses left move to the new one: from then on the old
+    /// token is refused as exhausted (a use it has in flight still settles), so rotating never
+    /// adds uses. Returns the new token, shown once.
     async fn rotate_token(
         &self,
         agent: &AgentId,

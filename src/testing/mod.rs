@@ -369,6 +369,7 @@ macro_rules! conformance_suite {
             case_a_disabled_agent_is_reported_before_an_inactive_owner,
             case_only_admitted_requests_spend_a_use,
             case_concurrent_refusals_leave_exactly_the_limit_to_successes,
+            case_rotation_moves_the_uses_left_and_adds_none,
         );
     };
     (@section $open:path, lifecycle) => {

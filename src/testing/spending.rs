@@ -202,3 +202,22 @@ pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<S: St
         StatusCode::UNAUTHORIZED
     );
 }
+
+pub async fn case_rotation_moves_the_uses_left_and_adds_none<S: Store>(env: Env<S>) {
+    let agent = env.agent("worker").await;
+    let old = env
+        .token(&agent.id, NewToken::new("t").max_operations(3))
+        .await;
+    env.resolve(&old).await.unwrap();
+    let new = env
+        .store
+        .rotate_token(&agent.id, &old.info.id, std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(new.info.max_operations, Some(2));
+    assert_eq!(env.refusal(&old).await, InvalidReason::Exhausted);
+    env.resolve(&new).await.unwrap();
+    env.resolve(&new).await.unwrap();
+    assert_eq!(env.refusal(&new).await, InvalidReason::Exhausted);
+    assert_eq!(env.refusal(&old).await, InvalidReason::Exhausted);
+}

@@ -124,9 +124,14 @@ pub(crate) const REVOKE_TOKEN: &str = concat!(
 pub(crate) const REVOKE_ALL_TOKENS: &str = "UPDATE agent_auth_tokens SET revoked_at = $1 \
      WHERE agent_id = $2 AND revoked_at IS NULL";
 /// Only if still live: two concurrent rotations of one token cannot both succeed.
-pub(crate) const RETIRE_ROTATED: &str = "UPDATE agent_auth_tokens SET expires_at = $1, revoked_at = $2 \
+/// Only if still live, and only if no use was reserved since its uses were read ($6, -1 for a
+/// token without a limit): the uses left move to the new token, counted on one side only. Two
+/// concurrent rotations of one token cannot both succeed.
+pub(crate) const RETIRE_ROTATED: &str = "UPDATE agent_auth_tokens SET expires_at = $1, revoked_at = $2, \
+     operations_remaining = CASE WHEN operations_remaining IS NULL THEN NULL ELSE 0 END \
      WHERE agent_id = $3 AND id = $4 AND revoked_at IS NULL \
-     AND (expires_at IS NULL OR expires_at > $5)";
+     AND (expires_at IS NULL OR expires_at > $5) \
+     AND COALESCE(operations_remaining, -1) = $6";
 pub(crate) const PURGE: &str = "DELETE FROM agent_auth_tokens \
      WHERE (revoked_at IS NOT NULL AND revoked_at < $1) \
      OR (expires_at IS NOT NULL AND expires_at < $1)";

@@ -8,6 +8,9 @@ use crate::store::prepare::{self, micros};
 use crate::store::{ImportedToken, IssuedToken, NewToken, StoreError, TokenInfo};
 use crate::token::TokenHash;
 
+/// How often a rotation reads the token again after a use was reserved under it.
+const ROTATION_ATTEMPTS: usize = 5;
+
 fn as_i64(n: Option<u64>) -> Option<i64> {
     n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -134,6 +137,7 @@ impl<B: Driver> Core<B> {
         Ok(info)
     }
 
+    /// Rotates a token; see [`TokenStore::rotate_token`](crate::store::TokenStore::rotate_token).
     pub(crate) async fn rotate_token(
         &self,
         agent: &AgentId,
@@ -145,36 +149,53 @@ impl<B: Driver> Core<B> {
             agent: agent.to_string(),
             token: token.to_string(),
         };
-        let old = self.token(agent, token).await?.ok_or_else(unknown)?;
-        let rotation = prepare::prepare_rotation(&self.config, &agent_record, &old, grace)?;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let retired = sql(queries::RETIRE_ROTATED)
-            .bind(rotation.old_expires_at.map(micros))
-            .bind(rotation.old_revoked_at.map(micros))
-            .bind(agent.as_str())
-            .bind(token.as_str())
-            .bind(micros(self.now()))
-            .execute(&mut tx)
-            .await
-            .map_err(store_error)?;
-        if retired == 0 {
-            return Err(StoreError::InvalidInput(
-                "only a live token can be rotated".into(),
-            ));
+        // A use reserved between reading the token and retiring it makes the retirement miss
+        // (its uses changed): read again. Rotations are rare and reservations short.
+        for _ in 0..ROTATION_ATTEMPTS {
+            let old = self.token(agent, token).await?.ok_or_else(unknown)?;
+            let rotation = prepare::prepare_rotation(&self.config, &agent_record, &old, grace)?;
+            let uses_read = old
+                .operations_remaining
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let retired = sql(queries::RETIRE_ROTATED)
+                .bind(rotation.old_expires_at.map(micros))
+                .bind(rotation.old_revoked_at.map(micros))
+                .bind(agent.as_str())
+                .bind(token.as_str())
+                .bind(micros(self.now()))
+                .bind(uses_read)
+                .execute(&mut tx)
+                .await
+                .map_err(store_error)?;
+            if retired == 0 {
+                drop(tx);
+                let now = self.token(agent, token).await?.ok_or_else(unknown)?;
+                if now.operations_remaining != old.operations_remaining && now.revoked_at.is_none()
+                {
+                    continue;
+                }
+                return Err(StoreError::InvalidInput(
+                    "only a live token can be rotated".into(),
+                ));
+            }
+            let new = rotation.new;
+            insert_token(&mut tx, &new.hash, &new.info).await?;
+            sql(queries::MARK_ROTATED)
+                .bind(micros(new.info.created_at))
+                .bind(agent.as_str())
+                .execute(&mut tx)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            return Ok(IssuedToken {
+                token: new.raw,
+                info: new.info,
+            });
         }
-        let new = rotation.new;
-        insert_token(&mut tx, &new.hash, &new.info).await?;
-        sql(queries::MARK_ROTATED)
-            .bind(micros(new.info.created_at))
-            .bind(agent.as_str())
-            .execute(&mut tx)
-            .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(IssuedToken {
-            token: new.raw,
-            info: new.info,
-        })
+        Err(StoreError::InvalidInput(
+            "the token is in use: its uses kept changing while it was rotated; try again".into(),
+        ))
     }
 
     pub(crate) async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
