@@ -102,8 +102,9 @@ pub trait TokenResolver: Send + Sync + 'static {
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError>;
 
     /// Settles the use that resolving a use-limited token reserved, once the application has
-    /// answered: `spent` unless the answer was a `4xx` (a capability check's `403`, a `404`),
-    /// which releases it for another request. The layer calls it exactly once for every
+    /// answered: `spent` unless the application refused the request before acting on it (a
+    /// `401`, a capability check's `403`, a `404` or `405`), which releases it for another
+    /// request. The layer calls it exactly once for every
     /// admitted request whose principal has [`max_operations`], and awaits the returned future
     /// (if any) before it answers, so the next request sees the use settled. A returned future
     /// that is dropped unfinished must still settle (in the background) or leave the use

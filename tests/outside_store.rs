@@ -246,12 +246,13 @@ impl TokenRecords for Records {
     }
 
     async fn reserve(&self, record: &Found) -> Result<Reservation, ResolveError> {
-        loop {
-            if let Some(reservation) = self.try_reserve(&record.info.id) {
-                return Ok(reservation);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        Ok(self
+            .try_reserve(&record.info.id)
+            .unwrap_or(Reservation::InFlight))
+    }
+
+    async fn settled(&self, _: &Found, _: u32) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 
     fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {

@@ -211,11 +211,18 @@ pub(crate) fn verdict<B>(
     Decision::reject(rejection)
 }
 
-/// Whether an answer spends the use a use-limited token reserved: every answer but a `4xx`,
-/// by which the application refused the request (a capability check's `403`, a `404`, a
-/// `400`) without acting on it. A `5xx` spends it: the handler may have acted before failing.
+/// Whether an answer spends the use a use-limited token reserved: every answer but those by
+/// which the application refused the request before acting on it — `401`, `403` (a capability
+/// check), `404`, `405` (no such route or method). Any other `4xx` spends it (a `400`, `409` or
+/// `422` may come after a handler acted), and so does a `5xx`.
 pub(crate) fn spends_use(status: StatusCode) -> bool {
-    !status.is_client_error()
+    !matches!(
+        status,
+        StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+    )
 }
 
 /// What an admitted request owes once the application answers: its audit event, and the
@@ -322,14 +329,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_errors_release_the_use_and_every_other_answer_spends_it() {
-        for released in [400, 401, 403, 404, 409, 429] {
+    fn refusals_before_acting_release_the_use_and_every_other_answer_spends_it() {
+        for released in [401, 403, 404, 405] {
             assert!(
                 !spends_use(StatusCode::from_u16(released).unwrap()),
                 "{released}"
             );
         }
-        for spent in [200, 201, 204, 302, 500, 503] {
+        for spent in [200, 201, 204, 302, 400, 409, 422, 429, 500, 503] {
             assert!(spends_use(StatusCode::from_u16(spent).unwrap()), "{spent}");
         }
     }

@@ -32,8 +32,8 @@
 //! # When a use is spent
 //!
 //! A use-limited token reserves a use when it is resolved and settles it when the application
-//! has answered: a `4xx` (a `403` from [`RequireCapabilityLayer`] or `Require<C>`, a `404`)
-//! releases it, any other answer spends it, and so does a request dropped unanswered. See
+//! has answered: a `401`, `403` (from [`RequireCapabilityLayer`] or `Require<C>`), `404` or
+//! `405` releases it; any other answer spends it, and so does a request dropped unanswered. See
 //! [`store::resolve`](crate::store::resolve#when-a-use-is-spent).
 //!
 //! # Inside

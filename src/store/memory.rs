@@ -181,20 +181,27 @@ impl TokenEntry {
         info
     }
 
-    /// Reserves a use; `None` while every remaining use is in flight.
-    fn reserve(&self) -> Option<Reservation> {
+    /// Reserves a use: [`Reservation::InFlight`] while every remaining use is in flight.
+    fn reserve(&self) -> Reservation {
         let Some(mut counts) = self.usage.counts() else {
-            return Some(Reservation::Reserved);
+            return Reservation::Reserved;
         };
         if counts.remaining > 0 {
             counts.remaining -= 1;
             counts.in_flight += 1;
-            Some(Reservation::Reserved)
+            Reservation::Reserved
         } else if counts.in_flight > 0 {
-            None
+            Reservation::InFlight
         } else {
-            Some(Reservation::Exhausted)
+            Reservation::Exhausted
         }
+    }
+
+    /// Whether a reservation now would find every use left in flight.
+    fn reserve_would_wait(&self) -> bool {
+        self.usage
+            .counts()
+            .is_some_and(|counts| counts.remaining == 0 && counts.in_flight > 0)
     }
 
     fn settle(&self, spent: bool, now_micros: i64) {
@@ -458,16 +465,17 @@ impl TokenRecords for Inner {
     }
 
     fn reserve_now(&self, record: &Self::Record) -> Option<Result<Reservation, ResolveError>> {
-        record.reserve().map(Ok)
+        Some(Ok(record.reserve()))
     }
 
     async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError> {
-        loop {
-            // Listening before looking, so a settle between the two is not missed.
-            let settled = record.usage.settled.listen();
-            if let Some(reservation) = record.reserve() {
-                return Ok(reservation);
-            }
+        Ok(record.reserve())
+    }
+
+    async fn settled(&self, record: &Self::Record, _attempt: u32) {
+        // Listening before looking, so a settle between the two is not missed.
+        let settled = record.usage.settled.listen();
+        if record.reserve_would_wait() {
             settled.await;
         }
     }
@@ -868,9 +876,9 @@ mod tests {
     #[tokio::test]
     async fn with_no_use_left_and_none_in_flight_a_reservation_is_refused_not_awaited() {
         let entry = entry(NewToken::new("t").max_operations(1)).await;
-        assert_eq!(entry.reserve(), Some(Reservation::Reserved));
+        assert_eq!(entry.reserve(), Reservation::Reserved);
         entry.settle(true, 0);
-        assert_eq!(entry.reserve(), Some(Reservation::Exhausted));
+        assert_eq!(entry.reserve(), Reservation::Exhausted);
     }
 
     #[tokio::test]
@@ -878,7 +886,7 @@ mod tests {
         let new = NewToken::new("t").max_operations(1).expires_on_completion();
         let entry = entry(new).await;
         assert_eq!(entry.completed_at(), None);
-        assert_eq!(entry.reserve(), Some(Reservation::Reserved));
+        assert_eq!(entry.reserve(), Reservation::Reserved);
         entry.settle(true, 1_767_225_600_123_456);
         assert_eq!(entry.completed_at(), Some(1_767_225_600_123_456_000));
     }

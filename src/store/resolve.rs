@@ -22,7 +22,9 @@
 //!    deactivated → `owner_inactive`;
 //! 6. a use-limited token reserves one use, atomically (of N concurrent requests for the last
 //!    use, one gets it) → `exhausted` if none is left. While every remaining use is reserved by
-//!    requests still in flight, the request waits for one of them to settle.
+//!    requests still in flight, the request waits for one of them to settle and then resolves
+//!    again from step 1 (so a token revoked meanwhile is refused as revoked), for at most
+//!    [`IN_FLIGHT_WAIT`] in all.
 //!
 //! Then the principal is built — owner role ∩ parent policy ∩ agent policy ∩ token
 //! capabilities — and the use is recorded (last-used, coalesced by the backend).
@@ -30,9 +32,10 @@
 //! # When a use is spent
 //!
 //! A reserved use is settled by [`TokenResolver::settle_use`], which the layer calls once the
-//! application has answered: a `4xx` answer (a `403` from a capability check, a `404`, a `400`)
-//! releases the use, any other answer spends it, and so does a request dropped before its
-//! answer (the handler may have acted). So a use-limited token counts the operations the
+//! application has answered: a `401`, `403`, `404` or `405` — the application refused the
+//! request before acting on it (a capability check, a route that does not exist) — releases
+//! the use; any other answer spends it (a `400`, `409` or `422` may come after a handler
+//! acted, and so may a `5xx`), and so does a request dropped before its answer. So a use-limited token counts the operations the
 //! application let through, and the limit stays exact under concurrency and across nodes: a
 //! use is never handed to two requests, and a request is refused as `exhausted` only when every
 //! use is spent.
@@ -123,9 +126,17 @@ impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
 pub enum Reservation {
     /// One use is reserved for this request.
     Reserved,
-    /// No use is left.
+    /// No use is left, and none is in flight.
     Exhausted,
+    /// No use could be reserved, but one may still come back (every use left is reserved by
+    /// requests in flight, or the record changed since it was read): the pipeline waits with
+    /// [`TokenRecords::settled`] and resolves the token again, all its checks included.
+    InFlight,
 }
+
+/// How long a request waits, in all, for a use in flight to come back before it is refused as
+/// exhausted.
+pub const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A backend's I/O for resolving tokens: all a store implements so that [`resolve`] can decide.
 #[async_trait::async_trait]
@@ -151,17 +162,23 @@ pub trait TokenRecords: Send + Sync + 'static {
     /// The token stored under `hash`, with its agent and the agent's parent.
     async fn find(&self, hash: &TokenHash) -> Result<Option<Self::Record>, ResolveError>;
 
-    /// Reserves a use at once when that needs no waiting; `None` when it would wait (I/O, or
-    /// every remaining use in flight).
+    /// Tries to reserve a use at once, when that needs no I/O; `None` when it does.
     fn reserve_now(&self, record: &Self::Record) -> Option<Result<Reservation, ResolveError>> {
         let _ = record;
         None
     }
 
-    /// Reserves one use, atomically. While every remaining use is reserved by requests in
-    /// flight it waits for one of them to settle (a backend may bound the wait and answer
-    /// [`Reservation::Exhausted`] after it).
+    /// Tries once to reserve one use, atomically: of N concurrent requests for the last use,
+    /// one gets it. Never waits: when every use left is in flight it answers
+    /// [`Reservation::InFlight`].
     async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError>;
+
+    /// Waits until a use of the token in flight may have settled: at once if one already has,
+    /// else until a settle wakes it or a short pause passes (`attempt` counts the waits of this
+    /// request, for a backend that backs off). The default waits for nothing.
+    async fn settled(&self, record: &Self::Record, attempt: u32) {
+        let _ = (record, attempt);
+    }
 
     /// Settles a reserved use: `spent`, or released for another request; at once, or through
     /// the returned write (see [`TokenResolver::settle_use`] for what dropping it must do).
@@ -306,6 +323,7 @@ fn agent_principal(
     parent: Option<&Agent>,
     token: &TokenInfo,
     token_policy: Option<Arc<Policy>>,
+    uses: Option<u64>,
 ) -> Principal {
     let mut ceiling = CapabilityCeiling::new(owner.role().clone());
     if let Some(parent) = parent {
@@ -324,10 +342,22 @@ fn agent_principal(
     if let Some(task) = &token.task_id {
         principal = principal.with_task_id(task.as_str());
     }
-    if let Some(max) = token.max_operations {
+    if let Some(max) = uses {
         principal = principal.with_max_operations(max);
     }
     principal.into()
+}
+
+/// The use limit the principal shows, exactly when the record has uses to reserve: the layer
+/// settles what the principal says, so the two must agree.
+fn use_limit(record: &impl StoredToken) -> Option<u64> {
+    let uses = record.uses()?;
+    Some(
+        record
+            .info()
+            .max_operations
+            .unwrap_or(uses.remaining.saturating_add(uses.in_flight)),
+    )
 }
 
 /// A token that passed steps 1–4 and waits for its owner.
@@ -415,6 +445,7 @@ fn admit_owner<R: StoredToken>(
             parent.as_deref(),
             record.info(),
             record.capabilities(),
+            use_limit(record),
         ));
     };
     let previous = memo.0.load();
@@ -436,6 +467,7 @@ fn admit_owner<R: StoredToken>(
             parent.as_deref(),
             record.info(),
             record.capabilities(),
+            use_limit(record),
         ),
     };
     let valid_until = [
@@ -472,7 +504,8 @@ fn reserved<B: TokenRecords>(
             backend.record_use(record, now_nanos);
             Ok(principal)
         }
-        Reservation::Exhausted => Err(refused(
+        // The caller waits and resolves again; past its wait, the use is not coming back.
+        Reservation::Exhausted | Reservation::InFlight => Err(refused(
             InvalidReason::Exhausted,
             record.info(),
             &record.agent(),
@@ -508,6 +541,9 @@ pub fn resolve_now<B: TokenRecords>(
         return Some(Ok(principal));
     }
     let reservation = backend.reserve_now(&record)?;
+    if matches!(reservation, Ok(Reservation::InFlight)) {
+        return None;
+    }
     Some(reserved(
         backend,
         &record,
@@ -517,36 +553,52 @@ pub fn resolve_now<B: TokenRecords>(
     ))
 }
 
-/// Resolves `token` through `backend`: the checks in the order of this module's docs.
+/// Resolves `token` through `backend`: the checks in the order of this module's docs. A request
+/// that finds every use left in flight waits for one to come back and then resolves again from
+/// the start — a token revoked or an agent disabled meanwhile is refused — for at most
+/// [`IN_FLIGHT_WAIT`] in all.
 pub async fn resolve<B: TokenRecords>(
     backend: &B,
     token: &TokenLookup<'_>,
 ) -> Result<Principal, ResolveError> {
-    let stamp = Stamp::now(backend);
-    let now_nanos = backend.config().clock.unix_nanos();
-    let found = match backend.find_now(token.hash()) {
-        Some(found) => found,
-        None => backend.find(token.hash()).await,
-    };
-    let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
-        Begun::Refused(error) => return Err(error),
-        Begun::Memo(record, principal) => (record, principal),
-        Begun::NeedsOwner(candidate) => {
-            let directory = &backend.config().directory;
-            let owner = match directory.user_now(&candidate.agent.owner) {
-                Some(owner) => owner,
-                None => directory.user(&candidate.agent.owner).await,
-            };
-            let principal = admit_owner(&candidate, owner, stamp)?;
-            (candidate.record, principal)
+    let mut give_up = None;
+    let mut attempt = 0;
+    loop {
+        let stamp = Stamp::now(backend);
+        let now_nanos = backend.config().clock.unix_nanos();
+        let found = match backend.find_now(token.hash()) {
+            Some(found) => found,
+            None => backend.find(token.hash()).await,
+        };
+        let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
+            Begun::Refused(error) => return Err(error),
+            Begun::Memo(record, principal) => (record, principal),
+            Begun::NeedsOwner(candidate) => {
+                let directory = &backend.config().directory;
+                let owner = match directory.user_now(&candidate.agent.owner) {
+                    Some(owner) => owner,
+                    None => directory.user(&candidate.agent.owner).await,
+                };
+                let principal = admit_owner(&candidate, owner, stamp)?;
+                (candidate.record, principal)
+            }
+        };
+        if record.uses().is_none() {
+            backend.record_use(&record, now_nanos);
+            return Ok(principal);
         }
-    };
-    if record.uses().is_none() {
-        backend.record_use(&record, now_nanos);
-        return Ok(principal);
+        let reservation = backend.reserve(&record).await;
+        if matches!(reservation, Ok(Reservation::InFlight)) {
+            let deadline =
+                *give_up.get_or_insert_with(|| std::time::Instant::now() + IN_FLIGHT_WAIT);
+            if std::time::Instant::now() < deadline {
+                backend.settled(&record, attempt).await;
+                attempt = attempt.saturating_add(1);
+                continue;
+            }
+        }
+        return reserved(backend, &record, reservation, principal, now_nanos);
     }
-    let reservation = backend.reserve(&record).await;
-    reserved(backend, &record, reservation, principal, now_nanos)
 }
 
 /// A [`TokenResolver`] over any [`TokenRecords`]: a third-party store implements the I/O and

@@ -370,6 +370,7 @@ macro_rules! conformance_suite {
             case_only_admitted_requests_spend_a_use,
             case_concurrent_refusals_leave_exactly_the_limit_to_successes,
             case_rotation_moves_the_uses_left_and_adds_none,
+            case_a_request_waiting_for_a_use_sees_a_revocation,
         );
     };
     (@section $open:path, lifecycle) => {

@@ -221,3 +221,47 @@ pub async fn case_rotation_moves_the_uses_left_and_adds_none<S: Store>(env: Env<
     assert_eq!(env.refusal(&new).await, InvalidReason::Exhausted);
     assert_eq!(env.refusal(&old).await, InvalidReason::Exhausted);
 }
+
+pub async fn case_a_request_waiting_for_a_use_sees_a_revocation<S: Store>(env: Env<S>) {
+    let agent = env.agent("worker").await;
+    let t = env
+        .token(&agent.id, NewToken::new("t").max_operations(1))
+        .await;
+    let bearer = format!("Bearer {}", t.token.expose_secret());
+    // The first request holds the only use until told to answer 404 (which releases it).
+    let (answer, hold) = tokio::sync::oneshot::channel::<()>();
+    let (entered, has_entered) = tokio::sync::oneshot::channel::<()>();
+    let hold = std::sync::Arc::new(tokio::sync::Mutex::new(Some((hold, entered))));
+    let service = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(env.store.clone()))
+        .service_fn(move |_: Request<String>| {
+            let hold = hold.clone();
+            async move {
+                let held = hold.lock().await.take();
+                if let Some((hold, entered)) = held {
+                    let _ = entered.send(());
+                    let _ = hold.await;
+                }
+                let mut response = Response::new(String::new());
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+    let first = tokio::spawn({
+        let (service, bearer) = (service.clone(), bearer.clone());
+        async move { status(&service, &bearer, "/held").await }
+    });
+    // Once it holds the use, a second request finds it in flight and waits.
+    has_entered.await.unwrap();
+    let second = tokio::spawn({
+        let (service, bearer) = (service.clone(), bearer.clone());
+        async move { status(&service, &bearer, "/next").await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    env.store.revoke_token(&agent.id, &t.info.id).await.unwrap();
+    answer.send(()).unwrap();
+    assert_eq!(first.await.unwrap(), StatusCode::NOT_FOUND);
+    // The use came back, but the token is revoked now: the waiter is refused.
+    assert_eq!(second.await.unwrap(), StatusCode::UNAUTHORIZED);
+    assert_eq!(env.refusal(&t).await, InvalidReason::Revoked);
+}

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::backend::{Driver, sql};
 use super::{Core, queries, resolve_error, rows, store_error};
@@ -16,10 +16,6 @@ use crate::store::prepare::micros;
 use crate::store::resolve::{Reservation, StoredToken, TokenRecords, Uses};
 use crate::store::{Agent, StoreConfig, StoreError, TokenInfo};
 use crate::token::TokenHash;
-
-/// How long a request waits, polling, while every remaining use of its token is reserved by
-/// requests in flight (on any node) that may still release one.
-const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
 
 /// A token row with its agent and the agent's parent, as one query returns them.
 pub(crate) struct SqlRecord {
@@ -91,44 +87,44 @@ impl<B: Driver> TokenRecords for Core<B> {
 
     async fn reserve(&self, record: &SqlRecord) -> Result<Reservation, ResolveError> {
         let token = record.info().id.as_str();
-        let give_up = Instant::now() + IN_FLIGHT_WAIT;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let reserved = sql(queries::RESERVE)
-                .bind(token)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(resolve_error)?;
-            if reserved.is_some() {
-                return Ok(Reservation::Reserved);
-            }
-            // None left: refused, unless a use in flight may still be released.
-            let uses = sql(queries::USES)
-                .bind(token)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(resolve_error)?;
-            let uses = uses
-                .map(|row| {
-                    Ok::<_, sqlx::Error>((
-                        B::opt_int(&row, "operations_remaining")?,
-                        B::int(&row, "operations_in_flight")?,
-                    ))
-                })
-                .transpose()
-                .map_err(resolve_error)?;
-            match uses {
-                // Released since: try again at once.
-                Some((Some(remaining), _)) if remaining > 0 => continue,
-                Some((_, in_flight)) if in_flight > 0 => {}
-                _ => return Ok(Reservation::Exhausted),
-            }
-            if Instant::now() >= give_up {
-                return Ok(Reservation::Exhausted);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
+        let reserved = sql(queries::RESERVE)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(resolve_error)?;
+        if reserved.is_some() {
+            return Ok(Reservation::Reserved);
         }
+        // None reserved: refused, unless a use may still come back — one in flight, or one
+        // released since the statement ran. The pipeline then resolves again from the start,
+        // so a token revoked meanwhile is refused as revoked (the statement skips revoked
+        // rows), never retried here.
+        let uses = sql(queries::USES)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(resolve_error)?;
+        let uses = uses
+            .map(|row| {
+                Ok::<_, sqlx::Error>((
+                    B::opt_int(&row, "operations_remaining")?,
+                    B::int(&row, "operations_in_flight")?,
+                ))
+            })
+            .transpose()
+            .map_err(resolve_error)?;
+        Ok(match uses {
+            Some((Some(remaining), in_flight)) if remaining > 0 || in_flight > 0 => {
+                Reservation::InFlight
+            }
+            _ => Reservation::Exhausted,
+        })
+    }
+
+    async fn settled(&self, _: &SqlRecord, attempt: u32) {
+        // Another node may hold the use: poll, backing off from 2 ms to 50 ms.
+        let pause = Duration::from_millis(2).saturating_mul(1 << attempt.min(5));
+        tokio::time::sleep(pause.min(Duration::from_millis(50))).await;
     }
 
     fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
