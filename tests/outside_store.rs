@@ -502,7 +502,8 @@ impl TokenStore for OutsideStore {
         let shown =
             (self.format.prefix().len() + slug.len() + 2 + 8).min(raw.expose_secret().len());
         let mut info = old.clone();
-        info.id = TokenId::new(format!("tok_{}", &raw.hash().to_hex()[..16]));
+        // An id says nothing of the hash (it is listed and audited).
+        info.id = TokenId::new(format!("tok_outside_{}", state.next + 1));
         info.display_prefix = format!("{}…", &raw.expose_secret()[..shown]);
         info.created_at = now;
         info.last_used_at = None;

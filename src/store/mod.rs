@@ -63,7 +63,7 @@ pub enum StoreError {
     #[error("capabilities outside the agent's policy: {0}")]
     CapabilitiesOutsidePolicy(String),
     /// The requested lifetime is not allowed.
-    #[error("invalid token lifetime: {0}")]
+    #[error("invalid lifetime: {0}")]
     InvalidLifetime(String),
     /// A label longer than 200 bytes or containing control characters.
     #[error("invalid label: at most 200 bytes, no control characters")]

@@ -267,10 +267,16 @@ pub(crate) fn prepare_token(
     validate_label(&new.label)?;
     validate_text("task id", &new.task_id, 200)?;
     validate_text("intent", &new.intent, 1000)?;
-    if new.max_operations == Some(0) {
-        return Err(StoreError::InvalidInput(
-            "max_operations must be at least 1".into(),
-        ));
+    // Every backend counts uses in a signed 64-bit integer: a larger limit is refused, not
+    // silently clamped.
+    if new
+        .max_operations
+        .is_some_and(|n| n == 0 || i64::try_from(n).is_err())
+    {
+        return Err(StoreError::InvalidInput(format!(
+            "max_operations must be 1 to {}",
+            i64::MAX
+        )));
     }
     if new.expires_on_completion && new.max_operations.is_none() {
         return Err(StoreError::InvalidInput(

@@ -167,6 +167,12 @@ pub async fn case_expires_on_completion<S: Store>(env: Env<S>) {
         .create_token(&agent.id, NewToken::new("t").max_operations(0))
         .await;
     assert!(matches!(zero, Err(StoreError::InvalidInput(_))), "{zero:?}");
+    // Past what every backend counts in: refused, never clamped.
+    let huge = env
+        .store
+        .create_token(&agent.id, NewToken::new("t").max_operations(u64::MAX))
+        .await;
+    assert!(matches!(huge, Err(StoreError::InvalidInput(_))), "{huge:?}");
 }
 
 pub async fn case_concurrent_use_limit_is_exact<S: Store>(env: Env<S>) {
