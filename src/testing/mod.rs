@@ -149,8 +149,13 @@ impl<S: Store> Env<S> {
 
     /// A new agent of alice's with this slug, and a token of it labelled `t`.
     pub async fn agent_with_token(&self, slug: &str) -> (Agent, IssuedToken) {
+        self.agent_with_token_as(slug, NewToken::new("t")).await
+    }
+
+    /// A new agent of alice's with this slug, and a token of it as `new` asks.
+    pub async fn agent_with_token_as(&self, slug: &str, new: NewToken) -> (Agent, IssuedToken) {
         let agent = self.agent(slug).await;
-        let token = self.token(&agent.id, NewToken::new("t")).await;
+        let token = self.token(&agent.id, new).await;
         (agent, token)
     }
 

@@ -50,10 +50,9 @@ pub async fn case_revoked_token_is_refused<S: Store>(env: Env<S>) {
 }
 
 pub async fn case_expiry_follows_the_clock<S: Store>(env: Env<S>) {
-    let agent = env.agent("writer").await;
-    let t = env
-        .token(
-            &agent.id,
+    let (_, t) = env
+        .agent_with_token_as(
+            "writer",
             NewToken::new("t").expires_in(std::time::Duration::from_secs(10 * 60)),
         )
         .await;
@@ -93,9 +92,8 @@ pub async fn case_owner_changes_apply_at_once<S: Store>(env: Env<S>) {
 }
 
 pub async fn case_use_limit_is_exact<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(&agent.id, NewToken::new("t").max_operations(3))
+    let (agent, t) = env
+        .agent_with_token_as("worker", NewToken::new("t").max_operations(3))
         .await;
     for _ in 0..3 {
         env.resolve(&t).await.unwrap();
@@ -118,9 +116,8 @@ pub async fn case_use_limit_is_exact<S: Store>(env: Env<S>) {
 }
 
 pub async fn case_refused_requests_use_no_operation<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(&agent.id, NewToken::new("t").max_operations(2))
+    let (agent, t) = env
+        .agent_with_token_as("worker", NewToken::new("t").max_operations(2))
         .await;
     env.users.set_active(&"alice".into(), false);
     env.refusal(&t).await;

@@ -10,9 +10,8 @@ use crate::store::{AgentStatus, NewAgent, NewToken};
 use crate::{AgentAuthLayer, InvalidReason, RequireCapabilityLayer};
 
 pub async fn case_exhausted_is_reported_before_an_inactive_owner<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(&agent.id, NewToken::new("t").max_operations(1))
+    let (_, t) = env
+        .agent_with_token_as("worker", NewToken::new("t").max_operations(1))
         .await;
     env.resolve(&t).await.unwrap();
     env.users.set_active(&"alice".into(), false);
@@ -20,10 +19,9 @@ pub async fn case_exhausted_is_reported_before_an_inactive_owner<S: Store>(env: 
 }
 
 pub async fn case_revoked_is_reported_before_expired<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(
-            &agent.id,
+    let (agent, t) = env
+        .agent_with_token_as(
+            "worker",
             NewToken::new("t").expires_in(std::time::Duration::from_secs(60)),
         )
         .await;
@@ -33,10 +31,9 @@ pub async fn case_revoked_is_reported_before_expired<S: Store>(env: Env<S>) {
 }
 
 pub async fn case_expired_is_reported_before_a_disabled_agent<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(
-            &agent.id,
+    let (agent, t) = env
+        .agent_with_token_as(
+            "worker",
             NewToken::new("t").expires_in(std::time::Duration::from_secs(60)),
         )
         .await;
@@ -133,9 +130,8 @@ where
 }
 
 pub async fn case_only_admitted_requests_spend_a_use<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(&agent.id, NewToken::new("t").max_operations(3))
+    let (agent, t) = env
+        .agent_with_token_as("worker", NewToken::new("t").max_operations(3))
         .await;
     let bearer = format!("Bearer {}", t.token.expose_secret());
     let routes = routes(&env.store);
@@ -171,9 +167,8 @@ pub async fn case_only_admitted_requests_spend_a_use<S: Store>(env: Env<S>) {
 }
 
 pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(&agent.id, NewToken::new("t").max_operations(100))
+    let (_, t) = env
+        .agent_with_token_as("worker", NewToken::new("t").max_operations(100))
         .await;
     let bearer = format!("Bearer {}", t.token.expose_secret());
     let routes = routes(&env.store);
@@ -204,9 +199,8 @@ pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<S: St
 }
 
 pub async fn case_rotation_moves_the_uses_left_and_adds_none<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let old = env
-        .token(&agent.id, NewToken::new("t").max_operations(3))
+    let (agent, old) = env
+        .agent_with_token_as("worker", NewToken::new("t").max_operations(3))
         .await;
     env.resolve(&old).await.unwrap();
     let new = env
@@ -223,9 +217,8 @@ pub async fn case_rotation_moves_the_uses_left_and_adds_none<S: Store>(env: Env<
 }
 
 pub async fn case_a_request_waiting_for_a_use_sees_a_revocation<S: Store>(env: Env<S>) {
-    let agent = env.agent("worker").await;
-    let t = env
-        .token(&agent.id, NewToken::new("t").max_operations(1))
+    let (agent, t) = env
+        .agent_with_token_as("worker", NewToken::new("t").max_operations(1))
         .await;
     let bearer = format!("Bearer {}", t.token.expose_secret());
     // The first request holds the only use until told to answer 404 (which releases it).
