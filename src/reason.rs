@@ -48,10 +48,13 @@ pub enum InvalidReason {
     OwnerMissing,
     /// The owner exists but is deactivated.
     OwnerInactive,
+    /// A bearer token of another application (not this layer's prefix) on a route that
+    /// requires a principal.
+    ForeignPrefix,
 }
 
 impl InvalidReason {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::Malformed,
         Self::Checksum,
         Self::Unknown,
@@ -63,6 +66,7 @@ impl InvalidReason {
         Self::AgentMismatch,
         Self::OwnerMissing,
         Self::OwnerInactive,
+        Self::ForeignPrefix,
     ];
 
     /// A stable snake_case name for logs and audit records.
@@ -79,6 +83,7 @@ impl InvalidReason {
             Self::AgentMismatch => "agent_mismatch",
             Self::OwnerMissing => "owner_missing",
             Self::OwnerInactive => "owner_inactive",
+            Self::ForeignPrefix => "foreign_prefix",
         }
     }
 

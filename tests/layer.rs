@@ -228,11 +228,49 @@ async fn deactivated_owner_is_refused() {
 }
 
 #[tokio::test]
-async fn foreign_prefix_passes_through_untouched() {
+async fn a_required_layer_refuses_a_foreign_bearer_token_saying_so() {
     let f = Fixture::new().await;
     let seen = Seen::default();
     let foreign = format!("Bearer ghp_{}", "a".repeat(36));
     let response = call(AgentAuthLayer::new(f.store), &seen, with_auth(&foreign)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.calls(), 0, "no route is reached unauthenticated");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"api\", error=\"invalid_token\""
+    );
+    assert!(
+        response
+            .body()
+            .contains("not one of this application's tokens")
+    );
+    assert_eq!(
+        response.extensions().get::<InvalidReason>(),
+        Some(&InvalidReason::ForeignPrefix)
+    );
+}
+
+#[tokio::test]
+async fn a_required_layer_refuses_another_scheme() {
+    let f = Fixture::new().await;
+    let seen = Seen::default();
+    let basic = with_auth("Basic dXNlcjpwYXNz");
+    let response = call(AgentAuthLayer::new(f.store), &seen, basic).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.calls(), 0);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"api\""
+    );
+}
+
+#[tokio::test]
+async fn foreign_prefix_passes_through_untouched_when_asked() {
+    let f = Fixture::new().await;
+    let seen = Seen::default();
+    let foreign = format!("Bearer ghp_{}", "a".repeat(36));
+    let layer = AgentAuthLayer::new(f.store).pass_foreign_credentials();
+    let response = call(layer, &seen, with_auth(&foreign)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(seen.calls(), 1);
     assert_eq!(seen.authorization().as_deref(), Some(foreign.as_str()));
@@ -240,11 +278,11 @@ async fn foreign_prefix_passes_through_untouched() {
 }
 
 #[tokio::test]
-async fn other_schemes_pass_through_untouched() {
+async fn other_schemes_pass_through_untouched_when_asked() {
     let f = Fixture::new().await;
     let seen = Seen::default();
     let response = call(
-        AgentAuthLayer::new(f.store),
+        AgentAuthLayer::new(f.store).pass_foreign_credentials(),
         &seen,
         with_auth("Basic dXNlcjpwYXNz"),
     )
@@ -252,6 +290,28 @@ async fn other_schemes_pass_through_untouched() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(seen.authorization().as_deref(), Some("Basic dXNlcjpwYXNz"));
     assert!(seen.principal().is_none());
+}
+
+#[tokio::test]
+async fn an_optional_layer_passes_a_foreign_token_and_a_route_needing_a_principal_says_it_is_not_ours()
+ {
+    let f = Fixture::new().await;
+    let seen = Seen::default();
+    let foreign = format!("Bearer ghp_{}", "a".repeat(36));
+    let response = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(f.store).optional())
+        .layer(RequireCapabilityLayer::new("posts:publish"))
+        .service(seen.service())
+        .oneshot(with_auth(&foreign))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.calls(), 0);
+    assert!(
+        response
+            .body()
+            .contains("not one of this application's tokens")
+    );
 }
 
 #[tokio::test]

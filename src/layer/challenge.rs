@@ -83,9 +83,23 @@ impl Challenge {
 
 /// Marks a request as having passed through `AgentAuthLayer`, carrying its challenge so that
 /// extractors and `RequireCapabilityLayer` can answer 401/403 consistently, and tell "no
-/// principal" (401) apart from "the layer is not installed" (500).
+/// principal" (401) apart from "the layer is not installed" (500). `foreign_bearer` says the
+/// request carried a bearer token of another prefix that the layer let through, so that a 401
+/// says the token is not ours rather than that one is required.
 #[derive(Debug, Clone)]
-pub(crate) struct LayerMarker(pub(crate) Arc<Challenge>);
+pub(crate) struct LayerMarker {
+    pub(crate) challenge: Arc<Challenge>,
+    pub(crate) foreign_bearer: bool,
+}
+
+impl LayerMarker {
+    pub(crate) fn new(challenge: Arc<Challenge>) -> Self {
+        Self {
+            challenge,
+            foreign_bearer: false,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     pub(crate) format: TokenFormat,
     pub(crate) session: Option<Arc<dyn SessionResolver>>,
     pub(crate) required: bool,
+    /// Whether a required layer lets credentials it does not own through (to another
+    /// authentication layer inside it).
+    pub(crate) pass_foreign: bool,
     pub(crate) realm: Arc<str>,
     pub(crate) resource_metadata: Option<Arc<str>>,
     pub(crate) challenge: Arc<Challenge>,
@@ -109,8 +112,9 @@ impl<B> Decision<B> {
 pub(crate) fn request<B: Send + 'static>(shared: &Shared, request: Request<B>) -> Decision<B> {
     let token = match bearer::credentials(request.headers()) {
         Credentials::Malformed => return Decision::reject(Rejection::InvalidRequest),
-        // Not ours: pass through untouched, marked so extractors can answer 401, not 500.
-        Credentials::OtherScheme => return anonymous(shared, request),
+        // Not ours: refused by a required layer, else passed through untouched (marked so that
+        // extractors answer 401, not 500).
+        Credentials::OtherScheme => return not_ours(shared, request, false),
         Credentials::Absent => return without_credentials(shared, request),
         Credentials::Bearer(token) => token,
     };
@@ -118,7 +122,7 @@ pub(crate) fn request<B: Send + 'static>(shared: &Shared, request: Request<B>) -
         Ok(parsed) => parsed,
         // Foreign tokens only need to be well-formed b64tokens.
         Err(TokenError::NotOwned) if bearer::is_b64token(token) => {
-            return anonymous(shared, request);
+            return not_ours(shared, request, true);
         }
         Err(TokenError::Checksum) => {
             return verdict(shared, request, Err(InvalidReason::Checksum.into()));
@@ -163,11 +167,29 @@ fn without_credentials<B: Send + 'static>(shared: &Shared, request: Request<B>) 
     Decision::Resolve(Resolution::Session(resolution))
 }
 
+/// Credentials this layer does not own: another scheme, or (`bearer`) a bearer token of
+/// another prefix. A required layer refuses them — a route behind it is never reached without
+/// a principal — unless it was told to pass them on to another authentication layer.
+fn not_ours<B>(shared: &Shared, mut request: Request<B>, bearer: bool) -> Decision<B> {
+    if shared.required && !shared.pass_foreign {
+        return Decision::reject(if bearer {
+            Rejection::ForeignToken
+        } else {
+            Rejection::MissingCredentials
+        });
+    }
+    request.extensions_mut().insert(LayerMarker {
+        challenge: shared.challenge.clone(),
+        foreign_bearer: bearer,
+    });
+    Decision::Call(request, None)
+}
+
 /// The request goes on without a principal, marked as having passed the layer.
 fn anonymous<B>(shared: &Shared, mut request: Request<B>) -> Decision<B> {
     request
         .extensions_mut()
-        .insert(LayerMarker(shared.challenge.clone()));
+        .insert(LayerMarker::new(shared.challenge.clone()));
     Decision::Call(request, None)
 }
 
@@ -183,7 +205,7 @@ pub(crate) fn verdict<B>(
             let admitted = Admitted::new(shared, &principal, &request);
             let extensions = request.extensions_mut();
             if !shared.default_challenge {
-                extensions.insert(LayerMarker(shared.challenge.clone()));
+                extensions.insert(LayerMarker::new(shared.challenge.clone()));
             }
             extensions.insert(principal);
             return Decision::Call(request, admitted);

@@ -28,6 +28,7 @@ impl std::fmt::Debug for AgentAuthLayer {
         f.debug_struct("AgentAuthLayer")
             .field("prefix", &self.shared.format.prefix())
             .field("required", &self.shared.required)
+            .field("pass_foreign", &self.shared.pass_foreign)
             .field("realm", &self.shared.realm)
             .field("session_resolver", &self.shared.session.is_some())
             .field("audit", &self.shared.audit.is_some())
@@ -54,6 +55,7 @@ impl AgentAuthLayer {
                 format,
                 session: None,
                 required: true,
+                pass_foreign: false,
                 realm: DEFAULT_REALM.into(),
                 resource_metadata: None,
                 challenge,
@@ -76,6 +78,16 @@ impl AgentAuthLayer {
     /// demand one with the `Principal` extractor). Invalid tokens are still refused.
     pub fn optional(self) -> Self {
         self.edit(|s| s.required = false)
+    }
+
+    /// Lets credentials this layer does not own — a bearer token of another prefix, another
+    /// scheme (`Basic`, `DPoP`) — through untouched and without a principal even when a
+    /// principal is required, for another authentication layer inside this one to judge.
+    /// Without it a required layer answers them `401` (`invalid_token` for a foreign bearer
+    /// token), so that no route behind it is reached unauthenticated. An optional layer always
+    /// lets them through.
+    pub fn pass_foreign_credentials(self) -> Self {
+        self.edit(|s| s.pass_foreign = true)
     }
 
     /// Whether requests without credentials are refused with `401` (the default).

@@ -6,8 +6,12 @@
 //! 1. `Authorization` is read. Two `Authorization` headers, an empty one, or a `Bearer` header
 //!    without a valid RFC 6750 `b64token` → `400 invalid_request`. The scheme is
 //!    case-insensitive.
-//! 2. A bearer token without this application's prefix, or another scheme (`Basic`, `DPoP`), is
-//!    passed through untouched: another layer may own it. The request gets no principal.
+//! 2. A bearer token without this application's prefix, or another scheme (`Basic`, `DPoP`):
+//!    a required layer answers `401` (`invalid_token`, "not one of this application's tokens",
+//!    for a foreign bearer token), so that no route behind it is reached unauthenticated. An
+//!    optional layer, or one built with
+//!    [`pass_foreign_credentials`](AgentAuthLayer::pass_foreign_credentials), passes it through
+//!    untouched for another layer to judge; the request gets no principal.
 //! 3. No `Authorization` header: the [`SessionResolver`](crate::SessionResolver), if configured,
 //!    is asked for a session principal; without one, a required layer answers `401`.
 //! 4. A token with our prefix is checked offline (shape and CRC32 checksum: no hashing, no
@@ -17,7 +21,8 @@
 //!
 //! | case | status | `WWW-Authenticate` |
 //! |---|---|---|
-//! | no credentials, principal required | 401 | `Bearer realm="…"` |
+//! | no credentials, or another scheme, principal required | 401 | `Bearer realm="…"` |
+//! | a bearer token of another prefix, principal required | 401 | `Bearer realm="…", error="invalid_token"` |
 //! | malformed header, two `Authorization` headers | 400 | `Bearer realm="…", error="invalid_request"` |
 //! | unknown, bad checksum, revoked, expired, spent, agent disabled, owner gone | 401 | `Bearer realm="…", error="invalid_token"` (one body for all) |
 //! | capability missing ([`RequireCapabilityLayer`], `Require<C>`) | 403 | `Bearer realm="…", error="insufficient_scope", scope="…"` |

@@ -20,6 +20,9 @@ pub(crate) enum Rejection {
     MissingCredentials,
     InvalidRequest,
     InvalidToken(InvalidReason),
+    /// A bearer token of another application (its prefix is not ours): what a client can see
+    /// for itself, so the body says it.
+    ForeignToken,
     InsufficientScope(Box<str>),
     Unavailable,
     /// The resolver's own data is bad.
@@ -30,7 +33,9 @@ pub(crate) enum Rejection {
 impl Rejection {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingCredentials | Self::InvalidToken(_) | Self::ForeignToken => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -49,6 +54,9 @@ impl Rejection {
             // One body for every reason: the client must not learn which check failed.
             Self::InvalidToken(_) => {
                 r#"{"error":"invalid_token","error_description":"the access token is invalid"}"#
+            }
+            Self::ForeignToken => {
+                r#"{"error":"invalid_token","error_description":"the bearer token is not one of this application's tokens (another prefix)"}"#
             }
             Self::InsufficientScope(_) => {
                 r#"{"error":"insufficient_scope","error_description":"the access token lacks a required capability"}"#
@@ -87,8 +95,8 @@ impl Rejection {
             (Self::InvalidRequest, None) => {
                 Some(HeaderValue::from_static("Bearer error=\"invalid_request\""))
             }
-            (Self::InvalidToken(_), Some(c)) => Some(c.invalid_token.clone()),
-            (Self::InvalidToken(_), None) => {
+            (Self::InvalidToken(_) | Self::ForeignToken, Some(c)) => Some(c.invalid_token.clone()),
+            (Self::InvalidToken(_) | Self::ForeignToken, None) => {
                 Some(HeaderValue::from_static("Bearer error=\"invalid_token\""))
             }
             (Self::InsufficientScope(scope), Some(c)) => Some(c.insufficient_scope(scope)),
@@ -101,8 +109,16 @@ impl Rejection {
         if let Some(value) = www_authenticate {
             headers.insert(WWW_AUTHENTICATE, value);
         }
-        if let Self::InvalidToken(reason) = self {
-            response.extensions_mut().insert(*reason);
+        match self {
+            Self::InvalidToken(reason) => {
+                response.extensions_mut().insert(*reason);
+            }
+            Self::ForeignToken => {
+                response
+                    .extensions_mut()
+                    .insert(InvalidReason::ForeignPrefix);
+            }
+            _ => {}
         }
         response
     }
@@ -125,6 +141,15 @@ pub enum PrincipalRejection {
 #[derive(Debug, Clone)]
 pub struct MissingPrincipal {
     challenge: Arc<Challenge>,
+    foreign_bearer: bool,
+}
+
+impl MissingPrincipal {
+    /// Whether the request carried a bearer token of another prefix (answered
+    /// `401 invalid_token` saying so, rather than "a bearer token is required").
+    pub fn had_foreign_token(&self) -> bool {
+        self.foreign_bearer
+    }
 }
 
 /// The principal lacks a capability.
@@ -148,6 +173,9 @@ pub struct MissingLayer;
 impl PrincipalRejection {
     fn parts(&self) -> (Rejection, Option<&Challenge>) {
         match self {
+            Self::Unauthenticated(m) if m.foreign_bearer => {
+                (Rejection::ForeignToken, Some(&m.challenge))
+            }
             Self::Unauthenticated(m) => (Rejection::MissingCredentials, Some(&m.challenge)),
             Self::InsufficientScope(s) => (
                 Rejection::InsufficientScope(s.capability.clone()),
@@ -183,8 +211,8 @@ impl std::fmt::Display for PrincipalRejection {
 
 impl std::error::Error for PrincipalRejection {}
 
-fn marker(extensions: &Extensions) -> Option<&Arc<Challenge>> {
-    extensions.get::<LayerMarker>().map(|m| &m.0)
+fn marker(extensions: &Extensions) -> Option<&LayerMarker> {
+    extensions.get::<LayerMarker>()
 }
 
 /// The request's principal, `Ok(None)` when the layer ran but found none.
@@ -203,8 +231,9 @@ pub(crate) fn optional_principal(
 pub(crate) fn principal(extensions: &Extensions) -> Result<&Principal, PrincipalRejection> {
     match (extensions.get::<Principal>(), marker(extensions)) {
         (Some(principal), _) => Ok(principal),
-        (None, Some(challenge)) => Err(PrincipalRejection::Unauthenticated(MissingPrincipal {
-            challenge: challenge.clone(),
+        (None, Some(marker)) => Err(PrincipalRejection::Unauthenticated(MissingPrincipal {
+            challenge: marker.challenge.clone(),
+            foreign_bearer: marker.foreign_bearer,
         })),
         (None, None) => Err(PrincipalRejection::MissingLayer(MissingLayer)),
     }
@@ -222,11 +251,10 @@ pub(crate) fn require<'a>(
         Err(PrincipalRejection::InsufficientScope(InsufficientScope {
             capability: capability.into(),
             // The layer marks an admitted request only when its challenge is not the default one.
-            challenge: Some(
-                marker(extensions)
-                    .unwrap_or_else(|| Challenge::default_shared())
-                    .clone(),
-            ),
+            challenge: Some(match marker(extensions) {
+                Some(marker) => marker.challenge.clone(),
+                None => Challenge::default_shared().clone(),
+            }),
         }))
     }
 }
@@ -265,7 +293,7 @@ mod tests {
     fn each_rejection_answers_its_status() {
         let unauthenticated = principal(&{
             let mut extensions = Extensions::new();
-            extensions.insert(LayerMarker(Challenge::default_shared().clone()));
+            extensions.insert(LayerMarker::new(Challenge::default_shared().clone()));
             extensions
         })
         .unwrap_err();
