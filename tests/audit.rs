@@ -396,6 +396,167 @@ mod through_the_layer {
         writer.shutdown().await;
         assert!(sink.is_empty());
     }
+
+    /// A request the application refused (403: a missing capability, its own rule) is
+    /// recorded as denied, not as a success.
+    #[tokio::test]
+    async fn a_request_the_application_refuses_is_recorded_as_denied() {
+        let (store, token, agent) = store().await;
+        let sink = Arc::new(MemoryAuditSink::default());
+        let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+        let service = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
+            .service_fn(|request: Request<String>| async move {
+                let status = match request.uri().path() {
+                    "/forbidden" => StatusCode::FORBIDDEN,
+                    "/missing" => StatusCode::NOT_FOUND,
+                    _ => StatusCode::OK,
+                };
+                let mut response = Response::new(String::new());
+                *response.status_mut() = status;
+                Ok::<_, Infallible>(response)
+            });
+        let bearer = format!("Bearer {token}");
+        for path in ["/forbidden", "/missing", "/ok"] {
+            service
+                .clone()
+                .oneshot(get(path, Some(&bearer)))
+                .await
+                .unwrap();
+        }
+        writer.shutdown().await;
+        let events = sink.events(&AuditFilter::agent(agent)).await.unwrap();
+        let outcomes: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.request.as_ref().unwrap().path.as_str(),
+                    e.outcome.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("/forbidden", "denied"),
+                ("/missing", "success"),
+                ("/ok", "success")
+            ]
+        );
+    }
+
+    /// 3,000 requests with one revoked token: two rows (the first refusal, and one counting
+    /// the rest), not 3,000 — and every refusal counted.
+    #[tokio::test]
+    async fn repeated_refusals_of_one_token_are_coalesced_and_counted() {
+        let (store, token, agent) = store().await;
+        let tokens = store.list_tokens(&agent).await.unwrap();
+        store.revoke_token(&agent, &tokens[0].id).await.unwrap();
+        let sink = Arc::new(MemoryAuditSink::default());
+        let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+        let service = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
+        let bearer = format!("Bearer {token}");
+        for _ in 0..3_000 {
+            let response = service
+                .clone()
+                .oneshot(get("/", Some(&bearer)))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        writer.shutdown().await;
+        let events = sink.events(&AuditFilter::agent(agent)).await.unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events.iter().map(|e| e.occurrences).sum::<u64>(), 3_000);
+        assert_eq!(events[1].occurrences, 2_999);
+        assert!(
+            events[1]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("2999 repeated refusals")
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e.outcome == Outcome::Refused(InvalidReason::Revoked))
+        );
+    }
+
+    /// Without coalescing, every refusal is its own row.
+    #[tokio::test]
+    async fn coalescing_can_be_turned_off() {
+        let (store, token, agent) = store().await;
+        let tokens = store.list_tokens(&agent).await.unwrap();
+        store.revoke_token(&agent, &tokens[0].id).await.unwrap();
+        let sink = Arc::new(MemoryAuditSink::default());
+        let options = WriterOptions {
+            coalesce_refusals: None,
+            ..WriterOptions::default()
+        };
+        let writer = AuditWriter::spawn(sink.clone(), options);
+        let service = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
+        let bearer = format!("Bearer {token}");
+        for _ in 0..10 {
+            service
+                .clone()
+                .oneshot(get("/", Some(&bearer)))
+                .await
+                .unwrap();
+        }
+        writer.shutdown().await;
+        assert_eq!(
+            sink.events(&AuditFilter::agent(agent)).await.unwrap().len(),
+            10
+        );
+    }
+
+    /// The count of an interval is written when the interval ends, not only at shutdown.
+    #[tokio::test]
+    async fn an_ended_interval_is_written_without_waiting_for_shutdown() {
+        let (store, token, agent) = store().await;
+        let tokens = store.list_tokens(&agent).await.unwrap();
+        store.revoke_token(&agent, &tokens[0].id).await.unwrap();
+        let sink = Arc::new(MemoryAuditSink::default());
+        let options = WriterOptions {
+            coalesce_refusals: Some(Duration::from_millis(200)),
+            ..WriterOptions::default()
+        };
+        let writer = AuditWriter::spawn(sink.clone(), options);
+        let service = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
+            .service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
+        let bearer = format!("Bearer {token}");
+        for _ in 0..5 {
+            service
+                .clone()
+                .oneshot(get("/", Some(&bearer)))
+                .await
+                .unwrap();
+        }
+        for _ in 0..100 {
+            if sink.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let events = sink.events(&AuditFilter::agent(agent)).await.unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.occurrences).collect::<Vec<_>>(),
+            [1, 4]
+        );
+        writer.shutdown().await;
+    }
 }
 
 mod tracing_sink {

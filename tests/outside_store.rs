@@ -584,13 +584,16 @@ impl AuditSink for OutsideStore {
 #[async_trait::async_trait]
 impl AuditQuery for OutsideStore {
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
-        Ok(self
+        let mut events: Vec<AuditEvent> = self
             .state()
             .events
             .iter()
             .filter(|e| filter.matches(e))
             .cloned()
-            .collect())
+            .collect();
+        // By time, as the trait asks; the stable sort keeps recording order within an instant.
+        events.sort_by_key(|e| e.at);
+        Ok(events)
     }
 }
 

@@ -157,6 +157,88 @@ async fn connecting_to_a_closed_port_is_a_typed_error() {
     ));
 }
 
+/// An unreachable database is named — host, port, database, user, and why — never with its
+/// password, instead of "pool timed out".
+#[tokio::test]
+async fn an_unreachable_database_names_where_and_why() {
+    let result = PgStore::connect_pool("postgres://scott:s3cret@127.0.0.1:1/payroll").await;
+    let message = result.unwrap_err().to_string();
+    for expected in ["127.0.0.1:1", "\"payroll\"", "\"scott\"", "refused"] {
+        assert!(
+            message.contains(expected),
+            "{expected} missing from {message}"
+        );
+    }
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(!message.contains("timed out"), "{message}");
+}
+
+/// A locked table (a migration, a stuck transaction) makes requests 503 within the statement
+/// timeout instead of holding them until the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_table_answers_503_within_the_statement_timeout() {
+    use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, PoolSettings, TokenStore};
+    let Some(url) = server_url() else { return };
+    let (pool, cleanup) = fresh_schema(&url).await;
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
+        .await
+        .unwrap();
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let issued = store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let timed_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let settings = PoolSettings::default().statement_timeout(Duration::from_secs(1));
+    let timed_pool = PgStore::connect_pool_with(&timed_url, settings)
+        .await
+        .unwrap();
+    let timed = PgStore::from_pool(
+        timed_pool,
+        testing::config(&users, &clock).run_migrations(false),
+    )
+    .await
+    .unwrap();
+
+    let mut locker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE agent_auth_tokens IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(timed))
+        .service_fn(|_: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        })
+        .oneshot(
+            Request::builder()
+                .header(
+                    "authorization",
+                    format!("Bearer {}", issued.token.expose_secret()),
+                )
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    locker.rollback().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+    cleanup.await;
+}
+
 /// A database created by the first, token-only schema is upgraded on open: its tokens keep
 /// working, and its agents can have children, rotate and be audited.
 #[tokio::test]
@@ -247,6 +329,6 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     cleanup.await;
 }

@@ -74,7 +74,7 @@ async fn tokens_survive_a_restart_and_revocations_stay() {
     .fetch_one(reopened.pool())
     .await
     .unwrap();
-    assert_eq!((rows, versions), (4, 4));
+    assert_eq!((rows, versions), (5, 5));
 }
 
 #[tokio::test]
@@ -261,7 +261,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]

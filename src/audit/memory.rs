@@ -35,10 +35,14 @@ impl AuditSink for MemoryAuditSink {
 impl AuditQuery for MemoryAuditSink {
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(events
+        let mut found: Vec<AuditEvent> = events
             .iter()
             .filter(|event| filter.matches(event))
             .cloned()
-            .collect())
+            .collect();
+        // By time, as the SQL stores answer; a stable sort keeps the recording order within an
+        // instant.
+        found.sort_by_key(|event| event.at);
+        Ok(found)
     }
 }

@@ -21,6 +21,7 @@
 //!
 //! See [`AuditRecorder`] for what the layer expects, and `AuditWriter` for an example.
 
+mod coalesce;
 mod memory;
 pub(crate) mod request;
 #[cfg(feature = "audit")]
@@ -197,6 +198,9 @@ pub struct AuditEvent {
     pub task_id: Option<String>,
     /// Before/after for lifecycle changes, in a few words.
     pub detail: Option<String>,
+    /// How many occurrences this event stands for: 1, except for a row of repeated refusals
+    /// of one token that the [`AuditWriter`] coalesced (see [`WriterOptions::coalesce_refusals`]).
+    pub occurrences: u64,
 }
 
 impl AuditEvent {
@@ -214,6 +218,7 @@ impl AuditEvent {
             request: None,
             task_id: None,
             detail: None,
+            occurrences: 1,
         }
     }
 
@@ -381,7 +386,8 @@ impl AuditFilter {
 /// Reading the trail back: events passing a filter, in the order they were recorded.
 #[async_trait::async_trait]
 pub trait AuditQuery: Send + Sync {
-    /// The matching events, oldest first.
+    /// The matching events by time, oldest first (events of one instant in the order they
+    /// were recorded).
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError>;
 }
 

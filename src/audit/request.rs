@@ -74,13 +74,18 @@ impl PendingRequestEvent {
         }
     }
 
-    /// The request was answered with `status`: the event is handed to the recorder, or given
+    /// The request was answered with `status` (a 401 or 403 makes its outcome
+    /// [`Outcome::Denied`]): the event is handed to the recorder, or given
     /// back with it when the recorder asks the caller to wait for room.
     pub(crate) fn answered(mut self, status: u16) -> Option<(Arc<dyn AuditRecorder>, AuditEvent)> {
         let mut event = self.event.take()?;
         event.at = self.clock.now();
         if let Some(request) = &mut event.request {
             request.status = status;
+        }
+        // The application (a missing capability, its own rule) refused the agent.
+        if matches!(status, 401 | 403) {
+            event.outcome = Outcome::Denied;
         }
         match self.recorder.try_record(event) {
             Ok(()) => None,

@@ -27,6 +27,7 @@ impl AuditSink for TracingAuditSink {
                 status = request.map(|r| r.status),
                 task_id = event.task_id.as_deref(),
                 detail = event.detail.as_deref(),
+                occurrences = event.occurrences,
                 "audit event"
             );
         }

@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::coalesce::Coalescer;
 use super::{AuditEvent, AuditRecorder, AuditSink};
 
 /// What a full queue does to the recorder.
@@ -35,6 +36,11 @@ pub struct WriterOptions {
     /// 20 ms). Fewer commits cost the database less (each SQLite commit also empties every
     /// reader's page cache); events wait at most this long, and shutdown does not wait.
     pub linger: Duration,
+    /// Repeated refusals of one token for one reason within this interval are written as one
+    /// row that counts them ([`AuditEvent::occurrences`]); `None` writes every refusal
+    /// (default 60 s). A retry loop with a revoked token then costs two rows a minute, not one
+    /// per request.
+    pub coalesce_refusals: Option<Duration>,
 }
 
 impl Default for WriterOptions {
@@ -44,6 +50,7 @@ impl Default for WriterOptions {
             batch_size: 512,
             overflow: Overflow::Backpressure,
             linger: Duration::from_millis(20),
+            coalesce_refusals: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -220,8 +227,8 @@ impl Drop for Detached {
     }
 }
 
-/// Writes batches until the channel is closed and empty. A failing sink is retried with the
-/// same batch (backing off up to 5 s), so an event is never lost to a passing outage.
+/// Writes batches until the channel is closed and empty, coalescing repeated refusals on the
+/// way (their counts are written when their interval ends, or at shutdown).
 async fn drain(
     mut receiver: mpsc::Receiver<AuditEvent>,
     sink: Arc<dyn AuditSink>,
@@ -229,9 +236,11 @@ async fn drain(
     closing: Arc<Notify>,
 ) {
     let batch_size = options.batch_size.max(1);
+    let mut coalescer = options.coalesce_refusals.map(Coalescer::new);
     let mut batch = Vec::with_capacity(batch_size);
     let mut closed = false;
     loop {
+        let due = coalescer.as_ref().and_then(Coalescer::next_due);
         let received = if closed {
             receiver.recv_many(&mut batch, batch_size).await
         } else {
@@ -243,9 +252,22 @@ async fn drain(
                     closed = true;
                     continue;
                 }
+                () = sleep_until(due) => {
+                    let mut ended = Vec::new();
+                    if let Some(coalescer) = &mut coalescer {
+                        coalescer.close_due(tokio::time::Instant::now(), &mut ended);
+                    }
+                    write(&*sink, &ended).await;
+                    continue;
+                }
             }
         };
         if received == 0 {
+            let mut ended = Vec::new();
+            if let Some(coalescer) = &mut coalescer {
+                coalescer.close_all(&mut ended);
+            }
+            write(&*sink, &ended).await;
             return;
         }
         // Fill the batch for up to `linger`: fewer, larger writes.
@@ -268,11 +290,39 @@ async fn drain(
                 }
             }
         }
-        let mut backoff = Duration::from_millis(50);
-        while sink.write_batch(&batch).await.is_err() {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        match &mut coalescer {
+            Some(coalescer) => {
+                let now = tokio::time::Instant::now();
+                let mut kept = Vec::with_capacity(batch.len());
+                coalescer.close_due(now, &mut kept);
+                for event in batch.drain(..) {
+                    coalescer.admit(event, now, &mut kept);
+                }
+                write(&*sink, &kept).await;
+            }
+            None => write(&*sink, &batch).await,
         }
         batch.clear();
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `events`, retrying a failing sink with the same events (backing off up to 5 s), so an
+/// event is never lost to a passing outage.
+async fn write(sink: &dyn AuditSink, events: &[AuditEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    let mut backoff = Duration::from_millis(50);
+    while sink.write_batch(events).await.is_err() {
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

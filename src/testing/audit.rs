@@ -265,7 +265,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
                 Request,
                 &x.id,
                 Some(&tx.info.id),
-                ok,
+                Outcome::Denied,
                 Some(("POST", "/forbidden", 403))
             ),
             expect(AgentCreated, &thread.id, None, ok, None),
@@ -470,7 +470,7 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
                 TokenRevoked,
                 Outcome::Denied,
                 "stranger",
-                Some("denied: RevokeToken")
+                Some("denied: may not revoke tokens")
             ),
             (AgentDeleted, ok, "alice", Some("deleted writer")),
         ]
@@ -492,4 +492,41 @@ async fn of_y_count<S: AuditedStore>(store: &S, y: &AgentId) -> usize {
         .await
         .unwrap()
         .len()
+}
+
+/// The trail is listed by time, whatever order the events were recorded in (a batching writer
+/// may record a late event after an earlier one), and a coalesced row keeps its count.
+pub async fn case_audit_events_are_listed_by_time<S: AuditedStore>(env: Env<S>) {
+    let at = env.now_micros();
+    let event = |seconds: i64, path: &str| {
+        AuditEvent::new(
+            at + time::Duration::seconds(seconds),
+            AuditAction::Request,
+            Outcome::Success,
+        )
+        .agent("agt_t")
+        .request("GET", path, 200)
+    };
+    let mut counted = event(1, "/counted");
+    counted.occurrences = 41;
+    env.store
+        .write_batch(&[event(3, "/third"), event(1, "/first")])
+        .await
+        .unwrap();
+    env.store
+        .write_batch(&[event(2, "/second"), counted])
+        .await
+        .unwrap();
+    let read = env
+        .store
+        .events(&AuditFilter::agent("agt_t"))
+        .await
+        .unwrap();
+    let paths: Vec<&str> = read
+        .iter()
+        .map(|e| e.request.as_ref().unwrap().path.as_str())
+        .collect();
+    assert_eq!(paths, ["/first", "/counted", "/second", "/third"]);
+    assert_eq!(read[1].occurrences, 41);
+    assert_eq!(read[0].occurrences, 1);
 }

@@ -396,6 +396,9 @@ macro_rules! conformance_suite {
             case_absurd_lifetimes_are_refused,
             case_thread_identity_lifecycle,
             case_children_are_never_wider_than_the_parent,
+            case_token_capabilities_outside_the_owners_role_are_refused,
+            case_lists_a_client_sets_are_bounded,
+            case_hidden_characters_are_refused,
         );
     };
     (@section $open:path, grants) => {
@@ -410,6 +413,7 @@ macro_rules! conformance_suite {
             case_the_trail_is_read_by_owner_admin_and_operator,
             case_audit_answers_what_an_identity_did,
             case_audit_records_management_and_denials,
+            case_audit_events_are_listed_by_time,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

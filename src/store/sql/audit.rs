@@ -67,7 +67,8 @@ impl<B: Driver> Core<B> {
             text.push_str(" AND at < ");
             param(&mut text, Arg::from(micros(until)));
         }
-        text.push_str(" ORDER BY seq");
+        // By time; events of one instant in the order they were recorded.
+        text.push_str(" ORDER BY at, seq");
         let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
         let rows = statement
             .fetch_all(&self.pool)

@@ -39,6 +39,7 @@ mod audit;
 mod backend;
 mod grants;
 pub(crate) mod migrate;
+mod pool;
 mod queries;
 mod resolve;
 mod rows;
@@ -49,6 +50,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use pool::PoolSettings;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]

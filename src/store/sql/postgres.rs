@@ -1,13 +1,14 @@
+use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 
 use super::backend::{Backend, BoxFuture};
 use super::migrate::{MigrateError, Migration, MigrationSet};
+use super::pool::{PoolSettings, unreachable};
 use super::queries::AUDIT_COLUMNS;
 use super::rows::AuditRow;
-use super::{Core, sql_store, store_error};
+use super::{Core, sql_store};
 
 type Db = sqlx::Postgres;
 
@@ -24,8 +25,8 @@ pub struct PgStore {
 sql_store!(PgStore);
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user@host/db`) with a pool of 16 connections that waits at
-    /// most 3 s for one, and applies the migrations.
+    /// Connects to `url` (`postgres://user@host/db`) with the default [`PoolSettings`] (16
+    /// connections, 3 s to get one, 5 s per statement), and applies the migrations.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
         Self::from_pool(Self::connect_pool(url).await?, config).await
     }
@@ -33,12 +34,46 @@ impl PgStore {
     /// The pool [`PgStore::connect`] uses for `url`, for sharing it with tables of your own
     /// before handing it to [`PgStore::from_pool`].
     pub async fn connect_pool(url: &str) -> Result<sqlx::PgPool, StoreError> {
-        PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(url)
-            .await
-            .map_err(store_error)
+        Self::connect_pool_with(url, PoolSettings::default()).await
+    }
+
+    /// A pool for `url` bounded by `settings`. One connection is made first, so that a wrong
+    /// address, a refused connection or a failed sign-in is named now, with the host, port,
+    /// database and user (never the password), rather than as a pool timeout.
+    pub async fn connect_pool_with(
+        url: &str,
+        settings: PoolSettings,
+    ) -> Result<sqlx::PgPool, StoreError> {
+        use sqlx::ConnectOptions as _;
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?;
+        let millis = settings
+            .statement_timeout_value()
+            .as_millis()
+            .max(1)
+            .to_string();
+        let options = options.options([("statement_timeout", millis)]);
+        let what = format!(
+            "PostgreSQL at {}:{} (database {:?}, user {:?})",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username()),
+            options.get_username()
+        );
+        match tokio::time::timeout(settings.acquire(), options.connect()).await {
+            Err(_) => {
+                return Err(unreachable(
+                    &what,
+                    format!("no answer within {:?}", settings.acquire()),
+                ));
+            }
+            Ok(Err(error)) => return Err(unreachable(&what, error)),
+            Ok(Ok(probe)) => drop(probe),
+        }
+        Ok(PgPoolOptions::new()
+            .max_connections(settings.connections_or(16))
+            .acquire_timeout(settings.acquire())
+            .connect_lazy_with(options))
     }
 
     /// A store on an existing pool (migrations applied unless the configuration says not to).
@@ -75,6 +110,11 @@ impl Backend for sqlx::Postgres {
                 description: "uses in flight",
                 sql: include_str!("../../../migrations/postgres/0004_uses_in_flight.sql"),
             },
+            Migration {
+                version: 5,
+                description: "coalesced refusals",
+                sql: include_str!("../../../migrations/postgres/0005_coalesced_refusals.sql"),
+            },
         ],
     };
 
@@ -95,7 +135,7 @@ impl Backend for sqlx::Postgres {
                 "INSERT INTO agent_auth_audit_events ({columns}) \
                  SELECT {columns} FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-                 $11::text[], $12::int[], $13::text[], $14::text[]) \
+                 $11::text[], $12::int[], $13::text[], $14::text[], $15::bigint[]) \
                  WITH ORDINALITY AS batch ({columns}, n) ORDER BY n"
             );
             let n = rows.len();
@@ -113,6 +153,7 @@ impl Backend for sqlx::Postgres {
             let mut status = Vec::with_capacity(n);
             let mut task_id = Vec::with_capacity(n);
             let mut detail = Vec::with_capacity(n);
+            let mut occurrences = Vec::with_capacity(n);
             for row in rows {
                 at.push(row.at);
                 identity.push(row.identity);
@@ -128,6 +169,7 @@ impl Backend for sqlx::Postgres {
                 status.push(row.status);
                 task_id.push(row.task_id);
                 detail.push(row.detail);
+                occurrences.push(row.occurrences);
             }
             sqlx::query(&insert)
                 .bind(at)
@@ -144,6 +186,7 @@ impl Backend for sqlx::Postgres {
                 .bind(status)
                 .bind(task_id)
                 .bind(detail)
+                .bind(occurrences)
                 .execute(pool)
                 .await
                 .map(drop)

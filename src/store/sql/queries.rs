@@ -189,14 +189,14 @@ pub(crate) const ROLE_OF: &str =
 macro_rules! audit_columns {
     ($then:ident!($($args:tt)*)) => {
         $then!($($args)* at, identity, parent_identity, credential, actor, delegation_chain,
-            action, outcome, reason, method, path, status, task_id, detail)
+            action, outcome, reason, method, path, status, task_id, detail, occurrences)
     };
 }
 /// The columns of `agent_auth_audit_events` an event is stored in.
 pub(crate) const AUDIT_COLUMNS: &str = audit_columns!(list!());
 /// How many columns an event is stored in.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) const AUDIT_COLUMN_COUNT: usize = 14;
+pub(crate) const AUDIT_COLUMN_COUNT: usize = 15;
 
 #[cfg(test)]
 mod tests {

@@ -157,6 +157,7 @@ pub(crate) fn audit_event<B: Driver>(row: &B::Row) -> Result<crate::audit::Audit
         status: B::opt_int32(row, "status").map_err(|e| e.to_string())?,
         task_id: c.opt_text("task_id")?,
         detail: c.opt_text("detail")?,
+        occurrences: c.int("occurrences")?,
     }
     .into_event()
 }
@@ -178,6 +179,7 @@ pub(crate) struct AuditRow {
     pub(crate) status: Option<i32>,
     pub(crate) task_id: Option<String>,
     pub(crate) detail: Option<String>,
+    pub(crate) occurrences: i64,
 }
 
 impl AuditRow {
@@ -207,6 +209,7 @@ impl AuditRow {
             status: request.map(|r| i32::from(r.status)),
             task_id: event.task_id.clone(),
             detail: event.detail.clone(),
+            occurrences: i64::try_from(event.occurrences).unwrap_or(i64::MAX),
         }
     }
 
@@ -226,6 +229,10 @@ impl AuditRow {
         event.token = self.credential.map(Into::into);
         event.actor = self.actor.map(Into::into);
         event.detail = self.detail;
+        event.occurrences = u64::try_from(self.occurrences)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| corrupt("occurrences"))?;
         if let (Some(method), Some(path), Some(status)) = (self.method, self.path, self.status) {
             event.request = Some(RequestSummary {
                 method,

@@ -1,14 +1,14 @@
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use super::backend::{Backend, BoxFuture};
 use super::migrate::{MigrateError, Migration, MigrationSet};
+use super::pool::{PoolSettings, unreachable};
 use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
 use super::rows::AuditRow;
-use super::{Core, sql_store, store_error};
+use super::{Core, sql_store};
 
 type Db = sqlx::Sqlite;
 
@@ -52,6 +52,15 @@ impl SqliteStore {
     /// The pool [`SqliteStore::open`] uses for `url`, for sharing it with tables of your own
     /// before handing it to [`SqliteStore::from_pool`].
     pub async fn connect_pool(url: &str) -> Result<sqlx::SqlitePool, StoreError> {
+        Self::connect_pool_with(url, PoolSettings::default()).await
+    }
+
+    /// A pool for `url` bounded by `settings` (a writer waits for another at most the statement
+    /// timeout). An error names the file and why it cannot be opened.
+    pub async fn connect_pool_with(
+        url: &str,
+        settings: PoolSettings,
+    ) -> Result<sqlx::SqlitePool, StoreError> {
         let url = if url.starts_with("sqlite:") {
             url.to_owned()
         } else {
@@ -61,14 +70,15 @@ impl SqliteStore {
             .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(settings.statement_timeout_value())
             .foreign_keys(true);
+        let what = format!("SQLite database {}", options.get_filename().display());
         SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(settings.connections_or(8))
+            .acquire_timeout(settings.acquire())
             .connect_with(options)
             .await
-            .map_err(store_error)
+            .map_err(|error| unreachable(&what, error))
     }
 
     /// A store on an existing pool (migrations applied unless the configuration says not to).
@@ -107,6 +117,11 @@ impl Backend for sqlx::Sqlite {
                 version: 4,
                 description: "uses in flight",
                 sql: include_str!("../../../migrations/sqlite/0004_uses_in_flight.sql"),
+            },
+            Migration {
+                version: 5,
+                description: "coalesced refusals",
+                sql: include_str!("../../../migrations/sqlite/0005_coalesced_refusals.sql"),
             },
         ],
     };
@@ -185,4 +200,5 @@ fn bind_row(query: SqliteQuery<'_>, row: AuditRow) -> SqliteQuery<'_> {
         .bind(row.status)
         .bind(row.task_id)
         .bind(row.detail)
+        .bind(row.occurrences)
 }
