@@ -308,7 +308,7 @@ fn every_command(db: &Db) {
         db,
         &["token", "create", "writer", "--label", "x", "--as", "bob"],
     )
-    .fails_with("may not issue credentials");
+    .fails_with("may not issue tokens");
     cli(db, &["grant", "remove", "writer", "bob"]).ok();
 
     cli(db, &["agent", "disable", "writer"]).ok();

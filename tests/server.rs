@@ -228,3 +228,96 @@ async fn logging_out_ends_the_session() {
     assert_eq!(call(&app, logout).await.0, StatusCode::NO_CONTENT);
     assert_eq!(call(&app, me(&cookie)).await.0, StatusCode::UNAUTHORIZED);
 }
+
+fn post_json(path: &str, cookie: &str, body: Value) -> Request<Body> {
+    with_cookie(Request::post(path), cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_misspelled_field_is_refused_naming_it_and_mints_nothing() {
+    let (app, store) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let body = json!({"label": "x", "capabilites": ["posts:read"], "expires_in": 60});
+    let request = post_json("/api/agents/writer/tokens", &cookie, body);
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "invalid");
+    assert!(
+        body["message"].as_str().unwrap().contains("capabilites"),
+        "{body}"
+    );
+    let agent = store.agent_by_slug("writer").await.unwrap().unwrap();
+    assert!(store.list_tokens(&agent.id).await.unwrap().is_empty());
+    for (path, body) in [
+        ("/api/agents", json!({"slug": "b", "scope": ["a"]})),
+        (
+            "/api/agents/writer/tokens/tok_x/rotate",
+            json!({"grace": 5}),
+        ),
+    ] {
+        let (status, _, body) = call(&app, post_json(path, &cookie, body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert_eq!(body["error"], "invalid", "{path}: JSON, not plain text");
+    }
+    // Not JSON at all: still a JSON error.
+    let request = with_cookie(Request::post("/api/agents"), &cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{"))
+        .unwrap();
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "malformed");
+}
+
+#[tokio::test]
+async fn an_agent_with_too_many_scopes_is_refused() {
+    let (app, store) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let scopes: Vec<String> = (0..150_000).map(|n| format!("scope{n}")).collect();
+    let body = json!({"slug": "big", "scopes": scopes});
+    let (status, _, body) = call(&app, post_json("/api/agents", &cookie, body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("at most 64"));
+    assert!(store.agent_by_slug("big").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn errors_name_the_agent_by_its_slug() {
+    let (app, _) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let request = with_cookie(
+        Request::delete("/api/agents/writer/tokens/tok_nope"),
+        &cookie,
+    )
+    .body(Body::empty())
+    .unwrap();
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("\"writer\""), "{message}");
+    assert!(!message.contains("agt_"), "{message}");
+}
+
+#[tokio::test]
+async fn the_audit_trail_takes_a_duration_ago_as_on_the_command_line() {
+    let (app, _) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    for (query, expected) in [
+        ("since=1h", StatusCode::OK),
+        ("since=2026-01-01T00:00:00Z&until=30d", StatusCode::OK),
+        ("since=yesterday", StatusCode::UNPROCESSABLE_ENTITY),
+        ("sinse=1h", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let request = with_cookie(
+            Request::get(format!("/api/agents/writer/audit?{query}")),
+            &cookie,
+        )
+        .body(Body::empty())
+        .unwrap();
+        let (status, _, body) = call(&app, request).await;
+        assert_eq!(status, expected, "{query}: {body}");
+    }
+}

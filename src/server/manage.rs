@@ -1,4 +1,4 @@
-use ::axum::extract::{Path, Query, State};
+use ::axum::extract::{Path, State};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::{get, post, put};
 use ::axum::{Json, Router};
@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::body::{Body, Params};
 use super::error::ApiError;
 use super::views;
 use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
@@ -28,8 +29,10 @@ pub struct ManageState<S> {
 
 /// The management REST API, under `/api`. Every route needs a session principal (put an
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) with a session resolver around it); agent tokens
-/// get 403. Bodies are JSON, and so are answers and errors (`{"error", "message"}`), except
-/// axum's own rejections of a body that is not JSON at all (plain text, 400/415/422). Listing
+/// get 403. Bodies are JSON, and so are answers and errors (`{"error", "message"}`, also for a
+/// body that is not JSON, is malformed or names an unknown field: 400, 415 or 422 with the
+/// field named). Every list a client sets is bounded ([`MAX_NAMES`](crate::store::MAX_NAMES)
+/// scopes or modes, [`MAX_CAPABILITIES`](crate::store::MAX_CAPABILITIES) capability patterns). Listing
 /// agents shows those the user may see; a denied attempt on one agent is audited.
 ///
 /// | route | does |
@@ -40,7 +43,7 @@ pub struct ManageState<S> {
 /// | `GET`, `POST /api/agents/{slug}/tokens` | list; issue (the token is in the answer, once) |
 /// | `DELETE /api/agents/{slug}/tokens/{id}`; `POST …/{id}/rotate` | revoke; rotate with `grace_seconds` |
 /// | `GET /api/agents/{slug}/grants`; `PUT`, `DELETE …/grants/{user}` | access grants |
-/// | `GET /api/agents/{slug}/audit?since=…&until=…` | the audit trail (RFC 3339 bounds) |
+/// | `GET /api/agents/{slug}/audit?since=…&until=…` | the audit trail, newest last (RFC 3339 instants or durations ago: `since=1h`) |
 pub fn manage_router<S>(state: ManageState<S>) -> Router
 where
     S: AgentStore + TokenStore + GrantStore + AuditQuery + Clone + Send + Sync + 'static,
@@ -164,6 +167,7 @@ where
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateAgent {
     slug: String,
     parent: Option<String>,
@@ -178,7 +182,7 @@ struct CreateAgent {
 async fn create_agent<S>(
     State(state): State<ManageState<S>>,
     principal: Principal,
-    Json(body): Json<CreateAgent>,
+    Body(body): Body<CreateAgent>,
 ) -> Result<Response, ApiError>
 where
     S: AgentStore + TokenStore + GrantStore,
@@ -288,6 +292,7 @@ where
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateToken {
     label: String,
     expires_in_seconds: Option<i64>,
@@ -327,7 +332,7 @@ async fn create_token<S>(
     State(state): State<ManageState<S>>,
     principal: Principal,
     Path(slug): Path<String>,
-    Json(body): Json<CreateToken>,
+    Body(body): Body<CreateToken>,
 ) -> Result<Response, ApiError>
 where
     S: AgentStore + TokenStore + GrantStore,
@@ -351,6 +356,7 @@ where
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Rotate {
     #[serde(default)]
     grace_seconds: i64,
@@ -360,7 +366,7 @@ async fn rotate<S>(
     State(state): State<ManageState<S>>,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
-    Json(body): Json<Rotate>,
+    Body(body): Body<Rotate>,
 ) -> Result<Response, ApiError>
 where
     S: AgentStore + TokenStore + GrantStore,
@@ -389,6 +395,7 @@ where
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Grant {
     role: String,
 }
@@ -397,7 +404,7 @@ async fn grant<S>(
     State(state): State<ManageState<S>>,
     principal: Principal,
     Path((slug, grantee)): Path<(String, String)>,
-    Json(body): Json<Grant>,
+    Body(body): Body<Grant>,
 ) -> Result<Json<Value>, ApiError>
 where
     S: AgentStore + TokenStore + GrantStore,
@@ -427,16 +434,31 @@ where
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Range {
     since: Option<String>,
     until: Option<String>,
 }
 
-fn instant(text: &Option<String>) -> Result<Option<time::OffsetDateTime>, ApiError> {
+/// `since`/`until`: an RFC 3339 instant, or a duration before `now` (`1h`, `30d`, `3600`), as
+/// on the command line.
+fn instant(
+    text: &Option<String>,
+    now: time::OffsetDateTime,
+) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    let bad = || invalid("since/until: an RFC 3339 instant or a duration ago (45s, 15m, 12h, 30d)");
     text.as_deref()
         .map(|t| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| invalid("since/until: an RFC 3339 instant"))
+            if let Ok(at) =
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            {
+                return Ok(at);
+            }
+            let ago = super::parse_duration(t).map_err(|_| bad())?;
+            time::Duration::try_from(ago)
+                .ok()
+                .and_then(|ago| now.checked_sub(ago))
+                .ok_or_else(bad)
         })
         .transpose()
 }
@@ -445,15 +467,16 @@ async fn audit<S>(
     State(state): State<ManageState<S>>,
     principal: Principal,
     Path(slug): Path<String>,
-    Query(range): Query<Range>,
+    Params(range): Params<Range>,
 ) -> Result<Json<Value>, ApiError>
 where
     S: AgentStore + TokenStore + GrantStore + AuditQuery,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let mut filter = AuditFilter::agent(agent.id.clone());
-    filter.since = instant(&range.since)?;
-    filter.until = instant(&range.until)?;
+    let now = state.store.clock().now();
+    filter.since = instant(&range.since, now)?;
+    filter.until = instant(&range.until, now)?;
     let events = managed.audit_events(&agent.id, filter).await?;
     Ok(Json(events.iter().map(views::event).collect()))
 }

@@ -47,6 +47,8 @@
 //! # }
 //! ```
 
+mod body;
+mod duration;
 mod error;
 mod login;
 mod manage;
@@ -54,6 +56,7 @@ mod password;
 mod sessions;
 pub mod views;
 
+pub use duration::parse_duration;
 pub use error::ApiError;
 pub use login::login_router;
 pub use manage::{ManageState, manage_router};

@@ -92,5 +92,6 @@ pub fn event(event: &AuditEvent) -> Value {
         })),
         "task_id": event.task_id,
         "detail": event.detail,
+        "occurrences": event.occurrences,
     })
 }

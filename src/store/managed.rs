@@ -126,16 +126,17 @@ impl Operation {
         }
     }
 
-    fn as_str(&self) -> &'static str {
+    /// What it is, in words: `"issue tokens"`, as in "user x may not issue tokens of agent y".
+    pub fn as_str(&self) -> &'static str {
         match self {
-            Self::ViewAgent => "see the identity",
-            Self::ListTokens => "list credentials",
+            Self::ViewAgent => "see the agent",
+            Self::ListTokens => "list tokens",
             Self::ReadAudit => "read the audit trail",
             Self::ListGrants => "list grants",
-            Self::ManageAgent => "manage the identity",
-            Self::IssueToken => "issue credentials",
-            Self::RotateToken => "rotate credentials",
-            Self::RevokeToken => "revoke credentials",
+            Self::ManageAgent => "manage the agent",
+            Self::IssueToken => "issue tokens",
+            Self::RotateToken => "rotate tokens",
+            Self::RevokeToken => "revoke tokens",
             Self::ManageGrants => "manage grants",
         }
     }
@@ -157,6 +158,31 @@ pub fn authorize(
             operation: operation.as_str(),
             agent: agent.slug.to_string(),
         })
+    }
+}
+
+/// An error of a call on `agent` as a person reads it: the agent by its slug, which they typed,
+/// not by its internal id.
+fn named(agent: &Agent) -> impl Fn(StoreError) -> StoreError + '_ {
+    move |error| {
+        let slug = || agent.slug.to_string();
+        let is_it = |named: &str| named == agent.id.as_str();
+        match error {
+            StoreError::UnknownAgent(id) if is_it(&id) => StoreError::UnknownAgent(slug()),
+            StoreError::UnknownToken { agent: id, token } if is_it(&id) => {
+                StoreError::UnknownToken {
+                    agent: slug(),
+                    token,
+                }
+            }
+            StoreError::UnknownGrant { agent: id, user } if is_it(&id) => {
+                StoreError::UnknownGrant {
+                    agent: slug(),
+                    user,
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -256,7 +282,7 @@ where
         if let Err(denied) = authorize(&self.actor, &record, role, operation) {
             let mut event = self
                 .event(action, &record)
-                .detail(format!("denied: {operation:?}"));
+                .detail(format!("denied: may not {}", operation.as_str()));
             event.outcome = Outcome::Denied;
             self.record(event).await;
             return Err(denied);
@@ -312,7 +338,11 @@ where
             AgentStatus::Disabled => AuditAction::AgentDisabled,
         };
         let before = self.check(agent, Operation::ManageAgent, action).await?;
-        let after = self.store.set_agent_status(agent, status).await?;
+        let after = self
+            .store
+            .set_agent_status(agent, status)
+            .await
+            .map_err(named(&before))?;
         let detail = format!(
             "status: {} -> {}",
             before.status.as_str(),
@@ -328,7 +358,10 @@ where
             .check(agent, Operation::ManageAgent, AuditAction::AgentDeleted)
             .await?;
         let children = self.store.children(agent).await?;
-        self.store.delete_agent(agent).await?;
+        self.store
+            .delete_agent(agent)
+            .await
+            .map_err(named(&record))?;
         for child in &children {
             let detail = format!("deleted {} with its parent {}", child.slug, record.slug);
             self.record(self.event(AuditAction::AgentDeleted, child).detail(detail))
@@ -345,9 +378,10 @@ where
 
     /// Lists credentials: owner, operator or admin.
     pub async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
-        self.check(agent, Operation::ListTokens, AuditAction::Read)
+        let record = self
+            .check(agent, Operation::ListTokens, AuditAction::Read)
             .await?;
-        self.store.list_tokens(agent).await
+        self.store.list_tokens(agent).await.map_err(named(&record))
     }
 
     /// Issues a credential: owner or admin. Records the actor as its creator.
@@ -362,7 +396,8 @@ where
         let issued = self
             .store
             .create_token(agent, new.created_by(self.actor.clone()))
-            .await?;
+            .await
+            .map_err(named(&record))?;
         let detail = format!("issued {:?}", issued.info.label);
         self.record(
             self.event(AuditAction::TokenIssued, &record)
@@ -384,7 +419,11 @@ where
         let record = self
             .check(agent, Operation::RotateToken, AuditAction::TokenRotated)
             .await?;
-        let issued = self.store.rotate_token(agent, token, grace).await?;
+        let issued = self
+            .store
+            .rotate_token(agent, token, grace)
+            .await
+            .map_err(named(&record))?;
         let detail = format!(
             "replaced by {}; the old one stays valid for {}s",
             issued.info.id,
@@ -409,7 +448,11 @@ where
             .check(agent, Operation::RevokeToken, AuditAction::TokenRevoked)
             .await?;
         let before = self.store.token(agent, token).await?;
-        let revoked = self.store.revoke_token(agent, token).await?;
+        let revoked = self
+            .store
+            .revoke_token(agent, token)
+            .await
+            .map_err(named(&record))?;
         let detail = match before.and_then(|t| t.revoked_at) {
             Some(_) => "already revoked; unchanged",
             None => "status: live -> revoked",
@@ -428,8 +471,12 @@ where
         let record = self
             .check(agent, Operation::RevokeToken, AuditAction::TokenRevoked)
             .await?;
-        let revoked = self.store.revoke_all_tokens(agent).await?;
-        let detail = format!("revoked all {revoked} live credentials");
+        let revoked = self
+            .store
+            .revoke_all_tokens(agent)
+            .await
+            .map_err(named(&record))?;
+        let detail = format!("revoked all {revoked} live tokens");
         self.record(
             self.event(AuditAction::TokenRevoked, &record)
                 .detail(detail),
@@ -449,7 +496,11 @@ where
             .check(agent, Operation::ManageGrants, AuditAction::GrantChanged)
             .await?;
         let before = self.store.role_of(agent, user).await?;
-        let grant = self.store.grant(agent, user, role).await?;
+        let grant = self
+            .store
+            .grant(agent, user, role)
+            .await
+            .map_err(named(&record))?;
         let detail = format!(
             "{user}: {} -> {}",
             before.map_or("none", |r| r.as_str()),
@@ -469,7 +520,10 @@ where
             .check(agent, Operation::ManageGrants, AuditAction::GrantChanged)
             .await?;
         let before = self.store.role_of(agent, user).await?;
-        self.store.revoke_grant(agent, user).await?;
+        self.store
+            .revoke_grant(agent, user)
+            .await
+            .map_err(named(&record))?;
         let detail = format!("{user}: {} -> none", before.map_or("none", |r| r.as_str()));
         self.record(
             self.event(AuditAction::GrantChanged, &record)
@@ -481,9 +535,10 @@ where
 
     /// Who has a role on the identity: owner, operator or admin.
     pub async fn grants(&self, agent: &AgentId) -> Result<Vec<AccessGrant>, StoreError> {
-        self.check(agent, Operation::ListGrants, AuditAction::Read)
+        let record = self
+            .check(agent, Operation::ListGrants, AuditAction::Read)
             .await?;
-        self.store.grants(agent).await
+        self.store.grants(agent).await.map_err(named(&record))
     }
 
     /// The identity's audit trail (with its children's), oldest first: owner, operator or

@@ -624,6 +624,12 @@ impl TokenStore for MemoryStore {
         let parent = slot.parent.as_ref().map(|p| p.get());
         let prepared =
             prepare::prepare_token(&self.inner.config, &slot.get(), parent.as_deref(), new)?;
+        prepare::within_owner_role(
+            &self.inner.config,
+            &slot.get(),
+            prepared.info.capabilities.as_ref(),
+        )
+        .await?;
         let mut state = self.write();
         // The agent may have been deleted while we minted.
         state.agent(agent_id)?;
@@ -708,6 +714,8 @@ impl TokenStore for MemoryStore {
         let parent = slot.parent.as_ref().map(|p| p.get());
         let (hash, info) =
             prepare::prepare_import(&self.inner.config, &slot.get(), parent.as_deref(), token)?;
+        prepare::within_owner_role(&self.inner.config, &slot.get(), info.capabilities.as_ref())
+            .await?;
         let mut state = self.write();
         state.agent(agent_id)?;
         if state.tokens.contains_key(&hash) {

@@ -15,6 +15,7 @@ mod managed;
 mod memory;
 mod model;
 pub(crate) mod prepare;
+pub use prepare::{MAX_CAPABILITIES, MAX_NAMES};
 pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
@@ -28,6 +29,8 @@ pub use model::{
 };
 #[cfg(feature = "postgres")]
 pub use sql::PgStore;
+#[cfg(feature = "sql")]
+pub use sql::PoolSettings;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 
@@ -62,11 +65,23 @@ pub enum StoreError {
     /// The token asks for capabilities its agent's policy does not allow.
     #[error("capabilities outside the agent's policy: {0}")]
     CapabilitiesOutsidePolicy(String),
+    /// The token asks for capabilities its agent's owner does not have: the ceiling would drop
+    /// them at every request.
+    #[error("capabilities outside the role of the owner {user:?}: {capabilities}")]
+    CapabilitiesOutsideRole {
+        /// The agent's owner.
+        user: String,
+        /// The patterns the owner's role does not cover.
+        capabilities: String,
+    },
     /// The requested lifetime is not allowed.
     #[error("invalid lifetime: {0}")]
     InvalidLifetime(String),
-    /// A label longer than 200 bytes or containing control characters.
-    #[error("invalid label: at most 200 bytes, no control characters")]
+    /// A label longer than 200 bytes or containing control, invisible or
+    /// bidirectional-override characters.
+    #[error(
+        "invalid label: at most 200 bytes, no control, invisible or bidirectional-override characters"
+    )]
     InvalidLabel,
     /// Another field of the request is not acceptable; the message says which and why.
     #[error("invalid input: {0}")]
@@ -199,8 +214,21 @@ pub(crate) fn display_prefix(token: &str, prefix_len: usize, slug_len: usize) ->
     format!("{}…", &token[..shown])
 }
 
+/// Characters a person reading a label, a scope or an intent cannot see for what they are:
+/// controls, bidirectional overrides and isolates (which reorder what is shown), and the
+/// zero-width and other invisible format characters (which hide a difference).
+pub(crate) fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
 pub(crate) fn validate_label(label: &str) -> Result<(), StoreError> {
-    if label.len() > 200 || label.chars().any(char::is_control) {
+    if label.len() > 200 || label.chars().any(is_hidden_char) {
         return Err(StoreError::InvalidLabel);
     }
     Ok(())

@@ -74,15 +74,74 @@ pub(crate) struct PreparedToken {
     pub(crate) info: TokenInfo,
 }
 
+/// The most scopes, or modes, an agent may name.
+pub const MAX_NAMES: usize = 64;
+/// The most capability patterns one policy list (allow or deny) or one token may hold.
+pub const MAX_CAPABILITIES: usize = 256;
+
 fn validate_text(what: &str, text: &Option<String>, max: usize) -> Result<(), StoreError> {
     match text {
-        Some(text) if text.len() > max || text.chars().any(char::is_control) => {
+        Some(text) if text.len() > max || text.chars().any(super::is_hidden_char) => {
             Err(StoreError::InvalidInput(format!(
-                "{what}: at most {max} bytes, no control characters"
+                "{what}: at most {max} bytes, no control, invisible or bidirectional-override characters"
             )))
         }
         _ => Ok(()),
     }
+}
+
+/// A list of capability patterns a client set: bounded, so that a request cannot make every
+/// later check of this agent's tokens slow.
+fn bounded_capabilities(what: &str, set: &CapabilitySet) -> Result<(), StoreError> {
+    let count = set.iter().count();
+    if count > MAX_CAPABILITIES {
+        return Err(StoreError::InvalidInput(format!(
+            "{what}: at most {MAX_CAPABILITIES} capability patterns, not {count}"
+        )));
+    }
+    Ok(())
+}
+
+/// Token capabilities within the owner's role: the ceiling would drop anything else at every
+/// request, so asking for more is a mistake to name now. An owner missing from the directory
+/// is not judged here: every request of the token is refused for it anyway.
+pub(crate) async fn within_owner_role(
+    config: &StoreConfig,
+    agent: &Agent,
+    requested: Option<&CapabilitySet>,
+) -> Result<(), StoreError> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    let owner = config
+        .directory
+        .as_ref()
+        .user(&agent.owner)
+        .await
+        .map_err(StoreError::Unavailable)?;
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let outside = outside_policy(owner.role(), requested);
+    if outside.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::CapabilitiesOutsideRole {
+            user: agent.owner.to_string(),
+            capabilities: outside.join(", "),
+        })
+    }
+}
+
+fn outside_policy(policy: &Policy, requested: &CapabilitySet) -> Vec<String> {
+    requested
+        .iter()
+        .filter(|pattern| {
+            policy.allowed().is_some_and(|allow| !allow.covers(pattern))
+                || policy.denied().covers(pattern)
+        })
+        .map(|pattern| pattern.to_string())
+        .collect()
 }
 
 /// Refuses token capabilities that the agent's policy does not cover.
@@ -90,14 +149,7 @@ pub(crate) fn check_within_policy(
     policy: &Policy,
     requested: &CapabilitySet,
 ) -> Result<(), StoreError> {
-    let outside: Vec<String> = requested
-        .iter()
-        .filter(|pattern| {
-            policy.allowed().is_some_and(|allow| !allow.covers(pattern))
-                || policy.denied().covers(pattern)
-        })
-        .map(|pattern| pattern.to_string())
-        .collect();
+    let outside = outside_policy(policy, requested);
     if outside.is_empty() {
         Ok(())
     } else {
@@ -108,15 +160,21 @@ pub(crate) fn check_within_policy(
 /// Scope and mode names: short, printable, and free of the `,` that lists on the command line
 /// are split on.
 fn validate_names(what: &str, names: &Option<BTreeSet<String>>) -> Result<(), StoreError> {
+    let count = names.as_ref().map_or(0, BTreeSet::len);
+    if count > MAX_NAMES {
+        return Err(StoreError::InvalidInput(format!(
+            "{what}s: at most {MAX_NAMES}, not {count}"
+        )));
+    }
     let bad = names.iter().flatten().find(|name| {
         name.is_empty()
             || name.len() > 100
             || name.contains(',')
-            || name.chars().any(char::is_control)
+            || name.chars().any(super::is_hidden_char)
     });
     match bad {
         Some(name) => Err(StoreError::InvalidInput(format!(
-            "{what} {name:?}: 1-100 bytes, no commas or control characters"
+            "{what} {name:?}: 1-100 bytes, no commas, control, invisible or bidirectional-override characters"
         ))),
         None => Ok(()),
     }
@@ -162,6 +220,10 @@ pub(crate) fn prepare_agent(
     }
     validate_names("scope", &new.scopes)?;
     validate_names("mode", &new.modes)?;
+    if let Some(allowed) = new.policy.allowed() {
+        bounded_capabilities("policy allow", allowed)?;
+    }
+    bounded_capabilities("policy deny", new.policy.denied())?;
     let now = truncate(config.clock.now());
     let mut expires_at = match new.expires_in {
         Some(ttl) if ttl.is_zero() => {
@@ -284,6 +346,14 @@ pub(crate) fn prepare_token(
         ));
     }
     if let Some(requested) = &new.capabilities {
+        if requested.is_empty() {
+            return Err(StoreError::InvalidInput(
+                "capabilities: an empty list would make a token that may do nothing; leave it out \
+                 for the agent's whole ceiling"
+                    .into(),
+            ));
+        }
+        bounded_capabilities("capabilities", requested)?;
         check_capabilities(agent, parent, requested)?;
     }
     let ttl = config
@@ -325,6 +395,7 @@ pub(crate) fn prepare_import(
 ) -> Result<(TokenHash, TokenInfo), StoreError> {
     validate_label(&imported.label)?;
     if let Some(requested) = &imported.capabilities {
+        bounded_capabilities("capabilities", requested)?;
         check_capabilities(agent, parent, requested)?;
     }
     let now = truncate(config.clock.now());

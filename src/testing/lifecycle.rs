@@ -560,3 +560,90 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
     );
     assert_eq!(env.refusal(&t).await, InvalidReason::Unknown);
 }
+
+pub async fn case_token_capabilities_outside_the_owners_role_are_refused<S: Store>(env: Env<S>) {
+    // alice's role is `posts:*` and `comments:read`; her agent has no policy of its own.
+    let agent = env.agent("writer").await;
+    let wide = NewToken::new("t").with_capabilities(caps(&["posts:read", "users:manage"]));
+    let result = env.store.create_token(&agent.id, wide).await;
+    match &result {
+        Err(StoreError::CapabilitiesOutsideRole { user, capabilities }) => {
+            assert_eq!(user, "alice");
+            assert_eq!(capabilities, "users:manage", "only what exceeds is named");
+        }
+        other => panic!("expected CapabilitiesOutsideRole, got {other:?}"),
+    }
+    let empty = NewToken::new("t").with_capabilities(caps(&[]));
+    let result = env.store.create_token(&agent.id, empty).await;
+    assert!(
+        matches!(&result, Err(StoreError::InvalidInput(m)) if m.contains("empty")),
+        "{result:?}"
+    );
+    assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
+    let within = NewToken::new("t").with_capabilities(caps(&["posts:read"]));
+    env.store.create_token(&agent.id, within).await.unwrap();
+}
+
+pub async fn case_lists_a_client_sets_are_bounded<S: Store>(env: Env<S>) {
+    use crate::store::{MAX_CAPABILITIES, MAX_NAMES};
+    let names = |n: usize| (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>();
+    let patterns = |n: usize| (0..n).map(|i| format!("c{i}:read")).collect::<Vec<_>>();
+    let too_many_scopes = NewAgent::new("a", "bob").with_scopes(names(MAX_NAMES + 1));
+    let result = env.store.create_agent(too_many_scopes).await;
+    assert!(
+        matches!(&result, Err(StoreError::InvalidInput(m)) if m.contains("at most")),
+        "{result:?}"
+    );
+    let too_many_modes = NewAgent::new("a", "bob").with_modes(names(MAX_NAMES + 1));
+    assert!(env.store.create_agent(too_many_modes).await.is_err());
+    let wide_policy = NewAgent::new("a", "bob").with_policy(Policy::allow(
+        crate::ceiling::CapabilitySet::parse(patterns(MAX_CAPABILITIES + 1)).unwrap(),
+    ));
+    assert!(env.store.create_agent(wide_policy).await.is_err());
+    assert!(env.store.list_agents().await.unwrap().is_empty());
+
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("a", "bob").with_scopes(names(MAX_NAMES)))
+        .await
+        .unwrap();
+    let many = crate::ceiling::CapabilitySet::parse(patterns(MAX_CAPABILITIES + 1)).unwrap();
+    let result = env
+        .store
+        .create_token(&agent.id, NewToken::new("t").with_capabilities(many))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidInput(_))),
+        "{result:?}"
+    );
+    let enough = crate::ceiling::CapabilitySet::parse(patterns(MAX_CAPABILITIES)).unwrap();
+    env.store
+        .create_token(&agent.id, NewToken::new("t").with_capabilities(enough))
+        .await
+        .unwrap();
+}
+
+pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
+    let agent = env.agent("writer").await;
+    // A right-to-left override, a zero-width space, a BOM, a control character.
+    for label in ["ci\u{202e}gol", "ci\u{200b}", "\u{feff}ci", "ci\u{7}"] {
+        let result = env
+            .store
+            .create_token(&agent.id, NewToken::new(label))
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidLabel)),
+            "{label:?}: {result:?}"
+        );
+    }
+    let intent = NewToken::new("ci").intent("pay \u{2066}50\u{2069} EUR");
+    assert!(env.store.create_token(&agent.id, intent).await.is_err());
+    let scope = NewAgent::new("other", "alice").with_scopes(["repo\u{200d}a"]);
+    assert!(env.store.create_agent(scope).await.is_err());
+    assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
+    // Letters of any script stay welcome in a label.
+    env.store
+        .create_token(&agent.id, NewToken::new("Übersetzer 東京"))
+        .await
+        .unwrap();
+}

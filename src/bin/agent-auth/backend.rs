@@ -94,6 +94,17 @@ fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::unavailable(error)
 }
 
+/// The reference server's user ids: ASCII letters, digits and `._@+-` (names and e-mail
+/// addresses), so that no two ids look alike or hide a character: no look-alike letters of other
+/// scripts, no invisible or bidirectional-override characters, no spaces.
+fn plain_user_id(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'+' | b'-'))
+}
+
 impl Accounts {
     /// Applies the binary's migrations not applied yet.
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -114,10 +125,22 @@ impl Accounts {
         capabilities: Option<&CapabilitySet>,
         password_hash: Option<String>,
     ) -> Result<(), StoreError> {
-        if id.is_empty() || id.len() > 100 || id.chars().any(|c| c.is_control() || c == ',') {
-            return Err(StoreError::InvalidInput(
-                "user id: 1-100 bytes, no commas or control characters".into(),
-            ));
+        if !plain_user_id(id) {
+            return Err(StoreError::InvalidInput(format!(
+                "user id {id:?}: 1-100 of [A-Za-z0-9._@+-], starting with a letter or digit"
+            )));
+        }
+        // `Alice` beside `alice` reads as the same person in every list.
+        if let Some(other) = self
+            .list()
+            .await?
+            .into_iter()
+            .find(|a| a.id.eq_ignore_ascii_case(id))
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "a user {:?} already exists (user ids differing only in case are refused)",
+                other.id
+            )));
         }
         let capabilities =
             capabilities.map(|c| serde_json::to_string(&c.to_strings()).unwrap_or_default());

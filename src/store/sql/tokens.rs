@@ -60,6 +60,8 @@ impl<B: Driver> Core<B> {
         let agent = self.agent_required(agent).await?;
         let parent = self.parent_of(&agent).await?;
         let prepared = prepare::prepare_token(&self.config, &agent, parent.as_ref(), new)?;
+        prepare::within_owner_role(&self.config, &agent, prepared.info.capabilities.as_ref())
+            .await?;
         insert_token(&self.pool, &prepared.hash, &prepared.info).await?;
         Ok(IssuedToken {
             token: prepared.raw,
@@ -133,6 +135,7 @@ impl<B: Driver> Core<B> {
         let agent = self.agent_required(agent).await?;
         let parent = self.parent_of(&agent).await?;
         let (hash, info) = prepare::prepare_import(&self.config, &agent, parent.as_ref(), token)?;
+        prepare::within_owner_role(&self.config, &agent, info.capabilities.as_ref()).await?;
         insert_token(&self.pool, &hash, &info).await?;
         Ok(info)
     }

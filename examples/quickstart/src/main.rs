@@ -1,10 +1,11 @@
 //! A minimal axum app protected by `AgentAuthLayer`, on the embedded SQLite store.
 //!
-//! `cargo run --example quickstart --features axum,sqlite` opens (creating it on the first run)
+//! `cargo run -p quickstart` opens (creating it on the first run)
 //! `agent-auth.db` in the current directory, mints a token for a demo agent, prints it with
 //! ready-to-paste curl lines and serves on 127.0.0.1:3000. Run it again: the file is reused and
-//! the tokens of earlier runs still work. `PORT` and `AGENT_AUTH_DATABASE_URL` override the port
-//! and the database.
+//! the tokens of earlier runs still work. `PORT`, `AGENT_AUTH_DATABASE_URL` and
+//! `AGENT_AUTH_TOKEN_PREFIX` override the port, the database and the token prefix (`agent`, as
+//! the `agent-auth` CLI's default, so that the CLI's tokens for this database work here).
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -54,7 +55,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Agents and tokens live in one SQLite file; only SHA-256 hashes of tokens are kept.
     let database = std::env::var("AGENT_AUTH_DATABASE_URL")
         .unwrap_or_else(|_| "sqlite://agent-auth.db".into());
-    let config = StoreConfig::new(TokenFormat::new("demo")?, users);
+    let prefix = std::env::var("AGENT_AUTH_TOKEN_PREFIX").unwrap_or_else(|_| "agent".into());
+    let config = StoreConfig::new(TokenFormat::new(&prefix)?, users);
     let store = SqliteStore::open(&database, config).await?;
     let agent = match store.agent_by_slug("writer-bot").await? {
         Some(agent) => agent,
