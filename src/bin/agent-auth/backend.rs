@@ -348,8 +348,10 @@ impl<'a> Location<'a> {
     }
 }
 
-/// `url` fit for an error message: a PostgreSQL URL without its password.
+/// `url` fit for an error message: without a password, and without the query (which may hold
+/// one: `?password=…`).
 fn shown(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or_default();
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -469,5 +471,51 @@ impl Accounts {
                 .await
                 .map_err(unavailable)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Location, shown};
+
+    #[test]
+    fn database_names_in_errors_hold_no_password() {
+        assert_eq!(
+            shown("postgres://app:s3cret@db.example:5432/agents?sslmode=require&password=x"),
+            "postgres://app@db.example:5432/agents"
+        );
+        assert_eq!(
+            shown("postgres://db.example/agents"),
+            "postgres://db.example/agents"
+        );
+        assert_eq!(
+            shown("sqlite:///tmp/agent-auth.db"),
+            "sqlite:///tmp/agent-auth.db"
+        );
+        assert_eq!(shown("agent-auth.db"), "agent-auth.db");
+    }
+
+    #[test]
+    fn only_sqlite_and_postgres_urls_are_databases() {
+        for url in [
+            "agent-auth.db",
+            "sqlite://a.db",
+            "sqlite::memory:",
+            "./dir:x/a.db",
+        ] {
+            assert!(
+                matches!(Location::parse(url), Ok(Location::Sqlite(_))),
+                "{url}"
+            );
+        }
+        for url in ["postgres://h/db", "postgresql://h/db"] {
+            assert!(
+                matches!(Location::parse(url), Ok(Location::Postgres(_))),
+                "{url}"
+            );
+        }
+        for url in ["mysql://h/db", "mariadb://h/db", "http://h/db"] {
+            assert!(Location::parse(url).is_err(), "{url}");
+        }
     }
 }
