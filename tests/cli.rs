@@ -183,6 +183,16 @@ fn every_command(db: &Db) {
     assert_eq!(users[1]["capabilities"], "*");
     cli(db, &["user", "disable", "bob"]).ok();
     cli(db, &["user", "enable", "bob"]).ok();
+    cli_with_stdin(db, &["user", "passwd", "bob"], "bob's\n").ok();
+    cli(
+        db,
+        &["user", "set-role", "bob", "--capabilities", "posts:read"],
+    )
+    .ok();
+    let users = cli(db, &["--json", "user", "list"]).ok().json();
+    assert_eq!(users[1]["password"], true);
+    assert_eq!(users[1]["capabilities"], serde_json::json!(["posts:read"]));
+    cli(db, &["user", "set-role", "bob", "--unrestricted"]).ok();
 
     let shown = cli(db, &["--json", "agent", "show", "writer"]).ok().json();
     assert_eq!(shown["owner"], "alice");
@@ -274,7 +284,7 @@ fn every_command(db: &Db) {
             == 2
     );
     let all = cli(db, &["token", "revoke-all", "writer"]).ok().stdout;
-    assert!(all.contains("1 tokens"), "{all}");
+    assert_eq!(all, "1 token of writer revoked\n");
 
     cli(
         db,
@@ -346,6 +356,9 @@ fn every_command(db: &Db) {
     assert!(recent.starts_with("AT"), "{recent}");
     cli(db, &["agent", "delete", "writer"]).ok();
     cli(db, &["agent", "show", "writer"]).fails_with("unknown agent");
+    cli(db, &["user", "delete", "bob"]).ok();
+    let users = cli(db, &["--json", "user", "list"]).ok().json();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
 }
 
 fn errors_change_nothing(db: &Db) {
@@ -422,7 +435,7 @@ fn an_unreachable_database_is_one_line_and_a_failure() {
         drop_pg: None,
     };
     cli(&missing_dir, &["migrate"]).fails_with("store unavailable");
-    // Any command but migrate, serve and `user add` refuses to create a database by mistake.
+    // Any command but migrate and serve refuses to create a database by mistake.
     let dir = tempfile::tempdir().unwrap();
     let typo = Db {
         url: format!("sqlite://{}", dir.path().join("tpyo.db").display()),
@@ -430,6 +443,7 @@ fn an_unreachable_database_is_one_line_and_a_failure() {
         drop_pg: None,
     };
     cli(&typo, &["agent", "list"]).fails_with("no database at");
+    cli(&typo, &["user", "add", "alice"]).fails_with("no database at");
     assert!(!dir.path().join("tpyo.db").exists());
     let closed_port = Db {
         url: "postgres://postgres@127.0.0.1:1/test".into(),
@@ -448,6 +462,9 @@ fn help_is_complete() {
         &["user"],
         &["user", "add"],
         &["user", "list"],
+        &["user", "passwd"],
+        &["user", "set-role"],
+        &["user", "delete"],
         &["user", "disable"],
         &["user", "enable"],
         &["agent"],
@@ -635,4 +652,586 @@ fn serve_demo_seeds_once_and_prints_a_working_token() {
     assert_ne!(token_in(&again), token);
     let _ = second.kill();
     let _ = second.wait();
+}
+
+/// Runs `sql` on the test's database (SQLite or PostgreSQL); returns the first column of the
+/// first row of the last statement, if it is a number.
+fn db_sql(db: &Db, sql: &str) -> Option<i64> {
+    let url = db.url.clone();
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            use sqlx::{Connection, Row};
+            if url.starts_with("postgres") {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let rows = sqlx::raw_sql(&sql).fetch_all(&mut conn).await.unwrap();
+                rows.first().and_then(|r| r.try_get::<i64, _>(0).ok())
+            } else {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let rows = sqlx::raw_sql(&sql).fetch_all(&mut conn).await.unwrap();
+                rows.first().and_then(|r| r.try_get::<i64, _>(0).ok())
+            }
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// How many tables the database has, whoever made them.
+fn table_count(db: &Db) -> i64 {
+    let sql = if db.url.starts_with("postgres") {
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    } else {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+    };
+    db_sql(db, sql).unwrap()
+}
+
+/// A fresh database that exists but is empty: an empty SQLite file, or the new PostgreSQL
+/// database as it is.
+fn empty(db: Db) -> Db {
+    if let Some(path) = db.url.strip_prefix("sqlite://") {
+        std::fs::File::create(path).unwrap();
+    }
+    db
+}
+
+/// A database whose schema is the library's first version (agents and tokens), as an earlier
+/// build left it.
+fn version_1(db: &Db) {
+    use sha2::{Digest, Sha256};
+    let v1 = if db.url.starts_with("postgres") {
+        include_str!("../migrations/postgres/0001_agents_and_tokens.sql")
+    } else {
+        include_str!("../migrations/sqlite/0001_agents_and_tokens.sql")
+    };
+    let checksum = hex::encode(Sha256::digest(v1.as_bytes()));
+    db_sql(
+        db,
+        &format!(
+            "{v1};\nCREATE TABLE agent_auth_schema_migrations (version BIGINT PRIMARY KEY, \
+             description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL);\n\
+             INSERT INTO agent_auth_schema_migrations VALUES (1, 'agents and tokens', \
+             '{checksum}', 0)"
+        ),
+    );
+}
+
+/// Only `migrate` (and `serve`) create or upgrade the schema: every other command on a
+/// database without it, with an older or a newer one, fails in one line and changes nothing.
+fn only_migrate_creates_the_schema(db: &Db) {
+    let commands: &[&[&str]] = &[
+        &["agent", "list"],
+        &["user", "list"],
+        &["user", "add", "alice"],
+        &["token", "list", "writer"],
+        &["--json", "audit", "writer"],
+    ];
+    for command in commands {
+        let run = cli(db, command);
+        assert!(
+            run.stderr.contains("`agent-auth migrate`"),
+            "{}",
+            run.stderr
+        );
+        run.fails_with("error: no agent-auth schema in database ");
+    }
+    assert_eq!(table_count(db), 0, "a command created tables");
+
+    version_1(db);
+    let tables = table_count(db);
+    let run = cli(db, &["agent", "list"]);
+    assert!(
+        run.stderr.contains("(version 1, this build's is "),
+        "{}",
+        run.stderr
+    );
+    run.fails_with("is older than this agent-auth");
+    let run = cli(db, &["agent", "list"]);
+    assert!(
+        run.stderr
+            .trim_end()
+            .ends_with("); upgrade it with `agent-auth migrate`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(table_count(db), tables, "a command upgraded the schema");
+
+    cli(db, &["migrate"]).ok();
+    assert_eq!(cli(db, &["agent", "list"]).ok().stdout, "(none)\n");
+    db_sql(
+        db,
+        "INSERT INTO agent_auth_schema_migrations VALUES (99, 'future', 'x', 0)",
+    );
+    cli(db, &["agent", "list"]).fails_with("is newer than this agent-auth (version 99");
+    cli(db, &["migrate"]).fails_with("newer than this build");
+}
+
+#[test]
+fn only_migrate_creates_the_schema_on_sqlite() {
+    only_migrate_creates_the_schema(&empty(Db::sqlite()));
+}
+
+#[test]
+fn only_migrate_creates_the_schema_on_postgres() {
+    if let Some(db) = Db::postgres("schema") {
+        only_migrate_creates_the_schema(&empty(db));
+    }
+}
+
+/// The library's tables without the CLI's user table (an application created them): the CLI
+/// says what is missing instead of failing on a query.
+fn an_application_database_needs_the_user_table(db: &Db) {
+    let url = db.url.clone();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            use tower_agent_auth::store::{MemoryUserDirectory, PgStore, SqliteStore, StoreConfig};
+            let config = StoreConfig::new(
+                tower_agent_auth::token::TokenFormat::new("agent").unwrap(),
+                MemoryUserDirectory::new(),
+            );
+            if url.starts_with("postgres") {
+                PgStore::connect(&url, config).await.unwrap();
+            } else {
+                SqliteStore::open(&url, config).await.unwrap();
+            }
+        })
+    })
+    .join()
+    .unwrap();
+    cli(db, &["agent", "list"]).fails_with("no agent-auth user table in database");
+    cli(db, &["migrate"]).ok();
+    cli(db, &["user", "add", "alice"]).ok();
+}
+
+#[test]
+fn an_application_database_needs_the_user_table_on_sqlite() {
+    an_application_database_needs_the_user_table(&Db::sqlite());
+}
+
+#[test]
+fn an_application_database_needs_the_user_table_on_postgres() {
+    if let Some(db) = Db::postgres("appdb") {
+        an_application_database_needs_the_user_table(&db);
+    }
+}
+
+/// The database named in an error never shows the URL's password.
+#[test]
+fn errors_name_the_postgres_database_without_its_password() {
+    let Some(db) = Db::postgres("password") else {
+        return;
+    };
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let (user, host) = rest
+        .split_once('@')
+        .expect("a user in AGENT_AUTH_TEST_POSTGRES_URL");
+    let with_password = Db {
+        url: format!(
+            "{scheme}://{}:hunter2@{host}",
+            user.split(':').next().unwrap()
+        ),
+        _dir: None,
+        drop_pg: None,
+    };
+    let run = cli(&with_password, &["agent", "list"]);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    run.fails_with(&format!("no agent-auth schema in database {scheme}://"));
+}
+
+/// clap's errors stay on one line and keep what they say: the missing option, the suggestion.
+#[test]
+fn argument_errors_keep_their_content_on_one_line() {
+    let db = Db::sqlite();
+    let run = cli(&db, &["agent", "create", "x3"]);
+    assert_eq!(run.code, 2);
+    run.fails_with(
+        "error: the following required arguments were not provided: --owner <OWNER> (see --help)",
+    );
+    cli(&db, &["tokn", "list"]).fails_with(
+        "error: unrecognized subcommand 'tokn'; a similar subcommand exists: 'token' (see --help)",
+    );
+    cli(&db, &["token", "create", "w", "--lable", "x"])
+        .fails_with("unexpected argument '--lable' found; a similar argument exists: '--label'");
+    cli(&db, &["user", "set-role", "bob"]).fails_with("--capabilities <A,B>");
+    cli(
+        &db,
+        &[
+            "user",
+            "set-role",
+            "bob",
+            "--unrestricted",
+            "--capabilities",
+            "a",
+        ],
+    )
+    .fails_with("cannot be used with");
+}
+
+/// `--help` never shows the database URL from the environment (it may hold a password), and
+/// says which commands create a database.
+#[test]
+fn help_hides_the_database_url_and_tells_the_truth() {
+    for command in [&["--help"][..], &["agent", "list", "--help"]] {
+        let output = Command::cargo_bin("agent-auth")
+            .unwrap()
+            .env(
+                "AGENT_AUTH_DATABASE_URL",
+                "postgres://u:s3cret@db.example/app",
+            )
+            .args(command)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let help = String::from_utf8(output.stdout).unwrap();
+        assert!(!help.contains("s3cret"), "{command:?}: {help}");
+        assert!(help.contains("[env: AGENT_AUTH_DATABASE_URL]"), "{help}");
+        assert!(!help.contains("created if missing"), "{help}");
+        assert!(help.contains("Only `migrate` and `serve` create"), "{help}");
+    }
+}
+
+/// Output into a closed pipe (`| head`) ends the command quietly, not with a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let db = Db::sqlite();
+    seed(&db);
+    for _ in 0..3 {
+        cli(&db, &["token", "create", "writer", "--label", "many"]).ok();
+    }
+    let commands: &[&[&str]] = &[
+        &["token", "list", "writer"],
+        &["--json", "token", "list", "writer"],
+        &["agent", "show", "writer"],
+        &["user", "list"],
+        &["audit", "writer"],
+        &["token", "create", "writer", "--label", "piped"],
+    ];
+    for command in commands {
+        let mut child = Command::cargo_bin("agent-auth")
+            .unwrap()
+            .env_remove("AGENT_AUTH_DATABASE_URL")
+            .args(["--database-url", &db.url])
+            .args(*command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command has opened the database, let alone printed.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(0), "{command:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("error"),
+            "{command:?}: {stderr}"
+        );
+    }
+    // The token minted into the closed pipe exists (and is in the trail): nothing was cut short.
+    assert_eq!(token_ids(&db, "writer").len(), 4);
+}
+
+/// An empty list (`--capabilities ''`) or an empty item (`a,,b`) is refused, not taken for
+/// "nothing".
+fn empty_lists_are_refused(db: &Db) {
+    seed(db);
+    let before = (
+        cli(db, &["--json", "agent", "list"]).ok().stdout,
+        cli(db, &["--json", "user", "list"]).ok().stdout,
+    );
+    cli(
+        db,
+        &[
+            "token",
+            "create",
+            "writer",
+            "--label",
+            "x",
+            "--capabilities",
+            "",
+        ],
+    )
+    .fails_with("--capabilities is empty");
+    cli(
+        db,
+        &[
+            "token",
+            "create",
+            "writer",
+            "--label",
+            "x",
+            "--capabilities",
+            "posts:read,,posts:write",
+        ],
+    )
+    .fails_with("--capabilities \"posts:read,,posts:write\" has an empty item");
+    cli(
+        db,
+        &["agent", "create", "other", "--owner", "bob", "--deny", " "],
+    )
+    .fails_with("--deny is empty");
+    cli(
+        db,
+        &[
+            "agent", "create", "other", "--owner", "bob", "--scopes", "a,",
+        ],
+    )
+    .fails_with("--scopes \"a,\" has an empty item");
+    cli(
+        db,
+        &["child", "create", "writer", "writer-t", "--modes", ",x"],
+    )
+    .fails_with("--modes \",x\" has an empty item");
+    cli(db, &["user", "add", "carol", "--capabilities", ""]).fails_with("--capabilities is empty");
+    cli(db, &["user", "set-role", "bob", "--capabilities", ""])
+        .fails_with("--capabilities is empty");
+    assert!(token_ids(db, "writer").is_empty());
+    let after = (
+        cli(db, &["--json", "agent", "list"]).ok().stdout,
+        cli(db, &["--json", "user", "list"]).ok().stdout,
+    );
+    assert_eq!(before, after, "a refused list changed something");
+}
+
+#[test]
+fn empty_lists_are_refused_on_sqlite() {
+    empty_lists_are_refused(&Db::sqlite());
+}
+
+/// An invalid token prefix is named in one line, before the database is touched.
+#[test]
+fn an_invalid_token_prefix_is_refused() {
+    let db = Db::sqlite();
+    cli(&db, &["migrate", "--token-prefix", "Bad_"])
+        .fails_with("--token-prefix \"Bad_\" (or AGENT_AUTH_TOKEN_PREFIX): invalid token prefix");
+    assert!(!std::path::Path::new(db.url.trim_start_matches("sqlite://")).exists());
+}
+
+/// An application and the CLI share a database by using the same token prefix: a token the CLI
+/// mints with the application's prefix is admitted by a server with that prefix; one minted with
+/// another prefix is not its token at all.
+#[test]
+fn the_cli_and_a_server_share_a_database_with_one_prefix() {
+    let db = Db::sqlite();
+    seed(&db);
+    let mint = |prefix: &str| {
+        let run = cli(
+            &db,
+            &[
+                "--token-prefix",
+                prefix,
+                "token",
+                "create",
+                "writer",
+                "--label",
+                prefix,
+            ],
+        )
+        .ok();
+        run.stdout.lines().next().unwrap().to_owned()
+    };
+    let ours = mint("acme");
+    let other = mint("agent");
+    assert!(ours.starts_with("acme_writer_"), "{ours}");
+    let (mut server, address, _stdout) = serve(&db, &["--token-prefix", "acme"]);
+    assert_eq!(get(&address, "/demo/me", &ours), 200);
+    assert_eq!(get(&address, "/demo/me", &other), 401);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// A POST of the login form; returns the status code.
+fn login(address: &str, user: &str, password: &str) -> u16 {
+    let body = format!("user={user}&password={password}");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"))
+}
+
+/// `user passwd` replaces the password the server checks (how a lost password is reset).
+#[test]
+fn user_passwd_replaces_the_password_the_server_checks() {
+    let db = Db::sqlite();
+    seed(&db);
+    cli_with_stdin(&db, &["user", "passwd", "alice"], "n3w-pass\n").ok();
+    cli_with_stdin(&db, &["user", "passwd", "nobody"], "x\n").fails_with("unknown user \"nobody\"");
+    cli_with_stdin(&db, &["user", "passwd", "alice"], "\n")
+        .fails_with("password on stdin is empty");
+    let (mut server, address, _stdout) = serve(&db, &[]);
+    assert_eq!(login(&address, "alice", "s3cret"), 401);
+    assert_eq!(login(&address, "alice", "n3w-pass"), 303);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Users: a changed role narrows their agents, an unknown user is an error, and a user who owns
+/// agents or holds grants is not deleted.
+fn users_are_managed(db: &Db) {
+    seed(db);
+    for command in [
+        &["user", "disable", "nobody"][..],
+        &["user", "enable", "nobody"],
+        &["user", "delete", "nobody"],
+        &["user", "set-role", "nobody", "--unrestricted"],
+    ] {
+        cli(db, command).fails_with("unknown user \"nobody\"");
+    }
+    let token = cli(db, &["token", "create", "writer", "--label", "role"]).ok();
+    let token = token.stdout.lines().next().unwrap().to_owned();
+    cli(
+        db,
+        &["user", "set-role", "alice", "--capabilities", "posts:read"],
+    )
+    .ok();
+    let users = cli(db, &["--json", "user", "list"]).ok().json();
+    assert_eq!(users[0]["capabilities"], serde_json::json!(["posts:read"]));
+    let (mut server, address, _stdout) = serve(db, &[]);
+    assert_eq!(get(&address, "/demo/posts", &token), 200);
+    cli(
+        db,
+        &[
+            "user",
+            "set-role",
+            "alice",
+            "--capabilities",
+            "profile:read",
+        ],
+    )
+    .ok();
+    assert_eq!(get(&address, "/demo/posts", &token), 403);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    cli(db, &["user", "delete", "alice"]).fails_with("user alice owns 1 agent (writer)");
+    cli(db, &["grant", "add", "writer", "bob", "viewer"]).ok();
+    cli(db, &["user", "delete", "bob"]).fails_with("user bob has a role on 1 agent (writer)");
+    assert_eq!(
+        cli(db, &["--json", "user", "list"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    cli(db, &["grant", "remove", "writer", "bob"]).ok();
+    cli(db, &["user", "delete", "bob"]).ok();
+    cli(db, &["user", "delete", "bob"]).fails_with("unknown user \"bob\"");
+}
+
+#[test]
+fn users_are_managed_on_sqlite() {
+    users_are_managed(&Db::sqlite());
+}
+
+#[test]
+fn users_are_managed_on_postgres() {
+    if let Some(db) = Db::postgres("users") {
+        users_are_managed(&db);
+    }
+}
+
+/// Deleting an agent with child agents or live tokens needs `--yes`; counts are singular for
+/// one; revoking twice says so; `--json token revoke-all` counts.
+fn deleting_and_revoking_say_what_they_do(db: &Db) {
+    seed(db);
+    cli(db, &["token", "create", "writer", "--label", "a"]).ok();
+    cli(db, &["child", "create", "writer", "writer-t1"]).ok();
+    // Someone who may not delete it is told that first, and the attempt is in the trail.
+    cli(db, &["agent", "delete", "writer", "--as", "bob"]).fails_with("may not manage");
+    cli(db, &["agent", "delete", "writer"])
+        .fails_with("writer has 1 child agent and 1 live token; pass --yes to delete it with them");
+    cli(db, &["agent", "show", "writer"]).ok();
+    cli(db, &["child", "create", "writer", "writer-t2"]).ok();
+    cli(db, &["token", "create", "writer-t2", "--label", "b"]).ok();
+    cli(db, &["agent", "delete", "writer"]).fails_with("2 child agents and 2 live tokens");
+
+    let id = token_ids(db, "writer")[0].0.clone();
+    let first = cli(db, &["token", "revoke", "writer", &id]).ok().stdout;
+    assert_eq!(first, format!("token {id} of writer revoked\n"));
+    let again = cli(db, &["token", "revoke", "writer", &id]).ok().stdout;
+    assert!(
+        again.starts_with(&format!("token {id} of writer was already revoked at 20")),
+        "{again}"
+    );
+    let json = cli(db, &["--json", "token", "revoke", "writer", &id])
+        .ok()
+        .json();
+    assert_eq!(json["already_revoked"], true);
+    let revoked = cli(db, &["--json", "token", "revoke-all", "writer-t2"])
+        .ok()
+        .json();
+    assert_eq!(revoked["revoked"], 1);
+    let none = cli(db, &["token", "revoke-all", "writer-t2"]).ok().stdout;
+    assert_eq!(none, "0 tokens of writer-t2 revoked\n");
+
+    cli(db, &["agent", "delete", "writer"]).fails_with("writer has 2 child agents; pass --yes");
+    cli(db, &["identity", "retire", "writer-t1"]).ok();
+    cli(db, &["identity", "retire", "writer-t2"]).ok();
+    // Only revoked tokens left: nothing live goes with it.
+    cli(db, &["agent", "delete", "writer"]).ok();
+    cli(db, &["agent", "create", "second", "--owner", "alice"]).ok();
+    cli(db, &["token", "create", "second", "--label", "c"]).ok();
+    cli(db, &["agent", "delete", "second", "--yes"]).ok();
+    cli(db, &["agent", "show", "second"]).fails_with("unknown agent");
+}
+
+#[test]
+fn deleting_and_revoking_say_what_they_do_on_sqlite() {
+    deleting_and_revoking_say_what_they_do(&Db::sqlite());
+}
+
+#[test]
+fn deleting_and_revoking_say_what_they_do_on_postgres() {
+    if let Some(db) = Db::postgres("delete") {
+        deleting_and_revoking_say_what_they_do(&db);
+    }
+}
+
+/// A URL of a database this build does not support is refused, not taken for a file name.
+#[test]
+fn other_database_schemes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "mysql://u:p@localhost/db",
+        "mariadb://localhost/db",
+        "redis://x",
+    ] {
+        let db = Db {
+            url: url.into(),
+            _dir: None,
+            drop_pg: None,
+        };
+        let run = Command::cargo_bin("agent-auth")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("AGENT_AUTH_DATABASE_URL")
+            .args(["--database-url", &db.url, "migrate"])
+            .output()
+            .unwrap();
+        let run = Run {
+            code: run.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(run.stdout).unwrap(),
+            stderr: String::from_utf8(run.stderr).unwrap(),
+        };
+        assert!(run.stderr.contains("postgres://"), "{}", run.stderr);
+        run.fails_with("unsupported database URL scheme");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a file was created"
+    );
 }

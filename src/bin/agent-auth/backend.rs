@@ -263,45 +263,282 @@ impl PasswordVerifier for Accounts {
 }
 
 /// Opens the database at `url` (`postgres://…` or a SQLite path / `sqlite://` URL) and applies
-/// the binary's migrations (the user table) and the store's.
+/// the migrations only if asked to.
+///
+/// With `migrate` (`migrate` and `serve`) a missing SQLite file is created and the binary's
+/// migrations (the user table) and the store's are applied. Without it nothing is created or
+/// changed: a missing file, a database without the agent-auth schema, or one whose schema is
+/// older or newer than this build's is refused, naming `agent-auth migrate` where that helps.
 pub async fn open(
     url: &str,
     prefix: &str,
-    create: bool,
-) -> Result<(Backend, Arc<Accounts>), StoreError> {
-    if !create && !url.starts_with("postgres") {
+    migrate: bool,
+) -> Result<(Backend, Arc<Accounts>), Box<dyn std::error::Error>> {
+    let format = TokenFormat::new(prefix)
+        .map_err(|e| format!("--token-prefix {prefix:?} (or AGENT_AUTH_TOKEN_PREFIX): {e}"))?;
+    let location = Location::parse(url)?;
+    if let (false, Location::Sqlite(url)) = (migrate, &location) {
         // A mistyped path must not quietly become a new, empty database.
+        if let Some(path) = Location::sqlite_path(url) {
+            if !std::path::Path::new(path).exists() {
+                return Err(
+                    format!("no database at {path}; create it with `agent-auth migrate`").into(),
+                );
+            }
+        }
+    }
+    match location {
+        Location::Postgres(url) => {
+            let pool = PgStore::connect_pool(url).await?;
+            let accounts = Arc::new(Accounts {
+                pool: Pool::Postgres(pool.clone()),
+            });
+            if migrate {
+                accounts.migrate().await?;
+            } else {
+                let applied = PgStore::schema_version(&pool).await?;
+                require_schema(url, "schema", applied, PgStore::SCHEMA_VERSION)?;
+                let users = accounts.schema_version().await?;
+                require_schema(url, "user table", users, USERS_VERSION)?;
+            }
+            let config =
+                StoreConfig::with_directory(format, accounts.clone()).run_migrations(migrate);
+            let store = PgStore::from_pool(pool, config).await?;
+            Ok((Backend::Postgres(store), accounts))
+        }
+        Location::Sqlite(url) => {
+            let pool = SqliteStore::connect_pool(url).await?;
+            let accounts = Arc::new(Accounts {
+                pool: Pool::Sqlite(pool.clone()),
+            });
+            if migrate {
+                accounts.migrate().await?;
+            } else {
+                let applied = SqliteStore::schema_version(&pool).await?;
+                require_schema(url, "schema", applied, SqliteStore::SCHEMA_VERSION)?;
+                let users = accounts.schema_version().await?;
+                require_schema(url, "user table", users, USERS_VERSION)?;
+            }
+            let config =
+                StoreConfig::with_directory(format, accounts.clone()).run_migrations(migrate);
+            let store = SqliteStore::from_pool(pool, config).await?;
+            Ok((Backend::Sqlite(store), accounts))
+        }
+    }
+}
+
+/// What `--database-url` names.
+enum Location<'a> {
+    /// A SQLite file: a path, `sqlite://PATH` or `sqlite:PATH`.
+    Sqlite(&'a str),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(&'a str),
+}
+
+impl<'a> Location<'a> {
+    /// A URL of another scheme (`mysql://…`) is refused rather than taken for a file name.
+    fn parse(url: &'a str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url));
+        }
+        if url.starts_with("sqlite:") {
+            return Ok(Self::Sqlite(url));
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            if is_scheme {
+                return Err(format!(
+                    "unsupported database URL scheme {scheme:?}: use a SQLite file (PATH or \
+                     sqlite://PATH) or postgres://…"
+                ));
+            }
+        }
+        Ok(Self::Sqlite(url))
+    }
+
+    /// The SQLite file's path (`None` for an in-memory database).
+    fn sqlite_path(url: &str) -> Option<&str> {
         let path = url
             .trim_start_matches("sqlite://")
             .trim_start_matches("sqlite:")
             .split('?')
             .next()
             .unwrap_or_default();
-        if !path.is_empty() && !path.contains(":memory:") && !std::path::Path::new(path).exists() {
-            return Err(StoreError::InvalidInput(format!(
-                "no database at {path}; create it with `agent-auth migrate`"
-            )));
-        }
+        (!path.is_empty() && !path.contains(":memory:")).then_some(path)
     }
-    let format = TokenFormat::new(prefix)
-        .map_err(|e| StoreError::InvalidInput(format!("token prefix: {e}")))?;
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let pool = PgStore::connect_pool(url).await?;
-        let accounts = Arc::new(Accounts {
-            pool: Pool::Postgres(pool.clone()),
+}
+
+/// `url` fit for an error message: without a password, and without the query (which may hold
+/// one: `?password=…`).
+fn shown(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Refuses a database whose `what` schema (the library's, or this binary's user table) is
+/// missing or not `current`, for commands that do not migrate.
+fn require_schema(url: &str, what: &str, applied: Option<i64>, current: i64) -> Result<(), String> {
+    let database = shown(url);
+    match applied {
+        None => Err(format!(
+            "no agent-auth {what} in database {database}; create it with `agent-auth migrate`"
+        )),
+        Some(version) if version < current => Err(format!(
+            "the agent-auth {what} in database {database} is older than this agent-auth \
+             (version {version}, this build's is {current}); upgrade it with `agent-auth migrate`"
+        )),
+        Some(version) if version > current => Err(format!(
+            "the agent-auth {what} in database {database} is newer than this agent-auth \
+             (version {version}, this build's is {current}); use a newer agent-auth"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// This binary's newest migration of its user table.
+const USERS_VERSION: i64 = {
+    let migrations = SQLITE_MIGRATIONS.migrations;
+    migrations[migrations.len() - 1].version
+};
+
+impl Accounts {
+    /// Sets `column` (a fixed name) of one user; [`StoreError::UnknownUser`] if there is none.
+    async fn update(
+        &self,
+        id: &str,
+        column: &'static str,
+        value: Option<String>,
+    ) -> Result<(), StoreError> {
+        let sql = format!("UPDATE agent_auth_users SET {column} = $1 WHERE id = $2");
+        let changed = on_pool!(self, pool => {
+            sqlx::query(&sql)
+                .bind(value)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
         });
-        accounts.migrate().await?;
-        let config = StoreConfig::with_directory(format, accounts.clone());
-        let store = PgStore::from_pool(pool, config).await?;
-        Ok((Backend::Postgres(store), accounts))
-    } else {
-        let pool = SqliteStore::connect_pool(url).await?;
-        let accounts = Arc::new(Accounts {
-            pool: Pool::Sqlite(pool.clone()),
+        if changed == 0 {
+            return Err(StoreError::UnknownUser(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Sets (or replaces) a user's password hash.
+    pub async fn set_password(&self, id: &str, password_hash: String) -> Result<(), StoreError> {
+        self.update(id, "password_hash", Some(password_hash)).await
+    }
+
+    /// Sets a user's role: these capabilities, or unrestricted (`None`).
+    pub async fn set_role(
+        &self,
+        id: &str,
+        capabilities: Option<&CapabilitySet>,
+    ) -> Result<(), StoreError> {
+        let capabilities =
+            capabilities.map(|c| serde_json::to_string(&c.to_strings()).unwrap_or_default());
+        self.update(id, "capabilities", capabilities).await
+    }
+
+    /// Deletes a user (the caller checks first that they own no agents and hold no grants).
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let deleted = on_pool!(self, pool => {
+            sqlx::query("DELETE FROM agent_auth_users WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
         });
-        accounts.migrate().await?;
-        let config = StoreConfig::with_directory(format, accounts.clone());
-        let store = SqliteStore::from_pool(pool, config).await?;
-        Ok((Backend::Sqlite(store), accounts))
+        if deleted == 0 {
+            return Err(StoreError::UnknownUser(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The newest version of the binary's migrations applied, reading only (`None`: never).
+    async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let table = SQLITE_MIGRATIONS.table;
+        let select = format!("SELECT MAX(version) FROM {table}");
+        let exists: Option<i32> = on_pool!(self, pool => {
+            let sql = match self.pool {
+                Pool::Sqlite(_) => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
+                Pool::Postgres(_) => "SELECT 1 WHERE to_regclass($1::text) IS NOT NULL",
+            };
+            sqlx::query_scalar(sql)
+                .bind(table)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?
+        });
+        if exists.is_none() {
+            return Ok(None);
+        }
+        on_pool!(self, pool => {
+            sqlx::query_scalar(&select)
+                .fetch_one(pool)
+                .await
+                .map_err(unavailable)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Location, shown};
+
+    #[test]
+    fn database_names_in_errors_hold_no_password() {
+        assert_eq!(
+            shown("postgres://app:s3cret@db.example:5432/agents?sslmode=require&password=x"),
+            "postgres://app@db.example:5432/agents"
+        );
+        assert_eq!(
+            shown("postgres://db.example/agents"),
+            "postgres://db.example/agents"
+        );
+        assert_eq!(
+            shown("sqlite:///tmp/agent-auth.db"),
+            "sqlite:///tmp/agent-auth.db"
+        );
+        assert_eq!(shown("agent-auth.db"), "agent-auth.db");
+    }
+
+    #[test]
+    fn only_sqlite_and_postgres_urls_are_databases() {
+        for url in [
+            "agent-auth.db",
+            "sqlite://a.db",
+            "sqlite::memory:",
+            "./dir:x/a.db",
+        ] {
+            assert!(
+                matches!(Location::parse(url), Ok(Location::Sqlite(_))),
+                "{url}"
+            );
+        }
+        for url in ["postgres://h/db", "postgresql://h/db"] {
+            assert!(
+                matches!(Location::parse(url), Ok(Location::Postgres(_))),
+                "{url}"
+            );
+        }
+        for url in ["mysql://h/db", "mariadb://h/db", "http://h/db"] {
+            assert!(Location::parse(url).is_err(), "{url}");
+        }
     }
 }

@@ -9,11 +9,12 @@ use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::principal::{TokenId, UserId};
 use tower_agent_auth::server::{hash_password, views};
 use tower_agent_auth::store::{
-    AccessRole, Agent, AgentStatus, AgentType, Managed, NewAgent, NewToken, StoreError,
+    AccessRole, Agent, AgentStatus, AgentType, Managed, NewAgent, NewToken, Operation, StoreError,
+    TokenInfo, authorize,
 };
 
 use crate::backend::{self, Accounts};
-use crate::output::{list, parse_duration, print, print_one};
+use crate::output::{count, list, out, parse_duration, print, print_one, warn};
 use crate::store::Store;
 use crate::{
     Actor, AgentCommand, AuditArgs, ChildCommand, Cli, Command, GrantCommand, TokenCommand,
@@ -23,21 +24,21 @@ use crate::{
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 pub async fn run(cli: Cli) -> Result<()> {
-    // Only these create a missing SQLite file; anything else on a missing file is a mistake.
-    let create = matches!(
-        cli.command,
-        Command::Migrate | Command::Serve(_) | Command::User(UserCommand::Add { .. })
-    );
-    let (backend, accounts) = backend::open(&cli.database_url, &cli.token_prefix, create).await?;
+    // Only these create a missing SQLite file or the schema, or upgrade it; anything else on a
+    // database without the current schema is a mistake (a mistyped path or URL).
+    let migrate = matches!(cli.command, Command::Migrate | Command::Serve(_));
+    let (backend, accounts) = backend::open(&cli.database_url, &cli.token_prefix, migrate).await?;
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::run(backend, accounts, args).await,
-        Command::User(command) => users(&accounts, command, json).await,
+        Command::User(command) => {
+            dispatch!(backend, store => users(&store, &accounts, command, json).await)
+        }
         Command::Migrate => {
             if json {
-                println!("{}", json!({"migrated": true}));
+                out(json!({"migrated": true}))?;
             } else {
-                println!("database ready: migrations applied");
+                out("database ready: migrations applied")?;
             }
             Ok(())
         }
@@ -45,36 +46,110 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn capabilities(text: &str) -> Result<CapabilitySet> {
-    Ok(CapabilitySet::parse(list(text))?)
+/// The capabilities given to `option` (`--capabilities`, `--deny`).
+fn capabilities(option: &str, text: &str) -> Result<CapabilitySet> {
+    Ok(CapabilitySet::parse(list(option, text)?)?)
 }
 
-async fn users(accounts: &Accounts, command: UserCommand, json: bool) -> Result<()> {
+/// The password on the first line of stdin, hashed.
+fn password_from_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err("the password on stdin is empty".into());
+    }
+    Ok(hash_password(password).map_err(|e| e.to_string())?)
+}
+
+/// Refuses to delete a user whose agents would be left without an owner, or whose grants would
+/// pass to a later user of the same id.
+async fn deletable<S: Store>(store: &S, id: &str) -> Result<()> {
+    let agents = store.list_agents().await?;
+    let owned: Vec<&str> = agents
+        .iter()
+        .filter(|a| a.owner.as_str() == id && a.parent.is_none())
+        .map(|a| &*a.slug)
+        .collect();
+    if !owned.is_empty() {
+        return Err(format!(
+            "user {id} owns {} ({}); delete with `agent-auth agent delete` first",
+            count(owned.len(), "agent"),
+            owned.join(", ")
+        )
+        .into());
+    }
+    let mut granted = Vec::new();
+    for agent in &agents {
+        if store
+            .grants(&agent.id)
+            .await?
+            .iter()
+            .any(|g| g.user_id.as_str() == id)
+        {
+            granted.push(&*agent.slug);
+        }
+    }
+    if !granted.is_empty() {
+        return Err(format!(
+            "user {id} has a role on {} ({}); withdraw with `agent-auth grant remove` first",
+            count(granted.len(), "agent"),
+            granted.join(", ")
+        )
+        .into());
+    }
+    Ok(())
+}
+
+async fn users<S: Store>(
+    store: &S,
+    accounts: &Accounts,
+    command: UserCommand,
+    json: bool,
+) -> Result<()> {
     match command {
         UserCommand::Add {
             id,
             capabilities: caps,
             password_stdin,
         } => {
-            let caps = caps.as_deref().map(capabilities).transpose()?;
+            let caps = caps
+                .map(|c| capabilities("--capabilities", &c))
+                .transpose()?;
             let hash = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                let password = line.trim_end_matches(['\n', '\r']);
-                if password.is_empty() {
-                    return Err("the password on stdin is empty".into());
-                }
-                Some(hash_password(password).map_err(|e| e.to_string())?)
+                Some(password_from_stdin()?)
             } else {
                 None
             };
             accounts.add(&id, caps.as_ref(), hash).await?;
             let row = json!({"id": id, "capabilities": caps.map(|c| c.to_strings())});
             if json {
-                println!("{row}");
+                out(row)?;
             } else {
-                println!("user {id} added");
+                out(format!("user {id} added"))?;
             }
+        }
+        UserCommand::Passwd { id } => {
+            accounts.set_password(&id, password_from_stdin()?).await?;
+            done(json, &format!("password of user {id} set"))?;
+        }
+        UserCommand::SetRole {
+            id,
+            capabilities: caps,
+            unrestricted: _,
+        } => {
+            // clap requires exactly one of --capabilities and --unrestricted.
+            let caps = caps
+                .map(|c| capabilities("--capabilities", &c))
+                .transpose()?;
+            accounts.set_role(&id, caps.as_ref()).await?;
+            let role = caps.map_or_else(|| "*".to_owned(), |c| c.to_strings().join(","));
+            done(json, &format!("user {id} now has the role {role}"))?;
+        }
+        UserCommand::Delete { id } => {
+            deletable(store, &id).await?;
+            accounts.delete(&id).await?;
+            done(json, &format!("user {id} deleted"))?;
         }
         UserCommand::List => {
             let rows: Vec<Value> = accounts
@@ -95,26 +170,73 @@ async fn users(accounts: &Accounts, command: UserCommand, json: bool) -> Result<
                 json,
                 &rows,
                 &["id", "capabilities", "active", "password", "created_at"],
-            );
+            )?;
         }
         UserCommand::Disable { id } => {
             accounts.set_active(&id, false).await?;
-            done(json, &format!("user {id} disabled"));
+            done(json, &format!("user {id} disabled"))?;
         }
         UserCommand::Enable { id } => {
             accounts.set_active(&id, true).await?;
-            done(json, &format!("user {id} enabled"));
+            done(json, &format!("user {id} enabled"))?;
         }
     }
     Ok(())
 }
 
-fn done(json: bool, message: &str) {
+fn done(json: bool, message: &str) -> std::io::Result<()> {
     if json {
-        println!("{}", json!({"ok": true, "message": message}));
+        out(json!({"ok": true, "message": message}))
     } else {
-        println!("{message}");
+        out(message)
     }
+}
+
+/// Whether a token would still be admitted (not revoked, expired or used up).
+fn live(token: &TokenInfo, now: time::OffsetDateTime) -> bool {
+    token.revoked_at.is_none()
+        && token.expires_at.is_none_or(|at| at > now)
+        && token.operations_remaining != Some(0)
+}
+
+/// Refuses to delete `target` without `--yes` when that would also delete child agents or
+/// live tokens, naming how many. Asked only of a user who may delete it: anyone else gets
+/// (and the audit trail records) the refusal from `Managed`.
+async fn confirm_delete<S: Store>(store: &S, actor: &UserId, target: &Agent) -> Result<()> {
+    let mut role = store.role_of(&target.id, actor).await?;
+    if let Some(parent) = &target.parent {
+        role = role.max(store.role_of(parent, actor).await?);
+    }
+    if authorize(actor, target, role, Operation::ManageAgent).is_err() {
+        return Ok(());
+    }
+    let children = store.children(&target.id).await?;
+    let now = store.clock().now();
+    let mut tokens = 0;
+    for agent in std::iter::once(target).chain(&children) {
+        tokens += store
+            .list_tokens(&agent.id)
+            .await?
+            .iter()
+            .filter(|t| live(t, now))
+            .count();
+    }
+    if children.is_empty() && tokens == 0 {
+        return Ok(());
+    }
+    let mut has = Vec::new();
+    if !children.is_empty() {
+        has.push(count(children.len(), "child agent"));
+    }
+    if tokens > 0 {
+        has.push(count(tokens, "live token"));
+    }
+    Err(format!(
+        "{} has {}; pass --yes to delete it with them",
+        target.slug,
+        has.join(" and ")
+    )
+    .into())
 }
 
 async fn agent<S: Store>(store: &S, slug: &str) -> Result<Agent> {
@@ -164,26 +286,26 @@ async fn managed_command<S: Store>(
                 format!("invalid agent type {agent_type:?}: autonomous, supervised or ephemeral")
             })?;
             let mut policy = match &caps {
-                Some(caps) => Policy::allow(capabilities(caps)?),
+                Some(caps) => Policy::allow(capabilities("--capabilities", caps)?),
                 None => Policy::unrestricted(),
             };
             if let Some(deny) = &deny {
-                policy = policy.with_deny(capabilities(deny)?);
+                policy = policy.with_deny(capabilities("--deny", deny)?);
             }
             let mut new = NewAgent::new(slug, owner.clone())
                 .with_type(kind)
                 .with_policy(policy);
             if let Some(scopes) = &scopes {
-                new = new.with_scopes(list(scopes));
+                new = new.with_scopes(list("--scopes", scopes)?);
             }
             if let Some(modes) = &modes {
-                new = new.with_modes(list(modes));
+                new = new.with_modes(list("--modes", modes)?);
             }
             if let Some(ttl) = &expires_in {
                 new = new.expires_in(parse_duration(ttl)?);
             }
             let created = as_user(UserId::from(owner)).create_agent(new).await?;
-            print_one(json, &views::agent(&created));
+            print_one(json, &views::agent(&created))?;
         }
         Command::Agent(AgentCommand::List) => {
             let rows: Vec<Value> = store
@@ -205,29 +327,36 @@ async fn managed_command<S: Store>(
                     "expires_at",
                     "last_used_at",
                 ],
-            );
+            )?;
         }
         Command::Agent(AgentCommand::Show { slug }) => {
-            print_one(json, &views::agent(&agent(store, &slug).await?));
+            print_one(json, &views::agent(&agent(store, &slug).await?))?;
         }
         Command::Agent(AgentCommand::Disable { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
             let changed = as_actor(&who, &target)
                 .set_agent_status(&target.id, AgentStatus::Disabled)
                 .await?;
-            print_one(json, &views::agent(&changed));
+            print_one(json, &views::agent(&changed))?;
         }
         Command::Agent(AgentCommand::Enable { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
             let changed = as_actor(&who, &target)
                 .set_agent_status(&target.id, AgentStatus::Active)
                 .await?;
-            print_one(json, &views::agent(&changed));
+            print_one(json, &views::agent(&changed))?;
         }
-        Command::Agent(AgentCommand::Delete { slug, actor: who }) => {
+        Command::Agent(AgentCommand::Delete {
+            slug,
+            yes,
+            actor: who,
+        }) => {
             let target = agent(store, &slug).await?;
+            if !yes {
+                confirm_delete(store, &actor(&who, &target), &target).await?;
+            }
             as_actor(&who, &target).delete_agent(&target.id).await?;
-            done(json, &format!("agent {slug} deleted with its tokens"));
+            done(json, &format!("agent {slug} deleted with its tokens"))?;
         }
         Command::Child(ChildCommand::Retire { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
@@ -238,7 +367,7 @@ async fn managed_command<S: Store>(
                 .into());
             }
             as_actor(&who, &target).delete_agent(&target.id).await?;
-            done(json, &format!("identity {slug} retired with its tokens"));
+            done(json, &format!("identity {slug} retired with its tokens"))?;
         }
         Command::Token(TokenCommand::Create {
             slug,
@@ -257,7 +386,7 @@ async fn managed_command<S: Store>(
                 new = new.expires_in(parse_duration(ttl)?);
             }
             if let Some(caps) = &caps {
-                new = new.with_capabilities(capabilities(caps)?);
+                new = new.with_capabilities(capabilities("--capabilities", caps)?);
             }
             if let Some(n) = max_operations {
                 new = new.max_operations(n);
@@ -274,17 +403,17 @@ async fn managed_command<S: Store>(
             let issued = as_actor(&who, &target)
                 .create_token(&target.id, new)
                 .await?;
-            eprintln!("warning: this token is shown once and cannot be shown again; store it now");
+            warn("warning: this token is shown once and cannot be shown again; store it now");
             if json {
-                println!("{}", views::issued(&issued));
+                out(views::issued(&issued))?;
             } else {
-                println!("{}", issued.token.expose_secret());
-                println!(
-                    "id: {}  agent: {}  expires: {}",
+                out(format!(
+                    "{}\nid: {}  agent: {}  expires: {}",
+                    issued.token.expose_secret(),
                     issued.info.id,
                     slug,
                     crate::output::cell(&views::time(issued.info.expires_at))
-                );
+                ))?;
             }
         }
         Command::Token(TokenCommand::List { slug, actor: who }) => {
@@ -304,7 +433,7 @@ async fn managed_command<S: Store>(
                     "last_used_at",
                     "operations_remaining",
                 ],
-            );
+            )?;
         }
         Command::Token(TokenCommand::Revoke {
             slug,
@@ -312,13 +441,25 @@ async fn managed_command<S: Store>(
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
+            let id = TokenId::from(token_id);
+            // Revoking is idempotent (exit 0), but says so when there was nothing to do.
+            let before = store.token(&target.id, &id).await?;
             let info = as_actor(&who, &target)
-                .revoke_token(&target.id, &TokenId::from(token_id))
+                .revoke_token(&target.id, &id)
                 .await?;
+            let already = before.is_some_and(|t| t.revoked_at.is_some());
             if json {
-                println!("{}", views::token(&info));
+                let mut row = views::token(&info);
+                row["already_revoked"] = json!(already);
+                out(row)?;
+            } else if already {
+                let at = crate::output::cell(&views::time(info.revoked_at));
+                out(format!(
+                    "token {} of {slug} was already revoked at {at}",
+                    info.id
+                ))?;
             } else {
-                println!("token {} of {slug} revoked", info.id);
+                out(format!("token {} of {slug} revoked", info.id))?;
             }
         }
         Command::Token(TokenCommand::RevokeAll { slug, actor: who }) => {
@@ -326,7 +467,12 @@ async fn managed_command<S: Store>(
             let n = as_actor(&who, &target)
                 .revoke_all_tokens(&target.id)
                 .await?;
-            done(json, &format!("{n} tokens of {slug} revoked"));
+            let message = format!("{} of {slug} revoked", count(n, "token"));
+            if json {
+                out(json!({"ok": true, "revoked": n, "message": message}))?;
+            } else {
+                out(message)?;
+            }
         }
         Command::Child(ChildCommand::Create {
             parent,
@@ -340,19 +486,19 @@ async fn managed_command<S: Store>(
             let parent = agent(store, &parent).await?;
             let mut new = NewAgent::child(slug, parent.id.clone());
             if let Some(caps) = &caps {
-                new = new.with_policy(Policy::allow(capabilities(caps)?));
+                new = new.with_policy(Policy::allow(capabilities("--capabilities", caps)?));
             }
             if let Some(scopes) = &scopes {
-                new = new.with_scopes(list(scopes));
+                new = new.with_scopes(list("--scopes", scopes)?);
             }
             if let Some(modes) = &modes {
-                new = new.with_modes(list(modes));
+                new = new.with_modes(list("--modes", modes)?);
             }
             if let Some(ttl) = &expires_in {
                 new = new.expires_in(parse_duration(ttl)?);
             }
             let child = as_actor(&who, &parent).create_agent(new).await?;
-            print_one(json, &views::agent(&child));
+            print_one(json, &views::agent(&child))?;
         }
         Command::Child(ChildCommand::List { parent }) => {
             let parent = agent(store, &parent).await?;
@@ -374,7 +520,7 @@ async fn managed_command<S: Store>(
                     "expires_at",
                     "last_used_at",
                 ],
-            );
+            )?;
         }
         Command::Token(TokenCommand::Rotate {
             slug,
@@ -387,15 +533,15 @@ async fn managed_command<S: Store>(
             let issued = as_actor(&who, &target)
                 .rotate_token(&target.id, &TokenId::from(token_id), grace_period)
                 .await?;
-            eprintln!("warning: this token is shown once and cannot be shown again; store it now");
+            warn("warning: this token is shown once and cannot be shown again; store it now");
             if json {
-                println!("{}", views::issued(&issued));
+                out(views::issued(&issued))?;
             } else {
-                println!("{}", issued.token.expose_secret());
-                println!(
-                    "id: {}  replaces the old token, which stays valid for {grace}",
+                out(format!(
+                    "{}\nid: {}  replaces the old token, which stays valid for {grace}",
+                    issued.token.expose_secret(),
                     issued.info.id
-                );
+                ))?;
             }
         }
         Command::Grant(GrantCommand::Add {
@@ -410,7 +556,7 @@ async fn managed_command<S: Store>(
             let grant = as_actor(&who, &target)
                 .grant(&target.id, &UserId::from(user), role)
                 .await?;
-            print_one(json, &views::grant(&grant));
+            print_one(json, &views::grant(&grant))?;
         }
         Command::Grant(GrantCommand::Remove {
             slug,
@@ -421,7 +567,7 @@ async fn managed_command<S: Store>(
             as_actor(&who, &target)
                 .revoke_grant(&target.id, &UserId::from(user.as_str()))
                 .await?;
-            done(json, &format!("{user} has no role on {slug} any more"));
+            done(json, &format!("{user} has no role on {slug} any more"))?;
         }
         Command::Grant(GrantCommand::List { slug }) => {
             let target = agent(store, &slug).await?;
@@ -431,7 +577,7 @@ async fn managed_command<S: Store>(
                 .iter()
                 .map(views::grant)
                 .collect();
-            print(json, &rows, &["user", "role", "granted_at"]);
+            print(json, &rows, &["user", "role", "granted_at"])?;
         }
         Command::Audit(AuditArgs {
             slug,
@@ -474,7 +620,7 @@ async fn managed_command<S: Store>(
                     "at", "action", "outcome", "reason", "agent_id", "token_id", "actor",
                     "request", "detail",
                 ],
-            );
+            )?;
         }
         Command::Migrate | Command::User(_) | Command::Serve(_) => {
             unreachable!("handled before a store is chosen")

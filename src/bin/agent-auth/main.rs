@@ -17,15 +17,19 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "agent-auth", version)]
 pub struct Cli {
-    /// The database: a SQLite file (created if missing) or a postgres:// URL.
+    /// The database: a SQLite file (PATH or sqlite://PATH) or a postgres:// URL. Only `migrate`
+    /// and `serve` create a missing file or the schema; other commands refuse a database
+    /// without it.
     #[arg(
         long,
         global = true,
         env = "AGENT_AUTH_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://agent-auth.db"
     )]
     database_url: String,
-    /// The token prefix of this application (tokens look like `{prefix}_{slug}_{64 hex}`).
+    /// The token prefix of the application whose tokens these are (tokens look like
+    /// `{prefix}_{slug}_{64 hex}`); the same as the application's on a shared database.
     #[arg(
         long,
         global = true,
@@ -42,7 +46,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Apply the database migrations and create the user table (every command does this too).
+    /// Create the database (a missing SQLite file) or upgrade it: the store's tables and the
+    /// user table. Only `migrate` and `serve` create or upgrade the schema.
     Migrate,
     /// Users who own agents and sign in to the server.
     #[command(subcommand)]
@@ -88,6 +93,33 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Set or replace a user's password from the first line of stdin (also how a lost
+    /// `serve --demo` password is reset).
+    Passwd {
+        /// The user id.
+        id: String,
+    },
+    /// Change a user's role: the capabilities they have (their agents narrow at once).
+    SetRole {
+        /// The user id.
+        id: String,
+        /// The capabilities they have.
+        #[arg(
+            long,
+            value_name = "A,B",
+            required_unless_present = "unrestricted",
+            conflicts_with = "unrestricted"
+        )]
+        capabilities: Option<String>,
+        /// Every capability.
+        #[arg(long)]
+        unrestricted: bool,
+    },
+    /// Delete a user who owns no agents and holds no grants.
+    Delete {
+        /// The user id.
+        id: String,
+    },
     /// Deactivate a user: their agents' tokens are refused at once.
     Disable {
         /// The user id.
@@ -153,6 +185,9 @@ pub enum AgentCommand {
     Delete {
         /// The agent's slug.
         slug: String,
+        /// Also if it has child agents or live tokens (they are deleted with it).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         actor: Actor,
     },
@@ -309,6 +344,41 @@ pub struct AuditArgs {
     actor: Actor,
 }
 
+/// clap's error on one line: every line but the usage block and the `--help` hint; a list's
+/// items after its heading, tips after a `;`.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    let mut listing = false;
+    for raw in rendered.lines() {
+        let text = raw.trim();
+        if text.starts_with("Usage:") {
+            break;
+        }
+        if text.is_empty() || text.starts_with("For more information") {
+            continue;
+        }
+        let text = text.strip_prefix("tip: ").unwrap_or(text);
+        if line.is_empty() {
+            line.push_str(text);
+        } else if line.ends_with(':') {
+            line.push(' ');
+            line.push_str(text);
+            listing = true;
+        } else if listing && raw.starts_with("  ") && !raw.trim_start().starts_with("tip: ") {
+            line.push_str(", ");
+            line.push_str(text);
+        } else {
+            line.push_str("; ");
+            line.push_str(text);
+            listing = false;
+        }
+    }
+    if line.is_empty() {
+        line.push_str("error: invalid arguments");
+    }
+    format!("{line} (see --help)")
+}
+
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -320,15 +390,12 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::SUCCESS;
                 }
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    eprintln!("error: a subcommand is required (see --help)");
+                    output::warn("error: a subcommand is required (see --help)");
                     return std::process::ExitCode::from(2);
                 }
                 _ => {}
             }
-            // One line: clap's first, without its usage block.
-            let text = error.render().to_string();
-            let line = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{line} (see --help)");
+            output::warn(&one_line(&error.render().to_string()));
             return std::process::ExitCode::from(2);
         }
     };
@@ -338,16 +405,49 @@ fn main() -> std::process::ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
+            output::warn(&format!("error: cannot start the runtime: {error}"));
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // Stdout closed (`| head`): whoever read it has what they wanted; end quietly.
+        Err(error)
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
         Err(error) => {
             let message = error.to_string().replace(['\n', '\r'], " ");
-            eprintln!("error: {message}");
+            output::warn(&format!("error: {message}"));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_errors_keep_their_content_on_one_line() {
+        let missing = "error: the following required arguments were not provided:\n  \
+                       --owner <OWNER>\n  <SLUG>\n\nUsage: agent-auth agent create --owner \
+                       <OWNER> <SLUG>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(missing),
+            "error: the following required arguments were not provided: --owner <OWNER>, \
+             <SLUG> (see --help)"
+        );
+        let typo = "error: unrecognized subcommand 'tokn'\n\n  tip: a similar subcommand \
+                    exists: 'token'\n\nUsage: agent-auth [OPTIONS] <COMMAND>\n\nFor more \
+                    information, try '--help'.\n";
+        assert_eq!(
+            one_line(typo),
+            "error: unrecognized subcommand 'tokn'; a similar subcommand exists: 'token' \
+             (see --help)"
+        );
     }
 }

@@ -24,13 +24,43 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(bad)
 }
 
-/// A comma-separated list (`a,b`), without empty items.
-pub fn list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// A comma-separated list given to `option` (`a,b`): an empty list or an empty item (`a,,b`) is
+/// refused, never taken for "none".
+pub fn list(option: &str, text: &str) -> Result<Vec<String>, String> {
+    let items: Vec<String> = text.split(',').map(|s| s.trim().to_owned()).collect();
+    if text.trim().is_empty() {
+        return Err(format!(
+            "{option} is empty: name at least one (e.g. {option} a,b)"
+        ));
+    }
+    if items.iter().any(String::is_empty) {
+        return Err(format!("{option} {text:?} has an empty item"));
+    }
+    Ok(items)
+}
+
+/// `count` and `noun`, plural unless one: `1 token`, `2 tokens`.
+pub fn count(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// Writes `text` and a newline to stdout. A failure (stdout closed: `| head`) is returned, not
+/// a panic as with `println!`; `main` ends quietly on a closed pipe.
+pub fn out(text: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()
+}
+
+/// Writes `line` to stderr; a closed stderr is ignored (there is nowhere left to say it).
+pub fn warn(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// A JSON scalar as table text.
@@ -50,14 +80,12 @@ pub fn cell(value: &Value) -> String {
 }
 
 /// Prints `rows` (JSON objects) as `--json` or as a table of `columns`.
-pub fn print(json: bool, rows: &[Value], columns: &[&str]) {
+pub fn print(json: bool, rows: &[Value], columns: &[&str]) -> std::io::Result<()> {
     if json {
-        println!("{}", Value::Array(rows.to_vec()));
-        return;
+        return out(Value::Array(rows.to_vec()));
     }
     if rows.is_empty() {
-        println!("(none)");
-        return;
+        return out("(none)");
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -85,29 +113,30 @@ pub fn print(json: bool, rows: &[Value], columns: &[&str]) {
             .trim_end()
             .to_owned()
     };
-    println!(
-        "{}",
-        line(columns.iter().map(|c| c.to_uppercase()).collect())
-    );
+    let mut table = line(columns.iter().map(|c| c.to_uppercase()).collect());
     for row in cells {
-        println!("{}", line(row));
+        table.push('\n');
+        table.push_str(&line(row));
     }
+    out(table)
 }
 
 /// Prints one record: `--json`, or `key: value` lines.
-pub fn print_one(json: bool, value: &Value) {
+pub fn print_one(json: bool, value: &Value) -> std::io::Result<()> {
     if json {
-        println!("{value}");
-        return;
+        return out(value);
     }
-    if let Value::Object(fields) = value {
-        for (key, field) in fields {
-            match field {
-                Value::Object(_) => println!("{key}: {field}"),
-                other => println!("{key}: {}", cell(other)),
-            }
-        }
-    }
+    let Value::Object(fields) = value else {
+        return out(cell(value));
+    };
+    let lines: Vec<String> = fields
+        .iter()
+        .map(|(key, field)| match field {
+            Value::Object(_) => format!("{key}: {field}"),
+            other => format!("{key}: {}", cell(other)),
+        })
+        .collect();
+    out(lines.join("\n"))
 }
 
 #[cfg(test)]
@@ -131,5 +160,20 @@ mod tests {
         for bad in ["", "m", "15x", "-5m", "1.5h", "99999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn lists_refuse_empty_items() {
+        assert_eq!(list("--x", " a , b ").unwrap(), ["a", "b"]);
+        for bad in ["", " ", "a,,b", "a,", ",a"] {
+            assert!(list("--x", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(count(0, "token"), "0 tokens");
+        assert_eq!(count(1, "token"), "1 token");
+        assert_eq!(count(2, "child agent"), "2 child agents");
     }
 }

@@ -121,6 +121,39 @@ impl<B: Driver> Core<B> {
         &self.pool
     }
 
+    /// The newest version of this build's migrations.
+    pub(crate) const SCHEMA_VERSION: i64 = {
+        let migrations = B::MIGRATIONS.migrations;
+        migrations[migrations.len() - 1].version
+    };
+
+    /// The newest migration applied to the database behind `pool`, reading only: `None` if
+    /// the migration table is missing or empty. `table_exists` is the database's query for
+    /// one row if the table named `$1` exists.
+    pub(crate) async fn schema_version(
+        pool: &sqlx::Pool<B>,
+        table_exists: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let table = B::MIGRATIONS.table;
+        let found = backend::sql(table_exists)
+            .bind(table)
+            .fetch_optional(pool)
+            .await
+            .map_err(store_error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let select = format!("SELECT MAX(version) AS version FROM {table}");
+        let row = backend::sql(&select)
+            .fetch_optional(pool)
+            .await
+            .map_err(store_error)?;
+        match row {
+            Some(row) => B::opt_int(&row, "version").map_err(store_error),
+            None => Ok(None),
+        }
+    }
+
     fn now(&self) -> OffsetDateTime {
         truncate(self.config.clock.now())
     }
@@ -145,7 +178,9 @@ fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
 }
 
 /// Implements the store traits and the shared inherent methods of a public store struct with
-/// an `inner: Arc<Core<$Db>>` field, by forwarding to the core. No logic lives here.
+/// an `inner: Arc<Core<$Db>>` field, by forwarding to the core. No logic lives here. The
+/// invoking module defines `Db` and `TABLE_EXISTS` (its database's query for one row if the
+/// table named `$1` exists).
 macro_rules! sql_store {
     ($Store:ident) => {
         use $crate::principal::{AgentId, Principal, TokenId, UserId};
@@ -178,6 +213,23 @@ macro_rules! sql_store {
             /// migrations were edited.
             pub async fn migrate(&self) -> Result<(), StoreError> {
                 Core::migrate_pool(self.inner.pool()).await
+            }
+
+            /// The newest schema version of this build: a database whose
+            #[doc = concat!("[`", stringify!($Store), "::schema_version`]")]
+            /// is lower needs
+            #[doc = concat!("[`", stringify!($Store), "::migrate`]")]
+            /// (or a store opened with migrations on).
+            pub const SCHEMA_VERSION: i64 = Core::<Db>::SCHEMA_VERSION;
+
+            /// The newest schema version applied to the database behind `pool`, without
+            /// changing anything: `None` if this store's migrations were never applied there.
+            /// A store opened with
+            /// [`StoreConfig::run_migrations(false)`](crate::store::StoreConfig::run_migrations)
+            /// needs this to equal
+            #[doc = concat!("`", stringify!($Store), "::SCHEMA_VERSION`.")]
+            pub async fn schema_version(pool: &sqlx::Pool<Db>) -> Result<Option<i64>, StoreError> {
+                Core::<Db>::schema_version(pool, TABLE_EXISTS).await
             }
 
             /// The connection pool.

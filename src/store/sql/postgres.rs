@@ -12,6 +12,9 @@ use super::{Core, sql_store};
 
 type Db = sqlx::Postgres;
 
+/// One row if the table named `$1` exists (on the search path).
+const TABLE_EXISTS: &str = "SELECT 1 WHERE to_regclass($1::text) IS NOT NULL";
+
 /// The PostgreSQL store, shared by many nodes (feature `postgres`).
 ///
 /// Every node opens its own `PgStore` on the same database; use limits are enforced by the

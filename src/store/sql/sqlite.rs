@@ -12,6 +12,9 @@ use super::{Core, sql_store};
 
 type Db = sqlx::Sqlite;
 
+/// One row if the table named `$1` exists.
+const TABLE_EXISTS: &str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
+
 /// The embedded store: one SQLite file, no server (feature `sqlite`).
 ///
 /// ```
