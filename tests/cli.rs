@@ -1235,3 +1235,77 @@ fn other_database_schemes_are_refused() {
         "a file was created"
     );
 }
+
+/// User ids are plain: no look-alike letters of another script, no invisible or bidi
+/// characters, no spaces, and no second id differing only in case.
+#[test]
+fn user_ids_refuse_look_alikes_and_hidden_characters() {
+    let db = Db::sqlite();
+    seed(&db);
+    for id in [
+        "\u{430}lice", // Cyrillic а
+        "alice\u{200b}",
+        "\u{202e}ecila",
+        "alice ",
+        "ALICE",
+        ".alice",
+    ] {
+        cli(&db, &["user", "add", id]).fails_with("user");
+    }
+    let users = cli(&db, &["--json", "user", "list"]).ok().json();
+    assert_eq!(users.as_array().unwrap().len(), 2, "{users}");
+    cli(&db, &["user", "add", "carol.o'hara"]).fails_with("A-Za-z0-9");
+    cli(&db, &["user", "add", "carol@example.com"]).ok();
+}
+
+/// A locked table makes `serve` answer 503 within the database timeout, not hold the request
+/// until the lock goes; the server answers normally once it does.
+#[test]
+fn a_locked_table_answers_503_within_the_database_timeout() {
+    let Some(db) = Db::postgres("locked") else {
+        return;
+    };
+    seed(&db);
+    let token = cli(&db, &["token", "create", "writer", "--label", "lock"]).ok();
+    let token = token.stdout.lines().next().unwrap().to_owned();
+    let (mut server, address, _stdout) = serve(&db, &["--database-timeout", "1s"]);
+    assert_eq!(get(&address, "/demo/me", &token), 200);
+
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let url = db.url.clone();
+    let locker = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("LOCK TABLE agent_auth_tokens IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            locked_tx.send(()).unwrap();
+            // Held until the request was answered, or 10 s: without a timeout the request
+            // waits for this and the test fails instead of hanging.
+            let _ = released.recv_timeout(std::time::Duration::from_secs(10));
+            tx.rollback().await.unwrap();
+        })
+    });
+    locked.recv().unwrap();
+    let started = std::time::Instant::now();
+    let status = get(&address, "/demo/me", &token);
+    let waited = started.elapsed();
+    let _ = release.send(());
+    locker.join().unwrap();
+    assert_eq!(status, 503);
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "waited {waited:?}"
+    );
+    assert_eq!(
+        get(&address, "/demo/me", &token),
+        200,
+        "recovers with the lock"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -151,7 +151,9 @@ impl StoreConfig {
     }
 
     /// Whether SQL stores apply their migrations when opened (default true). Operators who run
-    /// migrations themselves turn this off; the store then checks that the schema is current.
+    /// migrations themselves turn this off; the store then touches no table when opened (it does
+    /// not even connect), and `SqliteStore::schema_version` / `PgStore::schema_version` against
+    /// `SCHEMA_VERSION` tell whether the schema is current.
     pub fn run_migrations(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self

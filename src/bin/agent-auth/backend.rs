@@ -13,7 +13,7 @@ use tower_agent_auth::principal::UserId;
 use tower_agent_auth::reason::BoxError;
 use tower_agent_auth::server::{PasswordVerifier, hash_password, verify_password};
 use tower_agent_auth::store::{
-    PgStore, SqliteStore, StoreConfig, StoreError, UserDirectory, UserRecord,
+    PgStore, PoolSettings, SqliteStore, StoreConfig, StoreError, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 
@@ -273,6 +273,7 @@ pub async fn open(
     url: &str,
     prefix: &str,
     migrate: bool,
+    settings: PoolSettings,
 ) -> Result<(Backend, Arc<Accounts>), Box<dyn std::error::Error>> {
     let format = TokenFormat::new(prefix)
         .map_err(|e| format!("--token-prefix {prefix:?} (or AGENT_AUTH_TOKEN_PREFIX): {e}"))?;
@@ -289,7 +290,7 @@ pub async fn open(
     }
     match location {
         Location::Postgres(url) => {
-            let pool = PgStore::connect_pool(url).await?;
+            let pool = PgStore::connect_pool_with(url, settings).await?;
             let accounts = Arc::new(Accounts {
                 pool: Pool::Postgres(pool.clone()),
             });
@@ -307,7 +308,7 @@ pub async fn open(
             Ok((Backend::Postgres(store), accounts))
         }
         Location::Sqlite(url) => {
-            let pool = SqliteStore::connect_pool(url).await?;
+            let pool = SqliteStore::connect_pool_with(url, settings).await?;
             let accounts = Arc::new(Accounts {
                 pool: Pool::Sqlite(pool.clone()),
             });

@@ -20,6 +20,7 @@ use crate::{
     Actor, AgentCommand, AuditArgs, ChildCommand, Cli, Command, GrantCommand, TokenCommand,
     UserCommand, dispatch, serve,
 };
+use tower_agent_auth::store::PoolSettings;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -27,7 +28,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     // Only these create a missing SQLite file or the schema, or upgrade it; anything else on a
     // database without the current schema is a mistake (a mistyped path or URL).
     let migrate = matches!(cli.command, Command::Migrate | Command::Serve(_));
-    let (backend, accounts) = backend::open(&cli.database_url, &cli.token_prefix, migrate).await?;
+    let timeout =
+        parse_duration(&cli.database_timeout).map_err(|e| format!("--database-timeout: {e}"))?;
+    if timeout.is_zero() {
+        return Err("--database-timeout: must be longer than zero".into());
+    }
+    let settings = PoolSettings::default().statement_timeout(timeout);
+    let (backend, accounts) =
+        backend::open(&cli.database_url, &cli.token_prefix, migrate, settings).await?;
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::run(backend, accounts, args).await,

@@ -37,6 +37,17 @@ pub struct Cli {
         default_value = "agent"
     )]
     token_prefix: String,
+    /// How long one database statement may run (waiting for locks included) before the
+    /// request fails with 503 / the command with an error; a connection is waited for at most
+    /// 3 s more.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_AUTH_DATABASE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "5s"
+    )]
+    database_timeout: String,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,

@@ -2,27 +2,8 @@
 
 use serde_json::Value;
 
-/// `15m`, `3600` (seconds), `30d`; units `s`, `m`, `h`, `d`, `w`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration {text:?}: expected e.g. 45s, 15m, 12h, 30d, 2w or 3600");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(seconds)
-        .filter(|s| *s <= 100 * 365 * 86_400)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(bad)
-}
+/// `15m`, `3600` (seconds), `30d`: the library's syntax, shared with the management API.
+pub use tower_agent_auth::server::parse_duration;
 
 /// A comma-separated list given to `option` (`a,b`): an empty list or an empty item (`a,,b`) is
 /// refused, never taken for "none".
