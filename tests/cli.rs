@@ -473,6 +473,7 @@ fn help_is_complete() {
         &["agent", "show"],
         &["agent", "disable"],
         &["agent", "enable"],
+        &["agent", "set-policy"],
         &["agent", "delete"],
         &["token"],
         &["token", "create"],
@@ -1305,6 +1306,83 @@ fn a_locked_table_answers_503_within_the_database_timeout() {
         get(&address, "/demo/me", &token),
         200,
         "recovers with the lock"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// `agent set-policy` replaces an agent's policy for its next request, through the access rule
+/// and into the audit trail.
+#[test]
+fn an_agents_policy_is_changed_for_its_next_request() {
+    let db = Db::sqlite();
+    seed(&db);
+    let token = cli(&db, &["token", "create", "writer", "--label", "p"]).ok();
+    let token = token.stdout.lines().next().unwrap().to_owned();
+    let (mut server, address, _stdout) = serve(&db, &[]);
+    assert_eq!(get(&address, "/demo/posts", &token), 200);
+    cli(
+        &db,
+        &[
+            "agent",
+            "set-policy",
+            "writer",
+            "--capabilities",
+            "posts:read",
+            "--as",
+            "bob",
+        ],
+    )
+    .fails_with("may not manage the agent");
+    let changed = cli(
+        &db,
+        &[
+            "--json",
+            "agent",
+            "set-policy",
+            "writer",
+            "--capabilities",
+            "posts:write",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        changed["policy"]["allow"],
+        serde_json::json!(["posts:write"])
+    );
+    assert_eq!(
+        get(&address, "/demo/posts", &token),
+        403,
+        "reading is no longer allowed"
+    );
+    cli(
+        &db,
+        &[
+            "token",
+            "create",
+            "writer",
+            "--label",
+            "r",
+            "--capabilities",
+            "posts:read",
+        ],
+    )
+    .fails_with("outside the agent's policy");
+    cli(&db, &["agent", "set-policy", "writer"]).fails_with("--capabilities");
+    cli(&db, &["agent", "set-policy", "writer", "--unrestricted"]).ok();
+    assert_eq!(get(&address, "/demo/posts", &token), 200);
+    let trail = cli(&db, &["--json", "audit", "writer"]).ok().json();
+    let changes: Vec<&Value> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "agent_policy_changed")
+        .collect();
+    assert_eq!(
+        changes.len(),
+        3,
+        "two changes and one denied attempt: {trail}"
     );
     let _ = server.kill();
     let _ = server.wait();

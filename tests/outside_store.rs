@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 use tower_agent_auth::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink};
+use tower_agent_auth::ceiling::Policy;
 use tower_agent_auth::clock::{Clock, ManualClock};
 use tower_agent_auth::principal::{AgentId, TokenId, UserId};
 use tower_agent_auth::resolver::SettleFuture;
@@ -340,6 +341,18 @@ impl AgentStore for OutsideStore {
         };
         self.records.set_agent_status(id, status).await?;
         Ok(agent)
+    }
+
+    async fn set_agent_policy(&self, id: &AgentId, policy: Policy) -> Result<Agent, StoreError> {
+        // The records check it (bounds, within the parent's) before anything changes here.
+        self.records.set_agent_policy(id, policy.clone()).await?;
+        let mut state = self.state();
+        let agent = state
+            .agents
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))?;
+        agent.policy = Arc::new(policy);
+        Ok(agent.clone())
     }
 
     async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {

@@ -65,6 +65,8 @@ pub enum AuditAction {
     AgentEnabled,
     /// An agent was deleted.
     AgentDeleted,
+    /// An agent's policy was replaced.
+    AgentPolicyChanged,
     /// A user's access to an agent changed.
     GrantChanged,
     /// A user read an agent, its tokens, grants or trail (recorded only when denied).
@@ -84,6 +86,7 @@ impl AuditAction {
             Self::AgentDisabled => "agent_disabled",
             Self::AgentEnabled => "agent_enabled",
             Self::AgentDeleted => "agent_deleted",
+            Self::AgentPolicyChanged => "agent_policy_changed",
             Self::GrantChanged => "grant_changed",
             Self::Read => "read",
         }
@@ -112,6 +115,7 @@ impl AuditAction {
             Self::AgentDisabled,
             Self::AgentEnabled,
             Self::AgentDeleted,
+            Self::AgentPolicyChanged,
             Self::GrantChanged,
             Self::Read,
         ]

@@ -40,6 +40,7 @@ use time::OffsetDateTime;
 use super::model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::{AgentStore, StoreError, TokenStore};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditRecorder, Outcome};
+use crate::ceiling::Policy;
 use crate::principal::{AgentId, TokenId, UserId};
 
 /// A user's standing on an agent; `Admin > Operator > Viewer`.
@@ -100,7 +101,8 @@ pub enum Operation {
     ReadAudit,
     /// List who else has a role on the agent.
     ListGrants,
-    /// Disable, enable or delete the agent, or create a thread-scoped child under it.
+    /// Disable, enable or delete the agent, change its policy, or create a thread-scoped child
+    /// under it.
     ManageAgent,
     /// Issue a token.
     IssueToken,
@@ -183,6 +185,20 @@ fn named(agent: &Agent) -> impl Fn(StoreError) -> StoreError + '_ {
             }
             other => other,
         }
+    }
+}
+
+/// A policy in a few words: `allow posts:*, comments:read; deny posts:delete`.
+fn describe(policy: &Policy) -> String {
+    let allow = policy.allowed().map_or_else(
+        || "everything".to_owned(),
+        |set| set.to_strings().join(", "),
+    );
+    let deny = policy.denied().to_strings();
+    if deny.is_empty() {
+        format!("allow {allow}")
+    } else {
+        format!("allow {allow}; deny {}", deny.join(", "))
     }
 }
 
@@ -349,6 +365,38 @@ where
             after.status.as_str()
         );
         self.record(self.event(action, &after).detail(detail)).await;
+        Ok(after)
+    }
+
+    /// Replaces the agent's policy: owner or admin. It applies to the agent's (and its
+    /// children's) next request; recorded with before and after.
+    pub async fn set_agent_policy(
+        &self,
+        agent: &AgentId,
+        policy: Policy,
+    ) -> Result<Agent, StoreError> {
+        let before = self
+            .check(
+                agent,
+                Operation::ManageAgent,
+                AuditAction::AgentPolicyChanged,
+            )
+            .await?;
+        let after = self
+            .store
+            .set_agent_policy(agent, policy)
+            .await
+            .map_err(named(&before))?;
+        let detail = format!(
+            "policy: {} -> {}",
+            describe(&before.policy),
+            describe(&after.policy)
+        );
+        self.record(
+            self.event(AuditAction::AgentPolicyChanged, &after)
+                .detail(detail),
+        )
+        .await;
         Ok(after)
     }
 

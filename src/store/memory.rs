@@ -583,6 +583,20 @@ impl AgentStore for MemoryStore {
         Ok(slot.snapshot())
     }
 
+    async fn set_agent_policy(&self, id: &AgentId, policy: Policy) -> Result<Agent, StoreError> {
+        let parent = {
+            let state = self.read();
+            state.agent(id)?.parent.as_ref().map(|p| p.get())
+        };
+        prepare::check_new_policy(&policy, parent.as_deref())?;
+        let state = self.write();
+        let slot = state.agent(id)?;
+        let mut agent = Agent::clone(&slot.get());
+        agent.policy = Arc::new(policy);
+        self.set_agent(slot, agent);
+        Ok(slot.snapshot())
+    }
+
     async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
         let mut state = self.write();
         state.agent(id)?;

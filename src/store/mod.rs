@@ -34,6 +34,7 @@ pub use sql::PoolSettings;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 
+use crate::ceiling::Policy;
 use crate::principal::{AgentId, TokenId};
 use crate::reason::BoxError;
 use crate::token::TokenError;
@@ -146,6 +147,10 @@ pub trait AgentStore: Send + Sync {
         id: &AgentId,
         status: AgentStatus,
     ) -> Result<Agent, StoreError>;
+    /// Replaces an agent's policy. It applies to the agent's next request (and its children's:
+    /// the parent's policy is a layer of theirs); a child's must lie within its parent's, and
+    /// the lists are bounded as at creation.
+    async fn set_agent_policy(&self, id: &AgentId, policy: Policy) -> Result<Agent, StoreError>;
     /// Deletes an agent and every token of it: a token never outlives its agent.
     async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError>;
 

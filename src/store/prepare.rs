@@ -102,6 +102,23 @@ fn bounded_capabilities(what: &str, set: &CapabilitySet) -> Result<(), StoreErro
     Ok(())
 }
 
+fn bounded_policy(policy: &Policy) -> Result<(), StoreError> {
+    if let Some(allowed) = policy.allowed() {
+        bounded_capabilities("policy allow", allowed)?;
+    }
+    bounded_capabilities("policy deny", policy.denied())
+}
+
+/// A new policy for an existing agent: bounded, and for a child within its parent's.
+pub(crate) fn check_new_policy(policy: &Policy, parent: Option<&Agent>) -> Result<(), StoreError> {
+    bounded_policy(policy)?;
+    match (parent, policy.allowed()) {
+        (Some(parent), Some(allowed)) => check_within_policy(&parent.policy, allowed),
+        // A child allowing everything is still bounded by its parent at every request.
+        _ => Ok(()),
+    }
+}
+
 /// Token capabilities within the owner's role: the ceiling would drop anything else at every
 /// request, so asking for more is a mistake to name now. An owner missing from the directory
 /// is not judged here: every request of the token is refused for it anyway.
@@ -220,10 +237,7 @@ pub(crate) fn prepare_agent(
     }
     validate_names("scope", &new.scopes)?;
     validate_names("mode", &new.modes)?;
-    if let Some(allowed) = new.policy.allowed() {
-        bounded_capabilities("policy allow", allowed)?;
-    }
-    bounded_capabilities("policy deny", new.policy.denied())?;
+    bounded_policy(&new.policy)?;
     let now = truncate(config.clock.now());
     let mut expires_at = match new.expires_in {
         Some(ttl) if ttl.is_zero() => {

@@ -647,3 +647,75 @@ pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
         .await
         .unwrap();
 }
+
+pub async fn case_a_policy_change_applies_at_the_next_request<S: Store>(env: Env<S>) {
+    let parent = env
+        .store
+        .create_agent(
+            NewAgent::new("codex", "alice").with_policy(Policy::allow(caps(&["posts:*"]))),
+        )
+        .await
+        .unwrap();
+    let child = env
+        .store
+        .create_agent(NewAgent::child("codex-t1", parent.id.clone()))
+        .await
+        .unwrap();
+    let token = env.token(&parent.id, NewToken::new("t")).await;
+    let child_token = env.token(&child.id, NewToken::new("t")).await;
+    assert!(env.resolve(&token).await.unwrap().can("posts:publish"));
+    assert!(
+        env.resolve(&child_token)
+            .await
+            .unwrap()
+            .can("posts:publish")
+    );
+
+    let narrowed = env
+        .store
+        .set_agent_policy(&parent.id, Policy::allow(caps(&["posts:read"])))
+        .await
+        .unwrap();
+    assert_eq!(narrowed.policy.allowed(), Some(&caps(&["posts:read"])));
+    let principal = env.resolve(&token).await.unwrap();
+    assert!(principal.can("posts:read") && !principal.can("posts:publish"));
+    assert!(
+        !env.resolve(&child_token)
+            .await
+            .unwrap()
+            .can("posts:publish"),
+        "the parent's policy narrows its child at once"
+    );
+    let stored = env.store.agent(&parent.id).await.unwrap().unwrap();
+    assert_eq!(stored.policy.allowed(), Some(&caps(&["posts:read"])));
+
+    // A child cannot be widened past its parent; nothing changes.
+    let wider = env
+        .store
+        .set_agent_policy(&child.id, Policy::allow(caps(&["posts:*"])))
+        .await;
+    assert!(
+        matches!(wider, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        "{wider:?}"
+    );
+    let too_long = (0..=crate::store::MAX_CAPABILITIES)
+        .map(|n| format!("c{n}:read"))
+        .collect::<Vec<_>>();
+    let too_long = Policy::allow(crate::ceiling::CapabilitySet::parse(too_long).unwrap());
+    assert!(
+        env.store
+            .set_agent_policy(&parent.id, too_long)
+            .await
+            .is_err()
+    );
+    let unknown = env
+        .store
+        .set_agent_policy(&"agt_nope".into(), Policy::unrestricted())
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownAgent(_))),
+        "{unknown:?}"
+    );
+    let stored = env.store.agent(&child.id).await.unwrap().unwrap();
+    assert_eq!(stored.policy.allowed(), None);
+}

@@ -399,6 +399,7 @@ macro_rules! conformance_suite {
             case_token_capabilities_outside_the_owners_role_are_refused,
             case_lists_a_client_sets_are_bounded,
             case_hidden_characters_are_refused,
+            case_a_policy_change_applies_at_the_next_request,
         );
     };
     (@section $open:path, grants) => {

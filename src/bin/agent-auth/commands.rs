@@ -354,6 +354,26 @@ async fn managed_command<S: Store>(
                 .await?;
             print_one(json, &views::agent(&changed))?;
         }
+        Command::Agent(AgentCommand::SetPolicy {
+            slug,
+            capabilities: caps,
+            unrestricted: _,
+            deny,
+            actor: who,
+        }) => {
+            let target = agent(store, &slug).await?;
+            let mut policy = match &caps {
+                Some(caps) => Policy::allow(capabilities("--capabilities", caps)?),
+                None => Policy::unrestricted(),
+            };
+            if let Some(deny) = &deny {
+                policy = policy.with_deny(capabilities("--deny", deny)?);
+            }
+            let changed = as_actor(&who, &target)
+                .set_agent_policy(&target.id, policy)
+                .await?;
+            print_one(json, &views::agent(&changed))?;
+        }
         Command::Agent(AgentCommand::Delete {
             slug,
             yes,

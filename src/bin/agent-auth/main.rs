@@ -192,6 +192,27 @@ pub enum AgentCommand {
         #[command(flatten)]
         actor: Actor,
     },
+    /// Replace an agent's policy; it applies to its (and its children's) next request.
+    SetPolicy {
+        /// The agent's slug.
+        slug: String,
+        /// The capabilities it may use.
+        #[arg(
+            long,
+            value_name = "A,B",
+            required_unless_present = "unrestricted",
+            conflicts_with = "unrestricted"
+        )]
+        capabilities: Option<String>,
+        /// Every capability its owner has.
+        #[arg(long)]
+        unrestricted: bool,
+        /// Capabilities it may never use.
+        #[arg(long, value_name = "A,B")]
+        deny: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
     /// Delete an agent with its tokens and child agents.
     Delete {
         /// The agent's slug.

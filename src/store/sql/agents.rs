@@ -3,6 +3,7 @@
 use super::backend::{Driver, sql};
 use super::rows::{agent_row, names_to_json, policy_to_json};
 use super::{Core, is_foreign_key_violation, is_unique_violation, queries, store_error};
+use crate::ceiling::Policy;
 use crate::principal::AgentId;
 use crate::store::prepare::{self, micros};
 use crate::store::{Agent, AgentStatus, NewAgent, StoreError};
@@ -86,6 +87,26 @@ impl<B: Driver> Core<B> {
     ) -> Result<Agent, StoreError> {
         let row = sql(queries::SET_AGENT_STATUS)
             .bind(status.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref()
+            .map(agent_row::<B>)
+            .transpose()?
+            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
+    }
+
+    pub(crate) async fn set_agent_policy(
+        &self,
+        id: &AgentId,
+        policy: Policy,
+    ) -> Result<Agent, StoreError> {
+        let agent = self.agent_required(id).await?;
+        let parent = self.parent_of(&agent).await?;
+        prepare::check_new_policy(&policy, parent.as_ref())?;
+        let row = sql(queries::SET_AGENT_POLICY)
+            .bind(policy_to_json(&policy))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await

@@ -298,6 +298,14 @@ macro_rules! sql_store {
                 self.inner.set_agent_status(id, status).await
             }
 
+            async fn set_agent_policy(
+                &self,
+                id: &AgentId,
+                policy: $crate::ceiling::Policy,
+            ) -> Result<Agent, StoreError> {
+                self.inner.set_agent_policy(id, policy).await
+            }
+
             async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
                 self.inner.delete_agent(id).await
             }

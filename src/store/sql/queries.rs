@@ -84,6 +84,10 @@ pub(crate) const SET_AGENT_STATUS: &str = concat!(
     "UPDATE agent_auth_agents SET status = $1 WHERE id = $2 RETURNING ",
     agent_columns!(list!())
 );
+pub(crate) const SET_AGENT_POLICY: &str = concat!(
+    "UPDATE agent_auth_agents SET policy = $1 WHERE id = $2 RETURNING ",
+    agent_columns!(list!())
+);
 /// An agent's children go with it, grants and tokens first: none may outlive the parent that
 /// bounds it. Each statement takes the agent's id.
 pub(crate) const DELETE_AGENT: [&str; 6] = [
