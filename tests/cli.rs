@@ -867,6 +867,10 @@ fn argument_errors_keep_their_content_on_one_line() {
         ],
     )
     .fails_with("cannot be used with");
+    cli(&db, &["user"]).fails_with(
+        "error: a subcommand is required: add, list, passwd, set-role, delete, disable, enable (see --help)",
+    );
+    cli(&db, &[]).fails_with("subcommands: migrate, user, agent, token");
 }
 
 /// `--help` never shows the database URL from the environment (it may hold a password), and

@@ -411,6 +411,17 @@ fn one_line(rendered: &str) -> String {
     format!("{line} (see --help)")
 }
 
+/// The subcommands a help text lists under "Commands:" (without `help`).
+fn subcommands_in(help: &str) -> Vec<&str> {
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect()
+}
+
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -422,7 +433,11 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::SUCCESS;
                 }
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    output::warn("error: a subcommand is required (see --help)");
+                    let help = error.render().to_string();
+                    output::warn(&format!(
+                        "error: a subcommand is required: {} (see --help)",
+                        subcommands_in(&help).join(", ")
+                    ));
                     return std::process::ExitCode::from(2);
                 }
                 _ => {}
