@@ -445,22 +445,32 @@ mod through_the_layer {
         );
     }
 
-    /// 3,000 requests with one revoked token: two rows (the first refusal, and one counting
-    /// the rest), not 3,000 — and every refusal counted.
-    #[tokio::test]
-    async fn repeated_refusals_of_one_token_are_coalesced_and_counted() {
+    /// Sends `n` requests with a revoked token through a layer recording into a writer that
+    /// coalesces refusals over `interval`; the writer is left running.
+    async fn refuse_revoked(
+        n: usize,
+        interval: Option<Duration>,
+    ) -> (
+        Arc<MemoryAuditSink>,
+        AuditWriter,
+        tower_agent_auth::principal::AgentId,
+    ) {
         let (store, token, agent) = store().await;
         let tokens = store.list_tokens(&agent).await.unwrap();
         store.revoke_token(&agent, &tokens[0].id).await.unwrap();
         let sink = Arc::new(MemoryAuditSink::default());
-        let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+        let options = WriterOptions {
+            coalesce_refusals: interval,
+            ..WriterOptions::default()
+        };
+        let writer = AuditWriter::spawn(sink.clone(), options);
         let service = ServiceBuilder::new()
             .layer(AgentAuthLayer::new(store).audit(writer.clone()))
             .service_fn(|_: Request<String>| async {
                 Ok::<_, Infallible>(Response::new(String::new()))
             });
         let bearer = format!("Bearer {token}");
-        for _ in 0..3_000 {
+        for _ in 0..n {
             let response = service
                 .clone()
                 .oneshot(get("/", Some(&bearer)))
@@ -468,6 +478,15 @@ mod through_the_layer {
                 .unwrap();
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         }
+        (sink, writer, agent)
+    }
+
+    /// 3,000 requests with one revoked token: two rows (the first refusal, and one counting
+    /// the rest), not 3,000 — and every refusal counted.
+    #[tokio::test]
+    async fn repeated_refusals_of_one_token_are_coalesced_and_counted() {
+        let default = WriterOptions::default().coalesce_refusals;
+        let (sink, writer, agent) = refuse_revoked(3_000, default).await;
         writer.shutdown().await;
         let events = sink.events(&AuditFilter::agent(agent)).await.unwrap();
         assert_eq!(events.len(), 2, "{events:?}");
@@ -490,60 +509,17 @@ mod through_the_layer {
     /// Without coalescing, every refusal is its own row.
     #[tokio::test]
     async fn coalescing_can_be_turned_off() {
-        let (store, token, agent) = store().await;
-        let tokens = store.list_tokens(&agent).await.unwrap();
-        store.revoke_token(&agent, &tokens[0].id).await.unwrap();
-        let sink = Arc::new(MemoryAuditSink::default());
-        let options = WriterOptions {
-            coalesce_refusals: None,
-            ..WriterOptions::default()
-        };
-        let writer = AuditWriter::spawn(sink.clone(), options);
-        let service = ServiceBuilder::new()
-            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
-            .service_fn(|_: Request<String>| async {
-                Ok::<_, Infallible>(Response::new(String::new()))
-            });
-        let bearer = format!("Bearer {token}");
-        for _ in 0..10 {
-            service
-                .clone()
-                .oneshot(get("/", Some(&bearer)))
-                .await
-                .unwrap();
-        }
+        let (sink, writer, agent) = refuse_revoked(10, None).await;
         writer.shutdown().await;
-        assert_eq!(
-            sink.events(&AuditFilter::agent(agent)).await.unwrap().len(),
-            10
-        );
+        let events = sink.events(&AuditFilter::agent(agent)).await.unwrap();
+        assert_eq!(events.len(), 10);
     }
 
     /// The count of an interval is written when the interval ends, not only at shutdown.
     #[tokio::test]
     async fn an_ended_interval_is_written_without_waiting_for_shutdown() {
-        let (store, token, agent) = store().await;
-        let tokens = store.list_tokens(&agent).await.unwrap();
-        store.revoke_token(&agent, &tokens[0].id).await.unwrap();
-        let sink = Arc::new(MemoryAuditSink::default());
-        let options = WriterOptions {
-            coalesce_refusals: Some(Duration::from_millis(200)),
-            ..WriterOptions::default()
-        };
-        let writer = AuditWriter::spawn(sink.clone(), options);
-        let service = ServiceBuilder::new()
-            .layer(AgentAuthLayer::new(store).audit(writer.clone()))
-            .service_fn(|_: Request<String>| async {
-                Ok::<_, Infallible>(Response::new(String::new()))
-            });
-        let bearer = format!("Bearer {token}");
-        for _ in 0..5 {
-            service
-                .clone()
-                .oneshot(get("/", Some(&bearer)))
-                .await
-                .unwrap();
-        }
+        let interval = Some(Duration::from_millis(200));
+        let (sink, writer, agent) = refuse_revoked(5, interval).await;
         for _ in 0..100 {
             if sink.len() == 2 {
                 break;
@@ -551,10 +527,8 @@ mod through_the_layer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let events = sink.events(&AuditFilter::agent(agent)).await.unwrap();
-        assert_eq!(
-            events.iter().map(|e| e.occurrences).collect::<Vec<_>>(),
-            [1, 4]
-        );
+        let counts: Vec<u64> = events.iter().map(|e| e.occurrences).collect();
+        assert_eq!(counts, [1, 4]);
         writer.shutdown().await;
     }
 }

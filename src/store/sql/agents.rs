@@ -85,8 +85,20 @@ impl<B: Driver> Core<B> {
         id: &AgentId,
         status: AgentStatus,
     ) -> Result<Agent, StoreError> {
-        let row = sql(queries::SET_AGENT_STATUS)
-            .bind(status.as_str())
+        self.update_agent(queries::SET_AGENT_STATUS, status.as_str().to_owned(), id)
+            .await
+    }
+
+    /// Runs `statement` (`UPDATE … SET column = $1 WHERE id = $2 RETURNING …`): the agent
+    /// as it is now.
+    async fn update_agent(
+        &self,
+        statement: &'static str,
+        value: String,
+        id: &AgentId,
+    ) -> Result<Agent, StoreError> {
+        let row = sql(statement)
+            .bind(value)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -105,16 +117,8 @@ impl<B: Driver> Core<B> {
         let agent = self.agent_required(id).await?;
         let parent = self.parent_of(&agent).await?;
         prepare::check_new_policy(&policy, parent.as_ref())?;
-        let row = sql(queries::SET_AGENT_POLICY)
-            .bind(policy_to_json(&policy))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
+        self.update_agent(queries::SET_AGENT_POLICY, policy_to_json(&policy), id)
             .await
-            .map_err(store_error)?;
-        row.as_ref()
-            .map(agent_row::<B>)
-            .transpose()?
-            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
     }
 
     pub(crate) async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
