@@ -57,5 +57,8 @@ pub mod views;
 pub use error::ApiError;
 pub use login::login_router;
 pub use manage::{ManageState, manage_router};
-pub use password::{PasswordVerifier, hash_password, verify_password};
+pub use password::{
+    HashingError, PasswordHashing, PasswordVerifier, hash_password, hash_password_off_runtime,
+    verify_password, verify_password_off_runtime,
+};
 pub use sessions::{SESSION_COOKIE, Sessions};

@@ -175,7 +175,9 @@ async fn demo_seed<S: Store>(
         let mut secret = [0u8; 12];
         getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
         let password = hex::encode(secret);
-        let hash = tower_agent_auth::server::hash_password(&password).map_err(|e| e.to_string())?;
+        let hash = tower_agent_auth::server::hash_password_off_runtime(password.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         accounts
             .add(
                 "demo",
