@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::csrf::SameOriginLayer;
 use super::error::ApiError;
 use super::views;
 use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
@@ -28,7 +29,8 @@ pub struct ManageState<S> {
 
 /// The management REST API, under `/api`. Every route needs a session principal (put an
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) with a session resolver around it); agent tokens
-/// get 403. Bodies are JSON, and so are answers and errors (`{"error", "message"}`), except
+/// get 403. A state-changing request with the session cookie from another site is refused
+/// with 403 ([`SameOriginLayer::for_session_cookie`]). Bodies are JSON, and so are answers and errors (`{"error", "message"}`), except
 /// axum's own rejections of a body that is not JSON at all (plain text, 400/415/422). Listing
 /// agents shows those the user may see; a denied attempt on one agent is audited.
 ///
@@ -69,6 +71,7 @@ where
             put(grant::<S>).delete(withdraw::<S>),
         )
         .route("/api/agents/{slug}/audit", get(audit::<S>))
+        .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
 }
 

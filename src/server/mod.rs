@@ -47,13 +47,16 @@
 //! # }
 //! ```
 
+mod csrf;
 mod error;
 mod login;
 mod manage;
+mod pages;
 mod password;
 mod sessions;
 pub mod views;
 
+pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
 pub use error::ApiError;
 pub use login::login_router;
 pub use manage::{ManageState, manage_router};
