@@ -52,6 +52,7 @@ mod error;
 mod login;
 mod manage;
 mod pages;
+mod panic;
 mod password;
 mod sessions;
 pub mod views;
@@ -60,6 +61,7 @@ pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
 pub use error::ApiError;
 pub use login::login_router;
 pub use manage::{ManageState, manage_router};
+pub use panic::{catch_panics, panic_response};
 pub use password::{
     HashingError, PasswordHashing, PasswordVerifier, hash_password, hash_password_off_runtime,
     verify_password, verify_password_off_runtime,
