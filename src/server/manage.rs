@@ -1,5 +1,5 @@
 use ::axum::extract::{Path, Query, State};
-use ::axum::response::{IntoResponse, Response};
+use ::axum::response::{Html, IntoResponse, Response};
 use ::axum::routing::{get, post, put};
 use ::axum::{Json, Router};
 use http::StatusCode;
@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::csrf::SameOriginLayer;
 use super::error::ApiError;
-use super::views;
+use super::{pages, views};
 use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AuthSource, Principal, TokenId, UserId};
@@ -73,6 +73,87 @@ where
         .route("/api/agents/{slug}/audit", get(audit::<S>))
         .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
+}
+
+/// The landing page, `GET /`: for a signed-in user, who they are, the agents they may see
+/// (as `GET /api/agents` lists them) and a sign-out button; anyone else is redirected (`303`)
+/// to `/login`. Everything shown is HTML-escaped. Needs the same
+/// [`AgentAuthLayer`](crate::AgentAuthLayer) around it as [`manage_router`] (optional, with
+/// a session resolver).
+pub fn home_router<S>(state: ManageState<S>) -> Router
+where
+    S: AgentStore + TokenStore + GrantStore + Clone + Send + Sync + 'static,
+{
+    Router::new().route("/", get(home::<S>)).with_state(state)
+}
+
+async fn home<S>(State(state): State<ManageState<S>>, principal: Option<Principal>) -> Response
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let Some(user) = principal
+        .filter(|p| p.auth_source() == AuthSource::Session)
+        .map(|p| p.user_id().clone())
+    else {
+        return (StatusCode::SEE_OTHER, [(http::header::LOCATION, "/login")]).into_response();
+    };
+    let agents = match visible_agents(&state.store, &user).await {
+        Ok(agents) => agents,
+        Err(error) => {
+            tracing::warn!(%error, "landing page: store unavailable");
+            return pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "The store is unavailable. Try again in a moment.",
+            );
+        }
+    };
+    let mut body = format!(
+        "<h1>Agents</h1>\n<p>Signed in as <strong>{}</strong>.</p>\n{}\n",
+        pages::escape(user.as_str()),
+        pages::LOGOUT_BUTTON
+    );
+    if agents.is_empty() {
+        body.push_str("<p>No agents you may see.</p>");
+    } else {
+        body.push_str(
+            "<table>\n<tr><th>Agent</th><th>Owner</th><th>Type</th><th>Status</th><th>Expires</th></tr>\n",
+        );
+        for agent in &agents {
+            let expires = views::time(agent.expires_at);
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                pages::escape(&agent.slug),
+                pages::escape(agent.owner.as_str()),
+                pages::escape(agent.agent_type.as_str()),
+                pages::escape(agent.status.as_str()),
+                pages::escape(expires.as_str().unwrap_or("never")),
+            ));
+        }
+        body.push_str("</table>");
+    }
+    (
+        [(http::header::CACHE_CONTROL, "no-store")],
+        Html(pages::page("Agents", &body)),
+    )
+        .into_response()
+}
+
+/// The agents `user` may see: every one [`Managed::agent`] lets them read.
+async fn visible_agents<S>(store: &S, user: &UserId) -> Result<Vec<Agent>, StoreError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let managed = Managed::new(store, user.clone());
+    let mut visible = Vec::new();
+    for agent in store.list_agents().await? {
+        match managed.agent(&agent.id).await {
+            Ok(agent) => visible.push(agent),
+            Err(StoreError::Forbidden { .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(visible)
 }
 
 /// The signed-in user; agents cannot manage agents.
@@ -154,16 +235,8 @@ where
     S: AgentStore + TokenStore + GrantStore,
 {
     let user = person(&principal)?;
-    let managed = Managed::new(&state.store, user);
-    let mut visible = Vec::new();
-    for agent in state.store.list_agents().await? {
-        match managed.agent(&agent.id).await {
-            Ok(agent) => visible.push(views::agent(&agent)),
-            Err(StoreError::Forbidden { .. }) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Ok(Json(Value::Array(visible)))
+    let visible = visible_agents(&state.store, &user).await?;
+    Ok(Json(visible.iter().map(views::agent).collect()))
 }
 
 #[derive(Deserialize)]

@@ -55,15 +55,17 @@ mod pages;
 mod panic;
 mod password;
 mod sessions;
+mod throttle;
 pub mod views;
 
 pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
 pub use error::ApiError;
-pub use login::login_router;
-pub use manage::{ManageState, manage_router};
+pub use login::{Login, login_router};
+pub use manage::{ManageState, home_router, manage_router};
 pub use panic::{catch_panics, panic_response};
 pub use password::{
     HashingError, PasswordHashing, PasswordVerifier, hash_password, hash_password_off_runtime,
     verify_password, verify_password_off_runtime,
 };
 pub use sessions::{SESSION_COOKIE, Sessions};
+pub use throttle::{LoginLimits, LoginThrottle, ThrottleLimit, Throttled};

@@ -19,6 +19,10 @@ pub(crate) fn page(title: &str, body: &str) -> String {
     )
 }
 
+/// The sign-out button: a form posting to `/logout`.
+pub(crate) const LOGOUT_BUTTON: &str =
+    r#"<form method="post" action="/logout"><button type="submit">Sign out</button></form>"#;
+
 /// An error page of a browser route: the message and a link back to the sign-in form.
 pub(crate) fn error(status: StatusCode, title: &str, message: &str) -> Response {
     let body = format!(
