@@ -157,10 +157,10 @@ async fn log(request: Request, next: Next) -> Response {
     response
 }
 
-/// The whole application as `serve` runs it: the routers, the auth layer inside, the request
-/// log and the panic guard outside.
+/// The whole application as `serve` runs it: the routers and the auth layer inside the panic
+/// guard, and the request log outside it (so a panic's 500 is logged like any answer).
 fn application(routes: Router, auth: AgentAuthLayer) -> Router {
-    catch_panics(routes.layer(auth).layer(middleware::from_fn(log)))
+    catch_panics(routes.layer(auth)).layer(middleware::from_fn(log))
 }
 
 async fn serve<S: Store + Send + Sync>(
