@@ -321,3 +321,63 @@ async fn the_audit_trail_takes_a_duration_ago_as_on_the_command_line() {
         assert_eq!(status, expected, "{query}: {body}");
     }
 }
+
+#[tokio::test]
+async fn an_agents_policy_is_replaced_through_the_api() {
+    let (app, store) = app().await;
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let put = |cookie: &str, body: Value| {
+        with_cookie(Request::put("/api/agents/writer/policy"), cookie)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let body = json!({"allow": ["posts:*"], "deny": ["posts:delete"]});
+    let (status, _, body) = call(&app, put(&cookie, body)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["policy"]["allow"], json!(["posts:*"]));
+    assert_eq!(body["policy"]["deny"], json!(["posts:delete"]));
+    let agent = store.agent_by_slug("writer").await.unwrap().unwrap();
+    assert!(agent.policy.denied().matches("posts:delete"));
+
+    let mallory = sign_in(&app, "mallory", "pw").await.unwrap();
+    let (status, _, _) = call(&app, put(&mallory, json!({"allow": null}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(&app, put(&cookie, json!({"alow": ["x:y"]}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _, _) = call(&app, put(&cookie, json!({"allow": ["Not A Cap"]}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let agent = store.agent_by_slug("writer").await.unwrap().unwrap();
+    assert_eq!(agent.policy.allowed().unwrap().to_strings(), ["posts:*"]);
+}
+
+/// The landing page escapes what it shows: a host's user ids may hold anything.
+#[tokio::test]
+async fn the_landing_page_escapes_the_user() {
+    use tower_agent_auth::server::home_router;
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("<i>eve</i>", Policy::unrestricted()));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
+    let directory: Arc<dyn UserDirectory> = Arc::new(users);
+    let sessions = Sessions::new(directory, Duration::from_secs(3600));
+    let secret = sessions.start(UserId::from("<i>eve</i>")).unwrap();
+    let app = home_router(ManageState {
+        store: store.clone(),
+        audit: None,
+    })
+    .layer(
+        AgentAuthLayer::new(store)
+            .optional()
+            .with_session_resolver(sessions),
+    );
+    let request = Request::get("/")
+        .header(header::COOKIE, format!("agent_auth_session={secret}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(page.contains("&lt;i&gt;eve&lt;/i&gt;"), "{page}");
+    assert!(!page.contains("<i>eve"), "{page}");
+}

@@ -71,6 +71,9 @@ pub enum AuditAction {
     GrantChanged,
     /// A user read an agent, its tokens, grants or trail (recorded only when denied).
     Read,
+    /// A sign-in was refused by the attempt limits (outcome `denied`; the actor is the account
+    /// name tried, the detail the limit and the client address; no agent).
+    SignInThrottled,
 }
 
 impl AuditAction {
@@ -89,6 +92,7 @@ impl AuditAction {
             Self::AgentPolicyChanged => "agent_policy_changed",
             Self::GrantChanged => "grant_changed",
             Self::Read => "read",
+            Self::SignInThrottled => "sign_in_throttled",
         }
     }
 
@@ -118,6 +122,7 @@ impl AuditAction {
             Self::AgentPolicyChanged,
             Self::GrantChanged,
             Self::Read,
+            Self::SignInThrottled,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)
@@ -413,6 +418,7 @@ mod tests {
             AuditAction::AgentDeleted,
             AuditAction::GrantChanged,
             AuditAction::Read,
+            AuditAction::SignInThrottled,
         ] {
             assert_eq!(AuditAction::parse(action.as_str()), Some(action));
         }

@@ -1,27 +1,147 @@
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ::axum::Router;
-use ::axum::extract::{Form, State};
+use ::axum::extract::{ConnectInfo, Form, FromRequestParts, State};
 use ::axum::response::{Html, IntoResponse, Response};
-use ::axum::routing::{get, post};
-use http::header::{LOCATION, SET_COOKIE};
+use ::axum::routing::get;
+use http::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use super::password::PasswordVerifier;
+use super::csrf::SameOriginLayer;
+use super::pages;
+use super::password::{HashingError, PasswordVerifier};
 use super::sessions::{SESSION_COOKIE, Sessions};
+use super::throttle::{LoginLimits, LoginThrottle, Throttled};
+use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
+
+/// The sign-in and sign-out routes, configured; [`login_router`] is the short way.
+///
+/// * `GET /login`: the sign-in form.
+/// * `POST /login` (form fields `user`, `password`): on success a session cookie (`HttpOnly`,
+///   `SameSite=Lax`, `Secure` with [`Login::secure_cookies`]) and `303` to `/`; a wrong
+///   password is a `401` page, an attempt over the [limits](LoginThrottle) a `429` page with
+///   `Retry-After` (logged, and audited as `sign_in_throttled` once per account, address and
+///   window), busy password hashing a `503` page with `Retry-After`.
+/// * `GET /logout`: a page with a sign-out button.
+/// * `POST /logout`: ends the session; `303` to `/login` for a browser's form post, `204`
+///   otherwise.
+///
+/// Every route refuses cross-site posts ([`SameOriginLayer::every_request`], with pages), so
+/// neither sign-in nor sign-out can be forged from another site. The client address the limits
+/// count by is the connection's ([`ConnectInfo<SocketAddr>`]: serve with
+/// `into_make_service_with_connect_info`); `X-Forwarded-For` is never trusted. Without
+/// `ConnectInfo`, all clients count as one address.
+pub struct Login {
+    sessions: Sessions,
+    verifier: Arc<dyn PasswordVerifier>,
+    secure: bool,
+    throttle: Arc<LoginThrottle>,
+    audit: Option<AuditWriter>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("secure", &self.secure)
+            .field("throttle", &self.throttle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Login {
+    /// Sign-in against `verifier`, sessions in `sessions`, the default [`LoginLimits`], no audit.
+    pub fn new(sessions: Sessions, verifier: Arc<dyn PasswordVerifier>) -> Self {
+        Self {
+            sessions,
+            verifier,
+            secure: false,
+            throttle: Arc::new(LoginThrottle::new(LoginLimits::default())),
+            audit: None,
+        }
+    }
+
+    /// Marks the cookie `Secure` (served over HTTPS), and lets only `https://` origins post.
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Sign-in limits other than the default.
+    pub fn throttle(mut self, throttle: LoginThrottle) -> Self {
+        self.throttle = Arc::new(throttle);
+        self
+    }
+
+    /// Records throttled sign-ins in the audit trail.
+    pub fn audit(mut self, writer: AuditWriter) -> Self {
+        self.audit = Some(writer);
+        self
+    }
+
+    /// The routes.
+    pub fn router(self) -> Router {
+        let mut same_origin = SameOriginLayer::every_request().html();
+        if self.secure {
+            same_origin = same_origin.https(true);
+        }
+        Router::new()
+            .route("/login", get(|| async { Html(FORM) }).post(login))
+            .route("/logout", get(logout_page).post(logout))
+            .layer(same_origin)
+            .with_state(LoginState {
+                sessions: self.sessions,
+                verifier: self.verifier,
+                secure: self.secure,
+                throttle: self.throttle,
+                audit: self.audit,
+            })
+    }
+}
+
+/// `GET /login`, `POST /login`, `GET /logout` and `POST /logout` with the default limits and no
+/// audit: `Login::new(sessions, verifier).secure_cookies(secure).router()` (see [`Login`]).
+pub fn login_router(
+    sessions: Sessions,
+    verifier: Arc<dyn PasswordVerifier>,
+    secure: bool,
+) -> Router {
+    Login::new(sessions, verifier)
+        .secure_cookies(secure)
+        .router()
+}
 
 #[derive(Clone)]
 struct LoginState {
     sessions: Sessions,
     verifier: Arc<dyn PasswordVerifier>,
     secure: bool,
+    throttle: Arc<LoginThrottle>,
+    audit: Option<AuditWriter>,
 }
 
 #[derive(Deserialize)]
 struct Credentials {
     user: String,
     password: String,
+}
+
+/// The connection's peer address, when the server was started with connect info.
+struct ClientAddress(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
 }
 
 const FORM: &str = r#"<!doctype html>
@@ -31,24 +151,6 @@ const FORM: &str = r#"<!doctype html>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button>
 </form></body></html>"#;
-
-/// `GET /login` (a form), `POST /login` (form fields `user`, `password`: on success a session
-/// cookie — `HttpOnly`, `SameSite=Lax`, `Secure` when `secure` — and a redirect to `/`; 401
-/// otherwise) and `POST /logout`.
-pub fn login_router(
-    sessions: Sessions,
-    verifier: Arc<dyn PasswordVerifier>,
-    secure: bool,
-) -> Router {
-    Router::new()
-        .route("/login", get(|| async { Html(FORM) }).post(login))
-        .route("/logout", post(logout))
-        .with_state(LoginState {
-            sessions,
-            verifier,
-            secure,
-        })
-}
 
 fn cookie(value: &str, max_age: Option<u64>, secure: bool) -> String {
     let mut cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax");
@@ -61,10 +163,77 @@ fn cookie(value: &str, max_age: Option<u64>, secure: bool) -> String {
     cookie
 }
 
-async fn login(State(state): State<LoginState>, Form(form): Form<Credentials>) -> Response {
+fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, http::HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// What a log line or an audit event shows of a submitted name: at most 100 characters, no
+/// control characters.
+fn shown(user: &str) -> String {
+    user.chars().filter(|c| !c.is_control()).take(100).collect()
+}
+
+async fn throttled(
+    state: &LoginState,
+    user: &str,
+    address: Option<IpAddr>,
+    t: Throttled,
+) -> Response {
+    let seconds = t.retry_after.as_secs() + u64::from(t.retry_after.subsec_nanos() > 0);
+    let from = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    tracing::warn!(
+        user = shown(user),
+        client = from,
+        limit = t.limit.as_str(),
+        retry_after = seconds,
+        "sign-in throttled"
+    );
+    if let (Some(writer), true) = (&state.audit, t.first) {
+        let event = AuditEvent::new(
+            time::OffsetDateTime::now_utc(),
+            AuditAction::SignInThrottled,
+            Outcome::Denied,
+        )
+        .actor(shown(user))
+        .request("POST", "/login", 429)
+        .detail(format!("{} limit; client {from}", t.limit.as_str()));
+        crate::audit::record(writer, event).await;
+    }
+    with_retry_after(
+        pages::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            &format!("Too many sign-in attempts. Try again in {seconds} s."),
+        ),
+        seconds,
+    )
+}
+
+async fn login(
+    State(state): State<LoginState>,
+    ClientAddress(address): ClientAddress,
+    Form(form): Form<Credentials>,
+) -> Response {
+    if let Err(t) = state.throttle.check(&form.user, address) {
+        return throttled(&state, &form.user, address, t).await;
+    }
+    let unavailable = || {
+        with_retry_after(
+            pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "Signing in is not possible right now. Try again in a moment.",
+            ),
+            1,
+        )
+    };
     match state.verifier.verify(&form.user, &form.password).await {
         Ok(Some(user)) => match state.sessions.start(user.clone()) {
             Ok(secret) => {
+                state.throttle.succeeded(&form.user, address);
                 tracing::info!(user = user.as_str(), "signed in");
                 (
                     StatusCode::SEE_OTHER,
@@ -75,27 +244,187 @@ async fn login(State(state): State<LoginState>, Form(form): Form<Credentials>) -
                 )
                     .into_response()
             }
-            Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            Err(_) => unavailable(),
         },
         Ok(None) => {
             // Not the submitted name: it is sometimes a mistyped password.
             tracing::info!("sign-in refused");
-            (StatusCode::UNAUTHORIZED, "invalid user or password\n").into_response()
+            pages::error(
+                StatusCode::UNAUTHORIZED,
+                "Not signed in",
+                "Wrong user name or password.",
+            )
+        }
+        Err(error) if matches!(error.downcast_ref(), Some(HashingError::Busy)) => {
+            tracing::warn!("sign-in: password hashing busy");
+            unavailable()
         }
         Err(error) => {
             tracing::warn!(%error, "sign-in: user store unavailable");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
+            unavailable()
         }
     }
+}
+
+async fn logout_page() -> Html<String> {
+    Html(pages::page(
+        "Sign out",
+        &format!("<h1>Sign out</h1>\n{}", pages::LOGOUT_BUTTON),
+    ))
+}
+
+/// Whether the request is a browser's form post (or asks for a page).
+fn from_a_form(headers: &HeaderMap) -> bool {
+    let has = |name, needle: &str| {
+        headers
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+            .is_some_and(|v| v.contains(needle))
+    };
+    has(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        || has(CONTENT_TYPE, "multipart/form-data")
+        || has(ACCEPT, "text/html")
 }
 
 async fn logout(State(state): State<LoginState>, headers: HeaderMap) -> Response {
     if let Some(secret) = Sessions::cookie(&headers) {
         state.sessions.end(secret);
     }
-    (
-        StatusCode::NO_CONTENT,
-        [(SET_COOKIE, cookie("", Some(0), state.secure))],
-    )
-        .into_response()
+    let clear = (SET_COOKIE, cookie("", Some(0), state.secure));
+    if from_a_form(&headers) {
+        (
+            StatusCode::SEE_OTHER,
+            [clear, (LOCATION, "/login".to_owned())],
+        )
+            .into_response()
+    } else {
+        (StatusCode::NO_CONTENT, [clear]).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditFilter, AuditQuery, MemoryAuditSink, WriterOptions};
+    use crate::ceiling::Policy;
+    use crate::principal::UserId;
+    use crate::reason::BoxError;
+    use crate::store::{MemoryUserDirectory, UserDirectory, UserRecord};
+    use ::axum::body::Body;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    /// alice / pw; "busy" makes the hashing pool refuse.
+    struct Verifier;
+
+    #[async_trait::async_trait]
+    impl PasswordVerifier for Verifier {
+        async fn verify(&self, user: &str, password: &str) -> Result<Option<UserId>, BoxError> {
+            if user == "busy" {
+                return Err(HashingError::Busy.into());
+            }
+            Ok((user == "alice" && password == "pw").then(|| UserId::from(user)))
+        }
+    }
+
+    fn sessions() -> Sessions {
+        let users = MemoryUserDirectory::new();
+        users.insert(UserRecord::new("alice", Policy::unrestricted()));
+        let directory: Arc<dyn UserDirectory> = Arc::new(users);
+        Sessions::new(directory, Duration::from_secs(60))
+    }
+
+    async fn post(
+        app: &Router,
+        path: &str,
+        body: &str,
+        peer: [u8; 4],
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut request = Request::post(path)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        let response = app.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn busy_hashing_is_a_503_page_with_retry_after() {
+        let app = login_router(sessions(), Arc::new(Verifier), false);
+        let (status, headers, body) =
+            post(&app, "/login", "user=busy&password=x", [10, 0, 0, 1]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[RETRY_AFTER], "1");
+        assert!(body.contains(r#"href="/login""#), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_sign_in_is_429_and_audited_once() {
+        let sink = Arc::new(MemoryAuditSink::default());
+        let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+        let app = Login::new(sessions(), Arc::new(Verifier))
+            .throttle(LoginThrottle::new(LoginLimits {
+                per_account_and_address: NonZeroU32::new(2).unwrap(),
+                ..LoginLimits::default()
+            }))
+            .audit(writer.clone())
+            .router();
+        let from = [192, 0, 2, 1];
+        for _ in 0..2 {
+            let (status, _, body) = post(&app, "/login", "user=alice&password=guess", from).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert!(
+                body.contains("Wrong user name or password") && body.contains(r#"href="/login""#)
+            );
+        }
+        for _ in 0..2 {
+            let (status, headers, body) =
+                post(&app, "/login", "user=alice&password=pw", from).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            let wait: u64 = headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+            assert!((1..=30).contains(&wait), "{wait}");
+            assert!(body.contains("Too many sign-in attempts"), "{body}");
+        }
+        // Another address is not refused.
+        let (status, headers, _) =
+            post(&app, "/login", "user=alice&password=pw", [192, 0, 2, 2]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/");
+        writer.shutdown().await;
+        let events = sink.events(&AuditFilter::default()).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(event.action, AuditAction::SignInThrottled);
+        assert_eq!(event.outcome, Outcome::Denied);
+        assert_eq!(event.actor.as_ref().map(|a| a.as_str()), Some("alice"));
+        assert!(event.detail.as_deref().unwrap().contains("192.0.2.1"));
+        assert_eq!(event.request.as_ref().unwrap().status, 429);
+    }
+
+    #[tokio::test]
+    async fn a_form_sign_out_redirects_to_the_sign_in_form() {
+        let app = login_router(sessions(), Arc::new(Verifier), false);
+        let (status, headers, _) = post(&app, "/logout", "", [10, 0, 0, 1]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/login");
+        assert!(headers[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn names_in_logs_are_cut_and_cleaned() {
+        assert_eq!(shown("al\nice\u{1b}[31m"), "alice[31m");
+        assert_eq!(shown(&"x".repeat(500)).len(), 100);
+    }
 }

@@ -1,5 +1,5 @@
 use ::axum::extract::{Path, State};
-use ::axum::response::{IntoResponse, Response};
+use ::axum::response::{Html, IntoResponse, Response};
 use ::axum::routing::{get, post, put};
 use ::axum::{Json, Router};
 use http::StatusCode;
@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::body::{Body, Params};
+use super::csrf::SameOriginLayer;
 use super::error::ApiError;
-use super::views;
+use super::{pages, views};
 use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AuthSource, Principal, TokenId, UserId};
@@ -29,10 +30,12 @@ pub struct ManageState<S> {
 
 /// The management REST API, under `/api`. Every route needs a session principal (put an
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) with a session resolver around it); agent tokens
-/// get 403. Bodies are JSON, and so are answers and errors (`{"error", "message"}`, also for a
-/// body that is not JSON, is malformed or names an unknown field: 400, 415 or 422 with the
-/// field named). Every list a client sets is bounded ([`MAX_NAMES`](crate::store::MAX_NAMES)
-/// scopes or modes, [`MAX_CAPABILITIES`](crate::store::MAX_CAPABILITIES) capability patterns). Listing
+/// get 403. A state-changing request with the session cookie from another site is refused
+/// with 403 ([`SameOriginLayer::for_session_cookie`]). Bodies are JSON, and so are answers and
+/// errors (`{"error", "message"}`, also for a body that is not JSON, is malformed or names an
+/// unknown field: 400, 415 or 422 with the field named). Every list a client sets is bounded
+/// ([`MAX_NAMES`](crate::store::MAX_NAMES) scopes or modes,
+/// [`MAX_CAPABILITIES`](crate::store::MAX_CAPABILITIES) capability patterns). Listing
 /// agents shows those the user may see; a denied attempt on one agent is audited.
 ///
 /// | route | does |
@@ -40,6 +43,7 @@ pub struct ManageState<S> {
 /// | `GET /api/me` | who is signed in |
 /// | `GET /api/agents`, `POST /api/agents` | agents the user may see; create one (`parent` for a thread-scoped child) |
 /// | `GET`, `DELETE /api/agents/{slug}`; `POST /api/agents/{slug}/disable`, `/enable` | one agent |
+/// | `PUT /api/agents/{slug}/policy` | replace its policy: `{"allow": [...] or null, "deny": [...]}` |
 /// | `GET`, `POST /api/agents/{slug}/tokens` | list; issue (the token is in the answer, once) |
 /// | `DELETE /api/agents/{slug}/tokens/{id}`; `POST …/{id}/rotate` | revoke; rotate with `grace_seconds` |
 /// | `GET /api/agents/{slug}/grants`; `PUT`, `DELETE …/grants/{user}` | access grants |
@@ -57,6 +61,7 @@ where
         )
         .route("/api/agents/{slug}/disable", post(disable::<S>))
         .route("/api/agents/{slug}/enable", post(enable::<S>))
+        .route("/api/agents/{slug}/policy", put(set_policy::<S>))
         .route(
             "/api/agents/{slug}/tokens",
             get(list_tokens::<S>).post(create_token::<S>),
@@ -72,7 +77,89 @@ where
             put(grant::<S>).delete(withdraw::<S>),
         )
         .route("/api/agents/{slug}/audit", get(audit::<S>))
+        .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
+}
+
+/// The landing page, `GET /`: for a signed-in user, who they are, the agents they may see
+/// (as `GET /api/agents` lists them) and a sign-out button; anyone else is redirected (`303`)
+/// to `/login`. Everything shown is HTML-escaped. Needs the same
+/// [`AgentAuthLayer`](crate::AgentAuthLayer) around it as [`manage_router`] (optional, with
+/// a session resolver).
+pub fn home_router<S>(state: ManageState<S>) -> Router
+where
+    S: AgentStore + TokenStore + GrantStore + Clone + Send + Sync + 'static,
+{
+    Router::new().route("/", get(home::<S>)).with_state(state)
+}
+
+async fn home<S>(State(state): State<ManageState<S>>, principal: Option<Principal>) -> Response
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let Some(user) = principal
+        .filter(|p| p.auth_source() == AuthSource::Session)
+        .map(|p| p.user_id().clone())
+    else {
+        return (StatusCode::SEE_OTHER, [(http::header::LOCATION, "/login")]).into_response();
+    };
+    let agents = match visible_agents(&state.store, &user).await {
+        Ok(agents) => agents,
+        Err(error) => {
+            tracing::warn!(%error, "landing page: store unavailable");
+            return pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "The store is unavailable. Try again in a moment.",
+            );
+        }
+    };
+    let mut body = format!(
+        "<h1>Agents</h1>\n<p>Signed in as <strong>{}</strong>.</p>\n{}\n",
+        pages::escape(user.as_str()),
+        pages::LOGOUT_BUTTON
+    );
+    if agents.is_empty() {
+        body.push_str("<p>No agents you may see.</p>");
+    } else {
+        body.push_str(
+            "<table>\n<tr><th>Agent</th><th>Owner</th><th>Type</th><th>Status</th><th>Expires</th></tr>\n",
+        );
+        for agent in &agents {
+            let expires = views::time(agent.expires_at);
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                pages::escape(&agent.slug),
+                pages::escape(agent.owner.as_str()),
+                pages::escape(agent.agent_type.as_str()),
+                pages::escape(agent.status.as_str()),
+                pages::escape(expires.as_str().unwrap_or("never")),
+            ));
+        }
+        body.push_str("</table>");
+    }
+    (
+        [(http::header::CACHE_CONTROL, "no-store")],
+        Html(pages::page("Agents", &body)),
+    )
+        .into_response()
+}
+
+/// The agents `user` may see: every one [`Managed::agent`] lets them read.
+async fn visible_agents<S>(store: &S, user: &UserId) -> Result<Vec<Agent>, StoreError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let managed = Managed::new(store, user.clone());
+    let mut visible = Vec::new();
+    for agent in store.list_agents().await? {
+        match managed.agent(&agent.id).await {
+            Ok(agent) => visible.push(agent),
+            Err(StoreError::Forbidden { .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(visible)
 }
 
 /// The signed-in user; agents cannot manage agents.
@@ -154,16 +241,8 @@ where
     S: AgentStore + TokenStore + GrantStore,
 {
     let user = person(&principal)?;
-    let managed = Managed::new(&state.store, user);
-    let mut visible = Vec::new();
-    for agent in state.store.list_agents().await? {
-        match managed.agent(&agent.id).await {
-            Ok(agent) => visible.push(views::agent(&agent)),
-            Err(StoreError::Forbidden { .. }) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Ok(Json(Value::Array(visible)))
+    let visible = visible_agents(&state.store, &user).await?;
+    Ok(Json(visible.iter().map(views::agent).collect()))
 }
 
 #[derive(Deserialize)]
@@ -392,6 +471,37 @@ where
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let grants = managed.grants(&agent.id).await?;
     Ok(Json(grants.iter().map(views::grant).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPolicy {
+    /// `null` (or absent): every capability the owner has.
+    #[serde(default)]
+    allow: Option<Vec<String>>,
+    #[serde(default)]
+    deny: Vec<String>,
+}
+
+async fn set_policy<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Body(body): Body<NewPolicy>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore,
+{
+    let mut policy = match &body.allow {
+        Some(names) => Policy::allow(capabilities(names)?),
+        None => Policy::unrestricted(),
+    };
+    if !body.deny.is_empty() {
+        policy = policy.with_deny(capabilities(&body.deny)?);
+    }
+    let (managed, agent) = target(&state, &principal, &slug).await?;
+    let agent = managed.set_agent_policy(&agent.id, policy).await?;
+    Ok(Json(views::agent(&agent)))
 }
 
 #[derive(Deserialize)]

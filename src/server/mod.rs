@@ -1,11 +1,35 @@
 //! Routers for a server in front of the stores (feature `server`): a management REST API, a
-//! minimal login with cookie sessions, and the JSON views both use. The `agent-auth serve`
-//! reference server is these routers on a SQL store.
+//! minimal login with cookie sessions, a landing page, and the JSON views they use. The
+//! `agent-auth serve` reference server is these routers on a SQL store.
 //!
 //! Management is for people, not agents: its routes require a session principal (a request
 //! authenticated by an agent token gets 403), and every call goes through
 //! [`Managed`](crate::store::Managed), so the access rules and the audit trail are the
 //! library's.
+//!
+//! What the routers do against abuse, and what is left to the host application:
+//!
+//! * **Passwords off the runtime.** Argon2 is slow on purpose; run on the async workers, a few
+//!   concurrent sign-ins stall every request. A [`PasswordVerifier`] should verify with
+//!   [`verify_password_off_runtime`] (or its own [`PasswordHashing`] pool): the blocking pool,
+//!   half the cores at most, a bounded queue (past it, 503 with `Retry-After`).
+//! * **Sign-in limits.** [`login_router`] / [`Login`] count attempts per account and client
+//!   address, per address and per account ([`LoginThrottle`]); over a limit the answer is 429
+//!   with `Retry-After`, logged, and audited as `sign_in_throttled`. The client address is the
+//!   connection's `ConnectInfo<SocketAddr>`: serve with
+//!   `into_make_service_with_connect_info::<SocketAddr>()`.
+//! * **CSRF.** State-changing requests with the session cookie from another site are refused
+//!   ([`SameOriginLayer`], by `Sec-Fetch-Site` and `Origin`): [`manage_router`] applies it to
+//!   its routes, [`login_router`] to sign-in and sign-out (with or without a cookie). A route of
+//!   your own that changes state on a session needs `.layer(SameOriginLayer::for_session_cookie())`.
+//! * **Panics.** [`catch_panics`] turns a handler's panic into a 500 with a JSON body instead of
+//!   a dropped connection; wrap the whole application in it.
+//! * **Connections** (header and idle timeouts, a connection cap) are the HTTP server's:
+//!   `agent-auth serve` shows one way, with hyper's connection builder.
+//!
+//! [`home_router`] is the landing page at `/` (who is signed in, their agents, a sign-out
+//! button); [`login_router`] answers browser errors with small pages that link back to
+//! `/login`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -13,7 +37,10 @@
 //! use axum::{Router, body::Body};
 //! use http::{Request, StatusCode};
 //! use tower::ServiceExt;
-//! use tower_agent_auth::server::{ManageState, PasswordVerifier, Sessions, login_router, manage_router};
+//! use tower_agent_auth::server::{
+//!     ManageState, PasswordVerifier, Sessions, catch_panics, home_router, login_router,
+//!     manage_router,
+//! };
 //! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, UserDirectory, UserRecord};
 //! use tower_agent_auth::{AgentAuthLayer, token::TokenFormat};
 //! use tower_agent_auth::ceiling::Policy;
@@ -36,29 +63,44 @@
 //! let directory: Arc<dyn UserDirectory> = Arc::new(users);
 //! let sessions = Sessions::new(directory, Duration::from_secs(8 * 3600));
 //!
+//! let manage = ManageState { store: store.clone(), audit: None };
 //! let app = Router::new()
 //!     .merge(login_router(sessions.clone(), Arc::new(Accounts), false))
-//!     .merge(manage_router(ManageState { store: store.clone(), audit: None }))
+//!     .merge(home_router(manage.clone()))
+//!     .merge(manage_router(manage))
 //!     .layer(AgentAuthLayer::new(store).optional().with_session_resolver(sessions));
+//! let app = catch_panics(app);
 //!
-//! // Not signed in: management answers 401.
-//! let response = app.oneshot(Request::get("/api/agents").body(Body::empty()).unwrap()).await.unwrap();
+//! // Not signed in: management answers 401, and the landing page sends you to sign in.
+//! let response = app.clone().oneshot(Request::get("/api/agents").body(Body::empty()).unwrap()).await.unwrap();
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::SEE_OTHER);
 //! # }
 //! ```
 
 mod body;
+mod csrf;
 mod duration;
 mod error;
 mod login;
 mod manage;
+mod pages;
+mod panic;
 mod password;
 mod sessions;
+mod throttle;
 pub mod views;
 
+pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
 pub use duration::parse_duration;
 pub use error::ApiError;
-pub use login::login_router;
-pub use manage::{ManageState, manage_router};
-pub use password::{PasswordVerifier, hash_password, verify_password};
+pub use login::{Login, login_router};
+pub use manage::{ManageState, home_router, manage_router};
+pub use panic::{catch_panics, panic_response};
+pub use password::{
+    HashingError, PasswordHashing, PasswordVerifier, hash_password, hash_password_off_runtime,
+    verify_password, verify_password_off_runtime,
+};
 pub use sessions::{SESSION_COOKIE, Sessions};
+pub use throttle::{LoginLimits, LoginThrottle, ThrottleLimit, Throttled};

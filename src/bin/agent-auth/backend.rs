@@ -11,7 +11,9 @@ use std::sync::Arc;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::reason::BoxError;
-use tower_agent_auth::server::{PasswordVerifier, hash_password, verify_password};
+use tower_agent_auth::server::{
+    PasswordVerifier, hash_password_off_runtime, verify_password_off_runtime,
+};
 use tower_agent_auth::store::{
     PgStore, PoolSettings, SqliteStore, StoreConfig, StoreError, UserDirectory, UserRecord,
 };
@@ -246,18 +248,20 @@ impl UserDirectory for Accounts {
 impl PasswordVerifier for Accounts {
     async fn verify(&self, user: &str, password: &str) -> Result<Option<UserId>, BoxError> {
         // Every attempt costs one Argon2 verification, so timing does not tell which users exist.
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        // Argon2 runs on the shared hashing pool (blocking threads, half the cores), never on
+        // the runtime's workers: sign-ins cannot stall other requests.
+        static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
         let row = self.row(user).await?;
         let (active, hash) = match row {
             Some((_, active, Some(hash))) => (active != 0, hash),
-            _ => (
-                false,
-                DUMMY
-                    .get_or_init(|| hash_password("not a password").unwrap_or_default())
-                    .clone(),
-            ),
+            _ => {
+                let dummy = DUMMY
+                    .get_or_try_init(|| hash_password_off_runtime("not a password".to_owned()))
+                    .await?;
+                (false, dummy.clone())
+            }
         };
-        let matches = verify_password(&hash, password);
+        let matches = verify_password_off_runtime(hash, password.to_owned()).await?;
         Ok((active && matches).then(|| UserId::from(user)))
     }
 }

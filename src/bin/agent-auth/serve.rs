@@ -2,21 +2,31 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Args;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_agent_auth::audit::{AuditWriter, WriterOptions};
 use tower_agent_auth::axum::Require;
-use tower_agent_auth::server::{ManageState, Sessions, login_router, manage_router};
+use tower_agent_auth::reason::InvalidReason;
+use tower_agent_auth::server::{
+    Login, LoginLimits, LoginThrottle, ManageState, Sessions, catch_panics, home_router,
+    manage_router,
+};
 use tower_agent_auth::store::UserDirectory;
 use tower_agent_auth::{AgentAuthLayer, Principal, capability};
+use tower_service::Service;
 
 use crate::backend::{Accounts, Backend};
 use crate::dispatch;
@@ -37,6 +47,31 @@ pub struct ServeArgs {
     /// with ready curl lines.
     #[arg(long)]
     demo: bool,
+    /// Close a connection whose request head has not fully arrived this long after the server
+    /// began waiting for it (also how long a keep-alive connection may wait between requests).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    header_timeout: String,
+    /// Close a connection on which nothing arrives or leaves for this long while a request is
+    /// read, handled or answered (a stalled body, a client that stopped reading).
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    idle_timeout: String,
+    /// Serve at most this many connections at once; more wait in the kernel's queue.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Sign-in attempts allowed per account and client address in each --login-window (per
+    /// address: 6 times this; per account from new addresses: 4 times this).
+    #[arg(long, value_name = "N", default_value_t = NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN))]
+    login_attempts: NonZeroU32,
+    /// The window the sign-in limits refill over.
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    login_window: String,
+}
+
+/// The connection limits of `serve`.
+struct ConnectionLimits {
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
 }
 
 capability!(
@@ -99,21 +134,33 @@ fn demo() -> Router {
         .route("/demo/posts", get(list).post(create))
 }
 
-/// One log line per request: method, path without the query string, status, time. Never a
-/// header, so never a token or a cookie.
+/// One log line per request: method, path without the query string, status, time, and for a
+/// refused token the reason the layer attached to the response (`revoked`, `expired`, …).
+/// Never a header, so never a token or a cookie.
 async fn log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
+    let reason = response
+        .extensions()
+        .get::<InvalidReason>()
+        .map(InvalidReason::as_str);
     tracing::info!(
         %method,
         path,
         status = response.status().as_u16(),
+        reason,
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
     response
+}
+
+/// The whole application as `serve` runs it: the routers and the auth layer inside the panic
+/// guard, and the request log outside it (so a panic's 500 is logged like any answer).
+fn application(routes: Router, auth: AgentAuthLayer) -> Router {
+    catch_panics(routes.layer(auth)).layer(middleware::from_fn(log))
 }
 
 async fn serve<S: Store + Send + Sync>(
@@ -122,6 +169,19 @@ async fn serve<S: Store + Send + Sync>(
     args: ServeArgs,
 ) -> Result<(), Box<dyn Error>> {
     let lifetime = crate::output::parse_duration(&args.session_lifetime)?;
+    let limits = ConnectionLimits {
+        header_timeout: positive(&args.header_timeout, "--header-timeout")?,
+        idle_timeout: positive(&args.idle_timeout, "--idle-timeout")?,
+        max_connections: args.max_connections.max(1),
+    };
+    let attempts = args.login_attempts;
+    let throttle = LoginThrottle::new(LoginLimits {
+        per_account_and_address: attempts,
+        per_address: attempts.saturating_mul(NonZeroU32::new(6).unwrap_or(NonZeroU32::MIN)),
+        per_account: attempts.saturating_mul(NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN)),
+        window: positive(&args.login_window, "--login-window")?,
+        ..LoginLimits::default()
+    });
     let directory: Arc<dyn UserDirectory> = accounts.clone();
     let sessions = Sessions::new(directory, lifetime);
     let writer = AuditWriter::spawn(Arc::new(store.clone()), WriterOptions::default());
@@ -129,31 +189,40 @@ async fn serve<S: Store + Send + Sync>(
         .optional()
         .with_session_resolver(sessions.clone())
         .audit(writer.clone());
-    let app = Router::new()
-        .merge(login_router(
-            sessions,
-            accounts.clone(),
-            args.secure_cookies,
-        ))
-        .merge(manage_router(ManageState {
-            store: store.clone(),
-            audit: Some(writer.clone()),
-        }))
-        .merge(demo())
-        .layer(auth)
-        .layer(middleware::from_fn(log));
+    let manage = ManageState {
+        store: store.clone(),
+        audit: Some(writer.clone()),
+    };
+    let routes = Router::new()
+        .merge(
+            Login::new(sessions, accounts.clone())
+                .secure_cookies(args.secure_cookies)
+                .throttle(throttle)
+                .audit(writer.clone())
+                .router(),
+        )
+        .merge(home_router(manage.clone()))
+        .merge(manage_router(manage))
+        .merge(demo());
+    let app = application(routes, auth);
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {}", args.listen, bind_error(&error)))?;
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("listening on http://{address}");
     if args.demo {
         demo_seed(&store, &accounts, address).await?;
     }
-    tracing::info!(%address, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::info!(
+        %address,
+        header_timeout = ?limits.header_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        max_connections = limits.max_connections,
+        "serving"
+    );
+    accept_loop(listener, app, &limits).await;
     tracing::info!("shutting down: flushing the audit trail");
     if !writer.shutdown_within(Duration::from_secs(30)).await {
         tracing::error!("the audit sink did not take the last events within 30 s; they are lost");
@@ -175,7 +244,9 @@ async fn demo_seed<S: Store>(
         let mut secret = [0u8; 12];
         getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
         let password = hex::encode(secret);
-        let hash = tower_agent_auth::server::hash_password(&password).map_err(|e| e.to_string())?;
+        let hash = tower_agent_auth::server::hash_password_off_runtime(password.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         accounts
             .add(
                 "demo",
@@ -215,6 +286,117 @@ async fn demo_seed<S: Store>(
         "  curl -X POST -H 'Authorization: Bearer {token}' http://{address}/demo/posts    # 403"
     );
     Ok(())
+}
+
+/// A duration flag that must not be zero.
+fn positive(text: &str, flag: &str) -> Result<Duration, String> {
+    let duration = crate::output::parse_duration(text).map_err(|e| format!("{flag}: {e}"))?;
+    if duration.is_zero() {
+        return Err(format!("{flag}: must be more than 0"));
+    }
+    Ok(duration)
+}
+
+/// Why `bind` failed, in a few words.
+fn bind_error(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use".to_owned(),
+        std::io::ErrorKind::AddrNotAvailable => "address not available here".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => error.to_string(),
+    }
+}
+
+/// Whether an accept error is about one connection (it went away before it was accepted), not
+/// the listener: the next accept may go on at once.
+fn one_connection(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// Serves connections until SIGTERM or Ctrl-C, then lets the open ones finish (30 s at most).
+///
+/// Each connection: HTTP/1.1 with `limits.header_timeout` on every request head (hyper's own,
+/// with tokio's timer), reads and writes that stall for `limits.idle_timeout` end it, and its
+/// peer address reaches the handlers as `ConnectInfo`. At most `limits.max_connections` are
+/// served at once: the loop does not accept more until one ends. An accept error that is the
+/// listener's (out of file descriptors: EMFILE, ENFILE, ENOBUFS) is logged and the loop pauses
+/// 100 ms instead of spinning; the server keeps serving the connections it has.
+async fn accept_loop(listener: TcpListener, app: Router, limits: &ConnectionLimits) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut failing = false;
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) if one_connection(&error) => continue,
+                Err(error) => {
+                    if !failing {
+                        tracing::warn!(%error, "cannot accept connections; pausing 100 ms between tries");
+                    }
+                    failing = true;
+                    drop(slot);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if failing {
+            tracing::info!("accepting connections again");
+            failing = false;
+        }
+        let _ = stream.set_nodelay(true);
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_read_timeout(Some(limits.idle_timeout));
+        stream.set_write_timeout(Some(limits.idle_timeout));
+        let io = TokioIo::new(Box::pin(stream));
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().call(request)
+            });
+        let connection = graceful.watch(http.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection closed");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        open = graceful.count(),
+        "stopped accepting; finishing open connections"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(30)) => {
+            tracing::warn!("connections still open after 30 s; closing them");
+        }
+    }
 }
 
 async fn shutdown_signal() {

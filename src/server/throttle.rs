@@ -1,0 +1,413 @@
+//! Limits on sign-in attempts, so a password cannot be guessed at the speed of the server.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// How many sign-in attempts are allowed, and over how long. Each limit is a burst of that many
+/// attempts, refilled evenly over `window` (so 5 per minute: 5 at once, then one every 12 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Attempts for one account from one client address: what stops guessing one password.
+    pub per_account_and_address: NonZeroU32,
+    /// Attempts from one client address, whatever the account: what stops one address trying
+    /// one password on many accounts.
+    pub per_address: NonZeroU32,
+    /// Attempts for one account from every address together: what slows a guess spread over
+    /// many addresses. Looser than the first, and not applied to an address the account signed
+    /// in from before (see [`LoginThrottle`]), so an attack cannot keep the user out.
+    pub per_account: NonZeroU32,
+    /// The window every limit refills over.
+    pub window: Duration,
+    /// How long a successful sign-in marks its (account, address) pair as known.
+    pub known_for: Duration,
+    /// The most keys each limiter holds: past it, keys whose limit has refilled are dropped
+    /// and, if every key is still live, the limiter is cleared (memory stays bounded; the
+    /// limits reset rather than grow).
+    pub max_keys: usize,
+}
+
+impl Default for LoginLimits {
+    /// 5 per (account, address), 30 per address, 20 per account, each per minute; known pairs
+    /// remembered 30 days; at most 100 000 keys per limiter.
+    fn default() -> Self {
+        Self {
+            per_account_and_address: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
+            per_address: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+            per_account: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            window: Duration::from_secs(60),
+            known_for: Duration::from_secs(30 * 86_400),
+            max_keys: 100_000,
+        }
+    }
+}
+
+/// A sign-in attempt refused by a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    /// When the next attempt may be made (answer `Retry-After` with it, rounded up).
+    pub retry_after: Duration,
+    /// Which limit refused it.
+    pub limit: ThrottleLimit,
+    /// Whether it is the first refusal for this account and address in this window: record
+    /// only those in the audit trail, so an attack does not flood it.
+    pub first: bool,
+}
+
+/// Which limit of [`LoginLimits`] refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleLimit {
+    /// [`LoginLimits::per_account_and_address`].
+    AccountAndAddress,
+    /// [`LoginLimits::per_address`].
+    Address,
+    /// [`LoginLimits::per_account`].
+    Account,
+}
+
+impl ThrottleLimit {
+    /// `account_and_address`, `address` or `account`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::AccountAndAddress => "account_and_address",
+            Self::Address => "address",
+            Self::Account => "account",
+        }
+    }
+}
+
+/// The client as the limits see it: an IPv6 address counts by its /64, which one host usually
+/// owns whole; an unknown address (no `ConnectInfo`) is one client for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    V4([u8; 4]),
+    V6([u8; 8]),
+    Unknown,
+}
+
+impl From<Option<IpAddr>> for Client {
+    fn from(address: Option<IpAddr>) -> Self {
+        match address.map(|a| a.to_canonical()) {
+            Some(IpAddr::V4(v4)) => Self::V4(v4.octets()),
+            Some(IpAddr::V6(v6)) => {
+                let mut prefix = [0u8; 8];
+                prefix.copy_from_slice(&v6.octets()[..8]);
+                Self::V6(prefix)
+            }
+            None => Self::Unknown,
+        }
+    }
+}
+
+/// Account names are cut to this many bytes in keys (user ids are at most 100 bytes): a
+/// megabyte of name costs no more memory than a real one.
+const NAME_BYTES: usize = 128;
+
+fn account_key(account: &str) -> Box<str> {
+    let mut end = account.len().min(NAME_BYTES);
+    while !account.is_char_boundary(end) {
+        end -= 1;
+    }
+    account[..end].into()
+}
+
+/// The sign-in limits, in memory (one process; a restart forgets them). Uses
+/// [`governor`]'s GCRA limiters, one per [`LoginLimits`] field. Every attempt counts against
+/// the (account, address) and address limits; the per-account limit does not apply to an
+/// (account, address) pair that signed in successfully within
+/// [`LoginLimits::known_for`], so an attacker spreading guesses over many addresses slows
+/// them down for new addresses only, never for the user's own. A success does not refill the
+/// (account, address) limit (governor's limiters have no per-key reset): its burst is what a
+/// person who mistypes needs, and it refills within the window.
+///
+/// Memory is bounded: each limiter holds at most [`LoginLimits::max_keys`] keys (refilled
+/// ones are dropped first; a limiter full of live keys starts afresh), and so do the maps of
+/// known pairs and of refusals.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use tower_agent_auth::server::{LoginLimits, LoginThrottle};
+/// let throttle = LoginThrottle::new(LoginLimits::default());
+/// let from = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+/// for _ in 0..5 {
+///     assert!(throttle.check("alice", from).is_ok());
+/// }
+/// let refused = throttle.check("alice", from).unwrap_err();
+/// assert!(refused.retry_after.as_secs() <= 12);
+/// // Another address is not affected.
+/// assert!(throttle.check("alice", Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)))).is_ok());
+/// ```
+pub struct LoginThrottle {
+    limits: LoginLimits,
+    by_pair: Limiter<(Box<str>, Client)>,
+    by_address: Limiter<Client>,
+    by_account: Limiter<Box<str>>,
+    clock: DefaultClock,
+    /// Pairs that signed in, and when.
+    known: Mutex<HashMap<(Box<str>, Client), Instant>>,
+    /// Pairs refused in this window, and when first (for [`Throttled::first`]).
+    refused: Mutex<HashMap<(Box<str>, Client), Instant>>,
+}
+
+impl std::fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginThrottle")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn quota(attempts: NonZeroU32, window: Duration) -> Quota {
+    let period = (window / attempts.get()).max(Duration::from_millis(1));
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(attempts)
+}
+
+/// One keyed limiter, replaced by a fresh one when it holds `max` live keys.
+struct Limiter<K: Hash + Eq + Clone> {
+    quota: Quota,
+    current: ArcSwap<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    fn new(quota: Quota) -> Self {
+        Self {
+            quota,
+            current: ArcSwap::from_pointee(RateLimiter::keyed(quota)),
+        }
+    }
+
+    /// Counts one attempt for `key`: `Err(wait)` when over the limit.
+    fn check(&self, key: &K, max: usize, clock: &DefaultClock) -> Result<(), Duration> {
+        let mut limiter = self.current.load_full();
+        if limiter.len() >= max {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+            if limiter.len() >= max {
+                // Only a flood of distinct keys within one window gets here: start afresh
+                // rather than grow.
+                limiter = Arc::new(RateLimiter::keyed(self.quota));
+                self.current.store(limiter.clone());
+            }
+        }
+        limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(clock.now()))
+    }
+}
+
+fn bound_map(
+    map: &mut HashMap<(Box<str>, Client), Instant>,
+    max: usize,
+    keep: impl Fn(&Instant) -> bool,
+) {
+    if map.len() >= max {
+        map.retain(|_, at| keep(at));
+        if map.len() >= max {
+            map.clear();
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// Limits as `limits` say.
+    pub fn new(limits: LoginLimits) -> Self {
+        Self {
+            by_pair: Limiter::new(quota(limits.per_account_and_address, limits.window)),
+            by_address: Limiter::new(quota(limits.per_address, limits.window)),
+            by_account: Limiter::new(quota(limits.per_account, limits.window)),
+            clock: DefaultClock::default(),
+            known: Mutex::default(),
+            refused: Mutex::default(),
+            limits,
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &LoginLimits {
+        &self.limits
+    }
+
+    fn is_known(&self, pair: &(Box<str>, Client)) -> bool {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(pair)
+            .is_some_and(|at| at.elapsed() < self.limits.known_for)
+    }
+
+    /// Counts an attempt to sign in as `account` from `address`; refuses it when a limit is
+    /// reached. Call it before checking the password.
+    pub fn check(&self, account: &str, address: Option<IpAddr>) -> Result<(), Throttled> {
+        let client = Client::from(address);
+        let account = account_key(account);
+        let pair = (account.clone(), client);
+        let max = self.limits.max_keys.max(1);
+        let clock = &self.clock;
+        let refusal = if let Err(wait) = self.by_pair.check(&pair, max, clock) {
+            Some((wait, ThrottleLimit::AccountAndAddress))
+        } else if let Err(wait) = self.by_address.check(&client, max, clock) {
+            Some((wait, ThrottleLimit::Address))
+        } else if self.is_known(&pair) {
+            None
+        } else if let Err(wait) = self.by_account.check(&account, max, clock) {
+            Some((wait, ThrottleLimit::Account))
+        } else {
+            None
+        };
+        let Some((retry_after, limit)) = refusal else {
+            return Ok(());
+        };
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let window = self.limits.window;
+        bound_map(&mut refused, max, |at| at.elapsed() < window);
+        let first = match refused.get(&pair) {
+            Some(at) if at.elapsed() < window => false,
+            _ => {
+                refused.insert(pair, Instant::now());
+                true
+            }
+        };
+        Err(Throttled {
+            retry_after: retry_after.max(Duration::from_millis(1)),
+            limit,
+            first,
+        })
+    }
+
+    /// Records a successful sign-in: the pair is known from now on (the per-account limit
+    /// does not apply to it), and its next refusal is a [`Throttled::first`] again.
+    pub fn succeeded(&self, account: &str, address: Option<IpAddr>) {
+        let pair = (account_key(account), Client::from(address));
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pair);
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let known_for = self.limits.known_for;
+        bound_map(&mut known, self.limits.max_keys.max(1), |at| {
+            at.elapsed() < known_for
+        });
+        known.insert(pair, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn limits(pair: u32, address: u32, account: u32, window_ms: u64) -> LoginLimits {
+        LoginLimits {
+            per_account_and_address: NonZeroU32::new(pair).unwrap(),
+            per_address: NonZeroU32::new(address).unwrap(),
+            per_account: NonZeroU32::new(account).unwrap(),
+            window: Duration::from_millis(window_ms),
+            ..LoginLimits::default()
+        }
+    }
+
+    fn v4(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)))
+    }
+
+    #[test]
+    fn one_account_from_one_address_gets_its_burst_then_a_wait() {
+        let throttle = LoginThrottle::new(limits(3, 100, 100, 60_000));
+        for _ in 0..3 {
+            throttle.check("alice", v4(1)).unwrap();
+        }
+        let refused = throttle.check("alice", v4(1)).unwrap_err();
+        assert_eq!(refused.limit, ThrottleLimit::AccountAndAddress);
+        assert!(refused.retry_after > Duration::from_secs(19));
+        assert!(
+            refused.retry_after <= Duration::from_secs(20),
+            "{refused:?}"
+        );
+        assert!(throttle.check("alice", v4(2)).is_ok(), "another address");
+        assert!(throttle.check("bob", v4(1)).is_ok(), "another account");
+    }
+
+    #[test]
+    fn the_limit_refills_within_the_window() {
+        let throttle = LoginThrottle::new(limits(2, 100, 100, 200));
+        throttle.check("alice", v4(1)).unwrap();
+        throttle.check("alice", v4(1)).unwrap();
+        let refused = throttle.check("alice", v4(1)).unwrap_err();
+        std::thread::sleep(refused.retry_after + Duration::from_millis(5));
+        assert!(throttle.check("alice", v4(1)).is_ok());
+    }
+
+    #[test]
+    fn one_address_trying_many_accounts_is_limited() {
+        let throttle = LoginThrottle::new(limits(100, 4, 100, 60_000));
+        for n in 0..4 {
+            throttle.check(&format!("user{n}"), v4(1)).unwrap();
+        }
+        let refused = throttle.check("user9", v4(1)).unwrap_err();
+        assert_eq!(refused.limit, ThrottleLimit::Address);
+        assert!(throttle.check("user9", v4(2)).is_ok());
+    }
+
+    #[test]
+    fn many_addresses_on_one_account_slow_new_addresses_but_not_known_ones() {
+        let throttle = LoginThrottle::new(limits(100, 100, 3, 60_000));
+        // The user signed in from .1 before.
+        throttle.check("alice", v4(1)).unwrap();
+        throttle.succeeded("alice", v4(1));
+        for n in 10..12 {
+            throttle.check("alice", v4(n)).unwrap();
+        }
+        let refused = throttle.check("alice", v4(20)).unwrap_err();
+        assert_eq!(refused.limit, ThrottleLimit::Account);
+        // The attack goes on; the user's own address is not locked out.
+        for _ in 0..5 {
+            assert!(throttle.check("alice", v4(1)).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_first_refusal_of_a_window_is_marked_and_a_success_rearms_it() {
+        let throttle = LoginThrottle::new(limits(1, 100, 100, 60_000));
+        throttle.check("alice", v4(1)).unwrap();
+        assert!(throttle.check("alice", v4(1)).unwrap_err().first);
+        assert!(!throttle.check("alice", v4(1)).unwrap_err().first);
+        throttle.succeeded("alice", v4(1));
+        assert!(throttle.check("alice", v4(1)).unwrap_err().first);
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let throttle = LoginThrottle::new(limits(1, 100, 100, 60_000));
+        let a: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: Ipv6Addr = "2001:db8:1:3::1".parse().unwrap();
+        throttle.check("alice", Some(a.into())).unwrap();
+        assert!(throttle.check("alice", Some(b.into())).is_err(), "same /64");
+        assert!(throttle.check("alice", Some(other.into())).is_ok());
+        let mapped: Ipv6Addr = "::ffff:192.0.2.7".parse().unwrap();
+        throttle.check("bob", v4(7)).unwrap();
+        assert!(throttle.check("bob", Some(mapped.into())).is_err());
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood_of_names() {
+        let throttle = LoginThrottle::new(LoginLimits {
+            max_keys: 50,
+            ..limits(5, 1_000_000, 1_000_000, 60_000)
+        });
+        for n in 0..1_000 {
+            let _ = throttle.check(&format!("{n}{}", "x".repeat(1_000)), v4(1));
+        }
+        assert!(throttle.by_pair.current.load().len() <= 50);
+        assert!(throttle.by_account.current.load().len() <= 50);
+        assert_eq!(account_key(&"é".repeat(100)).len(), NAME_BYTES);
+    }
+}
