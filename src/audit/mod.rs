@@ -21,6 +21,7 @@
 //!
 //! See [`AuditRecorder`] for what the layer expects, and `AuditWriter` for an example.
 
+#[cfg(feature = "audit")]
 mod coalesce;
 mod memory;
 pub(crate) mod request;
@@ -208,7 +209,8 @@ pub struct AuditEvent {
     /// Before/after for lifecycle changes, in a few words.
     pub detail: Option<String>,
     /// How many occurrences this event stands for: 1, except for a row of repeated refusals
-    /// of one token that the [`AuditWriter`] coalesced (see [`WriterOptions::coalesce_refusals`]).
+    /// of one token that the `AuditWriter` coalesced (see `WriterOptions::coalesce_refusals`,
+    /// feature `audit`).
     pub occurrences: u64,
 }
 
