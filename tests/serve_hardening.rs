@@ -559,6 +559,47 @@ fn a_stalled_body_is_closed_after_the_idle_timeout() {
     );
 }
 
+/// A body trickled a byte at a time (each byte resets the idle timeout) is cut off by
+/// `--request-timeout`: 408, and the connection closed.
+#[test]
+fn a_trickled_body_is_cut_off_by_the_request_timeout() {
+    let db = Db::seeded();
+    let server = Server::start(
+        &db,
+        &["--idle-timeout", "5s", "--request-timeout", "2s"],
+    );
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    let started = Instant::now();
+    write!(
+        stream,
+        "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n",
+        server.address
+    )
+    .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..40 {
+            if writer.write_all(b"u").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let mut answer = Vec::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    let _ = stream.read_to_end(&mut answer);
+    let closed = started.elapsed();
+    trickle.join().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        closed >= Duration::from_millis(1_900) && closed < Duration::from_secs(5),
+        "closed after {closed:?}"
+    );
+}
+
 /// At the file-descriptor limit the server logs, pauses between accepts, and serves again once
 /// descriptors are free, instead of dying or spinning.
 #[test]

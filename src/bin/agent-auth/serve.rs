@@ -6,7 +6,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::IntoResponse;
+use http::header::CONNECTION;
+use http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -55,6 +58,10 @@ pub struct ServeArgs {
     /// read, handled or answered (a stalled body, a client that stopped reading).
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     idle_timeout: String,
+    /// Answer 408 (and close the connection) when a request has not been answered this long
+    /// after its head arrived: a body trickled a byte at a time cannot hold a connection.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    request_timeout: String,
     /// Serve at most this many connections at once; more wait in the kernel's queue.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
@@ -157,10 +164,33 @@ async fn log(request: Request, next: Next) -> Response {
     response
 }
 
+/// A request not answered within `limit` of its head — its body trickled in, a handler stuck —
+/// is answered 408 and its connection closed. The idle timeout alone cannot do this: every
+/// byte resets it.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let body = json!({
+                "error": "request_timeout",
+                "message": format!("the request was not complete within {limit:?}"),
+            });
+            let mut response = (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response();
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 /// The whole application as `serve` runs it: the routers and the auth layer inside the panic
-/// guard, and the request log outside it (so a panic's 500 is logged like any answer).
-fn application(routes: Router, auth: AgentAuthLayer) -> Router {
-    catch_panics(routes.layer(auth)).layer(middleware::from_fn(log))
+/// guard, the request deadline around them, and the request log outside it all (so a panic's
+/// 500 and a 408 are logged like any answer).
+fn application(routes: Router, auth: AgentAuthLayer, request_timeout: Duration) -> Router {
+    catch_panics(routes.layer(auth))
+        .layer(middleware::from_fn_with_state(request_timeout, deadline))
+        .layer(middleware::from_fn(log))
 }
 
 async fn serve<S: Store + Send + Sync>(
@@ -204,7 +234,8 @@ async fn serve<S: Store + Send + Sync>(
         .merge(home_router(manage.clone()))
         .merge(manage_router(manage))
         .merge(demo());
-    let app = application(routes, auth);
+    let request_timeout = positive(&args.request_timeout, "--request-timeout")?;
+    let app = application(routes, auth, request_timeout);
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -219,6 +250,7 @@ async fn serve<S: Store + Send + Sync>(
         %address,
         header_timeout = ?limits.header_timeout,
         idle_timeout = ?limits.idle_timeout,
+        ?request_timeout,
         max_connections = limits.max_connections,
         "serving"
     );
