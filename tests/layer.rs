@@ -439,6 +439,39 @@ async fn session_request_gets_a_session_principal_with_the_owner_ceiling() {
     assert!(!principal.can("users:delete"));
 }
 
+/// `Authorization: Basic` (a proxy's, a browser's cached credentials) does not hide the
+/// session: the request is judged by its cookie, as one without the header.
+#[tokio::test]
+async fn another_scheme_beside_a_session_cookie_is_judged_by_the_session() {
+    let f = Fixture::new().await;
+    for layer in [
+        AgentAuthLayer::new(f.store.clone()),
+        AgentAuthLayer::new(f.store.clone()).optional(),
+    ] {
+        let seen = Seen::default();
+        let layer = layer.with_session_resolver(CookieSessions(f.users.clone()));
+        let request = Request::builder()
+            .header("authorization", "Basic dXNlcjpwYXNz")
+            .header("cookie", "session=alice")
+            .body(String::new())
+            .unwrap();
+        let response = call(layer, &seen, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(seen.principal().unwrap().auth_source(), AuthSource::Session);
+    }
+    // Without a session, a required layer refuses it; one passing foreign credentials passes it.
+    let required =
+        AgentAuthLayer::new(f.store.clone()).with_session_resolver(CookieSessions(f.users.clone()));
+    let basic = || with_auth("Basic dXNlcjpwYXNz");
+    let response = call(required.clone(), &Seen::default(), basic()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let seen = Seen::default();
+    let response = call(required.pass_foreign_credentials(), &seen, basic()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(seen.principal().is_none());
+    assert_eq!(seen.authorization().as_deref(), Some("Basic dXNlcjpwYXNz"));
+}
+
 #[tokio::test]
 async fn request_without_session_is_refused_when_required() {
     let f = Fixture::new().await;

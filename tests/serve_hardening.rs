@@ -564,10 +564,7 @@ fn a_stalled_body_is_closed_after_the_idle_timeout() {
 #[test]
 fn a_trickled_body_is_cut_off_by_the_request_timeout() {
     let db = Db::seeded();
-    let server = Server::start(
-        &db,
-        &["--idle-timeout", "5s", "--request-timeout", "2s"],
-    );
+    let server = Server::start(&db, &["--idle-timeout", "5s", "--request-timeout", "2s"]);
     let mut stream = TcpStream::connect(&server.address).unwrap();
     let started = Instant::now();
     write!(

@@ -112,6 +112,11 @@ impl<B> Decision<B> {
 pub(crate) fn request<B: Send + 'static>(shared: &Shared, request: Request<B>) -> Decision<B> {
     let token = match bearer::credentials(request.headers()) {
         Credentials::Malformed => return Decision::reject(Rejection::InvalidRequest),
+        // Another scheme (`Basic` from a proxy, cached by a browser) is not a credential to us:
+        // with sessions the request is judged by its session, as one without the header.
+        Credentials::OtherScheme if shared.session.is_some() => {
+            return without_credentials(shared, request);
+        }
         // Not ours: refused by a required layer, else passed through untouched (marked so that
         // extractors answer 401, not 500).
         Credentials::OtherScheme => return not_ours(shared, request, false),
@@ -211,6 +216,17 @@ pub(crate) fn verdict<B>(
             return Decision::Call(request, admitted);
         }
         Ok(None) if !shared.required => return anonymous(shared, request),
+        // Another scheme and no session: passed on when the layer was told to (off the
+        // success path, so reading the header again costs nothing that matters).
+        Ok(None)
+            if shared.pass_foreign
+                && matches!(
+                    bearer::credentials(request.headers()),
+                    Credentials::OtherScheme
+                ) =>
+        {
+            return anonymous(shared, request);
+        }
         Ok(None) => Rejection::MissingCredentials,
         Err(ResolveError::Invalid(reason)) => Rejection::InvalidToken(reason),
         Err(ResolveError::Refused(refused)) => {

@@ -11,7 +11,10 @@
 //!    for a foreign bearer token), so that no route behind it is reached unauthenticated. An
 //!    optional layer, or one built with
 //!    [`pass_foreign_credentials`](AgentAuthLayer::pass_foreign_credentials), passes it through
-//!    untouched for another layer to judge; the request gets no principal.
+//!    untouched for another layer to judge; the request gets no principal. With a
+//!    [`SessionResolver`](crate::SessionResolver), a request with another scheme is judged by
+//!    its session first, as one without the header (a proxy's or a browser's cached `Basic`
+//!    credentials do not sign the user out).
 //! 3. No `Authorization` header: the [`SessionResolver`](crate::SessionResolver), if configured,
 //!    is asked for a session principal; without one, a required layer answers `401`.
 //! 4. A token with our prefix is checked offline (shape and CRC32 checksum: no hashing, no
