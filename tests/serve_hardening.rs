@@ -434,11 +434,7 @@ fn guessing_is_throttled_without_locking_the_user_out() {
     assert!(!log.contains(PASSWORD), "the log shows a password");
     server.stop();
     let events = throttled_events(&db);
-    assert_eq!(
-        events.len(),
-        1,
-        "once per account, address and window: {events:?}"
-    );
+    assert_eq!(events.len(), 1, "once per limit and window: {events:?}");
     let (outcome, actor, detail) = &events[0];
     assert_eq!(outcome, "denied");
     assert_eq!(actor.as_deref(), Some("alice"));
@@ -446,6 +442,42 @@ fn guessing_is_throttled_without_locking_the_user_out() {
         detail.as_deref().unwrap().contains("127.0.0.1"),
         "{detail:?}"
     );
+}
+
+/// A browser that signed in before keeps signing in while someone at its own address (a NAT,
+/// an office) guesses its user's password: its device cookie has a limit of its own.
+#[test]
+fn a_signed_in_browser_is_not_locked_out_by_guesses_from_its_own_address() {
+    let db = Db::seeded();
+    let server = Server::start(&db, &["--login-window", "60s", "--login-attempts", "2"]);
+    let here = Some("127.0.0.3");
+    let first = sign_in(&server, here, "alice", PASSWORD);
+    assert_eq!(first.status, 303, "{first:?}");
+    let device = first
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, value)| value.as_str())
+        .find(|value| value.starts_with("agent_auth_device="))
+        .expect("a device cookie");
+    assert!(
+        device.contains("HttpOnly") && device.contains("Path=/login"),
+        "{device}"
+    );
+    let device = device.split(';').next().unwrap();
+    for _ in 0..5 {
+        sign_in(&server, here, "alice", "guess");
+    }
+    assert_eq!(sign_in(&server, here, "alice", PASSWORD).status, 429);
+    let with_device = send(
+        &server.address,
+        here,
+        "POST",
+        "/login",
+        &[FORM, ("Cookie", device)],
+        &format!("user=alice&password={PASSWORD}"),
+    );
+    assert_eq!(with_device.status, 303, "{with_device:?}");
 }
 
 /// The `sign_in_throttled` events of the trail: (outcome, actor, detail).

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::csrf::SameOriginLayer;
 use super::pages;
 use super::password::{HashingError, PasswordVerifier};
-use super::sessions::{SESSION_COOKIE, Sessions};
-use super::throttle::{LoginLimits, LoginThrottle, Throttled};
+use super::sessions::{SESSION_COOKIE, Sessions, cookie_named};
+use super::throttle::{DEVICE_COOKIE, LoginLimits, LoginThrottle, Throttled};
 use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 
 /// The sign-in and sign-out routes, configured; [`login_router`] is the short way.
@@ -23,8 +23,8 @@ use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 /// * `POST /login` (form fields `user`, `password`): on success a session cookie (`HttpOnly`,
 ///   `SameSite=Lax`, `Secure` with [`Login::secure_cookies`]) and `303` to `/`; a wrong
 ///   password is a `401` page, an attempt over the [limits](LoginThrottle) a `429` page with
-///   `Retry-After` (logged, and audited as `sign_in_throttled` once per account, address and
-///   window), busy password hashing a `503` page with `Retry-After`.
+///   `Retry-After` (logged, and audited as `sign_in_throttled` once per window and limit: per account and
+///   address, per address, per account), busy password hashing a `503` page with `Retry-After`.
 /// * `GET /logout`: a page with a sign-out button.
 /// * `POST /logout`: ends the session; `303` to `/login` for a browser's form post, `204`
 ///   otherwise.
@@ -171,9 +171,13 @@ fn with_retry_after(mut response: Response, seconds: u64) -> Response {
 }
 
 /// What a log line or an audit event shows of a submitted name: at most 100 characters, no
-/// control characters.
+/// control, invisible or bidirectional-override characters (which would make a record read
+/// as another name).
 fn shown(user: &str) -> String {
-    user.chars().filter(|c| !c.is_control()).take(100).collect()
+    user.chars()
+        .filter(|&c| !crate::store::is_hidden_char(c))
+        .take(100)
+        .collect()
 }
 
 async fn throttled(
@@ -215,9 +219,14 @@ async fn throttled(
 async fn login(
     State(state): State<LoginState>,
     ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Response {
-    if let Err(t) = state.throttle.check(&form.user, address) {
+    // A browser that signed in as this user before is held to its own limit only.
+    let verdict = cookie_named(&headers, DEVICE_COOKIE)
+        .and_then(|device| state.throttle.check_device(&form.user, device))
+        .unwrap_or_else(|| state.throttle.check(&form.user, address));
+    if let Err(t) = verdict {
         return throttled(&state, &form.user, address, t).await;
     }
     let unavailable = || {
@@ -235,14 +244,27 @@ async fn login(
             Ok(secret) => {
                 state.throttle.succeeded(&form.user, address);
                 tracing::info!(user = user.as_str(), "signed in");
-                (
+                let mut response = (
                     StatusCode::SEE_OTHER,
                     [
                         (SET_COOKIE, cookie(&secret, None, state.secure)),
                         (LOCATION, "/".to_owned()),
                     ],
                 )
-                    .into_response()
+                    .into_response();
+                if let Some(device) = state.throttle.remember_device(&form.user) {
+                    let age = state.throttle.limits().known_for.as_secs();
+                    let mut value = format!(
+                        "{DEVICE_COOKIE}={device}; Path=/login; HttpOnly; SameSite=Strict; Max-Age={age}"
+                    );
+                    if state.secure {
+                        value.push_str("; Secure");
+                    }
+                    if let Ok(value) = http::HeaderValue::try_from(value) {
+                        response.headers_mut().append(SET_COOKIE, value);
+                    }
+                }
+                response
             }
             Err(_) => unavailable(),
         },

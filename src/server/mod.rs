@@ -103,4 +103,4 @@ pub use password::{
     verify_password, verify_password_off_runtime,
 };
 pub use sessions::{SESSION_COOKIE, Sessions};
-pub use throttle::{LoginLimits, LoginThrottle, ThrottleLimit, Throttled};
+pub use throttle::{DEVICE_COOKIE, LoginLimits, LoginThrottle, ThrottleLimit, Throttled};

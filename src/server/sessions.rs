@@ -35,6 +35,18 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
+/// The value of the cookie `wanted` in `headers`, if any.
+pub(crate) fn cookie_named<'a>(headers: &'a http::HeaderMap, wanted: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, value)| value)
+}
+
 fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
@@ -78,14 +90,7 @@ impl Sessions {
 
     /// The session cookie's value in `headers`, if any.
     pub fn cookie(headers: &http::HeaderMap) -> Option<&str> {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .map(|(_, value)| value)
+        cookie_named(headers, SESSION_COOKIE)
     }
 
     /// The user of a live session.

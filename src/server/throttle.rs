@@ -1,5 +1,6 @@
 //! Limits on sign-in attempts, so a password cannot be guessed at the speed of the server.
 
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -70,15 +71,19 @@ pub enum ThrottleLimit {
     Address,
     /// [`LoginLimits::per_account`].
     Account,
+    /// [`LoginLimits::per_account_and_address`], for a browser holding a device cookie of the
+    /// account.
+    Device,
 }
 
 impl ThrottleLimit {
-    /// `account_and_address`, `address` or `account`.
+    /// `account_and_address`, `address`, `account` or `device`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::AccountAndAddress => "account_and_address",
             Self::Address => "address",
             Self::Account => "account",
+            Self::Device => "device",
         }
     }
 }
@@ -90,6 +95,15 @@ enum Client {
     V4([u8; 4]),
     V6([u8; 8]),
     Unknown,
+}
+
+/// The key a refusal is recorded under: the key of the limit that refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Refused {
+    Device([u8; 32]),
+    Pair((Box<str>, Client)),
+    Address(Client),
+    Account(Box<str>),
 }
 
 impl From<Option<IpAddr>> for Client {
@@ -152,9 +166,18 @@ pub struct LoginThrottle {
     clock: DefaultClock,
     /// Pairs that signed in, and when.
     known: Mutex<HashMap<(Box<str>, Client), Instant>>,
-    /// Pairs refused in this window, and when first (for [`Throttled::first`]).
-    refused: Mutex<HashMap<(Box<str>, Client), Instant>>,
+    /// What was refused in this window, and when first (for [`Throttled::first`]).
+    refused: Mutex<HashMap<Refused, Instant>>,
+    /// Device cookies handed out at successful sign-ins (their SHA-256): for which account,
+    /// since when.
+    devices: Mutex<HashMap<[u8; 32], (Box<str>, Instant)>>,
+    by_device: Limiter<[u8; 32]>,
 }
+
+/// The device cookie: set by a successful sign-in, it lets that browser sign in to that account
+/// under a limit of its own, so that no one else's attempts — from the same address (a NAT, an
+/// office) or from anywhere — can lock it out (OWASP's "device cookies").
+pub const DEVICE_COOKIE: &str = "agent_auth_device";
 
 impl std::fmt::Debug for LoginThrottle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -204,11 +227,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
-fn bound_map(
-    map: &mut HashMap<(Box<str>, Client), Instant>,
-    max: usize,
-    keep: impl Fn(&Instant) -> bool,
-) {
+fn bound_map<K>(map: &mut HashMap<K, Instant>, max: usize, keep: impl Fn(&Instant) -> bool) {
     if map.len() >= max {
         map.retain(|_, at| keep(at));
         if map.len() >= max {
@@ -227,6 +246,8 @@ impl LoginThrottle {
             clock: DefaultClock::default(),
             known: Mutex::default(),
             refused: Mutex::default(),
+            devices: Mutex::default(),
+            by_device: Limiter::new(quota(limits.per_account_and_address, limits.window)),
             limits,
         }
     }
@@ -251,12 +272,15 @@ impl LoginThrottle {
         let pair = (account.clone(), client);
         let max = self.limits.max_keys.max(1);
         let clock = &self.clock;
+        // A pair that signed in before is held only to its own limit: neither another client
+        // at the same address (a NAT, an office) trying many names nor many addresses trying
+        // this name can lock its user out.
         let refusal = if let Err(wait) = self.by_pair.check(&pair, max, clock) {
             Some((wait, ThrottleLimit::AccountAndAddress))
-        } else if let Err(wait) = self.by_address.check(&client, max, clock) {
-            Some((wait, ThrottleLimit::Address))
         } else if self.is_known(&pair) {
             None
+        } else if let Err(wait) = self.by_address.check(&client, max, clock) {
+            Some((wait, ThrottleLimit::Address))
         } else if let Err(wait) = self.by_account.check(&account, max, clock) {
             Some((wait, ThrottleLimit::Account))
         } else {
@@ -265,21 +289,78 @@ impl LoginThrottle {
         let Some((retry_after, limit)) = refusal else {
             return Ok(());
         };
+        // What a refusal is recorded under: the limit's own key, so that a client trying a new
+        // name each time is one record per window, not one per name.
+        let key = match limit {
+            ThrottleLimit::AccountAndAddress => Refused::Pair(pair),
+            ThrottleLimit::Address => Refused::Address(client),
+            ThrottleLimit::Account | ThrottleLimit::Device => Refused::Account(account),
+        };
+        Err(self.refusal(key, retry_after, limit))
+    }
+
+    /// Counts an attempt to sign in as `account` from a browser presenting the device cookie
+    /// `device`: `None` when the cookie is not one this throttle gave for `account` (then
+    /// [`LoginThrottle::check`] decides), else the verdict of the device's own limit — the
+    /// address and account limits do not apply to it.
+    pub fn check_device(&self, account: &str, device: &str) -> Option<Result<(), Throttled>> {
+        let digest: [u8; 32] = Sha256::digest(device.as_bytes()).into();
+        let account = account_key(account);
+        let known = {
+            let devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+            devices.get(&digest).is_some_and(|(owner, since)| {
+                *owner == account && since.elapsed() < self.limits.known_for
+            })
+        };
+        if !known {
+            return None;
+        }
+        let max = self.limits.max_keys.max(1);
+        Some(
+            self.by_device
+                .check(&digest, max, &self.clock)
+                .map_err(|wait| self.refusal(Refused::Device(digest), wait, ThrottleLimit::Device)),
+        )
+    }
+
+    /// A new device cookie value for a browser that just signed in as `account` (see
+    /// [`DEVICE_COOKIE`]); `None` if no randomness is available.
+    pub fn remember_device(&self, account: &str) -> Option<String> {
+        let mut secret = [0u8; 16];
+        getrandom::fill(&mut secret).ok()?;
+        let secret = hex::encode(secret);
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let known_for = self.limits.known_for;
+        if devices.len() >= self.limits.max_keys.max(1) {
+            devices.retain(|_, (_, since)| since.elapsed() < known_for);
+            if devices.len() >= self.limits.max_keys.max(1) {
+                devices.clear();
+            }
+        }
+        devices.insert(digest, (account_key(account), Instant::now()));
+        Some(secret)
+    }
+
+    /// A refusal under `key`, marked [`Throttled::first`] once per window.
+    fn refusal(&self, key: Refused, retry_after: Duration, limit: ThrottleLimit) -> Throttled {
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         let window = self.limits.window;
-        bound_map(&mut refused, max, |at| at.elapsed() < window);
-        let first = match refused.get(&pair) {
+        bound_map(&mut refused, self.limits.max_keys.max(1), |at| {
+            at.elapsed() < window
+        });
+        let first = match refused.get(&key) {
             Some(at) if at.elapsed() < window => false,
             _ => {
-                refused.insert(pair, Instant::now());
+                refused.insert(key, Instant::now());
                 true
             }
         };
-        Err(Throttled {
+        Throttled {
             retry_after: retry_after.max(Duration::from_millis(1)),
             limit,
             first,
-        })
+        }
     }
 
     /// Records a successful sign-in: the pair is known from now on (the per-account limit
@@ -289,7 +370,7 @@ impl LoginThrottle {
         self.refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&pair);
+            .remove(&Refused::Pair(pair.clone()));
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let known_for = self.limits.known_for;
         bound_map(&mut known, self.limits.max_keys.max(1), |at| {
@@ -371,6 +452,62 @@ mod tests {
         for _ in 0..5 {
             assert!(throttle.check("alice", v4(1)).is_ok());
         }
+    }
+
+    #[test]
+    fn another_client_at_the_users_address_cannot_lock_the_user_out() {
+        let throttle = LoginThrottle::new(limits(5, 4, 100, 60_000));
+        throttle.check("alice", v4(1)).unwrap();
+        throttle.succeeded("alice", v4(1));
+        // Someone behind the same NAT tries a new name every time: the address limit.
+        for n in 0..50 {
+            let _ = throttle.check(&format!("guess{n}"), v4(1));
+        }
+        assert_eq!(
+            throttle.check("mallory", v4(1)).unwrap_err().limit,
+            ThrottleLimit::Address
+        );
+        assert!(
+            throttle.check("alice", v4(1)).is_ok(),
+            "alice still signs in"
+        );
+    }
+
+    #[test]
+    fn a_device_cookie_signs_its_user_in_whatever_others_try() {
+        let throttle = LoginThrottle::new(limits(2, 3, 4, 60_000));
+        throttle.check("alice", v4(1)).unwrap();
+        let device = throttle.remember_device("alice").unwrap();
+        // Someone at the same address guesses alice's password, and others' too.
+        for n in 0..20 {
+            let _ = throttle.check("alice", v4(1));
+            let _ = throttle.check(&format!("x{n}"), v4(1));
+        }
+        assert!(throttle.check("alice", v4(1)).is_err(), "the pair is spent");
+        assert!(matches!(
+            throttle.check_device("alice", &device),
+            Some(Ok(()))
+        ));
+        // The cookie is alice's only, and an unknown one decides nothing.
+        assert!(throttle.check_device("bob", &device).is_none());
+        assert!(throttle.check_device("alice", "forged").is_none());
+        // It has a limit of its own.
+        let _ = throttle.check_device("alice", &device);
+        let refused = throttle
+            .check_device("alice", &device)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.limit, ThrottleLimit::Device);
+    }
+
+    #[test]
+    fn a_new_name_each_time_is_one_recorded_refusal_per_window() {
+        let throttle = LoginThrottle::new(limits(5, 2, 100, 60_000));
+        let firsts = (0..1_000)
+            .filter_map(|n| throttle.check(&format!("n{n}"), v4(1)).err())
+            .filter(|refused| refused.first)
+            .count();
+        assert_eq!(firsts, 1);
     }
 
     #[test]
