@@ -170,9 +170,12 @@ pub struct LoginThrottle {
     refused: Mutex<HashMap<Refused, Instant>>,
     /// Device cookies handed out at successful sign-ins (their SHA-256): for which account,
     /// since when.
-    devices: Mutex<HashMap<[u8; 32], (Box<str>, Instant)>>,
+    devices: Mutex<HashMap<[u8; 32], Device>>,
     by_device: Limiter<[u8; 32]>,
 }
+
+/// A device cookie handed out: the account it signs in to, and since when.
+type Device = (Box<str>, Instant);
 
 /// The device cookie: set by a successful sign-in, it lets that browser sign in to that account
 /// under a limit of its own, so that no one else's attempts — from the same address (a NAT, an
