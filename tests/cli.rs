@@ -1391,3 +1391,61 @@ fn an_agents_policy_is_changed_for_its_next_request() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A NUL byte in a name or a path is bad input (401, 404 or 422), never "the store is
+/// unavailable" — PostgreSQL cannot hold one, and its refusal is not an outage.
+#[test]
+fn a_nul_byte_is_bad_input_not_an_outage() {
+    let Some(db) = Db::postgres("nul") else {
+        return;
+    };
+    seed(&db);
+    let (mut server, address, _stdout) = serve(&db, &[]);
+    let send = |request: String| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .unwrap()
+    };
+    let body = "user=alice%00&password=s3cret";
+    let login = send(format!(
+        "POST /login HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(login, 401);
+    let body = "user=alice&password=s3cret";
+    let signed_in = {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "POST /login HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let cookie = signed_in
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: agent_auth_session="))
+        .map(|rest| format!("agent_auth_session={}", rest.split(';').next().unwrap()))
+        .expect("signed in");
+    for (method, path) in [
+        ("GET", "/api/agents/%00"),
+        ("DELETE", "/api/agents/writer/tokens/%00"),
+        ("DELETE", "/api/agents/writer/grants/%00"),
+    ] {
+        let status = send(format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+        ));
+        assert!((400..500).contains(&status), "{method} {path}: {status}");
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}

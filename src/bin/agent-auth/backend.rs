@@ -226,6 +226,11 @@ impl Accounts {
 #[async_trait::async_trait]
 impl UserDirectory for Accounts {
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, BoxError> {
+        // No stored id holds a NUL byte (PostgreSQL cannot store one): no such user, rather
+        // than a database error.
+        if id.as_str().contains('\0') {
+            return Ok(None);
+        }
         let Some((capabilities, active, _)) =
             self.row(id.as_str()).await.map_err(BoxError::from)?
         else {
@@ -251,7 +256,12 @@ impl PasswordVerifier for Accounts {
         // Argon2 runs on the shared hashing pool (blocking threads, half the cores), never on
         // the runtime's workers: sign-ins cannot stall other requests.
         static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-        let row = self.row(user).await?;
+        // A name with a NUL byte names no one (and PostgreSQL refuses to look it up).
+        let row = if user.contains('\0') {
+            None
+        } else {
+            self.row(user).await?
+        };
         let (active, hash) = match row {
             Some((_, active, Some(hash))) => (active != 0, hash),
             _ => {

@@ -161,6 +161,13 @@ impl<B: Driver> Core<B> {
 
 /// A database error, as the management API reports it.
 pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    // PostgreSQL cannot hold a NUL byte in text (SQLSTATE 22021): the input is bad, the
+    // database is fine — a 422, not a 503 that pages an operator.
+    if let sqlx::Error::Database(db) = &error {
+        if db.code().as_deref() == Some("22021") {
+            return StoreError::InvalidInput("text cannot contain a NUL byte".into());
+        }
+    }
     StoreError::Unavailable(Box::new(error))
 }
 
