@@ -345,6 +345,12 @@ async fn an_agents_policy_is_replaced_through_the_api() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = call(&app, put(&cookie, json!({"alow": ["x:y"]}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A forgotten `allow` never widens the agent to everything.
+    for body in [json!({}), json!({"deny": ["posts:delete"]})] {
+        let (status, _, body) = call(&app, put(&cookie, body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["message"].as_str().unwrap().contains("allow"), "{body}");
+    }
     let (status, _, _) = call(&app, put(&cookie, json!({"allow": ["Not A Cap"]}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let agent = store.agent_by_slug("writer").await.unwrap().unwrap();

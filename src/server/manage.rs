@@ -43,7 +43,7 @@ pub struct ManageState<S> {
 /// | `GET /api/me` | who is signed in |
 /// | `GET /api/agents`, `POST /api/agents` | agents the user may see; create one (`parent` for a thread-scoped child) |
 /// | `GET`, `DELETE /api/agents/{slug}`; `POST /api/agents/{slug}/disable`, `/enable` | one agent |
-/// | `PUT /api/agents/{slug}/policy` | replace its policy: `{"allow": [...] or null, "deny": [...]}` |
+/// | `PUT /api/agents/{slug}/policy` | replace its policy: `{"allow": [...] or null (required), "deny": [...]}` |
 /// | `GET`, `POST /api/agents/{slug}/tokens` | list; issue (the token is in the answer, once) |
 /// | `DELETE /api/agents/{slug}/tokens/{id}`; `POST …/{id}/rotate` | revoke; rotate with `grace_seconds` |
 /// | `GET /api/agents/{slug}/grants`; `PUT`, `DELETE …/grants/{user}` | access grants |
@@ -476,11 +476,21 @@ where
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewPolicy {
-    /// `null` (or absent): every capability the owner has.
-    #[serde(default)]
+    /// Required, so that a forgotten field never widens an agent: `null` for every capability
+    /// the owner has.
+    #[serde(deserialize_with = "present")]
     allow: Option<Vec<String>>,
     #[serde(default)]
     deny: Vec<String>,
+}
+
+/// A field that must be present, `null` allowed (serde takes a missing `Option` for `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
 }
 
 async fn set_policy<S>(
