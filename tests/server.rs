@@ -349,7 +349,10 @@ async fn an_agents_policy_is_replaced_through_the_api() {
     for body in [json!({}), json!({"deny": ["posts:delete"]})] {
         let (status, _, body) = call(&app, put(&cookie, body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert!(body["message"].as_str().unwrap().contains("allow"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("allow"),
+            "{body}"
+        );
     }
     let (status, _, _) = call(&app, put(&cookie, json!({"allow": ["Not A Cap"]}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -382,8 +385,25 @@ async fn the_landing_page_escapes_the_user() {
         .unwrap();
     let response = app.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let page = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(page.contains("&lt;i&gt;eve&lt;/i&gt;"), "{page}");
     assert!(!page.contains("<i>eve"), "{page}");
+}
+
+/// The sign-in and sign-out pages cannot be framed by another site (clickjacking).
+#[tokio::test]
+async fn browser_pages_refuse_to_be_framed() {
+    let (app, _) = app().await;
+    for path in ["/login", "/logout"] {
+        let (status, headers, _) =
+            call(&app, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "frame-ancestors 'none'",
+            "{path}"
+        );
+    }
 }

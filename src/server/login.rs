@@ -87,17 +87,19 @@ impl Login {
         if self.secure {
             same_origin = same_origin.https(true);
         }
-        Router::new()
-            .route("/login", get(|| async { Html(FORM) }).post(login))
-            .route("/logout", get(logout_page).post(logout))
-            .layer(same_origin)
-            .with_state(LoginState {
-                sessions: self.sessions,
-                verifier: self.verifier,
-                secure: self.secure,
-                throttle: self.throttle,
-                audit: self.audit,
-            })
+        pages::not_framed(
+            Router::new()
+                .route("/login", get(|| async { Html(FORM) }).post(login))
+                .route("/logout", get(logout_page).post(logout))
+                .layer(same_origin)
+                .with_state(LoginState {
+                    sessions: self.sessions,
+                    verifier: self.verifier,
+                    secure: self.secure,
+                    throttle: self.throttle,
+                    audit: self.audit,
+                }),
+        )
     }
 }
 

@@ -90,7 +90,7 @@ pub fn home_router<S>(state: ManageState<S>) -> Router
 where
     S: AgentStore + TokenStore + GrantStore + Clone + Send + Sync + 'static,
 {
-    Router::new().route("/", get(home::<S>)).with_state(state)
+    pages::not_framed(Router::new().route("/", get(home::<S>)).with_state(state))
 }
 
 async fn home<S>(State(state): State<ManageState<S>>, principal: Option<Principal>) -> Response
@@ -201,10 +201,12 @@ where
 }
 
 async fn by_slug<S: AgentStore>(store: &S, slug: &str) -> Result<Agent, ApiError> {
-    store
-        .agent_by_slug(slug)
-        .await?
-        .ok_or_else(|| StoreError::UnknownAgent(slug.to_owned()).into())
+    let unknown = || ApiError::from(StoreError::UnknownAgent(crate::store::shortened(slug)));
+    // No agent has a slug of another shape: no need to ask the store.
+    if !crate::token::valid_slug(slug) {
+        return Err(unknown());
+    }
+    store.agent_by_slug(slug).await?.ok_or_else(unknown)
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {

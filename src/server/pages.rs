@@ -9,6 +9,24 @@ pub(crate) fn escape(text: &str) -> String {
     html_escape::encode_double_quoted_attribute(text).into_owned()
 }
 
+/// Pages may not be framed by another site (clickjacking a sign-out or sign-in button):
+/// `X-Frame-Options: DENY` and `Content-Security-Policy: frame-ancestors 'none'` on every
+/// answer of the browser routes.
+pub(crate) fn not_framed(router: ::axum::Router) -> ::axum::Router {
+    use http::HeaderValue;
+    use http::header::{CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    router
+        .layer(SetResponseHeaderLayer::overriding(
+            X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
+}
+
 /// A whole page around `body` (already HTML).
 pub(crate) fn page(title: &str, body: &str) -> String {
     format!(

@@ -128,7 +128,7 @@ impl Operation {
         }
     }
 
-    /// What it is, in words: `"issue tokens"`, as in "user x may not issue tokens of agent y".
+    /// What it is, in words: `"issue tokens"`, as in `user "x" may not issue tokens (agent "y")`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::ViewAgent => "see the agent",

@@ -99,7 +99,7 @@ pub enum StoreError {
         user: String,
     },
     /// The acting user may not do this to this agent.
-    #[error("user {user:?} may not {operation} of agent {agent:?}")]
+    #[error("user {user:?} may not {operation} (agent {agent:?})")]
     Forbidden {
         /// Who tried.
         user: String,
@@ -232,8 +232,18 @@ pub(crate) fn is_hidden_char(c: char) -> bool {
             | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// At most 64 characters of `text`, for an error that names what a client sent: a 100 KB slug
+/// is not echoed back whole.
+pub(crate) fn shortened(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 pub(crate) fn validate_label(label: &str) -> Result<(), StoreError> {
-    if label.len() > 200 || label.chars().any(is_hidden_char) {
+    // A blank label says nothing in a list of tokens.
+    if label.trim().is_empty() || label.len() > 200 || label.chars().any(is_hidden_char) {
         return Err(StoreError::InvalidLabel);
     }
     Ok(())

@@ -233,7 +233,7 @@ pub(crate) fn prepare_agent(
     parent: Option<&Agent>,
 ) -> Result<Agent, StoreError> {
     if !crate::token::valid_slug(&new.slug) {
-        return Err(StoreError::InvalidSlug(new.slug));
+        return Err(StoreError::InvalidSlug(super::shortened(&new.slug)));
     }
     validate_names("scope", &new.scopes)?;
     validate_names("mode", &new.modes)?;

@@ -626,7 +626,14 @@ pub async fn case_lists_a_client_sets_are_bounded<S: Store>(env: Env<S>) {
 pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
     let agent = env.agent("writer").await;
     // A right-to-left override, a zero-width space, a BOM, a control character.
-    for label in ["ci\u{202e}gol", "ci\u{200b}", "\u{feff}ci", "ci\u{7}"] {
+    for label in [
+        "ci\u{202e}gol",
+        "ci\u{200b}",
+        "\u{feff}ci",
+        "ci\u{7}",
+        "",
+        "   ",
+    ] {
         let result = env
             .store
             .create_token(&agent.id, NewToken::new(label))
