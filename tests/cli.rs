@@ -1449,3 +1449,18 @@ fn a_nul_byte_is_bad_input_not_an_outage() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `audit --last N` shows the newest N events, oldest first, and says that there may be more.
+#[test]
+fn the_audit_trail_is_read_a_page_at_a_time() {
+    let db = Db::sqlite();
+    seed(&db);
+    for label in ["a", "b", "c"] {
+        cli(&db, &["token", "create", "writer", "--label", label]).ok();
+    }
+    let all = cli(&db, &["--json", "audit", "writer"]).ok().json();
+    let all = all.as_array().unwrap().clone();
+    let run = cli(&db, &["--json", "audit", "writer", "--last", "2"]).ok();
+    assert_eq!(run.json().as_array().unwrap()[..], all[all.len() - 2..]);
+    assert!(run.stderr.contains("the newest 2 events"), "{}", run.stderr);
+}

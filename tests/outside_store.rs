@@ -606,6 +606,7 @@ impl AuditQuery for OutsideStore {
             .collect();
         // By time, as the trait asks; the stable sort keeps recording order within an instant.
         events.sort_by_key(|e| e.at);
+        filter.keep_last(&mut events);
         Ok(events)
     }
 }

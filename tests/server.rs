@@ -308,6 +308,8 @@ async fn the_audit_trail_takes_a_duration_ago_as_on_the_command_line() {
     for (query, expected) in [
         ("since=1h", StatusCode::OK),
         ("since=2026-01-01T00:00:00Z&until=30d", StatusCode::OK),
+        ("since=1h&last=2", StatusCode::OK),
+        ("last=10001", StatusCode::UNPROCESSABLE_ENTITY),
         ("since=yesterday", StatusCode::UNPROCESSABLE_ENTITY),
         ("sinse=1h", StatusCode::UNPROCESSABLE_ENTITY),
     ] {

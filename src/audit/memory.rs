@@ -43,6 +43,7 @@ impl AuditQuery for MemoryAuditSink {
         // By time, as the SQL stores answer; a stable sort keeps the recording order within an
         // instant.
         found.sort_by_key(|event| event.at);
+        filter.keep_last(&mut found);
         Ok(found)
     }
 }

@@ -341,6 +341,8 @@ pub struct AuditFilter {
     pub since: Option<OffsetDateTime>,
     /// Before.
     pub until: Option<OffsetDateTime>,
+    /// At most this many: the newest that match, still listed oldest first (`None`: all).
+    pub last: Option<usize>,
 }
 
 impl AuditFilter {
@@ -379,7 +381,23 @@ impl AuditFilter {
         self
     }
 
-    /// Whether `event` passes the filter.
+    /// Only the newest `n` matching events (still oldest first): a trail of millions of rows
+    /// is read a page at a time.
+    pub fn last(mut self, n: usize) -> Self {
+        self.last = Some(n);
+        self
+    }
+
+    /// Keeps the newest [`AuditFilter::last`] of `events` (matching events, oldest first), for
+    /// a query answered in memory.
+    pub fn keep_last(&self, events: &mut Vec<AuditEvent>) {
+        if let Some(n) = self.last {
+            let extra = events.len().saturating_sub(n);
+            events.drain(..extra);
+        }
+    }
+
+    /// Whether `event` passes the filter (everything but [`AuditFilter::last`]).
     pub fn matches(&self, event: &AuditEvent) -> bool {
         let listed = |id: &Option<AgentId>| id.as_ref().is_some_and(|id| self.agents.contains(id));
         (self.agents.is_empty()
@@ -394,11 +412,11 @@ impl AuditFilter {
     }
 }
 
-/// Reading the trail back: events passing a filter, in the order they were recorded.
+/// Reading the trail back: events passing a filter, by time.
 #[async_trait::async_trait]
 pub trait AuditQuery: Send + Sync {
     /// The matching events by time, oldest first (events of one instant in the order they
-    /// were recorded).
+    /// were recorded); with [`AuditFilter::last`], only the newest that many.
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError>;
 }
 

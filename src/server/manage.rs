@@ -47,7 +47,7 @@ pub struct ManageState<S> {
 /// | `GET`, `POST /api/agents/{slug}/tokens` | list; issue (the token is in the answer, once) |
 /// | `DELETE /api/agents/{slug}/tokens/{id}`; `POST …/{id}/rotate` | revoke; rotate with `grace_seconds` |
 /// | `GET /api/agents/{slug}/grants`; `PUT`, `DELETE …/grants/{user}` | access grants |
-/// | `GET /api/agents/{slug}/audit?since=…&until=…` | the audit trail, newest last (RFC 3339 instants or durations ago: `since=1h`) |
+/// | `GET /api/agents/{slug}/audit?since=…&until=…&last=…` | the audit trail, newest last (RFC 3339 instants or durations ago: `since=1h`); the newest `last` events (default 1,000, at most 10,000) |
 pub fn manage_router<S>(state: ManageState<S>) -> Router
 where
     S: AgentStore + TokenStore + GrantStore + AuditQuery + Clone + Send + Sync + 'static,
@@ -560,7 +560,14 @@ where
 struct Range {
     since: Option<String>,
     until: Option<String>,
+    /// The newest this many (default [`DEFAULT_EVENTS`], at most [`MAX_EVENTS`]).
+    last: Option<usize>,
 }
+
+/// Events an audit query answers unless asked for fewer or more.
+const DEFAULT_EVENTS: usize = 1_000;
+/// The most events one audit query answers: a trail of millions is read a page at a time.
+const MAX_EVENTS: usize = 10_000;
 
 /// `since`/`until`: an RFC 3339 instant, or a duration before `now` (`1h`, `30d`, `3600`), as
 /// on the command line.
@@ -599,6 +606,11 @@ where
     let now = state.store.clock().now();
     filter.since = instant(&range.since, now)?;
     filter.until = instant(&range.until, now)?;
+    let last = range.last.unwrap_or(DEFAULT_EVENTS);
+    if last > MAX_EVENTS {
+        return Err(invalid(format!("last: at most {MAX_EVENTS}")));
+    }
+    filter = filter.last(last);
     let events = managed.audit_events(&agent.id, filter).await?;
     Ok(Json(events.iter().map(views::event).collect()))
 }

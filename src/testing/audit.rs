@@ -529,4 +529,21 @@ pub async fn case_audit_events_are_listed_by_time<S: AuditedStore>(env: Env<S>) 
     assert_eq!(paths, ["/first", "/counted", "/second", "/third"]);
     assert_eq!(read[1].occurrences, 41);
     assert_eq!(read[0].occurrences, 1);
+    // The newest two, still oldest first.
+    let newest = env
+        .store
+        .events(&AuditFilter::agent("agt_t").last(2))
+        .await
+        .unwrap();
+    let paths: Vec<&str> = newest
+        .iter()
+        .map(|e| e.request.as_ref().unwrap().path.as_str())
+        .collect();
+    assert_eq!(paths, ["/second", "/third"]);
+    let none = env
+        .store
+        .events(&AuditFilter::agent("agt_t").last(0))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

@@ -612,10 +612,11 @@ async fn managed_command<S: Store>(
             since,
             token,
             without_children,
+            last,
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
-            let mut filter = AuditFilter::agent(target.id.clone());
+            let mut filter = AuditFilter::agent(target.id.clone()).last(last);
             if without_children {
                 filter = filter.without_children();
             }
@@ -649,6 +650,11 @@ async fn managed_command<S: Store>(
                     "request", "detail",
                 ],
             )?;
+            if events.len() == last && last > 0 {
+                warn(&format!(
+                    "the newest {last} events; --last N for more, or --since to narrow"
+                ));
+            }
         }
         Command::Migrate | Command::User(_) | Command::Serve(_) => {
             unreachable!("handled before a store is chosen")

@@ -372,6 +372,9 @@ pub struct AuditArgs {
     /// Leave out the agent's child agents.
     #[arg(long)]
     without_children: bool,
+    /// Only the newest N events (still oldest first).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    last: usize,
     #[command(flatten)]
     actor: Actor,
 }

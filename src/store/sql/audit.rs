@@ -67,8 +67,21 @@ impl<B: Driver> Core<B> {
             text.push_str(" AND at < ");
             param(&mut text, Arg::from(micros(until)));
         }
-        // By time; events of one instant in the order they were recorded.
-        text.push_str(" ORDER BY at, seq");
+        // By time; events of one instant in the order they were recorded. The newest `last`
+        // are picked in reverse and put back in order.
+        match filter.last {
+            None => text.push_str(" ORDER BY at, seq"),
+            Some(n) => {
+                text = text.replacen(
+                    "SELECT ",
+                    &format!("SELECT {} FROM (SELECT seq, ", queries::AUDIT_COLUMNS),
+                    1,
+                );
+                text.push_str(" ORDER BY at DESC, seq DESC LIMIT ");
+                param(&mut text, Arg::from(i64::try_from(n).unwrap_or(i64::MAX)));
+                text.push_str(") AS newest ORDER BY at, seq");
+            }
+        }
         let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
         let rows = statement
             .fetch_all(&self.pool)
