@@ -1464,3 +1464,34 @@ fn the_audit_trail_is_read_a_page_at_a_time() {
     assert_eq!(run.json().as_array().unwrap()[..], all[all.len() - 2..]);
     assert!(run.stderr.contains("the newest 2 events"), "{}", run.stderr);
 }
+
+/// Two `user add` of ids differing only in case, at once: one of them is refused (the check
+/// before the insert could not see the other; the database's index does).
+#[test]
+fn concurrent_case_only_duplicates_are_refused() {
+    let db = Db::sqlite();
+    seed(&db);
+    for n in 0..5 {
+        let (upper, lower) = (format!("Carol{n}"), format!("carol{n}"));
+        let url = db.url.clone();
+        let add = move |id: String| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                Command::cargo_bin("agent-auth")
+                    .unwrap()
+                    .args(["--database-url", &url, "user", "add", &id])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            })
+        };
+        let (a, b) = (add(upper), add(lower));
+        let added = [a.join().unwrap(), b.join().unwrap()];
+        assert_eq!(
+            added.iter().filter(|ok| **ok).count(),
+            1,
+            "round {n}: {added:?}"
+        );
+    }
+}

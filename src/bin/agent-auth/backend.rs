@@ -64,11 +64,20 @@ const fn migrations(lock: Option<&'static str>) -> MigrationSet {
     MigrationSet {
         table: "agent_auth_server_migrations",
         lock,
-        migrations: &[Migration {
-            version: 1,
-            description: "users",
-            sql: include_str!("../../../migrations/agent-auth/0001_users.sql"),
-        }],
+        migrations: &[
+            Migration {
+                version: 1,
+                description: "users",
+                sql: include_str!("../../../migrations/agent-auth/0001_users.sql"),
+            },
+            Migration {
+                version: 2,
+                description: "user ids unique ignoring case",
+                sql: include_str!(
+                    "../../../migrations/agent-auth/0002_user_ids_unique_ignoring_case.sql"
+                ),
+            },
+        ],
     }
 }
 
@@ -159,9 +168,11 @@ impl Accounts {
         });
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(
-                StoreError::InvalidInput(format!("a user {id:?} already exists")),
-            ),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::InvalidInput(format!(
+                    "a user {id:?} already exists (user ids differing only in case are refused)"
+                )))
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
