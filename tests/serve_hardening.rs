@@ -592,11 +592,11 @@ fn a_stalled_body_is_closed_after_the_idle_timeout() {
 }
 
 /// A body trickled a byte at a time (each byte resets the idle timeout) is cut off by
-/// `--request-timeout`: 408, and the connection closed.
+/// `--body-timeout`: 408, and the connection closed.
 #[test]
-fn a_trickled_body_is_cut_off_by_the_request_timeout() {
+fn a_trickled_body_is_cut_off_by_the_body_timeout() {
     let db = Db::seeded();
-    let server = Server::start(&db, &["--idle-timeout", "5s", "--request-timeout", "2s"]);
+    let server = Server::start(&db, &["--idle-timeout", "5s", "--body-timeout", "2s"]);
     let mut stream = TcpStream::connect(&server.address).unwrap();
     let started = Instant::now();
     write!(

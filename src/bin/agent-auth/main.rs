@@ -5,6 +5,7 @@
 
 mod backend;
 mod commands;
+mod deadline;
 mod output;
 mod serve;
 mod store;

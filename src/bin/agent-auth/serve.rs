@@ -6,15 +6,12 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{self, Next};
-use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Args;
-use http::header::CONNECTION;
-use http::{HeaderValue, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
@@ -58,10 +55,10 @@ pub struct ServeArgs {
     /// read, handled or answered (a stalled body, a client that stopped reading).
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     idle_timeout: String,
-    /// Answer 408 (and close the connection) when a request has not been answered this long
-    /// after its head arrived: a body trickled a byte at a time cannot hold a connection.
+    /// Answer 408 (and close the connection) when a request's body has not arrived in full this
+    /// long after its head: a body trickled a byte at a time cannot hold a connection.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
-    request_timeout: String,
+    body_timeout: String,
     /// Serve at most this many connections at once; more wait in the kernel's queue.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
@@ -164,32 +161,15 @@ async fn log(request: Request, next: Next) -> Response {
     response
 }
 
-/// A request not answered within `limit` of its head — its body trickled in, a handler stuck —
-/// is answered 408 and its connection closed. The idle timeout alone cannot do this: every
-/// byte resets it.
-async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            let body = json!({
-                "error": "request_timeout",
-                "message": format!("the request was not complete within {limit:?}"),
-            });
-            let mut response = (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
-    }
-}
-
 /// The whole application as `serve` runs it: the routers and the auth layer inside the panic
-/// guard, the request deadline around them, and the request log outside it all (so a panic's
-/// 500 and a 408 are logged like any answer).
-fn application(routes: Router, auth: AgentAuthLayer, request_timeout: Duration) -> Router {
+/// guard, the request-body deadline around them, and the request log outside it all (so a
+/// panic's 500 and a 408 are logged like any answer).
+fn application(routes: Router, auth: AgentAuthLayer, body_timeout: Duration) -> Router {
     catch_panics(routes.layer(auth))
-        .layer(middleware::from_fn_with_state(request_timeout, deadline))
+        .layer(middleware::from_fn_with_state(
+            body_timeout,
+            crate::deadline::body_deadline,
+        ))
         .layer(middleware::from_fn(log))
 }
 
@@ -234,8 +214,8 @@ async fn serve<S: Store + Send + Sync>(
         .merge(home_router(manage.clone()))
         .merge(manage_router(manage))
         .merge(demo());
-    let request_timeout = positive(&args.request_timeout, "--request-timeout")?;
-    let app = application(routes, auth, request_timeout);
+    let body_timeout = positive(&args.body_timeout, "--body-timeout")?;
+    let app = application(routes, auth, body_timeout);
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -250,7 +230,7 @@ async fn serve<S: Store + Send + Sync>(
         %address,
         header_timeout = ?limits.header_timeout,
         idle_timeout = ?limits.idle_timeout,
-        ?request_timeout,
+        ?body_timeout,
         max_connections = limits.max_connections,
         "serving"
     );
