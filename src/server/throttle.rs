@@ -230,14 +230,31 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
-fn bound_map<K>(map: &mut HashMap<K, Instant>, max: usize, keep: impl Fn(&Instant) -> bool) {
-    if map.len() >= max {
-        map.retain(|_, at| keep(at));
-        if map.len() >= max {
-            map.clear();
-        }
+/// Makes room for one more entry in `map`, which holds at most `max`: entries `keep` no longer
+/// wants go first, then the oldest tenth — never all at once, so that a flood of new entries
+/// cannot wipe what protects the others (known pairs, device cookies).
+fn bound_map<K: Clone + Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    since: impl Fn(&V) -> Instant,
+    keep: impl Fn(&V) -> bool,
+) {
+    if map.len() < max {
+        return;
+    }
+    map.retain(|_, value| keep(value));
+    if map.len() < max {
+        return;
+    }
+    let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, v)| (since(v), k.clone())).collect();
+    ages.sort_unstable_by_key(|(at, _)| *at);
+    for (_, key) in ages.into_iter().take((max / 10).max(1)) {
+        map.remove(&key);
     }
 }
+
+/// The most device cookies one account holds; a new one replaces its oldest.
+const DEVICES_PER_ACCOUNT: usize = 16;
 
 impl LoginThrottle {
     /// Limits as `limits` say.
@@ -278,12 +295,18 @@ impl LoginThrottle {
         // A pair that signed in before is held only to its own limit: neither another client
         // at the same address (a NAT, an office) trying many names nor many addresses trying
         // this name can lock its user out.
-        let refusal = if let Err(wait) = self.by_pair.check(&pair, max, clock) {
-            Some((wait, ThrottleLimit::AccountAndAddress))
-        } else if self.is_known(&pair) {
-            None
+        // For any other pair the address limit comes first, so that a client trying a new name
+        // each time adds no key to the pair limiter once its address is spent.
+        let known = self.is_known(&pair);
+        let refusal = if known {
+            self.by_pair
+                .check(&pair, max, clock)
+                .err()
+                .map(|wait| (wait, ThrottleLimit::AccountAndAddress))
         } else if let Err(wait) = self.by_address.check(&client, max, clock) {
             Some((wait, ThrottleLimit::Address))
+        } else if let Err(wait) = self.by_pair.check(&pair, max, clock) {
+            Some((wait, ThrottleLimit::AccountAndAddress))
         } else if let Err(wait) = self.by_account.check(&account, max, clock) {
             Some((wait, ThrottleLimit::Account))
         } else {
@@ -333,15 +356,29 @@ impl LoginThrottle {
         getrandom::fill(&mut secret).ok()?;
         let secret = hex::encode(secret);
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let account = account_key(account);
         let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
         let known_for = self.limits.known_for;
-        if devices.len() >= self.limits.max_keys.max(1) {
-            devices.retain(|_, (_, since)| since.elapsed() < known_for);
-            if devices.len() >= self.limits.max_keys.max(1) {
-                devices.clear();
+        // One account signing in again and again replaces its own oldest cookie; it cannot
+        // crowd out other users' devices.
+        let mut own: Vec<([u8; 32], Instant)> = devices
+            .iter()
+            .filter(|(_, (owner, _))| *owner == account)
+            .map(|(digest, (_, since))| (*digest, *since))
+            .collect();
+        if own.len() >= DEVICES_PER_ACCOUNT {
+            own.sort_unstable_by_key(|(_, since)| *since);
+            for (digest, _) in &own[..=own.len() - DEVICES_PER_ACCOUNT] {
+                devices.remove(digest);
             }
         }
-        devices.insert(digest, (account_key(account), Instant::now()));
+        bound_map(
+            &mut devices,
+            self.limits.max_keys.max(1),
+            |(_, since)| *since,
+            |(_, since)| since.elapsed() < known_for,
+        );
+        devices.insert(digest, (account, Instant::now()));
         Some(secret)
     }
 
@@ -349,9 +386,12 @@ impl LoginThrottle {
     fn refusal(&self, key: Refused, retry_after: Duration, limit: ThrottleLimit) -> Throttled {
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         let window = self.limits.window;
-        bound_map(&mut refused, self.limits.max_keys.max(1), |at| {
-            at.elapsed() < window
-        });
+        bound_map(
+            &mut refused,
+            self.limits.max_keys.max(1),
+            |at| *at,
+            |at| at.elapsed() < window,
+        );
         let first = match refused.get(&key) {
             Some(at) if at.elapsed() < window => false,
             _ => {
@@ -376,9 +416,12 @@ impl LoginThrottle {
             .remove(&Refused::Pair(pair.clone()));
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let known_for = self.limits.known_for;
-        bound_map(&mut known, self.limits.max_keys.max(1), |at| {
-            at.elapsed() < known_for
-        });
+        bound_map(
+            &mut known,
+            self.limits.max_keys.max(1),
+            |at| *at,
+            |at| at.elapsed() < known_for,
+        );
         known.insert(pair, Instant::now());
     }
 }
@@ -501,6 +544,44 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert_eq!(refused.limit, ThrottleLimit::Device);
+    }
+
+    #[test]
+    fn one_account_signing_in_again_and_again_cannot_crowd_out_other_devices() {
+        let throttle = LoginThrottle::new(LoginLimits {
+            max_keys: 40,
+            ..limits(5, 100, 100, 60_000)
+        });
+        let bobs = throttle.remember_device("bob").unwrap();
+        let first = throttle.remember_device("alice").unwrap();
+        for _ in 0..100 {
+            throttle.remember_device("alice").unwrap();
+        }
+        assert!(
+            throttle.check_device("bob", &bobs).is_some(),
+            "bob's device stays"
+        );
+        assert!(
+            throttle.check_device("alice", &first).is_none(),
+            "alice's oldest went"
+        );
+        let alices = throttle
+            .devices
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|(owner, _)| &**owner == "alice")
+            .count();
+        assert_eq!(alices, DEVICES_PER_ACCOUNT);
+    }
+
+    #[test]
+    fn a_spent_address_adds_no_pair_keys() {
+        let throttle = LoginThrottle::new(limits(5, 3, 100, 60_000));
+        for n in 0..1_000 {
+            let _ = throttle.check(&format!("n{n}"), v4(1));
+        }
+        assert_eq!(throttle.by_pair.current.load().len(), 3);
     }
 
     #[test]
