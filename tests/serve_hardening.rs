@@ -480,6 +480,44 @@ fn a_signed_in_browser_is_not_locked_out_by_guesses_from_its_own_address() {
     assert_eq!(with_device.status, 303, "{with_device:?}");
 }
 
+/// Behind a trusted proxy the limits count the client its `X-Forwarded-For` names; from any
+/// other peer the header is ignored.
+#[test]
+fn a_trusted_proxy_names_the_client_the_limits_count() {
+    let db = Db::seeded();
+    let attempt = |server: &Server, client: &str| {
+        let body = "user=alice&password=guess";
+        send(
+            &server.address,
+            Some("127.0.0.1"),
+            "POST",
+            "/login",
+            &[FORM, ("X-Forwarded-For", client)],
+            body,
+        )
+        .status
+    };
+    let behind = Server::start(
+        &db,
+        &["--trusted-proxy", "127.0.0.1", "--login-attempts", "1"],
+    );
+    assert_eq!(attempt(&behind, "203.0.113.1"), 401);
+    assert_eq!(attempt(&behind, "203.0.113.1"), 429);
+    assert_eq!(
+        attempt(&behind, "203.0.113.2"),
+        401,
+        "another client behind the proxy"
+    );
+    drop(behind);
+    let direct = Server::start(&db, &["--login-attempts", "1"]);
+    assert_eq!(attempt(&direct, "203.0.113.3"), 401);
+    assert_eq!(
+        attempt(&direct, "203.0.113.4"),
+        429,
+        "the header is not believed"
+    );
+}
+
 /// The `sign_in_throttled` events of the trail: (outcome, actor, detail).
 fn throttled_events(db: &Db) -> Vec<(String, Option<String>, Option<String>)> {
     let url = db.url.clone();

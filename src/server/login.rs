@@ -32,14 +32,16 @@ use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 /// Every route refuses cross-site posts ([`SameOriginLayer::every_request`], with pages), so
 /// neither sign-in nor sign-out can be forged from another site. The client address the limits
 /// count by is the connection's ([`ConnectInfo<SocketAddr>`]: serve with
-/// `into_make_service_with_connect_info`); `X-Forwarded-For` is never trusted. Without
-/// `ConnectInfo`, all clients count as one address.
+/// `into_make_service_with_connect_info`). `X-Forwarded-For` is read only from the proxies
+/// named with [`Login::trusted_proxies`]: the client is then the rightmost address in it that
+/// is not one of theirs. Without `ConnectInfo`, all clients count as one address.
 pub struct Login {
     sessions: Sessions,
     verifier: Arc<dyn PasswordVerifier>,
     secure: bool,
     throttle: Arc<LoginThrottle>,
     audit: Option<AuditWriter>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl std::fmt::Debug for Login {
@@ -60,7 +62,16 @@ impl Login {
             secure: false,
             throttle: Arc::new(LoginThrottle::new(LoginLimits::default())),
             audit: None,
+            trusted_proxies: Arc::new([]),
         }
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed (none by default). Behind a proxy
+    /// every connection comes from the proxy's address, so without this the limits would count
+    /// all clients as one: one guesser would spend the per-address limit for everyone.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
     }
 
     /// Marks the cookie `Secure` (served over HTTPS), and lets only `https://` origins post.
@@ -98,6 +109,7 @@ impl Login {
                     secure: self.secure,
                     throttle: self.throttle,
                     audit: self.audit,
+                    trusted_proxies: self.trusted_proxies,
                 }),
         )
     }
@@ -122,6 +134,40 @@ struct LoginState {
     secure: bool,
     throttle: Arc<LoginThrottle>,
     audit: Option<AuditWriter>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
+}
+
+/// The client behind `peer`: `peer` itself, unless it is a trusted proxy — then the rightmost
+/// `X-Forwarded-For` address that is not a trusted proxy (the one the nearest untrusted hop
+/// connected from; anything left of it the client could have written). An unreadable header
+/// leaves the proxy's address.
+fn client_behind(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let Some(proxy) = peer.filter(is_trusted) else {
+        return peer;
+    };
+    let mut hops = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return Some(proxy);
+        };
+        for hop in value.split(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return Some(proxy),
+            }
+        }
+    }
+    Some(
+        hops.into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(proxy),
+    )
 }
 
 #[derive(Deserialize)]
@@ -224,6 +270,11 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Response {
+    let address = if state.trusted_proxies.is_empty() {
+        address
+    } else {
+        client_behind(address, &headers, &state.trusted_proxies)
+    };
     // A browser that signed in as this user before is held to its own limit only.
     let verdict = cookie_named(&headers, DEVICE_COOKIE)
         .and_then(|device| state.throttle.check_device(&form.user, device))
@@ -392,6 +443,33 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(headers[RETRY_AFTER], "1");
         assert!(body.contains(r#"href="/login""#), "{body}");
+    }
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_rightmost_untrusted_hop() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", value.parse().unwrap());
+            headers
+        };
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let proxy = ip("10.0.0.1");
+        // The client wrote 1.1.1.1 itself; 203.0.113.7 is what the proxy saw.
+        let forwarded = headers("1.1.1.1, 203.0.113.7, 10.0.0.2");
+        assert_eq!(
+            client_behind(proxy, &forwarded, &trusted),
+            ip("203.0.113.7")
+        );
+        // Not from a trusted proxy: the header is the client's own words.
+        assert_eq!(
+            client_behind(ip("198.51.100.9"), &forwarded, &trusted),
+            ip("198.51.100.9")
+        );
+        // Garbage or nothing: the proxy's address, never a guess.
+        assert_eq!(client_behind(proxy, &headers("not an ip"), &trusted), proxy);
+        assert_eq!(client_behind(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(client_behind(None, &forwarded, &trusted), None);
     }
 
     #[tokio::test]

@@ -69,6 +69,17 @@ pub struct ServeArgs {
     /// The window the sign-in limits refill over.
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     login_window: String,
+    /// A reverse proxy (address or CIDR, repeatable) whose X-Forwarded-For names the client
+    /// the sign-in limits count; by default the header is never believed.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or one address (`127.0.0.1`).
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?}: an address or a CIDR block (10.0.0.0/8)"))
 }
 
 /// The connection limits of `serve`.
@@ -208,6 +219,7 @@ async fn serve<S: Store + Send + Sync>(
             Login::new(sessions, accounts.clone())
                 .secure_cookies(args.secure_cookies)
                 .throttle(throttle)
+                .trusted_proxies(args.trusted_proxies.iter().copied())
                 .audit(writer.clone())
                 .router(),
         )
