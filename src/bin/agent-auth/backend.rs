@@ -83,8 +83,9 @@ const fn migrations(lock: Option<&'static str>) -> MigrationSet {
 
 const SQLITE_MIGRATIONS: MigrationSet = migrations(None);
 /// Serialises servers starting together (another constant than the library's: "agentsrv").
-const POSTGRES_MIGRATIONS: MigrationSet =
-    migrations(Some("SELECT pg_advisory_xact_lock(7018690069354738294)"));
+const POSTGRES_MIGRATIONS: MigrationSet = migrations(Some(
+    "SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(7018690069354738294)",
+));
 
 /// A user of the reference server.
 pub struct Account {

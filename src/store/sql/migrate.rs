@@ -36,7 +36,9 @@ pub(crate) struct MigrationSet {
     /// The table recording which versions are applied (created if missing).
     pub(crate) table: &'static str,
     /// A statement run first in the transaction, serialising concurrent appliers (PostgreSQL's
-    /// advisory lock); `None` where the database serialises writers itself (SQLite).
+    /// advisory lock, after lifting the statement timeout for the migration's transaction: a
+    /// migration, or a node waiting for another's, takes as long as it takes); `None` where the
+    /// database serialises writers itself (SQLite).
     pub(crate) lock: Option<&'static str>,
     /// In version order.
     pub(crate) migrations: &'static [Migration],

@@ -91,7 +91,9 @@ impl Backend for sqlx::Postgres {
     const MIGRATIONS: MigrationSet = MigrationSet {
         table: "agent_auth_schema_migrations",
         // Serialises migrations across nodes (an arbitrary constant: "agentaut" in ASCII).
-        lock: Some("SELECT pg_advisory_xact_lock(7018141354911790452)"),
+        lock: Some(
+            "SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(7018141354911790452)",
+        ),
         migrations: &[
             Migration {
                 version: 1,
