@@ -117,7 +117,7 @@ impl Backend for sqlx::Postgres {
             },
             Migration {
                 version: 5,
-                description: "coalesced refusals",
+                description: "coalesced refusals, the trail indexed by time",
                 sql: include_str!("../../../migrations/postgres/0005_coalesced_refusals.sql"),
             },
         ],

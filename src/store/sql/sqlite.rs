@@ -123,7 +123,7 @@ impl Backend for sqlx::Sqlite {
             },
             Migration {
                 version: 5,
-                description: "coalesced refusals",
+                description: "coalesced refusals, the trail indexed by time",
                 sql: include_str!("../../../migrations/sqlite/0005_coalesced_refusals.sql"),
             },
         ],
