@@ -27,6 +27,10 @@ pub async fn body_deadline(
     request: Request,
     next: Next,
 ) -> Response {
+    // Most requests (every GET) have no body: nothing to wait for, nothing to allocate.
+    if http_body::Body::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
     let expired = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + limit;
     let request = request.map(|body| {
