@@ -1495,3 +1495,47 @@ fn concurrent_case_only_duplicates_are_refused() {
         );
     }
 }
+
+/// A password reset signs out whoever signed in with the old password: the session's stamp no
+/// longer matches the user's.
+#[test]
+fn a_password_reset_ends_the_sessions_of_the_old_password() {
+    let db = Db::sqlite();
+    seed(&db);
+    let (mut server, address, _stdout) = serve(&db, &[]);
+    let raw = |request: String| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let body = "user=alice&password=s3cret";
+    let signed_in = raw(format!(
+        "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let cookie = signed_in
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: agent_auth_session="))
+        .map(|rest| format!("agent_auth_session={}", rest.split(';').next().unwrap()))
+        .expect("signed in");
+    let me = || {
+        let response = raw(format!(
+            "GET /api/me HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ));
+        response.split(' ').nth(1).unwrap().parse::<u16>().unwrap()
+    };
+    assert_eq!(me(), 200);
+    cli(
+        &db,
+        &["user", "set-role", "alice", "--capabilities", "posts:*"],
+    )
+    .ok();
+    assert_eq!(me(), 200, "a role change keeps the session");
+    cli_with_stdin(&db, &["user", "passwd", "alice"], "n3w-pass\n").ok();
+    assert_eq!(me(), 401, "the old password's session is over");
+    assert_eq!(login(&address, "alice", "n3w-pass"), 303);
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -409,3 +409,43 @@ async fn browser_pages_refuse_to_be_framed() {
         );
     }
 }
+
+/// A session started under one credential stamp ends when the stamp changes (a password reset),
+/// and only then.
+#[tokio::test]
+async fn a_changed_credential_stamp_ends_the_session() {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()).with_credential_stamp(1));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
+    let directory: Arc<dyn UserDirectory> = Arc::new(users.clone());
+    let sessions = Sessions::new(directory, Duration::from_secs(3600));
+    let verifier = Arc::new(Passwords(hash_password("pw").unwrap()));
+    let app = Router::new()
+        .merge(login_router(sessions.clone(), verifier, false))
+        .merge(manage_router(ManageState {
+            store: store.clone(),
+            audit: None,
+        }))
+        .layer(
+            AgentAuthLayer::new(store)
+                .optional()
+                .with_session_resolver(sessions),
+        );
+    let cookie = sign_in(&app, "alice", "pw").await.unwrap();
+    let me = || {
+        with_cookie(Request::get("/api/me"), &cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(call(&app, me()).await.0, StatusCode::OK);
+    users.insert(UserRecord::new("alice", Policy::unrestricted()).with_credential_stamp(1));
+    assert_eq!(call(&app, me()).await.0, StatusCode::OK, "same stamp");
+    users.insert(UserRecord::new("alice", Policy::unrestricted()).with_credential_stamp(2));
+    assert_eq!(call(&app, me()).await.0, StatusCode::UNAUTHORIZED);
+    users.insert(UserRecord::new("alice", Policy::unrestricted()).with_credential_stamp(1));
+    assert_eq!(
+        call(&app, me()).await.0,
+        StatusCode::UNAUTHORIZED,
+        "an ended session stays ended"
+    );
+}

@@ -293,7 +293,7 @@ async fn login(
         )
     };
     match state.verifier.verify(&form.user, &form.password).await {
-        Ok(Some(user)) => match state.sessions.start(user.clone()) {
+        Ok(Some(user)) => match state.sessions.begin(user.clone()).await {
             Ok(secret) => {
                 state.throttle.succeeded(&form.user, address);
                 tracing::info!(user = user.as_str(), "signed in");

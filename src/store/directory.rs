@@ -14,6 +14,7 @@ pub struct UserRecord {
     id: UserId,
     active: bool,
     role: Arc<Policy>,
+    credential_stamp: Option<u64>,
 }
 
 impl UserRecord {
@@ -23,7 +24,21 @@ impl UserRecord {
             id: id.into(),
             active: true,
             role: Arc::new(role),
+            credential_stamp: None,
         }
+    }
+
+    /// A value that changes whenever the user's sign-in credentials do (a password reset): a
+    /// session started under another stamp ends, so a reset signs out whoever had the old
+    /// password. `None` (the default): sessions are not tied to credentials.
+    pub fn with_credential_stamp(mut self, stamp: u64) -> Self {
+        self.credential_stamp = Some(stamp);
+        self
+    }
+
+    /// See [`UserRecord::with_credential_stamp`].
+    pub fn credential_stamp(&self) -> Option<u64> {
+        self.credential_stamp
     }
 
     /// Sets whether the user is active; agents of inactive users are refused.

@@ -243,7 +243,7 @@ impl UserDirectory for Accounts {
         if id.as_str().contains('\0') {
             return Ok(None);
         }
-        let Some((capabilities, active, _)) =
+        let Some((capabilities, active, password_hash)) =
             self.row(id.as_str()).await.map_err(BoxError::from)?
         else {
             return Ok(None);
@@ -255,9 +255,16 @@ impl UserDirectory for Accounts {
                 Policy::allow(CapabilitySet::parse(names)?)
             }
         };
-        Ok(Some(
-            UserRecord::new(id.clone(), role).with_active(active != 0),
-        ))
+        let mut record = UserRecord::new(id.clone(), role).with_active(active != 0);
+        // The password hash is salted afresh on every change: its digest is a stamp that
+        // changes with the password, so a reset ends the sessions signed in with the old one.
+        if let Some(hash) = password_hash {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(hash.as_bytes());
+            let mut stamp = [0u8; 8];
+            stamp.copy_from_slice(&digest[..8]);
+            record = record.with_credential_stamp(u64::from_le_bytes(stamp));
+        }
+        Ok(Some(record))
     }
 }
 
