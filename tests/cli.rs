@@ -1049,6 +1049,18 @@ fn the_cli_and_a_server_share_a_database_with_one_prefix() {
 /// A POST of the login form; returns the status code.
 fn login(address: &str, user: &str, password: &str) -> u16 {
     let body = format!("user={user}&password={password}");
+    status_of(
+        address,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// Signs in over HTTP; the session cookie (`agent_auth_session=…`).
+fn session_cookie(address: &str, user: &str, password: &str) -> String {
+    let body = format!("user={user}&password={password}");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     write!(
         stream,
@@ -1056,6 +1068,19 @@ fn login(address: &str, user: &str, password: &str) -> u16 {
         body.len()
     )
     .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: agent_auth_session="))
+        .map(|rest| format!("agent_auth_session={}", rest.split(';').next().unwrap()))
+        .unwrap_or_else(|| panic!("not signed in: {response:?}"))
+}
+
+/// The status of a raw HTTP/1.1 `request` to `address`.
+fn status_of(address: &str, request: &str) -> u16 {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
@@ -1401,49 +1426,19 @@ fn a_nul_byte_is_bad_input_not_an_outage() {
     };
     seed(&db);
     let (mut server, address, _stdout) = serve(&db, &[]);
-    let send = |request: String| {
-        let mut stream = std::net::TcpStream::connect(&address).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok())
-            .unwrap()
-    };
-    let body = "user=alice%00&password=s3cret";
-    let login = send(format!(
-        "POST /login HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
-    assert_eq!(login, 401);
-    let body = "user=alice&password=s3cret";
-    let signed_in = {
-        let mut stream = std::net::TcpStream::connect(&address).unwrap();
-        write!(
-            stream,
-            "POST /login HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
-    let cookie = signed_in
-        .lines()
-        .find_map(|line| line.strip_prefix("set-cookie: agent_auth_session="))
-        .map(|rest| format!("agent_auth_session={}", rest.split(';').next().unwrap()))
-        .expect("signed in");
+    assert_eq!(login(&address, "alice%00", "s3cret"), 401);
+    let cookie = session_cookie(&address, "alice", "s3cret");
     for (method, path) in [
         ("GET", "/api/agents/%00"),
         ("DELETE", "/api/agents/writer/tokens/%00"),
         ("DELETE", "/api/agents/writer/grants/%00"),
     ] {
-        let status = send(format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
-        ));
+        let status = status_of(
+            &address,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+            ),
+        );
         assert!((400..500).contains(&status), "{method} {path}: {status}");
     }
     let _ = server.kill();
@@ -1503,28 +1498,14 @@ fn a_password_reset_ends_the_sessions_of_the_old_password() {
     let db = Db::sqlite();
     seed(&db);
     let (mut server, address, _stdout) = serve(&db, &[]);
-    let raw = |request: String| {
-        let mut stream = std::net::TcpStream::connect(&address).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
-    let body = "user=alice&password=s3cret";
-    let signed_in = raw(format!(
-        "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    ));
-    let cookie = signed_in
-        .lines()
-        .find_map(|line| line.strip_prefix("set-cookie: agent_auth_session="))
-        .map(|rest| format!("agent_auth_session={}", rest.split(';').next().unwrap()))
-        .expect("signed in");
+    let cookie = session_cookie(&address, "alice", "s3cret");
     let me = || {
-        let response = raw(format!(
-            "GET /api/me HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
-        ));
-        response.split(' ').nth(1).unwrap().parse::<u16>().unwrap()
+        status_of(
+            &address,
+            &format!(
+                "GET /api/me HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+            ),
+        )
     };
     assert_eq!(me(), 200);
     cli(
