@@ -123,6 +123,11 @@ impl Sessions {
         Ok(secret)
     }
 
+    /// The directory the sessions' users are looked up in.
+    pub(crate) fn directory(&self) -> &Arc<dyn UserDirectory> {
+        &self.inner.directory
+    }
+
     /// Ends the session with this cookie value, if any.
     pub fn end(&self, secret: &str) {
         self.live().remove(&digest(secret));
