@@ -184,6 +184,38 @@ fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
+/// The library's migrations for the database whose files are in `migrations/$dir/`: one list
+/// of versions for both databases, so that neither can gain a version the other lacks.
+macro_rules! library_migrations {
+    ($dir:literal) => {{
+        macro_rules! migration {
+            ($version:literal, $description:literal, $file:literal) => {
+                $crate::store::sql::migrate::Migration {
+                    version: $version,
+                    description: $description,
+                    sql: include_str!(concat!("../../../migrations/", $dir, "/", $file)),
+                }
+            };
+        }
+        &[
+            migration!(1, "agents and tokens", "0001_agents_and_tokens.sql"),
+            migration!(2, "access grants", "0002_access_grants.sql"),
+            migration!(3, "identities and audit", "0003_identities_and_audit.sql"),
+            migration!(4, "uses in flight", "0004_uses_in_flight.sql"),
+            migration!(
+                5,
+                "coalesced refusals, the trail indexed by time",
+                "0005_coalesced_refusals.sql"
+            ),
+        ]
+    }};
+}
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_imports)
+)]
+pub(crate) use library_migrations;
+
 /// Implements the store traits and the shared inherent methods of a public store struct with
 /// an `inner: Arc<Core<$Db>>` field, by forwarding to the core. No logic lives here. The
 /// invoking module defines `Db` and `TABLE_EXISTS` (its database's query for one row if the

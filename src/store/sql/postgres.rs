@@ -4,7 +4,7 @@ use std::sync::Arc;
 use sqlx::postgres::PgPoolOptions;
 
 use super::backend::{Backend, BoxFuture};
-use super::migrate::{MigrateError, Migration, MigrationSet};
+use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::AUDIT_COLUMNS;
 use super::rows::AuditRow;
@@ -94,33 +94,7 @@ impl Backend for sqlx::Postgres {
         lock: Some(
             "SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(7018141354911790452)",
         ),
-        migrations: &[
-            Migration {
-                version: 1,
-                description: "agents and tokens",
-                sql: include_str!("../../../migrations/postgres/0001_agents_and_tokens.sql"),
-            },
-            Migration {
-                version: 2,
-                description: "access grants",
-                sql: include_str!("../../../migrations/postgres/0002_access_grants.sql"),
-            },
-            Migration {
-                version: 3,
-                description: "identities and audit",
-                sql: include_str!("../../../migrations/postgres/0003_identities_and_audit.sql"),
-            },
-            Migration {
-                version: 4,
-                description: "uses in flight",
-                sql: include_str!("../../../migrations/postgres/0004_uses_in_flight.sql"),
-            },
-            Migration {
-                version: 5,
-                description: "coalesced refusals, the trail indexed by time",
-                sql: include_str!("../../../migrations/postgres/0005_coalesced_refusals.sql"),
-            },
-        ],
+        migrations: super::library_migrations!("postgres"),
     };
 
     fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {

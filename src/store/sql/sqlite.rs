@@ -4,7 +4,7 @@ use std::sync::Arc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use super::backend::{Backend, BoxFuture};
-use super::migrate::{MigrateError, Migration, MigrationSet};
+use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
 use super::rows::AuditRow;
@@ -100,33 +100,7 @@ impl Backend for sqlx::Sqlite {
         table: "agent_auth_schema_migrations",
         // A write transaction on SQLite excludes every other writer.
         lock: None,
-        migrations: &[
-            Migration {
-                version: 1,
-                description: "agents and tokens",
-                sql: include_str!("../../../migrations/sqlite/0001_agents_and_tokens.sql"),
-            },
-            Migration {
-                version: 2,
-                description: "access grants",
-                sql: include_str!("../../../migrations/sqlite/0002_access_grants.sql"),
-            },
-            Migration {
-                version: 3,
-                description: "identities and audit",
-                sql: include_str!("../../../migrations/sqlite/0003_identities_and_audit.sql"),
-            },
-            Migration {
-                version: 4,
-                description: "uses in flight",
-                sql: include_str!("../../../migrations/sqlite/0004_uses_in_flight.sql"),
-            },
-            Migration {
-                version: 5,
-                description: "coalesced refusals, the trail indexed by time",
-                sql: include_str!("../../../migrations/sqlite/0005_coalesced_refusals.sql"),
-            },
-        ],
+        migrations: super::library_migrations!("sqlite"),
     };
 
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
