@@ -321,43 +321,32 @@ pub async fn open(
             }
         }
     }
+    // The same steps on either database: a pool, the user table (created or checked), the
+    // store (its schema created or checked).
+    macro_rules! open_on {
+        ($Store:ident, $variant:ident, $url:expr) => {{
+            let url = $url;
+            let pool = $Store::connect_pool_with(url, settings).await?;
+            let accounts = Arc::new(Accounts {
+                pool: Pool::$variant(pool.clone()),
+            });
+            if migrate {
+                accounts.migrate().await?;
+            } else {
+                let applied = $Store::schema_version(&pool).await?;
+                require_schema(url, "schema", applied, $Store::SCHEMA_VERSION)?;
+                let users = accounts.schema_version().await?;
+                require_schema(url, "user table", users, USERS_VERSION)?;
+            }
+            let config =
+                StoreConfig::with_directory(format, accounts.clone()).run_migrations(migrate);
+            let store = $Store::from_pool(pool, config).await?;
+            Ok((Backend::$variant(store), accounts))
+        }};
+    }
     match location {
-        Location::Postgres(url) => {
-            let pool = PgStore::connect_pool_with(url, settings).await?;
-            let accounts = Arc::new(Accounts {
-                pool: Pool::Postgres(pool.clone()),
-            });
-            if migrate {
-                accounts.migrate().await?;
-            } else {
-                let applied = PgStore::schema_version(&pool).await?;
-                require_schema(url, "schema", applied, PgStore::SCHEMA_VERSION)?;
-                let users = accounts.schema_version().await?;
-                require_schema(url, "user table", users, USERS_VERSION)?;
-            }
-            let config =
-                StoreConfig::with_directory(format, accounts.clone()).run_migrations(migrate);
-            let store = PgStore::from_pool(pool, config).await?;
-            Ok((Backend::Postgres(store), accounts))
-        }
-        Location::Sqlite(url) => {
-            let pool = SqliteStore::connect_pool_with(url, settings).await?;
-            let accounts = Arc::new(Accounts {
-                pool: Pool::Sqlite(pool.clone()),
-            });
-            if migrate {
-                accounts.migrate().await?;
-            } else {
-                let applied = SqliteStore::schema_version(&pool).await?;
-                require_schema(url, "schema", applied, SqliteStore::SCHEMA_VERSION)?;
-                let users = accounts.schema_version().await?;
-                require_schema(url, "user table", users, USERS_VERSION)?;
-            }
-            let config =
-                StoreConfig::with_directory(format, accounts.clone()).run_migrations(migrate);
-            let store = SqliteStore::from_pool(pool, config).await?;
-            Ok((Backend::Sqlite(store), accounts))
-        }
+        Location::Postgres(url) => open_on!(PgStore, Postgres, url),
+        Location::Sqlite(url) => open_on!(SqliteStore, Sqlite, url),
     }
 }
 
