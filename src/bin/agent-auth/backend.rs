@@ -142,18 +142,6 @@ impl Accounts {
                 "user id {id:?}: 1-100 of [A-Za-z0-9._@+-], starting with a letter or digit"
             )));
         }
-        // `Alice` beside `alice` reads as the same person in every list.
-        if let Some(other) = self
-            .list()
-            .await?
-            .into_iter()
-            .find(|a| a.id.eq_ignore_ascii_case(id))
-        {
-            return Err(StoreError::InvalidInput(format!(
-                "a user {:?} already exists (user ids differing only in case are refused)",
-                other.id
-            )));
-        }
         let capabilities =
             capabilities.map(|c| serde_json::to_string(&c.to_strings()).unwrap_or_default());
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
