@@ -534,8 +534,8 @@ fn help_is_complete() {
 /// Starts `serve` (with `extra` arguments) on a free loopback port; returns the child, the base
 /// address and the rest of its stdout.
 fn serve(db: &Db, extra: &[&str]) -> (Child, String, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::cargo_bin("agent-auth")
-        .unwrap()
+    let mut command = Command::cargo_bin("agent-auth").unwrap();
+    command
         .args([
             "--database-url",
             &db.url,
@@ -543,20 +543,8 @@ fn serve(db: &Db, extra: &[&str]) -> (Child, String, BufReader<std::process::Chi
             "--listen",
             "127.0.0.1:0",
         ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let address = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    (child, address, stdout)
+        .args(extra);
+    support::spawn_serve(command)
 }
 
 /// A GET over a plain TCP connection; returns the status code.

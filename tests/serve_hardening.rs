@@ -4,6 +4,8 @@
 //! database set up with the CLI.
 #![cfg(feature = "cli")]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -100,7 +102,8 @@ struct Server {
 
 impl Server {
     fn start(db: &Db, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .env_remove("AGENT_AUTH_DATABASE_URL")
             .env("RUST_LOG", "info")
             .args([
@@ -110,19 +113,8 @@ impl Server {
                 "--listen",
                 "127.0.0.1:0",
             ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let address = first
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
+            .args(extra);
+        let (mut child, address, mut stdout) = support::spawn_serve(command);
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let sink = log.clone();
