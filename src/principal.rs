@@ -90,6 +90,41 @@ impl AuthSource {
     }
 }
 
+/// How an agent runs, which sets the default and maximum lifetime of its tokens
+/// (see [`LifetimePolicy`](crate::store::LifetimePolicy)), and whether its
+/// critical actions wait for a person's approval (`Supervised`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AgentType {
+    /// Acts on its own for long periods.
+    #[default]
+    Autonomous,
+    /// Acts while a person watches.
+    Supervised,
+    /// Lives for one task.
+    Ephemeral,
+}
+
+impl AgentType {
+    /// `autonomous`, `supervised` or `ephemeral`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Autonomous => "autonomous",
+            Self::Supervised => "supervised",
+            Self::Ephemeral => "ephemeral",
+        }
+    }
+
+    /// Parses [`AgentType::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "autonomous" => Some(Self::Autonomous),
+            "supervised" => Some(Self::Supervised),
+            "ephemeral" => Some(Self::Ephemeral),
+            _ => None,
+        }
+    }
+}
+
 /// Names the host application gives resources or modes (see [`AgentRef::allows_scope`]).
 pub type NameSet = Arc<std::collections::BTreeSet<String>>;
 
@@ -98,6 +133,7 @@ pub type NameSet = Arc<std::collections::BTreeSet<String>>;
 pub struct AgentRef {
     id: AgentId,
     slug: Arc<str>,
+    agent_type: AgentType,
     parent: Option<AgentId>,
     scopes: Option<NameSet>,
     modes: Option<NameSet>,
@@ -109,10 +145,22 @@ impl AgentRef {
         Self {
             id: id.into(),
             slug: slug.into(),
+            agent_type: AgentType::Autonomous,
             parent: None,
             scopes: None,
             modes: None,
         }
+    }
+
+    /// How the agent runs (default [`AgentType::Autonomous`]).
+    pub fn with_type(mut self, agent_type: AgentType) -> Self {
+        self.agent_type = agent_type;
+        self
+    }
+
+    /// How the agent runs.
+    pub fn agent_type(&self) -> AgentType {
+        self.agent_type
     }
 
     /// The agent this one is a thread-scoped child of.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::ceiling::{CapabilitySet, Policy};
+pub use crate::principal::AgentType;
 use crate::principal::{AgentId, TokenId, UserId};
 use crate::token::{RawToken, TokenHash};
 
@@ -32,40 +33,6 @@ impl AgentStatus {
         match s {
             "active" => Some(Self::Active),
             "disabled" => Some(Self::Disabled),
-            _ => None,
-        }
-    }
-}
-
-/// How an agent runs, which sets the default and maximum lifetime of its tokens
-/// (see [`LifetimePolicy`](crate::store::LifetimePolicy)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum AgentType {
-    /// Acts on its own for long periods.
-    #[default]
-    Autonomous,
-    /// Acts while a person watches.
-    Supervised,
-    /// Lives for one task.
-    Ephemeral,
-}
-
-impl AgentType {
-    /// `autonomous`, `supervised` or `ephemeral`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Autonomous => "autonomous",
-            Self::Supervised => "supervised",
-            Self::Ephemeral => "ephemeral",
-        }
-    }
-
-    /// Parses [`AgentType::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "autonomous" => Some(Self::Autonomous),
-            "supervised" => Some(Self::Supervised),
-            "ephemeral" => Some(Self::Ephemeral),
             _ => None,
         }
     }

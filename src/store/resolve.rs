@@ -334,6 +334,7 @@ fn agent_principal(
         ceiling = ceiling.narrowed_by(LayerSource::Token, policy);
     }
     let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
+        .with_type(agent.agent_type)
         .with_parent(agent.parent.clone())
         .with_scopes(agent.scopes.clone())
         .with_modes(agent.modes.clone());
