@@ -217,6 +217,34 @@ impl AgentRef {
     }
 }
 
+/// One delegating link of a principal's chain: an agent that handed its authority down, and the
+/// token it handed it down with. Every link is a layer of the principal's ceiling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegationLink {
+    agent: AgentRef,
+    token: TokenId,
+}
+
+impl DelegationLink {
+    /// A link: `agent` delegated with its token `token`.
+    pub fn new(agent: AgentRef, token: impl Into<TokenId>) -> Self {
+        Self {
+            agent,
+            token: token.into(),
+        }
+    }
+
+    /// The delegating agent.
+    pub fn agent(&self) -> &AgentRef {
+        &self.agent
+    }
+
+    /// The token it delegated with.
+    pub fn token_id(&self) -> &TokenId {
+        &self.token
+    }
+}
+
 /// Everything a handler needs to know about who is acting on this request.
 ///
 /// Built by a [`TokenResolver`](crate::TokenResolver) for agent tokens or a
@@ -230,6 +258,7 @@ pub struct ExecutionPrincipal {
     source: AuthSource,
     token_id: Option<TokenId>,
     ceiling: CapabilityCeiling,
+    delegation: Arc<[DelegationLink]>,
     task_id: Option<Arc<str>>,
     max_operations: Option<u64>,
 }
@@ -243,6 +272,7 @@ impl ExecutionPrincipal {
             source: AuthSource::Session,
             token_id: None,
             ceiling,
+            delegation: Arc::new([]),
             task_id: None,
             max_operations: None,
         }
@@ -261,6 +291,7 @@ impl ExecutionPrincipal {
             source: AuthSource::AgentToken,
             token_id: Some(token_id),
             ceiling,
+            delegation: Arc::new([]),
             task_id: None,
             max_operations: None,
         }
@@ -356,6 +387,22 @@ impl ExecutionPrincipal {
     /// The token's use limit, if it has one.
     pub fn max_operations(&self) -> Option<u64> {
         self.max_operations
+    }
+
+    /// The agents that delegated to this one, the first (nearest the human) first; empty for a
+    /// token minted directly and for sessions. Only the principal's own agent acts: the links
+    /// are whose authority it acts under (RFC 8693's nested `act`).
+    pub fn delegation_chain(&self) -> &[DelegationLink] {
+        &self.delegation
+    }
+
+    /// Whether a person must approve this principal's critical actions: its agent, or any
+    /// agent it acts under, is [`AgentType::Supervised`].
+    pub fn is_supervised(&self) -> bool {
+        self.agent
+            .iter()
+            .chain(self.delegation.iter().map(DelegationLink::agent))
+            .any(|agent| agent.agent_type() == AgentType::Supervised)
     }
 
     /// Whether this principal may use the capability `name` (e.g. `posts:publish`).
