@@ -55,6 +55,7 @@
 //! - [`store`]: the store traits, the in-memory and SQL stores, and [`store::resolve`], the
 //!   one resolution pipeline every store goes through;
 //! - [`audit`]: events, sinks, the batching writer;
+//! - [`approval`]: supervised agents and the human-approval gate of critical actions;
 //! - `axum` (feature `axum`): extractors; `server` (feature `server`): management REST API and
 //!   login routers; `testing` (feature `testing`): the conformance suite any store can run.
 //!
@@ -67,6 +68,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod approval;
 pub mod audit;
 #[cfg(feature = "axum")]
 pub mod axum;

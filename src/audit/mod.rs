@@ -75,6 +75,15 @@ pub enum AuditAction {
     /// A sign-in was refused by the attempt limits (outcome `denied`; the actor is the account
     /// name tried, the detail the limit and the client address; no agent).
     SignInThrottled,
+    /// A supervised agent's critical request asked for a person's approval (the detail names
+    /// the approval).
+    ApprovalRequested,
+    /// A person approved a pending approval (the actor is who).
+    ApprovalGranted,
+    /// A person denied a pending approval (the actor is who).
+    ApprovalDenied,
+    /// An approved approval admitted a request: one of its uses spent.
+    ApprovalUsed,
 }
 
 impl AuditAction {
@@ -94,6 +103,10 @@ impl AuditAction {
             Self::GrantChanged => "grant_changed",
             Self::Read => "read",
             Self::SignInThrottled => "sign_in_throttled",
+            Self::ApprovalRequested => "approval_requested",
+            Self::ApprovalGranted => "approval_granted",
+            Self::ApprovalDenied => "approval_denied",
+            Self::ApprovalUsed => "approval_used",
         }
     }
 
@@ -124,6 +137,10 @@ impl AuditAction {
             Self::GrantChanged,
             Self::Read,
             Self::SignInThrottled,
+            Self::ApprovalRequested,
+            Self::ApprovalGranted,
+            Self::ApprovalDenied,
+            Self::ApprovalUsed,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)
@@ -439,6 +456,10 @@ mod tests {
             AuditAction::GrantChanged,
             AuditAction::Read,
             AuditAction::SignInThrottled,
+            AuditAction::ApprovalRequested,
+            AuditAction::ApprovalGranted,
+            AuditAction::ApprovalDenied,
+            AuditAction::ApprovalUsed,
         ] {
             assert_eq!(AuditAction::parse(action.as_str()), Some(action));
         }

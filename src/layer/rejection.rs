@@ -160,6 +160,15 @@ pub struct InsufficientScope {
 }
 
 impl InsufficientScope {
+    /// The refusal of `capability`, with the default challenge (for checks made outside the
+    /// layer's request path, such as an approval gate's).
+    pub(crate) fn new(capability: &str) -> Self {
+        Self {
+            capability: capability.into(),
+            challenge: Some(Challenge::default_shared().clone()),
+        }
+    }
+
     /// The capability that was required.
     pub fn capability(&self) -> &str {
         &self.capability

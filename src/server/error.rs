@@ -35,8 +35,11 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             StoreError::UnknownAgent(_)
             | StoreError::UnknownToken { .. }
-            | StoreError::UnknownGrant { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            StoreError::DuplicateSlug(_) | StoreError::DuplicateToken => {
+            | StoreError::UnknownGrant { .. }
+            | StoreError::UnknownApproval(_) => (StatusCode::NOT_FOUND, "not_found"),
+            StoreError::DuplicateSlug(_)
+            | StoreError::DuplicateToken
+            | StoreError::ApprovalNotPending { .. } => {
                 (StatusCode::CONFLICT, "conflict")
             }
             StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -4,9 +4,9 @@
 //!
 //! | operation | needs |
 //! |---|---|
-//! | see the identity | viewer (or above) |
+//! | see the identity and its approvals | viewer (or above) |
 //! | list credentials and grants; read the audit trail | operator (or admin) |
-//! | issue, rotate, revoke credentials; manage grants; disable, enable, delete the identity; create its thread-scoped children | admin |
+//! | issue, rotate, revoke credentials; manage grants; disable, enable, delete the identity; create its thread-scoped children; approve or deny its approvals | admin |
 //!
 //! Creating a top-level agent is for its owner only. A thread-scoped child shares its parent's
 //! owner, and grants on the parent apply to it.
@@ -40,6 +40,7 @@ use time::OffsetDateTime;
 use super::model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::{AgentStore, StoreError, TokenStore};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditRecorder, Outcome};
+use crate::approval::{Approval, ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalId, Decision};
 use crate::ceiling::Policy;
 use crate::principal::{AgentId, TokenId, UserId};
 
@@ -112,6 +113,9 @@ pub enum Operation {
     RevokeToken,
     /// Grant or withdraw access to other users.
     ManageGrants,
+    /// Approve or deny what the agent asked a person's approval for (seeing its approvals
+    /// needs only [`Operation::ViewAgent`]).
+    DecideApproval,
 }
 
 impl Operation {
@@ -124,7 +128,8 @@ impl Operation {
             | Self::IssueToken
             | Self::RotateToken
             | Self::RevokeToken
-            | Self::ManageGrants => AccessRole::Admin,
+            | Self::ManageGrants
+            | Self::DecideApproval => AccessRole::Admin,
         }
     }
 
@@ -140,6 +145,7 @@ impl Operation {
             Self::RotateToken => "rotate tokens",
             Self::RevokeToken => "revoke tokens",
             Self::ManageGrants => "manage grants",
+            Self::DecideApproval => "decide approvals",
         }
     }
 }
@@ -609,5 +615,126 @@ where
             .events(&filter)
             .await
             .map_err(|crate::audit::AuditError::Unavailable(e)| StoreError::Unavailable(e))
+    }
+
+    /// The approvals passing `filter` of the agents the actor may see (any role), oldest
+    /// first.
+    pub async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        let mut visible = std::collections::HashMap::new();
+        let mut shown = Vec::new();
+        for approval in self.store.list_approvals(filter).await? {
+            let may = match visible.get(&approval.agent_id) {
+                Some(may) => *may,
+                None => {
+                    let may = self.may(&approval.agent_id, Operation::ViewAgent).await?;
+                    visible.insert(approval.agent_id.clone(), may);
+                    may
+                }
+            };
+            if may {
+                shown.push(approval);
+            }
+        }
+        Ok(shown)
+    }
+
+    /// One approval, if the actor may see its agent (any role). An approval of an agent they
+    /// may not see is [`StoreError::Forbidden`], as for the agent itself.
+    pub async fn approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        let approval = self.find_approval(id).await?;
+        self.check(&approval.agent_id, Operation::ViewAgent, AuditAction::Read)
+            .await?;
+        Ok(approval)
+    }
+
+    /// Approves a pending approval within `bounds`: owner or admin of its agent. Recorded as
+    /// `approval_granted` with the actor, the approval's agent, token and chain.
+    pub async fn approve(
+        &self,
+        id: &ApprovalId,
+        bounds: ApprovalBounds,
+    ) -> Result<Approval, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        self.decide(id, Decision::Approve(bounds), AuditAction::ApprovalGranted)
+            .await
+    }
+
+    /// Denies a pending approval: owner or admin of its agent. Recorded as `approval_denied`.
+    pub async fn deny(&self, id: &ApprovalId) -> Result<Approval, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        self.decide(id, Decision::Deny, AuditAction::ApprovalDenied)
+            .await
+    }
+
+    async fn decide(
+        &self,
+        id: &ApprovalId,
+        decision: Decision,
+        action: AuditAction,
+    ) -> Result<Approval, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        let asked = self.find_approval(id).await?;
+        let record = self
+            .check(&asked.agent_id, Operation::DecideApproval, action)
+            .await?;
+        let decided = self
+            .store
+            .decide_approval(id, &self.actor, decision)
+            .await
+            .map_err(named(&record))?;
+        let detail = match decision {
+            Decision::Approve(bounds) => format!(
+                "approval {id} granted: {} until {}; {:?}",
+                if bounds.uses_value() == 1 {
+                    "1 use".to_owned()
+                } else {
+                    format!("{} uses", bounds.uses_value())
+                },
+                crate::approval::rfc3339(decided.expires_at),
+                decided.binding_message
+            ),
+            _ => format!("approval {id} denied; {:?}", decided.binding_message),
+        };
+        let event = crate::approval::approval_event(self.store.clock().now(), action, &decided)
+            .parent(record.parent.clone())
+            .detail(detail);
+        // `record` names the actor: who decided, not the owner the event starts with.
+        self.record(event).await;
+        Ok(decided)
+    }
+
+    async fn find_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        self.store
+            .approval(id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownApproval(crate::store::shortened(id.as_str())))
+    }
+
+    /// Whether the actor may do `operation` on `agent`, without recording a refusal (for
+    /// filtering a list, where not seeing is not an attempt).
+    async fn may(&self, agent: &AgentId, operation: Operation) -> Result<bool, StoreError> {
+        let Some(record) = self.store.agent(agent).await? else {
+            return Ok(false);
+        };
+        let mut role = self.store.role_of(agent, &self.actor).await?;
+        if let Some(parent) = &record.parent {
+            role = role.max(self.store.role_of(parent, &self.actor).await?);
+        }
+        Ok(authorize(&self.actor, &record, role, operation).is_ok())
     }
 }

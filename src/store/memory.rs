@@ -11,6 +11,10 @@ use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, New
 use super::prepare::{self, from_micros, micros, truncate};
 use super::resolve::{self, Reservation, StoredToken, TokenRecords, Uses, VerdictMemo};
 use super::{AgentStore, StoreError, TokenStore, UserDirectory};
+use crate::approval::{
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalGate, ApprovalId, Decision,
+    MemoryApprovals, NewApproval,
+};
 use crate::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink, MemoryAuditSink};
 use crate::ceiling::Policy;
 use crate::clock::Clock;
@@ -329,6 +333,7 @@ struct Inner {
     /// Bumped after every change to an agent record, so cached verdicts know to look again.
     agents_version: AtomicU64,
     audit: MemoryAuditSink,
+    approvals: MemoryApprovals,
 }
 
 /// A store held in memory: for tests, examples and single-process tools. Cheap to clone (all
@@ -386,6 +391,7 @@ impl MemoryStore {
                 state: RwLock::default(),
                 agents_version: AtomicU64::new(0),
                 audit: MemoryAuditSink::default(),
+                approvals: MemoryApprovals::default(),
             }),
         }
     }
@@ -404,6 +410,7 @@ impl MemoryStore {
                 state: inner.state,
                 agents_version: inner.agents_version,
                 audit: inner.audit,
+                approvals: inner.approvals,
             }),
         }
     }
@@ -869,6 +876,37 @@ impl AuditSink for MemoryStore {
 impl AuditQuery for MemoryStore {
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
         self.inner.audit.events(filter).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ApprovalGate for MemoryStore {
+    async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError> {
+        self.inner.approvals.create(new, self.now())
+    }
+
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
+        Ok(self.inner.approvals.get(id))
+    }
+
+    async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
+        Ok(self.inner.approvals.list(filter, self.now()))
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &ApprovalId,
+        by: &UserId,
+        decision: Decision,
+    ) -> Result<Approval, StoreError> {
+        self.inner.approvals.decide(id, by, decision, self.now())
+    }
+
+    async fn consume_approval(
+        &self,
+        binding: &ApprovalBinding,
+    ) -> Result<Option<Approval>, StoreError> {
+        Ok(self.inner.approvals.consume(binding, self.now()))
     }
 }
 

@@ -108,6 +108,18 @@ pub enum StoreError {
         /// On which agent (slug).
         agent: String,
     },
+    /// No approval with this id.
+    #[error("unknown approval {0:?}")]
+    UnknownApproval(String),
+    /// The approval was decided already, or expired: a decision is made once, while it is
+    /// pending.
+    #[error("approval {id:?} is {status}, not pending")]
+    ApprovalNotPending {
+        /// The approval named.
+        id: String,
+        /// Where it stands (`approved`, `denied`, `used`, `expired`).
+        status: &'static str,
+    },
     /// Minting failed.
     #[error(transparent)]
     Token(#[from] TokenError),

@@ -1,0 +1,82 @@
+//! Approvals held in memory, for [`MemoryStore`](crate::store::MemoryStore).
+
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+
+use super::{
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
+    new_id,
+};
+use crate::principal::UserId;
+use crate::store::StoreError;
+
+/// Every approval, oldest first, behind one lock: each operation, consuming included, is
+/// atomic.
+#[derive(Default)]
+pub(crate) struct MemoryApprovals {
+    approvals: Mutex<Vec<Approval>>,
+}
+
+impl MemoryApprovals {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Approval>> {
+        self.approvals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn create(
+        &self,
+        new: NewApproval,
+        now: OffsetDateTime,
+    ) -> Result<Approval, StoreError> {
+        new.validate()?;
+        let approval = new.pending(new_id()?, now)?;
+        self.lock().push(approval.clone());
+        Ok(approval)
+    }
+
+    pub(crate) fn get(&self, id: &ApprovalId) -> Option<Approval> {
+        self.lock().iter().find(|a| a.id == *id).cloned()
+    }
+
+    pub(crate) fn list(&self, filter: &ApprovalFilter, now: OffsetDateTime) -> Vec<Approval> {
+        self.lock()
+            .iter()
+            .filter(|a| filter.matches(a, now))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn decide(
+        &self,
+        id: &ApprovalId,
+        by: &UserId,
+        decision: Decision,
+        now: OffsetDateTime,
+    ) -> Result<Approval, StoreError> {
+        let mut approvals = self.lock();
+        let approval = approvals
+            .iter_mut()
+            .find(|a| a.id == *id)
+            .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
+        // Decided on a copy, so that a refused decision changes nothing.
+        let mut decided = approval.clone();
+        decision.apply(&mut decided, by, now)?;
+        *approval = decided.clone();
+        Ok(decided)
+    }
+
+    pub(crate) fn consume(&self, binding: &ApprovalBinding, now: OffsetDateTime) -> Option<Approval> {
+        let mut approvals = self.lock();
+        let approval = approvals.iter_mut().find(|a| {
+            a.binding == *binding
+                && a.status_at(now) == ApprovalStatus::Approved
+                && a.uses_remaining.is_some_and(|n| n > 0)
+        })?;
+        let left = approval.uses_remaining.unwrap_or(1) - 1;
+        approval.uses_remaining = Some(left);
+        if left == 0 {
+            approval.status = ApprovalStatus::Used;
+        }
+        Some(approval.clone())
+    }
+}

@@ -1,0 +1,675 @@
+//! Supervised agents and the human-approval gate: a critical action of a supervised agent
+//! waits until a person approves that very action, out of band.
+//!
+//! The host marks some capabilities critical. When a principal that
+//! [`is_supervised`](crate::ExecutionPrincipal::is_supervised) (its agent, or any agent it acts
+//! under, is [`AgentType::Supervised`](crate::principal::AgentType::Supervised)) asks for one,
+//! [`Supervision::check`] refuses the request with `403 approval_required` and records a
+//! pending [`Approval`] of exactly what was asked: method, path, capability, agent, owner,
+//! token, delegation chain, the handler's structured details (a JSON object) and a short
+//! message for the person ("Pay 50 EUR to ACME"). An [`ApprovalNotifier`] tells the person;
+//! they approve or deny it on another device — through
+//! [`Managed::approve`](crate::store::Managed::approve) (the CLI's `agent-auth approval
+//! approve`, the management API's `POST /api/approvals/{id}/approve`), which needs ownership
+//! of the agent or an `admin` grant on it. The agent retries the same request; an approved
+//! approval admits it and is spent. Sessions (people) and agents that are not supervised never
+//! wait, and a capability outside the principal's ceiling stays an ordinary
+//! `403 insufficient_scope`.
+//!
+//! # Binding
+//!
+//! An approval is bound to the request's token, capability, method, path and details (as
+//! canonical JSON: keys sorted, no whitespace), summed up by an [`ApprovalBinding`]. A retry
+//! is admitted only if all of them are equal: the same payment to another payee, or by another
+//! token of the same agent, asks anew.
+//!
+//! # Lifetime and bounds
+//!
+//! A pending approval expires after the [`Supervision::lifetime`] (10 minutes by default);
+//! a request matching a pending one is refused again with the same id, so retrying never
+//! piles up approvals. Approved, it admits a number of requests (default 1:
+//! [`ApprovalBounds::uses`]) until it expires: by default when the pending approval would
+//! have, or a window from the decision ([`ApprovalBounds::valid_for`]). Denied, matching
+//! requests are refused with `approval_denied` until it expires; after that a request asks
+//! anew. Spending a use is atomic ([`ApprovalGate::consume_approval`]): of many concurrent
+//! retries of a single-use approval, on any number of nodes, exactly one is admitted.
+//!
+//! # Storage
+//!
+//! [`ApprovalGate`] is the storage of approvals; every store of this crate implements it
+//! ([`MemoryStore`](crate::store::MemoryStore), and the SQL stores in the
+//! `agent_auth_approvals` table).
+//!
+//! ```
+//! use tower_agent_auth::approval::{ApprovalBounds, ApprovalRejection, CriticalAction, Supervision};
+//! use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+//! use tower_agent_auth::principal::{AgentRef, AgentType};
+//! use tower_agent_auth::store::{AgentStore, Managed, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord};
+//! use tower_agent_auth::token::TokenFormat;
+//! use tower_agent_auth::ExecutionPrincipal;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let users = MemoryUserDirectory::new();
+//! users.insert(UserRecord::new("alice", Policy::unrestricted()));
+//! let store = MemoryStore::new(TokenFormat::new("acme")?, users);
+//! let agent = store
+//!     .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+//!     .await?;
+//! let token = store.create_token(&agent.id, NewToken::new("t")).await?;
+//! // What the layer builds for a request with that token.
+//! let principal = ExecutionPrincipal::agent_builder(
+//!     "alice",
+//!     AgentRef::new(agent.id.clone(), "payer").with_type(AgentType::Supervised),
+//!     token.info.id.clone(),
+//!     Policy::unrestricted(),
+//! )
+//! .build();
+//!
+//! let supervision = Supervision::new(store.clone(), CapabilitySet::parse(["payments:send"])?);
+//! let pay = CriticalAction::new("payments:send", &http::Method::POST, "/payments")
+//!     .details(serde_json::json!({"amount": 50, "currency": "EUR", "to": "ACME"}))
+//!     .message("Pay 50 EUR to ACME");
+//!
+//! // Refused: a person must approve it first.
+//! let Err(ApprovalRejection::Required(asked)) = supervision.check(&principal, &pay).await else {
+//!     panic!("a supervised agent waits");
+//! };
+//! assert_eq!(asked.binding_message(), "Pay 50 EUR to ACME");
+//!
+//! // Alice approves it (on her phone), once.
+//! Managed::new(&store, "alice").approve(asked.id(), ApprovalBounds::default()).await?;
+//! assert!(supervision.check(&principal, &pay).await.is_ok());
+//! // Spent: the next one asks again, with a new approval.
+//! let Err(ApprovalRejection::Required(again)) = supervision.check(&principal, &pay).await else {
+//!     panic!("single use");
+//! };
+//! assert_ne!(again.id(), asked.id());
+//! # Ok(()) }
+//! ```
+
+mod memory;
+mod notify;
+mod rejection;
+mod supervision;
+
+pub(crate) use memory::MemoryApprovals;
+pub use notify::ApprovalNotifier;
+pub use rejection::{ApprovalRejection, ApprovalSummary};
+pub(crate) use supervision::approval_event;
+pub use supervision::{CriticalAction, Supervision};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::ExecutionPrincipal;
+use crate::principal::{AgentId, TokenId, UserId};
+use crate::store::{StoreError, is_hidden_char};
+
+/// How long a pending approval waits for a decision unless configured otherwise: 10 minutes.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
+/// The longest a pending approval may wait, and the longest window an approval may be given:
+/// one day.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
+/// The most uses one approval may be given.
+pub const MAX_USES: u32 = 1_000;
+/// The longest binding message, in bytes.
+pub const MAX_MESSAGE: usize = 200;
+/// The longest details, as canonical JSON, in bytes.
+pub const MAX_DETAILS: usize = 4_096;
+
+/// The id of an approval, such as `apr_3f9a…`. Not secret: it is shown to the agent and the
+/// person alike. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ApprovalId(Arc<str>);
+
+impl ApprovalId {
+    /// Wraps an id.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApprovalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApprovalId({:?})", &*self.0)
+    }
+}
+
+impl std::fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ApprovalId {
+    fn from(id: &str) -> Self {
+        Self::new(id)
+    }
+}
+
+impl From<String> for ApprovalId {
+    fn from(id: String) -> Self {
+        Self::new(id)
+    }
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApprovalStatus {
+    /// Waiting for a decision.
+    Pending,
+    /// Approved, with uses left.
+    Approved,
+    /// Denied.
+    Denied,
+    /// Approved, and every use spent.
+    Used,
+    /// Pending, approved or denied, and past its expiry.
+    Expired,
+}
+
+impl ApprovalStatus {
+    /// `pending`, `approved`, `denied`, `used` or `expired`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Used => "used",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Parses [`ApprovalStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Denied,
+            Self::Used,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+}
+
+/// What an approval is bound to, summed up: the SHA-256 of the token, capability, method, path
+/// and canonical details. Two requests with the same binding ask for the same thing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApprovalBinding(String);
+
+impl ApprovalBinding {
+    /// The binding of a request: these fields, each length-prefixed so that no two different
+    /// requests run together into one text.
+    pub fn new(
+        token: &TokenId,
+        capability: &str,
+        method: &str,
+        path: &str,
+        details: Option<&Value>,
+    ) -> Self {
+        let details = details.map(canonical_json).unwrap_or_default();
+        let mut hash = Sha256::new();
+        for field in [token.as_str(), capability, method, path, details.as_str()] {
+            hash.update((field.len() as u64).to_be_bytes());
+            hash.update(field.as_bytes());
+        }
+        Self(hex::encode(hash.finalize()))
+    }
+
+    /// The binding as 64 lowercase hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn stored(hex: String) -> Self {
+        Self(hex)
+    }
+}
+
+/// `value` as canonical JSON: object keys sorted, no whitespace. The same details give the
+/// same text whatever order the handler built them in.
+pub fn canonical_json(value: &Value) -> String {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    write(&map[key], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+/// One approval: what was asked, by whom, and what was decided.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Approval {
+    /// Its id, `apr_…`.
+    pub id: ApprovalId,
+    /// What it is bound to.
+    pub binding: ApprovalBinding,
+    /// The agent that asked.
+    pub agent_id: AgentId,
+    /// The agent's owner: the human it acts for.
+    pub owner: UserId,
+    /// The token the request came with.
+    pub token_id: TokenId,
+    /// The agents the asking agent acts under, the first (nearest the human) first.
+    pub delegation_chain: Vec<AgentId>,
+    /// The request's method.
+    pub method: String,
+    /// The request's path, without the query string.
+    pub path: String,
+    /// The critical capability asked for.
+    pub capability: String,
+    /// What exactly is approved, as the handler described it (a JSON object).
+    pub details: Option<Value>,
+    /// What the person reads: "Pay 50 EUR to ACME".
+    pub binding_message: String,
+    /// Where it stood when read; see [`Approval::status_at`] for now.
+    pub status: ApprovalStatus,
+    /// When it was asked for.
+    pub created_at: OffsetDateTime,
+    /// When it stops counting: a pending one can no longer be decided, an approved one admits
+    /// nothing more, a denied one no longer refuses.
+    pub expires_at: OffsetDateTime,
+    /// Who approved or denied it.
+    pub decided_by: Option<UserId>,
+    /// When.
+    pub decided_at: Option<OffsetDateTime>,
+    /// The uses it was approved for.
+    pub uses: Option<u32>,
+    /// The uses left.
+    pub uses_remaining: Option<u32>,
+}
+
+impl Approval {
+    /// Where it stands at `now`: a pending, approved or denied approval past its expiry is
+    /// [`ApprovalStatus::Expired`].
+    pub fn status_at(&self, now: OffsetDateTime) -> ApprovalStatus {
+        match self.status {
+            ApprovalStatus::Pending | ApprovalStatus::Approved | ApprovalStatus::Denied
+                if now >= self.expires_at =>
+            {
+                ApprovalStatus::Expired
+            }
+            status => status,
+        }
+    }
+}
+
+/// An approval to ask for, as [`ApprovalGate::create_approval`] takes it. Build it with
+/// [`NewApproval::new`], which checks every field the same way for every store.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NewApproval {
+    /// What it is bound to (computed from the fields below).
+    pub binding: ApprovalBinding,
+    /// The asking agent.
+    pub agent_id: AgentId,
+    /// Its owner.
+    pub owner: UserId,
+    /// The request's token.
+    pub token_id: TokenId,
+    /// The agents it acts under.
+    pub delegation_chain: Vec<AgentId>,
+    /// The request's method.
+    pub method: String,
+    /// The request's path.
+    pub path: String,
+    /// The critical capability.
+    pub capability: String,
+    /// The handler's details: a JSON object.
+    pub details: Option<Value>,
+    /// What the person reads.
+    pub binding_message: String,
+    /// How long it waits for a decision.
+    pub lifetime: Duration,
+}
+
+impl NewApproval {
+    /// The approval `principal` (an agent's) needs for `action`, waiting `lifetime` for a
+    /// decision. Refuses ([`StoreError::InvalidInput`]) a session principal, a message that
+    /// is blank, longer than [`MAX_MESSAGE`] bytes or has hidden characters, details that are
+    /// not a JSON object or longer than [`MAX_DETAILS`], and a lifetime of zero or over
+    /// [`MAX_LIFETIME`].
+    pub fn new(
+        principal: &ExecutionPrincipal,
+        action: &CriticalAction,
+        lifetime: Duration,
+    ) -> Result<Self, StoreError> {
+        let (Some(agent), Some(token)) = (principal.agent_ref(), principal.token_id()) else {
+            return Err(StoreError::InvalidInput(
+                "only an agent's request asks for an approval".into(),
+            ));
+        };
+        let new = Self {
+            binding: ApprovalBinding::new(
+                token,
+                action.capability(),
+                action.method(),
+                action.path(),
+                action.details_value(),
+            ),
+            agent_id: agent.id().clone(),
+            owner: principal.user_id().clone(),
+            token_id: token.clone(),
+            delegation_chain: principal
+                .delegation_chain()
+                .iter()
+                .map(|link| link.agent().id().clone())
+                .collect(),
+            method: action.method().to_owned(),
+            path: action.path().to_owned(),
+            capability: action.capability().to_owned(),
+            details: action.details_value().cloned(),
+            binding_message: action.binding_message(),
+            lifetime,
+        };
+        new.validate()?;
+        Ok(new)
+    }
+
+    /// The checks every store applies before keeping it.
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |message: &str| Err(StoreError::InvalidInput(message.to_owned()));
+        let message = &self.binding_message;
+        if message.trim().is_empty()
+            || message.len() > MAX_MESSAGE
+            || message.chars().any(is_hidden_char)
+        {
+            return invalid(
+                "binding message: 1-200 bytes, no control, invisible or bidirectional-override characters",
+            );
+        }
+        match &self.details {
+            None => {}
+            Some(Value::Object(_)) => {
+                if self.details.as_ref().map(canonical_json).unwrap_or_default().len() > MAX_DETAILS
+                {
+                    return invalid("details: at most 4096 bytes of JSON");
+                }
+            }
+            Some(_) => return invalid("details: a JSON object"),
+        }
+        if self.lifetime.is_zero() || self.lifetime > MAX_LIFETIME {
+            return invalid("approval lifetime: more than 0 and at most 1 day");
+        }
+        if self.method.is_empty()
+            || self.method.len() > 32
+            || !self.method.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return invalid("method: an HTTP method");
+        }
+        if self.path.len() > 2_048 || self.path.chars().any(is_hidden_char) {
+            return invalid("path: at most 2048 bytes, no hidden characters");
+        }
+        if crate::ceiling::Capability::parse(&self.capability).is_err() {
+            return invalid("capability: a capability name such as payments:send");
+        }
+        Ok(())
+    }
+
+    /// The approval as stored: pending, created `now`.
+    pub(crate) fn pending(self, id: ApprovalId, now: OffsetDateTime) -> Result<Approval, StoreError> {
+        let expires_at = crate::store::prepare::later(now, self.lifetime)?;
+        Ok(Approval {
+            id,
+            binding: self.binding,
+            agent_id: self.agent_id,
+            owner: self.owner,
+            token_id: self.token_id,
+            delegation_chain: self.delegation_chain,
+            method: self.method,
+            path: self.path,
+            capability: self.capability,
+            details: self.details,
+            binding_message: self.binding_message,
+            status: ApprovalStatus::Pending,
+            created_at: now,
+            expires_at,
+            decided_by: None,
+            decided_at: None,
+            uses: None,
+            uses_remaining: None,
+        })
+    }
+}
+
+/// What an approval admits: a number of requests (default 1) until it expires — when the
+/// pending approval would have, or a window from the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalBounds {
+    uses: u32,
+    valid_for: Option<Duration>,
+}
+
+impl Default for ApprovalBounds {
+    /// Single use, until the pending approval's expiry.
+    fn default() -> Self {
+        Self {
+            uses: 1,
+            valid_for: None,
+        }
+    }
+}
+
+impl ApprovalBounds {
+    /// Admits `n` requests (1 to [`MAX_USES`]).
+    pub fn uses(mut self, n: u32) -> Self {
+        self.uses = n;
+        self
+    }
+
+    /// Stays usable for `window` from the decision (at most [`MAX_LIFETIME`]), instead of
+    /// until the pending approval's expiry.
+    pub fn valid_for(mut self, window: Duration) -> Self {
+        self.valid_for = Some(window);
+        self
+    }
+
+    /// The uses it admits.
+    pub fn uses_value(&self) -> u32 {
+        self.uses
+    }
+
+    /// The window from the decision, if one was set.
+    pub fn window(&self) -> Option<Duration> {
+        self.valid_for
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        if self.uses == 0 || self.uses > MAX_USES {
+            return Err(StoreError::InvalidInput(format!(
+                "uses: 1 to {MAX_USES}"
+            )));
+        }
+        if self
+            .valid_for
+            .is_some_and(|window| window.is_zero() || window > MAX_LIFETIME)
+        {
+            return Err(StoreError::InvalidInput(
+                "valid for: more than 0 and at most 1 day".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A person's answer to a pending approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Approve, within these bounds.
+    Approve(ApprovalBounds),
+    /// Deny.
+    Deny,
+}
+
+impl Decision {
+    /// Applies the decision to a pending, unexpired approval at `now`, or says why not.
+    pub(crate) fn apply(
+        &self,
+        approval: &mut Approval,
+        by: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if let Self::Approve(bounds) = self {
+            bounds.validate()?;
+        }
+        let status = approval.status_at(now);
+        if status != ApprovalStatus::Pending {
+            return Err(StoreError::ApprovalNotPending {
+                id: approval.id.to_string(),
+                status: status.as_str(),
+            });
+        }
+        approval.decided_by = Some(by.clone());
+        approval.decided_at = Some(now);
+        match self {
+            Self::Approve(bounds) => {
+                approval.status = ApprovalStatus::Approved;
+                approval.uses = Some(bounds.uses);
+                approval.uses_remaining = Some(bounds.uses);
+                if let Some(window) = bounds.valid_for {
+                    approval.expires_at = crate::store::prepare::later(now, window)?;
+                }
+            }
+            Self::Deny => approval.status = ApprovalStatus::Denied,
+        }
+        Ok(())
+    }
+}
+
+/// Which approvals a list shows; every field narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApprovalFilter {
+    /// Only this agent's.
+    pub agent: Option<AgentId>,
+    /// Only approvals asked for this owner's agents.
+    pub owner: Option<UserId>,
+    /// Only those in this status now (see [`Approval::status_at`]).
+    pub status: Option<ApprovalStatus>,
+    /// Only those with this binding.
+    pub binding: Option<ApprovalBinding>,
+}
+
+impl ApprovalFilter {
+    /// Every approval.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only this agent's.
+    pub fn agent(mut self, agent: impl Into<AgentId>) -> Self {
+        self.agent = Some(agent.into());
+        self
+    }
+
+    /// Only this owner's agents'.
+    pub fn owner(mut self, owner: impl Into<UserId>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Only those in `status` now.
+    pub fn status(mut self, status: ApprovalStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only those with this binding.
+    pub fn binding(mut self, binding: ApprovalBinding) -> Self {
+        self.binding = Some(binding);
+        self
+    }
+
+    /// Whether `approval` passes, at `now`.
+    pub fn matches(&self, approval: &Approval, now: OffsetDateTime) -> bool {
+        self.agent.as_ref().is_none_or(|a| *a == approval.agent_id)
+            && self.owner.as_ref().is_none_or(|o| *o == approval.owner)
+            && self.status.is_none_or(|s| s == approval.status_at(now))
+            && self.binding.as_ref().is_none_or(|b| *b == approval.binding)
+    }
+}
+
+/// The storage of approvals. Every store of this crate implements it; times are the store's
+/// clock's.
+#[async_trait::async_trait]
+pub trait ApprovalGate: Send + Sync {
+    /// Keeps a new pending approval, expiring `new.lifetime` from now, with a fresh id.
+    async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError>;
+
+    /// The approval with this id.
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError>;
+
+    /// The approvals passing `filter`, oldest first.
+    async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
+
+    /// Approves or denies a pending, unexpired approval as `by`, now.
+    /// [`StoreError::UnknownApproval`] if there is none with this id,
+    /// [`StoreError::ApprovalNotPending`] if it was decided already or expired: a decision is
+    /// made once.
+    async fn decide_approval(
+        &self,
+        id: &ApprovalId,
+        by: &UserId,
+        decision: Decision,
+    ) -> Result<Approval, StoreError>;
+
+    /// Spends one use of an approved, unexpired approval with this binding and returns it
+    /// (its uses left after this one); `None` if there is none. Atomic: of concurrent
+    /// consumers of an approval with `n` uses left, at most `n` succeed, across every
+    /// connection and node.
+    async fn consume_approval(
+        &self,
+        binding: &ApprovalBinding,
+    ) -> Result<Option<Approval>, StoreError>;
+}
+
+/// A fresh approval id, `apr_` and 16 hex digits.
+pub(crate) fn new_id() -> Result<ApprovalId, StoreError> {
+    crate::store::random_id("apr").map(ApprovalId::from)
+}
+
+/// An instant as RFC 3339, as answers and audit details show it.
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

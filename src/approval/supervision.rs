@@ -1,0 +1,272 @@
+//! The front a host calls: [`Supervision`], and what a handler asks of it, [`CriticalAction`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::rejection::ApprovalSummary;
+use super::{
+    Approval, ApprovalFilter, ApprovalGate, ApprovalNotifier, ApprovalRejection, ApprovalStatus,
+    DEFAULT_LIFETIME, NewApproval,
+};
+use crate::ExecutionPrincipal;
+use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
+use crate::ceiling::CapabilitySet;
+use crate::clock::{Clock, SystemClock};
+use crate::layer::InsufficientScope;
+use crate::store::StoreError;
+
+/// What a handler is about to do: the capability it needs, the request it serves, and what
+/// exactly a person would approve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CriticalAction {
+    capability: String,
+    method: String,
+    path: String,
+    details: Option<Value>,
+    message: Option<String>,
+}
+
+impl CriticalAction {
+    /// Using `capability` to answer `method path` (the path without its query string).
+    pub fn new(capability: impl Into<String>, method: &http::Method, path: impl Into<String>) -> Self {
+        Self {
+            capability: capability.into(),
+            method: method.as_str().to_owned(),
+            path: path.into(),
+            details: None,
+            message: None,
+        }
+    }
+
+    /// What exactly would be approved, as a JSON object (`{"type": "payment", "amount": 50,
+    /// "currency": "EUR"}`); part of the binding, so a retry with other details asks anew.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// What the person reads, in a few words ("Pay 50 EUR to ACME"; at most
+    /// [`MAX_MESSAGE`](super::MAX_MESSAGE) bytes, no hidden characters). Default: the method,
+    /// path and capability.
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// The capability.
+    pub fn capability(&self) -> &str {
+        &self.capability
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The details, if any.
+    pub fn details_value(&self) -> Option<&Value> {
+        self.details.as_ref()
+    }
+
+    /// The message the person reads.
+    pub fn binding_message(&self) -> String {
+        self.message.clone().unwrap_or_else(|| {
+            format!("{} {} ({})", self.method, self.path, self.capability)
+        })
+    }
+}
+
+/// The human-approval gate a host puts in front of its critical actions: which capabilities
+/// are critical, where approvals are kept, how long one waits, who is told, where it is
+/// audited. Cheap to clone; see the [module docs](super) for an example.
+#[derive(Clone)]
+pub struct Supervision<G> {
+    gate: G,
+    critical: Arc<CapabilitySet>,
+    lifetime: Duration,
+    notifier: Option<Arc<dyn ApprovalNotifier>>,
+    audit: Option<Arc<dyn AuditRecorder>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<G> std::fmt::Debug for Supervision<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervision")
+            .field("critical", &self.critical.to_strings())
+            .field("lifetime", &self.lifetime)
+            .field("notifier", &self.notifier.is_some())
+            .field("audit", &self.audit.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G: ApprovalGate> Supervision<G> {
+    /// Approvals kept in `gate`, needed for the capabilities `critical` matches (patterns:
+    /// `payments:*` makes every `payments:` capability critical).
+    pub fn new(gate: G, critical: CapabilitySet) -> Self {
+        Self {
+            gate,
+            critical: Arc::new(critical),
+            lifetime: DEFAULT_LIFETIME,
+            notifier: None,
+            audit: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// How long a pending approval waits for a decision (default 10 minutes, at most a day).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Tells the person about each new pending approval.
+    pub fn notifier(mut self, notifier: impl ApprovalNotifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    /// Records `approval_requested` and `approval_used` events through `recorder`.
+    pub fn audit(mut self, recorder: impl AuditRecorder) -> Self {
+        self.audit = Some(Arc::new(recorder));
+        self
+    }
+
+    /// Reads time from `clock` (the gate's own, for tests of expiry; default the system
+    /// clock): the time of audit events and of which approval still stands.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &G {
+        &self.gate
+    }
+
+    /// Whether `capability` needs a person's approval when a supervised principal uses it.
+    pub fn is_critical(&self, capability: &str) -> bool {
+        self.critical.matches(capability)
+    }
+
+    /// Whether `principal` may do `action` now. In order:
+    ///
+    /// 1. the ceiling does not allow the capability → `InsufficientScope`;
+    /// 2. the principal is not supervised, or the capability is not critical → `Ok`;
+    /// 3. an approved approval with this binding → one use spent (`approval_used`) → `Ok`;
+    /// 4. a pending one → `Required` with its id again;
+    /// 5. a denied, unexpired one → `Denied`;
+    /// 6. else a new pending approval (`approval_requested`), the notifier told → `Required`.
+    ///
+    /// A store error is `Unavailable`: never admission.
+    pub async fn check(
+        &self,
+        principal: &ExecutionPrincipal,
+        action: &CriticalAction,
+    ) -> Result<(), ApprovalRejection> {
+        if !principal.can(action.capability()) {
+            return Err(ApprovalRejection::InsufficientScope(
+                InsufficientScope::new(action.capability()),
+            ));
+        }
+        if !principal.is_supervised() || !self.is_critical(action.capability()) {
+            return Ok(());
+        }
+        let new = NewApproval::new(principal, action, self.lifetime).map_err(refusal)?;
+        if let Some(used) = self
+            .gate
+            .consume_approval(&new.binding)
+            .await
+            .map_err(refusal)?
+        {
+            let left = used.uses_remaining.unwrap_or(0);
+            self.record(
+                AuditAction::ApprovalUsed,
+                &used,
+                format!(
+                    "approval {} used ({left} left): {} {} with {}",
+                    used.id, used.method, used.path, used.capability
+                ),
+            )
+            .await;
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let standing = self
+            .gate
+            .list_approvals(&ApprovalFilter::all().binding(new.binding.clone()))
+            .await
+            .map_err(refusal)?;
+        // The newest decides: a denial after an expired pending one, a new ask after an
+        // expired denial.
+        for approval in standing.iter().rev() {
+            match approval.status_at(now) {
+                ApprovalStatus::Pending => {
+                    return Err(ApprovalRejection::Required(ApprovalSummary::of(approval)));
+                }
+                ApprovalStatus::Denied => {
+                    return Err(ApprovalRejection::Denied(ApprovalSummary::of(approval)));
+                }
+                _ => {}
+            }
+        }
+        let approval = self.gate.create_approval(new).await.map_err(refusal)?;
+        let mut detail = format!(
+            "approval {} requested: {} {} needs {}; {:?}",
+            approval.id, approval.method, approval.path, approval.capability, approval.binding_message
+        );
+        if let Some(details) = &approval.details {
+            detail.push_str("; ");
+            detail.push_str(&super::canonical_json(details));
+        }
+        self.record(AuditAction::ApprovalRequested, &approval, detail)
+            .await;
+        if let Some(notifier) = &self.notifier {
+            if let Err(error) = notifier.notify(&approval).await {
+                #[cfg(feature = "audit")]
+                tracing::warn!(approval = %approval.id, %error, "approval notifier failed");
+                #[cfg(not(feature = "audit"))]
+                let _ = error;
+            }
+        }
+        Err(ApprovalRejection::Required(ApprovalSummary::of(&approval)))
+    }
+
+    async fn record(&self, action: AuditAction, approval: &Approval, detail: String) {
+        if let Some(recorder) = &self.audit {
+            let mut event = approval_event(self.clock.now(), action, approval).detail(detail);
+            if action == AuditAction::ApprovalRequested {
+                event = event.request(&approval.method, &approval.path, 403);
+            }
+            crate::audit::record(&**recorder, event).await;
+        }
+    }
+}
+
+/// An event about `approval`: its agent, token, chain and owner (acted for).
+pub(crate) fn approval_event(
+    at: time::OffsetDateTime,
+    action: AuditAction,
+    approval: &Approval,
+) -> AuditEvent {
+    AuditEvent::new(at, action, Outcome::Success)
+        .agent(approval.agent_id.clone())
+        .token(approval.token_id.clone())
+        .actor(approval.owner.clone())
+        .delegation_chain(approval.delegation_chain.clone())
+}
+
+/// A store error as the agent sees it: its input refused, or the store unreachable.
+fn refusal(error: StoreError) -> ApprovalRejection {
+    match error {
+        StoreError::InvalidInput(message) => ApprovalRejection::Invalid(message),
+        _ => ApprovalRejection::Unavailable,
+    }
+}
