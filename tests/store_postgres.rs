@@ -329,6 +329,6 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, PgStore::SCHEMA_VERSION);
     cleanup.await;
 }

@@ -261,7 +261,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, SqliteStore::SCHEMA_VERSION);
 }
 
 #[tokio::test]

@@ -39,11 +39,14 @@ impl MemoryApprovals {
     }
 
     pub(crate) fn list(&self, filter: &ApprovalFilter, now: OffsetDateTime) -> Vec<Approval> {
-        self.lock()
+        let mut listed: Vec<Approval> = self
+            .lock()
             .iter()
             .filter(|a| filter.matches(a, now))
             .cloned()
-            .collect()
+            .collect();
+        listed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        listed
     }
 
     pub(crate) fn decide(
@@ -65,13 +68,21 @@ impl MemoryApprovals {
         Ok(decided)
     }
 
-    pub(crate) fn consume(&self, binding: &ApprovalBinding, now: OffsetDateTime) -> Option<Approval> {
+    pub(crate) fn consume(
+        &self,
+        binding: &ApprovalBinding,
+        now: OffsetDateTime,
+    ) -> Option<Approval> {
         let mut approvals = self.lock();
-        let approval = approvals.iter_mut().find(|a| {
-            a.binding == *binding
-                && a.status_at(now) == ApprovalStatus::Approved
-                && a.uses_remaining.is_some_and(|n| n > 0)
-        })?;
+        // The oldest usable one, as the SQL stores pick it.
+        let approval = approvals
+            .iter_mut()
+            .filter(|a| {
+                a.binding == *binding
+                    && a.status_at(now) == ApprovalStatus::Approved
+                    && a.uses_remaining.is_some_and(|n| n > 0)
+            })
+            .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))?;
         let left = approval.uses_remaining.unwrap_or(1) - 1;
         approval.uses_remaining = Some(left);
         if left == 0 {

@@ -233,6 +233,7 @@ impl ApprovalBinding {
         &self.0
     }
 
+    #[cfg(feature = "sql")]
     pub(crate) fn stored(hex: String) -> Self {
         Self(hex)
     }
@@ -420,7 +421,13 @@ impl NewApproval {
         match &self.details {
             None => {}
             Some(Value::Object(_)) => {
-                if self.details.as_ref().map(canonical_json).unwrap_or_default().len() > MAX_DETAILS
+                if self
+                    .details
+                    .as_ref()
+                    .map(canonical_json)
+                    .unwrap_or_default()
+                    .len()
+                    > MAX_DETAILS
                 {
                     return invalid("details: at most 4096 bytes of JSON");
                 }
@@ -432,7 +439,10 @@ impl NewApproval {
         }
         if self.method.is_empty()
             || self.method.len() > 32
-            || !self.method.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !self
+                .method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return invalid("method: an HTTP method");
         }
@@ -446,7 +456,11 @@ impl NewApproval {
     }
 
     /// The approval as stored: pending, created `now`.
-    pub(crate) fn pending(self, id: ApprovalId, now: OffsetDateTime) -> Result<Approval, StoreError> {
+    pub(crate) fn pending(
+        self,
+        id: ApprovalId,
+        now: OffsetDateTime,
+    ) -> Result<Approval, StoreError> {
         let expires_at = crate::store::prepare::later(now, self.lifetime)?;
         Ok(Approval {
             id,
@@ -515,9 +529,7 @@ impl ApprovalBounds {
 
     pub(crate) fn validate(&self) -> Result<(), StoreError> {
         if self.uses == 0 || self.uses > MAX_USES {
-            return Err(StoreError::InvalidInput(format!(
-                "uses: 1 to {MAX_USES}"
-            )));
+            return Err(StoreError::InvalidInput(format!("uses: 1 to {MAX_USES}")));
         }
         if self
             .valid_for
@@ -639,7 +651,7 @@ pub trait ApprovalGate: Send + Sync {
     /// The approval with this id.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError>;
 
-    /// The approvals passing `filter`, oldest first.
+    /// The approvals passing `filter`, oldest first (those of one instant by id).
     async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
 
     /// Approves or denies a pending, unexpired approval as `by`, now.

@@ -30,7 +30,11 @@ pub struct CriticalAction {
 
 impl CriticalAction {
     /// Using `capability` to answer `method path` (the path without its query string).
-    pub fn new(capability: impl Into<String>, method: &http::Method, path: impl Into<String>) -> Self {
+    pub fn new(
+        capability: impl Into<String>,
+        method: &http::Method,
+        path: impl Into<String>,
+    ) -> Self {
         Self {
             capability: capability.into(),
             method: method.as_str().to_owned(),
@@ -77,9 +81,9 @@ impl CriticalAction {
 
     /// The message the person reads.
     pub fn binding_message(&self) -> String {
-        self.message.clone().unwrap_or_else(|| {
-            format!("{} {} ({})", self.method, self.path, self.capability)
-        })
+        self.message
+            .clone()
+            .unwrap_or_else(|| format!("{} {} ({})", self.method, self.path, self.capability))
     }
 }
 
@@ -220,7 +224,11 @@ impl<G: ApprovalGate> Supervision<G> {
         let approval = self.gate.create_approval(new).await.map_err(refusal)?;
         let mut detail = format!(
             "approval {} requested: {} {} needs {}; {:?}",
-            approval.id, approval.method, approval.path, approval.capability, approval.binding_message
+            approval.id,
+            approval.method,
+            approval.path,
+            approval.capability,
+            approval.binding_message
         );
         if let Some(details) = &approval.details {
             detail.push_str("; ");

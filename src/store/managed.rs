@@ -39,8 +39,10 @@ use time::OffsetDateTime;
 
 use super::model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::{AgentStore, StoreError, TokenStore};
+use crate::approval::{
+    Approval, ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalId, Decision,
+};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditRecorder, Outcome};
-use crate::approval::{Approval, ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalId, Decision};
 use crate::ceiling::Policy;
 use crate::principal::{AgentId, TokenId, UserId};
 

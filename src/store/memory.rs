@@ -12,8 +12,8 @@ use super::prepare::{self, from_micros, micros, truncate};
 use super::resolve::{self, Reservation, StoredToken, TokenRecords, Uses, VerdictMemo};
 use super::{AgentStore, StoreError, TokenStore, UserDirectory};
 use crate::approval::{
-    Approval, ApprovalBinding, ApprovalFilter, ApprovalGate, ApprovalId, Decision,
-    MemoryApprovals, NewApproval,
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalGate, ApprovalId, Decision, MemoryApprovals,
+    NewApproval,
 };
 use crate::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink, MemoryAuditSink};
 use crate::ceiling::Policy;

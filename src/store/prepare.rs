@@ -58,7 +58,10 @@ pub(crate) fn from_micros(micros: i64) -> OffsetDateTime {
 }
 
 /// `now + by`, refused rather than overflowing.
-pub(crate) fn later(now: OffsetDateTime, by: std::time::Duration) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn later(
+    now: OffsetDateTime,
+    by: std::time::Duration,
+) -> Result<OffsetDateTime, StoreError> {
     time::Duration::try_from(by)
         .ok()
         .and_then(|by| now.checked_add(by))

@@ -64,9 +64,13 @@
 //! - `resolution` — what a token resolves to, and every reason it is refused;
 //! - `lifecycle` — agents, tokens, rotation, purging and thread-scoped children;
 //! - `grants` — grants and [`Managed`](crate::store::Managed)'s access rule;
-//! - `audit` — the store's own [`AuditSink`] and [`AuditQuery`].
+//! - `audit` — the store's own [`AuditSink`] and [`AuditQuery`];
+//! - `approval` — the store's [`ApprovalGate`](crate::approval::ApprovalGate): approvals kept,
+//!   decided once, spent exactly as often as approved (also under 50 concurrent consumers),
+//!   expired.
 //!
-//! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]. A store without an
+//! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]; `approval` a `Store`
+//! that is also an `ApprovalGate`. A store without an
 //! audit log of its own runs the others by naming them:
 //!
 //! ```
@@ -101,6 +105,8 @@ use crate::store::{
 use crate::token::TokenFormat;
 use crate::{AgentAuthLayer, InvalidReason, Principal, ResolveError, TokenLookup, TokenResolver};
 
+#[doc(hidden)]
+pub mod approval;
 #[doc(hidden)]
 pub mod audit;
 #[doc(hidden)]
@@ -336,13 +342,14 @@ pub mod __private {
 /// Runs the conformance suite against a store: one `#[test]` per case.
 ///
 /// `conformance_suite!(open)` runs every section; `conformance_suite!(open, [resolution,
-/// lifecycle])` only those named (`resolution`, `lifecycle`, `grants`, `audit`). `open` is a
+/// lifecycle])` only those named (`resolution`, `spending`, `lifecycle`, `grants`, `audit`,
+/// `approval`). `open` is a
 /// path to a function `async fn(MemoryUserDirectory, Arc<ManualClock>) -> Option<(S, impl
 /// Future<Output = ()>)>`; see the [`testing`](crate::testing) module for what it must return.
 #[macro_export]
 macro_rules! conformance_suite {
     ($open:path) => {
-        $crate::conformance_suite!($open, [resolution, spending, lifecycle, grants, audit]);
+        $crate::conformance_suite!($open, [resolution, spending, lifecycle, grants, audit, approval]);
     };
     ($open:path, [$($section:ident),* $(,)?]) => {
         $( $crate::conformance_suite!(@section $open, $section); )*
@@ -415,6 +422,15 @@ macro_rules! conformance_suite {
             case_audit_answers_what_an_identity_did,
             case_audit_records_management_and_denials,
             case_audit_events_are_listed_by_time,
+        );
+    };
+    (@section $open:path, approval) => {
+        $crate::conformance_suite!(@cases $open, approval:
+            case_approvals_round_trip_with_their_details,
+            case_an_approval_is_decided_once,
+            case_a_single_use_approval_is_consumed_exactly_once,
+            case_uses_bound_how_often_an_approval_admits,
+            case_approvals_expire,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

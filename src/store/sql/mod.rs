@@ -1,7 +1,8 @@
 //! The SQL stores: [`SqliteStore`] (feature `sqlite`) and [`PgStore`] (feature `postgres`).
 //!
-//! Both keep their data in five tables — `agent_auth_agents`, `agent_auth_tokens`,
-//! `agent_auth_grants`, `agent_auth_audit_events` and `agent_auth_schema_migrations` — created
+//! Both keep their data in six tables — `agent_auth_agents`, `agent_auth_tokens`,
+//! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals` and
+//! `agent_auth_schema_migrations` — created
 //! by versioned migrations embedded in the crate and applied when the store is opened (turn that
 //! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
 //! migrations are recorded in `agent_auth_schema_migrations` with a checksum, apart from any
@@ -35,6 +36,7 @@
 //! structs.
 
 mod agents;
+mod approvals;
 mod audit;
 mod backend;
 mod grants;
@@ -207,6 +209,8 @@ macro_rules! library_migrations {
                 "coalesced refusals, the trail indexed by time",
                 "0005_coalesced_refusals.sql"
             ),
+            // Version 6 (delegation and tasks) is the delegation work's; approvals follow it.
+            migration!(7, "approvals", "0007_approvals.sql"),
         ]
     }};
 }
@@ -431,6 +435,47 @@ macro_rules! sql_store {
                 user: &UserId,
             ) -> Result<Option<AccessRole>, StoreError> {
                 self.inner.role_of(agent, user).await
+            }
+        }
+
+        /// Approvals are kept in the `agent_auth_approvals` table.
+        #[async_trait::async_trait]
+        impl $crate::approval::ApprovalGate for $Store {
+            async fn create_approval(
+                &self,
+                new: $crate::approval::NewApproval,
+            ) -> Result<$crate::approval::Approval, StoreError> {
+                self.inner.create_approval(new).await
+            }
+
+            async fn approval(
+                &self,
+                id: &$crate::approval::ApprovalId,
+            ) -> Result<Option<$crate::approval::Approval>, StoreError> {
+                self.inner.approval(id).await
+            }
+
+            async fn list_approvals(
+                &self,
+                filter: &$crate::approval::ApprovalFilter,
+            ) -> Result<Vec<$crate::approval::Approval>, StoreError> {
+                self.inner.list_approvals(filter).await
+            }
+
+            async fn decide_approval(
+                &self,
+                id: &$crate::approval::ApprovalId,
+                by: &UserId,
+                decision: $crate::approval::Decision,
+            ) -> Result<$crate::approval::Approval, StoreError> {
+                self.inner.decide_approval(id, by, decision).await
+            }
+
+            async fn consume_approval(
+                &self,
+                binding: &$crate::approval::ApprovalBinding,
+            ) -> Result<Option<$crate::approval::Approval>, StoreError> {
+                self.inner.consume_approval(binding).await
             }
         }
 

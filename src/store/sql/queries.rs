@@ -221,3 +221,33 @@ mod tests {
         assert!(!RESOLVE.contains('?'));
     }
 }
+
+/// The columns of `agent_auth_approvals`, in insert order.
+pub(crate) const APPROVAL_COLUMNS: &str = "id, binding, agent_id, owner, token_id, \
+    delegation_chain, method, path, capability, details, binding_message, status, created_at, \
+    expires_at, decided_by, decided_at, uses, uses_remaining";
+
+pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO agent_auth_approvals (id, binding, \
+    agent_id, owner, token_id, delegation_chain, method, path, capability, details, \
+    binding_message, status, created_at, expires_at, decided_by, decided_at, uses, \
+    uses_remaining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+    $16, $17, $18)";
+
+/// A decision, made only while the approval is pending and unexpired (`$4` is now): the
+/// database, not a read before, says whether it still is, so two deciders cannot both win.
+pub(crate) const DECIDE_APPROVAL: &str = "UPDATE agent_auth_approvals SET status = $2, \
+    decided_by = $3, decided_at = $4, uses = $5, uses_remaining = $5, \
+    expires_at = COALESCE($6, expires_at) \
+    WHERE id = $1 AND status = 'pending' AND expires_at > $4";
+
+/// Spends one use of the oldest approved, unexpired approval with binding `$1` at `$2`, in
+/// one statement: the conditions are checked again on the row it updates (PostgreSQL re-reads
+/// a row another transaction changed meanwhile; SQLite has one writer), so a use is never
+/// spent twice.
+pub(crate) const CONSUME_APPROVAL: &str = "UPDATE agent_auth_approvals \
+    SET uses_remaining = uses_remaining - 1, \
+        status = CASE WHEN uses_remaining = 1 THEN 'used' ELSE status END \
+    WHERE id = (SELECT id FROM agent_auth_approvals WHERE binding = $1 AND status = 'approved' \
+        AND expires_at > $2 AND uses_remaining > 0 ORDER BY created_at, id LIMIT 1) \
+      AND status = 'approved' AND expires_at > $2 AND uses_remaining > 0 \
+    RETURNING id";

@@ -1,0 +1,204 @@
+//! Approvals in `agent_auth_approvals`: created, read, decided once, and spent a use at a
+//! time by one atomic statement.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::backend::{Arg, Driver, sql};
+use super::{Core, queries, store_error};
+use crate::approval::{
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
+    canonical_json,
+};
+use crate::principal::{AgentId, UserId};
+use crate::store::StoreError;
+use crate::store::prepare::{from_micros, micros};
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::unavailable(format!("stored approval {what} is not valid"))
+}
+
+fn count(value: Option<i64>) -> Result<Option<u32>, StoreError> {
+    value
+        .map(|n| u32::try_from(n).map_err(|_| corrupt("uses")))
+        .transpose()
+}
+
+/// The approval in `row` (every column of [`queries::APPROVAL_COLUMNS`]).
+fn approval<B: Driver>(row: &B::Row) -> Result<Approval, StoreError> {
+    let text = |c: &str| B::text(row, c).map_err(store_error);
+    let opt_text = |c: &str| B::opt_text(row, c).map_err(store_error);
+    let int = |c: &str| B::int(row, c).map_err(store_error);
+    let opt_int = |c: &str| B::opt_int(row, c).map_err(store_error);
+    let chain: Vec<String> =
+        serde_json::from_str(&text("delegation_chain")?).map_err(|_| corrupt("chain"))?;
+    let details = opt_text("details")?
+        .map(|t| serde_json::from_str::<Value>(&t).map_err(|_| corrupt("details")))
+        .transpose()?;
+    let status = text("status")?;
+    Ok(Approval {
+        id: ApprovalId::from(text("id")?),
+        binding: ApprovalBinding::stored(text("binding")?),
+        agent_id: AgentId::from(text("agent_id")?),
+        owner: UserId::from(text("owner")?),
+        token_id: text("token_id")?.into(),
+        delegation_chain: chain.into_iter().map(AgentId::from).collect(),
+        method: text("method")?,
+        path: text("path")?,
+        capability: text("capability")?,
+        details,
+        binding_message: text("binding_message")?,
+        status: ApprovalStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        created_at: from_micros(int("created_at")?),
+        expires_at: from_micros(int("expires_at")?),
+        decided_by: opt_text("decided_by")?.map(UserId::from),
+        decided_at: opt_int("decided_at")?.map(from_micros),
+        uses: count(opt_int("uses")?)?,
+        uses_remaining: count(opt_int("uses_remaining")?)?,
+    })
+}
+
+impl<B: Driver> Core<B> {
+    pub(crate) async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError> {
+        new.validate()?;
+        let approval = new.pending(crate::approval::new_id()?, self.now())?;
+        let chain: Vec<&str> = approval
+            .delegation_chain
+            .iter()
+            .map(AgentId::as_str)
+            .collect();
+        sql(queries::INSERT_APPROVAL)
+            .bind(approval.id.as_str())
+            .bind(approval.binding.as_str())
+            .bind(approval.agent_id.as_str())
+            .bind(approval.owner.as_str())
+            .bind(approval.token_id.as_str())
+            .bind(serde_json::to_string(&chain).map_err(StoreError::unavailable)?)
+            .bind(approval.method.as_str())
+            .bind(approval.path.as_str())
+            .bind(approval.capability.as_str())
+            .bind(approval.details.as_ref().map(canonical_json))
+            .bind(approval.binding_message.as_str())
+            .bind(approval.status.as_str())
+            .bind(micros(approval.created_at))
+            .bind(micros(approval.expires_at))
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(approval)
+    }
+
+    pub(crate) async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
+        let select = format!(
+            "SELECT {} FROM agent_auth_approvals WHERE id = $1",
+            queries::APPROVAL_COLUMNS
+        );
+        let row = sql(&select)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(|row| approval::<B>(&row)).transpose()
+    }
+
+    pub(crate) async fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let mut text = format!(
+            "SELECT {} FROM agent_auth_approvals WHERE 1 = 1",
+            queries::APPROVAL_COLUMNS
+        );
+        let mut args: Vec<Arg<'_>> = Vec::new();
+        for (column, value) in [
+            ("agent_id", filter.agent.as_ref().map(AgentId::as_str)),
+            ("owner", filter.owner.as_ref().map(UserId::as_str)),
+            (
+                "binding",
+                filter.binding.as_ref().map(ApprovalBinding::as_str),
+            ),
+        ] {
+            if let Some(value) = value {
+                args.push(Arg::from(value.to_owned()));
+                let _ = write!(text, " AND {column} = ${}", args.len());
+            }
+        }
+        text.push_str(" ORDER BY created_at, id");
+        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
+        let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
+        let now = self.now();
+        // Whether one has expired depends on now: the status is filtered here.
+        let mut approvals = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let approval = approval::<B>(row)?;
+            if filter.matches(&approval, now) {
+                approvals.push(approval);
+            }
+        }
+        Ok(approvals)
+    }
+
+    pub(crate) async fn decide_approval(
+        &self,
+        id: &ApprovalId,
+        by: &UserId,
+        decision: Decision,
+    ) -> Result<Approval, StoreError> {
+        let now = self.now();
+        let mut current = self
+            .approval(id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
+        // The same checks as every store, on what was read; the statement below checks again
+        // on what is there.
+        decision.apply(&mut current, by, now)?;
+        let window = match decision {
+            Decision::Approve(_) => Some(micros(current.expires_at)),
+            _ => None,
+        };
+        let changed = sql(queries::DECIDE_APPROVAL)
+            .bind(id.as_str())
+            .bind(current.status.as_str())
+            .bind(by.as_str())
+            .bind(micros(now))
+            .bind(current.uses.map(i64::from))
+            .bind(window)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if changed == 0 {
+            // Another decision (or expiry) came first: say which.
+            let status = self
+                .approval(id)
+                .await?
+                .map_or(ApprovalStatus::Expired, |a| a.status_at(now));
+            return Err(StoreError::ApprovalNotPending {
+                id: id.to_string(),
+                status: status.as_str(),
+            });
+        }
+        Ok(current)
+    }
+
+    pub(crate) async fn consume_approval(
+        &self,
+        binding: &ApprovalBinding,
+    ) -> Result<Option<Approval>, StoreError> {
+        let row = sql(queries::CONSUME_APPROVAL)
+            .bind(binding.as_str())
+            .bind(micros(self.now()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id = ApprovalId::from(B::text(&row, "id").map_err(store_error)?);
+        self.approval(&id).await
+    }
+}

@@ -1,0 +1,392 @@
+//! Approvals: what is kept, decided once, spent exactly as often as approved, and expired.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Env, Store};
+use crate::approval::{
+    ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalStatus, CriticalAction, Decision,
+    NewApproval,
+};
+use crate::store::{AgentType, NewAgent, NewToken, StoreError};
+
+/// What the approval cases need of a store.
+pub trait ApprovalStore: Store + ApprovalGate {}
+
+impl<T> ApprovalStore for T where T: Store + ApprovalGate {}
+
+const LIFETIME: Duration = Duration::from_secs(600);
+
+/// A supervised agent `slug` of alice's, and a new approval of a payment of `amount` by its
+/// token, not yet stored.
+async fn asked<S: ApprovalStore>(env: &Env<S>, slug: &str, amount: u32) -> NewApproval {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new(slug, "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let token = env.token(&agent.id, NewToken::new("t")).await;
+    let principal = env.resolve(&token).await.unwrap();
+    assert!(principal.is_supervised());
+    payment(&principal, amount)
+}
+
+fn payment(principal: &crate::ExecutionPrincipal, amount: u32) -> NewApproval {
+    let action = CriticalAction::new("payments:send", &http::Method::POST, "/payments")
+        .details(
+            json!({"type": "payment", "amount": amount, "currency": "EUR",
+                        "to": {"name": "ACME", "iban": "DE00"}}),
+        )
+        .message(format!("Pay {amount} EUR to ACME"));
+    NewApproval::new(principal, &action, LIFETIME).unwrap()
+}
+
+pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env: Env<S>) {
+    let new = asked(&env, "payer", 50).await;
+    let created = env.store.create_approval(new.clone()).await.unwrap();
+    assert!(created.id.as_str().starts_with("apr_"), "{:?}", created.id);
+    assert_eq!(created.status, ApprovalStatus::Pending);
+    assert_eq!(created.created_at, env.now_micros());
+    assert_eq!(created.expires_at, env.now_micros() + LIFETIME);
+    assert_eq!(created.binding_message, "Pay 50 EUR to ACME");
+    assert_eq!(created.details.as_ref().unwrap()["to"]["name"], "ACME");
+    assert_eq!(created.binding, new.binding);
+    assert_eq!(
+        (
+            created.uses,
+            created.uses_remaining,
+            created.decided_by.clone()
+        ),
+        (None, None, None)
+    );
+    let read = env.store.approval(&created.id).await.unwrap();
+    assert_eq!(read.as_ref(), Some(&created), "read back as created");
+    assert_eq!(
+        env.store.approval(&"apr_missing".into()).await.unwrap(),
+        None
+    );
+
+    env.clock.advance(Duration::from_secs(1));
+    let other = env
+        .store
+        .create_approval(asked(&env, "other", 7).await)
+        .await
+        .unwrap();
+    let ids =
+        |list: Vec<crate::approval::Approval>| list.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    let all = env
+        .store
+        .list_approvals(&ApprovalFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(all),
+        [created.id.clone(), other.id.clone()],
+        "oldest first"
+    );
+    let by_agent = ApprovalFilter::all().agent(created.agent_id.clone());
+    assert_eq!(
+        ids(env.store.list_approvals(&by_agent).await.unwrap()),
+        [created.id.clone()]
+    );
+    let by_owner = ApprovalFilter::all().owner("alice");
+    assert_eq!(env.store.list_approvals(&by_owner).await.unwrap().len(), 2);
+    let nobody = ApprovalFilter::all().owner("bob");
+    assert!(env.store.list_approvals(&nobody).await.unwrap().is_empty());
+    let by_binding = ApprovalFilter::all().binding(other.binding.clone());
+    assert_eq!(
+        ids(env.store.list_approvals(&by_binding).await.unwrap()),
+        [other.id.clone()]
+    );
+    env.store
+        .decide_approval(&other.id, &"alice".into(), Decision::Deny)
+        .await
+        .unwrap();
+    let pending = ApprovalFilter::all().status(ApprovalStatus::Pending);
+    assert_eq!(
+        ids(env.store.list_approvals(&pending).await.unwrap()),
+        [created.id.clone()]
+    );
+    let denied = ApprovalFilter::all().status(ApprovalStatus::Denied);
+    assert_eq!(
+        ids(env.store.list_approvals(&denied).await.unwrap()),
+        [other.id]
+    );
+
+    // Refused by every store alike, and nothing kept.
+    let mut hidden = new.clone();
+    hidden.binding_message = "Pay 50 EUR to \u{202E}EMCA".into();
+    let mut not_an_object = new;
+    not_an_object.details = Some(json!([1, 2]));
+    for bad in [hidden, not_an_object] {
+        let refused = env.store.create_approval(bad).await;
+        assert!(
+            matches!(refused, Err(StoreError::InvalidInput(_))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        env.store
+            .list_approvals(&ApprovalFilter::all())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn case_an_approval_is_decided_once<S: ApprovalStore>(env: Env<S>) {
+    let first = env
+        .store
+        .create_approval(asked(&env, "payer", 50).await)
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(5));
+    let approved = env
+        .store
+        .decide_approval(
+            &first.id,
+            &"bob".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved.status, ApprovalStatus::Approved);
+    assert_eq!(approved.decided_by, Some("bob".into()));
+    assert_eq!(approved.decided_at, Some(env.now_micros()));
+    assert_eq!((approved.uses, approved.uses_remaining), (Some(1), Some(1)));
+    assert_eq!(
+        approved.expires_at, first.expires_at,
+        "no window: the pending expiry stands"
+    );
+    assert_eq!(
+        env.store.approval(&first.id).await.unwrap(),
+        Some(approved.clone())
+    );
+    for again in [
+        Decision::Approve(ApprovalBounds::default().uses(5)),
+        Decision::Deny,
+    ] {
+        let refused = env
+            .store
+            .decide_approval(&first.id, &"alice".into(), again)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::ApprovalNotPending {
+                    status: "approved",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        env.store.approval(&first.id).await.unwrap(),
+        Some(approved),
+        "unchanged"
+    );
+
+    let second = env
+        .store
+        .create_approval(asked(&env, "other", 9).await)
+        .await
+        .unwrap();
+    let bad = env
+        .store
+        .decide_approval(
+            &second.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default().uses(0)),
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidInput(_))), "{bad:?}");
+    env.store
+        .decide_approval(&second.id, &"alice".into(), Decision::Deny)
+        .await
+        .unwrap();
+    let late = env
+        .store
+        .decide_approval(
+            &second.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(StoreError::ApprovalNotPending {
+                status: "denied",
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    assert_eq!(
+        env.store.consume_approval(&second.binding).await.unwrap(),
+        None,
+        "denied admits nothing"
+    );
+    let unknown = env
+        .store
+        .decide_approval(&"apr_missing".into(), &"alice".into(), Decision::Deny)
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownApproval(_))),
+        "{unknown:?}"
+    );
+}
+
+pub async fn case_a_single_use_approval_is_consumed_exactly_once<S: ApprovalStore>(env: Env<S>) {
+    let approval = env
+        .store
+        .create_approval(asked(&env, "payer", 50).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.store.consume_approval(&approval.binding).await.unwrap(),
+        None,
+        "a pending approval admits nothing"
+    );
+    env.store
+        .decide_approval(
+            &approval.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await
+        .unwrap();
+    let mut consumers = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = env.store.clone();
+        let binding = approval.binding.clone();
+        consumers.spawn(async move { store.consume_approval(&binding).await.unwrap() });
+    }
+    let mut admitted = Vec::new();
+    while let Some(consumed) = consumers.join_next().await {
+        admitted.extend(consumed.unwrap());
+    }
+    assert_eq!(admitted.len(), 1, "exactly one of 50 concurrent consumers");
+    assert_eq!(admitted[0].id, approval.id);
+    assert_eq!(admitted[0].uses_remaining, Some(0));
+    let spent = env.store.approval(&approval.id).await.unwrap().unwrap();
+    assert_eq!(spent.status, ApprovalStatus::Used);
+}
+
+pub async fn case_uses_bound_how_often_an_approval_admits<S: ApprovalStore>(env: Env<S>) {
+    let approval = env
+        .store
+        .create_approval(asked(&env, "payer", 50).await)
+        .await
+        .unwrap();
+    env.store
+        .decide_approval(
+            &approval.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default().uses(3)),
+        )
+        .await
+        .unwrap();
+    for left in [2, 1, 0] {
+        let used = env
+            .store
+            .consume_approval(&approval.binding)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(used.uses_remaining, Some(left));
+    }
+    assert_eq!(
+        env.store.consume_approval(&approval.binding).await.unwrap(),
+        None
+    );
+    let other = asked(&env, "other", 50).await;
+    assert_ne!(
+        other.binding, approval.binding,
+        "another token asks for something else"
+    );
+    assert_eq!(
+        env.store.consume_approval(&other.binding).await.unwrap(),
+        None
+    );
+}
+
+pub async fn case_approvals_expire<S: ApprovalStore>(env: Env<S>) {
+    let late = env
+        .store
+        .create_approval(asked(&env, "payer", 50).await)
+        .await
+        .unwrap();
+    env.clock.advance(LIFETIME);
+    assert_eq!(
+        env.store
+            .approval(&late.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_at(env.now_micros()),
+        ApprovalStatus::Expired
+    );
+    let expired = ApprovalFilter::all().status(ApprovalStatus::Expired);
+    assert_eq!(env.store.list_approvals(&expired).await.unwrap().len(), 1);
+    let refused = env
+        .store
+        .decide_approval(
+            &late.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::ApprovalNotPending {
+                status: "expired",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    // Approved with a window: usable until the window ends, even past the pending expiry.
+    let windowed = env
+        .store
+        .create_approval(asked(&env, "windowed", 50).await)
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    let approved = env
+        .store
+        .decide_approval(
+            &windowed.id,
+            &"alice".into(),
+            Decision::Approve(
+                ApprovalBounds::default()
+                    .uses(10)
+                    .valid_for(Duration::from_secs(3600)),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        approved.expires_at,
+        env.now_micros() + Duration::from_secs(3600)
+    );
+    env.clock.advance(Duration::from_secs(3599));
+    assert!(
+        env.store
+            .consume_approval(&windowed.binding)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    env.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        env.store.consume_approval(&windowed.binding).await.unwrap(),
+        None,
+        "window over"
+    );
+}
