@@ -1508,3 +1508,161 @@ fn a_password_reset_ends_the_sessions_of_the_old_password() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A POST of a JSON `body` with a bearer token: the status, the head (lower-cased header
+/// lines) and the body.
+fn post_json(address: &str, path: &str, token: &str, body: &str) -> (u16, String, Value) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status, head.to_lowercase(), body)
+}
+
+/// The value of header `name` (lower case) in `head`.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+}
+
+/// A supervised agent's payment through the real server waits for a person: refused with an
+/// approval id, listed by the CLI with its details, approved there by an admin (not the owner),
+/// admitted once, then asked for anew; the trail has every step in order.
+#[test]
+fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
+    let db = Db::sqlite();
+    cli(&db, &["migrate"]).ok();
+    for user in ["olga", "adam", "vera"] {
+        cli(&db, &["user", "add", user]).ok();
+    }
+    cli(
+        &db,
+        &[
+            "agent",
+            "create",
+            "payer",
+            "--owner",
+            "olga",
+            "--type",
+            "supervised",
+        ],
+    )
+    .ok();
+    cli(&db, &["grant", "add", "payer", "adam", "admin"]).ok();
+    cli(&db, &["grant", "add", "payer", "vera", "operator"]).ok();
+    let token = cli(&db, &["token", "create", "payer", "--label", "e2e"]).ok();
+    let token = token.stdout.lines().next().unwrap().to_owned();
+    let (mut server, address, _stdout) = serve(&db, &[]);
+    let payment = r#"{"amount": 50, "currency": "EUR", "to": "ACME"}"#;
+
+    let (status, head, body) = post_json(&address, "/demo/payments", &token, payment);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "approval_required");
+    assert_eq!(body["binding_message"], "Pay 50 EUR to ACME");
+    let id = body["approval_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("apr_"), "{id}");
+    assert_eq!(header(&head, "approval-id"), Some(id.as_str()));
+    assert_eq!(
+        header(&head, "www-authenticate"),
+        Some(format!("bearer error=\"approval_required\", approval_id=\"{id}\"").as_str())
+    );
+    let (status, _, again) = post_json(&address, "/demo/payments", &token, payment);
+    assert_eq!(
+        (status, again["approval_id"].as_str()),
+        (403, Some(id.as_str())),
+        "no duplicate"
+    );
+
+    let listed = cli(&db, &["--json", "approval", "list", "--status", "pending"])
+        .ok()
+        .json();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["agent"], "payer");
+    assert_eq!(listed[0]["capability"], "payments:send");
+    assert_eq!(listed[0]["details"]["amount"], 50);
+    assert_eq!(listed[0]["details"]["to"], "ACME");
+    let table = cli(&db, &["approval", "list", "--agent", "payer"])
+        .ok()
+        .stdout;
+    assert!(
+        table.contains(&id) && table.contains("Pay 50 EUR to ACME"),
+        "{table}"
+    );
+
+    cli(&db, &["approval", "approve", &id, "--as", "vera"]).fails_with("may not decide approvals");
+    let approved = cli(&db, &["approval", "approve", &id, "--as", "adam"])
+        .ok()
+        .stdout;
+    assert!(
+        approved.contains(&format!("approval {id} approved: 1 use")),
+        "{approved}"
+    );
+
+    let (status, _, paid) = post_json(&address, "/demo/payments", &token, payment);
+    assert_eq!(status, 201, "{paid}");
+    assert_eq!(paid["paid"]["to"], "ACME");
+    let (status, _, next) = post_json(&address, "/demo/payments", &token, payment);
+    assert_eq!(status, 403, "{next}");
+    assert_eq!(next["error"], "approval_required");
+    assert_ne!(
+        next["approval_id"].as_str(),
+        Some(id.as_str()),
+        "spent: a new approval"
+    );
+
+    // A graceful stop flushes the server's audit events.
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status();
+        assert!(server.wait().unwrap().success());
+        let trail = cli(&db, &["--json", "audit", "payer"]).ok().json();
+        let steps: Vec<(String, String)> = trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["action"].as_str().unwrap().starts_with("approval_") && e["outcome"] == "success"
+            })
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap().to_owned(),
+                    e["actor"].as_str().unwrap_or("-").to_owned(),
+                )
+            })
+            .collect();
+        let step = |action: &str, actor: &str| (action.to_owned(), actor.to_owned());
+        assert_eq!(
+            steps,
+            [
+                step("approval_requested", "olga"),
+                step("approval_granted", "adam"),
+                step("approval_used", "olga"),
+                step("approval_requested", "olga"),
+            ]
+        );
+        assert!(
+            trail
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "approval_granted"
+                    && e["outcome"] == "denied"
+                    && e["actor"] == "vera"),
+            "the refused attempt is recorded"
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}

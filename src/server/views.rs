@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::approval::Approval;
 use crate::audit::AuditEvent;
 use crate::store::{AccessGrant, Agent, IssuedToken, TokenInfo};
 
@@ -93,5 +94,28 @@ pub fn event(event: &AuditEvent) -> Value {
         "task_id": event.task_id,
         "detail": event.detail,
         "occurrences": event.occurrences,
+    })
+}
+
+/// An approval, its status as of `now` (an approval past its expiry is `expired`).
+pub fn approval(approval: &Approval, now: OffsetDateTime) -> Value {
+    json!({
+        "id": approval.id.as_str(),
+        "status": approval.status_at(now).as_str(),
+        "agent_id": approval.agent_id.as_str(),
+        "owner": approval.owner.as_str(),
+        "token_id": approval.token_id.as_str(),
+        "delegation_chain": approval.delegation_chain.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "method": approval.method,
+        "path": approval.path,
+        "capability": approval.capability,
+        "details": approval.details,
+        "binding_message": approval.binding_message,
+        "created_at": time(Some(approval.created_at)),
+        "expires_at": time(Some(approval.expires_at)),
+        "decided_by": approval.decided_by.as_ref().map(|u| u.as_str()),
+        "decided_at": time(approval.decided_at),
+        "uses": approval.uses,
+        "uses_remaining": approval.uses_remaining,
     })
 }

@@ -4,6 +4,9 @@ use std::error::Error;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tower_agent_auth::approval::{
+    Approval, ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalStatus, canonical_json,
+};
 use tower_agent_auth::audit::{AuditFilter, AuditWriter, WriterOptions};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::principal::{TokenId, UserId};
@@ -17,8 +20,8 @@ use crate::backend::{self, Accounts};
 use crate::output::{count, list, out, parse_duration, print, print_one, warn};
 use crate::store::Store;
 use crate::{
-    Actor, AgentCommand, AuditArgs, ChildCommand, Cli, Command, GrantCommand, TokenCommand,
-    UserCommand, dispatch, serve,
+    Actor, AgentCommand, ApprovalCommand, AuditArgs, ChildCommand, Cli, Command, GrantCommand,
+    TokenCommand, UserCommand, dispatch, serve,
 };
 use tower_agent_auth::store::PoolSettings;
 
@@ -656,8 +659,155 @@ async fn managed_command<S: Store>(
                 ));
             }
         }
+        Command::Approval(command) => approvals(store, writer, command, json).await?,
         Command::Migrate | Command::User(_) | Command::Serve(_) => {
             unreachable!("handled before a store is chosen")
+        }
+    }
+    Ok(())
+}
+
+/// The agent an approval is of, by id (its slug is what people read).
+async fn approval_agent<S: Store>(store: &S, approval: &Approval) -> Result<Agent> {
+    Ok(store
+        .agent(&approval.agent_id)
+        .await?
+        .ok_or_else(|| StoreError::UnknownAgent(approval.agent_id.to_string()))?)
+}
+
+/// An approval as the CLI shows it: the view, with its agent's slug.
+async fn approval_row<S: Store>(store: &S, approval: &Approval) -> Result<Value> {
+    let mut row = views::approval(approval, store.clock().now());
+    row["agent"] = match store.agent(&approval.agent_id).await? {
+        Some(agent) => json!(&*agent.slug),
+        None => Value::Null,
+    };
+    Ok(row)
+}
+
+/// `approval list|show|approve|deny`: through `Managed` as `--as` (or, deciding, the agent's
+/// owner); without `--as`, a list shows every approval, as `agent list` shows every agent.
+async fn approvals<S: Store>(
+    store: &S,
+    writer: &AuditWriter,
+    command: ApprovalCommand,
+    json: bool,
+) -> Result<()> {
+    let as_user = |who: UserId| Managed::new(store, who).with_audit(writer);
+    let by_id = |id: &str| -> Result<ApprovalId> {
+        if id.is_empty()
+            || id.len() > 64
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(StoreError::UnknownApproval(id.chars().take(64).collect()).into());
+        }
+        Ok(ApprovalId::from(id))
+    };
+    match command {
+        ApprovalCommand::List {
+            agent: slug,
+            status,
+            actor: who,
+        } => {
+            let mut filter = ApprovalFilter::all();
+            if let Some(slug) = &slug {
+                filter = filter.agent(agent(store, slug).await?.id);
+            }
+            if let Some(status) = &status {
+                let status = ApprovalStatus::parse(status).ok_or_else(|| {
+                    format!("invalid status {status:?}: pending, approved, denied, used or expired")
+                })?;
+                filter = filter.status(status);
+            }
+            let listed = match &who.acting_user {
+                Some(user) => {
+                    as_user(UserId::from(user.as_str()))
+                        .approvals(&filter)
+                        .await?
+                }
+                None => store.list_approvals(&filter).await?,
+            };
+            let mut rows = Vec::with_capacity(listed.len());
+            for approval in &listed {
+                let mut row = approval_row(store, approval).await?;
+                if !json {
+                    row["details"] = approval
+                        .details
+                        .as_ref()
+                        .map_or(Value::Null, |d| json!(canonical_json(d)));
+                    row["request"] = json!(format!("{} {}", approval.method, approval.path));
+                }
+                rows.push(row);
+            }
+            print(
+                json,
+                &rows,
+                &[
+                    "id",
+                    "status",
+                    "agent",
+                    "request",
+                    "capability",
+                    "binding_message",
+                    "details",
+                    "expires_at",
+                    "decided_by",
+                ],
+            )?;
+        }
+        ApprovalCommand::Show { id, actor: who } => {
+            let id = by_id(&id)?;
+            let approval = match &who.acting_user {
+                Some(user) => as_user(UserId::from(user.as_str())).approval(&id).await?,
+                None => store
+                    .approval(&id)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?,
+            };
+            print_one(json, &approval_row(store, &approval).await?)?;
+        }
+        ApprovalCommand::Approve {
+            id,
+            uses,
+            valid_for,
+            actor: who,
+        } => {
+            let id = by_id(&id)?;
+            let mut bounds = ApprovalBounds::default().uses(uses);
+            if let Some(window) = &valid_for {
+                bounds =
+                    bounds.valid_for(parse_duration(window).map_err(|e| format!("--for: {e}"))?);
+            }
+            let asked = store
+                .approval(&id)
+                .await?
+                .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
+            let target = approval_agent(store, &asked).await?;
+            let approved = as_user(actor(&who, &target)).approve(&id, bounds).await?;
+            if json {
+                out(approval_row(store, &approved).await?)?;
+            } else {
+                out(format!(
+                    "approval {id} approved: {} until {} ({})",
+                    count(approved.uses.unwrap_or(1) as usize, "use"),
+                    crate::output::cell(&views::time(Some(approved.expires_at))),
+                    approved.binding_message
+                ))?;
+            }
+        }
+        ApprovalCommand::Deny { id, actor: who } => {
+            let id = by_id(&id)?;
+            let asked = store
+                .approval(&id)
+                .await?
+                .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
+            let target = approval_agent(store, &asked).await?;
+            let denied = as_user(actor(&who, &target)).deny(&id).await?;
+            if json {
+                out(approval_row(store, &denied).await?)?;
+            } else {
+                out(format!("approval {id} denied ({})", denied.binding_message))?;
+            }
         }
     }
     Ok(())

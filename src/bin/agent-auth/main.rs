@@ -78,6 +78,9 @@ pub enum Command {
     Grant(GrantCommand),
     /// What an agent did, and what was done to it (with its children), oldest first.
     Audit(AuditArgs),
+    /// Approvals a supervised agent's critical requests wait for: list, approve, deny.
+    #[command(subcommand)]
+    Approval(ApprovalCommand),
     /// Run the reference server: management API, login, and a demo protected API.
     Serve(serve::ServeArgs),
 }
@@ -357,6 +360,49 @@ pub enum GrantCommand {
     List {
         /// The agent's slug.
         slug: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApprovalCommand {
+    /// List approvals, oldest first (with --as, only those of agents the user may see).
+    List {
+        /// Only this agent's.
+        #[arg(long, value_name = "SLUG")]
+        agent: Option<String>,
+        /// Only those pending, approved, denied, used or expired.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Show one approval with its details.
+    Show {
+        /// The approval id (apr_…).
+        id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Approve a pending approval: the agent's retry of that very request is admitted.
+    Approve {
+        /// The approval id (apr_…).
+        id: String,
+        /// How many requests it admits.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        uses: u32,
+        /// Usable for this long from now (15m, 3600, 1d) instead of until the pending
+        /// approval would have expired.
+        #[arg(long = "for", value_name = "DURATION")]
+        valid_for: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Deny a pending approval: the agent's retries are refused until it expires.
+    Deny {
+        /// The approval id (apr_…).
+        id: String,
+        #[command(flatten)]
+        actor: Actor,
     },
 }
 

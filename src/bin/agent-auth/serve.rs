@@ -17,8 +17,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_agent_auth::approval::{Approval, ApprovalNotifier, CriticalAction, Supervision};
 use tower_agent_auth::audit::{AuditWriter, WriterOptions};
 use tower_agent_auth::axum::Require;
+use tower_agent_auth::ceiling::CapabilitySet;
 use tower_agent_auth::reason::InvalidReason;
 use tower_agent_auth::server::{
     Login, LoginLimits, LoginThrottle, ManageState, Sessions, catch_panics, home_router,
@@ -73,6 +75,17 @@ pub struct ServeArgs {
     /// the sign-in limits count; by default the header is never believed.
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_proxy)]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// A capability (or pattern, `payments:*`) whose use by a supervised agent waits for a
+    /// person's approval; repeatable. The demo's `POST /demo/payments` needs `payments:send`.
+    #[arg(
+        long = "critical-capability",
+        value_name = "CAP",
+        default_values_t = ["payments:send".to_owned()]
+    )]
+    critical_capabilities: Vec<String>,
+    /// How long an approval waits for a person's decision.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    approval_lifetime: String,
 }
 
 /// `10.0.0.0/8`, `2001:db8::/32`, or one address (`127.0.0.1`).
@@ -122,8 +135,70 @@ fn init_logging() {
         .try_init();
 }
 
-/// The demo API: who am I, and two routes that need capabilities.
-fn demo() -> Router {
+/// A demo payment: what `POST /demo/payments` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payment {
+    amount: u64,
+    currency: String,
+    to: String,
+}
+
+/// `POST /demo/payments`: needs `payments:send`, and a supervised agent's payment waits for a
+/// person's approval of exactly this payment (amount, currency, payee).
+async fn pay<S: Store + Send + Sync>(
+    axum::extract::State(supervision): axum::extract::State<Supervision<S>>,
+    principal: Principal,
+    uri: http::Uri,
+    payment: Result<Json<Payment>, axum::extract::rejection::JsonRejection>,
+) -> Result<(http::StatusCode, Json<Value>), Response> {
+    use axum::response::IntoResponse;
+    let invalid = |message: &str| {
+        (
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "invalid", "message": message})),
+        )
+            .into_response()
+    };
+    let Json(payment) = payment
+        .map_err(|_| invalid("body: {\"amount\": N, \"currency\": \"EUR\", \"to\": \"…\"}"))?;
+    if payment.amount == 0
+        || payment.currency.len() != 3
+        || !payment.currency.bytes().all(|b| b.is_ascii_uppercase())
+        || payment.to.trim().is_empty()
+        || payment.to.chars().count() > 64
+    {
+        return Err(invalid(
+            "amount: more than 0; currency: 3 capital letters; to: 1-64 characters",
+        ));
+    }
+    let action = CriticalAction::new("payments:send", &http::Method::POST, uri.path())
+        .details(json!({
+            "type": "payment",
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "to": payment.to,
+        }))
+        .message(format!(
+            "Pay {} {} to {}",
+            payment.amount, payment.currency, payment.to
+        ));
+    supervision
+        .check(&principal, &action)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((
+        http::StatusCode::CREATED,
+        Json(json!({
+            "paid": {"amount": payment.amount, "currency": payment.currency, "to": payment.to},
+            "by": principal.user_id().as_str(),
+            "agent": principal.agent_ref().map(|a| a.slug()),
+        })),
+    ))
+}
+
+/// The demo API: who am I, two routes that need capabilities, and a critical one.
+fn demo<S: Store + Send + Sync>(supervision: Supervision<S>) -> Router {
     async fn me(principal: Principal) -> Json<Value> {
         Json(json!({
             "user": principal.user_id().as_str(),
@@ -147,6 +222,27 @@ fn demo() -> Router {
     Router::new()
         .route("/demo/me", get(me))
         .route("/demo/posts", get(list).post(create))
+        .route(
+            "/demo/payments",
+            axum::routing::post(pay::<S>).with_state(supervision),
+        )
+}
+
+/// Tells the person through the server's log: the reference server has no mail or chat.
+struct LogNotifier;
+
+#[tower_agent_auth::async_trait]
+impl ApprovalNotifier for LogNotifier {
+    async fn notify(&self, approval: &Approval) -> Result<(), tower_agent_auth::reason::BoxError> {
+        tracing::info!(
+            approval = %approval.id,
+            owner = %approval.owner,
+            message = approval.binding_message,
+            "approval requested; answer with `agent-auth approval approve|deny {}`",
+            approval.id
+        );
+        Ok(())
+    }
 }
 
 /// One log line per request: method, path without the query string, status, time, and for a
@@ -214,6 +310,16 @@ async fn serve<S: Store + Send + Sync>(
         store: store.clone(),
         audit: Some(writer.clone()),
     };
+    let critical = CapabilitySet::parse(&args.critical_capabilities)
+        .map_err(|e| format!("--critical-capability: {e}"))?;
+    let approval_lifetime = positive(&args.approval_lifetime, "--approval-lifetime")?;
+    if approval_lifetime > tower_agent_auth::approval::MAX_LIFETIME {
+        return Err("--approval-lifetime: at most 1d".into());
+    }
+    let supervision = Supervision::new(store.clone(), critical)
+        .lifetime(approval_lifetime)
+        .notifier(LogNotifier)
+        .audit(writer.clone());
     let routes = Router::new()
         .merge(
             Login::new(sessions, accounts.clone())
@@ -225,7 +331,7 @@ async fn serve<S: Store + Send + Sync>(
         )
         .merge(home_router(manage.clone()))
         .merge(manage_router(manage))
-        .merge(demo());
+        .merge(demo(supervision));
     let body_timeout = positive(&args.body_timeout, "--body-timeout")?;
     let app = application(routes, auth, body_timeout);
 
@@ -261,7 +367,7 @@ async fn demo_seed<S: Store>(
     accounts: &Accounts,
     address: SocketAddr,
 ) -> Result<(), Box<dyn Error>> {
-    use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+    use tower_agent_auth::ceiling::Policy;
     use tower_agent_auth::store::{NewAgent, NewToken};
     let first_run = !accounts.list().await?.iter().any(|a| a.id == "demo");
     if first_run {

@@ -1,12 +1,21 @@
 //! What the commands and the server need of a store: every store trait of the library.
 
 use tower_agent_auth::TokenResolver;
+use tower_agent_auth::approval::ApprovalGate;
 use tower_agent_auth::audit::{AuditQuery, AuditSink};
 use tower_agent_auth::store::{AgentStore, GrantStore, TokenStore};
 
 /// What the commands need of a store.
 pub trait Store:
-    AgentStore + TokenStore + GrantStore + TokenResolver + AuditSink + AuditQuery + Clone + 'static
+    AgentStore
+    + TokenStore
+    + GrantStore
+    + TokenResolver
+    + AuditSink
+    + AuditQuery
+    + ApprovalGate
+    + Clone
+    + 'static
 {
 }
 impl<T> Store for T where
@@ -16,6 +25,7 @@ impl<T> Store for T where
         + TokenResolver
         + AuditSink
         + AuditQuery
+        + ApprovalGate
         + Clone
         + 'static
 {
