@@ -10,6 +10,9 @@ use super::body::{Body, Params};
 use super::csrf::SameOriginLayer;
 use super::error::ApiError;
 use super::{pages, views};
+use crate::approval::{
+    Approval, ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalId, ApprovalStatus,
+};
 use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AuthSource, Principal, TokenId, UserId};
@@ -48,9 +51,21 @@ pub struct ManageState<S> {
 /// | `DELETE /api/agents/{slug}/tokens/{id}`; `POST …/{id}/rotate` | revoke; rotate with `grace_seconds` |
 /// | `GET /api/agents/{slug}/grants`; `PUT`, `DELETE …/grants/{user}` | access grants |
 /// | `GET /api/agents/{slug}/audit?since=…&until=…&last=…` | the audit trail, newest last (RFC 3339 instants or durations ago: `since=1h`); the newest `last` events (default 1,000, at most 10,000) |
+/// | `GET /api/approvals?agent=…&status=…` | approvals of the agents the user may see, oldest first (`status`: pending, approved, denied, used, expired) |
+/// | `GET /api/approvals/{id}` | one approval, with its details |
+/// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired)}`; owner or admin |
+/// | `POST /api/approvals/{id}/deny` | deny it; owner or admin |
 pub fn manage_router<S>(state: ManageState<S>) -> Router
 where
-    S: AgentStore + TokenStore + GrantStore + AuditQuery + Clone + Send + Sync + 'static,
+    S: AgentStore
+        + TokenStore
+        + GrantStore
+        + AuditQuery
+        + ApprovalGate
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     Router::new()
         .route("/api/me", get(me))
@@ -77,6 +92,10 @@ where
             put(grant::<S>).delete(withdraw::<S>),
         )
         .route("/api/agents/{slug}/audit", get(audit::<S>))
+        .route("/api/approvals", get(list_approvals::<S>))
+        .route("/api/approvals/{id}", get(show_approval::<S>))
+        .route("/api/approvals/{id}/approve", post(approve::<S>))
+        .route("/api/approvals/{id}/deny", post(deny::<S>))
         .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
 }
@@ -613,4 +632,116 @@ where
     filter = filter.last(last);
     let events = managed.audit_events(&agent.id, filter).await?;
     Ok(Json(events.iter().map(views::event).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalQuery {
+    /// An agent's slug.
+    agent: Option<String>,
+    status: Option<String>,
+}
+
+/// An approval as the API shows it: the view, with its agent's slug.
+async fn approval_view<S: AgentStore>(store: &S, approval: &Approval) -> Result<Value, ApiError> {
+    let mut view = views::approval(approval, store.clock().now());
+    view["agent"] = match store.agent(&approval.agent_id).await? {
+        Some(agent) => json!(&*agent.slug),
+        None => Value::Null,
+    };
+    Ok(view)
+}
+
+/// An id from a path: an approval id has no other shape, so no need to ask the store.
+fn approval_id(id: &str) -> Result<ApprovalId, ApiError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(StoreError::UnknownApproval(crate::store::shortened(id)).into());
+    }
+    Ok(ApprovalId::from(id))
+}
+
+async fn list_approvals<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Params(query): Params<ApprovalQuery>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+{
+    let user = person(&principal)?;
+    let mut filter = ApprovalFilter::all();
+    if let Some(slug) = &query.agent {
+        filter = filter.agent(by_slug(&state.store, slug).await?.id);
+    }
+    if let Some(status) = &query.status {
+        let status = ApprovalStatus::parse(status)
+            .ok_or_else(|| invalid("status: pending, approved, denied, used or expired"))?;
+        filter = filter.status(status);
+    }
+    let approvals = managed(&state, user).approvals(&filter).await?;
+    let mut views = Vec::with_capacity(approvals.len());
+    for approval in &approvals {
+        views.push(approval_view(&state.store, approval).await?);
+    }
+    Ok(Json(Value::Array(views)))
+}
+
+async fn show_approval<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+{
+    let user = person(&principal)?;
+    let approval = managed(&state, user).approval(&approval_id(&id)?).await?;
+    Ok(Json(approval_view(&state.store, &approval).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Approve {
+    uses: Option<u32>,
+    /// A duration: `10m`, `3600`, `1d`.
+    valid_for: Option<String>,
+}
+
+async fn approve<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Body(body): Body<Approve>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+{
+    let user = person(&principal)?;
+    let mut bounds = ApprovalBounds::default();
+    if let Some(uses) = body.uses {
+        bounds = bounds.uses(uses);
+    }
+    if let Some(window) = &body.valid_for {
+        let window = super::parse_duration(window)
+            .map_err(|_| invalid("valid_for: a duration (45s, 15m, 12h, 1d)"))?;
+        bounds = bounds.valid_for(window);
+    }
+    let approved = managed(&state, user)
+        .approve(&approval_id(&id)?, bounds)
+        .await?;
+    Ok(Json(approval_view(&state.store, &approved).await?))
+}
+
+async fn deny<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+{
+    let user = person(&principal)?;
+    let denied = managed(&state, user).deny(&approval_id(&id)?).await?;
+    Ok(Json(approval_view(&state.store, &denied).await?))
 }
