@@ -350,7 +350,7 @@ async fn an_approval_admits_the_request_exactly_once_then_a_new_one_is_asked() {
         .unwrap()
         .into_iter()
         .map(|e| {
-            assert_eq!(e.token.is_some(), true, "{e:?}");
+            assert!(e.token.is_some(), "{e:?}");
             assert!(e.detail.as_deref().unwrap_or("").contains("apr_"), "{e:?}");
             e.action
         })

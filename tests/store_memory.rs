@@ -18,3 +18,5 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
+// The approval gate: a section of its own, named, since it needs `ApprovalGate`.
+tower_agent_auth::conformance_suite!(open, [approval]);

@@ -82,6 +82,8 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
+// The approval gate: a section of its own, named, since it needs `ApprovalGate`.
+tower_agent_auth::conformance_suite!(open, [approval]);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn use_limit_is_exact_across_two_nodes() {

@@ -25,6 +25,8 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
+// The approval gate: a section of its own, named, since it needs `ApprovalGate`.
+tower_agent_auth::conformance_suite!(open, [approval]);
 
 #[tokio::test]
 async fn tokens_survive_a_restart_and_revocations_stay() {

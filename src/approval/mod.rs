@@ -94,7 +94,7 @@ mod supervision;
 
 pub(crate) use memory::MemoryApprovals;
 pub use notify::ApprovalNotifier;
-pub use rejection::{ApprovalRejection, ApprovalSummary};
+pub use rejection::{APPROVAL_ID, ApprovalRejection, ApprovalSummary};
 pub(crate) use supervision::approval_event;
 pub use supervision::{CriticalAction, Supervision};
 
@@ -420,18 +420,10 @@ impl NewApproval {
         }
         match &self.details {
             None => {}
-            Some(Value::Object(_)) => {
-                if self
-                    .details
-                    .as_ref()
-                    .map(canonical_json)
-                    .unwrap_or_default()
-                    .len()
-                    > MAX_DETAILS
-                {
-                    return invalid("details: at most 4096 bytes of JSON");
-                }
+            Some(details @ Value::Object(_)) if canonical_json(details).len() > MAX_DETAILS => {
+                return invalid("details: at most 4096 bytes of JSON");
             }
+            Some(Value::Object(_)) => {}
             Some(_) => return invalid("details: a JSON object"),
         }
         if self.lifetime.is_zero() || self.lifetime > MAX_LIFETIME {

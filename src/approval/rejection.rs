@@ -47,7 +47,7 @@ impl ApprovalSummary {
 
 /// Why a critical action was not admitted. Answers `403` with
 /// `WWW-Authenticate: Bearer error="approval_required", approval_id="apr_…"` (or
-/// `approval_denied`), an [`Approval-Id`](APPROVAL_ID) header and a JSON body
+/// `approval_denied`), an `Approval-Id` header ([`APPROVAL_ID`](super::APPROVAL_ID)) and a JSON body
 /// `{"error", "error_description", "approval_id", "expires_at", "binding_message"}`;
 /// `insufficient_scope` as [`PrincipalRejection`] does; `400 invalid_request` for a request
 /// whose approval cannot be asked for; `503` when the approvals cannot be read or written.

@@ -88,7 +88,7 @@ pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env:
     let by_agent = ApprovalFilter::all().agent(created.agent_id.clone());
     assert_eq!(
         ids(env.store.list_approvals(&by_agent).await.unwrap()),
-        [created.id.clone()]
+        std::slice::from_ref(&created.id)
     );
     let by_owner = ApprovalFilter::all().owner("alice");
     assert_eq!(env.store.list_approvals(&by_owner).await.unwrap().len(), 2);
@@ -97,7 +97,7 @@ pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env:
     let by_binding = ApprovalFilter::all().binding(other.binding.clone());
     assert_eq!(
         ids(env.store.list_approvals(&by_binding).await.unwrap()),
-        [other.id.clone()]
+        std::slice::from_ref(&other.id)
     );
     env.store
         .decide_approval(&other.id, &"alice".into(), Decision::Deny)
@@ -106,7 +106,7 @@ pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env:
     let pending = ApprovalFilter::all().status(ApprovalStatus::Pending);
     assert_eq!(
         ids(env.store.list_approvals(&pending).await.unwrap()),
-        [created.id.clone()]
+        std::slice::from_ref(&created.id)
     );
     let denied = ApprovalFilter::all().status(ApprovalStatus::Denied);
     assert_eq!(

@@ -70,8 +70,15 @@
 //!   expired.
 //!
 //! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]; `approval` a `Store`
-//! that is also an `ApprovalGate`. A store without an
-//! audit log of its own runs the others by naming them:
+//! that is also an `ApprovalGate`, and runs only when named, so that a store written before
+//! approvals existed keeps passing `conformance_suite!(open)`:
+//!
+//! ```text
+//! tower_agent_auth::conformance_suite!(open);
+//! tower_agent_auth::conformance_suite!(open, [approval]);
+//! ```
+//!
+//! A store without an audit log of its own runs the others by naming them:
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -341,7 +348,7 @@ pub mod __private {
 
 /// Runs the conformance suite against a store: one `#[test]` per case.
 ///
-/// `conformance_suite!(open)` runs every section; `conformance_suite!(open, [resolution,
+/// `conformance_suite!(open)` runs every section but `approval`; `conformance_suite!(open, [resolution,
 /// lifecycle])` only those named (`resolution`, `spending`, `lifecycle`, `grants`, `audit`,
 /// `approval`). `open` is a
 /// path to a function `async fn(MemoryUserDirectory, Arc<ManualClock>) -> Option<(S, impl
@@ -349,7 +356,7 @@ pub mod __private {
 #[macro_export]
 macro_rules! conformance_suite {
     ($open:path) => {
-        $crate::conformance_suite!($open, [resolution, spending, lifecycle, grants, audit, approval]);
+        $crate::conformance_suite!($open, [resolution, spending, lifecycle, grants, audit]);
     };
     ($open:path, [$($section:ident),* $(,)?]) => {
         $( $crate::conformance_suite!(@section $open, $section); )*

@@ -202,26 +202,6 @@ pub(crate) const AUDIT_COLUMNS: &str = audit_columns!(list!());
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const AUDIT_COLUMN_COUNT: usize = 15;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lists_and_parameters_match() {
-        const AGENTS: &str = agent_columns!(list!());
-        const TOKENS: &str = token_columns!(list!());
-        assert_eq!(AGENTS.split(", ").count(), 13);
-        assert_eq!(TOKENS.split(", ").count(), 15);
-        assert_eq!(AUDIT_COLUMNS.split(", ").count(), AUDIT_COLUMN_COUNT);
-        assert!(INSERT_AGENT.ends_with("$12, $13)"));
-        assert!(INSERT_TOKEN.ends_with("$15, $16)"));
-        assert!(RESOLVE.contains("a.slug AS agent_slug"));
-        assert!(RESOLVE.contains("p.id AS parent_id, "));
-        assert!(RESOLVE.contains("t.agent_id AS token_agent_id"));
-        assert!(!RESOLVE.contains('?'));
-    }
-}
-
 /// The columns of `agent_auth_approvals`, in insert order.
 pub(crate) const APPROVAL_COLUMNS: &str = "id, binding, agent_id, owner, token_id, \
     delegation_chain, method, path, capability, details, binding_message, status, created_at, \
@@ -251,3 +231,23 @@ pub(crate) const CONSUME_APPROVAL: &str = "UPDATE agent_auth_approvals \
         AND expires_at > $2 AND uses_remaining > 0 ORDER BY created_at, id LIMIT 1) \
       AND status = 'approved' AND expires_at > $2 AND uses_remaining > 0 \
     RETURNING id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_parameters_match() {
+        const AGENTS: &str = agent_columns!(list!());
+        const TOKENS: &str = token_columns!(list!());
+        assert_eq!(AGENTS.split(", ").count(), 13);
+        assert_eq!(TOKENS.split(", ").count(), 15);
+        assert_eq!(AUDIT_COLUMNS.split(", ").count(), AUDIT_COLUMN_COUNT);
+        assert!(INSERT_AGENT.ends_with("$12, $13)"));
+        assert!(INSERT_TOKEN.ends_with("$15, $16)"));
+        assert!(RESOLVE.contains("a.slug AS agent_slug"));
+        assert!(RESOLVE.contains("p.id AS parent_id, "));
+        assert!(RESOLVE.contains("t.agent_id AS token_agent_id"));
+        assert!(!RESOLVE.contains('?'));
+    }
+}
