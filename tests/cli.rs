@@ -1536,15 +1536,13 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 /// A supervised agent's payment through the real server waits for a person: refused with an
 /// approval id, listed by the CLI with its details, approved there by an admin (not the owner),
 /// admitted once, then asked for anew; the trail has every step in order.
-#[test]
-fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
-    let db = Db::sqlite();
-    cli(&db, &["migrate"]).ok();
+fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(db: &Db) {
+    cli(db, &["migrate"]).ok();
     for user in ["olga", "adam", "vera"] {
-        cli(&db, &["user", "add", user]).ok();
+        cli(db, &["user", "add", user]).ok();
     }
     cli(
-        &db,
+        db,
         &[
             "agent",
             "create",
@@ -1556,11 +1554,11 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
         ],
     )
     .ok();
-    cli(&db, &["grant", "add", "payer", "adam", "admin"]).ok();
-    cli(&db, &["grant", "add", "payer", "vera", "operator"]).ok();
-    let token = cli(&db, &["token", "create", "payer", "--label", "e2e"]).ok();
+    cli(db, &["grant", "add", "payer", "adam", "admin"]).ok();
+    cli(db, &["grant", "add", "payer", "vera", "operator"]).ok();
+    let token = cli(db, &["token", "create", "payer", "--label", "e2e"]).ok();
     let token = token.stdout.lines().next().unwrap().to_owned();
-    let (mut server, address, _stdout) = serve(&db, &[]);
+    let (mut server, address, _stdout) = serve(db, &[]);
     let payment = r#"{"amount": 50, "currency": "EUR", "to": "ACME"}"#;
 
     let (status, head, body) = post_json(&address, "/demo/payments", &token, payment);
@@ -1581,7 +1579,7 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
         "no duplicate"
     );
 
-    let listed = cli(&db, &["--json", "approval", "list", "--status", "pending"])
+    let listed = cli(db, &["--json", "approval", "list", "--status", "pending"])
         .ok()
         .json();
     let listed = listed.as_array().unwrap();
@@ -1591,7 +1589,7 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
     assert_eq!(listed[0]["capability"], "payments:send");
     assert_eq!(listed[0]["details"]["amount"], 50);
     assert_eq!(listed[0]["details"]["to"], "ACME");
-    let table = cli(&db, &["approval", "list", "--agent", "payer"])
+    let table = cli(db, &["approval", "list", "--agent", "payer"])
         .ok()
         .stdout;
     assert!(
@@ -1599,8 +1597,8 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
         "{table}"
     );
 
-    cli(&db, &["approval", "approve", &id, "--as", "vera"]).fails_with("may not decide approvals");
-    let approved = cli(&db, &["approval", "approve", &id, "--as", "adam"])
+    cli(db, &["approval", "approve", &id, "--as", "vera"]).fails_with("may not decide approvals");
+    let approved = cli(db, &["approval", "approve", &id, "--as", "adam"])
         .ok()
         .stdout;
     assert!(
@@ -1619,6 +1617,32 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
         Some(id.as_str()),
         "spent: a new approval"
     );
+    let second = next["approval_id"].as_str().unwrap().to_owned();
+    let shown = cli(db, &["--json", "approval", "show", &second])
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            shown["status"].as_str(),
+            shown["details"]["currency"].as_str()
+        ),
+        (Some("pending"), Some("EUR"))
+    );
+    let denied = cli(db, &["approval", "deny", &second, "--as", "adam"])
+        .ok()
+        .stdout;
+    assert!(
+        denied.contains(&format!("approval {second} denied")),
+        "{denied}"
+    );
+    let (status, _, refused) = post_json(&address, "/demo/payments", &token, payment);
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("approval_denied"))
+    );
+    cli(db, &["approval", "approve", &second, "--as", "adam"]).fails_with("is denied, not pending");
+    cli(db, &["approval", "deny", "apr_0000"]).fails_with("unknown approval");
+    cli(db, &["approval", "list", "--status", "waiting"]).fails_with("invalid status");
 
     // A graceful stop flushes the server's audit events.
     #[cfg(unix)]
@@ -1627,7 +1651,7 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
             .args(["-TERM", &server.id().to_string()])
             .status();
         assert!(server.wait().unwrap().success());
-        let trail = cli(&db, &["--json", "audit", "payer"]).ok().json();
+        let trail = cli(db, &["--json", "audit", "payer"]).ok().json();
         let steps: Vec<(String, String)> = trail
             .as_array()
             .unwrap()
@@ -1650,6 +1674,7 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
                 step("approval_granted", "adam"),
                 step("approval_used", "olga"),
                 step("approval_requested", "olga"),
+                step("approval_denied", "adam"),
             ]
         );
         assert!(
@@ -1665,4 +1690,16 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli() {
     }
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[test]
+fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli_on_sqlite() {
+    a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(&Db::sqlite());
+}
+
+#[test]
+fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli_on_postgres() {
+    if let Some(db) = Db::postgres("approval") {
+        a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(&db);
+    }
 }
