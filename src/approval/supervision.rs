@@ -145,8 +145,8 @@ impl<G: ApprovalGate> Supervision<G> {
 
     /// Reads time from `clock` (the gate's own, for tests of expiry; default the system
     /// clock): the time of audit events and of which approval still stands.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
