@@ -25,7 +25,7 @@ use tower_agent_auth::audit::{AuditAction, AuditFilter, AuditQuery, AuditWriter,
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::clock::{Clock, ManualClock};
 use tower_agent_auth::principal::AgentId;
-use tower_agent_auth::server::{ManageState, manage_router};
+use tower_agent_auth::server::{ManageState, approvals_router};
 use tower_agent_auth::store::{
     AccessRole, AgentStore, AgentType, GrantStore, Managed, MemoryStore, MemoryUserDirectory,
     NewAgent, NewToken, StoreError, TokenStore, UserRecord,
@@ -157,7 +157,7 @@ async fn app_with(notifier: Counter) -> App {
         .route("/payments/urgent", post(pay))
         .route("/posts", post(publish))
         .with_state(supervision)
-        .merge(manage_router(ManageState {
+        .merge(approvals_router(ManageState {
             store: store.clone(),
             audit: Some(writer.clone()),
         }))

@@ -51,21 +51,11 @@ pub struct ManageState<S> {
 /// | `DELETE /api/agents/{slug}/tokens/{id}`; `POST …/{id}/rotate` | revoke; rotate with `grace_seconds` |
 /// | `GET /api/agents/{slug}/grants`; `PUT`, `DELETE …/grants/{user}` | access grants |
 /// | `GET /api/agents/{slug}/audit?since=…&until=…&last=…` | the audit trail, newest last (RFC 3339 instants or durations ago: `since=1h`); the newest `last` events (default 1,000, at most 10,000) |
-/// | `GET /api/approvals?agent=…&status=…` | approvals of the agents the user may see, oldest first (`status`: pending, approved, denied, used, expired) |
-/// | `GET /api/approvals/{id}` | one approval, with its details |
-/// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired)}`; owner or admin |
-/// | `POST /api/approvals/{id}/deny` | deny it; owner or admin |
+///
+/// The approvals of supervised agents are answered by [`approvals_router`], beside it.
 pub fn manage_router<S>(state: ManageState<S>) -> Router
 where
-    S: AgentStore
-        + TokenStore
-        + GrantStore
-        + AuditQuery
-        + ApprovalGate
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: AgentStore + TokenStore + GrantStore + AuditQuery + Clone + Send + Sync + 'static,
 {
     Router::new()
         .route("/api/me", get(me))
@@ -92,6 +82,26 @@ where
             put(grant::<S>).delete(withdraw::<S>),
         )
         .route("/api/agents/{slug}/audit", get(audit::<S>))
+        .layer(SameOriginLayer::for_session_cookie())
+        .with_state(state)
+}
+
+/// The management API of [approvals](crate::approval): what supervised agents asked a
+/// person's approval for, and the person's answer. The conventions of [`manage_router`] hold
+/// (a session principal, same-origin state changes, JSON answers and errors); a decision is
+/// audited through the state's writer.
+///
+/// | route | does |
+/// |---|---|
+/// | `GET /api/approvals?agent=…&status=…` | approvals of the agents the user may see (any role), oldest first (`agent`: a slug; `status`: pending, approved, denied, used, expired) |
+/// | `GET /api/approvals/{id}` | one approval, with its details |
+/// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired)}`; owner or admin; 409 once decided or expired |
+/// | `POST /api/approvals/{id}/deny` | deny it; owner or admin; 409 once decided or expired |
+pub fn approvals_router<S>(state: ManageState<S>) -> Router
+where
+    S: AgentStore + TokenStore + GrantStore + ApprovalGate + Clone + Send + Sync + 'static,
+{
+    Router::new()
         .route("/api/approvals", get(list_approvals::<S>))
         .route("/api/approvals/{id}", get(show_approval::<S>))
         .route("/api/approvals/{id}/approve", post(approve::<S>))

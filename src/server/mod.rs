@@ -27,6 +27,9 @@
 //! * **Connections** (header and idle timeouts, a connection cap) are the HTTP server's:
 //!   `agent-auth serve` shows one way, with hyper's connection builder.
 //!
+//! [`approvals_router`] answers what supervised agents asked a person's approval for (list,
+//! approve, deny; see [`approval`](crate::approval)), for a store that keeps approvals.
+//!
 //! [`home_router`] is the landing page at `/` (who is signed in, their agents, a sign-out
 //! button); [`login_router`] answers browser errors with small pages that link back to
 //! `/login`.
@@ -96,7 +99,7 @@ pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
 pub use duration::parse_duration;
 pub use error::ApiError;
 pub use login::{Login, login_router};
-pub use manage::{ManageState, home_router, manage_router};
+pub use manage::{ManageState, approvals_router, home_router, manage_router};
 pub use panic::{catch_panics, panic_response};
 pub use password::{
     HashingError, PasswordHashing, PasswordVerifier, hash_password, hash_password_off_runtime,

@@ -23,8 +23,8 @@ use tower_agent_auth::axum::Require;
 use tower_agent_auth::ceiling::CapabilitySet;
 use tower_agent_auth::reason::InvalidReason;
 use tower_agent_auth::server::{
-    Login, LoginLimits, LoginThrottle, ManageState, Sessions, catch_panics, home_router,
-    manage_router,
+    Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, catch_panics,
+    home_router, manage_router,
 };
 use tower_agent_auth::store::UserDirectory;
 use tower_agent_auth::{AgentAuthLayer, Principal, capability};
@@ -330,6 +330,7 @@ async fn serve<S: Store + Send + Sync>(
                 .router(),
         )
         .merge(home_router(manage.clone()))
+        .merge(approvals_router(manage.clone()))
         .merge(manage_router(manage))
         .merge(demo(supervision));
     let body_timeout = positive(&args.body_timeout, "--body-timeout")?;
