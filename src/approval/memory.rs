@@ -6,7 +6,6 @@ use time::OffsetDateTime;
 
 use super::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
-    new_id,
 };
 use crate::principal::UserId;
 use crate::store::StoreError;
@@ -29,7 +28,7 @@ impl MemoryApprovals {
         now: OffsetDateTime,
     ) -> Result<Approval, StoreError> {
         new.validate()?;
-        let approval = new.pending(new_id()?, now)?;
+        let approval = new.into_pending(ApprovalId::random()?, now)?;
         self.lock().push(approval.clone());
         Ok(approval)
     }

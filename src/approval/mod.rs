@@ -127,6 +127,11 @@ pub const MAX_DETAILS: usize = 4_096;
 pub struct ApprovalId(Arc<str>);
 
 impl ApprovalId {
+    /// A fresh id: `apr_` and 16 hex digits of CSPRNG output.
+    pub fn random() -> Result<Self, StoreError> {
+        crate::store::random_id("apr").map(Self::from)
+    }
+
     /// Wraps an id.
     pub fn new(id: impl Into<Arc<str>>) -> Self {
         Self(id.into())
@@ -233,9 +238,9 @@ impl ApprovalBinding {
         &self.0
     }
 
-    #[cfg(feature = "sql")]
-    pub(crate) fn stored(hex: String) -> Self {
-        Self(hex)
+    /// A binding as a store kept it ([`ApprovalBinding::as_str`]).
+    pub fn from_stored(hex: impl Into<String>) -> Self {
+        Self(hex.into())
     }
 }
 
@@ -276,9 +281,11 @@ pub fn canonical_json(value: &Value) -> String {
     out
 }
 
-/// One approval: what was asked, by whom, and what was decided.
+/// One approval: what was asked, by whom, and what was decided. A plain record (not
+/// `non_exhaustive`), so that a store of your own can build it from its rows; a new store
+/// builds a new approval with [`NewApproval::into_pending`] and decides one with
+/// [`Decision::apply`], so that it stores what every other store does.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct Approval {
     /// Its id, `apr_…`.
     pub id: ApprovalId,
@@ -406,8 +413,9 @@ impl NewApproval {
         Ok(new)
     }
 
-    /// The checks every store applies before keeping it.
-    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+    /// The checks every store applies before keeping it ([`NewApproval::new`] applied them
+    /// already; a store checks again what it is handed).
+    pub fn validate(&self) -> Result<(), StoreError> {
         let invalid = |message: &str| Err(StoreError::InvalidInput(message.to_owned()));
         let message = &self.binding_message;
         if message.trim().is_empty()
@@ -447,12 +455,9 @@ impl NewApproval {
         Ok(())
     }
 
-    /// The approval as stored: pending, created `now`.
-    pub(crate) fn pending(
-        self,
-        id: ApprovalId,
-        now: OffsetDateTime,
-    ) -> Result<Approval, StoreError> {
+    /// The approval to store: pending, with this id ([`ApprovalId::random`]), created `now`
+    /// and expiring its lifetime later.
+    pub fn into_pending(self, id: ApprovalId, now: OffsetDateTime) -> Result<Approval, StoreError> {
         let expires_at = crate::store::prepare::later(now, self.lifetime)?;
         Ok(Approval {
             id,
@@ -546,8 +551,11 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// Applies the decision to a pending, unexpired approval at `now`, or says why not.
-    pub(crate) fn apply(
+    /// Applies the decision, made by `by` at `now`, to a pending, unexpired approval, or says
+    /// why not ([`StoreError::ApprovalNotPending`], or [`StoreError::InvalidInput`] for bounds
+    /// out of range). A store applies it to what it read and stores the result only if the
+    /// approval is still pending then.
+    pub fn apply(
         &self,
         approval: &mut Approval,
         by: &UserId,
@@ -665,11 +673,6 @@ pub trait ApprovalGate: Send + Sync {
         &self,
         binding: &ApprovalBinding,
     ) -> Result<Option<Approval>, StoreError>;
-}
-
-/// A fresh approval id, `apr_` and 16 hex digits.
-pub(crate) fn new_id() -> Result<ApprovalId, StoreError> {
-    crate::store::random_id("apr").map(ApprovalId::from)
 }
 
 /// An instant as RFC 3339, as answers and audit details show it.

@@ -39,7 +39,7 @@ fn approval<B: Driver>(row: &B::Row) -> Result<Approval, StoreError> {
     let status = text("status")?;
     Ok(Approval {
         id: ApprovalId::from(text("id")?),
-        binding: ApprovalBinding::stored(text("binding")?),
+        binding: ApprovalBinding::from_stored(text("binding")?),
         agent_id: AgentId::from(text("agent_id")?),
         owner: UserId::from(text("owner")?),
         token_id: text("token_id")?.into(),
@@ -62,7 +62,7 @@ fn approval<B: Driver>(row: &B::Row) -> Result<Approval, StoreError> {
 impl<B: Driver> Core<B> {
     pub(crate) async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError> {
         new.validate()?;
-        let approval = new.pending(crate::approval::new_id()?, self.now())?;
+        let approval = new.into_pending(ApprovalId::random()?, self.now())?;
         let chain: Vec<&str> = approval
             .delegation_chain
             .iter()
