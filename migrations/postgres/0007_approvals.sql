@@ -1,6 +1,6 @@
 -- Approvals a person gives (or refuses) a supervised agent's critical request. Like audit
--- events, an approval names agents and tokens by id
--- without foreign keys, so that the record of what was approved stays when they go.
+-- events, an approval names agents and tokens by id without foreign keys, so that the record
+-- of what was approved stays when they go.
 -- `binding` is the SHA-256 of token, capability, method, path and canonical details: a
 -- retry is admitted only by an approval with the same binding. Times are Unix microseconds;
 -- `delegation_chain` is a JSON array of agent ids, `details` canonical JSON.
