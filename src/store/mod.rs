@@ -20,7 +20,7 @@ pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
 
-pub use config::{Lifetime, LifetimePolicy, StoreConfig};
+pub use config::{DEFAULT_MAX_DELEGATION_DEPTH, Lifetime, LifetimePolicy, StoreConfig};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
 pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use memory::MemoryStore;
@@ -111,6 +111,9 @@ pub enum StoreError {
     /// Minting failed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A delegated or task token asks for more than its parent (or orchestrator) holds.
+    #[error("delegation refused: {0}")]
+    Delegation(#[from] crate::delegation::DelegationError),
     /// The backend could not be reached or failed.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] BoxError),

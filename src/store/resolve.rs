@@ -55,7 +55,9 @@ use super::config::StoreConfig;
 use super::directory::UserRecord;
 use super::model::{Agent, AgentStatus, TokenInfo};
 use crate::ceiling::{CapabilityCeiling, LayerSource, Policy};
-use crate::principal::{AgentRef, ExecutionPrincipal, Principal, TokenId};
+use crate::principal::{
+    AgentRef, DelegationLink, ExecutionPrincipal, Principal, TaskScope, TokenId,
+};
 use crate::reason::{InvalidReason, RefusedCredential, ResolveError};
 use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash};
@@ -95,6 +97,22 @@ pub trait StoredToken: Send + Sync {
     fn memo(&self) -> Option<&VerdictMemo> {
         None
     }
+    /// For a delegated token, the token `step` links up its chain, root first: step 0 is the
+    /// token minted directly, step `delegation_depth - 1` the one this token was delegated
+    /// from; each with its agent, the agent's parent and its uses, read with this record. `None`
+    /// for a step that is gone. The default has no chain: a store that does not implement
+    /// delegation never admits a delegated token (the pipeline refuses a token whose chain is
+    /// shorter than its [`delegation_depth`](TokenInfo::delegation_depth)).
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        let _ = step;
+        None
+    }
+    /// For a task token minted by an orchestrator ([`TokenInfo::orchestrator`]), that agent;
+    /// `None` also when it is gone (and then the token is refused). Asked of the root of a
+    /// chain only: delegated tokens inherit the root's orchestrator.
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        None
+    }
 }
 
 impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
@@ -118,6 +136,12 @@ impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
     }
     fn memo(&self) -> Option<&VerdictMemo> {
         (**self).memo()
+    }
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        (**self).delegator(step)
+    }
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        (**self).orchestrator()
     }
 }
 
@@ -243,7 +267,7 @@ fn passed(at: Option<time::OffsetDateTime>, now_nanos: i128) -> bool {
 }
 
 /// Step 2: the token's own state.
-fn check_token(record: &impl StoredToken, now_nanos: i128) -> Result<(), InvalidReason> {
+fn check_token(record: &(impl StoredToken + ?Sized), now_nanos: i128) -> Result<(), InvalidReason> {
     let info = record.info();
     if info.revoked_at.is_some() {
         return Err(InvalidReason::Revoked);
@@ -257,6 +281,79 @@ fn check_token(record: &impl StoredToken, now_nanos: i128) -> Result<(), Invalid
         .is_some_and(|uses| uses.remaining == 0 && uses.in_flight == 0)
     {
         return Err(InvalidReason::Exhausted);
+    }
+    Ok(())
+}
+
+/// How many links a record's chain has: its token's delegation depth.
+fn depth(record: &(impl StoredToken + ?Sized)) -> usize {
+    usize::try_from(record.info().delegation_depth).unwrap_or(usize::MAX)
+}
+
+/// The links of a record's chain, root first, as far as they are present.
+fn links<R: StoredToken + ?Sized>(record: &R) -> impl Iterator<Item = &dyn StoredToken> {
+    (0..depth(record)).map_while(|step| record.delegator(step))
+}
+
+/// The token a chain starts at: the root delegator, or the token itself when minted directly.
+fn root<R: StoredToken>(record: &R) -> &dyn StoredToken {
+    record.delegator(0).unwrap_or(record)
+}
+
+/// Which token up the chain refused, for the audit: `None` for one that is gone, or when the
+/// orchestrator or the delegating person refused.
+type ChainRefusal = Option<TokenId>;
+
+/// Step 2 for every token up the chain, on every request (a memo never skips it): each must
+/// be present and neither revoked, expired nor spent.
+fn check_chain_tokens(record: &impl StoredToken, now_nanos: i128) -> Result<(), ChainRefusal> {
+    for step in 0..depth(record) {
+        let link = record.delegator(step).ok_or(None)?;
+        check_token(link, now_nanos).map_err(|_| Some(link.info().id.clone()))?;
+    }
+    Ok(())
+}
+
+/// Steps 3–4 for every token up the chain, and the orchestrator of a task token: each link
+/// names the next, each agent is active, unexpired and the leaf agent owner's.
+fn check_chain_agents(
+    record: &impl StoredToken,
+    owner: &crate::principal::UserId,
+    now_nanos: i128,
+) -> Result<(), ChainRefusal> {
+    let depth = depth(record);
+    for step in 0..depth {
+        let link = record.delegator(step).ok_or(None)?;
+        let info = link.info();
+        let next = match step + 1 {
+            next if next < depth => record.delegator(next).ok_or(None)?.info(),
+            _ => record.info(),
+        };
+        let refused = || Some(info.id.clone());
+        if next.delegation_parent.as_ref() != Some(&info.id)
+            || usize::try_from(info.delegation_depth).ok() != Some(step)
+        {
+            return Err(refused());
+        }
+        let agent = link.agent();
+        if agent.owner != *owner {
+            return Err(refused());
+        }
+        let parent = agent.parent.as_ref().and_then(|_| link.parent());
+        check_agent(info, &agent, parent.as_deref(), agent.slug.as_bytes(), now_nanos)
+            .map_err(|_| refused())?;
+    }
+    let root = root(record);
+    if let Some(id) = &root.info().orchestrator {
+        let orchestrator = root.orchestrator().ok_or(None)?;
+        if orchestrator.id != *id
+            || !orchestrator.orchestrator
+            || orchestrator.owner != *owner
+            || orchestrator.status == AgentStatus::Disabled
+            || passed(orchestrator.expires_at, now_nanos)
+        {
+            return Err(None);
+        }
     }
     Ok(())
 }
@@ -303,7 +400,11 @@ fn check_owner(owner: Option<UserRecord>) -> Result<UserRecord, InvalidReason> {
 }
 
 /// A refusal of a token whose record was found: whose it is goes with the reason, for the audit.
-fn refused(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveError {
+fn refused(reason: InvalidReason, record: &impl StoredToken, agent: &Agent) -> ResolveError {
+    let token = record.info();
+    let chain = links(record)
+        .map(|link| link.info().agent_id.clone())
+        .collect();
     RefusedCredential::new(
         reason,
         agent.owner.clone(),
@@ -312,46 +413,116 @@ fn refused(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveEr
     )
     .with_parent(agent.parent.clone())
     .with_task_id(token.task_id.clone())
+    .with_delegation_chain(chain)
     .into()
 }
 
-/// The principal of an agent token: owner role ∩ parent policy (for a child) ∩ agent policy ∩
-/// token capabilities.
-fn agent_principal(
+/// A refusal for a link up the chain.
+fn refused_by_chain(at: ChainRefusal, record: &impl StoredToken, agent: &Agent) -> ResolveError {
+    match refused(InvalidReason::DelegatorRefused, record, agent) {
+        ResolveError::Refused(mut refusal) => {
+            refusal.delegator = at;
+            ResolveError::Refused(refusal)
+        }
+        other => other,
+    }
+}
+
+/// Two optional name sets as one: `None` allows every name.
+fn intersect(
+    a: Option<&Arc<std::collections::BTreeSet<String>>>,
+    b: Option<&Arc<std::collections::BTreeSet<String>>>,
+) -> Option<Arc<std::collections::BTreeSet<String>>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+        (Some(a), Some(b)) => Some(Arc::new(a.intersection(b).cloned().collect())),
+    }
+}
+
+/// The principal of an agent token: owner role ∩ (for a task token) the delegating person's
+/// role ∩ the orchestrator's policy ∩ for each link up the chain, root first, its agent's
+/// parent policy, agent policy and token capabilities ∩ parent policy (for a child) ∩ agent
+/// policy ∩ token capabilities.
+fn agent_principal<R: StoredToken>(
     owner: &UserRecord,
-    agent: &Agent,
-    parent: Option<&Agent>,
-    token: &TokenInfo,
-    token_policy: Option<Arc<Policy>>,
-    uses: Option<u64>,
+    delegating: Option<&UserRecord>,
+    candidate: &Candidate<R>,
 ) -> Principal {
+    let Candidate {
+        record,
+        agent,
+        parent,
+        orchestrator,
+        ..
+    } = candidate;
+    let token = record.info();
     let mut ceiling = CapabilityCeiling::new(owner.role().clone());
+    if let Some(person) = delegating {
+        ceiling = ceiling.narrowed_by(LayerSource::DelegatingUserRole, person.role().clone());
+    }
+    if let Some(orchestrator) = orchestrator {
+        ceiling = ceiling.narrowed_by(LayerSource::OrchestratorPolicy, orchestrator.policy.clone());
+    }
+    let mut chain = Vec::new();
+    let (mut scopes, mut modes) = (agent.scopes.clone(), agent.modes.clone());
+    for link in links(record) {
+        let link_agent = link.agent();
+        let link_parent = link_agent.parent.as_ref().and_then(|_| link.parent());
+        if let Some(link_parent) = &link_parent {
+            ceiling = ceiling.narrowed_by(
+                LayerSource::DelegatorParentAgentPolicy,
+                link_parent.policy.clone(),
+            );
+        }
+        ceiling = ceiling.narrowed_by(LayerSource::DelegatorAgentPolicy, link_agent.policy.clone());
+        if let Some(policy) = link.capabilities() {
+            ceiling = ceiling.narrowed_by(LayerSource::DelegatorToken, policy);
+        }
+        scopes = intersect(scopes.as_ref(), link_agent.scopes.as_ref());
+        modes = intersect(modes.as_ref(), link_agent.modes.as_ref());
+        let link_ref = AgentRef::new(link_agent.id.clone(), link_agent.slug.clone())
+            .with_type(link_agent.agent_type)
+            .with_parent(link_agent.parent.clone())
+            .with_scopes(link_agent.scopes.clone())
+            .with_modes(link_agent.modes.clone());
+        chain.push(DelegationLink::new(link_ref, link.info().id.clone()));
+    }
     if let Some(parent) = parent {
         ceiling = ceiling.narrowed_by(LayerSource::ParentAgentPolicy, parent.policy.clone());
     }
     ceiling = ceiling.narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
-    if let Some(policy) = token_policy {
+    if let Some(policy) = record.capabilities() {
         ceiling = ceiling.narrowed_by(LayerSource::Token, policy);
     }
     let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
         .with_type(agent.agent_type)
         .with_parent(agent.parent.clone())
-        .with_scopes(agent.scopes.clone())
-        .with_modes(agent.modes.clone());
+        .with_scopes(scopes)
+        .with_modes(modes);
     let mut principal =
-        ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling);
-    if let Some(task) = &token.task_id {
-        principal = principal.with_task_id(task.as_str());
+        ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling)
+            .with_delegation_chain(chain);
+    let task = TaskScope {
+        task_id: token.task_id.as_deref().map(Arc::from),
+        intent: token.intent.as_deref().map(Arc::from),
+        orchestrator: token.orchestrator.clone(),
+        environment: token.environment.as_deref().map(Arc::from),
+        expires_on_completion: token.expires_on_completion,
+        max_operations: token.max_operations,
+        delegated_by: token.delegated_by.clone(),
+    };
+    if !task.is_empty() {
+        principal = principal.with_task(task);
     }
-    if let Some(max) = uses {
+    if let Some(max) = use_limit(record) {
         principal = principal.with_max_operations(max);
     }
     principal.into()
 }
 
-/// The use limit the principal shows, exactly when the record has uses to reserve: the layer
-/// settles what the principal says, so the two must agree.
-fn use_limit(record: &impl StoredToken) -> Option<u64> {
+/// One link's use limit, exactly when it has uses to reserve.
+fn own_limit(record: &(impl StoredToken + ?Sized)) -> Option<u64> {
     let uses = record.uses()?;
     Some(
         record
@@ -361,11 +532,26 @@ fn use_limit(record: &impl StoredToken) -> Option<u64> {
     )
 }
 
+/// The use limit the principal shows, exactly when some link of the chain has uses to reserve
+/// (the token's own, else the least up its chain): the layer settles what the principal says,
+/// so the two must agree.
+fn use_limit(record: &impl StoredToken) -> Option<u64> {
+    own_limit(record).or_else(|| links(record).filter_map(|link| own_limit(link)).min())
+}
+
+/// Whether a request under `record` reserves a use: of the token, or of a link up its chain.
+fn limited(record: &impl StoredToken) -> bool {
+    record.uses().is_some() || links(record).any(|link| link.uses().is_some())
+}
+
 /// A token that passed steps 1–4 and waits for its owner.
 struct Candidate<R> {
     record: R,
     agent: Arc<Agent>,
     parent: Option<Arc<Agent>>,
+    orchestrator: Option<Arc<Agent>>,
+    /// The person a task token was minted for, to be looked up with the owner.
+    delegated_by: Option<crate::principal::UserId>,
 }
 
 /// Where steps 1–4 left a resolution.
@@ -400,7 +586,12 @@ fn begin<B: TokenRecords>(
         .filter(|memo| *memo.agent.slug.as_bytes() == *token.slug_bytes());
     if let Err(reason) = check_token(&record, now_nanos) {
         let agent = memo.map_or_else(|| record.agent(), |memo| memo.agent.clone());
-        return Begun::Refused(refused(reason, record.info(), &agent));
+        return Begun::Refused(refused(reason, &record, &agent));
+    }
+    // The chain's token state changes without an agent revision: checked every request.
+    if let Err(at) = check_chain_tokens(&record, now_nanos) {
+        let agent = memo.map_or_else(|| record.agent(), |memo| memo.agent.clone());
+        return Begun::Refused(refused_by_chain(at, &record, &agent));
     }
     if let Some(memo) = memo {
         let principal = memo.principal.clone();
@@ -415,13 +606,37 @@ fn begin<B: TokenRecords>(
         token.slug_bytes(),
         now_nanos,
     ) {
-        return Begun::Refused(refused(reason, record.info(), &agent));
+        return Begun::Refused(refused(reason, &record, &agent));
     }
+    if let Err(at) = check_chain_agents(&record, &agent.owner, now_nanos) {
+        return Begun::Refused(refused_by_chain(at, &record, &agent));
+    }
+    let root = root(&record);
+    let orchestrator = root
+        .info()
+        .orchestrator
+        .as_ref()
+        .and_then(|_| root.orchestrator());
+    let delegated_by = root.info().delegated_by.clone();
     Begun::NeedsOwner(Candidate {
         record,
         agent,
         parent,
+        orchestrator,
+        delegated_by,
     })
+}
+
+/// The person a task token was minted for: they must exist and be active.
+fn check_delegating(
+    person: Option<Result<Option<UserRecord>, crate::reason::BoxError>>,
+) -> Result<Option<UserRecord>, Option<ResolveError>> {
+    match person {
+        None => Ok(None),
+        Some(Err(error)) => Err(Some(ResolveError::Unavailable(error))),
+        Some(Ok(Some(person))) if person.is_active() => Ok(Some(person)),
+        Some(Ok(_)) => Err(None),
+    }
 }
 
 /// Step 5 and the principal, memoised for later requests when the backend keeps a memo. The
@@ -430,24 +645,22 @@ fn begin<B: TokenRecords>(
 fn admit_owner<R: StoredToken>(
     candidate: &Candidate<R>,
     owner: Result<Option<UserRecord>, crate::reason::BoxError>,
+    delegating: Option<Result<Option<UserRecord>, crate::reason::BoxError>>,
     stamp: Stamp,
 ) -> Result<Principal, ResolveError> {
     let Candidate {
         record,
         agent,
         parent,
+        orchestrator,
+        ..
     } = candidate;
     let owner = owner.map_err(ResolveError::Unavailable)?;
-    let owner = check_owner(owner).map_err(|reason| refused(reason, record.info(), agent))?;
+    let owner = check_owner(owner).map_err(|reason| refused(reason, record, agent))?;
+    let delegating = check_delegating(delegating)
+        .map_err(|error| error.unwrap_or_else(|| refused_by_chain(None, record, agent)))?;
     let Some(memo) = record.memo() else {
-        return Ok(agent_principal(
-            &owner,
-            agent,
-            parent.as_deref(),
-            record.info(),
-            record.capabilities(),
-            use_limit(record),
-        ));
+        return Ok(agent_principal(&owner, delegating.as_ref(), candidate));
     };
     let previous = memo.0.load();
     let reusable = previous.as_ref().filter(|previous| {
@@ -458,29 +671,33 @@ fn admit_owner<R: StoredToken>(
             (Some(previous), Some(parent)) => Arc::ptr_eq(previous, parent),
             _ => false,
         };
-        Arc::ptr_eq(&previous.agent, agent) && same_parent && same_role
+        // A delegated or task token's principal has more layers than the memo compares.
+        let plain = depth(record) == 0 && orchestrator.is_none() && delegating.is_none();
+        plain && Arc::ptr_eq(&previous.agent, agent) && same_parent && same_role
     });
     let principal = match reusable {
         Some(previous) => previous.principal.clone(),
-        None => agent_principal(
-            &owner,
-            agent,
-            parent.as_deref(),
-            record.info(),
-            record.capabilities(),
-            use_limit(record),
-        ),
+        None => agent_principal(&owner, delegating.as_ref(), candidate),
     };
-    let valid_until = [
+    let mut expiries = vec![
         record.info().expires_at,
         agent.expires_at,
         parent.as_ref().and_then(|p| p.expires_at),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|at| at.unix_timestamp_nanos())
-    .min()
-    .unwrap_or(i128::MAX);
+        orchestrator.as_ref().and_then(|o| o.expires_at),
+    ];
+    for link in links(record) {
+        let link_agent = link.agent();
+        expiries.push(link_agent.expires_at);
+        if link_agent.parent.is_some() {
+            expiries.push(link.parent().and_then(|p| p.expires_at));
+        }
+    }
+    let valid_until = expiries
+        .into_iter()
+        .flatten()
+        .map(|at| at.unix_timestamp_nanos())
+        .min()
+        .unwrap_or(i128::MAX);
     memo.0.store(Some(Arc::new(Memo {
         agent: agent.clone(),
         parent: parent.clone(),
@@ -508,9 +725,67 @@ fn reserved<B: TokenRecords>(
         // The caller waits and resolves again; past its wait, the use is not coming back.
         Reservation::Exhausted | Reservation::InFlight => Err(refused(
             InvalidReason::Exhausted,
-            record.info(),
+            record,
             &record.agent(),
         )),
+    }
+}
+
+/// Steps 1–5 without waiting, when the record and the people are at hand; `None` when they
+/// must be awaited.
+fn admit_now<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+    stamp: Stamp,
+    now_nanos: i128,
+) -> Option<Result<(B::Record, Principal), ResolveError>> {
+    let found = backend.find_now(token.hash())?;
+    Some(match begin::<B>(found, token, stamp, now_nanos) {
+        Begun::Refused(error) => Err(error),
+        Begun::Memo(record, principal) => Ok((record, principal)),
+        Begun::NeedsOwner(candidate) => {
+            let directory = &backend.config().directory;
+            let owner = directory.user_now(&candidate.agent.owner)?;
+            let delegating = match &candidate.delegated_by {
+                Some(person) => Some(directory.user_now(person)?),
+                None => None,
+            };
+            admit_owner(&candidate, owner, delegating, stamp)
+                .map(|principal| (candidate.record, principal))
+        }
+    })
+}
+
+/// Steps 1–5, waiting for the backend and the directory as needed.
+async fn admit<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+    stamp: Stamp,
+    now_nanos: i128,
+) -> Result<(B::Record, Principal), ResolveError> {
+    let found = match backend.find_now(token.hash()) {
+        Some(found) => found,
+        None => backend.find(token.hash()).await,
+    };
+    match begin::<B>(found, token, stamp, now_nanos) {
+        Begun::Refused(error) => Err(error),
+        Begun::Memo(record, principal) => Ok((record, principal)),
+        Begun::NeedsOwner(candidate) => {
+            let directory = &backend.config().directory;
+            let owner = match directory.user_now(&candidate.agent.owner) {
+                Some(owner) => owner,
+                None => directory.user(&candidate.agent.owner).await,
+            };
+            let delegating = match &candidate.delegated_by {
+                Some(person) => Some(match directory.user_now(person) {
+                    Some(found) => found,
+                    None => directory.user(person).await,
+                }),
+                None => None,
+            };
+            let principal = admit_owner(&candidate, owner, delegating, stamp)?;
+            Ok((candidate.record, principal))
+        }
     }
 }
 
@@ -522,22 +797,11 @@ pub fn resolve_now<B: TokenRecords>(
 ) -> Option<Result<Principal, ResolveError>> {
     let stamp = Stamp::now(backend);
     let now_nanos = backend.config().clock.unix_nanos();
-    let found = backend.find_now(token.hash())?;
-    let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
-        Begun::Refused(error) => return Some(Err(error)),
-        Begun::Memo(record, principal) => (record, principal),
-        Begun::NeedsOwner(candidate) => {
-            let owner = backend
-                .config()
-                .directory
-                .user_now(&candidate.agent.owner)?;
-            match admit_owner(&candidate, owner, stamp) {
-                Ok(principal) => (candidate.record, principal),
-                Err(error) => return Some(Err(error)),
-            }
-        }
+    let (record, principal) = match admit_now(backend, token, stamp, now_nanos)? {
+        Ok(admitted) => admitted,
+        Err(error) => return Some(Err(error)),
     };
-    if record.uses().is_none() {
+    if !limited(&record) {
         backend.record_use(&record, now_nanos);
         return Some(Ok(principal));
     }
@@ -567,24 +831,8 @@ pub async fn resolve<B: TokenRecords>(
     loop {
         let stamp = Stamp::now(backend);
         let now_nanos = backend.config().clock.unix_nanos();
-        let found = match backend.find_now(token.hash()) {
-            Some(found) => found,
-            None => backend.find(token.hash()).await,
-        };
-        let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
-            Begun::Refused(error) => return Err(error),
-            Begun::Memo(record, principal) => (record, principal),
-            Begun::NeedsOwner(candidate) => {
-                let directory = &backend.config().directory;
-                let owner = match directory.user_now(&candidate.agent.owner) {
-                    Some(owner) => owner,
-                    None => directory.user(&candidate.agent.owner).await,
-                };
-                let principal = admit_owner(&candidate, owner, stamp)?;
-                (candidate.record, principal)
-            }
-        };
-        if record.uses().is_none() {
+        let (record, principal) = admit(backend, token, stamp, now_nanos).await?;
+        if !limited(&record) {
             backend.record_use(&record, now_nanos);
             return Ok(principal);
         }
@@ -600,6 +848,64 @@ pub async fn resolve<B: TokenRecords>(
         }
         return reserved(backend, &record, reservation, principal, now_nanos);
     }
+}
+
+/// What a token stands for now, read by [`inspect`] without spending anything: what a
+/// delegation from it may lend at most.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// The principal a request with the token would get now.
+    pub principal: Principal,
+    /// The token's record.
+    pub token: TokenInfo,
+    /// The earliest expiry up the chain: the token's, its agent's and its agent's parent's,
+    /// and those of every link it was delegated through (and of the orchestrator).
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// The fewest uses left up the chain (the token's own, and each limited link's); `None`
+    /// when no link is limited.
+    pub remaining_uses: Option<u64>,
+}
+
+/// Resolves `token` through `backend` like [`resolve`] — every check, the same refusals — but
+/// reserves and records no use: the peek a delegation takes at its parent token.
+pub async fn inspect<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+) -> Result<Inspection, ResolveError> {
+    let stamp = Stamp::now(backend);
+    let now_nanos = backend.config().clock.unix_nanos();
+    let (record, principal) = admit(backend, token, stamp, now_nanos).await?;
+    let mut expiries = vec![record.info().expires_at];
+    let mut agents = vec![record.agent()];
+    let mut remaining = record.uses().map(|uses| uses.remaining);
+    for link in links(&record) {
+        expiries.push(link.info().expires_at);
+        expiries.push(link.completed_at().and_then(|at| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(at).ok()
+        }));
+        agents.push(link.agent());
+        if let Some(uses) = link.uses() {
+            remaining = Some(remaining.map_or(uses.remaining, |r| r.min(uses.remaining)));
+        }
+        if link.agent().parent.is_some() {
+            expiries.push(link.parent().and_then(|p| p.expires_at));
+        }
+    }
+    if let Some(parent) = record.agent().parent.as_ref().and_then(|_| record.parent()) {
+        expiries.push(parent.expires_at);
+    }
+    let root = root(&record);
+    if root.info().orchestrator.is_some() {
+        expiries.push(root.orchestrator().and_then(|o| o.expires_at));
+    }
+    expiries.extend(agents.iter().map(|agent| agent.expires_at));
+    Ok(Inspection {
+        principal,
+        token: record.info().clone(),
+        expires_at: expiries.into_iter().flatten().min(),
+        remaining_uses: remaining,
+    })
 }
 
 /// A [`TokenResolver`] over any [`TokenRecords`]: a third-party store implements the I/O and
