@@ -148,9 +148,7 @@ impl Capability {
             (Self::Exact(a), Self::Exact(b)) => a == b,
             (Self::Exact(name), below @ Self::Below(_))
             | (below @ Self::Below(_), Self::Exact(name)) => below.matches(name),
-            (Self::Below(p), Self::Below(q)) => {
-                p == q || self.matches(q) || other.matches(p)
-            }
+            (Self::Below(p), Self::Below(q)) => p == q || self.matches(q) || other.matches(p),
         }
     }
 }
@@ -366,7 +364,9 @@ impl Policy {
     /// assert!(!layer.covers(&Capability::parse("posts:*").unwrap()));
     /// ```
     pub fn covers(&self, pattern: &Capability) -> bool {
-        self.allow.as_ref().is_none_or(|allow| allow.covers(pattern))
+        self.allow
+            .as_ref()
+            .is_none_or(|allow| allow.covers(pattern))
             && !self.deny.iter().any(|denied| denied.overlaps(pattern))
     }
 

@@ -18,3 +18,4 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
+tower_agent_auth::conformance_suite!(open, [delegation]);

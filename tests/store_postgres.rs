@@ -82,6 +82,7 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
+tower_agent_auth::conformance_suite!(open, [delegation]);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn use_limit_is_exact_across_two_nodes() {
@@ -329,6 +330,6 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, PgStore::SCHEMA_VERSION);
     cleanup.await;
 }

@@ -19,9 +19,15 @@ fn names(patterns: &[Capability]) -> String {
 }
 
 /// The target must be an active agent of the owner `owner`.
-fn check_target(owner: &UserId, target: &Agent, now: OffsetDateTime) -> Result<(), DelegationError> {
+fn check_target(
+    owner: &UserId,
+    target: &Agent,
+    now: OffsetDateTime,
+) -> Result<(), DelegationError> {
     if target.owner != *owner {
-        return Err(DelegationError::TargetOfAnotherOwner(target.slug.to_string()));
+        return Err(DelegationError::TargetOfAnotherOwner(
+            target.slug.to_string(),
+        ));
     }
     if target.status == AgentStatus::Disabled || target.expires_at.is_some_and(|at| at <= now) {
         return Err(DelegationError::TargetInactive(target.slug.to_string()));
@@ -84,7 +90,10 @@ pub(crate) fn child_token(
     let mut token = request.new_token();
     token.task_id = task_id;
     token.environment = environment;
-    token.intent = request.intent.clone().or_else(|| parent.token.intent.clone());
+    token.intent = request
+        .intent
+        .clone()
+        .or_else(|| parent.token.intent.clone());
     token.created_by = parent.token.created_by.clone();
     token.lineage.orchestrator = parent.token.orchestrator.clone();
     token.lineage.delegated_by = parent.token.delegated_by.clone();
@@ -96,7 +105,10 @@ pub(crate) fn child_token(
 
 /// The parent's value, or the child's when the parent has none; a different one is refused
 /// as `(parent's, child's)`.
-fn inherit(parent: &Option<String>, child: &Option<String>) -> Result<Option<String>, (String, String)> {
+fn inherit(
+    parent: &Option<String>,
+    child: &Option<String>,
+) -> Result<Option<String>, (String, String)> {
     match (parent, child) {
         (Some(p), Some(c)) if p != c => Err((p.clone(), c.clone())),
         (Some(p), _) => Ok(Some(p.clone())),
@@ -119,7 +131,9 @@ pub(crate) fn task_token(
         || orchestrator.status == AgentStatus::Disabled
         || orchestrator.expires_at.is_some_and(|at| at <= now)
     {
-        return Err(DelegationError::NotOrchestrator(orchestrator.slug.to_string()));
+        return Err(DelegationError::NotOrchestrator(
+            orchestrator.slug.to_string(),
+        ));
     }
     if target.id == orchestrator.id {
         return Err(DelegationError::NotAnotherAgent(target.slug.to_string()));
@@ -134,7 +148,9 @@ pub(crate) fn task_token(
             .narrowed_by(LayerSource::OrchestratorPolicy, orchestrator.policy.clone());
         let outside = bound.outside(requested);
         if !outside.is_empty() {
-            return Err(DelegationError::CapabilitiesExceedOrchestrator(names(&outside)));
+            return Err(DelegationError::CapabilitiesExceedOrchestrator(names(
+                &outside,
+            )));
         }
     }
     token.lineage.orchestrator = Some(orchestrator.id.clone());

@@ -115,8 +115,11 @@ pub trait DelegationStore: AgentStore + TokenStore {
     /// Revokes the token `token` of `agent` and every token delegated from it, below and below
     /// that, in one call; returns how many were revoked now (those revoked already are not
     /// counted). A token of another agent is [`StoreError::UnknownToken`].
-    async fn revoke_token_tree(&self, agent: &AgentId, token: &TokenId)
-    -> Result<usize, StoreError>;
+    async fn revoke_token_tree(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<usize, StoreError>;
 
     /// Ends every live token of `owner`'s agents minted for the task `task_id`, and every token
     /// delegated from one: they are refused as `expired` from now on. Returns how many ended.

@@ -348,7 +348,9 @@ impl StoredToken for MemoryRecord {
         Some(&self.entry.memo)
     }
     fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
-        self.chain.get(step).map(|entry| &**entry as &dyn StoredToken)
+        self.chain
+            .get(step)
+            .map(|entry| &**entry as &dyn StoredToken)
     }
     fn orchestrator(&self) -> Option<Arc<Agent>> {
         self.orchestrator.clone()
@@ -452,7 +454,9 @@ impl State {
                 .iter()
                 .filter(|(hash, entry)| {
                     !tree.contains(*hash)
-                        && entry.delegator.is_some_and(|parent| frontier.contains(&parent))
+                        && entry
+                            .delegator
+                            .is_some_and(|parent| frontier.contains(&parent))
                 })
                 .map(|(hash, _)| *hash)
                 .collect();
@@ -1002,7 +1006,11 @@ impl crate::delegation::DelegationStore for MemoryStore {
         let tree = state.tree(vec![root]);
         let mut revoked = 0;
         for hash in &tree {
-            if state.tokens.get(hash).is_some_and(|e| e.info.revoked_at.is_none()) {
+            if state
+                .tokens
+                .get(hash)
+                .is_some_and(|e| e.info.revoked_at.is_none())
+            {
                 state.revoke(hash, now);
                 revoked += 1;
             }

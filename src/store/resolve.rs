@@ -340,8 +340,14 @@ fn check_chain_agents(
             return Err(refused());
         }
         let parent = agent.parent.as_ref().and_then(|_| link.parent());
-        check_agent(info, &agent, parent.as_deref(), agent.slug.as_bytes(), now_nanos)
-            .map_err(|_| refused())?;
+        check_agent(
+            info,
+            &agent,
+            parent.as_deref(),
+            agent.slug.as_bytes(),
+            now_nanos,
+        )
+        .map_err(|_| refused())?;
     }
     let root = root(record);
     if let Some(id) = &root.info().orchestrator {
@@ -723,11 +729,9 @@ fn reserved<B: TokenRecords>(
             Ok(principal)
         }
         // The caller waits and resolves again; past its wait, the use is not coming back.
-        Reservation::Exhausted | Reservation::InFlight => Err(refused(
-            InvalidReason::Exhausted,
-            record,
-            &record.agent(),
-        )),
+        Reservation::Exhausted | Reservation::InFlight => {
+            Err(refused(InvalidReason::Exhausted, record, &record.agent()))
+        }
     }
 }
 
@@ -881,9 +885,10 @@ pub async fn inspect<B: TokenRecords>(
     let mut remaining = record.uses().map(|uses| uses.remaining);
     for link in links(&record) {
         expiries.push(link.info().expires_at);
-        expiries.push(link.completed_at().and_then(|at| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(at).ok()
-        }));
+        expiries.push(
+            link.completed_at()
+                .and_then(|at| time::OffsetDateTime::from_unix_timestamp_nanos(at).ok()),
+        );
         agents.push(link.agent());
         if let Some(uses) = link.uses() {
             remaining = Some(remaining.map_or(uses.remaining, |r| r.min(uses.remaining)));
@@ -964,6 +969,7 @@ mod tests {
             modes: None,
             last_used_at: None,
             last_rotated_at: None,
+            orchestrator: false,
         }
     }
 
@@ -984,6 +990,11 @@ mod tests {
             expires_on_completion: false,
             task_id: None,
             intent: None,
+            orchestrator: None,
+            environment: None,
+            delegated_by: None,
+            delegation_parent: None,
+            delegation_depth: 0,
         }
     }
 
