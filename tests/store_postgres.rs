@@ -111,6 +111,34 @@ async fn use_limit_is_exact_across_two_nodes() {
     cleanup.await;
 }
 
+/// A parent limited to 50 and two children, 200 requests over two nodes: exactly 50 admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uses_shared_down_a_chain_are_exact_across_two_nodes() {
+    let Some(url) = server_url() else { return };
+    let users = testing::users();
+    let clock = testing::clock();
+    let (pool, cleanup) = fresh_schema(&url).await;
+    let node_a = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
+        .await
+        .unwrap();
+    // A second node: its own pool on the same schema.
+    let options: PgConnectOptions = url.parse().unwrap();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let other_pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .unwrap();
+    let node_b = PgStore::from_pool(other_pool, testing::config(&users, &clock))
+        .await
+        .unwrap();
+    testing::concurrent_delegated_use_limit(vec![node_a, node_b], 50).await;
+    cleanup.await;
+}
+
 #[tokio::test]
 async fn a_closed_port_answers_503_never_admission() {
     // No server needed: nothing listens on port 1.

@@ -544,3 +544,45 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
     env.users.remove(&carol);
     assert_eq!(env.refusal(&issued).await, InvalidReason::DelegatorRefused);
 }
+
+/// A delegated token's requests and refusals are recorded with its chain, root first, and its
+/// task, and read back so from the store's own audit trail.
+pub async fn case_audit_records_the_chain<S: DelegatingStore + super::AuditedStore>(env: Env<S>) {
+    use crate::audit::{AuditAction, AuditFilter, AuditQuery, AuditWriter, WriterOptions};
+    let writer = AuditWriter::spawn(
+        std::sync::Arc::new(env.store.clone()),
+        WriterOptions::default(),
+    );
+    let [root, child, grandchild] = chain(&env, NewToken::new("plan").task_id("t-3")).await;
+    let secret = grandchild.token.expose_secret();
+    let get = http::Method::GET;
+    let call = |path: &'static str| {
+        super::audit::call(&env.store, &env.clock, &writer, secret, get.clone(), path)
+    };
+    assert_eq!(call("/posts").await, 200);
+    env.store
+        .revoke_token(&child.info.agent_id, &child.info.id)
+        .await
+        .unwrap();
+    assert_eq!(call("/posts").await, 401);
+    writer.shutdown().await;
+    let events = env
+        .store
+        .events(&AuditFilter::token(grandchild.info.id.clone()))
+        .await
+        .unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.action, e.delegation_chain.clone(), e.task_id.as_deref()))
+        .collect();
+    let chain = vec![root.info.agent_id.clone(), child.info.agent_id.clone()];
+    assert_eq!(
+        seen,
+        [
+            (AuditAction::Request, chain.clone(), Some("t-3")),
+            (AuditAction::TokenRefused, chain, Some("t-3")),
+        ]
+    );
+    let detail = events[1].detail.as_deref().unwrap_or_default();
+    assert!(detail.contains(child.info.id.as_str()), "{detail}");
+}

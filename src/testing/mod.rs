@@ -496,6 +496,7 @@ macro_rules! conformance_suite {
             case_complete_task_ends_every_token_of_the_task,
             case_ephemeral_agents_are_clamped_and_serve_one_task,
             case_orchestrator_task_tokens,
+            case_audit_records_the_chain,
         );
     };
     (@section $open:path, grants) => {
