@@ -20,9 +20,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// every reason answers the same `401 invalid_token`, so an attacker learns nothing.
 ///
 /// A stored token failing several checks at once is refused for the first in this order
-/// (the resolution pipeline's, [`crate::store::resolve`]): revoked, expired, exhausted, agent
-/// mismatch, agent disabled, agent expired, the parent's (disabled, expired), owner missing,
-/// owner inactive.
+/// (the resolution pipeline's, [`crate::store::resolve`]): revoked, expired, exhausted, a token
+/// up a delegation chain, agent mismatch, agent disabled, agent expired, the parent's
+/// (disabled, expired), an agent up the chain or the orchestrator, owner missing, owner
+/// inactive, the person a task token was minted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InvalidReason {

@@ -18,7 +18,7 @@
 //! - serving the parent's task (task id, intent, environment, orchestrator and delegating
 //!   person are inherited; a child may not name another task).
 //!
-//! A refusal is [`StoreError::Delegation`](crate::store::StoreError::Delegation) naming what
+//! A refusal is [`StoreError::Delegation`] naming what
 //! exceeds.
 //!
 //! # At every request
@@ -28,7 +28,7 @@
 //! parent), the owner — and each link's agent policy, parent policy and token capabilities are
 //! layers of the ceiling. So revoking, expiring, exhausting or deleting an ancestor, disabling
 //! its agent or narrowing its policy refuses or narrows every descendant at its next request.
-//! A refusal for a link up the chain is [`InvalidReason::DelegatorRefused`](crate::InvalidReason::DelegatorRefused).
+//! A refusal for a link up the chain is [`InvalidReason::DelegatorRefused`].
 //!
 //! Uses are shared down the chain: a request under a child spends one use of the child (if
 //! limited) and of every use-limited ancestor, reserved all-or-nothing and settled alike. A

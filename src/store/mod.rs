@@ -7,7 +7,8 @@
 //!
 //! Every store resolves through one pipeline, [`resolve`]: the same checks in the same order
 //! (written down there), the same refusal reasons, the same ceiling — owner role ∩ parent policy
-//! (for a thread-scoped child) ∩ agent policy ∩ token capabilities.
+//! (for a thread-scoped child) ∩ agent policy ∩ token capabilities, and for a delegated token
+//! every link up its chain (see [`crate::delegation`]).
 
 mod config;
 mod directory;

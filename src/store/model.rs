@@ -275,7 +275,8 @@ impl NewToken {
         self
     }
 
-    /// The token stops resolving this long after creation (at most the agent type's maximum).
+    /// The token stops resolving this long after creation; more than the agent type's maximum
+    /// is clamped to the maximum.
     pub fn expires_in(mut self, ttl: std::time::Duration) -> Self {
         self.expires_in = Some(ttl);
         self

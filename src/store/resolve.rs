@@ -13,21 +13,32 @@
 //!
 //! 1. no stored token has the hash → `unknown`;
 //! 2. the token: revoked → `revoked`; its expiry passed, or its task completed with its last
-//!    use → `expired`; every use spent and none in flight → `exhausted`;
+//!    use → `expired`; every use spent and none in flight → `exhausted`; for a delegated
+//!    token, then each token up its chain, root first: gone, revoked, expired or spent →
+//!    `delegator_refused`;
 //! 3. its agent: the presented slug or the stored agent id does not match → `agent_mismatch`;
 //!    disabled → `agent_disabled`; expired → `agent_expired`;
 //! 4. the agent's parent, for a thread-scoped child: gone or disabled → `agent_disabled`; another
-//!    agent than the child names → `agent_mismatch`; expired → `agent_expired`;
+//!    agent than the child names → `agent_mismatch`; expired → `agent_expired`; then, for a
+//!    delegated token, each link up the chain (it names the next link, its agent is the
+//!    owner's, active and unexpired, and so is that agent's parent), and for a task token the
+//!    orchestrator that minted it (still an active orchestrator of the owner) →
+//!    `delegator_refused`;
 //! 5. the owner: not in the [`UserDirectory`](super::UserDirectory) → `owner_missing`;
-//!    deactivated → `owner_inactive`;
-//! 6. a use-limited token reserves one use, atomically (of N concurrent requests for the last
-//!    use, one gets it) → `exhausted` if none is left. While every remaining use is reserved by
-//!    requests still in flight, the request waits for one of them to settle and then resolves
-//!    again from step 1 (so a token revoked meanwhile is refused as revoked), for at most
-//!    [`IN_FLIGHT_WAIT`] in all.
+//!    deactivated → `owner_inactive`; for a task token, the person it was minted for
+//!    ([`TokenInfo::delegated_by`]) missing or deactivated → `delegator_refused`;
+//! 6. a use-limited token — or one with a use-limited link up its chain — reserves one use of
+//!    every limited link, atomically and all-or-nothing (of N concurrent requests for the last
+//!    use, one gets it) → `exhausted` if one is left nowhere. While every remaining use is
+//!    reserved by requests still in flight, the request waits for one of them to settle and
+//!    then resolves again from step 1 (so a token revoked meanwhile is refused as revoked), for
+//!    at most [`IN_FLIGHT_WAIT`] in all.
 //!
-//! Then the principal is built — owner role ∩ parent policy ∩ agent policy ∩ token
-//! capabilities — and the use is recorded (last-used, coalesced by the backend).
+//! Then the principal is built — owner role ∩ (task token) the delegating person's role ∩ the
+//! orchestrator's policy ∩ for each link up the chain its agent's parent policy, agent policy
+//! and token capabilities ∩ parent policy ∩ agent policy ∩ token capabilities — and the use is
+//! recorded (last-used, coalesced by the backend). Its scopes and modes are the intersection
+//! over the chain's agents.
 //!
 //! # When a use is spent
 //!
@@ -35,7 +46,9 @@
 //! application has answered: a `401`, `403`, `404` or `405` — the application refused the
 //! request before acting on it (a capability check, a route that does not exist) — releases
 //! the use; any other answer spends it (a `400`, `409` or `422` may come after a handler
-//! acted, and so may a `5xx`), and so does a request dropped before its answer. So a use-limited token counts the operations the
+//! acted, and so may a `5xx`), and so does a request dropped before its answer. The layer
+//! settles the token it resolved; the backend settles every limited link of that token's
+//! chain alike, so an ancestor's count holds every operation done under its authority. So a use-limited token counts the operations the
 //! application let through, and the limit stays exact under concurrency and across nodes: a
 //! use is never handed to two requests, and a request is refused as `exhausted` only when every
 //! use is spent.
@@ -45,7 +58,10 @@
 //! A backend may keep a [`VerdictMemo`] per token (the in-memory store does): while neither its
 //! agent records ([`TokenRecords::revision`]) nor the user directory
 //! ([`UserDirectory::revision`](super::UserDirectory::revision)) changed and no expiry passed,
-//! steps 3–5 are skipped and the principal is reused. Steps 1, 2 and 6 run on every request.
+//! steps 3–5 are skipped and the principal is reused. Steps 1, 2 (the chain's tokens included)
+//! and 6 run on every request.
+//!
+//! [`inspect`] runs steps 1–5 and reserves nothing: the peek a delegation takes at its parent.
 
 use std::sync::Arc;
 
@@ -542,7 +558,7 @@ fn own_limit(record: &(impl StoredToken + ?Sized)) -> Option<u64> {
 /// (the token's own, else the least up its chain): the layer settles what the principal says,
 /// so the two must agree.
 fn use_limit(record: &impl StoredToken) -> Option<u64> {
-    own_limit(record).or_else(|| links(record).filter_map(|link| own_limit(link)).min())
+    own_limit(record).or_else(|| links(record).filter_map(own_limit).min())
 }
 
 /// Whether a request under `record` reserves a use: of the token, or of a link up its chain.

@@ -85,7 +85,7 @@ pub async fn case_chain_and_task_fields_round_trip<S: DelegatingStore>(env: Env<
         .list_tokens(&grandchild.info.agent_id)
         .await
         .unwrap();
-    assert_eq!(listed, [grandchild.info.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&grandchild.info));
 
     let direct = env.resolve(&root).await.unwrap();
     assert_eq!(direct.auth_source(), AuthSource::AgentToken);
@@ -548,7 +548,7 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
 /// A delegated token's requests and refusals are recorded with its chain, root first, and its
 /// task, and read back so from the store's own audit trail.
 pub async fn case_audit_records_the_chain<S: DelegatingStore + super::AuditedStore>(env: Env<S>) {
-    use crate::audit::{AuditAction, AuditFilter, AuditQuery, AuditWriter, WriterOptions};
+    use crate::audit::{AuditAction, AuditFilter, AuditWriter, WriterOptions};
     let writer = AuditWriter::spawn(
         std::sync::Arc::new(env.store.clone()),
         WriterOptions::default(),
