@@ -64,11 +64,7 @@ pub(crate) fn child_token(
             .ok()
             .and_then(|ttl| now.checked_add(ttl));
         if asked.is_none_or(|at| at > by) {
-            return Err(DelegationError::ExpiryExceedsParent {
-                parent: by
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_else(|_| by.to_string()),
-            });
+            return Err(DelegationError::ExpiryExceedsParent { parent: by });
         }
     }
     if let (Some(requested), Some(remaining)) = (request.max_operations, parent.remaining_uses) {

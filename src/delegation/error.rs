@@ -17,8 +17,8 @@ pub enum DelegationError {
     /// The child would outlive the parent's effective expiry (the earliest up its chain).
     #[error("an expiry past the parent's effective expiry ({parent})")]
     ExpiryExceedsParent {
-        /// The parent's effective expiry, RFC 3339.
-        parent: String,
+        /// The parent's effective expiry.
+        parent: time::OffsetDateTime,
     },
     /// The child asks for more uses than the parent has left (the fewest up its chain).
     #[error("max_operations {requested} exceeds the {remaining} uses the parent has left")]
