@@ -123,9 +123,10 @@ pub trait StoredToken: Send + Sync {
         let _ = step;
         None
     }
-    /// For a task token minted by an orchestrator ([`TokenInfo::orchestrator`]), that agent;
-    /// `None` also when it is gone (and then the token is refused). Asked of the root of a
-    /// chain only: delegated tokens inherit the root's orchestrator.
+    /// For a task token minted by an orchestrator ([`TokenInfo::orchestrator`]), or one
+    /// delegated from such a token (it inherits the field), that agent as stored now; `None`
+    /// also when it is gone (and then the token is refused). Asked of the record the request
+    /// presented, never of a [`delegator`](StoredToken::delegator) link.
     fn orchestrator(&self) -> Option<Arc<Agent>> {
         None
     }
@@ -210,7 +211,9 @@ pub trait TokenRecords: Send + Sync + 'static {
 
     /// Tries once to reserve one use, atomically: of N concurrent requests for the last use,
     /// one gets it. Never waits: when every use left is in flight it answers
-    /// [`Reservation::InFlight`].
+    /// [`Reservation::InFlight`]. For a delegated record, one use of every use-limited link
+    /// ([`StoredToken::delegator`] and the token itself), all or none: if one link has none,
+    /// those reserved are given back and the answer is that link's.
     async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError>;
 
     /// Waits until a use of the token in flight may have settled: at once if one already has,
@@ -222,6 +225,8 @@ pub trait TokenRecords: Send + Sync + 'static {
 
     /// Settles a reserved use: `spent`, or released for another request; at once, or through
     /// the returned write (see [`TokenResolver::settle_use`] for what dropping it must do).
+    /// `token` is the token the request resolved; for a delegated token every use-limited link
+    /// of its chain is settled alike, since [`TokenRecords::reserve`] reserved one of each.
     fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture>;
 
     /// Records that the token was used now (the backend coalesces writes).
@@ -367,7 +372,7 @@ fn check_chain_agents(
     }
     let root = root(record);
     if let Some(id) = &root.info().orchestrator {
-        let orchestrator = root.orchestrator().ok_or(None)?;
+        let orchestrator = record.orchestrator().ok_or(None)?;
         if orchestrator.id != *id
             || !orchestrator.orchestrator
             || orchestrator.owner != *owner
@@ -638,7 +643,7 @@ fn begin<B: TokenRecords>(
         .info()
         .orchestrator
         .as_ref()
-        .and_then(|_| root.orchestrator());
+        .and_then(|_| record.orchestrator());
     let delegated_by = root.info().delegated_by.clone();
     Begun::NeedsOwner(Candidate {
         record,
@@ -918,7 +923,7 @@ pub async fn inspect<B: TokenRecords>(
     }
     let root = root(&record);
     if root.info().orchestrator.is_some() {
-        expiries.push(root.orchestrator().and_then(|o| o.expires_at));
+        expiries.push(record.orchestrator().and_then(|o| o.expires_at));
     }
     expiries.extend(agents.iter().map(|agent| agent.expires_at));
     Ok(Inspection {
@@ -1207,6 +1212,24 @@ mod tests {
                 .is_none()
         );
         assert_eq!(*resolver.0.settled.lock().unwrap(), [true, false]);
+    }
+
+    /// A backend that knows nothing of delegation (the trait's defaults) never admits a
+    /// delegated or orchestrated token: the chain it cannot show is a refusal, not a bypass.
+    #[tokio::test]
+    async fn a_backend_without_chains_refuses_delegated_and_task_tokens() {
+        let mut delegated = forgetful();
+        delegated.info.delegation_parent = Some(TokenId::from("tok_0"));
+        delegated.info.delegation_depth = 1;
+        let mut orchestrated = forgetful();
+        orchestrated.info.orchestrator = Some(AgentId::from("conductor"));
+        for backend in [delegated, orchestrated] {
+            let refused = resolve(&backend, &lookup()).await;
+            assert_eq!(
+                refused.err().and_then(|error| error.reason()),
+                Some(InvalidReason::DelegatorRefused)
+            );
+        }
     }
 
     #[tokio::test]

@@ -531,11 +531,23 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
         DelegationError::DelegatingUserInactive(_)
     ));
 
+    // A token delegated from the task token inherits the task, the orchestrator and the person.
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    assert_eq!(delegated.info.orchestrator.as_ref(), Some(&orchestrator.id));
+    assert_eq!(delegated.info.delegated_by.as_ref(), Some(&carol));
+    let principal = env.resolve(&delegated).await.unwrap();
+    assert!(principal.can("posts:read") && !principal.can("posts:publish"));
+
     env.store
         .set_agent_status(&orchestrator.id, AgentStatus::Disabled)
         .await
         .unwrap();
     assert_eq!(env.refusal(&issued).await, InvalidReason::DelegatorRefused);
+    assert_eq!(
+        env.refusal(&delegated).await,
+        InvalidReason::DelegatorRefused
+    );
     env.store
         .set_agent_status(&orchestrator.id, AgentStatus::Active)
         .await
