@@ -598,3 +598,37 @@ pub async fn case_audit_records_the_chain<S: DelegatingStore + super::AuditedSto
     let detail = events[1].detail.as_deref().unwrap_or_default();
     assert!(detail.contains(child.info.id.as_str()), "{detail}");
 }
+
+/// A delegated principal's scopes and modes are the intersection over its chain's agents, and
+/// it is supervised when any agent up its chain is.
+pub async fn case_the_chain_bounds_scopes_modes_and_supervision<S: DelegatingStore>(env: Env<S>) {
+    let planner = env
+        .store
+        .create_agent(
+            NewAgent::new("planner", "alice")
+                .with_type(AgentType::Supervised)
+                .with_scopes(["board:1", "board:2"])
+                .with_modes(["chat", "pipeline"]),
+        )
+        .await
+        .unwrap();
+    let writer = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice").with_scopes(["board:2", "board:3"]))
+        .await
+        .unwrap();
+    let root = env.token(&planner.id, NewToken::new("plan")).await;
+    let delegated = child(&env, &root, &writer.id).await;
+    let principal = env.resolve(&delegated).await.unwrap();
+    let agent = principal.agent_ref().unwrap();
+    assert!(agent.allows_scope("board:2"));
+    assert!(!agent.allows_scope("board:1") && !agent.allows_scope("board:3"));
+    assert!(agent.allows_mode("chat") && !agent.allows_mode("admin"));
+    assert_eq!(
+        principal.delegation_chain()[0].agent().agent_type(),
+        AgentType::Supervised
+    );
+    assert!(principal.is_supervised(), "its delegator is supervised");
+    let direct = env.token(&writer.id, NewToken::new("own")).await;
+    assert!(!env.resolve(&direct).await.unwrap().is_supervised());
+}

@@ -497,6 +497,7 @@ macro_rules! conformance_suite {
             case_ephemeral_agents_are_clamped_and_serve_one_task,
             case_orchestrator_task_tokens,
             case_audit_records_the_chain,
+            case_the_chain_bounds_scopes_modes_and_supervision,
         );
     };
     (@section $open:path, grants) => {
