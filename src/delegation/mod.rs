@@ -10,7 +10,8 @@
 //! - its capabilities within the parent's effective ceiling (a pattern such as `posts:*` only
 //!   if the parent allows all of it, see [`CapabilityCeiling::covers`](crate::ceiling::CapabilityCeiling::covers));
 //! - its expiry not past the parent's effective expiry (the earliest up the chain, tokens and
-//!   agents); without one it inherits that expiry;
+//!   agents); without one it inherits that expiry (or the target type's default lifetime, if
+//!   that ends sooner);
 //! - its use limit not above the uses the parent has left (the fewest up the chain);
 //! - its depth not above [`StoreConfig::max_delegation_depth`](crate::store::StoreConfig::max_delegation_depth)
 //!   (a token minted directly has depth 0, its child 1, …);
@@ -29,6 +30,10 @@
 //! layers of the ceiling. So revoking, expiring, exhausting or deleting an ancestor, disabling
 //! its agent or narrowing its policy refuses or narrows every descendant at its next request.
 //! A refusal for a link up the chain is [`InvalidReason::DelegatorRefused`].
+//!
+//! Issuing reads the parent and then stores the child: a parent revoked in between yields a
+//! child that is refused at its first request, never one that outlives it. Rotating a token
+//! does not move its children: they end with the old token (at the end of its grace).
 //!
 //! Uses are shared down the chain: a request under a child spends one use of the child (if
 //! limited) and of every use-limited ancestor, reserved all-or-nothing and settled alike. A

@@ -43,8 +43,9 @@ impl Delegation {
         self
     }
 
-    /// The child expires this long after it is issued; not past the parent's effective expiry
-    /// (without one it inherits that expiry).
+    /// The child expires this long after it is issued; not past the parent's effective expiry.
+    /// Without one it inherits that expiry, or gets the target agent type's default lifetime
+    /// when that ends sooner.
     pub fn expires_in(mut self, ttl: std::time::Duration) -> Self {
         self.expires_in = Some(ttl);
         self
