@@ -47,6 +47,7 @@
 //! use tower_agent_auth::principal::AuthSource;
 //! use tower_agent_auth::store::{AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStore, UserRecord};
 //! use tower_agent_auth::token::TokenFormat;
+//! use tower_agent_auth::{TokenLookup, TokenResolver};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let users = MemoryUserDirectory::new();
@@ -70,7 +71,10 @@
 //! assert_eq!(child.info.delegation_depth, 1);
 //! assert_eq!(child.info.task_id.as_deref(), Some("launch"));
 //!
-//! let principal = tower_agent_auth::testing::resolve(&store, child.token.expose_secret()).await?;
+//! // A request with the child token, as the layer resolves it.
+//! let parsed = store.token_format().parse(child.token.expose_secret())?;
+//! let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+//! let principal = store.resolve(&lookup).await?;
 //! assert_eq!(principal.auth_source(), AuthSource::Delegated);
 //! assert_eq!(principal.delegation_chain()[0].agent().slug(), "planner");
 //! assert!(principal.can("posts:draft") && !principal.can("posts:publish"));
