@@ -198,3 +198,45 @@ impl StoreConfig {
         &self.format
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifetime_past_the_maximum_is_clamped_to_it() {
+        let policy = LifetimePolicy::default();
+        let hour = Duration::from_secs(3600);
+        let asked = Some(Duration::from_secs(5 * 3600));
+        assert_eq!(
+            policy.lifetime_for(AgentType::Ephemeral, asked).unwrap(),
+            Some(hour)
+        );
+        assert_eq!(
+            policy.lifetime_for(AgentType::Autonomous, asked).unwrap(),
+            asked,
+            "no maximum, no clamp"
+        );
+        assert_eq!(
+            policy.lifetime_for(AgentType::Ephemeral, None).unwrap(),
+            Some(Duration::from_secs(15 * 60))
+        );
+        assert!(
+            policy
+                .lifetime_for(AgentType::Ephemeral, Some(Duration::ZERO))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn only_ephemeral_agents_serve_one_task_unless_configured() {
+        let policy = LifetimePolicy::default();
+        assert!(policy.single_task(AgentType::Ephemeral));
+        assert!(!policy.single_task(AgentType::Autonomous));
+        let policy = policy
+            .with_single_task(AgentType::Ephemeral, false)
+            .with_single_task(AgentType::Supervised, true);
+        assert!(!policy.single_task(AgentType::Ephemeral));
+        assert!(policy.single_task(AgentType::Supervised));
+    }
+}

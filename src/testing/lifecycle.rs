@@ -650,6 +650,15 @@ pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
     }
     let intent = NewToken::new("ci").intent("pay \u{2066}50\u{2069} EUR");
     assert!(env.store.create_token(&agent.id, intent).await.is_err());
+    let environment = NewToken::new("ci").environment("prod\u{200b}");
+    assert!(
+        env.store
+            .create_token(&agent.id, environment)
+            .await
+            .is_err()
+    );
+    let long = NewToken::new("ci").environment("e".repeat(201));
+    assert!(env.store.create_token(&agent.id, long).await.is_err());
     let scope = NewAgent::new("other", "alice").with_scopes(["repo\u{200d}a"]);
     assert!(env.store.create_agent(scope).await.is_err());
     assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
