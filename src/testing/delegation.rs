@@ -180,11 +180,27 @@ pub async fn case_deleting_an_ancestor_refuses_its_descendants<S: DelegatingStor
     let [root, child, grandchild] = chain(&env, NewToken::new("plan")).await;
     env.store.delete_agent(&root.info.agent_id).await.unwrap();
     for token in [&child, &grandchild] {
+        assert_eq!(
+            env.refusal(token).await,
+            InvalidReason::Unknown,
+            "deleted with its root"
+        );
         assert!(
-            env.resolve(token).await.is_err(),
-            "a descendant outlived its root"
+            env.store
+                .list_tokens(&token.info.agent_id)
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
+    // The descendants' agents stay: only the authority lent to them is gone.
+    assert!(
+        env.store
+            .agent(&child.info.agent_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// A chain may grow to the configured depth (default 4) and no deeper.
