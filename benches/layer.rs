@@ -9,6 +9,9 @@
 //! * `reference/jwt_hs256_verify` — `jsonwebtoken` HS256 verification of an equivalent claim set;
 //! * `reject/*` — offline rejection: the token parser alone on a bad-checksum and a malformed
 //!   token, and the whole layer answering 401 for a bad checksum;
+//! * `delegation/direct_token` and `delegation/depth_3_token` — the layer's per-request cost for
+//!   a token minted directly and for one delegated three times (every link checked, its
+//!   capabilities a layer), side by side on one in-memory store;
 //! * `paired` — the figures the targets are about, measured robustly on a noisy machine: each
 //!   round times a chunk of requests without the layer, with it, the floor, and the work any
 //!   such layer cannot avoid (below) back to back, so a slow spell slows all four alike; the
@@ -305,5 +308,64 @@ where
     );
 }
 
-criterion_group!(benches, bench_layer);
+/// A direct token and one at depth 3 (planner → writer → editor → reviewer), on one store.
+fn delegated_tokens() -> (MemoryStore, RawToken, RawToken) {
+    use tower_agent_auth::delegation::{Delegation, DelegationStore};
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new(
+        "alice",
+        Policy::allow(CapabilitySet::parse(["posts:*", "comments:*"]).unwrap()),
+    ));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (direct, delegated) = runtime.block_on(async {
+        let mut agents = Vec::new();
+        for slug in ["planner", "writer", "editor", "reviewer"] {
+            let agent = store
+                .create_agent(NewAgent::new(slug, "alice"))
+                .await
+                .unwrap();
+            agents.push(agent);
+        }
+        let capabilities = CapabilitySet::parse(["posts:read", "posts:publish"]).unwrap();
+        let new = NewToken::new("root").with_capabilities(capabilities);
+        let root = store.create_token(&agents[0].id, new).await.unwrap();
+        let direct = root.token.clone();
+        let mut token = root.token;
+        for agent in &agents[1..] {
+            let request = Delegation::to(agent.id.clone(), "link")
+                .with_capabilities(CapabilitySet::parse(["posts:read"]).unwrap());
+            token = store
+                .delegate(token.expose_secret(), request)
+                .await
+                .unwrap()
+                .token;
+        }
+        (direct, token)
+    });
+    (store, direct, delegated)
+}
+
+fn bench_delegation(c: &mut Criterion) {
+    let (store, direct, delegated) = delegated_tokens();
+    let inner = tower::service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    });
+    let mut layered = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(store))
+        .service(inner);
+    let mut group = c.benchmark_group("delegation");
+    for (name, token) in [("direct_token", &direct), ("depth_3_token", &delegated)] {
+        let bearer = format!("Bearer {}", token.expose_secret());
+        assert_eq!(call(&mut layered, request(&bearer)).status(), 200);
+        group.bench_function(name, |b| {
+            b.iter(|| call(&mut layered, request(black_box(&bearer))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_layer, bench_delegation);
 criterion_main!(benches);

@@ -131,6 +131,26 @@ impl Capability {
         };
         matches_name(name, all, |n| exact == Some(n), |p| below == Some(p))
     }
+
+    /// Whether some capability name is matched by both patterns: `posts:*` overlaps
+    /// `posts:publish` and `posts:drafts:*`, but not `comments:read`.
+    ///
+    /// ```
+    /// use tower_agent_auth::ceiling::Capability;
+    /// let posts = Capability::parse("posts:*").unwrap();
+    /// assert!(posts.overlaps(&Capability::parse("posts:publish").unwrap()));
+    /// assert!(!posts.overlaps(&Capability::parse("comments:read").unwrap()));
+    /// ```
+    pub fn overlaps(&self, other: &Capability) -> bool {
+        match (self, other) {
+            // Every pattern matches some name, so `*` meets each.
+            (Self::All, _) | (_, Self::All) => true,
+            (Self::Exact(a), Self::Exact(b)) => a == b,
+            (Self::Exact(name), below @ Self::Below(_))
+            | (below @ Self::Below(_), Self::Exact(name)) => below.matches(name),
+            (Self::Below(p), Self::Below(q)) => p == q || self.matches(q) || other.matches(p),
+        }
+    }
 }
 
 impl std::fmt::Display for Capability {
@@ -332,8 +352,26 @@ impl Policy {
             && !self.deny.matches(name)
     }
 
+    /// Whether this layer allows everything `pattern` matches: its allow list covers the
+    /// pattern and no denied pattern overlaps it. `posts:*` is not covered by a layer that
+    /// allows `posts:*` but denies `posts:delete`.
+    ///
+    /// ```
+    /// use tower_agent_auth::ceiling::{Capability, CapabilitySet, Policy};
+    /// let layer = Policy::allow(CapabilitySet::parse(["posts:*"]).unwrap())
+    ///     .with_deny(CapabilitySet::parse(["posts:delete"]).unwrap());
+    /// assert!(layer.covers(&Capability::parse("posts:publish").unwrap()));
+    /// assert!(!layer.covers(&Capability::parse("posts:*").unwrap()));
+    /// ```
+    pub fn covers(&self, pattern: &Capability) -> bool {
+        self.allow
+            .as_ref()
+            .is_none_or(|allow| allow.covers(pattern))
+            && !self.deny.iter().any(|denied| denied.overlaps(pattern))
+    }
+
     /// Whether this layer's allow list covers every pattern of `requested` (a layer without an
-    /// allow list covers everything). Use it to refuse a token asking for more than its agent's
+    /// allow list covers everything; the deny list is not consulted: see [`Policy::covers`]). Use it to refuse a token asking for more than its agent's
     /// policy grants.
     pub fn covers_all(&self, requested: &CapabilitySet) -> bool {
         self.allow
@@ -354,6 +392,16 @@ pub enum LayerSource {
     ParentAgentPolicy,
     /// The capabilities the token was minted with.
     Token,
+    /// The policy of an agent up the token's delegation chain (see [`crate::delegation`]).
+    DelegatorAgentPolicy,
+    /// The policy of the parent of an agent up the delegation chain, for a thread-scoped child.
+    DelegatorParentAgentPolicy,
+    /// The capabilities of a token up the delegation chain.
+    DelegatorToken,
+    /// The policy of the orchestrator agent that minted the task token.
+    OrchestratorPolicy,
+    /// The role of the person on whose behalf an orchestrator minted the task token.
+    DelegatingUserRole,
 }
 
 /// The intersection of permission layers that bounds every check on a request.
@@ -386,6 +434,32 @@ impl CapabilityCeiling {
     /// never allowed.
     pub fn allows(&self, name: &str) -> bool {
         self.layers.iter().all(|(policy, _)| policy.allows(name))
+    }
+
+    /// Whether every layer allows everything `pattern` matches (see [`Policy::covers`]): what
+    /// a delegated token may ask for. `posts:*` lies within a ceiling only if the ceiling
+    /// allows all of it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_agent_auth::ceiling::{Capability, CapabilityCeiling, CapabilitySet, LayerSource, Policy};
+    ///
+    /// let role = Arc::new(Policy::allow(CapabilitySet::parse(["posts:*"]).unwrap()));
+    /// let token = Arc::new(Policy::allow(CapabilitySet::parse(["posts:read", "posts:drafts:*"]).unwrap()));
+    /// let ceiling = CapabilityCeiling::new(role).narrowed_by(LayerSource::Token, token);
+    /// assert!(ceiling.covers(&"posts:drafts:*".parse().unwrap()));
+    /// assert!(!ceiling.covers(&"posts:*".parse().unwrap())); // only part of it
+    /// ```
+    pub fn covers(&self, pattern: &Capability) -> bool {
+        self.layers.iter().all(|(policy, _)| policy.covers(pattern))
+    }
+
+    /// The patterns of `requested` this ceiling does not wholly allow, in the set's order.
+    pub fn outside(&self, requested: &CapabilitySet) -> Vec<Capability> {
+        requested
+            .iter()
+            .filter(|pattern| !self.covers(pattern))
+            .collect()
     }
 
     /// The first layer that refuses `name`, if any.

@@ -75,6 +75,7 @@ pub mod axum;
 mod bytes;
 pub mod ceiling;
 pub mod clock;
+pub mod delegation;
 pub mod layer;
 pub mod principal;
 pub mod reason;

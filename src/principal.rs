@@ -76,17 +76,28 @@ pub enum AuthSource {
     /// An ordinary user session (cookie or similar), resolved by a
     /// [`SessionResolver`](crate::SessionResolver).
     Session,
-    /// An agent bearer token.
+    /// An agent bearer token minted directly for its agent.
     AgentToken,
+    /// An agent bearer token delegated to its agent by another token's holder (see
+    /// [`crate::delegation`], its only producer): the principal's
+    /// [`delegation_chain`](ExecutionPrincipal::delegation_chain) names whose authority it acts
+    /// under.
+    Delegated,
 }
 
 impl AuthSource {
-    /// A stable lowercase name (`session`, `agent_token`).
+    /// A stable lowercase name (`session`, `agent_token`, `delegated`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Session => "session",
             Self::AgentToken => "agent_token",
+            Self::Delegated => "delegated",
         }
+    }
+
+    /// Whether an agent token (minted directly or delegated) authenticated the request.
+    pub fn is_agent(&self) -> bool {
+        matches!(self, Self::AgentToken | Self::Delegated)
     }
 }
 
@@ -245,6 +256,35 @@ impl DelegationLink {
     }
 }
 
+/// What a token was minted for: its task and the people and agents that set it up. Read it
+/// with [`ExecutionPrincipal::task`]; a delegated token inherits its delegator's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskScope {
+    /// The task id.
+    pub task_id: Option<Arc<str>>,
+    /// What the token is meant to do, in the words of whoever minted it.
+    pub intent: Option<Arc<str>>,
+    /// The orchestrator agent that minted the token for the task.
+    pub orchestrator: Option<AgentId>,
+    /// Where the task runs (e.g. `staging`).
+    pub environment: Option<Arc<str>>,
+    /// Whether using the token's last operation ends it.
+    pub expires_on_completion: bool,
+    /// The token's own use limit.
+    pub max_operations: Option<u64>,
+    /// The person on whose behalf an orchestrator minted the token.
+    pub delegated_by: Option<UserId>,
+}
+
+impl TaskScope {
+    /// Whether the scope says anything at all (a token minted with none of its fields has
+    /// none).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Everything a handler needs to know about who is acting on this request.
 ///
 /// Built by a [`TokenResolver`](crate::TokenResolver) for agent tokens or a
@@ -260,6 +300,7 @@ pub struct ExecutionPrincipal {
     ceiling: CapabilityCeiling,
     delegation: Arc<[DelegationLink]>,
     task_id: Option<Arc<str>>,
+    task: Option<Arc<TaskScope>>,
     max_operations: Option<u64>,
 }
 
@@ -274,6 +315,7 @@ impl ExecutionPrincipal {
             ceiling,
             delegation: Arc::new([]),
             task_id: None,
+            task: None,
             max_operations: None,
         }
     }
@@ -293,6 +335,7 @@ impl ExecutionPrincipal {
             ceiling,
             delegation: Arc::new([]),
             task_id: None,
+            task: None,
             max_operations: None,
         }
     }
@@ -341,6 +384,26 @@ impl ExecutionPrincipal {
         self
     }
 
+    /// Attaches what the token was minted for (its task id becomes
+    /// [`task_id`](ExecutionPrincipal::task_id) too).
+    pub fn with_task(mut self, task: TaskScope) -> Self {
+        self.task_id = task.task_id.clone();
+        self.task = Some(Arc::new(task));
+        self
+    }
+
+    /// Marks the principal as acting under the authority of `chain` (the first link nearest
+    /// the human first): its source becomes [`AuthSource::Delegated`]. Stores call this
+    /// through the resolution pipeline, which checks every link; a custom resolver that calls
+    /// it vouches for the chain itself.
+    pub fn with_delegation_chain(mut self, chain: Vec<DelegationLink>) -> Self {
+        if !chain.is_empty() && self.agent.is_some() {
+            self.source = AuthSource::Delegated;
+            self.delegation = chain.into();
+        }
+        self
+    }
+
     /// Marks the token as use-limited to `n` operations: the layer then tells the resolver,
     /// through [`TokenResolver::settle_use`](crate::TokenResolver::settle_use), whether each
     /// admitted request spent its use.
@@ -384,9 +447,21 @@ impl ExecutionPrincipal {
         self.task_id.as_deref()
     }
 
-    /// The token's use limit, if it has one.
+    /// The token's use limit, if it has one. For a delegated token without a limit of its
+    /// own, the least limit up its chain: every request spends a use of each limited link.
     pub fn max_operations(&self) -> Option<u64> {
         self.max_operations
+    }
+
+    /// What the token was minted for, if it was minted for a task (or by an orchestrator).
+    pub fn task(&self) -> Option<&TaskScope> {
+        self.task.as_deref()
+    }
+
+    /// How many delegations lie between the token and one minted directly: the length of
+    /// [`delegation_chain`](ExecutionPrincipal::delegation_chain), 0 for a direct token.
+    pub fn delegation_depth(&self) -> usize {
+        self.delegation.len()
     }
 
     /// The agents that delegated to this one, the first (nearest the human) first; empty for a

@@ -20,9 +20,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// every reason answers the same `401 invalid_token`, so an attacker learns nothing.
 ///
 /// A stored token failing several checks at once is refused for the first in this order
-/// (the resolution pipeline's, [`crate::store::resolve`]): revoked, expired, exhausted, agent
-/// mismatch, agent disabled, agent expired, the parent's (disabled, expired), owner missing,
-/// owner inactive.
+/// (the resolution pipeline's, [`crate::store::resolve`]): revoked, expired, exhausted, a token
+/// up a delegation chain, agent mismatch, agent disabled, agent expired, the parent's
+/// (disabled, expired), an agent up the chain or the orchestrator, owner missing, owner
+/// inactive, the person a task token was minted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InvalidReason {
@@ -51,10 +52,14 @@ pub enum InvalidReason {
     /// A bearer token of another application (not this layer's prefix) on a route that
     /// requires a principal.
     ForeignPrefix,
+    /// A delegated token whose authority up the chain no longer holds: a token it was
+    /// delegated from is revoked, expired, spent or gone, or that token's agent (or the
+    /// orchestrator, or the person a task token was minted for) is disabled, expired or gone.
+    DelegatorRefused,
 }
 
 impl InvalidReason {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 13] = [
         Self::Malformed,
         Self::Checksum,
         Self::Unknown,
@@ -67,6 +72,7 @@ impl InvalidReason {
         Self::OwnerMissing,
         Self::OwnerInactive,
         Self::ForeignPrefix,
+        Self::DelegatorRefused,
     ];
 
     /// A stable snake_case name for logs and audit records.
@@ -84,6 +90,7 @@ impl InvalidReason {
             Self::OwnerMissing => "owner_missing",
             Self::OwnerInactive => "owner_inactive",
             Self::ForeignPrefix => "foreign_prefix",
+            Self::DelegatorRefused => "delegator_refused",
         }
     }
 
@@ -116,6 +123,12 @@ pub struct RefusedCredential {
     pub token_id: TokenId,
     /// The task the token was minted for.
     pub task_id: Option<String>,
+    /// The agents the token was delegated through, the first (nearest the human) first; empty
+    /// for a token minted directly.
+    pub delegation_chain: Vec<AgentId>,
+    /// For [`InvalidReason::DelegatorRefused`]: the token up the chain that failed, when one
+    /// did (not the orchestrator or the delegating person).
+    pub delegator: Option<TokenId>,
 }
 
 impl RefusedCredential {
@@ -135,7 +148,21 @@ impl RefusedCredential {
             parent: None,
             token_id,
             task_id: None,
+            delegation_chain: Vec::new(),
+            delegator: None,
         }
+    }
+
+    /// The agents the token was delegated through, root first.
+    pub fn with_delegation_chain(mut self, chain: Vec<AgentId>) -> Self {
+        self.delegation_chain = chain;
+        self
+    }
+
+    /// The token up the chain that failed.
+    pub fn with_delegator(mut self, token: Option<TokenId>) -> Self {
+        self.delegator = token;
+        self
     }
 
     /// The agent's parent, for a thread-scoped child.

@@ -49,6 +49,43 @@ fn ceiling_of(layers: &[Policy]) -> CapabilityCeiling {
 }
 
 proptest! {
+    /// `covers(p)` is what a delegated token may ask for: it must never claim a name the
+    /// ceiling refuses, and a pattern is covered exactly when each layer covers it.
+    #[test]
+    fn a_covered_pattern_allows_every_name_it_matches(
+        layers in prop::collection::vec(policy(), 1..5),
+        p in pattern(),
+        n in name(),
+    ) {
+        let ceiling = ceiling_of(&layers);
+        let p = Capability::parse(&p).unwrap();
+        if ceiling.covers(&p) && p.matches(&n) {
+            prop_assert!(ceiling.allows(&n), "{p} covered but {n} refused");
+        }
+        prop_assert_eq!(ceiling.covers(&p), layers.iter().all(|layer| layer.covers(&p)));
+    }
+
+    /// Two patterns overlap exactly when some name matches both (over the small alphabet,
+    /// every name up to three segments is tried).
+    #[test]
+    fn overlap_is_a_shared_name(a in pattern(), b in pattern()) {
+        let (a, b) = (Capability::parse(&a).unwrap(), Capability::parse(&b).unwrap());
+        let segments = ["a", "b", "c"];
+        let mut names = Vec::new();
+        for x in segments {
+            names.push(x.to_owned());
+            for y in segments {
+                names.push(format!("{x}:{y}"));
+                for z in segments {
+                    names.push(format!("{x}:{y}:{z}"));
+                    names.push(format!("{x}:{y}:{z}:a"));
+                }
+            }
+        }
+        let shared = names.iter().any(|n| a.matches(n) && b.matches(n));
+        prop_assert_eq!(a.overlaps(&b), shared, "{} and {}", a, b);
+    }
+
     #[test]
     fn ceiling_is_never_wider_than_any_layer(layers in prop::collection::vec(policy(), 1..5), n in name()) {
         let ceiling = ceiling_of(&layers);

@@ -413,25 +413,34 @@ impl TokenStore for OutsideStore {
         token: &TokenId,
     ) -> Result<TokenInfo, StoreError> {
         let now = self.now();
-        let mut state = self.state();
-        let hash = state.token_of(agent, token)?;
-        let (_, info) = state.tokens.get_mut(&hash).unwrap();
-        info.revoked_at.get_or_insert(now);
-        Ok(info.clone())
+        let revoked = {
+            let mut state = self.state();
+            let hash = state.token_of(agent, token)?;
+            let (_, info) = state.tokens.get_mut(&hash).unwrap();
+            info.revoked_at.get_or_insert(now);
+            info.clone()
+        };
+        // The factory sees revocations too: it judges whether a single-task agent is free.
+        let _ = self.records.revoke_token(agent, token).await;
+        Ok(revoked)
     }
 
     async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
         let now = self.now();
-        let mut state = self.state();
-        state.agent(agent)?;
-        let mut revoked = 0;
-        for (_, info) in state.tokens.values_mut() {
-            let live = info.revoked_at.is_none() && info.expires_at.is_none_or(|at| at > now);
-            if info.agent_id == *agent && live {
-                info.revoked_at = Some(now);
-                revoked += 1;
+        let revoked = {
+            let mut state = self.state();
+            state.agent(agent)?;
+            let mut revoked = 0;
+            for (_, info) in state.tokens.values_mut() {
+                let live = info.revoked_at.is_none() && info.expires_at.is_none_or(|at| at > now);
+                if info.agent_id == *agent && live {
+                    info.revoked_at = Some(now);
+                    revoked += 1;
+                }
             }
-        }
+            revoked
+        };
+        let _ = self.records.revoke_all_tokens(agent).await;
         Ok(revoked)
     }
 

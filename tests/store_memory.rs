@@ -18,5 +18,6 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
-// The approval gate: a section of its own, named, since it needs `ApprovalGate`.
-tower_agent_auth::conformance_suite!(open, [approval]);
+// The sections that need more than `Store`: named, since a store of another crate may
+// not implement `ApprovalGate` or `DelegationStore`.
+tower_agent_auth::conformance_suite!(open, [approval, delegation]);

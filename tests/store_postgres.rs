@@ -82,8 +82,9 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
-// The approval gate: a section of its own, named, since it needs `ApprovalGate`.
-tower_agent_auth::conformance_suite!(open, [approval]);
+// The sections that need more than `Store`: named, since a store of another crate may
+// not implement `ApprovalGate` or `DelegationStore`.
+tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn use_limit_is_exact_across_two_nodes() {
@@ -109,6 +110,34 @@ async fn use_limit_is_exact_across_two_nodes() {
         .await
         .unwrap();
     testing::concurrent_use_limit(vec![node_a, node_b], &users).await;
+    cleanup.await;
+}
+
+/// A parent limited to 50 and two children, 200 requests over two nodes: exactly 50 admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uses_shared_down_a_chain_are_exact_across_two_nodes() {
+    let Some(url) = server_url() else { return };
+    let users = testing::users();
+    let clock = testing::clock();
+    let (pool, cleanup) = fresh_schema(&url).await;
+    let node_a = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
+        .await
+        .unwrap();
+    // A second node: its own pool on the same schema.
+    let options: PgConnectOptions = url.parse().unwrap();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let other_pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .unwrap();
+    let node_b = PgStore::from_pool(other_pool, testing::config(&users, &clock))
+        .await
+        .unwrap();
+    testing::concurrent_delegated_use_limit(vec![node_a, node_b], 50).await;
     cleanup.await;
 }
 
@@ -332,5 +361,130 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .await
         .unwrap();
     assert_eq!(version, PgStore::SCHEMA_VERSION);
+    cleanup.await;
+}
+
+/// A database at schema 5 (before delegation) upgrades in place: its agents and tokens keep
+/// working, read as direct tokens of no orchestrator, and can delegate.
+#[tokio::test]
+async fn a_version_5_database_upgrades_and_its_tokens_can_delegate() {
+    use sha2::{Digest, Sha256};
+    use tower_agent_auth::delegation::{Delegation, DelegationStore};
+    use tower_agent_auth::store::{AgentStore, TokenStore};
+    let Some(url) = server_url() else { return };
+    let (pool, cleanup) = fresh_schema(&url).await;
+    let migrations = [
+        (
+            1,
+            "agents and tokens",
+            include_str!("../migrations/postgres/0001_agents_and_tokens.sql"),
+        ),
+        (
+            2,
+            "access grants",
+            include_str!("../migrations/postgres/0002_access_grants.sql"),
+        ),
+        (
+            3,
+            "identities and audit",
+            include_str!("../migrations/postgres/0003_identities_and_audit.sql"),
+        ),
+        (
+            4,
+            "uses in flight",
+            include_str!("../migrations/postgres/0004_uses_in_flight.sql"),
+        ),
+        (
+            5,
+            "coalesced refusals, the trail indexed by time",
+            include_str!("../migrations/postgres/0005_coalesced_refusals.sql"),
+        ),
+    ];
+    sqlx::raw_sql(
+        "CREATE TABLE agent_auth_schema_migrations (version BIGINT PRIMARY KEY, \
+         description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (version, description, sql) in migrations {
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO agent_auth_schema_migrations VALUES ($1, $2, $3, 0)")
+            .bind(version as i64)
+            .bind(description)
+            .bind(hex::encode(Sha256::digest(sql.as_bytes())))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let token = tower_agent_auth::token::TokenFormat::new("acme")
+        .unwrap()
+        .mint("legacy")
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO agent_auth_agents (id, slug, owner, agent_type, status, policy, created_at) \
+         VALUES ('agt_1', 'legacy', 'alice', 'autonomous', 'active', \
+         '{\"allow\":null,\"deny\":[]}', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO agent_auth_tokens (id, agent_id, hash, display_prefix, label, created_at, \
+         max_operations, operations_remaining, task_id) \
+         VALUES ('tok_1', 'agt_1', $1, 'acme_legacy_…', 'from v5', 0, 3, 3, 'old-task')",
+    )
+    .bind(token.hash().as_bytes().to_vec())
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .agent(&"agt_1".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .orchestrator
+    );
+    let kept = store
+        .token(&"agt_1".into(), &"tok_1".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            kept.delegation_parent,
+            kept.delegation_depth,
+            kept.task_id.as_deref()
+        ),
+        (None, 0, Some("old-task"))
+    );
+    let child = store
+        .delegate(
+            token.expose_secret(),
+            Delegation::to("agt_1", "child").max_operations(2),
+        )
+        .await
+        .unwrap();
+    let principal = testing::resolve(&store, child.token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(principal.delegation_depth(), 1);
+    let left = store
+        .token(&"agt_1".into(), &"tok_1".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        left.operations_remaining,
+        Some(2),
+        "the child's use was the parent's too"
+    );
     cleanup.await;
 }

@@ -25,8 +25,9 @@ async fn open(
 }
 
 tower_agent_auth::conformance_suite!(open);
-// The approval gate: a section of its own, named, since it needs `ApprovalGate`.
-tower_agent_auth::conformance_suite!(open, [approval]);
+// The sections that need more than `Store`: named, since a store of another crate may
+// not implement `ApprovalGate` or `DelegationStore`.
+tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 
 #[tokio::test]
 async fn tokens_survive_a_restart_and_revocations_stay() {
@@ -76,7 +77,10 @@ async fn tokens_survive_a_restart_and_revocations_stay() {
     .fetch_one(reopened.pool())
     .await
     .unwrap();
-    assert_eq!(rows, versions, "a version recorded twice");
+    assert_eq!(
+        (rows, versions),
+        (SqliteStore::SCHEMA_VERSION, SqliteStore::SCHEMA_VERSION)
+    );
 }
 
 #[tokio::test]
@@ -264,6 +268,130 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
         .await
         .unwrap();
     assert_eq!(version, SqliteStore::SCHEMA_VERSION);
+}
+
+/// A database at schema 5 (before delegation) upgrades in place: its agents and tokens keep
+/// working, read as direct tokens of no orchestrator, and can delegate.
+#[tokio::test]
+async fn a_version_5_database_upgrades_and_its_tokens_can_delegate() {
+    use sha2::{Digest, Sha256};
+    use tower_agent_auth::delegation::{Delegation, DelegationStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db").display().to_string();
+    let migrations = [
+        (
+            1,
+            "agents and tokens",
+            include_str!("../migrations/sqlite/0001_agents_and_tokens.sql"),
+        ),
+        (
+            2,
+            "access grants",
+            include_str!("../migrations/sqlite/0002_access_grants.sql"),
+        ),
+        (
+            3,
+            "identities and audit",
+            include_str!("../migrations/sqlite/0003_identities_and_audit.sql"),
+        ),
+        (
+            4,
+            "uses in flight",
+            include_str!("../migrations/sqlite/0004_uses_in_flight.sql"),
+        ),
+        (
+            5,
+            "coalesced refusals, the trail indexed by time",
+            include_str!("../migrations/sqlite/0005_coalesced_refusals.sql"),
+        ),
+    ];
+    let token = tower_agent_auth::token::TokenFormat::new("acme")
+        .unwrap()
+        .mint("legacy")
+        .unwrap();
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE agent_auth_schema_migrations (version BIGINT PRIMARY KEY, \
+             description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (version, description, sql) in migrations {
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO agent_auth_schema_migrations VALUES (?, ?, ?, 0)")
+                .bind(version)
+                .bind(description)
+                .bind(hex::encode(Sha256::digest(sql.as_bytes())))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO agent_auth_agents (id, slug, owner, agent_type, status, policy, \
+             created_at) VALUES ('agt_1', 'legacy', 'alice', 'autonomous', 'active', \
+             '{\"allow\":null,\"deny\":[]}', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO agent_auth_tokens (id, agent_id, hash, display_prefix, label, created_at, \
+             max_operations, operations_remaining, task_id) \
+             VALUES ('tok_1', 'agt_1', ?, 'acme_legacy_…', 'from v5', 0, 3, 3, 'old-task')",
+        )
+        .bind(token.hash().as_bytes().to_vec())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = SqliteStore::open(&path, testing::config(&users, &clock))
+        .await
+        .unwrap();
+    let agent = store.agent(&"agt_1".into()).await.unwrap().unwrap();
+    assert!(!agent.orchestrator);
+    let kept = store
+        .token(&"agt_1".into(), &"tok_1".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            kept.delegation_parent,
+            kept.delegation_depth,
+            kept.task_id.as_deref()
+        ),
+        (None, 0, Some("old-task"))
+    );
+    let child = store
+        .delegate(
+            token.expose_secret(),
+            Delegation::to("agt_1", "child").max_operations(2),
+        )
+        .await
+        .unwrap();
+    let principal = testing::resolve(&store, child.token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(principal.delegation_depth(), 1);
+    assert_eq!(principal.task_id(), Some("old-task"));
+    let left = store
+        .token(&"agt_1".into(), &"tok_1".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        left.operations_remaining,
+        Some(2),
+        "the child's use was the parent's too"
+    );
 }
 
 #[tokio::test]

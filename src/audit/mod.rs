@@ -213,7 +213,9 @@ pub struct AuditEvent {
     pub token: Option<TokenId>,
     /// The human acting, or acted for.
     pub actor: Option<UserId>,
-    /// Delegating agents, outermost first (produced once delegation lands).
+    /// The agents a delegated token was delegated through, the first (nearest the human)
+    /// first, as [`ExecutionPrincipal::delegation_chain`](crate::ExecutionPrincipal::delegation_chain)
+    /// lists them; empty for a token minted directly.
     pub delegation_chain: Vec<AgentId>,
     /// What happened.
     pub action: AuditAction,
@@ -262,7 +264,7 @@ impl AuditEvent {
         self
     }
 
-    /// The delegating agents, outermost first.
+    /// The delegating agents, the first (nearest the human) first.
     pub fn delegation_chain(mut self, chain: Vec<AgentId>) -> Self {
         self.delegation_chain = chain;
         self

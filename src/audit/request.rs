@@ -19,7 +19,7 @@ pub(crate) fn refusal_event(
     status: u16,
     clock: &dyn Clock,
 ) -> AuditEvent {
-    AuditEvent::new(
+    let event = AuditEvent::new(
         clock.now(),
         AuditAction::TokenRefused,
         Outcome::Refused(refused.reason),
@@ -29,7 +29,13 @@ pub(crate) fn refusal_event(
     .token(refused.token_id.clone())
     .actor(refused.user_id.clone())
     .task_id(refused.task_id.clone())
-    .request(method.as_str(), path, status)
+    .delegation_chain(refused.delegation_chain.clone())
+    .request(method.as_str(), path, status);
+    match &refused.delegator {
+        // Which link up the chain refused: an id, never a secret.
+        Some(token) => event.detail(format!("delegator token {token} refused")),
+        None => event,
+    }
 }
 
 /// The event of an agent-authenticated request, waiting for its response's status. Dropped
@@ -58,6 +64,13 @@ impl PendingRequestEvent {
         )
         .actor(principal.user_id().clone())
         .task_id(principal.task_id().map(str::to_owned))
+        .delegation_chain(
+            principal
+                .delegation_chain()
+                .iter()
+                .map(|link| link.agent().id().clone())
+                .collect(),
+        )
         .request(method.as_str(), path, 0);
         if let Some(agent) = principal.agent_ref() {
             event = event

@@ -34,6 +34,7 @@ pub fn agent(agent: &Agent) -> Value {
         "expires_at": time(agent.expires_at),
         "last_used_at": time(agent.last_used_at),
         "last_rotated_at": time(agent.last_rotated_at),
+        "orchestrator": agent.orchestrator,
     })
 }
 
@@ -55,6 +56,11 @@ pub fn token(info: &TokenInfo) -> Value {
         "expires_on_completion": info.expires_on_completion,
         "task_id": info.task_id,
         "intent": info.intent,
+        "environment": info.environment,
+        "orchestrator": info.orchestrator.as_ref().map(|a| a.as_str()),
+        "delegated_by": info.delegated_by.as_ref().map(|u| u.as_str()),
+        "delegation_parent": info.delegation_parent.as_ref().map(|t| t.as_str()),
+        "delegation_depth": info.delegation_depth,
     })
 }
 

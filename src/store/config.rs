@@ -14,19 +14,25 @@ use crate::token::TokenFormat;
 pub struct Lifetime {
     /// Used when a token is minted without a lifetime; `None`: no expiry.
     pub default: Option<Duration>,
-    /// No token may ask for more; `None`: no maximum.
+    /// A token asking for more gets this much; `None`: no maximum.
     pub max: Option<Duration>,
 }
 
 /// Token lifetimes per [`AgentType`].
 ///
 /// Defaults: autonomous and supervised agents get tokens without expiry unless one is asked for;
-/// ephemeral agents get 15 minutes by default and at most an hour.
+/// ephemeral agents get 15 minutes by default and at most an hour, and serve one task: once a
+/// live token of an ephemeral agent carries a task id, a token for another task is refused.
+///
+/// A token asking for more than its type's maximum is clamped to the maximum (one rule for
+/// every type), so a client asking for "as long as possible" gets the longest allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LifetimePolicy {
     autonomous: Lifetime,
     supervised: Lifetime,
     ephemeral: Lifetime,
+    /// The types whose agents serve one task at a time.
+    single_task: [bool; 3],
 }
 
 impl Default for LifetimePolicy {
@@ -38,6 +44,7 @@ impl Default for LifetimePolicy {
                 default: Some(Duration::from_secs(15 * 60)),
                 max: Some(Duration::from_secs(60 * 60)),
             },
+            single_task: [false, false, true],
         }
     }
 }
@@ -47,6 +54,27 @@ impl LifetimePolicy {
     pub fn with(mut self, agent_type: AgentType, lifetime: Lifetime) -> Self {
         *self.slot(agent_type) = lifetime;
         self
+    }
+
+    /// Whether agents of `agent_type` serve one task: once a live token of such an agent
+    /// carries a task id, minting one for another task is refused (default: ephemeral agents
+    /// only).
+    pub fn with_single_task(mut self, agent_type: AgentType, single: bool) -> Self {
+        self.single_task[Self::index(agent_type)] = single;
+        self
+    }
+
+    /// Whether agents of `agent_type` serve one task (see [`LifetimePolicy::with_single_task`]).
+    pub fn single_task(&self, agent_type: AgentType) -> bool {
+        self.single_task[Self::index(agent_type)]
+    }
+
+    fn index(agent_type: AgentType) -> usize {
+        match agent_type {
+            AgentType::Autonomous => 0,
+            AgentType::Supervised => 1,
+            AgentType::Ephemeral => 2,
+        }
     }
 
     fn slot(&mut self, agent_type: AgentType) -> &mut Lifetime {
@@ -66,7 +94,8 @@ impl LifetimePolicy {
         }
     }
 
-    /// The lifetime a token gets: the requested one if allowed, else the default.
+    /// The lifetime a token gets: the requested one, clamped to the type's maximum; without
+    /// one, the default.
     pub(crate) fn lifetime_for(
         &self,
         agent_type: AgentType,
@@ -77,19 +106,14 @@ impl LifetimePolicy {
             Some(ttl) if ttl.is_zero() => Err(StoreError::InvalidLifetime(
                 "a token lifetime must be longer than zero".into(),
             )),
-            Some(ttl) => match rule.max {
-                Some(max) if ttl > max => Err(StoreError::InvalidLifetime(format!(
-                    "{}s exceeds the maximum of {}s for {} agents",
-                    ttl.as_secs(),
-                    max.as_secs(),
-                    agent_type.as_str()
-                ))),
-                _ => Ok(Some(ttl)),
-            },
+            Some(ttl) => Ok(Some(rule.max.map_or(ttl, |max| ttl.min(max)))),
             None => Ok(rule.default.or(rule.max)),
         }
     }
 }
+
+/// The default of [`StoreConfig::max_delegation_depth`].
+pub const DEFAULT_MAX_DELEGATION_DEPTH: u32 = 4;
 
 /// The configuration shared by every store backend.
 #[derive(Clone)]
@@ -100,6 +124,7 @@ pub struct StoreConfig {
     pub(crate) last_used_interval: Duration,
     pub(crate) lifetimes: LifetimePolicy,
     pub(crate) migrate: bool,
+    pub(crate) max_delegation_depth: u32,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -109,6 +134,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("last_used_interval", &self.last_used_interval)
             .field("lifetimes", &self.lifetimes)
             .field("migrate", &self.migrate)
+            .field("max_delegation_depth", &self.max_delegation_depth)
             .finish_non_exhaustive()
     }
 }
@@ -129,7 +155,15 @@ impl StoreConfig {
             last_used_interval: Duration::from_secs(60),
             lifetimes: LifetimePolicy::default(),
             migrate: true,
+            max_delegation_depth: DEFAULT_MAX_DELEGATION_DEPTH,
         }
+    }
+
+    /// How deep a delegation chain may grow (default 4): a token minted directly has depth 0,
+    /// one delegated from it 1, and so on; delegating past the maximum is refused.
+    pub fn max_delegation_depth(mut self, depth: u32) -> Self {
+        self.max_delegation_depth = depth;
+        self
     }
 
     /// Reads time from `clock` (tests of expiry).
@@ -162,5 +196,47 @@ impl StoreConfig {
     /// The token format.
     pub fn format(&self) -> &TokenFormat {
         &self.format
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifetime_past_the_maximum_is_clamped_to_it() {
+        let policy = LifetimePolicy::default();
+        let hour = Duration::from_secs(3600);
+        let asked = Some(Duration::from_secs(5 * 3600));
+        assert_eq!(
+            policy.lifetime_for(AgentType::Ephemeral, asked).unwrap(),
+            Some(hour)
+        );
+        assert_eq!(
+            policy.lifetime_for(AgentType::Autonomous, asked).unwrap(),
+            asked,
+            "no maximum, no clamp"
+        );
+        assert_eq!(
+            policy.lifetime_for(AgentType::Ephemeral, None).unwrap(),
+            Some(Duration::from_secs(15 * 60))
+        );
+        assert!(
+            policy
+                .lifetime_for(AgentType::Ephemeral, Some(Duration::ZERO))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn only_ephemeral_agents_serve_one_task_unless_configured() {
+        let policy = LifetimePolicy::default();
+        assert!(policy.single_task(AgentType::Ephemeral));
+        assert!(!policy.single_task(AgentType::Autonomous));
+        let policy = policy
+            .with_single_task(AgentType::Ephemeral, false)
+            .with_single_task(AgentType::Supervised, true);
+        assert!(!policy.single_task(AgentType::Ephemeral));
+        assert!(policy.single_task(AgentType::Supervised));
     }
 }

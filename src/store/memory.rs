@@ -127,6 +127,8 @@ impl Usage {
 struct TokenEntry {
     info: TokenInfo,
     agent: Arc<AgentSlot>,
+    /// The hash of the token this one was delegated from, to walk up its chain by digest.
+    delegator: Option<TokenHash>,
     policy: Option<Arc<Policy>>,
     /// The last verdict, reused by the resolution pipeline while it stands, so a request costs
     /// a few loads and an `Arc` clone instead of an owner lookup and a principal.
@@ -137,6 +139,7 @@ struct TokenEntry {
 impl TokenEntry {
     fn new(info: TokenInfo, agent: Arc<AgentSlot>) -> Self {
         Self {
+            delegator: None,
             policy: info
                 .capabilities
                 .clone()
@@ -162,6 +165,7 @@ impl TokenEntry {
     fn with_info(&self, info: TokenInfo) -> Self {
         Self {
             info,
+            delegator: self.delegator,
             agent: self.agent.clone(),
             policy: self.policy.clone(),
             memo: VerdictMemo::default(),
@@ -199,6 +203,18 @@ impl TokenEntry {
         } else {
             Reservation::Exhausted
         }
+    }
+
+    /// Gives back a use reserved by [`TokenEntry::reserve`] for a request that was not admitted
+    /// after all (another link of its chain had none).
+    fn unreserve(&self) {
+        if let Some(mut counts) = self.usage.counts() {
+            if counts.in_flight > 0 {
+                counts.in_flight -= 1;
+                counts.remaining += 1;
+            }
+        }
+        self.usage.settled.notify(usize::MAX);
     }
 
     /// Whether a reservation now would find every use left in flight.
@@ -273,6 +289,78 @@ impl StoredToken for TokenEntry {
     }
 }
 
+/// A token as the pipeline reads it: its entry and, for a delegated token, the entries of its
+/// chain, root first, looked up afresh for every request (a revoked ancestor is a new entry).
+pub(crate) struct MemoryRecord {
+    entry: Arc<TokenEntry>,
+    chain: Vec<Arc<TokenEntry>>,
+    /// The orchestrator the chain's root names, as the agent table holds it now.
+    orchestrator: Option<Arc<Agent>>,
+}
+
+impl MemoryRecord {
+    /// The entries a request reserves a use of: the chain's, then the token's.
+    fn links(&self) -> impl Iterator<Item = &Arc<TokenEntry>> {
+        self.chain.iter().chain(std::iter::once(&self.entry))
+    }
+
+    /// Reserves a use of every limited link, or of none.
+    fn reserve(&self) -> Reservation {
+        if self.chain.is_empty() {
+            return self.entry.reserve();
+        }
+        let mut reserved: Vec<&Arc<TokenEntry>> = Vec::new();
+        let mut outcome = Reservation::Reserved;
+        for link in self.links().filter(|link| link.usage.counts.is_some()) {
+            match link.reserve() {
+                Reservation::Reserved => reserved.push(link),
+                other => {
+                    outcome = other;
+                    break;
+                }
+            }
+        }
+        if outcome != Reservation::Reserved {
+            for link in reserved {
+                link.unreserve();
+            }
+        }
+        outcome
+    }
+}
+
+impl StoredToken for MemoryRecord {
+    fn info(&self) -> &TokenInfo {
+        &self.entry.info
+    }
+    fn agent(&self) -> Arc<Agent> {
+        self.entry.agent()
+    }
+    fn parent(&self) -> Option<Arc<Agent>> {
+        self.entry.parent()
+    }
+    fn capabilities(&self) -> Option<Arc<Policy>> {
+        self.entry.capabilities()
+    }
+    fn uses(&self) -> Option<Uses> {
+        self.entry.uses()
+    }
+    fn completed_at(&self) -> Option<i128> {
+        self.entry.completed_at()
+    }
+    fn memo(&self) -> Option<&VerdictMemo> {
+        Some(&self.entry.memo)
+    }
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        self.chain
+            .get(step)
+            .map(|entry| &**entry as &dyn StoredToken)
+    }
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        self.orchestrator.clone()
+    }
+}
+
 #[derive(Default)]
 struct State {
     agents: HashMap<AgentId, Arc<AgentSlot>>,
@@ -314,7 +402,12 @@ impl State {
         Some(entry.snapshot())
     }
 
-    fn insert(&mut self, hash: TokenHash, entry: TokenEntry) {
+    fn insert(&mut self, hash: TokenHash, mut entry: TokenEntry) {
+        entry.delegator = entry
+            .info
+            .delegation_parent
+            .as_ref()
+            .and_then(|parent| self.token_ids.get(parent).copied());
         self.token_ids.insert(entry.info.id.clone(), hash);
         self.tokens.insert(hash, Arc::new(entry));
     }
@@ -323,6 +416,73 @@ impl State {
         if let Some(entry) = self.tokens.remove(hash) {
             self.token_ids.remove(&entry.info.id);
         }
+    }
+
+    /// The record of `entry`: with its chain, nearest first as walked, then turned root first.
+    /// A link that is gone ends the walk; the pipeline refuses the shorter chain.
+    fn record(&self, entry: &Arc<TokenEntry>) -> MemoryRecord {
+        let mut chain = Vec::new();
+        let mut next = entry.delegator;
+        while let Some(hash) = next {
+            let Some(link) = self.tokens.get(&hash) else {
+                break;
+            };
+            if chain.len() >= 64 {
+                break;
+            }
+            next = link.delegator;
+            chain.push(link.clone());
+        }
+        chain.reverse();
+        let root = chain.first().unwrap_or(entry);
+        let orchestrator = root
+            .info
+            .orchestrator
+            .as_ref()
+            .and_then(|id| self.agents.get(id))
+            .map(|slot| slot.get());
+        MemoryRecord {
+            entry: entry.clone(),
+            chain,
+            orchestrator,
+        }
+    }
+
+    /// `roots` and every token delegated from one of them, below and below that.
+    fn tree(&self, roots: Vec<TokenHash>) -> Vec<TokenHash> {
+        let mut tree: std::collections::HashSet<TokenHash> = roots.iter().copied().collect();
+        let mut frontier = roots;
+        while !frontier.is_empty() {
+            let below: Vec<TokenHash> = self
+                .tokens
+                .iter()
+                .filter(|(hash, entry)| {
+                    !tree.contains(*hash)
+                        && entry
+                            .delegator
+                            .is_some_and(|parent| frontier.contains(&parent))
+                })
+                .map(|(hash, _)| *hash)
+                .collect();
+            tree.extend(below.iter().copied());
+            frontier = below;
+        }
+        tree.into_iter().collect()
+    }
+
+    /// Ends a token now: its expiry moves to `now` unless it already ended.
+    fn end(&mut self, hash: &TokenHash, now: time::OffsetDateTime) -> bool {
+        let Some(entry) = self.tokens.get_mut(hash) else {
+            return false;
+        };
+        let info = entry.snapshot();
+        if !super::prepare::is_live(&info, now) {
+            return false;
+        }
+        let mut ended = entry.info.clone();
+        ended.expires_at = Some(now);
+        *entry = Arc::new(entry.with_info(ended));
+        true
     }
 }
 
@@ -452,7 +612,7 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl TokenRecords for Inner {
-    type Record = Arc<TokenEntry>;
+    type Record = MemoryRecord;
 
     fn config(&self) -> &StoreConfig {
         &self.config
@@ -464,7 +624,7 @@ impl TokenRecords for Inner {
 
     fn find_now(&self, hash: &TokenHash) -> Option<Result<Option<Self::Record>, ResolveError>> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        Some(Ok(state.tokens.get(hash).cloned()))
+        Some(Ok(state.tokens.get(hash).map(|entry| state.record(entry))))
     }
 
     async fn find(&self, hash: &TokenHash) -> Result<Option<Self::Record>, ResolveError> {
@@ -480,28 +640,35 @@ impl TokenRecords for Inner {
     }
 
     async fn settled(&self, record: &Self::Record, _attempt: u32) {
-        // Listening before looking, so a settle between the two is not missed.
-        let settled = record.usage.settled.listen();
-        if record.reserve_would_wait() {
-            settled.await;
+        // The first link whose uses are all in flight is the one to wait for.
+        for link in record.links() {
+            // Listening before looking, so a settle between the two is not missed.
+            let settled = link.usage.settled.listen();
+            if link.reserve_would_wait() {
+                settled.await;
+                return;
+            }
         }
     }
 
     fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
-        let entry = {
+        let record = {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
             let hash = state.token_ids.get(token).copied();
-            hash.and_then(|hash| state.tokens.get(&hash).cloned())
+            hash.and_then(|hash| state.tokens.get(&hash).map(|entry| state.record(entry)))
         };
-        if let Some(entry) = entry {
+        if let Some(record) = record {
             let now = i64::try_from(self.config.clock.unix_nanos() / 1_000).unwrap_or(i64::MAX);
-            entry.settle(spent, now);
+            // Every limited link reserved a use for the request: each is settled alike.
+            for link in record.links() {
+                link.settle(spent, now);
+            }
         }
         None
     }
 
     fn record_use(&self, record: &Self::Record, now_nanos: i128) {
-        record.touch(now_nanos, self.last_used_interval);
+        record.entry.touch(now_nanos, self.last_used_interval);
     }
 }
 
@@ -625,6 +792,8 @@ impl AgentStore for MemoryStore {
                 .filter(|(_, entry)| entry.info.agent_id == *agent_id)
                 .map(|(hash, _)| *hash)
                 .collect();
+            // Tokens delegated from them go too, as the SQL stores' foreign key does.
+            let hashes = state.tree(hashes);
             for hash in &hashes {
                 state.remove(hash);
             }
@@ -654,6 +823,21 @@ impl TokenStore for MemoryStore {
         let mut state = self.write();
         // The agent may have been deleted while we minted.
         state.agent(agent_id)?;
+        let now = self.now();
+        let live_tasks: Vec<String> = state
+            .tokens
+            .values()
+            .filter(|entry| entry.info.agent_id == *agent_id)
+            .map(|entry| entry.snapshot())
+            .filter(|info| prepare::is_live(info, now))
+            .filter_map(|info| info.task_id)
+            .collect();
+        prepare::check_single_task(
+            &self.inner.config,
+            &slot.get(),
+            prepared.info.task_id.as_deref(),
+            live_tasks.iter().map(String::as_str),
+        )?;
         let info = prepared.info.clone();
         state.insert(prepared.hash, TokenEntry::new(prepared.info, slot));
         Ok(IssuedToken {
@@ -795,10 +979,65 @@ impl TokenStore for MemoryStore {
             })
             .map(|(hash, _)| *hash)
             .collect();
+        // Tokens delegated from a purged one go with it, as the SQL stores' foreign key does.
+        let stale = state.tree(stale);
         for hash in &stale {
             state.remove(hash);
         }
         Ok(stale.len())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::delegation::DelegationStore for MemoryStore {
+    fn store_config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    async fn inspect_token(
+        &self,
+        token: &TokenLookup<'_>,
+    ) -> Result<resolve::Inspection, ResolveError> {
+        resolve::inspect(&*self.inner, token).await
+    }
+
+    async fn revoke_token_tree(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<usize, StoreError> {
+        let now = self.now();
+        let mut state = self.write();
+        state.agent(agent)?;
+        let root = state.token_of(agent, token)?;
+        let tree = state.tree(vec![root]);
+        let mut revoked = 0;
+        for hash in &tree {
+            if state
+                .tokens
+                .get(hash)
+                .is_some_and(|e| e.info.revoked_at.is_none())
+            {
+                state.revoke(hash, now);
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn complete_task(&self, owner: &UserId, task_id: &str) -> Result<usize, StoreError> {
+        let now = self.now();
+        let mut state = self.write();
+        let roots: Vec<TokenHash> = state
+            .tokens
+            .iter()
+            .filter(|(_, entry)| {
+                entry.info.task_id.as_deref() == Some(task_id) && entry.agent.get().owner == *owner
+            })
+            .map(|(hash, _)| *hash)
+            .collect();
+        let tree = state.tree(roots);
+        Ok(tree.iter().filter(|hash| state.end(hash, now)).count())
     }
 }
 

@@ -7,7 +7,8 @@
 //!
 //! Every store resolves through one pipeline, [`resolve`]: the same checks in the same order
 //! (written down there), the same refusal reasons, the same ceiling — owner role ∩ parent policy
-//! (for a thread-scoped child) ∩ agent policy ∩ token capabilities.
+//! (for a thread-scoped child) ∩ agent policy ∩ token capabilities, and for a delegated token
+//! every link up its chain (see [`crate::delegation`]).
 
 mod config;
 mod directory;
@@ -20,7 +21,7 @@ pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
 
-pub use config::{Lifetime, LifetimePolicy, StoreConfig};
+pub use config::{DEFAULT_MAX_DELEGATION_DEPTH, Lifetime, LifetimePolicy, StoreConfig};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
 pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use memory::MemoryStore;
@@ -123,6 +124,9 @@ pub enum StoreError {
     /// Minting failed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A delegated or task token asks for more than its parent (or orchestrator) holds.
+    #[error("delegation refused: {0}")]
+    Delegation(#[from] crate::delegation::DelegationError),
     /// The backend could not be reached or failed.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] BoxError),

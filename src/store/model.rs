@@ -73,6 +73,9 @@ pub struct Agent {
     pub last_used_at: Option<OffsetDateTime>,
     /// When one of its credentials was last rotated.
     pub last_rotated_at: Option<OffsetDateTime>,
+    /// Whether the agent may mint task tokens for the other agents of its owner (see
+    /// [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
+    pub orchestrator: bool,
 }
 
 /// What to create an agent with.
@@ -87,6 +90,7 @@ pub struct NewAgent {
     pub(crate) parent: Option<AgentId>,
     pub(crate) scopes: Option<BTreeSet<String>>,
     pub(crate) modes: Option<BTreeSet<String>>,
+    pub(crate) orchestrator: bool,
 }
 
 impl NewAgent {
@@ -102,6 +106,7 @@ impl NewAgent {
             parent: None,
             scopes: None,
             modes: None,
+            orchestrator: false,
         }
     }
 
@@ -120,6 +125,7 @@ impl NewAgent {
             parent: Some(parent.into()),
             scopes: None,
             modes: None,
+            orchestrator: false,
         }
     }
 
@@ -146,6 +152,13 @@ impl NewAgent {
     /// How the agent runs (sets its tokens' default and maximum lifetime).
     pub fn with_type(mut self, agent_type: AgentType) -> Self {
         self.agent_type = agent_type;
+        self
+    }
+
+    /// Lets the agent mint task tokens for the other agents of its owner, on behalf of a person
+    /// (see [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
+    pub fn orchestrator(mut self) -> Self {
+        self.orchestrator = true;
         self
     }
 
@@ -205,6 +218,18 @@ pub struct TokenInfo {
     pub task_id: Option<String>,
     /// What the token is meant to do, in the words of whoever minted it.
     pub intent: Option<String>,
+    /// The orchestrator agent that minted the token for its task, if one did: it must stay
+    /// active, and its policy is a layer of the token's ceiling.
+    pub orchestrator: Option<AgentId>,
+    /// Where the task runs (e.g. `staging`), as the host application names it.
+    pub environment: Option<String>,
+    /// The person on whose behalf an orchestrator minted the token: they must stay active in
+    /// the user directory, and their role is a layer of the token's ceiling.
+    pub delegated_by: Option<UserId>,
+    /// The token this one was delegated from; `None` for a token minted directly.
+    pub delegation_parent: Option<TokenId>,
+    /// How many delegations lie between this token and one minted directly (0 for that one).
+    pub delegation_depth: u32,
 }
 
 /// What to mint a token with.
@@ -218,6 +243,20 @@ pub struct NewToken {
     pub(crate) expires_on_completion: bool,
     pub(crate) task_id: Option<String>,
     pub(crate) intent: Option<String>,
+    pub(crate) environment: Option<String>,
+    /// Set by [`crate::delegation`] only: the fields a delegated or orchestrated token records.
+    pub(crate) lineage: Lineage,
+}
+
+/// What a token inherits from whoever lent it authority; only [`crate::delegation`] fills it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lineage {
+    pub(crate) orchestrator: Option<AgentId>,
+    pub(crate) delegated_by: Option<UserId>,
+    pub(crate) parent: Option<TokenId>,
+    pub(crate) depth: u32,
+    /// The latest expiry the token may have (its delegator's effective expiry).
+    pub(crate) expires_by: Option<OffsetDateTime>,
 }
 
 impl NewToken {
@@ -236,7 +275,8 @@ impl NewToken {
         self
     }
 
-    /// The token stops resolving this long after creation (at most the agent type's maximum).
+    /// The token stops resolving this long after creation; more than the agent type's maximum
+    /// is clamped to the maximum.
     pub fn expires_in(mut self, ttl: std::time::Duration) -> Self {
         self.expires_in = Some(ttl);
         self
@@ -269,6 +309,12 @@ impl NewToken {
     /// What the token is meant to do.
     pub fn intent(mut self, intent: impl Into<String>) -> Self {
         self.intent = Some(intent.into());
+        self
+    }
+
+    /// Where the task runs (e.g. `staging`), as the host application names it.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
         self
     }
 }

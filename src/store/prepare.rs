@@ -319,6 +319,7 @@ pub(crate) fn prepare_agent(
         modes: modes.map(Arc::new),
         last_used_at: None,
         last_rotated_at: None,
+        orchestrator: new.orchestrator,
     })
 }
 
@@ -346,6 +347,7 @@ pub(crate) fn prepare_token(
     validate_label(&new.label)?;
     validate_text("task id", &new.task_id, 200)?;
     validate_text("intent", &new.intent, 1000)?;
+    validate_text("environment", &new.environment, 200)?;
     // Every backend counts uses in a signed 64-bit integer: a larger limit is refused, not
     // silently clamped.
     if new
@@ -377,6 +379,11 @@ pub(crate) fn prepare_token(
         .lifetimes
         .lifetime_for(agent.agent_type, new.expires_in)?;
     let now = truncate(config.clock.now());
+    let mut expires_at = ttl.map(|ttl| later(now, ttl)).transpose()?;
+    // A delegated token never outlives its delegator: absent or later, it gets its expiry.
+    if let Some(by) = new.lineage.expires_by {
+        expires_at = Some(expires_at.map_or(by, |at| at.min(by)));
+    }
     let raw = config.format.mint(&agent.slug)?;
     let hash = raw.hash();
     let info = TokenInfo {
@@ -391,7 +398,7 @@ pub(crate) fn prepare_token(
         capabilities: new.capabilities,
         created_at: now,
         created_by: new.created_by,
-        expires_at: ttl.map(|ttl| later(now, ttl)).transpose()?,
+        expires_at,
         last_used_at: None,
         revoked_at: None,
         max_operations: new.max_operations,
@@ -399,8 +406,42 @@ pub(crate) fn prepare_token(
         expires_on_completion: new.expires_on_completion,
         task_id: new.task_id,
         intent: new.intent,
+        orchestrator: new.lineage.orchestrator,
+        environment: new.environment,
+        delegated_by: new.lineage.delegated_by,
+        delegation_parent: new.lineage.parent,
+        delegation_depth: new.lineage.depth,
     };
     Ok(PreparedToken { raw, hash, info })
+}
+
+/// An agent of a single-task type (see
+/// [`LifetimePolicy::with_single_task`](crate::store::LifetimePolicy::with_single_task)) serves
+/// one task: once a live token of it carries a task id, a token for another task (or for none)
+/// is refused. `live_tasks` are the task ids of the agent's live tokens.
+pub(crate) fn check_single_task<'a>(
+    config: &StoreConfig,
+    agent: &Agent,
+    task: Option<&str>,
+    live_tasks: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    if !config.lifetimes.single_task(agent.agent_type) {
+        return Ok(());
+    }
+    match live_tasks.into_iter().find(|live| Some(*live) != task) {
+        Some(live) => Err(StoreError::InvalidInput(format!(
+            "the {} agent {:?} serves the task {live:?}: it cannot take another until that \
+             task's tokens end",
+            agent.agent_type.as_str(),
+            agent.slug
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether a token counts as live for [`check_single_task`]: not revoked, not expired.
+pub(crate) fn is_live(info: &TokenInfo, now: OffsetDateTime) -> bool {
+    info.revoked_at.is_none() && info.expires_at.is_none_or(|at| at > now)
 }
 
 /// Checks an imported token against the agent and builds its record.
@@ -437,6 +478,11 @@ pub(crate) fn prepare_import(
         expires_on_completion: false,
         task_id: None,
         intent: None,
+        orchestrator: None,
+        environment: None,
+        delegated_by: None,
+        delegation_parent: None,
+        delegation_depth: 0,
     };
     Ok((imported.hash, info))
 }

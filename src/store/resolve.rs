@@ -13,21 +13,32 @@
 //!
 //! 1. no stored token has the hash → `unknown`;
 //! 2. the token: revoked → `revoked`; its expiry passed, or its task completed with its last
-//!    use → `expired`; every use spent and none in flight → `exhausted`;
+//!    use → `expired`; every use spent and none in flight → `exhausted`; for a delegated
+//!    token, then each token up its chain, root first: gone, revoked, expired or spent →
+//!    `delegator_refused`;
 //! 3. its agent: the presented slug or the stored agent id does not match → `agent_mismatch`;
 //!    disabled → `agent_disabled`; expired → `agent_expired`;
 //! 4. the agent's parent, for a thread-scoped child: gone or disabled → `agent_disabled`; another
-//!    agent than the child names → `agent_mismatch`; expired → `agent_expired`;
+//!    agent than the child names → `agent_mismatch`; expired → `agent_expired`; then, for a
+//!    delegated token, each link up the chain (it names the next link, its agent is the
+//!    owner's, active and unexpired, and so is that agent's parent), and for a task token the
+//!    orchestrator that minted it (still an active orchestrator of the owner) →
+//!    `delegator_refused`;
 //! 5. the owner: not in the [`UserDirectory`](super::UserDirectory) → `owner_missing`;
-//!    deactivated → `owner_inactive`;
-//! 6. a use-limited token reserves one use, atomically (of N concurrent requests for the last
-//!    use, one gets it) → `exhausted` if none is left. While every remaining use is reserved by
-//!    requests still in flight, the request waits for one of them to settle and then resolves
-//!    again from step 1 (so a token revoked meanwhile is refused as revoked), for at most
-//!    [`IN_FLIGHT_WAIT`] in all.
+//!    deactivated → `owner_inactive`; for a task token, the person it was minted for
+//!    ([`TokenInfo::delegated_by`]) missing or deactivated → `delegator_refused`;
+//! 6. a use-limited token — or one with a use-limited link up its chain — reserves one use of
+//!    every limited link, atomically and all-or-nothing (of N concurrent requests for the last
+//!    use, one gets it) → `exhausted` if one is left nowhere. While every remaining use is
+//!    reserved by requests still in flight, the request waits for one of them to settle and
+//!    then resolves again from step 1 (so a token revoked meanwhile is refused as revoked), for
+//!    at most [`IN_FLIGHT_WAIT`] in all.
 //!
-//! Then the principal is built — owner role ∩ parent policy ∩ agent policy ∩ token
-//! capabilities — and the use is recorded (last-used, coalesced by the backend).
+//! Then the principal is built — owner role ∩ (task token) the delegating person's role ∩ the
+//! orchestrator's policy ∩ for each link up the chain its agent's parent policy, agent policy
+//! and token capabilities ∩ parent policy ∩ agent policy ∩ token capabilities — and the use is
+//! recorded (last-used, coalesced by the backend). Its scopes and modes are the intersection
+//! over the chain's agents.
 //!
 //! # When a use is spent
 //!
@@ -35,7 +46,9 @@
 //! application has answered: a `401`, `403`, `404` or `405` — the application refused the
 //! request before acting on it (a capability check, a route that does not exist) — releases
 //! the use; any other answer spends it (a `400`, `409` or `422` may come after a handler
-//! acted, and so may a `5xx`), and so does a request dropped before its answer. So a use-limited token counts the operations the
+//! acted, and so may a `5xx`), and so does a request dropped before its answer. The layer
+//! settles the token it resolved; the backend settles every limited link of that token's
+//! chain alike, so an ancestor's count holds every operation done under its authority. So a use-limited token counts the operations the
 //! application let through, and the limit stays exact under concurrency and across nodes: a
 //! use is never handed to two requests, and a request is refused as `exhausted` only when every
 //! use is spent.
@@ -45,7 +58,10 @@
 //! A backend may keep a [`VerdictMemo`] per token (the in-memory store does): while neither its
 //! agent records ([`TokenRecords::revision`]) nor the user directory
 //! ([`UserDirectory::revision`](super::UserDirectory::revision)) changed and no expiry passed,
-//! steps 3–5 are skipped and the principal is reused. Steps 1, 2 and 6 run on every request.
+//! steps 3–5 are skipped and the principal is reused. Steps 1, 2 (the chain's tokens included)
+//! and 6 run on every request.
+//!
+//! [`inspect`] runs steps 1–5 and reserves nothing: the peek a delegation takes at its parent.
 
 use std::sync::Arc;
 
@@ -55,7 +71,9 @@ use super::config::StoreConfig;
 use super::directory::UserRecord;
 use super::model::{Agent, AgentStatus, TokenInfo};
 use crate::ceiling::{CapabilityCeiling, LayerSource, Policy};
-use crate::principal::{AgentRef, ExecutionPrincipal, Principal, TokenId};
+use crate::principal::{
+    AgentRef, DelegationLink, ExecutionPrincipal, Principal, TaskScope, TokenId,
+};
 use crate::reason::{InvalidReason, RefusedCredential, ResolveError};
 use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
 use crate::token::{TokenFormat, TokenHash};
@@ -95,6 +113,23 @@ pub trait StoredToken: Send + Sync {
     fn memo(&self) -> Option<&VerdictMemo> {
         None
     }
+    /// For a delegated token, the token `step` links up its chain, root first: step 0 is the
+    /// token minted directly, step `delegation_depth - 1` the one this token was delegated
+    /// from; each with its agent, the agent's parent and its uses, read with this record. `None`
+    /// for a step that is gone. The default has no chain: a store that does not implement
+    /// delegation never admits a delegated token (the pipeline refuses a token whose chain is
+    /// shorter than its [`delegation_depth`](TokenInfo::delegation_depth)).
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        let _ = step;
+        None
+    }
+    /// For a task token minted by an orchestrator ([`TokenInfo::orchestrator`]), or one
+    /// delegated from such a token (it inherits the field), that agent as stored now; `None`
+    /// also when it is gone (and then the token is refused). Asked of the record the request
+    /// presented, never of a [`delegator`](StoredToken::delegator) link.
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        None
+    }
 }
 
 impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
@@ -118,6 +153,12 @@ impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
     }
     fn memo(&self) -> Option<&VerdictMemo> {
         (**self).memo()
+    }
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        (**self).delegator(step)
+    }
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        (**self).orchestrator()
     }
 }
 
@@ -170,7 +211,9 @@ pub trait TokenRecords: Send + Sync + 'static {
 
     /// Tries once to reserve one use, atomically: of N concurrent requests for the last use,
     /// one gets it. Never waits: when every use left is in flight it answers
-    /// [`Reservation::InFlight`].
+    /// [`Reservation::InFlight`]. For a delegated record, one use of every use-limited link
+    /// ([`StoredToken::delegator`] and the token itself), all or none: if one link has none,
+    /// those reserved are given back and the answer is that link's.
     async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError>;
 
     /// Waits until a use of the token in flight may have settled: at once if one already has,
@@ -182,6 +225,8 @@ pub trait TokenRecords: Send + Sync + 'static {
 
     /// Settles a reserved use: `spent`, or released for another request; at once, or through
     /// the returned write (see [`TokenResolver::settle_use`] for what dropping it must do).
+    /// `token` is the token the request resolved; for a delegated token every use-limited link
+    /// of its chain is settled alike, since [`TokenRecords::reserve`] reserved one of each.
     fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture>;
 
     /// Records that the token was used now (the backend coalesces writes).
@@ -243,7 +288,7 @@ fn passed(at: Option<time::OffsetDateTime>, now_nanos: i128) -> bool {
 }
 
 /// Step 2: the token's own state.
-fn check_token(record: &impl StoredToken, now_nanos: i128) -> Result<(), InvalidReason> {
+fn check_token(record: &(impl StoredToken + ?Sized), now_nanos: i128) -> Result<(), InvalidReason> {
     let info = record.info();
     if info.revoked_at.is_some() {
         return Err(InvalidReason::Revoked);
@@ -257,6 +302,85 @@ fn check_token(record: &impl StoredToken, now_nanos: i128) -> Result<(), Invalid
         .is_some_and(|uses| uses.remaining == 0 && uses.in_flight == 0)
     {
         return Err(InvalidReason::Exhausted);
+    }
+    Ok(())
+}
+
+/// How many links a record's chain has: its token's delegation depth.
+fn depth(record: &(impl StoredToken + ?Sized)) -> usize {
+    usize::try_from(record.info().delegation_depth).unwrap_or(usize::MAX)
+}
+
+/// The links of a record's chain, root first, as far as they are present.
+fn links<R: StoredToken + ?Sized>(record: &R) -> impl Iterator<Item = &dyn StoredToken> {
+    (0..depth(record)).map_while(|step| record.delegator(step))
+}
+
+/// The token a chain starts at: the root delegator, or the token itself when minted directly.
+fn root<R: StoredToken>(record: &R) -> &dyn StoredToken {
+    record.delegator(0).unwrap_or(record)
+}
+
+/// Which token up the chain refused, for the audit: `None` for one that is gone, or when the
+/// orchestrator or the delegating person refused.
+type ChainRefusal = Option<TokenId>;
+
+/// Step 2 for every token up the chain, on every request (a memo never skips it): each must
+/// be present and neither revoked, expired nor spent.
+fn check_chain_tokens(record: &impl StoredToken, now_nanos: i128) -> Result<(), ChainRefusal> {
+    for step in 0..depth(record) {
+        let link = record.delegator(step).ok_or(None)?;
+        check_token(link, now_nanos).map_err(|_| Some(link.info().id.clone()))?;
+    }
+    Ok(())
+}
+
+/// Steps 3–4 for every token up the chain, and the orchestrator of a task token: each link
+/// names the next, each agent is active, unexpired and the leaf agent owner's.
+fn check_chain_agents(
+    record: &impl StoredToken,
+    owner: &crate::principal::UserId,
+    now_nanos: i128,
+) -> Result<(), ChainRefusal> {
+    let depth = depth(record);
+    for step in 0..depth {
+        let link = record.delegator(step).ok_or(None)?;
+        let info = link.info();
+        let next = match step + 1 {
+            next if next < depth => record.delegator(next).ok_or(None)?.info(),
+            _ => record.info(),
+        };
+        let refused = || Some(info.id.clone());
+        if next.delegation_parent.as_ref() != Some(&info.id)
+            || usize::try_from(info.delegation_depth).ok() != Some(step)
+        {
+            return Err(refused());
+        }
+        let agent = link.agent();
+        if agent.owner != *owner {
+            return Err(refused());
+        }
+        let parent = agent.parent.as_ref().and_then(|_| link.parent());
+        check_agent(
+            info,
+            &agent,
+            parent.as_deref(),
+            agent.slug.as_bytes(),
+            now_nanos,
+        )
+        .map_err(|_| refused())?;
+    }
+    let root = root(record);
+    if let Some(id) = &root.info().orchestrator {
+        let orchestrator = record.orchestrator().ok_or(None)?;
+        if orchestrator.id != *id
+            || !orchestrator.orchestrator
+            || orchestrator.owner != *owner
+            || orchestrator.status == AgentStatus::Disabled
+            || passed(orchestrator.expires_at, now_nanos)
+        {
+            return Err(None);
+        }
     }
     Ok(())
 }
@@ -303,7 +427,11 @@ fn check_owner(owner: Option<UserRecord>) -> Result<UserRecord, InvalidReason> {
 }
 
 /// A refusal of a token whose record was found: whose it is goes with the reason, for the audit.
-fn refused(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveError {
+fn refused(reason: InvalidReason, record: &impl StoredToken, agent: &Agent) -> ResolveError {
+    let token = record.info();
+    let chain = links(record)
+        .map(|link| link.info().agent_id.clone())
+        .collect();
     RefusedCredential::new(
         reason,
         agent.owner.clone(),
@@ -312,46 +440,116 @@ fn refused(reason: InvalidReason, token: &TokenInfo, agent: &Agent) -> ResolveEr
     )
     .with_parent(agent.parent.clone())
     .with_task_id(token.task_id.clone())
+    .with_delegation_chain(chain)
     .into()
 }
 
-/// The principal of an agent token: owner role ∩ parent policy (for a child) ∩ agent policy ∩
-/// token capabilities.
-fn agent_principal(
+/// A refusal for a link up the chain.
+fn refused_by_chain(at: ChainRefusal, record: &impl StoredToken, agent: &Agent) -> ResolveError {
+    match refused(InvalidReason::DelegatorRefused, record, agent) {
+        ResolveError::Refused(mut refusal) => {
+            refusal.delegator = at;
+            ResolveError::Refused(refusal)
+        }
+        other => other,
+    }
+}
+
+/// Two optional name sets as one: `None` allows every name.
+fn intersect(
+    a: Option<&Arc<std::collections::BTreeSet<String>>>,
+    b: Option<&Arc<std::collections::BTreeSet<String>>>,
+) -> Option<Arc<std::collections::BTreeSet<String>>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+        (Some(a), Some(b)) => Some(Arc::new(a.intersection(b).cloned().collect())),
+    }
+}
+
+/// The principal of an agent token: owner role ∩ (for a task token) the delegating person's
+/// role ∩ the orchestrator's policy ∩ for each link up the chain, root first, its agent's
+/// parent policy, agent policy and token capabilities ∩ parent policy (for a child) ∩ agent
+/// policy ∩ token capabilities.
+fn agent_principal<R: StoredToken>(
     owner: &UserRecord,
-    agent: &Agent,
-    parent: Option<&Agent>,
-    token: &TokenInfo,
-    token_policy: Option<Arc<Policy>>,
-    uses: Option<u64>,
+    delegating: Option<&UserRecord>,
+    candidate: &Candidate<R>,
 ) -> Principal {
+    let Candidate {
+        record,
+        agent,
+        parent,
+        orchestrator,
+        ..
+    } = candidate;
+    let token = record.info();
     let mut ceiling = CapabilityCeiling::new(owner.role().clone());
+    if let Some(person) = delegating {
+        ceiling = ceiling.narrowed_by(LayerSource::DelegatingUserRole, person.role().clone());
+    }
+    if let Some(orchestrator) = orchestrator {
+        ceiling = ceiling.narrowed_by(LayerSource::OrchestratorPolicy, orchestrator.policy.clone());
+    }
+    let mut chain = Vec::new();
+    let (mut scopes, mut modes) = (agent.scopes.clone(), agent.modes.clone());
+    for link in links(record) {
+        let link_agent = link.agent();
+        let link_parent = link_agent.parent.as_ref().and_then(|_| link.parent());
+        if let Some(link_parent) = &link_parent {
+            ceiling = ceiling.narrowed_by(
+                LayerSource::DelegatorParentAgentPolicy,
+                link_parent.policy.clone(),
+            );
+        }
+        ceiling = ceiling.narrowed_by(LayerSource::DelegatorAgentPolicy, link_agent.policy.clone());
+        if let Some(policy) = link.capabilities() {
+            ceiling = ceiling.narrowed_by(LayerSource::DelegatorToken, policy);
+        }
+        scopes = intersect(scopes.as_ref(), link_agent.scopes.as_ref());
+        modes = intersect(modes.as_ref(), link_agent.modes.as_ref());
+        let link_ref = AgentRef::new(link_agent.id.clone(), link_agent.slug.clone())
+            .with_type(link_agent.agent_type)
+            .with_parent(link_agent.parent.clone())
+            .with_scopes(link_agent.scopes.clone())
+            .with_modes(link_agent.modes.clone());
+        chain.push(DelegationLink::new(link_ref, link.info().id.clone()));
+    }
     if let Some(parent) = parent {
         ceiling = ceiling.narrowed_by(LayerSource::ParentAgentPolicy, parent.policy.clone());
     }
     ceiling = ceiling.narrowed_by(LayerSource::AgentPolicy, agent.policy.clone());
-    if let Some(policy) = token_policy {
+    if let Some(policy) = record.capabilities() {
         ceiling = ceiling.narrowed_by(LayerSource::Token, policy);
     }
     let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
         .with_type(agent.agent_type)
         .with_parent(agent.parent.clone())
-        .with_scopes(agent.scopes.clone())
-        .with_modes(agent.modes.clone());
+        .with_scopes(scopes)
+        .with_modes(modes);
     let mut principal =
-        ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling);
-    if let Some(task) = &token.task_id {
-        principal = principal.with_task_id(task.as_str());
+        ExecutionPrincipal::agent(agent.owner.clone(), agent_ref, token.id.clone(), ceiling)
+            .with_delegation_chain(chain);
+    let task = TaskScope {
+        task_id: token.task_id.as_deref().map(Arc::from),
+        intent: token.intent.as_deref().map(Arc::from),
+        orchestrator: token.orchestrator.clone(),
+        environment: token.environment.as_deref().map(Arc::from),
+        expires_on_completion: token.expires_on_completion,
+        max_operations: token.max_operations,
+        delegated_by: token.delegated_by.clone(),
+    };
+    if !task.is_empty() {
+        principal = principal.with_task(task);
     }
-    if let Some(max) = uses {
+    if let Some(max) = use_limit(record) {
         principal = principal.with_max_operations(max);
     }
     principal.into()
 }
 
-/// The use limit the principal shows, exactly when the record has uses to reserve: the layer
-/// settles what the principal says, so the two must agree.
-fn use_limit(record: &impl StoredToken) -> Option<u64> {
+/// One link's use limit, exactly when it has uses to reserve.
+fn own_limit(record: &(impl StoredToken + ?Sized)) -> Option<u64> {
     let uses = record.uses()?;
     Some(
         record
@@ -361,11 +559,26 @@ fn use_limit(record: &impl StoredToken) -> Option<u64> {
     )
 }
 
+/// The use limit the principal shows, exactly when some link of the chain has uses to reserve
+/// (the token's own, else the least up its chain): the layer settles what the principal says,
+/// so the two must agree.
+fn use_limit(record: &impl StoredToken) -> Option<u64> {
+    own_limit(record).or_else(|| links(record).filter_map(own_limit).min())
+}
+
+/// Whether a request under `record` reserves a use: of the token, or of a link up its chain.
+fn limited(record: &impl StoredToken) -> bool {
+    record.uses().is_some() || links(record).any(|link| link.uses().is_some())
+}
+
 /// A token that passed steps 1–4 and waits for its owner.
 struct Candidate<R> {
     record: R,
     agent: Arc<Agent>,
     parent: Option<Arc<Agent>>,
+    orchestrator: Option<Arc<Agent>>,
+    /// The person a task token was minted for, to be looked up with the owner.
+    delegated_by: Option<crate::principal::UserId>,
 }
 
 /// Where steps 1–4 left a resolution.
@@ -400,7 +613,12 @@ fn begin<B: TokenRecords>(
         .filter(|memo| *memo.agent.slug.as_bytes() == *token.slug_bytes());
     if let Err(reason) = check_token(&record, now_nanos) {
         let agent = memo.map_or_else(|| record.agent(), |memo| memo.agent.clone());
-        return Begun::Refused(refused(reason, record.info(), &agent));
+        return Begun::Refused(refused(reason, &record, &agent));
+    }
+    // The chain's token state changes without an agent revision: checked every request.
+    if let Err(at) = check_chain_tokens(&record, now_nanos) {
+        let agent = memo.map_or_else(|| record.agent(), |memo| memo.agent.clone());
+        return Begun::Refused(refused_by_chain(at, &record, &agent));
     }
     if let Some(memo) = memo {
         let principal = memo.principal.clone();
@@ -415,13 +633,37 @@ fn begin<B: TokenRecords>(
         token.slug_bytes(),
         now_nanos,
     ) {
-        return Begun::Refused(refused(reason, record.info(), &agent));
+        return Begun::Refused(refused(reason, &record, &agent));
     }
+    if let Err(at) = check_chain_agents(&record, &agent.owner, now_nanos) {
+        return Begun::Refused(refused_by_chain(at, &record, &agent));
+    }
+    let root = root(&record);
+    let orchestrator = root
+        .info()
+        .orchestrator
+        .as_ref()
+        .and_then(|_| record.orchestrator());
+    let delegated_by = root.info().delegated_by.clone();
     Begun::NeedsOwner(Candidate {
         record,
         agent,
         parent,
+        orchestrator,
+        delegated_by,
     })
+}
+
+/// The person a task token was minted for: they must exist and be active.
+fn check_delegating(
+    person: Option<Result<Option<UserRecord>, crate::reason::BoxError>>,
+) -> Result<Option<UserRecord>, Option<ResolveError>> {
+    match person {
+        None => Ok(None),
+        Some(Err(error)) => Err(Some(ResolveError::Unavailable(error))),
+        Some(Ok(Some(person))) if person.is_active() => Ok(Some(person)),
+        Some(Ok(_)) => Err(None),
+    }
 }
 
 /// Step 5 and the principal, memoised for later requests when the backend keeps a memo. The
@@ -430,24 +672,22 @@ fn begin<B: TokenRecords>(
 fn admit_owner<R: StoredToken>(
     candidate: &Candidate<R>,
     owner: Result<Option<UserRecord>, crate::reason::BoxError>,
+    delegating: Option<Result<Option<UserRecord>, crate::reason::BoxError>>,
     stamp: Stamp,
 ) -> Result<Principal, ResolveError> {
     let Candidate {
         record,
         agent,
         parent,
+        orchestrator,
+        ..
     } = candidate;
     let owner = owner.map_err(ResolveError::Unavailable)?;
-    let owner = check_owner(owner).map_err(|reason| refused(reason, record.info(), agent))?;
+    let owner = check_owner(owner).map_err(|reason| refused(reason, record, agent))?;
+    let delegating = check_delegating(delegating)
+        .map_err(|error| error.unwrap_or_else(|| refused_by_chain(None, record, agent)))?;
     let Some(memo) = record.memo() else {
-        return Ok(agent_principal(
-            &owner,
-            agent,
-            parent.as_deref(),
-            record.info(),
-            record.capabilities(),
-            use_limit(record),
-        ));
+        return Ok(agent_principal(&owner, delegating.as_ref(), candidate));
     };
     let previous = memo.0.load();
     let reusable = previous.as_ref().filter(|previous| {
@@ -458,29 +698,33 @@ fn admit_owner<R: StoredToken>(
             (Some(previous), Some(parent)) => Arc::ptr_eq(previous, parent),
             _ => false,
         };
-        Arc::ptr_eq(&previous.agent, agent) && same_parent && same_role
+        // A delegated or task token's principal has more layers than the memo compares.
+        let plain = depth(record) == 0 && orchestrator.is_none() && delegating.is_none();
+        plain && Arc::ptr_eq(&previous.agent, agent) && same_parent && same_role
     });
     let principal = match reusable {
         Some(previous) => previous.principal.clone(),
-        None => agent_principal(
-            &owner,
-            agent,
-            parent.as_deref(),
-            record.info(),
-            record.capabilities(),
-            use_limit(record),
-        ),
+        None => agent_principal(&owner, delegating.as_ref(), candidate),
     };
-    let valid_until = [
+    let mut expiries = vec![
         record.info().expires_at,
         agent.expires_at,
         parent.as_ref().and_then(|p| p.expires_at),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|at| at.unix_timestamp_nanos())
-    .min()
-    .unwrap_or(i128::MAX);
+        orchestrator.as_ref().and_then(|o| o.expires_at),
+    ];
+    for link in links(record) {
+        let link_agent = link.agent();
+        expiries.push(link_agent.expires_at);
+        if link_agent.parent.is_some() {
+            expiries.push(link.parent().and_then(|p| p.expires_at));
+        }
+    }
+    let valid_until = expiries
+        .into_iter()
+        .flatten()
+        .map(|at| at.unix_timestamp_nanos())
+        .min()
+        .unwrap_or(i128::MAX);
     memo.0.store(Some(Arc::new(Memo {
         agent: agent.clone(),
         parent: parent.clone(),
@@ -506,11 +750,67 @@ fn reserved<B: TokenRecords>(
             Ok(principal)
         }
         // The caller waits and resolves again; past its wait, the use is not coming back.
-        Reservation::Exhausted | Reservation::InFlight => Err(refused(
-            InvalidReason::Exhausted,
-            record.info(),
-            &record.agent(),
-        )),
+        Reservation::Exhausted | Reservation::InFlight => {
+            Err(refused(InvalidReason::Exhausted, record, &record.agent()))
+        }
+    }
+}
+
+/// Steps 1–5 without waiting, when the record and the people are at hand; `None` when they
+/// must be awaited.
+fn admit_now<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+    stamp: Stamp,
+    now_nanos: i128,
+) -> Option<Result<(B::Record, Principal), ResolveError>> {
+    let found = backend.find_now(token.hash())?;
+    Some(match begin::<B>(found, token, stamp, now_nanos) {
+        Begun::Refused(error) => Err(error),
+        Begun::Memo(record, principal) => Ok((record, principal)),
+        Begun::NeedsOwner(candidate) => {
+            let directory = &backend.config().directory;
+            let owner = directory.user_now(&candidate.agent.owner)?;
+            let delegating = match &candidate.delegated_by {
+                Some(person) => Some(directory.user_now(person)?),
+                None => None,
+            };
+            admit_owner(&candidate, owner, delegating, stamp)
+                .map(|principal| (candidate.record, principal))
+        }
+    })
+}
+
+/// Steps 1–5, waiting for the backend and the directory as needed.
+async fn admit<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+    stamp: Stamp,
+    now_nanos: i128,
+) -> Result<(B::Record, Principal), ResolveError> {
+    let found = match backend.find_now(token.hash()) {
+        Some(found) => found,
+        None => backend.find(token.hash()).await,
+    };
+    match begin::<B>(found, token, stamp, now_nanos) {
+        Begun::Refused(error) => Err(error),
+        Begun::Memo(record, principal) => Ok((record, principal)),
+        Begun::NeedsOwner(candidate) => {
+            let directory = &backend.config().directory;
+            let owner = match directory.user_now(&candidate.agent.owner) {
+                Some(owner) => owner,
+                None => directory.user(&candidate.agent.owner).await,
+            };
+            let delegating = match &candidate.delegated_by {
+                Some(person) => Some(match directory.user_now(person) {
+                    Some(found) => found,
+                    None => directory.user(person).await,
+                }),
+                None => None,
+            };
+            let principal = admit_owner(&candidate, owner, delegating, stamp)?;
+            Ok((candidate.record, principal))
+        }
     }
 }
 
@@ -522,22 +822,11 @@ pub fn resolve_now<B: TokenRecords>(
 ) -> Option<Result<Principal, ResolveError>> {
     let stamp = Stamp::now(backend);
     let now_nanos = backend.config().clock.unix_nanos();
-    let found = backend.find_now(token.hash())?;
-    let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
-        Begun::Refused(error) => return Some(Err(error)),
-        Begun::Memo(record, principal) => (record, principal),
-        Begun::NeedsOwner(candidate) => {
-            let owner = backend
-                .config()
-                .directory
-                .user_now(&candidate.agent.owner)?;
-            match admit_owner(&candidate, owner, stamp) {
-                Ok(principal) => (candidate.record, principal),
-                Err(error) => return Some(Err(error)),
-            }
-        }
+    let (record, principal) = match admit_now(backend, token, stamp, now_nanos)? {
+        Ok(admitted) => admitted,
+        Err(error) => return Some(Err(error)),
     };
-    if record.uses().is_none() {
+    if !limited(&record) {
         backend.record_use(&record, now_nanos);
         return Some(Ok(principal));
     }
@@ -567,24 +856,8 @@ pub async fn resolve<B: TokenRecords>(
     loop {
         let stamp = Stamp::now(backend);
         let now_nanos = backend.config().clock.unix_nanos();
-        let found = match backend.find_now(token.hash()) {
-            Some(found) => found,
-            None => backend.find(token.hash()).await,
-        };
-        let (record, principal) = match begin::<B>(found, token, stamp, now_nanos) {
-            Begun::Refused(error) => return Err(error),
-            Begun::Memo(record, principal) => (record, principal),
-            Begun::NeedsOwner(candidate) => {
-                let directory = &backend.config().directory;
-                let owner = match directory.user_now(&candidate.agent.owner) {
-                    Some(owner) => owner,
-                    None => directory.user(&candidate.agent.owner).await,
-                };
-                let principal = admit_owner(&candidate, owner, stamp)?;
-                (candidate.record, principal)
-            }
-        };
-        if record.uses().is_none() {
+        let (record, principal) = admit(backend, token, stamp, now_nanos).await?;
+        if !limited(&record) {
             backend.record_use(&record, now_nanos);
             return Ok(principal);
         }
@@ -600,6 +873,65 @@ pub async fn resolve<B: TokenRecords>(
         }
         return reserved(backend, &record, reservation, principal, now_nanos);
     }
+}
+
+/// What a token stands for now, read by [`inspect`] without spending anything: what a
+/// delegation from it may lend at most.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// The principal a request with the token would get now.
+    pub principal: Principal,
+    /// The token's record.
+    pub token: TokenInfo,
+    /// The earliest expiry up the chain: the token's, its agent's and its agent's parent's,
+    /// and those of every link it was delegated through (and of the orchestrator).
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// The fewest uses left up the chain (the token's own, and each limited link's); `None`
+    /// when no link is limited.
+    pub remaining_uses: Option<u64>,
+}
+
+/// Resolves `token` through `backend` like [`resolve`] — every check, the same refusals — but
+/// reserves and records no use: the peek a delegation takes at its parent token.
+pub async fn inspect<B: TokenRecords>(
+    backend: &B,
+    token: &TokenLookup<'_>,
+) -> Result<Inspection, ResolveError> {
+    let stamp = Stamp::now(backend);
+    let now_nanos = backend.config().clock.unix_nanos();
+    let (record, principal) = admit(backend, token, stamp, now_nanos).await?;
+    let mut expiries = vec![record.info().expires_at];
+    let mut agents = vec![record.agent()];
+    let mut remaining = record.uses().map(|uses| uses.remaining);
+    for link in links(&record) {
+        expiries.push(link.info().expires_at);
+        expiries.push(
+            link.completed_at()
+                .and_then(|at| time::OffsetDateTime::from_unix_timestamp_nanos(at).ok()),
+        );
+        agents.push(link.agent());
+        if let Some(uses) = link.uses() {
+            remaining = Some(remaining.map_or(uses.remaining, |r| r.min(uses.remaining)));
+        }
+        if link.agent().parent.is_some() {
+            expiries.push(link.parent().and_then(|p| p.expires_at));
+        }
+    }
+    if let Some(parent) = record.agent().parent.as_ref().and_then(|_| record.parent()) {
+        expiries.push(parent.expires_at);
+    }
+    let root = root(&record);
+    if root.info().orchestrator.is_some() {
+        expiries.push(record.orchestrator().and_then(|o| o.expires_at));
+    }
+    expiries.extend(agents.iter().map(|agent| agent.expires_at));
+    Ok(Inspection {
+        principal,
+        token: record.info().clone(),
+        expires_at: expiries.into_iter().flatten().min(),
+        remaining_uses: remaining,
+    })
 }
 
 /// A [`TokenResolver`] over any [`TokenRecords`]: a third-party store implements the I/O and
@@ -658,6 +990,7 @@ mod tests {
             modes: None,
             last_used_at: None,
             last_rotated_at: None,
+            orchestrator: false,
         }
     }
 
@@ -678,6 +1011,11 @@ mod tests {
             expires_on_completion: false,
             task_id: None,
             intent: None,
+            orchestrator: None,
+            environment: None,
+            delegated_by: None,
+            delegation_parent: None,
+            delegation_depth: 0,
         }
     }
 
@@ -874,6 +1212,24 @@ mod tests {
                 .is_none()
         );
         assert_eq!(*resolver.0.settled.lock().unwrap(), [true, false]);
+    }
+
+    /// A backend that knows nothing of delegation (the trait's defaults) never admits a
+    /// delegated or orchestrated token: the chain it cannot show is a refusal, not a bypass.
+    #[tokio::test]
+    async fn a_backend_without_chains_refuses_delegated_and_task_tokens() {
+        let mut delegated = forgetful();
+        delegated.info.delegation_parent = Some(TokenId::from("tok_0"));
+        delegated.info.delegation_depth = 1;
+        let mut orchestrated = forgetful();
+        orchestrated.info.orchestrator = Some(AgentId::from("conductor"));
+        for backend in [delegated, orchestrated] {
+            let refused = resolve(&backend, &lookup()).await;
+            assert_eq!(
+                refused.err().and_then(|error| error.reason()),
+                Some(InvalidReason::DelegatorRefused)
+            );
+        }
     }
 
     #[tokio::test]

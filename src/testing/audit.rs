@@ -58,7 +58,7 @@ fn expect(
 }
 
 /// Calls the audited app with `token`; `/forbidden` answers 403, everything else 200.
-async fn call<S: AuditedStore>(
+pub(super) async fn call<S: AuditedStore>(
     store: &S,
     clock: &Arc<ManualClock>,
     writer: &AuditWriter,

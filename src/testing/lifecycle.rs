@@ -101,18 +101,23 @@ pub async fn case_lifetime_policy_is_enforced<S: Store>(env: Env<S>) {
         .create_agent(NewAgent::new("runner", "alice").with_type(AgentType::Ephemeral))
         .await
         .unwrap();
+    // Asking for more than the type's maximum gets the maximum: an hour.
     let too_long = NewToken::new("t").expires_in(std::time::Duration::from_secs(2 * 3600));
-    let result = env.store.create_token(&agent.id, too_long).await;
-    assert!(
-        matches!(result, Err(StoreError::InvalidLifetime(_))),
-        "{result:?}"
+    let clamped = env.token(&agent.id, too_long).await;
+    assert_eq!(
+        clamped.info.expires_at.unwrap() - clamped.info.created_at,
+        time::Duration::hours(1)
     );
+    env.store
+        .revoke_token(&agent.id, &clamped.info.id)
+        .await
+        .unwrap();
     let zero = NewToken::new("t").expires_in(std::time::Duration::ZERO);
     assert!(matches!(
         env.store.create_token(&agent.id, zero).await,
         Err(StoreError::InvalidLifetime(_))
     ));
-    assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
+    assert_eq!(env.store.list_tokens(&agent.id).await.unwrap().len(), 1);
     // Without a lifetime, the agent type's default (15 minutes) applies.
     let issued = env.token(&agent.id, NewToken::new("default")).await;
     assert_eq!(
@@ -645,6 +650,15 @@ pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
     }
     let intent = NewToken::new("ci").intent("pay \u{2066}50\u{2069} EUR");
     assert!(env.store.create_token(&agent.id, intent).await.is_err());
+    let environment = NewToken::new("ci").environment("prod\u{200b}");
+    assert!(
+        env.store
+            .create_token(&agent.id, environment)
+            .await
+            .is_err()
+    );
+    let long = NewToken::new("ci").environment("e".repeat(201));
+    assert!(env.store.create_token(&agent.id, long).await.is_err());
     let scope = NewAgent::new("other", "alice").with_scopes(["repo\u{200d}a"]);
     assert!(env.store.create_agent(scope).await.is_err());
     assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());

@@ -68,14 +68,17 @@
 //! - `approval` — the store's [`ApprovalGate`](crate::approval::ApprovalGate): approvals kept,
 //!   decided once, spent exactly as often as approved (also under 50 concurrent consumers),
 //!   expired.
+//! - `delegation` — delegated and task tokens, their chains, shared uses, subtree revocation,
+//!   completed tasks and ephemeral agents.
 //!
 //! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]; `approval` a `Store`
-//! that is also an `ApprovalGate`, and runs only when named, so that a store written before
-//! approvals existed keeps passing `conformance_suite!(open)`:
+//! that is also an `ApprovalGate`, `delegation` one that is also a
+//! [`DelegationStore`](crate::delegation::DelegationStore). Those two run only when named, so
+//! that a store written before they existed keeps passing `conformance_suite!(open)`:
 //!
 //! ```text
 //! tower_agent_auth::conformance_suite!(open);
-//! tower_agent_auth::conformance_suite!(open, [approval]);
+//! tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 //! ```
 //!
 //! A store without an audit log of its own runs the others by naming them:
@@ -116,6 +119,8 @@ use crate::{AgentAuthLayer, InvalidReason, Principal, ResolveError, TokenLookup,
 pub mod approval;
 #[doc(hidden)]
 pub mod audit;
+#[doc(hidden)]
+pub mod delegation;
 #[doc(hidden)]
 pub mod grants;
 #[doc(hidden)]
@@ -310,6 +315,77 @@ pub async fn concurrent_use_limit<S: Store>(stores: Vec<S>, users: &MemoryUserDi
     assert_eq!((admitted, refused), (100, 900));
 }
 
+/// 200 concurrent requests through the layer, spread over a token limited to `limit`
+/// operations and two children delegated from it (one limited to `limit` too, one without a
+/// limit of its own), over `stores` (two stores on one database stand for two nodes):
+/// exactly `limit` are admitted, since every request spends a use of the parent.
+pub async fn concurrent_delegated_use_limit<S>(stores: Vec<S>, limit: u64)
+where
+    S: Store + crate::delegation::DelegationStore,
+{
+    use crate::delegation::Delegation;
+    let first = &stores[0];
+    let planner = first
+        .create_agent(NewAgent::new("planner", "bob"))
+        .await
+        .unwrap();
+    let worker = first
+        .create_agent(NewAgent::new("worker", "bob"))
+        .await
+        .unwrap();
+    let parent = first
+        .create_token(&planner.id, NewToken::new("t").max_operations(limit))
+        .await
+        .unwrap();
+    let secret = parent.token.expose_secret();
+    let limited = first
+        .delegate(
+            secret,
+            Delegation::to(worker.id.clone(), "a").max_operations(limit),
+        )
+        .await
+        .unwrap();
+    let unlimited = first
+        .delegate(secret, Delegation::to(worker.id.clone(), "b"))
+        .await
+        .unwrap();
+    let bearers: Vec<String> = [&parent, &limited, &unlimited]
+        .iter()
+        .map(|t| format!("Bearer {}", t.token.expose_secret()))
+        .collect();
+    let services: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            ServiceBuilder::new()
+                .layer(AgentAuthLayer::new(store.clone()))
+                .service_fn(|_: Request<String>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+                })
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let service = services[i % services.len()].clone();
+        let bearer = bearers[i % bearers.len()].clone();
+        tasks.spawn(async move {
+            let request = Request::builder()
+                .header("authorization", bearer)
+                .body(String::new())
+                .unwrap();
+            service.oneshot(request).await.unwrap().status()
+        });
+    }
+    let (mut admitted, mut refused) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::UNAUTHORIZED => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((admitted, refused), (limit, 200 - limit));
+}
+
 /// What the macro expands to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
@@ -348,9 +424,13 @@ pub mod __private {
 
 /// Runs the conformance suite against a store: one `#[test]` per case.
 ///
-/// `conformance_suite!(open)` runs every section but `approval`; `conformance_suite!(open, [resolution,
-/// lifecycle])` only those named (`resolution`, `spending`, `lifecycle`, `grants`, `audit`,
-/// `approval`). `open` is a
+/// `conformance_suite!(open)` runs every section but `approval` and `delegation`;
+/// `conformance_suite!(open, [resolution, lifecycle])` only those named (`resolution`,
+/// `spending`, `lifecycle`, `grants`, `audit`, `approval`, `delegation`). `approval` needs a
+/// store that is also an [`ApprovalGate`](crate::approval::ApprovalGate) and `delegation` one
+/// that implements [`DelegationStore`](crate::delegation::DelegationStore), so they run only
+/// when named: a store without them still passes the rest (and refuses every delegated
+/// token). `open` is a
 /// path to a function `async fn(MemoryUserDirectory, Arc<ManualClock>) -> Option<(S, impl
 /// Future<Output = ()>)>`; see the [`testing`](crate::testing) module for what it must return.
 #[macro_export]
@@ -414,6 +494,25 @@ macro_rules! conformance_suite {
             case_lists_a_client_sets_are_bounded,
             case_hidden_characters_are_refused,
             case_a_policy_change_applies_at_the_next_request,
+        );
+    };
+    (@section $open:path, delegation) => {
+        $crate::conformance_suite!(@cases $open, delegation:
+            case_chain_and_task_fields_round_trip,
+            case_revoking_the_root_refuses_every_descendant,
+            case_an_expiring_ancestor_refuses_its_descendants,
+            case_ancestor_agent_changes_reach_descendants,
+            case_deleting_an_ancestor_refuses_its_descendants,
+            case_depth_limit_is_refused_with_a_clear_error,
+            case_a_child_cannot_exceed_its_parent,
+            case_uses_are_shared_down_the_chain,
+            case_concurrent_uses_through_a_chain_are_exact,
+            case_a_subtree_is_revoked_in_one_call,
+            case_complete_task_ends_every_token_of_the_task,
+            case_ephemeral_agents_are_clamped_and_serve_one_task,
+            case_orchestrator_task_tokens,
+            case_audit_records_the_chain,
+            case_the_chain_bounds_scopes_modes_and_supervision,
         );
     };
     (@section $open:path, grants) => {

@@ -238,7 +238,8 @@ pub enum TokenCommand {
         /// What it is for.
         #[arg(long)]
         label: String,
-        /// It expires this long from now (15m, 3600, 30d; default: the agent type's).
+        /// It expires this long from now (15m, 3600, 30d; default: the agent type's; more than
+        /// the type's maximum gets the maximum).
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
         /// Narrow it to these capabilities.

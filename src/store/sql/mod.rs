@@ -209,7 +209,7 @@ macro_rules! library_migrations {
                 "coalesced refusals, the trail indexed by time",
                 "0005_coalesced_refusals.sql"
             ),
-            // Version 6 (delegation and tasks) is the delegation work's; approvals follow it.
+            migration!(6, "delegation and tasks", "0006_delegation_and_tasks.sql"),
             migration!(7, "approvals", "0007_approvals.sql"),
         ]
     }};
@@ -407,6 +407,36 @@ macro_rules! sql_store {
 
             async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
                 self.inner.purge(older_than).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::delegation::DelegationStore for $Store {
+            fn store_config(&self) -> &StoreConfig {
+                &self.inner.config
+            }
+
+            async fn inspect_token(
+                &self,
+                token: &TokenLookup<'_>,
+            ) -> Result<$crate::store::resolve::Inspection, ResolveError> {
+                $crate::store::resolve::inspect(&*self.inner, token).await
+            }
+
+            async fn revoke_token_tree(
+                &self,
+                agent: &AgentId,
+                token: &TokenId,
+            ) -> Result<usize, StoreError> {
+                self.inner.revoke_token_tree(agent, token).await
+            }
+
+            async fn complete_task(
+                &self,
+                owner: &UserId,
+                task_id: &str,
+            ) -> Result<usize, StoreError> {
+                self.inner.complete_task(owner, task_id).await
             }
         }
 

@@ -9,7 +9,7 @@
 macro_rules! agent_columns {
     ($then:ident!($($args:tt)*)) => {
         $then!($($args)* id, slug, owner, agent_type, status, policy, created_at, expires_at,
-            parent_id, scopes, modes, last_used_at, last_rotated_at)
+            parent_id, scopes, modes, last_used_at, last_rotated_at, orchestrator)
     };
 }
 
@@ -19,7 +19,8 @@ macro_rules! token_columns {
     ($then:ident!($($args:tt)*)) => {
         $then!($($args)* id, agent_id, display_prefix, label, capabilities, created_at,
             created_by, expires_at, last_used_at, revoked_at, max_operations,
-            operations_remaining, expires_on_completion, task_id, intent)
+            operations_remaining, expires_on_completion, task_id, intent, orchestrator,
+            environment, delegated_by, delegation_parent, delegation_depth)
     };
 }
 
@@ -33,7 +34,7 @@ macro_rules! list {
 /// `$1, $2, …` for as many parameters as columns.
 macro_rules! params {
     ($($column:ident),*) => {
-        params!(@ [] [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20] $($column)*)
+        params!(@ [] [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25] $($column)*)
     };
     (@ [$($done:literal)*] [$n:literal $($rest:literal)*] $column:ident $($more:ident)*) => {
         params!(@ [$($done)* $n] [$($rest)*] $($more)*)
@@ -140,19 +141,88 @@ pub(crate) const PURGE: &str = "DELETE FROM agent_auth_tokens \
      WHERE (revoked_at IS NOT NULL AND revoked_at < $1) \
      OR (expires_at IS NOT NULL AND expires_at < $1)";
 
+/// The columns of a resolve row: the token, its agent, the agent's parent (for a child
+/// identity) and the orchestrator that minted the token (for a task token).
+macro_rules! resolve_select {
+    () => {
+        concat!(
+            "SELECT ",
+            token_columns!(aliased!("t", "token_",)),
+            ", t.operations_in_flight AS token_operations_in_flight, ",
+            agent_columns!(aliased!("a", "agent_",)),
+            ", ",
+            agent_columns!(aliased!("p", "parent_",)),
+            ", ",
+            agent_columns!(aliased!("o", "orchestrator_",)),
+        )
+    };
+}
+
 /// The token with its agent and, for a child identity, its parent: the parent's status, expiry
 /// and policy bound the child.
 pub(crate) const RESOLVE: &str = concat!(
-    "SELECT ",
-    token_columns!(aliased!("t", "token_",)),
-    ", t.operations_in_flight AS token_operations_in_flight, ",
-    agent_columns!(aliased!("a", "agent_",)),
-    ", ",
-    agent_columns!(aliased!("p", "parent_",)),
+    resolve_select!(),
     " FROM agent_auth_tokens t \
      JOIN agent_auth_agents a ON a.id = t.agent_id \
-     LEFT JOIN agent_auth_agents p ON p.id = a.parent_id WHERE t.hash = $1"
+     LEFT JOIN agent_auth_agents p ON p.id = a.parent_id \
+     LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator WHERE t.hash = $1"
 );
+/// The tokens a delegated token `$1` was delegated from, each with the same columns as
+/// [`RESOLVE`], nearest first (`chain_step` 1 is the delegator). An ancestor that is gone ends
+/// the walk: the pipeline then finds the chain shorter than the token's depth and refuses it.
+pub(crate) const DELEGATORS: &str = concat!(
+    "WITH RECURSIVE chain(id, step) AS ( \
+     SELECT delegation_parent, 1 FROM agent_auth_tokens \
+     WHERE id = $1 AND delegation_parent IS NOT NULL \
+     UNION ALL SELECT d.delegation_parent, c.step + 1 FROM agent_auth_tokens d \
+     JOIN chain c ON d.id = c.id WHERE d.delegation_parent IS NOT NULL AND c.step < 64) ",
+    resolve_select!(),
+    ", c.step AS chain_step FROM chain c JOIN agent_auth_tokens t ON t.id = c.id \
+     JOIN agent_auth_agents a ON a.id = t.agent_id \
+     LEFT JOIN agent_auth_agents p ON p.id = a.parent_id \
+     LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator ORDER BY c.step"
+);
+/// `$1` and every token it was delegated from, for a statement to act on the whole chain.
+macro_rules! chain_of {
+    ($param:literal) => {
+        concat!(
+            "(WITH RECURSIVE chain(id, step) AS (SELECT CAST(",
+            $param,
+            " AS TEXT), 0 UNION ALL SELECT d.delegation_parent, c.step + 1 \
+             FROM agent_auth_tokens d JOIN chain c ON d.id = c.id \
+             WHERE d.delegation_parent IS NOT NULL AND c.step < 64) SELECT id FROM chain)"
+        )
+    };
+}
+/// `$1` and every token delegated from it, below and below that.
+macro_rules! tree_of {
+    ($param:literal) => {
+        concat!(
+            "(WITH RECURSIVE tree(id) AS (SELECT CAST(",
+            $param,
+            " AS TEXT) UNION SELECT d.id FROM agent_auth_tokens d \
+             JOIN tree ON d.delegation_parent = tree.id) SELECT id FROM tree)"
+        )
+    };
+}
+/// Revokes a token (`$3`, of the agent `$2`) and every token delegated from it, at `$1`.
+pub(crate) const REVOKE_TREE: &str = concat!(
+    "UPDATE agent_auth_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN ",
+    tree_of!("$3"),
+    " AND EXISTS (SELECT 1 FROM agent_auth_tokens r WHERE r.id = $3 AND r.agent_id = $2)"
+);
+/// Ends, at `$1`, every live token of the owner `$2`'s agents with the task id `$3` and every
+/// token delegated from one.
+pub(crate) const COMPLETE_TASK: &str = "WITH RECURSIVE tree(id) AS ( \
+     SELECT t.id FROM agent_auth_tokens t JOIN agent_auth_agents a ON a.id = t.agent_id \
+     WHERE a.owner = $2 AND t.task_id = $3 \
+     UNION SELECT d.id FROM agent_auth_tokens d JOIN tree ON d.delegation_parent = tree.id) \
+     UPDATE agent_auth_tokens SET expires_at = $1 WHERE id IN (SELECT id FROM tree) \
+     AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
+/// The task ids of the live tokens of agent `$1` at `$2`.
+pub(crate) const LIVE_TASKS: &str = "SELECT DISTINCT task_id FROM agent_auth_tokens \
+     WHERE agent_id = $1 AND task_id IS NOT NULL AND revoked_at IS NULL \
+     AND (expires_at IS NULL OR expires_at > $2)";
 /// Atomic: of concurrent requests for the last use, exactly one gets a row.
 pub(crate) const RESERVE: &str = "UPDATE agent_auth_tokens SET operations_remaining = operations_remaining - 1, \
      operations_in_flight = operations_in_flight + 1 \
@@ -160,13 +230,21 @@ pub(crate) const RESERVE: &str = "UPDATE agent_auth_tokens SET operations_remain
      RETURNING operations_remaining";
 /// Columns on the right of SET hold the values before the update: the last use in flight of a
 /// spent token completes its task. `$1` is now, `$2` the token.
-pub(crate) const SPEND: &str = "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
+/// Every use-limited link of the chain of `$2` is settled alike: a request under a delegated
+/// token reserved a use of each.
+pub(crate) const SPEND: &str = concat!(
+    "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
      expires_at = CASE WHEN expires_on_completion AND operations_remaining = 0 \
      AND operations_in_flight = 1 THEN $1 ELSE expires_at END \
-     WHERE id = $2 AND operations_in_flight > 0";
-pub(crate) const RELEASE: &str = "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
+     WHERE operations_in_flight > 0 AND id IN ",
+    chain_of!("$2")
+);
+pub(crate) const RELEASE: &str = concat!(
+    "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
      operations_remaining = operations_remaining + 1 \
-     WHERE id = $1 AND operations_in_flight > 0";
+     WHERE operations_in_flight > 0 AND id IN ",
+    chain_of!("$1")
+);
 /// Both counts from one row version: a release moves a use from one to the other.
 pub(crate) const USES: &str = "SELECT operations_remaining, operations_in_flight \
      FROM agent_auth_tokens WHERE id = $1";
@@ -240,11 +318,11 @@ mod tests {
     fn lists_and_parameters_match() {
         const AGENTS: &str = agent_columns!(list!());
         const TOKENS: &str = token_columns!(list!());
-        assert_eq!(AGENTS.split(", ").count(), 13);
-        assert_eq!(TOKENS.split(", ").count(), 15);
+        assert_eq!(AGENTS.split(", ").count(), 14);
+        assert_eq!(TOKENS.split(", ").count(), 20);
         assert_eq!(AUDIT_COLUMNS.split(", ").count(), AUDIT_COLUMN_COUNT);
-        assert!(INSERT_AGENT.ends_with("$12, $13)"));
-        assert!(INSERT_TOKEN.ends_with("$15, $16)"));
+        assert!(INSERT_AGENT.ends_with("$13, $14)"));
+        assert!(INSERT_TOKEN.ends_with("$20, $21)"));
         assert!(RESOLVE.contains("a.slug AS agent_slug"));
         assert!(RESOLVE.contains("p.id AS parent_id, "));
         assert!(RESOLVE.contains("t.agent_id AS token_agent_id"));

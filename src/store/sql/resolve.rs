@@ -17,35 +17,43 @@ use crate::store::resolve::{Reservation, StoredToken, TokenRecords, Uses};
 use crate::store::{Agent, StoreConfig, StoreError, TokenInfo};
 use crate::token::TokenHash;
 
-/// A token row with its agent and the agent's parent, as one query returns them.
+/// A token row with its agent and the agent's parent, as one query returns them; for a
+/// delegated token, the rows of its chain, root first, from a second query.
 pub(crate) struct SqlRecord {
     info: TokenInfo,
     agent: Arc<Agent>,
     parent: Option<Arc<Agent>>,
+    orchestrator: Option<Arc<Agent>>,
     uses: Option<Uses>,
+    chain: Vec<SqlRecord>,
 }
 
 impl SqlRecord {
-    fn new(info: TokenInfo, agent: Agent, parent: Option<Agent>, in_flight: i64) -> Self {
-        let uses = info.operations_remaining.map(|remaining| Uses {
-            remaining,
-            in_flight: u64::try_from(in_flight).unwrap_or(0),
-        });
-        Self {
-            info,
-            agent: Arc::new(agent),
-            parent: parent.map(Arc::new),
-            uses,
-        }
-    }
-
     /// The record of a resolve row.
     fn from_row<B: Driver>(row: &B::Row) -> Result<Self, String> {
         let info = rows::token::<B>(row, "token_")?;
         let agent = rows::agent::<B>(row, "agent_")?;
         let parent = rows::opt_agent::<B>(row, "parent_")?;
+        let orchestrator = rows::opt_agent::<B>(row, "orchestrator_")?;
         let in_flight = B::int(row, "token_operations_in_flight").map_err(|e| e.to_string())?;
-        Ok(Self::new(info, agent, parent, in_flight))
+        let uses = info.operations_remaining.map(|remaining| Uses {
+            remaining,
+            in_flight: u64::try_from(in_flight).unwrap_or(0),
+        });
+        Ok(Self {
+            info,
+            agent: Arc::new(agent),
+            parent: parent.map(Arc::new),
+            orchestrator: orchestrator.map(Arc::new),
+            uses,
+            chain: Vec::new(),
+        })
+    }
+
+    /// The chain's links then the token: the order uses are reserved in, the same for every
+    /// request, so two transactions never wait for each other's rows in opposite orders.
+    fn links(&self) -> impl Iterator<Item = &SqlRecord> {
+        self.chain.iter().chain(std::iter::once(self))
     }
 }
 
@@ -65,6 +73,14 @@ impl StoredToken for SqlRecord {
     fn uses(&self) -> Option<Uses> {
         self.uses
     }
+
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        self.chain.get(step).map(|link| link as &dyn StoredToken)
+    }
+
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        self.orchestrator.clone()
+    }
 }
 
 #[async_trait::async_trait]
@@ -81,20 +97,73 @@ impl<B: Driver> TokenRecords for Core<B> {
             .fetch_optional(&self.pool)
             .await
             .map_err(resolve_error)?;
-        row.map(|row| SqlRecord::from_row::<B>(&row).map_err(ResolveError::corrupt))
-            .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut record = SqlRecord::from_row::<B>(&row).map_err(ResolveError::corrupt)?;
+        if record.info.delegation_parent.is_some() {
+            let rows = sql(queries::DELEGATORS)
+                .bind(record.info.id.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(resolve_error)?;
+            let mut chain = rows
+                .iter()
+                .map(|row| SqlRecord::from_row::<B>(row).map_err(ResolveError::corrupt))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Nearest first as walked; the pipeline reads the chain root first.
+            chain.reverse();
+            record.chain = chain;
+        }
+        Ok(Some(record))
     }
 
     async fn reserve(&self, record: &SqlRecord) -> Result<Reservation, ResolveError> {
-        let token = record.info().id.as_str();
-        let reserved = sql(queries::RESERVE)
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(resolve_error)?;
-        if reserved.is_some() {
-            return Ok(Reservation::Reserved);
-        }
+        let limited: Vec<&str> = record
+            .links()
+            .filter(|link| link.uses.is_some())
+            .map(|link| link.info.id.as_str())
+            .collect();
+        let token = match limited.as_slice() {
+            [] => return Ok(Reservation::Reserved),
+            [one] => {
+                let reserved = sql(queries::RESERVE)
+                    .bind(*one)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(resolve_error)?;
+                if reserved.is_some() {
+                    return Ok(Reservation::Reserved);
+                }
+                *one
+            }
+            // One use of every limited link, in one transaction: all of them or none.
+            links => {
+                let mut tx = self.pool.begin().await.map_err(resolve_error)?;
+                let mut failed = None;
+                for link in links {
+                    let reserved = sql(queries::RESERVE)
+                        .bind(*link)
+                        .fetch_optional(&mut tx)
+                        .await
+                        .map_err(resolve_error)?;
+                    if reserved.is_none() {
+                        failed = Some(*link);
+                        break;
+                    }
+                }
+                match failed {
+                    None => {
+                        tx.commit().await.map_err(resolve_error)?;
+                        return Ok(Reservation::Reserved);
+                    }
+                    Some(link) => {
+                        tx.rollback().await.map_err(resolve_error)?;
+                        link
+                    }
+                }
+            }
+        };
         // None reserved: refused, unless a use may still come back — one in flight, or one
         // released since the statement ran. The pipeline then resolves again from the start,
         // so a token revoked meanwhile is refused as revoked (the statement skips revoked

@@ -88,6 +88,7 @@ pub(crate) fn agent<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<Age
         modes: c.names("modes")?,
         last_used_at: c.opt_time("last_used_at")?,
         last_rotated_at: c.opt_time("last_rotated_at")?,
+        orchestrator: B::flag(row, &c.name("orchestrator")).map_err(|e| e.to_string())?,
     })
 }
 
@@ -126,6 +127,12 @@ pub(crate) fn token<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<Tok
             .map_err(|e| e.to_string())?,
         task_id: c.opt_text("task_id")?,
         intent: c.opt_text("intent")?,
+        orchestrator: c.opt_text("orchestrator")?.map(AgentId::new),
+        environment: c.opt_text("environment")?,
+        delegated_by: c.opt_text("delegated_by")?.map(Into::into),
+        delegation_parent: c.opt_text("delegation_parent")?.map(TokenId::new),
+        delegation_depth: u32::try_from(c.int("delegation_depth")?)
+            .map_err(|_| corrupt("delegation depth"))?,
     })
 }
 

@@ -38,6 +38,11 @@ async fn insert_token<'a, E: On<'a>>(
         .bind(info.expires_on_completion)
         .bind(info.task_id.as_deref())
         .bind(info.intent.as_deref())
+        .bind(info.orchestrator.as_ref().map(|a| a.as_str()))
+        .bind(info.environment.as_deref())
+        .bind(info.delegated_by.as_ref().map(|u| u.as_str()))
+        .bind(info.delegation_parent.as_ref().map(|t| t.as_str()))
+        .bind(i64::from(info.delegation_depth))
         .execute(on)
         .await;
     match result {
@@ -62,6 +67,25 @@ impl<B: Driver> Core<B> {
         let prepared = prepare::prepare_token(&self.config, &agent, parent.as_ref(), new)?;
         prepare::within_owner_role(&self.config, &agent, prepared.info.capabilities.as_ref())
             .await?;
+        if self.config.lifetimes.single_task(agent.agent_type) {
+            let rows = sql(queries::LIVE_TASKS)
+                .bind(agent.id.as_str())
+                .bind(micros(self.now()))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?;
+            let live = rows
+                .iter()
+                .map(|row| B::text(row, "task_id"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(store_error)?;
+            prepare::check_single_task(
+                &self.config,
+                &agent,
+                prepared.info.task_id.as_deref(),
+                live.iter().map(String::as_str),
+            )?;
+        }
         insert_token(&self.pool, &prepared.hash, &prepared.info).await?;
         Ok(IssuedToken {
             token: prepared.raw,
@@ -110,6 +134,44 @@ impl<B: Driver> Core<B> {
             .await
             .map_err(store_error)?;
         Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
+    }
+
+    /// See [`DelegationStore::revoke_token_tree`](crate::delegation::DelegationStore::revoke_token_tree).
+    pub(crate) async fn revoke_token_tree(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<usize, StoreError> {
+        self.token(agent, token)
+            .await?
+            .ok_or_else(|| StoreError::UnknownToken {
+                agent: agent.to_string(),
+                token: token.to_string(),
+            })?;
+        let revoked = sql(queries::REVOKE_TREE)
+            .bind(micros(self.now()))
+            .bind(agent.as_str())
+            .bind(token.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
+    }
+
+    /// See [`DelegationStore::complete_task`](crate::delegation::DelegationStore::complete_task).
+    pub(crate) async fn complete_task(
+        &self,
+        owner: &crate::principal::UserId,
+        task_id: &str,
+    ) -> Result<usize, StoreError> {
+        let ended = sql(queries::COMPLETE_TASK)
+            .bind(micros(self.now()))
+            .bind(owner.as_str())
+            .bind(task_id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(usize::try_from(ended).unwrap_or(usize::MAX))
     }
 
     pub(crate) async fn token(

@@ -1,0 +1,183 @@
+//! Attenuation: what a child token may be, given what its parent holds now. One function per
+//! kind of token the module issues; every refusal names what exceeds.
+
+use time::OffsetDateTime;
+
+use super::error::DelegationError;
+use super::request::Delegation;
+use crate::ceiling::{Capability, CapabilityCeiling, LayerSource};
+use crate::principal::UserId;
+use crate::store::resolve::Inspection;
+use crate::store::{Agent, AgentStatus, NewToken, StoreConfig, UserRecord};
+
+fn names(patterns: &[Capability]) -> String {
+    patterns
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The target must be an active agent of the owner `owner`.
+fn check_target(
+    owner: &UserId,
+    target: &Agent,
+    now: OffsetDateTime,
+) -> Result<(), DelegationError> {
+    if target.owner != *owner {
+        return Err(DelegationError::TargetOfAnotherOwner(
+            target.slug.to_string(),
+        ));
+    }
+    if target.status == AgentStatus::Disabled || target.expires_at.is_some_and(|at| at <= now) {
+        return Err(DelegationError::TargetInactive(target.slug.to_string()));
+    }
+    Ok(())
+}
+
+/// The child of `parent` that `request` asks for, as a token request for `target`: within the
+/// parent's effective ceiling, expiry and uses, one level deeper, its task inherited. The
+/// store's own checks (the target's policy, the owner's role, lifetimes) still follow.
+pub(crate) fn child_token(
+    config: &StoreConfig,
+    parent: &Inspection,
+    target: &Agent,
+    request: &Delegation,
+) -> Result<NewToken, DelegationError> {
+    let now = config.clock.now();
+    check_target(parent.principal.user_id(), target, now)?;
+    let depth = parent.token.delegation_depth.saturating_add(1);
+    if depth > config.max_delegation_depth {
+        return Err(DelegationError::DepthExceeded {
+            depth,
+            max: config.max_delegation_depth,
+        });
+    }
+    if let Some(requested) = &request.capabilities {
+        let outside = parent.principal.ceiling().outside(requested);
+        if !outside.is_empty() {
+            return Err(DelegationError::CapabilitiesExceedParent(names(&outside)));
+        }
+    }
+    if let (Some(ttl), Some(by)) = (request.expires_in, parent.expires_at) {
+        let asked = time::Duration::try_from(ttl)
+            .ok()
+            .and_then(|ttl| now.checked_add(ttl));
+        if asked.is_none_or(|at| at > by) {
+            return Err(DelegationError::ExpiryExceedsParent { parent: by });
+        }
+    }
+    if let (Some(requested), Some(remaining)) = (request.max_operations, parent.remaining_uses) {
+        if requested > remaining {
+            return Err(DelegationError::UsesExceedParent {
+                requested,
+                remaining,
+            });
+        }
+    }
+    let task_id = inherit(&parent.token.task_id, &request.task_id).map_err(|(p, r)| {
+        DelegationError::OtherTask {
+            parent: p,
+            requested: r,
+        }
+    })?;
+    let environment = inherit(&parent.token.environment, &request.environment)
+        .map_err(|(p, _)| DelegationError::OtherEnvironment(p))?;
+    let mut token = request.new_token();
+    token.task_id = task_id;
+    token.environment = environment;
+    token.intent = request
+        .intent
+        .clone()
+        .or_else(|| parent.token.intent.clone());
+    token.created_by = parent.token.created_by.clone();
+    token.lineage.orchestrator = parent.token.orchestrator.clone();
+    token.lineage.delegated_by = parent.token.delegated_by.clone();
+    token.lineage.parent = Some(parent.token.id.clone());
+    token.lineage.depth = depth;
+    token.lineage.expires_by = parent.expires_at;
+    Ok(token)
+}
+
+/// The parent's value, or the child's when the parent has none; a different one is refused
+/// as `(parent's, child's)`.
+fn inherit(
+    parent: &Option<String>,
+    child: &Option<String>,
+) -> Result<Option<String>, (String, String)> {
+    match (parent, child) {
+        (Some(p), Some(c)) if p != c => Err((p.clone(), c.clone())),
+        (Some(p), _) => Ok(Some(p.clone())),
+        (None, c) => Ok(c.clone()),
+    }
+}
+
+/// A task token an orchestrator mints for `target` on behalf of `person`: the orchestrator must
+/// be an active orchestrator, the target another active agent of its owner, the person active,
+/// and the capabilities within the orchestrator's policy and the person's role.
+pub(crate) fn task_token(
+    config: &StoreConfig,
+    orchestrator: &Agent,
+    target: &Agent,
+    person: (&UserId, Option<&UserRecord>),
+    mut token: NewToken,
+) -> Result<NewToken, DelegationError> {
+    let now = config.clock.now();
+    if !orchestrator.orchestrator
+        || orchestrator.status == AgentStatus::Disabled
+        || orchestrator.expires_at.is_some_and(|at| at <= now)
+    {
+        return Err(DelegationError::NotOrchestrator(
+            orchestrator.slug.to_string(),
+        ));
+    }
+    if target.id == orchestrator.id {
+        return Err(DelegationError::NotAnotherAgent(target.slug.to_string()));
+    }
+    check_target(&orchestrator.owner, target, now)?;
+    let (person_id, record) = person;
+    let record = record
+        .filter(|record| record.is_active())
+        .ok_or_else(|| DelegationError::DelegatingUserInactive(person_id.to_string()))?;
+    if let Some(requested) = &token.capabilities {
+        let bound = CapabilityCeiling::new(record.role().clone())
+            .narrowed_by(LayerSource::OrchestratorPolicy, orchestrator.policy.clone());
+        let outside = bound.outside(requested);
+        if !outside.is_empty() {
+            return Err(DelegationError::CapabilitiesExceedOrchestrator(names(
+                &outside,
+            )));
+        }
+    }
+    token.lineage.orchestrator = Some(orchestrator.id.clone());
+    token.lineage.delegated_by = Some(person_id.clone());
+    if token.created_by.is_none() {
+        token.created_by = Some(person_id.clone());
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ceiling::CapabilitySet;
+
+    #[test]
+    fn a_child_inherits_the_parents_value_and_may_not_name_another() {
+        let parent = Some("t-1".to_owned());
+        assert_eq!(inherit(&parent, &None), Ok(parent.clone()));
+        assert_eq!(inherit(&parent, &parent), Ok(parent.clone()));
+        assert_eq!(
+            inherit(&parent, &Some("t-2".into())),
+            Err(("t-1".into(), "t-2".into()))
+        );
+        assert_eq!(inherit(&None, &Some("t-2".into())), Ok(Some("t-2".into())));
+    }
+
+    #[test]
+    fn names_lists_the_patterns_that_exceed() {
+        let set = CapabilitySet::parse(["posts:*", "comments:read"]).unwrap();
+        let listed: Vec<Capability> = set.iter().collect();
+        assert_eq!(names(&listed), "posts:*, comments:read");
+    }
+}

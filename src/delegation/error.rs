@@ -1,0 +1,69 @@
+//! Why a delegation (or an orchestrator's task token) was refused.
+
+use crate::reason::InvalidReason;
+
+/// Why a delegated token was not issued. Nothing was stored when one is returned; the message
+/// names what exceeds the parent's authority.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DelegationError {
+    /// The parent token does not resolve now (revoked, expired, spent, its agent disabled, a
+    /// link up its chain refused, …), or is not a token of this store's format.
+    #[error("the parent token is not valid: {0}")]
+    ParentRefused(InvalidReason),
+    /// The child asks for capabilities the parent's effective ceiling does not wholly allow.
+    #[error("capabilities outside the parent token's ceiling: {0}")]
+    CapabilitiesExceedParent(String),
+    /// The child would outlive the parent's effective expiry (the earliest up its chain).
+    #[error("an expiry past the parent's effective expiry ({parent})")]
+    ExpiryExceedsParent {
+        /// The parent's effective expiry.
+        parent: time::OffsetDateTime,
+    },
+    /// The child asks for more uses than the parent has left (the fewest up its chain).
+    #[error("max_operations {requested} exceeds the {remaining} uses the parent has left")]
+    UsesExceedParent {
+        /// What the child asked for.
+        requested: u64,
+        /// The fewest uses left up the parent's chain.
+        remaining: u64,
+    },
+    /// The chain would grow deeper than the store's maximum.
+    #[error("delegation depth {depth} exceeds the maximum of {max}")]
+    DepthExceeded {
+        /// The child's depth.
+        depth: u32,
+        /// [`StoreConfig::max_delegation_depth`](crate::store::StoreConfig::max_delegation_depth).
+        max: u32,
+    },
+    /// The target agent acts for another owner than the parent's.
+    #[error("the agent {0:?} acts for another owner")]
+    TargetOfAnotherOwner(String),
+    /// The target agent is disabled or expired.
+    #[error("the agent {0:?} is disabled or expired")]
+    TargetInactive(String),
+    /// The child names a task other than its parent's.
+    #[error("a delegated token serves its parent's task {parent:?}, not {requested:?}")]
+    OtherTask {
+        /// The parent's task id.
+        parent: String,
+        /// The task the child named.
+        requested: String,
+    },
+    /// The child names an environment other than its parent's.
+    #[error("a delegated token runs in its parent's environment {0:?}")]
+    OtherEnvironment(String),
+    /// A task token asks for capabilities outside the orchestrator's policy or the delegating
+    /// person's role.
+    #[error("capabilities outside the orchestrator's policy or the delegating user's role: {0}")]
+    CapabilitiesExceedOrchestrator(String),
+    /// The agent asked to mint a task token is not an orchestrator (or not active).
+    #[error("the agent {0:?} is not an active orchestrator")]
+    NotOrchestrator(String),
+    /// An orchestrator mints task tokens for other agents of its owner only.
+    #[error("an orchestrator mints task tokens for the other agents of its owner, not {0:?}")]
+    NotAnotherAgent(String),
+    /// The person a task token is minted for is not (or no longer) an active user.
+    #[error("the delegating user {0:?} is unknown or inactive")]
+    DelegatingUserInactive(String),
+}

@@ -1,0 +1,650 @@
+//! Delegation, task scope and ephemeral agents: chains round-trip, every link is checked at
+//! every request, uses are shared down the chain, subtrees and tasks end in one call.
+
+use std::time::Duration;
+
+use super::{Env, Store, caps};
+use crate::InvalidReason;
+use crate::ceiling::Policy;
+use crate::delegation::{Delegation, DelegationError, DelegationStore};
+use crate::principal::{AgentType, AuthSource, UserId};
+use crate::reason::ResolveError;
+use crate::store::{AgentStatus, IssuedToken, NewAgent, NewToken, StoreError, UserRecord};
+
+/// What the `delegation` section needs of a store.
+pub trait DelegatingStore: Store + DelegationStore {}
+
+impl<T: Store + DelegationStore> DelegatingStore for T {}
+
+async fn delegate<S: DelegatingStore>(
+    env: &Env<S>,
+    parent: &IssuedToken,
+    request: Delegation,
+) -> Result<IssuedToken, StoreError> {
+    env.store
+        .delegate(parent.token.expose_secret(), request)
+        .await
+}
+
+async fn child<S: DelegatingStore>(
+    env: &Env<S>,
+    parent: &IssuedToken,
+    target: &crate::principal::AgentId,
+) -> IssuedToken {
+    delegate(env, parent, Delegation::to(target.clone(), "child"))
+        .await
+        .expect("a delegation within the parent")
+}
+
+fn delegation_error(result: Result<IssuedToken, StoreError>) -> DelegationError {
+    match result {
+        Err(StoreError::Delegation(error)) => error,
+        other => panic!("expected a delegation refusal, got {other:?}"),
+    }
+}
+
+/// A chain of tokens root → child → grandchild, over the agents planner, writer, editor.
+async fn chain<S: DelegatingStore>(env: &Env<S>, root: NewToken) -> [IssuedToken; 3] {
+    let planner = env.agent("planner").await;
+    let writer = env.agent("writer").await;
+    let editor = env.agent("editor").await;
+    let root = env.token(&planner.id, root).await;
+    let child = child(env, &root, &writer.id).await;
+    let grandchild = self::child(env, &child, &editor.id).await;
+    [root, child, grandchild]
+}
+
+/// A child's lineage and task fields are stored, listed and seen by the principal, chain root
+/// first.
+pub async fn case_chain_and_task_fields_round_trip<S: DelegatingStore>(env: Env<S>) {
+    let root = NewToken::new("plan")
+        .task_id("launch-7")
+        .intent("ship the launch post")
+        .environment("staging");
+    let [root, child, grandchild] = chain(&env, root).await;
+    for (token, depth) in [(&root, 0), (&child, 1), (&grandchild, 2)] {
+        let stored = env
+            .store
+            .token(&token.info.agent_id, &token.info.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, token.info, "stored as issued");
+        assert_eq!(stored.delegation_depth, depth);
+        assert_eq!(stored.task_id.as_deref(), Some("launch-7"));
+        assert_eq!(stored.intent.as_deref(), Some("ship the launch post"));
+        assert_eq!(stored.environment.as_deref(), Some("staging"));
+    }
+    assert_eq!(child.info.delegation_parent.as_ref(), Some(&root.info.id));
+    assert_eq!(
+        grandchild.info.delegation_parent.as_ref(),
+        Some(&child.info.id)
+    );
+    let listed = env
+        .store
+        .list_tokens(&grandchild.info.agent_id)
+        .await
+        .unwrap();
+    assert_eq!(listed, std::slice::from_ref(&grandchild.info));
+
+    let direct = env.resolve(&root).await.unwrap();
+    assert_eq!(direct.auth_source(), AuthSource::AgentToken);
+    assert_eq!(direct.delegation_depth(), 0);
+    let principal = env.resolve(&grandchild).await.unwrap();
+    assert_eq!(principal.auth_source(), AuthSource::Delegated);
+    assert_eq!(principal.delegation_depth(), 2);
+    let chain: Vec<(&str, &str)> = principal
+        .delegation_chain()
+        .iter()
+        .map(|link| (link.agent().slug(), link.token_id().as_str()))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            ("planner", root.info.id.as_str()),
+            ("writer", child.info.id.as_str())
+        ],
+        "root first"
+    );
+    assert_eq!(principal.agent_ref().unwrap().slug(), "editor");
+    let task = principal.task().expect("a task scope");
+    assert_eq!(task.task_id.as_deref(), Some("launch-7"));
+    assert_eq!(task.environment.as_deref(), Some("staging"));
+    assert_eq!(principal.task_id(), Some("launch-7"));
+}
+
+/// Revoking, or expiring, the root refuses every descendant at its next request, naming the
+/// link that failed.
+pub async fn case_revoking_the_root_refuses_every_descendant<S: DelegatingStore>(env: Env<S>) {
+    let [root, child, grandchild] = chain(&env, NewToken::new("plan")).await;
+    assert!(env.resolve(&grandchild).await.is_ok());
+    env.store
+        .revoke_token(&root.info.agent_id, &root.info.id)
+        .await
+        .unwrap();
+    assert_eq!(env.refusal(&root).await, InvalidReason::Revoked);
+    for token in [&child, &grandchild] {
+        match env.resolve(token).await {
+            Err(ResolveError::Refused(refused)) => {
+                assert_eq!(refused.reason, InvalidReason::DelegatorRefused);
+                assert_eq!(refused.delegator.as_ref(), Some(&root.info.id));
+                assert_eq!(refused.delegation_chain.first(), Some(&root.info.agent_id));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+/// An ancestor expiring refuses its descendants; a child without an expiry inherits its
+/// parent's effective one.
+pub async fn case_an_expiring_ancestor_refuses_its_descendants<S: DelegatingStore>(env: Env<S>) {
+    let root = NewToken::new("plan").expires_in(Duration::from_secs(3600));
+    let [root, child, grandchild] = chain(&env, root).await;
+    assert_eq!(child.info.expires_at, root.info.expires_at, "inherited");
+    assert_eq!(grandchild.info.expires_at, root.info.expires_at);
+    env.clock.advance(Duration::from_secs(3600));
+    assert_eq!(env.refusal(&root).await, InvalidReason::Expired);
+    assert_eq!(env.refusal(&grandchild).await, InvalidReason::Expired);
+}
+
+/// Narrowing an ancestor agent's policy narrows every descendant at its next request; disabling
+/// the ancestor agent refuses them until it is enabled again.
+pub async fn case_ancestor_agent_changes_reach_descendants<S: DelegatingStore>(env: Env<S>) {
+    let [root, _, grandchild] = chain(&env, NewToken::new("plan")).await;
+    let planner = root.info.agent_id.clone();
+    let before = env.resolve(&grandchild).await.unwrap();
+    assert!(before.can("posts:publish"));
+    env.store
+        .set_agent_policy(&planner, Policy::allow(caps(&["posts:read"])))
+        .await
+        .unwrap();
+    let after = env.resolve(&grandchild).await.unwrap();
+    assert!(after.can("posts:read") && !after.can("posts:publish"));
+    env.store
+        .set_agent_status(&planner, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.refusal(&grandchild).await,
+        InvalidReason::DelegatorRefused
+    );
+    env.store
+        .set_agent_status(&planner, AgentStatus::Active)
+        .await
+        .unwrap();
+    assert!(env.resolve(&grandchild).await.is_ok());
+}
+
+/// Deleting an ancestor's agent ends its tokens and every token delegated from them.
+pub async fn case_deleting_an_ancestor_refuses_its_descendants<S: DelegatingStore>(env: Env<S>) {
+    let [root, child, grandchild] = chain(&env, NewToken::new("plan")).await;
+    env.store.delete_agent(&root.info.agent_id).await.unwrap();
+    for token in [&child, &grandchild] {
+        assert_eq!(
+            env.refusal(token).await,
+            InvalidReason::Unknown,
+            "deleted with its root"
+        );
+        assert!(
+            env.store
+                .list_tokens(&token.info.agent_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    // The descendants' agents stay: only the authority lent to them is gone.
+    assert!(
+        env.store
+            .agent(&child.info.agent_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// A chain may grow to the configured depth (default 4) and no deeper.
+pub async fn case_depth_limit_is_refused_with_a_clear_error<S: DelegatingStore>(env: Env<S>) {
+    let (agent, mut token) = env.agent_with_token("planner").await;
+    for depth in 1..=4 {
+        token = child(&env, &token, &agent.id).await;
+        assert_eq!(token.info.delegation_depth, depth);
+    }
+    assert!(env.resolve(&token).await.is_ok());
+    let error =
+        delegation_error(delegate(&env, &token, Delegation::to(agent.id.clone(), "deep")).await);
+    assert_eq!(error, DelegationError::DepthExceeded { depth: 5, max: 4 });
+    assert_eq!(
+        error.to_string(),
+        "delegation depth 5 exceeds the maximum of 4"
+    );
+}
+
+/// A child is never wider than its parent at issue: capabilities, expiry, target and task are
+/// refused by name when they exceed.
+pub async fn case_a_child_cannot_exceed_its_parent<S: DelegatingStore>(env: Env<S>) {
+    let planner = env.agent("planner").await;
+    let writer = env.agent("writer").await;
+    let parent = env
+        .token(
+            &planner.id,
+            NewToken::new("plan")
+                .with_capabilities(caps(&["posts:read", "posts:drafts:*"]))
+                .expires_in(Duration::from_secs(3600))
+                .task_id("t-1"),
+        )
+        .await;
+    let to = || Delegation::to(writer.id.clone(), "child");
+    let wide = delegate(
+        &env,
+        &parent,
+        to().with_capabilities(caps(&["posts:*", "posts:read"])),
+    )
+    .await;
+    assert_eq!(
+        delegation_error(wide),
+        DelegationError::CapabilitiesExceedParent("posts:*".into())
+    );
+    let narrow = delegate(
+        &env,
+        &parent,
+        to().with_capabilities(caps(&["posts:drafts:edit"])),
+    )
+    .await
+    .unwrap();
+    let principal = env.resolve(&narrow).await.unwrap();
+    assert!(principal.can("posts:drafts:edit") && !principal.can("posts:read"));
+    let late = delegate(&env, &parent, to().expires_in(Duration::from_secs(7200))).await;
+    assert!(matches!(
+        delegation_error(late),
+        DelegationError::ExpiryExceedsParent { .. }
+    ));
+    let other_task = delegate(&env, &parent, to().task_id("t-2")).await;
+    assert!(matches!(
+        delegation_error(other_task),
+        DelegationError::OtherTask { .. }
+    ));
+    let bobs = env
+        .store
+        .create_agent(NewAgent::new("bobs-bot", "bob"))
+        .await
+        .unwrap();
+    let stranger = delegate(&env, &parent, Delegation::to(bobs.id.clone(), "x")).await;
+    assert_eq!(
+        delegation_error(stranger),
+        DelegationError::TargetOfAnotherOwner("bobs-bot".into())
+    );
+    env.store
+        .set_agent_status(&writer.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        delegation_error(delegate(&env, &parent, to()).await),
+        DelegationError::TargetInactive("writer".into())
+    );
+    env.store
+        .revoke_token(&planner.id, &parent.info.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        delegation_error(delegate(&env, &parent, Delegation::to(planner.id.clone(), "x")).await),
+        DelegationError::ParentRefused(InvalidReason::Revoked)
+    );
+    // Refusals stored nothing.
+    assert_eq!(env.store.list_tokens(&writer.id).await.unwrap().len(), 1);
+}
+
+/// A parent with 3 uses left cannot give a child more than 3; a child's every request spends a
+/// use of the parent too, so the parent gets 3 operations done in all, through any children.
+pub async fn case_uses_are_shared_down_the_chain<S: DelegatingStore>(env: Env<S>) {
+    let planner = env.agent("planner").await;
+    let writer = env.agent("writer").await;
+    let parent = env
+        .token(&planner.id, NewToken::new("plan").max_operations(3))
+        .await;
+    let to = || Delegation::to(writer.id.clone(), "child");
+    assert_eq!(
+        delegation_error(delegate(&env, &parent, to().max_operations(4)).await),
+        DelegationError::UsesExceedParent {
+            requested: 4,
+            remaining: 3
+        }
+    );
+    let limited = delegate(&env, &parent, to().max_operations(2))
+        .await
+        .unwrap();
+    let unlimited = delegate(&env, &parent, to()).await.unwrap();
+    // Inspecting the parent to delegate spent nothing.
+    let principal = env.resolve(&unlimited).await.unwrap();
+    assert_eq!(
+        principal.max_operations(),
+        Some(3),
+        "the parent's limit bounds it"
+    );
+    env.resolve(&limited).await.unwrap();
+    env.resolve(&parent).await.unwrap();
+    let stored = env
+        .store
+        .token(&planner.id, &parent.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.operations_remaining, Some(0));
+    assert_eq!(env.refusal(&parent).await, InvalidReason::Exhausted);
+    assert_eq!(
+        env.refusal(&unlimited).await,
+        InvalidReason::DelegatorRefused
+    );
+    assert_eq!(env.refusal(&limited).await, InvalidReason::DelegatorRefused);
+    let stored = env
+        .store
+        .token(&writer.id, &limited.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.operations_remaining,
+        Some(1),
+        "the child's own count"
+    );
+}
+
+/// 200 concurrent requests through the layer, spread over a parent limited to 20 operations
+/// and two children: exactly 20 are admitted.
+pub async fn case_concurrent_uses_through_a_chain_are_exact<S: DelegatingStore>(env: Env<S>) {
+    super::concurrent_delegated_use_limit(vec![env.store.clone()], 20).await;
+}
+
+/// Revoking a subtree is one call: the token and everything below it, nothing beside it.
+pub async fn case_a_subtree_is_revoked_in_one_call<S: DelegatingStore>(env: Env<S>) {
+    let [root, child, grandchild] = chain(&env, NewToken::new("plan")).await;
+    let sibling = self::child(&env, &root, &child.info.agent_id).await;
+    assert!(matches!(
+        env.store
+            .revoke_token_tree(&root.info.agent_id, &child.info.id)
+            .await,
+        Err(StoreError::UnknownToken { .. })
+    ));
+    assert_eq!(
+        env.store
+            .revoke_token_tree(&child.info.agent_id, &child.info.id)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(env.refusal(&child).await, InvalidReason::Revoked);
+    assert_eq!(env.refusal(&grandchild).await, InvalidReason::Revoked);
+    assert!(env.resolve(&root).await.is_ok());
+    assert!(env.resolve(&sibling).await.is_ok());
+    assert_eq!(
+        env.store
+            .revoke_token_tree(&root.info.agent_id, &root.info.id)
+            .await
+            .unwrap(),
+        2,
+        "the root and the sibling: the rest was revoked already"
+    );
+}
+
+/// Completing a task ends every token of that owner's agents minted for it, and the tokens
+/// delegated from them; they are refused as expired.
+pub async fn case_complete_task_ends_every_token_of_the_task<S: DelegatingStore>(env: Env<S>) {
+    let (a, first) = env
+        .agent_with_token_as("a", NewToken::new("1").task_id("t-1"))
+        .await;
+    let (b, second) = env
+        .agent_with_token_as("b", NewToken::new("2").task_id("t-1"))
+        .await;
+    let other = env.token(&a.id, NewToken::new("3").task_id("t-2")).await;
+    let delegated = child(&env, &second, &b.id).await;
+    let bobs = env
+        .store
+        .create_agent(NewAgent::new("bobs-bot", "bob"))
+        .await
+        .unwrap();
+    let bobs = env.token(&bobs.id, NewToken::new("4").task_id("t-1")).await;
+    assert_eq!(
+        env.store
+            .complete_task(&UserId::from("alice"), "t-1")
+            .await
+            .unwrap(),
+        3
+    );
+    for token in [&first, &second, &delegated] {
+        assert_eq!(env.refusal(token).await, InvalidReason::Expired);
+    }
+    assert!(env.resolve(&other).await.is_ok(), "another task");
+    assert!(env.resolve(&bobs).await.is_ok(), "another owner's");
+    assert_eq!(
+        env.store
+            .complete_task(&UserId::from("alice"), "t-1")
+            .await
+            .unwrap(),
+        0,
+        "ended already"
+    );
+}
+
+/// An ephemeral agent's token asking past the hour gets the hour, and the agent serves one
+/// task at a time.
+pub async fn case_ephemeral_agents_are_clamped_and_serve_one_task<S: DelegatingStore>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("runner", "alice").with_type(AgentType::Ephemeral))
+        .await
+        .unwrap();
+    let long = env
+        .token(
+            &agent.id,
+            NewToken::new("t")
+                .task_id("a")
+                .expires_in(Duration::from_secs(5 * 3600)),
+        )
+        .await;
+    assert_eq!(
+        long.info.expires_at.unwrap() - long.info.created_at,
+        time::Duration::hours(1)
+    );
+    env.token(&agent.id, NewToken::new("same").task_id("a"))
+        .await;
+    let other = env
+        .store
+        .create_token(&agent.id, NewToken::new("other").task_id("b"))
+        .await;
+    assert!(
+        matches!(other, Err(StoreError::InvalidInput(_))),
+        "{other:?}"
+    );
+    env.store.revoke_all_tokens(&agent.id).await.unwrap();
+    env.token(&agent.id, NewToken::new("next").task_id("b"))
+        .await;
+}
+
+/// An orchestrator mints task tokens for the other agents of its owner on behalf of a person;
+/// the orchestrator and the person stay layers of the ceiling and are checked every request.
+pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
+    env.users.insert(UserRecord::new(
+        "carol",
+        Policy::allow(caps(&["posts:read"])),
+    ));
+    let orchestrator = env
+        .store
+        .create_agent(
+            NewAgent::new("conductor", "alice")
+                .orchestrator()
+                .with_policy(Policy::allow(caps(&["posts:*"]))),
+        )
+        .await
+        .unwrap();
+    assert!(orchestrator.orchestrator);
+    let worker = env.agent("worker").await;
+    let carol = UserId::from("carol");
+    let issued = env
+        .store
+        .issue_task_token(
+            &orchestrator.id,
+            &worker.id,
+            &carol,
+            NewToken::new("task").task_id("t-9"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.info.orchestrator.as_ref(), Some(&orchestrator.id));
+    assert_eq!(issued.info.delegated_by.as_ref(), Some(&carol));
+    let principal = env.resolve(&issued).await.unwrap();
+    assert!(principal.can("posts:read"));
+    assert!(!principal.can("posts:publish"), "carol's role is a layer");
+    let task = principal.task().unwrap();
+    assert_eq!(task.orchestrator.as_ref(), Some(&orchestrator.id));
+    assert_eq!(task.delegated_by.as_ref(), Some(&carol));
+
+    let plain = env.agent("plain").await;
+    let refused = env
+        .store
+        .issue_task_token(&plain.id, &worker.id, &carol, NewToken::new("x"))
+        .await;
+    assert_eq!(
+        delegation_error(refused),
+        DelegationError::NotOrchestrator("plain".into())
+    );
+    let itself = env
+        .store
+        .issue_task_token(
+            &orchestrator.id,
+            &orchestrator.id,
+            &carol,
+            NewToken::new("x"),
+        )
+        .await;
+    assert!(matches!(
+        delegation_error(itself),
+        DelegationError::NotAnotherAgent(_)
+    ));
+    let bobs = env
+        .store
+        .create_agent(NewAgent::new("bobs-bot", "bob"))
+        .await
+        .unwrap();
+    let stranger = env
+        .store
+        .issue_task_token(&orchestrator.id, &bobs.id, &carol, NewToken::new("x"))
+        .await;
+    assert!(matches!(
+        delegation_error(stranger),
+        DelegationError::TargetOfAnotherOwner(_)
+    ));
+    let nobody = env
+        .store
+        .issue_task_token(
+            &orchestrator.id,
+            &worker.id,
+            &UserId::from("nobody"),
+            NewToken::new("x"),
+        )
+        .await;
+    assert!(matches!(
+        delegation_error(nobody),
+        DelegationError::DelegatingUserInactive(_)
+    ));
+
+    // A token delegated from the task token inherits the task, the orchestrator and the person.
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    assert_eq!(delegated.info.orchestrator.as_ref(), Some(&orchestrator.id));
+    assert_eq!(delegated.info.delegated_by.as_ref(), Some(&carol));
+    let principal = env.resolve(&delegated).await.unwrap();
+    assert!(principal.can("posts:read") && !principal.can("posts:publish"));
+
+    env.store
+        .set_agent_status(&orchestrator.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(env.refusal(&issued).await, InvalidReason::DelegatorRefused);
+    assert_eq!(
+        env.refusal(&delegated).await,
+        InvalidReason::DelegatorRefused
+    );
+    env.store
+        .set_agent_status(&orchestrator.id, AgentStatus::Active)
+        .await
+        .unwrap();
+    assert!(env.resolve(&issued).await.is_ok());
+    env.users.remove(&carol);
+    assert_eq!(env.refusal(&issued).await, InvalidReason::DelegatorRefused);
+}
+
+/// A delegated token's requests and refusals are recorded with its chain, root first, and its
+/// task, and read back so from the store's own audit trail.
+pub async fn case_audit_records_the_chain<S: DelegatingStore + super::AuditedStore>(env: Env<S>) {
+    use crate::audit::{AuditAction, AuditFilter, AuditWriter, WriterOptions};
+    let writer = AuditWriter::spawn(
+        std::sync::Arc::new(env.store.clone()),
+        WriterOptions::default(),
+    );
+    let [root, child, grandchild] = chain(&env, NewToken::new("plan").task_id("t-3")).await;
+    let secret = grandchild.token.expose_secret();
+    let get = http::Method::GET;
+    let call = |path: &'static str| {
+        super::audit::call(&env.store, &env.clock, &writer, secret, get.clone(), path)
+    };
+    assert_eq!(call("/posts").await, 200);
+    env.store
+        .revoke_token(&child.info.agent_id, &child.info.id)
+        .await
+        .unwrap();
+    assert_eq!(call("/posts").await, 401);
+    writer.shutdown().await;
+    let events = env
+        .store
+        .events(&AuditFilter::token(grandchild.info.id.clone()))
+        .await
+        .unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.action, e.delegation_chain.clone(), e.task_id.as_deref()))
+        .collect();
+    let chain = vec![root.info.agent_id.clone(), child.info.agent_id.clone()];
+    assert_eq!(
+        seen,
+        [
+            (AuditAction::Request, chain.clone(), Some("t-3")),
+            (AuditAction::TokenRefused, chain, Some("t-3")),
+        ]
+    );
+    let detail = events[1].detail.as_deref().unwrap_or_default();
+    assert!(detail.contains(child.info.id.as_str()), "{detail}");
+}
+
+/// A delegated principal's scopes and modes are the intersection over its chain's agents, and
+/// it is supervised when any agent up its chain is.
+pub async fn case_the_chain_bounds_scopes_modes_and_supervision<S: DelegatingStore>(env: Env<S>) {
+    let planner = env
+        .store
+        .create_agent(
+            NewAgent::new("planner", "alice")
+                .with_type(AgentType::Supervised)
+                .with_scopes(["board:1", "board:2"])
+                .with_modes(["chat", "pipeline"]),
+        )
+        .await
+        .unwrap();
+    let writer = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice").with_scopes(["board:2", "board:3"]))
+        .await
+        .unwrap();
+    let root = env.token(&planner.id, NewToken::new("plan")).await;
+    let delegated = child(&env, &root, &writer.id).await;
+    let principal = env.resolve(&delegated).await.unwrap();
+    let agent = principal.agent_ref().unwrap();
+    assert!(agent.allows_scope("board:2"));
+    assert!(!agent.allows_scope("board:1") && !agent.allows_scope("board:3"));
+    assert!(agent.allows_mode("chat") && !agent.allows_mode("admin"));
+    assert_eq!(
+        principal.delegation_chain()[0].agent().agent_type(),
+        AgentType::Supervised
+    );
+    assert!(principal.is_supervised(), "its delegator is supervised");
+    let direct = env.token(&writer.id, NewToken::new("own")).await;
+    assert!(!env.resolve(&direct).await.unwrap().is_supervised());
+}
