@@ -39,7 +39,8 @@ use crate::store::{IssuedToken, StoreError};
 ///
 /// let sink = Arc::new(MemoryAuditSink::default());
 /// let recorder = AuditWriter::spawn(sink.clone(), WriterOptions::default());
-/// let child = Delegator::new(&store, &recorder)
+/// let child = Delegator::new(&store)
+///     .with_audit(&recorder)
 ///     .delegate(parent.token.expose_secret(), Delegation::to(writer.id.clone(), "draft"))
 ///     .await?;
 /// recorder.shutdown().await;
@@ -51,7 +52,7 @@ use crate::store::{IssuedToken, StoreError};
 /// ```
 pub struct Delegator<'a, S> {
     store: &'a S,
-    audit: &'a dyn AuditRecorder,
+    audit: Option<&'a dyn AuditRecorder>,
     presented: Option<TokenId>,
 }
 
@@ -64,12 +65,24 @@ impl<S> std::fmt::Debug for Delegator<'_, S> {
 }
 
 impl<'a, S: DelegationStore> Delegator<'a, S> {
-    /// Delegates through `store`, recording through `audit`.
-    pub fn new(store: &'a S, audit: &'a dyn AuditRecorder) -> Self {
+    /// Delegates through `store` (recording nothing until [`Delegator::with_audit`]).
+    pub fn new(store: &'a S) -> Self {
         Self {
             store,
-            audit,
+            audit: None,
             presented: None,
+        }
+    }
+
+    /// Records every delegation issued, and every one refused, through `recorder`.
+    pub fn with_audit(mut self, recorder: &'a dyn AuditRecorder) -> Self {
+        self.audit = Some(recorder);
+        self
+    }
+
+    async fn record(&self, event: AuditEvent) {
+        if let Some(recorder) = self.audit {
+            crate::audit::record(recorder, event).await;
         }
     }
 
@@ -135,7 +148,7 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
                 if let Some(actor) = actor {
                     event = event.actor(actor);
                 }
-                crate::audit::record(self.audit, event).await;
+                self.record(event).await;
                 Ok(issued)
             }
             Err(error) => {
@@ -191,6 +204,6 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
                 event = event.actor(actor.clone());
             }
         }
-        crate::audit::record(self.audit, event.detail(detail)).await;
+        self.record(event.detail(detail)).await;
     }
 }

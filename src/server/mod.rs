@@ -84,6 +84,7 @@
 
 mod body;
 mod csrf;
+mod delegate;
 mod duration;
 mod error;
 mod login;
@@ -96,6 +97,7 @@ mod throttle;
 pub mod views;
 
 pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
+pub use delegate::{delegations_router, tasks_router};
 pub use duration::parse_duration;
 pub use error::ApiError;
 pub use login::{Login, login_router};
