@@ -1750,7 +1750,13 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     cli(db, &["user", "add", "alice", "--capabilities", "posts:*"]).ok();
     cli(
         db,
-        &["user", "add", "carol", "--capabilities", "posts:read,posts:write"],
+        &[
+            "user",
+            "add",
+            "carol",
+            "--capabilities",
+            "posts:read,posts:write",
+        ],
     )
     .ok();
     let conductor = cli(
@@ -1781,7 +1787,15 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     // The orchestrator mints the worker's task token on behalf of carol.
     cli(
         db,
-        &["token", "create", "worker", "--label", "t", "--delegated-by", "carol"],
+        &[
+            "token",
+            "create",
+            "worker",
+            "--label",
+            "t",
+            "--delegated-by",
+            "carol",
+        ],
     )
     .fails_with("--orchestrator");
     let task = cli(
@@ -1898,7 +1912,15 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     cli(db, &["token", "delegate", "helper", "--label", "x"]).fails_with("no parent token");
     let by_env = cli_with_token(
         db,
-        &["token", "delegate", "helper", "--label", "cli", "--expires-in", "15m"],
+        &[
+            "token",
+            "delegate",
+            "helper",
+            "--label",
+            "cli",
+            "--expires-in",
+            "15m",
+        ],
         &worker_token,
     )
     .ok();
@@ -1919,7 +1941,10 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     )
     .ok()
     .json();
-    assert_eq!(by_stdin["info"]["delegation_parent"], worker_token_id.as_str());
+    assert_eq!(
+        by_stdin["info"]["delegation_parent"],
+        worker_token_id.as_str()
+    );
     let helper_tokens = cli(db, &["--json", "token", "list", "helper"]).ok().json();
     let sub = &helper_tokens.as_array().unwrap()[0];
     assert_eq!(
@@ -1944,18 +1969,26 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     )
     .ok()
     .stdout;
-    assert!(shown.contains("depth: 1") && shown.contains("task: launch-1"), "{shown}");
+    assert!(
+        shown.contains("depth: 1") && shown.contains("task: launch-1"),
+        "{shown}"
+    );
 
     // Completing the task ends the worker's token and everything delegated from it.
     let completed = cli(db, &["task", "complete", "launch-1"]).ok().stdout;
-    assert!(completed.contains("task launch-1 completed: 4 tokens ended"), "{completed}");
+    assert!(
+        completed.contains("task launch-1 completed: 4 tokens ended"),
+        "{completed}"
+    );
     assert_eq!(get(&address, "/demo/posts", &worker_token), 401);
     assert_eq!(get(&address, "/demo/posts", &helper_token), 401);
 
     // Another chain, two levels deep; revoking its root with --tree refuses all of it.
     let root = cli(db, &["token", "create", "worker", "--label", "other"]).ok();
     let root_token = root.stdout.lines().next().unwrap().to_owned();
-    let root_id = cli(db, &["--json", "token", "list", "worker"]).ok().json()
+    let root_id = cli(db, &["--json", "token", "list", "worker"])
+        .ok()
+        .json()
         .as_array()
         .unwrap()
         .iter()
@@ -1978,14 +2011,20 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
         &first,
         r#"{"agent": "helper", "label": "level-2", "expires_in": 60}"#,
     );
-    assert_eq!((status, second["delegation_depth"].as_u64()), (201, Some(2)), "{second}");
+    assert_eq!(
+        (status, second["delegation_depth"].as_u64()),
+        (201, Some(2)),
+        "{second}"
+    );
     let second = second["token"].as_str().unwrap().to_owned();
     assert_eq!(get(&address, "/demo/posts", &second), 200);
     let revoked = cli(db, &["token", "revoke", "worker", &root_id, "--tree"])
         .ok()
         .stdout;
     assert!(
-        revoked.contains(&format!("token {root_id} of worker revoked with 2 delegated tokens")),
+        revoked.contains(&format!(
+            "token {root_id} of worker revoked with 2 delegated tokens"
+        )),
         "{revoked}"
     );
     for token in [&root_token, &first, &second] {
@@ -2021,7 +2060,9 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
         assert!(
             trail.iter().any(|e| e["action"] == "token_issued"
                 && e["outcome"] == "denied"
-                && e["detail"].as_str().is_some_and(|d| d.contains("posts:delete"))),
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("posts:delete"))),
             "the refused delegation: {trail:?}"
         );
         let worker_trail = cli(db, &["--json", "audit", "worker"]).ok().json();
@@ -2029,7 +2070,9 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
         assert!(
             worker_trail.iter().any(|e| e["action"] == "task_completed"
                 && e["actor"] == "alice"
-                && e["detail"].as_str().is_some_and(|d| d.contains("4 tokens ended"))),
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("4 tokens ended"))),
             "{worker_trail:?}"
         );
         assert!(

@@ -48,7 +48,10 @@ async fn agent(store: &MemoryStore, slug: &str, owner: &str) -> Agent {
 }
 
 async fn refusal(store: &MemoryStore, token: &IssuedToken) -> Option<InvalidReason> {
-    let parsed = store.token_format().parse(token.token.expose_secret()).unwrap();
+    let parsed = store
+        .token_format()
+        .parse(token.token.expose_secret())
+        .unwrap();
     let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
     store.resolve(&lookup).await.err().and_then(|e| e.reason())
 }
@@ -191,8 +194,11 @@ async fn a_task_is_completed_by_its_owner_only_and_recorded_per_agent() {
     assert!(completed[0].3.contains("0 tokens ended"));
     let agents: Vec<_> = completed[1..].iter().map(|c| c.1.clone()).collect();
     assert!(agents.contains(&Some(a.id.clone())) && agents.contains(&Some(b.id.clone())));
-    assert!(completed[1..].iter().all(|c| c.2.as_deref() == Some("t-1")
-        && c.3.contains("3 tokens ended")));
+    assert!(
+        completed[1..]
+            .iter()
+            .all(|c| c.2.as_deref() == Some("t-1") && c.3.contains("3 tokens ended"))
+    );
 }
 
 #[tokio::test]
@@ -223,7 +229,10 @@ async fn a_task_token_is_minted_on_behalf_with_issue_rights_on_both_agents() {
         .issue_task_token(&conductor.id, &worker.id, &carol, task())
         .await
         .unwrap();
-    assert_eq!(issued.info.created_by.as_ref().map(|u| u.as_str()), Some("alice"));
+    assert_eq!(
+        issued.info.created_by.as_ref().map(|u| u.as_str()),
+        Some("alice")
+    );
     assert_eq!(issued.info.delegated_by.as_ref(), Some(&carol));
     assert_eq!(issued.info.orchestrator.as_ref(), Some(&conductor.id));
     let refused = as_alice
@@ -243,7 +252,9 @@ async fn a_task_token_is_minted_on_behalf_with_issue_rights_on_both_agents() {
     assert_eq!(issued_events[0].0, Outcome::Denied);
     assert_eq!(issued_events[1].0, Outcome::Success);
     assert!(
-        issued_events[1].1.contains("as orchestrator conductor on behalf of carol"),
+        issued_events[1]
+            .1
+            .contains("as orchestrator conductor on behalf of carol"),
         "{}",
         issued_events[1].1
     );
@@ -289,7 +300,11 @@ async fn call(app: &Router, request: Request<Body>) -> (StatusCode, http::Header
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn sign_in(app: &Router) -> String {
@@ -320,10 +335,16 @@ async fn the_routes_revoke_a_subtree_complete_a_task_and_delegate_with_a_bearer_
     let app = app(&store, users).await;
     let cookie = sign_in(&app).await;
     let root = store
-        .create_token(&planner.id, NewToken::new("root").task_id("t-1").max_operations(5))
+        .create_token(
+            &planner.id,
+            NewToken::new("root").task_id("t-1").max_operations(5),
+        )
         .await
         .unwrap();
-    let bearer = ("authorization", format!("Bearer {}", root.token.expose_secret()));
+    let bearer = (
+        "authorization",
+        format!("Bearer {}", root.token.expose_secret()),
+    );
 
     // A session cannot delegate: the parent token is the proof.
     let body = json!({"agent": "helper", "label": "c"});
@@ -352,7 +373,13 @@ async fn the_routes_revoke_a_subtree_complete_a_task_and_delegate_with_a_bearer_
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{more}");
     assert_eq!(more["error"], "exceeds_parent");
-    assert!(more["message"].as_str().unwrap().contains("max_operations 5"), "{more}");
+    assert!(
+        more["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_operations 5"),
+        "{more}"
+    );
     let (status, _, other) = call(
         &app,
         post(
@@ -380,14 +407,22 @@ async fn the_routes_revoke_a_subtree_complete_a_task_and_delegate_with_a_bearer_
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert_eq!(revoked["revoked"], 2);
     let (status, _, _) = call(&app, post(&path, bearer.clone(), json!({}))).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the revoked token is refused");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the revoked token is refused"
+    );
     store
         .create_token(&planner.id, NewToken::new("next").task_id("t-1"))
         .await
         .unwrap();
     let (status, _, completed) = call(
         &app,
-        post("/api/tasks/t-1/complete", ("cookie", cookie.clone()), json!({})),
+        post(
+            "/api/tasks/t-1/complete",
+            ("cookie", cookie.clone()),
+            json!({}),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{completed}");

@@ -111,8 +111,9 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
         let parent = self.peek(parent_token).await;
         if let (Some(expected), Some((_, id, _))) = (&self.presented, &parent) {
             if expected != id {
-                let refused =
-                    StoreError::Delegation(DelegationError::ParentRefused(InvalidReason::Malformed));
+                let refused = StoreError::Delegation(DelegationError::ParentRefused(
+                    InvalidReason::Malformed,
+                ));
                 self.refused(&target, parent.as_ref(), &refused).await;
                 return Err(refused);
             }

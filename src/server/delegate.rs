@@ -169,9 +169,8 @@ where
             "delegation needs the parent token as `Authorization: Bearer`, not a session",
         ));
     }
-    let parent = bearer(&headers).ok_or_else(|| {
-        forbidden("delegation needs the parent token as `Authorization: Bearer`")
-    })?;
+    let parent = bearer(&headers)
+        .ok_or_else(|| forbidden("delegation needs the parent token as `Authorization: Bearer`"))?;
     let target = by_slug(&state.store, &body.agent).await?;
     let mut request = Delegation::to(target.id.clone(), body.label);
     if let Some(names) = &body.capabilities {
@@ -179,7 +178,9 @@ where
     }
     match body.expires_in {
         Some(Lifetime::Seconds(0)) => {
-            return Err(invalid("expires_in: a positive number of seconds or a duration (15m)"));
+            return Err(invalid(
+                "expires_in: a positive number of seconds or a duration (15m)",
+            ));
         }
         Some(Lifetime::Seconds(seconds)) => {
             request = request.expires_in(std::time::Duration::from_secs(seconds));
@@ -214,10 +215,7 @@ where
     if let Some(writer) = &state.audit {
         delegator = delegator.with_audit(writer as &dyn AuditRecorder);
     }
-    let issued = delegator
-        .delegate(parent, request)
-        .await
-        .map_err(refusal)?;
+    let issued = delegator.delegate(parent, request).await.map_err(refusal)?;
     let body = json!({
         "token": issued.token.expose_secret(),
         "id": issued.info.id.as_str(),

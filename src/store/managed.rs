@@ -823,7 +823,11 @@ where
             .check(target, Operation::IssueToken, AuditAction::TokenIssued)
             .await?;
         let conductor = self
-            .check(orchestrator, Operation::IssueToken, AuditAction::TokenIssued)
+            .check(
+                orchestrator,
+                Operation::IssueToken,
+                AuditAction::TokenIssued,
+            )
             .await?;
         let result = self
             .store

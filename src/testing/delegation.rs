@@ -477,7 +477,10 @@ pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<S: Dele
         let id = agent.id.clone();
         tasks.spawn(async move {
             store
-                .create_token(&id, NewToken::new(format!("t{i}")).task_id(format!("task-{i}")))
+                .create_token(
+                    &id,
+                    NewToken::new(format!("t{i}")).task_id(format!("task-{i}")),
+                )
                 .await
         });
     }

@@ -57,7 +57,11 @@ async fn slug_of<S: Store>(store: &S, id: &tower_agent_auth::principal::AgentId)
 /// Tokens as `token list` shows them: for `--json`, the management API's view; for a person,
 /// with the delegation and task columns (`depth`, `parent`, `task`, the orchestrator by slug,
 /// `environment`, `delegated_by`).
-pub async fn token_rows<S: Store>(store: &S, tokens: &[TokenInfo], json: bool) -> Result<Vec<Value>> {
+pub async fn token_rows<S: Store>(
+    store: &S,
+    tokens: &[TokenInfo],
+    json: bool,
+) -> Result<Vec<Value>> {
     let mut rows = Vec::with_capacity(tokens.len());
     for info in tokens {
         let mut row = views::token(info);
@@ -209,19 +213,21 @@ pub async fn run<S: Store>(
             let managed = Managed::new(store, actor(&who, &target)).with_audit(writer);
             // Listing is what reading a token's metadata needs (operator, admin or owner).
             let tokens = managed.list_tokens(&target.id).await?;
-            let info = tokens
-                .into_iter()
-                .find(|t| t.id == id)
-                .ok_or_else(|| StoreError::UnknownToken {
+            let info = tokens.into_iter().find(|t| t.id == id).ok_or_else(|| {
+                StoreError::UnknownToken {
                     agent: slug.clone(),
                     token: id.to_string(),
-                })?;
+                }
+            })?;
             let row = token_rows(store, std::slice::from_ref(&info), json)
                 .await?
                 .remove(0);
             print_one(json, &row)?;
         }
-        Command::Task(TaskCommand::Complete { task_id, actor: who }) => {
+        Command::Task(TaskCommand::Complete {
+            task_id,
+            actor: who,
+        }) => {
             let owners = match &who.acting_user {
                 Some(user) => BTreeSet::from([UserId::from(user.as_str())]),
                 None => owners_serving(store, &task_id).await?,
