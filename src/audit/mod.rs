@@ -84,6 +84,9 @@ pub enum AuditAction {
     ApprovalDenied,
     /// An approved approval admitted a request: one of its uses spent.
     ApprovalUsed,
+    /// A person completed a task: every live token minted for it (and delegated from one)
+    /// ended (the detail says how many).
+    TaskCompleted,
 }
 
 impl AuditAction {
@@ -107,6 +110,7 @@ impl AuditAction {
             Self::ApprovalGranted => "approval_granted",
             Self::ApprovalDenied => "approval_denied",
             Self::ApprovalUsed => "approval_used",
+            Self::TaskCompleted => "task_completed",
         }
     }
 
@@ -141,6 +145,7 @@ impl AuditAction {
             Self::ApprovalGranted,
             Self::ApprovalDenied,
             Self::ApprovalUsed,
+            Self::TaskCompleted,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)

@@ -97,9 +97,11 @@
 //! ```
 
 mod attenuate;
+mod audited;
 mod error;
 mod request;
 
+pub use audited::Delegator;
 pub use error::DelegationError;
 pub use request::Delegation;
 

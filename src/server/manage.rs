@@ -192,7 +192,7 @@ where
 }
 
 /// The signed-in user; agents cannot manage agents.
-fn person(principal: &Principal) -> Result<UserId, ApiError> {
+pub(super) fn person(principal: &Principal) -> Result<UserId, ApiError> {
     if principal.auth_source() == AuthSource::Session {
         Ok(principal.user_id().clone())
     } else {
@@ -204,7 +204,7 @@ fn person(principal: &Principal) -> Result<UserId, ApiError> {
     }
 }
 
-fn managed<'a, S>(state: &'a ManageState<S>, user: UserId) -> Managed<'a, S>
+pub(super) fn managed<'a, S>(state: &'a ManageState<S>, user: UserId) -> Managed<'a, S>
 where
     S: AgentStore + TokenStore + GrantStore,
 {
@@ -216,7 +216,7 @@ where
 }
 
 /// The signed-in user's view of the store, and the agent `slug` names.
-async fn target<'a, S>(
+pub(super) async fn target<'a, S>(
     state: &'a ManageState<S>,
     principal: &Principal,
     slug: &str,
@@ -229,7 +229,7 @@ where
     Ok((managed(state, user), agent))
 }
 
-async fn by_slug<S: AgentStore>(store: &S, slug: &str) -> Result<Agent, ApiError> {
+pub(super) async fn by_slug<S: AgentStore>(store: &S, slug: &str) -> Result<Agent, ApiError> {
     let unknown = || ApiError::from(StoreError::UnknownAgent(crate::store::shortened(slug)));
     // No agent has a slug of another shape: no need to ask the store.
     if !crate::token::valid_slug(slug) {
@@ -238,7 +238,7 @@ async fn by_slug<S: AgentStore>(store: &S, slug: &str) -> Result<Agent, ApiError
     store.agent_by_slug(slug).await?.ok_or_else(unknown)
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(super) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
 }
 
@@ -252,7 +252,7 @@ fn lifetime(seconds: i64) -> Result<std::time::Duration, ApiError> {
         .ok_or_else(|| invalid("expires_in_seconds: a positive number of seconds"))
 }
 
-fn capabilities(names: &[String]) -> Result<CapabilitySet, ApiError> {
+pub(super) fn capabilities(names: &[String]) -> Result<CapabilitySet, ApiError> {
     CapabilitySet::parse(names).map_err(|e| invalid(e.to_string()))
 }
 

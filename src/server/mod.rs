@@ -30,6 +30,12 @@
 //! [`approvals_router`] answers what supervised agents asked a person's approval for (list,
 //! approve, deny; see [`approval`](crate::approval)), for a store that keeps approvals.
 //!
+//! [`tasks_router`] adds the management calls of [delegation](crate::delegation) (revoke a
+//! token with everything delegated from it, complete a task), with the conventions of
+//! [`manage_router`]. [`delegations_router`] is the one route for agents, not people:
+//! `POST /api/delegations`, where the holder of a token, authenticated by it as a bearer
+//! token, gets a narrower child token for another agent of its owner.
+//!
 //! [`home_router`] is the landing page at `/` (who is signed in, their agents, a sign-out
 //! button); [`login_router`] answers browser errors with small pages that link back to
 //! `/login`.
@@ -84,6 +90,7 @@
 
 mod body;
 mod csrf;
+mod delegate;
 mod duration;
 mod error;
 mod login;
@@ -96,6 +103,7 @@ mod throttle;
 pub mod views;
 
 pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
+pub use delegate::{delegations_router, tasks_router};
 pub use duration::parse_duration;
 pub use error::ApiError;
 pub use login::{Login, login_router};

@@ -460,6 +460,58 @@ pub async fn case_ephemeral_agents_are_clamped_and_serve_one_task<S: DelegatingS
         .await;
 }
 
+/// The one-task rule holds under concurrency: of concurrent mints for different tasks on one
+/// ephemeral agent, exactly one is issued (the check and the insert are one atomic step), and
+/// concurrent mints for the same task all are.
+pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("sprinter", "alice").with_type(AgentType::Ephemeral))
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = env.store.clone();
+        let id = agent.id.clone();
+        tasks.spawn(async move {
+            store
+                .create_token(
+                    &id,
+                    NewToken::new(format!("t{i}")).task_id(format!("task-{i}")),
+                )
+                .await
+        });
+    }
+    let (mut issued, mut refused) = (Vec::new(), 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(token) => issued.push(token),
+            Err(StoreError::InvalidInput(_)) => refused += 1,
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!((issued.len(), refused), (1, 7), "exactly one task wins");
+    let winner = issued[0].info.task_id.clone().unwrap();
+    let live = env.store.list_tokens(&agent.id).await.unwrap();
+    assert_eq!(live.len(), 1, "nothing stored for the refused mints");
+    let mut same = tokio::task::JoinSet::new();
+    for i in 0..4 {
+        let store = env.store.clone();
+        let id = agent.id.clone();
+        let task = winner.clone();
+        same.spawn(async move {
+            store
+                .create_token(&id, NewToken::new(format!("same{i}")).task_id(task))
+                .await
+        });
+    }
+    while let Some(result) = same.join_next().await {
+        result.unwrap().expect("the same task is served");
+    }
+}
+
 /// An orchestrator mints task tokens for the other agents of its owner on behalf of a person;
 /// the orchestrator and the person stay layers of the ceiling and are checked every request.
 pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {

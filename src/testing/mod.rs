@@ -510,6 +510,7 @@ macro_rules! conformance_suite {
             case_a_subtree_is_revoked_in_one_call,
             case_complete_task_ends_every_token_of_the_task,
             case_ephemeral_agents_are_clamped_and_serve_one_task,
+            case_concurrent_mints_for_an_ephemeral_agent_serve_one_task,
             case_orchestrator_task_tokens,
             case_audit_records_the_chain,
             case_the_chain_bounds_scopes_modes_and_supervision,

@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// The capabilities given to `option` (`--capabilities`, `--deny`).
-fn capabilities(option: &str, text: &str) -> Result<CapabilitySet> {
+pub(crate) fn capabilities(option: &str, text: &str) -> Result<CapabilitySet> {
     Ok(CapabilitySet::parse(list(option, text)?)?)
 }
 
@@ -250,7 +250,7 @@ async fn confirm_delete<S: Store>(store: &S, actor: &UserId, target: &Agent) -> 
     .into())
 }
 
-async fn agent<S: Store>(store: &S, slug: &str) -> Result<Agent> {
+pub(crate) async fn agent<S: Store>(store: &S, slug: &str) -> Result<Agent> {
     Ok(store
         .agent_by_slug(slug)
         .await?
@@ -266,7 +266,7 @@ async fn manage<S: Store>(store: S, command: Command, json: bool) -> Result<()> 
     result
 }
 
-fn actor(actor: &Actor, agent: &Agent) -> UserId {
+pub(crate) fn actor(actor: &Actor, agent: &Agent) -> UserId {
     actor
         .acting_user
         .as_ref()
@@ -292,6 +292,7 @@ async fn managed_command<S: Store>(
             scopes,
             modes,
             expires_in,
+            orchestrator,
         }) => {
             let kind = AgentType::parse(&agent_type).ok_or_else(|| {
                 format!("invalid agent type {agent_type:?}: autonomous, supervised or ephemeral")
@@ -314,6 +315,9 @@ async fn managed_command<S: Store>(
             }
             if let Some(ttl) = &expires_in {
                 new = new.expires_in(parse_duration(ttl)?);
+            }
+            if orchestrator {
+                new = new.orchestrator();
             }
             let created = as_user(UserId::from(owner)).create_agent(new).await?;
             print_one(json, &views::agent(&created))?;
@@ -409,10 +413,16 @@ async fn managed_command<S: Store>(
             expires_on_completion,
             task_id,
             intent,
+            environment,
+            orchestrator,
+            delegated_by,
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
             let mut new = NewToken::new(label);
+            if let Some(environment) = environment {
+                new = new.environment(environment);
+            }
             if let Some(ttl) = &expires_in {
                 new = new.expires_in(parse_duration(ttl)?);
             }
@@ -431,9 +441,24 @@ async fn managed_command<S: Store>(
             if let Some(intent) = intent {
                 new = new.intent(intent);
             }
-            let issued = as_actor(&who, &target)
-                .create_token(&target.id, new)
-                .await?;
+            let issued = match (&orchestrator, &delegated_by) {
+                (Some(orchestrator), Some(person)) => {
+                    let conductor = agent(store, orchestrator).await?;
+                    as_actor(&who, &target)
+                        .issue_task_token(
+                            &conductor.id,
+                            &target.id,
+                            &UserId::from(person.as_str()),
+                            new,
+                        )
+                        .await?
+                }
+                _ => {
+                    as_actor(&who, &target)
+                        .create_token(&target.id, new)
+                        .await?
+                }
+            };
             warn("warning: this token is shown once and cannot be shown again; store it now");
             if json {
                 out(views::issued(&issued))?;
@@ -450,7 +475,7 @@ async fn managed_command<S: Store>(
         Command::Token(TokenCommand::List { slug, actor: who }) => {
             let target = agent(store, &slug).await?;
             let tokens = as_actor(&who, &target).list_tokens(&target.id).await?;
-            let rows: Vec<Value> = tokens.iter().map(views::token).collect();
+            let rows = crate::delegation::token_rows(store, &tokens, json).await?;
             print(
                 json,
                 &rows,
@@ -463,15 +488,27 @@ async fn managed_command<S: Store>(
                     "revoked_at",
                     "last_used_at",
                     "operations_remaining",
+                    "depth",
+                    "parent",
+                    "task",
+                    "orchestrator",
+                    "environment",
+                    "delegated_by",
                 ],
             )?;
         }
         Command::Token(TokenCommand::Revoke {
             slug,
             token_id,
+            tree,
             actor: who,
         }) => {
             let target = agent(store, &slug).await?;
+            if tree {
+                let managed = as_actor(&who, &target);
+                return crate::delegation::revoke_tree(store, &managed, &target, token_id, json)
+                    .await;
+            }
             let id = TokenId::from(token_id);
             // Revoking is idempotent (exit 0), but says so when there was nothing to do.
             let before = store.token(&target.id, &id).await?;
@@ -660,6 +697,11 @@ async fn managed_command<S: Store>(
             }
         }
         Command::Approval(command) => approvals(store, writer, command, json).await?,
+        command @ (Command::Task(_)
+        | Command::Token(TokenCommand::Delegate { .. })
+        | Command::Token(TokenCommand::Show { .. })) => {
+            crate::delegation::run(store, writer, command, json).await?
+        }
         Command::Migrate | Command::User(_) | Command::Serve(_) => {
             unreachable!("handled before a store is chosen")
         }

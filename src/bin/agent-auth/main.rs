@@ -6,6 +6,7 @@
 mod backend;
 mod commands;
 mod deadline;
+mod delegation;
 mod output;
 mod serve;
 mod store;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Approvals a supervised agent's critical requests wait for: list, approve, deny.
     #[command(subcommand)]
     Approval(ApprovalCommand),
+    /// Tasks: the work task tokens are minted for.
+    #[command(subcommand)]
+    Task(TaskCommand),
     /// Run the reference server: management API, login, and a demo protected API.
     Serve(serve::ServeArgs),
 }
@@ -174,6 +178,10 @@ pub enum AgentCommand {
         /// It expires this long from now (15m, 3600, 30d).
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
+        /// An orchestrator: it may mint task tokens for its owner's other agents on behalf of
+        /// a person (`token create WORKER --orchestrator SLUG --delegated-by USER`).
+        #[arg(long)]
+        orchestrator: bool,
     },
     /// List agents.
     List,
@@ -257,6 +265,60 @@ pub enum TokenCommand {
         /// What it is meant to do.
         #[arg(long)]
         intent: Option<String>,
+        /// Where its task runs (e.g. staging).
+        #[arg(long)]
+        environment: Option<String>,
+        /// Mint it as a task token of this orchestrator agent (another agent of the same
+        /// owner, created with `agent create --orchestrator`), on behalf of --delegated-by.
+        #[arg(long, value_name = "SLUG", requires = "delegated_by")]
+        orchestrator: Option<String>,
+        /// The person the orchestrator's task token acts for: their role bounds it.
+        #[arg(long, value_name = "USER", requires = "orchestrator")]
+        delegated_by: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Delegate: as the holder of a token (the parent, read from the environment variable
+    /// AGENT_AUTH_TOKEN or, with --token-stdin, from the first line of stdin; never from the
+    /// command line), mint a child token for an agent of the same owner, never wider than the
+    /// parent. It is printed once.
+    Delegate {
+        /// The slug of the agent the child token is for.
+        slug: String,
+        /// What it is for.
+        #[arg(long)]
+        label: String,
+        /// Narrow it to these capabilities (within the parent's).
+        #[arg(long, value_name = "A,B")]
+        capabilities: Option<String>,
+        /// It expires this long from now (not after the parent; default: the parent's expiry).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        /// Admit at most this many requests (no more than the parent has left).
+        #[arg(long, value_name = "N")]
+        max_operations: Option<u64>,
+        /// Expire with its last operation (needs --max-operations).
+        #[arg(long)]
+        expires_on_completion: bool,
+        /// The task it serves (the parent's; or one for a parent without a task).
+        #[arg(long)]
+        task_id: Option<String>,
+        /// What it is meant to do (default: the parent's).
+        #[arg(long)]
+        intent: Option<String>,
+        /// Where its task runs (the parent's; or one for a parent without one).
+        #[arg(long)]
+        environment: Option<String>,
+        /// Read the parent token from the first line of stdin instead of AGENT_AUTH_TOKEN.
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Show one token (metadata only), with its delegation and task.
+    Show {
+        /// The agent's slug.
+        slug: String,
+        /// The token id.
+        token_id: String,
         #[command(flatten)]
         actor: Actor,
     },
@@ -273,6 +335,9 @@ pub enum TokenCommand {
         slug: String,
         /// The token id (from `token list`).
         token_id: String,
+        /// Also every token delegated from it, below and below that.
+        #[arg(long)]
+        tree: bool,
         #[command(flatten)]
         actor: Actor,
     },
@@ -402,6 +467,19 @@ pub enum ApprovalCommand {
     Deny {
         /// The approval id (apr_…).
         id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Complete a task: every live token minted for it, and every token delegated from one,
+    /// ends (refused as expired). With --as, the tasks of that user's agents (and only theirs);
+    /// without, of every owner whose agents serve it.
+    Complete {
+        /// The task id.
+        task_id: String,
         #[command(flatten)]
         actor: Actor,
     },

@@ -24,7 +24,7 @@ use tower_agent_auth::ceiling::CapabilitySet;
 use tower_agent_auth::reason::InvalidReason;
 use tower_agent_auth::server::{
     Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, catch_panics,
-    home_router, manage_router,
+    delegations_router, home_router, manage_router, tasks_router,
 };
 use tower_agent_auth::store::UserDirectory;
 use tower_agent_auth::{AgentAuthLayer, Principal, capability};
@@ -205,6 +205,19 @@ fn demo<S: Store + Send + Sync>(supervision: Supervision<S>) -> Router {
             "agent": principal.agent_ref().map(|a| a.slug()),
             "auth_source": principal.auth_source().as_str(),
             "token_id": principal.token_id().map(|t| t.as_str()),
+            "delegation_depth": principal.delegation_depth(),
+            "delegation_chain": principal
+                .delegation_chain()
+                .iter()
+                .map(|link| link.agent().slug())
+                .collect::<Vec<_>>(),
+            "task": principal.task().map(|task| json!({
+                "task_id": task.task_id.as_deref(),
+                "intent": task.intent.as_deref(),
+                "environment": task.environment.as_deref(),
+                "orchestrator": task.orchestrator.as_ref().map(|a| a.as_str()),
+                "delegated_by": task.delegated_by.as_ref().map(|u| u.as_str()),
+            })),
             "may_read_posts": principal.can("posts:read"),
             "may_write_posts": principal.can("posts:write"),
         }))
@@ -331,6 +344,8 @@ async fn serve<S: Store + Send + Sync>(
         )
         .merge(home_router(manage.clone()))
         .merge(approvals_router(manage.clone()))
+        .merge(tasks_router(manage.clone()))
+        .merge(delegations_router(manage.clone()))
         .merge(manage_router(manage))
         .merge(demo(supervision));
     let body_timeout = positive(&args.body_timeout, "--body-timeout")?;

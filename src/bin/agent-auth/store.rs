@@ -3,6 +3,7 @@
 use tower_agent_auth::TokenResolver;
 use tower_agent_auth::approval::ApprovalGate;
 use tower_agent_auth::audit::{AuditQuery, AuditSink};
+use tower_agent_auth::delegation::DelegationStore;
 use tower_agent_auth::store::{AgentStore, GrantStore, TokenStore};
 
 /// What the commands need of a store.
@@ -14,6 +15,7 @@ pub trait Store:
     + AuditSink
     + AuditQuery
     + ApprovalGate
+    + DelegationStore
     + Clone
     + 'static
 {
@@ -26,6 +28,7 @@ impl<T> Store for T where
         + AuditSink
         + AuditQuery
         + ApprovalGate
+        + DelegationStore
         + Clone
         + 'static
 {

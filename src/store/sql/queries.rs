@@ -219,6 +219,9 @@ pub(crate) const COMPLETE_TASK: &str = "WITH RECURSIVE tree(id) AS ( \
      UNION SELECT d.id FROM agent_auth_tokens d JOIN tree ON d.delegation_parent = tree.id) \
      UPDATE agent_auth_tokens SET expires_at = $1 WHERE id IN (SELECT id FROM tree) \
      AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
+/// Locks the agent `$1`'s row until the transaction ends (changes nothing): what serializes
+/// the single-task check of concurrent mints for one agent.
+pub(crate) const LOCK_AGENT: &str = "UPDATE agent_auth_agents SET status = status WHERE id = $1";
 /// The task ids of the live tokens of agent `$1` at `$2`.
 pub(crate) const LIVE_TASKS: &str = "SELECT DISTINCT task_id FROM agent_auth_tokens \
      WHERE agent_id = $1 AND task_id IS NOT NULL AND revoked_at IS NULL \

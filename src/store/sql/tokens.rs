@@ -68,10 +68,23 @@ impl<B: Driver> Core<B> {
         prepare::within_owner_role(&self.config, &agent, prepared.info.capabilities.as_ref())
             .await?;
         if self.config.lifetimes.single_task(agent.agent_type) {
+            // One task at a time, atomically: the agent's row is locked (a no-op update) before
+            // its live tasks are read, so concurrent mints for the agent take turns and the
+            // second sees the first's token. On SQLite the update takes the database's write
+            // lock at once; on PostgreSQL, the row's lock until the commit.
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let locked = sql(queries::LOCK_AGENT)
+                .bind(agent.id.as_str())
+                .execute(&mut tx)
+                .await
+                .map_err(store_error)?;
+            if locked == 0 {
+                return Err(StoreError::UnknownAgent(agent.id.to_string()));
+            }
             let rows = sql(queries::LIVE_TASKS)
                 .bind(agent.id.as_str())
                 .bind(micros(self.now()))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut tx)
                 .await
                 .map_err(store_error)?;
             let live = rows
@@ -85,6 +98,12 @@ impl<B: Driver> Core<B> {
                 prepared.info.task_id.as_deref(),
                 live.iter().map(String::as_str),
             )?;
+            insert_token(&mut tx, &prepared.hash, &prepared.info).await?;
+            tx.commit().await.map_err(store_error)?;
+            return Ok(IssuedToken {
+                token: prepared.raw,
+                info: prepared.info,
+            });
         }
         insert_token(&self.pool, &prepared.hash, &prepared.info).await?;
         Ok(IssuedToken {

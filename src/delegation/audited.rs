@@ -1,0 +1,210 @@
+//! Delegation with a record: the entry point a surface (an HTTP route, a token-exchange grant)
+//! calls for a token holder.
+
+use super::{Delegation, DelegationError, DelegationStore};
+use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
+use crate::principal::{AgentId, ExecutionPrincipal, TokenId};
+use crate::reason::InvalidReason;
+use crate::resolver::TokenLookup;
+use crate::store::{IssuedToken, StoreError};
+
+/// [`DelegationStore::delegate`] with its issuance audited.
+///
+/// Delegating is not a user's management call (the caller is the holder of the parent token,
+/// not a signed-in person), so it is not [`Managed`](crate::store::Managed)'s; but every child
+/// issued is recorded as `token_issued` of the child's agent and token, with the actor (the
+/// parent's user), the task id, the delegation chain the child will carry (root first, the
+/// parent's agent last: what [`ExecutionPrincipal::delegation_chain`] will show for it) and a
+/// detail naming the parent token. A refusal is recorded alike with the outcome `denied` and
+/// the [`DelegationError`] in the detail. Neither record holds a secret.
+///
+/// To name the parent's chain it peeks at the parent token once more (no use is spent).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # #[cfg(feature = "audit")] {
+/// use std::sync::Arc;
+/// use tower_agent_auth::audit::{AuditFilter, AuditQuery, AuditWriter, MemoryAuditSink, WriterOptions};
+/// use tower_agent_auth::ceiling::Policy;
+/// use tower_agent_auth::delegation::{Delegation, Delegator};
+/// use tower_agent_auth::store::{AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord};
+/// use tower_agent_auth::token::TokenFormat;
+///
+/// let users = MemoryUserDirectory::new();
+/// users.insert(UserRecord::new("alice", Policy::unrestricted()));
+/// let store = MemoryStore::new(TokenFormat::new("acme")?, users);
+/// let planner = store.create_agent(NewAgent::new("planner", "alice")).await?;
+/// let writer = store.create_agent(NewAgent::new("writer", "alice")).await?;
+/// let parent = store.create_token(&planner.id, NewToken::new("plan")).await?;
+///
+/// let sink = Arc::new(MemoryAuditSink::default());
+/// let recorder = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+/// let child = Delegator::new(&store)
+///     .with_audit(&recorder)
+///     .delegate(parent.token.expose_secret(), Delegation::to(writer.id.clone(), "draft"))
+///     .await?;
+/// recorder.shutdown().await;
+/// let events = sink.events(&AuditFilter::token(child.info.id.clone())).await?;
+/// assert_eq!(events[0].action.as_str(), "token_issued");
+/// assert_eq!(events[0].delegation_chain, vec![planner.id.clone()]);
+/// # }
+/// # Ok(()) }
+/// ```
+pub struct Delegator<'a, S> {
+    store: &'a S,
+    audit: Option<&'a dyn AuditRecorder>,
+    presented: Option<TokenId>,
+}
+
+impl<S> std::fmt::Debug for Delegator<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delegator")
+            .field("presented", &self.presented)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, S: DelegationStore> Delegator<'a, S> {
+    /// Delegates through `store` (recording nothing until [`Delegator::with_audit`]).
+    pub fn new(store: &'a S) -> Self {
+        Self {
+            store,
+            audit: None,
+            presented: None,
+        }
+    }
+
+    /// Records every delegation issued, and every one refused, through `recorder`.
+    pub fn with_audit(mut self, recorder: &'a dyn AuditRecorder) -> Self {
+        self.audit = Some(recorder);
+        self
+    }
+
+    async fn record(&self, event: AuditEvent) {
+        if let Some(recorder) = self.audit {
+            crate::audit::record(recorder, event).await;
+        }
+    }
+
+    /// Refuses a parent token other than the one `principal` was resolved from (a route behind
+    /// the [layer](crate::AgentAuthLayer) passes its principal and the raw bearer token: the
+    /// token the layer admitted is then the one delegated from). A principal without a token
+    /// (a session) refuses every delegation.
+    pub fn presented_by(mut self, principal: &ExecutionPrincipal) -> Self {
+        self.presented = Some(
+            principal
+                .token_id()
+                .cloned()
+                .unwrap_or_else(|| TokenId::from("")),
+        );
+        self
+    }
+
+    /// Issues the child `request` asks for, as [`DelegationStore::delegate`] does, and records
+    /// it (or the refusal).
+    pub async fn delegate(
+        &self,
+        parent_token: &str,
+        request: Delegation,
+    ) -> Result<IssuedToken, StoreError> {
+        let target = request.target().clone();
+        let parent = self.peek(parent_token).await;
+        if let (Some(expected), Some((_, id, _))) = (&self.presented, &parent) {
+            if expected != id {
+                let refused = StoreError::Delegation(DelegationError::ParentRefused(
+                    InvalidReason::Malformed,
+                ));
+                self.refused(&target, parent.as_ref(), &refused).await;
+                return Err(refused);
+            }
+        }
+        let label = request.label.clone();
+        match self.store.delegate(parent_token, request).await {
+            Ok(issued) => {
+                let (chain, parent_id, actor) = match parent {
+                    Some((chain, id, actor)) => (chain, id.to_string(), actor),
+                    None => (Vec::new(), "?".to_owned(), None),
+                };
+                let agent_parent = self
+                    .store
+                    .agent(&issued.info.agent_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|agent| agent.parent);
+                let mut event = AuditEvent::new(
+                    self.store.store_config().clock.now(),
+                    AuditAction::TokenIssued,
+                    Outcome::Success,
+                )
+                .agent(issued.info.agent_id.clone())
+                .parent(agent_parent)
+                .token(issued.info.id.clone())
+                .task_id(issued.info.task_id.clone())
+                .delegation_chain(chain)
+                .detail(format!(
+                    "delegated {label:?} from token {parent_id} (depth {})",
+                    issued.info.delegation_depth
+                ));
+                if let Some(actor) = actor {
+                    event = event.actor(actor);
+                }
+                self.record(event).await;
+                Ok(issued)
+            }
+            Err(error) => {
+                self.refused(&target, parent.as_ref(), &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The chain a child of `token` carries (root first, the parent's agent last), the parent
+    /// token's id and its user; `None` when it does not resolve.
+    async fn peek(
+        &self,
+        token: &str,
+    ) -> Option<(Vec<AgentId>, TokenId, Option<crate::principal::UserId>)> {
+        let parsed = self.store.store_config().format.parse(token).ok()?;
+        let inspection = self
+            .store
+            .inspect_token(&TokenLookup::parsed(&parsed))
+            .await
+            .ok()?;
+        let principal = &inspection.principal;
+        let mut chain: Vec<AgentId> = principal
+            .delegation_chain()
+            .iter()
+            .map(|link| link.agent().id().clone())
+            .collect();
+        chain.push(inspection.token.agent_id.clone());
+        Some((
+            chain,
+            inspection.token.id,
+            Some(principal.user_id().clone()),
+        ))
+    }
+
+    async fn refused(
+        &self,
+        target: &AgentId,
+        parent: Option<&(Vec<AgentId>, TokenId, Option<crate::principal::UserId>)>,
+        error: &StoreError,
+    ) {
+        let mut event = AuditEvent::new(
+            self.store.store_config().clock.now(),
+            AuditAction::TokenIssued,
+            Outcome::Denied,
+        )
+        .agent(target.clone());
+        let mut detail = format!("delegation refused: {error}");
+        if let Some((chain, id, actor)) = parent {
+            event = event.delegation_chain(chain.clone());
+            detail.push_str(&format!(" (parent token {id})"));
+            if let Some(actor) = actor {
+                event = event.actor(actor.clone());
+            }
+        }
+        self.record(event.detail(detail)).await;
+    }
+}
