@@ -390,3 +390,48 @@ pub async fn case_approvals_expire<S: ApprovalStore>(env: Env<S>) {
         "window over"
     );
 }
+
+/// A thread-scoped child of a supervised agent is supervised: created so (whatever type it was
+/// asked with), and its token's principal waits for a person's approval as its parent's does.
+pub async fn case_a_child_of_a_supervised_agent_is_supervised<S: ApprovalStore>(env: Env<S>) {
+    let payer = env
+        .store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    for (slug, asked_type) in [
+        ("payer-t1", None),
+        ("payer-t2", Some(AgentType::Autonomous)),
+        ("payer-t3", Some(AgentType::Ephemeral)),
+    ] {
+        let mut new = NewAgent::child(slug, payer.id.clone());
+        if let Some(agent_type) = asked_type {
+            new = new.with_type(agent_type);
+        }
+        let child = env.store.create_agent(new).await.unwrap();
+        assert_eq!(child.agent_type, AgentType::Supervised, "{slug}");
+        let token = env.token(&child.id, NewToken::new("t")).await;
+        let principal = env.resolve(&token).await.unwrap();
+        assert!(principal.is_supervised(), "{slug}");
+        let supervision = crate::approval::Supervision::new(
+            env.store.clone(),
+            crate::ceiling::CapabilitySet::parse(["posts:publish"]).unwrap(),
+        );
+        let action = CriticalAction::new("posts:publish", &http::Method::POST, "/posts");
+        let refused = supervision.check(&principal, &action).await;
+        assert!(
+            matches!(refused, Err(crate::approval::ApprovalRejection::Required(_))),
+            "{slug}: {refused:?}"
+        );
+    }
+    // A child of an agent that is not supervised keeps the type it was asked with.
+    let plain = env.agent("plain").await;
+    let child = env
+        .store
+        .create_agent(NewAgent::child("plain-t1", plain.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(child.agent_type, AgentType::Ephemeral);
+    let token = env.token(&child.id, NewToken::new("t")).await;
+    assert!(!env.resolve(&token).await.unwrap().is_supervised());
+}

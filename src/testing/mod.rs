@@ -537,6 +537,7 @@ macro_rules! conformance_suite {
             case_a_single_use_approval_is_consumed_exactly_once,
             case_uses_bound_how_often_an_approval_admits,
             case_approvals_expire,
+            case_a_child_of_a_supervised_agent_is_supervised,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {
