@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
+    Requested, standing,
 };
 use crate::principal::UserId;
 use crate::store::StoreError;
@@ -31,6 +32,24 @@ impl MemoryApprovals {
         let approval = new.into_pending(ApprovalId::random()?, now)?;
         self.lock().push(approval.clone());
         Ok(approval)
+    }
+
+    /// What stands for `new`'s binding, or `new` kept: under the lock, so one of many
+    /// identical requests creates.
+    pub(crate) fn request(
+        &self,
+        new: NewApproval,
+        now: OffsetDateTime,
+    ) -> Result<Requested, StoreError> {
+        new.validate()?;
+        let mut approvals = self.lock();
+        let of_binding = approvals.iter().filter(|a| a.binding == new.binding);
+        if let Some(requested) = standing(of_binding, now) {
+            return Ok(requested);
+        }
+        let approval = new.into_pending(ApprovalId::random()?, now)?;
+        approvals.push(approval.clone());
+        Ok(Requested::Created(approval))
     }
 
     pub(crate) fn get(&self, id: &ApprovalId) -> Option<Approval> {

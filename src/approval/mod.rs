@@ -28,7 +28,9 @@
 //!
 //! A pending approval expires after the [`Supervision::lifetime`] (10 minutes by default);
 //! a request matching a pending one is refused again with the same id, so retrying never
-//! piles up approvals. Approved, it admits a number of requests (default 1:
+//! piles up approvals: finding it and creating one are one atomic step
+//! ([`ApprovalGate::request_approval`]), so of many concurrent identical requests one creates
+//! (and alone tells the person) and the others are named it. Approved, it admits a number of requests (default 1:
 //! [`ApprovalBounds::uses`]) until it expires: by default when the pending approval would
 //! have, or a window from the decision ([`ApprovalBounds::valid_for`]). Denied, matching
 //! requests are refused with `approval_denied` until it expires; after that a request asks
@@ -642,12 +644,76 @@ impl ApprovalFilter {
     }
 }
 
+/// What asking for an approval found or made: see [`ApprovalGate::request_approval`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Requested {
+    /// A new pending approval, made by this call: only its caller tells the person and audits
+    /// `approval_requested`.
+    Created(Approval),
+    /// A pending approval of the same binding was there already: named again, nothing new.
+    Pending(Approval),
+    /// The newest approval of the same binding is denied and unexpired: the request is refused.
+    Denied(Approval),
+}
+
+/// What stands for a request among the approvals of its binding (any order), at `now`: the
+/// newest pending or unexpired denied one decides (a denial after an expired pending one, a
+/// new ask after an expired denial); `None` when a new approval is to be asked for. Every
+/// store's [`ApprovalGate::request_approval`] decides with it.
+pub fn standing<'a>(
+    approvals: impl IntoIterator<Item = &'a Approval>,
+    now: OffsetDateTime,
+) -> Option<Requested> {
+    approvals
+        .into_iter()
+        .filter(|a| {
+            matches!(
+                a.status_at(now),
+                ApprovalStatus::Pending | ApprovalStatus::Denied
+            )
+        })
+        .max_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+        .map(|a| match a.status_at(now) {
+            ApprovalStatus::Pending => Requested::Pending(a.clone()),
+            _ => Requested::Denied(a.clone()),
+        })
+}
+
 /// The storage of approvals. Every store of this crate implements it; times are the store's
 /// clock's.
 #[async_trait::async_trait]
 pub trait ApprovalGate: Send + Sync {
     /// Keeps a new pending approval, expiring `new.lifetime` from now, with a fresh id.
     async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError>;
+
+    /// Finds what stands for `new`'s binding ([`standing`]) or, if nothing does, keeps `new`
+    /// as a new pending approval ([`Requested::Created`]) — as one atomic step: of many
+    /// concurrent identical requests, on any number of nodes, one creates and every other is
+    /// named the same approval. The stores of this crate implement it atomically (a lock
+    /// held across the look and the insert). The default, for a store written before it,
+    /// lists and then creates: two steps, so two racing requests may both create.
+    async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
+        let of_binding = ApprovalFilter::all().binding(new.binding.clone());
+        let mut found = self
+            .list_approvals(&of_binding.clone().status(ApprovalStatus::Pending))
+            .await?;
+        found.extend(
+            self.list_approvals(&of_binding.status(ApprovalStatus::Denied))
+                .await?,
+        );
+        // Both lists hold only pending or unexpired denied ones: any instant past them all
+        // keeps their status as read.
+        let at = found
+            .iter()
+            .map(|a| a.created_at)
+            .min()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        match standing(&found, at) {
+            Some(requested) => Ok(requested),
+            None => Ok(Requested::Created(self.create_approval(new).await?)),
+        }
+    }
 
     /// The approval with this id.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError>;

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::rejection::ApprovalSummary;
 use super::{
-    Approval, ApprovalFilter, ApprovalGate, ApprovalNotifier, ApprovalRejection, ApprovalStatus,
-    DEFAULT_LIFETIME, NewApproval,
+    Approval, ApprovalGate, ApprovalNotifier, ApprovalRejection, DEFAULT_LIFETIME, NewApproval,
+    Requested,
 };
 use crate::ExecutionPrincipal;
 use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
@@ -169,6 +169,9 @@ impl<G: ApprovalGate> Supervision<G> {
     /// 5. a denied, unexpired one → `Denied`;
     /// 6. else a new pending approval (`approval_requested`), the notifier told → `Required`.
     ///
+    /// Steps 4–6 are one atomic [`ApprovalGate::request_approval`]: of concurrent identical
+    /// requests one creates, and only it notifies and audits.
+    ///
     /// A store error is `Unavailable`: never admission.
     pub async fn check(
         &self,
@@ -202,26 +205,17 @@ impl<G: ApprovalGate> Supervision<G> {
             .await;
             return Ok(());
         }
-        let now = self.clock.now();
-        let standing = self
-            .gate
-            .list_approvals(&ApprovalFilter::all().binding(new.binding.clone()))
-            .await
-            .map_err(refusal)?;
-        // The newest decides: a denial after an expired pending one, a new ask after an
-        // expired denial.
-        for approval in standing.iter().rev() {
-            match approval.status_at(now) {
-                ApprovalStatus::Pending => {
-                    return Err(ApprovalRejection::Required(ApprovalSummary::of(approval)));
-                }
-                ApprovalStatus::Denied => {
-                    return Err(ApprovalRejection::Denied(ApprovalSummary::of(approval)));
-                }
-                _ => {}
+        // One atomic step: of many identical requests racing, one creates (and alone tells
+        // the person and audits it); every other is named that approval.
+        let approval = match self.gate.request_approval(new).await.map_err(refusal)? {
+            Requested::Created(approval) => approval,
+            Requested::Pending(approval) => {
+                return Err(ApprovalRejection::Required(ApprovalSummary::of(&approval)));
             }
-        }
-        let approval = self.gate.create_approval(new).await.map_err(refusal)?;
+            Requested::Denied(approval) => {
+                return Err(ApprovalRejection::Denied(ApprovalSummary::of(&approval)));
+            }
+        };
         let mut detail = format!(
             "approval {} requested: {} {} needs {}; {:?}",
             approval.id,

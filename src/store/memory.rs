@@ -1124,6 +1124,13 @@ impl ApprovalGate for MemoryStore {
         self.inner.approvals.create(new, self.now())
     }
 
+    async fn request_approval(
+        &self,
+        new: NewApproval,
+    ) -> Result<crate::approval::Requested, StoreError> {
+        self.inner.approvals.request(new, self.now())
+    }
+
     async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
         Ok(self.inner.approvals.get(id))
     }

@@ -435,3 +435,89 @@ pub async fn case_a_child_of_a_supervised_agent_is_supervised<S: ApprovalStore>(
     let token = env.token(&child.id, NewToken::new("t")).await;
     assert!(!env.resolve(&token).await.unwrap().is_supervised());
 }
+
+/// Counts the approvals it is told about.
+#[derive(Clone, Default)]
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait::async_trait]
+impl crate::approval::ApprovalNotifier for Counting {
+    async fn notify(
+        &self,
+        _approval: &crate::approval::Approval,
+    ) -> Result<(), crate::reason::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Many identical requests at once, before and after an approved use, make one pending
+/// approval, tell the person once, and are all named that approval.
+pub async fn case_concurrent_identical_requests_make_one_approval<S: ApprovalStore>(
+    env: Env<S>,
+) where
+    S: Sync,
+{
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let token = env.token(&agent.id, NewToken::new("t")).await;
+    let principal = std::sync::Arc::new(env.resolve(&token).await.unwrap());
+    let told = Counting::default();
+    let supervision = crate::approval::Supervision::new(
+        env.store.clone(),
+        crate::ceiling::CapabilitySet::parse(["posts:publish"]).unwrap(),
+    )
+    .notifier(told.clone())
+    .clock(env.clock.clone());
+    let action = CriticalAction::new("posts:publish", &http::Method::POST, "/posts")
+        .details(json!({"title": "launch"}))
+        .message("Publish \"launch\"");
+    let burst = || async {
+        let checks: Vec<_> = (0..50)
+            .map(|_| {
+                let (supervision, principal, action) =
+                    (supervision.clone(), principal.clone(), action.clone());
+                tokio::spawn(async move { supervision.check(&principal, &action).await })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for check in checks {
+            match check.await.unwrap() {
+                Err(crate::approval::ApprovalRejection::Required(asked)) => {
+                    ids.insert(asked.id().clone());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        ids
+    };
+    let pending = ApprovalFilter::all().status(ApprovalStatus::Pending);
+    let first = burst().await;
+    assert_eq!(first.len(), 1, "every request is named one approval");
+    assert_eq!(
+        env.store.list_approvals(&pending).await.unwrap().len(),
+        1,
+        "one pending approval"
+    );
+    assert_eq!(told.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Approved and used once: the next burst asks again, once.
+    let id = first.into_iter().next().unwrap();
+    env.store
+        .decide_approval(
+            &id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await
+        .unwrap();
+    supervision.check(&principal, &action).await.unwrap();
+    let second = burst().await;
+    assert_eq!(second.len(), 1);
+    assert!(!second.contains(&id));
+    assert_eq!(env.store.list_approvals(&pending).await.unwrap().len(), 1);
+    assert_eq!(told.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

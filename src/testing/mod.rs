@@ -538,6 +538,7 @@ macro_rules! conformance_suite {
             case_uses_bound_how_often_an_approval_admits,
             case_approvals_expire,
             case_a_child_of_a_supervised_agent_is_supervised,
+            case_concurrent_identical_requests_make_one_approval,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

@@ -9,7 +9,7 @@ use super::backend::{Arg, Driver, sql};
 use super::{Core, queries, store_error};
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
-    canonical_json,
+    Requested, canonical_json, standing,
 };
 use crate::principal::{AgentId, UserId};
 use crate::store::StoreError;
@@ -63,6 +63,60 @@ impl<B: Driver> Core<B> {
     pub(crate) async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError> {
         new.validate()?;
         let approval = new.into_pending(ApprovalId::random()?, self.now())?;
+        Self::insert_approval(&approval, &self.pool).await?;
+        Ok(approval)
+    }
+
+    /// What stands for `new`'s binding, or `new` kept, in one transaction that holds the
+    /// binding's lock ([`Backend::APPROVAL_BEGIN`](super::backend::Backend::APPROVAL_BEGIN))
+    /// from the look to the insert.
+    pub(crate) async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
+        new.validate()?;
+        let mut tx = self
+            .pool
+            .begin_with(B::APPROVAL_BEGIN)
+            .await
+            .map_err(store_error)?;
+        if let Some(lock) = B::APPROVAL_LOCK {
+            sql(lock)
+                .bind(new.binding.as_str())
+                .execute(&mut tx)
+                .await
+                .map_err(store_error)?;
+        }
+        let select = format!(
+            "SELECT {} FROM agent_auth_approvals WHERE binding = $1 \
+             AND status IN ('pending', 'denied') AND expires_at > $2",
+            queries::APPROVAL_COLUMNS
+        );
+        // Read after the lock: the clock too, so that what expired while waiting counts.
+        let now = self.now();
+        let rows = sql(&select)
+            .bind(new.binding.as_str())
+            .bind(micros(now))
+            .fetch_all(&mut tx)
+            .await
+            .map_err(store_error)?;
+        let found = rows
+            .iter()
+            .map(approval::<B>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let requested = match standing(&found, now) {
+            Some(requested) => requested,
+            None => {
+                let approval = new.into_pending(ApprovalId::random()?, now)?;
+                Self::insert_approval(&approval, &mut tx).await?;
+                Requested::Created(approval)
+            }
+        };
+        tx.commit().await.map_err(store_error)?;
+        Ok(requested)
+    }
+
+    async fn insert_approval<'a>(
+        approval: &'a Approval,
+        on: impl super::backend::On<'a, Db = B>,
+    ) -> Result<(), StoreError> {
         let chain: Vec<&str> = approval
             .delegation_chain
             .iter()
@@ -87,10 +141,10 @@ impl<B: Driver> Core<B> {
             .bind(None::<i64>)
             .bind(None::<i64>)
             .bind(None::<i64>)
-            .execute(&self.pool)
+            .execute(on)
             .await
             .map_err(store_error)?;
-        Ok(approval)
+        Ok(())
     }
 
     pub(crate) async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {

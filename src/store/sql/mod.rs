@@ -478,6 +478,13 @@ macro_rules! sql_store {
                 self.inner.create_approval(new).await
             }
 
+            async fn request_approval(
+                &self,
+                new: $crate::approval::NewApproval,
+            ) -> Result<$crate::approval::Requested, StoreError> {
+                self.inner.request_approval(new).await
+            }
+
             async fn approval(
                 &self,
                 id: &$crate::approval::ApprovalId,
