@@ -37,6 +37,16 @@
 //! anew. Spending a use is atomic ([`ApprovalGate::consume_approval`]): of many concurrent
 //! retries of a single-use approval, on any number of nodes, exactly one is admitted.
 //!
+//! # Bounds on what piles up
+//!
+//! A token may have at most [`DEFAULT_MAX_PENDING`] approvals pending
+//! ([`Supervision::max_pending`]); beyond that a request is refused with
+//! [`ApprovalRejection::TooMany`] (`429`, `Retry-After`), nothing kept and nobody told. Lists
+//! ([`Managed::approvals`](crate::store::Managed::approvals)) show the newest
+//! [`DEFAULT_LISTED`] (at most [`MAX_LISTED`]) of the agents the user may see, filtered by the
+//! store. [`ApprovalGate::purge_approvals`] deletes approvals expired longer ago than a
+//! retention.
+//!
 //! # Storage
 //!
 //! [`ApprovalGate`] is the storage of approvals; every store of this crate implements it
@@ -119,6 +129,14 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 /// The most uses one approval may be given.
 pub const MAX_USES: u32 = 1_000;
+/// The most approvals one token may have pending at once unless configured otherwise
+/// ([`Supervision::max_pending`]): 20.
+pub const DEFAULT_MAX_PENDING: u32 = 20;
+/// How many approvals a person's list shows unless asked otherwise
+/// ([`Managed::approvals`](crate::store::Managed::approvals)): the newest 100.
+pub const DEFAULT_LISTED: usize = 100;
+/// The most approvals one list shows: 1 000.
+pub const MAX_LISTED: usize = 1_000;
 /// The longest binding message, in bytes.
 pub const MAX_MESSAGE: usize = 200;
 /// The longest details, as canonical JSON, in bytes.
@@ -371,6 +389,10 @@ pub struct NewApproval {
     pub binding_message: String,
     /// How long it waits for a decision.
     pub lifetime: Duration,
+    /// The most approvals the token may have pending: beyond that
+    /// [`ApprovalGate::request_approval`] refuses ([`Requested::TooMany`]) and keeps nothing.
+    /// [`NewApproval::new`] sets [`DEFAULT_MAX_PENDING`]; `None` for no bound.
+    pub max_pending: Option<u32>,
 }
 
 impl NewApproval {
@@ -411,6 +433,7 @@ impl NewApproval {
             details: action.details_value().cloned(),
             binding_message: action.binding_message(),
             lifetime,
+            max_pending: Some(DEFAULT_MAX_PENDING),
         };
         new.validate()?;
         Ok(new)
@@ -603,6 +626,10 @@ pub struct ApprovalFilter {
     pub status: Option<ApprovalStatus>,
     /// Only those with this binding.
     pub binding: Option<ApprovalBinding>,
+    /// Only those of these agents (an empty list: none).
+    pub agents: Option<Vec<AgentId>>,
+    /// Only the newest this many ([`ApprovalFilter::last`]); every one if `None`.
+    pub last: Option<usize>,
 }
 
 impl ApprovalFilter {
@@ -635,9 +662,25 @@ impl ApprovalFilter {
         self
     }
 
-    /// Whether `approval` passes, at `now`.
+    /// Only those of these agents: what [`Managed::approvals`](crate::store::Managed::approvals)
+    /// narrows a list to, the agents the user may see.
+    pub fn agents(mut self, agents: impl IntoIterator<Item = AgentId>) -> Self {
+        self.agents = Some(agents.into_iter().collect());
+        self
+    }
+
+    /// Only the newest `n`.
+    pub fn last(mut self, n: usize) -> Self {
+        self.last = Some(n);
+        self
+    }
+
+    /// Whether `approval` passes, at `now` (every field but [`ApprovalFilter::last`]).
     pub fn matches(&self, approval: &Approval, now: OffsetDateTime) -> bool {
-        self.agent.as_ref().is_none_or(|a| *a == approval.agent_id)
+        self.agents
+            .as_ref()
+            .is_none_or(|agents| agents.contains(&approval.agent_id))
+            && self.agent.as_ref().is_none_or(|a| *a == approval.agent_id)
             && self.owner.as_ref().is_none_or(|o| *o == approval.owner)
             && self.status.is_none_or(|s| s == approval.status_at(now))
             && self.binding.as_ref().is_none_or(|b| *b == approval.binding)
@@ -655,6 +698,31 @@ pub enum Requested {
     Pending(Approval),
     /// The newest approval of the same binding is denied and unexpired: the request is refused.
     Denied(Approval),
+    /// The token has [`NewApproval::max_pending`] approvals pending already: nothing kept,
+    /// nobody told; one of them expires in `retry_after`.
+    TooMany {
+        /// Until the soonest of them expires.
+        retry_after: Duration,
+    },
+}
+
+/// What a store answers when `pending` approvals of the token (their expiries) stand and at
+/// most `max` may: [`Requested::TooMany`] with the wait until the soonest expires, or `None`.
+pub fn too_many(
+    max: Option<u32>,
+    pending: impl IntoIterator<Item = OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Option<Requested> {
+    let max = usize::try_from(max?).unwrap_or(usize::MAX);
+    let expiries: Vec<OffsetDateTime> = pending.into_iter().collect();
+    if expiries.len() < max {
+        return None;
+    }
+    let soonest = expiries.into_iter().min().unwrap_or(now);
+    let wait = (soonest - now).whole_seconds().max(1);
+    Some(Requested::TooMany {
+        retry_after: Duration::from_secs(u64::try_from(wait).unwrap_or(1)),
+    })
 }
 
 /// What stands for a request among the approvals of its binding (any order), at `now`: the
@@ -692,7 +760,8 @@ pub trait ApprovalGate: Send + Sync {
     /// concurrent identical requests, on any number of nodes, one creates and every other is
     /// named the same approval. The stores of this crate implement it atomically (a lock
     /// held across the look and the insert). The default, for a store written before it,
-    /// lists and then creates: two steps, so two racing requests may both create.
+    /// lists and then creates: two steps, so two racing requests may both create, and it does
+    /// not bound [`NewApproval::max_pending`].
     async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
         let of_binding = ApprovalFilter::all().binding(new.binding.clone());
         let mut found = self
@@ -718,7 +787,9 @@ pub trait ApprovalGate: Send + Sync {
     /// The approval with this id.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError>;
 
-    /// The approvals passing `filter`, oldest first (those of one instant by id).
+    /// The approvals passing `filter`, newest first (those of one instant by id, the
+    /// greatest first), at most [`ApprovalFilter::last`] of them. The stores of this crate
+    /// filter in the database, by an index on (agent, status, created).
     async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
 
     /// Approves or denies a pending, unexpired approval as `by`, now.
@@ -731,6 +802,17 @@ pub trait ApprovalGate: Send + Sync {
         by: &UserId,
         decision: Decision,
     ) -> Result<Approval, StoreError>;
+
+    /// Deletes the approvals that expired longer than `older_than` ago — pending, approved,
+    /// denied and used ones alike: every approval expires at most a day after its decision,
+    /// so none still usable goes — and says how many. The retention of approvals, as
+    /// [`TokenStore::purge`](crate::store::TokenStore::purge) is of tokens (the CLI's
+    /// `agent-auth approval purge --older-than 30d`). The default, for a store written
+    /// before, deletes nothing.
+    async fn purge_approvals(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let _ = older_than;
+        Ok(0)
+    }
 
     /// Spends one use of an approved, unexpired approval with this binding and returns it
     /// (its uses left after this one); `None` if there is none. Atomic: of concurrent

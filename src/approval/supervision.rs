@@ -95,6 +95,7 @@ pub struct Supervision<G> {
     gate: G,
     critical: Arc<CapabilitySet>,
     lifetime: Duration,
+    max_pending: Option<u32>,
     notifier: Option<Arc<dyn ApprovalNotifier>>,
     audit: Option<Arc<dyn AuditRecorder>>,
     clock: Arc<dyn Clock>,
@@ -119,6 +120,7 @@ impl<G: ApprovalGate> Supervision<G> {
             gate,
             critical: Arc::new(critical),
             lifetime: DEFAULT_LIFETIME,
+            max_pending: Some(super::DEFAULT_MAX_PENDING),
             notifier: None,
             audit: None,
             clock: Arc::new(SystemClock),
@@ -128,6 +130,15 @@ impl<G: ApprovalGate> Supervision<G> {
     /// How long a pending approval waits for a decision (default 10 minutes, at most a day).
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
+        self
+    }
+
+    /// The most approvals one token may have pending at once (default
+    /// [`DEFAULT_MAX_PENDING`](super::DEFAULT_MAX_PENDING); `None`: no bound). Beyond it a
+    /// request is refused with [`ApprovalRejection::TooMany`] (`429`, `Retry-After`): no
+    /// approval is kept and nobody is told, so an agent cannot flood its person.
+    pub fn max_pending(mut self, max: Option<u32>) -> Self {
+        self.max_pending = max;
         self
     }
 
@@ -167,9 +178,10 @@ impl<G: ApprovalGate> Supervision<G> {
     /// 3. an approved approval with this binding → one use spent (`approval_used`) → `Ok`;
     /// 4. a pending one → `Required` with its id again;
     /// 5. a denied, unexpired one → `Denied`;
-    /// 6. else a new pending approval (`approval_requested`), the notifier told → `Required`.
+    /// 6. the token has [`Supervision::max_pending`] pending already → `TooMany`;
+    /// 7. else a new pending approval (`approval_requested`), the notifier told → `Required`.
     ///
-    /// Steps 4–6 are one atomic [`ApprovalGate::request_approval`]: of concurrent identical
+    /// Steps 4–7 are one atomic [`ApprovalGate::request_approval`]: of concurrent identical
     /// requests one creates, and only it notifies and audits.
     ///
     /// A store error is `Unavailable`: never admission.
@@ -186,7 +198,8 @@ impl<G: ApprovalGate> Supervision<G> {
         if !principal.is_supervised() || !self.is_critical(action.capability()) {
             return Ok(());
         }
-        let new = NewApproval::new(principal, action, self.lifetime).map_err(refusal)?;
+        let mut new = NewApproval::new(principal, action, self.lifetime).map_err(refusal)?;
+        new.max_pending = self.max_pending;
         if let Some(used) = self
             .gate
             .consume_approval(&new.binding)
@@ -214,6 +227,9 @@ impl<G: ApprovalGate> Supervision<G> {
             }
             Requested::Denied(approval) => {
                 return Err(ApprovalRejection::Denied(ApprovalSummary::of(&approval)));
+            }
+            Requested::TooMany { retry_after } => {
+                return Err(ApprovalRejection::TooMany { retry_after });
             }
         };
         let mut detail = format!(

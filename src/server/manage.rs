@@ -93,7 +93,7 @@ where
 ///
 /// | route | does |
 /// |---|---|
-/// | `GET /api/approvals?agent=…&status=…` | approvals of the agents the user may see (any role), oldest first (`agent`: a slug; `status`: pending, approved, denied, used, expired) |
+/// | `GET /api/approvals?agent=…&status=…&last=…` | approvals of the agents the user may see (any role), newest first (`agent`: a slug; `status`: pending, approved, denied, used, expired; `last`: the newest N, default 100, at most 1,000) |
 /// | `GET /api/approvals/{id}` | one approval, with its details |
 /// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired)}`; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/deny` | deny it; owner or admin; 409 once decided or expired |
@@ -650,6 +650,8 @@ struct ApprovalQuery {
     /// An agent's slug.
     agent: Option<String>,
     status: Option<String>,
+    /// The newest this many (default 100, at most 1000).
+    last: Option<usize>,
 }
 
 /// An approval as the API shows it: the view, with its agent's slug.
@@ -689,10 +691,25 @@ where
             .ok_or_else(|| invalid("status: pending, approved, denied, used or expired"))?;
         filter = filter.status(status);
     }
+    if let Some(last) = query.last {
+        filter = filter.last(last);
+    }
     let approvals = managed(&state, user).approvals(&filter).await?;
     let mut views = Vec::with_capacity(approvals.len());
+    // One lookup per agent, not per approval.
+    let mut slugs = std::collections::HashMap::new();
+    let now = state.store.clock().now();
     for approval in &approvals {
-        views.push(approval_view(&state.store, approval).await?);
+        let mut view = views::approval(approval, now);
+        if !slugs.contains_key(&approval.agent_id) {
+            let slug = match state.store.agent(&approval.agent_id).await? {
+                Some(agent) => json!(&*agent.slug),
+                None => Value::Null,
+            };
+            slugs.insert(approval.agent_id.clone(), slug);
+        }
+        view["agent"] = slugs[&approval.agent_id].clone();
+        views.push(view);
     }
     Ok(Json(Value::Array(views)))
 }

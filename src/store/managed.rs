@@ -619,28 +619,49 @@ where
             .map_err(|crate::audit::AuditError::Unavailable(e)| StoreError::Unavailable(e))
     }
 
-    /// The approvals passing `filter` of the agents the actor may see (any role), oldest
-    /// first.
+    /// The approvals passing `filter` of the agents the actor may see (any role, as for the
+    /// agent itself), newest first: the newest [`ApprovalFilter::last`] of them (default
+    /// [`DEFAULT_LISTED`](crate::approval::DEFAULT_LISTED), at most [`MAX_LISTED`](crate::approval::MAX_LISTED); more is
+    /// [`StoreError::InvalidInput`]). The store filters by those agents and the status
+    /// itself, so a user who may see no agent reads no approval.
     pub async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>
     where
         S: ApprovalGate,
     {
-        let mut visible = std::collections::HashMap::new();
-        let mut shown = Vec::new();
-        for approval in self.store.list_approvals(filter).await? {
-            let may = match visible.get(&approval.agent_id) {
-                Some(may) => *may,
-                None => {
-                    let may = self.may(&approval.agent_id, Operation::ViewAgent).await?;
-                    visible.insert(approval.agent_id.clone(), may);
-                    may
+        let last = filter.last.unwrap_or(crate::approval::DEFAULT_LISTED);
+        if last > crate::approval::MAX_LISTED {
+            return Err(StoreError::InvalidInput(format!(
+                "last: at most {}",
+                crate::approval::MAX_LISTED
+            )));
+        }
+        let mut visible = Vec::new();
+        match &filter.agent {
+            Some(agent) => {
+                if self.may(agent, Operation::ViewAgent).await? {
+                    visible.push(agent.clone());
                 }
-            };
-            if may {
-                shown.push(approval);
+            }
+            None => {
+                for agent in self.store.list_agents().await? {
+                    if self.may_on(&agent, Operation::ViewAgent).await? {
+                        visible.push(agent.id.clone());
+                    }
+                }
             }
         }
-        Ok(shown)
+        if let Some(asked) = &filter.agents {
+            visible.retain(|agent| asked.contains(agent));
+        }
+        if visible.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = ApprovalFilter {
+            agents: Some(visible),
+            last: Some(last),
+            ..filter.clone()
+        };
+        self.store.list_approvals(&filter).await
     }
 
     /// One approval, if the actor may see its agent (any role). An approval of an agent they
@@ -733,10 +754,19 @@ where
         let Some(record) = self.store.agent(agent).await? else {
             return Ok(false);
         };
+        self.may_on(&record, operation).await
+    }
+
+    /// [`Managed::may`] on an agent read already.
+    async fn may_on(&self, record: &Agent, operation: Operation) -> Result<bool, StoreError> {
+        let agent = &record.id;
+        if record.owner == self.actor {
+            return Ok(true);
+        }
         let mut role = self.store.role_of(agent, &self.actor).await?;
         if let Some(parent) = &record.parent {
             role = role.max(self.store.role_of(parent, &self.actor).await?);
         }
-        Ok(authorize(&self.actor, &record, role, operation).is_ok())
+        Ok(authorize(&self.actor, record, role, operation).is_ok())
     }
 }

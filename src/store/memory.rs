@@ -1131,6 +1131,11 @@ impl ApprovalGate for MemoryStore {
         self.inner.approvals.request(new, self.now())
     }
 
+    async fn purge_approvals(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
+        let cutoff = prepare::purge_cutoff(self.now(), older_than);
+        Ok(self.inner.approvals.purge(cutoff))
+    }
+
     async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
         Ok(self.inner.approvals.get(id))
     }

@@ -539,6 +539,7 @@ macro_rules! conformance_suite {
             case_approvals_expire,
             case_a_child_of_a_supervised_agent_is_supervised,
             case_concurrent_identical_requests_make_one_approval,
+            case_approvals_are_bounded_listed_and_purged,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

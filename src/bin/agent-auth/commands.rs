@@ -707,9 +707,15 @@ async fn approvals<S: Store>(
         ApprovalCommand::List {
             agent: slug,
             status,
+            last,
             actor: who,
         } => {
-            let mut filter = ApprovalFilter::all();
+            if last > tower_agent_auth::approval::MAX_LISTED {
+                return Err(
+                    format!("--last: at most {}", tower_agent_auth::approval::MAX_LISTED).into(),
+                );
+            }
+            let mut filter = ApprovalFilter::all().last(last);
             if let Some(slug) = &slug {
                 filter = filter.agent(agent(store, slug).await?.id);
             }
@@ -728,8 +734,18 @@ async fn approvals<S: Store>(
                 None => store.list_approvals(&filter).await?,
             };
             let mut rows = Vec::with_capacity(listed.len());
+            // One lookup per agent, not per approval.
+            let mut slugs = std::collections::HashMap::new();
             for approval in &listed {
-                let mut row = approval_row(store, approval).await?;
+                let mut row = views::approval(approval, store.clock().now());
+                if !slugs.contains_key(&approval.agent_id) {
+                    let slug = store
+                        .agent(&approval.agent_id)
+                        .await?
+                        .map_or(Value::Null, |agent| json!(&*agent.slug));
+                    slugs.insert(approval.agent_id.clone(), slug);
+                }
+                row["agent"] = slugs[&approval.agent_id].clone();
                 if !json {
                     row["details"] = approval
                         .details
@@ -807,6 +823,16 @@ async fn approvals<S: Store>(
                 out(approval_row(store, &denied).await?)?;
             } else {
                 out(format!("approval {id} denied ({})", denied.binding_message))?;
+            }
+        }
+        ApprovalCommand::Purge { older_than } => {
+            let older_than =
+                parse_duration(&older_than).map_err(|e| format!("--older-than: {e}"))?;
+            let purged = store.purge_approvals(older_than).await?;
+            if json {
+                out(json!({"purged": purged}))?;
+            } else {
+                out(format!("{} purged", count(purged, "approval")))?;
             }
         }
     }

@@ -366,7 +366,7 @@ pub enum GrantCommand {
 
 #[derive(Subcommand)]
 pub enum ApprovalCommand {
-    /// List approvals, oldest first (with --as, only those of agents the user may see).
+    /// List approvals, newest first (with --as, only those of agents the user may see).
     List {
         /// Only this agent's.
         #[arg(long, value_name = "SLUG")]
@@ -374,6 +374,9 @@ pub enum ApprovalCommand {
         /// Only those pending, approved, denied, used or expired.
         #[arg(long)]
         status: Option<String>,
+        /// Only the newest N (at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        last: usize,
         #[command(flatten)]
         actor: Actor,
     },
@@ -404,6 +407,13 @@ pub enum ApprovalCommand {
         id: String,
         #[command(flatten)]
         actor: Actor,
+    },
+    /// Delete approvals that expired longer than DURATION ago (pending, approved, denied and
+    /// used alike; none still usable).
+    Purge {
+        /// How long an expired approval is kept (30d, 12h).
+        #[arg(long, value_name = "DURATION", default_value = "30d")]
+        older_than: String,
     },
 }
 

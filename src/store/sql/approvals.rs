@@ -9,7 +9,7 @@ use super::backend::{Arg, Driver, sql};
 use super::{Core, queries, store_error};
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
-    Requested, canonical_json, standing,
+    Requested, canonical_json, standing, too_many,
 };
 use crate::principal::{AgentId, UserId};
 use crate::store::StoreError;
@@ -78,8 +78,10 @@ impl<B: Driver> Core<B> {
             .await
             .map_err(store_error)?;
         if let Some(lock) = B::APPROVAL_LOCK {
+            // The binding sums up the token: one token's requests wait for each other, which
+            // serialises those of one binding and bounds the token's pending ones.
             sql(lock)
-                .bind(new.binding.as_str())
+                .bind(new.token_id.as_str())
                 .execute(&mut tx)
                 .await
                 .map_err(store_error)?;
@@ -101,14 +103,29 @@ impl<B: Driver> Core<B> {
             .iter()
             .map(approval::<B>)
             .collect::<Result<Vec<_>, _>>()?;
-        let requested = match standing(&found, now) {
-            Some(requested) => requested,
-            None => {
-                let approval = new.into_pending(ApprovalId::random()?, now)?;
-                Self::insert_approval(&approval, &mut tx).await?;
-                Requested::Created(approval)
-            }
+        let pending = if new.max_pending.is_some() {
+            let rows = sql(queries::PENDING_OF_TOKEN)
+                .bind(new.token_id.as_str())
+                .bind(micros(now))
+                .fetch_all(&mut tx)
+                .await
+                .map_err(store_error)?;
+            rows.iter()
+                .map(|row| B::int(row, "expires_at").map(from_micros))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(store_error)?
+        } else {
+            Vec::new()
         };
+        let requested =
+            match standing(&found, now).or_else(|| too_many(new.max_pending, pending, now)) {
+                Some(requested) => requested,
+                None => {
+                    let approval = new.into_pending(ApprovalId::random()?, now)?;
+                    Self::insert_approval(&approval, &mut tx).await?;
+                    Requested::Created(approval)
+                }
+            };
         tx.commit().await.map_err(store_error)?;
         Ok(requested)
     }
@@ -147,6 +164,19 @@ impl<B: Driver> Core<B> {
         Ok(())
     }
 
+    pub(crate) async fn purge_approvals(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, StoreError> {
+        let cutoff = crate::store::prepare::purge_cutoff(self.now(), older_than);
+        let purged = sql(queries::PURGE_APPROVALS)
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+
     pub(crate) async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
         let select = format!(
             "SELECT {} FROM agent_auth_approvals WHERE id = $1",
@@ -182,19 +212,42 @@ impl<B: Driver> Core<B> {
                 let _ = write!(text, " AND {column} = ${}", args.len());
             }
         }
-        text.push_str(" ORDER BY created_at, id");
-        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
-        let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
-        let now = self.now();
-        // Whether one has expired depends on now: the status is filtered here.
-        let mut approvals = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let approval = approval::<B>(row)?;
-            if filter.matches(&approval, now) {
-                approvals.push(approval);
+        if let Some(agents) = &filter.agents {
+            if agents.is_empty() {
+                return Ok(Vec::new());
+            }
+            text.push_str(" AND agent_id IN (");
+            for (i, agent) in agents.iter().enumerate() {
+                args.push(Arg::from(agent.as_str().to_owned()));
+                let _ = write!(text, "{}${}", if i > 0 { ", " } else { "" }, args.len());
+            }
+            text.push(')');
+        }
+        let now = micros(self.now());
+        if let Some(status) = filter.status {
+            // Expired is derived from the clock: pending, approved or denied, and past it.
+            let (stored, unexpired) = match status {
+                ApprovalStatus::Pending => ("('pending')", Some(true)),
+                ApprovalStatus::Approved => ("('approved')", Some(true)),
+                ApprovalStatus::Denied => ("('denied')", Some(true)),
+                ApprovalStatus::Used => ("('used')", None),
+                _ => ("('pending', 'approved', 'denied')", Some(false)),
+            };
+            let _ = write!(text, " AND status IN {stored}");
+            if let Some(unexpired) = unexpired {
+                args.push(Arg::from(now));
+                let op = if unexpired { ">" } else { "<=" };
+                let _ = write!(text, " AND expires_at {op} ${}", args.len());
             }
         }
-        Ok(approvals)
+        text.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(last) = filter.last {
+            args.push(Arg::from(i64::try_from(last).unwrap_or(i64::MAX)));
+            let _ = write!(text, " LIMIT ${}", args.len());
+        }
+        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
+        let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
+        rows.iter().map(approval::<B>).collect()
     }
 
     pub(crate) async fn decide_approval(

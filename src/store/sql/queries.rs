@@ -291,6 +291,14 @@ pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO agent_auth_approvals (id, 
     uses_remaining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
     $16, $17, $18)";
 
+/// The expiries of the pending, unexpired approvals of token `$1` at `$2`.
+pub(crate) const PENDING_OF_TOKEN: &str = "SELECT expires_at FROM agent_auth_approvals \
+    WHERE token_id = $1 AND status = 'pending' AND expires_at > $2";
+
+/// Deletes the approvals that expired before `$1`: pending, approved, denied or used alike
+/// (every approval expires at most a day after its decision), none still usable.
+pub(crate) const PURGE_APPROVALS: &str = "DELETE FROM agent_auth_approvals WHERE expires_at < $1";
+
 /// A decision, made only while the approval is pending and unexpired (`$4` is now): the
 /// database, not a read before, says whether it still is, so two deciders cannot both win.
 pub(crate) const DECIDE_APPROVAL: &str = "UPDATE agent_auth_approvals SET status = $2, \
