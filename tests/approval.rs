@@ -697,3 +697,77 @@ async fn the_gate_works_in_a_service_builder_stack() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn an_approval_given_can_be_revoked_and_then_admits_nothing() {
+    let app = app().await;
+    let id = pay(&app, FIFTY).await.approval_id();
+    // Not yet approved: nothing to revoke.
+    let early = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/revoke"),
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    let approved = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/approve"),
+        "alice",
+        Some(json!({"uses": 5, "valid_for": "1d"})),
+    )
+    .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(pay(&app, FIFTY).await.status, StatusCode::CREATED);
+    // Vera (operator) may not revoke, mallory not even see.
+    for user in ["vera", "mallory"] {
+        let refused = Managed::new(&app.store, user).revoke_approval(&id).await;
+        assert!(refused.is_err(), "{user}: {refused:?}");
+    }
+    let revoked = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/revoke"),
+        "adam",
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["status"], "denied");
+    let retry = pay(&app, FIFTY).await;
+    assert_eq!(retry.status, StatusCode::FORBIDDEN);
+    assert_eq!(retry.body["error"], "approval_denied", "{}", retry.body);
+    let again = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/revoke"),
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    app.writer.shutdown().await;
+    let events = app
+        .store
+        .events(&AuditFilter::agent(app.supervised.1.clone()))
+        .await
+        .unwrap();
+    let revocations: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == AuditAction::ApprovalRevoked && e.outcome.as_str() == "success")
+        .collect();
+    assert_eq!(revocations.len(), 1, "{events:?}");
+    assert_eq!(revocations[0].actor, Some("adam".into()));
+    assert!(
+        revocations[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains(id.as_str()) && d.contains("4 use(s) unspent")),
+        "{:?}",
+        revocations[0].detail
+    );
+}

@@ -17,6 +17,10 @@
 //! wait, and a capability outside the principal's ceiling stays an ordinary
 //! `403 insufficient_scope`.
 //!
+//! An approval given can be withdrawn while it stands
+//! ([`Managed::revoke_approval`](crate::store::Managed::revoke_approval), `agent-auth approval
+//! revoke`, `POST /api/approvals/{id}/revoke`): it admits nothing more.
+//!
 //! # Binding
 //!
 //! An approval is bound to the request's token, capability, method, path and details (as
@@ -574,6 +578,11 @@ pub enum Decision {
     Approve(ApprovalBounds),
     /// Deny.
     Deny,
+    /// Withdraw an approval given earlier, while it is approved and unexpired: it is stored
+    /// `denied` with no uses left (its `decided_by` and `uses` stay the approver's), so it
+    /// admits nothing more and matching retries are refused with `approval_denied` until it
+    /// expires.
+    Revoke,
 }
 
 impl Decision {
@@ -591,6 +600,17 @@ impl Decision {
             bounds.validate()?;
         }
         let status = approval.status_at(now);
+        if *self == Self::Revoke {
+            if status != ApprovalStatus::Approved {
+                return Err(StoreError::ApprovalNotApproved {
+                    id: approval.id.to_string(),
+                    status: status.as_str(),
+                });
+            }
+            approval.status = ApprovalStatus::Denied;
+            approval.uses_remaining = Some(0);
+            return Ok(());
+        }
         if status != ApprovalStatus::Pending {
             return Err(StoreError::ApprovalNotPending {
                 id: approval.id.to_string(),
@@ -608,7 +628,7 @@ impl Decision {
                     approval.expires_at = crate::store::prepare::later(now, window)?;
                 }
             }
-            Self::Deny => approval.status = ApprovalStatus::Denied,
+            Self::Deny | Self::Revoke => approval.status = ApprovalStatus::Denied,
         }
         Ok(())
     }
@@ -792,7 +812,8 @@ pub trait ApprovalGate: Send + Sync {
     /// filter in the database, by an index on (agent, status, created).
     async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
 
-    /// Approves or denies a pending, unexpired approval as `by`, now.
+    /// Approves or denies a pending, unexpired approval as `by`, now, or revokes an approved,
+    /// unexpired one ([`Decision::Revoke`]; [`StoreError::ApprovalNotApproved`] otherwise).
     /// [`StoreError::UnknownApproval`] if there is none with this id,
     /// [`StoreError::ApprovalNotPending`] if it was decided already or expired: a decision is
     /// made once.

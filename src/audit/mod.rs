@@ -84,6 +84,9 @@ pub enum AuditAction {
     ApprovalDenied,
     /// An approved approval admitted a request: one of its uses spent.
     ApprovalUsed,
+    /// A person withdrew an approval given earlier (the actor is who): it admits nothing
+    /// more.
+    ApprovalRevoked,
 }
 
 impl AuditAction {
@@ -107,6 +110,7 @@ impl AuditAction {
             Self::ApprovalGranted => "approval_granted",
             Self::ApprovalDenied => "approval_denied",
             Self::ApprovalUsed => "approval_used",
+            Self::ApprovalRevoked => "approval_revoked",
         }
     }
 
@@ -141,6 +145,7 @@ impl AuditAction {
             Self::ApprovalGranted,
             Self::ApprovalDenied,
             Self::ApprovalUsed,
+            Self::ApprovalRevoked,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)
@@ -462,6 +467,7 @@ mod tests {
             AuditAction::ApprovalGranted,
             AuditAction::ApprovalDenied,
             AuditAction::ApprovalUsed,
+            AuditAction::ApprovalRevoked,
         ] {
             assert_eq!(AuditAction::parse(action.as_str()), Some(action));
         }

@@ -97,6 +97,7 @@ where
 /// | `GET /api/approvals/{id}` | one approval, with its details |
 /// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired)}`; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/deny` | deny it; owner or admin; 409 once decided or expired |
+/// | `POST /api/approvals/{id}/revoke` | withdraw an approval given earlier: it admits nothing more; owner or admin; 409 unless approved and unexpired |
 pub fn approvals_router<S>(state: ManageState<S>) -> Router
 where
     S: AgentStore + TokenStore + GrantStore + ApprovalGate + Clone + Send + Sync + 'static,
@@ -106,6 +107,7 @@ where
         .route("/api/approvals/{id}", get(show_approval::<S>))
         .route("/api/approvals/{id}/approve", post(approve::<S>))
         .route("/api/approvals/{id}/deny", post(deny::<S>))
+        .route("/api/approvals/{id}/revoke", post(revoke::<S>))
         .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
 }
@@ -771,4 +773,19 @@ where
     let user = person(&principal)?;
     let denied = managed(&state, user).deny(&approval_id(&id)?).await?;
     Ok(Json(approval_view(&state.store, &denied).await?))
+}
+
+async fn revoke<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+{
+    let user = person(&principal)?;
+    let revoked = managed(&state, user)
+        .revoke_approval(&approval_id(&id)?)
+        .await?;
+    Ok(Json(approval_view(&state.store, &revoked).await?))
 }

@@ -699,6 +699,17 @@ where
             .await
     }
 
+    /// Withdraws an approval given earlier while it is approved and unexpired: owner or admin
+    /// of its agent. It admits nothing more (stored `denied`, no uses left); matching retries
+    /// are refused until it expires. Recorded as `approval_revoked`.
+    pub async fn revoke_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        self.decide(id, Decision::Revoke, AuditAction::ApprovalRevoked)
+            .await
+    }
+
     async fn decide(
         &self,
         id: &ApprovalId,
@@ -726,6 +737,11 @@ where
                     format!("{} uses", bounds.uses_value())
                 },
                 crate::approval::rfc3339(decided.expires_at),
+                decided.binding_message
+            ),
+            Decision::Revoke => format!(
+                "approval {id} revoked ({} use(s) unspent); {:?}",
+                asked.uses_remaining.unwrap_or(0),
                 decided.binding_message
             ),
             _ => format!("approval {id} denied; {:?}", decided.binding_message),

@@ -649,3 +649,73 @@ pub async fn case_approvals_are_bounded_listed_and_purged<S: ApprovalStore>(env:
         [live.id().clone()]
     );
 }
+
+/// An approved approval can be revoked while it stands: it admits nothing more, stays denied
+/// until it expires; a pending, revoked or spent one cannot be.
+pub async fn case_an_approval_given_can_be_revoked<S: ApprovalStore>(env: Env<S>) {
+    let new = asked(&env, "payer", 50).await;
+    let binding = new.binding.clone();
+    let asked_for = env.store.create_approval(new).await.unwrap();
+    let pending = env
+        .store
+        .decide_approval(&asked_for.id, &"alice".into(), Decision::Revoke)
+        .await;
+    assert!(
+        matches!(
+            pending,
+            Err(StoreError::ApprovalNotApproved {
+                status: "pending",
+                ..
+            })
+        ),
+        "{pending:?}"
+    );
+    env.store
+        .decide_approval(
+            &asked_for.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default().uses(5)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        env.store
+            .consume_approval(&binding)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let revoked = env
+        .store
+        .decide_approval(&asked_for.id, &"bob".into(), Decision::Revoke)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, ApprovalStatus::Denied);
+    assert_eq!(revoked.uses_remaining, Some(0));
+    assert_eq!(
+        revoked.decided_by,
+        Some("alice".into()),
+        "the approver stays"
+    );
+    let stored = env.store.approval(&asked_for.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.uses_remaining),
+        (ApprovalStatus::Denied, Some(0))
+    );
+    assert!(
+        env.store
+            .consume_approval(&binding)
+            .await
+            .unwrap()
+            .is_none(),
+        "admits nothing more"
+    );
+    let twice = env
+        .store
+        .decide_approval(&asked_for.id, &"alice".into(), Decision::Revoke)
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::ApprovalNotApproved { .. })),
+        "{twice:?}"
+    );
+}

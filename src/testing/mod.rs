@@ -540,6 +540,7 @@ macro_rules! conformance_suite {
             case_a_child_of_a_supervised_agent_is_supervised,
             case_concurrent_identical_requests_make_one_approval,
             case_approvals_are_bounded_listed_and_purged,
+            case_an_approval_given_can_be_revoked,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

@@ -825,6 +825,23 @@ async fn approvals<S: Store>(
                 out(format!("approval {id} denied ({})", denied.binding_message))?;
             }
         }
+        ApprovalCommand::Revoke { id, actor: who } => {
+            let id = by_id(&id)?;
+            let asked = store
+                .approval(&id)
+                .await?
+                .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
+            let target = approval_agent(store, &asked).await?;
+            let revoked = as_user(actor(&who, &target)).revoke_approval(&id).await?;
+            if json {
+                out(approval_row(store, &revoked).await?)?;
+            } else {
+                out(format!(
+                    "approval {id} revoked: it admits nothing more ({})",
+                    revoked.binding_message
+                ))?;
+            }
+        }
         ApprovalCommand::Purge { older_than } => {
             let older_than =
                 parse_duration(&older_than).map_err(|e| format!("--older-than: {e}"))?;

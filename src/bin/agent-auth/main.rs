@@ -78,7 +78,7 @@ pub enum Command {
     Grant(GrantCommand),
     /// What an agent did, and what was done to it (with its children), oldest first.
     Audit(AuditArgs),
-    /// Approvals a supervised agent's critical requests wait for: list, approve, deny.
+    /// Approvals a supervised agent's critical requests wait for: list, approve, deny, revoke, purge.
     #[command(subcommand)]
     Approval(ApprovalCommand),
     /// Run the reference server: management API, login, and a demo protected API.
@@ -403,6 +403,13 @@ pub enum ApprovalCommand {
     },
     /// Deny a pending approval: the agent's retries are refused until it expires.
     Deny {
+        /// The approval id (apr_…).
+        id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Withdraw an approval given earlier: it admits nothing more (owner or admin).
+    Revoke {
         /// The approval id (apr_…).
         id: String,
         #[command(flatten)]

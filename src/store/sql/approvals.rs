@@ -268,6 +268,26 @@ impl<B: Driver> Core<B> {
             Decision::Approve(_) => Some(micros(current.expires_at)),
             _ => None,
         };
+        if decision == Decision::Revoke {
+            let changed = sql(queries::REVOKE_APPROVAL)
+                .bind(id.as_str())
+                .bind(micros(now))
+                .execute(&self.pool)
+                .await
+                .map_err(store_error)?;
+            if changed == 0 {
+                // Spent, or expired, meanwhile.
+                let status = self
+                    .approval(id)
+                    .await?
+                    .map_or(ApprovalStatus::Expired, |a| a.status_at(now));
+                return Err(StoreError::ApprovalNotApproved {
+                    id: id.to_string(),
+                    status: status.as_str(),
+                });
+            }
+            return Ok(current);
+        }
         let changed = sql(queries::DECIDE_APPROVAL)
             .bind(id.as_str())
             .bind(current.status.as_str())

@@ -306,6 +306,12 @@ pub(crate) const DECIDE_APPROVAL: &str = "UPDATE agent_auth_approvals SET status
     expires_at = COALESCE($6, expires_at) \
     WHERE id = $1 AND status = 'pending' AND expires_at > $4";
 
+/// Withdraws an approval (`$1`) while it is approved and unexpired at `$2`: the database says
+/// whether it still is, so a revocation racing the last use or expiry is exact.
+pub(crate) const REVOKE_APPROVAL: &str = "UPDATE agent_auth_approvals \
+    SET status = 'denied', uses_remaining = 0 \
+    WHERE id = $1 AND status = 'approved' AND expires_at > $2";
+
 /// Spends one use of the oldest approved, unexpired approval with binding `$1` at `$2`, in
 /// one statement: the conditions are checked again on the row it updates (PostgreSQL re-reads
 /// a row another transaction changed meanwhile; SQLite has one writer), so a use is never
