@@ -76,12 +76,10 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_proxy)]
     trusted_proxies: Vec<ipnet::IpNet>,
     /// A capability (or pattern, `payments:*`) whose use by a supervised agent waits for a
-    /// person's approval; repeatable. The demo's `POST /demo/payments` needs `payments:send`.
-    #[arg(
-        long = "critical-capability",
-        value_name = "CAP",
-        default_values_t = ["payments:send".to_owned()]
-    )]
+    /// person's approval; repeatable. `payments:send` (what the demo's `POST /demo/payments`
+    /// needs) is always critical: values given add to it, never replace it. The effective set
+    /// is logged at startup.
+    #[arg(long = "critical-capability", value_name = "CAP")]
     critical_capabilities: Vec<String>,
     /// How long an approval waits for a person's decision.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
@@ -228,6 +226,16 @@ fn demo<S: Store + Send + Sync>(supervision: Supervision<S>) -> Router {
         )
 }
 
+/// What the demo's payments need, critical whatever else is named.
+const ALWAYS_CRITICAL: &str = "payments:send";
+
+/// The critical capabilities: `payments:send` and those given (`--critical-capability`).
+fn critical_set(given: &[String]) -> Result<CapabilitySet, String> {
+    let mut names = vec![ALWAYS_CRITICAL.to_owned()];
+    names.extend(given.iter().cloned());
+    CapabilitySet::parse(&names).map_err(|e| format!("--critical-capability: {e}"))
+}
+
 /// Tells the person through the server's log: the reference server has no mail or chat.
 struct LogNotifier;
 
@@ -310,8 +318,11 @@ async fn serve<S: Store + Send + Sync>(
         store: store.clone(),
         audit: Some(writer.clone()),
     };
-    let critical = CapabilitySet::parse(&args.critical_capabilities)
-        .map_err(|e| format!("--critical-capability: {e}"))?;
+    let critical = critical_set(&args.critical_capabilities)?;
+    tracing::info!(
+        critical = ?critical.to_strings(),
+        "supervised agents wait for a person's approval to use these capabilities"
+    );
     let approval_lifetime = positive(&args.approval_lifetime, "--approval-lifetime")?;
     if approval_lifetime > tower_agent_auth::approval::MAX_LIFETIME {
         return Err("--approval-lifetime: at most 1d".into());
@@ -548,5 +559,20 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payments_stay_critical_whatever_else_is_named() {
+        let default = critical_set(&[]).unwrap();
+        assert!(default.matches("payments:send"));
+        let more = critical_set(&["posts:publish".to_owned()]).unwrap();
+        assert!(more.matches("payments:send"), "given values add to it");
+        assert!(more.matches("posts:publish"));
+        assert!(critical_set(&["not a capability".to_owned()]).is_err());
     }
 }
