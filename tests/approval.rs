@@ -771,3 +771,36 @@ async fn an_approval_given_can_be_revoked_and_then_admits_nothing() {
         revocations[0].detail
     );
 }
+
+/// Payees that look like "ACME" but are not: the person would read "Pay 50 EUR to ACME".
+#[tokio::test]
+async fn a_look_alike_message_is_a_bad_request_and_asks_nothing() {
+    let app = app().await;
+    let padded = format!("ACME{}x", " ".repeat(35));
+    for to in [
+        "ACME\u{00a0}",
+        "ACME\u{3000}",
+        "ACME\u{2800}",
+        " ACME",
+        "ACME ",
+        padded.as_str(),
+        "AC\u{2009}ME",
+        "AC\u{3164}ME",
+        "AC\tME",
+    ] {
+        let body = json!({"amount": 50, "to": to}).to_string();
+        let refused = pay(&app, &body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{to:?}");
+        assert_eq!(refused.body["error"], "invalid_request", "{to:?}");
+    }
+    assert!(
+        app.store
+            .list_approvals(&ApprovalFilter::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A single space between words is fine.
+    let plain = json!({"amount": 50, "to": "ACME Corp"}).to_string();
+    assert_eq!(pay(&app, &plain).await.body["error"], "approval_required");
+}

@@ -401,8 +401,10 @@ pub struct NewApproval {
 
 impl NewApproval {
     /// The approval `principal` (an agent's) needs for `action`, waiting `lifetime` for a
-    /// decision. Refuses ([`StoreError::InvalidInput`]) a session principal, a message that
-    /// is blank, longer than [`MAX_MESSAGE`] bytes or has hidden characters, details that are
+    /// decision. Refuses ([`StoreError::InvalidInput`]) a session principal, a message longer
+    /// than [`MAX_MESSAGE`] bytes or that [`check_readable`] refuses (blank, leading or
+    /// trailing spaces, runs of spaces, whitespace but U+0020, blank-looking or hidden
+    /// characters), details that are
     /// not a JSON object or longer than [`MAX_DETAILS`], and a lifetime of zero or over
     /// [`MAX_LIFETIME`].
     pub fn new(
@@ -448,13 +450,13 @@ impl NewApproval {
     pub fn validate(&self) -> Result<(), StoreError> {
         let invalid = |message: &str| Err(StoreError::InvalidInput(message.to_owned()));
         let message = &self.binding_message;
-        if message.trim().is_empty()
-            || message.len() > MAX_MESSAGE
-            || message.chars().any(is_hidden_char)
-        {
-            return invalid(
-                "binding message: 1-200 bytes, no control, invisible or bidirectional-override characters",
-            );
+        if message.is_empty() || message.len() > MAX_MESSAGE {
+            return invalid("binding message: 1-200 bytes");
+        }
+        if let Err(why) = check_readable(message) {
+            return Err(StoreError::InvalidInput(format!(
+                "binding message: {why} (what a person reads must be all there is)"
+            )));
         }
         match &self.details {
             None => {}
@@ -845,8 +847,85 @@ pub trait ApprovalGate: Send + Sync {
     ) -> Result<Option<Approval>, StoreError>;
 }
 
+/// Whether `c` shows as blank space without being U+0020: no-break, ideographic, Ogham,
+/// Braille-blank and Hangul-filler spaces, the typographic spaces U+2000–U+200A, and every
+/// other Unicode whitespace.
+pub fn is_blank_looking(c: char) -> bool {
+    (c.is_whitespace() && c != ' ')
+        || matches!(
+            c,
+            '\u{00A0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200A}'
+                    | '\u{202F}'
+                    | '\u{205F}'
+                    | '\u{2800}'
+                    | '\u{3000}'
+                    | '\u{3164}'
+                    | '\u{FFA0}'
+                    | '\u{115F}'
+                    | '\u{1160}'
+        )
+}
+
+/// Checks a text a person reads to decide — a binding message, or a part of one such as a
+/// payee — so that what they read is all there is: not blank, no leading or trailing space,
+/// no whitespace but single U+0020 spaces (no runs: `"ACME" + 35 spaces + "x"` would hide
+/// the `x`), no blank-looking ([`is_blank_looking`]), control, invisible or
+/// bidirectional-override characters. The error says which rule, in a few words.
+pub fn check_readable(text: &str) -> Result<(), &'static str> {
+    if text.trim().is_empty() {
+        return Err("blank");
+    }
+    if text.starts_with(' ') || text.ends_with(' ') {
+        return Err("leading or trailing space");
+    }
+    if text.contains("  ") {
+        return Err("runs of spaces");
+    }
+    if text.chars().any(is_blank_looking) {
+        return Err("whitespace other than single spaces, or blank-looking characters");
+    }
+    if text.chars().any(is_hidden_char) {
+        return Err("control, invisible or bidirectional-override characters");
+    }
+    Ok(())
+}
+
 /// An instant as RFC 3339, as answers and audit details show it.
 pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_text_that_reads_as_it_is_passes() {
+        for ok in ["Pay 50 EUR to ACME", "ACME Corp", "Zahle 50 € an Müller"] {
+            assert_eq!(check_readable(ok), Ok(()), "{ok:?}");
+        }
+        let padded = format!("ACME{}x", " ".repeat(35));
+        for bad in [
+            "ACME\u{00a0}",
+            "ACME\u{3000}",
+            "ACME\u{2800}",
+            "ACME\u{1680}",
+            "ACME\u{2007}",
+            "ACME\u{202f}",
+            "ACME\u{205f}",
+            "ACME\u{3164}",
+            " ACME",
+            "ACME ",
+            "AC\nME",
+            "AC\tME",
+            padded.as_str(),
+            "   ",
+            "",
+            "ACME\u{202e}",
+        ] {
+            assert!(check_readable(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -52,7 +52,8 @@ impl CriticalAction {
     }
 
     /// What the person reads, in a few words ("Pay 50 EUR to ACME"; at most
-    /// [`MAX_MESSAGE`](super::MAX_MESSAGE) bytes, no hidden characters). Default: the method,
+    /// [`MAX_MESSAGE`](super::MAX_MESSAGE) bytes, and readable as it is:
+    /// [`check_readable`](super::check_readable)). Default: the method,
     /// path and capability.
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());

@@ -158,18 +158,15 @@ async fn pay<S: Store + Send + Sync>(
         )
             .into_response()
     };
-    let Json(payment) = payment
+    let Json(mut payment) = payment
         .map_err(|_| invalid("body: {\"amount\": N, \"currency\": \"EUR\", \"to\": \"…\"}"))?;
     if payment.amount == 0
         || payment.currency.len() != 3
         || !payment.currency.bytes().all(|b| b.is_ascii_uppercase())
-        || payment.to.trim().is_empty()
-        || payment.to.chars().count() > 64
     {
-        return Err(invalid(
-            "amount: more than 0; currency: 3 capital letters; to: 1-64 characters",
-        ));
+        return Err(invalid("amount: more than 0; currency: 3 capital letters"));
     }
+    payment.to = payee(&payment.to).map_err(|message| invalid(&message))?;
     let action = CriticalAction::new("payments:send", &http::Method::POST, uri.path())
         .details(json!({
             "type": "payment",
@@ -224,6 +221,24 @@ fn demo<S: Store + Send + Sync>(supervision: Supervision<S>) -> Router {
             "/demo/payments",
             axum::routing::post(pay::<S>).with_state(supervision),
         )
+}
+
+/// The longest payee, in bytes: "Pay {u64} {XYZ} to " takes at most 32 of a binding
+/// message's 200.
+const MAX_PAYEE: usize = 160;
+
+/// The payee, as the person will read it ("Pay 50 EUR to ACME"): surrounding whitespace
+/// trimmed, and what is left must read as it is; refused in the agent's own terms (`to: …`),
+/// not as the binding message's rules, which the agent did not write.
+fn payee(to: &str) -> Result<String, String> {
+    let to = to.trim();
+    if to.is_empty() || to.chars().count() > 64 || to.len() > MAX_PAYEE {
+        return Err(format!(
+            "to: 1-64 characters, at most {MAX_PAYEE} bytes of UTF-8"
+        ));
+    }
+    tower_agent_auth::approval::check_readable(to).map_err(|why| format!("to: {why}"))?;
+    Ok(to.to_owned())
 }
 
 /// What the demo's payments need, critical whatever else is named.
@@ -565,6 +580,22 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payee_reads_as_it_is_and_is_refused_in_the_agents_terms() {
+        assert_eq!(payee("  ACME\u{00a0}").unwrap(), "ACME", "trimmed");
+        assert_eq!(payee("ACME Corp").unwrap(), "ACME Corp");
+        let padded = format!("ACME{}x", " ".repeat(35));
+        for bad in ["ACME\u{2800}", "AC\u{3000}ME", padded.as_str(), "", "  "] {
+            let refused = payee(bad).unwrap_err();
+            assert!(refused.starts_with("to: "), "{bad:?}: {refused}");
+        }
+        // 64 characters of 4 bytes each: too long for the message, said as a payee's limit.
+        let wide = "\u{1F600}".repeat(64);
+        let refused = payee(&wide).unwrap_err();
+        assert!(refused.starts_with("to: 1-64 characters"), "{refused}");
+        assert!(!refused.contains("binding message"), "{refused}");
+    }
 
     #[test]
     fn payments_stay_critical_whatever_else_is_named() {
