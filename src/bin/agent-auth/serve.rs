@@ -260,7 +260,9 @@ impl ApprovalNotifier for LogNotifier {
         tracing::info!(
             approval = %approval.id,
             owner = %approval.owner,
-            message = approval.binding_message,
+            // Quoted, under its own name: `message` is tracing's own field, printed bare, so a
+            // message could spoof `approval=… owner=…` fields of the line.
+            binding_message = ?approval.binding_message,
             "approval requested; answer with `agent-auth approval approve|deny {}`",
             approval.id
         );
@@ -595,6 +597,59 @@ mod tests {
         let refused = payee(&wide).unwrap_err();
         assert!(refused.starts_with("to: 1-64 characters"), "{refused}");
         assert!(!refused.contains("binding message"), "{refused}");
+    }
+
+    #[test]
+    fn the_log_notifier_quotes_the_binding_message() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let now = time::OffsetDateTime::now_utc();
+        let approval = Approval {
+            id: "apr_1".into(),
+            binding: tower_agent_auth::approval::ApprovalBinding::from_stored("00"),
+            agent_id: "agt_1".into(),
+            owner: "alice".into(),
+            token_id: "tok_1".into(),
+            delegation_chain: Vec::new(),
+            method: "POST".into(),
+            path: "/demo/payments".into(),
+            capability: "payments:send".into(),
+            details: None,
+            binding_message: "Pay 1 EUR to X approval=apr_2 owner=bob".into(),
+            status: tower_agent_auth::approval::ApprovalStatus::Pending,
+            created_at: now,
+            expires_at: now,
+            decided_by: None,
+            decided_at: None,
+            uses: None,
+            uses_remaining: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(LogNotifier.notify(&approval)).unwrap();
+        });
+        let logged = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains(r#"binding_message="Pay 1 EUR to X approval=apr_2 owner=bob""#),
+            "{logged}"
+        );
     }
 
     #[test]
