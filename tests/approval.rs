@@ -440,19 +440,18 @@ async fn an_approval_admits_only_the_request_it_was_asked_for() {
 async fn only_the_owner_or_an_admin_decides() {
     let app = app().await;
     let id = pay(&app, FIFTY).await.approval_id();
+    // Vera sees it but may not decide; to mallory, who may not see it, it does not exist.
     for user in ["vera", "mallory"] {
+        let expected = |refused: &Result<_, StoreError>| match user {
+            "vera" => matches!(refused, Err(StoreError::Forbidden { .. })),
+            _ => matches!(refused, Err(StoreError::UnknownApproval(_))),
+        };
         let refused = Managed::new(&app.store, user)
             .approve(&id, ApprovalBounds::default())
             .await;
-        assert!(
-            matches!(refused, Err(StoreError::Forbidden { .. })),
-            "{user}: {refused:?}"
-        );
+        assert!(expected(&refused), "{user}: {refused:?}");
         let refused = Managed::new(&app.store, user).deny(&id).await;
-        assert!(
-            matches!(refused, Err(StoreError::Forbidden { .. })),
-            "{user}: {refused:?}"
-        );
+        assert!(expected(&refused), "{user}: {refused:?}");
     }
     assert_eq!(
         app.store.approval(&id).await.unwrap().unwrap().status,
@@ -509,7 +508,28 @@ async fn the_management_api_lists_approves_and_denies_for_those_allowed() {
         None,
     )
     .await;
-    assert_eq!(one.status, StatusCode::FORBIDDEN);
+    // A stranger learns nothing from an id: the same 404 as for an id that names none, not
+    // the agent's slug.
+    assert_eq!(one.status, StatusCode::NOT_FOUND, "{}", one.body);
+    assert!(!one.body.to_string().contains("payer"), "{}", one.body);
+    for (method, path) in [
+        ("POST", format!("/api/approvals/{id}/approve")),
+        ("POST", format!("/api/approvals/{id}/deny")),
+        ("POST", format!("/api/approvals/{id}/revoke")),
+    ] {
+        let hidden = api(&app, method, &path, "mallory", Some(json!({}))).await;
+        assert_eq!(
+            hidden.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            hidden.body
+        );
+        assert!(
+            !hidden.body.to_string().contains("payer"),
+            "{}",
+            hidden.body
+        );
+    }
     let missing = api(&app, "GET", "/api/approvals/apr_0000", "alice", None).await;
     assert_eq!(
         (missing.status, missing.body["error"].as_str()),
@@ -588,6 +608,8 @@ async fn the_management_api_lists_approves_and_denies_for_those_allowed() {
     let granted: Vec<_> = events
         .iter()
         .filter(|e| e.action == AuditAction::ApprovalGranted)
+        // Mallory's attempt (answered 404) is recorded too.
+        .filter(|e| e.actor != Some("mallory".into()))
         .collect();
     assert_eq!(
         granted.len(),
@@ -596,6 +618,11 @@ async fn the_management_api_lists_approves_and_denies_for_those_allowed() {
     );
     assert_eq!(granted[0].actor, Some("vera".into()));
     assert_eq!(granted[0].outcome.as_str(), "denied");
+    let attempted = granted[0].detail.as_deref().unwrap_or_default();
+    assert!(
+        attempted.contains(id.as_str()),
+        "the refusal names the approval attempted: {attempted}"
+    );
     assert_eq!(granted[1].actor, Some("adam".into()));
     assert!(
         events

@@ -293,6 +293,42 @@ where
         operation: Operation,
         action: AuditAction,
     ) -> Result<Agent, StoreError> {
+        self.check_about(agent, operation, action, None).await
+    }
+
+    /// [`Managed::check`] of an operation on `approval` of the agent: a refusal is recorded
+    /// naming the approval attempted, and answered [`StoreError::UnknownApproval`] when the
+    /// actor may not even see the agent, so that an approval id tells a stranger nothing (not
+    /// the agent's slug, not that it exists).
+    async fn check_approval(
+        &self,
+        approval: &Approval,
+        operation: Operation,
+        action: AuditAction,
+    ) -> Result<Agent, StoreError> {
+        let about = format!("approval {}", approval.id);
+        match self
+            .check_about(&approval.agent_id, operation, action, Some(&about))
+            .await
+        {
+            Err(StoreError::Forbidden { .. } | StoreError::UnknownAgent(_))
+                if !self.may(&approval.agent_id, Operation::ViewAgent).await? =>
+            {
+                Err(StoreError::UnknownApproval(crate::store::shortened(
+                    approval.id.as_str(),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    async fn check_about(
+        &self,
+        agent: &AgentId,
+        operation: Operation,
+        action: AuditAction,
+        about: Option<&str>,
+    ) -> Result<Agent, StoreError> {
         let record = self
             .store
             .agent(agent)
@@ -304,9 +340,11 @@ where
             role = role.max(self.store.role_of(parent, &self.actor).await?);
         }
         if let Err(denied) = authorize(&self.actor, &record, role, operation) {
-            let mut event = self
-                .event(action, &record)
-                .detail(format!("denied: may not {}", operation.as_str()));
+            let detail = match about {
+                Some(about) => format!("denied: may not {} ({about})", operation.as_str()),
+                None => format!("denied: may not {}", operation.as_str()),
+            };
+            let mut event = self.event(action, &record).detail(detail);
             event.outcome = Outcome::Denied;
             self.record(event).await;
             return Err(denied);
@@ -665,13 +703,15 @@ where
     }
 
     /// One approval, if the actor may see its agent (any role). An approval of an agent they
-    /// may not see is [`StoreError::Forbidden`], as for the agent itself.
+    /// may not see is [`StoreError::UnknownApproval`], as for an id that names none: its id
+    /// tells a stranger nothing. Deciding one likewise; a user who may see it but not decide
+    /// is [`StoreError::Forbidden`].
     pub async fn approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
     where
         S: ApprovalGate,
     {
         let approval = self.find_approval(id).await?;
-        self.check(&approval.agent_id, Operation::ViewAgent, AuditAction::Read)
+        self.check_approval(&approval, Operation::ViewAgent, AuditAction::Read)
             .await?;
         Ok(approval)
     }
@@ -721,7 +761,7 @@ where
     {
         let asked = self.find_approval(id).await?;
         let record = self
-            .check(&asked.agent_id, Operation::DecideApproval, action)
+            .check_approval(&asked, Operation::DecideApproval, action)
             .await?;
         let decided = self
             .store
