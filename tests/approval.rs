@@ -831,3 +831,41 @@ async fn a_look_alike_message_is_a_bad_request_and_asks_nothing() {
     let plain = json!({"amount": 50, "to": "ACME Corp"}).to_string();
     assert_eq!(pay(&app, &plain).await.body["error"], "approval_required");
 }
+
+#[tokio::test]
+async fn approving_needs_no_body() {
+    let app = app().await;
+    let path = |id: &ApprovalId| format!("/api/approvals/{id}/approve");
+    // No body, no content type.
+    let id = pay(&app, FIFTY).await.approval_id();
+    let request = Request::post(path(&id))
+        .header("cookie", "session=alice")
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::empty())
+        .unwrap();
+    let approved = send(&app, request).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["uses"], 1, "{}", approved.body);
+    assert_eq!(pay(&app, FIFTY).await.status, StatusCode::CREATED);
+    // A JSON content type and an empty body.
+    let id = pay(&app, FIFTY).await.approval_id();
+    let approved = api(&app, "POST", &path(&id), "alice", None).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    // A body still must be JSON of known fields.
+    let id = pay(&app, FIFTY).await;
+    let id = if id.status == StatusCode::CREATED {
+        pay(&app, FIFTY).await.approval_id()
+    } else {
+        id.approval_id()
+    };
+    let request = Request::post(path(&id))
+        .header("cookie", "session=alice")
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/json")
+        .body(Body::from("{\"usess\": 2}"))
+        .unwrap();
+    assert_eq!(
+        send(&app, request).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}

@@ -1650,6 +1650,10 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(db: &Db) {
     hidden.fails_with("unknown approval");
     cli(db, &["approval", "revoke", &second, "--as", "adam"]).fails_with("not approved");
     cli(db, &["approval", "list", "--last", "1001"]).fails_with("at most 1000");
+    // The example given lies within an approval's bounds (not 30d, 2w).
+    let bad_window = cli(db, &["approval", "approve", &second, "--for", "xyz"]);
+    assert!(!bad_window.stderr.contains("2w"), "{}", bad_window.stderr);
+    bad_window.fails_with("12h or 1d (at most 1d)");
     let purged = cli(db, &["approval", "purge", "--older-than", "30d"]).ok();
     assert!(
         purged.stdout.contains("0 approvals purged"),

@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::{Body, Params};
+use super::body::{Body, OptionalBody, Params};
 use super::csrf::SameOriginLayer;
 use super::error::ApiError;
 use super::{pages, views};
@@ -95,7 +95,7 @@ where
 /// |---|---|
 /// | `GET /api/approvals?agent=…&status=…&last=…` | approvals of the agents the user may see (any role), newest first (`agent`: a slug; `status`: pending, approved, denied, used, expired; `last`: the newest N, default 100, at most 1,000) |
 /// | `GET /api/approvals/{id}` | one approval, with its details |
-/// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired)}`; owner or admin; 409 once decided or expired |
+/// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired; at most 1d)}`, or no body for the defaults; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/deny` | deny it; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/revoke` | withdraw an approval given earlier: it admits nothing more; owner or admin; 409 unless approved and unexpired |
 pub fn approvals_router<S>(state: ManageState<S>) -> Router
@@ -729,7 +729,7 @@ where
     Ok(Json(approval_view(&state.store, &approval).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Approve {
     uses: Option<u32>,
@@ -741,7 +741,8 @@ async fn approve<S>(
     State(state): State<ManageState<S>>,
     principal: Principal,
     Path(id): Path<String>,
-    Body(body): Body<Approve>,
+    // Every field has a default: no body at all approves once, until it would have expired.
+    OptionalBody(body): OptionalBody<Approve>,
 ) -> Result<Json<Value>, ApiError>
 where
     S: AgentStore + TokenStore + GrantStore + ApprovalGate,

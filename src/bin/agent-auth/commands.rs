@@ -791,8 +791,13 @@ async fn approvals<S: Store>(
             let id = by_id(&id)?;
             let mut bounds = ApprovalBounds::default().uses(uses);
             if let Some(window) = &valid_for {
-                bounds =
-                    bounds.valid_for(parse_duration(window).map_err(|e| format!("--for: {e}"))?);
+                // The library's examples (30d, 2w) lie beyond an approval's longest window.
+                let parsed = parse_duration(window).map_err(|_| {
+                    format!(
+                        "--for: invalid duration {window:?}: expected e.g. 90s, 15m, 12h or 1d (at most 1d)"
+                    )
+                })?;
+                bounds = bounds.valid_for(parsed);
             }
             let asked = store
                 .approval(&id)
