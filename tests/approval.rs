@@ -869,3 +869,30 @@ async fn approving_needs_no_body() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
 }
+
+/// A thread-scoped child of the supervised payer pays only once a person approves, as the
+/// payer itself does.
+#[tokio::test]
+async fn a_child_of_a_supervised_agent_waits_for_an_approval_too() {
+    let app = app().await;
+    let child = app
+        .store
+        .create_agent(NewAgent::child("payer-t1", app.supervised.1.clone()))
+        .await
+        .unwrap();
+    assert_eq!(child.agent_type, AgentType::Supervised);
+    let token = app
+        .store
+        .create_token(&child.id, NewToken::new("t1"))
+        .await
+        .unwrap();
+    let refused = pay_at(&app, "/payments", token.token.expose_secret(), FIFTY).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.body["error"], "approval_required");
+    Managed::new(&app.store, "alice")
+        .approve(&refused.approval_id(), ApprovalBounds::default())
+        .await
+        .unwrap();
+    let paid = pay_at(&app, "/payments", token.token.expose_secret(), FIFTY).await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+}
