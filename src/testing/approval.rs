@@ -472,10 +472,7 @@ impl crate::approval::ApprovalNotifier for Counting {
 
 /// Many identical requests at once, before and after an approved use, make one pending
 /// approval, tell the person once, and are all named that approval.
-pub async fn case_concurrent_identical_requests_make_one_approval<S: ApprovalStore>(env: Env<S>)
-where
-    S: Sync,
-{
+pub async fn case_concurrent_identical_requests_make_one_approval<S: ApprovalStore>(env: Env<S>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
