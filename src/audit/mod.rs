@@ -82,11 +82,11 @@ pub enum AuditAction {
     ApprovalGranted,
     /// A person denied a pending approval (the actor is who).
     ApprovalDenied,
-    /// An approved approval admitted a request: one of its uses spent.
-    ApprovalUsed,
     /// A person withdrew an approval given earlier (the actor is who): it admits nothing
     /// more.
     ApprovalRevoked,
+    /// An approved approval admitted a request: one of its uses spent.
+    ApprovalUsed,
 }
 
 impl AuditAction {
@@ -109,8 +109,8 @@ impl AuditAction {
             Self::ApprovalRequested => "approval_requested",
             Self::ApprovalGranted => "approval_granted",
             Self::ApprovalDenied => "approval_denied",
-            Self::ApprovalUsed => "approval_used",
             Self::ApprovalRevoked => "approval_revoked",
+            Self::ApprovalUsed => "approval_used",
         }
     }
 
@@ -144,8 +144,8 @@ impl AuditAction {
             Self::ApprovalRequested,
             Self::ApprovalGranted,
             Self::ApprovalDenied,
-            Self::ApprovalUsed,
             Self::ApprovalRevoked,
+            Self::ApprovalUsed,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)
@@ -466,8 +466,8 @@ mod tests {
             AuditAction::ApprovalRequested,
             AuditAction::ApprovalGranted,
             AuditAction::ApprovalDenied,
-            AuditAction::ApprovalUsed,
             AuditAction::ApprovalRevoked,
+            AuditAction::ApprovalUsed,
         ] {
             assert_eq!(AuditAction::parse(action.as_str()), Some(action));
         }
