@@ -472,7 +472,8 @@ impl ExecutionPrincipal {
     }
 
     /// Whether a person must approve this principal's critical actions: its agent, or any
-    /// agent it acts under, is [`AgentType::Supervised`].
+    /// agent it acts under, is [`AgentType::Supervised`] (the pipeline gives a thread-scoped
+    /// child of a supervised agent that type).
     pub fn is_supervised(&self) -> bool {
         self.agent
             .iter()

@@ -440,19 +440,18 @@ async fn an_approval_admits_only_the_request_it_was_asked_for() {
 async fn only_the_owner_or_an_admin_decides() {
     let app = app().await;
     let id = pay(&app, FIFTY).await.approval_id();
+    // Vera sees it but may not decide; to mallory, who may not see it, it does not exist.
     for user in ["vera", "mallory"] {
+        let expected = |refused: &Result<_, StoreError>| match user {
+            "vera" => matches!(refused, Err(StoreError::Forbidden { .. })),
+            _ => matches!(refused, Err(StoreError::UnknownApproval(_))),
+        };
         let refused = Managed::new(&app.store, user)
             .approve(&id, ApprovalBounds::default())
             .await;
-        assert!(
-            matches!(refused, Err(StoreError::Forbidden { .. })),
-            "{user}: {refused:?}"
-        );
+        assert!(expected(&refused), "{user}: {refused:?}");
         let refused = Managed::new(&app.store, user).deny(&id).await;
-        assert!(
-            matches!(refused, Err(StoreError::Forbidden { .. })),
-            "{user}: {refused:?}"
-        );
+        assert!(expected(&refused), "{user}: {refused:?}");
     }
     assert_eq!(
         app.store.approval(&id).await.unwrap().unwrap().status,
@@ -509,7 +508,28 @@ async fn the_management_api_lists_approves_and_denies_for_those_allowed() {
         None,
     )
     .await;
-    assert_eq!(one.status, StatusCode::FORBIDDEN);
+    // A stranger learns nothing from an id: the same 404 as for an id that names none, not
+    // the agent's slug.
+    assert_eq!(one.status, StatusCode::NOT_FOUND, "{}", one.body);
+    assert!(!one.body.to_string().contains("payer"), "{}", one.body);
+    for (method, path) in [
+        ("POST", format!("/api/approvals/{id}/approve")),
+        ("POST", format!("/api/approvals/{id}/deny")),
+        ("POST", format!("/api/approvals/{id}/revoke")),
+    ] {
+        let hidden = api(&app, method, &path, "mallory", Some(json!({}))).await;
+        assert_eq!(
+            hidden.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            hidden.body
+        );
+        assert!(
+            !hidden.body.to_string().contains("payer"),
+            "{}",
+            hidden.body
+        );
+    }
     let missing = api(&app, "GET", "/api/approvals/apr_0000", "alice", None).await;
     assert_eq!(
         (missing.status, missing.body["error"].as_str()),
@@ -588,6 +608,8 @@ async fn the_management_api_lists_approves_and_denies_for_those_allowed() {
     let granted: Vec<_> = events
         .iter()
         .filter(|e| e.action == AuditAction::ApprovalGranted)
+        // Mallory's attempt (answered 404) is recorded too.
+        .filter(|e| e.actor != Some("mallory".into()))
         .collect();
     assert_eq!(
         granted.len(),
@@ -596,6 +618,11 @@ async fn the_management_api_lists_approves_and_denies_for_those_allowed() {
     );
     assert_eq!(granted[0].actor, Some("vera".into()));
     assert_eq!(granted[0].outcome.as_str(), "denied");
+    let attempted = granted[0].detail.as_deref().unwrap_or_default();
+    assert!(
+        attempted.contains(id.as_str()),
+        "the refusal names the approval attempted: {attempted}"
+    );
     assert_eq!(granted[1].actor, Some("adam".into()));
     assert!(
         events
@@ -696,4 +723,176 @@ async fn the_gate_works_in_a_service_builder_stack() {
         call(app.supervised.0.clone()).await.status(),
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+async fn an_approval_given_can_be_revoked_and_then_admits_nothing() {
+    let app = app().await;
+    let id = pay(&app, FIFTY).await.approval_id();
+    // Not yet approved: nothing to revoke.
+    let early = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/revoke"),
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    let approved = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/approve"),
+        "alice",
+        Some(json!({"uses": 5, "valid_for": "1d"})),
+    )
+    .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(pay(&app, FIFTY).await.status, StatusCode::CREATED);
+    // Vera (operator) may not revoke, mallory not even see.
+    for user in ["vera", "mallory"] {
+        let refused = Managed::new(&app.store, user).revoke_approval(&id).await;
+        assert!(refused.is_err(), "{user}: {refused:?}");
+    }
+    let revoked = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/revoke"),
+        "adam",
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["status"], "denied");
+    let retry = pay(&app, FIFTY).await;
+    assert_eq!(retry.status, StatusCode::FORBIDDEN);
+    assert_eq!(retry.body["error"], "approval_denied", "{}", retry.body);
+    let again = api(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/revoke"),
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    app.writer.shutdown().await;
+    let events = app
+        .store
+        .events(&AuditFilter::agent(app.supervised.1.clone()))
+        .await
+        .unwrap();
+    let revocations: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == AuditAction::ApprovalRevoked && e.outcome.as_str() == "success")
+        .collect();
+    assert_eq!(revocations.len(), 1, "{events:?}");
+    assert_eq!(revocations[0].actor, Some("adam".into()));
+    assert!(
+        revocations[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains(id.as_str()) && d.contains("4 use(s) unspent")),
+        "{:?}",
+        revocations[0].detail
+    );
+}
+
+/// Payees that look like "ACME" but are not: the person would read "Pay 50 EUR to ACME".
+#[tokio::test]
+async fn a_look_alike_message_is_a_bad_request_and_asks_nothing() {
+    let app = app().await;
+    let padded = format!("ACME{}x", " ".repeat(35));
+    for to in [
+        "ACME\u{00a0}",
+        "ACME\u{3000}",
+        "ACME\u{2800}",
+        " ACME",
+        "ACME ",
+        padded.as_str(),
+        "AC\u{2009}ME",
+        "AC\u{3164}ME",
+        "AC\tME",
+    ] {
+        let body = json!({"amount": 50, "to": to}).to_string();
+        let refused = pay(&app, &body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{to:?}");
+        assert_eq!(refused.body["error"], "invalid_request", "{to:?}");
+    }
+    assert!(
+        app.store
+            .list_approvals(&ApprovalFilter::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A single space between words is fine.
+    let plain = json!({"amount": 50, "to": "ACME Corp"}).to_string();
+    assert_eq!(pay(&app, &plain).await.body["error"], "approval_required");
+}
+
+#[tokio::test]
+async fn approving_needs_no_body() {
+    let app = app().await;
+    let path = |id: &ApprovalId| format!("/api/approvals/{id}/approve");
+    // No body, no content type.
+    let id = pay(&app, FIFTY).await.approval_id();
+    let request = Request::post(path(&id))
+        .header("cookie", "session=alice")
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::empty())
+        .unwrap();
+    let approved = send(&app, request).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["uses"], 1, "{}", approved.body);
+    assert_eq!(pay(&app, FIFTY).await.status, StatusCode::CREATED);
+    // A JSON content type and an empty body.
+    let id = pay(&app, FIFTY).await.approval_id();
+    let approved = api(&app, "POST", &path(&id), "alice", None).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    // A body still must be JSON of known fields.
+    let id = pay(&app, FIFTY).await;
+    let id = if id.status == StatusCode::CREATED {
+        pay(&app, FIFTY).await.approval_id()
+    } else {
+        id.approval_id()
+    };
+    let request = Request::post(path(&id))
+        .header("cookie", "session=alice")
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/json")
+        .body(Body::from("{\"usess\": 2}"))
+        .unwrap();
+    assert_eq!(
+        send(&app, request).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+/// A thread-scoped child of the supervised payer pays only once a person approves, as the
+/// payer itself does.
+#[tokio::test]
+async fn a_child_of_a_supervised_agent_waits_for_an_approval_too() {
+    let app = app().await;
+    let child = app
+        .store
+        .create_agent(NewAgent::child("payer-t1", app.supervised.1.clone()))
+        .await
+        .unwrap();
+    assert_eq!(child.agent_type, AgentType::Supervised);
+    let token = app
+        .store
+        .create_token(&child.id, NewToken::new("t1"))
+        .await
+        .unwrap();
+    let refused = pay_at(&app, "/payments", token.token.expose_secret(), FIFTY).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.body["error"], "approval_required");
+    Managed::new(&app.store, "alice")
+        .approve(&refused.approval_id(), ApprovalBounds::default())
+        .await
+        .unwrap();
+    let paid = pay_at(&app, "/payments", token.token.expose_secret(), FIFTY).await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
 }

@@ -1647,6 +1647,23 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(db: &Db) {
     cli(db, &["approval", "approve", &second, "--as", "adam"]).fails_with("is denied, not pending");
     cli(db, &["approval", "deny", "apr_0000"]).fails_with("unknown approval");
     cli(db, &["approval", "list", "--status", "waiting"]).fails_with("invalid status");
+    // A stranger learns nothing from an id: unknown, as for one that names none.
+    cli(db, &["user", "add", "stan"]).ok();
+    let hidden = cli(db, &["approval", "show", &id, "--as", "stan"]);
+    assert!(!hidden.stderr.contains("payer"), "{}", hidden.stderr);
+    hidden.fails_with("unknown approval");
+    cli(db, &["approval", "revoke", &second, "--as", "adam"]).fails_with("not approved");
+    cli(db, &["approval", "list", "--last", "1001"]).fails_with("at most 1000");
+    // The example given lies within an approval's bounds (not 30d, 2w).
+    let bad_window = cli(db, &["approval", "approve", &second, "--for", "xyz"]);
+    assert!(!bad_window.stderr.contains("2w"), "{}", bad_window.stderr);
+    bad_window.fails_with("12h or 1d (at most 1d)");
+    let purged = cli(db, &["approval", "purge", "--older-than", "30d"]).ok();
+    assert!(
+        purged.stdout.contains("0 approvals purged"),
+        "{}",
+        purged.stdout
+    );
 
     // A graceful stop flushes the server's audit events.
     #[cfg(unix)]

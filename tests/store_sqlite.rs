@@ -414,3 +414,44 @@ async fn an_edited_migration_is_refused() {
         "{reopened:?}"
     );
 }
+
+/// A child stored before children inherited supervision (an `ephemeral` row under a
+/// supervised parent) still resolves to a supervised principal: the pipeline asks the parent.
+#[tokio::test]
+async fn a_legacy_unsupervised_child_of_a_supervised_agent_resolves_supervised() {
+    use tower_agent_auth::store::AgentType;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent-auth.db").display().to_string();
+    let users = testing::users();
+    let clock = testing::clock();
+    let store = SqliteStore::open(&path, testing::config(&users, &clock))
+        .await
+        .unwrap();
+    let payer = store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let child = store
+        .create_agent(NewAgent::child("payer-t1", payer.id.clone()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE agent_auth_agents SET agent_type = 'ephemeral' WHERE id = ?")
+        .bind(child.id.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let stored = store.agent(&child.id).await.unwrap().unwrap();
+    assert_eq!(stored.agent_type, AgentType::Ephemeral, "the legacy row");
+    let token = store
+        .create_token(&child.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let principal = testing::resolve(&store, token.token.expose_secret())
+        .await
+        .unwrap();
+    assert!(principal.is_supervised(), "its parent is supervised");
+    assert_eq!(
+        principal.agent_ref().unwrap().agent_type(),
+        AgentType::Supervised
+    );
+}

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
+    Requested, standing, too_many,
 };
 use crate::principal::UserId;
 use crate::store::StoreError;
@@ -33,6 +34,39 @@ impl MemoryApprovals {
         Ok(approval)
     }
 
+    /// What stands for `new`'s binding, or `new` kept: under the lock, so one of many
+    /// identical requests creates.
+    pub(crate) fn request(
+        &self,
+        new: NewApproval,
+        now: OffsetDateTime,
+    ) -> Result<Requested, StoreError> {
+        new.validate()?;
+        let mut approvals = self.lock();
+        let of_binding = approvals.iter().filter(|a| a.binding == new.binding);
+        if let Some(requested) = standing(of_binding, now) {
+            return Ok(requested);
+        }
+        let pending = approvals
+            .iter()
+            .filter(|a| a.token_id == new.token_id && a.status_at(now) == ApprovalStatus::Pending)
+            .map(|a| a.expires_at);
+        if let Some(refused) = too_many(new.max_pending, pending, now) {
+            return Ok(refused);
+        }
+        let approval = new.into_pending(ApprovalId::random()?, now)?;
+        approvals.push(approval.clone());
+        Ok(Requested::Created(approval))
+    }
+
+    /// Deletes those that expired before `cutoff` (Unix microseconds); how many.
+    pub(crate) fn purge(&self, cutoff: i64) -> usize {
+        let mut approvals = self.lock();
+        let before = approvals.len();
+        approvals.retain(|a| crate::store::prepare::micros(a.expires_at) >= cutoff);
+        before - approvals.len()
+    }
+
     pub(crate) fn get(&self, id: &ApprovalId) -> Option<Approval> {
         self.lock().iter().find(|a| a.id == *id).cloned()
     }
@@ -44,7 +78,10 @@ impl MemoryApprovals {
             .filter(|a| filter.matches(a, now))
             .cloned()
             .collect();
-        listed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        listed.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        if let Some(last) = filter.last {
+            listed.truncate(last);
+        }
         listed
     }
 

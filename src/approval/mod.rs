@@ -3,7 +3,8 @@
 //!
 //! The host marks some capabilities critical. When a principal that
 //! [`is_supervised`](crate::ExecutionPrincipal::is_supervised) (its agent, or any agent it acts
-//! under, is [`AgentType::Supervised`](crate::principal::AgentType::Supervised)) asks for one,
+//! under, is [`AgentType::Supervised`](crate::principal::AgentType::Supervised); a thread-scoped
+//! child of a supervised agent is supervised too) asks for one,
 //! [`Supervision::check`] refuses the request with `403 approval_required` and records a
 //! pending [`Approval`] of exactly what was asked: method, path, capability, agent, owner,
 //! token, delegation chain, the handler's structured details (a JSON object) and a short
@@ -16,6 +17,10 @@
 //! wait, and a capability outside the principal's ceiling stays an ordinary
 //! `403 insufficient_scope`.
 //!
+//! An approval given can be withdrawn while it stands
+//! ([`Managed::revoke_approval`](crate::store::Managed::revoke_approval), `agent-auth approval
+//! revoke`, `POST /api/approvals/{id}/revoke`): it admits nothing more.
+//!
 //! # Binding
 //!
 //! An approval is bound to the request's token, capability, method, path and details (as
@@ -27,12 +32,24 @@
 //!
 //! A pending approval expires after the [`Supervision::lifetime`] (10 minutes by default);
 //! a request matching a pending one is refused again with the same id, so retrying never
-//! piles up approvals. Approved, it admits a number of requests (default 1:
+//! piles up approvals: finding it and creating one are one atomic step
+//! ([`ApprovalGate::request_approval`]), so of many concurrent identical requests one creates
+//! (and alone tells the person) and the others are named it. Approved, it admits a number of requests (default 1:
 //! [`ApprovalBounds::uses`]) until it expires: by default when the pending approval would
 //! have, or a window from the decision ([`ApprovalBounds::valid_for`]). Denied, matching
 //! requests are refused with `approval_denied` until it expires; after that a request asks
 //! anew. Spending a use is atomic ([`ApprovalGate::consume_approval`]): of many concurrent
 //! retries of a single-use approval, on any number of nodes, exactly one is admitted.
+//!
+//! # Bounds on what piles up
+//!
+//! A token may have at most [`DEFAULT_MAX_PENDING`] approvals pending
+//! ([`Supervision::max_pending`]); beyond that a request is refused with
+//! [`ApprovalRejection::TooMany`] (`429`, `Retry-After`), nothing kept and nobody told. Lists
+//! ([`Managed::approvals`](crate::store::Managed::approvals)) show the newest
+//! [`DEFAULT_LISTED`] (at most [`MAX_LISTED`]) of the agents the user may see, filtered by the
+//! store. [`ApprovalGate::purge_approvals`] deletes approvals expired longer ago than a
+//! retention.
 //!
 //! # Storage
 //!
@@ -116,6 +133,14 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 /// The most uses one approval may be given.
 pub const MAX_USES: u32 = 1_000;
+/// The most approvals one token may have pending at once unless configured otherwise
+/// ([`Supervision::max_pending`]): 20.
+pub const DEFAULT_MAX_PENDING: u32 = 20;
+/// How many approvals a person's list shows unless asked otherwise
+/// ([`Managed::approvals`](crate::store::Managed::approvals)): the newest 100.
+pub const DEFAULT_LISTED: usize = 100;
+/// The most approvals one list shows: 1 000.
+pub const MAX_LISTED: usize = 1_000;
 /// The longest binding message, in bytes.
 pub const MAX_MESSAGE: usize = 200;
 /// The longest details, as canonical JSON, in bytes.
@@ -368,12 +393,18 @@ pub struct NewApproval {
     pub binding_message: String,
     /// How long it waits for a decision.
     pub lifetime: Duration,
+    /// The most approvals the token may have pending: beyond that
+    /// [`ApprovalGate::request_approval`] refuses ([`Requested::TooMany`]) and keeps nothing.
+    /// [`NewApproval::new`] sets [`DEFAULT_MAX_PENDING`]; `None` for no bound.
+    pub max_pending: Option<u32>,
 }
 
 impl NewApproval {
     /// The approval `principal` (an agent's) needs for `action`, waiting `lifetime` for a
-    /// decision. Refuses ([`StoreError::InvalidInput`]) a session principal, a message that
-    /// is blank, longer than [`MAX_MESSAGE`] bytes or has hidden characters, details that are
+    /// decision. Refuses ([`StoreError::InvalidInput`]) a session principal, a message longer
+    /// than [`MAX_MESSAGE`] bytes or that [`check_readable`] refuses (blank, leading or
+    /// trailing spaces, runs of spaces, whitespace but U+0020, blank-looking or hidden
+    /// characters), details that are
     /// not a JSON object or longer than [`MAX_DETAILS`], and a lifetime of zero or over
     /// [`MAX_LIFETIME`].
     pub fn new(
@@ -408,6 +439,7 @@ impl NewApproval {
             details: action.details_value().cloned(),
             binding_message: action.binding_message(),
             lifetime,
+            max_pending: Some(DEFAULT_MAX_PENDING),
         };
         new.validate()?;
         Ok(new)
@@ -418,13 +450,13 @@ impl NewApproval {
     pub fn validate(&self) -> Result<(), StoreError> {
         let invalid = |message: &str| Err(StoreError::InvalidInput(message.to_owned()));
         let message = &self.binding_message;
-        if message.trim().is_empty()
-            || message.len() > MAX_MESSAGE
-            || message.chars().any(is_hidden_char)
-        {
-            return invalid(
-                "binding message: 1-200 bytes, no control, invisible or bidirectional-override characters",
-            );
+        if message.is_empty() || message.len() > MAX_MESSAGE {
+            return invalid("binding message: 1-200 bytes");
+        }
+        if let Err(why) = check_readable(message) {
+            return Err(StoreError::InvalidInput(format!(
+                "binding message: {why} (what a person reads must be all there is)"
+            )));
         }
         match &self.details {
             None => {}
@@ -548,6 +580,11 @@ pub enum Decision {
     Approve(ApprovalBounds),
     /// Deny.
     Deny,
+    /// Withdraw an approval given earlier, while it is approved and unexpired: it is stored
+    /// `denied` with no uses left (its `decided_by` and `uses` stay the approver's), so it
+    /// admits nothing more and matching retries are refused with `approval_denied` until it
+    /// expires.
+    Revoke,
 }
 
 impl Decision {
@@ -565,6 +602,17 @@ impl Decision {
             bounds.validate()?;
         }
         let status = approval.status_at(now);
+        if *self == Self::Revoke {
+            if status != ApprovalStatus::Approved {
+                return Err(StoreError::ApprovalNotApproved {
+                    id: approval.id.to_string(),
+                    status: status.as_str(),
+                });
+            }
+            approval.status = ApprovalStatus::Denied;
+            approval.uses_remaining = Some(0);
+            return Ok(());
+        }
         if status != ApprovalStatus::Pending {
             return Err(StoreError::ApprovalNotPending {
                 id: approval.id.to_string(),
@@ -582,7 +630,7 @@ impl Decision {
                     approval.expires_at = crate::store::prepare::later(now, window)?;
                 }
             }
-            Self::Deny => approval.status = ApprovalStatus::Denied,
+            Self::Deny | Self::Revoke => approval.status = ApprovalStatus::Denied,
         }
         Ok(())
     }
@@ -600,6 +648,10 @@ pub struct ApprovalFilter {
     pub status: Option<ApprovalStatus>,
     /// Only those with this binding.
     pub binding: Option<ApprovalBinding>,
+    /// Only those of these agents (an empty list: none).
+    pub agents: Option<Vec<AgentId>>,
+    /// Only the newest this many ([`ApprovalFilter::last`]); every one if `None`.
+    pub last: Option<usize>,
 }
 
 impl ApprovalFilter {
@@ -632,13 +684,90 @@ impl ApprovalFilter {
         self
     }
 
-    /// Whether `approval` passes, at `now`.
+    /// Only those of these agents: what [`Managed::approvals`](crate::store::Managed::approvals)
+    /// narrows a list to, the agents the user may see.
+    pub fn agents(mut self, agents: impl IntoIterator<Item = AgentId>) -> Self {
+        self.agents = Some(agents.into_iter().collect());
+        self
+    }
+
+    /// Only the newest `n`.
+    pub fn last(mut self, n: usize) -> Self {
+        self.last = Some(n);
+        self
+    }
+
+    /// Whether `approval` passes, at `now` (every field but [`ApprovalFilter::last`]).
     pub fn matches(&self, approval: &Approval, now: OffsetDateTime) -> bool {
-        self.agent.as_ref().is_none_or(|a| *a == approval.agent_id)
+        self.agents
+            .as_ref()
+            .is_none_or(|agents| agents.contains(&approval.agent_id))
+            && self.agent.as_ref().is_none_or(|a| *a == approval.agent_id)
             && self.owner.as_ref().is_none_or(|o| *o == approval.owner)
             && self.status.is_none_or(|s| s == approval.status_at(now))
             && self.binding.as_ref().is_none_or(|b| *b == approval.binding)
     }
+}
+
+/// What asking for an approval found or made: see [`ApprovalGate::request_approval`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Requested {
+    /// A new pending approval, made by this call: only its caller tells the person and audits
+    /// `approval_requested`.
+    Created(Approval),
+    /// A pending approval of the same binding was there already: named again, nothing new.
+    Pending(Approval),
+    /// The newest approval of the same binding is denied and unexpired: the request is refused.
+    Denied(Approval),
+    /// The token has [`NewApproval::max_pending`] approvals pending already: nothing kept,
+    /// nobody told; one of them expires in `retry_after`.
+    TooMany {
+        /// Until the soonest of them expires.
+        retry_after: Duration,
+    },
+}
+
+/// What a store answers when `pending` approvals of the token (their expiries) stand and at
+/// most `max` may: [`Requested::TooMany`] with the wait until the soonest expires, or `None`.
+pub fn too_many(
+    max: Option<u32>,
+    pending: impl IntoIterator<Item = OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Option<Requested> {
+    let max = usize::try_from(max?).unwrap_or(usize::MAX);
+    let expiries: Vec<OffsetDateTime> = pending.into_iter().collect();
+    if expiries.len() < max {
+        return None;
+    }
+    let soonest = expiries.into_iter().min().unwrap_or(now);
+    let wait = (soonest - now).whole_seconds().max(1);
+    Some(Requested::TooMany {
+        retry_after: Duration::from_secs(u64::try_from(wait).unwrap_or(1)),
+    })
+}
+
+/// What stands for a request among the approvals of its binding (any order), at `now`: the
+/// newest pending or unexpired denied one decides (a denial after an expired pending one, a
+/// new ask after an expired denial); `None` when a new approval is to be asked for. Every
+/// store's [`ApprovalGate::request_approval`] decides with it.
+pub fn standing<'a>(
+    approvals: impl IntoIterator<Item = &'a Approval>,
+    now: OffsetDateTime,
+) -> Option<Requested> {
+    approvals
+        .into_iter()
+        .filter(|a| {
+            matches!(
+                a.status_at(now),
+                ApprovalStatus::Pending | ApprovalStatus::Denied
+            )
+        })
+        .max_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+        .map(|a| match a.status_at(now) {
+            ApprovalStatus::Pending => Requested::Pending(a.clone()),
+            _ => Requested::Denied(a.clone()),
+        })
 }
 
 /// The storage of approvals. Every store of this crate implements it; times are the store's
@@ -648,13 +777,45 @@ pub trait ApprovalGate: Send + Sync {
     /// Keeps a new pending approval, expiring `new.lifetime` from now, with a fresh id.
     async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError>;
 
+    /// Finds what stands for `new`'s binding ([`standing`]) or, if nothing does, keeps `new`
+    /// as a new pending approval ([`Requested::Created`]) — as one atomic step: of many
+    /// concurrent identical requests, on any number of nodes, one creates and every other is
+    /// named the same approval. The stores of this crate implement it atomically (a lock
+    /// held across the look and the insert). The default, for a store written before it,
+    /// lists and then creates: two steps, so two racing requests may both create, and it does
+    /// not bound [`NewApproval::max_pending`].
+    async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
+        let of_binding = ApprovalFilter::all().binding(new.binding.clone());
+        let mut found = self
+            .list_approvals(&of_binding.clone().status(ApprovalStatus::Pending))
+            .await?;
+        found.extend(
+            self.list_approvals(&of_binding.status(ApprovalStatus::Denied))
+                .await?,
+        );
+        // Both lists hold only pending or unexpired denied ones: any instant past them all
+        // keeps their status as read.
+        let at = found
+            .iter()
+            .map(|a| a.created_at)
+            .min()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        match standing(&found, at) {
+            Some(requested) => Ok(requested),
+            None => Ok(Requested::Created(self.create_approval(new).await?)),
+        }
+    }
+
     /// The approval with this id.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError>;
 
-    /// The approvals passing `filter`, oldest first (those of one instant by id).
+    /// The approvals passing `filter`, newest first (those of one instant by id, the
+    /// greatest first), at most [`ApprovalFilter::last`] of them. The stores of this crate
+    /// filter in the database, by an index on (agent, status, created).
     async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
 
-    /// Approves or denies a pending, unexpired approval as `by`, now.
+    /// Approves or denies a pending, unexpired approval as `by`, now, or revokes an approved,
+    /// unexpired one ([`Decision::Revoke`]; [`StoreError::ApprovalNotApproved`] otherwise).
     /// [`StoreError::UnknownApproval`] if there is none with this id,
     /// [`StoreError::ApprovalNotPending`] if it was decided already or expired: a decision is
     /// made once.
@@ -664,6 +825,17 @@ pub trait ApprovalGate: Send + Sync {
         by: &UserId,
         decision: Decision,
     ) -> Result<Approval, StoreError>;
+
+    /// Deletes the approvals that expired longer than `older_than` ago — pending, approved,
+    /// denied and used ones alike: every approval expires at most a day after its decision,
+    /// so none still usable goes — and says how many. The retention of approvals, as
+    /// [`TokenStore::purge`](crate::store::TokenStore::purge) is of tokens (the CLI's
+    /// `agent-auth approval purge --older-than 30d`). The default, for a store written
+    /// before, deletes nothing.
+    async fn purge_approvals(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let _ = older_than;
+        Ok(0)
+    }
 
     /// Spends one use of an approved, unexpired approval with this binding and returns it
     /// (its uses left after this one); `None` if there is none. Atomic: of concurrent
@@ -675,8 +847,85 @@ pub trait ApprovalGate: Send + Sync {
     ) -> Result<Option<Approval>, StoreError>;
 }
 
+/// Whether `c` shows as blank space without being U+0020: no-break, ideographic, Ogham,
+/// Braille-blank and Hangul-filler spaces, the typographic spaces U+2000–U+200A, and every
+/// other Unicode whitespace.
+pub fn is_blank_looking(c: char) -> bool {
+    (c.is_whitespace() && c != ' ')
+        || matches!(
+            c,
+            '\u{00A0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200A}'
+                    | '\u{202F}'
+                    | '\u{205F}'
+                    | '\u{2800}'
+                    | '\u{3000}'
+                    | '\u{3164}'
+                    | '\u{FFA0}'
+                    | '\u{115F}'
+                    | '\u{1160}'
+        )
+}
+
+/// Checks a text a person reads to decide — a binding message, or a part of one such as a
+/// payee — so that what they read is all there is: not blank, no leading or trailing space,
+/// no whitespace but single U+0020 spaces (no runs: `"ACME" + 35 spaces + "x"` would hide
+/// the `x`), no blank-looking ([`is_blank_looking`]), control, invisible or
+/// bidirectional-override characters. The error says which rule, in a few words.
+pub fn check_readable(text: &str) -> Result<(), &'static str> {
+    if text.trim().is_empty() {
+        return Err("blank");
+    }
+    if text.starts_with(' ') || text.ends_with(' ') {
+        return Err("leading or trailing space");
+    }
+    if text.contains("  ") {
+        return Err("runs of spaces");
+    }
+    if text.chars().any(is_blank_looking) {
+        return Err("whitespace other than single spaces, or blank-looking characters");
+    }
+    if text.chars().any(is_hidden_char) {
+        return Err("control, invisible or bidirectional-override characters");
+    }
+    Ok(())
+}
+
 /// An instant as RFC 3339, as answers and audit details show it.
 pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_text_that_reads_as_it_is_passes() {
+        for ok in ["Pay 50 EUR to ACME", "ACME Corp", "Zahle 50 € an Müller"] {
+            assert_eq!(check_readable(ok), Ok(()), "{ok:?}");
+        }
+        let padded = format!("ACME{}x", " ".repeat(35));
+        for bad in [
+            "ACME\u{00a0}",
+            "ACME\u{3000}",
+            "ACME\u{2800}",
+            "ACME\u{1680}",
+            "ACME\u{2007}",
+            "ACME\u{202f}",
+            "ACME\u{205f}",
+            "ACME\u{3164}",
+            " ACME",
+            "ACME ",
+            "AC\nME",
+            "AC\tME",
+            padded.as_str(),
+            "   ",
+            "",
+            "ACME\u{202e}",
+        ] {
+            assert!(check_readable(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -50,7 +50,8 @@ impl ApprovalSummary {
 /// `approval_denied`), an `Approval-Id` header ([`APPROVAL_ID`](super::APPROVAL_ID)) and a JSON body
 /// `{"error", "error_description", "approval_id", "expires_at", "binding_message"}`;
 /// `insufficient_scope` as [`PrincipalRejection`] does; `400 invalid_request` for a request
-/// whose approval cannot be asked for; `503` when the approvals cannot be read or written.
+/// whose approval cannot be asked for; `429` with `Retry-After` for a token with too many
+/// approvals pending; `503` when the approvals cannot be read or written.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ApprovalRejection {
@@ -63,18 +64,26 @@ pub enum ApprovalRejection {
     /// The approval cannot be asked for as the request stands (its message or details are not
     /// acceptable); the message says why.
     Invalid(String),
+    /// The token has as many approvals pending as it may
+    /// ([`Supervision::max_pending`](super::Supervision::max_pending)): `429` with
+    /// `Retry-After`, nothing kept, nobody told.
+    TooMany {
+        /// Until the soonest of them expires.
+        retry_after: std::time::Duration,
+    },
     /// The approvals could not be read or written: never admission.
     Unavailable,
 }
 
 impl ApprovalRejection {
-    /// The HTTP status: 403, 400 or 503.
+    /// The HTTP status: 403, 400, 429 or 503.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Required(_) | Self::Denied(_) | Self::InsufficientScope(_) => {
                 StatusCode::FORBIDDEN
             }
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -101,6 +110,10 @@ impl ApprovalRejection {
             ),
             Self::Denied(_) => ("approval_denied", "a person denied this request".to_owned()),
             Self::Invalid(message) => ("invalid_request", message.clone()),
+            Self::TooMany { .. } => (
+                "too_many_pending_approvals",
+                "too many approvals of this token wait for a person; retry later".to_owned(),
+            ),
             Self::Unavailable => (
                 "temporarily_unavailable",
                 "approvals cannot be checked right now".to_owned(),
@@ -117,6 +130,12 @@ impl ApprovalRejection {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Self::TooMany { retry_after } = self {
+            headers.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+        }
         if let Some(summary) = self.approval() {
             // Ids are `apr_` and hex, minted by the stores: always a valid header value.
             if let Ok(id) = HeaderValue::from_str(summary.id.as_str()) {
@@ -138,6 +157,11 @@ impl std::fmt::Display for ApprovalRejection {
             Self::Denied(s) => write!(f, "approval {} denied: {}", s.id, s.binding_message),
             Self::InsufficientScope(s) => write!(f, "missing capability `{}`", s.capability()),
             Self::Invalid(message) => write!(f, "approval cannot be asked for: {message}"),
+            Self::TooMany { retry_after } => write!(
+                f,
+                "too many approvals pending; retry after {} s",
+                retry_after.as_secs().max(1)
+            ),
             Self::Unavailable => f.write_str("approvals unavailable"),
         }
     }

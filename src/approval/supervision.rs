@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::rejection::ApprovalSummary;
 use super::{
-    Approval, ApprovalFilter, ApprovalGate, ApprovalNotifier, ApprovalRejection, ApprovalStatus,
-    DEFAULT_LIFETIME, NewApproval,
+    Approval, ApprovalGate, ApprovalNotifier, ApprovalRejection, DEFAULT_LIFETIME, NewApproval,
+    Requested,
 };
 use crate::ExecutionPrincipal;
 use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
@@ -52,7 +52,8 @@ impl CriticalAction {
     }
 
     /// What the person reads, in a few words ("Pay 50 EUR to ACME"; at most
-    /// [`MAX_MESSAGE`](super::MAX_MESSAGE) bytes, no hidden characters). Default: the method,
+    /// [`MAX_MESSAGE`](super::MAX_MESSAGE) bytes, and readable as it is:
+    /// [`check_readable`](super::check_readable)). Default: the method,
     /// path and capability.
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
@@ -95,6 +96,7 @@ pub struct Supervision<G> {
     gate: G,
     critical: Arc<CapabilitySet>,
     lifetime: Duration,
+    max_pending: Option<u32>,
     notifier: Option<Arc<dyn ApprovalNotifier>>,
     audit: Option<Arc<dyn AuditRecorder>>,
     clock: Arc<dyn Clock>,
@@ -119,6 +121,7 @@ impl<G: ApprovalGate> Supervision<G> {
             gate,
             critical: Arc::new(critical),
             lifetime: DEFAULT_LIFETIME,
+            max_pending: Some(super::DEFAULT_MAX_PENDING),
             notifier: None,
             audit: None,
             clock: Arc::new(SystemClock),
@@ -128,6 +131,15 @@ impl<G: ApprovalGate> Supervision<G> {
     /// How long a pending approval waits for a decision (default 10 minutes, at most a day).
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
+        self
+    }
+
+    /// The most approvals one token may have pending at once (default
+    /// [`DEFAULT_MAX_PENDING`](super::DEFAULT_MAX_PENDING); `None`: no bound). Beyond it a
+    /// request is refused with [`ApprovalRejection::TooMany`] (`429`, `Retry-After`): no
+    /// approval is kept and nobody is told, so an agent cannot flood its person.
+    pub fn max_pending(mut self, max: Option<u32>) -> Self {
+        self.max_pending = max;
         self
     }
 
@@ -167,7 +179,11 @@ impl<G: ApprovalGate> Supervision<G> {
     /// 3. an approved approval with this binding → one use spent (`approval_used`) → `Ok`;
     /// 4. a pending one → `Required` with its id again;
     /// 5. a denied, unexpired one → `Denied`;
-    /// 6. else a new pending approval (`approval_requested`), the notifier told → `Required`.
+    /// 6. the token has [`Supervision::max_pending`] pending already → `TooMany`;
+    /// 7. else a new pending approval (`approval_requested`), the notifier told → `Required`.
+    ///
+    /// Steps 4–7 are one atomic [`ApprovalGate::request_approval`]: of concurrent identical
+    /// requests one creates, and only it notifies and audits.
     ///
     /// A store error is `Unavailable`: never admission.
     pub async fn check(
@@ -183,7 +199,8 @@ impl<G: ApprovalGate> Supervision<G> {
         if !principal.is_supervised() || !self.is_critical(action.capability()) {
             return Ok(());
         }
-        let new = NewApproval::new(principal, action, self.lifetime).map_err(refusal)?;
+        let mut new = NewApproval::new(principal, action, self.lifetime).map_err(refusal)?;
+        new.max_pending = self.max_pending;
         if let Some(used) = self
             .gate
             .consume_approval(&new.binding)
@@ -202,26 +219,20 @@ impl<G: ApprovalGate> Supervision<G> {
             .await;
             return Ok(());
         }
-        let now = self.clock.now();
-        let standing = self
-            .gate
-            .list_approvals(&ApprovalFilter::all().binding(new.binding.clone()))
-            .await
-            .map_err(refusal)?;
-        // The newest decides: a denial after an expired pending one, a new ask after an
-        // expired denial.
-        for approval in standing.iter().rev() {
-            match approval.status_at(now) {
-                ApprovalStatus::Pending => {
-                    return Err(ApprovalRejection::Required(ApprovalSummary::of(approval)));
-                }
-                ApprovalStatus::Denied => {
-                    return Err(ApprovalRejection::Denied(ApprovalSummary::of(approval)));
-                }
-                _ => {}
+        // One atomic step: of many identical requests racing, one creates (and alone tells
+        // the person and audits it); every other is named that approval.
+        let approval = match self.gate.request_approval(new).await.map_err(refusal)? {
+            Requested::Created(approval) => approval,
+            Requested::Pending(approval) => {
+                return Err(ApprovalRejection::Required(ApprovalSummary::of(&approval)));
             }
-        }
-        let approval = self.gate.create_approval(new).await.map_err(refusal)?;
+            Requested::Denied(approval) => {
+                return Err(ApprovalRejection::Denied(ApprovalSummary::of(&approval)));
+            }
+            Requested::TooMany { retry_after } => {
+                return Err(ApprovalRejection::TooMany { retry_after });
+            }
+        };
         let mut detail = format!(
             "approval {} requested: {} {} needs {}; {:?}",
             approval.id,

@@ -82,6 +82,9 @@ pub enum AuditAction {
     ApprovalGranted,
     /// A person denied a pending approval (the actor is who).
     ApprovalDenied,
+    /// A person withdrew an approval given earlier (the actor is who): it admits nothing
+    /// more.
+    ApprovalRevoked,
     /// An approved approval admitted a request: one of its uses spent.
     ApprovalUsed,
     /// A person completed a task: every live token minted for it (and delegated from one)
@@ -109,6 +112,7 @@ impl AuditAction {
             Self::ApprovalRequested => "approval_requested",
             Self::ApprovalGranted => "approval_granted",
             Self::ApprovalDenied => "approval_denied",
+            Self::ApprovalRevoked => "approval_revoked",
             Self::ApprovalUsed => "approval_used",
             Self::TaskCompleted => "task_completed",
         }
@@ -144,6 +148,7 @@ impl AuditAction {
             Self::ApprovalRequested,
             Self::ApprovalGranted,
             Self::ApprovalDenied,
+            Self::ApprovalRevoked,
             Self::ApprovalUsed,
             Self::TaskCompleted,
         ]
@@ -466,6 +471,7 @@ mod tests {
             AuditAction::ApprovalRequested,
             AuditAction::ApprovalGranted,
             AuditAction::ApprovalDenied,
+            AuditAction::ApprovalRevoked,
             AuditAction::ApprovalUsed,
         ] {
             assert_eq!(AuditAction::parse(action.as_str()), Some(action));

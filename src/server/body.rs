@@ -28,6 +28,41 @@ where
     }
 }
 
+/// A JSON body whose every field has a default: an empty body (none, or only whitespace,
+/// whatever its content type) is `T::default()`; anything else is read as [`Body`] reads it.
+pub(crate) struct OptionalBody<T>(pub(crate) T);
+
+/// The most an optional body is read before it is refused: they are a few fields.
+const OPTIONAL_BODY_LIMIT: usize = 64 * 1024;
+
+impl<T, S> FromRequest<S> for OptionalBody<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let bytes = ::axum::body::to_bytes(body, OPTIONAL_BODY_LIMIT)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("body: at most {OPTIONAL_BODY_LIMIT} bytes"),
+                )
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        let request = Request::from_parts(parts, ::axum::body::Body::from(bytes));
+        Body::<T>::from_request(request, state)
+            .await
+            .map(|Body(value)| Self(value))
+    }
+}
+
 fn json_error(rejection: &JsonRejection) -> ApiError {
     let status = rejection.status();
     let code = match status {

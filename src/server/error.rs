@@ -39,7 +39,8 @@ impl From<StoreError> for ApiError {
             | StoreError::UnknownApproval(_) => (StatusCode::NOT_FOUND, "not_found"),
             StoreError::DuplicateSlug(_)
             | StoreError::DuplicateToken
-            | StoreError::ApprovalNotPending { .. } => (StatusCode::CONFLICT, "conflict"),
+            | StoreError::ApprovalNotPending { .. }
+            | StoreError::ApprovalNotApproved { .. } => (StatusCode::CONFLICT, "conflict"),
             StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             // Minting failed (no entropy): the server's fault, not the request's.
             StoreError::Token(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::{Body, Params};
+use super::body::{Body, OptionalBody, Params};
 use super::csrf::SameOriginLayer;
 use super::error::ApiError;
 use super::{pages, views};
@@ -93,10 +93,11 @@ where
 ///
 /// | route | does |
 /// |---|---|
-/// | `GET /api/approvals?agent=…&status=…` | approvals of the agents the user may see (any role), oldest first (`agent`: a slug; `status`: pending, approved, denied, used, expired) |
+/// | `GET /api/approvals?agent=…&status=…&last=…` | approvals of the agents the user may see (any role), newest first (`agent`: a slug; `status`: pending, approved, denied, used, expired; `last`: the newest N, default 100, at most 1,000) |
 /// | `GET /api/approvals/{id}` | one approval, with its details |
-/// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired)}`; owner or admin; 409 once decided or expired |
+/// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired; at most 1d)}`, or no body for the defaults; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/deny` | deny it; owner or admin; 409 once decided or expired |
+/// | `POST /api/approvals/{id}/revoke` | withdraw an approval given earlier: it admits nothing more; owner or admin; 409 unless approved and unexpired |
 pub fn approvals_router<S>(state: ManageState<S>) -> Router
 where
     S: AgentStore + TokenStore + GrantStore + ApprovalGate + Clone + Send + Sync + 'static,
@@ -106,6 +107,7 @@ where
         .route("/api/approvals/{id}", get(show_approval::<S>))
         .route("/api/approvals/{id}/approve", post(approve::<S>))
         .route("/api/approvals/{id}/deny", post(deny::<S>))
+        .route("/api/approvals/{id}/revoke", post(revoke::<S>))
         .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
 }
@@ -650,6 +652,8 @@ struct ApprovalQuery {
     /// An agent's slug.
     agent: Option<String>,
     status: Option<String>,
+    /// The newest this many (default 100, at most 1000).
+    last: Option<usize>,
 }
 
 /// An approval as the API shows it: the view, with its agent's slug.
@@ -689,10 +693,25 @@ where
             .ok_or_else(|| invalid("status: pending, approved, denied, used or expired"))?;
         filter = filter.status(status);
     }
+    if let Some(last) = query.last {
+        filter = filter.last(last);
+    }
     let approvals = managed(&state, user).approvals(&filter).await?;
     let mut views = Vec::with_capacity(approvals.len());
+    // One lookup per agent, not per approval.
+    let mut slugs = std::collections::HashMap::new();
+    let now = state.store.clock().now();
     for approval in &approvals {
-        views.push(approval_view(&state.store, approval).await?);
+        let mut view = views::approval(approval, now);
+        if !slugs.contains_key(&approval.agent_id) {
+            let slug = match state.store.agent(&approval.agent_id).await? {
+                Some(agent) => json!(&*agent.slug),
+                None => Value::Null,
+            };
+            slugs.insert(approval.agent_id.clone(), slug);
+        }
+        view["agent"] = slugs[&approval.agent_id].clone();
+        views.push(view);
     }
     Ok(Json(Value::Array(views)))
 }
@@ -710,7 +729,7 @@ where
     Ok(Json(approval_view(&state.store, &approval).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Approve {
     uses: Option<u32>,
@@ -722,7 +741,8 @@ async fn approve<S>(
     State(state): State<ManageState<S>>,
     principal: Principal,
     Path(id): Path<String>,
-    Body(body): Body<Approve>,
+    // Every field has a default: no body at all approves once, until it would have expired.
+    OptionalBody(body): OptionalBody<Approve>,
 ) -> Result<Json<Value>, ApiError>
 where
     S: AgentStore + TokenStore + GrantStore + ApprovalGate,
@@ -754,4 +774,19 @@ where
     let user = person(&principal)?;
     let denied = managed(&state, user).deny(&approval_id(&id)?).await?;
     Ok(Json(approval_view(&state.store, &denied).await?))
+}
+
+async fn revoke<S>(
+    State(state): State<ManageState<S>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+{
+    let user = person(&principal)?;
+    let revoked = managed(&state, user)
+        .revoke_approval(&approval_id(&id)?)
+        .await?;
+    Ok(Json(approval_view(&state.store, &revoked).await?))
 }

@@ -293,6 +293,42 @@ where
         operation: Operation,
         action: AuditAction,
     ) -> Result<Agent, StoreError> {
+        self.check_about(agent, operation, action, None).await
+    }
+
+    /// [`Managed::check`] of an operation on `approval` of the agent: a refusal is recorded
+    /// naming the approval attempted, and answered [`StoreError::UnknownApproval`] when the
+    /// actor may not even see the agent, so that an approval id tells a stranger nothing (not
+    /// the agent's slug, not that it exists).
+    async fn check_approval(
+        &self,
+        approval: &Approval,
+        operation: Operation,
+        action: AuditAction,
+    ) -> Result<Agent, StoreError> {
+        let about = format!("approval {}", approval.id);
+        match self
+            .check_about(&approval.agent_id, operation, action, Some(&about))
+            .await
+        {
+            Err(StoreError::Forbidden { .. } | StoreError::UnknownAgent(_))
+                if !self.may(&approval.agent_id, Operation::ViewAgent).await? =>
+            {
+                Err(StoreError::UnknownApproval(crate::store::shortened(
+                    approval.id.as_str(),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    async fn check_about(
+        &self,
+        agent: &AgentId,
+        operation: Operation,
+        action: AuditAction,
+        about: Option<&str>,
+    ) -> Result<Agent, StoreError> {
         let record = self
             .store
             .agent(agent)
@@ -304,9 +340,11 @@ where
             role = role.max(self.store.role_of(parent, &self.actor).await?);
         }
         if let Err(denied) = authorize(&self.actor, &record, role, operation) {
-            let mut event = self
-                .event(action, &record)
-                .detail(format!("denied: may not {}", operation.as_str()));
+            let detail = match about {
+                Some(about) => format!("denied: may not {} ({about})", operation.as_str()),
+                None => format!("denied: may not {}", operation.as_str()),
+            };
+            let mut event = self.event(action, &record).detail(detail);
             event.outcome = Outcome::Denied;
             self.record(event).await;
             return Err(denied);
@@ -619,38 +657,61 @@ where
             .map_err(|crate::audit::AuditError::Unavailable(e)| StoreError::Unavailable(e))
     }
 
-    /// The approvals passing `filter` of the agents the actor may see (any role), oldest
-    /// first.
+    /// The approvals passing `filter` of the agents the actor may see (any role, as for the
+    /// agent itself), newest first: the newest [`ApprovalFilter::last`] of them (default
+    /// [`DEFAULT_LISTED`](crate::approval::DEFAULT_LISTED), at most [`MAX_LISTED`](crate::approval::MAX_LISTED); more is
+    /// [`StoreError::InvalidInput`]). The store filters by those agents and the status
+    /// itself, so a user who may see no agent reads no approval.
     pub async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>
     where
         S: ApprovalGate,
     {
-        let mut visible = std::collections::HashMap::new();
-        let mut shown = Vec::new();
-        for approval in self.store.list_approvals(filter).await? {
-            let may = match visible.get(&approval.agent_id) {
-                Some(may) => *may,
-                None => {
-                    let may = self.may(&approval.agent_id, Operation::ViewAgent).await?;
-                    visible.insert(approval.agent_id.clone(), may);
-                    may
+        let last = filter.last.unwrap_or(crate::approval::DEFAULT_LISTED);
+        if last > crate::approval::MAX_LISTED {
+            return Err(StoreError::InvalidInput(format!(
+                "last: at most {}",
+                crate::approval::MAX_LISTED
+            )));
+        }
+        let mut visible = Vec::new();
+        match &filter.agent {
+            Some(agent) => {
+                if self.may(agent, Operation::ViewAgent).await? {
+                    visible.push(agent.clone());
                 }
-            };
-            if may {
-                shown.push(approval);
+            }
+            None => {
+                for agent in self.store.list_agents().await? {
+                    if self.may_on(&agent, Operation::ViewAgent).await? {
+                        visible.push(agent.id.clone());
+                    }
+                }
             }
         }
-        Ok(shown)
+        if let Some(asked) = &filter.agents {
+            visible.retain(|agent| asked.contains(agent));
+        }
+        if visible.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = ApprovalFilter {
+            agents: Some(visible),
+            last: Some(last),
+            ..filter.clone()
+        };
+        self.store.list_approvals(&filter).await
     }
 
     /// One approval, if the actor may see its agent (any role). An approval of an agent they
-    /// may not see is [`StoreError::Forbidden`], as for the agent itself.
+    /// may not see is [`StoreError::UnknownApproval`], as for an id that names none: its id
+    /// tells a stranger nothing. Deciding one likewise; a user who may see it but not decide
+    /// is [`StoreError::Forbidden`].
     pub async fn approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
     where
         S: ApprovalGate,
     {
         let approval = self.find_approval(id).await?;
-        self.check(&approval.agent_id, Operation::ViewAgent, AuditAction::Read)
+        self.check_approval(&approval, Operation::ViewAgent, AuditAction::Read)
             .await?;
         Ok(approval)
     }
@@ -678,6 +739,17 @@ where
             .await
     }
 
+    /// Withdraws an approval given earlier while it is approved and unexpired: owner or admin
+    /// of its agent. It admits nothing more (stored `denied`, no uses left); matching retries
+    /// are refused until it expires. Recorded as `approval_revoked`.
+    pub async fn revoke_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
+    where
+        S: ApprovalGate,
+    {
+        self.decide(id, Decision::Revoke, AuditAction::ApprovalRevoked)
+            .await
+    }
+
     async fn decide(
         &self,
         id: &ApprovalId,
@@ -689,7 +761,7 @@ where
     {
         let asked = self.find_approval(id).await?;
         let record = self
-            .check(&asked.agent_id, Operation::DecideApproval, action)
+            .check_approval(&asked, Operation::DecideApproval, action)
             .await?;
         let decided = self
             .store
@@ -705,6 +777,11 @@ where
                     format!("{} uses", bounds.uses_value())
                 },
                 crate::approval::rfc3339(decided.expires_at),
+                decided.binding_message
+            ),
+            Decision::Revoke => format!(
+                "approval {id} revoked ({} use(s) unspent); {:?}",
+                asked.uses_remaining.unwrap_or(0),
                 decided.binding_message
             ),
             _ => format!("approval {id} denied; {:?}", decided.binding_message),
@@ -733,11 +810,20 @@ where
         let Some(record) = self.store.agent(agent).await? else {
             return Ok(false);
         };
+        self.may_on(&record, operation).await
+    }
+
+    /// [`Managed::may`] on an agent read already.
+    async fn may_on(&self, record: &Agent, operation: Operation) -> Result<bool, StoreError> {
+        let agent = &record.id;
+        if record.owner == self.actor {
+            return Ok(true);
+        }
         let mut role = self.store.role_of(agent, &self.actor).await?;
         if let Some(parent) = &record.parent {
             role = role.max(self.store.role_of(parent, &self.actor).await?);
         }
-        Ok(authorize(&self.actor, &record, role, operation).is_ok())
+        Ok(authorize(&self.actor, record, role, operation).is_ok())
     }
 }
 

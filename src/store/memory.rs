@@ -1124,6 +1124,18 @@ impl ApprovalGate for MemoryStore {
         self.inner.approvals.create(new, self.now())
     }
 
+    async fn request_approval(
+        &self,
+        new: NewApproval,
+    ) -> Result<crate::approval::Requested, StoreError> {
+        self.inner.approvals.request(new, self.now())
+    }
+
+    async fn purge_approvals(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
+        let cutoff = prepare::purge_cutoff(self.now(), older_than);
+        Ok(self.inner.approvals.purge(cutoff))
+    }
+
     async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
         Ok(self.inner.approvals.get(id))
     }

@@ -121,6 +121,15 @@ pub enum StoreError {
         /// Where it stands (`approved`, `denied`, `used`, `expired`).
         status: &'static str,
     },
+    /// The approval is not approved and usable (pending, denied, used or expired): only an
+    /// approved one can be revoked.
+    #[error("approval {id:?} is {status}, not approved")]
+    ApprovalNotApproved {
+        /// The approval named.
+        id: String,
+        /// Where it stands (`pending`, `denied`, `used`, `expired`).
+        status: &'static str,
+    },
     /// Minting failed.
     #[error(transparent)]
     Token(#[from] TokenError),

@@ -7,7 +7,7 @@ use super::config::StoreConfig;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::model::{Agent, AgentStatus, ImportedToken, NewAgent, NewToken, TokenInfo};
+use super::model::{Agent, AgentStatus, AgentType, ImportedToken, NewAgent, NewToken, TokenInfo};
 use super::{StoreError, display_prefix, random_id, validate_label};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AgentId, TokenId};
@@ -305,11 +305,17 @@ pub(crate) fn prepare_agent(
             )
         }
     };
+    // A child of a supervised agent is supervised whatever type it was asked with: its
+    // critical actions wait for the person its parent's do.
+    let agent_type = match parent {
+        Some(parent) if parent.agent_type == AgentType::Supervised => AgentType::Supervised,
+        _ => new.agent_type,
+    };
     Ok(Agent {
         id: AgentId::new(random_id("agt")?),
         slug: new.slug.into(),
         owner,
-        agent_type: new.agent_type,
+        agent_type,
         status: AgentStatus::Active,
         policy: Arc::new(new.policy),
         created_at: now,

@@ -69,7 +69,7 @@ use arc_swap::ArcSwapOption;
 
 use super::config::StoreConfig;
 use super::directory::UserRecord;
-use super::model::{Agent, AgentStatus, TokenInfo};
+use super::model::{Agent, AgentStatus, AgentType, TokenInfo};
 use crate::ceiling::{CapabilityCeiling, LayerSource, Policy};
 use crate::principal::{
     AgentRef, DelegationLink, ExecutionPrincipal, Principal, TaskScope, TokenId,
@@ -467,6 +467,17 @@ fn intersect(
     }
 }
 
+/// The type a principal's agent acts as: its own, but [`AgentType::Supervised`] when it is a
+/// thread-scoped child of a supervised agent, so that
+/// [`is_supervised`](crate::ExecutionPrincipal::is_supervised) holds for a child however it
+/// was stored (a child created before children inherited supervision included).
+fn effective_type(agent: &Agent, parent: Option<&Agent>) -> AgentType {
+    match parent {
+        Some(parent) if parent.agent_type == AgentType::Supervised => AgentType::Supervised,
+        _ => agent.agent_type,
+    }
+}
+
 /// The principal of an agent token: owner role ∩ (for a task token) the delegating person's
 /// role ∩ the orchestrator's policy ∩ for each link up the chain, root first, its agent's
 /// parent policy, agent policy and token capabilities ∩ parent policy (for a child) ∩ agent
@@ -509,7 +520,7 @@ fn agent_principal<R: StoredToken>(
         scopes = intersect(scopes.as_ref(), link_agent.scopes.as_ref());
         modes = intersect(modes.as_ref(), link_agent.modes.as_ref());
         let link_ref = AgentRef::new(link_agent.id.clone(), link_agent.slug.clone())
-            .with_type(link_agent.agent_type)
+            .with_type(effective_type(&link_agent, link_parent.as_deref()))
             .with_parent(link_agent.parent.clone())
             .with_scopes(link_agent.scopes.clone())
             .with_modes(link_agent.modes.clone());
@@ -523,7 +534,7 @@ fn agent_principal<R: StoredToken>(
         ceiling = ceiling.narrowed_by(LayerSource::Token, policy);
     }
     let agent_ref = AgentRef::new(agent.id.clone(), agent.slug.clone())
-        .with_type(agent.agent_type)
+        .with_type(effective_type(agent, parent.as_deref()))
         .with_parent(agent.parent.clone())
         .with_scopes(scopes)
         .with_modes(modes);
@@ -967,7 +978,6 @@ mod tests {
 
     use super::*;
     use crate::principal::{AgentId, UserId};
-    use crate::store::model::AgentType;
 
     const NOW: i128 = 1_767_225_600_000_000_000;
 

@@ -82,9 +82,25 @@ pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env:
         .unwrap();
     assert_eq!(
         ids(all),
-        [created.id.clone(), other.id.clone()],
-        "oldest first"
+        [other.id.clone(), created.id.clone()],
+        "newest first"
     );
+    assert_eq!(
+        ids(env
+            .store
+            .list_approvals(&ApprovalFilter::all().last(1))
+            .await
+            .unwrap()),
+        std::slice::from_ref(&other.id),
+        "the newest one"
+    );
+    let of_agents = ApprovalFilter::all().agents([created.agent_id.clone()]);
+    assert_eq!(
+        ids(env.store.list_approvals(&of_agents).await.unwrap()),
+        std::slice::from_ref(&created.id)
+    );
+    let of_none = ApprovalFilter::all().agents([]);
+    assert!(env.store.list_approvals(&of_none).await.unwrap().is_empty());
     let by_agent = ApprovalFilter::all().agent(created.agent_id.clone());
     assert_eq!(
         ids(env.store.list_approvals(&by_agent).await.unwrap()),
@@ -388,5 +404,315 @@ pub async fn case_approvals_expire<S: ApprovalStore>(env: Env<S>) {
         env.store.consume_approval(&windowed.binding).await.unwrap(),
         None,
         "window over"
+    );
+}
+
+/// A thread-scoped child of a supervised agent is supervised: created so (whatever type it was
+/// asked with), and its token's principal waits for a person's approval as its parent's does.
+pub async fn case_a_child_of_a_supervised_agent_is_supervised<S: ApprovalStore>(env: Env<S>) {
+    let payer = env
+        .store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    for (slug, asked_type) in [
+        ("payer-t1", None),
+        ("payer-t2", Some(AgentType::Autonomous)),
+        ("payer-t3", Some(AgentType::Ephemeral)),
+    ] {
+        let mut new = NewAgent::child(slug, payer.id.clone());
+        if let Some(agent_type) = asked_type {
+            new = new.with_type(agent_type);
+        }
+        let child = env.store.create_agent(new).await.unwrap();
+        assert_eq!(child.agent_type, AgentType::Supervised, "{slug}");
+        let token = env.token(&child.id, NewToken::new("t")).await;
+        let principal = env.resolve(&token).await.unwrap();
+        assert!(principal.is_supervised(), "{slug}");
+        let supervision = crate::approval::Supervision::new(
+            env.store.clone(),
+            crate::ceiling::CapabilitySet::parse(["posts:publish"]).unwrap(),
+        );
+        let action = CriticalAction::new("posts:publish", &http::Method::POST, "/posts");
+        let refused = supervision.check(&principal, &action).await;
+        assert!(
+            matches!(
+                refused,
+                Err(crate::approval::ApprovalRejection::Required(_))
+            ),
+            "{slug}: {refused:?}"
+        );
+    }
+    // A child of an agent that is not supervised keeps the type it was asked with.
+    let plain = env.agent("plain").await;
+    let child = env
+        .store
+        .create_agent(NewAgent::child("plain-t1", plain.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(child.agent_type, AgentType::Ephemeral);
+    let token = env.token(&child.id, NewToken::new("t")).await;
+    assert!(!env.resolve(&token).await.unwrap().is_supervised());
+}
+
+/// Counts the approvals it is told about.
+#[derive(Clone, Default)]
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait::async_trait]
+impl crate::approval::ApprovalNotifier for Counting {
+    async fn notify(
+        &self,
+        _approval: &crate::approval::Approval,
+    ) -> Result<(), crate::reason::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Many identical requests at once, before and after an approved use, make one pending
+/// approval, tell the person once, and are all named that approval.
+pub async fn case_concurrent_identical_requests_make_one_approval<S: ApprovalStore>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let token = env.token(&agent.id, NewToken::new("t")).await;
+    let principal = std::sync::Arc::new(env.resolve(&token).await.unwrap());
+    let told = Counting::default();
+    let supervision = crate::approval::Supervision::new(
+        env.store.clone(),
+        crate::ceiling::CapabilitySet::parse(["posts:publish"]).unwrap(),
+    )
+    .notifier(told.clone())
+    .clock(env.clock.clone());
+    let action = CriticalAction::new("posts:publish", &http::Method::POST, "/posts")
+        .details(json!({"title": "launch"}))
+        .message("Publish \"launch\"");
+    let burst = || async {
+        let checks: Vec<_> = (0..50)
+            .map(|_| {
+                let (supervision, principal, action) =
+                    (supervision.clone(), principal.clone(), action.clone());
+                tokio::spawn(async move { supervision.check(&principal, &action).await })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for check in checks {
+            match check.await.unwrap() {
+                Err(crate::approval::ApprovalRejection::Required(asked)) => {
+                    ids.insert(asked.id().clone());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        ids
+    };
+    let pending = ApprovalFilter::all().status(ApprovalStatus::Pending);
+    let first = burst().await;
+    assert_eq!(first.len(), 1, "every request is named one approval");
+    assert_eq!(
+        env.store.list_approvals(&pending).await.unwrap().len(),
+        1,
+        "one pending approval"
+    );
+    assert_eq!(told.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Approved and used once: the next burst asks again, once.
+    let id = first.into_iter().next().unwrap();
+    env.store
+        .decide_approval(
+            &id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await
+        .unwrap();
+    supervision.check(&principal, &action).await.unwrap();
+    let second = burst().await;
+    assert_eq!(second.len(), 1);
+    assert!(!second.contains(&id));
+    assert_eq!(env.store.list_approvals(&pending).await.unwrap().len(), 1);
+    assert_eq!(told.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A token may have only so many approvals pending: beyond that a request is refused (`429`,
+/// nothing kept, nobody told); expired approvals are purged after the retention; a person's
+/// list holds only the agents they may see, newest first, bounded.
+pub async fn case_approvals_are_bounded_listed_and_purged<S: ApprovalStore>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let token = env.token(&agent.id, NewToken::new("t")).await;
+    let principal = env.resolve(&token).await.unwrap();
+    let told = Counting::default();
+    let supervision = crate::approval::Supervision::new(
+        env.store.clone(),
+        crate::ceiling::CapabilitySet::parse(["posts:publish"]).unwrap(),
+    )
+    .notifier(told.clone())
+    .clock(env.clock.clone());
+    let publish = |n: usize| {
+        CriticalAction::new("posts:publish", &http::Method::POST, "/posts")
+            .details(json!({ "n": n }))
+            .message(format!("Publish post {n}"))
+    };
+    let max = crate::approval::DEFAULT_MAX_PENDING as usize;
+    for n in 0..max {
+        env.clock.advance(Duration::from_millis(1));
+        let asked = supervision.check(&principal, &publish(n)).await;
+        assert!(
+            matches!(asked, Err(crate::approval::ApprovalRejection::Required(_))),
+            "{asked:?}"
+        );
+    }
+    let refused = supervision.check(&principal, &publish(max)).await;
+    let Err(crate::approval::ApprovalRejection::TooMany { retry_after }) = refused else {
+        panic!("{refused:?}");
+    };
+    assert!(retry_after > Duration::ZERO && retry_after <= LIFETIME);
+    let response: http::Response<String> =
+        crate::approval::ApprovalRejection::TooMany { retry_after }.to_response();
+    assert_eq!(response.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(http::header::RETRY_AFTER));
+    // An identical retry of a pending one is still named it.
+    assert!(matches!(
+        supervision.check(&principal, &publish(0)).await,
+        Err(crate::approval::ApprovalRejection::Required(_))
+    ));
+    let all = env
+        .store
+        .list_approvals(&ApprovalFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), max, "nothing kept beyond the bound");
+    assert_eq!(told.0.load(std::sync::atomic::Ordering::SeqCst), max);
+
+    // Lists: newest first, bounded, only what the user may see.
+    let alice = crate::store::Managed::new(&env.store, "alice");
+    let newest = alice
+        .approvals(&ApprovalFilter::all().last(3))
+        .await
+        .unwrap();
+    let expected: Vec<_> = all.iter().take(3).map(|a| a.id.clone()).collect();
+    assert_eq!(
+        newest.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(all[0].binding_message, format!("Publish post {}", max - 1));
+    let too_many = alice
+        .approvals(&ApprovalFilter::all().last(crate::approval::MAX_LISTED + 1))
+        .await;
+    assert!(
+        matches!(too_many, Err(StoreError::InvalidInput(_))),
+        "{too_many:?}"
+    );
+    let stranger = crate::store::Managed::new(&env.store, "bob");
+    assert!(
+        stranger
+            .approvals(&ApprovalFilter::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        stranger
+            .approvals(&ApprovalFilter::all().agent(agent.id.clone()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Expired a day ago, kept for a week, then purged; a live one stays.
+    env.clock.advance(LIFETIME + Duration::from_secs(86_400));
+    let live = supervision.check(&principal, &publish(max)).await;
+    let Err(crate::approval::ApprovalRejection::Required(live)) = live else {
+        panic!("the expired ones no longer count: {live:?}");
+    };
+    let week = Duration::from_secs(7 * 86_400);
+    assert_eq!(env.store.purge_approvals(week).await.unwrap(), 0);
+    env.clock.advance(week);
+    assert_eq!(env.store.purge_approvals(week).await.unwrap(), max);
+    let left = env
+        .store
+        .list_approvals(&ApprovalFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        [live.id().clone()]
+    );
+}
+
+/// An approved approval can be revoked while it stands: it admits nothing more, stays denied
+/// until it expires; a pending, revoked or spent one cannot be.
+pub async fn case_an_approval_given_can_be_revoked<S: ApprovalStore>(env: Env<S>) {
+    let new = asked(&env, "payer", 50).await;
+    let binding = new.binding.clone();
+    let asked_for = env.store.create_approval(new).await.unwrap();
+    let pending = env
+        .store
+        .decide_approval(&asked_for.id, &"alice".into(), Decision::Revoke)
+        .await;
+    assert!(
+        matches!(
+            pending,
+            Err(StoreError::ApprovalNotApproved {
+                status: "pending",
+                ..
+            })
+        ),
+        "{pending:?}"
+    );
+    env.store
+        .decide_approval(
+            &asked_for.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default().uses(5)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        env.store
+            .consume_approval(&binding)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let revoked = env
+        .store
+        .decide_approval(&asked_for.id, &"bob".into(), Decision::Revoke)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, ApprovalStatus::Denied);
+    assert_eq!(revoked.uses_remaining, Some(0));
+    assert_eq!(
+        revoked.decided_by,
+        Some("alice".into()),
+        "the approver stays"
+    );
+    let stored = env.store.approval(&asked_for.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.uses_remaining),
+        (ApprovalStatus::Denied, Some(0))
+    );
+    assert!(
+        env.store
+            .consume_approval(&binding)
+            .await
+            .unwrap()
+            .is_none(),
+        "admits nothing more"
+    );
+    let twice = env
+        .store
+        .decide_approval(&asked_for.id, &"alice".into(), Decision::Revoke)
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::ApprovalNotApproved { .. })),
+        "{twice:?}"
     );
 }

@@ -538,6 +538,10 @@ macro_rules! conformance_suite {
             case_a_single_use_approval_is_consumed_exactly_once,
             case_uses_bound_how_often_an_approval_admits,
             case_approvals_expire,
+            case_a_child_of_a_supervised_agent_is_supervised,
+            case_concurrent_identical_requests_make_one_approval,
+            case_approvals_are_bounded_listed_and_purged,
+            case_an_approval_given_can_be_revoked,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

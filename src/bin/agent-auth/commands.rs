@@ -749,9 +749,15 @@ async fn approvals<S: Store>(
         ApprovalCommand::List {
             agent: slug,
             status,
+            last,
             actor: who,
         } => {
-            let mut filter = ApprovalFilter::all();
+            if last > tower_agent_auth::approval::MAX_LISTED {
+                return Err(
+                    format!("--last: at most {}", tower_agent_auth::approval::MAX_LISTED).into(),
+                );
+            }
+            let mut filter = ApprovalFilter::all().last(last);
             if let Some(slug) = &slug {
                 filter = filter.agent(agent(store, slug).await?.id);
             }
@@ -770,8 +776,18 @@ async fn approvals<S: Store>(
                 None => store.list_approvals(&filter).await?,
             };
             let mut rows = Vec::with_capacity(listed.len());
+            // One lookup per agent, not per approval.
+            let mut slugs = std::collections::HashMap::new();
             for approval in &listed {
-                let mut row = approval_row(store, approval).await?;
+                let mut row = views::approval(approval, store.clock().now());
+                if !slugs.contains_key(&approval.agent_id) {
+                    let slug = store
+                        .agent(&approval.agent_id)
+                        .await?
+                        .map_or(Value::Null, |agent| json!(&*agent.slug));
+                    slugs.insert(approval.agent_id.clone(), slug);
+                }
+                row["agent"] = slugs[&approval.agent_id].clone();
                 if !json {
                     row["details"] = approval
                         .details
@@ -817,8 +833,13 @@ async fn approvals<S: Store>(
             let id = by_id(&id)?;
             let mut bounds = ApprovalBounds::default().uses(uses);
             if let Some(window) = &valid_for {
-                bounds =
-                    bounds.valid_for(parse_duration(window).map_err(|e| format!("--for: {e}"))?);
+                // The library's examples (30d, 2w) lie beyond an approval's longest window.
+                let parsed = parse_duration(window).map_err(|_| {
+                    format!(
+                        "--for: invalid duration {window:?}: expected e.g. 90s, 15m, 12h or 1d (at most 1d)"
+                    )
+                })?;
+                bounds = bounds.valid_for(parsed);
             }
             let asked = store
                 .approval(&id)
@@ -849,6 +870,33 @@ async fn approvals<S: Store>(
                 out(approval_row(store, &denied).await?)?;
             } else {
                 out(format!("approval {id} denied ({})", denied.binding_message))?;
+            }
+        }
+        ApprovalCommand::Revoke { id, actor: who } => {
+            let id = by_id(&id)?;
+            let asked = store
+                .approval(&id)
+                .await?
+                .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
+            let target = approval_agent(store, &asked).await?;
+            let revoked = as_user(actor(&who, &target)).revoke_approval(&id).await?;
+            if json {
+                out(approval_row(store, &revoked).await?)?;
+            } else {
+                out(format!(
+                    "approval {id} revoked: it admits nothing more ({})",
+                    revoked.binding_message
+                ))?;
+            }
+        }
+        ApprovalCommand::Purge { older_than } => {
+            let older_than =
+                parse_duration(&older_than).map_err(|e| format!("--older-than: {e}"))?;
+            let purged = store.purge_approvals(older_than).await?;
+            if json {
+                out(json!({"purged": purged}))?;
+            } else {
+                out(format!("{} purged", count(purged, "approval")))?;
             }
         }
     }

@@ -79,7 +79,7 @@ pub enum Command {
     Grant(GrantCommand),
     /// What an agent did, and what was done to it (with its children), oldest first.
     Audit(AuditArgs),
-    /// Approvals a supervised agent's critical requests wait for: list, approve, deny.
+    /// Approvals a supervised agent's critical requests wait for: list, approve, deny, revoke, purge.
     #[command(subcommand)]
     Approval(ApprovalCommand),
     /// Tasks: the work task tokens are minted for.
@@ -431,7 +431,7 @@ pub enum GrantCommand {
 
 #[derive(Subcommand)]
 pub enum ApprovalCommand {
-    /// List approvals, oldest first (with --as, only those of agents the user may see).
+    /// List approvals, newest first (with --as, only those of agents the user may see).
     List {
         /// Only this agent's.
         #[arg(long, value_name = "SLUG")]
@@ -439,6 +439,9 @@ pub enum ApprovalCommand {
         /// Only those pending, approved, denied, used or expired.
         #[arg(long)]
         status: Option<String>,
+        /// Only the newest N (at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        last: usize,
         #[command(flatten)]
         actor: Actor,
     },
@@ -469,6 +472,20 @@ pub enum ApprovalCommand {
         id: String,
         #[command(flatten)]
         actor: Actor,
+    },
+    /// Withdraw an approval given earlier: it admits nothing more (owner or admin).
+    Revoke {
+        /// The approval id (apr_…).
+        id: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Delete approvals that expired longer than DURATION ago (pending, approved, denied and
+    /// used alike; none still usable).
+    Purge {
+        /// How long an expired approval is kept (30d, 12h).
+        #[arg(long, value_name = "DURATION", default_value = "30d")]
+        older_than: String,
     },
 }
 

@@ -76,12 +76,10 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_proxy)]
     trusted_proxies: Vec<ipnet::IpNet>,
     /// A capability (or pattern, `payments:*`) whose use by a supervised agent waits for a
-    /// person's approval; repeatable. The demo's `POST /demo/payments` needs `payments:send`.
-    #[arg(
-        long = "critical-capability",
-        value_name = "CAP",
-        default_values_t = ["payments:send".to_owned()]
-    )]
+    /// person's approval; repeatable. `payments:send` (what the demo's `POST /demo/payments`
+    /// needs) is always critical: values given add to it, never replace it. The effective set
+    /// is logged at startup.
+    #[arg(long = "critical-capability", value_name = "CAP")]
     critical_capabilities: Vec<String>,
     /// How long an approval waits for a person's decision.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
@@ -160,18 +158,15 @@ async fn pay<S: Store + Send + Sync>(
         )
             .into_response()
     };
-    let Json(payment) = payment
+    let Json(mut payment) = payment
         .map_err(|_| invalid("body: {\"amount\": N, \"currency\": \"EUR\", \"to\": \"…\"}"))?;
     if payment.amount == 0
         || payment.currency.len() != 3
         || !payment.currency.bytes().all(|b| b.is_ascii_uppercase())
-        || payment.to.trim().is_empty()
-        || payment.to.chars().count() > 64
     {
-        return Err(invalid(
-            "amount: more than 0; currency: 3 capital letters; to: 1-64 characters",
-        ));
+        return Err(invalid("amount: more than 0; currency: 3 capital letters"));
     }
+    payment.to = payee(&payment.to).map_err(|message| invalid(&message))?;
     let action = CriticalAction::new("payments:send", &http::Method::POST, uri.path())
         .details(json!({
             "type": "payment",
@@ -241,6 +236,34 @@ fn demo<S: Store + Send + Sync>(supervision: Supervision<S>) -> Router {
         )
 }
 
+/// The longest payee, in bytes: "Pay {u64} {XYZ} to " takes at most 32 of a binding
+/// message's 200.
+const MAX_PAYEE: usize = 160;
+
+/// The payee, as the person will read it ("Pay 50 EUR to ACME"): surrounding whitespace
+/// trimmed, and what is left must read as it is; refused in the agent's own terms (`to: …`),
+/// not as the binding message's rules, which the agent did not write.
+fn payee(to: &str) -> Result<String, String> {
+    let to = to.trim();
+    if to.is_empty() || to.chars().count() > 64 || to.len() > MAX_PAYEE {
+        return Err(format!(
+            "to: 1-64 characters, at most {MAX_PAYEE} bytes of UTF-8"
+        ));
+    }
+    tower_agent_auth::approval::check_readable(to).map_err(|why| format!("to: {why}"))?;
+    Ok(to.to_owned())
+}
+
+/// What the demo's payments need, critical whatever else is named.
+const ALWAYS_CRITICAL: &str = "payments:send";
+
+/// The critical capabilities: `payments:send` and those given (`--critical-capability`).
+fn critical_set(given: &[String]) -> Result<CapabilitySet, String> {
+    let mut names = vec![ALWAYS_CRITICAL.to_owned()];
+    names.extend(given.iter().cloned());
+    CapabilitySet::parse(&names).map_err(|e| format!("--critical-capability: {e}"))
+}
+
 /// Tells the person through the server's log: the reference server has no mail or chat.
 struct LogNotifier;
 
@@ -250,7 +273,9 @@ impl ApprovalNotifier for LogNotifier {
         tracing::info!(
             approval = %approval.id,
             owner = %approval.owner,
-            message = approval.binding_message,
+            // Quoted, under its own name: `message` is tracing's own field, printed bare, so a
+            // message could spoof `approval=… owner=…` fields of the line.
+            binding_message = ?approval.binding_message,
             "approval requested; answer with `agent-auth approval approve|deny {}`",
             approval.id
         );
@@ -323,8 +348,11 @@ async fn serve<S: Store + Send + Sync>(
         store: store.clone(),
         audit: Some(writer.clone()),
     };
-    let critical = CapabilitySet::parse(&args.critical_capabilities)
-        .map_err(|e| format!("--critical-capability: {e}"))?;
+    let critical = critical_set(&args.critical_capabilities)?;
+    tracing::info!(
+        critical = ?critical.to_strings(),
+        "supervised agents wait for a person's approval to use these capabilities"
+    );
     let approval_lifetime = positive(&args.approval_lifetime, "--approval-lifetime")?;
     if approval_lifetime > tower_agent_auth::approval::MAX_LIFETIME {
         return Err("--approval-lifetime: at most 1d".into());
@@ -563,5 +591,89 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payee_reads_as_it_is_and_is_refused_in_the_agents_terms() {
+        assert_eq!(payee("  ACME\u{00a0}").unwrap(), "ACME", "trimmed");
+        assert_eq!(payee("ACME Corp").unwrap(), "ACME Corp");
+        let padded = format!("ACME{}x", " ".repeat(35));
+        for bad in ["ACME\u{2800}", "AC\u{3000}ME", padded.as_str(), "", "  "] {
+            let refused = payee(bad).unwrap_err();
+            assert!(refused.starts_with("to: "), "{bad:?}: {refused}");
+        }
+        // 64 characters of 4 bytes each: too long for the message, said as a payee's limit.
+        let wide = "\u{1F600}".repeat(64);
+        let refused = payee(&wide).unwrap_err();
+        assert!(refused.starts_with("to: 1-64 characters"), "{refused}");
+        assert!(!refused.contains("binding message"), "{refused}");
+    }
+
+    #[test]
+    fn the_log_notifier_quotes_the_binding_message() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let now = time::OffsetDateTime::now_utc();
+        let approval = Approval {
+            id: "apr_1".into(),
+            binding: tower_agent_auth::approval::ApprovalBinding::from_stored("00"),
+            agent_id: "agt_1".into(),
+            owner: "alice".into(),
+            token_id: "tok_1".into(),
+            delegation_chain: Vec::new(),
+            method: "POST".into(),
+            path: "/demo/payments".into(),
+            capability: "payments:send".into(),
+            details: None,
+            binding_message: "Pay 1 EUR to X approval=apr_2 owner=bob".into(),
+            status: tower_agent_auth::approval::ApprovalStatus::Pending,
+            created_at: now,
+            expires_at: now,
+            decided_by: None,
+            decided_at: None,
+            uses: None,
+            uses_remaining: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(LogNotifier.notify(&approval)).unwrap();
+        });
+        let logged = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains(r#"binding_message="Pay 1 EUR to X approval=apr_2 owner=bob""#),
+            "{logged}"
+        );
+    }
+
+    #[test]
+    fn payments_stay_critical_whatever_else_is_named() {
+        let default = critical_set(&[]).unwrap();
+        assert!(default.matches("payments:send"));
+        let more = critical_set(&["posts:publish".to_owned()]).unwrap();
+        assert!(more.matches("payments:send"), "given values add to it");
+        assert!(more.matches("posts:publish"));
+        assert!(critical_set(&["not a capability".to_owned()]).is_err());
     }
 }

@@ -9,7 +9,7 @@ use super::backend::{Arg, Driver, sql};
 use super::{Core, queries, store_error};
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
-    canonical_json,
+    Requested, canonical_json, standing, too_many,
 };
 use crate::principal::{AgentId, UserId};
 use crate::store::StoreError;
@@ -63,6 +63,77 @@ impl<B: Driver> Core<B> {
     pub(crate) async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError> {
         new.validate()?;
         let approval = new.into_pending(ApprovalId::random()?, self.now())?;
+        Self::insert_approval(&approval, &self.pool).await?;
+        Ok(approval)
+    }
+
+    /// What stands for `new`'s binding, or `new` kept, in one transaction that holds the
+    /// binding's lock ([`Backend::APPROVAL_BEGIN`](super::backend::Backend::APPROVAL_BEGIN))
+    /// from the look to the insert.
+    pub(crate) async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
+        new.validate()?;
+        let mut tx = self
+            .pool
+            .begin_with(B::APPROVAL_BEGIN)
+            .await
+            .map_err(store_error)?;
+        if let Some(lock) = B::APPROVAL_LOCK {
+            // The binding sums up the token: one token's requests wait for each other, which
+            // serialises those of one binding and bounds the token's pending ones.
+            sql(lock)
+                .bind(new.token_id.as_str())
+                .execute(&mut tx)
+                .await
+                .map_err(store_error)?;
+        }
+        let select = format!(
+            "SELECT {} FROM agent_auth_approvals WHERE binding = $1 \
+             AND status IN ('pending', 'denied') AND expires_at > $2",
+            queries::APPROVAL_COLUMNS
+        );
+        // Read after the lock: the clock too, so that what expired while waiting counts.
+        let now = self.now();
+        let rows = sql(&select)
+            .bind(new.binding.as_str())
+            .bind(micros(now))
+            .fetch_all(&mut tx)
+            .await
+            .map_err(store_error)?;
+        let found = rows
+            .iter()
+            .map(approval::<B>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let pending = if new.max_pending.is_some() {
+            let rows = sql(queries::PENDING_OF_TOKEN)
+                .bind(new.token_id.as_str())
+                .bind(micros(now))
+                .fetch_all(&mut tx)
+                .await
+                .map_err(store_error)?;
+            rows.iter()
+                .map(|row| B::int(row, "expires_at").map(from_micros))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(store_error)?
+        } else {
+            Vec::new()
+        };
+        let requested =
+            match standing(&found, now).or_else(|| too_many(new.max_pending, pending, now)) {
+                Some(requested) => requested,
+                None => {
+                    let approval = new.into_pending(ApprovalId::random()?, now)?;
+                    Self::insert_approval(&approval, &mut tx).await?;
+                    Requested::Created(approval)
+                }
+            };
+        tx.commit().await.map_err(store_error)?;
+        Ok(requested)
+    }
+
+    async fn insert_approval<'a>(
+        approval: &'a Approval,
+        on: impl super::backend::On<'a, Db = B>,
+    ) -> Result<(), StoreError> {
         let chain: Vec<&str> = approval
             .delegation_chain
             .iter()
@@ -87,10 +158,23 @@ impl<B: Driver> Core<B> {
             .bind(None::<i64>)
             .bind(None::<i64>)
             .bind(None::<i64>)
+            .execute(on)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    pub(crate) async fn purge_approvals(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, StoreError> {
+        let cutoff = crate::store::prepare::purge_cutoff(self.now(), older_than);
+        let purged = sql(queries::PURGE_APPROVALS)
+            .bind(cutoff)
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(approval)
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
     }
 
     pub(crate) async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
@@ -128,19 +212,42 @@ impl<B: Driver> Core<B> {
                 let _ = write!(text, " AND {column} = ${}", args.len());
             }
         }
-        text.push_str(" ORDER BY created_at, id");
-        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
-        let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
-        let now = self.now();
-        // Whether one has expired depends on now: the status is filtered here.
-        let mut approvals = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let approval = approval::<B>(row)?;
-            if filter.matches(&approval, now) {
-                approvals.push(approval);
+        if let Some(agents) = &filter.agents {
+            if agents.is_empty() {
+                return Ok(Vec::new());
+            }
+            text.push_str(" AND agent_id IN (");
+            for (i, agent) in agents.iter().enumerate() {
+                args.push(Arg::from(agent.as_str().to_owned()));
+                let _ = write!(text, "{}${}", if i > 0 { ", " } else { "" }, args.len());
+            }
+            text.push(')');
+        }
+        let now = micros(self.now());
+        if let Some(status) = filter.status {
+            // Expired is derived from the clock: pending, approved or denied, and past it.
+            let (stored, unexpired) = match status {
+                ApprovalStatus::Pending => ("('pending')", Some(true)),
+                ApprovalStatus::Approved => ("('approved')", Some(true)),
+                ApprovalStatus::Denied => ("('denied')", Some(true)),
+                ApprovalStatus::Used => ("('used')", None),
+                _ => ("('pending', 'approved', 'denied')", Some(false)),
+            };
+            let _ = write!(text, " AND status IN {stored}");
+            if let Some(unexpired) = unexpired {
+                args.push(Arg::from(now));
+                let op = if unexpired { ">" } else { "<=" };
+                let _ = write!(text, " AND expires_at {op} ${}", args.len());
             }
         }
-        Ok(approvals)
+        text.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(last) = filter.last {
+            args.push(Arg::from(i64::try_from(last).unwrap_or(i64::MAX)));
+            let _ = write!(text, " LIMIT ${}", args.len());
+        }
+        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
+        let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
+        rows.iter().map(approval::<B>).collect()
     }
 
     pub(crate) async fn decide_approval(
@@ -161,6 +268,26 @@ impl<B: Driver> Core<B> {
             Decision::Approve(_) => Some(micros(current.expires_at)),
             _ => None,
         };
+        if decision == Decision::Revoke {
+            let changed = sql(queries::REVOKE_APPROVAL)
+                .bind(id.as_str())
+                .bind(micros(now))
+                .execute(&self.pool)
+                .await
+                .map_err(store_error)?;
+            if changed == 0 {
+                // Spent, or expired, meanwhile.
+                let status = self
+                    .approval(id)
+                    .await?
+                    .map_or(ApprovalStatus::Expired, |a| a.status_at(now));
+                return Err(StoreError::ApprovalNotApproved {
+                    id: id.to_string(),
+                    status: status.as_str(),
+                });
+            }
+            return Ok(current);
+        }
         let changed = sql(queries::DECIDE_APPROVAL)
             .bind(id.as_str())
             .bind(current.status.as_str())

@@ -26,6 +26,15 @@ pub(crate) trait Backend: Database {
     /// The library's migrations for this database.
     const MIGRATIONS: MigrationSet;
 
+    /// How a transaction that asks for an approval begins (SQLite: `BEGIN IMMEDIATE`, the one
+    /// writer from the first statement on), and the statement then run with the token id as
+    /// `$1` that serialises the requests of one token (PostgreSQL: an advisory lock), so
+    /// that looking for a standing approval, counting the token's pending ones and inserting
+    /// one are one step.
+    const APPROVAL_BEGIN: &'static str;
+    /// See [`Backend::APPROVAL_BEGIN`].
+    const APPROVAL_LOCK: Option<&'static str>;
+
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 

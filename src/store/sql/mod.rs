@@ -211,6 +211,11 @@ macro_rules! library_migrations {
             ),
             migration!(6, "delegation and tasks", "0006_delegation_and_tasks.sql"),
             migration!(7, "approvals", "0007_approvals.sql"),
+            migration!(
+                8,
+                "approvals listed by agent and status, counted by token",
+                "0008_approvals_indexed.sql"
+            ),
         ]
     }};
 }
@@ -476,6 +481,20 @@ macro_rules! sql_store {
                 new: $crate::approval::NewApproval,
             ) -> Result<$crate::approval::Approval, StoreError> {
                 self.inner.create_approval(new).await
+            }
+
+            async fn request_approval(
+                &self,
+                new: $crate::approval::NewApproval,
+            ) -> Result<$crate::approval::Requested, StoreError> {
+                self.inner.request_approval(new).await
+            }
+
+            async fn purge_approvals(
+                &self,
+                older_than: std::time::Duration,
+            ) -> Result<usize, StoreError> {
+                self.inner.purge_approvals(older_than).await
             }
 
             async fn approval(

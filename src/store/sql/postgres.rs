@@ -97,6 +97,12 @@ impl Backend for sqlx::Postgres {
         migrations: super::library_migrations!("postgres"),
     };
 
+    const APPROVAL_BEGIN: &'static str = "BEGIN";
+    // A transaction-scoped lock on the token's hash (seeded apart from the migrations' lock):
+    // one token's requests on every node wait for each other, others' do not.
+    const APPROVAL_LOCK: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 7018141354911790452))");
+
     fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
         result.rows_affected()
     }

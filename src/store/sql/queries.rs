@@ -294,12 +294,26 @@ pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO agent_auth_approvals (id, 
     uses_remaining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
     $16, $17, $18)";
 
+/// The expiries of the pending, unexpired approvals of token `$1` at `$2`.
+pub(crate) const PENDING_OF_TOKEN: &str = "SELECT expires_at FROM agent_auth_approvals \
+    WHERE token_id = $1 AND status = 'pending' AND expires_at > $2";
+
+/// Deletes the approvals that expired before `$1`: pending, approved, denied or used alike
+/// (every approval expires at most a day after its decision), none still usable.
+pub(crate) const PURGE_APPROVALS: &str = "DELETE FROM agent_auth_approvals WHERE expires_at < $1";
+
 /// A decision, made only while the approval is pending and unexpired (`$4` is now): the
 /// database, not a read before, says whether it still is, so two deciders cannot both win.
 pub(crate) const DECIDE_APPROVAL: &str = "UPDATE agent_auth_approvals SET status = $2, \
     decided_by = $3, decided_at = $4, uses = $5, uses_remaining = $5, \
     expires_at = COALESCE($6, expires_at) \
     WHERE id = $1 AND status = 'pending' AND expires_at > $4";
+
+/// Withdraws an approval (`$1`) while it is approved and unexpired at `$2`: the database says
+/// whether it still is, so a revocation racing the last use or expiry is exact.
+pub(crate) const REVOKE_APPROVAL: &str = "UPDATE agent_auth_approvals \
+    SET status = 'denied', uses_remaining = 0 \
+    WHERE id = $1 AND status = 'approved' AND expires_at > $2";
 
 /// Spends one use of the oldest approved, unexpired approval with binding `$1` at `$2`, in
 /// one statement: the conditions are checked again on the row it updates (PostgreSQL re-reads

@@ -103,6 +103,9 @@ impl Backend for sqlx::Sqlite {
         migrations: super::library_migrations!("sqlite"),
     };
 
+    const APPROVAL_BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const APPROVAL_LOCK: Option<&'static str> = None;
+
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
