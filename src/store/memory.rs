@@ -799,6 +799,9 @@ impl AgentStore for MemoryStore {
             }
             state.grants.retain(|(agent, _), _| agent != agent_id);
         }
+        // A token of another agent may name a deleted one (the orchestrator of its task):
+        // verdicts reached while it stood are not reused.
+        self.inner.agents_version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }

@@ -700,3 +700,52 @@ pub async fn case_the_chain_bounds_scopes_modes_and_supervision<S: DelegatingSto
     let direct = env.token(&writer.id, NewToken::new("own")).await;
     assert!(!env.resolve(&direct).await.unwrap().is_supervised());
 }
+
+/// An orchestrator of alice's (allowed `posts:*`) and a worker, for the task-token cases.
+async fn conductor_and_worker<S: DelegatingStore>(
+    env: &Env<S>,
+    new: NewAgent,
+) -> (crate::store::Agent, crate::store::Agent) {
+    let conductor = env
+        .store
+        .create_agent(new.with_policy(Policy::allow(caps(&["posts:*"]))))
+        .await
+        .unwrap();
+    let worker = env.agent("worker").await;
+    (conductor, worker)
+}
+
+async fn task_token<S: DelegatingStore>(
+    env: &Env<S>,
+    conductor: &crate::store::Agent,
+    target: &crate::principal::AgentId,
+) -> Result<IssuedToken, StoreError> {
+    env.store
+        .issue_task_token(
+            &conductor.id,
+            target,
+            &UserId::from("alice"),
+            NewToken::new("task").task_id("t-1"),
+        )
+        .await
+}
+
+/// Deleting the orchestrator refuses its task tokens at their next request, also one that was
+/// admitted before (a verdict reached while the orchestrator stood is not reused).
+pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (conductor, worker) =
+        conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
+    let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    assert!(env.resolve(&issued).await.is_ok());
+    assert!(env.resolve(&delegated).await.is_ok());
+    env.store.delete_agent(&conductor.id).await.unwrap();
+    assert_eq!(env.refusal(&issued).await, InvalidReason::DelegatorRefused);
+    assert_eq!(
+        env.refusal(&delegated).await,
+        InvalidReason::DelegatorRefused
+    );
+}

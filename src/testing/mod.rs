@@ -514,6 +514,7 @@ macro_rules! conformance_suite {
             case_orchestrator_task_tokens,
             case_audit_records_the_chain,
             case_the_chain_bounds_scopes_modes_and_supervision,
+            case_deleting_the_orchestrator_refuses_its_task_tokens,
         );
     };
     (@section $open:path, grants) => {
