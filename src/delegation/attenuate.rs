@@ -46,6 +46,11 @@ pub(crate) fn child_token(
 ) -> Result<NewToken, DelegationError> {
     let now = config.clock.now();
     check_target(parent.principal.user_id(), target, now)?;
+    // A task token's authority never flows back to the orchestrator that minted it: that
+    // would let it act under the person's role without minting for another agent.
+    if parent.token.orchestrator.as_ref() == Some(&target.id) {
+        return Err(DelegationError::NotAnotherAgent(target.slug.to_string()));
+    }
     let depth = parent.token.delegation_depth.saturating_add(1);
     if depth > config.max_delegation_depth {
         return Err(DelegationError::DepthExceeded {

@@ -60,8 +60,9 @@ pub enum DelegationError {
     /// The agent asked to mint a task token is not an orchestrator (or not active).
     #[error("the agent {0:?} is not an active orchestrator")]
     NotOrchestrator(String),
-    /// An orchestrator mints task tokens for other agents of its owner only.
-    #[error("an orchestrator mints task tokens for the other agents of its owner, not {0:?}")]
+    /// An orchestrator mints task tokens for other agents of its owner only, and a token of
+    /// its task is never delegated back to it.
+    #[error("an orchestrator's task tokens are for the other agents of its owner, not {0:?}")]
     NotAnotherAgent(String),
     /// The person a task token is minted for is not (or no longer) an active user.
     #[error("the delegating user {0:?} is unknown or inactive")]

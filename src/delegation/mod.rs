@@ -15,7 +15,8 @@
 //! - its use limit not above the uses the parent has left (the fewest up the chain);
 //! - its depth not above [`StoreConfig::max_delegation_depth`](crate::store::StoreConfig::max_delegation_depth)
 //!   (a token minted directly has depth 0, its child 1, …);
-//! - for an active agent of the same owner (the parent's own agent included);
+//! - for an active agent of the same owner (the parent's own agent included), but never the
+//!   orchestrator that minted the chain's task token ([`DelegationError::NotAnotherAgent`]);
 //! - serving the parent's task (task id, intent, environment, orchestrator and delegating
 //!   person are inherited; a child may not name another task).
 //!

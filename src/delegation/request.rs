@@ -21,7 +21,8 @@ pub struct Delegation {
 
 impl Delegation {
     /// A child token for `target` (any active agent of the parent's owner, the parent's own
-    /// agent included), labelled `label`.
+    /// agent included, but not the orchestrator that minted the chain's task token), labelled
+    /// `label`.
     pub fn to(target: impl Into<AgentId>, label: impl Into<String>) -> Self {
         Self {
             target: target.into(),

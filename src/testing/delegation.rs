@@ -749,3 +749,35 @@ pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<S: Delegatin
         InvalidReason::DelegatorRefused
     );
 }
+
+/// A task token, or a token delegated from one, is never delegated back to the orchestrator
+/// that minted it: it mints for the other agents of its owner, never for itself.
+pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (conductor, worker) =
+        conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
+    let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
+    let back = delegate(&env, &issued, Delegation::to(conductor.id.clone(), "back")).await;
+    assert_eq!(
+        delegation_error(back),
+        DelegationError::NotAnotherAgent("conductor".into())
+    );
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    let back = delegate(&env, &delegated, Delegation::to(conductor.id.clone(), "back")).await;
+    assert_eq!(
+        delegation_error(back),
+        DelegationError::NotAnotherAgent("conductor".into())
+    );
+    assert!(
+        env.store
+            .list_tokens(&conductor.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing stored"
+    );
+    // The worker may still delegate to itself and to other agents.
+    child(&env, &issued, &worker.id).await;
+}

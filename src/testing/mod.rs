@@ -515,6 +515,7 @@ macro_rules! conformance_suite {
             case_audit_records_the_chain,
             case_the_chain_bounds_scopes_modes_and_supervision,
             case_deleting_the_orchestrator_refuses_its_task_tokens,
+            case_a_task_token_is_not_delegated_to_its_orchestrator,
         );
     };
     (@section $open:path, grants) => {
