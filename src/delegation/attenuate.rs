@@ -129,6 +129,7 @@ pub(crate) fn task_token(
 ) -> Result<NewToken, DelegationError> {
     let now = config.clock.now();
     if !orchestrator.orchestrator
+        || orchestrator.parent.is_some()
         || orchestrator.status == AgentStatus::Disabled
         || orchestrator.expires_at.is_some_and(|at| at <= now)
     {

@@ -64,6 +64,10 @@ pub enum DelegationError {
     /// its task is never delegated back to it.
     #[error("an orchestrator's task tokens are for the other agents of its owner, not {0:?}")]
     NotAnotherAgent(String),
+    /// A thread-scoped child may not be an orchestrator: its task tokens would not be bounded
+    /// by its parent (returned when creating the agent).
+    #[error("the thread-scoped child {0:?} cannot be an orchestrator")]
+    OrchestratorIsChild(String),
     /// The person a task token is minted for is not (or no longer) an active user.
     #[error("the delegating user {0:?} is unknown or inactive")]
     DelegatingUserInactive(String),

@@ -169,8 +169,10 @@ pub trait DelegationStore: AgentStore + TokenStore {
     /// by the caller, e.g. by client credentials) on behalf of the person `delegated_by`. The
     /// token records both; at every request the orchestrator must still be an active
     /// orchestrator and the person active, and the orchestrator's policy and the person's role
-    /// are layers of its ceiling. Refuses a non-orchestrator, a target of another owner or the
-    /// orchestrator itself, and an unknown or inactive person.
+    /// are layers of its ceiling. Refuses a non-orchestrator (and an orchestrator that is a
+    /// thread-scoped child, stored before [`NewAgent::orchestrator`](crate::store::NewAgent::orchestrator)
+    /// refused one), a target of another owner or the orchestrator itself, and an unknown or
+    /// inactive person.
     async fn issue_task_token(
         &self,
         orchestrator: &AgentId,

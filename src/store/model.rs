@@ -157,6 +157,8 @@ impl NewAgent {
 
     /// Lets the agent mint task tokens for the other agents of its owner, on behalf of a person
     /// (see [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
+    /// A thread-scoped child cannot be one
+    /// ([`DelegationError::OrchestratorIsChild`](crate::delegation::DelegationError::OrchestratorIsChild)).
     pub fn orchestrator(mut self) -> Self {
         self.orchestrator = true;
         self

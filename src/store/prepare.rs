@@ -264,6 +264,13 @@ pub(crate) fn prepare_agent(
             new.modes,
         ),
         Some(parent) => {
+            // Its task tokens would carry neither its parent's policy nor its parent's status.
+            if new.orchestrator {
+                return Err(crate::delegation::DelegationError::OrchestratorIsChild(
+                    super::shortened(&new.slug),
+                )
+                .into());
+            }
             if parent.parent.is_some() {
                 return Err(StoreError::InvalidInput(
                     "a child identity cannot have children of its own".into(),

@@ -22,7 +22,8 @@
 //!    agent than the child names → `agent_mismatch`; expired → `agent_expired`; then, for a
 //!    delegated token, each link up the chain (it names the next link, its agent is the
 //!    owner's, active and unexpired, and so is that agent's parent), and for a task token the
-//!    orchestrator that minted it (still an active orchestrator of the owner) →
+//!    orchestrator that minted it (still an active orchestrator of the owner, and not a
+//!    thread-scoped child) →
 //!    `delegator_refused`;
 //! 5. the owner: not in the [`UserDirectory`](super::UserDirectory) → `owner_missing`;
 //!    deactivated → `owner_inactive`; for a task token, the person it was minted for
@@ -373,8 +374,11 @@ fn check_chain_agents(
     let root = root(record);
     if let Some(id) = &root.info().orchestrator {
         let orchestrator = record.orchestrator().ok_or(None)?;
+        // An orchestrator is never a thread-scoped child (one stored before that was refused
+        // has no parent's bound on its task tokens): refused, not admitted unbounded.
         if orchestrator.id != *id
             || !orchestrator.orchestrator
+            || orchestrator.parent.is_some()
             || orchestrator.owner != *owner
             || orchestrator.status == AgentStatus::Disabled
             || passed(orchestrator.expires_at, now_nanos)
@@ -1127,12 +1131,14 @@ mod tests {
         memo: Arc<VerdictMemo>,
         /// Each settled use, as `spent`.
         settled: std::sync::Mutex<Vec<bool>>,
+        orchestrator: Option<Arc<Agent>>,
     }
 
     struct Found {
         info: TokenInfo,
         agent: Arc<Agent>,
         memo: Arc<VerdictMemo>,
+        orchestrator: Option<Arc<Agent>>,
     }
 
     impl StoredToken for Found {
@@ -1151,6 +1157,9 @@ mod tests {
         fn memo(&self) -> Option<&VerdictMemo> {
             Some(&self.memo)
         }
+        fn orchestrator(&self) -> Option<Arc<Agent>> {
+            self.orchestrator.clone()
+        }
     }
 
     #[async_trait::async_trait]
@@ -1166,6 +1175,7 @@ mod tests {
                 info: self.info.clone(),
                 agent: self.agent.lock().unwrap().clone(),
                 memo: self.memo.clone(),
+                orchestrator: self.orchestrator.clone(),
             })))
         }
 
@@ -1195,6 +1205,7 @@ mod tests {
             info: token("writer"),
             memo: Arc::default(),
             settled: std::sync::Mutex::default(),
+            orchestrator: None,
         }
     }
 
@@ -1240,6 +1251,26 @@ mod tests {
                 Some(InvalidReason::DelegatorRefused)
             );
         }
+    }
+
+    /// An orchestrator stored as a thread-scoped child (before that was refused) has no
+    /// parent's bound on its task tokens: they are refused, not admitted unbounded.
+    #[tokio::test]
+    async fn a_task_token_of_an_orchestrator_with_a_parent_is_refused() {
+        let task = |parent: Option<&str>| {
+            let mut backend = forgetful();
+            backend.info.orchestrator = Some(AgentId::from("conductor"));
+            let mut conductor = agent("conductor", parent);
+            conductor.orchestrator = true;
+            backend.orchestrator = Some(Arc::new(conductor));
+            backend
+        };
+        assert!(resolve(&task(None), &lookup()).await.is_ok());
+        let refused = resolve(&task(Some("boss")), &lookup()).await;
+        assert_eq!(
+            refused.err().and_then(|error| error.reason()),
+            Some(InvalidReason::DelegatorRefused)
+        );
     }
 
     #[tokio::test]

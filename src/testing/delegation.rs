@@ -765,7 +765,12 @@ pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<S: Delegatin
     );
     let helper = env.agent("helper").await;
     let delegated = child(&env, &issued, &helper.id).await;
-    let back = delegate(&env, &delegated, Delegation::to(conductor.id.clone(), "back")).await;
+    let back = delegate(
+        &env,
+        &delegated,
+        Delegation::to(conductor.id.clone(), "back"),
+    )
+    .await;
     assert_eq!(
         delegation_error(back),
         DelegationError::NotAnotherAgent("conductor".into())
@@ -780,4 +785,47 @@ pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<S: Delegatin
     );
     // The worker may still delegate to itself and to other agents.
     child(&env, &issued, &worker.id).await;
+}
+
+/// A thread-scoped child cannot be an orchestrator: its task tokens would be bounded neither by
+/// its parent's policy nor by its parent's status.
+pub async fn case_a_thread_scoped_child_cannot_be_an_orchestrator<S: DelegatingStore>(env: Env<S>) {
+    let boss = env
+        .store
+        .create_agent(
+            NewAgent::new("boss", "alice").with_policy(Policy::allow(caps(&["posts:read"]))),
+        )
+        .await
+        .unwrap();
+    let refused = env
+        .store
+        .create_agent(NewAgent::child("boss-conductor", boss.id.clone()).orchestrator())
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Delegation(DelegationError::OrchestratorIsChild(ref slug)))
+                if slug == "boss-conductor"
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        env.store
+            .agent_by_slug("boss-conductor")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored"
+    );
+    // A child that is no orchestrator is still created, and cannot mint task tokens.
+    let child = env
+        .store
+        .create_agent(NewAgent::child("boss-helper", boss.id.clone()))
+        .await
+        .unwrap();
+    let worker = env.agent("worker").await;
+    assert_eq!(
+        delegation_error(task_token(&env, &child, &worker.id).await),
+        DelegationError::NotOrchestrator("boss-helper".into())
+    );
 }

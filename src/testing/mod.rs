@@ -516,6 +516,7 @@ macro_rules! conformance_suite {
             case_the_chain_bounds_scopes_modes_and_supervision,
             case_deleting_the_orchestrator_refuses_its_task_tokens,
             case_a_task_token_is_not_delegated_to_its_orchestrator,
+            case_a_thread_scoped_child_cannot_be_an_orchestrator,
         );
     };
     (@section $open:path, grants) => {
