@@ -301,6 +301,7 @@ pub struct ExecutionPrincipal {
     delegation: Arc<[DelegationLink]>,
     task_id: Option<Arc<str>>,
     task: Option<Arc<TaskScope>>,
+    orchestrator: Option<AgentRef>,
     max_operations: Option<u64>,
 }
 
@@ -316,6 +317,7 @@ impl ExecutionPrincipal {
             delegation: Arc::new([]),
             task_id: None,
             task: None,
+            orchestrator: None,
             max_operations: None,
         }
     }
@@ -336,6 +338,7 @@ impl ExecutionPrincipal {
             delegation: Arc::new([]),
             task_id: None,
             task: None,
+            orchestrator: None,
             max_operations: None,
         }
     }
@@ -389,6 +392,18 @@ impl ExecutionPrincipal {
     pub fn with_task(mut self, task: TaskScope) -> Self {
         self.task_id = task.task_id.clone();
         self.task = Some(Arc::new(task));
+        self
+    }
+
+    /// Marks the principal as acting for a task token minted by the orchestrator `orchestrator`
+    /// (or a token delegated from one): it is a party to the principal's authority, so a
+    /// supervised orchestrator makes the principal [supervised](ExecutionPrincipal::is_supervised).
+    /// Stores call this through the resolution pipeline; [`TaskScope::orchestrator`] names the
+    /// same agent.
+    pub fn with_orchestrator(mut self, orchestrator: AgentRef) -> Self {
+        if self.agent.is_some() {
+            self.orchestrator = Some(orchestrator);
+        }
         self
     }
 
@@ -471,13 +486,22 @@ impl ExecutionPrincipal {
         &self.delegation
     }
 
-    /// Whether a person must approve this principal's critical actions: its agent, or any
-    /// agent it acts under, is [`AgentType::Supervised`] (the pipeline gives a thread-scoped
-    /// child of a supervised agent that type).
+    /// The orchestrator that minted the principal's task token (or the task token its chain
+    /// starts at), with the type it acts as; `None` for any other principal.
+    pub fn orchestrator(&self) -> Option<&AgentRef> {
+        self.orchestrator.as_ref()
+    }
+
+    /// Whether a person must approve this principal's critical actions: its agent, any agent it
+    /// acts under, or the orchestrator that minted its task token is [`AgentType::Supervised`]
+    /// (the pipeline gives a thread-scoped child of a supervised agent that type). So a
+    /// supervised orchestrator acts through no agent without approval, and neither do the
+    /// tokens delegated from its task tokens.
     pub fn is_supervised(&self) -> bool {
         self.agent
             .iter()
             .chain(self.delegation.iter().map(DelegationLink::agent))
+            .chain(self.orchestrator.iter())
             .any(|agent| agent.agent_type() == AgentType::Supervised)
     }
 

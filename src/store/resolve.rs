@@ -557,6 +557,14 @@ fn agent_principal<R: StoredToken>(
     if !task.is_empty() {
         principal = principal.with_task(task);
     }
+    if let Some(orchestrator) = orchestrator {
+        // An orchestrator is never a thread-scoped child (check_chain_agents): its own type.
+        let orchestrator_ref = AgentRef::new(orchestrator.id.clone(), orchestrator.slug.clone())
+            .with_type(effective_type(orchestrator, None))
+            .with_scopes(orchestrator.scopes.clone())
+            .with_modes(orchestrator.modes.clone());
+        principal = principal.with_orchestrator(orchestrator_ref);
+    }
     if let Some(max) = use_limit(record) {
         principal = principal.with_max_operations(max);
     }

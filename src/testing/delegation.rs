@@ -829,3 +829,51 @@ pub async fn case_a_thread_scoped_child_cannot_be_an_orchestrator<S: DelegatingS
         DelegationError::NotOrchestrator("boss-helper".into())
     );
 }
+
+/// A supervised orchestrator's task tokens are supervised, and so are the tokens delegated from
+/// them: their critical actions wait for an approval, whatever the type of the agent they are
+/// for. An autonomous orchestrator's are not.
+pub async fn case_a_supervised_orchestrators_task_tokens_are_supervised<S>(env: Env<S>)
+where
+    S: DelegatingStore + super::approval::ApprovalStore,
+{
+    use crate::approval::{ApprovalRejection, CriticalAction, Supervision};
+    let (conductor, worker) = conductor_and_worker(
+        &env,
+        NewAgent::new("conductor", "alice")
+            .orchestrator()
+            .with_type(AgentType::Supervised),
+    )
+    .await;
+    assert_eq!(worker.agent_type, AgentType::Autonomous);
+    let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    let supervision = Supervision::new(env.store.clone(), caps(&["posts:publish"]));
+    let action = CriticalAction::new("posts:publish", &http::Method::POST, "/posts");
+    for token in [&issued, &delegated] {
+        let principal = env.resolve(token).await.unwrap();
+        let orchestrator = principal.orchestrator().expect("the orchestrator");
+        assert_eq!(orchestrator.id(), &conductor.id);
+        assert_eq!(orchestrator.agent_type(), AgentType::Supervised);
+        assert!(principal.is_supervised(), "{}", token.info.label);
+        let refused = supervision.check(&principal, &action).await;
+        assert!(
+            matches!(refused, Err(ApprovalRejection::Required(_))),
+            "{}: {refused:?}",
+            token.info.label
+        );
+    }
+    let autonomous = env
+        .store
+        .create_agent(NewAgent::new("autonomous-conductor", "alice").orchestrator())
+        .await
+        .unwrap();
+    let plain = task_token(&env, &autonomous, &helper.id).await.unwrap();
+    let principal = env.resolve(&plain).await.unwrap();
+    assert_eq!(
+        principal.orchestrator().map(|o| o.agent_type()),
+        Some(AgentType::Autonomous)
+    );
+    assert!(!principal.is_supervised());
+}

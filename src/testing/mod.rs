@@ -517,6 +517,7 @@ macro_rules! conformance_suite {
             case_deleting_the_orchestrator_refuses_its_task_tokens,
             case_a_task_token_is_not_delegated_to_its_orchestrator,
             case_a_thread_scoped_child_cannot_be_an_orchestrator,
+            case_a_supervised_orchestrators_task_tokens_are_supervised,
         );
     };
     (@section $open:path, grants) => {
