@@ -117,14 +117,24 @@ fn inherit(
     }
 }
 
+/// The person a task token is minted on behalf of.
+pub(crate) struct Person<'a> {
+    pub(crate) id: &'a UserId,
+    /// Their directory record, if they are in it.
+    pub(crate) record: Option<&'a UserRecord>,
+    /// Whether they own the target agent or hold a grant on it.
+    pub(crate) related: bool,
+}
+
 /// A task token an orchestrator mints for `target` on behalf of `person`: the orchestrator must
-/// be an active orchestrator, the target another active agent of its owner, the person active,
-/// and the capabilities within the orchestrator's policy and the person's role.
+/// be an active orchestrator, the target another active agent of its owner, the person active
+/// and the target's owner or granted on it, and the capabilities within the orchestrator's
+/// policy and the person's role.
 pub(crate) fn task_token(
     config: &StoreConfig,
     orchestrator: &Agent,
     target: &Agent,
-    person: (&UserId, Option<&UserRecord>),
+    person: Person<'_>,
     mut token: NewToken,
 ) -> Result<NewToken, DelegationError> {
     let now = config.clock.now();
@@ -141,10 +151,17 @@ pub(crate) fn task_token(
         return Err(DelegationError::NotAnotherAgent(target.slug.to_string()));
     }
     check_target(&orchestrator.owner, target, now)?;
-    let (person_id, record) = person;
-    let record = record
+    let person_id = person.id;
+    let record = person
+        .record
         .filter(|record| record.is_active())
         .ok_or_else(|| DelegationError::DelegatingUserInactive(person_id.to_string()))?;
+    if !person.related {
+        return Err(DelegationError::DelegatingUserUnrelated {
+            user: person_id.to_string(),
+            agent: target.slug.to_string(),
+        });
+    }
     if let Some(requested) = &token.capabilities {
         let bound = CapabilityCeiling::new(record.role().clone())
             .narrowed_by(LayerSource::OrchestratorPolicy, orchestrator.policy.clone());

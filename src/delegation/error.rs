@@ -64,6 +64,16 @@ pub enum DelegationError {
     /// its task is never delegated back to it.
     #[error("an orchestrator's task tokens are for the other agents of its owner, not {0:?}")]
     NotAnotherAgent(String),
+    /// The person a task token is minted for is neither the owner of its agent nor holds a
+    /// grant (any role) on it: a token is minted on behalf of someone who answers for that
+    /// agent, not of any user.
+    #[error("the delegating user {user:?} is neither the owner of nor granted access to {agent:?}")]
+    DelegatingUserUnrelated {
+        /// The person named.
+        user: String,
+        /// The target agent (slug).
+        agent: String,
+    },
     /// A thread-scoped child may not be an orchestrator: its task tokens would not be bounded
     /// by its parent (returned when creating the agent).
     #[error("the thread-scoped child {0:?} cannot be an orchestrator")]

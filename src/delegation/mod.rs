@@ -110,7 +110,9 @@ use crate::principal::{AgentId, TokenId, UserId};
 use crate::reason::{InvalidReason, ResolveError};
 use crate::resolver::TokenLookup;
 use crate::store::resolve::Inspection;
-use crate::store::{AgentStore, IssuedToken, NewToken, StoreConfig, StoreError, TokenStore};
+use crate::store::{
+    AgentStore, GrantStore, IssuedToken, NewToken, StoreConfig, StoreError, TokenStore,
+};
 
 /// A store that issues delegated and task tokens. The checks are this module's (provided
 /// methods); a store implements the I/O: peeking a token through the pipeline, revoking a
@@ -172,14 +174,19 @@ pub trait DelegationStore: AgentStore + TokenStore {
     /// are layers of its ceiling. Refuses a non-orchestrator (and an orchestrator that is a
     /// thread-scoped child, stored before [`NewAgent::orchestrator`](crate::store::NewAgent::orchestrator)
     /// refused one), a target of another owner or the orchestrator itself, and an unknown or
-    /// inactive person.
+    /// inactive person, and a person who is neither the target's owner nor holds a grant (any
+    /// role) on the target ([`DelegationError::DelegatingUserUnrelated`]): a task token acts on
+    /// behalf of someone who answers for its agent.
     async fn issue_task_token(
         &self,
         orchestrator: &AgentId,
         target: &AgentId,
         delegated_by: &UserId,
         token: NewToken,
-    ) -> Result<IssuedToken, StoreError> {
+    ) -> Result<IssuedToken, StoreError>
+    where
+        Self: GrantStore,
+    {
         let config = self.store_config();
         let orchestrator = self
             .agent(orchestrator)
@@ -194,11 +201,17 @@ pub trait DelegationStore: AgentStore + TokenStore {
             .user(delegated_by)
             .await
             .map_err(StoreError::Unavailable)?;
+        let related = target.owner == *delegated_by
+            || self.role_of(&target.id, delegated_by).await?.is_some();
         let token = attenuate::task_token(
             config,
             &orchestrator,
             &target,
-            (delegated_by, person.as_ref()),
+            attenuate::Person {
+                id: delegated_by,
+                record: person.as_ref(),
+                related,
+            },
             token,
         )?;
         self.create_token(&target.id, token).await

@@ -531,6 +531,11 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
     assert!(orchestrator.orchestrator);
     let worker = env.agent("worker").await;
     let carol = UserId::from("carol");
+    // carol answers for the worker: a task token is minted on behalf of its owner or a grantee.
+    env.store
+        .grant(&worker.id, &carol, crate::store::AccessRole::Viewer)
+        .await
+        .unwrap();
     let issued = env
         .store
         .issue_task_token(
@@ -876,4 +881,50 @@ where
         Some(AgentType::Autonomous)
     );
     assert!(!principal.is_supervised());
+}
+
+/// A task token is minted on behalf of the target agent's owner or of someone holding a grant
+/// on it (any role), not of any active user.
+pub async fn case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (conductor, worker) =
+        conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
+    let bob = UserId::from("bob");
+    let on_behalf_of = |person: UserId| {
+        let (store, conductor, worker) = (&env.store, &conductor.id, &worker.id);
+        async move {
+            store
+                .issue_task_token(conductor, worker, &person, NewToken::new("task"))
+                .await
+        }
+    };
+    assert_eq!(
+        delegation_error(on_behalf_of(bob.clone()).await),
+        DelegationError::DelegatingUserUnrelated {
+            user: "bob".into(),
+            agent: "worker".into(),
+        }
+    );
+    assert!(
+        env.store.list_tokens(&worker.id).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    // A grant on another agent is not one on the target.
+    env.store
+        .grant(&conductor.id, &bob, crate::store::AccessRole::Admin)
+        .await
+        .unwrap();
+    assert!(matches!(
+        delegation_error(on_behalf_of(bob.clone()).await),
+        DelegationError::DelegatingUserUnrelated { .. }
+    ));
+    env.store
+        .grant(&worker.id, &bob, crate::store::AccessRole::Viewer)
+        .await
+        .unwrap();
+    let issued = on_behalf_of(bob.clone()).await.unwrap();
+    assert_eq!(issued.info.delegated_by.as_ref(), Some(&bob));
+    let owners = on_behalf_of(UserId::from("alice")).await.unwrap();
+    assert!(env.resolve(&owners).await.is_ok());
 }
