@@ -210,6 +210,10 @@ pub struct TokenInfo {
     pub last_used_at: Option<OffsetDateTime>,
     /// When it was revoked.
     pub revoked_at: Option<OffsetDateTime>,
+    /// When [`complete_task`](crate::delegation::DelegationStore::complete_task) ended it. Once
+    /// set the token is refused as `expired` whatever a node's clock reads (a clock behind this
+    /// instant does not admit it again); its `expires_at` is left as it was minted.
+    pub completed_at: Option<OffsetDateTime>,
     /// How many requests it may make in all; `None` for no limit.
     pub max_operations: Option<u64>,
     /// How many of those are left.

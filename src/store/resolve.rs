@@ -12,8 +12,9 @@
 //! A token failing several checks is refused for the first one:
 //!
 //! 1. no stored token has the hash → `unknown`;
-//! 2. the token: revoked → `revoked`; its expiry passed, or its task completed with its last
-//!    use → `expired`; every use spent and none in flight → `exhausted`; for a delegated
+//! 2. the token: revoked → `revoked`; its expiry passed, its task completed with its last use,
+//!    or its task completed by [`complete_task`](crate::delegation::DelegationStore::complete_task)
+//!    (a recorded state, whatever the clock says) → `expired`; every use spent and none in flight → `exhausted`; for a delegated
 //!    token, then each token up its chain, root first: gone, revoked, expired or spent →
 //!    `delegator_refused`;
 //! 3. its agent: the presented slug or the stored agent id does not match → `agent_mismatch`;
@@ -294,7 +295,10 @@ fn check_token(record: &(impl StoredToken + ?Sized), now_nanos: i128) -> Result<
     if info.revoked_at.is_some() {
         return Err(InvalidReason::Revoked);
     }
-    if passed(info.expires_at, now_nanos) || record.completed_at().is_some_and(|at| at <= now_nanos)
+    // A completed task is state, not an instant: no clock behind it admits the token again.
+    if info.completed_at.is_some()
+        || passed(info.expires_at, now_nanos)
+        || record.completed_at().is_some_and(|at| at <= now_nanos)
     {
         return Err(InvalidReason::Expired);
     }
@@ -1028,6 +1032,7 @@ mod tests {
             expires_at: None,
             last_used_at: None,
             revoked_at: None,
+            completed_at: None,
             max_operations: None,
             operations_remaining: None,
             expires_on_completion: false,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{Env, Store, caps};
 use crate::InvalidReason;
 use crate::ceiling::Policy;
+use crate::clock::Clock;
 use crate::delegation::{Delegation, DelegationError, DelegationStore};
 use crate::principal::{AgentType, AuthSource, UserId};
 use crate::reason::ResolveError;
@@ -927,4 +928,61 @@ pub async fn case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent<S: D
     assert_eq!(issued.info.delegated_by.as_ref(), Some(&bob));
     let owners = on_behalf_of(UserId::from("alice")).await.unwrap();
     assert!(env.resolve(&owners).await.is_ok());
+}
+
+/// Completing a task is recorded as state, not as an expiry instant: a clock that then reads
+/// earlier (skew between nodes, an NTP step back) does not admit its tokens again.
+pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (writer, root) = env
+        .agent_with_token_as("writer", NewToken::new("1").task_id("t-1"))
+        .await;
+    let delegated = child(&env, &root, &writer.id).await;
+    env.clock.advance(Duration::from_secs(10));
+    let completed_at = env.now_micros();
+    assert_eq!(
+        env.store
+            .complete_task(&UserId::from("alice"), "t-1")
+            .await
+            .unwrap(),
+        2
+    );
+    for token in [&root, &delegated] {
+        let stored = env
+            .store
+            .token(&token.info.agent_id, &token.info.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.completed_at, Some(completed_at));
+        assert_eq!(
+            stored.expires_at, token.info.expires_at,
+            "its expiry is kept"
+        );
+    }
+    env.clock.set(env.clock.now() - time::Duration::seconds(2));
+    for token in [&root, &delegated] {
+        assert_eq!(env.refusal(token).await, InvalidReason::Expired);
+    }
+    let refused = delegate(&env, &root, Delegation::to(writer.id.clone(), "again")).await;
+    assert_eq!(
+        delegation_error(refused),
+        DelegationError::ParentRefused(InvalidReason::Expired)
+    );
+    assert!(
+        env.store
+            .rotate_token(&writer.id, &root.info.id, Duration::ZERO)
+            .await
+            .is_err(),
+        "a completed token is not live"
+    );
+    assert_eq!(
+        env.store
+            .complete_task(&UserId::from("alice"), "t-1")
+            .await
+            .unwrap(),
+        0,
+        "ended already"
+    );
 }
