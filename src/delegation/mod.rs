@@ -33,8 +33,13 @@
 //! A refusal for a link up the chain is [`InvalidReason::DelegatorRefused`].
 //!
 //! Issuing reads the parent and then stores the child: a parent revoked in between yields a
-//! child that is refused at its first request, never one that outlives it. Rotating a token
-//! does not move its children: they end with the old token (at the end of its grace).
+//! child that is refused at its first request, never one that outlives it.
+//!
+//! Rotating a token does not move its children: they stay children of the old token. For a
+//! parent without a use limit they end with it, at the end of its grace. A use-limited parent
+//! cuts them off at once: rotation moves its uses left to the new token, so the old one is
+//! exhausted, and every request of a child spends a use of it (refused as
+//! `delegator_refused`). Delegate again from the new token to go on.
 //!
 //! Uses are shared down the chain: a request under a child spends one use of the child (if
 //! limited) and of every use-limited ancestor, reserved all-or-nothing and settled alike. A

@@ -986,3 +986,40 @@ pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<S: Dele
         "ended already"
     );
 }
+
+/// Rotating a parent leaves its children under the old token: without a use limit they end
+/// with it at the end of its grace; a use-limited parent's uses move to the new token, so its
+/// children are refused at once.
+pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let grace = Duration::from_secs(60);
+    let (planner, unlimited) = env.agent_with_token("planner").await;
+    let writer = env.agent("writer").await;
+    let child_of_unlimited = child(&env, &unlimited, &writer.id).await;
+    let limited = env
+        .token(&planner.id, NewToken::new("limited").max_operations(5))
+        .await;
+    let child_of_limited = child(&env, &limited, &writer.id).await;
+    for token in [&unlimited, &limited] {
+        env.store
+            .rotate_token(&planner.id, &token.info.id, grace)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        env.refusal(&child_of_limited).await,
+        InvalidReason::DelegatorRefused,
+        "the old token's uses moved to the new one"
+    );
+    assert!(
+        env.resolve(&child_of_unlimited).await.is_ok(),
+        "within the grace"
+    );
+    env.clock.advance(grace);
+    assert_eq!(
+        env.refusal(&child_of_unlimited).await,
+        InvalidReason::DelegatorRefused,
+        "the grace is over"
+    );
+}
