@@ -271,7 +271,9 @@ pub struct TaskScope {
     pub environment: Option<Arc<str>>,
     /// Whether using the token's last operation ends it.
     pub expires_on_completion: bool,
-    /// The token's own use limit.
+    /// The use limit this token was minted with: its own only, `None` for a token without one
+    /// even when a token up its chain is limited. What bounds the token's requests is
+    /// [`ExecutionPrincipal::max_operations`], the least limit up the chain.
     pub max_operations: Option<u64>,
     /// The person on whose behalf an orchestrator minted the token.
     pub delegated_by: Option<UserId>,
@@ -462,8 +464,11 @@ impl ExecutionPrincipal {
         self.task_id.as_deref()
     }
 
-    /// The token's use limit, if it has one. For a delegated token without a limit of its
-    /// own, the least limit up its chain: every request spends a use of each limited link.
+    /// The use limit that bounds this principal's requests: the least limit up its chain. That
+    /// is the token's own limit when it has one (a delegation never gets more uses than its
+    /// parent has left), else the least limit of the tokens it was delegated through; `None`
+    /// when no token of the chain is limited. Every request spends a use of each limited link.
+    /// [`TaskScope::max_operations`] is the token's own limit only.
     pub fn max_operations(&self) -> Option<u64> {
         self.max_operations
     }

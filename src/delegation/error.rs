@@ -42,7 +42,7 @@ pub enum DelegationError {
     /// The target agent is disabled or expired.
     #[error("the agent {0:?} is disabled or expired")]
     TargetInactive(String),
-    /// The child names a task other than its parent's.
+    /// The child of a task token names another task.
     #[error("a delegated token serves its parent's task {parent:?}, not {requested:?}")]
     OtherTask {
         /// The parent's task id.

@@ -17,8 +17,11 @@
 //!   (a token minted directly has depth 0, its child 1, …);
 //! - for an active agent of the same owner (the parent's own agent included), but never the
 //!   orchestrator that minted the chain's task token ([`DelegationError::NotAnotherAgent`]);
-//! - serving the parent's task (task id, intent, environment, orchestrator and delegating
-//!   person are inherited; a child may not name another task).
+//! - serving the parent's task: task id, intent, environment, orchestrator and delegating
+//!   person are inherited. A child of a task token may not name another task
+//!   ([`DelegationError::OtherTask`]), nor a child of a token with an environment another
+//!   environment ([`DelegationError::OtherEnvironment`]); a child of a token with no task (or
+//!   no environment) may name any.
 //!
 //! A refusal is [`StoreError::Delegation`] naming what
 //! exceeds.

@@ -1023,3 +1023,41 @@ pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<S: Dele
         "the grace is over"
     );
 }
+
+/// A task scope's `max_operations` is the token's own limit, the principal's the least up its
+/// chain; a child of a task token may not name another task or environment, a child of a token
+/// without them may name any.
+pub async fn case_a_childs_task_and_limit_as_documented<S: DelegatingStore>(env: Env<S>) {
+    let planner = env.agent("planner").await;
+    let writer = env.agent("writer").await;
+    let to = || Delegation::to(writer.id.clone(), "child");
+    let plain = env
+        .token(&planner.id, NewToken::new("plain").max_operations(3))
+        .await;
+    let tasked = delegate(&env, &plain, to().task_id("t-5").environment("staging"))
+        .await
+        .expect("a parent without a task lets its child name one");
+    let principal = env.resolve(&tasked).await.unwrap();
+    let task = principal.task().expect("a task scope");
+    assert_eq!(task.task_id.as_deref(), Some("t-5"));
+    assert_eq!(task.max_operations, None, "the token's own limit: none");
+    assert_eq!(
+        principal.max_operations(),
+        Some(3),
+        "the least up the chain"
+    );
+    assert!(matches!(
+        delegation_error(delegate(&env, &tasked, to().task_id("t-6")).await),
+        DelegationError::OtherTask { .. }
+    ));
+    assert_eq!(
+        delegation_error(delegate(&env, &tasked, to().environment("prod")).await),
+        DelegationError::OtherEnvironment("staging".into())
+    );
+    let own = delegate(&env, &tasked, to().max_operations(1))
+        .await
+        .unwrap();
+    let principal = env.resolve(&own).await.unwrap();
+    assert_eq!(principal.task().unwrap().max_operations, Some(1));
+    assert_eq!(principal.max_operations(), Some(1));
+}
