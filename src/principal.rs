@@ -271,7 +271,9 @@ pub struct TaskScope {
     pub environment: Option<Arc<str>>,
     /// Whether using the token's last operation ends it.
     pub expires_on_completion: bool,
-    /// The token's own use limit.
+    /// The use limit this token was minted with: its own only, `None` for a token without one
+    /// even when a token up its chain is limited. What bounds the token's requests is
+    /// [`ExecutionPrincipal::max_operations`], the least limit up the chain.
     pub max_operations: Option<u64>,
     /// The person on whose behalf an orchestrator minted the token.
     pub delegated_by: Option<UserId>,
@@ -301,6 +303,7 @@ pub struct ExecutionPrincipal {
     delegation: Arc<[DelegationLink]>,
     task_id: Option<Arc<str>>,
     task: Option<Arc<TaskScope>>,
+    orchestrator: Option<AgentRef>,
     max_operations: Option<u64>,
 }
 
@@ -316,6 +319,7 @@ impl ExecutionPrincipal {
             delegation: Arc::new([]),
             task_id: None,
             task: None,
+            orchestrator: None,
             max_operations: None,
         }
     }
@@ -336,6 +340,7 @@ impl ExecutionPrincipal {
             delegation: Arc::new([]),
             task_id: None,
             task: None,
+            orchestrator: None,
             max_operations: None,
         }
     }
@@ -389,6 +394,18 @@ impl ExecutionPrincipal {
     pub fn with_task(mut self, task: TaskScope) -> Self {
         self.task_id = task.task_id.clone();
         self.task = Some(Arc::new(task));
+        self
+    }
+
+    /// Marks the principal as acting for a task token minted by the orchestrator `orchestrator`
+    /// (or a token delegated from one): it is a party to the principal's authority, so a
+    /// supervised orchestrator makes the principal [supervised](ExecutionPrincipal::is_supervised).
+    /// Stores call this through the resolution pipeline; [`TaskScope::orchestrator`] names the
+    /// same agent.
+    pub fn with_orchestrator(mut self, orchestrator: AgentRef) -> Self {
+        if self.agent.is_some() {
+            self.orchestrator = Some(orchestrator);
+        }
         self
     }
 
@@ -447,8 +464,11 @@ impl ExecutionPrincipal {
         self.task_id.as_deref()
     }
 
-    /// The token's use limit, if it has one. For a delegated token without a limit of its
-    /// own, the least limit up its chain: every request spends a use of each limited link.
+    /// The use limit that bounds this principal's requests: the least limit up its chain. That
+    /// is the token's own limit when it has one (a delegation never gets more uses than its
+    /// parent has left), else the least limit of the tokens it was delegated through; `None`
+    /// when no token of the chain is limited. Every request spends a use of each limited link.
+    /// [`TaskScope::max_operations`] is the token's own limit only.
     pub fn max_operations(&self) -> Option<u64> {
         self.max_operations
     }
@@ -471,13 +491,22 @@ impl ExecutionPrincipal {
         &self.delegation
     }
 
-    /// Whether a person must approve this principal's critical actions: its agent, or any
-    /// agent it acts under, is [`AgentType::Supervised`] (the pipeline gives a thread-scoped
-    /// child of a supervised agent that type).
+    /// The orchestrator that minted the principal's task token (or the task token its chain
+    /// starts at), with the type it acts as; `None` for any other principal.
+    pub fn orchestrator(&self) -> Option<&AgentRef> {
+        self.orchestrator.as_ref()
+    }
+
+    /// Whether a person must approve this principal's critical actions: its agent, any agent it
+    /// acts under, or the orchestrator that minted its task token is [`AgentType::Supervised`]
+    /// (the pipeline gives a thread-scoped child of a supervised agent that type). So a
+    /// supervised orchestrator acts through no agent without approval, and neither do the
+    /// tokens delegated from its task tokens.
     pub fn is_supervised(&self) -> bool {
         self.agent
             .iter()
             .chain(self.delegation.iter().map(DelegationLink::agent))
+            .chain(self.orchestrator.iter())
             .any(|agent| agent.agent_type() == AgentType::Supervised)
     }
 

@@ -1800,6 +1800,8 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
             .to_owned()
     };
     let (conductor_id, worker_id) = (agent_id("conductor"), agent_id("worker"));
+    // carol answers for the worker: task tokens are minted on behalf of its owner or a grantee.
+    cli(db, &["grant", "add", "worker", "carol", "viewer"]).ok();
 
     // The orchestrator mints the worker's task token on behalf of carol.
     cli(

@@ -216,6 +216,10 @@ async fn a_task_token_is_minted_on_behalf_with_issue_rights_on_both_agents() {
     let sink = Arc::new(MemoryAuditSink::default());
     let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
     let carol = UserId::from("carol");
+    store
+        .grant(&worker.id, &carol, AccessRole::Viewer)
+        .await
+        .unwrap();
     let task = || NewToken::new("task").task_id("t-7");
     let as_olga = Managed::new(&store, "olga").with_audit(&writer);
     assert!(matches!(

@@ -2,9 +2,10 @@
 //! waits until a person approves that very action, out of band.
 //!
 //! The host marks some capabilities critical. When a principal that
-//! [`is_supervised`](crate::ExecutionPrincipal::is_supervised) (its agent, or any agent it acts
-//! under, is [`AgentType::Supervised`](crate::principal::AgentType::Supervised); a thread-scoped
-//! child of a supervised agent is supervised too) asks for one,
+//! [`is_supervised`](crate::ExecutionPrincipal::is_supervised) (its agent, any agent it acts
+//! under, or the orchestrator that minted its task token is
+//! [`AgentType::Supervised`](crate::principal::AgentType::Supervised); a thread-scoped child of
+//! a supervised agent is supervised too) asks for one,
 //! [`Supervision::check`] refuses the request with `403 approval_required` and records a
 //! pending [`Approval`] of exactly what was asked: method, path, capability, agent, owner,
 //! token, delegation chain, the handler's structured details (a JSON object) and a short

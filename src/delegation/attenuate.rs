@@ -46,6 +46,11 @@ pub(crate) fn child_token(
 ) -> Result<NewToken, DelegationError> {
     let now = config.clock.now();
     check_target(parent.principal.user_id(), target, now)?;
+    // A task token's authority never flows back to the orchestrator that minted it: that
+    // would let it act under the person's role without minting for another agent.
+    if parent.token.orchestrator.as_ref() == Some(&target.id) {
+        return Err(DelegationError::NotAnotherAgent(target.slug.to_string()));
+    }
     let depth = parent.token.delegation_depth.saturating_add(1);
     if depth > config.max_delegation_depth {
         return Err(DelegationError::DepthExceeded {
@@ -112,18 +117,29 @@ fn inherit(
     }
 }
 
+/// The person a task token is minted on behalf of.
+pub(crate) struct Person<'a> {
+    pub(crate) id: &'a UserId,
+    /// Their directory record, if they are in it.
+    pub(crate) record: Option<&'a UserRecord>,
+    /// Whether they own the target agent or hold a grant on it.
+    pub(crate) related: bool,
+}
+
 /// A task token an orchestrator mints for `target` on behalf of `person`: the orchestrator must
-/// be an active orchestrator, the target another active agent of its owner, the person active,
-/// and the capabilities within the orchestrator's policy and the person's role.
+/// be an active orchestrator, the target another active agent of its owner, the person active
+/// and the target's owner or granted on it, and the capabilities within the orchestrator's
+/// policy and the person's role.
 pub(crate) fn task_token(
     config: &StoreConfig,
     orchestrator: &Agent,
     target: &Agent,
-    person: (&UserId, Option<&UserRecord>),
+    person: Person<'_>,
     mut token: NewToken,
 ) -> Result<NewToken, DelegationError> {
     let now = config.clock.now();
     if !orchestrator.orchestrator
+        || orchestrator.parent.is_some()
         || orchestrator.status == AgentStatus::Disabled
         || orchestrator.expires_at.is_some_and(|at| at <= now)
     {
@@ -135,10 +151,17 @@ pub(crate) fn task_token(
         return Err(DelegationError::NotAnotherAgent(target.slug.to_string()));
     }
     check_target(&orchestrator.owner, target, now)?;
-    let (person_id, record) = person;
-    let record = record
+    let person_id = person.id;
+    let record = person
+        .record
         .filter(|record| record.is_active())
         .ok_or_else(|| DelegationError::DelegatingUserInactive(person_id.to_string()))?;
+    if !person.related {
+        return Err(DelegationError::DelegatingUserUnrelated {
+            user: person_id.to_string(),
+            agent: target.slug.to_string(),
+        });
+    }
     if let Some(requested) = &token.capabilities {
         let bound = CapabilityCeiling::new(record.role().clone())
             .narrowed_by(LayerSource::OrchestratorPolicy, orchestrator.policy.clone());

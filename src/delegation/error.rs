@@ -42,7 +42,7 @@ pub enum DelegationError {
     /// The target agent is disabled or expired.
     #[error("the agent {0:?} is disabled or expired")]
     TargetInactive(String),
-    /// The child names a task other than its parent's.
+    /// The child of a task token names another task.
     #[error("a delegated token serves its parent's task {parent:?}, not {requested:?}")]
     OtherTask {
         /// The parent's task id.
@@ -60,9 +60,24 @@ pub enum DelegationError {
     /// The agent asked to mint a task token is not an orchestrator (or not active).
     #[error("the agent {0:?} is not an active orchestrator")]
     NotOrchestrator(String),
-    /// An orchestrator mints task tokens for other agents of its owner only.
-    #[error("an orchestrator mints task tokens for the other agents of its owner, not {0:?}")]
+    /// An orchestrator mints task tokens for other agents of its owner only, and a token of
+    /// its task is never delegated back to it.
+    #[error("an orchestrator's task tokens are for the other agents of its owner, not {0:?}")]
     NotAnotherAgent(String),
+    /// The person a task token is minted for is neither the owner of its agent nor holds a
+    /// grant (any role) on it: a token is minted on behalf of someone who answers for that
+    /// agent, not of any user.
+    #[error("the delegating user {user:?} is neither the owner of nor granted access to {agent:?}")]
+    DelegatingUserUnrelated {
+        /// The person named.
+        user: String,
+        /// The target agent (slug).
+        agent: String,
+    },
+    /// A thread-scoped child may not be an orchestrator: its task tokens would not be bounded
+    /// by its parent (returned when creating the agent).
+    #[error("the thread-scoped child {0:?} cannot be an orchestrator")]
+    OrchestratorIsChild(String),
     /// The person a task token is minted for is not (or no longer) an active user.
     #[error("the delegating user {0:?} is unknown or inactive")]
     DelegatingUserInactive(String),

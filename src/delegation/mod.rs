@@ -15,9 +15,13 @@
 //! - its use limit not above the uses the parent has left (the fewest up the chain);
 //! - its depth not above [`StoreConfig::max_delegation_depth`](crate::store::StoreConfig::max_delegation_depth)
 //!   (a token minted directly has depth 0, its child 1, …);
-//! - for an active agent of the same owner (the parent's own agent included);
-//! - serving the parent's task (task id, intent, environment, orchestrator and delegating
-//!   person are inherited; a child may not name another task).
+//! - for an active agent of the same owner (the parent's own agent included), but never the
+//!   orchestrator that minted the chain's task token ([`DelegationError::NotAnotherAgent`]);
+//! - serving the parent's task: task id, intent, environment, orchestrator and delegating
+//!   person are inherited. A child of a task token may not name another task
+//!   ([`DelegationError::OtherTask`]), nor a child of a token with an environment another
+//!   environment ([`DelegationError::OtherEnvironment`]); a child of a token with no task (or
+//!   no environment) may name any.
 //!
 //! A refusal is [`StoreError::Delegation`] naming what
 //! exceeds.
@@ -32,8 +36,13 @@
 //! A refusal for a link up the chain is [`InvalidReason::DelegatorRefused`].
 //!
 //! Issuing reads the parent and then stores the child: a parent revoked in between yields a
-//! child that is refused at its first request, never one that outlives it. Rotating a token
-//! does not move its children: they end with the old token (at the end of its grace).
+//! child that is refused at its first request, never one that outlives it.
+//!
+//! Rotating a token does not move its children: they stay children of the old token. For a
+//! parent without a use limit they end with it, at the end of its grace. A use-limited parent
+//! cuts them off at once: rotation moves its uses left to the new token, so the old one is
+//! exhausted, and every request of a child spends a use of it (refused as
+//! `delegator_refused`). Delegate again from the new token to go on.
 //!
 //! Uses are shared down the chain: a request under a child spends one use of the child (if
 //! limited) and of every use-limited ancestor, reserved all-or-nothing and settled alike. A
@@ -109,7 +118,9 @@ use crate::principal::{AgentId, TokenId, UserId};
 use crate::reason::{InvalidReason, ResolveError};
 use crate::resolver::TokenLookup;
 use crate::store::resolve::Inspection;
-use crate::store::{AgentStore, IssuedToken, NewToken, StoreConfig, StoreError, TokenStore};
+use crate::store::{
+    AgentStore, GrantStore, IssuedToken, NewToken, StoreConfig, StoreError, TokenStore,
+};
 
 /// A store that issues delegated and task tokens. The checks are this module's (provided
 /// methods); a store implements the I/O: peeking a token through the pipeline, revoking a
@@ -133,7 +144,9 @@ pub trait DelegationStore: AgentStore + TokenStore {
     ) -> Result<usize, StoreError>;
 
     /// Ends every live token of `owner`'s agents minted for the task `task_id`, and every token
-    /// delegated from one: they are refused as `expired` from now on. Returns how many ended.
+    /// delegated from one: each records the instant in [`TokenInfo::completed_at`](crate::store::TokenInfo::completed_at)
+    /// and is refused as `expired` from now on, a state no clock reading undoes (a node whose
+    /// clock is behind that instant refuses it too). Returns how many ended.
     async fn complete_task(&self, owner: &UserId, task_id: &str) -> Result<usize, StoreError>;
 
     /// Issues a child of the token `parent_token` (its raw secret, the proof of possession) as
@@ -168,15 +181,22 @@ pub trait DelegationStore: AgentStore + TokenStore {
     /// by the caller, e.g. by client credentials) on behalf of the person `delegated_by`. The
     /// token records both; at every request the orchestrator must still be an active
     /// orchestrator and the person active, and the orchestrator's policy and the person's role
-    /// are layers of its ceiling. Refuses a non-orchestrator, a target of another owner or the
-    /// orchestrator itself, and an unknown or inactive person.
+    /// are layers of its ceiling. Refuses a non-orchestrator (and an orchestrator that is a
+    /// thread-scoped child, stored before [`NewAgent::orchestrator`](crate::store::NewAgent::orchestrator)
+    /// refused one), a target of another owner or the orchestrator itself, and an unknown or
+    /// inactive person, and a person who is neither the target's owner nor holds a grant (any
+    /// role) on the target ([`DelegationError::DelegatingUserUnrelated`]): a task token acts on
+    /// behalf of someone who answers for its agent.
     async fn issue_task_token(
         &self,
         orchestrator: &AgentId,
         target: &AgentId,
         delegated_by: &UserId,
         token: NewToken,
-    ) -> Result<IssuedToken, StoreError> {
+    ) -> Result<IssuedToken, StoreError>
+    where
+        Self: GrantStore,
+    {
         let config = self.store_config();
         let orchestrator = self
             .agent(orchestrator)
@@ -191,11 +211,17 @@ pub trait DelegationStore: AgentStore + TokenStore {
             .user(delegated_by)
             .await
             .map_err(StoreError::Unavailable)?;
+        let related = target.owner == *delegated_by
+            || self.role_of(&target.id, delegated_by).await?.is_some();
         let token = attenuate::task_token(
             config,
             &orchestrator,
             &target,
-            (delegated_by, person.as_ref()),
+            attenuate::Person {
+                id: delegated_by,
+                record: person.as_ref(),
+                related,
+            },
             token,
         )?;
         self.create_token(&target.id, token).await

@@ -21,7 +21,8 @@ pub struct Delegation {
 
 impl Delegation {
     /// A child token for `target` (any active agent of the parent's owner, the parent's own
-    /// agent included), labelled `label`.
+    /// agent included, but not the orchestrator that minted the chain's task token), labelled
+    /// `label`.
     pub fn to(target: impl Into<AgentId>, label: impl Into<String>) -> Self {
         Self {
             target: target.into(),
@@ -66,8 +67,8 @@ impl Delegation {
         self
     }
 
-    /// The task the child serves: the parent's own (a child may not name another), or a task
-    /// for a parent that has none.
+    /// The task the child serves. A child of a task token may not name another task (only
+    /// the parent's own); a child of a parent without a task may name any.
     pub fn task_id(mut self, task: impl Into<String>) -> Self {
         self.task_id = Some(task.into());
         self
@@ -79,7 +80,8 @@ impl Delegation {
         self
     }
 
-    /// Where the child's task runs: the parent's, or one for a parent that names none.
+    /// Where the child's task runs. A child of a parent with an environment may not name
+    /// another; a child of a parent that names none may name any.
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.environment = Some(environment.into());
         self

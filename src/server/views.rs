@@ -51,6 +51,7 @@ pub fn token(info: &TokenInfo) -> Value {
         "expires_at": time(info.expires_at),
         "last_used_at": time(info.last_used_at),
         "revoked_at": time(info.revoked_at),
+        "completed_at": time(info.completed_at),
         "max_operations": info.max_operations,
         "operations_remaining": info.operations_remaining,
         "expires_on_completion": info.expires_on_completion,

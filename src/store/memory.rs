@@ -470,7 +470,8 @@ impl State {
         tree.into_iter().collect()
     }
 
-    /// Ends a token now: its expiry moves to `now` unless it already ended.
+    /// Ends a token now, unless it already ended: it is marked completed, a state no clock
+    /// reading undoes (its expiry stays as it was).
     fn end(&mut self, hash: &TokenHash, now: time::OffsetDateTime) -> bool {
         let Some(entry) = self.tokens.get_mut(hash) else {
             return false;
@@ -480,7 +481,7 @@ impl State {
             return false;
         }
         let mut ended = entry.info.clone();
-        ended.expires_at = Some(now);
+        ended.completed_at = Some(now);
         *entry = Arc::new(entry.with_info(ended));
         true
     }
@@ -799,6 +800,9 @@ impl AgentStore for MemoryStore {
             }
             state.grants.retain(|(agent, _), _| agent != agent_id);
         }
+        // A token of another agent may name a deleted one (the orchestrator of its task):
+        // verdicts reached while it stood are not reused.
+        self.inner.agents_version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }
@@ -975,7 +979,9 @@ impl TokenStore for MemoryStore {
                 let info = entry.snapshot();
                 let before_cutoff =
                     |at: Option<time::OffsetDateTime>| at.is_some_and(|at| micros(at) < cutoff);
-                before_cutoff(info.revoked_at) || before_cutoff(info.expires_at)
+                before_cutoff(info.revoked_at)
+                    || before_cutoff(info.completed_at)
+                    || before_cutoff(info.expires_at)
             })
             .map(|(hash, _)| *hash)
             .collect();

@@ -216,13 +216,16 @@ pub trait TokenStore: Send + Sync {
         agent: &AgentId,
         token: ImportedToken,
     ) -> Result<TokenInfo, StoreError>;
-    /// Deletes tokens revoked or expired more than `older_than` ago; returns how many.
+    /// Deletes tokens revoked, expired or completed more than `older_than` ago (and the tokens
+    /// delegated from them); returns how many.
     async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError>;
     /// Replaces a live token with a new one that keeps its label, capabilities, expiry and task.
     /// The old token keeps working for `grace` (never past its own expiry); a zero grace revokes
     /// it at once. A use-limited token's uses left move to the new one: from then on the old
     /// token is refused as exhausted (a use it has in flight still settles), so rotating never
-    /// adds uses. Returns the new token, shown once.
+    /// adds uses. Tokens delegated from the old token stay its children: they end with its
+    /// grace, or at once for a use-limited token (see [`crate::delegation`]). Returns the new
+    /// token, shown once.
     async fn rotate_token(
         &self,
         agent: &AgentId,

@@ -157,6 +157,8 @@ impl NewAgent {
 
     /// Lets the agent mint task tokens for the other agents of its owner, on behalf of a person
     /// (see [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
+    /// A thread-scoped child cannot be one
+    /// ([`DelegationError::OrchestratorIsChild`](crate::delegation::DelegationError::OrchestratorIsChild)).
     pub fn orchestrator(mut self) -> Self {
         self.orchestrator = true;
         self
@@ -208,6 +210,10 @@ pub struct TokenInfo {
     pub last_used_at: Option<OffsetDateTime>,
     /// When it was revoked.
     pub revoked_at: Option<OffsetDateTime>,
+    /// When [`complete_task`](crate::delegation::DelegationStore::complete_task) ended it. Once
+    /// set the token is refused as `expired` whatever a node's clock reads (a clock behind this
+    /// instant does not admit it again); its `expires_at` is left as it was minted.
+    pub completed_at: Option<OffsetDateTime>,
     /// How many requests it may make in all; `None` for no limit.
     pub max_operations: Option<u64>,
     /// How many of those are left.

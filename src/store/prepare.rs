@@ -264,6 +264,13 @@ pub(crate) fn prepare_agent(
             new.modes,
         ),
         Some(parent) => {
+            // Its task tokens would carry neither its parent's policy nor its parent's status.
+            if new.orchestrator {
+                return Err(crate::delegation::DelegationError::OrchestratorIsChild(
+                    super::shortened(&new.slug),
+                )
+                .into());
+            }
             if parent.parent.is_some() {
                 return Err(StoreError::InvalidInput(
                     "a child identity cannot have children of its own".into(),
@@ -407,6 +414,7 @@ pub(crate) fn prepare_token(
         expires_at,
         last_used_at: None,
         revoked_at: None,
+        completed_at: None,
         max_operations: new.max_operations,
         operations_remaining: new.max_operations,
         expires_on_completion: new.expires_on_completion,
@@ -445,9 +453,12 @@ pub(crate) fn check_single_task<'a>(
     }
 }
 
-/// Whether a token counts as live for [`check_single_task`]: not revoked, not expired.
+/// Whether a token counts as live for [`check_single_task`]: not revoked, not completed, not
+/// expired.
 pub(crate) fn is_live(info: &TokenInfo, now: OffsetDateTime) -> bool {
-    info.revoked_at.is_none() && info.expires_at.is_none_or(|at| at > now)
+    info.revoked_at.is_none()
+        && info.completed_at.is_none()
+        && info.expires_at.is_none_or(|at| at > now)
 }
 
 /// Checks an imported token against the agent and builds its record.
@@ -479,6 +490,7 @@ pub(crate) fn prepare_import(
         expires_at: imported.expires_at.map(truncate),
         last_used_at: None,
         revoked_at: None,
+        completed_at: None,
         max_operations: None,
         operations_remaining: None,
         expires_on_completion: false,
@@ -512,7 +524,7 @@ pub(crate) fn prepare_rotation(
     grace: std::time::Duration,
 ) -> Result<Rotation, StoreError> {
     let now = truncate(config.clock.now());
-    if old.revoked_at.is_some() || old.expires_at.is_some_and(|at| at <= now) {
+    if !is_live(old, now) {
         return Err(StoreError::InvalidInput(
             "only a live token can be rotated".into(),
         ));
@@ -534,6 +546,7 @@ pub(crate) fn prepare_rotation(
         created_at: now,
         last_used_at: None,
         revoked_at: None,
+        completed_at: None,
         max_operations: old.operations_remaining,
         ..old.clone()
     };

@@ -12,8 +12,9 @@
 //! A token failing several checks is refused for the first one:
 //!
 //! 1. no stored token has the hash → `unknown`;
-//! 2. the token: revoked → `revoked`; its expiry passed, or its task completed with its last
-//!    use → `expired`; every use spent and none in flight → `exhausted`; for a delegated
+//! 2. the token: revoked → `revoked`; its expiry passed, its task completed with its last use,
+//!    or its task completed by [`complete_task`](crate::delegation::DelegationStore::complete_task)
+//!    (a recorded state, whatever the clock says) → `expired`; every use spent and none in flight → `exhausted`; for a delegated
 //!    token, then each token up its chain, root first: gone, revoked, expired or spent →
 //!    `delegator_refused`;
 //! 3. its agent: the presented slug or the stored agent id does not match → `agent_mismatch`;
@@ -22,7 +23,8 @@
 //!    agent than the child names → `agent_mismatch`; expired → `agent_expired`; then, for a
 //!    delegated token, each link up the chain (it names the next link, its agent is the
 //!    owner's, active and unexpired, and so is that agent's parent), and for a task token the
-//!    orchestrator that minted it (still an active orchestrator of the owner) →
+//!    orchestrator that minted it (still an active orchestrator of the owner, and not a
+//!    thread-scoped child) →
 //!    `delegator_refused`;
 //! 5. the owner: not in the [`UserDirectory`](super::UserDirectory) → `owner_missing`;
 //!    deactivated → `owner_inactive`; for a task token, the person it was minted for
@@ -293,7 +295,10 @@ fn check_token(record: &(impl StoredToken + ?Sized), now_nanos: i128) -> Result<
     if info.revoked_at.is_some() {
         return Err(InvalidReason::Revoked);
     }
-    if passed(info.expires_at, now_nanos) || record.completed_at().is_some_and(|at| at <= now_nanos)
+    // A completed task is state, not an instant: no clock behind it admits the token again.
+    if info.completed_at.is_some()
+        || passed(info.expires_at, now_nanos)
+        || record.completed_at().is_some_and(|at| at <= now_nanos)
     {
         return Err(InvalidReason::Expired);
     }
@@ -373,8 +378,11 @@ fn check_chain_agents(
     let root = root(record);
     if let Some(id) = &root.info().orchestrator {
         let orchestrator = record.orchestrator().ok_or(None)?;
+        // An orchestrator is never a thread-scoped child (one stored before that was refused
+        // has no parent's bound on its task tokens): refused, not admitted unbounded.
         if orchestrator.id != *id
             || !orchestrator.orchestrator
+            || orchestrator.parent.is_some()
             || orchestrator.owner != *owner
             || orchestrator.status == AgentStatus::Disabled
             || passed(orchestrator.expires_at, now_nanos)
@@ -552,6 +560,14 @@ fn agent_principal<R: StoredToken>(
     };
     if !task.is_empty() {
         principal = principal.with_task(task);
+    }
+    if let Some(orchestrator) = orchestrator {
+        // An orchestrator is never a thread-scoped child (check_chain_agents): its own type.
+        let orchestrator_ref = AgentRef::new(orchestrator.id.clone(), orchestrator.slug.clone())
+            .with_type(effective_type(orchestrator, None))
+            .with_scopes(orchestrator.scopes.clone())
+            .with_modes(orchestrator.modes.clone());
+        principal = principal.with_orchestrator(orchestrator_ref);
     }
     if let Some(max) = use_limit(record) {
         principal = principal.with_max_operations(max);
@@ -1016,6 +1032,7 @@ mod tests {
             expires_at: None,
             last_used_at: None,
             revoked_at: None,
+            completed_at: None,
             max_operations: None,
             operations_remaining: None,
             expires_on_completion: false,
@@ -1127,12 +1144,14 @@ mod tests {
         memo: Arc<VerdictMemo>,
         /// Each settled use, as `spent`.
         settled: std::sync::Mutex<Vec<bool>>,
+        orchestrator: Option<Arc<Agent>>,
     }
 
     struct Found {
         info: TokenInfo,
         agent: Arc<Agent>,
         memo: Arc<VerdictMemo>,
+        orchestrator: Option<Arc<Agent>>,
     }
 
     impl StoredToken for Found {
@@ -1151,6 +1170,9 @@ mod tests {
         fn memo(&self) -> Option<&VerdictMemo> {
             Some(&self.memo)
         }
+        fn orchestrator(&self) -> Option<Arc<Agent>> {
+            self.orchestrator.clone()
+        }
     }
 
     #[async_trait::async_trait]
@@ -1166,6 +1188,7 @@ mod tests {
                 info: self.info.clone(),
                 agent: self.agent.lock().unwrap().clone(),
                 memo: self.memo.clone(),
+                orchestrator: self.orchestrator.clone(),
             })))
         }
 
@@ -1195,6 +1218,7 @@ mod tests {
             info: token("writer"),
             memo: Arc::default(),
             settled: std::sync::Mutex::default(),
+            orchestrator: None,
         }
     }
 
@@ -1240,6 +1264,26 @@ mod tests {
                 Some(InvalidReason::DelegatorRefused)
             );
         }
+    }
+
+    /// An orchestrator stored as a thread-scoped child (before that was refused) has no
+    /// parent's bound on its task tokens: they are refused, not admitted unbounded.
+    #[tokio::test]
+    async fn a_task_token_of_an_orchestrator_with_a_parent_is_refused() {
+        let task = |parent: Option<&str>| {
+            let mut backend = forgetful();
+            backend.info.orchestrator = Some(AgentId::from("conductor"));
+            let mut conductor = agent("conductor", parent);
+            conductor.orchestrator = true;
+            backend.orchestrator = Some(Arc::new(conductor));
+            backend
+        };
+        assert!(resolve(&task(None), &lookup()).await.is_ok());
+        let refused = resolve(&task(Some("boss")), &lookup()).await;
+        assert_eq!(
+            refused.err().and_then(|error| error.reason()),
+            Some(InvalidReason::DelegatorRefused)
+        );
     }
 
     #[tokio::test]

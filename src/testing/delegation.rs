@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{Env, Store, caps};
 use crate::InvalidReason;
 use crate::ceiling::Policy;
+use crate::clock::Clock;
 use crate::delegation::{Delegation, DelegationError, DelegationStore};
 use crate::principal::{AgentType, AuthSource, UserId};
 use crate::reason::ResolveError;
@@ -531,6 +532,11 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
     assert!(orchestrator.orchestrator);
     let worker = env.agent("worker").await;
     let carol = UserId::from("carol");
+    // carol answers for the worker: a task token is minted on behalf of its owner or a grantee.
+    env.store
+        .grant(&worker.id, &carol, crate::store::AccessRole::Viewer)
+        .await
+        .unwrap();
     let issued = env
         .store
         .issue_task_token(
@@ -699,4 +705,359 @@ pub async fn case_the_chain_bounds_scopes_modes_and_supervision<S: DelegatingSto
     assert!(principal.is_supervised(), "its delegator is supervised");
     let direct = env.token(&writer.id, NewToken::new("own")).await;
     assert!(!env.resolve(&direct).await.unwrap().is_supervised());
+}
+
+/// An orchestrator of alice's (allowed `posts:*`) and a worker, for the task-token cases.
+async fn conductor_and_worker<S: DelegatingStore>(
+    env: &Env<S>,
+    new: NewAgent,
+) -> (crate::store::Agent, crate::store::Agent) {
+    let conductor = env
+        .store
+        .create_agent(new.with_policy(Policy::allow(caps(&["posts:*"]))))
+        .await
+        .unwrap();
+    let worker = env.agent("worker").await;
+    (conductor, worker)
+}
+
+async fn task_token<S: DelegatingStore>(
+    env: &Env<S>,
+    conductor: &crate::store::Agent,
+    target: &crate::principal::AgentId,
+) -> Result<IssuedToken, StoreError> {
+    env.store
+        .issue_task_token(
+            &conductor.id,
+            target,
+            &UserId::from("alice"),
+            NewToken::new("task").task_id("t-1"),
+        )
+        .await
+}
+
+/// Deleting the orchestrator refuses its task tokens at their next request, also one that was
+/// admitted before (a verdict reached while the orchestrator stood is not reused).
+pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (conductor, worker) =
+        conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
+    let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    assert!(env.resolve(&issued).await.is_ok());
+    assert!(env.resolve(&delegated).await.is_ok());
+    env.store.delete_agent(&conductor.id).await.unwrap();
+    assert_eq!(env.refusal(&issued).await, InvalidReason::DelegatorRefused);
+    assert_eq!(
+        env.refusal(&delegated).await,
+        InvalidReason::DelegatorRefused
+    );
+}
+
+/// A task token, or a token delegated from one, is never delegated back to the orchestrator
+/// that minted it: it mints for the other agents of its owner, never for itself.
+pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (conductor, worker) =
+        conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
+    let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
+    let back = delegate(&env, &issued, Delegation::to(conductor.id.clone(), "back")).await;
+    assert_eq!(
+        delegation_error(back),
+        DelegationError::NotAnotherAgent("conductor".into())
+    );
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    let back = delegate(
+        &env,
+        &delegated,
+        Delegation::to(conductor.id.clone(), "back"),
+    )
+    .await;
+    assert_eq!(
+        delegation_error(back),
+        DelegationError::NotAnotherAgent("conductor".into())
+    );
+    assert!(
+        env.store
+            .list_tokens(&conductor.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing stored"
+    );
+    // The worker may still delegate to itself and to other agents.
+    child(&env, &issued, &worker.id).await;
+}
+
+/// A thread-scoped child cannot be an orchestrator: its task tokens would be bounded neither by
+/// its parent's policy nor by its parent's status.
+pub async fn case_a_thread_scoped_child_cannot_be_an_orchestrator<S: DelegatingStore>(env: Env<S>) {
+    let boss = env
+        .store
+        .create_agent(
+            NewAgent::new("boss", "alice").with_policy(Policy::allow(caps(&["posts:read"]))),
+        )
+        .await
+        .unwrap();
+    let refused = env
+        .store
+        .create_agent(NewAgent::child("boss-conductor", boss.id.clone()).orchestrator())
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Delegation(DelegationError::OrchestratorIsChild(ref slug)))
+                if slug == "boss-conductor"
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        env.store
+            .agent_by_slug("boss-conductor")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored"
+    );
+    // A child that is no orchestrator is still created, and cannot mint task tokens.
+    let child = env
+        .store
+        .create_agent(NewAgent::child("boss-helper", boss.id.clone()))
+        .await
+        .unwrap();
+    let worker = env.agent("worker").await;
+    assert_eq!(
+        delegation_error(task_token(&env, &child, &worker.id).await),
+        DelegationError::NotOrchestrator("boss-helper".into())
+    );
+}
+
+/// A supervised orchestrator's task tokens are supervised, and so are the tokens delegated from
+/// them: their critical actions wait for an approval, whatever the type of the agent they are
+/// for. An autonomous orchestrator's are not.
+pub async fn case_a_supervised_orchestrators_task_tokens_are_supervised<S>(env: Env<S>)
+where
+    S: DelegatingStore + super::approval::ApprovalStore,
+{
+    use crate::approval::{ApprovalRejection, CriticalAction, Supervision};
+    let (conductor, worker) = conductor_and_worker(
+        &env,
+        NewAgent::new("conductor", "alice")
+            .orchestrator()
+            .with_type(AgentType::Supervised),
+    )
+    .await;
+    assert_eq!(worker.agent_type, AgentType::Autonomous);
+    let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
+    let helper = env.agent("helper").await;
+    let delegated = child(&env, &issued, &helper.id).await;
+    let supervision = Supervision::new(env.store.clone(), caps(&["posts:publish"]));
+    let action = CriticalAction::new("posts:publish", &http::Method::POST, "/posts");
+    for token in [&issued, &delegated] {
+        let principal = env.resolve(token).await.unwrap();
+        let orchestrator = principal.orchestrator().expect("the orchestrator");
+        assert_eq!(orchestrator.id(), &conductor.id);
+        assert_eq!(orchestrator.agent_type(), AgentType::Supervised);
+        assert!(principal.is_supervised(), "{}", token.info.label);
+        let refused = supervision.check(&principal, &action).await;
+        assert!(
+            matches!(refused, Err(ApprovalRejection::Required(_))),
+            "{}: {refused:?}",
+            token.info.label
+        );
+    }
+    let autonomous = env
+        .store
+        .create_agent(NewAgent::new("autonomous-conductor", "alice").orchestrator())
+        .await
+        .unwrap();
+    let plain = task_token(&env, &autonomous, &helper.id).await.unwrap();
+    let principal = env.resolve(&plain).await.unwrap();
+    assert_eq!(
+        principal.orchestrator().map(|o| o.agent_type()),
+        Some(AgentType::Autonomous)
+    );
+    assert!(!principal.is_supervised());
+}
+
+/// A task token is minted on behalf of the target agent's owner or of someone holding a grant
+/// on it (any role), not of any active user.
+pub async fn case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (conductor, worker) =
+        conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
+    let bob = UserId::from("bob");
+    let on_behalf_of = |person: UserId| {
+        let (store, conductor, worker) = (&env.store, &conductor.id, &worker.id);
+        async move {
+            store
+                .issue_task_token(conductor, worker, &person, NewToken::new("task"))
+                .await
+        }
+    };
+    assert_eq!(
+        delegation_error(on_behalf_of(bob.clone()).await),
+        DelegationError::DelegatingUserUnrelated {
+            user: "bob".into(),
+            agent: "worker".into(),
+        }
+    );
+    assert!(
+        env.store.list_tokens(&worker.id).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    // A grant on another agent is not one on the target.
+    env.store
+        .grant(&conductor.id, &bob, crate::store::AccessRole::Admin)
+        .await
+        .unwrap();
+    assert!(matches!(
+        delegation_error(on_behalf_of(bob.clone()).await),
+        DelegationError::DelegatingUserUnrelated { .. }
+    ));
+    env.store
+        .grant(&worker.id, &bob, crate::store::AccessRole::Viewer)
+        .await
+        .unwrap();
+    let issued = on_behalf_of(bob.clone()).await.unwrap();
+    assert_eq!(issued.info.delegated_by.as_ref(), Some(&bob));
+    let owners = on_behalf_of(UserId::from("alice")).await.unwrap();
+    assert!(env.resolve(&owners).await.is_ok());
+}
+
+/// Completing a task is recorded as state, not as an expiry instant: a clock that then reads
+/// earlier (skew between nodes, an NTP step back) does not admit its tokens again.
+pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let (writer, root) = env
+        .agent_with_token_as("writer", NewToken::new("1").task_id("t-1"))
+        .await;
+    let delegated = child(&env, &root, &writer.id).await;
+    env.clock.advance(Duration::from_secs(10));
+    let completed_at = env.now_micros();
+    assert_eq!(
+        env.store
+            .complete_task(&UserId::from("alice"), "t-1")
+            .await
+            .unwrap(),
+        2
+    );
+    for token in [&root, &delegated] {
+        let stored = env
+            .store
+            .token(&token.info.agent_id, &token.info.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.completed_at, Some(completed_at));
+        assert_eq!(
+            stored.expires_at, token.info.expires_at,
+            "its expiry is kept"
+        );
+    }
+    env.clock.set(env.clock.now() - time::Duration::seconds(2));
+    for token in [&root, &delegated] {
+        assert_eq!(env.refusal(token).await, InvalidReason::Expired);
+    }
+    let refused = delegate(&env, &root, Delegation::to(writer.id.clone(), "again")).await;
+    assert_eq!(
+        delegation_error(refused),
+        DelegationError::ParentRefused(InvalidReason::Expired)
+    );
+    assert!(
+        env.store
+            .rotate_token(&writer.id, &root.info.id, Duration::ZERO)
+            .await
+            .is_err(),
+        "a completed token is not live"
+    );
+    assert_eq!(
+        env.store
+            .complete_task(&UserId::from("alice"), "t-1")
+            .await
+            .unwrap(),
+        0,
+        "ended already"
+    );
+}
+
+/// Rotating a parent leaves its children under the old token: without a use limit they end
+/// with it at the end of its grace; a use-limited parent's uses move to the new token, so its
+/// children are refused at once.
+pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<S: DelegatingStore>(
+    env: Env<S>,
+) {
+    let grace = Duration::from_secs(60);
+    let (planner, unlimited) = env.agent_with_token("planner").await;
+    let writer = env.agent("writer").await;
+    let child_of_unlimited = child(&env, &unlimited, &writer.id).await;
+    let limited = env
+        .token(&planner.id, NewToken::new("limited").max_operations(5))
+        .await;
+    let child_of_limited = child(&env, &limited, &writer.id).await;
+    for token in [&unlimited, &limited] {
+        env.store
+            .rotate_token(&planner.id, &token.info.id, grace)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        env.refusal(&child_of_limited).await,
+        InvalidReason::DelegatorRefused,
+        "the old token's uses moved to the new one"
+    );
+    assert!(
+        env.resolve(&child_of_unlimited).await.is_ok(),
+        "within the grace"
+    );
+    env.clock.advance(grace);
+    assert_eq!(
+        env.refusal(&child_of_unlimited).await,
+        InvalidReason::DelegatorRefused,
+        "the grace is over"
+    );
+}
+
+/// A task scope's `max_operations` is the token's own limit, the principal's the least up its
+/// chain; a child of a task token may not name another task or environment, a child of a token
+/// without them may name any.
+pub async fn case_a_childs_task_and_limit_as_documented<S: DelegatingStore>(env: Env<S>) {
+    let planner = env.agent("planner").await;
+    let writer = env.agent("writer").await;
+    let to = || Delegation::to(writer.id.clone(), "child");
+    let plain = env
+        .token(&planner.id, NewToken::new("plain").max_operations(3))
+        .await;
+    let tasked = delegate(&env, &plain, to().task_id("t-5").environment("staging"))
+        .await
+        .expect("a parent without a task lets its child name one");
+    let principal = env.resolve(&tasked).await.unwrap();
+    let task = principal.task().expect("a task scope");
+    assert_eq!(task.task_id.as_deref(), Some("t-5"));
+    assert_eq!(task.max_operations, None, "the token's own limit: none");
+    assert_eq!(
+        principal.max_operations(),
+        Some(3),
+        "the least up the chain"
+    );
+    assert!(matches!(
+        delegation_error(delegate(&env, &tasked, to().task_id("t-6")).await),
+        DelegationError::OtherTask { .. }
+    ));
+    assert_eq!(
+        delegation_error(delegate(&env, &tasked, to().environment("prod")).await),
+        DelegationError::OtherEnvironment("staging".into())
+    );
+    let own = delegate(&env, &tasked, to().max_operations(1))
+        .await
+        .unwrap();
+    let principal = env.resolve(&own).await.unwrap();
+    assert_eq!(principal.task().unwrap().max_operations, Some(1));
+    assert_eq!(principal.max_operations(), Some(1));
 }

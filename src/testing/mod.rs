@@ -514,6 +514,14 @@ macro_rules! conformance_suite {
             case_orchestrator_task_tokens,
             case_audit_records_the_chain,
             case_the_chain_bounds_scopes_modes_and_supervision,
+            case_deleting_the_orchestrator_refuses_its_task_tokens,
+            case_a_task_token_is_not_delegated_to_its_orchestrator,
+            case_a_thread_scoped_child_cannot_be_an_orchestrator,
+            case_a_supervised_orchestrators_task_tokens_are_supervised,
+            case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent,
+            case_a_completed_task_stays_ended_when_the_clock_steps_back,
+            case_rotating_a_parent_ends_its_children_with_the_old_token,
+            case_a_childs_task_and_limit_as_documented,
         );
     };
     (@section $open:path, grants) => {

@@ -216,6 +216,11 @@ macro_rules! library_migrations {
                 "approvals listed by agent and status, counted by token",
                 "0008_approvals_indexed.sql"
             ),
+            migration!(
+                9,
+                "task completion recorded as state",
+                "0009_task_completion.sql"
+            ),
         ]
     }};
 }

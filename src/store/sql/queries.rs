@@ -20,7 +20,7 @@ macro_rules! token_columns {
         $then!($($args)* id, agent_id, display_prefix, label, capabilities, created_at,
             created_by, expires_at, last_used_at, revoked_at, max_operations,
             operations_remaining, expires_on_completion, task_id, intent, orchestrator,
-            environment, delegated_by, delegation_parent, delegation_depth)
+            environment, delegated_by, delegation_parent, delegation_depth, completed_at)
     };
 }
 
@@ -134,11 +134,12 @@ pub(crate) const REVOKE_ALL_TOKENS: &str = "UPDATE agent_auth_tokens SET revoked
 /// concurrent rotations of one token cannot both succeed.
 pub(crate) const RETIRE_ROTATED: &str = "UPDATE agent_auth_tokens SET expires_at = $1, revoked_at = $2, \
      operations_remaining = CASE WHEN operations_remaining IS NULL THEN NULL ELSE 0 END \
-     WHERE agent_id = $3 AND id = $4 AND revoked_at IS NULL \
+     WHERE agent_id = $3 AND id = $4 AND revoked_at IS NULL AND completed_at IS NULL \
      AND (expires_at IS NULL OR expires_at > $5) \
      AND COALESCE(operations_remaining, -1) = $6";
 pub(crate) const PURGE: &str = "DELETE FROM agent_auth_tokens \
      WHERE (revoked_at IS NOT NULL AND revoked_at < $1) \
+     OR (completed_at IS NOT NULL AND completed_at < $1) \
      OR (expires_at IS NOT NULL AND expires_at < $1)";
 
 /// The columns of a resolve row: the token, its agent, the agent's parent (for a child
@@ -217,15 +218,15 @@ pub(crate) const COMPLETE_TASK: &str = "WITH RECURSIVE tree(id) AS ( \
      SELECT t.id FROM agent_auth_tokens t JOIN agent_auth_agents a ON a.id = t.agent_id \
      WHERE a.owner = $2 AND t.task_id = $3 \
      UNION SELECT d.id FROM agent_auth_tokens d JOIN tree ON d.delegation_parent = tree.id) \
-     UPDATE agent_auth_tokens SET expires_at = $1 WHERE id IN (SELECT id FROM tree) \
-     AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
+     UPDATE agent_auth_tokens SET completed_at = $1 WHERE id IN (SELECT id FROM tree) \
+     AND revoked_at IS NULL AND completed_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
 /// Locks the agent `$1`'s row until the transaction ends (changes nothing): what serializes
 /// the single-task check of concurrent mints for one agent.
 pub(crate) const LOCK_AGENT: &str = "UPDATE agent_auth_agents SET status = status WHERE id = $1";
 /// The task ids of the live tokens of agent `$1` at `$2`.
 pub(crate) const LIVE_TASKS: &str = "SELECT DISTINCT task_id FROM agent_auth_tokens \
      WHERE agent_id = $1 AND task_id IS NOT NULL AND revoked_at IS NULL \
-     AND (expires_at IS NULL OR expires_at > $2)";
+     AND completed_at IS NULL AND (expires_at IS NULL OR expires_at > $2)";
 /// Atomic: of concurrent requests for the last use, exactly one gets a row.
 pub(crate) const RESERVE: &str = "UPDATE agent_auth_tokens SET operations_remaining = operations_remaining - 1, \
      operations_in_flight = operations_in_flight + 1 \
@@ -336,10 +337,10 @@ mod tests {
         const AGENTS: &str = agent_columns!(list!());
         const TOKENS: &str = token_columns!(list!());
         assert_eq!(AGENTS.split(", ").count(), 14);
-        assert_eq!(TOKENS.split(", ").count(), 20);
+        assert_eq!(TOKENS.split(", ").count(), 21);
         assert_eq!(AUDIT_COLUMNS.split(", ").count(), AUDIT_COLUMN_COUNT);
         assert!(INSERT_AGENT.ends_with("$13, $14)"));
-        assert!(INSERT_TOKEN.ends_with("$20, $21)"));
+        assert!(INSERT_TOKEN.ends_with("$21, $22)"));
         assert!(RESOLVE.contains("a.slug AS agent_slug"));
         assert!(RESOLVE.contains("p.id AS parent_id, "));
         assert!(RESOLVE.contains("t.agent_id AS token_agent_id"));

@@ -133,6 +133,7 @@ pub(crate) fn token<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<Tok
         delegation_parent: c.opt_text("delegation_parent")?.map(TokenId::new),
         delegation_depth: u32::try_from(c.int("delegation_depth")?)
             .map_err(|_| corrupt("delegation depth"))?,
+        completed_at: c.opt_time("completed_at")?,
     })
 }
 
