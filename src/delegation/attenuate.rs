@@ -3,10 +3,10 @@
 
 use time::OffsetDateTime;
 
-use super::error::DelegationError;
 use super::request::Delegation;
 use crate::ceiling::{Capability, CapabilityCeiling, LayerSource};
 use crate::principal::UserId;
+use crate::reason::DelegationError;
 use crate::store::resolve::Inspection;
 use crate::store::{Agent, AgentStatus, NewToken, StoreConfig, UserRecord};
 

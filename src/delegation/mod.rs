@@ -107,11 +107,10 @@
 
 mod attenuate;
 mod audited;
-mod error;
 mod request;
 
+pub use crate::reason::DelegationError;
 pub use audited::Delegator;
-pub use error::DelegationError;
 pub use request::Delegation;
 
 use crate::principal::{AgentId, TokenId, UserId};

@@ -135,7 +135,7 @@ pub enum StoreError {
     Token(#[from] TokenError),
     /// A delegated or task token asks for more than its parent (or orchestrator) holds.
     #[error("delegation refused: {0}")]
-    Delegation(#[from] crate::delegation::DelegationError),
+    Delegation(#[from] crate::reason::DelegationError),
     /// The backend could not be reached or failed.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] BoxError),

@@ -256,62 +256,63 @@ pub(crate) fn prepare_agent(
             "the agent would already be expired".into(),
         ));
     }
-    let (owner, scopes, modes) = match parent {
-        None => (
-            new.owner
-                .ok_or_else(|| StoreError::InvalidInput("an agent needs an owner".into()))?,
-            new.scopes,
-            new.modes,
-        ),
-        Some(parent) => {
-            // Its task tokens would carry neither its parent's policy nor its parent's status.
-            if new.orchestrator {
-                return Err(crate::delegation::DelegationError::OrchestratorIsChild(
-                    super::shortened(&new.slug),
-                )
-                .into());
-            }
-            if parent.parent.is_some() {
-                return Err(StoreError::InvalidInput(
-                    "a child identity cannot have children of its own".into(),
-                ));
-            }
-            if parent.status == AgentStatus::Disabled
-                || parent.expires_at.is_some_and(|at| at <= now)
-            {
-                return Err(StoreError::InvalidInput(format!(
-                    "the parent identity {:?} is disabled or expired",
-                    parent.slug
-                )));
-            }
-            if new
-                .owner
-                .as_ref()
-                .is_some_and(|owner| *owner != parent.owner)
-            {
-                return Err(StoreError::InvalidInput(
-                    "a child identity acts for its parent's owner".into(),
-                ));
-            }
-            if let Some(allowed) = new.policy.allowed() {
-                check_within_policy(&parent.policy, allowed)?;
-            }
-            match (expires_at, parent.expires_at) {
-                (Some(child), Some(parent)) if child > parent => {
-                    return Err(StoreError::InvalidLifetime(
-                        "a child identity cannot outlive its parent".into(),
+    let (owner, scopes, modes) =
+        match parent {
+            None => (
+                new.owner
+                    .ok_or_else(|| StoreError::InvalidInput("an agent needs an owner".into()))?,
+                new.scopes,
+                new.modes,
+            ),
+            Some(parent) => {
+                // Its task tokens would carry neither its parent's policy nor its parent's status.
+                if new.orchestrator {
+                    return Err(crate::reason::DelegationError::OrchestratorIsChild(
+                        super::shortened(&new.slug),
+                    )
+                    .into());
+                }
+                if parent.parent.is_some() {
+                    return Err(StoreError::InvalidInput(
+                        "a child identity cannot have children of its own".into(),
                     ));
                 }
-                (None, Some(parent)) => expires_at = Some(parent),
-                _ => {}
+                if parent.status == AgentStatus::Disabled
+                    || parent.expires_at.is_some_and(|at| at <= now)
+                {
+                    return Err(StoreError::InvalidInput(format!(
+                        "the parent identity {:?} is disabled or expired",
+                        parent.slug
+                    )));
+                }
+                if new
+                    .owner
+                    .as_ref()
+                    .is_some_and(|owner| *owner != parent.owner)
+                {
+                    return Err(StoreError::InvalidInput(
+                        "a child identity acts for its parent's owner".into(),
+                    ));
+                }
+                if let Some(allowed) = new.policy.allowed() {
+                    check_within_policy(&parent.policy, allowed)?;
+                }
+                match (expires_at, parent.expires_at) {
+                    (Some(child), Some(parent)) if child > parent => {
+                        return Err(StoreError::InvalidLifetime(
+                            "a child identity cannot outlive its parent".into(),
+                        ));
+                    }
+                    (None, Some(parent)) => expires_at = Some(parent),
+                    _ => {}
+                }
+                (
+                    parent.owner.clone(),
+                    within_parent("scopes", new.scopes, &parent.scopes)?,
+                    within_parent("modes", new.modes, &parent.modes)?,
+                )
             }
-            (
-                parent.owner.clone(),
-                within_parent("scopes", new.scopes, &parent.scopes)?,
-                within_parent("modes", new.modes, &parent.modes)?,
-            )
-        }
-    };
+        };
     // A child of a supervised agent is supervised whatever type it was asked with: its
     // critical actions wait for the person its parent's do.
     let agent_type = match parent {

@@ -8,7 +8,7 @@ use tower_agent_auth::approval::{
     Approval, ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalStatus, canonical_json,
 };
 use tower_agent_auth::audit::{AuditFilter, AuditWriter, WriterOptions};
-use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::ceiling::Policy;
 use tower_agent_auth::principal::{TokenId, UserId};
 use tower_agent_auth::server::{hash_password, views};
 use tower_agent_auth::store::{
@@ -17,8 +17,8 @@ use tower_agent_auth::store::{
 };
 
 use crate::backend::{self, Accounts};
-use crate::output::{count, list, out, parse_duration, print, print_one, warn};
-use crate::store::Store;
+use crate::output::{capabilities, count, list, out, parse_duration, print, print_one, warn};
+use crate::store::{Store, agent};
 use crate::{
     Actor, AgentCommand, ApprovalCommand, AuditArgs, ChildCommand, Cli, Command, GrantCommand,
     TokenCommand, UserCommand, dispatch, serve,
@@ -55,11 +55,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         command => dispatch!(backend, store => manage(store, command, json).await),
     }
-}
-
-/// The capabilities given to `option` (`--capabilities`, `--deny`).
-pub(crate) fn capabilities(option: &str, text: &str) -> Result<CapabilitySet> {
-    Ok(CapabilitySet::parse(list(option, text)?)?)
 }
 
 /// The password on the first line of stdin, hashed.
@@ -251,13 +246,6 @@ async fn confirm_delete<S: Store>(store: &S, actor: &UserId, target: &Agent) -> 
     .into())
 }
 
-pub(crate) async fn agent<S: Store>(store: &S, slug: &str) -> Result<Agent> {
-    Ok(store
-        .agent_by_slug(slug)
-        .await?
-        .ok_or_else(|| StoreError::UnknownAgent(slug.to_owned()))?)
-}
-
 /// Runs a command through `Managed` (as `--as`, or the agent's owner), recording changes in
 /// the database's audit trail.
 async fn manage<S: Store>(store: S, command: Command, json: bool) -> Result<()> {
@@ -265,13 +253,6 @@ async fn manage<S: Store>(store: S, command: Command, json: bool) -> Result<()> 
     let result = managed_command(&store, &writer, command, json).await;
     writer.shutdown().await;
     result
-}
-
-pub(crate) fn actor(actor: &Actor, agent: &Agent) -> UserId {
-    actor
-        .acting_user
-        .as_ref()
-        .map_or_else(|| agent.owner.clone(), |u| UserId::from(u.as_str()))
 }
 
 async fn managed_command<S: Store>(
@@ -282,7 +263,7 @@ async fn managed_command<S: Store>(
 ) -> Result<()> {
     let as_user = |who: UserId| Managed::new(store, who).with_audit(writer);
     // `--as USER`, or the agent's owner.
-    let as_actor = |who: &Actor, agent: &Agent| as_user(actor(who, agent));
+    let as_actor = |who: &Actor, agent: &Agent| as_user(who.user_for(agent));
     match command {
         Command::Agent(AgentCommand::Create {
             slug,
@@ -389,7 +370,7 @@ async fn managed_command<S: Store>(
         }) => {
             let target = agent(store, &slug).await?;
             if !yes {
-                confirm_delete(store, &actor(&who, &target), &target).await?;
+                confirm_delete(store, &who.user_for(&target), &target).await?;
             }
             as_actor(&who, &target).delete_agent(&target.id).await?;
             done(json, &format!("agent {slug} deleted with its tokens"))?;
@@ -847,7 +828,7 @@ async fn approvals<S: Store>(
                 .await?
                 .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
             let target = approval_agent(store, &asked).await?;
-            let approved = as_user(actor(&who, &target)).approve(&id, bounds).await?;
+            let approved = as_user(who.user_for(&target)).approve(&id, bounds).await?;
             if json {
                 out(approval_row(store, &approved).await?)?;
             } else {
@@ -866,7 +847,7 @@ async fn approvals<S: Store>(
                 .await?
                 .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
             let target = approval_agent(store, &asked).await?;
-            let denied = as_user(actor(&who, &target)).deny(&id).await?;
+            let denied = as_user(who.user_for(&target)).deny(&id).await?;
             if json {
                 out(approval_row(store, &denied).await?)?;
             } else {
@@ -880,7 +861,7 @@ async fn approvals<S: Store>(
                 .await?
                 .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
             let target = approval_agent(store, &asked).await?;
-            let revoked = as_user(actor(&who, &target)).revoke_approval(&id).await?;
+            let revoked = as_user(who.user_for(&target)).revoke_approval(&id).await?;
             if json {
                 out(approval_row(store, &revoked).await?)?;
             } else {

@@ -11,9 +11,10 @@ use tower_agent_auth::principal::{TokenId, UserId};
 use tower_agent_auth::server::views;
 use tower_agent_auth::store::{Agent, Managed, StoreError, TokenInfo};
 
-use crate::commands::{actor, agent, capabilities};
+use crate::output::capabilities;
 use crate::output::{cell, count, out, parse_duration, print_one, warn};
 use crate::store::Store;
+use crate::store::agent;
 use crate::{Command, TaskCommand, TokenCommand};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -211,7 +212,7 @@ pub async fn run<S: Store>(
         }) => {
             let target = agent(store, &slug).await?;
             let id = TokenId::from(token_id);
-            let managed = Managed::new(store, actor(&who, &target)).with_audit(writer);
+            let managed = Managed::new(store, who.user_for(&target)).with_audit(writer);
             // Listing is what reading a token's metadata needs (operator, admin or owner).
             let tokens = managed.list_tokens(&target.id).await?;
             let info = tokens.into_iter().find(|t| t.id == id).ok_or_else(|| {

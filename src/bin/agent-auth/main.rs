@@ -97,6 +97,18 @@ pub struct Actor {
     pub acting_user: Option<String>,
 }
 
+impl Actor {
+    /// The user a command acts as on `agent`: `--as`, or the agent's owner.
+    pub fn user_for(
+        &self,
+        agent: &tower_agent_auth::store::Agent,
+    ) -> tower_agent_auth::principal::UserId {
+        self.acting_user
+            .as_ref()
+            .map_or_else(|| agent.owner.clone(), |u| u.as_str().into())
+    }
+}
+
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// Add a user.

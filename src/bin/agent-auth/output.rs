@@ -1,6 +1,7 @@
 //! What the CLI prints: aligned tables for people, JSON for scripts; and the duration syntax.
 
 use serde_json::Value;
+use tower_agent_auth::ceiling::CapabilitySet;
 
 /// `15m`, `3600` (seconds), `30d`: the library's syntax, shared with the management API.
 pub use tower_agent_auth::server::parse_duration;
@@ -21,6 +22,11 @@ pub fn list(option: &str, text: &str) -> Result<Vec<String>, String> {
 }
 
 /// `count` and `noun`, plural unless one: `1 token`, `2 tokens`.
+/// The capabilities given to `option` (`--capabilities`, `--deny`).
+pub fn capabilities(option: &str, text: &str) -> Result<CapabilitySet, Box<dyn std::error::Error>> {
+    Ok(CapabilitySet::parse(list(option, text)?)?)
+}
+
 pub fn count(count: usize, noun: &str) -> String {
     if count == 1 {
         format!("1 {noun}")

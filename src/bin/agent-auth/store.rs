@@ -4,7 +4,7 @@ use tower_agent_auth::TokenResolver;
 use tower_agent_auth::approval::ApprovalGate;
 use tower_agent_auth::audit::{AuditQuery, AuditSink};
 use tower_agent_auth::delegation::DelegationStore;
-use tower_agent_auth::store::{AgentStore, GrantStore, TokenStore};
+use tower_agent_auth::store::{Agent, AgentStore, GrantStore, StoreError, TokenStore};
 
 /// What the commands need of a store.
 pub trait Store:
@@ -32,4 +32,12 @@ impl<T> Store for T where
         + Clone
         + 'static
 {
+}
+
+/// The agent with this slug, or an error naming the slug.
+pub async fn agent<S: Store>(store: &S, slug: &str) -> Result<Agent, StoreError> {
+    store
+        .agent_by_slug(slug)
+        .await?
+        .ok_or_else(|| StoreError::UnknownAgent(slug.to_owned()))
 }
