@@ -24,10 +24,11 @@
 //!
 //! # Binding
 //!
-//! An approval is bound to the request's token, capability, method, path and details (as
-//! canonical JSON: keys sorted, no whitespace), summed up by an [`ApprovalBinding`]. A retry
-//! is admitted only if all of them are equal: the same payment to another payee, or by another
-//! token of the same agent, asks anew.
+//! An approval is bound to the request's token, capability, method, path, details (as
+//! canonical JSON: keys sorted, no whitespace) and binding message, summed up by an
+//! [`ApprovalBinding`]. A retry is admitted only if all of them are equal: the same payment to
+//! another payee, worded otherwise for the person, or by another token of the same agent, asks
+//! anew — what the person reads is what is bound.
 //!
 //! # Lifetime and bounds
 //!
@@ -235,8 +236,9 @@ impl ApprovalStatus {
     }
 }
 
-/// What an approval is bound to, summed up: the SHA-256 of the token, capability, method, path
-/// and canonical details. Two requests with the same binding ask for the same thing.
+/// What an approval is bound to, summed up: the SHA-256 of the token, capability, method, path,
+/// canonical details and binding message. Two requests with the same binding ask for the same
+/// thing, worded the same.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ApprovalBinding(String);
 
@@ -249,10 +251,18 @@ impl ApprovalBinding {
         method: &str,
         path: &str,
         details: Option<&Value>,
+        message: &str,
     ) -> Self {
         let details = details.map(canonical_json).unwrap_or_default();
         let mut hash = Sha256::new();
-        for field in [token.as_str(), capability, method, path, details.as_str()] {
+        for field in [
+            token.as_str(),
+            capability,
+            method,
+            path,
+            details.as_str(),
+            message,
+        ] {
             hash.update((field.len() as u64).to_be_bytes());
             hash.update(field.as_bytes());
         }
@@ -425,6 +435,7 @@ impl NewApproval {
                 action.method(),
                 action.path(),
                 action.details_value(),
+                &action.binding_message(),
             ),
             agent_id: agent.id().clone(),
             owner: principal.user_id().clone(),

@@ -716,3 +716,50 @@ pub async fn case_an_approval_given_can_be_revoked<S: ApprovalStore>(env: Env<S>
         "{twice:?}"
     );
 }
+
+/// The binding message is part of the binding: an approval of "Publish \"launch\"" does not
+/// admit the same request worded otherwise for the person, which asks anew.
+pub async fn case_an_approval_binds_its_message<S: ApprovalStore>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let token = env.token(&agent.id, NewToken::new("t")).await;
+    let principal = env.resolve(&token).await.unwrap();
+    let supervision = crate::approval::Supervision::new(
+        env.store.clone(),
+        crate::ceiling::CapabilitySet::parse(["posts:publish"]).unwrap(),
+    )
+    .clock(env.clock.clone());
+    let pay = |message: &str| {
+        CriticalAction::new("posts:publish", &http::Method::POST, "/posts")
+            .details(json!({"title": "launch"}))
+            .message(message)
+    };
+    let read = pay("Publish \"launch\"");
+    let reworded = pay("Fix a typo");
+    let Err(crate::approval::ApprovalRejection::Required(asked)) =
+        supervision.check(&principal, &read).await
+    else {
+        panic!("a supervised agent waits");
+    };
+    env.store
+        .decide_approval(
+            asked.id(),
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await
+        .unwrap();
+    let other = supervision.check(&principal, &reworded).await;
+    let Err(crate::approval::ApprovalRejection::Required(other)) = other else {
+        panic!("another message is another request: {other:?}");
+    };
+    assert_ne!(other.id(), asked.id());
+    assert_eq!(other.binding_message(), "Fix a typo");
+    supervision
+        .check(&principal, &read)
+        .await
+        .expect("what the person read is admitted");
+}

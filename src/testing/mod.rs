@@ -550,6 +550,7 @@ macro_rules! conformance_suite {
             case_concurrent_identical_requests_make_one_approval,
             case_approvals_are_bounded_listed_and_purged,
             case_an_approval_given_can_be_revoked,
+            case_an_approval_binds_its_message,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {
