@@ -896,3 +896,35 @@ async fn a_child_of_a_supervised_agent_waits_for_an_approval_too() {
     let paid = pay_at(&app, "/payments", token.token.expose_secret(), FIFTY).await;
     assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
 }
+
+/// A lifetime out of range is the host's configuration: clamped to one second to a day by the
+/// builder, never a `400` to the agent.
+#[tokio::test]
+async fn an_out_of_range_lifetime_is_clamped_not_the_agents_error() {
+    let app = app().await;
+    use tower_agent_auth::TokenResolver as _;
+    let parsed = app.store.token_format().parse(&app.supervised.0).unwrap();
+    let lookup =
+        tower_agent_auth::TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+    let principal = app.store.resolve(&lookup).await.unwrap();
+    for (asked, kept) in [
+        (Duration::ZERO, Duration::from_secs(1)),
+        (Duration::from_secs(3 * 86_400), Duration::from_secs(86_400)),
+    ] {
+        let supervision = Supervision::new(
+            app.store.clone(),
+            CapabilitySet::parse(["payments:send"]).unwrap(),
+        )
+        .lifetime(asked)
+        .clock(app.clock.clone());
+        let action = CriticalAction::new("payments:send", &http::Method::POST, "/payments")
+            .details(json!({ "lifetime": asked.as_secs() }));
+        let Err(ApprovalRejection::Required(summary)) =
+            supervision.check(&principal, &action).await
+        else {
+            panic!("{asked:?}: not a pending approval");
+        };
+        let approval = app.store.approval(summary.id()).await.unwrap().unwrap();
+        assert_eq!(approval.expires_at - approval.created_at, kept, "{asked:?}");
+    }
+}

@@ -128,9 +128,12 @@ impl<G: ApprovalGate> Supervision<G> {
         }
     }
 
-    /// How long a pending approval waits for a decision (default 10 minutes, at most a day).
+    /// How long a pending approval waits for a decision (default 10 minutes), clamped to
+    /// one second to [`MAX_LIFETIME`](super::MAX_LIFETIME) (a day): a lifetime out of range
+    /// is the host's configuration, so it is corrected here rather than refusing every
+    /// critical request of the agent with `400`.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
-        self.lifetime = lifetime;
+        self.lifetime = lifetime.clamp(Duration::from_secs(1), super::MAX_LIFETIME);
         self
     }
 
