@@ -928,3 +928,94 @@ async fn an_out_of_range_lifetime_is_clamped_not_the_agents_error() {
         assert_eq!(approval.expires_at - approval.created_at, kept, "{asked:?}");
     }
 }
+
+/// An approval refusal — `429` too many pending, `400` invalid, `403` required — and any
+/// answer a handler marks `NotActed` release the use a use-limited token reserved: the
+/// application refused before acting. An answer not marked, after acting, spends it.
+#[tokio::test]
+async fn refusals_before_acting_release_the_use_of_a_use_limited_token() {
+    let app = app().await;
+    let agent = app
+        .store
+        .create_agent(NewAgent::new("limited", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let issued = app
+        .store
+        .create_token(&agent.id, NewToken::new("t").max_operations(3))
+        .await
+        .unwrap();
+    let token = issued.token.expose_secret().to_owned();
+    // No pending approval allowed: every new ask is `429`.
+    let supervision = Supervision::new(
+        app.store.clone(),
+        CapabilitySet::parse(["payments:send"]).unwrap(),
+    )
+    .max_pending(Some(0))
+    .clock(app.clock.clone());
+    let service = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(app.store.clone()))
+        .service_fn(move |request: Request<String>| {
+            let supervision = supervision.clone();
+            async move {
+                let principal = request.extensions().get::<Principal>().unwrap().clone();
+                let response = match request.uri().path() {
+                    "/pay" => {
+                        let action = CriticalAction::new("payments:send", request.method(), "/pay");
+                        match supervision.check(&principal, &action).await {
+                            Ok(()) => http::Response::new(String::new()),
+                            Err(rejection) => rejection.to_response(),
+                        }
+                    }
+                    "/bad" => {
+                        let action = CriticalAction::new("payments:send", request.method(), "/bad")
+                            .message("Pay\u{00a0}ACME");
+                        match supervision.check(&principal, &action).await {
+                            Ok(()) => http::Response::new(String::new()),
+                            Err(rejection) => rejection.to_response(),
+                        }
+                    }
+                    "/refused" => {
+                        let mut response = http::Response::new(String::new());
+                        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                        response
+                            .extensions_mut()
+                            .insert(tower_agent_auth::layer::NotActed);
+                        response
+                    }
+                    _ => {
+                        let mut response = http::Response::new(String::new());
+                        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                        response
+                    }
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+    let call = |path: &'static str| {
+        let (service, token) = (service.clone(), token.clone());
+        async move {
+            let request = Request::post(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(String::new())
+                .unwrap();
+            service.oneshot(request).await.unwrap().status()
+        }
+    };
+    let left = || async {
+        app.store
+            .token(&agent.id, &issued.info.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .operations_remaining
+    };
+    for _ in 0..5 {
+        assert_eq!(call("/pay").await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(call("/bad").await, StatusCode::BAD_REQUEST);
+        assert_eq!(call("/refused").await, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(left().await, Some(3), "nothing was acted on");
+    assert_eq!(call("/acted").await, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(left().await, Some(2), "an answer after acting spends");
+}

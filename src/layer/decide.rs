@@ -251,16 +251,20 @@ pub(crate) fn verdict<B>(
 
 /// Whether an answer spends the use a use-limited token reserved: every answer but those by
 /// which the application refused the request before acting on it — `401`, `403` (a capability
-/// check), `404`, `405` (no such route or method). Any other `4xx` spends it (a `400`, `409` or
-/// `422` may come after a handler acted), and so does a `5xx`.
-pub(crate) fn spends_use(status: StatusCode) -> bool {
-    !matches!(
-        status,
-        StatusCode::UNAUTHORIZED
-            | StatusCode::FORBIDDEN
-            | StatusCode::NOT_FOUND
-            | StatusCode::METHOD_NOT_ALLOWED
-    )
+/// check), `404`, `405` (no such route or method), `429` (a rate limit), or any answer marked
+/// [`NotActed`](super::NotActed) (what [`ApprovalRejection`](crate::approval::ApprovalRejection)
+/// answers are). Any other `4xx` spends it (a `400`, `409` or `422` may come after a handler
+/// acted), and so does a `5xx`.
+pub(crate) fn spends_use(status: StatusCode, not_acted: bool) -> bool {
+    !not_acted
+        && !matches!(
+            status,
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::TOO_MANY_REQUESTS
+        )
 }
 
 /// What an admitted request owes once the application answers: its audit event, and the
@@ -293,15 +297,19 @@ impl Admitted {
         (event.is_some() || reserved.is_some()).then(|| Box::new(Self { event, reserved }))
     }
 
-    /// The application answered with `status` (`None`: the inner service failed, which
-    /// becomes a 500 further out). Returns what the answer must wait for, if anything: the
-    /// write that settles the use, room in the audit queue.
-    pub(crate) fn answered(mut self: Box<Self>, status: Option<StatusCode>) -> Option<Finishing> {
-        let status = status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    /// The application answered with `status`, marked [`NotActed`](super::NotActed) or not
+    /// (`None`: the inner service failed, which becomes a 500 further out). Returns what the
+    /// answer must wait for, if anything: the write that settles the use, room in the audit
+    /// queue.
+    pub(crate) fn answered(
+        mut self: Box<Self>,
+        answer: Option<(StatusCode, bool)>,
+    ) -> Option<Finishing> {
+        let (status, not_acted) = answer.unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, false));
         let settling = self
             .reserved
             .take()
-            .and_then(|reserved| reserved.settle(spends_use(status)));
+            .and_then(|reserved| reserved.settle(spends_use(status, not_acted)));
         let recording = self
             .event
             .take()
@@ -368,14 +376,14 @@ mod tests {
 
     #[test]
     fn refusals_before_acting_release_the_use_and_every_other_answer_spends_it() {
-        for released in [401, 403, 404, 405] {
-            assert!(
-                !spends_use(StatusCode::from_u16(released).unwrap()),
-                "{released}"
-            );
+        for released in [401, 403, 404, 405, 429] {
+            let status = StatusCode::from_u16(released).unwrap();
+            assert!(!spends_use(status, false), "{released}");
         }
-        for spent in [200, 201, 204, 302, 400, 409, 422, 429, 500, 503] {
-            assert!(spends_use(StatusCode::from_u16(spent).unwrap()), "{spent}");
+        for spent in [200, 201, 204, 302, 400, 409, 422, 500, 503] {
+            let status = StatusCode::from_u16(spent).unwrap();
+            assert!(spends_use(status, false), "{spent}");
+            assert!(!spends_use(status, true), "{spent} marked NotActed");
         }
     }
 }

@@ -132,7 +132,11 @@ where
                     let Some(admitted) = admitted.take() else {
                         return Poll::Ready(result);
                     };
-                    match admitted.answered(result.as_ref().ok().map(Response::status)) {
+                    let answer = result.as_ref().ok().map(|response| {
+                        let not_acted = response.extensions().get::<super::NotActed>().is_some();
+                        (response.status(), not_acted)
+                    });
+                    match admitted.answered(answer) {
                         None => return Poll::Ready(result),
                         // Keep the answer until its use is settled and its event has room.
                         Some(wait) => State::Finishing {

@@ -40,8 +40,12 @@
 //! # When a use is spent
 //!
 //! A use-limited token reserves a use when it is resolved and settles it when the application
-//! has answered: a `401`, `403` (from [`RequireCapabilityLayer`] or `Require<C>`), `404` or
-//! `405` releases it; any other answer spends it, and so does a request dropped unanswered. See
+//! has answered: a `401`, `403` (from [`RequireCapabilityLayer`] or `Require<C>`), `404`, `405`
+//! or `429` (a rate limit), or any answer carrying the [`NotActed`] extension, releases it; any
+//! other answer spends it, and so does a request dropped unanswered. A handler that refuses
+//! before acting with another status (a `400` about its input, a `503` of a dependency) marks
+//! its response with [`NotActed`]; every
+//! [`ApprovalRejection`](crate::approval::ApprovalRejection) answer carries it. See
 //! [`store::resolve`](crate::store::resolve#when-a-use-is-spent).
 //!
 //! # Inside
@@ -105,3 +109,12 @@ pub use layer::AgentAuthLayer;
 pub use rejection::{InsufficientScope, MissingLayer, MissingPrincipal, PrincipalRejection};
 pub use require::{RequireCapability, RequireCapabilityFuture, RequireCapabilityLayer};
 pub use service::AgentAuth;
+
+/// A response extension by which the application says it refused the request before acting
+/// on it: the layer then releases the use a use-limited token reserved (and, with uses shared
+/// down a delegation chain, every ancestor's), whatever the status. Insert it with
+/// `response.extensions_mut().insert(NotActed)`; every
+/// [`ApprovalRejection`](crate::approval::ApprovalRejection) answer carries it. Set it only
+/// when nothing was done: a use released is an operation not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct NotActed;

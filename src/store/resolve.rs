@@ -45,9 +45,9 @@
 //! # When a use is spent
 //!
 //! A reserved use is settled by [`TokenResolver::settle_use`], which the layer calls once the
-//! application has answered: a `401`, `403`, `404` or `405` — the application refused the
-//! request before acting on it (a capability check, a route that does not exist) — releases
-//! the use; any other answer spends it (a `400`, `409` or `422` may come after a handler
+//! application has answered: a `401`, `403`, `404`, `405` or `429` — the application refused
+//! the request before acting on it (a capability check, a route that does not exist, a rate
+//! limit) — or an answer marked [`NotActed`](crate::layer::NotActed) releases the use; any other answer spends it (a `400`, `409` or `422` may come after a handler
 //! acted, and so may a `5xx`), and so does a request dropped before its answer. The layer
 //! settles the token it resolved; the backend settles every limited link of that token's
 //! chain alike, so an ancestor's count holds every operation done under its authority. So a use-limited token counts the operations the
