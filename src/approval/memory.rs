@@ -34,8 +34,9 @@ impl MemoryApprovals {
         Ok(approval)
     }
 
-    /// What stands for `new`'s binding, or `new` kept: under the lock, so one of many
-    /// identical requests creates.
+    /// A use of an approved approval of `new`'s binding spent, what stands for it, or `new`
+    /// kept: under the lock, so one of many identical requests creates, and none creates
+    /// while an approved one stands.
     pub(crate) fn request(
         &self,
         new: NewApproval,
@@ -43,6 +44,9 @@ impl MemoryApprovals {
     ) -> Result<Requested, StoreError> {
         new.validate()?;
         let mut approvals = self.lock();
+        if let Some(used) = consume_in(&mut approvals, &new.binding, now) {
+            return Ok(Requested::Approved(used));
+        }
         let of_binding = approvals.iter().filter(|a| a.binding == new.binding);
         if let Some(requested) = standing(of_binding, now) {
             return Ok(requested);
@@ -109,21 +113,29 @@ impl MemoryApprovals {
         binding: &ApprovalBinding,
         now: OffsetDateTime,
     ) -> Option<Approval> {
-        let mut approvals = self.lock();
-        // The oldest usable one, as the SQL stores pick it.
-        let approval = approvals
-            .iter_mut()
-            .filter(|a| {
-                a.binding == *binding
-                    && a.status_at(now) == ApprovalStatus::Approved
-                    && a.uses_remaining.is_some_and(|n| n > 0)
-            })
-            .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))?;
-        let left = approval.uses_remaining.unwrap_or(1) - 1;
-        approval.uses_remaining = Some(left);
-        if left == 0 {
-            approval.status = ApprovalStatus::Used;
-        }
-        Some(approval.clone())
+        consume_in(&mut self.lock(), binding, now)
     }
+}
+
+/// Spends a use of the oldest usable approval of `binding` among `approvals` (held locked).
+fn consume_in(
+    approvals: &mut [Approval],
+    binding: &ApprovalBinding,
+    now: OffsetDateTime,
+) -> Option<Approval> {
+    // The oldest usable one, as the SQL stores pick it.
+    let approval = approvals
+        .iter_mut()
+        .filter(|a| {
+            a.binding == *binding
+                && a.status_at(now) == ApprovalStatus::Approved
+                && a.uses_remaining.is_some_and(|n| n > 0)
+        })
+        .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))?;
+    let left = approval.uses_remaining.unwrap_or(1) - 1;
+    approval.uses_remaining = Some(left);
+    if left == 0 {
+        approval.status = ApprovalStatus::Used;
+    }
+    Some(approval.clone())
 }

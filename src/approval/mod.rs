@@ -34,9 +34,10 @@
 //!
 //! A pending approval expires after the [`Supervision::lifetime`] (10 minutes by default);
 //! a request matching a pending one is refused again with the same id, so retrying never
-//! piles up approvals: finding it and creating one are one atomic step
-//! ([`ApprovalGate::request_approval`]), so of many concurrent identical requests one creates
-//! (and alone tells the person) and the others are named it. Approved, it admits a number of requests (default 1:
+//! piles up approvals: spending an approved one, finding a pending one and creating one are
+//! one atomic step ([`ApprovalGate::request_approval`]), so of many concurrent identical
+//! requests one creates (and alone tells the person) and the others are named it, and a
+//! retry racing the person's approval spends that approval rather than asking again. Approved, it admits a number of requests (default 1:
 //! [`ApprovalBounds::uses`]) until it expires: by default when the pending approval would
 //! have, or a window from the decision ([`ApprovalBounds::valid_for`]). Denied, matching
 //! requests are refused with `approval_denied` until it expires; after that a request asks
@@ -725,6 +726,11 @@ impl ApprovalFilter {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Requested {
+    /// An approved approval of the same binding stood (given after the caller's
+    /// [`ApprovalGate::consume_approval`] found none): one use of it was spent by this call,
+    /// and the request is admitted. Returned as [`ApprovalGate::consume_approval`] returns it
+    /// (its uses left after this one).
+    Approved(Approval),
     /// A new pending approval, made by this call: only its caller tells the person and audits
     /// `approval_requested`.
     Created(Approval),
@@ -789,14 +795,21 @@ pub trait ApprovalGate: Send + Sync {
     /// Keeps a new pending approval, expiring `new.lifetime` from now, with a fresh id.
     async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError>;
 
-    /// Finds what stands for `new`'s binding ([`standing`]) or, if nothing does, keeps `new`
-    /// as a new pending approval ([`Requested::Created`]) — as one atomic step: of many
-    /// concurrent identical requests, on any number of nodes, one creates and every other is
-    /// named the same approval. The stores of this crate implement it atomically (a lock
-    /// held across the look and the insert). The default, for a store written before it,
-    /// lists and then creates: two steps, so two racing requests may both create, and it does
-    /// not bound [`NewApproval::max_pending`].
+    /// Spends a use of an approved, unexpired approval of `new`'s binding
+    /// ([`Requested::Approved`]), or finds what stands for the binding ([`standing`]) or, if
+    /// nothing does, keeps `new` as a new pending approval ([`Requested::Created`]) — as one
+    /// atomic step: of many concurrent identical requests, on any number of nodes, one
+    /// creates and every other is named the same approval, and none creates a second pending
+    /// approval while an approved one stands (a person approving between the caller's
+    /// [`ApprovalGate::consume_approval`] and this call). The stores of this crate implement
+    /// it atomically (a lock held across the spending, the look and the insert). The
+    /// default, for a store written before it, consumes, lists and then creates: separate
+    /// steps, so two racing requests may both create, and it does not bound
+    /// [`NewApproval::max_pending`].
     async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
+        if let Some(used) = self.consume_approval(&new.binding).await? {
+            return Ok(Requested::Approved(used));
+        }
         let of_binding = ApprovalFilter::all().binding(new.binding.clone());
         let mut found = self
             .list_approvals(&of_binding.clone().status(ApprovalStatus::Pending))

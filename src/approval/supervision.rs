@@ -185,8 +185,10 @@ impl<G: ApprovalGate> Supervision<G> {
     /// 6. the token has [`Supervision::max_pending`] pending already → `TooMany`;
     /// 7. else a new pending approval (`approval_requested`), the notifier told → `Required`.
     ///
-    /// Steps 4–7 are one atomic [`ApprovalGate::request_approval`]: of concurrent identical
-    /// requests one creates, and only it notifies and audits.
+    /// Steps 3–7 are one atomic [`ApprovalGate::request_approval`] (step 3 is tried alone
+    /// first, then again inside it, so an approval given between the two is spent, never
+    /// asked for twice): of concurrent identical requests one creates, and only it notifies
+    /// and audits.
     ///
     /// A store error is `Unavailable`: never admission.
     pub async fn check(
@@ -204,27 +206,24 @@ impl<G: ApprovalGate> Supervision<G> {
         }
         let mut new = NewApproval::new(principal, action, self.lifetime).map_err(refusal)?;
         new.max_pending = self.max_pending;
+        // The common case, an approved retry, without the lock `request_approval` takes.
         if let Some(used) = self
             .gate
             .consume_approval(&new.binding)
             .await
             .map_err(refusal)?
         {
-            let left = used.uses_remaining.unwrap_or(0);
-            self.record(
-                AuditAction::ApprovalUsed,
-                &used,
-                format!(
-                    "approval {} used ({left} left): {} {} with {}",
-                    used.id, used.method, used.path, used.capability
-                ),
-            )
-            .await;
+            self.used(&used).await;
             return Ok(());
         }
         // One atomic step: of many identical requests racing, one creates (and alone tells
-        // the person and audits it); every other is named that approval.
+        // the person and audits it); every other is named that approval; and one approved
+        // since the look above is spent, not asked for again.
         let approval = match self.gate.request_approval(new).await.map_err(refusal)? {
+            Requested::Approved(used) => {
+                self.used(&used).await;
+                return Ok(());
+            }
             Requested::Created(approval) => approval,
             Requested::Pending(approval) => {
                 return Err(ApprovalRejection::Required(ApprovalSummary::of(&approval)));
@@ -259,6 +258,20 @@ impl<G: ApprovalGate> Supervision<G> {
             }
         }
         Err(ApprovalRejection::Required(ApprovalSummary::of(&approval)))
+    }
+
+    /// Audits a use spent of `used`.
+    async fn used(&self, used: &Approval) {
+        let left = used.uses_remaining.unwrap_or(0);
+        self.record(
+            AuditAction::ApprovalUsed,
+            used,
+            format!(
+                "approval {} used ({left} left): {} {} with {}",
+                used.id, used.method, used.path, used.capability
+            ),
+        )
+        .await;
     }
 
     async fn record(&self, action: AuditAction, approval: &Approval, detail: String) {

@@ -763,3 +763,55 @@ pub async fn case_an_approval_binds_its_message<S: ApprovalStore>(env: Env<S>) {
         .await
         .expect("what the person read is admitted");
 }
+
+/// A retry racing the person's approval: `consume_approval` found the approval pending, the
+/// person approved it, then `request_approval` ran. It spends the approved one
+/// ([`Requested::Approved`](crate::approval::Requested::Approved)) and asks for nothing: no
+/// second pending approval (and notification) whose approval would grant a second use.
+pub async fn case_an_approval_given_before_the_ask_is_spent_not_asked_again<S: ApprovalStore>(
+    env: Env<S>,
+) {
+    let new = asked(&env, "payer", 50).await;
+    let crate::approval::Requested::Created(first) =
+        env.store.request_approval(new.clone()).await.unwrap()
+    else {
+        panic!("the first ask creates");
+    };
+    // The retry: nothing approved yet.
+    assert!(
+        env.store
+            .consume_approval(&new.binding)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Meanwhile the person approves it, once.
+    env.store
+        .decide_approval(
+            &first.id,
+            &"alice".into(),
+            Decision::Approve(ApprovalBounds::default()),
+        )
+        .await
+        .unwrap();
+    let requested = env.store.request_approval(new.clone()).await.unwrap();
+    let crate::approval::Requested::Approved(used) = requested else {
+        panic!("the approved one is spent, not asked anew: {requested:?}");
+    };
+    assert_eq!(used.id, first.id);
+    assert_eq!(
+        (used.status, used.uses_remaining),
+        (ApprovalStatus::Used, Some(0))
+    );
+    let pending = env
+        .store
+        .list_approvals(&ApprovalFilter::all().status(ApprovalStatus::Pending))
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "no second approval: {pending:?}");
+    // Spent: the next ask is a new approval.
+    assert!(matches!(
+        env.store.request_approval(new).await.unwrap(),
+        crate::approval::Requested::Created(_)
+    ));
+}

@@ -551,6 +551,7 @@ macro_rules! conformance_suite {
             case_approvals_are_bounded_listed_and_purged,
             case_an_approval_given_can_be_revoked,
             case_an_approval_binds_its_message,
+            case_an_approval_given_before_the_ask_is_spent_not_asked_again,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

@@ -67,8 +67,8 @@ impl<B: Driver> Core<B> {
         Ok(approval)
     }
 
-    /// What stands for `new`'s binding, or `new` kept, in one transaction that holds the
-    /// binding's lock ([`Backend::APPROVAL_BEGIN`](super::backend::Backend::APPROVAL_BEGIN))
+    /// A use of an approved approval of `new`'s binding spent, what stands for the binding,
+    /// or `new` kept, in one transaction that holds the lock ([`Backend::APPROVAL_BEGIN`](super::backend::Backend::APPROVAL_BEGIN))
     /// from the look to the insert.
     pub(crate) async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
         new.validate()?;
@@ -86,13 +86,37 @@ impl<B: Driver> Core<B> {
                 .await
                 .map_err(store_error)?;
         }
+        // Read after the lock: the clock too, so that what expired while waiting counts.
+        let now = self.now();
+        // An approved one given meanwhile (after the caller's `consume_approval` found none)
+        // is spent here, under the lock: no second pending approval while one stands.
+        let used = sql(queries::CONSUME_APPROVAL)
+            .bind(new.binding.as_str())
+            .bind(micros(now))
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(store_error)?;
+        if let Some(row) = used {
+            let id = B::text(&row, "id").map_err(store_error)?;
+            let select = format!(
+                "SELECT {} FROM agent_auth_approvals WHERE id = $1",
+                queries::APPROVAL_COLUMNS
+            );
+            let row = sql(&select)
+                .bind(id.as_str())
+                .fetch_optional(&mut tx)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| corrupt("row"))?;
+            let used = approval::<B>(&row)?;
+            tx.commit().await.map_err(store_error)?;
+            return Ok(Requested::Approved(used));
+        }
         let select = format!(
             "SELECT {} FROM agent_auth_approvals WHERE binding = $1 \
              AND status IN ('pending', 'denied') AND expires_at > $2",
             queries::APPROVAL_COLUMNS
         );
-        // Read after the lock: the clock too, so that what expired while waiting counts.
-        let now = self.now();
         let rows = sql(&select)
             .bind(new.binding.as_str())
             .bind(micros(now))
