@@ -53,7 +53,7 @@ impl MemoryApprovals {
         }
         let pending = approvals
             .iter()
-            .filter(|a| a.token_id == new.token_id && a.status_at(now) == ApprovalStatus::Pending)
+            .filter(|a| a.agent_id == new.agent_id && a.status_at(now) == ApprovalStatus::Pending)
             .map(|a| a.expires_at);
         if let Some(refused) = too_many(new.max_pending, pending, now) {
             return Ok(refused);

@@ -46,7 +46,8 @@
 //!
 //! # Bounds on what piles up
 //!
-//! A token may have at most [`DEFAULT_MAX_PENDING`] approvals pending
+//! An agent may have at most [`DEFAULT_MAX_PENDING`] approvals pending, all its tokens
+//! together — delegated ones included, so minting children does not multiply the bound
 //! ([`Supervision::max_pending`]); beyond that a request is refused with
 //! [`ApprovalRejection::TooMany`] (`429`, `Retry-After`), nothing kept and nobody told. Lists
 //! ([`Managed::approvals`](crate::store::Managed::approvals)) show the newest
@@ -136,7 +137,8 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 /// The most uses one approval may be given.
 pub const MAX_USES: u32 = 1_000;
-/// The most approvals one token may have pending at once unless configured otherwise
+/// The most approvals one agent (all its tokens together) may have pending at once unless
+/// configured otherwise
 /// ([`Supervision::max_pending`]): 20.
 pub const DEFAULT_MAX_PENDING: u32 = 20;
 /// How many approvals a person's list shows unless asked otherwise
@@ -405,7 +407,7 @@ pub struct NewApproval {
     pub binding_message: String,
     /// How long it waits for a decision.
     pub lifetime: Duration,
-    /// The most approvals the token may have pending: beyond that
+    /// The most approvals the agent (all its tokens) may have pending: beyond that
     /// [`ApprovalGate::request_approval`] refuses ([`Requested::TooMany`]) and keeps nothing.
     /// [`NewApproval::new`] sets [`DEFAULT_MAX_PENDING`]; `None` for no bound.
     pub max_pending: Option<u32>,
@@ -738,7 +740,7 @@ pub enum Requested {
     Pending(Approval),
     /// The newest approval of the same binding is denied and unexpired: the request is refused.
     Denied(Approval),
-    /// The token has [`NewApproval::max_pending`] approvals pending already: nothing kept,
+    /// The agent has [`NewApproval::max_pending`] approvals pending already: nothing kept,
     /// nobody told; one of them expires in `retry_after`.
     TooMany {
         /// Until the soonest of them expires.
@@ -746,7 +748,7 @@ pub enum Requested {
     },
 }
 
-/// What a store answers when `pending` approvals of the token (their expiries) stand and at
+/// What a store answers when `pending` approvals of the agent (their expiries) stand and at
 /// most `max` may: [`Requested::TooMany`] with the wait until the soonest expires, or `None`.
 pub fn too_many(
     max: Option<u32>,

@@ -64,7 +64,7 @@ pub enum ApprovalRejection {
     /// The approval cannot be asked for as the request stands (its message or details are not
     /// acceptable); the message says why.
     Invalid(String),
-    /// The token has as many approvals pending as it may
+    /// The agent has as many approvals pending as it may
     /// ([`Supervision::max_pending`](super::Supervision::max_pending)): `429` with
     /// `Retry-After`, nothing kept, nobody told.
     TooMany {
@@ -116,7 +116,7 @@ impl ApprovalRejection {
             Self::Invalid(message) => ("invalid_request", message.clone()),
             Self::TooMany { .. } => (
                 "too_many_pending_approvals",
-                "too many approvals of this token wait for a person; retry later".to_owned(),
+                "too many approvals of this agent wait for a person; retry later".to_owned(),
             ),
             Self::Unavailable => (
                 "temporarily_unavailable",

@@ -137,7 +137,8 @@ impl<G: ApprovalGate> Supervision<G> {
         self
     }
 
-    /// The most approvals one token may have pending at once (default
+    /// The most approvals one agent may have pending at once, all its tokens together
+    /// (delegated ones included, so minting children does not multiply it; default
     /// [`DEFAULT_MAX_PENDING`](super::DEFAULT_MAX_PENDING); `None`: no bound). Beyond it a
     /// request is refused with [`ApprovalRejection::TooMany`] (`429`, `Retry-After`): no
     /// approval is kept and nobody is told, so an agent cannot flood its person.
@@ -182,7 +183,7 @@ impl<G: ApprovalGate> Supervision<G> {
     /// 3. an approved approval with this binding → one use spent (`approval_used`) → `Ok`;
     /// 4. a pending one → `Required` with its id again;
     /// 5. a denied, unexpired one → `Denied`;
-    /// 6. the token has [`Supervision::max_pending`] pending already → `TooMany`;
+    /// 6. the agent has [`Supervision::max_pending`] pending already → `TooMany`;
     /// 7. else a new pending approval (`approval_requested`), the notifier told → `Required`.
     ///
     /// Steps 3–7 are one atomic [`ApprovalGate::request_approval`] (step 3 is tried alone

@@ -815,3 +815,56 @@ pub async fn case_an_approval_given_before_the_ask_is_spent_not_asked_again<S: A
         crate::approval::Requested::Created(_)
     ));
 }
+
+/// The bound on pending approvals is the agent's, all its tokens together: another token of
+/// the same agent (a delegated child, a second token) does not get a bound of its own.
+pub async fn case_pending_approvals_are_bounded_per_agent<S: ApprovalStore>(env: Env<S>) {
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
+        .await
+        .unwrap();
+    let first = env.token(&agent.id, NewToken::new("t1")).await;
+    let second = env.token(&agent.id, NewToken::new("t2")).await;
+    let first = env.resolve(&first).await.unwrap();
+    let second = env.resolve(&second).await.unwrap();
+    let supervision = crate::approval::Supervision::new(
+        env.store.clone(),
+        crate::ceiling::CapabilitySet::parse(["posts:publish"]).unwrap(),
+    )
+    .max_pending(Some(3))
+    .clock(env.clock.clone());
+    let publish = |n: usize| {
+        CriticalAction::new("posts:publish", &http::Method::POST, "/posts")
+            .details(json!({ "n": n }))
+            .message(format!("Publish post {n}"))
+    };
+    for n in 0..3 {
+        assert!(matches!(
+            supervision.check(&first, &publish(n)).await,
+            Err(crate::approval::ApprovalRejection::Required(_))
+        ));
+    }
+    let other_token = supervision.check(&second, &publish(3)).await;
+    assert!(
+        matches!(
+            other_token,
+            Err(crate::approval::ApprovalRejection::TooMany { .. })
+        ),
+        "another token of the agent shares its bound: {other_token:?}"
+    );
+    assert_eq!(
+        env.store
+            .list_approvals(&ApprovalFilter::all().agent(agent.id.clone()))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    // Another agent has a bound of its own.
+    let other = asked(&env, "other", 1).await;
+    assert!(matches!(
+        env.store.request_approval(other).await.unwrap(),
+        crate::approval::Requested::Created(_)
+    ));
+}

@@ -552,6 +552,7 @@ macro_rules! conformance_suite {
             case_an_approval_given_can_be_revoked,
             case_an_approval_binds_its_message,
             case_an_approval_given_before_the_ask_is_spent_not_asked_again,
+            case_pending_approvals_are_bounded_per_agent,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

@@ -78,10 +78,11 @@ impl<B: Driver> Core<B> {
             .await
             .map_err(store_error)?;
         if let Some(lock) = B::APPROVAL_LOCK {
-            // The binding sums up the token: one token's requests wait for each other, which
-            // serialises those of one binding and bounds the token's pending ones.
+            // The binding sums up the token, and so the agent: one agent's requests (of all
+            // its tokens, delegated ones included) wait for each other, which serialises those
+            // of one binding and bounds the agent's pending ones.
             sql(lock)
-                .bind(new.token_id.as_str())
+                .bind(new.agent_id.as_str())
                 .execute(&mut tx)
                 .await
                 .map_err(store_error)?;
@@ -128,8 +129,8 @@ impl<B: Driver> Core<B> {
             .map(approval::<B>)
             .collect::<Result<Vec<_>, _>>()?;
         let pending = if new.max_pending.is_some() {
-            let rows = sql(queries::PENDING_OF_TOKEN)
-                .bind(new.token_id.as_str())
+            let rows = sql(queries::PENDING_OF_AGENT)
+                .bind(new.agent_id.as_str())
                 .bind(micros(now))
                 .fetch_all(&mut tx)
                 .await

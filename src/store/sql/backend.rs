@@ -27,10 +27,10 @@ pub(crate) trait Backend: Database {
     const MIGRATIONS: MigrationSet;
 
     /// How a transaction that asks for an approval begins (SQLite: `BEGIN IMMEDIATE`, the one
-    /// writer from the first statement on), and the statement then run with the token id as
-    /// `$1` that serialises the requests of one token (PostgreSQL: an advisory lock), so
-    /// that looking for a standing approval, counting the token's pending ones and inserting
-    /// one are one step.
+    /// writer from the first statement on), and the statement then run with the agent id as
+    /// `$1` that serialises the requests of one agent (PostgreSQL: an advisory lock), so
+    /// that spending an approved approval, looking for a standing one, counting the agent's
+    /// pending ones and inserting one are one step.
     const APPROVAL_BEGIN: &'static str;
     /// See [`Backend::APPROVAL_BEGIN`].
     const APPROVAL_LOCK: Option<&'static str>;

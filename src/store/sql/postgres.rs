@@ -98,8 +98,9 @@ impl Backend for sqlx::Postgres {
     };
 
     const APPROVAL_BEGIN: &'static str = "BEGIN";
-    // A transaction-scoped lock on the token's hash (seeded apart from the migrations' lock):
-    // one token's requests on every node wait for each other, others' do not.
+    // A transaction-scoped lock on the agent id's hash (seeded apart from the migrations'
+    // lock): one agent's requests, of all its tokens, on every node wait for each other;
+    // other agents' do not.
     const APPROVAL_LOCK: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 7018141354911790452))");
 

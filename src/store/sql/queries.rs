@@ -295,9 +295,10 @@ pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO agent_auth_approvals (id, 
     uses_remaining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
     $16, $17, $18)";
 
-/// The expiries of the pending, unexpired approvals of token `$1` at `$2`.
-pub(crate) const PENDING_OF_TOKEN: &str = "SELECT expires_at FROM agent_auth_approvals \
-    WHERE token_id = $1 AND status = 'pending' AND expires_at > $2";
+/// The expiries of the pending, unexpired approvals of agent `$1` at `$2` (by the index on
+/// agent, status, created).
+pub(crate) const PENDING_OF_AGENT: &str = "SELECT expires_at FROM agent_auth_approvals \
+    WHERE agent_id = $1 AND status = 'pending' AND expires_at > $2";
 
 /// Deletes the approvals that expired before `$1`: pending, approved, denied or used alike
 /// (every approval expires at most a day after its decision), none still usable.
