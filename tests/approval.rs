@@ -1019,3 +1019,81 @@ async fn refusals_before_acting_release_the_use_of_a_use_limited_token() {
     assert_eq!(call("/acted").await, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(left().await, Some(2), "an answer after acting spends");
 }
+
+/// A task token a supervised orchestrator minted: its approval records the task and the
+/// orchestrator (why it is supervised), the management API shows both, and every approval
+/// event carries the task id, so the trail filtered by task finds them.
+#[tokio::test]
+async fn an_approval_of_a_task_token_records_its_task_and_orchestrator() {
+    use tower_agent_auth::delegation::DelegationStore as _;
+    let app = app().await;
+    let conductor = app
+        .store
+        .create_agent(
+            NewAgent::new("conductor", "alice")
+                .orchestrator()
+                .with_type(AgentType::Supervised)
+                .with_policy(Policy::unrestricted()),
+        )
+        .await
+        .unwrap();
+    let worker = app
+        .store
+        .create_agent(
+            NewAgent::new("worker", "alice")
+                .with_type(AgentType::Autonomous)
+                .with_policy(Policy::unrestricted()),
+        )
+        .await
+        .unwrap();
+    let issued = app
+        .store
+        .issue_task_token(
+            &conductor.id,
+            &worker.id,
+            &"alice".into(),
+            NewToken::new("task").task_id("t-7"),
+        )
+        .await
+        .unwrap();
+    let token = issued.token.expose_secret().to_owned();
+    let asked = pay_at(&app, "/payments", &token, FIFTY).await;
+    assert_eq!(asked.status, StatusCode::FORBIDDEN, "{}", asked.body);
+    let id = asked.approval_id();
+    let stored = app.store.approval(&id).await.unwrap().unwrap();
+    assert_eq!(stored.task_id.as_deref(), Some("t-7"));
+    assert_eq!(stored.orchestrator.as_ref(), Some(&conductor.id));
+    let shown = api(&app, "GET", &format!("/api/approvals/{id}"), "alice", None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(shown.body["task_id"], "t-7");
+    assert_eq!(shown.body["orchestrator"], conductor.id.as_str());
+    Managed::new(&app.store, "alice")
+        .with_audit(&app.writer)
+        .approve(&id, ApprovalBounds::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        pay_at(&app, "/payments", &token, FIFTY).await.status,
+        StatusCode::CREATED
+    );
+    app.writer.shutdown().await;
+    let events: Vec<_> = app
+        .store
+        .events(&AuditFilter::agent(worker.id.clone()))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.as_str().starts_with("approval_"))
+        .collect();
+    assert_eq!(
+        events.iter().map(|e| e.action).collect::<Vec<_>>(),
+        [
+            AuditAction::ApprovalRequested,
+            AuditAction::ApprovalGranted,
+            AuditAction::ApprovalUsed
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.task_id.as_deref(), Some("t-7"), "{event:?}");
+    }
+}

@@ -1632,6 +1632,17 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(db: &Db) {
         ),
         (Some("pending"), Some("EUR"))
     );
+    // The task and orchestrator of the asking token are shown (none for this token).
+    let fields = shown.as_object().unwrap();
+    assert!(
+        fields.contains_key("task_id") && fields.contains_key("orchestrator"),
+        "{shown}"
+    );
+    let table = cli(db, &["approval", "show", &second]).ok().stdout;
+    assert!(
+        table.contains("\ntask_id:") && table.contains("\norchestrator:"),
+        "{table}"
+    );
     let denied = cli(db, &["approval", "deny", &second, "--as", "adam"])
         .ok()
         .stdout;

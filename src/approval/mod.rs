@@ -8,7 +8,9 @@
 //! a supervised agent is supervised too) asks for one,
 //! [`Supervision::check`] refuses the request with `403 approval_required` and records a
 //! pending [`Approval`] of exactly what was asked: method, path, capability, agent, owner,
-//! token, delegation chain, the handler's structured details (a JSON object) and a short
+//! token, delegation chain, the task and the orchestrator that minted a task token (so the
+//! person sees why it is supervised; every approval audit event carries the task id), the
+//! handler's structured details (a JSON object) and a short
 //! message for the person ("Pay 50 EUR to ACME"). An [`ApprovalNotifier`] tells the person;
 //! they approve or deny it on another device — through
 //! [`Managed::approve`](crate::store::Managed::approve) (the CLI's `agent-auth approval
@@ -363,6 +365,13 @@ pub struct Approval {
     pub uses: Option<u32>,
     /// The uses left.
     pub uses_remaining: Option<u32>,
+    /// The task the asking token was minted for, if any: approval audit events carry it, so
+    /// the trail filtered by task finds them.
+    pub task_id: Option<String>,
+    /// The orchestrator agent that minted the asking token's task token (or the task token
+    /// its chain started from), if any: a supervised orchestrator makes the request
+    /// supervised, so the person sees why it waits for them.
+    pub orchestrator: Option<AgentId>,
 }
 
 impl Approval {
@@ -395,6 +404,10 @@ pub struct NewApproval {
     pub token_id: TokenId,
     /// The agents it acts under.
     pub delegation_chain: Vec<AgentId>,
+    /// The task its token was minted for.
+    pub task_id: Option<String>,
+    /// The orchestrator that minted its task token.
+    pub orchestrator: Option<AgentId>,
     /// The request's method.
     pub method: String,
     /// The request's path.
@@ -448,6 +461,8 @@ impl NewApproval {
                 .iter()
                 .map(|link| link.agent().id().clone())
                 .collect(),
+            task_id: principal.task_id().map(str::to_owned),
+            orchestrator: principal.orchestrator().map(|o| o.id().clone()),
             method: action.method().to_owned(),
             path: action.path().to_owned(),
             capability: action.capability().to_owned(),
@@ -525,6 +540,8 @@ impl NewApproval {
             decided_at: None,
             uses: None,
             uses_remaining: None,
+            task_id: self.task_id,
+            orchestrator: self.orchestrator,
         })
     }
 }

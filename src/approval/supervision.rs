@@ -286,7 +286,7 @@ impl<G: ApprovalGate> Supervision<G> {
     }
 }
 
-/// An event about `approval`: its agent, token, chain and owner (acted for).
+/// An event about `approval`: its agent, token, chain, task and owner (acted for).
 pub(crate) fn approval_event(
     at: time::OffsetDateTime,
     action: AuditAction,
@@ -297,6 +297,7 @@ pub(crate) fn approval_event(
         .token(approval.token_id.clone())
         .actor(approval.owner.clone())
         .delegation_chain(approval.delegation_chain.clone())
+        .task_id(approval.task_id.clone())
 }
 
 /// A store error as the agent sees it: its input refused, or the store unreachable.

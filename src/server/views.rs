@@ -113,6 +113,8 @@ pub fn approval(approval: &Approval, now: OffsetDateTime) -> Value {
         "owner": approval.owner.as_str(),
         "token_id": approval.token_id.as_str(),
         "delegation_chain": approval.delegation_chain.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "task_id": approval.task_id,
+        "orchestrator": approval.orchestrator.as_ref().map(|o| o.as_str()),
         "method": approval.method,
         "path": approval.path,
         "capability": approval.capability,

@@ -150,6 +150,21 @@ pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env:
             .len(),
         2
     );
+    // The task and orchestrator of a task token's request are kept too.
+    let mut of_task = asked(&env, "tasked", 5).await;
+    of_task.task_id = Some("t-1".into());
+    of_task.orchestrator = Some("agt_conductor".into());
+    let tasked = env.store.create_approval(of_task).await.unwrap();
+    assert_eq!(
+        (tasked.task_id.as_deref(), tasked.orchestrator.as_ref()),
+        (Some("t-1"), Some(&"agt_conductor".into()))
+    );
+    let read = env.store.approval(&tasked.id).await.unwrap();
+    assert_eq!(
+        read.as_ref(),
+        Some(&tasked),
+        "task and orchestrator read back"
+    );
 }
 
 pub async fn case_an_approval_is_decided_once<S: ApprovalStore>(env: Env<S>) {

@@ -653,6 +653,8 @@ mod tests {
             decided_at: None,
             uses: None,
             uses_remaining: None,
+            task_id: None,
+            orchestrator: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()

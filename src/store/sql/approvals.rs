@@ -56,6 +56,8 @@ fn approval<B: Driver>(row: &B::Row) -> Result<Approval, StoreError> {
         decided_at: opt_int("decided_at")?.map(from_micros),
         uses: count(opt_int("uses")?)?,
         uses_remaining: count(opt_int("uses_remaining")?)?,
+        task_id: opt_text("task_id")?,
+        orchestrator: opt_text("orchestrator")?.map(AgentId::from),
     })
 }
 
@@ -183,6 +185,8 @@ impl<B: Driver> Core<B> {
             .bind(None::<i64>)
             .bind(None::<i64>)
             .bind(None::<i64>)
+            .bind(approval.task_id.as_deref())
+            .bind(approval.orchestrator.as_ref().map(AgentId::as_str))
             .execute(on)
             .await
             .map_err(store_error)?;

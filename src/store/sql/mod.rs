@@ -221,6 +221,11 @@ macro_rules! library_migrations {
                 "task completion recorded as state",
                 "0009_task_completion.sql"
             ),
+            migration!(
+                10,
+                "approvals record their task and orchestrator",
+                "0010_approval_task.sql"
+            ),
         ]
     }};
 }

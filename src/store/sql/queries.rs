@@ -287,13 +287,13 @@ pub(crate) const AUDIT_COLUMN_COUNT: usize = 15;
 /// The columns of `agent_auth_approvals`, in insert order.
 pub(crate) const APPROVAL_COLUMNS: &str = "id, binding, agent_id, owner, token_id, \
     delegation_chain, method, path, capability, details, binding_message, status, created_at, \
-    expires_at, decided_by, decided_at, uses, uses_remaining";
+    expires_at, decided_by, decided_at, uses, uses_remaining, task_id, orchestrator";
 
 pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO agent_auth_approvals (id, binding, \
     agent_id, owner, token_id, delegation_chain, method, path, capability, details, \
     binding_message, status, created_at, expires_at, decided_by, decided_at, uses, \
-    uses_remaining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-    $16, $17, $18)";
+    uses_remaining, task_id, orchestrator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 
 /// The expiries of the pending, unexpired approvals of agent `$1` at `$2` (by the index on
 /// agent, status, created).
