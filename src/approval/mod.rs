@@ -30,7 +30,9 @@
 //! canonical JSON: keys sorted, no whitespace) and binding message, summed up by an
 //! [`ApprovalBinding`]. A retry is admitted only if all of them are equal: the same payment to
 //! another payee, worded otherwise for the person, or by another token of the same agent, asks
-//! anew — what the person reads is what is bound.
+//! anew — what the person reads is what is bound. So an approval does not follow a rotated
+//! token: the new token has a new id, so its retry asks for a new approval (the old token's,
+//! still valid for its grace period, keeps its own).
 //!
 //! # Lifetime and bounds
 //!
