@@ -217,7 +217,9 @@ pub trait TokenStore: Send + Sync {
         token: ImportedToken,
     ) -> Result<TokenInfo, StoreError>;
     /// Deletes tokens revoked, expired or completed more than `older_than` ago (and the tokens
-    /// delegated from them); returns how many.
+    /// delegated from them); returns how many tokens were deleted, the delegated ones included
+    /// (every store counts the whole tree, whether it deletes the descendants itself or a
+    /// foreign key's cascade does).
     async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError>;
     /// Replaces a live token with a new one that keeps its label, capabilities, expiry and task.
     /// The old token keeps working for `grace` (never past its own expiry); a zero grace revokes
