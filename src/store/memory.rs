@@ -427,7 +427,7 @@ impl State {
             let Some(link) = self.tokens.get(&hash) else {
                 break;
             };
-            if chain.len() >= 64 {
+            if chain.len() >= super::MAX_DELEGATION_DEPTH_LIMIT as usize {
                 break;
             }
             next = link.delegator;

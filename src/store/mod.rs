@@ -21,7 +21,9 @@ pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
 
-pub use config::{DEFAULT_MAX_DELEGATION_DEPTH, Lifetime, LifetimePolicy, StoreConfig};
+pub use config::{
+    DEFAULT_MAX_DELEGATION_DEPTH, Lifetime, LifetimePolicy, MAX_DELEGATION_DEPTH_LIMIT, StoreConfig,
+};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
 pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use memory::MemoryStore;

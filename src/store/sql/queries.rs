@@ -183,7 +183,8 @@ pub(crate) const RESOLVE: &str = concat!(
      LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator WHERE t.hash = $1"
 );
 /// The tokens a delegated token `$1` was delegated from, each with the same columns as
-/// [`RESOLVE`], nearest first (`chain_step` 1 is the delegator). An ancestor that is gone ends
+/// [`RESOLVE`], nearest first (`chain_step` 1 is the delegator), at most
+/// [`MAX_DELEGATION_DEPTH_LIMIT`](crate::store::MAX_DELEGATION_DEPTH_LIMIT) (64) of them. An ancestor that is gone ends
 /// the walk: the pipeline then finds the chain shorter than the token's depth and refuses it.
 pub(crate) const DELEGATORS: &str = concat!(
     "WITH RECURSIVE chain(id, step) AS ( \
@@ -359,5 +360,12 @@ mod tests {
         assert!(RESOLVE.contains("p.id AS parent_id, "));
         assert!(RESOLVE.contains("t.agent_id AS token_agent_id"));
         assert!(!RESOLVE.contains('?'));
+    }
+
+    #[test]
+    fn chain_walks_reach_the_deepest_chain_issued() {
+        let limit = format!("c.step < {}", crate::store::MAX_DELEGATION_DEPTH_LIMIT);
+        assert!(DELEGATORS.contains(&limit));
+        assert!(chain_of!("$1").contains(&limit));
     }
 }
