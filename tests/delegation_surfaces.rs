@@ -202,6 +202,40 @@ async fn a_task_is_completed_by_its_owner_only_and_recorded_per_agent() {
 }
 
 #[tokio::test]
+async fn an_agent_holding_only_delegated_tokens_of_a_task_gets_its_task_completed() {
+    let store = store();
+    let a = agent(&store, "a", "alice").await;
+    let helper = agent(&store, "helper", "alice").await;
+    let root = store
+        .create_token(&a.id, NewToken::new("1").task_id("t-1"))
+        .await
+        .unwrap();
+    store
+        .delegate(
+            root.token.expose_secret(),
+            Delegation::to(helper.id.clone(), "c"),
+        )
+        .await
+        .unwrap();
+    let sink = Arc::new(MemoryAuditSink::default());
+    let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+    let as_alice = Managed::new(&store, "alice").with_audit(&writer);
+    assert_eq!(as_alice.complete_task("t-1").await.unwrap(), 2);
+    let agents: Vec<_> = trail(&sink, writer)
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::TaskCompleted)
+        .map(|e| e.agent)
+        .collect();
+    assert_eq!(agents.len(), 2, "{agents:?}");
+    assert!(agents.contains(&Some(a.id.clone())));
+    assert!(
+        agents.contains(&Some(helper.id.clone())),
+        "the helper held only a delegated token of the task"
+    );
+}
+
+#[tokio::test]
 async fn a_task_token_is_minted_on_behalf_with_issue_rights_on_both_agents() {
     let store = store();
     let conductor = store

@@ -965,11 +965,12 @@ where
                 continue;
             }
             let tokens = self.store.list_tokens(&agent.id).await?;
-            if tokens.iter().any(|t| {
-                t.task_id.as_deref() == Some(task_id)
-                    && t.delegation_parent.is_none()
-                    && super::prepare::is_live(t, now)
-            }) {
+            // Delegated tokens count: an agent that holds only children of the task's tokens
+            // served it too (their task id is inherited).
+            if tokens
+                .iter()
+                .any(|t| t.task_id.as_deref() == Some(task_id) && super::prepare::is_live(t, now))
+            {
                 serving.push(agent);
             }
         }
