@@ -2077,15 +2077,21 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
             "the delegation with its parent token: {trail:?}"
         );
         assert!(
-            trail.iter().any(|e| e["action"] == "token_issued"
-                && e["outcome"] == "denied"
-                && e["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("posts:delete"))),
-            "the refused delegation: {trail:?}"
+            !trail
+                .iter()
+                .any(|e| e["action"] == "token_issued" && e["outcome"] == "denied"),
+            "a refusal is on the parent's side, not the target's: {trail:?}"
         );
         let worker_trail = cli(db, &["--json", "audit", "worker"]).ok().json();
         let worker_trail = worker_trail.as_array().unwrap();
+        assert!(
+            worker_trail.iter().any(|e| e["action"] == "token_issued"
+                && e["outcome"] == "denied"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("posts:delete") && d.contains("(target helper)"))),
+            "the refused delegation, under the parent token's agent: {worker_trail:?}"
+        );
         assert!(
             worker_trail.iter().any(|e| e["action"] == "task_completed"
                 && e["actor"] == "alice"

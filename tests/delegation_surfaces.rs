@@ -18,7 +18,7 @@ use tower_agent_auth::audit::{
     WriterOptions,
 };
 use tower_agent_auth::ceiling::Policy;
-use tower_agent_auth::delegation::{Delegation, DelegationStore};
+use tower_agent_auth::delegation::{Delegation, DelegationStore, Delegator};
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::reason::InvalidReason;
 use tower_agent_auth::server::{
@@ -26,7 +26,7 @@ use tower_agent_auth::server::{
     tasks_router, verify_password,
 };
 use tower_agent_auth::store::{
-    AccessRole, Agent, AgentStore, GrantStore, IssuedToken, Managed, MemoryStore,
+    AccessRole, Agent, AgentStatus, AgentStore, GrantStore, IssuedToken, Managed, MemoryStore,
     MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStore, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
@@ -465,4 +465,87 @@ async fn the_routes_revoke_a_subtree_complete_a_task_and_delegate_with_a_bearer_
     .await;
     assert_eq!(status, StatusCode::OK, "{completed}");
     assert_eq!(completed, json!({"task_id": "t-1", "ended": 1}));
+}
+
+#[tokio::test]
+async fn another_owners_agent_answers_as_an_unknown_one_and_is_not_written_to() {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()));
+    users.insert(UserRecord::new("bob", Policy::unrestricted()));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
+    let planner = agent(&store, "planner", "alice").await;
+    let helper = agent(&store, "helper", "alice").await;
+    let bobs = agent(&store, "bobs-bot", "bob").await;
+    let app = app(&store, users).await;
+    let root = store
+        .create_token(&planner.id, NewToken::new("root"))
+        .await
+        .unwrap();
+    let bearer = (
+        "authorization",
+        format!("Bearer {}", root.token.expose_secret()),
+    );
+    let ask = |slug: &str| {
+        post(
+            "/api/delegations",
+            bearer.clone(),
+            json!({"agent": slug, "label": "x"}),
+        )
+    };
+    let (status, _, theirs) = call(&app, ask("bobs-bot")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{theirs}");
+    // Bob's agent out of the way, the same slug is unknown: the same answer.
+    store.delete_agent(&bobs.id).await.unwrap();
+    let (status, _, unknown) = call(&app, ask("bobs-bot")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(theirs, unknown);
+
+    // The audited refusal is on alice's side: under the parent's agent, not naming bob's.
+    let bobs = agent(&store, "bobs-bot", "bob").await;
+    let sink = Arc::new(MemoryAuditSink::default());
+    let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+    let delegator = Delegator::new(&store).with_audit(&writer);
+    let secret = root.token.expose_secret();
+    assert!(
+        delegator
+            .delegate(secret, Delegation::to(bobs.id.clone(), "x"))
+            .await
+            .is_err()
+    );
+    assert!(
+        delegator
+            .delegate(
+                secret,
+                Delegation::to(helper.id.clone(), "y").task_id("t-9")
+            )
+            .await
+            .is_ok()
+    );
+    store
+        .set_agent_status(&helper.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert!(
+        delegator
+            .delegate(secret, Delegation::to(helper.id.clone(), "z"))
+            .await
+            .is_err()
+    );
+    let denied: Vec<_> = trail(&sink, writer)
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Denied)
+        .collect();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    for event in &denied {
+        assert_eq!(event.agent.as_ref(), Some(&planner.id), "{event:?}");
+        assert_eq!(event.actor.as_ref().map(|a| a.as_str()), Some("alice"));
+    }
+    let detail = denied[0].detail.as_deref().unwrap();
+    assert!(
+        !detail.contains("bobs-bot") && detail.contains("unknown target agent"),
+        "{detail}"
+    );
+    let detail = denied[1].detail.as_deref().unwrap();
+    assert!(detail.contains("(target helper)"), "{detail}");
 }
