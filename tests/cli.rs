@@ -2001,6 +2001,23 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     );
     assert_eq!(get(&address, "/demo/posts", &worker_token), 401);
     assert_eq!(get(&address, "/demo/posts", &helper_token), 401);
+    // `token list` shows them ended, not live: the status column says why.
+    let listed = cli(db, &["--json", "token", "list", "worker"]).ok().json();
+    let statuses: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| s == "completed"),
+        "{listed}"
+    );
+    let table = cli(db, &["token", "list", "worker"]).ok().stdout;
+    assert!(
+        table.contains("STATUS") && table.contains("completed") && !table.contains("live"),
+        "{table}"
+    );
 
     // Another chain, two levels deep; revoking its root with --tree refuses all of it.
     let root = cli(db, &["token", "create", "worker", "--label", "other"]).ok();

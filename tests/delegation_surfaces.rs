@@ -27,7 +27,8 @@ use tower_agent_auth::server::{
 };
 use tower_agent_auth::store::{
     AccessRole, Agent, AgentStatus, AgentStore, GrantStore, IssuedToken, Managed, MemoryStore,
-    MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStore, UserDirectory, UserRecord,
+    MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStatus, TokenStore, UserDirectory,
+    UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{TokenLookup, TokenResolver};
@@ -548,4 +549,46 @@ async fn another_owners_agent_answers_as_an_unknown_one_and_is_not_written_to() 
     );
     let detail = denied[1].detail.as_deref().unwrap();
     assert!(detail.contains("(target helper)"), "{detail}");
+}
+
+#[tokio::test]
+async fn revoking_a_completed_token_records_its_real_status() {
+    let store = store();
+    let a = agent(&store, "a", "alice").await;
+    let token = store
+        .create_token(&a.id, NewToken::new("1").task_id("t-1"))
+        .await
+        .unwrap();
+    let sink = Arc::new(MemoryAuditSink::default());
+    let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+    let as_alice = Managed::new(&store, "alice").with_audit(&writer);
+    assert_eq!(as_alice.complete_task("t-1").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .token(&a.id, &token.info.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_at(time::OffsetDateTime::now_utc()),
+        TokenStatus::Completed
+    );
+    assert_eq!(
+        as_alice
+            .revoke_token_tree(&a.id, &token.info.id)
+            .await
+            .unwrap(),
+        1
+    );
+    let details: Vec<_> = trail(&sink, writer)
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::TokenRevoked)
+        .filter_map(|e| e.detail)
+        .collect();
+    assert_eq!(details.len(), 1);
+    assert!(
+        details[0].contains("status: completed -> revoked"),
+        "{}",
+        details[0]
+    );
 }

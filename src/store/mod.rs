@@ -29,6 +29,7 @@ pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, autho
 pub use memory::MemoryStore;
 pub use model::{
     Agent, AgentStatus, AgentType, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo,
+    TokenStatus,
 };
 #[cfg(feature = "postgres")]
 pub use sql::PgStore;

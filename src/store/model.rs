@@ -238,6 +238,60 @@ pub struct TokenInfo {
     pub delegation_depth: u32,
 }
 
+/// Where a token stands at an instant ([`TokenInfo::status_at`]): what `token list` shows and
+/// what an audit detail names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenStatus {
+    /// Resolves (as far as the token itself goes: its agent and chain are checked apart).
+    Live,
+    /// Revoked.
+    Revoked,
+    /// Its task was completed ([`TokenInfo::completed_at`]).
+    Completed,
+    /// Past its `expires_at`.
+    Expired,
+    /// A use-limited token with no use left.
+    Exhausted,
+}
+
+impl TokenStatus {
+    /// `live`, `revoked`, `completed`, `expired` or `exhausted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Revoked => "revoked",
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+            Self::Exhausted => "exhausted",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TokenInfo {
+    /// The token's own status at `now`, the first that applies of revoked, completed (its task
+    /// was), expired and exhausted; else live.
+    pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.completed_at.is_some() {
+            TokenStatus::Completed
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            TokenStatus::Expired
+        } else if self.operations_remaining == Some(0) {
+            TokenStatus::Exhausted
+        } else {
+            TokenStatus::Live
+        }
+    }
+}
+
 /// What to mint a token with.
 #[derive(Debug, Clone, Default)]
 pub struct NewToken {

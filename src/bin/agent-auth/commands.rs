@@ -465,6 +465,7 @@ async fn managed_command<S: Store>(
                     "id",
                     "display_prefix",
                     "label",
+                    "status",
                     "created_at",
                     "expires_at",
                     "revoked_at",
