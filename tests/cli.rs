@@ -1790,7 +1790,7 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     )
     .ok()
     .json();
-    assert_eq!(conductor["orchestrator"], true, "{conductor}");
+    assert_eq!(conductor["is_orchestrator"], true, "{conductor}");
     cli(db, &["agent", "create", "worker", "--owner", "alice"]).ok();
     cli(db, &["agent", "create", "helper", "--owner", "alice"]).ok();
     let agent_id = |slug: &str| {

@@ -592,3 +592,38 @@ async fn revoking_a_completed_token_records_its_real_status() {
         details[0]
     );
 }
+
+#[tokio::test]
+async fn json_views_name_the_orchestrator_flag_and_the_task_completion_apart() {
+    use tower_agent_auth::delegation::DelegationStore as _;
+    use tower_agent_auth::server::views;
+    let store = store();
+    let conductor = store
+        .create_agent(NewAgent::new("conductor", "alice").orchestrator())
+        .await
+        .unwrap();
+    let worker = agent(&store, "worker", "alice").await;
+    let agent_view = views::agent(&conductor);
+    assert_eq!(agent_view["is_orchestrator"], true, "{agent_view}");
+    assert!(agent_view.get("orchestrator").is_none(), "{agent_view}");
+    let task = store
+        .issue_task_token(
+            &conductor.id,
+            &worker.id,
+            &"alice".into(),
+            NewToken::new("t").task_id("t-1"),
+        )
+        .await
+        .unwrap();
+    store.complete_task(&"alice".into(), "t-1").await.unwrap();
+    let info = store
+        .token(&worker.id, &task.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.task_completed_at.is_some());
+    let token_view = views::token(&info);
+    assert!(token_view["task_completed_at"].is_string(), "{token_view}");
+    assert!(token_view.get("completed_at").is_none(), "{token_view}");
+    assert_eq!(token_view["orchestrator"], conductor.id.as_str());
+}

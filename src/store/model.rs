@@ -75,7 +75,7 @@ pub struct Agent {
     pub last_rotated_at: Option<OffsetDateTime>,
     /// Whether the agent may mint task tokens for the other agents of its owner (see
     /// [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
-    pub orchestrator: bool,
+    pub is_orchestrator: bool,
 }
 
 /// What to create an agent with.
@@ -212,8 +212,10 @@ pub struct TokenInfo {
     pub revoked_at: Option<OffsetDateTime>,
     /// When [`complete_task`](crate::delegation::DelegationStore::complete_task) ended it. Once
     /// set the token is refused as `expired` whatever a node's clock reads (a clock behind this
-    /// instant does not admit it again); its `expires_at` is left as it was minted.
-    pub completed_at: Option<OffsetDateTime>,
+    /// instant does not admit it again); its `expires_at` is left as it was minted. (Not the
+    /// instant an `expires_on_completion` token spent its last use: that ends it by its
+    /// `expires_at`, with no task completed.)
+    pub task_completed_at: Option<OffsetDateTime>,
     /// How many requests it may make in all; `None` for no limit.
     pub max_operations: Option<u64>,
     /// How many of those are left.
@@ -247,7 +249,7 @@ pub enum TokenStatus {
     Live,
     /// Revoked.
     Revoked,
-    /// Its task was completed ([`TokenInfo::completed_at`]).
+    /// Its task was completed ([`TokenInfo::task_completed_at`]).
     Completed,
     /// Past its `expires_at`.
     Expired,
@@ -280,7 +282,7 @@ impl TokenInfo {
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
         if self.revoked_at.is_some() {
             TokenStatus::Revoked
-        } else if self.completed_at.is_some() {
+        } else if self.task_completed_at.is_some() {
             TokenStatus::Completed
         } else if self.expires_at.is_some_and(|at| at <= now) {
             TokenStatus::Expired

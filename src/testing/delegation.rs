@@ -529,7 +529,7 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
         )
         .await
         .unwrap();
-    assert!(orchestrator.orchestrator);
+    assert!(orchestrator.is_orchestrator);
     let worker = env.agent("worker").await;
     let carol = UserId::from("carol");
     // carol answers for the worker: a task token is minted on behalf of its owner or a grantee.
@@ -955,7 +955,7 @@ pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<S: Dele
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(stored.completed_at, Some(completed_at));
+        assert_eq!(stored.task_completed_at, Some(completed_at));
         assert_eq!(
             stored.expires_at, token.info.expires_at,
             "its expiry is kept"

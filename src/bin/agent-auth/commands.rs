@@ -201,7 +201,7 @@ fn done(json: bool, message: &str) -> std::io::Result<()> {
 /// Whether a token would still be admitted (not revoked, expired or used up).
 fn live(token: &TokenInfo, now: time::OffsetDateTime) -> bool {
     token.revoked_at.is_none()
-        && token.completed_at.is_none()
+        && token.task_completed_at.is_none()
         && token.expires_at.is_none_or(|at| at > now)
         && token.operations_remaining != Some(0)
 }

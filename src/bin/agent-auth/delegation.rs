@@ -134,7 +134,7 @@ async fn owners_serving<S: Store>(store: &S, task: &str) -> Result<BTreeSet<User
             t.task_id.as_deref() == Some(task)
                 && t.delegation_parent.is_none()
                 && t.revoked_at.is_none()
-                && t.completed_at.is_none()
+                && t.task_completed_at.is_none()
                 && t.expires_at.is_none_or(|at| at > now)
         });
         if serves {

@@ -43,7 +43,7 @@ async fn insert_token<'a, E: On<'a>>(
         .bind(info.delegated_by.as_ref().map(|u| u.as_str()))
         .bind(info.delegation_parent.as_ref().map(|t| t.as_str()))
         .bind(i64::from(info.delegation_depth))
-        .bind(info.completed_at.map(micros))
+        .bind(info.task_completed_at.map(micros))
         .execute(on)
         .await;
     match result {
