@@ -1801,7 +1801,7 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     )
     .ok()
     .json();
-    assert_eq!(conductor["orchestrator"], true, "{conductor}");
+    assert_eq!(conductor["is_orchestrator"], true, "{conductor}");
     cli(db, &["agent", "create", "worker", "--owner", "alice"]).ok();
     cli(db, &["agent", "create", "helper", "--owner", "alice"]).ok();
     let agent_id = |slug: &str| {
@@ -2012,6 +2012,23 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     );
     assert_eq!(get(&address, "/demo/posts", &worker_token), 401);
     assert_eq!(get(&address, "/demo/posts", &helper_token), 401);
+    // `token list` shows them ended, not live: the status column says why.
+    let listed = cli(db, &["--json", "token", "list", "worker"]).ok().json();
+    let statuses: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| s == "completed"),
+        "{listed}"
+    );
+    let table = cli(db, &["token", "list", "worker"]).ok().stdout;
+    assert!(
+        table.contains("STATUS") && table.contains("completed") && !table.contains("live"),
+        "{table}"
+    );
 
     // Another chain, two levels deep; revoking its root with --tree refuses all of it.
     let root = cli(db, &["token", "create", "worker", "--label", "other"]).ok();
@@ -2088,15 +2105,21 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
             "the delegation with its parent token: {trail:?}"
         );
         assert!(
-            trail.iter().any(|e| e["action"] == "token_issued"
-                && e["outcome"] == "denied"
-                && e["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("posts:delete"))),
-            "the refused delegation: {trail:?}"
+            !trail
+                .iter()
+                .any(|e| e["action"] == "token_issued" && e["outcome"] == "denied"),
+            "a refusal is on the parent's side, not the target's: {trail:?}"
         );
         let worker_trail = cli(db, &["--json", "audit", "worker"]).ok().json();
         let worker_trail = worker_trail.as_array().unwrap();
+        assert!(
+            worker_trail.iter().any(|e| e["action"] == "token_issued"
+                && e["outcome"] == "denied"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("posts:delete") && d.contains("(target helper)"))),
+            "the refused delegation, under the parent token's agent: {worker_trail:?}"
+        );
         assert!(
             worker_trail.iter().any(|e| e["action"] == "task_completed"
                 && e["actor"] == "alice"

@@ -18,7 +18,7 @@ use tower_agent_auth::audit::{
     WriterOptions,
 };
 use tower_agent_auth::ceiling::Policy;
-use tower_agent_auth::delegation::{Delegation, DelegationStore};
+use tower_agent_auth::delegation::{Delegation, DelegationStore, Delegator};
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::reason::InvalidReason;
 use tower_agent_auth::server::{
@@ -26,8 +26,9 @@ use tower_agent_auth::server::{
     tasks_router, verify_password,
 };
 use tower_agent_auth::store::{
-    AccessRole, Agent, AgentStore, GrantStore, IssuedToken, Managed, MemoryStore,
-    MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStore, UserDirectory, UserRecord,
+    AccessRole, Agent, AgentStatus, AgentStore, GrantStore, IssuedToken, Managed, MemoryStore,
+    MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStatus, TokenStore, UserDirectory,
+    UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{TokenLookup, TokenResolver};
@@ -198,6 +199,40 @@ async fn a_task_is_completed_by_its_owner_only_and_recorded_per_agent() {
         completed[1..]
             .iter()
             .all(|c| c.2.as_deref() == Some("t-1") && c.3.contains("3 tokens ended"))
+    );
+}
+
+#[tokio::test]
+async fn an_agent_holding_only_delegated_tokens_of_a_task_gets_its_task_completed() {
+    let store = store();
+    let a = agent(&store, "a", "alice").await;
+    let helper = agent(&store, "helper", "alice").await;
+    let root = store
+        .create_token(&a.id, NewToken::new("1").task_id("t-1"))
+        .await
+        .unwrap();
+    store
+        .delegate(
+            root.token.expose_secret(),
+            Delegation::to(helper.id.clone(), "c"),
+        )
+        .await
+        .unwrap();
+    let sink = Arc::new(MemoryAuditSink::default());
+    let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+    let as_alice = Managed::new(&store, "alice").with_audit(&writer);
+    assert_eq!(as_alice.complete_task("t-1").await.unwrap(), 2);
+    let agents: Vec<_> = trail(&sink, writer)
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::TaskCompleted)
+        .map(|e| e.agent)
+        .collect();
+    assert_eq!(agents.len(), 2, "{agents:?}");
+    assert!(agents.contains(&Some(a.id.clone())));
+    assert!(
+        agents.contains(&Some(helper.id.clone())),
+        "the helper held only a delegated token of the task"
     );
 }
 
@@ -431,4 +466,164 @@ async fn the_routes_revoke_a_subtree_complete_a_task_and_delegate_with_a_bearer_
     .await;
     assert_eq!(status, StatusCode::OK, "{completed}");
     assert_eq!(completed, json!({"task_id": "t-1", "ended": 1}));
+}
+
+#[tokio::test]
+async fn another_owners_agent_answers_as_an_unknown_one_and_is_not_written_to() {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()));
+    users.insert(UserRecord::new("bob", Policy::unrestricted()));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
+    let planner = agent(&store, "planner", "alice").await;
+    let helper = agent(&store, "helper", "alice").await;
+    let bobs = agent(&store, "bobs-bot", "bob").await;
+    let app = app(&store, users).await;
+    let root = store
+        .create_token(&planner.id, NewToken::new("root"))
+        .await
+        .unwrap();
+    let bearer = (
+        "authorization",
+        format!("Bearer {}", root.token.expose_secret()),
+    );
+    let ask = |slug: &str| {
+        post(
+            "/api/delegations",
+            bearer.clone(),
+            json!({"agent": slug, "label": "x"}),
+        )
+    };
+    let (status, _, theirs) = call(&app, ask("bobs-bot")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{theirs}");
+    // Bob's agent out of the way, the same slug is unknown: the same answer.
+    store.delete_agent(&bobs.id).await.unwrap();
+    let (status, _, unknown) = call(&app, ask("bobs-bot")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(theirs, unknown);
+
+    // The audited refusal is on alice's side: under the parent's agent, not naming bob's.
+    let bobs = agent(&store, "bobs-bot", "bob").await;
+    let sink = Arc::new(MemoryAuditSink::default());
+    let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+    let delegator = Delegator::new(&store).with_audit(&writer);
+    let secret = root.token.expose_secret();
+    assert!(
+        delegator
+            .delegate(secret, Delegation::to(bobs.id.clone(), "x"))
+            .await
+            .is_err()
+    );
+    assert!(
+        delegator
+            .delegate(
+                secret,
+                Delegation::to(helper.id.clone(), "y").task_id("t-9")
+            )
+            .await
+            .is_ok()
+    );
+    store
+        .set_agent_status(&helper.id, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    assert!(
+        delegator
+            .delegate(secret, Delegation::to(helper.id.clone(), "z"))
+            .await
+            .is_err()
+    );
+    let denied: Vec<_> = trail(&sink, writer)
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Denied)
+        .collect();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    for event in &denied {
+        assert_eq!(event.agent.as_ref(), Some(&planner.id), "{event:?}");
+        assert_eq!(event.actor.as_ref().map(|a| a.as_str()), Some("alice"));
+    }
+    let detail = denied[0].detail.as_deref().unwrap();
+    assert!(
+        !detail.contains("bobs-bot") && detail.contains("unknown target agent"),
+        "{detail}"
+    );
+    let detail = denied[1].detail.as_deref().unwrap();
+    assert!(detail.contains("(target helper)"), "{detail}");
+}
+
+#[tokio::test]
+async fn revoking_a_completed_token_records_its_real_status() {
+    let store = store();
+    let a = agent(&store, "a", "alice").await;
+    let token = store
+        .create_token(&a.id, NewToken::new("1").task_id("t-1"))
+        .await
+        .unwrap();
+    let sink = Arc::new(MemoryAuditSink::default());
+    let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+    let as_alice = Managed::new(&store, "alice").with_audit(&writer);
+    assert_eq!(as_alice.complete_task("t-1").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .token(&a.id, &token.info.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_at(time::OffsetDateTime::now_utc()),
+        TokenStatus::Completed
+    );
+    assert_eq!(
+        as_alice
+            .revoke_token_tree(&a.id, &token.info.id)
+            .await
+            .unwrap(),
+        1
+    );
+    let details: Vec<_> = trail(&sink, writer)
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::TokenRevoked)
+        .filter_map(|e| e.detail)
+        .collect();
+    assert_eq!(details.len(), 1);
+    assert!(
+        details[0].contains("status: completed -> revoked"),
+        "{}",
+        details[0]
+    );
+}
+
+#[tokio::test]
+async fn json_views_name_the_orchestrator_flag_and_the_task_completion_apart() {
+    use tower_agent_auth::delegation::DelegationStore as _;
+    use tower_agent_auth::server::views;
+    let store = store();
+    let conductor = store
+        .create_agent(NewAgent::new("conductor", "alice").orchestrator())
+        .await
+        .unwrap();
+    let worker = agent(&store, "worker", "alice").await;
+    let agent_view = views::agent(&conductor);
+    assert_eq!(agent_view["is_orchestrator"], true, "{agent_view}");
+    assert!(agent_view.get("orchestrator").is_none(), "{agent_view}");
+    let task = store
+        .issue_task_token(
+            &conductor.id,
+            &worker.id,
+            &"alice".into(),
+            NewToken::new("t").task_id("t-1"),
+        )
+        .await
+        .unwrap();
+    store.complete_task(&"alice".into(), "t-1").await.unwrap();
+    let info = store
+        .token(&worker.id, &task.info.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.task_completed_at.is_some());
+    let token_view = views::token(&info);
+    assert!(token_view["task_completed_at"].is_string(), "{token_view}");
+    assert!(token_view.get("completed_at").is_none(), "{token_view}");
+    assert_eq!(token_view["orchestrator"], conductor.id.as_str());
 }

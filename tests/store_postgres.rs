@@ -450,7 +450,7 @@ async fn a_version_5_database_upgrades_and_its_tokens_can_delegate() {
             .await
             .unwrap()
             .unwrap()
-            .orchestrator
+            .is_orchestrator
     );
     let kept = store
         .token(&"agt_1".into(), &"tok_1".into())

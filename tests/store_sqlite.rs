@@ -356,7 +356,7 @@ async fn a_version_5_database_upgrades_and_its_tokens_can_delegate() {
         .await
         .unwrap();
     let agent = store.agent(&"agt_1".into()).await.unwrap().unwrap();
-    assert!(!agent.orchestrator);
+    assert!(!agent.is_orchestrator);
     let kept = store
         .token(&"agt_1".into(), &"tok_1".into())
         .await

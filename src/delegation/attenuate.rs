@@ -138,7 +138,7 @@ pub(crate) fn task_token(
     mut token: NewToken,
 ) -> Result<NewToken, DelegationError> {
     let now = config.clock.now();
-    if !orchestrator.orchestrator
+    if !orchestrator.is_orchestrator
         || orchestrator.parent.is_some()
         || orchestrator.status == AgentStatus::Disabled
         || orchestrator.expires_at.is_some_and(|at| at <= now)

@@ -15,8 +15,11 @@ use crate::store::{IssuedToken, StoreError};
 /// issued is recorded as `token_issued` of the child's agent and token, with the actor (the
 /// parent's user), the task id, the delegation chain the child will carry (root first, the
 /// parent's agent last: what [`ExecutionPrincipal::delegation_chain`] will show for it) and a
-/// detail naming the parent token. A refusal is recorded alike with the outcome `denied` and
-/// the [`DelegationError`] in the detail. Neither record holds a secret.
+/// detail naming the parent token. A refusal is recorded with the outcome `denied` and the
+/// [`DelegationError`] in the detail, on the actor's side: under the parent token's agent, the
+/// target named only when it is the same owner's (a target of another owner is "unknown", so
+/// nothing is written into another owner's trail, nor learnt of it). Neither record holds a
+/// secret.
 ///
 /// To name the parent's chain it peeks at the parent token once more (no use is spent).
 ///
@@ -185,6 +188,10 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
         ))
     }
 
+    /// Records a refusal on the actor's side: under the parent token's agent (none when the
+    /// parent does not resolve), never under the target's, whose trail is another owner's when
+    /// the target is not the parent's owner's. The target is named only when it is an agent of
+    /// the same owner; another owner's reads as unknown, as the HTTP answer does.
     async fn refused(
         &self,
         target: &AgentId,
@@ -195,10 +202,34 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
             self.store.store_config().clock.now(),
             AuditAction::TokenIssued,
             Outcome::Denied,
-        )
-        .agent(target.clone());
-        let mut detail = format!("delegation refused: {error}");
+        );
+        let actor = parent.and_then(|(_, _, actor)| actor.as_ref());
+        let target = match actor {
+            Some(actor) => self
+                .store
+                .agent(target)
+                .await
+                .ok()
+                .flatten()
+                .filter(|agent| agent.owner == *actor),
+            None => None,
+        };
+        let another_owner = matches!(
+            error,
+            StoreError::Delegation(DelegationError::TargetOfAnotherOwner(_))
+        );
+        let mut detail = if another_owner {
+            "delegation refused: unknown target agent".to_owned()
+        } else {
+            format!("delegation refused: {error}")
+        };
+        if let (false, Some(agent)) = (another_owner, &target) {
+            detail.push_str(&format!(" (target {})", agent.slug));
+        }
         if let Some((chain, id, actor)) = parent {
+            if let Some(agent) = chain.last() {
+                event = event.agent(agent.clone());
+            }
             event = event.delegation_chain(chain.clone());
             detail.push_str(&format!(" (parent token {id})"));
             if let Some(actor) = actor {

@@ -143,7 +143,7 @@ pub trait DelegationStore: AgentStore + TokenStore {
     ) -> Result<usize, StoreError>;
 
     /// Ends every live token of `owner`'s agents minted for the task `task_id`, and every token
-    /// delegated from one: each records the instant in [`TokenInfo::completed_at`](crate::store::TokenInfo::completed_at)
+    /// delegated from one: each records the instant in [`TokenInfo::task_completed_at`](crate::store::TokenInfo::task_completed_at)
     /// and is refused as `expired` from now on, a state no clock reading undoes (a node whose
     /// clock is behind that instant refuses it too). Returns how many ended.
     async fn complete_task(&self, owner: &UserId, task_id: &str) -> Result<usize, StoreError>;

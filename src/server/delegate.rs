@@ -58,7 +58,8 @@ where
 /// "task_id"}`, the token shown this once. A child wider than its parent is `403`
 /// (`exceeds_parent`, the message naming what exceeds: `capabilities outside the parent
 /// token's ceiling: posts:delete`); one that names another task or environment, or a target
-/// that is inactive, `422`; an unknown target `404`. Issued and refused delegations are
+/// that is inactive, `422`; an unknown target `404`, and a target of another owner the very
+/// same `404` (no oracle of other owners' slugs). Issued and refused delegations are
 /// audited ([`Delegator`]); no token is ever logged.
 ///
 /// (The name leaves `/oauth/token` to an RFC 8693 token-exchange grant, which will issue the
@@ -124,10 +125,16 @@ struct DelegateBody {
 
 /// A refused delegation as the agent reads it: what exceeds the parent is 403, a request of
 /// the wrong shape 422.
+///
+/// A target of another owner answers exactly as an unknown slug does (`404`, the same body):
+/// the endpoint tells no one which slugs other owners' agents have.
 fn refusal(error: StoreError) -> ApiError {
     let StoreError::Delegation(refused) = &error else {
         return ApiError::from(error);
     };
+    if let DelegationError::TargetOfAnotherOwner(slug) = refused {
+        return unknown_agent(slug);
+    }
     let (status, code) = match refused {
         DelegationError::CapabilitiesExceedParent(_)
         | DelegationError::ExpiryExceedsParent { .. }
@@ -136,12 +143,18 @@ fn refusal(error: StoreError) -> ApiError {
         | DelegationError::CapabilitiesExceedOrchestrator(_) => {
             (StatusCode::FORBIDDEN, "exceeds_parent")
         }
-        DelegationError::ParentRefused(_)
-        | DelegationError::TargetOfAnotherOwner(_)
-        | DelegationError::NotOrchestrator(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        DelegationError::ParentRefused(_) | DelegationError::NotOrchestrator(_) => {
+            (StatusCode::FORBIDDEN, "forbidden")
+        }
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
     };
     ApiError::new(status, code, refused.to_string())
+}
+
+/// The answer for a slug that names no agent of the caller's owner: the one
+/// [`by_slug`] gives for a slug that names none at all.
+fn unknown_agent(slug: &str) -> ApiError {
+    ApiError::from(StoreError::UnknownAgent(crate::store::shortened(slug)))
 }
 
 /// The raw bearer token of the request.

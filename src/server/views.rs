@@ -34,7 +34,7 @@ pub fn agent(agent: &Agent) -> Value {
         "expires_at": time(agent.expires_at),
         "last_used_at": time(agent.last_used_at),
         "last_rotated_at": time(agent.last_rotated_at),
-        "orchestrator": agent.orchestrator,
+        "is_orchestrator": agent.is_orchestrator,
     })
 }
 
@@ -51,7 +51,7 @@ pub fn token(info: &TokenInfo) -> Value {
         "expires_at": time(info.expires_at),
         "last_used_at": time(info.last_used_at),
         "revoked_at": time(info.revoked_at),
-        "completed_at": time(info.completed_at),
+        "task_completed_at": time(info.task_completed_at),
         "max_operations": info.max_operations,
         "operations_remaining": info.operations_remaining,
         "expires_on_completion": info.expires_on_completion,

@@ -115,6 +115,11 @@ impl LifetimePolicy {
 /// The default of [`StoreConfig::max_delegation_depth`].
 pub const DEFAULT_MAX_DELEGATION_DEPTH: u32 = 4;
 
+/// The most [`StoreConfig::max_delegation_depth`] accepts: a larger setting is capped to it.
+/// Every store walks a token's delegation chain at most this many links up; a deeper token
+/// would be issued and then refused at every request, so none is issued.
+pub const MAX_DELEGATION_DEPTH_LIMIT: u32 = 64;
+
 /// The configuration shared by every store backend.
 #[derive(Clone)]
 pub struct StoreConfig {
@@ -160,9 +165,10 @@ impl StoreConfig {
     }
 
     /// How deep a delegation chain may grow (default 4): a token minted directly has depth 0,
-    /// one delegated from it 1, and so on; delegating past the maximum is refused.
+    /// one delegated from it 1, and so on; delegating past the maximum is refused. Capped to
+    /// [`MAX_DELEGATION_DEPTH_LIMIT`] (64), the longest chain a store walks.
     pub fn max_delegation_depth(mut self, depth: u32) -> Self {
-        self.max_delegation_depth = depth;
+        self.max_delegation_depth = depth.min(MAX_DELEGATION_DEPTH_LIMIT);
         self
     }
 
@@ -226,6 +232,22 @@ mod tests {
                 .lifetime_for(AgentType::Ephemeral, Some(Duration::ZERO))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_delegation_depth_is_capped_to_the_longest_chain_walked() {
+        let config = || {
+            StoreConfig::new(
+                crate::token::TokenFormat::new("acme").unwrap(),
+                crate::store::MemoryUserDirectory::new(),
+            )
+        };
+        assert_eq!(
+            config().max_delegation_depth(1000).max_delegation_depth,
+            MAX_DELEGATION_DEPTH_LIMIT
+        );
+        assert_eq!(config().max_delegation_depth(64).max_delegation_depth, 64);
+        assert_eq!(config().max_delegation_depth(7).max_delegation_depth, 7);
     }
 
     #[test]

@@ -863,6 +863,9 @@ where
             .revoke_token_tree(agent, token)
             .await
             .map_err(named(&record))?;
+        let was = before
+            .as_ref()
+            .map(|t| t.status_at(self.store.clock().now()));
         let root_was_live = before.is_some_and(|t| t.revoked_at.is_none());
         let delegated = if root_was_live {
             revoked.saturating_sub(1)
@@ -876,10 +879,9 @@ where
             } else {
                 format!("{revoked} tokens")
             },
-            if root_was_live {
-                "status: live -> revoked"
-            } else {
-                "this one already revoked"
+            match was {
+                Some(status) if root_was_live => format!("status: {status} -> revoked"),
+                _ => "this one already revoked".to_owned(),
             }
         );
         self.record(
@@ -965,11 +967,12 @@ where
                 continue;
             }
             let tokens = self.store.list_tokens(&agent.id).await?;
-            if tokens.iter().any(|t| {
-                t.task_id.as_deref() == Some(task_id)
-                    && t.delegation_parent.is_none()
-                    && super::prepare::is_live(t, now)
-            }) {
+            // Delegated tokens count: an agent that holds only children of the task's tokens
+            // served it too (their task id is inherited).
+            if tokens
+                .iter()
+                .any(|t| t.task_id.as_deref() == Some(task_id) && super::prepare::is_live(t, now))
+            {
                 serving.push(agent);
             }
         }

@@ -427,7 +427,7 @@ impl State {
             let Some(link) = self.tokens.get(&hash) else {
                 break;
             };
-            if chain.len() >= 64 {
+            if chain.len() >= super::MAX_DELEGATION_DEPTH_LIMIT as usize {
                 break;
             }
             next = link.delegator;
@@ -481,7 +481,7 @@ impl State {
             return false;
         }
         let mut ended = entry.info.clone();
-        ended.completed_at = Some(now);
+        ended.task_completed_at = Some(now);
         *entry = Arc::new(entry.with_info(ended));
         true
     }
@@ -980,7 +980,7 @@ impl TokenStore for MemoryStore {
                 let before_cutoff =
                     |at: Option<time::OffsetDateTime>| at.is_some_and(|at| micros(at) < cutoff);
                 before_cutoff(info.revoked_at)
-                    || before_cutoff(info.completed_at)
+                    || before_cutoff(info.task_completed_at)
                     || before_cutoff(info.expires_at)
             })
             .map(|(hash, _)| *hash)

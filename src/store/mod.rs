@@ -21,12 +21,15 @@ pub mod resolve;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
 
-pub use config::{DEFAULT_MAX_DELEGATION_DEPTH, Lifetime, LifetimePolicy, StoreConfig};
+pub use config::{
+    DEFAULT_MAX_DELEGATION_DEPTH, Lifetime, LifetimePolicy, MAX_DELEGATION_DEPTH_LIMIT, StoreConfig,
+};
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
 pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use memory::MemoryStore;
 pub use model::{
     Agent, AgentStatus, AgentType, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo,
+    TokenStatus,
 };
 #[cfg(feature = "postgres")]
 pub use sql::PgStore;
@@ -217,7 +220,9 @@ pub trait TokenStore: Send + Sync {
         token: ImportedToken,
     ) -> Result<TokenInfo, StoreError>;
     /// Deletes tokens revoked, expired or completed more than `older_than` ago (and the tokens
-    /// delegated from them); returns how many.
+    /// delegated from them); returns how many tokens were deleted, the delegated ones included
+    /// (every store counts the whole tree, whether it deletes the descendants itself or a
+    /// foreign key's cascade does).
     async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError>;
     /// Replaces a live token with a new one that keeps its label, capabilities, expiry and task.
     /// The old token keeps working for `grace` (never past its own expiry); a zero grace revokes

@@ -75,7 +75,7 @@ pub struct Agent {
     pub last_rotated_at: Option<OffsetDateTime>,
     /// Whether the agent may mint task tokens for the other agents of its owner (see
     /// [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
-    pub orchestrator: bool,
+    pub is_orchestrator: bool,
 }
 
 /// What to create an agent with.
@@ -212,8 +212,10 @@ pub struct TokenInfo {
     pub revoked_at: Option<OffsetDateTime>,
     /// When [`complete_task`](crate::delegation::DelegationStore::complete_task) ended it. Once
     /// set the token is refused as `expired` whatever a node's clock reads (a clock behind this
-    /// instant does not admit it again); its `expires_at` is left as it was minted.
-    pub completed_at: Option<OffsetDateTime>,
+    /// instant does not admit it again); its `expires_at` is left as it was minted. (Not the
+    /// instant an `expires_on_completion` token spent its last use: that ends it by its
+    /// `expires_at`, with no task completed.)
+    pub task_completed_at: Option<OffsetDateTime>,
     /// How many requests it may make in all; `None` for no limit.
     pub max_operations: Option<u64>,
     /// How many of those are left.
@@ -236,6 +238,60 @@ pub struct TokenInfo {
     pub delegation_parent: Option<TokenId>,
     /// How many delegations lie between this token and one minted directly (0 for that one).
     pub delegation_depth: u32,
+}
+
+/// Where a token stands at an instant ([`TokenInfo::status_at`]): what `token list` shows and
+/// what an audit detail names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenStatus {
+    /// Resolves (as far as the token itself goes: its agent and chain are checked apart).
+    Live,
+    /// Revoked.
+    Revoked,
+    /// Its task was completed ([`TokenInfo::task_completed_at`]).
+    Completed,
+    /// Past its `expires_at`.
+    Expired,
+    /// A use-limited token with no use left.
+    Exhausted,
+}
+
+impl TokenStatus {
+    /// `live`, `revoked`, `completed`, `expired` or `exhausted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Revoked => "revoked",
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+            Self::Exhausted => "exhausted",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TokenInfo {
+    /// The token's own status at `now`, the first that applies of revoked, completed (its task
+    /// was), expired and exhausted; else live.
+    pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.task_completed_at.is_some() {
+            TokenStatus::Completed
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            TokenStatus::Expired
+        } else if self.operations_remaining == Some(0) {
+            TokenStatus::Exhausted
+        } else {
+            TokenStatus::Live
+        }
+    }
 }
 
 /// What to mint a token with.

@@ -333,7 +333,7 @@ pub(crate) fn prepare_agent(
         modes: modes.map(Arc::new),
         last_used_at: None,
         last_rotated_at: None,
-        orchestrator: new.orchestrator,
+        is_orchestrator: new.orchestrator,
     })
 }
 
@@ -415,7 +415,7 @@ pub(crate) fn prepare_token(
         expires_at,
         last_used_at: None,
         revoked_at: None,
-        completed_at: None,
+        task_completed_at: None,
         max_operations: new.max_operations,
         operations_remaining: new.max_operations,
         expires_on_completion: new.expires_on_completion,
@@ -458,7 +458,7 @@ pub(crate) fn check_single_task<'a>(
 /// expired.
 pub(crate) fn is_live(info: &TokenInfo, now: OffsetDateTime) -> bool {
     info.revoked_at.is_none()
-        && info.completed_at.is_none()
+        && info.task_completed_at.is_none()
         && info.expires_at.is_none_or(|at| at > now)
 }
 
@@ -491,7 +491,7 @@ pub(crate) fn prepare_import(
         expires_at: imported.expires_at.map(truncate),
         last_used_at: None,
         revoked_at: None,
-        completed_at: None,
+        task_completed_at: None,
         max_operations: None,
         operations_remaining: None,
         expires_on_completion: false,
@@ -547,7 +547,7 @@ pub(crate) fn prepare_rotation(
         created_at: now,
         last_used_at: None,
         revoked_at: None,
-        completed_at: None,
+        task_completed_at: None,
         max_operations: old.operations_remaining,
         ..old.clone()
     };

@@ -296,7 +296,7 @@ fn check_token(record: &(impl StoredToken + ?Sized), now_nanos: i128) -> Result<
         return Err(InvalidReason::Revoked);
     }
     // A completed task is state, not an instant: no clock behind it admits the token again.
-    if info.completed_at.is_some()
+    if info.task_completed_at.is_some()
         || passed(info.expires_at, now_nanos)
         || record.completed_at().is_some_and(|at| at <= now_nanos)
     {
@@ -381,7 +381,7 @@ fn check_chain_agents(
         // An orchestrator is never a thread-scoped child (one stored before that was refused
         // has no parent's bound on its task tokens): refused, not admitted unbounded.
         if orchestrator.id != *id
-            || !orchestrator.orchestrator
+            || !orchestrator.is_orchestrator
             || orchestrator.parent.is_some()
             || orchestrator.owner != *owner
             || orchestrator.status == AgentStatus::Disabled
@@ -1016,7 +1016,7 @@ mod tests {
             modes: None,
             last_used_at: None,
             last_rotated_at: None,
-            orchestrator: false,
+            is_orchestrator: false,
         }
     }
 
@@ -1032,7 +1032,7 @@ mod tests {
             expires_at: None,
             last_used_at: None,
             revoked_at: None,
-            completed_at: None,
+            task_completed_at: None,
             max_operations: None,
             operations_remaining: None,
             expires_on_completion: false,
@@ -1274,7 +1274,7 @@ mod tests {
             let mut backend = forgetful();
             backend.info.orchestrator = Some(AgentId::from("conductor"));
             let mut conductor = agent("conductor", parent);
-            conductor.orchestrator = true;
+            conductor.is_orchestrator = true;
             backend.orchestrator = Some(Arc::new(conductor));
             backend
         };

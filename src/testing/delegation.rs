@@ -529,7 +529,7 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
         )
         .await
         .unwrap();
-    assert!(orchestrator.orchestrator);
+    assert!(orchestrator.is_orchestrator);
     let worker = env.agent("worker").await;
     let carol = UserId::from("carol");
     // carol answers for the worker: a task token is minted on behalf of its owner or a grantee.
@@ -955,7 +955,7 @@ pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<S: Dele
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(stored.completed_at, Some(completed_at));
+        assert_eq!(stored.task_completed_at, Some(completed_at));
         assert_eq!(
             stored.expires_at, token.info.expires_at,
             "its expiry is kept"
@@ -1060,4 +1060,39 @@ pub async fn case_a_childs_task_and_limit_as_documented<S: DelegatingStore>(env:
     let principal = env.resolve(&own).await.unwrap();
     assert_eq!(principal.task().unwrap().max_operations, Some(1));
     assert_eq!(principal.max_operations(), Some(1));
+}
+
+/// Purging a dead token removes the tokens delegated from it too, and every store counts them
+/// all: the same state gives the same number.
+pub async fn case_purge_counts_the_delegated_tokens_it_removes<S: DelegatingStore>(env: Env<S>) {
+    let [root, child, _] = chain(&env, NewToken::new("plan")).await;
+    let other = env.token(&root.info.agent_id, NewToken::new("other")).await;
+    env.store
+        .revoke_token(&root.info.agent_id, &root.info.id)
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(31 * 86_400));
+    assert_eq!(
+        env.store
+            .purge(Duration::from_secs(30 * 86_400))
+            .await
+            .unwrap(),
+        3,
+        "the revoked root, its child and its grandchild"
+    );
+    assert!(
+        env.store
+            .list_tokens(&child.info.agent_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(env.resolve(&other).await.is_ok(), "a live token stays");
+    assert_eq!(
+        env.store
+            .purge(Duration::from_secs(30 * 86_400))
+            .await
+            .unwrap(),
+        0
+    );
 }

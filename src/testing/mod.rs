@@ -522,6 +522,7 @@ macro_rules! conformance_suite {
             case_a_completed_task_stays_ended_when_the_clock_steps_back,
             case_rotating_a_parent_ends_its_children_with_the_old_token,
             case_a_childs_task_and_limit_as_documented,
+            case_purge_counts_the_delegated_tokens_it_removes,
         );
     };
     (@section $open:path, grants) => {

@@ -201,7 +201,7 @@ fn done(json: bool, message: &str) -> std::io::Result<()> {
 /// Whether a token would still be admitted (not revoked, expired or used up).
 fn live(token: &TokenInfo, now: time::OffsetDateTime) -> bool {
     token.revoked_at.is_none()
-        && token.completed_at.is_none()
+        && token.task_completed_at.is_none()
         && token.expires_at.is_none_or(|at| at > now)
         && token.operations_remaining != Some(0)
 }
@@ -465,6 +465,7 @@ async fn managed_command<S: Store>(
                     "id",
                     "display_prefix",
                     "label",
+                    "status",
                     "created_at",
                     "expires_at",
                     "revoked_at",

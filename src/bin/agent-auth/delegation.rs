@@ -55,17 +55,20 @@ async fn slug_of<S: Store>(store: &S, id: &tower_agent_auth::principal::AgentId)
     })
 }
 
-/// Tokens as `token list` shows them: for `--json`, the management API's view; for a person,
-/// with the delegation and task columns (`depth`, `parent`, `task`, the orchestrator by slug,
+/// Tokens as `token list` shows them: for `--json`, the management API's view and the token's
+/// `status` (live, revoked, completed, expired, exhausted); for a person, with the status and
+/// the delegation and task columns (`depth`, `parent`, `task`, the orchestrator by slug,
 /// `environment`, `delegated_by`).
 pub async fn token_rows<S: Store>(
     store: &S,
     tokens: &[TokenInfo],
     json: bool,
 ) -> Result<Vec<Value>> {
+    let now = store.clock().now();
     let mut rows = Vec::with_capacity(tokens.len());
     for info in tokens {
         let mut row = views::token(info);
+        row["status"] = json!(info.status_at(now).as_str());
         if !json {
             row["depth"] = json!(info.delegation_depth);
             row["parent"] = row["delegation_parent"].clone();
@@ -131,7 +134,7 @@ async fn owners_serving<S: Store>(store: &S, task: &str) -> Result<BTreeSet<User
             t.task_id.as_deref() == Some(task)
                 && t.delegation_parent.is_none()
                 && t.revoked_at.is_none()
-                && t.completed_at.is_none()
+                && t.task_completed_at.is_none()
                 && t.expires_at.is_none_or(|at| at > now)
         });
         if serves {

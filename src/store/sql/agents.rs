@@ -30,7 +30,7 @@ impl<B: Driver> Core<B> {
             .bind(agent.modes.as_deref().map(names_to_json))
             .bind(agent.last_used_at.map(micros))
             .bind(agent.last_rotated_at.map(micros))
-            .bind(agent.orchestrator)
+            .bind(agent.is_orchestrator)
             .execute(&self.pool)
             .await;
         match result {

@@ -137,10 +137,24 @@ pub(crate) const RETIRE_ROTATED: &str = "UPDATE agent_auth_tokens SET expires_at
      WHERE agent_id = $3 AND id = $4 AND revoked_at IS NULL AND completed_at IS NULL \
      AND (expires_at IS NULL OR expires_at > $5) \
      AND COALESCE(operations_remaining, -1) = $6";
-pub(crate) const PURGE: &str = "DELETE FROM agent_auth_tokens \
-     WHERE (revoked_at IS NOT NULL AND revoked_at < $1) \
-     OR (completed_at IS NOT NULL AND completed_at < $1) \
-     OR (expires_at IS NOT NULL AND expires_at < $1)";
+/// The tokens [`PURGE`] deletes, as the condition on a token row.
+macro_rules! purgeable {
+    () => {
+        "(revoked_at IS NOT NULL AND revoked_at < $1) \
+         OR (completed_at IS NOT NULL AND completed_at < $1) \
+         OR (expires_at IS NOT NULL AND expires_at < $1)"
+    };
+}
+/// Deletes the tokens dead before `$1`; the tokens delegated from them go by the foreign key's
+/// `ON DELETE CASCADE`, which the database does not count: [`PURGEABLE_TREE`] does.
+pub(crate) const PURGE: &str = concat!("DELETE FROM agent_auth_tokens WHERE ", purgeable!());
+/// How many tokens [`PURGE`] removes, the delegated ones included (`n`).
+pub(crate) const PURGEABLE_TREE: &str = concat!(
+    "WITH RECURSIVE tree(id) AS (SELECT id FROM agent_auth_tokens WHERE ",
+    purgeable!(),
+    " UNION SELECT d.id FROM agent_auth_tokens d JOIN tree ON d.delegation_parent = tree.id) \
+     SELECT COUNT(*) AS n FROM tree"
+);
 
 /// The columns of a resolve row: the token, its agent, the agent's parent (for a child
 /// identity) and the orchestrator that minted the token (for a task token).
@@ -169,7 +183,8 @@ pub(crate) const RESOLVE: &str = concat!(
      LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator WHERE t.hash = $1"
 );
 /// The tokens a delegated token `$1` was delegated from, each with the same columns as
-/// [`RESOLVE`], nearest first (`chain_step` 1 is the delegator). An ancestor that is gone ends
+/// [`RESOLVE`], nearest first (`chain_step` 1 is the delegator), at most
+/// [`MAX_DELEGATION_DEPTH_LIMIT`](crate::store::MAX_DELEGATION_DEPTH_LIMIT) (64) of them. An ancestor that is gone ends
 /// the walk: the pipeline then finds the chain shorter than the token's depth and refuses it.
 pub(crate) const DELEGATORS: &str = concat!(
     "WITH RECURSIVE chain(id, step) AS ( \
@@ -346,5 +361,12 @@ mod tests {
         assert!(RESOLVE.contains("p.id AS parent_id, "));
         assert!(RESOLVE.contains("t.agent_id AS token_agent_id"));
         assert!(!RESOLVE.contains('?'));
+    }
+
+    #[test]
+    fn chain_walks_reach_the_deepest_chain_issued() {
+        let limit = format!("c.step < {}", crate::store::MAX_DELEGATION_DEPTH_LIMIT);
+        assert!(DELEGATORS.contains(&limit));
+        assert!(chain_of!("$1").contains(&limit));
     }
 }

@@ -88,7 +88,7 @@ pub(crate) fn agent<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<Age
         modes: c.names("modes")?,
         last_used_at: c.opt_time("last_used_at")?,
         last_rotated_at: c.opt_time("last_rotated_at")?,
-        orchestrator: B::flag(row, &c.name("orchestrator")).map_err(|e| e.to_string())?,
+        is_orchestrator: B::flag(row, &c.name("orchestrator")).map_err(|e| e.to_string())?,
     })
 }
 
@@ -133,7 +133,7 @@ pub(crate) fn token<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<Tok
         delegation_parent: c.opt_text("delegation_parent")?.map(TokenId::new),
         delegation_depth: u32::try_from(c.int("delegation_depth")?)
             .map_err(|_| corrupt("delegation depth"))?,
-        completed_at: c.opt_time("completed_at")?,
+        task_completed_at: c.opt_time("completed_at")?,
     })
 }
 

@@ -43,7 +43,7 @@ async fn insert_token<'a, E: On<'a>>(
         .bind(info.delegated_by.as_ref().map(|u| u.as_str()))
         .bind(info.delegation_parent.as_ref().map(|t| t.as_str()))
         .bind(i64::from(info.delegation_depth))
-        .bind(info.completed_at.map(micros))
+        .bind(info.task_completed_at.map(micros))
         .execute(on)
         .await;
     match result {
@@ -285,11 +285,24 @@ impl<B: Driver> Core<B> {
 
     pub(crate) async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
         let cutoff = prepare::purge_cutoff(self.now(), older_than);
-        let purged = sql(queries::PURGE)
+        // The count is of the whole tree, as the memory store's: the rows the foreign key's
+        // cascade deletes are not in `rows_affected`.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let purged = match sql(queries::PURGEABLE_TREE)
             .bind(cutoff)
-            .execute(&self.pool)
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(store_error)?
+        {
+            Some(row) => B::int(&row, "n").map_err(store_error)?,
+            None => 0,
+        };
+        sql(queries::PURGE)
+            .bind(cutoff)
+            .execute(&mut tx)
             .await
             .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
         Ok(usize::try_from(purged).unwrap_or(usize::MAX))
     }
 }
