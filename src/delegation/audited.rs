@@ -221,7 +221,8 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
         let mut detail = if another_owner {
             "delegation refused: unknown target agent".to_owned()
         } else {
-            format!("delegation refused: {error}")
+            // `StoreError::Delegation` already reads "delegation refused: …".
+            error.to_string()
         };
         if let (false, Some(agent)) = (another_owner, &target) {
             detail.push_str(&format!(" (target {})", agent.slug));

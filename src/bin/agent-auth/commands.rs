@@ -657,6 +657,17 @@ async fn managed_command<S: Store>(
                     row["request"] = e.request.as_ref().map_or(Value::Null, |r| {
                         json!(format!("{} {} {}", r.method, r.path, r.status))
                     });
+                    // The agents it acted under, nearest the person first.
+                    row["delegation_chain"] = match e.delegation_chain.as_slice() {
+                        [] => Value::Null,
+                        chain => json!(
+                            chain
+                                .iter()
+                                .map(|a| a.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" > ")
+                        ),
+                    };
                     row
                 })
                 .collect();
@@ -669,8 +680,17 @@ async fn managed_command<S: Store>(
                 json,
                 &rows,
                 &[
-                    "at", "action", "outcome", "reason", "agent_id", "token_id", "actor",
-                    "request", "detail",
+                    "at",
+                    "action",
+                    "outcome",
+                    "reason",
+                    "agent_id",
+                    "token_id",
+                    "actor",
+                    "delegation_chain",
+                    "task_id",
+                    "request",
+                    "detail",
                 ],
             )?;
             if events.len() == last && last > 0 {
