@@ -15,7 +15,7 @@ use crate::approval::{
 };
 use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
 use crate::ceiling::{CapabilitySet, Policy};
-use crate::principal::{AuthSource, Principal, TokenId, UserId};
+use crate::principal::{AgentId, AuthSource, Principal, TokenId, UserId};
 use crate::store::{
     AccessRole, Agent, AgentStatus, AgentStore, AgentType, GrantStore, Managed, NewAgent, NewToken,
     StoreError, TokenStore,
@@ -181,15 +181,10 @@ async fn visible_agents<S>(store: &S, user: &UserId) -> Result<Vec<Agent>, Store
 where
     S: AgentStore + TokenStore + GrantStore,
 {
-    let managed = Managed::new(store, user.clone());
-    let mut visible = Vec::new();
-    for agent in store.list_agents().await? {
-        match managed.agent(&agent.id).await {
-            Ok(agent) => visible.push(agent),
-            Err(StoreError::Forbidden { .. }) => {}
-            Err(other) => return Err(other),
-        }
-    }
+    let ids: std::collections::HashSet<AgentId> =
+        store.agents_visible_to(user).await?.into_iter().collect();
+    let mut visible = store.list_agents().await?;
+    visible.retain(|agent| ids.contains(&agent.id));
     Ok(visible)
 }
 

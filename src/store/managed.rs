@@ -230,6 +230,31 @@ pub trait GrantStore: Send + Sync {
         agent: &AgentId,
         user: &UserId,
     ) -> Result<Option<AccessRole>, StoreError>;
+    /// The agents `user` may see ([`Operation::ViewAgent`]), by slug: those they own, those
+    /// they hold any grant on, and the thread-scoped children of either (a child is managed by
+    /// whoever manages its parent). [`Managed`] lists approvals with it. The default reads
+    /// every agent and asks [`GrantStore::role_of`] of each and of its parent, O(agents)
+    /// queries; the stores of this crate override it with one query (memory: one pass under
+    /// its lock).
+    ///
+    /// Bound by `Self: AgentStore + Sized`, so `dyn GrantStore` stays a type (without this
+    /// method).
+    async fn agents_visible_to(&self, user: &UserId) -> Result<Vec<AgentId>, StoreError>
+    where
+        Self: AgentStore + Sized,
+    {
+        let mut visible = Vec::new();
+        for agent in self.list_agents().await? {
+            let mut role = self.role_of(&agent.id, user).await?;
+            if let Some(parent) = &agent.parent {
+                role = role.max(self.role_of(parent, user).await?);
+            }
+            if authorize(user, &agent, role, Operation::ViewAgent).is_ok() {
+                visible.push(agent.id);
+            }
+        }
+        Ok(visible)
+    }
 }
 
 /// A store seen by one user: every management call is authorized first and, with
@@ -660,8 +685,10 @@ where
     /// The approvals passing `filter` of the agents the actor may see (any role, as for the
     /// agent itself), newest first: the newest [`ApprovalFilter::last`] of them (default
     /// [`DEFAULT_LISTED`](crate::approval::DEFAULT_LISTED), at most [`MAX_LISTED`](crate::approval::MAX_LISTED); more is
-    /// [`StoreError::InvalidInput`]). The store filters by those agents and the status
-    /// itself, so a user who may see no agent reads no approval.
+    /// [`StoreError::InvalidInput`]). The agents are [`GrantStore::agents_visible_to`]'s; the
+    /// store filters by them and the status itself, at most 500 agents a query (a user who may
+    /// see more is asked in several, their newest `last` kept), so a user who may see no agent
+    /// reads no approval.
     pub async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>
     where
         S: ApprovalGate,
@@ -673,33 +700,23 @@ where
                 crate::approval::MAX_LISTED
             )));
         }
-        let mut visible = Vec::new();
-        match &filter.agent {
-            Some(agent) => {
-                if self.may(agent, Operation::ViewAgent).await? {
-                    visible.push(agent.clone());
-                }
-            }
-            None => {
-                for agent in self.store.list_agents().await? {
-                    if self.may_on(&agent, Operation::ViewAgent).await? {
-                        visible.push(agent.id.clone());
-                    }
-                }
-            }
-        }
+        let mut visible = match &filter.agent {
+            Some(agent) if self.may(agent, Operation::ViewAgent).await? => vec![agent.clone()],
+            Some(_) => Vec::new(),
+            None => self.store.agents_visible_to(&self.actor).await?,
+        };
         if let Some(asked) = &filter.agents {
+            let asked: std::collections::HashSet<&AgentId> = asked.iter().collect();
             visible.retain(|agent| asked.contains(agent));
         }
-        if visible.is_empty() {
-            return Ok(Vec::new());
+        // A few agents a query: a user who may see tens of thousands would otherwise bind one
+        // parameter each, past SQLite's and PostgreSQL's limits. Each chunk's newest `last`
+        // hold the newest `last` of them all.
+        let mut listed = Vec::new();
+        for filter in approval_queries(&visible, filter, last) {
+            listed = newest(listed, self.store.list_approvals(&filter).await?, last);
         }
-        let filter = ApprovalFilter {
-            agents: Some(visible),
-            last: Some(last),
-            ..filter.clone()
-        };
-        self.store.list_approvals(&filter).await
+        Ok(listed)
     }
 
     /// One approval, if the actor may see its agent (any role). An approval of an agent they
@@ -962,10 +979,7 @@ where
     pub async fn complete_task(&self, task_id: &str) -> Result<usize, StoreError> {
         let now = self.store.clock().now();
         let mut serving = Vec::new();
-        for agent in self.store.list_agents().await? {
-            if agent.owner != self.actor {
-                continue;
-            }
+        for agent in self.store.agents_owned_by(&self.actor).await? {
             let tokens = self.store.list_tokens(&agent.id).await?;
             // Delegated tokens count: an agent that holds only children of the task's tokens
             // served it too (their task id is inherited).
@@ -1001,5 +1015,67 @@ where
             .await;
         }
         Ok(ended)
+    }
+}
+
+/// How many agents one [`ApprovalGate::list_approvals`] call of [`Managed::approvals`] names
+/// at most: well under SQLite's and PostgreSQL's limits on bound parameters.
+pub(crate) const AGENTS_PER_APPROVAL_QUERY: usize = 500;
+
+/// The queries [`Managed::approvals`] asks of the store for the agents `visible`: `filter`
+/// narrowed to at most [`AGENTS_PER_APPROVAL_QUERY`] of them each, the newest `last` of each.
+fn approval_queries(
+    visible: &[AgentId],
+    filter: &ApprovalFilter,
+    last: usize,
+) -> Vec<ApprovalFilter> {
+    visible
+        .chunks(AGENTS_PER_APPROVAL_QUERY)
+        .map(|agents| ApprovalFilter {
+            agents: Some(agents.to_vec()),
+            last: Some(last),
+            ..filter.clone()
+        })
+        .collect()
+}
+
+/// The newest `last` of two lists each newest first (by creation, then id, the greatest first,
+/// as [`ApprovalGate::list_approvals`] orders them).
+fn newest(mut listed: Vec<Approval>, more: Vec<Approval>, last: usize) -> Vec<Approval> {
+    listed.extend(more);
+    listed.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    listed.truncate(last);
+    listed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::ApprovalStatus;
+
+    /// A user who may see 40,000 agents: no query names more than a chunk of them (each is a
+    /// bound parameter in SQL), and together they name each once.
+    #[test]
+    fn approval_queries_bind_a_bounded_number_of_agents() {
+        let visible: Vec<AgentId> = (0..40_000).map(|n| format!("agt_{n}").into()).collect();
+        let filter = ApprovalFilter::all().status(ApprovalStatus::Pending);
+        let queries = approval_queries(&visible, &filter, 25);
+        assert_eq!(
+            queries.len(),
+            40_000_usize.div_ceil(AGENTS_PER_APPROVAL_QUERY)
+        );
+        let mut named = Vec::new();
+        for query in &queries {
+            let agents = query.agents.as_ref().unwrap();
+            assert!(!agents.is_empty() && agents.len() <= AGENTS_PER_APPROVAL_QUERY);
+            assert_eq!(query.last, Some(25));
+            assert_eq!(query.status, Some(ApprovalStatus::Pending));
+            named.extend(agents.iter().cloned());
+        }
+        assert_eq!(named, visible);
+        assert!(
+            approval_queries(&[], &filter, 25).is_empty(),
+            "no agent, no query"
+        );
     }
 }

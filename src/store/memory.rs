@@ -745,6 +745,18 @@ impl AgentStore for MemoryStore {
         Ok(agents)
     }
 
+    async fn agents_owned_by(&self, owner: &UserId) -> Result<Vec<Agent>, StoreError> {
+        let mut agents: Vec<Agent> = self
+            .read()
+            .agents
+            .values()
+            .filter(|slot| slot.get().owner == *owner)
+            .map(|slot| slot.snapshot())
+            .collect();
+        agents.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(agents)
+    }
+
     async fn set_agent_status(
         &self,
         id: &AgentId,
@@ -1106,6 +1118,28 @@ impl GrantStore for MemoryStore {
             .grants
             .get(&(agent.clone(), user.clone()))
             .map(|g| g.role))
+    }
+
+    async fn agents_visible_to(&self, user: &UserId) -> Result<Vec<AgentId>, StoreError> {
+        let state = self.read();
+        let granted: std::collections::HashSet<&AgentId> = state
+            .grants
+            .values()
+            .filter(|g| g.user_id == *user)
+            .map(|g| &g.agent_id)
+            .collect();
+        let mut visible: Vec<Arc<Agent>> = state
+            .agents
+            .values()
+            .map(|slot| slot.get())
+            .filter(|agent| {
+                agent.owner == *user
+                    || granted.contains(&agent.id)
+                    || agent.parent.as_ref().is_some_and(|p| granted.contains(p))
+            })
+            .collect();
+        visible.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(visible.iter().map(|agent| agent.id.clone()).collect())
     }
 }
 

@@ -25,6 +25,8 @@ pub use config::{
     DEFAULT_MAX_DELEGATION_DEPTH, Lifetime, LifetimePolicy, MAX_DELEGATION_DEPTH_LIMIT, StoreConfig,
 };
 pub use directory::{MemoryUserDirectory, UserDirectory, UserRecord};
+#[cfg(feature = "testing")]
+pub(crate) use managed::AGENTS_PER_APPROVAL_QUERY;
 pub use managed::{AccessGrant, AccessRole, GrantStore, Managed, Operation, authorize};
 pub use memory::MemoryStore;
 pub use model::{
@@ -167,6 +169,16 @@ pub trait AgentStore: Send + Sync {
     async fn children(&self, parent: &AgentId) -> Result<Vec<Agent>, StoreError> {
         let mut agents = self.list_agents().await?;
         agents.retain(|agent| agent.parent.as_ref() == Some(parent));
+        Ok(agents)
+    }
+    /// The agents `owner` owns, by slug. The default filters [`AgentStore::list_agents`]; the
+    /// stores of this crate ask for them alone.
+    async fn agents_owned_by(
+        &self,
+        owner: &crate::principal::UserId,
+    ) -> Result<Vec<Agent>, StoreError> {
+        let mut agents = self.list_agents().await?;
+        agents.retain(|agent| agent.owner == *owner);
         Ok(agents)
     }
     /// Enables or disables an agent; a disabled agent's tokens are refused at once.

@@ -883,3 +883,54 @@ pub async fn case_pending_approvals_are_bounded_per_agent<S: ApprovalStore>(env:
         crate::approval::Requested::Created(_)
     ));
 }
+
+/// A user who may see more agents than one approval query of `Managed::approvals` names (500)
+/// reads
+/// every approval of theirs, newest first and bounded as for a few, and a grantee of one agent
+/// only that agent's.
+pub async fn case_approvals_are_listed_across_many_agents<S: ApprovalStore>(env: Env<S>) {
+    let many = 2 * crate::store::AGENTS_PER_APPROVAL_QUERY + 1;
+    for n in 0..many {
+        env.store
+            .create_agent(NewAgent::new(format!("m-{n:05}"), "alice"))
+            .await
+            .unwrap();
+    }
+    // By slug, one in the first chunk, one in the last.
+    let mut asked_ids = Vec::new();
+    for (slug, amount) in [("z-last", 1), ("a-first", 2), ("z-later", 3)] {
+        env.clock.advance(Duration::from_millis(1));
+        let approval = env
+            .store
+            .create_approval(asked(&env, slug, amount).await)
+            .await
+            .unwrap();
+        asked_ids.push(approval.id);
+    }
+    let newest_first: Vec<_> = asked_ids.iter().rev().cloned().collect();
+    let alice = crate::store::Managed::new(&env.store, "alice");
+    let ids = |listed: Vec<crate::approval::Approval>| {
+        listed.into_iter().map(|a| a.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(alice.approvals(&ApprovalFilter::all()).await.unwrap()),
+        newest_first
+    );
+    assert_eq!(
+        ids(alice
+            .approvals(&ApprovalFilter::all().last(2))
+            .await
+            .unwrap()),
+        newest_first[..2]
+    );
+    let first = env.store.agent_by_slug("a-first").await.unwrap().unwrap();
+    env.store
+        .grant(&first.id, &"bob".into(), crate::store::AccessRole::Viewer)
+        .await
+        .unwrap();
+    let bob = crate::store::Managed::new(&env.store, "bob");
+    assert_eq!(
+        ids(bob.approvals(&ApprovalFilter::all()).await.unwrap()),
+        [asked_ids[1].clone()]
+    );
+}

@@ -240,3 +240,110 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
         "{refused:?}"
     );
 }
+
+/// [`GrantStore::agents_visible_to`](crate::store::GrantStore::agents_visible_to): exactly
+/// the agents a user owns, holds a grant on, and the children of those, by slug — the same set
+/// [`Managed`]'s rule finds one agent at a time.
+pub async fn case_agents_visible_to_are_owned_granted_and_their_children<S: Store>(env: Env<S>) {
+    for user in ["carol", "dave"] {
+        env.users
+            .insert(UserRecord::new(user, Policy::unrestricted()));
+    }
+    let agent = |slug: &'static str, owner: &'static str| {
+        let store = &env.store;
+        async move {
+            store
+                .create_agent(NewAgent::new(slug, owner))
+                .await
+                .unwrap()
+        }
+    };
+    let child = |slug: &'static str, parent: crate::principal::AgentId| {
+        let store = &env.store;
+        async move {
+            store
+                .create_agent(NewAgent::child(slug, parent))
+                .await
+                .unwrap()
+        }
+    };
+    let own = agent("a-own", "alice").await;
+    child("a-own-kid", own.id.clone()).await;
+    let granted = agent("b-granted", "bob").await;
+    child("b-granted-kid", granted.id.clone()).await;
+    let other = agent("b-other", "bob").await;
+    let other_kid = child("b-other-kid", other.id.clone()).await;
+    agent("b-hidden", "bob").await;
+    let carols = agent("c-own", "carol").await;
+    child("c-own-kid", carols.id.clone()).await;
+    env.store
+        .grant(&granted.id, &"carol".into(), AccessRole::Viewer)
+        .await
+        .unwrap();
+    env.store
+        .grant(&other_kid.id, &"carol".into(), AccessRole::Operator)
+        .await
+        .unwrap();
+
+    let slugs = |user: &'static str| {
+        let store = &env.store;
+        async move {
+            let visible = store.agents_visible_to(&user.into()).await.unwrap();
+            let mut slugs = Vec::new();
+            for id in &visible {
+                slugs.push(store.agent(id).await.unwrap().unwrap().slug.to_string());
+            }
+            // The rule, one agent at a time.
+            let mut expected = Vec::new();
+            for agent in store.list_agents().await.unwrap() {
+                let mut role = store.role_of(&agent.id, &user.into()).await.unwrap();
+                if let Some(parent) = &agent.parent {
+                    role = role.max(store.role_of(parent, &user.into()).await.unwrap());
+                }
+                if crate::store::authorize(
+                    &user.into(),
+                    &agent,
+                    role,
+                    crate::store::Operation::ViewAgent,
+                )
+                .is_ok()
+                {
+                    expected.push(agent.slug.to_string());
+                }
+            }
+            assert_eq!(slugs, expected, "{user}: as the rule finds them, by slug");
+            slugs
+        }
+    };
+    assert_eq!(
+        slugs("carol").await,
+        [
+            "b-granted",
+            "b-granted-kid",
+            "b-other-kid",
+            "c-own",
+            "c-own-kid"
+        ]
+    );
+    assert_eq!(slugs("alice").await, ["a-own", "a-own-kid"]);
+    assert_eq!(
+        slugs("bob").await,
+        [
+            "b-granted",
+            "b-granted-kid",
+            "b-hidden",
+            "b-other",
+            "b-other-kid"
+        ]
+    );
+    assert!(slugs("dave").await.is_empty(), "no grant, no agent");
+    env.store
+        .revoke_grant(&granted.id, &"carol".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        slugs("carol").await,
+        ["b-other-kid", "c-own", "c-own-kid"],
+        "a withdrawn grant hides the agent and its children"
+    );
+}

@@ -529,6 +529,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@cases $open, grants:
             case_grants_are_kept_per_agent_and_user,
             case_access_role_matrix,
+            case_agents_visible_to_are_owned_granted_and_their_children,
         );
     };
     (@section $open:path, audit) => {
@@ -554,6 +555,7 @@ macro_rules! conformance_suite {
             case_an_approval_binds_its_message,
             case_an_approval_given_before_the_ask_is_spent_not_asked_again,
             case_pending_approvals_are_bounded_per_agent,
+            case_approvals_are_listed_across_many_agents,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

@@ -4,7 +4,7 @@ use super::backend::{Driver, sql};
 use super::rows::{agent_row, names_to_json, policy_to_json};
 use super::{Core, is_foreign_key_violation, is_unique_violation, queries, store_error};
 use crate::ceiling::Policy;
-use crate::principal::AgentId;
+use crate::principal::{AgentId, UserId};
 use crate::store::prepare::{self, micros};
 use crate::store::{Agent, AgentStatus, NewAgent, StoreError};
 
@@ -66,6 +66,15 @@ impl<B: Driver> Core<B> {
 
     pub(crate) async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
         let rows = sql(queries::LIST_AGENTS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(agent_row::<B>).collect()
+    }
+
+    pub(crate) async fn agents_owned_by(&self, owner: &UserId) -> Result<Vec<Agent>, StoreError> {
+        let rows = sql(queries::AGENTS_OWNED_BY)
+            .bind(owner.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;

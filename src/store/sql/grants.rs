@@ -76,6 +76,22 @@ impl<B: Driver> Core<B> {
             .collect()
     }
 
+    pub(crate) async fn agents_visible_to(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<AgentId>, StoreError> {
+        let rows = sql(queries::AGENTS_VISIBLE_TO)
+            .bind(user.as_str())
+            .bind(user.as_str())
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|row| Ok(B::text(row, "id").map_err(store_error)?.into()))
+            .collect()
+    }
+
     pub(crate) async fn role_of(
         &self,
         agent: &AgentId,

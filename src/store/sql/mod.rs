@@ -348,6 +348,10 @@ macro_rules! sql_store {
                 self.inner.children(parent).await
             }
 
+            async fn agents_owned_by(&self, owner: &UserId) -> Result<Vec<Agent>, StoreError> {
+                self.inner.agents_owned_by(owner).await
+            }
+
             async fn set_agent_status(
                 &self,
                 id: &AgentId,
@@ -480,6 +484,10 @@ macro_rules! sql_store {
                 user: &UserId,
             ) -> Result<Option<AccessRole>, StoreError> {
                 self.inner.role_of(agent, user).await
+            }
+
+            async fn agents_visible_to(&self, user: &UserId) -> Result<Vec<AgentId>, StoreError> {
+                self.inner.agents_visible_to(user).await
             }
         }
 

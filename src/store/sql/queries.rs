@@ -76,6 +76,19 @@ pub(crate) const LIST_AGENTS: &str = concat!(
     agent_columns!(list!()),
     " FROM agent_auth_agents ORDER BY slug"
 );
+pub(crate) const AGENTS_OWNED_BY: &str = concat!(
+    "SELECT ",
+    agent_columns!(list!()),
+    " FROM agent_auth_agents WHERE owner = $1 ORDER BY slug"
+);
+/// The agents a user may see: owned, granted, or a child of one granted (a child's owner is
+/// its parent's, so owning the parent is owning the child).
+pub(crate) const AGENTS_VISIBLE_TO: &str = "SELECT a.id FROM agent_auth_agents a \
+     WHERE a.owner = $1 \
+     OR EXISTS (SELECT 1 FROM agent_auth_grants g WHERE g.agent_id = a.id AND g.user_id = $2) \
+     OR EXISTS (SELECT 1 FROM agent_auth_grants g WHERE g.agent_id = a.parent_id \
+                AND g.user_id = $3) \
+     ORDER BY a.slug";
 pub(crate) const CHILDREN: &str = concat!(
     "SELECT ",
     agent_columns!(list!()),
