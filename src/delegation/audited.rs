@@ -3,9 +3,9 @@
 
 use super::{Delegation, DelegationError, DelegationStore};
 use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
-use crate::principal::{AgentId, ExecutionPrincipal, TokenId};
+use crate::principal::{AgentId, ExecutionPrincipal, TokenId, UserId};
 use crate::reason::InvalidReason;
-use crate::resolver::TokenLookup;
+use crate::store::resolve::Inspection;
 use crate::store::{IssuedToken, StoreError};
 
 /// [`DelegationStore::delegate`] with its issuance audited.
@@ -111,23 +111,29 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
         request: Delegation,
     ) -> Result<IssuedToken, StoreError> {
         let target = request.target().clone();
-        let parent = self.peek(parent_token).await;
-        if let (Some(expected), Some((_, id, _))) = (&self.presented, &parent) {
-            if expected != id {
-                let refused = StoreError::Delegation(DelegationError::ParentRefused(
-                    InvalidReason::Malformed,
-                ));
-                self.refused(&target, parent.as_ref(), &refused).await;
-                return Err(refused);
+        // One inspection serves both the checks and the audit event.
+        let inspection = match super::inspect_parent(self.store, parent_token).await {
+            Ok(inspection) => inspection,
+            Err(error) => {
+                self.refused(&target, None, &error).await;
+                return Err(error);
             }
+        };
+        let parent = link_of(&inspection);
+        if self
+            .presented
+            .as_ref()
+            .is_some_and(|expected| *expected != parent.1)
+        {
+            let refused =
+                StoreError::Delegation(DelegationError::ParentRefused(InvalidReason::Malformed));
+            self.refused(&target, Some(&parent), &refused).await;
+            return Err(refused);
         }
         let label = request.label.clone();
-        match self.store.delegate(parent_token, request).await {
+        match super::issue_child(self.store, &inspection, request).await {
             Ok(issued) => {
-                let (chain, parent_id, actor) = match parent {
-                    Some((chain, id, actor)) => (chain, id.to_string(), actor),
-                    None => (Vec::new(), "?".to_owned(), None),
-                };
+                let (chain, parent_id, actor) = parent;
                 let agent_parent = self
                     .store
                     .agent(&issued.info.agent_id)
@@ -156,36 +162,10 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
                 Ok(issued)
             }
             Err(error) => {
-                self.refused(&target, parent.as_ref(), &error).await;
+                self.refused(&target, Some(&parent), &error).await;
                 Err(error)
             }
         }
-    }
-
-    /// The chain a child of `token` carries (root first, the parent's agent last), the parent
-    /// token's id and its user; `None` when it does not resolve.
-    async fn peek(
-        &self,
-        token: &str,
-    ) -> Option<(Vec<AgentId>, TokenId, Option<crate::principal::UserId>)> {
-        let parsed = self.store.store_config().format.parse(token).ok()?;
-        let inspection = self
-            .store
-            .inspect_token(&TokenLookup::parsed(&parsed))
-            .await
-            .ok()?;
-        let principal = &inspection.principal;
-        let mut chain: Vec<AgentId> = principal
-            .delegation_chain()
-            .iter()
-            .map(|link| link.agent().id().clone())
-            .collect();
-        chain.push(inspection.token.agent_id.clone());
-        Some((
-            chain,
-            inspection.token.id,
-            Some(principal.user_id().clone()),
-        ))
     }
 
     /// Records a refusal on the actor's side: under the parent token's agent (none when the
@@ -195,7 +175,7 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
     async fn refused(
         &self,
         target: &AgentId,
-        parent: Option<&(Vec<AgentId>, TokenId, Option<crate::principal::UserId>)>,
+        parent: Option<&(Vec<AgentId>, TokenId, Option<UserId>)>,
         error: &StoreError,
     ) {
         let mut event = AuditEvent::new(
@@ -239,4 +219,21 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
         }
         self.record(event.detail(detail)).await;
     }
+}
+
+/// The chain a child of the inspected token carries (root first, the parent's agent last), the
+/// parent token's id and its user.
+fn link_of(inspection: &Inspection) -> (Vec<AgentId>, TokenId, Option<UserId>) {
+    let principal = &inspection.principal;
+    let mut chain: Vec<AgentId> = principal
+        .delegation_chain()
+        .iter()
+        .map(|link| link.agent().id().clone())
+        .collect();
+    chain.push(inspection.token.agent_id.clone());
+    (
+        chain,
+        inspection.token.id.clone(),
+        Some(principal.user_id().clone()),
+    )
 }

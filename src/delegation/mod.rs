@@ -155,25 +155,8 @@ pub trait DelegationStore: AgentStore + TokenStore {
         parent_token: &str,
         request: Delegation,
     ) -> Result<IssuedToken, StoreError> {
-        let config = self.store_config();
-        let parsed = config
-            .format
-            .parse(parent_token)
-            .map_err(|_| DelegationError::ParentRefused(InvalidReason::Malformed))?;
-        let lookup = TokenLookup::parsed(&parsed);
-        let parent = self
-            .inspect_token(&lookup)
-            .await
-            .map_err(|error| match error.reason() {
-                Some(reason) => StoreError::Delegation(DelegationError::ParentRefused(reason)),
-                None => StoreError::unavailable(error),
-            })?;
-        let target = self
-            .agent(&request.target)
-            .await?
-            .ok_or_else(|| StoreError::UnknownAgent(request.target.to_string()))?;
-        let token = attenuate::child_token(config, &parent, &target, &request)?;
-        self.create_token(&target.id, token).await
+        let parent = inspect_parent(self, parent_token).await?;
+        issue_child(self, &parent, request).await
     }
 
     /// Mints a task token for `target` as the orchestrator agent `orchestrator` (authenticated
@@ -225,4 +208,39 @@ pub trait DelegationStore: AgentStore + TokenStore {
         )?;
         self.create_token(&target.id, token).await
     }
+}
+
+/// The parent token of a delegation, resolved through the pipeline without spending a use:
+/// a token that is not this store's, or does not resolve now, is
+/// [`DelegationError::ParentRefused`]; an outage is [`StoreError::Unavailable`].
+pub(crate) async fn inspect_parent<S: DelegationStore + ?Sized>(
+    store: &S,
+    parent_token: &str,
+) -> Result<Inspection, StoreError> {
+    let parsed = store
+        .store_config()
+        .format
+        .parse(parent_token)
+        .map_err(|_| DelegationError::ParentRefused(InvalidReason::Malformed))?;
+    store
+        .inspect_token(&TokenLookup::parsed(&parsed))
+        .await
+        .map_err(|error| match error.reason() {
+            Some(reason) => StoreError::Delegation(DelegationError::ParentRefused(reason)),
+            None => StoreError::unavailable(error),
+        })
+}
+
+/// Issues the child `request` asks for under `parent`, as it was inspected.
+pub(crate) async fn issue_child<S: DelegationStore + ?Sized>(
+    store: &S,
+    parent: &Inspection,
+    request: Delegation,
+) -> Result<IssuedToken, StoreError> {
+    let target = store
+        .agent(&request.target)
+        .await?
+        .ok_or_else(|| StoreError::UnknownAgent(request.target.to_string()))?;
+    let token = attenuate::child_token(store.store_config(), parent, &target, &request)?;
+    store.create_token(&target.id, token).await
 }
