@@ -46,6 +46,8 @@ impl CriticalAction {
 
     /// What exactly would be approved, as a JSON object (`{"type": "payment", "amount": 50,
     /// "currency": "EUR"}`); part of the binding, so a retry with other details asks anew.
+    /// They are stored, shown to the person, and written to the audit trail in words: put no
+    /// secret in them (a card number, a password), only what the person must see to decide.
     pub fn details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
@@ -54,7 +56,7 @@ impl CriticalAction {
     /// What the person reads, in a few words ("Pay 50 EUR to ACME"; at most
     /// [`MAX_MESSAGE`](super::MAX_MESSAGE) bytes, and readable as it is:
     /// [`check_readable`](super::check_readable)). Default: the method,
-    /// path and capability.
+    /// path and capability. Like the details, it is stored and audited: no secrets in it.
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
         self
