@@ -418,9 +418,26 @@ impl State {
         }
     }
 
-    /// The record of `entry`: with its chain, nearest first as walked, then turned root first.
-    /// A link that is gone ends the walk; the pipeline refuses the shorter chain.
+    /// The record of `entry`: with its chain and the orchestrator its root names.
     fn record(&self, entry: &Arc<TokenEntry>) -> MemoryRecord {
+        let chain = self.chain(entry);
+        let root = chain.first().unwrap_or(entry);
+        let orchestrator = root
+            .info
+            .orchestrator
+            .as_ref()
+            .and_then(|id| self.agents.get(id))
+            .map(|slot| slot.get());
+        MemoryRecord {
+            entry: entry.clone(),
+            chain,
+            orchestrator,
+        }
+    }
+
+    /// The entries `entry` was delegated through, nearest first as walked, then turned root
+    /// first. A link that is gone ends the walk; the pipeline refuses the shorter chain.
+    fn chain(&self, entry: &TokenEntry) -> Vec<Arc<TokenEntry>> {
         let mut chain = Vec::new();
         let mut next = entry.delegator;
         while let Some(hash) = next {
@@ -434,18 +451,7 @@ impl State {
             chain.push(link.clone());
         }
         chain.reverse();
-        let root = chain.first().unwrap_or(entry);
-        let orchestrator = root
-            .info
-            .orchestrator
-            .as_ref()
-            .and_then(|id| self.agents.get(id))
-            .map(|slot| slot.get());
-        MemoryRecord {
-            entry: entry.clone(),
-            chain,
-            orchestrator,
-        }
+        chain
     }
 
     /// `roots` and every token delegated from one of them, below and below that.
@@ -653,15 +659,17 @@ impl TokenRecords for Inner {
     }
 
     fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
-        let record = {
+        // The token and its chain only: settling needs no orchestrator.
+        let links = {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
             let hash = state.token_ids.get(token).copied();
-            hash.and_then(|hash| state.tokens.get(&hash).map(|entry| state.record(entry)))
+            hash.and_then(|hash| state.tokens.get(&hash))
+                .map(|entry| (entry.clone(), state.chain(entry)))
         };
-        if let Some(record) = record {
+        if let Some((entry, chain)) = links {
             let now = i64::try_from(self.config.clock.unix_nanos() / 1_000).unwrap_or(i64::MAX);
             // Every limited link reserved a use for the request: each is settled alike.
-            for link in record.links() {
+            for link in chain.iter().chain(std::iter::once(&entry)) {
                 link.settle(spent, now);
             }
         }

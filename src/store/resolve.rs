@@ -733,25 +733,27 @@ fn admit_owner<R: StoredToken>(
         Some(previous) => previous.principal.clone(),
         None => agent_principal(&owner, delegating.as_ref(), candidate),
     };
-    let mut expiries = vec![
+    // Chained, not collected: a direct token's memo costs no allocation for its expiries.
+    let chain_expiries = links(record).flat_map(|link| {
+        let link_agent = link.agent();
+        let link_parent = link_agent.parent.as_ref().and_then(|_| link.parent());
+        [
+            link_agent.expires_at,
+            link_parent.and_then(|p| p.expires_at),
+        ]
+    });
+    let valid_until = [
         record.info().expires_at,
         agent.expires_at,
         parent.as_ref().and_then(|p| p.expires_at),
         orchestrator.as_ref().and_then(|o| o.expires_at),
-    ];
-    for link in links(record) {
-        let link_agent = link.agent();
-        expiries.push(link_agent.expires_at);
-        if link_agent.parent.is_some() {
-            expiries.push(link.parent().and_then(|p| p.expires_at));
-        }
-    }
-    let valid_until = expiries
-        .into_iter()
-        .flatten()
-        .map(|at| at.unix_timestamp_nanos())
-        .min()
-        .unwrap_or(i128::MAX);
+    ]
+    .into_iter()
+    .chain(chain_expiries)
+    .flatten()
+    .map(|at| at.unix_timestamp_nanos())
+    .min()
+    .unwrap_or(i128::MAX);
     memo.0.store(Some(Arc::new(Memo {
         agent: agent.clone(),
         parent: parent.clone(),
