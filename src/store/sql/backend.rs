@@ -35,6 +35,13 @@ pub(crate) trait Backend: Database {
     /// See [`Backend::APPROVAL_BEGIN`].
     const APPROVAL_LOCK: Option<&'static str>;
 
+    /// Spends (`$1` now, `$2` the token) and releases (`$1` the token) the uses a request
+    /// reserved down a token's chain, its rows locked in the order reservations lock them
+    /// (see `queries::settle_chain!`).
+    const SPEND: &'static str;
+    /// See [`Backend::SPEND`].
+    const RELEASE: &'static str;
+
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 

@@ -97,6 +97,9 @@ impl Backend for sqlx::Postgres {
         migrations: super::library_migrations!("postgres"),
     };
 
+    const SPEND: &'static str = super::queries::SPEND_POSTGRES;
+    const RELEASE: &'static str = super::queries::RELEASE_POSTGRES;
+
     const APPROVAL_BEGIN: &'static str = "BEGIN";
     // A transaction-scoped lock on the agent id's hash (seeded apart from the migrations'
     // lock): one agent's requests, of all its tokens, on every node wait for each other;

@@ -260,23 +260,58 @@ pub(crate) const RESERVE: &str = "UPDATE agent_auth_tokens SET operations_remain
      operations_in_flight = operations_in_flight + 1 \
      WHERE id = $1 AND operations_remaining > 0 AND revoked_at IS NULL \
      RETURNING operations_remaining";
-/// Columns on the right of SET hold the values before the update: the last use in flight of a
-/// spent token completes its task. `$1` is now, `$2` the token.
-/// Every use-limited link of the chain of `$2` is settled alike: a request under a delegated
-/// token reserved a use of each.
-pub(crate) const SPEND: &str = concat!(
-    "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
-     expires_at = CASE WHEN expires_on_completion AND operations_remaining = 0 \
-     AND operations_in_flight = 1 THEN $1 ELSE expires_at END \
-     WHERE operations_in_flight > 0 AND id IN ",
-    chain_of!("$2")
-);
-pub(crate) const RELEASE: &str = concat!(
-    "UPDATE agent_auth_tokens SET operations_in_flight = operations_in_flight - 1, \
-     operations_remaining = operations_remaining + 1 \
-     WHERE operations_in_flight > 0 AND id IN ",
-    chain_of!("$1")
-);
+/// The chain of a token as a statement's locked rows. Every statement that changes the use
+/// counts of a chain takes its rows' locks in one order, the root first (a delegated token's
+/// depth is one more than its parent's): a reservation (one `RESERVE` per limited link, root
+/// first, in one transaction), a spend and a release. Two of them never wait for each other in
+/// a circle, so PostgreSQL never breaks a deadlock by failing one (which lost uses). `FOR
+/// UPDATE` takes the locks in the `ORDER BY`'s order; SQLite has one writer and needs none.
+macro_rules! settle_chain {
+    ($set:literal, $param:literal, $lock:literal) => {
+        concat!(
+            "WITH locked AS MATERIALIZED (SELECT id FROM agent_auth_tokens WHERE id IN ",
+            chain_of!($param),
+            " ORDER BY delegation_depth ",
+            $lock,
+            ") UPDATE agent_auth_tokens SET ",
+            $set,
+            " WHERE operations_in_flight > 0 AND id IN (SELECT id FROM locked)"
+        )
+    };
+}
+/// Spends the use in flight of every use-limited link of the chain of `$2` (a request under a
+/// delegated token reserved one of each). Columns on the right of SET hold the values before
+/// the update: the last use in flight of a spent token completes its task. `$1` is now.
+macro_rules! spend {
+    ($lock:literal) => {
+        settle_chain!(
+            "operations_in_flight = operations_in_flight - 1, \
+             expires_at = CASE WHEN expires_on_completion AND operations_remaining = 0 \
+             AND operations_in_flight = 1 THEN $1 ELSE expires_at END",
+            "$2",
+            $lock
+        )
+    };
+}
+/// Releases the use in flight of every use-limited link of the chain of `$1`.
+macro_rules! release {
+    ($lock:literal) => {
+        settle_chain!(
+            "operations_in_flight = operations_in_flight - 1, \
+             operations_remaining = operations_remaining + 1",
+            "$1",
+            $lock
+        )
+    };
+}
+/// [`spend!`] as SQLite runs it (one writer: no row locks).
+pub(crate) const SPEND_SQLITE: &str = spend!("");
+/// [`release!`] as SQLite runs it.
+pub(crate) const RELEASE_SQLITE: &str = release!("");
+/// [`spend!`] as PostgreSQL runs it: the chain's rows locked root first.
+pub(crate) const SPEND_POSTGRES: &str = spend!("FOR UPDATE");
+/// [`release!`] as PostgreSQL runs it.
+pub(crate) const RELEASE_POSTGRES: &str = release!("FOR UPDATE");
 /// Both counts from one row version: a release moves a use from one to the other.
 pub(crate) const USES: &str = "SELECT operations_remaining, operations_in_flight \
      FROM agent_auth_tokens WHERE id = $1";

@@ -137,29 +137,19 @@ impl<B: Driver> TokenRecords for Core<B> {
                 }
                 *one
             }
-            // One use of every limited link, in one transaction: all of them or none.
+            // One use of every limited link, in one transaction: all of them or none. The
+            // links are locked root first, as a spend or a release locks them.
             links => {
-                let mut tx = self.pool.begin().await.map_err(resolve_error)?;
-                let mut failed = None;
-                for link in links {
-                    let reserved = sql(queries::RESERVE)
-                        .bind(*link)
-                        .fetch_optional(&mut tx)
-                        .await
-                        .map_err(resolve_error)?;
-                    if reserved.is_none() {
-                        failed = Some(*link);
-                        break;
-                    }
-                }
-                match failed {
-                    None => {
-                        tx.commit().await.map_err(resolve_error)?;
-                        return Ok(Reservation::Reserved);
-                    }
-                    Some(link) => {
-                        tx.rollback().await.map_err(resolve_error)?;
-                        link
+                let mut attempt = 0;
+                loop {
+                    match self.reserve_links(links).await {
+                        Ok(None) => return Ok(Reservation::Reserved),
+                        Ok(Some(link)) => break link,
+                        Err(error) if retriable(&error) && attempt + 1 < SETTLE_ATTEMPTS => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                        }
+                        Err(error) => return Err(resolve_error(error)),
                     }
                 }
             }
@@ -201,13 +191,24 @@ impl<B: Driver> TokenRecords for Core<B> {
         let token = token.to_string();
         let now = micros(self.config.clock.now());
         let write = async move {
-            let statement = if spent {
-                sql(queries::SPEND).bind(now)
-            } else {
-                sql(queries::RELEASE)
-            };
-            // A failed write leaves the use reserved, i.e. spent: the limit is never exceeded.
-            let _ = statement.bind(token.as_str()).execute(&pool).await;
+            for attempt in 0..SETTLE_ATTEMPTS {
+                let statement = if spent {
+                    sql(B::SPEND).bind(now)
+                } else {
+                    sql(B::RELEASE)
+                };
+                match statement.bind(token.as_str()).execute(&pool).await {
+                    // A statement the database undid (a lock it could not take, a deadlock
+                    // broken, a timeout) is tried again: given up, the use would stay
+                    // reserved — spent, and counted in flight for good.
+                    Err(error) if retriable(&error) && attempt + 1 < SETTLE_ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                    }
+                    // Otherwise the use stays reserved, i.e. spent: the limit is never
+                    // exceeded.
+                    _ => break,
+                }
+            }
         };
         Some(Box::pin(FinishOnDrop(Some(Box::pin(write)))))
     }
@@ -267,7 +268,39 @@ impl LastUsedBuffer {
     }
 }
 
+/// How often a settle write (or a reservation over a chain) that the database undid is tried.
+const SETTLE_ATTEMPTS: u32 = 5;
+
+/// Whether the database undid the statement and it may simply run again: PostgreSQL's
+/// deadlock, serialization failure, lock not available or a cancelled (timed-out) statement;
+/// SQLite's busy or locked database.
+fn retriable(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .is_some_and(|code| matches!(&*code, "40P01" | "40001" | "55P03" | "57014" | "5" | "6"))
+}
+
 impl<B: Driver> Core<B> {
+    /// Reserves one use of each of `links` (root first) in one transaction; the first link
+    /// with none left, if any (then nothing is reserved).
+    async fn reserve_links<'l>(&self, links: &[&'l str]) -> Result<Option<&'l str>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for link in links {
+            if sql(queries::RESERVE)
+                .bind(*link)
+                .fetch_optional(&mut tx)
+                .await?
+                .is_none()
+            {
+                tx.rollback().await?;
+                return Ok(Some(*link));
+            }
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
     /// Writes the buffered last-used times now, in one transaction.
     pub(crate) async fn flush_last_used(&self) -> Result<(), StoreError> {
         let pending = self.last_used.take();

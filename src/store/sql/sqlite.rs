@@ -103,6 +103,9 @@ impl Backend for sqlx::Sqlite {
         migrations: super::library_migrations!("sqlite"),
     };
 
+    const SPEND: &'static str = super::queries::SPEND_SQLITE;
+    const RELEASE: &'static str = super::queries::RELEASE_SQLITE;
+
     const APPROVAL_BEGIN: &'static str = "BEGIN IMMEDIATE";
     const APPROVAL_LOCK: Option<&'static str> = None;
 
