@@ -44,7 +44,8 @@ use smallvec::SmallVec;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CapabilityError {
-    /// Not `segment(:segment)*` with optional trailing `:*`, segments of `[a-z0-9_.-]`.
+    /// Not `segment(:segment)*` with optional trailing `:*`, segments of `[a-z0-9_.-]`, at
+    /// most 128 bytes. Holds the refused text, cut to 64 characters.
     #[error(
         "invalid capability {0:?}: expected segments of [a-z0-9_.-] joined by ':', optionally ending in ':*'"
     )]
@@ -117,7 +118,9 @@ impl Capability {
         } else if is_capability_name(pattern) {
             return Ok(Self::Exact(pattern.into()));
         }
-        Err(CapabilityError::Invalid(pattern.to_owned()))
+        // A refused pattern is echoed in errors: at most 64 characters of it, so a megabyte
+        // string is not sent back whole (a valid one has at most 128 bytes).
+        Err(CapabilityError::Invalid(crate::text::shortened(pattern)))
     }
 
     /// Whether this pattern matches the capability `name` (a name, not a pattern).

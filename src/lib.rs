@@ -85,6 +85,7 @@ pub mod server;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod text;
 pub mod token;
 
 // The README's snippets, compiled and run as doctests, so they stay true.

@@ -627,3 +627,45 @@ async fn json_views_name_the_orchestrator_flag_and_the_task_completion_apart() {
     assert!(token_view.get("completed_at").is_none(), "{token_view}");
     assert_eq!(token_view["orchestrator"], conductor.id.as_str());
 }
+
+/// Hostile delegation bodies are refused without costing the parent a use, and without echoing
+/// a megabyte back; a lifetime in seconds is held to the same hundred years as one in text.
+#[tokio::test]
+async fn a_refused_delegation_body_spends_no_use_and_echoes_little() {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
+    let planner = agent(&store, "planner", "alice").await;
+    agent(&store, "helper", "alice").await;
+    let app = app(&store, users).await;
+    let root = store
+        .create_token(&planner.id, NewToken::new("root").max_operations(10))
+        .await
+        .unwrap();
+    let bearer = (
+        "authorization",
+        format!("Bearer {}", root.token.expose_secret()),
+    );
+    let huge = format!("posts:{}", "a".repeat(1 << 20));
+    for body in [
+        json!({"agent": "helper", "label": "x", "capabilites": ["posts:read"]}),
+        json!({"agent": "helper", "label": "x", "capabilities": [huge]}),
+        json!({"agent": "helper", "label": "x", "expires_in": 9_999_999_999u64}),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(post("/api/delegations", bearer.clone(), body))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(bytes.len() < 1024, "{} bytes answered", bytes.len());
+    }
+    let left = store
+        .token(&planner.id, &root.info.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .operations_remaining;
+    assert_eq!(left, Some(10), "refused before acting: no use spent");
+}

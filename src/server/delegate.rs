@@ -189,25 +189,19 @@ where
     if let Some(names) = &body.capabilities {
         request = request.with_capabilities(capabilities(names)?);
     }
-    match body.expires_in {
-        Some(Lifetime::Seconds(0)) => {
-            return Err(invalid(
-                "expires_in: a positive number of seconds or a duration (15m)",
-            ));
-        }
-        Some(Lifetime::Seconds(seconds)) => {
-            request = request.expires_in(std::time::Duration::from_secs(seconds));
-        }
-        Some(Lifetime::Text(text)) => {
-            let ttl = super::parse_duration(&text)
-                .ok()
-                .filter(|ttl| !ttl.is_zero())
-                .ok_or_else(|| {
-                    invalid("expires_in: a positive number of seconds or a duration (15m)")
-                })?;
-            request = request.expires_in(ttl);
-        }
-        None => {}
+    if let Some(lifetime) = body.expires_in {
+        // Seconds or text, one rule: positive, at most a hundred years (`parse_duration`).
+        let text = match lifetime {
+            Lifetime::Seconds(seconds) => seconds.to_string(),
+            Lifetime::Text(text) => text,
+        };
+        let ttl = super::parse_duration(&text)
+            .ok()
+            .filter(|ttl| !ttl.is_zero())
+            .ok_or_else(|| {
+                invalid("expires_in: a positive number of seconds or a duration (15m)")
+            })?;
+        request = request.expires_in(ttl);
     }
     if let Some(n) = body.max_operations {
         request = request.max_operations(n);

@@ -6,6 +6,11 @@ use serde_json::json;
 use crate::store::StoreError;
 
 /// An error of the management API: a status and a JSON body `{"error": code, "message": …}`.
+///
+/// A `4xx` one means the request was refused before anything changed (a body that does not
+/// parse, a refused [`StoreError`], which changes nothing): its response carries
+/// [`NotActed`](crate::layer::NotActed), so a use-limited token that made it — an agent
+/// delegating with a typo in its body — keeps its use.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -58,6 +63,10 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": self.code, "message": self.message});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status.is_client_error() {
+            response.extensions_mut().insert(crate::layer::NotActed);
+        }
+        response
     }
 }

@@ -277,14 +277,7 @@ pub(crate) fn is_hidden_char(c: char) -> bool {
             | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// At most 64 characters of `text`, for an error that names what a client sent: a 100 KB slug
-/// is not echoed back whole.
-pub(crate) fn shortened(text: &str) -> String {
-    match text.char_indices().nth(64) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
-}
+pub(crate) use crate::text::shortened;
 
 pub(crate) fn validate_label(label: &str) -> Result<(), StoreError> {
     // A blank label says nothing in a list of tokens.
