@@ -70,6 +70,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod cache;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod bytes;
