@@ -305,6 +305,7 @@ pub struct ExecutionPrincipal {
     task: Option<Arc<TaskScope>>,
     orchestrator: Option<AgentRef>,
     max_operations: Option<u64>,
+    expires_at: Option<time::OffsetDateTime>,
 }
 
 impl ExecutionPrincipal {
@@ -321,6 +322,7 @@ impl ExecutionPrincipal {
             task: None,
             orchestrator: None,
             max_operations: None,
+            expires_at: None,
         }
     }
 
@@ -342,6 +344,7 @@ impl ExecutionPrincipal {
             task: None,
             orchestrator: None,
             max_operations: None,
+            expires_at: None,
         }
     }
 
@@ -429,6 +432,13 @@ impl ExecutionPrincipal {
         self
     }
 
+    /// Sets the earliest instant the verdict stops standing (see
+    /// [`expires_at`](ExecutionPrincipal::expires_at)).
+    pub fn with_expires_at(mut self, at: time::OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
     /// The human the request acts for (the agent's owner, or the signed-in user).
     pub fn user_id(&self) -> &UserId {
         &self.user_id
@@ -471,6 +481,14 @@ impl ExecutionPrincipal {
     /// [`TaskScope::max_operations`] is the token's own limit only.
     pub fn max_operations(&self) -> Option<u64> {
         self.max_operations
+    }
+
+    /// The earliest instant from which this verdict no longer stands: the first expiry among
+    /// the token's, its agent's, the agent's parent's, the orchestrator's and those of every
+    /// link up the delegation chain (token, agent, agent's parent). `None` when nothing
+    /// expires. A cache must not answer with the principal from this instant on.
+    pub fn expires_at(&self) -> Option<time::OffsetDateTime> {
+        self.expires_at
     }
 
     /// What the token was minted for, if it was minted for a task (or by an orchestrator).

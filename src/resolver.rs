@@ -117,6 +117,13 @@ pub trait TokenResolver: Send + Sync + 'static {
         let _ = (token, spent);
         None
     }
+
+    /// A cache answered for this principal's token without asking the resolver: record the
+    /// use (last used), as resolving it would have. Never called for a use-limited principal
+    /// (a cache always asks the resolver for those). The default records nothing.
+    fn touch(&self, principal: &Principal) {
+        let _ = principal;
+    }
 }
 
 macro_rules! forward_token_resolver {
@@ -137,6 +144,10 @@ macro_rules! forward_token_resolver {
 
             fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
                 (**self).settle_use(token, spent)
+            }
+
+            fn touch(&self, principal: &Principal) {
+                (**self).touch(principal)
             }
         }
     )*};

@@ -9,13 +9,14 @@ use super::config::StoreConfig;
 use super::managed::{AccessGrant, AccessRole, GrantStore};
 use super::model::{Agent, AgentStatus, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo};
 use super::prepare::{self, from_micros, micros, truncate};
-use super::resolve::{self, Reservation, StoredToken, TokenRecords, Uses, VerdictMemo};
+use super::resolve::{self, Reservation, StoredToken, TokenRecords, Uses};
 use super::{AgentStore, StoreError, TokenStore, UserDirectory};
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalGate, ApprovalId, Decision, MemoryApprovals,
     NewApproval,
 };
 use crate::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink, MemoryAuditSink};
+use crate::cache::{self, CacheConfig, VerdictCache};
 use crate::ceiling::Policy;
 use crate::clock::Clock;
 use crate::principal::{AgentId, Principal, TokenId, UserId};
@@ -130,9 +131,6 @@ struct TokenEntry {
     /// The hash of the token this one was delegated from, to walk up its chain by digest.
     delegator: Option<TokenHash>,
     policy: Option<Arc<Policy>>,
-    /// The last verdict, reused by the resolution pipeline while it stands, so a request costs
-    /// a few loads and an `Arc` clone instead of an owner lookup and a principal.
-    memo: VerdictMemo,
     usage: Arc<Usage>,
 }
 
@@ -155,7 +153,6 @@ impl TokenEntry {
                 settled: event_listener::Event::new(),
                 completed_at: AtomicI64::new(NEVER),
             }),
-            memo: VerdictMemo::default(),
             agent,
             info,
         }
@@ -168,7 +165,6 @@ impl TokenEntry {
             delegator: self.delegator,
             agent: self.agent.clone(),
             policy: self.policy.clone(),
-            memo: VerdictMemo::default(),
             usage: self.usage.clone(),
         }
     }
@@ -283,10 +279,6 @@ impl StoredToken for TokenEntry {
         let completed = self.usage.completed_at.load(Ordering::Acquire);
         (completed != NEVER).then(|| i128::from(completed) * 1_000)
     }
-
-    fn memo(&self) -> Option<&VerdictMemo> {
-        Some(&self.memo)
-    }
 }
 
 /// A token as the pipeline reads it: its entry and, for a delegated token, the entries of its
@@ -347,9 +339,6 @@ impl StoredToken for MemoryRecord {
     }
     fn completed_at(&self) -> Option<i128> {
         self.entry.completed_at()
-    }
-    fn memo(&self) -> Option<&VerdictMemo> {
-        Some(&self.entry.memo)
     }
     fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
         self.chain
@@ -497,8 +486,11 @@ struct Inner {
     config: StoreConfig,
     last_used_interval: i64,
     state: RwLock<State>,
-    /// Bumped after every change to an agent record, so cached verdicts know to look again.
-    agents_version: AtomicU64,
+    /// Bumped by every change to the store's records (every write, every agent record
+    /// replaced), never by a use: the revision the store's verdict cache keeps verdicts by.
+    revision: Arc<AtomicU64>,
+    /// The store's verdicts, reused while neither its records nor its user directory changed.
+    verdicts: VerdictCache,
     audit: MemoryAuditSink,
     approvals: MemoryApprovals,
 }
@@ -509,6 +501,10 @@ struct Inner {
 /// It implements [`TokenResolver`] (through the [resolution pipeline](super::resolve),
 /// answering synchronously through [`TokenResolver::resolve_now`] when its user directory can),
 /// [`AgentStore`], [`TokenStore`], [`GrantStore`], [`AuditSink`] and [`AuditQuery`].
+///
+/// It reuses verdicts through a [`VerdictCache`] kept by the store's revision and its user
+/// directory's: every change to the store's records or to the directory is seen by the very
+/// next request, while a use or a last-used update changes neither.
 ///
 /// ```
 /// use tower_agent_auth::ceiling::{CapabilitySet, Policy};
@@ -551,12 +547,14 @@ impl MemoryStore {
     pub fn with_config(config: StoreConfig) -> Self {
         let last_used_interval =
             i64::try_from(config.last_used_interval.as_secs()).unwrap_or(i64::MAX);
+        let revision = Arc::default();
         Self {
             inner: Arc::new(Inner {
+                verdicts: verdict_cache(&config, &revision),
                 config,
                 last_used_interval,
                 state: RwLock::default(),
-                agents_version: AtomicU64::new(0),
+                revision,
                 audit: MemoryAuditSink::default(),
                 approvals: MemoryApprovals::default(),
             }),
@@ -569,13 +567,14 @@ impl MemoryStore {
         let config = change(inner.config);
         let last_used_interval =
             i64::try_from(config.last_used_interval.as_secs()).unwrap_or(i64::MAX);
-        // Keep what was stored already.
+        // Keep what was stored already; the verdicts follow the new clock and directory.
         Self {
             inner: Arc::new(Inner {
+                verdicts: verdict_cache(&config, &inner.revision),
                 config,
                 last_used_interval,
                 state: inner.state,
-                agents_version: inner.agents_version,
+                revision: inner.revision,
                 audit: inner.audit,
                 approvals: inner.approvals,
             }),
@@ -602,8 +601,12 @@ impl MemoryStore {
         self.inner.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state, to change it: the revision moves at once, so no verdict reached before the
+    /// change stands after it (a verdict read meanwhile waits for the lock and sees the change).
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+        let state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        self.inner.revision.fetch_add(1, Ordering::AcqRel);
+        state
     }
 
     fn now(&self) -> time::OffsetDateTime {
@@ -613,8 +616,27 @@ impl MemoryStore {
     /// The one way to replace an agent record: verdicts reached before are not reused after.
     fn set_agent(&self, slot: &AgentSlot, agent: Agent) {
         slot.record.store(Arc::new(agent));
-        self.inner.agents_version.fetch_add(1, Ordering::Release);
+        self.inner.revision.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// The store's verdict cache: kept by the store's revision and its directory's, so every
+/// change is seen by the very next request.
+fn verdict_cache(config: &StoreConfig, revision: &Arc<AtomicU64>) -> VerdictCache {
+    let records = revision.clone();
+    let directory = config.directory.clone();
+    let revision = move || {
+        let directory = directory.revision()?;
+        // One number for two counters that only grow: they would have to move by 2^32 between
+        // a verdict and its next request to meet again.
+        let records = records.load(Ordering::Acquire);
+        Some((records << 32) ^ directory)
+    };
+    VerdictCache::new(
+        CacheConfig::new()
+            .clock(config.clock.clone())
+            .revision(revision),
+    )
 }
 
 #[async_trait::async_trait]
@@ -623,10 +645,6 @@ impl TokenRecords for Inner {
 
     fn config(&self) -> &StoreConfig {
         &self.config
-    }
-
-    fn revision(&self) -> Option<u64> {
-        Some(self.agents_version.load(Ordering::Acquire))
     }
 
     fn find_now(&self, hash: &TokenHash) -> Option<Result<Option<Self::Record>, ResolveError>> {
@@ -679,6 +697,43 @@ impl TokenRecords for Inner {
     fn record_use(&self, record: &Self::Record, now_nanos: i128) {
         record.entry.touch(now_nanos, self.last_used_interval);
     }
+
+    fn touch(&self, token: &TokenId, now_nanos: i128) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let entry = state
+            .token_ids
+            .get(token)
+            .and_then(|hash| state.tokens.get(hash));
+        if let Some(entry) = entry {
+            entry.touch(now_nanos, self.last_used_interval);
+        }
+    }
+}
+
+/// The pipeline over the store's records: what the store's verdict cache asks on a miss.
+#[async_trait::async_trait]
+impl TokenResolver for Inner {
+    fn token_format(&self) -> &TokenFormat {
+        &self.config.format
+    }
+
+    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        resolve::resolve_now(self, token)
+    }
+
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+        resolve::resolve(self, token).await
+    }
+
+    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+        self.settle(token, spent)
+    }
+
+    fn touch(&self, principal: &Principal) {
+        if let Some(token) = principal.token_id() {
+            TokenRecords::touch(self, token, self.config.clock.unix_nanos());
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -688,15 +743,19 @@ impl TokenResolver for MemoryStore {
     }
 
     fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
-        resolve::resolve_now(&*self.inner, token)
+        cache::resolve_now(&self.inner.verdicts, &*self.inner, token)
     }
 
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        resolve::resolve(&*self.inner, token).await
+        cache::resolve(&self.inner.verdicts, &*self.inner, token).await
     }
 
     fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
         self.inner.settle(token, spent)
+    }
+
+    fn touch(&self, principal: &Principal) {
+        TokenResolver::touch(&*self.inner, principal)
     }
 }
 
@@ -820,9 +879,6 @@ impl AgentStore for MemoryStore {
             }
             state.grants.retain(|(agent, _), _| agent != agent_id);
         }
-        // A token of another agent may name a deleted one (the orchestrator of its task):
-        // verdicts reached while it stood are not reused.
-        self.inner.agents_version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }

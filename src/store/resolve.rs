@@ -57,17 +57,14 @@
 //!
 //! # Reusing a verdict
 //!
-//! A backend may keep a [`VerdictMemo`] per token (the in-memory store does): while neither its
-//! agent records ([`TokenRecords::revision`]) nor the user directory
-//! ([`UserDirectory::revision`](super::UserDirectory::revision)) changed and no expiry passed,
-//! steps 3–5 are skipped and the principal is reused. Steps 1, 2 (the chain's tokens included)
-//! and 6 run on every request.
+//! The pipeline decides afresh on every call. Reusing verdicts is the
+//! [verdict cache](crate::cache)'s job, over any resolver (the in-memory store's included):
+//! every principal carries [`ExecutionPrincipal::expires_at`], the first expiry it depends
+//! on, so that a cache never answers past it.
 //!
 //! [`inspect`] runs steps 1–5 and reserves nothing: the peek a delegation takes at its parent.
 
 use std::sync::Arc;
-
-use arc_swap::ArcSwapOption;
 
 use super::config::StoreConfig;
 use super::directory::UserRecord;
@@ -111,10 +108,6 @@ pub trait StoredToken: Send + Sync {
     fn completed_at(&self) -> Option<i128> {
         None
     }
-    /// The backend's memo of this token's last verdict, if it keeps one.
-    fn memo(&self) -> Option<&VerdictMemo> {
-        None
-    }
     /// For a delegated token, the token `step` links up its chain, root first: step 0 is the
     /// token minted directly, step `delegation_depth - 1` the one this token was delegated
     /// from; each with its agent, the agent's parent and its uses, read with this record. `None`
@@ -153,9 +146,6 @@ impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
     fn completed_at(&self) -> Option<i128> {
         (**self).completed_at()
     }
-    fn memo(&self) -> Option<&VerdictMemo> {
-        (**self).memo()
-    }
     fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
         (**self).delegator(step)
     }
@@ -189,12 +179,6 @@ pub trait TokenRecords: Send + Sync + 'static {
 
     /// The store's configuration: token format, user directory, clock.
     fn config(&self) -> &StoreConfig;
-
-    /// A number that changes after every change to any agent record; `None` (the default) when
-    /// the backend cannot tell, and then no [`VerdictMemo`] is reused.
-    fn revision(&self) -> Option<u64> {
-        None
-    }
 
     /// The record at once, when it is at hand without waiting; `None` when it is not.
     fn find_now(&self, hash: &TokenHash) -> Option<Result<Option<Self::Record>, ResolveError>> {
@@ -233,55 +217,12 @@ pub trait TokenRecords: Send + Sync + 'static {
 
     /// Records that the token was used now (the backend coalesces writes).
     fn record_use(&self, record: &Self::Record, now_nanos: i128);
-}
 
-/// The change counters a verdict was reached at. A memo stands only while both are known and
-/// unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    records: Option<u64>,
-    directory: Option<u64>,
-}
-
-impl Stamp {
-    /// Read before the records a verdict is built from, so a verdict is never stamped newer
-    /// than what it saw.
-    fn now<B: TokenRecords>(backend: &B) -> Self {
-        Self {
-            records: backend.revision(),
-            directory: backend.config().directory.revision(),
-        }
-    }
-}
-
-/// The verdict last reached for a token, kept by a backend beside the token's record.
-#[derive(Default)]
-pub struct VerdictMemo(ArcSwapOption<Memo>);
-
-impl std::fmt::Debug for VerdictMemo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerdictMemo")
-            .field("held", &self.0.load().is_some())
-            .finish()
-    }
-}
-
-struct Memo {
-    agent: Arc<Agent>,
-    parent: Option<Arc<Agent>>,
-    owner_role: Arc<Policy>,
-    principal: Principal,
-    stamp: Stamp,
-    /// Unix nanoseconds from which an expiry (the token's, the agent's, the parent's) refuses.
-    valid_until: i128,
-}
-
-impl Memo {
-    fn stands(&self, stamp: Stamp, now_nanos: i128) -> bool {
-        stamp.records.is_some()
-            && stamp.directory.is_some()
-            && self.stamp == stamp
-            && now_nanos < self.valid_until
+    /// Records that the token `token` was used now when no record was read for the request (a
+    /// cache answered for it): its last use, as [`TokenRecords::record_use`] does. The default
+    /// records nothing.
+    fn touch(&self, token: &TokenId, now_nanos: i128) {
+        let _ = (token, now_nanos);
     }
 }
 
@@ -330,8 +271,7 @@ fn root<R: StoredToken>(record: &R) -> &dyn StoredToken {
 /// orchestrator or the delegating person refused.
 type ChainRefusal = Option<TokenId>;
 
-/// Step 2 for every token up the chain, on every request (a memo never skips it): each must
-/// be present and neither revoked, expired nor spent.
+/// Step 2 for every token up the chain: each must be present and neither revoked, expired nor spent.
 fn check_chain_tokens(record: &impl StoredToken, now_nanos: i128) -> Result<(), ChainRefusal> {
     for step in 0..depth(record) {
         let link = record.delegator(step).ok_or(None)?;
@@ -572,7 +512,42 @@ fn agent_principal<R: StoredToken>(
     if let Some(max) = use_limit(record) {
         principal = principal.with_max_operations(max);
     }
+    if let Some(at) = verdict_expiry(candidate) {
+        principal = principal.with_expires_at(at);
+    }
     principal.into()
+}
+
+/// The first expiry a verdict depends on: the token's, its agent's, the agent's parent's, the
+/// orchestrator's, and each link's up the chain (its token, its agent, that agent's parent).
+fn verdict_expiry<R: StoredToken>(candidate: &Candidate<R>) -> Option<time::OffsetDateTime> {
+    let Candidate {
+        record,
+        agent,
+        parent,
+        orchestrator,
+        ..
+    } = candidate;
+    // Chained, not collected: a direct token's expiry costs no allocation.
+    let chain = links(record).flat_map(|link| {
+        let link_agent = link.agent();
+        let link_parent = link_agent.parent.as_ref().and_then(|_| link.parent());
+        [
+            link.info().expires_at,
+            link_agent.expires_at,
+            link_parent.and_then(|p| p.expires_at),
+        ]
+    });
+    [
+        record.info().expires_at,
+        agent.expires_at,
+        parent.as_ref().and_then(|p| p.expires_at),
+        orchestrator.as_ref().and_then(|o| o.expires_at),
+    ]
+    .into_iter()
+    .chain(chain)
+    .flatten()
+    .min()
 }
 
 /// One link's use limit, exactly when it has uses to reserve.
@@ -608,48 +583,22 @@ struct Candidate<R> {
     delegated_by: Option<crate::principal::UserId>,
 }
 
-/// Where steps 1–4 left a resolution.
-enum Begun<R> {
-    /// Refused, or the backend failed.
-    Refused(ResolveError),
-    /// A memo stands: only the use remains to be reserved.
-    Memo(R, Principal),
-    /// The owner must be looked up.
-    NeedsOwner(Candidate<R>),
-}
-
+/// Steps 1–4: a token whose owner is to be looked up, or the refusal.
 fn begin<B: TokenRecords>(
     found: Result<Option<B::Record>, ResolveError>,
     token: &TokenLookup<'_>,
-    stamp: Stamp,
     now_nanos: i128,
-) -> Begun<B::Record> {
+) -> Result<Candidate<B::Record>, ResolveError> {
     let record = match found {
         Ok(Some(record)) => record,
-        Ok(None) => return Begun::Refused(InvalidReason::Unknown.into()),
-        Err(error) => return Begun::Refused(error),
+        Ok(None) => return Err(InvalidReason::Unknown.into()),
+        Err(error) => return Err(error),
     };
-    // A guard, not a clone: the common request touches no reference count for the memo.
-    let memo = record.memo().map(|memo| memo.0.load());
-    let memo = memo
-        .as_ref()
-        .and_then(|memo| memo.as_ref())
-        .filter(|memo| memo.stands(stamp, now_nanos))
-        // The layer's slug is part of the hashed token, but a lookup built by hand may name
-        // another agent: the full checks refuse it.
-        .filter(|memo| *memo.agent.slug.as_bytes() == *token.slug_bytes());
     if let Err(reason) = check_token(&record, now_nanos) {
-        let agent = memo.map_or_else(|| record.agent(), |memo| memo.agent.clone());
-        return Begun::Refused(refused(reason, &record, &agent));
+        return Err(refused(reason, &record, &record.agent()));
     }
-    // The chain's token state changes without an agent revision: checked every request.
     if let Err(at) = check_chain_tokens(&record, now_nanos) {
-        let agent = memo.map_or_else(|| record.agent(), |memo| memo.agent.clone());
-        return Begun::Refused(refused_by_chain(at, &record, &agent));
-    }
-    if let Some(memo) = memo {
-        let principal = memo.principal.clone();
-        return Begun::Memo(record, principal);
+        return Err(refused_by_chain(at, &record, &record.agent()));
     }
     let agent = record.agent();
     let parent = agent.parent.as_ref().and_then(|_| record.parent());
@@ -660,10 +609,10 @@ fn begin<B: TokenRecords>(
         token.slug_bytes(),
         now_nanos,
     ) {
-        return Begun::Refused(refused(reason, &record, &agent));
+        return Err(refused(reason, &record, &agent));
     }
     if let Err(at) = check_chain_agents(&record, &agent.owner, now_nanos) {
-        return Begun::Refused(refused_by_chain(at, &record, &agent));
+        return Err(refused_by_chain(at, &record, &agent));
     }
     let root = root(&record);
     let orchestrator = root
@@ -672,7 +621,7 @@ fn begin<B: TokenRecords>(
         .as_ref()
         .and_then(|_| record.orchestrator());
     let delegated_by = root.info().delegated_by.clone();
-    Begun::NeedsOwner(Candidate {
+    Ok(Candidate {
         record,
         agent,
         parent,
@@ -693,76 +642,18 @@ fn check_delegating(
     }
 }
 
-/// Step 5 and the principal, memoised for later requests when the backend keeps a memo. The
-/// principal is the memo's while agent, parent and role are the same, so an unrelated change
-/// (another agent's status) does not rebuild it.
+/// Step 5 and the principal.
 fn admit_owner<R: StoredToken>(
     candidate: &Candidate<R>,
     owner: Result<Option<UserRecord>, crate::reason::BoxError>,
     delegating: Option<Result<Option<UserRecord>, crate::reason::BoxError>>,
-    stamp: Stamp,
 ) -> Result<Principal, ResolveError> {
-    let Candidate {
-        record,
-        agent,
-        parent,
-        orchestrator,
-        ..
-    } = candidate;
+    let Candidate { record, agent, .. } = candidate;
     let owner = owner.map_err(ResolveError::Unavailable)?;
     let owner = check_owner(owner).map_err(|reason| refused(reason, record, agent))?;
     let delegating = check_delegating(delegating)
         .map_err(|error| error.unwrap_or_else(|| refused_by_chain(None, record, agent)))?;
-    let Some(memo) = record.memo() else {
-        return Ok(agent_principal(&owner, delegating.as_ref(), candidate));
-    };
-    let previous = memo.0.load();
-    let reusable = previous.as_ref().filter(|previous| {
-        let same_role =
-            Arc::ptr_eq(&previous.owner_role, owner.role()) || previous.owner_role == *owner.role();
-        let same_parent = match (&previous.parent, parent) {
-            (None, None) => true,
-            (Some(previous), Some(parent)) => Arc::ptr_eq(previous, parent),
-            _ => false,
-        };
-        // A delegated or task token's principal has more layers than the memo compares.
-        let plain = depth(record) == 0 && orchestrator.is_none() && delegating.is_none();
-        plain && Arc::ptr_eq(&previous.agent, agent) && same_parent && same_role
-    });
-    let principal = match reusable {
-        Some(previous) => previous.principal.clone(),
-        None => agent_principal(&owner, delegating.as_ref(), candidate),
-    };
-    // Chained, not collected: a direct token's memo costs no allocation for its expiries.
-    let chain_expiries = links(record).flat_map(|link| {
-        let link_agent = link.agent();
-        let link_parent = link_agent.parent.as_ref().and_then(|_| link.parent());
-        [
-            link_agent.expires_at,
-            link_parent.and_then(|p| p.expires_at),
-        ]
-    });
-    let valid_until = [
-        record.info().expires_at,
-        agent.expires_at,
-        parent.as_ref().and_then(|p| p.expires_at),
-        orchestrator.as_ref().and_then(|o| o.expires_at),
-    ]
-    .into_iter()
-    .chain(chain_expiries)
-    .flatten()
-    .map(|at| at.unix_timestamp_nanos())
-    .min()
-    .unwrap_or(i128::MAX);
-    memo.0.store(Some(Arc::new(Memo {
-        agent: agent.clone(),
-        parent: parent.clone(),
-        owner_role: owner.role().clone(),
-        principal: principal.clone(),
-        stamp,
-        valid_until,
-    })));
-    Ok(principal)
+    Ok(agent_principal(&owner, delegating.as_ref(), candidate))
 }
 
 /// Step 6's answer turned into the verdict.
@@ -790,57 +681,47 @@ fn reserved<B: TokenRecords>(
 fn admit_now<B: TokenRecords>(
     backend: &B,
     token: &TokenLookup<'_>,
-    stamp: Stamp,
     now_nanos: i128,
 ) -> Option<Result<(B::Record, Principal), ResolveError>> {
     let found = backend.find_now(token.hash())?;
-    Some(match begin::<B>(found, token, stamp, now_nanos) {
-        Begun::Refused(error) => Err(error),
-        Begun::Memo(record, principal) => Ok((record, principal)),
-        Begun::NeedsOwner(candidate) => {
-            let directory = &backend.config().directory;
-            let owner = directory.user_now(&candidate.agent.owner)?;
-            let delegating = match &candidate.delegated_by {
-                Some(person) => Some(directory.user_now(person)?),
-                None => None,
-            };
-            admit_owner(&candidate, owner, delegating, stamp)
-                .map(|principal| (candidate.record, principal))
-        }
-    })
+    let candidate = match begin::<B>(found, token, now_nanos) {
+        Ok(candidate) => candidate,
+        Err(error) => return Some(Err(error)),
+    };
+    let directory = &backend.config().directory;
+    let owner = directory.user_now(&candidate.agent.owner)?;
+    let delegating = match &candidate.delegated_by {
+        Some(person) => Some(directory.user_now(person)?),
+        None => None,
+    };
+    Some(admit_owner(&candidate, owner, delegating).map(|principal| (candidate.record, principal)))
 }
 
 /// Steps 1–5, waiting for the backend and the directory as needed.
 async fn admit<B: TokenRecords>(
     backend: &B,
     token: &TokenLookup<'_>,
-    stamp: Stamp,
     now_nanos: i128,
 ) -> Result<(B::Record, Principal), ResolveError> {
     let found = match backend.find_now(token.hash()) {
         Some(found) => found,
         None => backend.find(token.hash()).await,
     };
-    match begin::<B>(found, token, stamp, now_nanos) {
-        Begun::Refused(error) => Err(error),
-        Begun::Memo(record, principal) => Ok((record, principal)),
-        Begun::NeedsOwner(candidate) => {
-            let directory = &backend.config().directory;
-            let owner = match directory.user_now(&candidate.agent.owner) {
-                Some(owner) => owner,
-                None => directory.user(&candidate.agent.owner).await,
-            };
-            let delegating = match &candidate.delegated_by {
-                Some(person) => Some(match directory.user_now(person) {
-                    Some(found) => found,
-                    None => directory.user(person).await,
-                }),
-                None => None,
-            };
-            let principal = admit_owner(&candidate, owner, delegating, stamp)?;
-            Ok((candidate.record, principal))
-        }
-    }
+    let candidate = begin::<B>(found, token, now_nanos)?;
+    let directory = &backend.config().directory;
+    let owner = match directory.user_now(&candidate.agent.owner) {
+        Some(owner) => owner,
+        None => directory.user(&candidate.agent.owner).await,
+    };
+    let delegating = match &candidate.delegated_by {
+        Some(person) => Some(match directory.user_now(person) {
+            Some(found) => found,
+            None => directory.user(person).await,
+        }),
+        None => None,
+    };
+    let principal = admit_owner(&candidate, owner, delegating)?;
+    Ok((candidate.record, principal))
 }
 
 /// Resolves `token` through `backend` without waiting, when everything it needs is at hand
@@ -849,9 +730,8 @@ pub fn resolve_now<B: TokenRecords>(
     backend: &B,
     token: &TokenLookup<'_>,
 ) -> Option<Result<Principal, ResolveError>> {
-    let stamp = Stamp::now(backend);
     let now_nanos = backend.config().clock.unix_nanos();
-    let (record, principal) = match admit_now(backend, token, stamp, now_nanos)? {
+    let (record, principal) = match admit_now(backend, token, now_nanos)? {
         Ok(admitted) => admitted,
         Err(error) => return Some(Err(error)),
     };
@@ -883,9 +763,8 @@ pub async fn resolve<B: TokenRecords>(
     let mut give_up = None;
     let mut attempt = 0;
     loop {
-        let stamp = Stamp::now(backend);
         let now_nanos = backend.config().clock.unix_nanos();
-        let (record, principal) = admit(backend, token, stamp, now_nanos).await?;
+        let (record, principal) = admit(backend, token, now_nanos).await?;
         if !limited(&record) {
             backend.record_use(&record, now_nanos);
             return Ok(principal);
@@ -927,9 +806,8 @@ pub async fn inspect<B: TokenRecords>(
     backend: &B,
     token: &TokenLookup<'_>,
 ) -> Result<Inspection, ResolveError> {
-    let stamp = Stamp::now(backend);
     let now_nanos = backend.config().clock.unix_nanos();
-    let (record, principal) = admit(backend, token, stamp, now_nanos).await?;
+    let (record, principal) = admit(backend, token, now_nanos).await?;
     let mut expiries = vec![record.info().expires_at];
     let mut agents = vec![record.agent()];
     let mut remaining = record.uses().map(|uses| uses.remaining);
@@ -984,6 +862,12 @@ impl<B: TokenRecords> TokenResolver for RecordResolver<B> {
 
     fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
         self.0.settle(token, spent)
+    }
+
+    fn touch(&self, principal: &Principal) {
+        if let Some(token) = principal.token_id() {
+            self.0.touch(token, self.0.config().clock.unix_nanos());
+        }
     }
 }
 
@@ -1137,13 +1021,11 @@ mod tests {
         );
     }
 
-    /// A backend that keeps a memo but cannot tell when its agent records change: it leaves
-    /// [`TokenRecords::revision`] at its default.
+    /// A backend whose records are whatever the test set last.
     struct Forgetful {
         config: StoreConfig,
         agent: std::sync::Mutex<Arc<Agent>>,
         info: TokenInfo,
-        memo: Arc<VerdictMemo>,
         /// Each settled use, as `spent`.
         settled: std::sync::Mutex<Vec<bool>>,
         orchestrator: Option<Arc<Agent>>,
@@ -1152,7 +1034,6 @@ mod tests {
     struct Found {
         info: TokenInfo,
         agent: Arc<Agent>,
-        memo: Arc<VerdictMemo>,
         orchestrator: Option<Arc<Agent>>,
     }
 
@@ -1168,9 +1049,6 @@ mod tests {
         }
         fn uses(&self) -> Option<Uses> {
             None
-        }
-        fn memo(&self) -> Option<&VerdictMemo> {
-            Some(&self.memo)
         }
         fn orchestrator(&self) -> Option<Arc<Agent>> {
             self.orchestrator.clone()
@@ -1189,7 +1067,6 @@ mod tests {
             Some(Ok(Some(Found {
                 info: self.info.clone(),
                 agent: self.agent.lock().unwrap().clone(),
-                memo: self.memo.clone(),
                 orchestrator: self.orchestrator.clone(),
             })))
         }
@@ -1218,7 +1095,6 @@ mod tests {
             config: StoreConfig::new(format, users),
             agent: std::sync::Mutex::new(Arc::new(agent("writer", None))),
             info: token("writer"),
-            memo: Arc::default(),
             settled: std::sync::Mutex::default(),
             orchestrator: None,
         }
@@ -1289,7 +1165,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_backend_without_a_revision_never_reuses_a_verdict() {
+    async fn the_pipeline_never_reuses_a_verdict() {
         let backend = forgetful();
         let lookup = lookup();
         resolve(&backend, &lookup).await.expect("admitted");
@@ -1300,7 +1176,7 @@ mod tests {
         assert_eq!(
             refused.err().and_then(|error| error.reason()),
             Some(InvalidReason::AgentDisabled),
-            "the backend cannot tell its records changed: the memo must not stand"
+            "the pipeline decides afresh on every call"
         );
     }
 }

@@ -320,6 +320,13 @@ macro_rules! sql_store {
             fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
                 $crate::store::resolve::TokenRecords::settle(&*self.inner, token, spent)
             }
+
+            fn touch(&self, principal: &Principal) {
+                if let Some(token) = principal.token_id() {
+                    let now = $crate::clock::Clock::unix_nanos(&*self.inner.config.clock);
+                    $crate::store::resolve::TokenRecords::touch(&*self.inner, token, now);
+                }
+            }
         }
 
         #[async_trait::async_trait]

@@ -214,10 +214,12 @@ impl<B: Driver> TokenRecords for Core<B> {
     }
 
     fn record_use(&self, record: &SqlRecord, now_nanos: i128) {
-        self.last_used.record(
-            &record.info().id,
-            i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX),
-        );
+        self.touch(&record.info().id, now_nanos);
+    }
+
+    fn touch(&self, token: &TokenId, now_nanos: i128) {
+        self.last_used
+            .record(token, i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX));
     }
 }
 

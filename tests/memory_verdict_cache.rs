@@ -1,6 +1,6 @@
-//! The verdict memo of the resolution pipeline, on the in-memory store: a verdict is reused —
-//! no owner lookup, the same principal — while neither the agent records nor the user
-//! directory changed and no expiry passed; and never after one of them did.
+//! The in-memory store's verdict cache: a verdict is reused — no owner lookup, the same
+//! principal — while neither the store's records nor the user directory changed and no
+//! expiry passed; and never after one of them did: a change is seen by the very next request.
 #![cfg(feature = "testing")]
 
 use std::sync::Arc;
@@ -11,9 +11,10 @@ use tower_agent_auth::clock::{Clock, ManualClock};
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::reason::BoxError;
 use tower_agent_auth::store::{
-    AgentStatus, AgentStore, IssuedToken, MemoryStore, MemoryUserDirectory, NewAgent, NewToken,
-    StoreConfig, TokenStore, UserDirectory, UserRecord,
+    AgentStatus, AgentStore, ImportedToken, IssuedToken, MemoryStore, MemoryUserDirectory,
+    NewAgent, NewToken, StoreConfig, TokenStore, UserDirectory, UserRecord,
 };
+use tower_agent_auth::token::TokenHash;
 use tower_agent_auth::{InvalidReason, Principal, ResolveError, testing};
 
 /// The suite's users behind a directory that counts owner lookups. `revision: false` hides the
@@ -144,7 +145,7 @@ async fn without_a_directory_revision_every_request_looks_the_owner_up() {
 }
 
 #[tokio::test]
-async fn any_directory_change_ends_the_memo() {
+async fn any_directory_change_ends_the_verdict() {
     let env = Env::new(true, true);
     let t = env.token_of(NewAgent::new("writer", "alice")).await;
     env.count_lookups_from_here();
@@ -160,7 +161,7 @@ async fn any_directory_change_ends_the_memo() {
 }
 
 #[tokio::test]
-async fn any_agent_record_change_ends_the_memo() {
+async fn any_agent_record_change_ends_the_verdict() {
     let env = Env::new(true, true);
     let t = env.token_of(NewAgent::new("writer", "alice")).await;
     let other = env
@@ -179,7 +180,7 @@ async fn any_agent_record_change_ends_the_memo() {
 }
 
 #[tokio::test]
-async fn a_demoted_owner_is_seen_through_the_memo() {
+async fn a_demoted_owner_is_seen_by_the_next_request() {
     let env = Env::new(true, true);
     let t = env.token_of(NewAgent::new("writer", "alice")).await;
     env.count_lookups_from_here();
@@ -191,60 +192,6 @@ async fn a_demoted_owner_is_seen_through_the_memo() {
     let demoted = env.admit(&t).await;
     assert!(!demoted.can("posts:publish"));
     assert!(demoted.can("comments:read"));
-}
-
-#[tokio::test]
-async fn an_unrelated_directory_change_keeps_the_principal() {
-    let env = Env::new(true, true);
-    let t = env.token_of(NewAgent::new("writer", "alice")).await;
-    env.count_lookups_from_here();
-    let first = env.admit(&t).await;
-    env.users
-        .insert(UserRecord::new("carol", Policy::unrestricted()));
-    let second = env.admit(&t).await;
-    assert_eq!(env.lookups(), 2);
-    assert!(
-        same(first, second),
-        "same agent and role: the principal is reused"
-    );
-}
-
-#[tokio::test]
-async fn an_equal_role_in_a_new_record_keeps_the_principal() {
-    let env = Env::new(true, true);
-    let t = env.token_of(NewAgent::new("writer", "alice")).await;
-    env.count_lookups_from_here();
-    let first = env.admit(&t).await;
-    env.users.set_role(
-        &"alice".into(),
-        Policy::allow(testing::caps(&["posts:*", "comments:read"])),
-    );
-    let second = env.admit(&t).await;
-    assert_eq!(env.lookups(), 2);
-    assert!(
-        same(first, second),
-        "an equal role: the principal is reused"
-    );
-}
-
-#[tokio::test]
-async fn a_child_keeps_its_principal_across_an_unrelated_change() {
-    let env = Env::new(true, true);
-    let parent = env
-        .store
-        .create_agent(NewAgent::new("codex", "alice"))
-        .await
-        .unwrap();
-    let t = env.token_of(NewAgent::child("codex-task", parent.id)).await;
-    env.count_lookups_from_here();
-    let first = env.admit(&t).await;
-    env.users
-        .insert(UserRecord::new("carol", Policy::unrestricted()));
-    let second = env.admit(&t).await;
-    assert!(
-        same(first, second),
-        "same agent, parent and role: the principal is reused"
-    );
 }
 
 #[tokio::test]
@@ -270,7 +217,7 @@ async fn a_replaced_agent_record_gets_a_new_principal() {
 }
 
 #[tokio::test]
-async fn the_memo_ends_at_the_agents_expiry_instant() {
+async fn the_verdict_ends_at_the_agents_expiry_instant() {
     let env = Env::new(true, true);
     let expiry = env.clock.now() + time::Duration::minutes(1);
     let t = env
@@ -289,7 +236,7 @@ async fn the_memo_ends_at_the_agents_expiry_instant() {
 }
 
 #[tokio::test]
-async fn the_memo_ends_at_the_parents_expiry_instant() {
+async fn the_verdict_ends_at_the_parents_expiry_instant() {
     let env = Env::new(true, true);
     let expiry = env.clock.now() + time::Duration::minutes(1);
     let parent = env
@@ -305,4 +252,94 @@ async fn the_memo_ends_at_the_parents_expiry_instant() {
         reason(env.resolve(&t).await),
         Some(InvalidReason::AgentExpired)
     );
+}
+
+#[tokio::test]
+async fn the_verdict_ends_at_the_tokens_expiry_instant() {
+    let env = Env::new(true, true);
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(
+            &agent.id,
+            NewToken::new("t").expires_in(std::time::Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let expiry = t.info.expires_at.expect("an expiry");
+    let first = env.admit(&t).await;
+    assert_eq!(first.expires_at(), Some(expiry));
+    env.clock.set(expiry - time::Duration::microseconds(1));
+    env.admit(&t).await;
+    env.clock.set(expiry);
+    assert_eq!(reason(env.resolve(&t).await), Some(InvalidReason::Expired));
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_by_the_next_request() {
+    let env = Env::new(true, true);
+    let t = env.token_of(NewAgent::new("writer", "alice")).await;
+    env.admit(&t).await;
+    env.store
+        .revoke_token(&t.info.agent_id, &t.info.id)
+        .await
+        .unwrap();
+    assert_eq!(reason(env.resolve(&t).await), Some(InvalidReason::Revoked));
+}
+
+#[tokio::test]
+async fn a_rotated_token_is_refused_by_the_next_request() {
+    let env = Env::new(true, true);
+    let t = env.token_of(NewAgent::new("writer", "alice")).await;
+    env.admit(&t).await;
+    env.store
+        .rotate_token(&t.info.agent_id, &t.info.id, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        env.resolve(&t).await.is_err(),
+        "the old secret ends at once"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_token_imported_later_is_admitted_by_the_next_request() {
+    let env = Env::new(true, true);
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let raw = testing::format().mint("writer").unwrap();
+    let raw = raw.expose_secret();
+    assert_eq!(
+        reason(testing::resolve(&env.store, raw).await),
+        Some(InvalidReason::Unknown)
+    );
+    env.store
+        .import_token(
+            &agent.id,
+            ImportedToken::new(TokenHash::of(raw), "imported"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        testing::resolve(&env.store, raw).await.is_ok(),
+        "the unknown hash is not remembered past a change"
+    );
+}
+
+#[tokio::test]
+async fn a_use_does_not_end_the_verdict() {
+    let env = Env::new(true, true);
+    let t = env.token_of(NewAgent::new("writer", "alice")).await;
+    env.count_lookups_from_here();
+    for _ in 0..3 {
+        env.admit(&t).await;
+    }
+    assert_eq!(env.lookups(), 1, "recording last-used changes no revision");
 }

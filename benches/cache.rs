@@ -1,0 +1,81 @@
+//! A hit of the verdict cache next to the in-memory store, on the layer's synchronous path.
+//!
+//! `cargo bench --bench cache --features sqlite`
+//!
+//! * `cache_hit/caching_resolver_over_sqlite` — `CachingResolver::resolve_now` over a
+//!   `SqliteStore`, the verdict already cached (the store is never asked);
+//! * `cache_hit/memory_store` — `MemoryStore::resolve_now`, whose own verdict cache answers.
+//!
+//! Both resolve the same kind of token (a direct token of an agent owned by an active user) from
+//! a parsed lookup, so the difference is the cache's hit path against the memory store's.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower_agent_auth::cache::{CacheConfig, CachingResolver, VerdictCache};
+use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::store::{
+    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig,
+    TokenStore, UserRecord,
+};
+use tower_agent_auth::token::{RawToken, TokenFormat};
+use tower_agent_auth::{TokenLookup, TokenResolver};
+
+fn users() -> MemoryUserDirectory {
+    let users = MemoryUserDirectory::new();
+    let role = Policy::allow(CapabilitySet::parse(["posts:*"]).unwrap());
+    users.insert(UserRecord::new("alice", role));
+    users
+}
+
+async fn token_in<S: AgentStore + TokenStore>(store: &S) -> RawToken {
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    store
+        .create_token(&agent.id, NewToken::new("bench"))
+        .await
+        .unwrap()
+        .token
+}
+
+fn hit<R: TokenResolver>(resolver: &R, format: &TokenFormat, raw: &RawToken) {
+    let parsed = format.parse(raw.expose_secret()).unwrap();
+    let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+    let answer = resolver.resolve_now(&lookup).expect("answered at once");
+    black_box(answer.expect("admitted"));
+}
+
+fn bench_cache_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let format = TokenFormat::new("acme").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("bench.db").display().to_string();
+    let (cached, sqlite_token, memory, memory_token) = runtime.block_on(async {
+        let config = StoreConfig::new(format.clone(), users());
+        let sqlite = SqliteStore::open(&url, config).await.unwrap();
+        let sqlite_token = token_in(&sqlite).await;
+        let cached = CachingResolver::new(sqlite, VerdictCache::new(CacheConfig::new()));
+        // The first request fills the cache.
+        let parsed = format.parse(sqlite_token.expose_secret()).unwrap();
+        let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+        cached.resolve(&lookup).await.unwrap();
+        let memory = MemoryStore::new(format.clone(), users());
+        let memory_token = token_in(&memory).await;
+        (cached, sqlite_token, memory, memory_token)
+    });
+    // The SQL store records last-used in the background: inside the runtime.
+    let _entered = runtime.enter();
+    let mut group = c.benchmark_group("cache_hit");
+    group.bench_function("caching_resolver_over_sqlite", |b| {
+        b.iter(|| hit(&cached, &format, &sqlite_token))
+    });
+    group.bench_function("memory_store", |b| {
+        b.iter(|| hit(&memory, &format, &memory_token))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_cache_hit);
+criterion_main!(benches);

@@ -1,0 +1,495 @@
+//! The verdicts themselves: held by token hash, dropped by the changes they depend on, served
+//! only while fresh.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::change::Change;
+use super::config::CacheConfig;
+use super::status::CacheStatus;
+use crate::principal::{ExecutionPrincipal, Principal};
+use crate::reason::{InvalidReason, ResolveError};
+use crate::resolver::TokenLookup;
+use crate::token::TokenHash;
+
+/// `fresh_until` when nothing but the revision (if any) decides: always fresh.
+const ALWAYS: u64 = u64::MAX;
+
+/// A verdict cache: principals (and refusals of unknown tokens) by token hash, shared by every
+/// [`CachingResolver`](super::CachingResolver) built over it. Cheap to clone: clones share
+/// one cache.
+///
+/// A verdict is served only while
+/// - it stands: the clock is before its [`expires_at`](ExecutionPrincipal::expires_at), and no
+///   [`Change`] it depends on was [applied](VerdictCache::apply) since it was reached;
+/// - the cache is fresh: with a [revision](CacheConfig::revision), the revision is the one read
+///   before the verdict was reached; when it [follows a feed](CacheConfig::follows_feed), a
+///   poll of the feed succeeded within the bound and the feed's channel is not known to be
+///   down (see [`VerdictCache::follow`]).
+///
+/// Use-limited principals are never held: every use is reserved from the store's counter.
+#[derive(Clone)]
+pub struct VerdictCache {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for VerdictCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerdictCache")
+            .field("config", &self.shared.config)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: CacheConfig,
+    verdicts: moka::sync::Cache<TokenHash, Verdict>,
+    unknown: moka::sync::Cache<TokenHash, Unknown>,
+    /// Bumped by every [`VerdictCache::apply`]; a verdict is inserted only under the
+    /// generation read before it was reached (the read lock makes check-and-insert one step
+    /// against a bump).
+    generation: RwLock<u64>,
+    /// What `fresh_until` counts from.
+    base: Instant,
+    /// Nanoseconds after `base` until which the cache may answer; [`ALWAYS`] when it follows
+    /// no feed.
+    fresh_until: AtomicU64,
+    /// The last change epoch applied from a feed.
+    pub(crate) applied: AtomicU64,
+    pub(crate) channel_up: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Verdict {
+    principal: Principal,
+    revision: Option<u64>,
+    /// Unix nanoseconds from which the principal no longer stands.
+    until: i128,
+    /// How long moka keeps it: never past `until`, never longer than `max_age`.
+    ttl: Duration,
+}
+
+#[derive(Clone)]
+struct Unknown {
+    revision: Option<u64>,
+}
+
+/// Keeps each verdict no longer than its own expiry.
+struct VerdictExpiry;
+
+impl moka::Expiry<TokenHash, Verdict> for VerdictExpiry {
+    fn expire_after_create(&self, _: &TokenHash, value: &Verdict, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &TokenHash,
+        value: &Verdict,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// What a miss read before asking the resolver, so that what it learns is stored only if
+/// nothing changed meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    generation: u64,
+    /// The revision read, when a revision decides; `Some(None)` when it could not tell.
+    revision: Option<Option<u64>>,
+    /// The feed's epoch applied when the miss began.
+    #[cfg(feature = "feed")]
+    pub(crate) epoch: u64,
+}
+
+impl VerdictCache {
+    /// An empty cache configured by `config`.
+    pub fn new(config: CacheConfig) -> Self {
+        let verdicts = moka::sync::Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(VerdictExpiry)
+            .build();
+        let unknown = moka::sync::Cache::builder()
+            .max_capacity(config.negative_max_entries)
+            .time_to_live(config.negative_ttl_or_bound())
+            .build();
+        let fresh_until = if config.follows_feed { 0 } else { ALWAYS };
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                verdicts,
+                unknown,
+                generation: RwLock::new(0),
+                base: Instant::now(),
+                fresh_until: AtomicU64::new(fresh_until),
+                applied: AtomicU64::new(0),
+                channel_up: AtomicBool::new(false),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configuration the cache was built with.
+    pub fn config(&self) -> &CacheConfig {
+        &self.shared.config
+    }
+
+    /// Drops every verdict that depends on `change`; a dropped verdict is never served again,
+    /// and a verdict reached before this call is not stored after it.
+    ///
+    /// Dropping by token, agent or user scans the held verdicts (a few milliseconds for
+    /// 100 000): changes are rare next to requests, and a scan keeps no index to go stale.
+    pub fn apply(&self, change: &Change) {
+        {
+            let mut generation = self
+                .shared
+                .generation
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            *generation = generation.wrapping_add(1);
+        }
+        match change {
+            Change::All => {
+                self.shared.verdicts.invalidate_all();
+                self.shared.unknown.invalidate_all();
+            }
+            change => {
+                for (hash, verdict) in self.shared.verdicts.iter() {
+                    if depends_on(&verdict.principal, change) {
+                        self.shared.verdicts.invalidate(&*hash);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the cache may answer, whether its feed's channel is up, the epoch applied,
+    /// and how often it answered: for a readiness check and logs.
+    pub fn status(&self) -> CacheStatus {
+        CacheStatus {
+            fresh: self.is_fresh(),
+            channel_up: self.shared.channel_up.load(Ordering::Acquire),
+            applied_epoch: self.shared.applied.load(Ordering::Acquire),
+            hits: self.shared.hits.load(Ordering::Relaxed),
+            misses: self.shared.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many verdicts are held (approximately: moka counts lazily).
+    pub fn entry_count(&self) -> u64 {
+        self.shared.verdicts.entry_count()
+    }
+
+    pub(crate) fn is_fresh(&self) -> bool {
+        let until = self.shared.fresh_until.load(Ordering::Acquire);
+        until == ALWAYS || self.since_base(Instant::now()) < until
+    }
+
+    fn since_base(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.shared.base).as_nanos();
+        u64::try_from(nanos).unwrap_or(ALWAYS - 1)
+    }
+
+    #[cfg(feature = "feed")]
+    /// May answer until `until` (a poll confirmed the changes committed before it started).
+    pub(crate) fn fresh_until(&self, until: Instant) {
+        let until = self.since_base(until);
+        self.shared.fresh_until.store(until, Ordering::Release);
+    }
+
+    #[cfg(feature = "feed")]
+    /// Answers nothing until a poll says otherwise.
+    pub(crate) fn mark_stale(&self) {
+        self.shared.fresh_until.store(0, Ordering::Release);
+    }
+
+    /// The revision now, when a revision decides.
+    fn revision(&self) -> Option<Option<u64>> {
+        self.shared
+            .config
+            .revision
+            .as_ref()
+            .map(|revision| revision())
+    }
+
+    /// The verdict held for `token`, if it may be served now.
+    pub(crate) fn get(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        if !self.is_fresh() {
+            return None;
+        }
+        let revision = self.revision();
+        if revision == Some(None) {
+            return None;
+        }
+        let revision = revision.flatten();
+        if let Some(verdict) = self.shared.verdicts.get(token.hash()) {
+            let stands = verdict.revision == revision
+                && self.shared.config.clock.unix_nanos() < verdict.until
+                // The slug is part of the hashed token, but a lookup built by hand may name
+                // another agent: the resolver refuses it.
+                && verdict
+                    .principal
+                    .agent_ref()
+                    .is_some_and(|agent| agent.slug() == token.slug());
+            if !stands {
+                return None;
+            }
+            self.shared.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(Ok(verdict.principal));
+        }
+        let unknown = self.shared.unknown.get(token.hash())?;
+        if unknown.revision != revision {
+            return None;
+        }
+        self.shared.hits.fetch_add(1, Ordering::Relaxed);
+        Some(Err(InvalidReason::Unknown.into()))
+    }
+
+    /// Read by a miss before it asks the resolver.
+    pub(crate) fn ticket(&self) -> Ticket {
+        let generation = *self
+            .shared
+            .generation
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        Ticket {
+            generation,
+            revision: self.revision(),
+            #[cfg(feature = "feed")]
+            epoch: self.shared.applied.load(Ordering::Acquire),
+        }
+    }
+
+    /// Counts a miss and keeps what the resolver answered, if it may be kept: an admitted
+    /// principal that is not use-limited and not expired, or an unknown token.
+    pub(crate) fn admit(
+        &self,
+        hash: &TokenHash,
+        answer: &Result<Principal, ResolveError>,
+        ticket: Ticket,
+    ) {
+        self.shared.misses.fetch_add(1, Ordering::Relaxed);
+        match answer {
+            Ok(principal) => self.insert(hash, principal, ticket),
+            Err(error) if error.reason() == Some(InvalidReason::Unknown) => {
+                self.insert_unknown(hash, ticket)
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// How long `principal` may be kept from now: `None` when it may not be kept at all.
+    pub(crate) fn keep_for(&self, principal: &ExecutionPrincipal) -> Option<Duration> {
+        if !cacheable(principal) {
+            return None;
+        }
+        let max_age = self.shared.config.max_age;
+        let Some(until) = principal.expires_at() else {
+            return Some(max_age);
+        };
+        let left = until.unix_timestamp_nanos() - self.shared.config.clock.unix_nanos();
+        if left <= 0 {
+            return None;
+        }
+        let left = Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX));
+        Some(left.min(max_age))
+    }
+
+    /// Keeps `principal` for `hash`, if nothing changed since `ticket` was read.
+    pub(crate) fn insert(&self, hash: &TokenHash, principal: &Principal, ticket: Ticket) {
+        let Some(ttl) = self.keep_for(principal) else {
+            return;
+        };
+        if ticket.revision == Some(None) {
+            return;
+        }
+        let until = principal
+            .expires_at()
+            .map_or(i128::MAX, |at| at.unix_timestamp_nanos());
+        let generation = self
+            .shared
+            .generation
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if *generation != ticket.generation {
+            return;
+        }
+        let verdict = Verdict {
+            principal: principal.clone(),
+            revision: ticket.revision.flatten(),
+            until,
+            ttl,
+        };
+        self.shared.verdicts.insert(*hash, verdict);
+    }
+
+    fn insert_unknown(&self, hash: &TokenHash, ticket: Ticket) {
+        if ticket.revision == Some(None) {
+            return;
+        }
+        let generation = self
+            .shared
+            .generation
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if *generation != ticket.generation {
+            return;
+        }
+        let unknown = Unknown {
+            revision: ticket.revision.flatten(),
+        };
+        self.shared.unknown.insert(*hash, unknown);
+    }
+
+    /// Runs moka's pending maintenance (evictions, expiries) now; for tests of the bounds.
+    pub fn run_pending_tasks(&self) {
+        self.shared.verdicts.run_pending_tasks();
+        self.shared.unknown.run_pending_tasks();
+    }
+
+    /// How many unknown hashes are remembered (approximately: moka counts lazily).
+    pub fn negative_entry_count(&self) -> u64 {
+        self.shared.unknown.entry_count()
+    }
+}
+
+/// Whether a principal may be held: one that is use-limited (its own token, or a link up its
+/// chain) must reserve every use from the store's counter, never from a cached one.
+pub(crate) fn cacheable(principal: &ExecutionPrincipal) -> bool {
+    principal.max_operations().is_none() && principal.token_id().is_some()
+}
+
+/// Whether `principal`'s verdict may no longer stand after `change`.
+fn depends_on(principal: &ExecutionPrincipal, change: &Change) -> bool {
+    let chain = principal.delegation_chain();
+    match change {
+        Change::All => true,
+        Change::Token(id) => {
+            principal.token_id() == Some(id) || chain.iter().any(|link| link.token_id() == id)
+        }
+        Change::Agent(id) => {
+            let names =
+                |agent: &crate::principal::AgentRef| agent.id() == id || agent.parent() == Some(id);
+            principal.agent_ref().is_some_and(names)
+                || chain.iter().any(|link| names(link.agent()))
+                || principal.orchestrator().is_some_and(|o| o.id() == id)
+        }
+        Change::User(id) => {
+            principal.user_id() == id
+                || principal
+                    .task()
+                    .is_some_and(|task| task.delegated_by.as_ref() == Some(id))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ceiling::{CapabilityCeiling, Policy};
+    use crate::clock::{Clock, ManualClock};
+    use crate::principal::{AgentId, AgentRef, TokenId, UserId};
+
+    fn principal() -> ExecutionPrincipal {
+        ExecutionPrincipal::agent(
+            UserId::from("alice"),
+            AgentRef::new(AgentId::from("writer"), "writer"),
+            TokenId::from("tok_1"),
+            CapabilityCeiling::new(Arc::new(Policy::unrestricted())),
+        )
+    }
+
+    fn cache(clock: &Arc<ManualClock>) -> VerdictCache {
+        let config = CacheConfig::new()
+            .clock(clock.clone())
+            .max_age(Duration::from_secs(60));
+        VerdictCache::new(config)
+    }
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH))
+    }
+
+    #[test]
+    fn a_verdict_without_an_expiry_is_kept_for_the_max_age() {
+        let clock = clock();
+        assert_eq!(
+            cache(&clock).keep_for(&principal()),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn a_verdict_is_kept_no_longer_than_its_expiry() {
+        let clock = clock();
+        let soon = clock.now() + time::Duration::seconds(5);
+        let principal = principal().with_expires_at(soon);
+        assert_eq!(
+            cache(&clock).keep_for(&principal),
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn an_expired_verdict_is_not_kept() {
+        let clock = clock();
+        let principal = principal().with_expires_at(clock.now());
+        assert_eq!(cache(&clock).keep_for(&principal), None);
+    }
+
+    #[test]
+    fn a_use_limited_verdict_is_not_kept() {
+        let clock = clock();
+        assert_eq!(
+            cache(&clock).keep_for(&principal().with_max_operations(3)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_session_is_not_kept() {
+        let session = ExecutionPrincipal::session(
+            UserId::from("alice"),
+            CapabilityCeiling::new(Arc::new(Policy::unrestricted())),
+        );
+        assert!(!cacheable(&session));
+    }
+
+    #[test]
+    fn a_change_of_another_token_drops_nothing() {
+        let clock = clock();
+        let cache = cache(&clock);
+        let hash = TokenHash::of("t1");
+        cache.insert(&hash, &principal().into(), cache.ticket());
+        cache.apply(&Change::Token(TokenId::from("tok_2")));
+        let lookup = TokenLookup::new(hash, "writer", false);
+        assert!(cache.get(&lookup).is_some());
+        cache.apply(&Change::Token(TokenId::from("tok_1")));
+        assert!(cache.get(&lookup).is_none());
+    }
+
+    #[test]
+    fn a_ticket_from_before_a_change_inserts_nothing() {
+        let clock = clock();
+        let cache = cache(&clock);
+        let hash = TokenHash::of("t1");
+        let ticket = cache.ticket();
+        cache.apply(&Change::User(UserId::from("nobody")));
+        cache.insert(&hash, &principal().into(), ticket);
+        assert!(
+            cache
+                .get(&TokenLookup::new(hash, "writer", false))
+                .is_none()
+        );
+    }
+}
