@@ -70,10 +70,10 @@
 
 pub mod approval;
 pub mod audit;
-pub mod cache;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod bytes;
+pub mod cache;
 pub mod ceiling;
 pub mod clock;
 pub mod delegation;
