@@ -2153,3 +2153,106 @@ fn an_orchestrated_task_is_delegated_completed_and_audited_on_postgres() {
         an_orchestrated_task_is_delegated_completed_and_audited(&db);
     }
 }
+
+/// The database as the previous release left it: the library's schema 10 and the user table's
+/// version 2, with a user `bob`.
+fn previous_release(db: &Db) {
+    use sha2::{Digest, Sha256};
+    let dir = if db.url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let record = |table: &str, version: usize, text: &str| {
+        format!(
+            "INSERT INTO {table} VALUES ({version}, 'm', '{}', 0);\n",
+            hex::encode(Sha256::digest(text.as_bytes()))
+        )
+    };
+    let create = |table: &str| {
+        format!(
+            "CREATE TABLE {table} (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             checksum TEXT NOT NULL, applied_at BIGINT NOT NULL);\n"
+        )
+    };
+    let mut sql = create("agent_auth_schema_migrations") + &create("agent_auth_server_migrations");
+    let mut library: Vec<_> = std::fs::read_dir(root.join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    library.sort();
+    for (n, file) in library.iter().take(10).enumerate() {
+        let text = std::fs::read_to_string(file).unwrap();
+        sql += &format!("{text};\n");
+        sql += &record("agent_auth_schema_migrations", n + 1, &text);
+    }
+    for (n, file) in ["0001_users.sql", "0002_user_ids_unique_ignoring_case.sql"]
+        .iter()
+        .enumerate()
+    {
+        let text = std::fs::read_to_string(root.join("agent-auth").join(file)).unwrap();
+        sql += &format!("{text};\n");
+        sql += &record("agent_auth_server_migrations", n + 1, &text);
+    }
+    sql += "INSERT INTO agent_auth_users (id, capabilities, active, created_at) \
+            VALUES ('bob', NULL, 1, 0)";
+    db_sql(db, &sql);
+}
+
+/// Users deactivated, given another role or deleted through the CLI are logged in the change
+/// feed (by the user table's triggers), as are agents disabled; a database of the previous
+/// release is refused until migrated, and then logs them too.
+fn user_changes_reach_the_change_feed(db: &Db) {
+    previous_release(db);
+    cli(db, &["user", "list"]).fails_with("(version 10, this build's is 11)");
+    cli(db, &["migrate"]).ok();
+    let logged = |kind: &str, id: &str| {
+        db_sql(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM agent_auth_changes WHERE kind = '{kind}' AND id = '{id}'"
+            ),
+        )
+        .unwrap()
+    };
+    cli(db, &["user", "disable", "bob"]).ok();
+    assert_eq!(logged("user", "bob"), 1);
+    cli(
+        db,
+        &["user", "set-role", "bob", "--capabilities", "posts:read"],
+    )
+    .ok();
+    assert_eq!(logged("user", "bob"), 2);
+    cli(db, &["user", "add", "carol"]).ok();
+    assert_eq!(logged("user", "carol"), 0, "adding narrows nothing");
+    cli(db, &["user", "delete", "bob"]).ok();
+    assert_eq!(logged("user", "bob"), 3);
+    cli(db, &["agent", "create", "writer", "--owner", "carol"]).ok();
+    cli(db, &["agent", "disable", "writer"]).ok();
+    assert_eq!(
+        db_sql(
+            db,
+            "SELECT COUNT(*) FROM agent_auth_changes WHERE kind = 'agent'"
+        )
+        .unwrap(),
+        1
+    );
+    assert_eq!(
+        db_sql(db, "SELECT MAX(epoch) FROM agent_auth_change_epoch").unwrap(),
+        4,
+        "one epoch per change"
+    );
+}
+
+#[test]
+fn user_changes_reach_the_change_feed_on_sqlite() {
+    user_changes_reach_the_change_feed(&empty(Db::sqlite()));
+}
+
+#[test]
+fn user_changes_reach_the_change_feed_on_postgres() {
+    if let Some(db) = Db::postgres("feed") {
+        user_changes_reach_the_change_feed(&db);
+    }
+}

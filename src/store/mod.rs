@@ -33,6 +33,8 @@ pub use model::{
     Agent, AgentStatus, AgentType, ImportedToken, IssuedToken, NewAgent, NewToken, TokenInfo,
     TokenStatus,
 };
+#[cfg(feature = "sql")]
+pub use sql::ChangeFeedError;
 #[cfg(feature = "postgres")]
 pub use sql::PgStore;
 #[cfg(feature = "sql")]

@@ -2,7 +2,9 @@
 //! table, which is also the stores' `UserDirectory`.
 //!
 //! The user table is the binary's, not the library's: it comes from the binary's own
-//! migrations (`migrations/agent-auth/`, the same SQL on both databases), applied by the
+//! migrations (`migrations/agent-auth/`, the same SQL on both databases but for the triggers
+//! that log user changes in the library's change feed, in `sqlite/` and `postgres/`), applied
+//! after the library's by the
 //! library's migration machinery (the same file, compiled here) and recorded in
 //! `agent_auth_server_migrations`, apart from the library's `agent_auth_schema_migrations`.
 
@@ -59,33 +61,48 @@ mod migrate;
 
 use migrate::{Migration, MigrationSet};
 
-/// The binary's schema: versions recorded in a table of their own.
-const fn migrations(lock: Option<&'static str>) -> MigrationSet {
-    MigrationSet {
-        table: "agent_auth_server_migrations",
-        lock,
-        migrations: &[
-            Migration {
-                version: 1,
-                description: "users",
-                sql: include_str!("../../../migrations/agent-auth/0001_users.sql"),
-            },
-            Migration {
-                version: 2,
-                description: "user ids unique ignoring case",
-                sql: include_str!(
-                    "../../../migrations/agent-auth/0002_user_ids_unique_ignoring_case.sql"
-                ),
-            },
-        ],
-    }
+/// The binary's schema: versions recorded in a table of their own. `$dir` holds what differs
+/// between the databases (triggers): `sqlite` or `postgres`.
+macro_rules! server_migrations {
+    ($dir:literal, $lock:expr) => {
+        MigrationSet {
+            table: "agent_auth_server_migrations",
+            lock: $lock,
+            migrations: &[
+                Migration {
+                    version: 1,
+                    description: "users",
+                    sql: include_str!("../../../migrations/agent-auth/0001_users.sql"),
+                },
+                Migration {
+                    version: 2,
+                    description: "user ids unique ignoring case",
+                    sql: include_str!(
+                        "../../../migrations/agent-auth/0002_user_ids_unique_ignoring_case.sql"
+                    ),
+                },
+                // Needs the library's schema 11 (its change log): applied after the store's
+                // migrations.
+                Migration {
+                    version: 3,
+                    description: "user changes logged in the change feed",
+                    sql: include_str!(concat!(
+                        "../../../migrations/agent-auth/",
+                        $dir,
+                        "/0003_user_changes.sql"
+                    )),
+                },
+            ],
+        }
+    };
 }
 
-const SQLITE_MIGRATIONS: MigrationSet = migrations(None);
+const SQLITE_MIGRATIONS: MigrationSet = server_migrations!("sqlite", None);
 /// Serialises servers starting together (another constant than the library's: "agentsrv").
-const POSTGRES_MIGRATIONS: MigrationSet = migrations(Some(
-    "SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(7018690069354738294)",
-));
+const POSTGRES_MIGRATIONS: MigrationSet = server_migrations!(
+    "postgres",
+    Some("SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(7018690069354738294)")
+);
 
 /// A user of the reference server.
 pub struct Account {
@@ -318,9 +335,7 @@ pub async fn open(
             let accounts = Arc::new(Accounts {
                 pool: Pool::$variant(pool.clone()),
             });
-            if migrate {
-                accounts.migrate().await?;
-            } else {
+            if !migrate {
                 let applied = $Store::schema_version(&pool).await?;
                 require_schema(url, "schema", applied, $Store::SCHEMA_VERSION)?;
                 let users = accounts.schema_version().await?;
@@ -329,6 +344,10 @@ pub async fn open(
             let config =
                 StoreConfig::with_directory(format, accounts.clone()).run_migrations(migrate);
             let store = $Store::from_pool(pool, config).await?;
+            // The store's migrations first: the user table's triggers log to its change feed.
+            if migrate {
+                accounts.migrate().await?;
+            }
             Ok((Backend::$variant(store), accounts))
         }};
     }
@@ -418,6 +437,9 @@ fn require_schema(url: &str, what: &str, applied: Option<i64>, current: i64) -> 
         Some(_) => Ok(()),
     }
 }
+
+// One list of versions on both databases, as the library's.
+const _: () = assert!(SQLITE_MIGRATIONS.migrations.len() == POSTGRES_MIGRATIONS.migrations.len());
 
 /// This binary's newest migration of its user table.
 const USERS_VERSION: i64 = {

@@ -12,8 +12,12 @@ use std::pin::Pin;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
+use super::feed::ChangeFeedError;
 use super::migrate::MigrationSet;
 use super::rows::AuditRow;
+
+/// A subscription as the cache takes it.
+pub(crate) type Subscribed = Box<dyn crate::cache::Subscription>;
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -50,6 +54,17 @@ pub(crate) trait Backend: Database {
         pool: &Pool<Self>,
         rows: Vec<AuditRow>,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// Logs a change of `kind` (`token`, `agent`, `user`) to `id` as the triggers of
+    /// migration 11 do, in one transaction: its epoch.
+    fn log_change<'a>(
+        pool: &'a Pool<Self>,
+        kind: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<i64, sqlx::Error>>;
+
+    /// A subscription to the notices of changes as they commit, if this database sends any.
+    fn subscribe(pool: &Pool<Self>) -> BoxFuture<'_, Result<Option<Subscribed>, ChangeFeedError>>;
 
     /// Applies `set`.
     fn migrate<'a>(

@@ -39,6 +39,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod backend;
+mod feed;
 mod grants;
 pub(crate) mod migrate;
 mod pool;
@@ -52,6 +53,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use feed::ChangeFeedError;
 pub use pool::PoolSettings;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
@@ -226,6 +228,11 @@ macro_rules! library_migrations {
                 "approvals record their task and orchestrator",
                 "0010_approval_task.sql"
             ),
+            migration!(
+                11,
+                "the change feed: an epoch and a log of narrowing changes",
+                "0011_change_feed.sql"
+            ),
         ]
     }};
 }
@@ -304,6 +311,39 @@ macro_rules! sql_store {
             /// How many last-used writes this store has made since it was opened.
             pub fn last_used_writes(&self) -> u64 {
                 self.inner.last_used_writes()
+            }
+
+            /// Tells every node's verdict cache that the user `user` changed: call it when a
+            /// user of your own [`UserDirectory`](crate::store::UserDirectory) is
+            /// deactivated, removed or given another role, so that verdicts made with their
+            /// old record (of agents they own, task tokens minted on their behalf) are dropped
+            /// within the cache's bound. Logs a [`Change::User`](crate::cache::Change::User)
+            /// in the store's change feed; returns its epoch. (Changes to tokens and agents are
+            /// logged by the database itself, whoever makes them.)
+            pub async fn user_changed(&self, user: &UserId) -> Result<u64, StoreError> {
+                self.inner.user_changed(user).await
+            }
+        }
+
+        /// The change log kept by the database's triggers (migration 11): every narrowing
+        /// change of a token or an agent, by any writer, and the users
+        #[doc = concat!("[`", stringify!($Store), "::user_changed`]")]
+        /// names.
+        #[async_trait::async_trait]
+        impl $crate::cache::ChangeFeed for $Store {
+            async fn changes_since(
+                &self,
+                epoch: u64,
+                limit: usize,
+            ) -> Result<$crate::cache::Changes, $crate::reason::BoxError> {
+                Ok(self.inner.changes_since(epoch, limit).await?)
+            }
+
+            async fn subscribe(
+                &self,
+            ) -> Result<Option<Box<dyn $crate::cache::Subscription>>, $crate::reason::BoxError>
+            {
+                Ok(<Db as super::backend::Backend>::subscribe(self.inner.pool()).await?)
             }
         }
 

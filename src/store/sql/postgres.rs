@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use sqlx::postgres::PgPoolOptions;
 
-use super::backend::{Backend, BoxFuture};
+use super::backend::{Backend, BoxFuture, Subscribed};
+use super::feed::ChangeFeedError;
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::AUDIT_COLUMNS;
@@ -179,6 +180,30 @@ impl Backend for sqlx::Postgres {
                 .execute(pool)
                 .await
                 .map(drop)
+        })
+    }
+
+    fn log_change<'a>(
+        pool: &'a sqlx::PgPool,
+        kind: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<i64, sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT agent_auth_log_change($1, $2)")
+                .bind(kind)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })
+    }
+
+    /// `LISTEN` on the change log's channel, on a connection of its own.
+    fn subscribe(
+        pool: &sqlx::PgPool,
+    ) -> BoxFuture<'_, Result<Option<Subscribed>, ChangeFeedError>> {
+        Box::pin(async move {
+            let subscription = super::feed::subscribe(pool).await?;
+            Ok(Some(Box::new(subscription) as Subscribed))
         })
     }
 

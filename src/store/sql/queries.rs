@@ -392,6 +392,14 @@ pub(crate) const CONSUME_APPROVAL: &str = "UPDATE agent_auth_approvals \
       AND status = 'approved' AND expires_at > $2 AND uses_remaining > 0 \
     RETURNING id";
 
+/// The store's change epoch and the logged changes after `$1`, oldest first, at most `$2`, read
+/// in one statement so that both come from one snapshot: no change logged is past the epoch
+/// read. Without changes after `$1`, one row with the epoch and empty change columns.
+pub(crate) const CHANGES_SINCE: &str = "SELECT e.epoch AS current_epoch, c.epoch AS epoch, \
+     c.kind AS kind, c.id AS id FROM agent_auth_change_epoch e \
+     LEFT JOIN (SELECT epoch, kind, id FROM agent_auth_changes WHERE epoch > $1 \
+     ORDER BY epoch LIMIT $2) c ON 1 = 1 ORDER BY c.epoch";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@ use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-use super::backend::{Backend, BoxFuture};
+use super::backend::{Backend, BoxFuture, Subscribed};
+use super::feed::ChangeFeedError;
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
@@ -154,6 +155,43 @@ impl Backend for sqlx::Sqlite {
             }
             tx.commit().await
         })
+    }
+
+    fn log_change<'a>(
+        pool: &'a sqlx::SqlitePool,
+        kind: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<i64, sqlx::Error>> {
+        Box::pin(async move {
+            let mut tx = pool.begin().await?;
+            let epoch: i64 = sqlx::query_scalar(
+                "UPDATE agent_auth_change_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO agent_auth_changes (epoch, kind, id, at) VALUES ($1, $2, $3, \
+                 CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER))",
+            )
+            .bind(epoch)
+            .bind(kind)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM agent_auth_changes WHERE epoch <= $1")
+                .bind(epoch - super::feed::CHANGES_KEPT)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(epoch)
+        })
+    }
+
+    /// SQLite sends no notices: readers poll `changes_since`.
+    fn subscribe(
+        _pool: &sqlx::SqlitePool,
+    ) -> BoxFuture<'_, Result<Option<Subscribed>, ChangeFeedError>> {
+        Box::pin(async { Ok(None) })
     }
 
     fn migrate<'a>(
