@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use crate::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
 
+#[cfg(feature = "redis")]
+pub(crate) mod wire;
+
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -305,6 +308,7 @@ pub struct ExecutionPrincipal {
     task: Option<Arc<TaskScope>>,
     orchestrator: Option<AgentRef>,
     max_operations: Option<u64>,
+    expires_at: Option<time::OffsetDateTime>,
 }
 
 impl ExecutionPrincipal {
@@ -321,6 +325,7 @@ impl ExecutionPrincipal {
             task: None,
             orchestrator: None,
             max_operations: None,
+            expires_at: None,
         }
     }
 
@@ -342,6 +347,7 @@ impl ExecutionPrincipal {
             task: None,
             orchestrator: None,
             max_operations: None,
+            expires_at: None,
         }
     }
 
@@ -427,6 +433,24 @@ impl ExecutionPrincipal {
     pub fn with_max_operations(mut self, n: u64) -> Self {
         self.max_operations = Some(n);
         self
+    }
+
+    /// Bounds how long this verdict stands: [`expires_at`](ExecutionPrincipal::expires_at)
+    /// becomes the earlier of `at` and what it was (calling it for each expiry — the token's,
+    /// the agent's, a link's up the chain — keeps the earliest).
+    pub fn with_expires_at(mut self, at: time::OffsetDateTime) -> Self {
+        self.expires_at = Some(match self.expires_at {
+            Some(earlier) if earlier <= at => earlier,
+            _ => at,
+        });
+        self
+    }
+
+    /// The earliest instant this verdict stops standing (the token, its agent or a token up
+    /// its chain expires); `None` when nothing it rests on expires. A cache keeps the verdict
+    /// no longer than this.
+    pub fn expires_at(&self) -> Option<time::OffsetDateTime> {
+        self.expires_at
     }
 
     /// The human the request acts for (the agent's owner, or the signed-in user).
