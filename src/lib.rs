@@ -55,6 +55,7 @@
 //! - [`store`]: the store traits, the in-memory and SQL stores, and [`store::resolve`], the
 //!   one resolution pipeline every store goes through;
 //! - [`audit`]: events, sinks, the batching writer;
+//! - [`limit`]: rate limits per token and per agent (`429` with `Retry-After`);
 //! - [`approval`]: supervised agents and the human-approval gate of critical actions;
 //! - `axum` (feature `axum`): extractors; `server` (feature `server`): management REST API and
 //!   login routers; `testing` (feature `testing`): the conformance suite any store can run.
@@ -78,6 +79,7 @@ pub mod ceiling;
 pub mod clock;
 pub mod delegation;
 pub mod layer;
+pub mod limit;
 pub mod principal;
 pub mod reason;
 pub mod resolver;

@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use crate::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
 
+#[cfg(feature = "redis")]
+pub(crate) mod wire;
+
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -432,10 +435,14 @@ impl ExecutionPrincipal {
         self
     }
 
-    /// Sets the earliest instant the verdict stops standing (see
-    /// [`expires_at`](ExecutionPrincipal::expires_at)).
+    /// Bounds how long this verdict stands: [`expires_at`](ExecutionPrincipal::expires_at)
+    /// becomes the earlier of `at` and what it was (calling it for each expiry — the token's,
+    /// the agent's, a link's up the chain — keeps the earliest).
     pub fn with_expires_at(mut self, at: time::OffsetDateTime) -> Self {
-        self.expires_at = Some(at);
+        self.expires_at = Some(match self.expires_at {
+            Some(earlier) if earlier <= at => earlier,
+            _ => at,
+        });
         self
     }
 

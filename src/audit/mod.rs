@@ -90,6 +90,9 @@ pub enum AuditAction {
     /// A person completed a task: every live token minted for it (and delegated from one)
     /// ended (the detail says how many).
     TaskCompleted,
+    /// An agent's request was refused by a rate limit (`429`; outcome `denied`; the detail
+    /// names the limit, e.g. `agent limit 10 per 1s`): see [`crate::limit`].
+    RateLimited,
 }
 
 impl AuditAction {
@@ -115,6 +118,7 @@ impl AuditAction {
             Self::ApprovalRevoked => "approval_revoked",
             Self::ApprovalUsed => "approval_used",
             Self::TaskCompleted => "task_completed",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -151,6 +155,7 @@ impl AuditAction {
             Self::ApprovalRevoked,
             Self::ApprovalUsed,
             Self::TaskCompleted,
+            Self::RateLimited,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)

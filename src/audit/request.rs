@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{AuditAction, AuditEvent, AuditRecorder, Outcome};
 use crate::clock::Clock;
+use crate::limit::Limit;
 use crate::principal::ExecutionPrincipal;
 use crate::reason::RefusedCredential;
 
@@ -88,9 +89,14 @@ impl PendingRequestEvent {
     }
 
     /// The request was answered with `status` (a 401 or 403 makes its outcome
-    /// [`Outcome::Denied`]): the event is handed to the recorder, or given
-    /// back with it when the recorder asks the caller to wait for room.
-    pub(crate) fn answered(mut self, status: u16) -> Option<(Arc<dyn AuditRecorder>, AuditEvent)> {
+    /// [`Outcome::Denied`]; a refusal by `rate_limited`, a rate limit, makes the event a
+    /// [`AuditAction::RateLimited`] one, denied, naming the limit): the event is handed to the
+    /// recorder, or given back with it when the recorder asks the caller to wait for room.
+    pub(crate) fn answered(
+        mut self,
+        status: u16,
+        rate_limited: Option<Limit>,
+    ) -> Option<(Arc<dyn AuditRecorder>, AuditEvent)> {
         let mut event = self.event.take()?;
         event.at = self.clock.now();
         if let Some(request) = &mut event.request {
@@ -99,6 +105,11 @@ impl PendingRequestEvent {
         // The application (a missing capability, its own rule) refused the agent.
         if matches!(status, 401 | 403) {
             event.outcome = Outcome::Denied;
+        }
+        if let Some(limit) = rate_limited {
+            event.action = AuditAction::RateLimited;
+            event.outcome = Outcome::Denied;
+            event.detail = Some(limit.to_string());
         }
         match self.recorder.try_record(event) {
             Ok(()) => None,

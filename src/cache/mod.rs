@@ -22,9 +22,14 @@ mod resolver;
 mod status;
 mod verdicts;
 
+#[cfg(feature = "redis")]
+mod redis;
+
 pub use change::{Change, ChangeFeed, Changes, Notice, SecondLevel, Subscription};
 pub use config::CacheConfig;
 pub use resolver::CachingResolver;
 pub(crate) use resolver::{resolve, resolve_now};
 pub use status::CacheStatus;
 pub use verdicts::VerdictCache;
+#[cfg(feature = "redis")]
+pub use redis::{DEFAULT_PREFIX, RedisSecondLevel};

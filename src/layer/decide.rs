@@ -297,15 +297,19 @@ impl Admitted {
         (event.is_some() || reserved.is_some()).then(|| Box::new(Self { event, reserved }))
     }
 
-    /// The application answered with `status`, marked [`NotActed`](super::NotActed) or not
-    /// (`None`: the inner service failed, which becomes a 500 further out). Returns what the
-    /// answer must wait for, if anything: the write that settles the use, room in the audit
-    /// queue.
-    pub(crate) fn answered(
-        mut self: Box<Self>,
-        answer: Option<(StatusCode, bool)>,
-    ) -> Option<Finishing> {
-        let (status, not_acted) = answer.unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, false));
+    /// The application answered (`None`: the inner service failed, which becomes a 500
+    /// further out). Returns what the answer must wait for, if anything: the write that
+    /// settles the use, room in the audit queue.
+    pub(crate) fn answered(mut self: Box<Self>, answer: Option<Answer>) -> Option<Finishing> {
+        let Answer {
+            status,
+            not_acted,
+            rate_limited,
+        } = answer.unwrap_or(Answer {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            not_acted: false,
+            rate_limited: None,
+        });
         let settling = self
             .reserved
             .take()
@@ -313,7 +317,7 @@ impl Admitted {
         let recording = self
             .event
             .take()
-            .and_then(|event| event.answered(status.as_u16()))
+            .and_then(|event| event.answered(status.as_u16(), rate_limited))
             .map(|(recorder, event)| recorder.wait_to_record(event));
         match (settling, recording) {
             (None, None) => None,
@@ -324,6 +328,15 @@ impl Admitted {
             })),
         }
     }
+}
+
+/// What the application answered an admitted request, as the layer reads it.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    /// Marked [`NotActed`](super::NotActed).
+    pub(crate) not_acted: bool,
+    /// Refused by a rate limit: the [`RateLimited`](crate::limit::RateLimited) marker's limit.
+    pub(crate) rate_limited: Option<crate::limit::Limit>,
 }
 
 /// A use reserved for an admitted request, settled exactly once.

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::challenge::Challenge;
-use super::decide::{self, Admitted, Decision, Finishing, Resolution, Shared};
+use super::decide::{self, Admitted, Answer, Decision, Finishing, Resolution, Shared};
 use super::rejection::Rejection;
 
 /// A lookup and what the request needs once it is answered. Boxed, so that the common case —
@@ -133,8 +133,14 @@ where
                         return Poll::Ready(result);
                     };
                     let answer = result.as_ref().ok().map(|response| {
-                        let not_acted = response.extensions().get::<super::NotActed>().is_some();
-                        (response.status(), not_acted)
+                        let extensions = response.extensions();
+                        Answer {
+                            status: response.status(),
+                            not_acted: extensions.get::<super::NotActed>().is_some(),
+                            rate_limited: extensions
+                                .get::<crate::limit::RateLimited>()
+                                .map(|limited| limited.limit),
+                        }
                     });
                     match admitted.answered(answer) {
                         None => return Poll::Ready(result),

@@ -1,4 +1,4 @@
-//! What the tests needing a service (PostgreSQL) share: whether they must run, and the notice
+//! What the tests needing a service (PostgreSQL, Redis) share: whether they must run, and the notice
 //! when they skip.
 #![allow(dead_code)]
 

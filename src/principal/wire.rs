@@ -1,0 +1,559 @@
+//! The compact, versioned JSON encoding of a [`Principal`] that a shared second-level cache
+//! stores (see `cache::RedisSecondLevel`). It holds no secret — ids, slugs, capability patterns,
+//! the task's words — and every field of [`ExecutionPrincipal`], so a decoded principal admits
+//! exactly what the encoded one did.
+//!
+//! Version 1 is an object with short keys; absent or `null` means "none":
+//!
+//! | key | field |
+//! |---|---|
+//! | `v` | `1` |
+//! | `u` | the user id |
+//! | `a` | the agent: `{"i": id, "s": slug, "y": type, "p": parent, "sc": [scopes], "md": [modes]}` |
+//! | `s` | the source (`session`, `agent_token`, `delegated`) |
+//! | `t` | the token id |
+//! | `c` | the ceiling's layers, owner role first: `[source, [allow] or null, [deny]]` |
+//! | `d` | the delegation chain: `[{"a": agent, "t": token id}]` |
+//! | `ti` | the task id |
+//! | `k` | the task scope: `{"ti", "in", "or", "en", "eoc", "mo", "db"}` |
+//! | `o` | the orchestrator (an agent) |
+//! | `m` | the use limit |
+//! | `x` | expires at: `[unix seconds, nanoseconds]` |
+//!
+//! [`decode`] gives `None` for anything it cannot read in full — another version, a missing
+//! field, a pattern that does not parse, a ceiling not bounded by an owner role first — so a
+//! damaged or foreign entry is a cache miss, never a panic and never a different principal.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    AgentId, AgentRef, AgentType, AuthSource, DelegationLink, ExecutionPrincipal, NameSet,
+    Principal, TaskScope, TokenId, UserId,
+};
+use crate::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
+
+/// The version [`encode`] writes and [`decode`] reads.
+const VERSION: u64 = 1;
+
+/// The principal as version-1 JSON bytes.
+pub(crate) fn encode(principal: &ExecutionPrincipal) -> Vec<u8> {
+    let mut object = Map::new();
+    object.insert("v".into(), json!(VERSION));
+    object.insert("u".into(), json!(principal.user_id.as_str()));
+    if let Some(agent) = &principal.agent {
+        object.insert("a".into(), agent_value(agent));
+    }
+    object.insert("s".into(), json!(principal.source.as_str()));
+    if let Some(token) = &principal.token_id {
+        object.insert("t".into(), json!(token.as_str()));
+    }
+    let layers: Vec<Value> = principal
+        .ceiling
+        .layers()
+        .map(|(source, policy)| {
+            json!([
+                layer_name(*source),
+                policy.allowed().map(CapabilitySet::to_strings),
+                policy.denied().to_strings(),
+            ])
+        })
+        .collect();
+    object.insert("c".into(), Value::Array(layers));
+    if !principal.delegation.is_empty() {
+        let links: Vec<Value> = principal
+            .delegation
+            .iter()
+            .map(|link| json!({"a": agent_value(&link.agent), "t": link.token.as_str()}))
+            .collect();
+        object.insert("d".into(), Value::Array(links));
+    }
+    if let Some(task_id) = &principal.task_id {
+        object.insert("ti".into(), json!(&**task_id));
+    }
+    if let Some(task) = &principal.task {
+        object.insert(
+            "k".into(),
+            json!({
+                "ti": task.task_id.as_deref(),
+                "in": task.intent.as_deref(),
+                "or": task.orchestrator.as_ref().map(AgentId::as_str),
+                "en": task.environment.as_deref(),
+                "eoc": task.expires_on_completion,
+                "mo": task.max_operations,
+                "db": task.delegated_by.as_ref().map(UserId::as_str),
+            }),
+        );
+    }
+    if let Some(orchestrator) = &principal.orchestrator {
+        object.insert("o".into(), agent_value(orchestrator));
+    }
+    if let Some(n) = principal.max_operations {
+        object.insert("m".into(), json!(n));
+    }
+    if let Some(at) = principal.expires_at {
+        let nanos = at.unix_timestamp_nanos();
+        let seconds = nanos.div_euclid(1_000_000_000) as i64;
+        let rest = nanos.rem_euclid(1_000_000_000) as u32;
+        object.insert("x".into(), json!([seconds, rest]));
+    }
+    // Serialising a `Value` built of strings, numbers and arrays cannot fail.
+    serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
+}
+
+/// The principal `bytes` encode, or `None` when they are not a complete version-1 encoding.
+pub(crate) fn decode(bytes: &[u8]) -> Option<Principal> {
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let object = value.as_object()?;
+    if object.get("v")?.as_u64()? != VERSION {
+        return None;
+    }
+    let user_id = UserId::new(object.get("u")?.as_str()?);
+    let agent = optional(object, "a", agent_from)?;
+    let source = match object.get("s")?.as_str()? {
+        "session" => AuthSource::Session,
+        "agent_token" => AuthSource::AgentToken,
+        "delegated" => AuthSource::Delegated,
+        _ => return None,
+    };
+    let token_id = optional(object, "t", |v| v.as_str().map(TokenId::new))?;
+    let ceiling = ceiling_from(object.get("c")?)?;
+    let delegation = optional(object, "d", |v| {
+        v.as_array()?
+            .iter()
+            .map(|link| {
+                let link = link.as_object()?;
+                Some(DelegationLink::new(
+                    agent_from(link.get("a")?)?,
+                    link.get("t")?.as_str()?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()
+    })?
+    .unwrap_or_default();
+    let task_id = optional(object, "ti", text)?;
+    let task = optional(object, "k", |v| {
+        let task = v.as_object()?;
+        let scope = TaskScope {
+            task_id: optional(task, "ti", text)?,
+            intent: optional(task, "in", text)?,
+            orchestrator: optional(task, "or", |v| v.as_str().map(AgentId::new))?,
+            environment: optional(task, "en", text)?,
+            expires_on_completion: task.get("eoc")?.as_bool()?,
+            max_operations: optional(task, "mo", Value::as_u64)?,
+            delegated_by: optional(task, "db", |v| v.as_str().map(UserId::new))?,
+        };
+        Some(Arc::new(scope))
+    })?;
+    let orchestrator = optional(object, "o", agent_from)?;
+    let max_operations = optional(object, "m", Value::as_u64)?;
+    let expires_at = optional(object, "x", |v| {
+        let [seconds, nanos] = v.as_array()?.as_slice() else {
+            return None;
+        };
+        let nanos = nanos.as_u64().filter(|n| *n < 1_000_000_000)?;
+        let total = i128::from(seconds.as_i64()?) * 1_000_000_000 + i128::from(nanos);
+        time::OffsetDateTime::from_unix_timestamp_nanos(total).ok()
+    })?;
+    // What the constructors guarantee, a decoded principal holds too.
+    if agent.is_none()
+        && (source != AuthSource::Session || !delegation.is_empty() || orchestrator.is_some())
+    {
+        return None;
+    }
+    if agent.is_some() != token_id.is_some()
+        || (source == AuthSource::Delegated) == delegation.is_empty()
+    {
+        return None;
+    }
+    Some(Principal::new(ExecutionPrincipal {
+        user_id,
+        agent,
+        source,
+        token_id,
+        ceiling,
+        delegation: delegation.into(),
+        task_id,
+        task,
+        orchestrator,
+        max_operations,
+        expires_at,
+    }))
+}
+
+/// `Some(None)` when `key` is absent or `null`, `Some(Some(_))` when `read` reads it, `None`
+/// when it cannot.
+fn optional<T>(
+    object: &Map<String, Value>,
+    key: &str,
+    read: impl FnOnce(&Value) -> Option<T>,
+) -> Option<Option<T>> {
+    match object.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(value) => read(value).map(Some),
+    }
+}
+
+fn text(value: &Value) -> Option<Arc<str>> {
+    value.as_str().map(Arc::from)
+}
+
+fn agent_value(agent: &AgentRef) -> Value {
+    fn names(set: &Option<NameSet>) -> Option<Vec<&String>> {
+        set.as_ref().map(|s| s.iter().collect())
+    }
+    json!({
+        "i": agent.id.as_str(),
+        "s": &*agent.slug,
+        "y": agent.agent_type.as_str(),
+        "p": agent.parent.as_ref().map(AgentId::as_str),
+        "sc": names(&agent.scopes),
+        "md": names(&agent.modes),
+    })
+}
+
+fn agent_from(value: &Value) -> Option<AgentRef> {
+    let agent = value.as_object()?;
+    let names = |v: &Value| {
+        v.as_array()?
+            .iter()
+            .map(|name| name.as_str().map(str::to_owned))
+            .collect::<Option<BTreeSet<String>>>()
+            .map(Arc::new)
+    };
+    Some(
+        AgentRef::new(agent.get("i")?.as_str()?, agent.get("s")?.as_str()?)
+            .with_type(AgentType::parse(agent.get("y")?.as_str()?)?)
+            .with_parent(optional(agent, "p", |v| v.as_str().map(AgentId::new))?)
+            .with_scopes(optional(agent, "sc", names)?)
+            .with_modes(optional(agent, "md", names)?),
+    )
+}
+
+fn ceiling_from(value: &Value) -> Option<CapabilityCeiling> {
+    let mut layers = value.as_array()?.iter().map(|layer| {
+        let [source, allow, deny] = layer.as_array()?.as_slice() else {
+            return None;
+        };
+        let source = layer_source(source.as_str()?)?;
+        let patterns = |v: &Value| {
+            let patterns = v
+                .as_array()?
+                .iter()
+                .map(Value::as_str)
+                .collect::<Option<Vec<_>>>()?;
+            CapabilitySet::parse(patterns).ok()
+        };
+        let policy = match allow {
+            Value::Null => Policy::unrestricted(),
+            allow => Policy::allow(patterns(allow)?),
+        };
+        Some((source, policy.with_deny(patterns(deny)?)))
+    });
+    let (LayerSource::OwnerRole, owner) = layers.next()?? else {
+        return None;
+    };
+    layers.try_fold(CapabilityCeiling::new(Arc::new(owner)), |ceiling, layer| {
+        let (source, policy) = layer?;
+        Some(ceiling.narrowed_by(source, Arc::new(policy)))
+    })
+}
+
+const LAYERS: [(LayerSource, &str); 9] = [
+    (LayerSource::OwnerRole, "owner_role"),
+    (LayerSource::AgentPolicy, "agent_policy"),
+    (LayerSource::ParentAgentPolicy, "parent_agent_policy"),
+    (LayerSource::Token, "token"),
+    (LayerSource::DelegatorAgentPolicy, "delegator_agent_policy"),
+    (
+        LayerSource::DelegatorParentAgentPolicy,
+        "delegator_parent_agent_policy",
+    ),
+    (LayerSource::DelegatorToken, "delegator_token"),
+    (LayerSource::OrchestratorPolicy, "orchestrator_policy"),
+    (LayerSource::DelegatingUserRole, "delegating_user_role"),
+];
+
+fn layer_name(source: LayerSource) -> &'static str {
+    LAYERS
+        .iter()
+        .find(|(s, _)| *s == source)
+        .map_or("unknown", |(_, name)| name)
+}
+
+fn layer_source(name: &str) -> Option<LayerSource> {
+    LAYERS.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn set(patterns: &[&str]) -> CapabilitySet {
+        CapabilitySet::parse(patterns).unwrap()
+    }
+
+    /// Every field, compared one by one (the principal has no `PartialEq`).
+    fn assert_same(a: &ExecutionPrincipal, b: &ExecutionPrincipal) {
+        assert_eq!(a.user_id, b.user_id);
+        assert_eq!(a.agent, b.agent);
+        assert_eq!(a.source, b.source);
+        assert_eq!(a.token_id, b.token_id);
+        let layers = |p: &ExecutionPrincipal| {
+            p.ceiling
+                .layers()
+                .map(|(s, p)| (*s, p.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(layers(a), layers(b));
+        assert_eq!(a.delegation, b.delegation);
+        assert_eq!(a.task_id, b.task_id);
+        assert_eq!(a.task, b.task);
+        assert_eq!(a.orchestrator, b.orchestrator);
+        assert_eq!(a.max_operations, b.max_operations);
+        assert_eq!(a.expires_at, b.expires_at);
+    }
+
+    fn sample() -> ExecutionPrincipal {
+        let names = |n: &[&str]| Some(Arc::new(n.iter().map(|s| s.to_string()).collect()));
+        let agent = AgentRef::new("agt_2", "writer")
+            .with_type(AgentType::Ephemeral)
+            .with_parent(Some("agt_1".into()))
+            .with_scopes(names(&["workspace:42"]))
+            .with_modes(names(&["draft"]));
+        let ceiling = CapabilityCeiling::new(Arc::new(Policy::allow(set(&["posts:*"]))))
+            .narrowed_by(
+                LayerSource::AgentPolicy,
+                Arc::new(Policy::unrestricted().with_deny(set(&["posts:delete"]))),
+            )
+            .narrowed_by(
+                LayerSource::DelegatorToken,
+                Arc::new(Policy::allow(set(&["posts:read"]))),
+            );
+        ExecutionPrincipal::agent("alice".into(), agent, "tok_2".into(), ceiling)
+            .with_delegation_chain(vec![DelegationLink::new(
+                AgentRef::new("agt_0", "lead").with_type(AgentType::Supervised),
+                "tok_0",
+            )])
+            .with_task(TaskScope {
+                task_id: Some("task-9".into()),
+                intent: Some("tidy drafts".into()),
+                orchestrator: Some("agt_0".into()),
+                environment: Some("staging".into()),
+                expires_on_completion: true,
+                max_operations: Some(3),
+                delegated_by: Some("bob".into()),
+            })
+            .with_orchestrator(AgentRef::new("agt_0", "lead").with_type(AgentType::Supervised))
+            .with_max_operations(2)
+            .with_expires_at(time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap())
+    }
+
+    /// The bytes version 1 writes, fixed: a change to them is a new version.
+    const GOLDEN: &str = concat!(
+        r#"{"a":{"i":"agt_2","md":["draft"],"p":"agt_1","s":"writer","sc":["workspace:42"],"y":"ephemeral"},"#,
+        r#""c":[["owner_role",["posts:*"],[]],["agent_policy",null,["posts:delete"]],["delegator_token",["posts:read"],[]]],"#,
+        r#""d":[{"a":{"i":"agt_0","md":null,"p":null,"s":"lead","sc":null,"y":"supervised"},"t":"tok_0"}],"#,
+        r#""k":{"db":"bob","en":"staging","eoc":true,"in":"tidy drafts","mo":3,"or":"agt_0","ti":"task-9"},"#,
+        r#""m":2,"o":{"i":"agt_0","md":null,"p":null,"s":"lead","sc":null,"y":"supervised"},"#,
+        r#""s":"delegated","t":"tok_2","ti":"task-9","u":"alice","v":1,"x":[1767225600,0]}"#,
+    );
+
+    #[test]
+    fn version_one_bytes_are_fixed() {
+        assert_eq!(String::from_utf8(encode(&sample())).unwrap(), GOLDEN);
+        let decoded = decode(GOLDEN.as_bytes()).expect("the golden vector decodes");
+        assert_same(&decoded, &sample());
+        assert!(decoded.is_supervised());
+        assert!(decoded.can("posts:read"));
+        assert!(!decoded.can("posts:publish"));
+    }
+
+    #[test]
+    fn a_session_principal_round_trips() {
+        let session = ExecutionPrincipal::session(
+            "alice".into(),
+            CapabilityCeiling::new(Arc::new(Policy::nothing())),
+        );
+        assert_same(&decode(&encode(&session)).unwrap(), &session);
+    }
+
+    #[test]
+    fn anything_but_a_whole_version_one_encoding_is_none() {
+        let golden: Value = serde_json::from_str(GOLDEN).unwrap();
+        let edited = |edit: &dyn Fn(&mut Map<String, Value>)| {
+            let mut value = golden.clone();
+            edit(value.as_object_mut().unwrap());
+            serde_json::to_vec(&value).unwrap()
+        };
+        for bad in [
+            b"".to_vec(),
+            b"garbage".to_vec(),
+            b"[]".to_vec(),
+            GOLDEN.as_bytes()[..GOLDEN.len() - 1].to_vec(),
+            edited(&|o| {
+                o.insert("v".into(), json!(2));
+            }),
+            edited(&|o| {
+                o.remove("u");
+            }),
+            edited(&|o| {
+                o.insert("s".into(), json!("root"));
+            }),
+            edited(&|o| {
+                o.insert("c".into(), json!([]));
+            }),
+            edited(&|o| {
+                o.insert("c".into(), json!([["token", null, []]]));
+            }),
+            edited(&|o| {
+                o.insert("c".into(), json!([["owner_role", ["POSTS"], []]]));
+            }),
+            edited(&|o| {
+                o.insert("m".into(), json!(-1));
+            }),
+            edited(&|o| {
+                o.insert("x".into(), json!([0, 1_000_000_000]));
+            }),
+            edited(&|o| {
+                o.remove("d");
+            }),
+            edited(&|o| {
+                o.remove("a");
+            }),
+        ] {
+            assert!(decode(&bad).is_none(), "{}", String::from_utf8_lossy(&bad));
+        }
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z0-9_]{1,12}", "\\PC{0,12}"]
+    }
+
+    fn names() -> impl Strategy<Value = Option<NameSet>> {
+        proptest::option::of(proptest::collection::btree_set(name(), 0..4).prop_map(Arc::new))
+    }
+
+    fn agent() -> impl Strategy<Value = AgentRef> {
+        (
+            name(),
+            name(),
+            prop_oneof![
+                Just(AgentType::Autonomous),
+                Just(AgentType::Supervised),
+                Just(AgentType::Ephemeral)
+            ],
+            proptest::option::of(name()),
+            names(),
+            names(),
+        )
+            .prop_map(|(id, slug, kind, parent, scopes, modes)| {
+                AgentRef::new(id, slug)
+                    .with_type(kind)
+                    .with_parent(parent.map(AgentId::from))
+                    .with_scopes(scopes)
+                    .with_modes(modes)
+            })
+    }
+
+    fn capabilities() -> impl Strategy<Value = CapabilitySet> {
+        proptest::sample::subsequence(
+            vec!["*", "posts:*", "posts:read", "a.b:c-d_e:*", "users:list"],
+            0..4,
+        )
+        .prop_map(|patterns| set(&patterns))
+    }
+
+    fn policy() -> impl Strategy<Value = Policy> {
+        (proptest::option::of(capabilities()), capabilities()).prop_map(|(allow, deny)| {
+            allow
+                .map_or_else(Policy::unrestricted, Policy::allow)
+                .with_deny(deny)
+        })
+    }
+
+    fn text() -> impl Strategy<Value = Option<Arc<str>>> {
+        proptest::option::of(name().prop_map(Arc::from))
+    }
+
+    fn task() -> impl Strategy<Value = TaskScope> {
+        (
+            text(),
+            text(),
+            proptest::option::of(name()),
+            text(),
+            any::<bool>(),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(name()),
+        )
+            .prop_map(
+                |(task_id, intent, or, environment, eoc, mo, by)| TaskScope {
+                    task_id,
+                    intent,
+                    orchestrator: or.map(AgentId::from),
+                    environment,
+                    expires_on_completion: eoc,
+                    max_operations: mo,
+                    delegated_by: by.map(UserId::from),
+                },
+            )
+    }
+
+    prop_compose! {
+        fn principal()(
+            user in name(),
+            agent in proptest::option::of(agent()),
+            token in name(),
+            owner in policy(),
+            layers in proptest::collection::vec(
+                (proptest::sample::select(LAYERS.map(|(s, _)| s).to_vec()), policy()), 0..5),
+            chain in proptest::collection::vec((agent(), name()), 0..3),
+            task_id in proptest::option::of(name()),
+            task in proptest::option::of(task()),
+            orchestrator in proptest::option::of(agent()),
+            max in proptest::option::of(any::<u64>()),
+            expires in proptest::option::of(-1_000_000_000_000_000_000i128..4_000_000_000_000_000_000i128),
+        ) -> ExecutionPrincipal {
+            let mut ceiling = CapabilityCeiling::new(Arc::new(owner));
+            for (source, policy) in layers {
+                ceiling = ceiling.narrowed_by(source, Arc::new(policy));
+            }
+            let mut p = match agent {
+                Some(agent) => ExecutionPrincipal::agent(user.into(), agent, token.into(), ceiling)
+                    .with_delegation_chain(
+                        chain.into_iter().map(|(a, t)| DelegationLink::new(a, t)).collect(),
+                    ),
+                None => ExecutionPrincipal::session(user.into(), ceiling),
+            };
+            if let Some(task) = task {
+                p = p.with_task(task);
+            }
+            if let Some(task_id) = task_id {
+                p = p.with_task_id(task_id);
+            }
+            if let Some(orchestrator) = orchestrator {
+                p = p.with_orchestrator(orchestrator);
+            }
+            if let Some(max) = max {
+                p = p.with_max_operations(max);
+            }
+            if let Some(nanos) = expires {
+                p = p.with_expires_at(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap());
+            }
+            p
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_field_round_trips(p in principal()) {
+            let decoded = decode(&encode(&p)).expect("an encoding decodes");
+            assert_same(&decoded, &p);
+            prop_assert_eq!(encode(&decoded), encode(&p));
+        }
+    }
+}

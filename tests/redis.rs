@@ -1,0 +1,197 @@
+//! Redis-backed rate limits and second-level cache, on the server named by
+//! `AGENT_AUTH_TEST_REDIS_URL`. Without it the tests print a notice and pass, unless
+//! `AGENT_AUTH_REQUIRE_SERVICES` is set (CI), which makes a missing server a failure. Each test
+//! keeps its keys under a prefix of its own.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tower_agent_auth::cache::{RedisSecondLevel, SecondLevel};
+use tower_agent_auth::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
+use tower_agent_auth::limit::{LimitKind, RateCounter, RedisCounter};
+use tower_agent_auth::principal::{AgentRef, AgentType, TaskScope};
+use tower_agent_auth::token::TokenHash;
+use tower_agent_auth::{ExecutionPrincipal, Principal};
+
+fn server_url() -> Option<String> {
+    match std::env::var("AGENT_AUTH_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if support::services_required() => {
+            panic!("AGENT_AUTH_TEST_REDIS_URL is not set but AGENT_AUTH_REQUIRE_SERVICES is")
+        }
+        _ => {
+            support::skip_notice("Redis", "AGENT_AUTH_TEST_REDIS_URL");
+            None
+        }
+    }
+}
+
+/// A key prefix no other test (nor another run) uses.
+fn unique_prefix(test: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "agent_auth_test:{test}:{}:{nanos}:{}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn raw_connection(url: &str) -> redis::aio::ConnectionManager {
+    redis::aio::ConnectionManager::new(redis::Client::open(url).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_admit_exactly_the_limit_under_concurrent_hits() {
+    let Some(url) = server_url() else { return };
+    let prefix = unique_prefix("two_nodes");
+    // Two nodes: two counters, each with its own connection, the same server and prefix.
+    let nodes = [
+        Arc::new(
+            RedisCounter::connect(&url)
+                .await
+                .unwrap()
+                .with_prefix(prefix.clone()),
+        ),
+        Arc::new(
+            RedisCounter::connect(&url)
+                .await
+                .unwrap()
+                .with_prefix(prefix.clone()),
+        ),
+    ];
+    // A long window, so that all 400 hits fall into one.
+    let window = Duration::from_secs(3_600);
+    let limit = 50;
+    let mut hits = tokio::task::JoinSet::new();
+    for n in 0..400 {
+        let node = nodes[n % 2].clone();
+        hits.spawn(async move { node.hit(LimitKind::Agent, "agt_1", window).await.unwrap() });
+    }
+    let mut admitted = 0;
+    let mut counts = Vec::new();
+    while let Some(hit) = hits.join_next().await {
+        let hit = hit.unwrap();
+        assert!(hit.remaining <= window && hit.remaining > Duration::ZERO);
+        if hit.count <= limit {
+            admitted += 1;
+        }
+        counts.push(hit.count);
+    }
+    assert_eq!(admitted, 50, "exactly the limit across both nodes");
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=400).collect::<Vec<_>>(),
+        "every hit counted once"
+    );
+
+    // The key names the kind, the id and the window, and expires.
+    let mut connection = raw_connection(&url).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with(&format!("{prefix}rl:agent:agt_1:")));
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "{ttl}");
+}
+
+fn principal() -> Principal {
+    let policy =
+        |patterns: &[&str]| Arc::new(Policy::allow(CapabilitySet::parse(patterns).unwrap()));
+    let ceiling = CapabilityCeiling::new(policy(&["posts:*"]))
+        .narrowed_by(LayerSource::Token, policy(&["posts:read"]));
+    ExecutionPrincipal::agent(
+        "alice".into(),
+        AgentRef::new("agt_1", "writer").with_type(AgentType::Supervised),
+        "tok_1".into(),
+        ceiling,
+    )
+    .with_task(TaskScope::default())
+    .with_max_operations(5)
+    .with_expires_at(time::OffsetDateTime::now_utc() + Duration::from_secs(3_600))
+    .into()
+}
+
+#[tokio::test]
+async fn a_second_level_entry_round_trips() {
+    let Some(url) = server_url() else { return };
+    let l2 = RedisSecondLevel::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(unique_prefix("round_trip"));
+    let hash = TokenHash::of("acme_writer_round_trip");
+    assert!(l2.get(&hash, 3).await.unwrap().is_none(), "nothing yet");
+    let stored = principal();
+    l2.put(&hash, 3, &stored, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let found = l2.get(&hash, 3).await.unwrap().expect("a hit");
+    assert_eq!(found.user_id(), stored.user_id());
+    assert_eq!(found.agent_ref(), stored.agent_ref());
+    assert_eq!(found.token_id(), stored.token_id());
+    assert_eq!(found.max_operations(), Some(5));
+    assert_eq!(found.expires_at(), stored.expires_at());
+    assert_eq!(found.task(), stored.task());
+    assert!(found.is_supervised());
+    assert!(found.can("posts:read"));
+    assert!(!found.can("posts:publish"));
+}
+
+#[tokio::test]
+async fn an_entry_written_at_one_epoch_is_not_found_at_the_next() {
+    let Some(url) = server_url() else { return };
+    let l2 = RedisSecondLevel::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(unique_prefix("epochs"));
+    let hash = TokenHash::of("acme_writer_epochs");
+    l2.put(&hash, 3, &principal(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(l2.get(&hash, 3).await.unwrap().is_some());
+    assert!(l2.get(&hash, 4).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_garbage_value_is_a_miss() {
+    let Some(url) = server_url() else { return };
+    let l2 = RedisSecondLevel::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(unique_prefix("garbage"));
+    let hash = TokenHash::of("acme_writer_garbage");
+    let mut connection = raw_connection(&url).await;
+    for garbage in [
+        &b"not json"[..],
+        b"{\"v\":1}",
+        b"{\"v\":99,\"u\":\"alice\"}",
+        &[0xff, 0xfe],
+    ] {
+        redis::cmd("SET")
+            .arg(l2.key(&hash, 1))
+            .arg(garbage)
+            .arg("PX")
+            .arg(60_000)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+        assert!(l2.get(&hash, 1).await.unwrap().is_none(), "{garbage:?}");
+    }
+}
