@@ -29,6 +29,8 @@ const TABLE_EXISTS: &str = "SELECT 1 WHERE to_regclass($1::text) IS NOT NULL";
 /// tables of another schema, so that stores in two schemas of one database keep apart). If the
 /// connection is lost, the subscription's `next()` fails, then and ever after: notices sent
 /// meanwhile are gone, and the cache subscribes again and catches up with `changes_since`.
+/// sqlx does not promise that a wait for a notice may be dropped half way without losing one:
+/// keep one `next()` running (in a task of its own) rather than racing it against a timer.
 #[derive(Clone)]
 pub struct PgStore {
     inner: Arc<Core<Db>>,
