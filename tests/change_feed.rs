@@ -158,6 +158,8 @@ macro_rules! on_both {
 
 on_both!(
     revoking_a_token_logs_it,
+    revoking_all_tokens_of_an_agent_logs_each,
+    spending_the_last_use_of_a_completing_token_logs_it,
     rotating_a_token_logs_the_old_one,
     deleting_a_token_by_hand_logs_it,
     purging_logs_every_token_deleted_with_its_delegated_ones,
@@ -244,6 +246,48 @@ async fn revoking_a_token_logs_it<S: FeedStore>(store: S) {
         .await
         .unwrap();
     assert_eq!(epoch(&store).await, 1);
+}
+
+async fn revoking_all_tokens_of_an_agent_logs_each<S: FeedStore>(store: S) {
+    let first = agent_with_token(&store, "writer").await;
+    let second = store
+        .create_token(&first.info.agent_id, NewToken::new("2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoke_all_tokens(&first.info.agent_id).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        as_set(changes_after(&store, 0).await),
+        as_set(vec![token(&first), token(&second)])
+    );
+}
+
+/// The last use of a token that expires on completion moves its expiry: access ends, so it is
+/// logged (the uses before it are not).
+async fn spending_the_last_use_of_a_completing_token_logs_it<S: FeedStore>(store: S) {
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let issued = store
+        .create_token(
+            &agent.id,
+            NewToken::new("twice")
+                .max_operations(2)
+                .expires_on_completion(),
+        )
+        .await
+        .unwrap();
+    testing::resolve(&store, issued.token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(epoch(&store).await, 0);
+    testing::resolve(&store, issued.token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(changes_after(&store, 0).await, vec![token(&issued)]);
 }
 
 async fn rotating_a_token_logs_the_old_one<S: FeedStore>(store: S) {

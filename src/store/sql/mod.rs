@@ -1,8 +1,8 @@
 //! The SQL stores: [`SqliteStore`] (feature `sqlite`) and [`PgStore`] (feature `postgres`).
 //!
-//! Both keep their data in six tables — `agent_auth_agents`, `agent_auth_tokens`,
-//! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals` and
-//! `agent_auth_schema_migrations` — created
+//! Both keep their data in eight tables — `agent_auth_agents`, `agent_auth_tokens`,
+//! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals`,
+//! `agent_auth_change_epoch`, `agent_auth_changes` and `agent_auth_schema_migrations` — created
 //! by versioned migrations embedded in the crate and applied when the store is opened (turn that
 //! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
 //! migrations are recorded in `agent_auth_schema_migrations` with a checksum, apart from any
@@ -19,16 +19,29 @@
 //! [`ResolveError::Corrupt`](crate::ResolveError::Corrupt): a token whose validity cannot be
 //! established is never admitted.
 //!
+//! # The change feed
+//!
+//! Both stores implement [`ChangeFeed`](crate::cache::ChangeFeed) for a verdict cache. The
+//! database keeps it: triggers (migration 11) advance the one-row epoch
+//! `agent_auth_change_epoch` by one per token or agent row changed in a way that can narrow
+//! access (revoked, expired, completed, rotated, deleted, disabled, re-parented, its policy or
+//! capabilities changed), whoever changed it — this library, the `agent-auth` CLI in another
+//! process, another node, manual SQL — and log the row's kind and id in `agent_auth_changes`,
+//! keeping the last 10,000. The request path (resolving, reserving and settling uses, last-used
+//! times) logs nothing. On PostgreSQL the same triggers `NOTIFY` (see
+//! [`PgStore`]'s `subscribe`); users of a host's own directory are logged by `user_changed`.
+//!
 //! # One implementation for both databases
 //!
 //! The stores are written once, generic over the database, in `Core`: one file per concern —
 //! `resolve` (the request path: lookup, reserve, settle, last-used), `agents`, `tokens`,
-//! `grants`, `audit` — over `queries` (every statement, `$1, $2, …` on both databases), `rows`
-//! (records read by column name) and `migrate` (versioned, checksummed migrations). What
-//! differs between SQLite and PostgreSQL — the migrations, the migration lock, the batched
-//! audit insert — is the small `Backend` trait, implemented in `sqlite.rs` and `postgres.rs`
-//! beside the public store and its constructors; running a statement and reading a column is
-//! `Driver`, implemented once for every backend, so the generic code names no sqlx bound.
+//! `grants`, `audit`, `feed` (the change feed) — over `queries` (every statement, `$1, $2, …`
+//! on both databases), `rows` (records read by column name) and `migrate` (versioned,
+//! checksummed migrations). What differs between SQLite and PostgreSQL — the migrations, the
+//! migration lock, the batched audit insert, logging a change and subscribing to notices — is
+//! the small `Backend` trait, implemented in `sqlite.rs` and `postgres.rs` beside the public
+//! store and its constructors; running a statement and reading a column is `Driver`,
+//! implemented once for every backend, so the generic code names no sqlx bound.
 //!
 //! The public types stay concrete structs (`SqliteStore`, `PgStore`) holding an
 //! `Arc<Core<Db>>`; the one macro left, `sql_store!`, only forwards the store traits of such

@@ -21,6 +21,16 @@ const TABLE_EXISTS: &str = "SELECT 1 WHERE to_regclass($1::text) IS NOT NULL";
 /// Every node opens its own `PgStore` on the same database; use limits are enforced by the
 /// database, so they hold across nodes. Migrations take an advisory lock, so nodes starting
 /// together apply them once.
+///
+/// Its [`ChangeFeed`](crate::cache::ChangeFeed) subscription is PostgreSQL's `LISTEN`, on a
+/// connection of its own made as the pool makes them (application name `agent-auth change
+/// feed`): every change any node, the CLI or manual SQL commits is a notice at once, on the
+/// channel `agent_auth_changes` (for tables in `public`; `agent_auth_changes.<schema>` for
+/// tables of another schema, so that stores in two schemas of one database keep apart). If the
+/// connection is lost, the subscription's `next()` fails, then and ever after: notices sent
+/// meanwhile are gone, and the cache subscribes again and catches up with `changes_since`.
+/// sqlx does not promise that a wait for a notice may be dropped half way without losing one:
+/// keep one `next()` running (in a task of its own) rather than racing it against a timer.
 #[derive(Clone)]
 pub struct PgStore {
     inner: Arc<Core<Db>>,

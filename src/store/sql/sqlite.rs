@@ -38,6 +38,10 @@ const TABLE_EXISTS: &str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(()) }
 /// ```
+///
+/// Its [`ChangeFeed`](crate::cache::ChangeFeed) has no subscription (SQLite notifies no other
+/// process): a cache learns of changes, the CLI's in another process included, by polling
+/// `changes_since`.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Core<Db>>,
