@@ -157,7 +157,11 @@ fn seed(database: &str) {
         ],
         &format!("{PASSWORD}\n"),
     );
-    cli(database, &["agent", "create", "writer", "--owner", "alice"], "");
+    cli(
+        database,
+        &["agent", "create", "writer", "--owner", "alice"],
+        "",
+    );
 }
 
 /// One `agent-auth serve` process; killed when dropped. Its output is drained (a full pipe
@@ -174,7 +178,13 @@ impl Node {
         command
             .env_remove("AGENT_AUTH_DATABASE_URL")
             .env("RUST_LOG", "warn")
-            .args(["--database-url", database, "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--database-url",
+                database,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(extra);
         let (mut child, address, stdout) = support::spawn_serve(command);
         let output = Arc::new(Mutex::new(Vec::new()));
@@ -324,7 +334,7 @@ async fn issue(node: &Node, cookie: &str, body: &str) -> (String, String) {
     assert_eq!(answer.status, 201, "{}", answer.body);
     let issued = answer.json();
     (
-        issued["id"].as_str().unwrap().to_owned(),
+        issued["info"]["id"].as_str().unwrap().to_owned(),
         issued["token"].as_str().unwrap().to_owned(),
     )
 }
@@ -369,6 +379,8 @@ impl Proxy {
                 }
                 let target = target.clone();
                 let mut cut = watch.clone();
+                // Only cuts from now on end this connection.
+                cut.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(&target).await else {
                         return;
@@ -515,7 +527,10 @@ async fn an_unreachable_database_answers_503_past_the_bound_and_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(unavailable > 0, "never 503 while the database was unreachable");
+    assert!(
+        unavailable > 0,
+        "never 503 while the database was unreachable"
+    );
 
     proxy.restore();
     let back = Instant::now();
@@ -535,7 +550,10 @@ async fn an_unreachable_database_answers_503_past_the_bound_and_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("recovered {:?} after the database came back", back.elapsed());
+    eprintln!(
+        "recovered {:?} after the database came back",
+        back.elapsed()
+    );
 }
 
 /// A 100-use token used from both nodes at once, 1,000 requests: exactly 100 admitted.

@@ -27,9 +27,9 @@ mod redis;
 
 pub use change::{Change, ChangeFeed, Changes, Notice, SecondLevel, Subscription};
 pub use config::CacheConfig;
+#[cfg(feature = "redis")]
+pub use redis::{DEFAULT_PREFIX, RedisSecondLevel};
 pub use resolver::CachingResolver;
 pub(crate) use resolver::{resolve, resolve_now};
 pub use status::CacheStatus;
 pub use verdicts::VerdictCache;
-#[cfg(feature = "redis")]
-pub use redis::{DEFAULT_PREFIX, RedisSecondLevel};

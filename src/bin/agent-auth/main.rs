@@ -7,6 +7,7 @@ mod backend;
 mod commands;
 mod deadline;
 mod delegation;
+mod health;
 mod output;
 mod serve;
 mod store;

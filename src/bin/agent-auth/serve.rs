@@ -20,14 +20,19 @@ use tokio::sync::Semaphore;
 use tower_agent_auth::approval::{Approval, ApprovalNotifier, CriticalAction, Supervision};
 use tower_agent_auth::audit::{AuditWriter, WriterOptions};
 use tower_agent_auth::axum::Require;
+use tower_agent_auth::cache::{
+    CacheConfig, CachingResolver, ChangeFeed, RedisSecondLevel, VerdictCache,
+};
 use tower_agent_auth::ceiling::CapabilitySet;
+use tower_agent_auth::limit::{Rate, RateLimitLayer, RateLimits, RedisCounter};
+use tower_agent_auth::principal::AgentType;
 use tower_agent_auth::reason::InvalidReason;
 use tower_agent_auth::server::{
     Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, catch_panics,
     delegations_router, home_router, manage_router, tasks_router,
 };
 use tower_agent_auth::store::UserDirectory;
-use tower_agent_auth::{AgentAuthLayer, Principal, capability};
+use tower_agent_auth::{AgentAuthLayer, Principal, TokenResolver, capability};
 use tower_service::Service;
 
 use crate::backend::{Accounts, Backend};
@@ -84,6 +89,70 @@ pub struct ServeArgs {
     /// How long an approval waits for a person's decision.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     approval_lifetime: String,
+    /// How soon a change made anywhere (a token revoked through another node or by the CLI,
+    /// an agent disabled, a user deactivated) is obeyed here. Verdicts are kept in memory and
+    /// the database's change log is read four times per interval; on PostgreSQL its notices
+    /// usually bring a change within milliseconds. Past the interval without an answer from
+    /// the database, nothing is answered from memory.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    cache_bound: String,
+    /// Ask the database on every request instead of keeping verdicts in memory.
+    #[arg(long)]
+    no_cache: bool,
+    /// Redis shared by the nodes (redis://host:port): the counters of the rate limits, exact
+    /// across nodes, and a second-level verdict cache. Without it, rate limits count per node.
+    #[arg(
+        long,
+        env = "AGENT_AUTH_REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    redis_url: Option<String>,
+    /// The prefix of every key written to Redis (one per application sharing a server).
+    #[arg(long, value_name = "PREFIX", default_value = tower_agent_auth::cache::DEFAULT_PREFIX)]
+    redis_prefix: String,
+    /// Requests each token may make per window, e.g. 100/1m; more are answered 429 with
+    /// Retry-After (and spend no use).
+    #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
+    rate_limit_per_token: Option<Rate>,
+    /// Requests each agent may make per window, all its tokens together, e.g. 1000/1h.
+    #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
+    rate_limit_per_agent: Option<Rate>,
+    /// The per-token limit for agents of one type, in place of --rate-limit-per-token:
+    /// TYPE=N/DURATION (ephemeral=10/1s); repeatable.
+    #[arg(long = "rate-limit-per-token-for", value_name = "TYPE=N/DURATION", value_parser = parse_typed_rate)]
+    rate_limits_per_token_for: Vec<(AgentType, Rate)>,
+    /// The per-agent limit for agents of one type, in place of --rate-limit-per-agent:
+    /// TYPE=N/DURATION; repeatable.
+    #[arg(long = "rate-limit-per-agent-for", value_name = "TYPE=N/DURATION", value_parser = parse_typed_rate)]
+    rate_limits_per_agent_for: Vec<(AgentType, Rate)>,
+}
+
+/// `N/DURATION`: `100/1m`, `5/1s`.
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    let (requests, window) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: requests per window, N/DURATION (100/1m)"))?;
+    let requests: u64 = requests
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: {requests:?} is not a number of requests"))?;
+    let window = crate::output::parse_duration(window.trim())
+        .map_err(|error| format!("{text:?}: {error}"))?;
+    if window.is_zero() {
+        return Err(format!("{text:?}: the window must be more than 0"));
+    }
+    Ok(Rate::new(requests, window))
+}
+
+/// `TYPE=N/DURATION`: `ephemeral=10/1s`.
+fn parse_typed_rate(text: &str) -> Result<(AgentType, Rate), String> {
+    let (agent_type, rate) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: TYPE=N/DURATION (ephemeral=10/1s)"))?;
+    let agent_type = AgentType::parse(agent_type.trim())
+        .ok_or_else(|| format!("{text:?}: {agent_type:?} is not an agent type"))?;
+    Ok((agent_type, parse_rate(rate)?))
 }
 
 /// `10.0.0.0/8`, `2001:db8::/32`, or one address (`127.0.0.1`).
@@ -229,6 +298,9 @@ fn demo<S: Store + Send + Sync>(supervision: Supervision<S>) -> Router {
     }
     Router::new()
         .route("/demo/me", get(me))
+        // The cheapest route behind the layer: what the layer costs, measured against
+        // `/healthz` (the same answer without it).
+        .route("/demo/ping", get(|_: Principal| async { "ok\n" }))
         .route("/demo/posts", get(list).post(create))
         .route(
             "/demo/payments",
@@ -309,8 +381,20 @@ async fn log(request: Request, next: Next) -> Response {
 /// The whole application as `serve` runs it: the routers and the auth layer inside the panic
 /// guard, the request-body deadline around them, and the request log outside it all (so a
 /// panic's 500 and a 408 are logged like any answer).
-fn application(routes: Router, auth: AgentAuthLayer, body_timeout: Duration) -> Router {
-    catch_panics(routes.layer(auth))
+fn application(
+    routes: Router,
+    rate_limit: Option<RateLimitLayer>,
+    auth: AgentAuthLayer,
+    health: Router,
+    body_timeout: Duration,
+) -> Router {
+    // Inside the auth layer: the limits count principals, and a 429 releases a reserved use.
+    let routes = match rate_limit {
+        Some(rate_limit) => routes.layer(rate_limit),
+        None => routes,
+    };
+    health
+        .merge(catch_panics(routes.layer(auth)))
         .layer(middleware::from_fn_with_state(
             body_timeout,
             crate::deadline::body_deadline,
@@ -318,7 +402,7 @@ fn application(routes: Router, auth: AgentAuthLayer, body_timeout: Duration) -> 
         .layer(middleware::from_fn(log))
 }
 
-async fn serve<S: Store + Send + Sync>(
+async fn serve<S: Store + ChangeFeed + Send + Sync>(
     store: S,
     accounts: Arc<Accounts>,
     args: ServeArgs,
@@ -340,7 +424,19 @@ async fn serve<S: Store + Send + Sync>(
     let directory: Arc<dyn UserDirectory> = accounts.clone();
     let sessions = Sessions::new(directory, lifetime);
     let writer = AuditWriter::spawn(Arc::new(store.clone()), WriterOptions::default());
-    let auth = AgentAuthLayer::new(store.clone())
+    let redis = args
+        .redis_url
+        .as_deref()
+        .map(redis_connection)
+        .transpose()?;
+    let (resolver, cache) = resolver(&store, &args, redis.as_ref())?;
+    let rate_limit = rate_limit(&args, redis.as_ref());
+    let health = crate::health::router(crate::health::Readiness {
+        database: Arc::new(store.clone()),
+        redis: redis.clone(),
+        cache,
+    });
+    let auth = AgentAuthLayer::from_arc(resolver)
         .optional()
         .with_session_resolver(sessions.clone())
         .audit(writer.clone());
@@ -377,7 +473,7 @@ async fn serve<S: Store + Send + Sync>(
         .merge(manage_router(manage))
         .merge(demo(supervision));
     let body_timeout = positive(&args.body_timeout, "--body-timeout")?;
-    let app = application(routes, auth, body_timeout);
+    let app = application(routes, rate_limit, auth, health, body_timeout);
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -402,6 +498,86 @@ async fn serve<S: Store + Send + Sync>(
         tracing::error!("the audit sink did not take the last events within 30 s; they are lost");
     }
     Ok(())
+}
+
+/// A Redis connection that connects on first use and reconnects after a failure: a node starts
+/// and answers (from the database) while Redis is down. Commands time out quickly, so a Redis
+/// that hangs delays a request by at most that.
+fn redis_connection(url: &str) -> Result<redis::aio::ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|error| format!("--redis-url: {error}"))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|error| format!("--redis-url: {error}"))
+}
+
+/// The resolver the layer asks: the store behind a verdict cache that follows the store's
+/// change feed (and keeps a second level in Redis when configured), or the store alone with
+/// `--no-cache`.
+fn resolver<S>(
+    store: &S,
+    args: &ServeArgs,
+    redis: Option<&redis::aio::ConnectionManager>,
+) -> Result<(Arc<dyn TokenResolver>, Option<VerdictCache>), String>
+where
+    S: Store + ChangeFeed + Send + Sync,
+{
+    if args.no_cache {
+        tracing::info!("no verdict cache: every request is resolved at the database");
+        return Ok((Arc::new(store.clone()), None));
+    }
+    let bound = positive(&args.cache_bound, "--cache-bound")?;
+    let mut config = CacheConfig::new().bound(bound).follows_feed();
+    if let Some(redis) = redis {
+        config = config.second_level(
+            RedisSecondLevel::new(redis.clone()).with_prefix(args.redis_prefix.clone()),
+        );
+    }
+    let cache = VerdictCache::new(config);
+    tokio::spawn(cache.follow(store.clone()));
+    tracing::info!(?bound, second_level = redis.is_some(), "verdict cache");
+    let resolver = CachingResolver::new(store.clone(), cache.clone());
+    Ok((Arc::new(resolver), Some(cache)))
+}
+
+/// The rate limits of the flags, counted in Redis when configured (exact across nodes), else
+/// on this node; `None` when no flag sets one.
+fn rate_limit(
+    args: &ServeArgs,
+    redis: Option<&redis::aio::ConnectionManager>,
+) -> Option<RateLimitLayer> {
+    let mut limits = RateLimits::new();
+    let mut any = false;
+    if let Some(rate) = args.rate_limit_per_token {
+        limits = limits.per_token(rate);
+        any = true;
+    }
+    if let Some(rate) = args.rate_limit_per_agent {
+        limits = limits.per_agent(rate);
+        any = true;
+    }
+    for (agent_type, rate) in &args.rate_limits_per_token_for {
+        limits = limits.per_token_for(*agent_type, *rate);
+        any = true;
+    }
+    for (agent_type, rate) in &args.rate_limits_per_agent_for {
+        limits = limits.per_agent_for(*agent_type, *rate);
+        any = true;
+    }
+    if !any {
+        return None;
+    }
+    tracing::info!(?limits, shared = redis.is_some(), "rate limits");
+    Some(match redis {
+        Some(redis) => RateLimitLayer::new(
+            limits,
+            RedisCounter::new(redis.clone()).with_prefix(args.redis_prefix.clone()),
+        ),
+        None => RateLimitLayer::local(limits),
+    })
 }
 
 /// The demo: user `demo` (password printed on first run only) and agent `demo-bot`, and a fresh
