@@ -54,6 +54,8 @@
 //! - [`layer`]: the middleware and its answers;
 //! - [`store`]: the store traits, the in-memory and SQL stores, and [`store::resolve`], the
 //!   one resolution pipeline every store goes through;
+//! - [`cache`]: the verdict cache over any store's resolver, and the change feeds that keep
+//!   it fresh (following a feed: feature `feed`, which the SQL stores enable);
 //! - [`audit`]: events, sinks, the batching writer;
 //! - [`limit`]: rate limits per token and per agent (`429` with `Retry-After`);
 //! - [`approval`]: supervised agents and the human-approval gate of critical actions;

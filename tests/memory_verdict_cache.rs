@@ -343,3 +343,38 @@ async fn a_use_does_not_end_the_verdict() {
     }
     assert_eq!(env.lookups(), 1, "recording last-used changes no revision");
 }
+
+#[tokio::test]
+async fn a_completed_task_is_refused_by_the_next_request() {
+    use tower_agent_auth::delegation::DelegationStore;
+    let env = Env::new(true, true);
+    let agent = env
+        .store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let t = env
+        .store
+        .create_token(&agent.id, NewToken::new("t").task_id("build"))
+        .await
+        .unwrap();
+    env.admit(&t).await;
+    env.store
+        .complete_task(&UserId::from("alice"), "build")
+        .await
+        .unwrap();
+    assert_eq!(reason(env.resolve(&t).await), Some(InvalidReason::Expired));
+}
+
+#[tokio::test]
+async fn a_revoked_token_tree_is_refused_by_the_next_request() {
+    use tower_agent_auth::delegation::DelegationStore;
+    let env = Env::new(true, true);
+    let t = env.token_of(NewAgent::new("writer", "alice")).await;
+    env.admit(&t).await;
+    env.store
+        .revoke_token_tree(&t.info.agent_id, &t.info.id)
+        .await
+        .unwrap();
+    assert_eq!(reason(env.resolve(&t).await), Some(InvalidReason::Revoked));
+}

@@ -779,4 +779,64 @@ mod feed {
         assert!(hit(&resolver, &lookup("t1", "writer")));
         follow.abort();
     }
+
+    /// A second level that holds what it was given, by hash and epoch.
+    #[derive(Default)]
+    struct Shared {
+        held: Mutex<HashMap<(TokenHash, u64), Principal>>,
+    }
+
+    #[derive(Clone, Default)]
+    struct SecondLevel(Arc<Shared>);
+
+    #[async_trait::async_trait]
+    impl tower_agent_auth::cache::SecondLevel for SecondLevel {
+        async fn get(&self, hash: &TokenHash, epoch: u64) -> Result<Option<Principal>, BoxError> {
+            Ok(self.0.held.lock().unwrap().get(&(*hash, epoch)).cloned())
+        }
+
+        async fn put(
+            &self,
+            hash: &TokenHash,
+            epoch: u64,
+            principal: &Principal,
+            _: Duration,
+        ) -> Result<(), BoxError> {
+            let mut held = self.0.held.lock().unwrap();
+            held.insert((*hash, epoch), principal.clone());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_level_answers_a_miss_of_another_node_at_the_same_epoch() {
+        let (table, fake) = (table(), Arc::new(Fake::default()));
+        let second = SecondLevel::default();
+        let node = |second: &SecondLevel| {
+            let config = CacheConfig::new()
+                .bound(BOUND)
+                .follows_feed()
+                .second_level(second.clone());
+            let cache = VerdictCache::new(config);
+            let follow = tokio::spawn(cache.follow(Feed(fake.clone())));
+            (CachingResolver::new(table.clone(), cache), follow)
+        };
+        let (first, first_follow) = node(&second);
+        let (other, other_follow) = node(&second);
+        until(|| first.cache().status().fresh && other.cache().status().fresh).await;
+        resolve(&first, &lookup("t1", "writer")).await.unwrap();
+        assert_eq!(table.resolved(), 1);
+        resolve(&other, &lookup("t1", "writer")).await.unwrap();
+        assert_eq!(
+            table.resolved(),
+            1,
+            "the other node found it in the second level"
+        );
+        assert!(
+            hit(&other, &lookup("t1", "writer")),
+            "and keeps it in its own"
+        );
+        first_follow.abort();
+        other_follow.abort();
+    }
 }

@@ -121,11 +121,11 @@ impl<F: ChangeFeed> Follower<F> {
             };
             shared.applied.store(epoch, Ordering::Release);
         } else {
-            for Notice { epoch, change } in &changes.notices {
-                if *epoch > applied {
-                    self.cache.apply(change);
-                }
-            }
+            let fresh = changes
+                .notices
+                .iter()
+                .filter(|notice| notice.epoch > applied);
+            self.cache.apply_all(fresh.map(|notice| &notice.change));
             shared
                 .applied
                 .store(reached.max(applied), Ordering::Release);

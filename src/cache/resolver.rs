@@ -112,9 +112,12 @@ pub(crate) async fn resolve<R: TokenResolver + ?Sized>(
     let ticket = cache.ticket();
     #[cfg(feature = "feed")]
     if let Some(principal) = second_level::get(cache, token, ticket).await {
-        cache.insert(token.hash(), &principal, ticket);
-        inner.touch(&principal);
-        return Ok(principal);
+        let answer = Ok(principal);
+        cache.admit(token.hash(), &answer, ticket);
+        if let Ok(principal) = &answer {
+            inner.touch(principal);
+        }
+        return answer;
     }
     let answer = inner.resolve(token).await;
     #[cfg(feature = "feed")]

@@ -1,6 +1,7 @@
 //! The verdicts themselves: held by token hash, dropped by the changes they depend on, served
 //! only while fresh.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::change::Change;
 use super::config::CacheConfig;
 use super::status::CacheStatus;
-use crate::principal::{ExecutionPrincipal, Principal};
+use crate::principal::{AgentId, AgentRef, ExecutionPrincipal, Principal, TokenId, UserId};
 use crate::reason::{InvalidReason, ResolveError};
 use crate::resolver::TokenLookup;
 use crate::token::TokenHash;
@@ -148,6 +149,16 @@ impl VerdictCache {
     /// Dropping by token, agent or user scans the held verdicts (a few milliseconds for
     /// 100 000): changes are rare next to requests, and a scan keeps no index to go stale.
     pub fn apply(&self, change: &Change) {
+        self.apply_all(std::iter::once(change));
+    }
+
+    /// [`apply`](VerdictCache::apply) for several changes at once, in one scan: what a poll of
+    /// a feed brings.
+    pub fn apply_all<'c>(&self, changes: impl IntoIterator<Item = &'c Change>) {
+        let dropped = Dropped::of(changes);
+        if !dropped.all && dropped.is_empty() {
+            return;
+        }
         {
             let mut generation = self
                 .shared
@@ -156,17 +167,14 @@ impl VerdictCache {
                 .unwrap_or_else(|e| e.into_inner());
             *generation = generation.wrapping_add(1);
         }
-        match change {
-            Change::All => {
-                self.shared.verdicts.invalidate_all();
-                self.shared.unknown.invalidate_all();
-            }
-            change => {
-                for (hash, verdict) in self.shared.verdicts.iter() {
-                    if depends_on(&verdict.principal, change) {
-                        self.shared.verdicts.invalidate(&*hash);
-                    }
-                }
+        if dropped.all {
+            self.shared.verdicts.invalidate_all();
+            self.shared.unknown.invalidate_all();
+            return;
+        }
+        for (hash, verdict) in self.shared.verdicts.iter() {
+            if dropped.ends(&verdict.principal) {
+                self.shared.verdicts.invalidate(&*hash);
             }
         }
     }
@@ -367,27 +375,66 @@ pub(crate) fn cacheable(principal: &ExecutionPrincipal) -> bool {
     principal.max_operations().is_none() && principal.token_id().is_some()
 }
 
-/// Whether `principal`'s verdict may no longer stand after `change`.
-fn depends_on(principal: &ExecutionPrincipal, change: &Change) -> bool {
-    let chain = principal.delegation_chain();
-    match change {
-        Change::All => true,
-        Change::Token(id) => {
-            principal.token_id() == Some(id) || chain.iter().any(|link| link.token_id() == id)
+/// What a set of changes ends, looked up in sets so that one scan serves any number of them.
+#[derive(Default)]
+struct Dropped {
+    all: bool,
+    tokens: HashSet<TokenId>,
+    agents: HashSet<AgentId>,
+    users: HashSet<UserId>,
+}
+
+impl Dropped {
+    fn of<'c>(changes: impl IntoIterator<Item = &'c Change>) -> Self {
+        let mut dropped = Self::default();
+        for change in changes {
+            match change {
+                Change::All => dropped.all = true,
+                Change::Token(id) => {
+                    dropped.tokens.insert(id.clone());
+                }
+                Change::Agent(id) => {
+                    dropped.agents.insert(id.clone());
+                }
+                Change::User(id) => {
+                    dropped.users.insert(id.clone());
+                }
+            }
         }
-        Change::Agent(id) => {
-            let names =
-                |agent: &crate::principal::AgentRef| agent.id() == id || agent.parent() == Some(id);
-            principal.agent_ref().is_some_and(names)
-                || chain.iter().any(|link| names(link.agent()))
-                || principal.orchestrator().is_some_and(|o| o.id() == id)
-        }
-        Change::User(id) => {
-            principal.user_id() == id
-                || principal
-                    .task()
-                    .is_some_and(|task| task.delegated_by.as_ref() == Some(id))
-        }
+        dropped
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tokens.is_empty() && self.agents.is_empty() && self.users.is_empty()
+    }
+
+    /// Whether `principal`'s verdict may no longer stand: its token or any up its chain; its
+    /// agent, that agent's parent, any chain link's agent or its parent, or its orchestrator;
+    /// its owner or the person a task token was minted for.
+    fn ends(&self, principal: &ExecutionPrincipal) -> bool {
+        let chain = principal.delegation_chain();
+        let agent_named = |agent: &AgentRef| {
+            self.agents.contains(agent.id())
+                || agent
+                    .parent()
+                    .is_some_and(|parent| self.agents.contains(parent))
+        };
+        principal
+            .token_id()
+            .is_some_and(|token| self.tokens.contains(token))
+            || chain
+                .iter()
+                .any(|link| self.tokens.contains(link.token_id()))
+            || principal.agent_ref().is_some_and(agent_named)
+            || chain.iter().any(|link| agent_named(link.agent()))
+            || principal
+                .orchestrator()
+                .is_some_and(|orchestrator| self.agents.contains(orchestrator.id()))
+            || self.users.contains(principal.user_id())
+            || principal
+                .task()
+                .and_then(|task| task.delegated_by.as_ref())
+                .is_some_and(|person| self.users.contains(person))
     }
 }
 
@@ -398,7 +445,6 @@ mod tests {
     use super::*;
     use crate::ceiling::{CapabilityCeiling, Policy};
     use crate::clock::{Clock, ManualClock};
-    use crate::principal::{AgentId, AgentRef, TokenId, UserId};
 
     fn principal() -> ExecutionPrincipal {
         ExecutionPrincipal::agent(
