@@ -10,10 +10,11 @@
 use axum::Router;
 use axum::routing::{get, post};
 use tower_agent_auth::axum::Require;
+use tower_agent_auth::cache::{CacheConfig, CachingResolver, VerdictCache};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::store::{
     AgentStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig, TokenStore,
-    UserRecord,
+    UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{AgentAuthLayer, Principal, capability};
@@ -56,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let database = std::env::var("AGENT_AUTH_DATABASE_URL")
         .unwrap_or_else(|_| "sqlite://agent-auth.db".into());
     let prefix = std::env::var("AGENT_AUTH_TOKEN_PREFIX").unwrap_or_else(|_| "agent".into());
-    let config = StoreConfig::new(TokenFormat::new(&prefix)?, users);
+    let config = StoreConfig::new(TokenFormat::new(&prefix)?, users.clone());
     let store = SqliteStore::open(&database, config).await?;
     let agent = match store.agent_by_slug("writer-bot").await? {
         Some(agent) => agent,
@@ -76,11 +77,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now))
         .count();
 
+    // Verdicts kept in memory, so a valid token costs no query. The store's change log is
+    // read every 250 ms: a token revoked with the `agent-auth` CLI in another terminal, or an
+    // agent disabled, is refused here within a second. A user whose role the directory changes
+    // moves its revision, which the cache checks on every hit.
+    let revision = users.clone();
+    let cache = VerdictCache::new(
+        CacheConfig::new()
+            .bound(std::time::Duration::from_secs(1))
+            .follows_feed()
+            .revision(move || revision.revision()),
+    );
+    tokio::spawn(cache.follow(store.clone()));
+
     let app = Router::new()
         .route("/me", get(me))
         .route("/posts", post(publish))
         .route("/users", post(manage_users))
-        .layer(AgentAuthLayer::new(store.clone()));
+        .layer(AgentAuthLayer::new(CachingResolver::new(store.clone(), cache)));
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;

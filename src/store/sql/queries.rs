@@ -305,12 +305,16 @@ macro_rules! release {
     };
 }
 /// [`spend!`] as SQLite runs it (one writer: no row locks).
+#[cfg(feature = "sqlite")]
 pub(crate) const SPEND_SQLITE: &str = spend!("");
 /// [`release!`] as SQLite runs it.
+#[cfg(feature = "sqlite")]
 pub(crate) const RELEASE_SQLITE: &str = release!("");
 /// [`spend!`] as PostgreSQL runs it: the chain's rows locked root first.
+#[cfg(feature = "postgres")]
 pub(crate) const SPEND_POSTGRES: &str = spend!("FOR UPDATE");
 /// [`release!`] as PostgreSQL runs it.
+#[cfg(feature = "postgres")]
 pub(crate) const RELEASE_POSTGRES: &str = release!("FOR UPDATE");
 /// Both counts from one row version: a release moves a use from one to the other.
 pub(crate) const USES: &str = "SELECT operations_remaining, operations_in_flight \
