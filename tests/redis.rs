@@ -195,3 +195,62 @@ async fn a_garbage_value_is_a_miss() {
         assert!(l2.get(&hash, 1).await.unwrap().is_none(), "{garbage:?}");
     }
 }
+
+#[tokio::test]
+async fn two_nodes_behind_the_auth_layer_share_one_token_limit() {
+    use http::{Request, Response, StatusCode};
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_agent_auth::AgentAuthLayer;
+    use tower_agent_auth::limit::{Rate, RateLimitLayer, RateLimits};
+    use tower_agent_auth::store::{
+        AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
+    };
+    use tower_agent_auth::token::TokenFormat;
+
+    let Some(url) = server_url() else { return };
+    let prefix = unique_prefix("layer_nodes");
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()));
+    let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users);
+    let agent = store
+        .create_agent(NewAgent::new("writer", "alice"))
+        .await
+        .unwrap();
+    let issued = store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", issued.token.expose_secret());
+    let limits = RateLimits::new().per_token(Rate::per_hour(5));
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let counter = RedisCounter::connect(&url)
+            .await
+            .unwrap()
+            .with_prefix(prefix.clone());
+        nodes.push(
+            ServiceBuilder::new()
+                .layer(AgentAuthLayer::new(store.clone()))
+                .layer(RateLimitLayer::new(limits.clone(), counter))
+                .service_fn(|_: Request<String>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+                }),
+        );
+    }
+    let mut admitted = 0;
+    for n in 0..20 {
+        let request = Request::builder()
+            .header("authorization", &bearer)
+            .body(String::new())
+            .unwrap();
+        let response = nodes[n % 2].clone().oneshot(request).await.unwrap();
+        match response.status() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(response.headers().contains_key("retry-after"))
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(admitted, 5, "one count across both nodes");
+}

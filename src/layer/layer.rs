@@ -127,7 +127,10 @@ impl AgentAuthLayer {
     /// path, status) and every refused token whose credential is known (with
     /// the reason) through `recorder`, typically an `AuditWriter` (feature `audit`). The path
     /// is recorded without its query string, which may carry secrets. Session requests and
-    /// unknown tokens are not recorded: they name no identity.
+    /// unknown tokens are not recorded: they name no identity. A request a
+    /// [`RateLimitLayer`](crate::limit::RateLimitLayer) inside refused (its answer carries
+    /// [`RateLimited`](crate::limit::RateLimited)) is recorded as
+    /// [`AuditAction::RateLimited`](crate::audit::AuditAction::RateLimited), naming the limit.
     ///
     /// Recording is a queue push after the inner service answered; only a recorder that asks
     /// for backpressure (a full queue) makes the response wait.

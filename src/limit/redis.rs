@@ -89,7 +89,7 @@ impl RateCounter for RedisCounter {
     async fn hit(&self, kind: LimitKind, id: &str, window: Duration) -> Result<Hit, BoxError> {
         let current = Window::containing(self.clock.unix_nanos(), window);
         // Kept a window longer than it lasts: room for nodes whose clocks differ a little.
-        let ttl_ms = (current.remaining + window).as_millis();
+        let ttl_ms = current.remaining.saturating_add(window).as_millis();
         let mut connection = self.connection.clone();
         let count: u64 = self
             .script
