@@ -41,6 +41,11 @@ pub struct WriterOptions {
     /// (default 60 s). A retry loop with a revoked token then costs two rows a minute, not one
     /// per request.
     pub coalesce_refusals: Option<Duration>,
+    /// Repeated identical successful requests of one token (same method, path and status)
+    /// within this interval are written as one row that counts them; `None` (the default)
+    /// writes a row per request. A server under load then writes a row or two per token and
+    /// route each interval instead of one per request; the trail still counts every request.
+    pub coalesce_requests: Option<Duration>,
 }
 
 impl Default for WriterOptions {
@@ -51,6 +56,7 @@ impl Default for WriterOptions {
             overflow: Overflow::Backpressure,
             linger: Duration::from_millis(20),
             coalesce_refusals: Some(Duration::from_secs(60)),
+            coalesce_requests: None,
         }
     }
 }
@@ -236,7 +242,7 @@ async fn drain(
     closing: Arc<Notify>,
 ) {
     let batch_size = options.batch_size.max(1);
-    let mut coalescer = options.coalesce_refusals.map(Coalescer::new);
+    let mut coalescer = Coalescer::new(options.coalesce_refusals, options.coalesce_requests);
     let mut batch = Vec::with_capacity(batch_size);
     let mut closed = false;
     loop {

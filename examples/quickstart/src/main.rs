@@ -94,7 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/me", get(me))
         .route("/posts", post(publish))
         .route("/users", post(manage_users))
-        .layer(AgentAuthLayer::new(CachingResolver::new(store.clone(), cache)));
+        .layer(AgentAuthLayer::new(CachingResolver::new(
+            store.clone(),
+            cache,
+        )));
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;

@@ -96,6 +96,11 @@ pub struct ServeArgs {
     /// the database, nothing is answered from memory.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     cache_bound: String,
+    /// Identical successful requests of one token (same method, path and status) within this
+    /// interval are one audit row that counts them, instead of a database write per request;
+    /// 0 writes a row per request. Refusals are always counted so (one row a minute).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    audit_coalesce_requests: String,
     /// Ask the database on every request instead of keeping verdicts in memory.
     #[arg(long)]
     no_cache: bool,
@@ -393,8 +398,7 @@ fn application(
         Some(rate_limit) => routes.layer(rate_limit),
         None => routes,
     };
-    health
-        .merge(catch_panics(routes.layer(auth)))
+    catch_panics(health.merge(routes.layer(auth)))
         .layer(middleware::from_fn_with_state(
             body_timeout,
             crate::deadline::body_deadline,
@@ -423,7 +427,13 @@ async fn serve<S: Store + ChangeFeed + Send + Sync>(
     });
     let directory: Arc<dyn UserDirectory> = accounts.clone();
     let sessions = Sessions::new(directory, lifetime);
-    let writer = AuditWriter::spawn(Arc::new(store.clone()), WriterOptions::default());
+    let coalesce = crate::output::parse_duration(&args.audit_coalesce_requests)
+        .map_err(|error| format!("--audit-coalesce-requests: {error}"))?;
+    let audit_options = WriterOptions {
+        coalesce_requests: (!coalesce.is_zero()).then_some(coalesce),
+        ..WriterOptions::default()
+    };
+    let writer = AuditWriter::spawn(Arc::new(store.clone()), audit_options);
     let redis = args
         .redis_url
         .as_deref()
