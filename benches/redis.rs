@@ -20,6 +20,9 @@ use tower_agent_auth::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, P
 use tower_agent_auth::principal::{AgentRef, DelegationLink};
 use tower_agent_auth::token::TokenHash;
 
+/// The secret the nodes share to tag second-level entries (32 bytes at least).
+const SECRET: &[u8] = b"a test secret of at least 32 bytes, never a real one";
+
 const SAMPLES: usize = 10_000;
 
 fn principal() -> tower_agent_auth::Principal {
@@ -56,7 +59,7 @@ fn bench_l2_get(c: &mut Criterion) {
     let prefix = format!("agent_auth_bench:{}:", std::process::id());
     let hash = TokenHash::of("acme_writer_bench");
     let l2 = runtime.block_on(async {
-        let l2 = RedisSecondLevel::connect(&url)
+        let l2 = RedisSecondLevel::connect(&url, SECRET)
             .await
             .unwrap()
             .with_prefix(prefix);

@@ -812,6 +812,23 @@ async fn a_revoke_on_one_node_is_heard_on_the_other() {
     drop_schema(&admin, &schema).await;
 }
 
+/// `TRUNCATE` fires no row triggers: its statement trigger logs a change that drops every
+/// verdict, so emptying the table by hand is heard too.
+#[tokio::test]
+async fn a_truncate_by_hand_is_every_change() {
+    let Some(url) = postgres_url() else { return };
+    let Some((a, b, schema, admin)) = two_nodes(&url).await else {
+        return;
+    };
+    agent_with_token(&a, "writer").await;
+    sqlx::query(&format!("TRUNCATE {schema}.agent_auth_tokens CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    assert_eq!(changes_after(&b, 0).await, vec![Change::All]);
+    drop_schema(&admin, &schema).await;
+}
+
 #[tokio::test]
 async fn a_change_by_hand_from_another_search_path_is_logged_and_heard() {
     let Some(url) = postgres_url() else { return };

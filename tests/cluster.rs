@@ -26,6 +26,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const PASSWORD: &str = "cluster-s3cret";
+/// What the nodes share to tag the verdicts they keep in Redis.
+const REDIS_SECRET: &str = "a cluster test secret, 32 bytes or more";
 
 fn postgres_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
@@ -603,6 +605,8 @@ async fn a_rate_limit_is_exact_across_nodes_with_redis() {
         redis.as_str(),
         "--redis-prefix",
         prefix.as_str(),
+        "--redis-secret",
+        REDIS_SECRET,
         "--rate-limit-per-token",
         "20/2s",
     ];
@@ -664,6 +668,8 @@ async fn redis_stopped_under_load_answers_right_or_503_and_recovers() {
         via.as_str(),
         "--redis-prefix",
         prefix.as_str(),
+        "--redis-secret",
+        REDIS_SECRET,
         "--rate-limit-per-token",
         "100000/1s",
     ];

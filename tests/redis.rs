@@ -17,6 +17,9 @@ use tower_agent_auth::principal::{AgentRef, AgentType, TaskScope};
 use tower_agent_auth::token::TokenHash;
 use tower_agent_auth::{ExecutionPrincipal, Principal};
 
+/// The secret the nodes share to tag second-level entries (32 bytes at least).
+const SECRET: &[u8] = b"a test secret of at least 32 bytes, never a real one";
+
 fn server_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -132,7 +135,7 @@ fn principal() -> Principal {
 #[tokio::test]
 async fn a_second_level_entry_round_trips() {
     let Some(url) = server_url() else { return };
-    let l2 = RedisSecondLevel::connect(&url)
+    let l2 = RedisSecondLevel::connect(&url, SECRET)
         .await
         .unwrap()
         .with_prefix(unique_prefix("round_trip"));
@@ -157,7 +160,7 @@ async fn a_second_level_entry_round_trips() {
 #[tokio::test]
 async fn an_entry_written_at_one_epoch_is_not_found_at_the_next() {
     let Some(url) = server_url() else { return };
-    let l2 = RedisSecondLevel::connect(&url)
+    let l2 = RedisSecondLevel::connect(&url, SECRET)
         .await
         .unwrap()
         .with_prefix(unique_prefix("epochs"));
@@ -172,7 +175,7 @@ async fn an_entry_written_at_one_epoch_is_not_found_at_the_next() {
 #[tokio::test]
 async fn a_garbage_value_is_a_miss() {
     let Some(url) = server_url() else { return };
-    let l2 = RedisSecondLevel::connect(&url)
+    let l2 = RedisSecondLevel::connect(&url, SECRET)
         .await
         .unwrap()
         .with_prefix(unique_prefix("garbage"));
@@ -253,4 +256,72 @@ async fn two_nodes_behind_the_auth_layer_share_one_token_limit() {
         }
     }
     assert_eq!(admitted, 5, "one count across both nodes");
+}
+
+/// Whoever can write to Redis without the nodes' secret cannot make a node admit a token: an
+/// untagged entry, one tagged with another secret, and one moved from another token's key are
+/// all misses.
+#[tokio::test]
+async fn a_forged_or_moved_entry_is_a_miss() {
+    let Some(url) = server_url() else { return };
+    let prefix = unique_prefix("forged");
+    let l2 = RedisSecondLevel::connect(&url, SECRET)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let other_secret = RedisSecondLevel::connect(&url, b"another secret, also at least 32 bytes")
+        .await
+        .unwrap()
+        .with_prefix(prefix);
+    let (victim, forged) = (
+        TokenHash::of("acme_writer_victim"),
+        TokenHash::of("acme_writer_forged"),
+    );
+    other_secret
+        .put(&forged, 1, &principal(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        l2.get(&forged, 1).await.unwrap().is_none(),
+        "tagged with another secret"
+    );
+    l2.put(&victim, 1, &principal(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut connection = raw_connection(&url).await;
+    let genuine: Vec<u8> = redis::cmd("GET")
+        .arg(l2.key(&victim, 1))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    for (value, what) in [
+        (genuine.clone(), "moved to another token's key"),
+        (genuine[32..].to_vec(), "the encoding without its tag"),
+    ] {
+        redis::cmd("SET")
+            .arg(l2.key(&forged, 1))
+            .arg(value)
+            .arg("PX")
+            .arg(60_000)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+        assert!(l2.get(&forged, 1).await.unwrap().is_none(), "{what}");
+    }
+    assert!(
+        l2.get(&victim, 1).await.unwrap().is_some(),
+        "the genuine entry stands"
+    );
+}
+
+#[tokio::test]
+async fn a_short_secret_is_refused() {
+    let Some(url) = server_url() else { return };
+    let refused = RedisSecondLevel::connect(&url, b"too short").await;
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("at least 32 bytes")
+    );
 }

@@ -712,6 +712,25 @@ mod feed {
         follow.abort();
     }
 
+    /// A store restored from a backup and changed again reaches the same epoch with other
+    /// changes: the poll sees that the change of the epoch it applied is not the one it
+    /// applied, and drops every verdict (what changed in between is not known).
+    #[tokio::test]
+    async fn a_history_rewritten_to_the_same_epoch_drops_every_verdict() {
+        let (table, fake) = (table(), Arc::new(Fake::default()));
+        let (resolver, follow) = following(&table, &fake);
+        fake.commit(Change::Token(TokenId::from("tok_9")));
+        until(|| resolver.cache().status().applied_epoch == 1).await;
+        // One poll more: it reads epoch 1 again and keeps it as the change applied.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        resolve(&resolver, &lookup("t2", "reader")).await.unwrap();
+        assert!(hit(&resolver, &lookup("t2", "reader")));
+        // Epoch 1 is now another change, by another history: the epoch did not move.
+        fake.log.lock().unwrap()[0] = Change::Agent(AgentId::from("agt_other"));
+        until(|| !hit(&resolver, &lookup("t2", "reader"))).await;
+        follow.abort();
+    }
+
     #[tokio::test]
     async fn a_pushed_notice_is_applied_at_once() {
         let table = table();

@@ -125,3 +125,22 @@ AFTER DELETE ON agent_auth_agents
 DEFERRABLE INITIALLY DEFERRED
 FOR EACH ROW
 EXECUTE FUNCTION agent_auth_row_changed('agent');
+
+-- `TRUNCATE` fires no row triggers: it logs one change that drops every verdict.
+CREATE FUNCTION agent_auth_table_truncated() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM agent_auth_log_change('all', TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER agent_auth_tokens_truncated
+AFTER TRUNCATE ON agent_auth_tokens
+FOR EACH STATEMENT
+EXECUTE FUNCTION agent_auth_table_truncated();
+
+CREATE TRIGGER agent_auth_agents_truncated
+AFTER TRUNCATE ON agent_auth_agents
+FOR EACH STATEMENT
+EXECUTE FUNCTION agent_auth_table_truncated();

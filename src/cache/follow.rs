@@ -31,6 +31,10 @@ struct Follower<F> {
     /// cannot vouch for the cache.
     channel_generation: AtomicU64,
     poll_now: tokio::sync::Notify,
+    /// The notice of the epoch applied last, when known: a poll reads it again and compares,
+    /// so a store whose history was rewritten to the same epoch (restored from a backup, then
+    /// changed again) is noticed, not taken for one that stood still.
+    last: std::sync::Mutex<Option<Notice>>,
 }
 
 impl VerdictCache {
@@ -56,6 +60,7 @@ impl VerdictCache {
             channel: AtomicU8::new(CONNECTING),
             channel_generation: AtomicU64::new(0),
             poll_now: tokio::sync::Notify::new(),
+            last: std::sync::Mutex::new(None),
         };
         async move {
             tokio::join!(follower.poll_loop(), follower.subscribe_loop());
@@ -89,26 +94,42 @@ impl<F: ChangeFeed> Follower<F> {
         let vouches = matches!(self.channel.load(Ordering::Acquire), UP | POLLS_ONLY);
         let shared = &self.cache.shared;
         let from = shared.applied.load(Ordering::Acquire);
+        // From the last applied epoch itself, to check it is still the change applied.
         let changes = self
             .feed
-            .changes_since(from, POLL_LIMIT)
+            .changes_since(from.saturating_sub(1), POLL_LIMIT + 1)
             .await
             .map_err(|_| ())?;
+        let mut notices = changes.notices.as_slice();
+        let mut rewritten = false;
+        if from > 0 && changes.epoch >= from {
+            match notices.split_first() {
+                Some((first, rest)) if first.epoch == from => {
+                    let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                    rewritten = last.as_ref().is_some_and(|known| known != first);
+                    last.get_or_insert_with(|| first.clone());
+                    notices = rest;
+                }
+                // The change of the epoch applied is gone though the store is past it.
+                _ => rewritten = true,
+            }
+        }
         // The subscription may have applied some of these meanwhile.
         let applied = shared.applied.load(Ordering::Acquire);
         let mut reached = from;
         let mut gap = false;
-        for notice in &changes.notices {
+        for notice in notices {
             if notice.epoch != reached + 1 {
                 gap = true;
                 break;
             }
             reached = notice.epoch;
         }
-        let truncated = !gap && changes.notices.len() >= POLL_LIMIT && reached < changes.epoch;
+        let truncated = !gap && notices.len() >= POLL_LIMIT && reached < changes.epoch;
         // Fewer notices than the epoch moved by, or a store whose epoch went back (restored):
         // what changed is not known.
         let unknown = gap
+            || rewritten
             || !changes.complete
             || changes.epoch < from
             || (!truncated && reached < changes.epoch);
@@ -120,15 +141,16 @@ impl<F: ChangeFeed> Follower<F> {
                 changes.epoch.max(applied)
             };
             shared.applied.store(epoch, Ordering::Release);
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                notices.iter().find(|notice| notice.epoch == epoch).cloned();
         } else {
-            let fresh = changes
-                .notices
-                .iter()
-                .filter(|notice| notice.epoch > applied);
+            let fresh = notices.iter().filter(|notice| notice.epoch > applied);
             self.cache.apply_all(fresh.map(|notice| &notice.change));
-            shared
-                .applied
-                .store(reached.max(applied), Ordering::Release);
+            let now_applied = reached.max(applied);
+            shared.applied.store(now_applied, Ordering::Release);
+            if let Some(notice) = notices.iter().find(|notice| notice.epoch == now_applied) {
+                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(notice.clone());
+            }
         }
         let still_vouches = matches!(self.channel.load(Ordering::Acquire), UP | POLLS_ONLY)
             && self.channel_generation.load(Ordering::Acquire) == channel_generation;
@@ -182,6 +204,7 @@ impl<F: ChangeFeed> Follower<F> {
         if notice.epoch == next {
             self.cache.apply(&notice.change);
             applied.store(next, Ordering::Release);
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(notice);
         } else if notice.epoch > next {
             self.poll_now.notify_one();
         }

@@ -5,8 +5,11 @@
 //! token) and the store's change epoch it was written at, so a change anywhere — which advances
 //! the epoch — leaves every older entry unreachable; Redis drops it when its time is up
 //! (`SET … PX ttl`). The value is a compact, versioned JSON encoding of the principal holding
-//! no secret. A value that does not decode (another version, damage, a foreign writer) is a
-//! miss, never an error or a different principal, and so is a principal whose
+//! no secret, after an HMAC-SHA256 tag over the key and the encoding under a secret the nodes
+//! share: whoever can write to Redis but does not hold the secret cannot make a node admit a
+//! token (a forged, moved or altered entry fails the tag). A value that does not verify or
+//! decode (another version, damage, a foreign writer) is a miss, never an error or a different
+//! principal, and so is a principal whose
 //! [`expires_at`](crate::ExecutionPrincipal::expires_at) has passed. A Redis error is returned
 //! as it is; the cache treats it as a miss.
 //!
@@ -16,7 +19,11 @@
 //! use tower_agent_auth::token::TokenHash;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let l2 = RedisSecondLevel::connect("redis://127.0.0.1:6379").await?.with_prefix("acme:");
+//! // At least 32 random bytes, the same on every node (from a secret store, not the code).
+//! let secret = std::env::var("AGENT_AUTH_REDIS_SECRET")?;
+//! let l2 = RedisSecondLevel::connect("redis://127.0.0.1:6379", secret.as_bytes())
+//!     .await?
+//!     .with_prefix("acme:");
 //! let hash = TokenHash::of("acme_writer_…");
 //! assert!(l2.get(&hash, 7).await?.is_none());
 //! # let _ = Duration::ZERO;
@@ -26,7 +33,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
+use sha2::Sha256;
 
 use super::SecondLevel;
 use crate::principal::{Principal, wire};
@@ -36,12 +45,20 @@ use crate::token::TokenHash;
 /// The key prefix unless [`RedisSecondLevel::with_prefix`] says otherwise.
 pub const DEFAULT_PREFIX: &str = "agent_auth:";
 
+/// The fewest bytes a [`RedisSecondLevel`]'s secret may have.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The length of an entry's tag, before its encoding.
+const TAG_LEN: usize = 32;
+
 /// A [`SecondLevel`] verdict cache in Redis, shared by every node that uses the same server
 /// and prefix. Cheap to clone: the connection is shared and reconnects on its own.
 #[derive(Clone)]
 pub struct RedisSecondLevel {
     connection: ConnectionManager,
     prefix: Arc<str>,
+    /// Keyed once; each tag clones it (no secret kept anywhere else).
+    mac: Arc<Hmac<Sha256>>,
 }
 
 impl std::fmt::Debug for RedisSecondLevel {
@@ -53,18 +70,48 @@ impl std::fmt::Debug for RedisSecondLevel {
 }
 
 impl RedisSecondLevel {
-    /// A cache over `connection`, with keys under [`DEFAULT_PREFIX`].
-    pub fn new(connection: ConnectionManager) -> Self {
-        Self {
+    /// A cache over `connection`, with keys under [`DEFAULT_PREFIX`], its entries tagged
+    /// with `secret`: at least [`MIN_SECRET_LEN`] random bytes, the same on every node, known
+    /// to nothing that can write to Redis without being a node.
+    pub fn new(connection: ConnectionManager, secret: &[u8]) -> Result<Self, BoxError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(format!(
+                "the second level's secret must be at least {MIN_SECRET_LEN} bytes, not {}",
+                secret.len()
+            )
+            .into());
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(secret)
+            .map_err(|_| "the second level's secret was refused")?;
+        Ok(Self {
             connection,
             prefix: DEFAULT_PREFIX.into(),
-        }
+            mac: Arc::new(mac),
+        })
     }
 
-    /// Connects to the Redis server at `url` (`redis://host:port/db`).
-    pub async fn connect(url: &str) -> Result<Self, BoxError> {
+    /// Connects to the Redis server at `url` (`redis://host:port/db`); see
+    /// [`RedisSecondLevel::new`] for `secret`.
+    pub async fn connect(url: &str, secret: &[u8]) -> Result<Self, BoxError> {
         let client = redis::Client::open(url)?;
-        Ok(Self::new(ConnectionManager::new(client).await?))
+        Self::new(ConnectionManager::new(client).await?, secret)
+    }
+
+    /// The tag of `encoding` stored under `key`: a value moved to another key fails it.
+    fn tag(&self, key: &str, encoding: &[u8]) -> Hmac<Sha256> {
+        let mut mac = (*self.mac).clone();
+        mac.update(&(key.len() as u64).to_be_bytes());
+        mac.update(key.as_bytes());
+        mac.update(encoding);
+        mac
+    }
+
+    /// The encoding of a stored value, if its tag is this cache's for `key`.
+    fn verified<'v>(&self, key: &str, value: &'v [u8]) -> Option<&'v [u8]> {
+        let (tag, encoding) = value.split_at_checked(TAG_LEN)?;
+        // Constant time: a guess learns nothing from how long the comparison took.
+        self.tag(key, encoding).verify_slice(tag).ok()?;
+        Some(encoding)
     }
 
     /// Puts every key under `prefix` (e.g. one per application sharing a server).
@@ -89,12 +136,14 @@ fn expired(principal: &Principal) -> bool {
 impl SecondLevel for RedisSecondLevel {
     async fn get(&self, hash: &TokenHash, epoch: u64) -> Result<Option<Principal>, BoxError> {
         let mut connection = self.connection.clone();
+        let key = self.key(hash, epoch);
         let value: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.key(hash, epoch))
+            .arg(&key)
             .query_async(&mut connection)
             .await?;
         Ok(value
             .as_deref()
+            .and_then(|value| self.verified(&key, value))
             .and_then(wire::decode)
             .filter(|principal| !expired(principal)))
     }
@@ -118,10 +167,18 @@ impl SecondLevel for RedisSecondLevel {
         if millis == 0 {
             return Ok(());
         }
+        let key = self.key(hash, epoch);
+        let encoding = wire::encode(principal);
+        let mut value = self
+            .tag(&key, encoding.as_ref())
+            .finalize()
+            .into_bytes()
+            .to_vec();
+        value.extend_from_slice(encoding.as_ref());
         let mut connection = self.connection.clone();
         redis::cmd("SET")
-            .arg(self.key(hash, epoch))
-            .arg(wire::encode(principal))
+            .arg(&key)
+            .arg(value)
             .arg("PX")
             .arg(millis)
             .query_async::<()>(&mut connection)

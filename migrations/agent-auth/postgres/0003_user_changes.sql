@@ -15,3 +15,8 @@ AFTER DELETE ON agent_auth_users
 DEFERRABLE INITIALLY DEFERRED
 FOR EACH ROW
 EXECUTE FUNCTION agent_auth_row_changed('user');
+
+CREATE TRIGGER agent_auth_users_truncated
+AFTER TRUNCATE ON agent_auth_users
+FOR EACH STATEMENT
+EXECUTE FUNCTION agent_auth_table_truncated();

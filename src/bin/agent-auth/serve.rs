@@ -113,6 +113,17 @@ pub struct ServeArgs {
         value_name = "URL"
     )]
     redis_url: Option<String>,
+    /// The secret the nodes share to tag the verdicts they keep in Redis (at least 32
+    /// characters; best from the environment): whoever can write to Redis without it cannot
+    /// make a node admit a token. Without it, Redis counts rate limits only and verdicts are
+    /// not shared.
+    #[arg(
+        long,
+        env = "AGENT_AUTH_REDIS_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    redis_secret: Option<String>,
     /// The prefix of every key written to Redis (one per application sharing a server).
     #[arg(long, value_name = "PREFIX", default_value = tower_agent_auth::cache::DEFAULT_PREFIX)]
     redis_prefix: String,
@@ -142,6 +153,11 @@ fn parse_rate(text: &str) -> Result<Rate, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{text:?}: {requests:?} is not a number of requests"))?;
+    if requests == 0 {
+        return Err(format!(
+            "{text:?}: at least 1 request per window (to refuse an agent, disable it)"
+        ));
+    }
     let window = crate::output::parse_duration(window.trim())
         .map_err(|error| format!("{text:?}: {error}"))?;
     if window.is_zero() {
@@ -437,10 +453,10 @@ async fn serve<S: Store + ChangeFeed + Send + Sync>(
     let redis = args
         .redis_url
         .as_deref()
-        .map(redis_connection)
+        .map(|url| redis_connection(url, &args.redis_prefix))
         .transpose()?;
     let (resolver, cache) = resolver(&store, &args, redis.as_ref())?;
-    let rate_limit = rate_limit(&args, redis.as_ref());
+    let rate_limit = rate_limit(&args, redis.as_ref())?;
     let health = crate::health::router(crate::health::Readiness {
         database: Arc::new(store.clone()),
         redis: redis.clone(),
@@ -513,7 +529,12 @@ async fn serve<S: Store + ChangeFeed + Send + Sync>(
 /// A Redis connection that connects on first use and reconnects after a failure: a node starts
 /// and answers (from the database) while Redis is down. Commands time out quickly, so a Redis
 /// that hangs delays a request by at most that.
-fn redis_connection(url: &str) -> Result<redis::aio::ConnectionManager, String> {
+fn redis_connection(url: &str, prefix: &str) -> Result<redis::aio::ConnectionManager, String> {
+    if prefix.is_empty() {
+        return Err(
+            "--redis-prefix: must not be empty (keys of other applications would mix)".into(),
+        );
+    }
     let client = redis::Client::open(url).map_err(|error| format!("--redis-url: {error}"))?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -540,17 +561,65 @@ where
         return Ok((Arc::new(store.clone()), None));
     }
     let bound = positive(&args.cache_bound, "--cache-bound")?;
+    if bound > MAX_CACHE_BOUND {
+        return Err(format!(
+            "--cache-bound: at most {}s (a change must reach every node soon)",
+            MAX_CACHE_BOUND.as_secs()
+        ));
+    }
     let mut config = CacheConfig::new().bound(bound).follows_feed();
-    if let Some(redis) = redis {
-        config = config.second_level(
-            RedisSecondLevel::new(redis.clone()).with_prefix(args.redis_prefix.clone()),
-        );
+    let second_level = match (redis, &args.redis_secret) {
+        (Some(redis), Some(secret)) => Some(
+            RedisSecondLevel::new(redis.clone(), secret.as_bytes())
+                .map_err(|error| format!("--redis-secret: {error}"))?
+                .with_prefix(args.redis_prefix.clone()),
+        ),
+        (Some(_), None) => {
+            tracing::info!("no --redis-secret: verdicts are not shared through Redis");
+            None
+        }
+        (None, _) => None,
+    };
+    let shared = second_level.is_some();
+    if let Some(second_level) = second_level {
+        config = config.second_level(second_level);
     }
     let cache = VerdictCache::new(config);
     tokio::spawn(cache.follow(store.clone()));
-    tracing::info!(?bound, second_level = redis.is_some(), "verdict cache");
+    tokio::spawn(log_freshness(cache.clone(), bound));
+    tracing::info!(?bound, second_level = shared, "verdict cache");
     let resolver = CachingResolver::new(store.clone(), cache.clone());
     Ok((Arc::new(resolver), Some(cache)))
+}
+
+/// The longest `--cache-bound`: past it, a revoked token would stay admitted too long to call
+/// it revoked.
+const MAX_CACHE_BOUND: Duration = Duration::from_secs(60);
+
+/// Logs when the cache stops answering from memory (the change log cannot be read, or the
+/// channel that brings its notices is down) and when it answers again: what `/readyz` shows,
+/// in the log where an operator looks first.
+async fn log_freshness(cache: VerdictCache, bound: Duration) {
+    let mut fresh = true;
+    let mut interval = tokio::time::interval(bound.min(Duration::from_secs(1)));
+    // The first polls take a moment: not a failure to report.
+    tokio::time::sleep(bound).await;
+    loop {
+        interval.tick().await;
+        let status = cache.status();
+        if status.fresh != fresh {
+            fresh = status.fresh;
+            if fresh {
+                tracing::info!(epoch = status.applied_epoch, "verdict cache fresh again");
+            } else {
+                tracing::warn!(
+                    channel_up = status.channel_up,
+                    "verdict cache stale: the change log cannot be read or its channel is down; \
+                     every request goes to the database"
+                );
+            }
+        }
+    }
 }
 
 /// The rate limits of the flags, counted in Redis when configured (exact across nodes), else
@@ -558,7 +627,23 @@ where
 fn rate_limit(
     args: &ServeArgs,
     redis: Option<&redis::aio::ConnectionManager>,
-) -> Option<RateLimitLayer> {
+) -> Result<Option<RateLimitLayer>, String> {
+    for (flag, typed) in [
+        (
+            "--rate-limit-per-token-for",
+            &args.rate_limits_per_token_for,
+        ),
+        (
+            "--rate-limit-per-agent-for",
+            &args.rate_limits_per_agent_for,
+        ),
+    ] {
+        for (n, (agent_type, _)) in typed.iter().enumerate() {
+            if typed[..n].iter().any(|(seen, _)| seen == agent_type) {
+                return Err(format!("{flag}: {} given twice", agent_type.as_str()));
+            }
+        }
+    }
     let mut limits = RateLimits::new();
     let mut any = false;
     if let Some(rate) = args.rate_limit_per_token {
@@ -578,16 +663,16 @@ fn rate_limit(
         any = true;
     }
     if !any {
-        return None;
+        return Ok(None);
     }
     tracing::info!(?limits, shared = redis.is_some(), "rate limits");
-    Some(match redis {
+    Ok(Some(match redis {
         Some(redis) => RateLimitLayer::new(
             limits,
             RedisCounter::new(redis.clone()).with_prefix(args.redis_prefix.clone()),
         ),
         None => RateLimitLayer::local(limits),
-    })
+    }))
 }
 
 /// The demo: user `demo` (password printed on first run only) and agent `demo-bot`, and a fresh
