@@ -4,7 +4,10 @@
 //!
 //! * `cache_hit/caching_resolver_over_sqlite` — `CachingResolver::resolve_now` over a
 //!   `SqliteStore`, the verdict already cached (the store is never asked);
-//! * `cache_hit/memory_store` — `MemoryStore::resolve_now`, whose own verdict cache answers.
+//! * `cache_hit/memory_store` — `MemoryStore::resolve_now`, whose own verdict cache answers;
+//! * `cache_miss/caching_resolver_over_postgres` (with `AGENT_AUTH_TEST_POSTGRES_URL` set and
+//!   `--features sqlite,postgres`) — the token's verdict dropped before each request, so each
+//!   goes to PostgreSQL through the cache and is cached again: what a miss costs.
 //!
 //! Both resolve the same kind of token (a direct token of an agent owned by an active user) from
 //! a parsed lookup, so the difference is the cache's hit path against the memory store's.
@@ -77,5 +80,62 @@ fn bench_cache_hit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_cache_hit);
+#[cfg(feature = "postgres")]
+fn bench_cache_miss(c: &mut Criterion) {
+    use tower_agent_auth::cache::Change;
+    use tower_agent_auth::store::PgStore;
+    let Ok(url) = std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") else {
+        eprintln!("cache_miss skipped: set AGENT_AUTH_TEST_POSTGRES_URL");
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let format = TokenFormat::new("acme").unwrap();
+    let (cached, raw, id) = runtime.block_on(async {
+        use sqlx::Connection;
+        // One schema, emptied at each run: runs leave nothing behind but it.
+        let schema = "agent_auth_bench_miss";
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+        let store = PgStore::connect(&url, StoreConfig::new(format.clone(), users()))
+            .await
+            .unwrap();
+        let raw = token_in(&store).await;
+        let id = store
+            .list_tokens(&store.agent_by_slug("writer").await.unwrap().unwrap().id)
+            .await
+            .unwrap()[0]
+            .id
+            .clone();
+        (
+            CachingResolver::new(store, VerdictCache::new(CacheConfig::new())),
+            raw,
+            id,
+        )
+    });
+    let change = Change::Token(id);
+    let mut group = c.benchmark_group("cache_miss");
+    group.bench_function("caching_resolver_over_postgres", |b| {
+        b.to_async(&runtime).iter(|| async {
+            cached.cache().apply(&change);
+            let parsed = format.parse(raw.expose_secret()).unwrap();
+            let lookup = TokenLookup::new(parsed.hash(), parsed.slug(), parsed.is_legacy());
+            black_box(cached.resolve(&lookup).await.expect("admitted"));
+        })
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "postgres"))]
+fn bench_cache_miss(_: &mut Criterion) {}
+
+criterion_group!(benches, bench_cache_hit, bench_cache_miss);
 criterion_main!(benches);
