@@ -134,7 +134,7 @@ impl CacheConfig {
     }
 
     /// The cache learns of changes from a [`ChangeFeed`](super::ChangeFeed) through
-    /// [`VerdictCache::follow`](super::VerdictCache::follow): it serves nothing until the
+    /// `VerdictCache::follow` (feature `feed`): it serves nothing until the
     /// feed's first poll, and nothing once the bound passed without a successful one.
     pub fn follows_feed(mut self) -> Self {
         self.follows_feed = true;

@@ -9,7 +9,7 @@
 //! - in one process, a [revision](CacheConfig::revision) read before each verdict: a change
 //!   anywhere in the store makes every older verdict stale at once (the in-memory store's own
 //!   cache works so);
-//! - across nodes, a [`ChangeFeed`] the cache [follows](VerdictCache::follow) (feature `feed`):
+//! - across nodes, a [`ChangeFeed`] the cache follows (`VerdictCache::follow`, feature `feed`):
 //!   polled at a quarter of the [bound](CacheConfig::bound), so that a lost notice still
 //!   arrives within it, and no hits at all while the feed cannot be read or its channel is
 //!   known to be down.
@@ -79,7 +79,7 @@ mod redis;
 pub use change::{Change, ChangeFeed, Changes, Notice, SecondLevel, Subscription};
 pub use config::CacheConfig;
 #[cfg(feature = "redis")]
-pub use redis::{DEFAULT_PREFIX, RedisSecondLevel};
+pub use redis::{DEFAULT_PREFIX, MIN_SECRET_LEN, RedisSecondLevel};
 pub use resolver::CachingResolver;
 pub(crate) use resolver::{resolve, resolve_now};
 pub use status::CacheStatus;

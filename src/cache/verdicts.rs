@@ -27,7 +27,7 @@ const ALWAYS: u64 = u64::MAX;
 /// - the cache is fresh: with a [revision](CacheConfig::revision), the revision is the one read
 ///   before the verdict was reached; when it [follows a feed](CacheConfig::follows_feed), a
 ///   poll of the feed succeeded within the bound and the feed's channel is not known to be
-///   down (see [`VerdictCache::follow`]).
+///   down (see `VerdictCache::follow`, feature `feed`).
 ///
 /// Use-limited principals are never held: every use is reserved from the store's counter.
 #[derive(Clone)]
