@@ -93,10 +93,11 @@ impl Database {
         format!("postgres://{user}@{address}/{path}")
     }
 
-    async fn execute(&self, sql: &str) {
+    /// The one number `sql` answers.
+    async fn count(&self, sql: &str) -> i64 {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
     }
 }
 
@@ -306,6 +307,16 @@ async fn me(node: &Node, token: &str) -> u16 {
     .status
 }
 
+/// How many requests `node` answered from its verdict cache so far (`/readyz`).
+async fn cache_hits(node: &Node) -> u64 {
+    let ready = request(&node.address, "GET", "/readyz", &[], "")
+        .await
+        .json();
+    ready["cache"]["hits"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ready}"))
+}
+
 /// Signs alice in on `node`: the session cookie.
 async fn sign_in(node: &Node) -> String {
     let body = format!("user=alice&password={PASSWORD}");
@@ -448,7 +459,9 @@ async fn a_revocation_through_one_node_reaches_the_other_within_the_bound() {
         let (id, token) = issue(&a, &cookie, r#"{"label":"cluster"}"#).await;
         // Twice: the second is answered from B's cache.
         assert_eq!(me(&b, &token).await, 200);
+        let hits = cache_hits(&b).await;
         assert_eq!(me(&b, &token).await, 200);
+        assert!(cache_hits(&b).await > hits, "not answered from B's cache");
         revoke(&a, &cookie, &id).await;
         let revoked = Instant::now();
         propagation.push(refused_after(&b, &token, revoked, Duration::from_secs(1)).await);
@@ -473,17 +486,46 @@ async fn a_lost_broadcast_still_refuses_within_the_bound() {
     let b = Node::start(&database.url, &[]);
     let cookie = sign_in(&a).await;
     for round in 0..5 {
+        // Both nodes listening again (after the last round's kill), B answering from memory.
+        let waiting = Instant::now();
+        loop {
+            let listening = database
+                .count(&format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+                     AND application_name = 'agent-auth change feed'",
+                    database.name
+                ))
+                .await;
+            let ready = request(&b.address, "GET", "/readyz", &[], "").await.json();
+            if listening >= 2
+                && ready["cache"]["fresh"] == true
+                && ready["cache"]["channel_up"] == true
+            {
+                break;
+            }
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "not listening again: {ready}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let (id, token) = issue(&a, &cookie, r#"{"label":"lost"}"#).await;
         assert_eq!(me(&b, &token).await, 200);
+        let hits = cache_hits(&b).await;
         assert_eq!(me(&b, &token).await, 200);
+        assert!(cache_hits(&b).await > hits, "not answered from B's cache");
         // Every listening connection of the database (both nodes'): notices sent now are lost.
-        database
-            .execute(&format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = '{}' AND query ILIKE 'LISTEN%'",
+        let killed = database
+            .count(&format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND application_name = 'agent-auth change feed'",
                 database.name
             ))
             .await;
+        assert!(
+            killed >= 1,
+            "no listening connection to kill (round {round})"
+        );
         revoke(&a, &cookie, &id).await;
         let revoked = Instant::now();
         let after = refused_after(&b, &token, revoked, Duration::from_millis(1100)).await;

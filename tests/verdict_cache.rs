@@ -858,4 +858,21 @@ mod feed {
         first_follow.abort();
         other_follow.abort();
     }
+
+    /// Without a feed the epoch never moves, so an entry would outlive every revocation: a
+    /// second level is neither written nor read.
+    #[tokio::test]
+    async fn a_second_level_without_a_feed_is_never_used() {
+        let table = table();
+        let second = SecondLevel::default();
+        let node = || {
+            let config = CacheConfig::new().bound(BOUND).second_level(second.clone());
+            CachingResolver::new(table.clone(), VerdictCache::new(config))
+        };
+        let (first, other) = (node(), node());
+        resolve(&first, &lookup("t1", "writer")).await.unwrap();
+        assert!(second.0.held.lock().unwrap().is_empty(), "nothing written");
+        resolve(&other, &lookup("t1", "writer")).await.unwrap();
+        assert_eq!(table.resolved(), 2, "each node asked the store");
+    }
 }

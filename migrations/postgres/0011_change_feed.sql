@@ -75,7 +75,8 @@ $$;
 CREATE CONSTRAINT TRIGGER agent_auth_tokens_changed
 AFTER UPDATE OF id, agent_id, hash, display_prefix, label, capabilities, created_at, created_by,
     expires_at, revoked_at, max_operations, expires_on_completion, task_id, intent, orchestrator,
-    environment, delegated_by, delegation_parent, delegation_depth, completed_at
+    environment, delegated_by, delegation_parent, delegation_depth, completed_at,
+    operations_remaining
 ON agent_auth_tokens
 DEFERRABLE INITIALLY DEFERRED
 FOR EACH ROW
@@ -94,7 +95,10 @@ WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.agent_id IS DISTINCT FROM NEW.agent_
     OR OLD.delegated_by IS DISTINCT FROM NEW.delegated_by
     OR OLD.delegation_parent IS DISTINCT FROM NEW.delegation_parent
     OR OLD.delegation_depth IS DISTINCT FROM NEW.delegation_depth
-    OR OLD.completed_at IS DISTINCT FROM NEW.completed_at)
+    OR OLD.completed_at IS DISTINCT FROM NEW.completed_at
+    -- A count set or cleared makes a token use-limited or not (a cached verdict must not stand);
+    -- the request path only moves a count that is set, which logs nothing.
+    OR (OLD.operations_remaining IS NULL) <> (NEW.operations_remaining IS NULL))
 EXECUTE FUNCTION agent_auth_row_changed('token');
 
 -- Deleted tokens, those a foreign key's cascade deletes (a delegated subtree, an agent's) too.

@@ -23,7 +23,8 @@ CREATE TABLE agent_auth_changes (
 CREATE TRIGGER agent_auth_tokens_changed
 AFTER UPDATE OF id, agent_id, hash, display_prefix, label, capabilities, created_at, created_by,
     expires_at, revoked_at, max_operations, expires_on_completion, task_id, intent, orchestrator,
-    environment, delegated_by, delegation_parent, delegation_depth, completed_at
+    environment, delegated_by, delegation_parent, delegation_depth, completed_at,
+    operations_remaining
 ON agent_auth_tokens
 WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.hash IS NOT NEW.hash
     OR OLD.display_prefix IS NOT NEW.display_prefix OR OLD.label IS NOT NEW.label
@@ -36,6 +37,9 @@ WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.hash IS NOT
     OR OLD.delegated_by IS NOT NEW.delegated_by
     OR OLD.delegation_parent IS NOT NEW.delegation_parent
     OR OLD.delegation_depth IS NOT NEW.delegation_depth OR OLD.completed_at IS NOT NEW.completed_at
+    -- A count set or cleared makes a token use-limited or not (a cached verdict must not stand);
+    -- the request path only moves a count that is set, which logs nothing.
+    OR (OLD.operations_remaining IS NULL) IS NOT (NEW.operations_remaining IS NULL)
 BEGIN
     UPDATE agent_auth_change_epoch SET epoch = epoch + 1 WHERE id = 1;
     INSERT INTO agent_auth_changes (epoch, kind, id, at)

@@ -94,6 +94,8 @@ impl<F: ChangeFeed> Follower<F> {
         let vouches = matches!(self.channel.load(Ordering::Acquire), UP | POLLS_ONLY);
         let shared = &self.cache.shared;
         let from = shared.applied.load(Ordering::Acquire);
+        // Read with `from`: a notice applied while the poll waits moves both on.
+        let known = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // From the last applied epoch itself, to check it is still the change applied.
         let changes = self
             .feed
@@ -105,9 +107,13 @@ impl<F: ChangeFeed> Follower<F> {
         if from > 0 && changes.epoch >= from {
             match notices.split_first() {
                 Some((first, rest)) if first.epoch == from => {
-                    let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-                    rewritten = last.as_ref().is_some_and(|known| known != first);
-                    last.get_or_insert_with(|| first.clone());
+                    rewritten = known
+                        .as_ref()
+                        .is_some_and(|known| known.epoch == first.epoch && known != first);
+                    if known.is_none() {
+                        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                        last.get_or_insert_with(|| first.clone());
+                    }
                     notices = rest;
                 }
                 // The change of the epoch applied is gone though the store is past it.

@@ -143,7 +143,8 @@ mod second_level {
     ) -> Option<Principal> {
         let config = cache.config();
         let second = config.second_level.as_ref()?;
-        if !cache.is_fresh() {
+        // Without a feed the epoch never moves: an entry would outlive every revocation.
+        if !config.follows_feed || !cache.is_fresh() {
             return None;
         }
         let found = tokio::time::timeout(
@@ -173,7 +174,7 @@ mod second_level {
         let Some(ttl) = cache.keep_for(principal) else {
             return;
         };
-        if !cache.is_fresh() {
+        if !config.follows_feed || !cache.is_fresh() {
             return;
         }
         let write = second.put(token.hash(), ticket.epoch, principal, ttl);

@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can decide: the database, and
-//! Redis when configured, answer; the verdict cache is fresh).
+//! Redis when configured, answer). The verdict cache's state is shown, not required: a stale
+//! cache sends requests to the database, which still decides them.
 
 use std::sync::Arc;
 use std::time::Duration;

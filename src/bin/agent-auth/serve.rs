@@ -116,7 +116,7 @@ pub struct ServeArgs {
     /// The secret the nodes share to tag the verdicts they keep in Redis (at least 32
     /// characters; best from the environment): whoever can write to Redis without it cannot
     /// make a node admit a token. Without it, Redis counts rate limits only and verdicts are
-    /// not shared.
+    /// not shared. Give it in the environment: a command line is visible to every local user.
     #[arg(
         long,
         env = "AGENT_AUTH_REDIS_SECRET",
@@ -450,6 +450,9 @@ async fn serve<S: Store + ChangeFeed + Send + Sync>(
         ..WriterOptions::default()
     };
     let writer = AuditWriter::spawn(Arc::new(store.clone()), audit_options);
+    if args.redis_secret.is_some() && args.redis_url.is_none() {
+        return Err("--redis-secret needs --redis-url".into());
+    }
     let redis = args
         .redis_url
         .as_deref()
@@ -567,6 +570,12 @@ where
             MAX_CACHE_BOUND.as_secs()
         ));
     }
+    if bound < MIN_CACHE_BOUND {
+        return Err(format!(
+            "--cache-bound: at least {}ms (the change log is read four times per bound)",
+            MIN_CACHE_BOUND.as_millis()
+        ));
+    }
     let mut config = CacheConfig::new().bound(bound).follows_feed();
     let second_level = match (redis, &args.redis_secret) {
         (Some(redis), Some(secret)) => Some(
@@ -595,6 +604,8 @@ where
 /// The longest `--cache-bound`: past it, a revoked token would stay admitted too long to call
 /// it revoked.
 const MAX_CACHE_BOUND: Duration = Duration::from_secs(60);
+/// The shortest `--cache-bound`: a quarter of it is how often each node reads the change log.
+const MIN_CACHE_BOUND: Duration = Duration::from_millis(100);
 
 /// Logs when the cache stops answering from memory (the change log cannot be read, or the
 /// channel that brings its notices is down) and when it answers again: what `/readyz` shows,
