@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
-use super::feed::ChangeFeedError;
+use super::feed_error::ChangeFeedError;
 use super::migrate::MigrationSet;
 use super::rows::AuditRow;
 

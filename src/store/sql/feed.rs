@@ -4,6 +4,7 @@
 //! notices the triggers send, heard by a [`Subscription`].
 
 use super::backend::{Driver, sql};
+use super::feed_error::ChangeFeedError;
 use super::{Core, queries, store_error};
 use crate::cache::{Change, Changes, Notice};
 use crate::principal::UserId;
@@ -14,23 +15,6 @@ use crate::store::StoreError;
 /// many changes commit in between, and is then told its picture is incomplete.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const CHANGES_KEPT: i64 = 10_000;
-
-/// Why the change feed could not be read, or a subscription broke.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ChangeFeedError {
-    /// The database failed.
-    #[error("change feed: {0}")]
-    Database(#[source] sqlx::Error),
-    /// The listening connection was lost: notices sent meanwhile are gone. The subscription
-    /// stays broken; subscribe again and catch up with `changes_since`.
-    #[error("change feed: the listening connection was lost; notices may have been missed")]
-    ConnectionLost,
-    /// A notice or logged change without a usable epoch (written by hand, or by another
-    /// program on the channel).
-    #[error("change feed: malformed change {0:?}")]
-    Malformed(String),
-}
 
 /// The change a logged `kind` and `id` stand for: one it cannot read is every change.
 pub(crate) fn change_of(kind: &str, id: &str) -> Change {

@@ -53,6 +53,7 @@ mod approvals;
 mod audit;
 mod backend;
 mod feed;
+mod feed_error;
 mod grants;
 pub(crate) mod migrate;
 mod pool;
@@ -66,7 +67,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use feed::ChangeFeedError;
+pub use feed_error::ChangeFeedError;
 pub use pool::PoolSettings;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use super::backend::{Backend, BoxFuture, Subscribed};
-use super::feed::ChangeFeedError;
+use super::feed_error::ChangeFeedError;
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
