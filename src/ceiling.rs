@@ -38,7 +38,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use smallvec::SmallVec;
 
 /// Why a capability or pattern string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -412,15 +411,15 @@ pub enum LayerSource {
 /// It always contains the owner's role, so no principal is ever wider than its user.
 #[derive(Debug, Clone)]
 pub struct CapabilityCeiling {
-    // Inline room for owner, agent, token and one parent: no allocation per request, and
-    // small enough (72 bytes) to move cheaply.
-    layers: SmallVec<[(Arc<Policy>, LayerSource); 4]>,
+    // Room for owner, agent, token and one parent in one allocation; a principal is built once
+    // per resolution and shared behind an `Arc` after.
+    layers: Vec<(Arc<Policy>, LayerSource)>,
 }
 
 impl CapabilityCeiling {
     /// A ceiling bounded by the acting user's role alone (what a session principal gets).
     pub fn new(owner_role: Arc<Policy>) -> Self {
-        let mut layers = SmallVec::new();
+        let mut layers = Vec::with_capacity(4);
         layers.push((owner_role, LayerSource::OwnerRole));
         Self { layers }
     }

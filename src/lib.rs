@@ -71,6 +71,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "approval")]
 pub mod approval;
 pub mod audit;
 #[cfg(feature = "axum")]
@@ -80,9 +81,11 @@ pub mod cache;
 pub mod ceiling;
 pub mod clock;
 pub mod delegation;
+pub mod error;
 pub mod layer;
 pub mod limit;
 pub mod principal;
+#[deprecated(since = "0.2.0", note = "moved to `tower_agent_auth::error`")]
 pub mod reason;
 pub mod resolver;
 #[cfg(feature = "server")]
@@ -104,5 +107,5 @@ struct ReadmeSnippets;
 pub use async_trait::async_trait;
 pub use layer::{AgentAuthLayer, PrincipalRejection, RequireCapabilityLayer};
 pub use principal::{ExecutionPrincipal, Principal};
-pub use reason::{InvalidReason, ResolveError};
+pub use error::{InvalidReason, ResolveError};
 pub use resolver::{SessionResolver, TokenLookup, TokenResolver};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::principal::{Principal, TokenId};
-use crate::reason::ResolveError;
+use crate::error::ResolveError;
 use crate::token::{TokenFormat, TokenHash};
 
 /// The write that settles a use, for a resolver that settles through I/O.

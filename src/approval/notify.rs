@@ -1,7 +1,7 @@
 //! Telling the person an approval waits for them.
 
 use super::Approval;
-use crate::reason::BoxError;
+use crate::error::BoxError;
 
 /// Tells a person that an approval waits for them — by mail, chat, push — with its id, what
 /// it is for ([`Approval::binding_message`], [`Approval::details`]) and where to answer.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::rejection::ApprovalSummary;
 use super::{
-    Approval, ApprovalGate, ApprovalNotifier, ApprovalRejection, DEFAULT_LIFETIME, NewApproval,
+    Approval, ApprovalNotifier, ApprovalRejection, DEFAULT_LIFETIME, NewApproval,
     Requested,
 };
 use crate::ExecutionPrincipal;
@@ -15,7 +15,8 @@ use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
 use crate::ceiling::CapabilitySet;
 use crate::clock::{Clock, SystemClock};
 use crate::layer::InsufficientScope;
-use crate::store::StoreError;
+use crate::error::{InputError, StoreError};
+use crate::store::{Backend, Store};
 
 /// What a handler is about to do: the capability it needs, the request it serves, and what
 /// exactly a person would approve.
@@ -93,9 +94,8 @@ impl CriticalAction {
 /// The human-approval gate a host puts in front of its critical actions: which capabilities
 /// are critical, where approvals are kept, how long one waits, who is told, where it is
 /// audited. Cheap to clone; see the [module docs](super) for an example.
-#[derive(Clone)]
-pub struct Supervision<G> {
-    gate: G,
+pub struct Supervision<B> {
+    gate: Store<B>,
     critical: Arc<CapabilitySet>,
     lifetime: Duration,
     max_pending: Option<u32>,
@@ -104,7 +104,21 @@ pub struct Supervision<G> {
     clock: Arc<dyn Clock>,
 }
 
-impl<G> std::fmt::Debug for Supervision<G> {
+impl<B> Clone for Supervision<B> {
+    fn clone(&self) -> Self {
+        Self {
+            gate: self.gate.clone(),
+            critical: self.critical.clone(),
+            lifetime: self.lifetime,
+            max_pending: self.max_pending,
+            notifier: self.notifier.clone(),
+            audit: self.audit.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for Supervision<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervision")
             .field("critical", &self.critical.to_strings())
@@ -115,10 +129,10 @@ impl<G> std::fmt::Debug for Supervision<G> {
     }
 }
 
-impl<G: ApprovalGate> Supervision<G> {
+impl<B: Backend> Supervision<B> {
     /// Approvals kept in `gate`, needed for the capabilities `critical` matches (patterns:
     /// `payments:*` makes every `payments:` capability critical).
-    pub fn new(gate: G, critical: CapabilitySet) -> Self {
+    pub fn new(gate: Store<B>, critical: CapabilitySet) -> Self {
         Self {
             gate,
             critical: Arc::new(critical),
@@ -169,7 +183,7 @@ impl<G: ApprovalGate> Supervision<G> {
     }
 
     /// The gate.
-    pub fn gate(&self) -> &G {
+    pub fn gate(&self) -> &Store<B> {
         &self.gate
     }
 
@@ -188,7 +202,7 @@ impl<G: ApprovalGate> Supervision<G> {
     /// 6. the agent has [`Supervision::max_pending`] pending already → `TooMany`;
     /// 7. else a new pending approval (`approval_requested`), the notifier told → `Required`.
     ///
-    /// Steps 3–7 are one atomic [`ApprovalGate::request_approval`] (step 3 is tried alone
+    /// Steps 3–7 are one atomic [`Store::request_approval`] (step 3 is tried alone
     /// first, then again inside it, so an approval given between the two is spent, never
     /// asked for twice): of concurrent identical requests one creates, and only it notifies
     /// and audits.
@@ -305,7 +319,7 @@ pub(crate) fn approval_event(
 /// A store error as the agent sees it: its input refused, or the store unreachable.
 fn refusal(error: StoreError) -> ApprovalRejection {
     match error {
-        StoreError::InvalidInput(message) => ApprovalRejection::Invalid(message),
+        StoreError::Input(InputError::Invalid(message)) => ApprovalRejection::Invalid(message),
         _ => ApprovalRejection::Unavailable,
     }
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{AuditAction, AuditEvent, Outcome};
 use crate::principal::TokenId;
-use crate::reason::InvalidReason;
+use crate::error::InvalidReason;
 
 /// Tokens with an open interval at most; past it, every interval is closed at once (written
 /// early, never lost), so memory stays bounded whatever a client sends.

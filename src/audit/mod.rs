@@ -42,7 +42,7 @@ use std::pin::Pin;
 use time::OffsetDateTime;
 
 use crate::principal::{AgentId, TokenId, UserId};
-use crate::reason::InvalidReason;
+use crate::error::InvalidReason;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -320,14 +320,7 @@ impl AuditEvent {
     }
 }
 
-/// Why the audit trail could not be written or read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuditError {
-    /// The sink's backend failed.
-    #[error("audit sink unavailable: {0}")]
-    Unavailable(#[source] crate::reason::BoxError),
-}
+pub use crate::error::AuditError;
 
 /// Where batches of events go.
 #[async_trait::async_trait]

@@ -7,7 +7,7 @@ use super::{AuditAction, AuditEvent, AuditRecorder, Outcome};
 use crate::clock::Clock;
 use crate::limit::Limit;
 use crate::principal::ExecutionPrincipal;
-use crate::reason::RefusedCredential;
+use crate::error::RefusedCredential;
 
 /// Status recorded for a request whose response was never produced (nginx's "client closed").
 const CLIENT_CLOSED: u16 = 499;

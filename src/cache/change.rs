@@ -2,7 +2,7 @@
 //! that carry them from wherever they were made (this process, another node, the CLI).
 
 use crate::principal::{AgentId, TokenId, UserId};
-use crate::reason::BoxError;
+use crate::error::BoxError;
 use crate::token::TokenHash;
 
 /// One change that can narrow or end what a cached verdict admits: the key the verdicts that

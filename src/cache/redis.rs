@@ -39,7 +39,7 @@ use sha2::Sha256;
 
 use super::SecondLevel;
 use crate::principal::{Principal, wire};
-use crate::reason::BoxError;
+use crate::error::BoxError;
 use crate::token::TokenHash;
 
 /// The key prefix unless [`RedisSecondLevel::with_prefix`] says otherwise.

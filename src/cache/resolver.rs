@@ -3,7 +3,7 @@
 
 use super::verdicts::VerdictCache;
 use crate::principal::{Principal, TokenId};
-use crate::reason::ResolveError;
+use crate::error::ResolveError;
 use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
 use crate::token::TokenFormat;
 

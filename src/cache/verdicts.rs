@@ -10,7 +10,7 @@ use super::change::Change;
 use super::config::CacheConfig;
 use super::status::CacheStatus;
 use crate::principal::{AgentId, AgentRef, ExecutionPrincipal, Principal, TokenId, UserId};
-use crate::reason::{InvalidReason, ResolveError};
+use crate::error::{InvalidReason, ResolveError};
 use crate::resolver::TokenLookup;
 use crate::token::TokenHash;
 

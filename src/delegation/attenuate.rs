@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::request::Delegation;
 use crate::ceiling::{Capability, CapabilityCeiling, LayerSource};
 use crate::principal::UserId;
-use crate::reason::DelegationError;
+use crate::error::DelegationError;
 use crate::store::resolve::Inspection;
 use crate::store::{Agent, AgentStatus, NewToken, StoreConfig, UserRecord};
 

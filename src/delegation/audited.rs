@@ -1,14 +1,15 @@
 //! Delegation with a record: the entry point a surface (an HTTP route, a token-exchange grant)
 //! calls for a token holder.
 
-use super::{Delegation, DelegationError, DelegationStore};
+use super::{Delegation, DelegationError};
 use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
 use crate::principal::{AgentId, ExecutionPrincipal, TokenId, UserId};
-use crate::reason::InvalidReason;
+use crate::error::InvalidReason;
 use crate::store::resolve::Inspection;
-use crate::store::{IssuedToken, StoreError};
+use crate::error::StoreError;
+use crate::store::{Backend, IssuedToken, Store};
 
-/// [`DelegationStore::delegate`] with its issuance audited.
+/// [`Store::delegate`] with its issuance audited.
 ///
 /// Delegating is not a user's management call (the caller is the holder of the parent token,
 /// not a signed-in person), so it is not [`Managed`](crate::store::Managed)'s; but every child
@@ -30,7 +31,7 @@ use crate::store::{IssuedToken, StoreError};
 /// use tower_agent_auth::audit::{AuditFilter, AuditQuery, AuditWriter, MemoryAuditSink, WriterOptions};
 /// use tower_agent_auth::ceiling::Policy;
 /// use tower_agent_auth::delegation::{Delegation, Delegator};
-/// use tower_agent_auth::store::{AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord};
+/// use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
 /// use tower_agent_auth::token::TokenFormat;
 ///
 /// let users = MemoryUserDirectory::new();
@@ -53,13 +54,13 @@ use crate::store::{IssuedToken, StoreError};
 /// # }
 /// # Ok(()) }
 /// ```
-pub struct Delegator<'a, S> {
-    store: &'a S,
+pub struct Delegator<'a, B> {
+    store: &'a Store<B>,
     audit: Option<&'a dyn AuditRecorder>,
     presented: Option<TokenId>,
 }
 
-impl<S> std::fmt::Debug for Delegator<'_, S> {
+impl<B> std::fmt::Debug for Delegator<'_, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delegator")
             .field("presented", &self.presented)
@@ -67,9 +68,9 @@ impl<S> std::fmt::Debug for Delegator<'_, S> {
     }
 }
 
-impl<'a, S: DelegationStore> Delegator<'a, S> {
+impl<'a, B: Backend> Delegator<'a, B> {
     /// Delegates through `store` (recording nothing until [`Delegator::with_audit`]).
-    pub fn new(store: &'a S) -> Self {
+    pub fn new(store: &'a Store<B>) -> Self {
         Self {
             store,
             audit: None,
@@ -103,7 +104,7 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
         self
     }
 
-    /// Issues the child `request` asks for, as [`DelegationStore::delegate`] does, and records
+    /// Issues the child `request` asks for, as [`Store::delegate`] does, and records
     /// it (or the refusal).
     pub async fn delegate(
         &self,
@@ -142,7 +143,7 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
                     .flatten()
                     .and_then(|agent| agent.parent);
                 let mut event = AuditEvent::new(
-                    self.store.store_config().clock.now(),
+                    self.store.clock().now(),
                     AuditAction::TokenIssued,
                     Outcome::Success,
                 )
@@ -179,7 +180,7 @@ impl<'a, S: DelegationStore> Delegator<'a, S> {
         error: &StoreError,
     ) {
         let mut event = AuditEvent::new(
-            self.store.store_config().clock.now(),
+            self.store.clock().now(),
             AuditAction::TokenIssued,
             Outcome::Denied,
         );

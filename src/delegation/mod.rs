@@ -2,9 +2,9 @@
 //! what it holds; and orchestrators mint task tokens for the other agents of their owner.
 //!
 //! This module is the only producer of [`AuthSource::Delegated`](crate::principal::AuthSource):
-//! [`DelegationStore::delegate`] takes the parent's raw token as proof of possession (like
+//! [`Store::delegate`](crate::store::Store::delegate) takes the parent's raw token as proof of possession (like
 //! RFC 8693's `subject_token`), resolves it through the [pipeline](crate::store::resolve)
-//! without spending a use ([`inspect`](crate::store::resolve::inspect)), and issues the child
+//! without spending a use ([`Store::inspect_token`](crate::store::Store::inspect_token)), and issues the child
 //! only if it lies within the parent as it stands now:
 //!
 //! - its capabilities within the parent's effective ceiling (a pattern such as `posts:*` only
@@ -23,7 +23,7 @@
 //!   environment ([`DelegationError::OtherEnvironment`]); a child of a token with no task (or
 //!   no environment) may name any.
 //!
-//! A refusal is [`StoreError::Delegation`] naming what
+//! A refusal is [`StoreError::Delegation`](crate::error::StoreError::Delegation) naming what
 //! exceeds.
 //!
 //! # At every request
@@ -52,9 +52,10 @@
 //!
 //! ```
 //! use tower_agent_auth::ceiling::{CapabilitySet, Policy};
-//! use tower_agent_auth::delegation::{Delegation, DelegationError, DelegationStore};
+//! use tower_agent_auth::delegation::{Delegation, DelegationError};
+//! use tower_agent_auth::error::StoreError;
 //! use tower_agent_auth::principal::AuthSource;
-//! use tower_agent_auth::store::{AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStore, UserRecord};
+//! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
 //! use tower_agent_auth::token::TokenFormat;
 //! use tower_agent_auth::{TokenLookup, TokenResolver};
 //!
@@ -107,50 +108,58 @@
 
 mod attenuate;
 mod audited;
+mod deprecated;
 mod request;
 
-pub use crate::reason::DelegationError;
+pub use crate::error::DelegationError;
 pub use audited::Delegator;
+#[allow(deprecated)]
+pub use deprecated::DelegationStore;
 pub use request::Delegation;
 
+use crate::error::{InvalidReason, ResolveError, StoreError};
 use crate::principal::{AgentId, TokenId, UserId};
-use crate::reason::{InvalidReason, ResolveError};
 use crate::resolver::TokenLookup;
 use crate::store::resolve::Inspection;
-use crate::store::{
-    AgentStore, GrantStore, IssuedToken, NewToken, StoreConfig, StoreError, TokenStore,
-};
+use crate::store::{Backend, IssuedToken, NewToken, Store};
 
-/// A store that issues delegated and task tokens. The checks are this module's (provided
-/// methods); a store implements the I/O: peeking a token through the pipeline, revoking a
-/// subtree, ending a task.
-#[async_trait::async_trait]
-pub trait DelegationStore: AgentStore + TokenStore {
-    /// The store's configuration (token format, directory, clock, maximum depth).
-    fn store_config(&self) -> &StoreConfig;
-
+impl<B: Backend> Store<B> {
     /// Resolves `token` through the [pipeline](crate::store::resolve) — every check, the same
-    /// refusals — without reserving or recording a use.
-    async fn inspect_token(&self, token: &TokenLookup<'_>) -> Result<Inspection, ResolveError>;
+    /// refusals — without reserving or recording a use: what a delegation from it may lend.
+    pub async fn inspect_token(&self, token: &TokenLookup<'_>) -> Result<Inspection, ResolveError> {
+        crate::store::resolve::inspect(self, token).await
+    }
 
     /// Revokes the token `token` of `agent` and every token delegated from it, below and below
     /// that, in one call; returns how many were revoked now (those revoked already are not
-    /// counted). A token of another agent is [`StoreError::UnknownToken`].
-    async fn revoke_token_tree(
+    /// counted). A token of another agent is [`NotFound::Token`](crate::error::NotFound::Token).
+    pub async fn revoke_token_tree(
         &self,
         agent: &AgentId,
         token: &TokenId,
-    ) -> Result<usize, StoreError>;
+    ) -> Result<usize, StoreError> {
+        self.token(agent, token)
+            .await?
+            .ok_or_else(|| StoreError::unknown_token(agent, token))?;
+        self.backend()
+            .revoke_token_tree(agent, token, self.now())
+            .await
+    }
 
     /// Ends every live token of `owner`'s agents minted for the task `task_id`, and every token
-    /// delegated from one: each records the instant in [`TokenInfo::task_completed_at`](crate::store::TokenInfo::task_completed_at)
-    /// and is refused as `expired` from now on, a state no clock reading undoes (a node whose
-    /// clock is behind that instant refuses it too). Returns how many ended.
-    async fn complete_task(&self, owner: &UserId, task_id: &str) -> Result<usize, StoreError>;
+    /// delegated from one: each records the instant in
+    /// [`TokenInfo::task_completed_at`](crate::store::TokenInfo::task_completed_at) and is
+    /// refused as `expired` from now on, a state no clock reading undoes (a node whose clock is
+    /// behind that instant refuses it too). Returns how many ended.
+    pub async fn complete_task(&self, owner: &UserId, task_id: &str) -> Result<usize, StoreError> {
+        self.backend()
+            .complete_task(owner, task_id, self.now())
+            .await
+    }
 
     /// Issues a child of the token `parent_token` (its raw secret, the proof of possession) as
     /// `request` asks: see the [module docs](self) for what is checked.
-    async fn delegate(
+    pub async fn delegate(
         &self,
         parent_token: &str,
         request: Delegation,
@@ -169,25 +178,16 @@ pub trait DelegationStore: AgentStore + TokenStore {
     /// inactive person, and a person who is neither the target's owner nor holds a grant (any
     /// role) on the target ([`DelegationError::DelegatingUserUnrelated`]): a task token acts on
     /// behalf of someone who answers for its agent.
-    async fn issue_task_token(
+    pub async fn issue_task_token(
         &self,
         orchestrator: &AgentId,
         target: &AgentId,
         delegated_by: &UserId,
         token: NewToken,
-    ) -> Result<IssuedToken, StoreError>
-    where
-        Self: GrantStore,
-    {
-        let config = self.store_config();
-        let orchestrator = self
-            .agent(orchestrator)
-            .await?
-            .ok_or_else(|| StoreError::UnknownAgent(orchestrator.to_string()))?;
-        let target = self
-            .agent(target)
-            .await?
-            .ok_or_else(|| StoreError::UnknownAgent(target.to_string()))?;
+    ) -> Result<IssuedToken, StoreError> {
+        let config = self.config();
+        let orchestrator = self.agent_required(orchestrator).await?;
+        let target = self.agent_required(target).await?;
         let person = config
             .directory
             .user(delegated_by)
@@ -213,12 +213,12 @@ pub trait DelegationStore: AgentStore + TokenStore {
 /// The parent token of a delegation, resolved through the pipeline without spending a use:
 /// a token that is not this store's, or does not resolve now, is
 /// [`DelegationError::ParentRefused`]; an outage is [`StoreError::Unavailable`].
-pub(crate) async fn inspect_parent<S: DelegationStore + ?Sized>(
-    store: &S,
+pub(crate) async fn inspect_parent<B: Backend>(
+    store: &Store<B>,
     parent_token: &str,
 ) -> Result<Inspection, StoreError> {
     let parsed = store
-        .store_config()
+        .config()
         .format
         .parse(parent_token)
         .map_err(|_| DelegationError::ParentRefused(InvalidReason::Malformed))?;
@@ -232,15 +232,12 @@ pub(crate) async fn inspect_parent<S: DelegationStore + ?Sized>(
 }
 
 /// Issues the child `request` asks for under `parent`, as it was inspected.
-pub(crate) async fn issue_child<S: DelegationStore + ?Sized>(
-    store: &S,
+pub(crate) async fn issue_child<B: Backend>(
+    store: &Store<B>,
     parent: &Inspection,
     request: Delegation,
 ) -> Result<IssuedToken, StoreError> {
-    let target = store
-        .agent(&request.target)
-        .await?
-        .ok_or_else(|| StoreError::UnknownAgent(request.target.to_string()))?;
-    let token = attenuate::child_token(store.store_config(), parent, &target, &request)?;
+    let target = store.agent_required(&request.target).await?;
+    let token = attenuate::child_token(store.config(), parent, &target, &request)?;
     store.create_token(&target.id, token).await
 }

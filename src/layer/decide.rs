@@ -22,7 +22,7 @@ use crate::audit::AuditRecorder;
 use crate::audit::request::{PendingRequestEvent, refusal_event};
 use crate::clock::Clock;
 use crate::principal::{Principal, TokenId};
-use crate::reason::{InvalidReason, ResolveError};
+use crate::error::{InvalidReason, ResolveError};
 use crate::resolver::{SessionResolver, TokenLookup, TokenResolver};
 use crate::token::{TokenError, TokenFormat};
 

@@ -12,7 +12,7 @@ use http::{Extensions, HeaderValue, Response, StatusCode};
 
 use super::challenge::{Challenge, LayerMarker};
 use crate::principal::Principal;
-use crate::reason::InvalidReason;
+use crate::error::InvalidReason;
 
 /// An authentication failure, turned into a response by [`Rejection::response`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +162,7 @@ pub struct InsufficientScope {
 impl InsufficientScope {
     /// The refusal of `capability`, with the default challenge (for checks made outside the
     /// layer's request path, such as an approval gate's).
+    #[cfg(feature = "approval")]
     pub(crate) fn new(capability: &str) -> Self {
         Self {
             capability: capability.into(),

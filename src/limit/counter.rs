@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::LimitKind;
-use crate::reason::BoxError;
+use crate::error::BoxError;
 
 /// One fixed window of a given length, aligned to Unix time: the `index`-th window since the
 /// epoch is `[index × length, (index + 1) × length)`, in milliseconds.

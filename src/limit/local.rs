@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Hit, LimitKind, RateCounter, Window};
 use crate::clock::{Clock, SystemClock};
-use crate::reason::BoxError;
+use crate::error::BoxError;
 
 /// How many hits between sweeps of windows that have ended.
 const SWEEP_EVERY: u64 = 1_024;

@@ -8,7 +8,7 @@ use redis::aio::ConnectionManager;
 
 use super::{Hit, LimitKind, RateCounter, Window};
 use crate::clock::{Clock, SystemClock};
-use crate::reason::BoxError;
+use crate::error::BoxError;
 
 /// The key prefix unless [`RedisCounter::with_prefix`] says otherwise.
 pub const DEFAULT_PREFIX: &str = "agent_auth:";

@@ -14,9 +14,10 @@ use super::csrf::SameOriginLayer;
 use super::error::ApiError;
 use super::manage::{ManageState, by_slug, capabilities, invalid, managed, person, target};
 use crate::audit::AuditRecorder;
-use crate::delegation::{Delegation, DelegationError, DelegationStore, Delegator};
+use crate::delegation::{Delegation, DelegationError, Delegator};
 use crate::principal::{AuthSource, Principal, TokenId};
-use crate::store::{GrantStore, StoreError};
+use crate::store::Backend;
+use crate::error::StoreError;
 
 /// The management calls of delegation and task scope, beside
 /// [`manage_router`](super::manage_router) and with its conventions (a session principal,
@@ -30,16 +31,16 @@ use crate::store::{GrantStore, StoreError};
 ///
 /// Completing a task is for the owner of the agents that serve it (see
 /// [`Managed::complete_task`](crate::store::Managed::complete_task)).
-pub fn tasks_router<S>(state: ManageState<S>) -> Router
+pub fn tasks_router<B>(state: ManageState<B>) -> Router
 where
-    S: DelegationStore + GrantStore + Clone + Send + Sync + 'static,
+    B: Backend,
 {
     Router::new()
         .route(
             "/api/agents/{slug}/tokens/{id}/revoke-tree",
-            post(revoke_tree::<S>),
+            post(revoke_tree::<B>),
         )
-        .route("/api/tasks/{task_id}/complete", post(complete_task::<S>))
+        .route("/api/tasks/{task_id}/complete", post(complete_task::<B>))
         .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
 }
@@ -64,22 +65,22 @@ where
 ///
 /// (The name leaves `/oauth/token` to an RFC 8693 token-exchange grant, which will issue the
 /// same children through the same [`Delegator`].)
-pub fn delegations_router<S>(state: ManageState<S>) -> Router
+pub fn delegations_router<B>(state: ManageState<B>) -> Router
 where
-    S: DelegationStore + GrantStore + Clone + Send + Sync + 'static,
+    B: Backend,
 {
     Router::new()
-        .route("/api/delegations", post(delegate::<S>))
+        .route("/api/delegations", post(delegate::<B>))
         .with_state(state)
 }
 
-async fn revoke_tree<S>(
-    State(state): State<ManageState<S>>,
+async fn revoke_tree<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: DelegationStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let id = TokenId::from(id);
@@ -87,13 +88,13 @@ where
     Ok(Json(json!({"token_id": id.as_str(), "revoked": revoked})))
 }
 
-async fn complete_task<S>(
-    State(state): State<ManageState<S>>,
+async fn complete_task<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(task_id): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: DelegationStore + GrantStore,
+    B: Backend,
 {
     let user = person(&principal)?;
     let ended = managed(&state, user).complete_task(&task_id).await?;
@@ -154,7 +155,7 @@ fn refusal(error: StoreError) -> ApiError {
 /// The answer for a slug that names no agent of the caller's owner: the one
 /// [`by_slug`] gives for a slug that names none at all.
 fn unknown_agent(slug: &str) -> ApiError {
-    ApiError::from(StoreError::UnknownAgent(crate::store::shortened(slug)))
+    ApiError::from(StoreError::unknown_agent(crate::store::shortened(slug)))
 }
 
 /// The raw bearer token of the request.
@@ -167,14 +168,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-async fn delegate<S>(
-    State(state): State<ManageState<S>>,
+async fn delegate<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     headers: HeaderMap,
     Body(body): Body<DelegateBody>,
 ) -> Result<Response, ApiError>
 where
-    S: DelegationStore + GrantStore,
+    B: Backend,
 {
     let forbidden = |message: &str| ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
     if principal.auth_source() == AuthSource::Session || principal.token_id().is_none() {

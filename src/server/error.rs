@@ -3,7 +3,7 @@ use ::axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::store::StoreError;
+use crate::error::{NotFound, StoreError};
 
 /// An error of the management API: a status and a JSON body `{"error": code, "message": …}`.
 ///
@@ -38,15 +38,15 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let (status, code) = match &error {
             StoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            StoreError::UnknownAgent(_)
-            | StoreError::UnknownToken { .. }
-            | StoreError::UnknownGrant { .. }
-            | StoreError::UnknownApproval(_) => (StatusCode::NOT_FOUND, "not_found"),
-            StoreError::DuplicateSlug(_)
-            | StoreError::DuplicateToken
-            | StoreError::ApprovalNotPending { .. }
-            | StoreError::ApprovalNotApproved { .. } => (StatusCode::CONFLICT, "conflict"),
-            StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            // A user named in a body (an owner, a grantee) is input that does not hold.
+            StoreError::NotFound(NotFound::User(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
+            StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            StoreError::Unavailable(_) | StoreError::Unsupported(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             // Minting failed (no entropy): the server's fault, not the request's.
             StoreError::Token(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),

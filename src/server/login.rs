@@ -390,7 +390,7 @@ mod tests {
     use crate::audit::{AuditFilter, AuditQuery, MemoryAuditSink, WriterOptions};
     use crate::ceiling::Policy;
     use crate::principal::UserId;
-    use crate::reason::BoxError;
+    use crate::error::BoxError;
     use crate::store::{MemoryUserDirectory, UserDirectory, UserRecord};
     use ::axum::body::Body;
     use http::Request;

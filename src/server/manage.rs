@@ -11,24 +11,32 @@ use super::csrf::SameOriginLayer;
 use super::error::ApiError;
 use super::{pages, views};
 use crate::approval::{
-    Approval, ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalId, ApprovalStatus,
+    Approval, ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalStatus,
 };
-use crate::audit::{AuditFilter, AuditQuery, AuditWriter};
+use crate::audit::{AuditFilter, AuditWriter};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AgentId, AuthSource, Principal, TokenId, UserId};
 use crate::store::{
-    AccessRole, Agent, AgentStatus, AgentStore, AgentType, GrantStore, Managed, NewAgent, NewToken,
-    StoreError, TokenStore,
+    AccessRole, Agent, AgentStatus, AgentType, Backend, Managed, NewAgent, NewToken, Store,
 };
+use crate::error::{NotFound, StoreError};
 
 /// What the management routes need: the store and, optionally, the audit writer every change
 /// is recorded through.
-#[derive(Clone)]
-pub struct ManageState<S> {
+pub struct ManageState<B> {
     /// The store.
-    pub store: S,
+    pub store: Store<B>,
     /// Where changes and denied attempts are recorded.
     pub audit: Option<AuditWriter>,
+}
+
+impl<B> Clone for ManageState<B> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            audit: self.audit.clone(),
+        }
+    }
 }
 
 /// The management REST API, under `/api`. Every route needs a session principal (put an
@@ -53,35 +61,35 @@ pub struct ManageState<S> {
 /// | `GET /api/agents/{slug}/audit?since=…&until=…&last=…` | the audit trail, newest last (RFC 3339 instants or durations ago: `since=1h`); the newest `last` events (default 1,000, at most 10,000) |
 ///
 /// The approvals of supervised agents are answered by [`approvals_router`], beside it.
-pub fn manage_router<S>(state: ManageState<S>) -> Router
+pub fn manage_router<B>(state: ManageState<B>) -> Router
 where
-    S: AgentStore + TokenStore + GrantStore + AuditQuery + Clone + Send + Sync + 'static,
+    B: Backend,
 {
     Router::new()
         .route("/api/me", get(me))
-        .route("/api/agents", get(list_agents::<S>).post(create_agent::<S>))
+        .route("/api/agents", get(list_agents::<B>).post(create_agent::<B>))
         .route(
             "/api/agents/{slug}",
-            get(show_agent::<S>).delete(delete_agent::<S>),
+            get(show_agent::<B>).delete(delete_agent::<B>),
         )
-        .route("/api/agents/{slug}/disable", post(disable::<S>))
-        .route("/api/agents/{slug}/enable", post(enable::<S>))
-        .route("/api/agents/{slug}/policy", put(set_policy::<S>))
+        .route("/api/agents/{slug}/disable", post(disable::<B>))
+        .route("/api/agents/{slug}/enable", post(enable::<B>))
+        .route("/api/agents/{slug}/policy", put(set_policy::<B>))
         .route(
             "/api/agents/{slug}/tokens",
-            get(list_tokens::<S>).post(create_token::<S>),
+            get(list_tokens::<B>).post(create_token::<B>),
         )
         .route(
             "/api/agents/{slug}/tokens/{id}",
-            axum::routing::delete(revoke_token::<S>),
+            axum::routing::delete(revoke_token::<B>),
         )
-        .route("/api/agents/{slug}/tokens/{id}/rotate", post(rotate::<S>))
-        .route("/api/agents/{slug}/grants", get(list_grants::<S>))
+        .route("/api/agents/{slug}/tokens/{id}/rotate", post(rotate::<B>))
+        .route("/api/agents/{slug}/grants", get(list_grants::<B>))
         .route(
             "/api/agents/{slug}/grants/{user}",
-            put(grant::<S>).delete(withdraw::<S>),
+            put(grant::<B>).delete(withdraw::<B>),
         )
-        .route("/api/agents/{slug}/audit", get(audit::<S>))
+        .route("/api/agents/{slug}/audit", get(audit::<B>))
         .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
 }
@@ -98,16 +106,16 @@ where
 /// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired; at most 1d)}`, or no body for the defaults; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/deny` | deny it; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/revoke` | withdraw an approval given earlier: it admits nothing more; owner or admin; 409 unless approved and unexpired |
-pub fn approvals_router<S>(state: ManageState<S>) -> Router
+pub fn approvals_router<B>(state: ManageState<B>) -> Router
 where
-    S: AgentStore + TokenStore + GrantStore + ApprovalGate + Clone + Send + Sync + 'static,
+    B: Backend,
 {
     Router::new()
-        .route("/api/approvals", get(list_approvals::<S>))
-        .route("/api/approvals/{id}", get(show_approval::<S>))
-        .route("/api/approvals/{id}/approve", post(approve::<S>))
-        .route("/api/approvals/{id}/deny", post(deny::<S>))
-        .route("/api/approvals/{id}/revoke", post(revoke::<S>))
+        .route("/api/approvals", get(list_approvals::<B>))
+        .route("/api/approvals/{id}", get(show_approval::<B>))
+        .route("/api/approvals/{id}/approve", post(approve::<B>))
+        .route("/api/approvals/{id}/deny", post(deny::<B>))
+        .route("/api/approvals/{id}/revoke", post(revoke::<B>))
         .layer(SameOriginLayer::for_session_cookie())
         .with_state(state)
 }
@@ -117,16 +125,16 @@ where
 /// to `/login`. Everything shown is HTML-escaped. Needs the same
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) around it as [`manage_router`] (optional, with
 /// a session resolver).
-pub fn home_router<S>(state: ManageState<S>) -> Router
+pub fn home_router<B>(state: ManageState<B>) -> Router
 where
-    S: AgentStore + TokenStore + GrantStore + Clone + Send + Sync + 'static,
+    B: Backend,
 {
-    pages::not_framed(Router::new().route("/", get(home::<S>)).with_state(state))
+    pages::not_framed(Router::new().route("/", get(home::<B>)).with_state(state))
 }
 
-async fn home<S>(State(state): State<ManageState<S>>, principal: Option<Principal>) -> Response
+async fn home<B>(State(state): State<ManageState<B>>, principal: Option<Principal>) -> Response
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let Some(user) = principal
         .filter(|p| p.auth_source() == AuthSource::Session)
@@ -177,9 +185,9 @@ where
 }
 
 /// The agents `user` may see: every one [`Managed::agent`] lets them read.
-async fn visible_agents<S>(store: &S, user: &UserId) -> Result<Vec<Agent>, StoreError>
+async fn visible_agents<B>(store: &Store<B>, user: &UserId) -> Result<Vec<Agent>, StoreError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let ids: std::collections::HashSet<AgentId> =
         store.agents_visible_to(user).await?.into_iter().collect();
@@ -201,9 +209,9 @@ pub(super) fn person(principal: &Principal) -> Result<UserId, ApiError> {
     }
 }
 
-pub(super) fn managed<'a, S>(state: &'a ManageState<S>, user: UserId) -> Managed<'a, S>
+pub(super) fn managed<'a, B>(state: &'a ManageState<B>, user: UserId) -> Managed<'a, B>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let managed = Managed::new(&state.store, user);
     match &state.audit {
@@ -213,21 +221,21 @@ where
 }
 
 /// The signed-in user's view of the store, and the agent `slug` names.
-pub(super) async fn target<'a, S>(
-    state: &'a ManageState<S>,
+pub(super) async fn target<'a, B>(
+    state: &'a ManageState<B>,
     principal: &Principal,
     slug: &str,
-) -> Result<(Managed<'a, S>, Agent), ApiError>
+) -> Result<(Managed<'a, B>, Agent), ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let user = person(principal)?;
     let agent = by_slug(&state.store, slug).await?;
     Ok((managed(state, user), agent))
 }
 
-pub(super) async fn by_slug<S: AgentStore>(store: &S, slug: &str) -> Result<Agent, ApiError> {
-    let unknown = || ApiError::from(StoreError::UnknownAgent(crate::store::shortened(slug)));
+pub(super) async fn by_slug<B: Backend>(store: &Store<B>, slug: &str) -> Result<Agent, ApiError> {
+    let unknown = || ApiError::from(StoreError::unknown_agent(crate::store::shortened(slug)));
     // No agent has a slug of another shape: no need to ask the store.
     if !crate::token::valid_slug(slug) {
         return Err(unknown());
@@ -261,12 +269,12 @@ async fn me(principal: Principal) -> Json<Value> {
     }))
 }
 
-async fn list_agents<S>(
-    State(state): State<ManageState<S>>,
+async fn list_agents<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let user = person(&principal)?;
     let visible = visible_agents(&state.store, &user).await?;
@@ -286,13 +294,13 @@ struct CreateAgent {
     expires_in_seconds: Option<i64>,
 }
 
-async fn create_agent<S>(
-    State(state): State<ManageState<S>>,
+async fn create_agent<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Body(body): Body<CreateAgent>,
 ) -> Result<Response, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let user = person(&principal)?;
     let mut new = match &body.parent {
@@ -323,75 +331,75 @@ where
     Ok((StatusCode::CREATED, Json(views::agent(&agent))).into_response())
 }
 
-async fn show_agent<S>(
-    State(state): State<ManageState<S>>,
+async fn show_agent<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let agent = managed.agent(&agent.id).await?;
     Ok(Json(views::agent(&agent)))
 }
 
-async fn set_status<S>(
-    state: ManageState<S>,
+async fn set_status<B>(
+    state: ManageState<B>,
     principal: Principal,
     slug: String,
     status: AgentStatus,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let agent = managed.set_agent_status(&agent.id, status).await?;
     Ok(Json(views::agent(&agent)))
 }
 
-async fn disable<S>(
-    State(state): State<ManageState<S>>,
+async fn disable<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     set_status(state, principal, slug, AgentStatus::Disabled).await
 }
 
-async fn enable<S>(
-    State(state): State<ManageState<S>>,
+async fn enable<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     set_status(state, principal, slug, AgentStatus::Active).await
 }
 
-async fn delete_agent<S>(
-    State(state): State<ManageState<S>>,
+async fn delete_agent<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     managed.delete_agent(&agent.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens<S>(
-    State(state): State<ManageState<S>>,
+async fn list_tokens<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let tokens = managed.list_tokens(&agent.id).await?;
@@ -435,27 +443,27 @@ fn new_token(body: CreateToken) -> Result<NewToken, ApiError> {
     Ok(new)
 }
 
-async fn create_token<S>(
-    State(state): State<ManageState<S>>,
+async fn create_token<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
     Body(body): Body<CreateToken>,
 ) -> Result<Response, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let issued = managed.create_token(&agent.id, new_token(body)?).await?;
     Ok((StatusCode::CREATED, Json(views::issued(&issued))).into_response())
 }
 
-async fn revoke_token<S>(
-    State(state): State<ManageState<S>>,
+async fn revoke_token<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let info = managed.revoke_token(&agent.id, &TokenId::from(id)).await?;
@@ -469,14 +477,14 @@ struct Rotate {
     grace_seconds: i64,
 }
 
-async fn rotate<S>(
-    State(state): State<ManageState<S>>,
+async fn rotate<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
     Body(body): Body<Rotate>,
 ) -> Result<Response, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let grace = u64::try_from(body.grace_seconds)
@@ -488,13 +496,13 @@ where
     Ok((StatusCode::CREATED, Json(views::issued(&issued))).into_response())
 }
 
-async fn list_grants<S>(
-    State(state): State<ManageState<S>>,
+async fn list_grants<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let grants = managed.grants(&agent.id).await?;
@@ -521,14 +529,14 @@ where
     Option::<T>::deserialize(deserializer)
 }
 
-async fn set_policy<S>(
-    State(state): State<ManageState<S>>,
+async fn set_policy<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
     Body(body): Body<NewPolicy>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let mut policy = match &body.allow {
         Some(names) => Policy::allow(capabilities(names)?),
@@ -548,14 +556,14 @@ struct Grant {
     role: String,
 }
 
-async fn grant<S>(
-    State(state): State<ManageState<S>>,
+async fn grant<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path((slug, grantee)): Path<(String, String)>,
     Body(body): Body<Grant>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let role =
         AccessRole::parse(&body.role).ok_or_else(|| invalid("role: admin, operator or viewer"))?;
@@ -566,13 +574,13 @@ where
     Ok(Json(views::grant(&grant)))
 }
 
-async fn withdraw<S>(
-    State(state): State<ManageState<S>>,
+async fn withdraw<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path((slug, grantee)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     managed
@@ -618,14 +626,14 @@ fn instant(
         .transpose()
 }
 
-async fn audit<S>(
-    State(state): State<ManageState<S>>,
+async fn audit<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(slug): Path<String>,
     Params(range): Params<Range>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore + AuditQuery,
+    B: Backend,
 {
     let (managed, agent) = target(&state, &principal, &slug).await?;
     let mut filter = AuditFilter::agent(agent.id.clone());
@@ -652,7 +660,7 @@ struct ApprovalQuery {
 }
 
 /// An approval as the API shows it: the view, with its agent's slug.
-async fn approval_view<S: AgentStore>(store: &S, approval: &Approval) -> Result<Value, ApiError> {
+async fn approval_view<B: Backend>(store: &Store<B>, approval: &Approval) -> Result<Value, ApiError> {
     let mut view = views::approval(approval, store.clock().now());
     view["agent"] = match store.agent(&approval.agent_id).await? {
         Some(agent) => json!(&*agent.slug),
@@ -665,18 +673,18 @@ async fn approval_view<S: AgentStore>(store: &S, approval: &Approval) -> Result<
 fn approval_id(id: &str) -> Result<ApprovalId, ApiError> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        return Err(StoreError::UnknownApproval(crate::store::shortened(id)).into());
+        return Err(StoreError::NotFound(NotFound::Approval(crate::store::shortened(id))).into());
     }
     Ok(ApprovalId::from(id))
 }
 
-async fn list_approvals<S>(
-    State(state): State<ManageState<S>>,
+async fn list_approvals<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Params(query): Params<ApprovalQuery>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+    B: Backend,
 {
     let user = person(&principal)?;
     let mut filter = ApprovalFilter::all();
@@ -711,13 +719,13 @@ where
     Ok(Json(Value::Array(views)))
 }
 
-async fn show_approval<S>(
-    State(state): State<ManageState<S>>,
+async fn show_approval<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+    B: Backend,
 {
     let user = person(&principal)?;
     let approval = managed(&state, user).approval(&approval_id(&id)?).await?;
@@ -732,15 +740,15 @@ struct Approve {
     valid_for: Option<String>,
 }
 
-async fn approve<S>(
-    State(state): State<ManageState<S>>,
+async fn approve<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(id): Path<String>,
     // Every field has a default: no body at all approves once, until it would have expired.
     OptionalBody(body): OptionalBody<Approve>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+    B: Backend,
 {
     let user = person(&principal)?;
     let mut bounds = ApprovalBounds::default();
@@ -758,26 +766,26 @@ where
     Ok(Json(approval_view(&state.store, &approved).await?))
 }
 
-async fn deny<S>(
-    State(state): State<ManageState<S>>,
+async fn deny<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+    B: Backend,
 {
     let user = person(&principal)?;
     let denied = managed(&state, user).deny(&approval_id(&id)?).await?;
     Ok(Json(approval_view(&state.store, &denied).await?))
 }
 
-async fn revoke<S>(
-    State(state): State<ManageState<S>>,
+async fn revoke<B>(
+    State(state): State<ManageState<B>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError>
 where
-    S: AgentStore + TokenStore + GrantStore + ApprovalGate,
+    B: Backend,
 {
     let user = person(&principal)?;
     let revoked = managed(&state, user)

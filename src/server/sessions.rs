@@ -6,7 +6,7 @@ use http::header::COOKIE;
 use sha2::{Digest, Sha256};
 
 use crate::principal::{Principal, UserId};
-use crate::reason::ResolveError;
+use crate::error::ResolveError;
 use crate::resolver::SessionResolver;
 use crate::store::UserDirectory;
 
@@ -81,7 +81,7 @@ impl Sessions {
     /// [credential stamp](crate::store::UserRecord::with_credential_stamp) (the sign-in route
     /// uses this one): once their credentials change, the session ends. Returns the cookie
     /// value (shown to the browser only).
-    pub async fn begin(&self, user: UserId) -> Result<String, crate::reason::BoxError> {
+    pub async fn begin(&self, user: UserId) -> Result<String, crate::error::BoxError> {
         let stamp = self
             .inner
             .directory
@@ -93,7 +93,7 @@ impl Sessions {
 
     /// Starts a session for `user`, not tied to their credentials; returns the cookie value
     /// (shown to the browser only).
-    pub fn start(&self, user: UserId) -> Result<String, crate::reason::BoxError> {
+    pub fn start(&self, user: UserId) -> Result<String, crate::error::BoxError> {
         self.start_stamped(user, None)
     }
 
@@ -101,7 +101,7 @@ impl Sessions {
         &self,
         user: UserId,
         stamp: Option<u64>,
-    ) -> Result<String, crate::reason::BoxError> {
+    ) -> Result<String, crate::error::BoxError> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
         let secret = hex::encode(secret);

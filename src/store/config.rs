@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::model::AgentType;
-use super::{StoreError, UserDirectory};
+use super::UserDirectory;
+use crate::error::{InputError, StoreError};
 use crate::clock::{Clock, SystemClock};
 use crate::token::TokenFormat;
 
@@ -103,9 +104,9 @@ impl LifetimePolicy {
     ) -> Result<Option<Duration>, StoreError> {
         let rule = self.get(agent_type);
         match requested {
-            Some(ttl) if ttl.is_zero() => Err(StoreError::InvalidLifetime(
+            Some(ttl) if ttl.is_zero() => Err(StoreError::Input(InputError::InvalidLifetime(
                 "a token lifetime must be longer than zero".into(),
-            )),
+            ))),
             Some(ttl) => Ok(Some(rule.max.map_or(ttl, |max| ttl.min(max)))),
             None => Ok(rule.default.or(rule.max)),
         }

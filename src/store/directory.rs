@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::ceiling::{CapabilityCeiling, Policy};
 use crate::principal::{ExecutionPrincipal, Principal, UserId};
-use crate::reason::BoxError;
+use crate::error::BoxError;
 
 /// A user as the crate needs to know them: whether they are active and what their role allows.
 #[derive(Debug, Clone)]

@@ -1,175 +1,17 @@
-//! Who may manage an agent's credentials: access grants and the rule that checks them.
-//!
-//! The owner of an agent may do everything. Other users need a grant on the agent:
-//!
-//! | operation | needs |
-//! |---|---|
-//! | see the identity and its approvals | viewer (or above) |
-//! | list credentials and grants; read the audit trail | operator (or admin) |
-//! | issue, rotate, revoke credentials; manage grants; disable, enable, delete the identity; create its thread-scoped children; approve or deny its approvals | admin |
-//!
-//! Creating a top-level agent is for its owner only. A thread-scoped child shares its parent's
-//! owner, and grants on the parent apply to it.
-//!
-//! The rule lives here, in the library, and [`Managed`] applies it to every management call, so
-//! the HTTP API, the CLI and any other surface enforce the same thing.
-//!
-//! ```
-//! use tower_agent_auth::store::{AccessRole, AgentStore, GrantStore, Managed, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreError, UserRecord};
-//! use tower_agent_auth::token::TokenFormat;
-//! use tower_agent_auth::ceiling::Policy;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let users = MemoryUserDirectory::new();
-//! for user in ["alice", "olga"] {
-//!     users.insert(UserRecord::new(user, Policy::unrestricted()));
-//! }
-//! let store = MemoryStore::new(TokenFormat::new("acme")?, users);
-//! let agent = store.create_agent(NewAgent::new("writer", "alice")).await?;
-//! store.grant(&agent.id, &"olga".into(), AccessRole::Operator).await?;
-//!
-//! let as_olga = Managed::new(&store, "olga");
-//! assert!(as_olga.list_tokens(&agent.id).await.is_ok());          // operators may list
-//! let issue = as_olga.create_token(&agent.id, NewToken::new("x")).await;
-//! assert!(matches!(issue, Err(StoreError::Forbidden { .. })));      // but not issue
-//! # Ok(()) }
-//! ```
+//! [`Managed`]: a store seen by one user, every call checked by the [access rule](super::authorize)
+//! and, optionally, audited.
 
-use time::OffsetDateTime;
 
+use super::access::{AccessGrant, AccessRole, Operation, authorize};
+use super::backend::Backend;
+use super::domain::Store;
 use super::model::{Agent, AgentStatus, IssuedToken, NewAgent, NewToken, TokenInfo};
-use super::{AgentStore, StoreError, TokenStore};
-use crate::approval::{
-    Approval, ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalId, Decision,
-};
+#[cfg(feature = "approval")]
+use crate::approval::{Approval, ApprovalBounds, ApprovalFilter, ApprovalId, Decision};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditRecorder, Outcome};
 use crate::ceiling::Policy;
+use crate::error::{NotFound, StoreError};
 use crate::principal::{AgentId, TokenId, UserId};
-
-/// A user's standing on an agent; `Admin > Operator > Viewer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AccessRole {
-    /// May see the agent.
-    Viewer,
-    /// May also list its credentials.
-    Operator,
-    /// May also issue, rotate and revoke its credentials and manage its grants.
-    Admin,
-}
-
-impl AccessRole {
-    /// `viewer`, `operator` or `admin`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-
-    /// Parses [`AccessRole::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "viewer" => Some(Self::Viewer),
-            "operator" => Some(Self::Operator),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// A grant of `role` on an agent to a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AccessGrant {
-    /// The agent.
-    pub agent_id: AgentId,
-    /// The user.
-    pub user_id: UserId,
-    /// What the user may do.
-    pub role: AccessRole,
-    /// When it was granted (or last changed).
-    pub granted_at: OffsetDateTime,
-}
-
-/// A management operation on an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// See the agent's record.
-    ViewAgent,
-    /// List its tokens (metadata only).
-    ListTokens,
-    /// Read the agent's audit trail.
-    ReadAudit,
-    /// List who else has a role on the agent.
-    ListGrants,
-    /// Disable, enable or delete the agent, change its policy, or create a thread-scoped child
-    /// under it.
-    ManageAgent,
-    /// Issue a token.
-    IssueToken,
-    /// Rotate a token.
-    RotateToken,
-    /// Revoke a token.
-    RevokeToken,
-    /// Grant or withdraw access to other users.
-    ManageGrants,
-    /// Approve or deny what the agent asked a person's approval for (seeing its approvals
-    /// needs only [`Operation::ViewAgent`]).
-    DecideApproval,
-}
-
-impl Operation {
-    /// The least role that allows it (the owner may always).
-    pub fn required_role(&self) -> AccessRole {
-        match self {
-            Self::ViewAgent => AccessRole::Viewer,
-            Self::ListTokens | Self::ReadAudit | Self::ListGrants => AccessRole::Operator,
-            Self::ManageAgent
-            | Self::IssueToken
-            | Self::RotateToken
-            | Self::RevokeToken
-            | Self::ManageGrants
-            | Self::DecideApproval => AccessRole::Admin,
-        }
-    }
-
-    /// What it is, in words: `"issue tokens"`, as in `user "x" may not issue tokens (agent "y")`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::ViewAgent => "see the agent",
-            Self::ListTokens => "list tokens",
-            Self::ReadAudit => "read the audit trail",
-            Self::ListGrants => "list grants",
-            Self::ManageAgent => "manage the agent",
-            Self::IssueToken => "issue tokens",
-            Self::RotateToken => "rotate tokens",
-            Self::RevokeToken => "revoke tokens",
-            Self::ManageGrants => "manage grants",
-            Self::DecideApproval => "decide approvals",
-        }
-    }
-}
-
-/// The rule: the owner may do anything; anyone else needs a grant of at least the operation's
-/// role.
-pub fn authorize(
-    actor: &UserId,
-    agent: &Agent,
-    grant: Option<AccessRole>,
-    operation: Operation,
-) -> Result<(), StoreError> {
-    if agent.owner == *actor || grant.is_some_and(|role| role >= operation.required_role()) {
-        Ok(())
-    } else {
-        Err(StoreError::Forbidden {
-            user: actor.to_string(),
-            operation: operation.as_str(),
-            agent: agent.slug.to_string(),
-        })
-    }
-}
 
 /// An error of a call on `agent` as a person reads it: the agent by its slug, which they typed,
 /// not by its internal id.
@@ -178,18 +20,20 @@ fn named(agent: &Agent) -> impl Fn(StoreError) -> StoreError + '_ {
         let slug = || agent.slug.to_string();
         let is_it = |named: &str| named == agent.id.as_str();
         match error {
-            StoreError::UnknownAgent(id) if is_it(&id) => StoreError::UnknownAgent(slug()),
-            StoreError::UnknownToken { agent: id, token } if is_it(&id) => {
-                StoreError::UnknownToken {
+            StoreError::NotFound(NotFound::Agent(id)) if is_it(&id) => {
+                StoreError::NotFound(NotFound::Agent(slug()))
+            }
+            StoreError::NotFound(NotFound::Token { agent: id, token }) if is_it(&id) => {
+                StoreError::NotFound(NotFound::Token {
                     agent: slug(),
                     token,
-                }
+                })
             }
-            StoreError::UnknownGrant { agent: id, user } if is_it(&id) => {
-                StoreError::UnknownGrant {
+            StoreError::NotFound(NotFound::Grant { agent: id, user }) if is_it(&id) => {
+                StoreError::NotFound(NotFound::Grant {
                     agent: slug(),
                     user,
-                }
+                })
             }
             other => other,
         }
@@ -210,63 +54,16 @@ fn describe(policy: &Policy) -> String {
     }
 }
 
-/// Access grants: (agent, user, role).
-#[async_trait::async_trait]
-pub trait GrantStore: Send + Sync {
-    /// Grants `role` on `agent` to `user`, replacing any earlier grant of theirs.
-    async fn grant(
-        &self,
-        agent: &AgentId,
-        user: &UserId,
-        role: AccessRole,
-    ) -> Result<AccessGrant, StoreError>;
-    /// Withdraws the user's grant; [`StoreError::UnknownGrant`] if there is none.
-    async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<(), StoreError>;
-    /// The agent's grants, by user.
-    async fn grants(&self, agent: &AgentId) -> Result<Vec<AccessGrant>, StoreError>;
-    /// The user's role on the agent, if any.
-    async fn role_of(
-        &self,
-        agent: &AgentId,
-        user: &UserId,
-    ) -> Result<Option<AccessRole>, StoreError>;
-    /// The agents `user` may see ([`Operation::ViewAgent`]), by slug: those they own, those
-    /// they hold any grant on, and the thread-scoped children of either (a child is managed by
-    /// whoever manages its parent). [`Managed`] lists approvals with it. The default reads
-    /// every agent and asks [`GrantStore::role_of`] of each and of its parent, O(agents)
-    /// queries; the stores of this crate override it with one query (memory: one pass under
-    /// its lock).
-    ///
-    /// Bound by `Self: AgentStore + Sized`, so `dyn GrantStore` stays a type (without this
-    /// method).
-    async fn agents_visible_to(&self, user: &UserId) -> Result<Vec<AgentId>, StoreError>
-    where
-        Self: AgentStore + Sized,
-    {
-        let mut visible = Vec::new();
-        for agent in self.list_agents().await? {
-            let mut role = self.role_of(&agent.id, user).await?;
-            if let Some(parent) = &agent.parent {
-                role = role.max(self.role_of(parent, user).await?);
-            }
-            if authorize(user, &agent, role, Operation::ViewAgent).is_ok() {
-                visible.push(agent.id);
-            }
-        }
-        Ok(visible)
-    }
-}
-
 /// A store seen by one user: every management call is authorized first and, with
 /// [`Managed::with_audit`], recorded — changes with before/after, refusals as
 /// [`Outcome::Denied`].
-pub struct Managed<'a, S> {
-    store: &'a S,
+pub struct Managed<'a, B> {
+    store: &'a Store<B>,
     actor: UserId,
     audit: Option<&'a dyn AuditRecorder>,
 }
 
-impl<S> std::fmt::Debug for Managed<'_, S> {
+impl<B> std::fmt::Debug for Managed<'_, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Managed")
             .field("actor", &self.actor)
@@ -275,12 +72,9 @@ impl<S> std::fmt::Debug for Managed<'_, S> {
     }
 }
 
-impl<'a, S> Managed<'a, S>
-where
-    S: AgentStore + TokenStore + GrantStore,
-{
+impl<'a, B: Backend> Managed<'a, B> {
     /// `store` as `actor` sees it.
-    pub fn new(store: &'a S, actor: impl Into<UserId>) -> Self {
+    pub fn new(store: &'a Store<B>, actor: impl Into<UserId>) -> Self {
         Self {
             store,
             actor: actor.into(),
@@ -322,9 +116,10 @@ where
     }
 
     /// [`Managed::check`] of an operation on `approval` of the agent: a refusal is recorded
-    /// naming the approval attempted, and answered [`StoreError::UnknownApproval`] when the
+    /// naming the approval attempted, and answered [`NotFound::Approval`](crate::error::NotFound::Approval) when the
     /// actor may not even see the agent, so that an approval id tells a stranger nothing (not
     /// the agent's slug, not that it exists).
+    #[cfg(feature = "approval")]
     async fn check_approval(
         &self,
         approval: &Approval,
@@ -336,12 +131,12 @@ where
             .check_about(&approval.agent_id, operation, action, Some(&about))
             .await
         {
-            Err(StoreError::Forbidden { .. } | StoreError::UnknownAgent(_))
+            Err(StoreError::Forbidden { .. } | StoreError::NotFound(NotFound::Agent(_)))
                 if !self.may(&approval.agent_id, Operation::ViewAgent).await? =>
             {
-                Err(StoreError::UnknownApproval(crate::store::shortened(
+                Err(StoreError::NotFound(NotFound::Approval(crate::store::shortened(
                     approval.id.as_str(),
-                )))
+                ))))
             }
             other => other,
         }
@@ -358,7 +153,7 @@ where
             .store
             .agent(agent)
             .await?
-            .ok_or_else(|| StoreError::UnknownAgent(agent.to_string()))?;
+            .ok_or_else(|| StoreError::unknown_agent(agent))?;
         let mut role = self.store.role_of(agent, &self.actor).await?;
         // A thread-scoped child is managed by whoever manages its parent.
         if let Some(parent) = &record.parent {
@@ -666,10 +461,7 @@ where
         &self,
         agent: &AgentId,
         filter: AuditFilter,
-    ) -> Result<Vec<AuditEvent>, StoreError>
-    where
-        S: AuditQuery,
-    {
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         self.check(agent, Operation::ReadAudit, AuditAction::Read)
             .await?;
         let filter = AuditFilter {
@@ -679,23 +471,21 @@ where
         self.store
             .events(&filter)
             .await
-            .map_err(|crate::audit::AuditError::Unavailable(e)| StoreError::Unavailable(e))
+            .map_err(|crate::error::AuditError::Unavailable(e)| StoreError::Unavailable(e))
     }
 
     /// The approvals passing `filter` of the agents the actor may see (any role, as for the
     /// agent itself), newest first: the newest [`ApprovalFilter::last`] of them (default
     /// [`DEFAULT_LISTED`](crate::approval::DEFAULT_LISTED), at most [`MAX_LISTED`](crate::approval::MAX_LISTED); more is
-    /// [`StoreError::InvalidInput`]). The agents are [`GrantStore::agents_visible_to`]'s; the
+    /// [`InputError::Invalid`](crate::error::InputError::Invalid)). The agents are [`Store::agents_visible_to`]'s; the
     /// store filters by them and the status itself, at most 500 agents a query (a user who may
     /// see more is asked in several, their newest `last` kept), so a user who may see no agent
     /// reads no approval.
-    pub async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>
-    where
-        S: ApprovalGate,
-    {
+    #[cfg(feature = "approval")]
+    pub async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
         let last = filter.last.unwrap_or(crate::approval::DEFAULT_LISTED);
         if last > crate::approval::MAX_LISTED {
-            return Err(StoreError::InvalidInput(format!(
+            return Err(StoreError::invalid(format!(
                 "last: at most {}",
                 crate::approval::MAX_LISTED
             )));
@@ -720,13 +510,11 @@ where
     }
 
     /// One approval, if the actor may see its agent (any role). An approval of an agent they
-    /// may not see is [`StoreError::UnknownApproval`], as for an id that names none: its id
+    /// may not see is [`NotFound::Approval`](crate::error::NotFound::Approval), as for an id that names none: its id
     /// tells a stranger nothing. Deciding one likewise; a user who may see it but not decide
     /// is [`StoreError::Forbidden`].
-    pub async fn approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
-    where
-        S: ApprovalGate,
-    {
+    #[cfg(feature = "approval")]
+    pub async fn approval(&self, id: &ApprovalId) -> Result<Approval, StoreError> {
         let approval = self.find_approval(id).await?;
         self.check_approval(&approval, Operation::ViewAgent, AuditAction::Read)
             .await?;
@@ -735,23 +523,19 @@ where
 
     /// Approves a pending approval within `bounds`: owner or admin of its agent. Recorded as
     /// `approval_granted` with the actor, the approval's agent, token and chain.
+    #[cfg(feature = "approval")]
     pub async fn approve(
         &self,
         id: &ApprovalId,
         bounds: ApprovalBounds,
-    ) -> Result<Approval, StoreError>
-    where
-        S: ApprovalGate,
-    {
+    ) -> Result<Approval, StoreError> {
         self.decide(id, Decision::Approve(bounds), AuditAction::ApprovalGranted)
             .await
     }
 
     /// Denies a pending approval: owner or admin of its agent. Recorded as `approval_denied`.
-    pub async fn deny(&self, id: &ApprovalId) -> Result<Approval, StoreError>
-    where
-        S: ApprovalGate,
-    {
+    #[cfg(feature = "approval")]
+    pub async fn deny(&self, id: &ApprovalId) -> Result<Approval, StoreError> {
         self.decide(id, Decision::Deny, AuditAction::ApprovalDenied)
             .await
     }
@@ -759,23 +543,19 @@ where
     /// Withdraws an approval given earlier while it is approved and unexpired: owner or admin
     /// of its agent. It admits nothing more (stored `denied`, no uses left); matching retries
     /// are refused until it expires. Recorded as `approval_revoked`.
-    pub async fn revoke_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
-    where
-        S: ApprovalGate,
-    {
+    #[cfg(feature = "approval")]
+    pub async fn revoke_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError> {
         self.decide(id, Decision::Revoke, AuditAction::ApprovalRevoked)
             .await
     }
 
+    #[cfg(feature = "approval")]
     async fn decide(
         &self,
         id: &ApprovalId,
         decision: Decision,
         action: AuditAction,
-    ) -> Result<Approval, StoreError>
-    where
-        S: ApprovalGate,
-    {
+    ) -> Result<Approval, StoreError> {
         let asked = self.find_approval(id).await?;
         let record = self
             .check_approval(&asked, Operation::DecideApproval, action)
@@ -811,18 +591,17 @@ where
         Ok(decided)
     }
 
-    async fn find_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError>
-    where
-        S: ApprovalGate,
-    {
+    #[cfg(feature = "approval")]
+    async fn find_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError> {
         self.store
             .approval(id)
             .await?
-            .ok_or_else(|| StoreError::UnknownApproval(crate::store::shortened(id.as_str())))
+            .ok_or_else(|| StoreError::NotFound(NotFound::Approval(crate::store::shortened(id.as_str()))))
     }
 
     /// Whether the actor may do `operation` on `agent`, without recording a refusal (for
     /// filtering a list, where not seeing is not an attempt).
+    #[cfg(feature = "approval")]
     async fn may(&self, agent: &AgentId, operation: Operation) -> Result<bool, StoreError> {
         let Some(record) = self.store.agent(agent).await? else {
             return Ok(false);
@@ -831,6 +610,7 @@ where
     }
 
     /// [`Managed::may`] on an agent read already.
+    #[cfg(feature = "approval")]
     async fn may_on(&self, record: &Agent, operation: Operation) -> Result<bool, StoreError> {
         let agent = &record.id;
         if record.owner == self.actor {
@@ -858,10 +638,7 @@ where
 /// not let the grantee complete it; the grantee ends that agent's part with
 /// [`revoke_token_tree`](Managed::revoke_token_tree) or
 /// [`revoke_all_tokens`](Managed::revoke_all_tokens).
-impl<S> Managed<'_, S>
-where
-    S: AgentStore + TokenStore + GrantStore + crate::delegation::DelegationStore,
-{
+impl<B: Backend> Managed<'_, B> {
     /// Revokes the token `token` of `agent` and every token delegated from it (below and below
     /// that): owner or admin of `agent`. Returns how many were revoked now. Recorded as
     /// `token_revoked` of the token, the detail with the count and how many of them were
@@ -985,7 +762,7 @@ where
             // served it too (their task id is inherited).
             if tokens
                 .iter()
-                .any(|t| t.task_id.as_deref() == Some(task_id) && super::prepare::is_live(t, now))
+                .any(|t| t.task_id.as_deref() == Some(task_id) && super::validate::is_live(t, now))
             {
                 serving.push(agent);
             }
@@ -1018,10 +795,12 @@ where
     }
 }
 
-/// How many agents one [`ApprovalGate::list_approvals`] call of [`Managed::approvals`] names
+#[cfg(feature = "approval")]
+/// How many agents one [`Store::list_approvals`](crate::store::Store::list_approvals) call of [`Managed::approvals`] names
 /// at most: well under SQLite's and PostgreSQL's limits on bound parameters.
 pub(crate) const AGENTS_PER_APPROVAL_QUERY: usize = 500;
 
+#[cfg(feature = "approval")]
 /// The queries [`Managed::approvals`] asks of the store for the agents `visible`: `filter`
 /// narrowed to at most [`AGENTS_PER_APPROVAL_QUERY`] of them each, the newest `last` of each.
 fn approval_queries(
@@ -1039,8 +818,9 @@ fn approval_queries(
         .collect()
 }
 
+#[cfg(feature = "approval")]
 /// The newest `last` of two lists each newest first (by creation, then id, the greatest first,
-/// as [`ApprovalGate::list_approvals`] orders them).
+/// as [`Store::list_approvals`](crate::store::Store::list_approvals) orders them).
 fn newest(mut listed: Vec<Approval>, more: Vec<Approval>, last: usize) -> Vec<Approval> {
     listed.extend(more);
     listed.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
@@ -1048,7 +828,7 @@ fn newest(mut listed: Vec<Approval>, more: Vec<Approval>, last: usize) -> Vec<Ap
     listed
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "approval"))]
 mod tests {
     use super::*;
     use crate::approval::ApprovalStatus;

@@ -74,8 +74,37 @@ pub struct Agent {
     /// When one of its credentials was last rotated.
     pub last_rotated_at: Option<OffsetDateTime>,
     /// Whether the agent may mint task tokens for the other agents of its owner (see
-    /// [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
+    /// [`Store::issue_task_token`](super::Store::issue_task_token)).
     pub is_orchestrator: bool,
+}
+
+impl Agent {
+    /// An active autonomous agent with no policy of its own, no parent, scopes, modes or
+    /// expiry, never used nor rotated: for a backend that reads records from its own rows (set
+    /// the other fields on the result; the store builds the records it hands a backend).
+    pub fn new(
+        id: impl Into<AgentId>,
+        slug: impl Into<Arc<str>>,
+        owner: impl Into<UserId>,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            slug: slug.into(),
+            owner: owner.into(),
+            agent_type: AgentType::default(),
+            status: AgentStatus::Active,
+            policy: Arc::new(Policy::unrestricted()),
+            created_at,
+            expires_at: None,
+            parent: None,
+            scopes: None,
+            modes: None,
+            last_used_at: None,
+            last_rotated_at: None,
+            is_orchestrator: false,
+        }
+    }
 }
 
 /// What to create an agent with.
@@ -156,7 +185,7 @@ impl NewAgent {
     }
 
     /// Lets the agent mint task tokens for the other agents of its owner, on behalf of a person
-    /// (see [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)).
+    /// (see [`Store::issue_task_token`](super::Store::issue_task_token)).
     /// A thread-scoped child cannot be one
     /// ([`DelegationError::OrchestratorIsChild`](crate::delegation::DelegationError::OrchestratorIsChild)).
     pub fn orchestrator(mut self) -> Self {
@@ -185,6 +214,59 @@ impl NewAgent {
     }
 }
 
+/// What a [`NewAgent`] asks for, as the store reads it.
+impl NewAgent {
+    /// The slug asked for.
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+
+    /// The owner named; `None` for a child, which acts for its parent's owner.
+    pub fn owner(&self) -> Option<&UserId> {
+        self.owner.as_ref()
+    }
+
+    /// The parent, for a thread-scoped child.
+    pub fn parent(&self) -> Option<&AgentId> {
+        self.parent.as_ref()
+    }
+
+    /// How the agent runs.
+    pub fn agent_type(&self) -> AgentType {
+        self.agent_type
+    }
+
+    /// Its policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The expiry asked for as an instant.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expires_at
+    }
+
+    /// The expiry asked for as a lifetime from creation.
+    pub fn lifetime(&self) -> Option<std::time::Duration> {
+        self.expires_in
+    }
+
+    /// The scopes asked for.
+    pub fn scopes(&self) -> Option<&BTreeSet<String>> {
+        self.scopes.as_ref()
+    }
+
+    /// The modes asked for.
+    pub fn modes(&self) -> Option<&BTreeSet<String>> {
+        self.modes.as_ref()
+    }
+
+    /// Whether it is to be an orchestrator.
+    pub fn is_orchestrator(&self) -> bool {
+        self.orchestrator
+    }
+}
+
 /// Metadata of a token: everything but the secret and its hash.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -210,7 +292,7 @@ pub struct TokenInfo {
     pub last_used_at: Option<OffsetDateTime>,
     /// When it was revoked.
     pub revoked_at: Option<OffsetDateTime>,
-    /// When [`complete_task`](crate::delegation::DelegationStore::complete_task) ended it. Once
+    /// When [`complete_task`](super::Store::complete_task) ended it. Once
     /// set the token is refused as `expired` whatever a node's clock reads (a clock behind this
     /// instant does not admit it again); its `expires_at` is left as it was minted. (Not the
     /// instant an `expires_on_completion` token spent its last use: that ends it by its
@@ -277,6 +359,35 @@ impl std::fmt::Display for TokenStatus {
 }
 
 impl TokenInfo {
+    /// A live token of `agent_id` without a label, capabilities, expiry, use limit, task or
+    /// delegation: for a backend that reads records from its own rows (set the other fields on
+    /// the result; the store builds the records it hands a backend).
+    pub fn new(id: impl Into<TokenId>, agent_id: impl Into<AgentId>, created_at: OffsetDateTime) -> Self {
+        Self {
+            id: id.into(),
+            agent_id: agent_id.into(),
+            display_prefix: String::new(),
+            label: String::new(),
+            capabilities: None,
+            created_at,
+            created_by: None,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            task_completed_at: None,
+            max_operations: None,
+            operations_remaining: None,
+            expires_on_completion: false,
+            task_id: None,
+            intent: None,
+            orchestrator: None,
+            environment: None,
+            delegated_by: None,
+            delegation_parent: None,
+            delegation_depth: 0,
+        }
+    }
+
     /// The token's own status at `now`, the first that applies of revoked, completed (its task
     /// was), expired and exhausted; else live.
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
@@ -381,6 +492,54 @@ impl NewToken {
     }
 }
 
+/// What a [`NewToken`] asks for, as the store reads it.
+impl NewToken {
+    /// The label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The capabilities it narrows to.
+    pub fn capabilities(&self) -> Option<&CapabilitySet> {
+        self.capabilities.as_ref()
+    }
+
+    /// The lifetime asked for.
+    pub fn lifetime(&self) -> Option<std::time::Duration> {
+        self.expires_in
+    }
+
+    /// Who minted it.
+    pub fn creator(&self) -> Option<&UserId> {
+        self.created_by.as_ref()
+    }
+
+    /// Its use limit.
+    pub fn operations(&self) -> Option<u64> {
+        self.max_operations
+    }
+
+    /// Whether its last use ends it.
+    pub fn ends_on_completion(&self) -> bool {
+        self.expires_on_completion
+    }
+
+    /// Its task.
+    pub fn task(&self) -> Option<&str> {
+        self.task_id.as_deref()
+    }
+
+    /// What it is meant to do.
+    pub fn intent_text(&self) -> Option<&str> {
+        self.intent.as_deref()
+    }
+
+    /// Where its task runs.
+    pub fn environment_name(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+}
+
 /// A freshly minted token: the raw secret (shown once) and its metadata.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
@@ -431,5 +590,33 @@ impl ImportedToken {
     pub fn expires_at(mut self, at: OffsetDateTime) -> Self {
         self.expires_at = Some(at);
         self
+    }
+}
+
+/// What an [`ImportedToken`] carries, as the store reads it.
+impl ImportedToken {
+    /// The SHA-256 of its secret.
+    pub fn hash(&self) -> &TokenHash {
+        &self.hash
+    }
+
+    /// Its label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Its capabilities.
+    pub fn capabilities(&self) -> Option<&CapabilitySet> {
+        self.capabilities.as_ref()
+    }
+
+    /// When the other system created it.
+    pub fn created(&self) -> Option<OffsetDateTime> {
+        self.created_at
+    }
+
+    /// When it expires.
+    pub fn expiry(&self) -> Option<OffsetDateTime> {
+        self.expires_at
     }
 }

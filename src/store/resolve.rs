@@ -1,11 +1,10 @@
 //! The resolution pipeline: the one place that decides, in one order, whether a stored token
 //! admits a request, and builds its principal.
 //!
-//! A backend implements only its I/O behind [`TokenRecords`] — find a token with its agent and
-//! the agent's parent by hash, reserve and settle a use, record a use — and [`RecordResolver`]
-//! (or a store's own [`TokenResolver`] impl calling [`resolve`] and [`resolve_now`]) does the
-//! rest. Memory, SQLite and PostgreSQL all go through here, so the same state gives the same
-//! verdict and the same refusal reason on every backend.
+//! A [`Backend`] implements only the I/O — find a token with its agent and the agent's parent
+//! by hash, reserve and settle a use, record a use — and [`Store`] answers every request through
+//! this pipeline. Memory, SQLite, PostgreSQL and a store of your own all go through here, so the
+//! same state gives the same verdict and the same refusal reason on every backend.
 //!
 //! # The order of the checks
 //!
@@ -66,165 +65,20 @@
 
 use std::sync::Arc;
 
-use super::config::StoreConfig;
+use super::Store;
+use super::backend::{Backend, Reservation, StoredToken};
 use super::directory::UserRecord;
 use super::model::{Agent, AgentStatus, AgentType, TokenInfo};
-use crate::ceiling::{CapabilityCeiling, LayerSource, Policy};
+use crate::ceiling::{CapabilityCeiling, LayerSource};
 use crate::principal::{
     AgentRef, DelegationLink, ExecutionPrincipal, Principal, TaskScope, TokenId,
 };
-use crate::reason::{InvalidReason, RefusedCredential, ResolveError};
-use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
-use crate::token::{TokenFormat, TokenHash};
-
-/// A use-limited token's uses at the moment its record was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Uses {
-    /// Uses neither spent nor reserved.
-    pub remaining: u64,
-    /// Uses reserved by requests in flight, not settled yet.
-    pub in_flight: u64,
-}
-
-/// What a backend found for a token hash: the token, its agent and the agent's parent.
-pub trait StoredToken: Send + Sync {
-    /// The token's record.
-    fn info(&self) -> &TokenInfo;
-    /// The agent the token is stored for.
-    fn agent(&self) -> Arc<Agent>;
-    /// The agent's parent, for a thread-scoped child; `None` also when the parent is gone.
-    fn parent(&self) -> Option<Arc<Agent>>;
-    /// The token's own capabilities as a policy layer, if it narrows.
-    fn capabilities(&self) -> Option<Arc<Policy>> {
-        self.info()
-            .capabilities
-            .clone()
-            .map(|caps| Arc::new(Policy::allow(caps)))
-    }
-    /// The uses of a use-limited token; `None` for a token without a limit.
-    fn uses(&self) -> Option<Uses>;
-    /// Unix nanoseconds at which an `expires_on_completion` token's last use was spent, for a
-    /// backend that does not fold it into [`TokenInfo::expires_at`].
-    fn completed_at(&self) -> Option<i128> {
-        None
-    }
-    /// For a delegated token, the token `step` links up its chain, root first: step 0 is the
-    /// token minted directly, step `delegation_depth - 1` the one this token was delegated
-    /// from; each with its agent, the agent's parent and its uses, read with this record. `None`
-    /// for a step that is gone. The default has no chain: a store that does not implement
-    /// delegation never admits a delegated token (the pipeline refuses a token whose chain is
-    /// shorter than its [`delegation_depth`](TokenInfo::delegation_depth)).
-    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
-        let _ = step;
-        None
-    }
-    /// For a task token minted by an orchestrator ([`TokenInfo::orchestrator`]), or one
-    /// delegated from such a token (it inherits the field), that agent as stored now; `None`
-    /// also when it is gone (and then the token is refused). Asked of the record the request
-    /// presented, never of a [`delegator`](StoredToken::delegator) link.
-    fn orchestrator(&self) -> Option<Arc<Agent>> {
-        None
-    }
-}
-
-impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
-    fn info(&self) -> &TokenInfo {
-        (**self).info()
-    }
-    fn agent(&self) -> Arc<Agent> {
-        (**self).agent()
-    }
-    fn parent(&self) -> Option<Arc<Agent>> {
-        (**self).parent()
-    }
-    fn capabilities(&self) -> Option<Arc<Policy>> {
-        (**self).capabilities()
-    }
-    fn uses(&self) -> Option<Uses> {
-        (**self).uses()
-    }
-    fn completed_at(&self) -> Option<i128> {
-        (**self).completed_at()
-    }
-    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
-        (**self).delegator(step)
-    }
-    fn orchestrator(&self) -> Option<Arc<Agent>> {
-        (**self).orchestrator()
-    }
-}
-
-/// The outcome of reserving a use of a use-limited token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    /// One use is reserved for this request.
-    Reserved,
-    /// No use is left, and none is in flight.
-    Exhausted,
-    /// No use could be reserved, but one may still come back (every use left is reserved by
-    /// requests in flight, or the record changed since it was read): the pipeline waits with
-    /// [`TokenRecords::settled`] and resolves the token again, all its checks included.
-    InFlight,
-}
+use crate::error::{InvalidReason, RefusedCredential, ResolveError};
+use crate::resolver::TokenLookup;
 
 /// How long a request waits, in all, for a use in flight to come back before it is refused as
 /// exhausted.
 pub const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A backend's I/O for resolving tokens: all a store implements so that [`resolve`] can decide.
-#[async_trait::async_trait]
-pub trait TokenRecords: Send + Sync + 'static {
-    /// What [`TokenRecords::find`] returns.
-    type Record: StoredToken + 'static;
-
-    /// The store's configuration: token format, user directory, clock.
-    fn config(&self) -> &StoreConfig;
-
-    /// The record at once, when it is at hand without waiting; `None` when it is not.
-    fn find_now(&self, hash: &TokenHash) -> Option<Result<Option<Self::Record>, ResolveError>> {
-        let _ = hash;
-        None
-    }
-
-    /// The token stored under `hash`, with its agent and the agent's parent.
-    async fn find(&self, hash: &TokenHash) -> Result<Option<Self::Record>, ResolveError>;
-
-    /// Tries to reserve a use at once, when that needs no I/O; `None` when it does.
-    fn reserve_now(&self, record: &Self::Record) -> Option<Result<Reservation, ResolveError>> {
-        let _ = record;
-        None
-    }
-
-    /// Tries once to reserve one use, atomically: of N concurrent requests for the last use,
-    /// one gets it. Never waits: when every use left is in flight it answers
-    /// [`Reservation::InFlight`]. For a delegated record, one use of every use-limited link
-    /// ([`StoredToken::delegator`] and the token itself), all or none: if one link has none,
-    /// those reserved are given back and the answer is that link's.
-    async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError>;
-
-    /// Waits until a use of the token in flight may have settled: at once if one already has,
-    /// else until a settle wakes it or a short pause passes (`attempt` counts the waits of this
-    /// request, for a backend that backs off). The default waits for nothing.
-    async fn settled(&self, record: &Self::Record, attempt: u32) {
-        let _ = (record, attempt);
-    }
-
-    /// Settles a reserved use: `spent`, or released for another request; at once, or through
-    /// the returned write (see [`TokenResolver::settle_use`] for what dropping it must do).
-    /// `token` is the token the request resolved; for a delegated token every use-limited link
-    /// of its chain is settled alike, since [`TokenRecords::reserve`] reserved one of each.
-    fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture>;
-
-    /// Records that the token was used now (the backend coalesces writes).
-    fn record_use(&self, record: &Self::Record, now_nanos: i128);
-
-    /// Records that the token `token` was used now when no record was read for the request (a
-    /// cache answered for it): its last use, as [`TokenRecords::record_use`] does. The default
-    /// records nothing.
-    fn touch(&self, token: &TokenId, now_nanos: i128) {
-        let _ = (token, now_nanos);
-    }
-}
 
 fn passed(at: Option<time::OffsetDateTime>, now_nanos: i128) -> bool {
     at.is_some_and(|at| at.unix_timestamp_nanos() <= now_nanos)
@@ -584,7 +438,7 @@ struct Candidate<R> {
 }
 
 /// Steps 1–4: a token whose owner is to be looked up, or the refusal.
-fn begin<B: TokenRecords>(
+fn begin<B: Backend>(
     found: Result<Option<B::Record>, ResolveError>,
     token: &TokenLookup<'_>,
     now_nanos: i128,
@@ -632,7 +486,7 @@ fn begin<B: TokenRecords>(
 
 /// The person a task token was minted for: they must exist and be active.
 fn check_delegating(
-    person: Option<Result<Option<UserRecord>, crate::reason::BoxError>>,
+    person: Option<Result<Option<UserRecord>, crate::error::BoxError>>,
 ) -> Result<Option<UserRecord>, Option<ResolveError>> {
     match person {
         None => Ok(None),
@@ -645,8 +499,8 @@ fn check_delegating(
 /// Step 5 and the principal.
 fn admit_owner<R: StoredToken>(
     candidate: &Candidate<R>,
-    owner: Result<Option<UserRecord>, crate::reason::BoxError>,
-    delegating: Option<Result<Option<UserRecord>, crate::reason::BoxError>>,
+    owner: Result<Option<UserRecord>, crate::error::BoxError>,
+    delegating: Option<Result<Option<UserRecord>, crate::error::BoxError>>,
 ) -> Result<Principal, ResolveError> {
     let Candidate { record, agent, .. } = candidate;
     let owner = owner.map_err(ResolveError::Unavailable)?;
@@ -657,8 +511,8 @@ fn admit_owner<R: StoredToken>(
 }
 
 /// Step 6's answer turned into the verdict.
-fn reserved<B: TokenRecords>(
-    backend: &B,
+fn reserved<B: Backend>(
+    store: &Store<B>,
     record: &B::Record,
     reservation: Result<Reservation, ResolveError>,
     principal: Principal,
@@ -666,7 +520,7 @@ fn reserved<B: TokenRecords>(
 ) -> Result<Principal, ResolveError> {
     match reservation? {
         Reservation::Reserved => {
-            backend.record_use(record, now_nanos);
+            store.backend().record_use(record, now_nanos);
             Ok(principal)
         }
         // The caller waits and resolves again; past its wait, the use is not coming back.
@@ -678,17 +532,17 @@ fn reserved<B: TokenRecords>(
 
 /// Steps 1–5 without waiting, when the record and the people are at hand; `None` when they
 /// must be awaited.
-fn admit_now<B: TokenRecords>(
-    backend: &B,
+fn admit_now<B: Backend>(
+    store: &Store<B>,
     token: &TokenLookup<'_>,
     now_nanos: i128,
 ) -> Option<Result<(B::Record, Principal), ResolveError>> {
-    let found = backend.find_now(token.hash())?;
+    let found = store.backend().find_now(token.hash())?;
     let candidate = match begin::<B>(found, token, now_nanos) {
         Ok(candidate) => candidate,
         Err(error) => return Some(Err(error)),
     };
-    let directory = &backend.config().directory;
+    let directory = &store.config().directory;
     let owner = directory.user_now(&candidate.agent.owner)?;
     let delegating = match &candidate.delegated_by {
         Some(person) => Some(directory.user_now(person)?),
@@ -698,17 +552,17 @@ fn admit_now<B: TokenRecords>(
 }
 
 /// Steps 1–5, waiting for the backend and the directory as needed.
-async fn admit<B: TokenRecords>(
-    backend: &B,
+async fn admit<B: Backend>(
+    store: &Store<B>,
     token: &TokenLookup<'_>,
     now_nanos: i128,
 ) -> Result<(B::Record, Principal), ResolveError> {
-    let found = match backend.find_now(token.hash()) {
+    let found = match store.backend().find_now(token.hash()) {
         Some(found) => found,
-        None => backend.find(token.hash()).await,
+        None => store.backend().find(token.hash()).await,
     };
     let candidate = begin::<B>(found, token, now_nanos)?;
-    let directory = &backend.config().directory;
+    let directory = &store.config().directory;
     let owner = match directory.user_now(&candidate.agent.owner) {
         Some(owner) => owner,
         None => directory.user(&candidate.agent.owner).await,
@@ -724,27 +578,27 @@ async fn admit<B: TokenRecords>(
     Ok((candidate.record, principal))
 }
 
-/// Resolves `token` through `backend` without waiting, when everything it needs is at hand
+/// Resolves `token` through `store`'s backend without waiting, when everything it needs is at hand
 /// (the record, the owner, the use); `None` when [`resolve`] must be awaited.
-pub fn resolve_now<B: TokenRecords>(
-    backend: &B,
+pub(crate) fn resolve_now<B: Backend>(
+    store: &Store<B>,
     token: &TokenLookup<'_>,
 ) -> Option<Result<Principal, ResolveError>> {
-    let now_nanos = backend.config().clock.unix_nanos();
-    let (record, principal) = match admit_now(backend, token, now_nanos)? {
+    let now_nanos = store.config().clock.unix_nanos();
+    let (record, principal) = match admit_now(store, token, now_nanos)? {
         Ok(admitted) => admitted,
         Err(error) => return Some(Err(error)),
     };
     if !limited(&record) {
-        backend.record_use(&record, now_nanos);
+        store.backend().record_use(&record, now_nanos);
         return Some(Ok(principal));
     }
-    let reservation = backend.reserve_now(&record)?;
+    let reservation = store.backend().reserve_now(&record)?;
     if matches!(reservation, Ok(Reservation::InFlight)) {
         return None;
     }
     Some(reserved(
-        backend,
+        store,
         &record,
         reservation,
         principal,
@@ -752,34 +606,34 @@ pub fn resolve_now<B: TokenRecords>(
     ))
 }
 
-/// Resolves `token` through `backend`: the checks in the order of this module's docs. A request
+/// Resolves `token` through `store`'s backend: the checks in the order of this module's docs. A request
 /// that finds every use left in flight waits for one to come back and then resolves again from
 /// the start — a token revoked or an agent disabled meanwhile is refused — for at most
 /// [`IN_FLIGHT_WAIT`] in all.
-pub async fn resolve<B: TokenRecords>(
-    backend: &B,
+pub(crate) async fn resolve<B: Backend>(
+    store: &Store<B>,
     token: &TokenLookup<'_>,
 ) -> Result<Principal, ResolveError> {
     let mut give_up = None;
     let mut attempt = 0;
     loop {
-        let now_nanos = backend.config().clock.unix_nanos();
-        let (record, principal) = admit(backend, token, now_nanos).await?;
+        let now_nanos = store.config().clock.unix_nanos();
+        let (record, principal) = admit(store, token, now_nanos).await?;
         if !limited(&record) {
-            backend.record_use(&record, now_nanos);
+            store.backend().record_use(&record, now_nanos);
             return Ok(principal);
         }
-        let reservation = backend.reserve(&record).await;
+        let reservation = store.backend().reserve(&record).await;
         if matches!(reservation, Ok(Reservation::InFlight)) {
             let deadline =
                 *give_up.get_or_insert_with(|| std::time::Instant::now() + IN_FLIGHT_WAIT);
             if std::time::Instant::now() < deadline {
-                backend.settled(&record, attempt).await;
+                store.backend().settled(&record, attempt).await;
                 attempt = attempt.saturating_add(1);
                 continue;
             }
         }
-        return reserved(backend, &record, reservation, principal, now_nanos);
+        return reserved(store, &record, reservation, principal, now_nanos);
     }
 }
 
@@ -800,14 +654,14 @@ pub struct Inspection {
     pub remaining_uses: Option<u64>,
 }
 
-/// Resolves `token` through `backend` like [`resolve`] — every check, the same refusals — but
+/// Resolves `token` through `store`'s backend like [`resolve`] — every check, the same refusals — but
 /// reserves and records no use: the peek a delegation takes at its parent token.
-pub async fn inspect<B: TokenRecords>(
-    backend: &B,
+pub(crate) async fn inspect<B: Backend>(
+    store: &Store<B>,
     token: &TokenLookup<'_>,
 ) -> Result<Inspection, ResolveError> {
-    let now_nanos = backend.config().clock.unix_nanos();
-    let (record, principal) = admit(backend, token, now_nanos).await?;
+    let now_nanos = store.config().clock.unix_nanos();
+    let (record, principal) = admit(store, token, now_nanos).await?;
     let mut expiries = vec![record.info().expires_at];
     let mut agents = vec![record.agent()];
     let mut remaining = record.uses().map(|uses| uses.remaining);
@@ -841,36 +695,6 @@ pub async fn inspect<B: TokenRecords>(
     })
 }
 
-/// A [`TokenResolver`] over any [`TokenRecords`]: a third-party store implements the I/O and
-/// gets the pipeline's checks, in its order, for free.
-#[derive(Debug, Clone)]
-pub struct RecordResolver<B>(pub B);
-
-#[async_trait::async_trait]
-impl<B: TokenRecords> TokenResolver for RecordResolver<B> {
-    fn token_format(&self) -> &TokenFormat {
-        &self.0.config().format
-    }
-
-    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
-        resolve_now(&self.0, token)
-    }
-
-    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        resolve(&self.0, token).await
-    }
-
-    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
-        self.0.settle(token, spent)
-    }
-
-    fn touch(&self, principal: &Principal) {
-        if let Some(token) = principal.token_id() {
-            self.0.touch(token, self.0.config().clock.unix_nanos());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Steps 2–5 on hand-built records: the edges no built-in store reaches (a record whose
@@ -879,7 +703,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::principal::{AgentId, UserId};
+    use crate::TokenResolver;
+    use crate::ceiling::Policy;
+    use crate::error::StoreError;
+    use crate::principal::{AgentId, TokenId, UserId};
+    use crate::store::StoreConfig;
+    use crate::store::backend::{AgentChange, AgentFilter, OneTask, Uses};
+    use crate::token::{TokenFormat, TokenHash};
 
     const NOW: i128 = 1_767_225_600_000_000_000;
 
@@ -1023,7 +853,6 @@ mod tests {
 
     /// A backend whose records are whatever the test set last.
     struct Forgetful {
-        config: StoreConfig,
         agent: std::sync::Mutex<Arc<Agent>>,
         info: TokenInfo,
         /// Each settled use, as `spent`.
@@ -1055,12 +884,51 @@ mod tests {
         }
     }
 
+    /// Only the request path: every management call is refused.
     #[async_trait::async_trait]
-    impl TokenRecords for Forgetful {
+    impl Backend for Forgetful {
         type Record = Found;
 
-        fn config(&self) -> &StoreConfig {
-            &self.config
+        async fn insert_agent(&self, _: &Agent) -> Result<(), StoreError> {
+            Err(StoreError::Unsupported("agents"))
+        }
+        async fn agent(&self, _: &AgentId) -> Result<Option<Agent>, StoreError> {
+            Ok(None)
+        }
+        async fn agent_by_slug(&self, _: &str) -> Result<Option<Agent>, StoreError> {
+            Ok(None)
+        }
+        async fn agents(&self, _: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn update_agent(
+            &self,
+            _: &AgentId,
+            _: &AgentChange,
+        ) -> Result<Option<Agent>, StoreError> {
+            Ok(None)
+        }
+        async fn delete_agent(&self, _: &AgentId) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn insert_token(
+            &self,
+            _: &TokenHash,
+            _: &TokenInfo,
+            _: Option<&OneTask>,
+        ) -> Result<(), StoreError> {
+            Err(StoreError::Unsupported("tokens"))
+        }
+        async fn tokens(&self, _: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn revoke_token(
+            &self,
+            _: &AgentId,
+            _: &TokenId,
+            _: time::OffsetDateTime,
+        ) -> Result<Option<TokenInfo>, StoreError> {
+            Ok(None)
         }
 
         fn find_now(&self, _: &TokenHash) -> Option<Result<Option<Found>, ResolveError>> {
@@ -1079,20 +947,19 @@ mod tests {
             Ok(Reservation::Reserved)
         }
 
-        fn settle(&self, _: &TokenId, spent: bool) -> Option<SettleFuture> {
+        fn settle(
+            &self,
+            _: &TokenId,
+            spent: bool,
+            _: time::OffsetDateTime,
+        ) -> Option<crate::resolver::SettleFuture> {
             self.settled.lock().unwrap().push(spent);
             None
         }
-
-        fn record_use(&self, _: &Found, _: i128) {}
     }
 
     fn forgetful() -> Forgetful {
-        let users = crate::store::MemoryUserDirectory::new();
-        users.insert(UserRecord::new("alice", Policy::unrestricted()));
-        let format = TokenFormat::new("acme").unwrap();
         Forgetful {
-            config: StoreConfig::new(format, users),
             agent: std::sync::Mutex::new(Arc::new(agent("writer", None))),
             info: token("writer"),
             settled: std::sync::Mutex::default(),
@@ -1100,13 +967,21 @@ mod tests {
         }
     }
 
+    /// `backend` as a store with alice as the owner.
+    fn store(backend: Forgetful) -> Store<Forgetful> {
+        let users = crate::store::MemoryUserDirectory::new();
+        users.insert(UserRecord::new("alice", Policy::unrestricted()));
+        let format = TokenFormat::new("acme").unwrap();
+        Store::from_backend(backend, StoreConfig::new(format, users))
+    }
+
     fn lookup() -> TokenLookup<'static> {
         TokenLookup::new(TokenHash::of("acme_writer_secret"), "writer", false)
     }
 
     #[test]
-    fn a_record_resolver_answers_at_once_when_record_and_owner_are_at_hand() {
-        let resolver = RecordResolver(forgetful());
+    fn a_store_answers_at_once_when_record_and_owner_are_at_hand() {
+        let resolver = store(forgetful());
         let principal = resolver
             .resolve_now(&lookup())
             .expect("answered without waiting")
@@ -1115,15 +990,15 @@ mod tests {
     }
 
     #[test]
-    fn a_record_resolver_settles_uses_through_its_backend() {
-        let resolver = RecordResolver(forgetful());
+    fn a_store_settles_uses_through_its_backend() {
+        let resolver = store(forgetful());
         assert!(resolver.settle_use(&TokenId::from("tok_1"), true).is_none());
         assert!(
             resolver
                 .settle_use(&TokenId::from("tok_1"), false)
                 .is_none()
         );
-        assert_eq!(*resolver.0.settled.lock().unwrap(), [true, false]);
+        assert_eq!(*resolver.backend().settled.lock().unwrap(), [true, false]);
     }
 
     /// A backend that knows nothing of delegation (the trait's defaults) never admits a
@@ -1136,7 +1011,7 @@ mod tests {
         let mut orchestrated = forgetful();
         orchestrated.info.orchestrator = Some(AgentId::from("conductor"));
         for backend in [delegated, orchestrated] {
-            let refused = resolve(&backend, &lookup()).await;
+            let refused = resolve(&store(backend), &lookup()).await;
             assert_eq!(
                 refused.err().and_then(|error| error.reason()),
                 Some(InvalidReason::DelegatorRefused)
@@ -1156,8 +1031,8 @@ mod tests {
             backend.orchestrator = Some(Arc::new(conductor));
             backend
         };
-        assert!(resolve(&task(None), &lookup()).await.is_ok());
-        let refused = resolve(&task(Some("boss")), &lookup()).await;
+        assert!(resolve(&store(task(None)), &lookup()).await.is_ok());
+        let refused = resolve(&store(task(Some("boss"))), &lookup()).await;
         assert_eq!(
             refused.err().and_then(|error| error.reason()),
             Some(InvalidReason::DelegatorRefused)
@@ -1166,13 +1041,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_pipeline_never_reuses_a_verdict() {
-        let backend = forgetful();
+        let store = store(forgetful());
         let lookup = lookup();
-        resolve(&backend, &lookup).await.expect("admitted");
+        resolve(&store, &lookup).await.expect("admitted");
         let mut disabled = agent("writer", None);
         disabled.status = AgentStatus::Disabled;
-        *backend.agent.lock().unwrap() = Arc::new(disabled);
-        let refused = resolve(&backend, &lookup).await;
+        *store.backend().agent.lock().unwrap() = Arc::new(disabled);
+        let refused = resolve(&store, &lookup).await;
         assert_eq!(
             refused.err().and_then(|error| error.reason()),
             Some(InvalidReason::AgentDisabled),

@@ -4,23 +4,20 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Env, Store};
+use super::{Env};
 use crate::approval::{
-    ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalStatus, CriticalAction, Decision,
+    ApprovalBounds, ApprovalFilter, ApprovalStatus, CriticalAction, Decision,
     NewApproval,
 };
-use crate::store::{AgentType, NewAgent, NewToken, StoreError};
+use crate::store::{AgentType, Backend, NewAgent, NewToken};
+use crate::error::{Conflict, InputError, NotFound, StoreError};
 
-/// What the approval cases need of a store.
-pub trait ApprovalStore: Store + ApprovalGate {}
-
-impl<T> ApprovalStore for T where T: Store + ApprovalGate {}
 
 const LIFETIME: Duration = Duration::from_secs(600);
 
 /// A supervised agent `slug` of alice's, and a new approval of a payment of `amount` by its
 /// token, not yet stored.
-async fn asked<S: ApprovalStore>(env: &Env<S>, slug: &str, amount: u32) -> NewApproval {
+async fn asked<B: Backend>(env: &Env<B>, slug: &str, amount: u32) -> NewApproval {
     let agent = env
         .store
         .create_agent(NewAgent::new(slug, "alice").with_type(AgentType::Supervised))
@@ -42,7 +39,7 @@ fn payment(principal: &crate::ExecutionPrincipal, amount: u32) -> NewApproval {
     NewApproval::new(principal, &action, LIFETIME).unwrap()
 }
 
-pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_approvals_round_trip_with_their_details<B: Backend>(env: Env<B>) {
     let new = asked(&env, "payer", 50).await;
     let created = env.store.create_approval(new.clone()).await.unwrap();
     assert!(created.id.as_str().starts_with("apr_"), "{:?}", created.id);
@@ -138,7 +135,7 @@ pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env:
     for bad in [hidden, not_an_object] {
         let refused = env.store.create_approval(bad).await;
         assert!(
-            matches!(refused, Err(StoreError::InvalidInput(_))),
+            matches!(refused, Err(StoreError::Input(InputError::Invalid(_)))),
             "{refused:?}"
         );
     }
@@ -167,7 +164,7 @@ pub async fn case_approvals_round_trip_with_their_details<S: ApprovalStore>(env:
     );
 }
 
-pub async fn case_an_approval_is_decided_once<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_an_approval_is_decided_once<B: Backend>(env: Env<B>) {
     let first = env
         .store
         .create_approval(asked(&env, "payer", 50).await)
@@ -206,10 +203,10 @@ pub async fn case_an_approval_is_decided_once<S: ApprovalStore>(env: Env<S>) {
         assert!(
             matches!(
                 refused,
-                Err(StoreError::ApprovalNotPending {
+                Err(StoreError::Conflict(Conflict::ApprovalNotPending {
                     status: "approved",
                     ..
-                })
+                }))
             ),
             "{refused:?}"
         );
@@ -233,7 +230,7 @@ pub async fn case_an_approval_is_decided_once<S: ApprovalStore>(env: Env<S>) {
             Decision::Approve(ApprovalBounds::default().uses(0)),
         )
         .await;
-    assert!(matches!(bad, Err(StoreError::InvalidInput(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Input(InputError::Invalid(_)))), "{bad:?}");
     env.store
         .decide_approval(&second.id, &"alice".into(), Decision::Deny)
         .await
@@ -249,10 +246,10 @@ pub async fn case_an_approval_is_decided_once<S: ApprovalStore>(env: Env<S>) {
     assert!(
         matches!(
             late,
-            Err(StoreError::ApprovalNotPending {
+            Err(StoreError::Conflict(Conflict::ApprovalNotPending {
                 status: "denied",
                 ..
-            })
+            }))
         ),
         "{late:?}"
     );
@@ -266,12 +263,12 @@ pub async fn case_an_approval_is_decided_once<S: ApprovalStore>(env: Env<S>) {
         .decide_approval(&"apr_missing".into(), &"alice".into(), Decision::Deny)
         .await;
     assert!(
-        matches!(unknown, Err(StoreError::UnknownApproval(_))),
+        matches!(unknown, Err(StoreError::NotFound(NotFound::Approval(_)))),
         "{unknown:?}"
     );
 }
 
-pub async fn case_a_single_use_approval_is_consumed_exactly_once<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_a_single_use_approval_is_consumed_exactly_once<B: Backend>(env: Env<B>) {
     let approval = env
         .store
         .create_approval(asked(&env, "payer", 50).await)
@@ -307,7 +304,7 @@ pub async fn case_a_single_use_approval_is_consumed_exactly_once<S: ApprovalStor
     assert_eq!(spent.status, ApprovalStatus::Used);
 }
 
-pub async fn case_uses_bound_how_often_an_approval_admits<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_uses_bound_how_often_an_approval_admits<B: Backend>(env: Env<B>) {
     let approval = env
         .store
         .create_approval(asked(&env, "payer", 50).await)
@@ -345,7 +342,7 @@ pub async fn case_uses_bound_how_often_an_approval_admits<S: ApprovalStore>(env:
     );
 }
 
-pub async fn case_approvals_expire<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_approvals_expire<B: Backend>(env: Env<B>) {
     let late = env
         .store
         .create_approval(asked(&env, "payer", 50).await)
@@ -374,10 +371,10 @@ pub async fn case_approvals_expire<S: ApprovalStore>(env: Env<S>) {
     assert!(
         matches!(
             refused,
-            Err(StoreError::ApprovalNotPending {
+            Err(StoreError::Conflict(Conflict::ApprovalNotPending {
                 status: "expired",
                 ..
-            })
+            }))
         ),
         "{refused:?}"
     );
@@ -424,7 +421,7 @@ pub async fn case_approvals_expire<S: ApprovalStore>(env: Env<S>) {
 
 /// A thread-scoped child of a supervised agent is supervised: created so (whatever type it was
 /// asked with), and its token's principal waits for a person's approval as its parent's does.
-pub async fn case_a_child_of_a_supervised_agent_is_supervised<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_a_child_of_a_supervised_agent_is_supervised<B: Backend>(env: Env<B>) {
     let payer = env
         .store
         .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
@@ -479,7 +476,7 @@ impl crate::approval::ApprovalNotifier for Counting {
     async fn notify(
         &self,
         _approval: &crate::approval::Approval,
-    ) -> Result<(), crate::reason::BoxError> {
+    ) -> Result<(), crate::error::BoxError> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
@@ -487,7 +484,7 @@ impl crate::approval::ApprovalNotifier for Counting {
 
 /// Many identical requests at once, before and after an approved use, make one pending
 /// approval, tell the person once, and are all named that approval.
-pub async fn case_concurrent_identical_requests_make_one_approval<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_concurrent_identical_requests_make_one_approval<B: Backend>(env: Env<B>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
@@ -555,7 +552,7 @@ pub async fn case_concurrent_identical_requests_make_one_approval<S: ApprovalSto
 /// A token may have only so many approvals pending: beyond that a request is refused (`429`,
 /// nothing kept, nobody told); expired approvals are purged after the retention; a person's
 /// list holds only the agents they may see, newest first, bounded.
-pub async fn case_approvals_are_bounded_listed_and_purged<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_approvals_are_bounded_listed_and_purged<B: Backend>(env: Env<B>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
@@ -622,7 +619,7 @@ pub async fn case_approvals_are_bounded_listed_and_purged<S: ApprovalStore>(env:
         .approvals(&ApprovalFilter::all().last(crate::approval::MAX_LISTED + 1))
         .await;
     assert!(
-        matches!(too_many, Err(StoreError::InvalidInput(_))),
+        matches!(too_many, Err(StoreError::Input(InputError::Invalid(_)))),
         "{too_many:?}"
     );
     let stranger = crate::store::Managed::new(&env.store, "bob");
@@ -664,7 +661,7 @@ pub async fn case_approvals_are_bounded_listed_and_purged<S: ApprovalStore>(env:
 
 /// An approved approval can be revoked while it stands: it admits nothing more, stays denied
 /// until it expires; a pending, revoked or spent one cannot be.
-pub async fn case_an_approval_given_can_be_revoked<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_an_approval_given_can_be_revoked<B: Backend>(env: Env<B>) {
     let new = asked(&env, "payer", 50).await;
     let binding = new.binding.clone();
     let asked_for = env.store.create_approval(new).await.unwrap();
@@ -675,10 +672,10 @@ pub async fn case_an_approval_given_can_be_revoked<S: ApprovalStore>(env: Env<S>
     assert!(
         matches!(
             pending,
-            Err(StoreError::ApprovalNotApproved {
+            Err(StoreError::Conflict(Conflict::ApprovalNotApproved {
                 status: "pending",
                 ..
-            })
+            }))
         ),
         "{pending:?}"
     );
@@ -727,14 +724,14 @@ pub async fn case_an_approval_given_can_be_revoked<S: ApprovalStore>(env: Env<S>
         .decide_approval(&asked_for.id, &"alice".into(), Decision::Revoke)
         .await;
     assert!(
-        matches!(twice, Err(StoreError::ApprovalNotApproved { .. })),
+        matches!(twice, Err(StoreError::Conflict(Conflict::ApprovalNotApproved { .. }))),
         "{twice:?}"
     );
 }
 
 /// The binding message is part of the binding: an approval of "Publish \"launch\"" does not
 /// admit the same request worded otherwise for the person, which asks anew.
-pub async fn case_an_approval_binds_its_message<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_an_approval_binds_its_message<B: Backend>(env: Env<B>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
@@ -783,8 +780,8 @@ pub async fn case_an_approval_binds_its_message<S: ApprovalStore>(env: Env<S>) {
 /// person approved it, then `request_approval` ran. It spends the approved one
 /// ([`Requested::Approved`](crate::approval::Requested::Approved)) and asks for nothing: no
 /// second pending approval (and notification) whose approval would grant a second use.
-pub async fn case_an_approval_given_before_the_ask_is_spent_not_asked_again<S: ApprovalStore>(
-    env: Env<S>,
+pub async fn case_an_approval_given_before_the_ask_is_spent_not_asked_again<B: Backend>(
+    env: Env<B>,
 ) {
     let new = asked(&env, "payer", 50).await;
     let crate::approval::Requested::Created(first) =
@@ -833,7 +830,7 @@ pub async fn case_an_approval_given_before_the_ask_is_spent_not_asked_again<S: A
 
 /// The bound on pending approvals is the agent's, all its tokens together: another token of
 /// the same agent (a delegated child, a second token) does not get a bound of its own.
-pub async fn case_pending_approvals_are_bounded_per_agent<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_pending_approvals_are_bounded_per_agent<B: Backend>(env: Env<B>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("payer", "alice").with_type(AgentType::Supervised))
@@ -888,7 +885,7 @@ pub async fn case_pending_approvals_are_bounded_per_agent<S: ApprovalStore>(env:
 /// reads
 /// every approval of theirs, newest first and bounded as for a few, and a grantee of one agent
 /// only that agent's.
-pub async fn case_approvals_are_listed_across_many_agents<S: ApprovalStore>(env: Env<S>) {
+pub async fn case_approvals_are_listed_across_many_agents<B: Backend>(env: Env<B>) {
     let many = 2 * crate::store::AGENTS_PER_APPROVAL_QUERY + 1;
     for n in 0..many {
         env.store

@@ -1,18 +1,21 @@
 //! The store's own audit trail: the layer and `Managed` record through an `AuditWriter` into
 //! the store's sink, and the store answers "what did this identity do".
 
+use crate::audit::{AuditQuery, AuditSink};
+use crate::TokenResolver;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 
-use super::{AuditedStore, Env};
+use super::{Env};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditWriter, Outcome, WriterOptions};
 use crate::ceiling::Policy;
 use crate::clock::{Clock, ManualClock};
 use crate::principal::{AgentId, TokenId};
-use crate::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, StoreError, UserRecord};
+use crate::store::{AccessRole, AgentStatus, Backend, Managed, NewAgent, NewToken, Store, UserRecord};
+use crate::error::StoreError;
 use crate::{AgentAuthLayer, InvalidReason};
 
 /// What a test compares of an event.
@@ -58,8 +61,8 @@ fn expect(
 }
 
 /// Calls the audited app with `token`; `/forbidden` answers 403, everything else 200.
-pub(super) async fn call<S: AuditedStore>(
-    store: &S,
+pub(super) async fn call<B: Backend>(
+    store: &Store<B>,
     clock: &Arc<ManualClock>,
     writer: &AuditWriter,
     token: &str,
@@ -101,7 +104,7 @@ fn tick(clock: &ManualClock) -> time::OffsetDateTime {
 }
 
 /// A batch larger than any statement a sink uses is written whole, in order.
-pub async fn case_a_large_audit_batch_is_written_whole_and_in_order<S: AuditedStore>(env: Env<S>) {
+pub async fn case_a_large_audit_batch_is_written_whole_and_in_order<B: Backend>(env: Env<B>) {
     let at = env.now_micros();
     let batch: Vec<AuditEvent> = (0..300)
         .map(|n| {
@@ -128,7 +131,7 @@ pub async fn case_a_large_audit_batch_is_written_whole_and_in_order<S: AuditedSt
 
 /// Reading an identity's trail through `Managed`: owner, admin and operator may, viewers and
 /// strangers may not (the `grants` section checks the rest of the access rule).
-pub async fn case_the_trail_is_read_by_owner_admin_and_operator<S: AuditedStore>(env: Env<S>) {
+pub async fn case_the_trail_is_read_by_owner_admin_and_operator<B: Backend>(env: Env<B>) {
     for user in ["admin-user", "operator-user", "viewer-user", "stranger"] {
         env.users
             .insert(UserRecord::new(user, Policy::unrestricted()));
@@ -171,7 +174,7 @@ pub async fn case_the_trail_is_read_by_owner_admin_and_operator<S: AuditedStore>
 
 /// The trail of identity X is exactly its requests and changes (and its thread's), in order,
 /// and nothing of identity Y.
-pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S>) {
+pub async fn case_audit_answers_what_an_identity_did<B: Backend>(env: Env<B>) {
     let writer = AuditWriter::spawn(Arc::new(env.store.clone()), WriterOptions::default());
     let alice = Managed::new(&env.store, "alice").with_audit(&writer);
     let x = alice
@@ -368,7 +371,7 @@ pub async fn case_audit_answers_what_an_identity_did<S: AuditedStore>(env: Env<S
 }
 
 /// Management is recorded with before and after, and refused attempts as denied.
-pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env<S>) {
+pub async fn case_audit_records_management_and_denials<B: Backend>(env: Env<B>) {
     env.users
         .insert(UserRecord::new("stranger", Policy::unrestricted()));
     let writer = AuditWriter::spawn(Arc::new(env.store.clone()), WriterOptions::default());
@@ -486,7 +489,7 @@ pub async fn case_audit_records_management_and_denials<S: AuditedStore>(env: Env
     );
 }
 
-async fn of_y_count<S: AuditedStore>(store: &S, y: &AgentId) -> usize {
+async fn of_y_count<B: Backend>(store: &Store<B>, y: &AgentId) -> usize {
     store
         .events(&AuditFilter::agent(y.clone()))
         .await
@@ -496,7 +499,7 @@ async fn of_y_count<S: AuditedStore>(store: &S, y: &AgentId) -> usize {
 
 /// The trail is listed by time, whatever order the events were recorded in (a batching writer
 /// may record a late event after an earlier one), and a coalesced row keeps its count.
-pub async fn case_audit_events_are_listed_by_time<S: AuditedStore>(env: Env<S>) {
+pub async fn case_audit_events_are_listed_by_time<B: Backend>(env: Env<B>) {
     let at = env.now_micros();
     let event = |seconds: i64, path: &str| {
         AuditEvent::new(

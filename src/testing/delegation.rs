@@ -1,24 +1,22 @@
 //! Delegation, task scope and ephemeral agents: chains round-trip, every link is checked at
 //! every request, uses are shared down the chain, subtrees and tasks end in one call.
 
+use crate::audit::AuditQuery;
 use std::time::Duration;
 
-use super::{Env, Store, caps};
+use super::{Env, caps};
 use crate::InvalidReason;
 use crate::ceiling::Policy;
 use crate::clock::Clock;
-use crate::delegation::{Delegation, DelegationError, DelegationStore};
+use crate::delegation::{Delegation, DelegationError};
 use crate::principal::{AgentType, AuthSource, UserId};
-use crate::reason::ResolveError;
-use crate::store::{AgentStatus, IssuedToken, NewAgent, NewToken, StoreError, UserRecord};
+use crate::error::{InputError, NotFound, ResolveError};
+use crate::store::{AgentStatus, Backend, IssuedToken, NewAgent, NewToken, UserRecord};
+use crate::error::StoreError;
 
-/// What the `delegation` section needs of a store.
-pub trait DelegatingStore: Store + DelegationStore {}
 
-impl<T: Store + DelegationStore> DelegatingStore for T {}
-
-async fn delegate<S: DelegatingStore>(
-    env: &Env<S>,
+async fn delegate<B: Backend>(
+    env: &Env<B>,
     parent: &IssuedToken,
     request: Delegation,
 ) -> Result<IssuedToken, StoreError> {
@@ -27,8 +25,8 @@ async fn delegate<S: DelegatingStore>(
         .await
 }
 
-async fn child<S: DelegatingStore>(
-    env: &Env<S>,
+async fn child<B: Backend>(
+    env: &Env<B>,
     parent: &IssuedToken,
     target: &crate::principal::AgentId,
 ) -> IssuedToken {
@@ -45,7 +43,7 @@ fn delegation_error(result: Result<IssuedToken, StoreError>) -> DelegationError 
 }
 
 /// A chain of tokens root → child → grandchild, over the agents planner, writer, editor.
-async fn chain<S: DelegatingStore>(env: &Env<S>, root: NewToken) -> [IssuedToken; 3] {
+async fn chain<B: Backend>(env: &Env<B>, root: NewToken) -> [IssuedToken; 3] {
     let planner = env.agent("planner").await;
     let writer = env.agent("writer").await;
     let editor = env.agent("editor").await;
@@ -57,7 +55,7 @@ async fn chain<S: DelegatingStore>(env: &Env<S>, root: NewToken) -> [IssuedToken
 
 /// A child's lineage and task fields are stored, listed and seen by the principal, chain root
 /// first.
-pub async fn case_chain_and_task_fields_round_trip<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_chain_and_task_fields_round_trip<B: Backend>(env: Env<B>) {
     let root = NewToken::new("plan")
         .task_id("launch-7")
         .intent("ship the launch post")
@@ -116,7 +114,7 @@ pub async fn case_chain_and_task_fields_round_trip<S: DelegatingStore>(env: Env<
 
 /// Revoking, or expiring, the root refuses every descendant at its next request, naming the
 /// link that failed.
-pub async fn case_revoking_the_root_refuses_every_descendant<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_revoking_the_root_refuses_every_descendant<B: Backend>(env: Env<B>) {
     let [root, child, grandchild] = chain(&env, NewToken::new("plan")).await;
     assert!(env.resolve(&grandchild).await.is_ok());
     env.store
@@ -138,7 +136,7 @@ pub async fn case_revoking_the_root_refuses_every_descendant<S: DelegatingStore>
 
 /// An ancestor expiring refuses its descendants; a child without an expiry inherits its
 /// parent's effective one.
-pub async fn case_an_expiring_ancestor_refuses_its_descendants<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_an_expiring_ancestor_refuses_its_descendants<B: Backend>(env: Env<B>) {
     let root = NewToken::new("plan").expires_in(Duration::from_secs(3600));
     let [root, child, grandchild] = chain(&env, root).await;
     assert_eq!(child.info.expires_at, root.info.expires_at, "inherited");
@@ -150,7 +148,7 @@ pub async fn case_an_expiring_ancestor_refuses_its_descendants<S: DelegatingStor
 
 /// Narrowing an ancestor agent's policy narrows every descendant at its next request; disabling
 /// the ancestor agent refuses them until it is enabled again.
-pub async fn case_ancestor_agent_changes_reach_descendants<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_ancestor_agent_changes_reach_descendants<B: Backend>(env: Env<B>) {
     let [root, _, grandchild] = chain(&env, NewToken::new("plan")).await;
     let planner = root.info.agent_id.clone();
     let before = env.resolve(&grandchild).await.unwrap();
@@ -177,7 +175,7 @@ pub async fn case_ancestor_agent_changes_reach_descendants<S: DelegatingStore>(e
 }
 
 /// Deleting an ancestor's agent ends its tokens and every token delegated from them.
-pub async fn case_deleting_an_ancestor_refuses_its_descendants<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_deleting_an_ancestor_refuses_its_descendants<B: Backend>(env: Env<B>) {
     let [root, child, grandchild] = chain(&env, NewToken::new("plan")).await;
     env.store.delete_agent(&root.info.agent_id).await.unwrap();
     for token in [&child, &grandchild] {
@@ -205,7 +203,7 @@ pub async fn case_deleting_an_ancestor_refuses_its_descendants<S: DelegatingStor
 }
 
 /// A chain may grow to the configured depth (default 4) and no deeper.
-pub async fn case_depth_limit_is_refused_with_a_clear_error<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_depth_limit_is_refused_with_a_clear_error<B: Backend>(env: Env<B>) {
     let (agent, mut token) = env.agent_with_token("planner").await;
     for depth in 1..=4 {
         token = child(&env, &token, &agent.id).await;
@@ -223,7 +221,7 @@ pub async fn case_depth_limit_is_refused_with_a_clear_error<S: DelegatingStore>(
 
 /// A child is never wider than its parent at issue: capabilities, expiry, target and task are
 /// refused by name when they exceed.
-pub async fn case_a_child_cannot_exceed_its_parent<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_a_child_cannot_exceed_its_parent<B: Backend>(env: Env<B>) {
     let planner = env.agent("planner").await;
     let writer = env.agent("writer").await;
     let parent = env
@@ -297,7 +295,7 @@ pub async fn case_a_child_cannot_exceed_its_parent<S: DelegatingStore>(env: Env<
 
 /// A parent with 3 uses left cannot give a child more than 3; a child's every request spends a
 /// use of the parent too, so the parent gets 3 operations done in all, through any children.
-pub async fn case_uses_are_shared_down_the_chain<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_uses_are_shared_down_the_chain<B: Backend>(env: Env<B>) {
     let planner = env.agent("planner").await;
     let writer = env.agent("writer").await;
     let parent = env
@@ -352,19 +350,19 @@ pub async fn case_uses_are_shared_down_the_chain<S: DelegatingStore>(env: Env<S>
 
 /// 200 concurrent requests through the layer, spread over a parent limited to 20 operations
 /// and two children: exactly 20 are admitted.
-pub async fn case_concurrent_uses_through_a_chain_are_exact<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_concurrent_uses_through_a_chain_are_exact<B: Backend>(env: Env<B>) {
     super::concurrent_delegated_use_limit(vec![env.store.clone()], 20).await;
 }
 
 /// Revoking a subtree is one call: the token and everything below it, nothing beside it.
-pub async fn case_a_subtree_is_revoked_in_one_call<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_a_subtree_is_revoked_in_one_call<B: Backend>(env: Env<B>) {
     let [root, child, grandchild] = chain(&env, NewToken::new("plan")).await;
     let sibling = self::child(&env, &root, &child.info.agent_id).await;
     assert!(matches!(
         env.store
             .revoke_token_tree(&root.info.agent_id, &child.info.id)
             .await,
-        Err(StoreError::UnknownToken { .. })
+        Err(StoreError::NotFound(NotFound::Token { .. }))
     ));
     assert_eq!(
         env.store
@@ -389,7 +387,7 @@ pub async fn case_a_subtree_is_revoked_in_one_call<S: DelegatingStore>(env: Env<
 
 /// Completing a task ends every token of that owner's agents minted for it, and the tokens
 /// delegated from them; they are refused as expired.
-pub async fn case_complete_task_ends_every_token_of_the_task<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_complete_task_ends_every_token_of_the_task<B: Backend>(env: Env<B>) {
     let (a, first) = env
         .agent_with_token_as("a", NewToken::new("1").task_id("t-1"))
         .await;
@@ -428,7 +426,7 @@ pub async fn case_complete_task_ends_every_token_of_the_task<S: DelegatingStore>
 
 /// An ephemeral agent's token asking past the hour gets the hour, and the agent serves one
 /// task at a time.
-pub async fn case_ephemeral_agents_are_clamped_and_serve_one_task<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_ephemeral_agents_are_clamped_and_serve_one_task<B: Backend>(env: Env<B>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("runner", "alice").with_type(AgentType::Ephemeral))
@@ -453,7 +451,7 @@ pub async fn case_ephemeral_agents_are_clamped_and_serve_one_task<S: DelegatingS
         .create_token(&agent.id, NewToken::new("other").task_id("b"))
         .await;
     assert!(
-        matches!(other, Err(StoreError::InvalidInput(_))),
+        matches!(other, Err(StoreError::Input(InputError::Invalid(_)))),
         "{other:?}"
     );
     env.store.revoke_all_tokens(&agent.id).await.unwrap();
@@ -464,8 +462,8 @@ pub async fn case_ephemeral_agents_are_clamped_and_serve_one_task<S: DelegatingS
 /// The one-task rule holds under concurrency: of concurrent mints for different tasks on one
 /// ephemeral agent, exactly one is issued (the check and the insert are one atomic step), and
 /// concurrent mints for the same task all are.
-pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<S: DelegatingStore>(
-    env: Env<S>,
+pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<B: Backend>(
+    env: Env<B>,
 ) {
     let agent = env
         .store
@@ -489,7 +487,7 @@ pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<S: Dele
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(token) => issued.push(token),
-            Err(StoreError::InvalidInput(_)) => refused += 1,
+            Err(StoreError::Input(InputError::Invalid(_))) => refused += 1,
             Err(other) => panic!("unexpected error {other:?}"),
         }
     }
@@ -515,7 +513,7 @@ pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<S: Dele
 
 /// An orchestrator mints task tokens for the other agents of its owner on behalf of a person;
 /// the orchestrator and the person stay layers of the ceiling and are checked every request.
-pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_orchestrator_task_tokens<B: Backend>(env: Env<B>) {
     env.users.insert(UserRecord::new(
         "carol",
         Policy::allow(caps(&["posts:read"])),
@@ -633,7 +631,7 @@ pub async fn case_orchestrator_task_tokens<S: DelegatingStore>(env: Env<S>) {
 
 /// A delegated token's requests and refusals are recorded with its chain, root first, and its
 /// task, and read back so from the store's own audit trail.
-pub async fn case_audit_records_the_chain<S: DelegatingStore + super::AuditedStore>(env: Env<S>) {
+pub async fn case_audit_records_the_chain<B: Backend>(env: Env<B>) {
     use crate::audit::{AuditAction, AuditFilter, AuditWriter, WriterOptions};
     let writer = AuditWriter::spawn(
         std::sync::Arc::new(env.store.clone()),
@@ -675,7 +673,7 @@ pub async fn case_audit_records_the_chain<S: DelegatingStore + super::AuditedSto
 
 /// A delegated principal's scopes and modes are the intersection over its chain's agents, and
 /// it is supervised when any agent up its chain is.
-pub async fn case_the_chain_bounds_scopes_modes_and_supervision<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_the_chain_bounds_scopes_modes_and_supervision<B: Backend>(env: Env<B>) {
     let planner = env
         .store
         .create_agent(
@@ -708,8 +706,8 @@ pub async fn case_the_chain_bounds_scopes_modes_and_supervision<S: DelegatingSto
 }
 
 /// An orchestrator of alice's (allowed `posts:*`) and a worker, for the task-token cases.
-async fn conductor_and_worker<S: DelegatingStore>(
-    env: &Env<S>,
+async fn conductor_and_worker<B: Backend>(
+    env: &Env<B>,
     new: NewAgent,
 ) -> (crate::store::Agent, crate::store::Agent) {
     let conductor = env
@@ -721,8 +719,8 @@ async fn conductor_and_worker<S: DelegatingStore>(
     (conductor, worker)
 }
 
-async fn task_token<S: DelegatingStore>(
-    env: &Env<S>,
+async fn task_token<B: Backend>(
+    env: &Env<B>,
     conductor: &crate::store::Agent,
     target: &crate::principal::AgentId,
 ) -> Result<IssuedToken, StoreError> {
@@ -738,8 +736,8 @@ async fn task_token<S: DelegatingStore>(
 
 /// Deleting the orchestrator refuses its task tokens at their next request, also one that was
 /// admitted before (a verdict reached while the orchestrator stood is not reused).
-pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<S: DelegatingStore>(
-    env: Env<S>,
+pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<B: Backend>(
+    env: Env<B>,
 ) {
     let (conductor, worker) =
         conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
@@ -758,8 +756,8 @@ pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<S: Delegatin
 
 /// A task token, or a token delegated from one, is never delegated back to the orchestrator
 /// that minted it: it mints for the other agents of its owner, never for itself.
-pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<S: DelegatingStore>(
-    env: Env<S>,
+pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<B: Backend>(
+    env: Env<B>,
 ) {
     let (conductor, worker) =
         conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
@@ -795,7 +793,7 @@ pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<S: Delegatin
 
 /// A thread-scoped child cannot be an orchestrator: its task tokens would be bounded neither by
 /// its parent's policy nor by its parent's status.
-pub async fn case_a_thread_scoped_child_cannot_be_an_orchestrator<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_a_thread_scoped_child_cannot_be_an_orchestrator<B: Backend>(env: Env<B>) {
     let boss = env
         .store
         .create_agent(
@@ -839,9 +837,7 @@ pub async fn case_a_thread_scoped_child_cannot_be_an_orchestrator<S: DelegatingS
 /// A supervised orchestrator's task tokens are supervised, and so are the tokens delegated from
 /// them: their critical actions wait for an approval, whatever the type of the agent they are
 /// for. An autonomous orchestrator's are not.
-pub async fn case_a_supervised_orchestrators_task_tokens_are_supervised<S>(env: Env<S>)
-where
-    S: DelegatingStore + super::approval::ApprovalStore,
+pub async fn case_a_supervised_orchestrators_task_tokens_are_supervised<B: Backend>(env: Env<B>)
 {
     use crate::approval::{ApprovalRejection, CriticalAction, Supervision};
     let (conductor, worker) = conductor_and_worker(
@@ -886,8 +882,8 @@ where
 
 /// A task token is minted on behalf of the target agent's owner or of someone holding a grant
 /// on it (any role), not of any active user.
-pub async fn case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent<S: DelegatingStore>(
-    env: Env<S>,
+pub async fn case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent<B: Backend>(
+    env: Env<B>,
 ) {
     let (conductor, worker) =
         conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
@@ -932,8 +928,8 @@ pub async fn case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent<S: D
 
 /// Completing a task is recorded as state, not as an expiry instant: a clock that then reads
 /// earlier (skew between nodes, an NTP step back) does not admit its tokens again.
-pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<S: DelegatingStore>(
-    env: Env<S>,
+pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<B: Backend>(
+    env: Env<B>,
 ) {
     let (writer, root) = env
         .agent_with_token_as("writer", NewToken::new("1").task_id("t-1"))
@@ -990,8 +986,8 @@ pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<S: Dele
 /// Rotating a parent leaves its children under the old token: without a use limit they end
 /// with it at the end of its grace; a use-limited parent's uses move to the new token, so its
 /// children are refused at once.
-pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<S: DelegatingStore>(
-    env: Env<S>,
+pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<B: Backend>(
+    env: Env<B>,
 ) {
     let grace = Duration::from_secs(60);
     let (planner, unlimited) = env.agent_with_token("planner").await;
@@ -1027,7 +1023,7 @@ pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<S: Dele
 /// A task scope's `max_operations` is the token's own limit, the principal's the least up its
 /// chain; a child of a task token may not name another task or environment, a child of a token
 /// without them may name any.
-pub async fn case_a_childs_task_and_limit_as_documented<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_a_childs_task_and_limit_as_documented<B: Backend>(env: Env<B>) {
     let planner = env.agent("planner").await;
     let writer = env.agent("writer").await;
     let to = || Delegation::to(writer.id.clone(), "child");
@@ -1064,7 +1060,7 @@ pub async fn case_a_childs_task_and_limit_as_documented<S: DelegatingStore>(env:
 
 /// Purging a dead token removes the tokens delegated from it too, and every store counts them
 /// all: the same state gives the same number.
-pub async fn case_purge_counts_the_delegated_tokens_it_removes<S: DelegatingStore>(env: Env<S>) {
+pub async fn case_purge_counts_the_delegated_tokens_it_removes<B: Backend>(env: Env<B>) {
     let [root, child, _] = chain(&env, NewToken::new("plan")).await;
     let other = env.token(&root.info.agent_id, NewToken::new("other")).await;
     env.store

@@ -1,10 +1,11 @@
 //! Grants, and the access rule `Managed` applies.
 
-use super::{Env, Store};
+use super::{Env};
 use crate::ceiling::Policy;
-use crate::store::{AccessRole, AgentStatus, Managed, NewAgent, NewToken, StoreError, UserRecord};
+use crate::store::{AccessRole, AgentStatus, Backend, Managed, NewAgent, NewToken, UserRecord};
+use crate::error::{NotFound, StoreError};
 
-pub async fn case_grants_are_kept_per_agent_and_user<S: Store>(env: Env<S>) {
+pub async fn case_grants_are_kept_per_agent_and_user<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     env.store
         .grant(&agent.id, &"bob".into(), AccessRole::Viewer)
@@ -26,7 +27,7 @@ pub async fn case_grants_are_kept_per_agent_and_user<S: Store>(env: Env<S>) {
         .grant(&agent.id, &"mallory".into(), AccessRole::Admin)
         .await;
     assert!(
-        matches!(stranger, Err(StoreError::UnknownUser(_))),
+        matches!(stranger, Err(StoreError::NotFound(NotFound::User(_)))),
         "{stranger:?}"
     );
     let no_agent = env
@@ -34,7 +35,7 @@ pub async fn case_grants_are_kept_per_agent_and_user<S: Store>(env: Env<S>) {
         .grant(&"agt_missing".into(), &"bob".into(), AccessRole::Admin)
         .await;
     assert!(
-        matches!(no_agent, Err(StoreError::UnknownAgent(_))),
+        matches!(no_agent, Err(StoreError::NotFound(NotFound::Agent(_)))),
         "{no_agent:?}"
     );
     env.store
@@ -43,7 +44,7 @@ pub async fn case_grants_are_kept_per_agent_and_user<S: Store>(env: Env<S>) {
         .unwrap();
     let again = env.store.revoke_grant(&agent.id, &"bob".into()).await;
     assert!(
-        matches!(again, Err(StoreError::UnknownGrant { .. })),
+        matches!(again, Err(StoreError::NotFound(NotFound::Grant { .. }))),
         "{again:?}"
     );
     env.store
@@ -60,7 +61,7 @@ pub async fn case_grants_are_kept_per_agent_and_user<S: Store>(env: Env<S>) {
 
 /// Every actor × every operation, against the rule: owner and admin may do everything,
 /// operators may list, viewers and strangers nothing.
-pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
+pub async fn case_access_role_matrix<B: Backend>(env: Env<B>) {
     for user in ["admin-user", "operator-user", "viewer-user", "stranger"] {
         env.users
             .insert(UserRecord::new(user, Policy::unrestricted()));
@@ -244,7 +245,7 @@ pub async fn case_access_role_matrix<S: Store>(env: Env<S>) {
 /// [`GrantStore::agents_visible_to`](crate::store::GrantStore::agents_visible_to): exactly
 /// the agents a user owns, holds a grant on, and the children of those, by slug — the same set
 /// [`Managed`]'s rule finds one agent at a time.
-pub async fn case_agents_visible_to_are_owned_granted_and_their_children<S: Store>(env: Env<S>) {
+pub async fn case_agents_visible_to_are_owned_granted_and_their_children<B: Backend>(env: Env<B>) {
     for user in ["carol", "dave"] {
         env.users
             .insert(UserRecord::new(user, Policy::unrestricted()));

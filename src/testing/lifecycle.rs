@@ -1,11 +1,12 @@
 //! Agents, tokens, rotation, purging and thread-scoped children.
 
-use super::{Env, Store, caps};
+use super::{Env, caps};
 use crate::InvalidReason;
 use crate::ceiling::Policy;
-use crate::store::{AgentStatus, AgentType, NewAgent, NewToken, StoreError};
+use crate::store::{AgentStatus, AgentType, Backend, NewAgent, NewToken};
+use crate::error::{Conflict, InputError, NotFound, StoreError};
 
-pub async fn case_agents_round_trip<S: Store>(env: Env<S>) {
+pub async fn case_agents_round_trip<B: Backend>(env: Env<B>) {
     let policy = Policy::allow(caps(&["posts:*"])).with_deny(caps(&["posts:delete"]));
     let created = env
         .store
@@ -40,46 +41,46 @@ pub async fn case_agents_round_trip<S: Store>(env: Env<S>) {
     assert_eq!(env.store.agent_by_slug("nobody").await.unwrap(), None);
 }
 
-pub async fn case_duplicate_slug_changes_nothing<S: Store>(env: Env<S>) {
+pub async fn case_duplicate_slug_changes_nothing<B: Backend>(env: Env<B>) {
     let first = env.agent("writer").await;
     let again = env.store.create_agent(NewAgent::new("writer", "bob")).await;
     assert!(
-        matches!(again, Err(StoreError::DuplicateSlug(ref s)) if s == "writer"),
+        matches!(again, Err(StoreError::Conflict(Conflict::Slug(ref s))) if s == "writer"),
         "{again:?}"
     );
     let agents = env.store.list_agents().await.unwrap();
     assert_eq!(agents, vec![first]);
 }
 
-pub async fn case_invalid_slug_and_unknown_owner_are_refused<S: Store>(env: Env<S>) {
+pub async fn case_invalid_slug_and_unknown_owner_are_refused<B: Backend>(env: Env<B>) {
     let bad = env
         .store
         .create_agent(NewAgent::new("Not_A_Slug", "alice"))
         .await;
-    assert!(matches!(bad, Err(StoreError::InvalidSlug(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Input(InputError::InvalidSlug(_)))), "{bad:?}");
     let nobody = env
         .store
         .create_agent(NewAgent::new("orphan", "mallory"))
         .await;
     assert!(
-        matches!(nobody, Err(StoreError::UnknownUser(_))),
+        matches!(nobody, Err(StoreError::NotFound(NotFound::User(_)))),
         "{nobody:?}"
     );
     assert!(env.store.list_agents().await.unwrap().is_empty());
 }
 
-pub async fn case_token_for_unknown_agent_is_refused<S: Store>(env: Env<S>) {
+pub async fn case_token_for_unknown_agent_is_refused<B: Backend>(env: Env<B>) {
     let result = env
         .store
         .create_token(&"agt_missing".into(), NewToken::new("t"))
         .await;
     assert!(
-        matches!(result, Err(StoreError::UnknownAgent(_))),
+        matches!(result, Err(StoreError::NotFound(NotFound::Agent(_)))),
         "{result:?}"
     );
 }
 
-pub async fn case_capabilities_outside_policy_change_nothing<S: Store>(env: Env<S>) {
+pub async fn case_capabilities_outside_policy_change_nothing<B: Backend>(env: Env<B>) {
     let policy = Policy::allow(caps(&["posts:read"]));
     let agent = env
         .store
@@ -89,13 +90,13 @@ pub async fn case_capabilities_outside_policy_change_nothing<S: Store>(env: Env<
     let wide = NewToken::new("t").with_capabilities(caps(&["posts:*"]));
     let result = env.store.create_token(&agent.id, wide).await;
     assert!(
-        matches!(result, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        matches!(result, Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))),
         "{result:?}"
     );
     assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
 }
 
-pub async fn case_lifetime_policy_is_enforced<S: Store>(env: Env<S>) {
+pub async fn case_lifetime_policy_is_enforced<B: Backend>(env: Env<B>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("runner", "alice").with_type(AgentType::Ephemeral))
@@ -115,7 +116,7 @@ pub async fn case_lifetime_policy_is_enforced<S: Store>(env: Env<S>) {
     let zero = NewToken::new("t").expires_in(std::time::Duration::ZERO);
     assert!(matches!(
         env.store.create_token(&agent.id, zero).await,
-        Err(StoreError::InvalidLifetime(_))
+        Err(StoreError::Input(InputError::InvalidLifetime(_)))
     ));
     assert_eq!(env.store.list_tokens(&agent.id).await.unwrap().len(), 1);
     // Without a lifetime, the agent type's default (15 minutes) applies.
@@ -126,7 +127,7 @@ pub async fn case_lifetime_policy_is_enforced<S: Store>(env: Env<S>) {
     );
 }
 
-pub async fn case_list_and_get_show_metadata_only<S: Store>(env: Env<S>) {
+pub async fn case_list_and_get_show_metadata_only<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let first = env
         .token(
@@ -155,7 +156,7 @@ pub async fn case_list_and_get_show_metadata_only<S: Store>(env: Env<S>) {
     assert!(first.info.display_prefix.starts_with("acme_writer_"));
 }
 
-pub async fn case_foreign_or_unknown_token_cannot_be_revoked<S: Store>(env: Env<S>) {
+pub async fn case_foreign_or_unknown_token_cannot_be_revoked<B: Backend>(env: Env<B>) {
     let writer = env.agent("writer").await;
     let other = env
         .store
@@ -165,7 +166,7 @@ pub async fn case_foreign_or_unknown_token_cannot_be_revoked<S: Store>(env: Env<
     let token = env.token(&writer.id, NewToken::new("t")).await;
     let through_other = env.store.revoke_token(&other.id, &token.info.id).await;
     assert!(
-        matches!(through_other, Err(StoreError::UnknownToken { .. })),
+        matches!(through_other, Err(StoreError::NotFound(NotFound::Token { .. }))),
         "{through_other:?}"
     );
     let unknown = env
@@ -173,7 +174,7 @@ pub async fn case_foreign_or_unknown_token_cannot_be_revoked<S: Store>(env: Env<
         .revoke_token(&writer.id, &"tok_missing".into())
         .await;
     assert!(
-        matches!(unknown, Err(StoreError::UnknownToken { .. })),
+        matches!(unknown, Err(StoreError::NotFound(NotFound::Token { .. }))),
         "{unknown:?}"
     );
     assert!(env.resolve(&token).await.is_ok(), "still valid");
@@ -183,7 +184,7 @@ pub async fn case_foreign_or_unknown_token_cannot_be_revoked<S: Store>(env: Env<
     );
 }
 
-pub async fn case_revoke_all_and_delete<S: Store>(env: Env<S>) {
+pub async fn case_revoke_all_and_delete<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let a = env.token(&agent.id, NewToken::new("a")).await;
     let b = env.token(&agent.id, NewToken::new("b")).await;
@@ -197,15 +198,15 @@ pub async fn case_revoke_all_and_delete<S: Store>(env: Env<S>) {
     assert_eq!(env.refusal(&c).await, InvalidReason::Unknown);
     assert!(matches!(
         env.store.list_tokens(&agent.id).await,
-        Err(StoreError::UnknownAgent(_))
+        Err(StoreError::NotFound(NotFound::Agent(_)))
     ));
     assert!(matches!(
         env.store.delete_agent(&agent.id).await,
-        Err(StoreError::UnknownAgent(_))
+        Err(StoreError::NotFound(NotFound::Agent(_)))
     ));
 }
 
-pub async fn case_purge_removes_long_dead_tokens<S: Store>(env: Env<S>) {
+pub async fn case_purge_removes_long_dead_tokens<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let live = env.token(&agent.id, NewToken::new("live")).await;
     let revoked = env.token(&agent.id, NewToken::new("revoked")).await;
@@ -249,7 +250,7 @@ pub async fn case_purge_removes_long_dead_tokens<S: Store>(env: Env<S>) {
     let _ = short;
 }
 
-pub async fn case_rotation_with_grace<S: Store>(env: Env<S>) {
+pub async fn case_rotation_with_grace<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let old = env
         .token(
@@ -286,12 +287,12 @@ pub async fn case_rotation_with_grace<S: Store>(env: Env<S>) {
         .rotate_token(&agent.id, &old.info.id, std::time::Duration::from_secs(60))
         .await;
     assert!(
-        matches!(again, Err(StoreError::InvalidInput(_))),
+        matches!(again, Err(StoreError::Input(InputError::Invalid(_)))),
         "{again:?}"
     );
 }
 
-pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<S: Store>(env: Env<S>) {
+pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let short = env
         .token(
@@ -340,13 +341,13 @@ pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<S: Store
         .rotate_token(&foreign.id, &rotated.info.id, std::time::Duration::ZERO)
         .await;
     assert!(
-        matches!(through_other, Err(StoreError::UnknownToken { .. })),
+        matches!(through_other, Err(StoreError::NotFound(NotFound::Token { .. }))),
         "{through_other:?}"
     );
 }
 
 /// Rotation is recorded on the identity.
-pub async fn case_rotation_is_recorded_on_the_identity<S: Store>(env: Env<S>) {
+pub async fn case_rotation_is_recorded_on_the_identity<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     assert_eq!(agent.last_rotated_at, None);
     let t = env.token(&agent.id, NewToken::new("t")).await;
@@ -365,7 +366,7 @@ pub async fn case_rotation_is_recorded_on_the_identity<S: Store>(env: Env<S>) {
 }
 
 /// A lifetime past what a clock can hold is refused, not a panic.
-pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
+pub async fn case_absurd_lifetimes_are_refused<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let forever = env
         .store
@@ -375,7 +376,7 @@ pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
         )
         .await;
     assert!(
-        matches!(forever, Err(StoreError::InvalidLifetime(_))),
+        matches!(forever, Err(StoreError::Input(InputError::InvalidLifetime(_)))),
         "{forever:?}"
     );
     let t = env.token(&agent.id, NewToken::new("t")).await;
@@ -384,7 +385,7 @@ pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
         .rotate_token(&agent.id, &t.info.id, std::time::Duration::MAX)
         .await;
     assert!(
-        matches!(rotated, Err(StoreError::InvalidLifetime(_))),
+        matches!(rotated, Err(StoreError::Input(InputError::InvalidLifetime(_)))),
         "{rotated:?}"
     );
     assert!(env.resolve(&t).await.is_ok(), "nothing changed");
@@ -393,7 +394,7 @@ pub async fn case_absurd_lifetimes_are_refused<S: Store>(env: Env<S>) {
 
 /// One agent thread gets a scoped identity and a credential and acts; the credential is revoked
 /// and refused while the identity stays, and a new credential works.
-pub async fn case_thread_identity_lifecycle<S: Store>(env: Env<S>) {
+pub async fn case_thread_identity_lifecycle<B: Backend>(env: Env<B>) {
     let parent = env
         .store
         .create_agent(
@@ -455,7 +456,7 @@ pub async fn case_thread_identity_lifecycle<S: Store>(env: Env<S>) {
 
 /// A child is never wider than its parent: wider requests are refused and change nothing, and
 /// the parent's state bounds the child at every request.
-pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>) {
+pub async fn case_children_are_never_wider_than_the_parent<B: Backend>(env: Env<B>) {
     let expires = env.now_micros() + time::Duration::days(1);
     let parent = env
         .store
@@ -481,9 +482,9 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
         assert!(
             matches!(
                 result,
-                Err(StoreError::InvalidInput(_)
-                    | StoreError::CapabilitiesOutsidePolicy(_)
-                    | StoreError::InvalidLifetime(_))
+                Err(StoreError::Input(InputError::Invalid(_))
+                    | StoreError::Input(InputError::CapabilitiesOutsidePolicy(_))
+                    | StoreError::Input(InputError::InvalidLifetime(_)))
             ),
             "case {n}: {result:?}"
         );
@@ -516,7 +517,7 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
         .create_agent(NewAgent::child("codex-thread-1-sub", child.id.clone()))
         .await;
     assert!(
-        matches!(grandchild, Err(StoreError::InvalidInput(_))),
+        matches!(grandchild, Err(StoreError::Input(InputError::Invalid(_)))),
         "{grandchild:?}"
     );
     let orphan = env
@@ -524,7 +525,7 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
         .create_agent(NewAgent::child("orphan", "agt_missing"))
         .await;
     assert!(
-        matches!(orphan, Err(StoreError::UnknownAgent(_))),
+        matches!(orphan, Err(StoreError::NotFound(NotFound::Agent(_)))),
         "{orphan:?}"
     );
 
@@ -539,7 +540,7 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
         )
         .await;
     assert!(
-        matches!(wider_token, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        matches!(wider_token, Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))),
         "a child's token is checked against the parent's policy: {wider_token:?}"
     );
 
@@ -566,13 +567,13 @@ pub async fn case_children_are_never_wider_than_the_parent<S: Store>(env: Env<S>
     assert_eq!(env.refusal(&t).await, InvalidReason::Unknown);
 }
 
-pub async fn case_token_capabilities_outside_the_owners_role_are_refused<S: Store>(env: Env<S>) {
+pub async fn case_token_capabilities_outside_the_owners_role_are_refused<B: Backend>(env: Env<B>) {
     // alice's role is `posts:*` and `comments:read`; her agent has no policy of its own.
     let agent = env.agent("writer").await;
     let wide = NewToken::new("t").with_capabilities(caps(&["posts:read", "users:manage"]));
     let result = env.store.create_token(&agent.id, wide).await;
     match &result {
-        Err(StoreError::CapabilitiesOutsideRole { user, capabilities }) => {
+        Err(StoreError::Input(InputError::CapabilitiesOutsideRole { user, capabilities })) => {
             assert_eq!(user, "alice");
             assert_eq!(capabilities, "users:manage", "only what exceeds is named");
         }
@@ -581,7 +582,7 @@ pub async fn case_token_capabilities_outside_the_owners_role_are_refused<S: Stor
     let empty = NewToken::new("t").with_capabilities(caps(&[]));
     let result = env.store.create_token(&agent.id, empty).await;
     assert!(
-        matches!(&result, Err(StoreError::InvalidInput(m)) if m.contains("empty")),
+        matches!(&result, Err(StoreError::Input(InputError::Invalid(m))) if m.contains("empty")),
         "{result:?}"
     );
     assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
@@ -589,14 +590,14 @@ pub async fn case_token_capabilities_outside_the_owners_role_are_refused<S: Stor
     env.store.create_token(&agent.id, within).await.unwrap();
 }
 
-pub async fn case_lists_a_client_sets_are_bounded<S: Store>(env: Env<S>) {
+pub async fn case_lists_a_client_sets_are_bounded<B: Backend>(env: Env<B>) {
     use crate::store::{MAX_CAPABILITIES, MAX_NAMES};
     let names = |n: usize| (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>();
     let patterns = |n: usize| (0..n).map(|i| format!("c{i}:read")).collect::<Vec<_>>();
     let too_many_scopes = NewAgent::new("a", "bob").with_scopes(names(MAX_NAMES + 1));
     let result = env.store.create_agent(too_many_scopes).await;
     assert!(
-        matches!(&result, Err(StoreError::InvalidInput(m)) if m.contains("at most")),
+        matches!(&result, Err(StoreError::Input(InputError::Invalid(m))) if m.contains("at most")),
         "{result:?}"
     );
     let too_many_modes = NewAgent::new("a", "bob").with_modes(names(MAX_NAMES + 1));
@@ -618,7 +619,7 @@ pub async fn case_lists_a_client_sets_are_bounded<S: Store>(env: Env<S>) {
         .create_token(&agent.id, NewToken::new("t").with_capabilities(many))
         .await;
     assert!(
-        matches!(result, Err(StoreError::InvalidInput(_))),
+        matches!(result, Err(StoreError::Input(InputError::Invalid(_)))),
         "{result:?}"
     );
     let enough = crate::ceiling::CapabilitySet::parse(patterns(MAX_CAPABILITIES)).unwrap();
@@ -628,7 +629,7 @@ pub async fn case_lists_a_client_sets_are_bounded<S: Store>(env: Env<S>) {
         .unwrap();
 }
 
-pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
+pub async fn case_hidden_characters_are_refused<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     // A right-to-left override, a zero-width space, a BOM, a control character.
     for label in [
@@ -644,7 +645,7 @@ pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
             .create_token(&agent.id, NewToken::new(label))
             .await;
         assert!(
-            matches!(result, Err(StoreError::InvalidLabel)),
+            matches!(result, Err(StoreError::Input(InputError::InvalidLabel))),
             "{label:?}: {result:?}"
         );
     }
@@ -669,7 +670,7 @@ pub async fn case_hidden_characters_are_refused<S: Store>(env: Env<S>) {
         .unwrap();
 }
 
-pub async fn case_a_policy_change_applies_at_the_next_request<S: Store>(env: Env<S>) {
+pub async fn case_a_policy_change_applies_at_the_next_request<B: Backend>(env: Env<B>) {
     let parent = env
         .store
         .create_agent(
@@ -716,7 +717,7 @@ pub async fn case_a_policy_change_applies_at_the_next_request<S: Store>(env: Env
         .set_agent_policy(&child.id, Policy::allow(caps(&["posts:*"])))
         .await;
     assert!(
-        matches!(wider, Err(StoreError::CapabilitiesOutsidePolicy(_))),
+        matches!(wider, Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))),
         "{wider:?}"
     );
     let too_long = (0..=crate::store::MAX_CAPABILITIES)
@@ -734,7 +735,7 @@ pub async fn case_a_policy_change_applies_at_the_next_request<S: Store>(env: Env
         .set_agent_policy(&"agt_nope".into(), Policy::unrestricted())
         .await;
     assert!(
-        matches!(unknown, Err(StoreError::UnknownAgent(_))),
+        matches!(unknown, Err(StoreError::NotFound(NotFound::Agent(_)))),
         "{unknown:?}"
     );
     let stored = env.store.agent(&child.id).await.unwrap().unwrap();

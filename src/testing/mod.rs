@@ -105,12 +105,11 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 
-use crate::audit::{AuditQuery, AuditSink};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::clock::{Clock, ManualClock};
 use crate::store::{
-    Agent, AgentStore, GrantStore, IssuedToken, MemoryUserDirectory, NewAgent, NewToken,
-    StoreConfig, TokenStore, UserRecord,
+    Agent, Backend, IssuedToken, MemoryUserDirectory, NewAgent, NewToken, Store, StoreConfig,
+    UserRecord,
 };
 use crate::token::TokenFormat;
 use crate::{AgentAuthLayer, InvalidReason, Principal, ResolveError, TokenLookup, TokenResolver};
@@ -130,28 +129,18 @@ pub mod resolution;
 #[doc(hidden)]
 pub mod spending;
 
-/// What the `resolution`, `lifecycle` and `grants` sections need of a store.
-pub trait Store: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static {}
-
-impl<T> Store for T where T: AgentStore + TokenStore + GrantStore + TokenResolver + Clone + 'static {}
-
-/// What the `audit` section needs of a store: a [`Store`] that keeps its own audit trail.
-pub trait AuditedStore: Store + AuditSink + AuditQuery {}
-
-impl<T> AuditedStore for T where T: Store + AuditSink + AuditQuery {}
-
 /// What every case gets: the store under test, its users and its clock; and the setup most
 /// cases share ("an agent of alice's with a token"), said once.
-pub struct Env<S> {
+pub struct Env<B> {
     /// The store under test, fresh from `open`.
-    pub store: S,
+    pub store: Store<B>,
     /// Its owners: alice (`posts:*`, `comments:read`) and bob (unrestricted), see [`users`].
     pub users: MemoryUserDirectory,
     /// Its clock, see [`clock`].
     pub clock: Arc<ManualClock>,
 }
 
-impl<S: Store> Env<S> {
+impl<B: Backend> Env<B> {
     /// A new agent of alice's with this slug.
     pub async fn agent(&self, slug: &str) -> Agent {
         self.store
@@ -237,7 +226,7 @@ pub fn now_micros(clock: &ManualClock) -> time::OffsetDateTime {
 /// Resolves a raw token the way the layer does for a request the application then answers
 /// with a success: parsed by the store's format, answered by [`TokenResolver::resolve_now`] if
 /// it can, else by [`TokenResolver::resolve`]; a reserved use is then settled as spent.
-pub async fn resolve<S: TokenResolver>(store: &S, raw: &str) -> Result<Principal, ResolveError> {
+pub async fn resolve<R: TokenResolver>(store: &R, raw: &str) -> Result<Principal, ResolveError> {
     let parsed = store
         .token_format()
         .parse(raw)
@@ -270,7 +259,7 @@ fn refused(result: Result<Principal, ResolveError>) -> InvalidReason {
 /// 1 000 concurrent requests through the layer for a token limited to 100 operations, spread
 /// over `stores` (two stores on one database stand for two nodes): exactly 100 are admitted.
 /// `users` must hold bob, the agent's owner.
-pub async fn concurrent_use_limit<S: Store>(stores: Vec<S>, users: &MemoryUserDirectory) {
+pub async fn concurrent_use_limit<B: Backend>(stores: Vec<Store<B>>, users: &MemoryUserDirectory) {
     let _ = users;
     let first = &stores[0];
     let agent = first
@@ -319,10 +308,7 @@ pub async fn concurrent_use_limit<S: Store>(stores: Vec<S>, users: &MemoryUserDi
 /// operations and two children delegated from it (one limited to `limit` too, one without a
 /// limit of its own), over `stores` (two stores on one database stand for two nodes):
 /// exactly `limit` are admitted, since every request spends a use of the parent.
-pub async fn concurrent_delegated_use_limit<S>(stores: Vec<S>, limit: u64)
-where
-    S: Store + crate::delegation::DelegationStore,
-{
+pub async fn concurrent_delegated_use_limit<B: Backend>(stores: Vec<Store<B>>, limit: u64) {
     use crate::delegation::Delegation;
     let first = &stores[0];
     let planner = first
@@ -402,12 +388,13 @@ pub mod __private {
     use super::*;
 
     /// Runs one case on a fresh store from `open`, on its own runtime.
-    pub fn run<S, O, F, C, Cleanup, Case>(open: O, case: Case)
+    pub fn run<B, O, F, C, Cleanup, Case>(open: O, case: Case)
     where
+        B: Backend,
         O: FnOnce(MemoryUserDirectory, Arc<ManualClock>) -> F,
-        F: Future<Output = Option<(S, Cleanup)>>,
+        F: Future<Output = Option<(Store<B>, Cleanup)>>,
         Cleanup: Future<Output = ()>,
-        Case: FnOnce(Env<S>) -> C,
+        Case: FnOnce(Env<B>) -> C,
         C: Future<Output = ()>,
     {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -436,13 +423,12 @@ pub mod __private {
 ///
 /// `conformance_suite!(open)` runs every section but `approval` and `delegation`;
 /// `conformance_suite!(open, [resolution, lifecycle])` only those named (`resolution`,
-/// `spending`, `lifecycle`, `grants`, `audit`, `approval`, `delegation`). `approval` needs a
-/// store that is also an [`ApprovalGate`](crate::approval::ApprovalGate) and `delegation` one
-/// that implements [`DelegationStore`](crate::delegation::DelegationStore), so they run only
-/// when named: a store without them still passes the rest (and refuses every delegated
-/// token). `open` is a
-/// path to a function `async fn(MemoryUserDirectory, Arc<ManualClock>) -> Option<(S, impl
-/// Future<Output = ()>)>`; see the [`testing`](crate::testing) module for what it must return.
+/// `spending`, `lifecycle`, `grants`, `audit`, `approval`, `delegation`). `approval` and
+/// `delegation` need the backend's approval methods and its delegation subtrees and tasks, so
+/// they run only when named: a backend without them still passes the rest (and refuses every
+/// delegated token). `open` is a path to a function
+/// `async fn(MemoryUserDirectory, Arc<ManualClock>) -> Option<(Store<B>, impl Future<Output = ()>)>`;
+/// see the [`testing`](crate::testing) module for what it must return.
 #[macro_export]
 macro_rules! conformance_suite {
     ($open:path) => {

@@ -1,14 +1,16 @@
 //! What a token resolves to, and every reason it is refused.
 
-use super::{Env, Store, caps, concurrent_use_limit, refused, resolve};
+use crate::TokenResolver;
+use super::{Env, caps, concurrent_use_limit, refused, resolve};
 use crate::ceiling::Policy;
 use crate::clock::Clock;
 use crate::principal::UserId;
-use crate::store::{AgentStatus, ImportedToken, NewAgent, NewToken, StoreError};
+use crate::store::{AgentStatus, Backend, ImportedToken, NewAgent, NewToken};
+use crate::error::{Conflict, InputError, StoreError};
 use crate::token::{TokenFormat, TokenHash};
 use crate::{InvalidReason, TokenLookup};
 
-pub async fn case_token_binds_agent_and_owner<S: Store>(env: Env<S>) {
+pub async fn case_token_binds_agent_and_owner<B: Backend>(env: Env<B>) {
     let (agent, issued) = env.agent_with_token("writer").await;
     let principal = env.resolve(&issued).await.unwrap();
     assert_eq!(principal.user_id(), &UserId::from("alice"));
@@ -18,7 +20,7 @@ pub async fn case_token_binds_agent_and_owner<S: Store>(env: Env<S>) {
     assert!(!principal.can("users:delete"));
 }
 
-pub async fn case_unknown_token_is_refused<S: Store>(env: Env<S>) {
+pub async fn case_unknown_token_is_refused<B: Backend>(env: Env<B>) {
     env.agent("writer").await;
     let stranger = TokenFormat::new("acme").unwrap().mint("writer").unwrap();
     assert_eq!(
@@ -27,7 +29,7 @@ pub async fn case_unknown_token_is_refused<S: Store>(env: Env<S>) {
     );
 }
 
-pub async fn case_revoked_token_is_refused<S: Store>(env: Env<S>) {
+pub async fn case_revoked_token_is_refused<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let keep = env.token(&agent.id, NewToken::new("keep")).await;
     let drop = env.token(&agent.id, NewToken::new("drop")).await;
@@ -49,7 +51,7 @@ pub async fn case_revoked_token_is_refused<S: Store>(env: Env<S>) {
     assert_eq!(again.revoked_at, revoked.revoked_at);
 }
 
-pub async fn case_expiry_follows_the_clock<S: Store>(env: Env<S>) {
+pub async fn case_expiry_follows_the_clock<B: Backend>(env: Env<B>) {
     let (_, t) = env
         .agent_with_token_as(
             "writer",
@@ -63,7 +65,7 @@ pub async fn case_expiry_follows_the_clock<S: Store>(env: Env<S>) {
     assert_eq!(env.refusal(&t).await, InvalidReason::Expired);
 }
 
-pub async fn case_disabled_agent_is_refused_until_enabled<S: Store>(env: Env<S>) {
+pub async fn case_disabled_agent_is_refused_until_enabled<B: Backend>(env: Env<B>) {
     let (agent, t) = env.agent_with_token("writer").await;
     let disabled = env
         .store
@@ -79,7 +81,7 @@ pub async fn case_disabled_agent_is_refused_until_enabled<S: Store>(env: Env<S>)
     assert!(env.resolve(&t).await.is_ok());
 }
 
-pub async fn case_owner_changes_apply_at_once<S: Store>(env: Env<S>) {
+pub async fn case_owner_changes_apply_at_once<B: Backend>(env: Env<B>) {
     let (_, t) = env.agent_with_token("writer").await;
     assert!(env.resolve(&t).await.unwrap().can("posts:publish"));
     env.users
@@ -91,7 +93,7 @@ pub async fn case_owner_changes_apply_at_once<S: Store>(env: Env<S>) {
     assert_eq!(env.refusal(&t).await, InvalidReason::OwnerMissing);
 }
 
-pub async fn case_use_limit_is_exact<S: Store>(env: Env<S>) {
+pub async fn case_use_limit_is_exact<B: Backend>(env: Env<B>) {
     let (agent, t) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(3))
         .await;
@@ -115,7 +117,7 @@ pub async fn case_use_limit_is_exact<S: Store>(env: Env<S>) {
     );
 }
 
-pub async fn case_refused_requests_use_no_operation<S: Store>(env: Env<S>) {
+pub async fn case_refused_requests_use_no_operation<B: Backend>(env: Env<B>) {
     let (agent, t) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(2))
         .await;
@@ -131,7 +133,7 @@ pub async fn case_refused_requests_use_no_operation<S: Store>(env: Env<S>) {
     assert_eq!(info.operations_remaining, Some(2));
 }
 
-pub async fn case_expires_on_completion<S: Store>(env: Env<S>) {
+pub async fn case_expires_on_completion<B: Backend>(env: Env<B>) {
     let agent = env.agent("worker").await;
     let new = NewToken::new("t")
         .max_operations(2)
@@ -158,25 +160,25 @@ pub async fn case_expires_on_completion<S: Store>(env: Env<S>) {
         .store
         .create_token(&agent.id, NewToken::new("t").expires_on_completion())
         .await;
-    assert!(matches!(bad, Err(StoreError::InvalidInput(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Input(InputError::Invalid(_)))), "{bad:?}");
     let zero = env
         .store
         .create_token(&agent.id, NewToken::new("t").max_operations(0))
         .await;
-    assert!(matches!(zero, Err(StoreError::InvalidInput(_))), "{zero:?}");
+    assert!(matches!(zero, Err(StoreError::Input(InputError::Invalid(_)))), "{zero:?}");
     // Past what every backend counts in: refused, never clamped.
     let huge = env
         .store
         .create_token(&agent.id, NewToken::new("t").max_operations(u64::MAX))
         .await;
-    assert!(matches!(huge, Err(StoreError::InvalidInput(_))), "{huge:?}");
+    assert!(matches!(huge, Err(StoreError::Input(InputError::Invalid(_)))), "{huge:?}");
 }
 
-pub async fn case_concurrent_use_limit_is_exact<S: Store>(env: Env<S>) {
+pub async fn case_concurrent_use_limit_is_exact<B: Backend>(env: Env<B>) {
     concurrent_use_limit(vec![env.store.clone()], &env.users).await;
 }
 
-pub async fn case_import_by_hash<S: Store>(env: Env<S>) {
+pub async fn case_import_by_hash<B: Backend>(env: Env<B>) {
     let agent = env.agent("content-bot").await;
     // A Data Machine token: 64 hex, no checksum.
     let legacy =
@@ -193,19 +195,19 @@ pub async fn case_import_by_hash<S: Store>(env: Env<S>) {
     assert!(principal.can("posts:read") && !principal.can("posts:publish"));
     assert!(matches!(
         env.store.import_token(&agent.id, imported).await,
-        Err(StoreError::DuplicateToken)
+        Err(StoreError::Conflict(Conflict::Token))
     ));
     let expired = ImportedToken::new(TokenHash::of("acme_content-bot_x"), "old")
         .expires_at(env.clock.now() - time::Duration::days(1));
     assert!(matches!(
         env.store.import_token(&agent.id, expired).await,
-        Err(StoreError::InvalidLifetime(_))
+        Err(StoreError::Input(InputError::InvalidLifetime(_)))
     ));
     assert_eq!(env.store.list_tokens(&agent.id).await.unwrap().len(), 1);
 }
 
 /// Disabling an identity refuses every one of its credentials at once; enabling restores them.
-pub async fn case_disabled_identity_refuses_every_credential<S: Store>(env: Env<S>) {
+pub async fn case_disabled_identity_refuses_every_credential<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let mut tokens = Vec::new();
     for label in ["laptop", "ci", "phone"] {
@@ -234,7 +236,7 @@ pub async fn case_disabled_identity_refuses_every_credential<S: Store>(env: Env<
 
 /// A store may reuse the verdict of one request for the next; no change may be missed by it.
 /// Each change comes after the token was admitted twice (so any cached verdict is in use).
-pub async fn case_an_admitted_token_sees_every_later_change<S: Store>(env: Env<S>) {
+pub async fn case_an_admitted_token_sees_every_later_change<B: Backend>(env: Env<B>) {
     let expiry = env.clock.now() + time::Duration::hours(1);
     let parent = env
         .store
@@ -305,7 +307,7 @@ pub async fn case_an_admitted_token_sees_every_later_change<S: Store>(env: Env<S
 
 /// A lookup built by hand (`TokenLookup::new`) whose slug does not name the token's agent is
 /// refused, also after the token was admitted with the right one.
-pub async fn case_a_lookup_naming_another_agent_is_refused<S: Store>(env: Env<S>) {
+pub async fn case_a_lookup_naming_another_agent_is_refused<B: Backend>(env: Env<B>) {
     let (_, t) = env.agent_with_token("writer").await;
     let raw = t.token.expose_secret();
     for _ in 0..2 {

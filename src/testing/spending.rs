@@ -4,12 +4,12 @@
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 
-use super::{Env, Store};
+use super::{Env};
 use crate::clock::Clock;
-use crate::store::{AgentStatus, NewAgent, NewToken};
+use crate::store::{AgentStatus, Backend, NewAgent, NewToken, Store};
 use crate::{AgentAuthLayer, InvalidReason, RequireCapabilityLayer};
 
-pub async fn case_exhausted_is_reported_before_an_inactive_owner<S: Store>(env: Env<S>) {
+pub async fn case_exhausted_is_reported_before_an_inactive_owner<B: Backend>(env: Env<B>) {
     let (_, t) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(1))
         .await;
@@ -18,7 +18,7 @@ pub async fn case_exhausted_is_reported_before_an_inactive_owner<S: Store>(env: 
     assert_eq!(env.refusal(&t).await, InvalidReason::Exhausted);
 }
 
-pub async fn case_revoked_is_reported_before_expired<S: Store>(env: Env<S>) {
+pub async fn case_revoked_is_reported_before_expired<B: Backend>(env: Env<B>) {
     let (agent, t) = env
         .agent_with_token_as(
             "worker",
@@ -30,7 +30,7 @@ pub async fn case_revoked_is_reported_before_expired<S: Store>(env: Env<S>) {
     assert_eq!(env.refusal(&t).await, InvalidReason::Revoked);
 }
 
-pub async fn case_expired_is_reported_before_a_disabled_agent<S: Store>(env: Env<S>) {
+pub async fn case_expired_is_reported_before_a_disabled_agent<B: Backend>(env: Env<B>) {
     let (agent, t) = env
         .agent_with_token_as(
             "worker",
@@ -45,7 +45,7 @@ pub async fn case_expired_is_reported_before_a_disabled_agent<S: Store>(env: Env
     assert_eq!(env.refusal(&t).await, InvalidReason::Expired);
 }
 
-pub async fn case_a_disabled_agent_is_reported_before_an_expired_parent<S: Store>(env: Env<S>) {
+pub async fn case_a_disabled_agent_is_reported_before_an_expired_parent<B: Backend>(env: Env<B>) {
     let parent = env
         .store
         .create_agent(
@@ -68,7 +68,7 @@ pub async fn case_a_disabled_agent_is_reported_before_an_expired_parent<S: Store
     assert_eq!(env.refusal(&t).await, InvalidReason::AgentDisabled);
 }
 
-pub async fn case_a_disabled_agent_is_reported_before_an_inactive_owner<S: Store>(env: Env<S>) {
+pub async fn case_a_disabled_agent_is_reported_before_an_inactive_owner<B: Backend>(env: Env<B>) {
     let (agent, t) = env.agent_with_token("worker").await;
     env.store
         .set_agent_status(&agent.id, AgentStatus::Disabled)
@@ -80,8 +80,8 @@ pub async fn case_a_disabled_agent_is_reported_before_an_inactive_owner<S: Store
 
 /// A layer over `store` in front of three routes: `/ok` answers 200, `/admin` needs
 /// `users:delete` (alice's role lacks it: 403 from the capability check), anything else 404.
-fn routes<S: Store>(
-    store: &S,
+fn routes<B: Backend>(
+    store: &Store<B>,
 ) -> impl tower::Service<
     Request<String>,
     Response = Response<String>,
@@ -129,7 +129,7 @@ where
     routes.clone().oneshot(request).await.unwrap().status()
 }
 
-pub async fn case_only_admitted_requests_spend_a_use<S: Store>(env: Env<S>) {
+pub async fn case_only_admitted_requests_spend_a_use<B: Backend>(env: Env<B>) {
     let (agent, t) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(3))
         .await;
@@ -166,7 +166,7 @@ pub async fn case_only_admitted_requests_spend_a_use<S: Store>(env: Env<S>) {
     assert_eq!(env.refusal(&t).await, InvalidReason::Exhausted);
 }
 
-pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<S: Store>(env: Env<S>) {
+pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<B: Backend>(env: Env<B>) {
     let (_, t) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(100))
         .await;
@@ -198,7 +198,7 @@ pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<S: St
     );
 }
 
-pub async fn case_rotation_moves_the_uses_left_and_adds_none<S: Store>(env: Env<S>) {
+pub async fn case_rotation_moves_the_uses_left_and_adds_none<B: Backend>(env: Env<B>) {
     let (agent, old) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(3))
         .await;
@@ -216,7 +216,7 @@ pub async fn case_rotation_moves_the_uses_left_and_adds_none<S: Store>(env: Env<
     assert_eq!(env.refusal(&old).await, InvalidReason::Exhausted);
 }
 
-pub async fn case_a_request_waiting_for_a_use_sees_a_revocation<S: Store>(env: Env<S>) {
+pub async fn case_a_request_waiting_for_a_use_sees_a_revocation<B: Backend>(env: Env<B>) {
     let (agent, t) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(1))
         .await;

@@ -9,33 +9,7 @@ const CHECKSUM_HEX: usize = 8;
 const MAX_PREFIX: usize = 32;
 const MAX_SLUG: usize = 64;
 
-/// Why a string is not a valid token of a [`TokenFormat`].
-///
-/// None of the variants carries any part of the token, so an error can be logged safely.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// The string does not start with this format's `{prefix}_`: another layer may own it.
-    #[error("token does not carry this application's prefix")]
-    NotOwned,
-    /// The prefix is ours but the rest is not `{slug}_{64 lowercase hex}`.
-    #[error("token is malformed")]
-    Malformed,
-    /// The CRC32 does not match: a typo or a forgery, rejected without a lookup.
-    #[error("token checksum does not match")]
-    Checksum,
-    /// An application prefix must be 1–32 of `[a-z0-9_]`, start with a letter and not end with `_`.
-    #[error(
-        "invalid token prefix (1-32 of [a-z0-9_], starting with a letter, not ending with '_')"
-    )]
-    InvalidPrefix,
-    /// An agent slug must be 1–64 of `[a-z0-9-]`.
-    #[error("invalid agent slug (1-64 of [a-z0-9-])")]
-    InvalidSlug,
-    /// The operating system's random number generator failed.
-    #[error("the operating system's random number generator failed")]
-    Entropy,
-}
+pub use crate::error::TokenError;
 
 /// The token format of one application: its prefix, and whether legacy tokens are accepted.
 ///

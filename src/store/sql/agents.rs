@@ -1,21 +1,18 @@
-//! Agents: create, look up, list, enable/disable, delete (with their children).
+//! Agents: stored, read, listed, changed, deleted (with their children).
 
-use super::backend::{Driver, sql};
+use std::fmt::Write as _;
+
+use super::dialect::{Arg, Driver, sql};
 use super::rows::{agent_row, names_to_json, policy_to_json};
 use super::{Core, is_foreign_key_violation, is_unique_violation, queries, store_error};
-use crate::ceiling::Policy;
-use crate::principal::{AgentId, UserId};
-use crate::store::prepare::{self, micros};
-use crate::store::{Agent, AgentStatus, NewAgent, StoreError};
+use crate::error::{Conflict, StoreError};
+use crate::principal::AgentId;
+use crate::store::Agent;
+use crate::store::backend::{AgentChange, AgentFilter};
+use crate::store::validate::micros;
 
 impl<B: Driver> Core<B> {
-    pub(crate) async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
-        let parent = match &new.parent {
-            Some(id) => Some(self.agent_required(id).await?),
-            None => None,
-        };
-        let agent = prepare::prepare_agent(&self.config, new, parent.as_ref())?;
-        prepare::existing_user(&self.config, &agent.owner).await?;
+    pub(crate) async fn insert_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         let result = sql(queries::INSERT_AGENT)
             .bind(agent.id.as_str())
             .bind(&*agent.slug)
@@ -34,13 +31,11 @@ impl<B: Driver> Core<B> {
             .execute(&self.pool)
             .await;
         match result {
-            Ok(_) => Ok(agent),
-            Err(e) if is_unique_violation(&e) => {
-                Err(StoreError::DuplicateSlug(agent.slug.to_string()))
-            }
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(Conflict::Slug(agent.slug.to_string()).into()),
             // The parent was deleted meanwhile.
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::UnknownAgent(
-                agent.parent.map(|p| p.to_string()).unwrap_or_default(),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::unknown_agent(
+                agent.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             )),
             Err(e) => Err(store_error(e)),
         }
@@ -64,74 +59,53 @@ impl<B: Driver> Core<B> {
         row.as_ref().map(agent_row::<B>).transpose()
     }
 
-    pub(crate) async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
-        let rows = sql(queries::LIST_AGENTS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
+    pub(crate) async fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
+        let (column, ids) = match filter {
+            AgentFilter::OwnedBy(owner) => ("owner", vec![owner.as_str()]),
+            AgentFilter::Ids(ids) => ("id", ids.iter().map(AgentId::as_str).collect()),
+            AgentFilter::ChildrenOf(parents) => {
+                ("parent_id", parents.iter().map(AgentId::as_str).collect())
+            }
+            _ => ("", Vec::new()),
+        };
+        let mut text = format!("SELECT {} FROM agent_auth_agents", queries::AGENT_COLUMNS);
+        let mut args: Vec<Arg<'_>> = Vec::new();
+        if !column.is_empty() {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let _ = write!(text, " WHERE {column} IN (");
+            for (i, id) in ids.into_iter().enumerate() {
+                args.push(Arg::from(id));
+                let _ = write!(text, "{}${}", if i > 0 { ", " } else { "" }, args.len());
+            }
+            text.push(')');
+        }
+        text.push_str(" ORDER BY slug");
+        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
+        let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
         rows.iter().map(agent_row::<B>).collect()
     }
 
-    pub(crate) async fn agents_owned_by(&self, owner: &UserId) -> Result<Vec<Agent>, StoreError> {
-        let rows = sql(queries::AGENTS_OWNED_BY)
-            .bind(owner.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
-        rows.iter().map(agent_row::<B>).collect()
-    }
-
-    pub(crate) async fn children(&self, parent: &AgentId) -> Result<Vec<Agent>, StoreError> {
-        let rows = sql(queries::CHILDREN)
-            .bind(parent.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
-        rows.iter().map(agent_row::<B>).collect()
-    }
-
-    pub(crate) async fn set_agent_status(
+    pub(crate) async fn update_agent(
         &self,
         id: &AgentId,
-        status: AgentStatus,
-    ) -> Result<Agent, StoreError> {
-        self.update_agent(queries::SET_AGENT_STATUS, status.as_str().to_owned(), id)
-            .await
-    }
-
-    /// Runs `statement` (`UPDATE … SET column = $1 WHERE id = $2 RETURNING …`): the agent
-    /// as it is now.
-    async fn update_agent(
-        &self,
-        statement: &'static str,
-        value: String,
-        id: &AgentId,
-    ) -> Result<Agent, StoreError> {
+        change: &AgentChange,
+    ) -> Result<Option<Agent>, StoreError> {
+        let (statement, value) = match change {
+            AgentChange::Status(status) => (queries::SET_AGENT_STATUS, status.as_str().to_owned()),
+            AgentChange::Policy(policy) => (queries::SET_AGENT_POLICY, policy_to_json(policy)),
+        };
         let row = sql(statement)
             .bind(value)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;
-        row.as_ref()
-            .map(agent_row::<B>)
-            .transpose()?
-            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
+        row.as_ref().map(agent_row::<B>).transpose()
     }
 
-    pub(crate) async fn set_agent_policy(
-        &self,
-        id: &AgentId,
-        policy: Policy,
-    ) -> Result<Agent, StoreError> {
-        let agent = self.agent_required(id).await?;
-        let parent = self.parent_of(&agent).await?;
-        prepare::check_new_policy(&policy, parent.as_ref())?;
-        self.update_agent(queries::SET_AGENT_POLICY, policy_to_json(&policy), id)
-            .await
-    }
-
-    pub(crate) async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
+    pub(crate) async fn delete_agent(&self, id: &AgentId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let mut deleted = 0;
         // The last statement deletes the agent itself.
@@ -143,23 +117,9 @@ impl<B: Driver> Core<B> {
                 .map_err(store_error)?;
         }
         if deleted == 0 {
-            return Err(StoreError::UnknownAgent(id.to_string()));
+            return Ok(false);
         }
-        tx.commit().await.map_err(store_error)
-    }
-
-    /// The agent `id`, or [`StoreError::UnknownAgent`].
-    pub(crate) async fn agent_required(&self, id: &AgentId) -> Result<Agent, StoreError> {
-        self.agent(id)
-            .await?
-            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
-    }
-
-    /// The parent of `agent`, for a thread-scoped child.
-    pub(crate) async fn parent_of(&self, agent: &Agent) -> Result<Option<Agent>, StoreError> {
-        match &agent.parent {
-            Some(parent) => self.agent(parent).await,
-            None => Ok(None),
-        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 }

@@ -5,15 +5,69 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::backend::{Arg, Driver, sql};
-use super::{Core, queries, store_error};
+use time::OffsetDateTime;
+
+use super::dialect::{Arg, Driver, sql};
+use super::{Core, store_error};
 use crate::approval::{
-    Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
-    Requested, canonical_json, standing, too_many,
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
+    Requested, canonical_json,
 };
+use crate::error::StoreError;
 use crate::principal::{AgentId, UserId};
-use crate::store::StoreError;
-use crate::store::prepare::{from_micros, micros};
+use crate::store::validate::{from_micros, micros};
+
+/// The columns of `agent_auth_approvals`, in insert order.
+const APPROVAL_COLUMNS: &str = "id, binding, agent_id, owner, token_id, \
+    delegation_chain, method, path, capability, details, binding_message, status, created_at, \
+    expires_at, decided_by, decided_at, uses, uses_remaining, task_id, orchestrator";
+
+const INSERT_APPROVAL: &str = "INSERT INTO agent_auth_approvals (id, binding, \
+    agent_id, owner, token_id, delegation_chain, method, path, capability, details, \
+    binding_message, status, created_at, expires_at, decided_by, decided_at, uses, \
+    uses_remaining, task_id, orchestrator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+
+/// The expiries of the pending, unexpired approvals of agent `$1` at `$2` (by the index on
+/// agent, status, created).
+const PENDING_OF_AGENT: &str = "SELECT expires_at FROM agent_auth_approvals \
+    WHERE agent_id = $1 AND status = 'pending' AND expires_at > $2";
+
+/// Deletes the approvals that expired before `$1`: pending, approved, denied or used alike
+/// (every approval expires at most a day after its decision), none still usable.
+const PURGE_APPROVALS: &str = "DELETE FROM agent_auth_approvals WHERE expires_at < $1";
+
+/// One approval by id (`$1`).
+const APPROVAL_BY_ID: &str = "SELECT id, binding, agent_id, owner, token_id, \
+    delegation_chain, method, path, capability, details, binding_message, status, created_at, \
+    expires_at, decided_by, decided_at, uses, uses_remaining, task_id, orchestrator \
+    FROM agent_auth_approvals WHERE id = $1";
+
+/// The approvals of binding `$1` that may stand at `$2`: pending or denied, unexpired.
+const STANDING_OF_BINDING: &str = "SELECT id, binding, agent_id, owner, token_id, \
+    delegation_chain, method, path, capability, details, binding_message, status, created_at, \
+    expires_at, decided_by, decided_at, uses, uses_remaining, task_id, orchestrator \
+    FROM agent_auth_approvals WHERE binding = $1 AND status IN ('pending', 'denied') \
+    AND expires_at > $2";
+
+/// A decision (`$2` status, `$3` decider, `$4` instant, `$5` uses, `$6` uses left, `$7`
+/// expiry), stored only while the approval (`$1`) stands as `$8` and unexpired at `$9`: the
+/// database, not a read before, says whether it still does, so two deciders cannot both win.
+const DECIDE_APPROVAL: &str = "UPDATE agent_auth_approvals SET status = $2, \
+    decided_by = $3, decided_at = $4, uses = $5, uses_remaining = $6, expires_at = $7 \
+    WHERE id = $1 AND status = $8 AND expires_at > $9";
+
+/// Spends one use of the oldest approved, unexpired approval with binding `$1` at `$2`, in
+/// one statement: the conditions are checked again on the row it updates (PostgreSQL re-reads
+/// a row another transaction changed meanwhile; SQLite has one writer), so a use is never
+/// spent twice.
+const CONSUME_APPROVAL: &str = "UPDATE agent_auth_approvals \
+    SET uses_remaining = uses_remaining - 1, \
+        status = CASE WHEN uses_remaining = 1 THEN 'used' ELSE status END \
+    WHERE id = (SELECT id FROM agent_auth_approvals WHERE binding = $1 AND status = 'approved' \
+        AND expires_at > $2 AND uses_remaining > 0 ORDER BY created_at, id LIMIT 1) \
+      AND status = 'approved' AND expires_at > $2 AND uses_remaining > 0 \
+    RETURNING id";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::unavailable(format!("stored approval {what} is not valid"))
@@ -25,7 +79,7 @@ fn count(value: Option<i64>) -> Result<Option<u32>, StoreError> {
         .transpose()
 }
 
-/// The approval in `row` (every column of [`queries::APPROVAL_COLUMNS`]).
+/// The approval in `row` (every column of [`APPROVAL_COLUMNS`]).
 fn approval<B: Driver>(row: &B::Row) -> Result<Approval, StoreError> {
     let text = |c: &str| B::text(row, c).map_err(store_error);
     let opt_text = |c: &str| B::opt_text(row, c).map_err(store_error);
@@ -62,18 +116,31 @@ fn approval<B: Driver>(row: &B::Row) -> Result<Approval, StoreError> {
 }
 
 impl<B: Driver> Core<B> {
-    pub(crate) async fn create_approval(&self, new: NewApproval) -> Result<Approval, StoreError> {
-        new.validate()?;
-        let approval = new.into_pending(ApprovalId::random()?, self.now())?;
-        Self::insert_approval(&approval, &self.pool).await?;
-        Ok(approval)
+    pub(crate) async fn insert_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        Self::insert(approval, &self.pool).await
     }
 
-    /// A use of an approved approval of `new`'s binding spent, what stands for the binding,
-    /// or `new` kept, in one transaction that holds the lock ([`Backend::APPROVAL_BEGIN`](super::backend::Backend::APPROVAL_BEGIN))
-    /// from the look to the insert.
-    pub(crate) async fn request_approval(&self, new: NewApproval) -> Result<Requested, StoreError> {
-        new.validate()?;
+    /// The approval with this id, on the pool or in a transaction.
+    async fn read<'a>(
+        id: &'a str,
+        on: impl super::dialect::On<'a, Db = B>,
+    ) -> Result<Option<Approval>, StoreError> {
+        let row = sql(APPROVAL_BY_ID)
+            .bind(id)
+            .fetch_optional(on)
+            .await
+            .map_err(store_error)?;
+        row.map(|row| approval::<B>(&row)).transpose()
+    }
+
+    /// A use of an approved approval of the request's binding spent, what stands for the
+    /// binding, or the new one kept, in one transaction that holds the lock
+    /// ([`Dialect::APPROVAL_BEGIN`](super::dialect::Dialect::APPROVAL_BEGIN)) from the look to
+    /// the insert.
+    pub(crate) async fn request_approval(
+        &self,
+        request: &ApprovalRequest,
+    ) -> Result<Requested, StoreError> {
         let mut tx = self
             .pool
             .begin_with(B::APPROVAL_BEGIN)
@@ -84,44 +151,29 @@ impl<B: Driver> Core<B> {
             // its tokens, delegated ones included) wait for each other, which serialises those
             // of one binding and bounds the agent's pending ones.
             sql(lock)
-                .bind(new.agent_id.as_str())
+                .bind(request.agent().as_str())
                 .execute(&mut tx)
                 .await
                 .map_err(store_error)?;
         }
-        // Read after the lock: the clock too, so that what expired while waiting counts.
-        let now = self.now();
+        // Read after the lock, so that what expired while waiting counts.
+        let now = request.now();
         // An approved one given meanwhile (after the caller's `consume_approval` found none)
         // is spent here, under the lock: no second pending approval while one stands.
-        let used = sql(queries::CONSUME_APPROVAL)
-            .bind(new.binding.as_str())
+        let used = sql(CONSUME_APPROVAL)
+            .bind(request.binding().as_str())
             .bind(micros(now))
             .fetch_optional(&mut tx)
             .await
             .map_err(store_error)?;
         if let Some(row) = used {
             let id = B::text(&row, "id").map_err(store_error)?;
-            let select = format!(
-                "SELECT {} FROM agent_auth_approvals WHERE id = $1",
-                queries::APPROVAL_COLUMNS
-            );
-            let row = sql(&select)
-                .bind(id.as_str())
-                .fetch_optional(&mut tx)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| corrupt("row"))?;
-            let used = approval::<B>(&row)?;
+            let used = Self::read(&id, &mut tx).await?.ok_or_else(|| corrupt("row"))?;
             tx.commit().await.map_err(store_error)?;
             return Ok(Requested::Approved(used));
         }
-        let select = format!(
-            "SELECT {} FROM agent_auth_approvals WHERE binding = $1 \
-             AND status IN ('pending', 'denied') AND expires_at > $2",
-            queries::APPROVAL_COLUMNS
-        );
-        let rows = sql(&select)
-            .bind(new.binding.as_str())
+        let rows = sql(STANDING_OF_BINDING)
+            .bind(request.binding().as_str())
             .bind(micros(now))
             .fetch_all(&mut tx)
             .await
@@ -130,9 +182,9 @@ impl<B: Driver> Core<B> {
             .iter()
             .map(approval::<B>)
             .collect::<Result<Vec<_>, _>>()?;
-        let pending = if new.max_pending.is_some() {
-            let rows = sql(queries::PENDING_OF_AGENT)
-                .bind(new.agent_id.as_str())
+        let pending = if request.counts_pending() {
+            let rows = sql(PENDING_OF_AGENT)
+                .bind(request.agent().as_str())
                 .bind(micros(now))
                 .fetch_all(&mut tx)
                 .await
@@ -144,29 +196,24 @@ impl<B: Driver> Core<B> {
         } else {
             Vec::new()
         };
-        let requested =
-            match standing(&found, now).or_else(|| too_many(new.max_pending, pending, now)) {
-                Some(requested) => requested,
-                None => {
-                    let approval = new.into_pending(ApprovalId::random()?, now)?;
-                    Self::insert_approval(&approval, &mut tx).await?;
-                    Requested::Created(approval)
-                }
-            };
+        let requested = request.decide(&found, &pending, now)?;
+        if let Requested::Created(approval) = &requested {
+            Self::insert(approval, &mut tx).await?;
+        }
         tx.commit().await.map_err(store_error)?;
         Ok(requested)
     }
 
-    async fn insert_approval<'a>(
+    async fn insert<'a>(
         approval: &'a Approval,
-        on: impl super::backend::On<'a, Db = B>,
+        on: impl super::dialect::On<'a, Db = B>,
     ) -> Result<(), StoreError> {
         let chain: Vec<&str> = approval
             .delegation_chain
             .iter()
             .map(AgentId::as_str)
             .collect();
-        sql(queries::INSERT_APPROVAL)
+        sql(INSERT_APPROVAL)
             .bind(approval.id.as_str())
             .bind(approval.binding.as_str())
             .bind(approval.agent_id.as_str())
@@ -181,10 +228,10 @@ impl<B: Driver> Core<B> {
             .bind(approval.status.as_str())
             .bind(micros(approval.created_at))
             .bind(micros(approval.expires_at))
-            .bind(None::<&str>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
+            .bind(approval.decided_by.as_ref().map(UserId::as_str))
+            .bind(approval.decided_at.map(micros))
+            .bind(approval.uses.map(i64::from))
+            .bind(approval.uses_remaining.map(i64::from))
             .bind(approval.task_id.as_deref())
             .bind(approval.orchestrator.as_ref().map(AgentId::as_str))
             .execute(on)
@@ -193,13 +240,9 @@ impl<B: Driver> Core<B> {
         Ok(())
     }
 
-    pub(crate) async fn purge_approvals(
-        &self,
-        older_than: std::time::Duration,
-    ) -> Result<usize, StoreError> {
-        let cutoff = crate::store::prepare::purge_cutoff(self.now(), older_than);
-        let purged = sql(queries::PURGE_APPROVALS)
-            .bind(cutoff)
+    pub(crate) async fn purge_approvals(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let purged = sql(PURGE_APPROVALS)
+            .bind(micros(before))
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
@@ -207,25 +250,17 @@ impl<B: Driver> Core<B> {
     }
 
     pub(crate) async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
-        let select = format!(
-            "SELECT {} FROM agent_auth_approvals WHERE id = $1",
-            queries::APPROVAL_COLUMNS
-        );
-        let row = sql(&select)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
-        row.map(|row| approval::<B>(&row)).transpose()
+        Self::read(id.as_str(), &self.pool).await
     }
 
-    pub(crate) async fn list_approvals(
+    pub(crate) async fn approvals(
         &self,
         filter: &ApprovalFilter,
+        now: OffsetDateTime,
     ) -> Result<Vec<Approval>, StoreError> {
         let mut text = format!(
             "SELECT {} FROM agent_auth_approvals WHERE 1 = 1",
-            queries::APPROVAL_COLUMNS
+            APPROVAL_COLUMNS
         );
         let mut args: Vec<Arg<'_>> = Vec::new();
         for (column, value) in [
@@ -252,7 +287,7 @@ impl<B: Driver> Core<B> {
             }
             text.push(')');
         }
-        let now = micros(self.now());
+        let now = micros(now);
         if let Some(status) = filter.status {
             // Expired is derived from the clock: pending, approved or denied, and past it.
             let (stored, unexpired) = match status {
@@ -279,82 +314,46 @@ impl<B: Driver> Core<B> {
         rows.iter().map(approval::<B>).collect()
     }
 
+    /// Stores a decision only while the approval stands as `from` and unexpired (`now`): the
+    /// database, not a read before, says whether it still does, so two deciders cannot both
+    /// win.
     pub(crate) async fn decide_approval(
         &self,
-        id: &ApprovalId,
-        by: &UserId,
-        decision: Decision,
-    ) -> Result<Approval, StoreError> {
-        let now = self.now();
-        let mut current = self
-            .approval(id)
-            .await?
-            .ok_or_else(|| StoreError::UnknownApproval(id.to_string()))?;
-        // The same checks as every store, on what was read; the statement below checks again
-        // on what is there.
-        decision.apply(&mut current, by, now)?;
-        let window = match decision {
-            Decision::Approve(_) => Some(micros(current.expires_at)),
-            _ => None,
-        };
-        if decision == Decision::Revoke {
-            let changed = sql(queries::REVOKE_APPROVAL)
-                .bind(id.as_str())
-                .bind(micros(now))
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?;
-            if changed == 0 {
-                // Spent, or expired, meanwhile.
-                let status = self
-                    .approval(id)
-                    .await?
-                    .map_or(ApprovalStatus::Expired, |a| a.status_at(now));
-                return Err(StoreError::ApprovalNotApproved {
-                    id: id.to_string(),
-                    status: status.as_str(),
-                });
-            }
-            return Ok(current);
-        }
-        let changed = sql(queries::DECIDE_APPROVAL)
-            .bind(id.as_str())
-            .bind(current.status.as_str())
-            .bind(by.as_str())
+        decided: &Approval,
+        from: ApprovalStatus,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = sql(DECIDE_APPROVAL)
+            .bind(decided.id.as_str())
+            .bind(decided.status.as_str())
+            .bind(decided.decided_by.as_ref().map(UserId::as_str))
+            .bind(decided.decided_at.map(micros))
+            .bind(decided.uses.map(i64::from))
+            .bind(decided.uses_remaining.map(i64::from))
+            .bind(micros(decided.expires_at))
+            .bind(from.as_str())
             .bind(micros(now))
-            .bind(current.uses.map(i64::from))
-            .bind(window)
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
-        if changed == 0 {
-            // Another decision (or expiry) came first: say which.
-            let status = self
-                .approval(id)
-                .await?
-                .map_or(ApprovalStatus::Expired, |a| a.status_at(now));
-            return Err(StoreError::ApprovalNotPending {
-                id: id.to_string(),
-                status: status.as_str(),
-            });
-        }
-        Ok(current)
+        Ok(changed > 0)
     }
 
     pub(crate) async fn consume_approval(
         &self,
         binding: &ApprovalBinding,
+        now: OffsetDateTime,
     ) -> Result<Option<Approval>, StoreError> {
-        let row = sql(queries::CONSUME_APPROVAL)
+        let row = sql(CONSUME_APPROVAL)
             .bind(binding.as_str())
-            .bind(micros(self.now()))
+            .bind(micros(now))
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let id = ApprovalId::from(B::text(&row, "id").map_err(store_error)?);
-        self.approval(&id).await
+        let id = B::text(&row, "id").map_err(store_error)?;
+        Self::read(&id, &self.pool).await
     }
 }

@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 
-use super::backend::{Arg, Driver, sql};
+use super::dialect::{Arg, Driver, sql};
 use super::rows::{AuditRow, audit_event};
 use super::{Core, queries};
 use crate::audit::{AuditError, AuditEvent, AuditFilter};
-use crate::store::prepare::micros;
+use crate::store::validate::micros;
 
 impl<B: Driver> Core<B> {
     pub(crate) async fn write_audit_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {

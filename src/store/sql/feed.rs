@@ -3,12 +3,12 @@
 //! [`ChangeFeed::changes_since`](crate::cache::ChangeFeed::changes_since), and on PostgreSQL the
 //! notices the triggers send, heard by a [`Subscription`].
 
-use super::backend::{Driver, sql};
-use super::feed_error::ChangeFeedError;
+use super::dialect::{Driver, sql};
+use crate::error::ChangeFeedError;
 use super::{Core, queries, store_error};
 use crate::cache::{Change, Changes, Notice};
 use crate::principal::UserId;
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// How many of the latest epochs the change log keeps (the triggers of migration 11 prune to
 /// the same number): a reader polling every quarter second misses none unless more than this
@@ -121,7 +121,7 @@ mod postgres {
 
     use super::{ChangeFeedError, parse_notice};
     use crate::cache::{Notice, Subscription};
-    use crate::reason::BoxError;
+    use crate::error::BoxError;
 
     /// The application name of the listening connection, so an operator (or a test) can tell
     /// it in `pg_stat_activity`.

@@ -1,4 +1,5 @@
-//! The SQL stores: [`SqliteStore`] (feature `sqlite`) and [`PgStore`] (feature `postgres`).
+//! The SQL backends: SQLite (feature `sqlite`) and PostgreSQL (feature `postgres`), written
+//! once as [`SqlBackend`], generic over the database.
 //!
 //! Both keep their data in eight tables — `agent_auth_agents`, `agent_auth_tokens`,
 //! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals`,
@@ -28,32 +29,27 @@
 //! capabilities changed), whoever changed it — this library, the `agent-auth` CLI in another
 //! process, another node, manual SQL — and log the row's kind and id in `agent_auth_changes`,
 //! keeping the last 10,000. The request path (resolving, reserving and settling uses, last-used
-//! times) logs nothing. On PostgreSQL the same triggers `NOTIFY` (see
-//! [`PgStore`]'s `subscribe`); users of a host's own directory are logged by `user_changed`.
+//! times) logs nothing. On PostgreSQL the same triggers `NOTIFY` (see [`PgStore`]'s
+//! `subscribe`); users of a host's own directory are logged by `user_changed`.
 //!
 //! # One implementation for both databases
 //!
-//! The stores are written once, generic over the database, in `Core`: one file per concern —
+//! The backend is written once, generic over the database, in `Core`: one file per concern —
 //! `resolve` (the request path: lookup, reserve, settle, last-used), `agents`, `tokens`,
-//! `grants`, `audit`, `feed` (the change feed) — over `queries` (every statement, `$1, $2, …`
-//! on both databases), `rows` (records read by column name) and `migrate` (versioned,
-//! checksummed migrations). What differs between SQLite and PostgreSQL — the migrations, the
-//! migration lock, the batched audit insert, logging a change and subscribing to notices — is
-//! the small `Backend` trait, implemented in `sqlite.rs` and `postgres.rs` beside the public
-//! store and its constructors; running a statement and reading a column is `Driver`,
-//! implemented once for every backend, so the generic code names no sqlx bound.
-//!
-//! The public types stay concrete structs (`SqliteStore`, `PgStore`) holding an
-//! `Arc<Core<Db>>`; the one macro left, `sql_store!`, only forwards the store traits of such
-//! a struct to its core, since a trait cannot be implemented generically for two unrelated
-//! structs.
+//! `grants`, `approvals`, `audit`, `feed` (the change feed) — over `queries`, `rows` (records
+//! read by column name) and `migrate` (versioned, checksummed migrations). What differs between
+//! SQLite and PostgreSQL — the migrations, the migration lock, the batched audit insert,
+//! logging a change and subscribing to notices — is the small `Dialect` trait, implemented in
+//! `sqlite.rs` and `postgres.rs` beside the constructors; running a statement and reading a
+//! column is `Driver`, implemented once for every database, so the generic code names no sqlx
+//! bound. [`SqlBackend`] implements [`Backend`] by handing each step to the core.
 
 mod agents;
+#[cfg(feature = "approval")]
 mod approvals;
 mod audit;
-mod backend;
+mod dialect;
 mod feed;
-mod feed_error;
 mod grants;
 pub(crate) mod migrate;
 mod pool;
@@ -67,7 +63,6 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use feed_error::ChangeFeedError;
 pub use pool::PoolSettings;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
@@ -78,39 +73,41 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use self::backend::Driver;
+use self::dialect::Driver;
 use self::migrate::MigrateError;
 use self::resolve::LastUsedBuffer;
-use crate::reason::ResolveError;
-use crate::store::StoreConfig;
-use crate::store::StoreError;
-use crate::store::prepare::truncate;
+use crate::audit::{AuditEvent, AuditFilter};
+use crate::cache::{ChangeFeed, Changes, Subscription};
+use crate::error::{AuditError, BoxError, ResolveError, StoreError};
+use crate::principal::{AgentId, TokenId, UserId};
+use crate::resolver::SettleFuture;
+use crate::store::backend::{
+    AgentChange, AgentFilter, Backend, FoundToken, GrantFilter, OneTask, Reservation, Rotated,
+    Rotation,
+};
+use crate::store::{AccessGrant, Agent, Store, StoreConfig, TokenInfo};
+use crate::token::TokenHash;
 
-/// A store on one database: everything the public store does, written once.
-pub(crate) struct Core<B: Driver> {
+#[cfg(feature = "approval")]
+use crate::approval::{
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
+    Requested,
+};
+
+/// A backend on one database: everything the store keeps, written once.
+pub(crate) struct Core<B: sqlx::Database> {
     pool: sqlx::Pool<B>,
     /// One connection of its own for audit batches, so that writing the trail never takes a
     /// connection from requests resolving tokens.
     audit_pool: sqlx::Pool<B>,
-    config: StoreConfig,
     last_used: LastUsedBuffer,
-}
-
-impl<B: Driver> std::fmt::Debug for Core<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct(B::STORE)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
+    last_used_interval: std::time::Duration,
 }
 
 impl<B: Driver> Core<B> {
     /// The core on `pool`, migrated unless the configuration says not to, its last-used writer
     /// running.
-    pub(crate) async fn open(
-        pool: sqlx::Pool<B>,
-        config: StoreConfig,
-    ) -> Result<Arc<Self>, StoreError> {
+    async fn open(pool: sqlx::Pool<B>, config: &StoreConfig) -> Result<Arc<Self>, StoreError> {
         if config.migrate {
             Self::migrate_pool(&pool).await?;
         }
@@ -121,39 +118,31 @@ impl<B: Driver> Core<B> {
         let core = Arc::new(Self {
             audit_pool,
             pool,
-            config,
             last_used: LastUsedBuffer::default(),
+            last_used_interval: config.last_used_interval,
         });
         resolve::spawn_last_used_writer(Arc::downgrade(&core));
         Ok(core)
     }
 
-    pub(crate) async fn migrate_pool(pool: &sqlx::Pool<B>) -> Result<(), StoreError> {
+    async fn migrate_pool(pool: &sqlx::Pool<B>) -> Result<(), StoreError> {
         B::migrate(pool, &B::MIGRATIONS).await.map_err(|e| match e {
             MigrateError::Database(e) => store_error(e),
             e => StoreError::unavailable(e.to_string()),
         })
     }
 
-    pub(crate) fn pool(&self) -> &sqlx::Pool<B> {
-        &self.pool
-    }
-
     /// The newest version of this build's migrations.
-    pub(crate) const SCHEMA_VERSION: i64 = {
+    const SCHEMA_VERSION: i64 = {
         let migrations = B::MIGRATIONS.migrations;
         migrations[migrations.len() - 1].version
     };
 
     /// The newest migration applied to the database behind `pool`, reading only: `None` if
-    /// the migration table is missing or empty. `table_exists` is the database's query for
-    /// one row if the table named `$1` exists.
-    pub(crate) async fn schema_version(
-        pool: &sqlx::Pool<B>,
-        table_exists: &str,
-    ) -> Result<Option<i64>, StoreError> {
+    /// the migration table is missing or empty.
+    async fn schema_version(pool: &sqlx::Pool<B>) -> Result<Option<i64>, StoreError> {
         let table = B::MIGRATIONS.table;
-        let found = backend::sql(table_exists)
+        let found = dialect::sql(B::TABLE_EXISTS)
             .bind(table)
             .fetch_optional(pool)
             .await
@@ -162,7 +151,7 @@ impl<B: Driver> Core<B> {
             return Ok(None);
         }
         let select = format!("SELECT MAX(version) AS version FROM {table}");
-        let row = backend::sql(&select)
+        let row = dialect::sql(&select)
             .fetch_optional(pool)
             .await
             .map_err(store_error)?;
@@ -171,9 +160,276 @@ impl<B: Driver> Core<B> {
             None => Ok(None),
         }
     }
+}
 
-    fn now(&self) -> OffsetDateTime {
-        truncate(self.config.clock.now())
+/// Where a [`SqliteStore`] or a [`PgStore`] keeps its records: a pool of the database `DB`
+/// (`sqlx::Sqlite` or `sqlx::Postgres`).
+pub struct SqlBackend<DB: sqlx::Database> {
+    core: Arc<Core<DB>>,
+}
+
+// `Driver` is sealed: only `sqlx::Sqlite` and `sqlx::Postgres` implement it, so these
+// methods exist for exactly the two public stores.
+#[allow(private_bounds)]
+impl<DB: Driver> SqlBackend<DB> {
+    async fn open(pool: sqlx::Pool<DB>, config: StoreConfig) -> Result<Store<Self>, StoreError> {
+        let core = Core::open(pool, &config).await?;
+        Ok(Store::from_backend(Self { core }, config))
+    }
+}
+
+impl<DB: sqlx::Database> std::fmt::Debug for SqlBackend<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlBackend")
+            .field("database", &DB::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What both SQL stores add to [`Store`]: their migrations, pool and change feed.
+#[allow(private_bounds)]
+impl<DB: Driver> Store<SqlBackend<DB>> {
+    /// Applies the embedded migrations that are not applied yet, in one transaction. Refuses a
+    /// database whose schema is newer than this build or whose applied migrations were edited.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Core::migrate_pool(&self.backend().core.pool).await
+    }
+
+    /// The newest schema version of this build: a database whose `schema_version` is lower
+    /// needs [`Store::migrate`] (or a store opened with migrations on).
+    pub const SCHEMA_VERSION: i64 = Core::<DB>::SCHEMA_VERSION;
+
+    /// The newest schema version applied to the database behind `pool`, without changing
+    /// anything: `None` if this store's migrations were never applied there. A store opened
+    /// with [`StoreConfig::run_migrations(false)`](crate::store::StoreConfig::run_migrations)
+    /// needs this to equal `SCHEMA_VERSION`.
+    pub async fn schema_version(pool: &sqlx::Pool<DB>) -> Result<Option<i64>, StoreError> {
+        Core::<DB>::schema_version(pool).await
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &sqlx::Pool<DB> {
+        &self.backend().core.pool
+    }
+
+    /// Writes the buffered last-used times now (the background task does this once per
+    /// interval; call it before shutting down to lose nothing).
+    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+        self.backend().core.flush_last_used().await
+    }
+
+    /// How many last-used writes this store has made since it was opened.
+    pub fn last_used_writes(&self) -> u64 {
+        self.backend().core.last_used_writes()
+    }
+
+    /// Tells every node's verdict cache that the user `user` changed: call it when a user of
+    /// your own [`UserDirectory`](crate::store::UserDirectory) is deactivated, removed or
+    /// given another role, so that verdicts made with their old record (of agents they own,
+    /// task tokens minted on their behalf) are dropped within the cache's bound. Logs a
+    /// [`Change::User`](crate::cache::Change::User) in the store's change feed; returns its
+    /// epoch. (Changes to tokens and agents are logged by the database itself, whoever makes
+    /// them.)
+    pub async fn user_changed(&self, user: &UserId) -> Result<u64, StoreError> {
+        self.backend().core.user_changed(user).await
+    }
+}
+
+/// The change log kept by the database's triggers (migration 11): every narrowing change of a
+/// token or an agent, by any writer, and the users `user_changed` names.
+#[async_trait::async_trait]
+impl<DB: Driver> ChangeFeed for Store<SqlBackend<DB>> {
+    async fn changes_since(&self, epoch: u64, limit: usize) -> Result<Changes, BoxError> {
+        Ok(self.backend().core.changes_since(epoch, limit).await?)
+    }
+
+    async fn subscribe(&self) -> Result<Option<Box<dyn Subscription>>, BoxError> {
+        Ok(DB::subscribe(&self.backend().core.pool).await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB: Driver> Backend for SqlBackend<DB> {
+    type Record = FoundToken;
+
+    async fn insert_agent(&self, agent: &Agent) -> Result<(), StoreError> {
+        self.core.insert_agent(agent).await
+    }
+
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
+        self.core.agent(id).await
+    }
+
+    async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
+        self.core.agent_by_slug(slug).await
+    }
+
+    async fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
+        self.core.agents(filter).await
+    }
+
+    async fn update_agent(
+        &self,
+        id: &AgentId,
+        change: &AgentChange,
+    ) -> Result<Option<Agent>, StoreError> {
+        self.core.update_agent(id, change).await
+    }
+
+    async fn delete_agent(&self, id: &AgentId) -> Result<bool, StoreError> {
+        self.core.delete_agent(id).await
+    }
+
+    async fn insert_token(
+        &self,
+        hash: &TokenHash,
+        token: &TokenInfo,
+        one_task: Option<&OneTask>,
+    ) -> Result<(), StoreError> {
+        self.core.insert_token(hash, token, one_task).await
+    }
+
+    async fn tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
+        self.core.tokens(agent).await
+    }
+
+    async fn token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<Option<TokenInfo>, StoreError> {
+        self.core.token(agent, token).await
+    }
+
+    async fn revoke_token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<Option<TokenInfo>, StoreError> {
+        self.core.revoke_token(agent, token, at).await
+    }
+
+    async fn revoke_agent_tokens(
+        &self,
+        agent: &AgentId,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.core.revoke_agent_tokens(agent, at).await
+    }
+
+    async fn revoke_token_tree(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.core.revoke_token_tree(agent, token, at).await
+    }
+
+    async fn complete_task(
+        &self,
+        owner: &UserId,
+        task: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.core.complete_task(owner, task, at).await
+    }
+
+    async fn rotate_token(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        self.core.rotate_token(rotation).await
+    }
+
+    async fn purge_tokens(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        self.core.purge_tokens(before).await
+    }
+
+    async fn find(&self, hash: &TokenHash) -> Result<Option<FoundToken>, ResolveError> {
+        self.core.find(hash).await
+    }
+
+    async fn reserve(&self, record: &FoundToken) -> Result<Reservation, ResolveError> {
+        self.core.reserve(record).await
+    }
+
+    async fn settled(&self, _record: &FoundToken, attempt: u32) {
+        resolve::pause(attempt).await;
+    }
+
+    fn settle(&self, token: &TokenId, spent: bool, now: OffsetDateTime) -> Option<SettleFuture> {
+        self.core.settle(token, spent, now)
+    }
+
+    fn touch(&self, token: &TokenId, now_nanos: i128) {
+        self.core.touch(token, now_nanos);
+    }
+
+    async fn put_grant(&self, grant: &AccessGrant) -> Result<(), StoreError> {
+        self.core.put_grant(grant).await
+    }
+
+    async fn delete_grant(&self, agent: &AgentId, user: &UserId) -> Result<bool, StoreError> {
+        self.core.delete_grant(agent, user).await
+    }
+
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
+        self.core.grants(filter).await
+    }
+
+    #[cfg(feature = "approval")]
+    async fn insert_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        self.core.insert_approval(approval).await
+    }
+
+    #[cfg(feature = "approval")]
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
+        self.core.approval(id).await
+    }
+
+    #[cfg(feature = "approval")]
+    async fn approvals(
+        &self,
+        filter: &ApprovalFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Approval>, StoreError> {
+        self.core.approvals(filter, now).await
+    }
+
+    #[cfg(feature = "approval")]
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<Requested, StoreError> {
+        self.core.request_approval(request).await
+    }
+
+    #[cfg(feature = "approval")]
+    async fn decide_approval(
+        &self,
+        decided: &Approval,
+        from: ApprovalStatus,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.core.decide_approval(decided, from, now).await
+    }
+
+    #[cfg(feature = "approval")]
+    async fn consume_approval(
+        &self,
+        binding: &ApprovalBinding,
+        now: OffsetDateTime,
+    ) -> Result<Option<Approval>, StoreError> {
+        self.core.consume_approval(binding, now).await
+    }
+
+    #[cfg(feature = "approval")]
+    async fn purge_approvals(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        self.core.purge_approvals(before).await
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        self.core.write_audit_batch(events).await
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
+        self.core.audit_events(filter).await
     }
 }
 
@@ -183,7 +439,7 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
     // database is fine — a 422, not a 503 that pages an operator.
     if let sqlx::Error::Database(db) = &error {
         if db.code().as_deref() == Some("22021") {
-            return StoreError::InvalidInput("text cannot contain a NUL byte".into());
+            return StoreError::invalid("text cannot contain a NUL byte");
         }
     }
     StoreError::Unavailable(Box::new(error))
@@ -255,379 +511,3 @@ macro_rules! library_migrations {
     allow(unused_imports)
 )]
 pub(crate) use library_migrations;
-
-/// Implements the store traits and the shared inherent methods of a public store struct with
-/// an `inner: Arc<Core<$Db>>` field, by forwarding to the core. No logic lives here. The
-/// invoking module defines `Db` and `TABLE_EXISTS` (its database's query for one row if the
-/// table named `$1` exists).
-macro_rules! sql_store {
-    ($Store:ident) => {
-        use $crate::principal::{AgentId, Principal, TokenId, UserId};
-        use $crate::reason::ResolveError;
-        use $crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
-        use $crate::store::{
-            AccessGrant, AccessRole, Agent, AgentStatus, AgentStore, GrantStore, ImportedToken,
-            IssuedToken, NewAgent, NewToken, StoreConfig, StoreError, TokenInfo, TokenStore,
-        };
-        use $crate::token::TokenFormat;
-
-        impl std::fmt::Debug for $Store {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.inner.fmt(f)
-            }
-        }
-
-        impl $Store {
-            async fn with_pool(
-                pool: sqlx::Pool<Db>,
-                config: StoreConfig,
-            ) -> Result<Self, StoreError> {
-                Ok(Self {
-                    inner: Core::open(pool, config).await?,
-                })
-            }
-
-            /// Applies the embedded migrations that are not applied yet, in one transaction.
-            /// Refuses a database whose schema is newer than this build or whose applied
-            /// migrations were edited.
-            pub async fn migrate(&self) -> Result<(), StoreError> {
-                Core::migrate_pool(self.inner.pool()).await
-            }
-
-            /// The newest schema version of this build: a database whose
-            #[doc = concat!("[`", stringify!($Store), "::schema_version`]")]
-            /// is lower needs
-            #[doc = concat!("[`", stringify!($Store), "::migrate`]")]
-            /// (or a store opened with migrations on).
-            pub const SCHEMA_VERSION: i64 = Core::<Db>::SCHEMA_VERSION;
-
-            /// The newest schema version applied to the database behind `pool`, without
-            /// changing anything: `None` if this store's migrations were never applied there.
-            /// A store opened with
-            /// [`StoreConfig::run_migrations(false)`](crate::store::StoreConfig::run_migrations)
-            /// needs this to equal
-            #[doc = concat!("`", stringify!($Store), "::SCHEMA_VERSION`.")]
-            pub async fn schema_version(pool: &sqlx::Pool<Db>) -> Result<Option<i64>, StoreError> {
-                Core::<Db>::schema_version(pool, TABLE_EXISTS).await
-            }
-
-            /// The connection pool.
-            pub fn pool(&self) -> &sqlx::Pool<Db> {
-                self.inner.pool()
-            }
-
-            /// Writes the buffered last-used times now (the background task does this once per
-            /// interval; call it before shutting down to lose nothing).
-            pub async fn flush_last_used(&self) -> Result<(), StoreError> {
-                self.inner.flush_last_used().await
-            }
-
-            /// How many last-used writes this store has made since it was opened.
-            pub fn last_used_writes(&self) -> u64 {
-                self.inner.last_used_writes()
-            }
-
-            /// Tells every node's verdict cache that the user `user` changed: call it when a
-            /// user of your own [`UserDirectory`](crate::store::UserDirectory) is
-            /// deactivated, removed or given another role, so that verdicts made with their
-            /// old record (of agents they own, task tokens minted on their behalf) are dropped
-            /// within the cache's bound. Logs a [`Change::User`](crate::cache::Change::User)
-            /// in the store's change feed; returns its epoch. (Changes to tokens and agents are
-            /// logged by the database itself, whoever makes them.)
-            pub async fn user_changed(&self, user: &UserId) -> Result<u64, StoreError> {
-                self.inner.user_changed(user).await
-            }
-        }
-
-        /// The change log kept by the database's triggers (migration 11): every narrowing
-        /// change of a token or an agent, by any writer, and the users
-        #[doc = concat!("[`", stringify!($Store), "::user_changed`]")]
-        /// names.
-        #[async_trait::async_trait]
-        impl $crate::cache::ChangeFeed for $Store {
-            async fn changes_since(
-                &self,
-                epoch: u64,
-                limit: usize,
-            ) -> Result<$crate::cache::Changes, $crate::reason::BoxError> {
-                Ok(self.inner.changes_since(epoch, limit).await?)
-            }
-
-            async fn subscribe(
-                &self,
-            ) -> Result<Option<Box<dyn $crate::cache::Subscription>>, $crate::reason::BoxError>
-            {
-                Ok(<Db as super::backend::Backend>::subscribe(self.inner.pool()).await?)
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl TokenResolver for $Store {
-            fn token_format(&self) -> &TokenFormat {
-                &self.inner.config.format
-            }
-
-            async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-                $crate::store::resolve::resolve(&*self.inner, token).await
-            }
-
-            fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
-                $crate::store::resolve::TokenRecords::settle(&*self.inner, token, spent)
-            }
-
-            fn touch(&self, principal: &Principal) {
-                if let Some(token) = principal.token_id() {
-                    let now = $crate::clock::Clock::unix_nanos(&*self.inner.config.clock);
-                    $crate::store::resolve::TokenRecords::touch(&*self.inner, token, now);
-                }
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl AgentStore for $Store {
-            fn clock(&self) -> &dyn $crate::clock::Clock {
-                &*self.inner.config.clock
-            }
-
-            async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
-                self.inner.create_agent(new).await
-            }
-
-            async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
-                self.inner.agent(id).await
-            }
-
-            async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
-                self.inner.agent_by_slug(slug).await
-            }
-
-            async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
-                self.inner.list_agents().await
-            }
-
-            async fn children(&self, parent: &AgentId) -> Result<Vec<Agent>, StoreError> {
-                self.inner.children(parent).await
-            }
-
-            async fn agents_owned_by(&self, owner: &UserId) -> Result<Vec<Agent>, StoreError> {
-                self.inner.agents_owned_by(owner).await
-            }
-
-            async fn set_agent_status(
-                &self,
-                id: &AgentId,
-                status: AgentStatus,
-            ) -> Result<Agent, StoreError> {
-                self.inner.set_agent_status(id, status).await
-            }
-
-            async fn set_agent_policy(
-                &self,
-                id: &AgentId,
-                policy: $crate::ceiling::Policy,
-            ) -> Result<Agent, StoreError> {
-                self.inner.set_agent_policy(id, policy).await
-            }
-
-            async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
-                self.inner.delete_agent(id).await
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl TokenStore for $Store {
-            async fn create_token(
-                &self,
-                agent: &AgentId,
-                new: NewToken,
-            ) -> Result<IssuedToken, StoreError> {
-                self.inner.create_token(agent, new).await
-            }
-
-            async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
-                self.inner.list_tokens(agent).await
-            }
-
-            async fn revoke_token(
-                &self,
-                agent: &AgentId,
-                token: &TokenId,
-            ) -> Result<TokenInfo, StoreError> {
-                self.inner.revoke_token(agent, token).await
-            }
-
-            async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
-                self.inner.revoke_all_tokens(agent).await
-            }
-
-            async fn token(
-                &self,
-                agent: &AgentId,
-                token: &TokenId,
-            ) -> Result<Option<TokenInfo>, StoreError> {
-                self.inner.token(agent, token).await
-            }
-
-            async fn import_token(
-                &self,
-                agent: &AgentId,
-                token: ImportedToken,
-            ) -> Result<TokenInfo, StoreError> {
-                self.inner.import_token(agent, token).await
-            }
-
-            async fn rotate_token(
-                &self,
-                agent: &AgentId,
-                token: &TokenId,
-                grace: std::time::Duration,
-            ) -> Result<IssuedToken, StoreError> {
-                self.inner.rotate_token(agent, token, grace).await
-            }
-
-            async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
-                self.inner.purge(older_than).await
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::delegation::DelegationStore for $Store {
-            fn store_config(&self) -> &StoreConfig {
-                &self.inner.config
-            }
-
-            async fn inspect_token(
-                &self,
-                token: &TokenLookup<'_>,
-            ) -> Result<$crate::store::resolve::Inspection, ResolveError> {
-                $crate::store::resolve::inspect(&*self.inner, token).await
-            }
-
-            async fn revoke_token_tree(
-                &self,
-                agent: &AgentId,
-                token: &TokenId,
-            ) -> Result<usize, StoreError> {
-                self.inner.revoke_token_tree(agent, token).await
-            }
-
-            async fn complete_task(
-                &self,
-                owner: &UserId,
-                task_id: &str,
-            ) -> Result<usize, StoreError> {
-                self.inner.complete_task(owner, task_id).await
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl GrantStore for $Store {
-            async fn grant(
-                &self,
-                agent: &AgentId,
-                user: &UserId,
-                role: AccessRole,
-            ) -> Result<AccessGrant, StoreError> {
-                self.inner.grant(agent, user, role).await
-            }
-
-            async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<(), StoreError> {
-                self.inner.revoke_grant(agent, user).await
-            }
-
-            async fn grants(&self, agent: &AgentId) -> Result<Vec<AccessGrant>, StoreError> {
-                self.inner.grants(agent).await
-            }
-
-            async fn role_of(
-                &self,
-                agent: &AgentId,
-                user: &UserId,
-            ) -> Result<Option<AccessRole>, StoreError> {
-                self.inner.role_of(agent, user).await
-            }
-
-            async fn agents_visible_to(&self, user: &UserId) -> Result<Vec<AgentId>, StoreError> {
-                self.inner.agents_visible_to(user).await
-            }
-        }
-
-        /// Approvals are kept in the `agent_auth_approvals` table.
-        #[async_trait::async_trait]
-        impl $crate::approval::ApprovalGate for $Store {
-            async fn create_approval(
-                &self,
-                new: $crate::approval::NewApproval,
-            ) -> Result<$crate::approval::Approval, StoreError> {
-                self.inner.create_approval(new).await
-            }
-
-            async fn request_approval(
-                &self,
-                new: $crate::approval::NewApproval,
-            ) -> Result<$crate::approval::Requested, StoreError> {
-                self.inner.request_approval(new).await
-            }
-
-            async fn purge_approvals(
-                &self,
-                older_than: std::time::Duration,
-            ) -> Result<usize, StoreError> {
-                self.inner.purge_approvals(older_than).await
-            }
-
-            async fn approval(
-                &self,
-                id: &$crate::approval::ApprovalId,
-            ) -> Result<Option<$crate::approval::Approval>, StoreError> {
-                self.inner.approval(id).await
-            }
-
-            async fn list_approvals(
-                &self,
-                filter: &$crate::approval::ApprovalFilter,
-            ) -> Result<Vec<$crate::approval::Approval>, StoreError> {
-                self.inner.list_approvals(filter).await
-            }
-
-            async fn decide_approval(
-                &self,
-                id: &$crate::approval::ApprovalId,
-                by: &UserId,
-                decision: $crate::approval::Decision,
-            ) -> Result<$crate::approval::Approval, StoreError> {
-                self.inner.decide_approval(id, by, decision).await
-            }
-
-            async fn consume_approval(
-                &self,
-                binding: &$crate::approval::ApprovalBinding,
-            ) -> Result<Option<$crate::approval::Approval>, StoreError> {
-                self.inner.consume_approval(binding).await
-            }
-        }
-
-        /// Audit events go to the `agent_auth_audit_events` table of the same database.
-        #[async_trait::async_trait]
-        impl $crate::audit::AuditSink for $Store {
-            async fn write_batch(
-                &self,
-                events: &[$crate::audit::AuditEvent],
-            ) -> Result<(), $crate::audit::AuditError> {
-                self.inner.write_audit_batch(events).await
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::audit::AuditQuery for $Store {
-            async fn events(
-                &self,
-                filter: &$crate::audit::AuditFilter,
-            ) -> Result<Vec<$crate::audit::AuditEvent>, $crate::audit::AuditError> {
-                self.inner.audit_events(filter).await
-            }
-        }
-    };
-}
-
-use sql_store;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// Bounds on a SQL store's pool: how many connections, how long a caller waits for one, and
 /// how long one statement may run (on SQLite: wait for another writer's lock). The defaults —

@@ -1,20 +1,16 @@
 use std::str::FromStr;
-use std::sync::Arc;
 
 use sqlx::postgres::PgPoolOptions;
 
-use super::backend::{Backend, BoxFuture, Subscribed};
-use super::feed_error::ChangeFeedError;
+use super::dialect::{BoxFuture, Dialect, Subscribed};
+use crate::error::ChangeFeedError;
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::AUDIT_COLUMNS;
 use super::rows::AuditRow;
-use super::{Core, sql_store};
-
-type Db = sqlx::Postgres;
-
-/// One row if the table named `$1` exists (on the search path).
-const TABLE_EXISTS: &str = "SELECT 1 WHERE to_regclass($1::text) IS NOT NULL";
+use super::SqlBackend;
+use crate::error::StoreError;
+use crate::store::{Store, StoreConfig};
 
 /// The PostgreSQL store, shared by many nodes (feature `postgres`).
 ///
@@ -31,14 +27,9 @@ const TABLE_EXISTS: &str = "SELECT 1 WHERE to_regclass($1::text) IS NOT NULL";
 /// meanwhile are gone, and the cache subscribes again and catches up with `changes_since`.
 /// sqlx does not promise that a wait for a notice may be dropped half way without losing one:
 /// keep one `next()` running (in a task of its own) rather than racing it against a timer.
-#[derive(Clone)]
-pub struct PgStore {
-    inner: Arc<Core<Db>>,
-}
+pub type PgStore = Store<SqlBackend<sqlx::Postgres>>;
 
-sql_store!(PgStore);
-
-impl PgStore {
+impl Store<SqlBackend<sqlx::Postgres>> {
     /// Connects to `url` (`postgres://user@host/db`) with the default [`PoolSettings`] (16
     /// connections, 3 s to get one, 5 s per statement), and applies the migrations.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
@@ -60,7 +51,7 @@ impl PgStore {
     ) -> Result<sqlx::PgPool, StoreError> {
         use sqlx::ConnectOptions as _;
         let options = sqlx::postgres::PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?;
+            .map_err(|e| StoreError::invalid(format!("database URL: {e}")))?;
         let millis = settings
             .statement_timeout_value()
             .as_millis()
@@ -92,12 +83,12 @@ impl PgStore {
 
     /// A store on an existing pool (migrations applied unless the configuration says not to).
     pub async fn from_pool(pool: sqlx::PgPool, config: StoreConfig) -> Result<Self, StoreError> {
-        Self::with_pool(pool, config).await
+        SqlBackend::open(pool, config).await
     }
 }
 
-impl Backend for sqlx::Postgres {
-    const STORE: &'static str = "PgStore";
+impl Dialect for sqlx::Postgres {
+    const TABLE_EXISTS: &'static str = "SELECT 1 WHERE to_regclass($1::text) IS NOT NULL";
 
     const MIGRATIONS: MigrationSet = MigrationSet {
         table: "agent_auth_schema_migrations",
@@ -111,10 +102,12 @@ impl Backend for sqlx::Postgres {
     const SPEND: &'static str = super::queries::SPEND_POSTGRES;
     const RELEASE: &'static str = super::queries::RELEASE_POSTGRES;
 
+    #[cfg(feature = "approval")]
     const APPROVAL_BEGIN: &'static str = "BEGIN";
     // A transaction-scoped lock on the agent id's hash (seeded apart from the migrations'
     // lock): one agent's requests, of all its tokens, on every node wait for each other;
     // other agents' do not.
+    #[cfg(feature = "approval")]
     const APPROVAL_LOCK: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 7018141354911790452))");
 

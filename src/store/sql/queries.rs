@@ -54,6 +54,8 @@ macro_rules! aliased {
     };
 }
 
+/// The columns an agent is read from.
+pub(crate) const AGENT_COLUMNS: &str = agent_columns!(list!());
 pub(crate) const INSERT_AGENT: &str = concat!(
     "INSERT INTO agent_auth_agents (",
     agent_columns!(list!()),
@@ -70,29 +72,6 @@ pub(crate) const AGENT_BY_SLUG: &str = concat!(
     "SELECT ",
     agent_columns!(list!()),
     " FROM agent_auth_agents WHERE slug = $1"
-);
-pub(crate) const LIST_AGENTS: &str = concat!(
-    "SELECT ",
-    agent_columns!(list!()),
-    " FROM agent_auth_agents ORDER BY slug"
-);
-pub(crate) const AGENTS_OWNED_BY: &str = concat!(
-    "SELECT ",
-    agent_columns!(list!()),
-    " FROM agent_auth_agents WHERE owner = $1 ORDER BY slug"
-);
-/// The agents a user may see: owned, granted, or a child of one granted (a child's owner is
-/// its parent's, so owning the parent is owning the child).
-pub(crate) const AGENTS_VISIBLE_TO: &str = "SELECT a.id FROM agent_auth_agents a \
-     WHERE a.owner = $1 \
-     OR EXISTS (SELECT 1 FROM agent_auth_grants g WHERE g.agent_id = a.id AND g.user_id = $2) \
-     OR EXISTS (SELECT 1 FROM agent_auth_grants g WHERE g.agent_id = a.parent_id \
-                AND g.user_id = $3) \
-     ORDER BY a.slug";
-pub(crate) const CHILDREN: &str = concat!(
-    "SELECT ",
-    agent_columns!(list!()),
-    " FROM agent_auth_agents WHERE parent_id = $1 ORDER BY slug"
 );
 pub(crate) const SET_AGENT_STATUS: &str = concat!(
     "UPDATE agent_auth_agents SET status = $1 WHERE id = $2 RETURNING ",
@@ -334,10 +313,12 @@ pub(crate) const UPSERT_GRANT: &str = "INSERT INTO agent_auth_grants (agent_id, 
      DO UPDATE SET role = excluded.role, granted_at = excluded.granted_at";
 pub(crate) const DELETE_GRANT: &str =
     "DELETE FROM agent_auth_grants WHERE agent_id = $1 AND user_id = $2";
-pub(crate) const LIST_GRANTS: &str = "SELECT user_id, role, granted_at FROM agent_auth_grants \
-     WHERE agent_id = $1 ORDER BY user_id";
-pub(crate) const ROLE_OF: &str =
-    "SELECT role FROM agent_auth_grants WHERE agent_id = $1 AND user_id = $2";
+pub(crate) const GRANTS_ON_AGENT: &str = "SELECT agent_id, user_id, role, granted_at \
+     FROM agent_auth_grants WHERE agent_id = $1 ORDER BY user_id";
+pub(crate) const GRANTS_OF_USER: &str = "SELECT agent_id, user_id, role, granted_at \
+     FROM agent_auth_grants WHERE user_id = $1 ORDER BY agent_id";
+pub(crate) const GRANT_OF_USER_ON_AGENT: &str = "SELECT agent_id, user_id, role, granted_at \
+     FROM agent_auth_grants WHERE agent_id = $1 AND user_id = $2";
 
 macro_rules! audit_columns {
     ($then:ident!($($args:tt)*)) => {
@@ -350,51 +331,6 @@ pub(crate) const AUDIT_COLUMNS: &str = audit_columns!(list!());
 /// How many columns an event is stored in.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const AUDIT_COLUMN_COUNT: usize = 15;
-
-/// The columns of `agent_auth_approvals`, in insert order.
-pub(crate) const APPROVAL_COLUMNS: &str = "id, binding, agent_id, owner, token_id, \
-    delegation_chain, method, path, capability, details, binding_message, status, created_at, \
-    expires_at, decided_by, decided_at, uses, uses_remaining, task_id, orchestrator";
-
-pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO agent_auth_approvals (id, binding, \
-    agent_id, owner, token_id, delegation_chain, method, path, capability, details, \
-    binding_message, status, created_at, expires_at, decided_by, decided_at, uses, \
-    uses_remaining, task_id, orchestrator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
-
-/// The expiries of the pending, unexpired approvals of agent `$1` at `$2` (by the index on
-/// agent, status, created).
-pub(crate) const PENDING_OF_AGENT: &str = "SELECT expires_at FROM agent_auth_approvals \
-    WHERE agent_id = $1 AND status = 'pending' AND expires_at > $2";
-
-/// Deletes the approvals that expired before `$1`: pending, approved, denied or used alike
-/// (every approval expires at most a day after its decision), none still usable.
-pub(crate) const PURGE_APPROVALS: &str = "DELETE FROM agent_auth_approvals WHERE expires_at < $1";
-
-/// A decision, made only while the approval is pending and unexpired (`$4` is now): the
-/// database, not a read before, says whether it still is, so two deciders cannot both win.
-pub(crate) const DECIDE_APPROVAL: &str = "UPDATE agent_auth_approvals SET status = $2, \
-    decided_by = $3, decided_at = $4, uses = $5, uses_remaining = $5, \
-    expires_at = COALESCE($6, expires_at) \
-    WHERE id = $1 AND status = 'pending' AND expires_at > $4";
-
-/// Withdraws an approval (`$1`) while it is approved and unexpired at `$2`: the database says
-/// whether it still is, so a revocation racing the last use or expiry is exact.
-pub(crate) const REVOKE_APPROVAL: &str = "UPDATE agent_auth_approvals \
-    SET status = 'denied', uses_remaining = 0 \
-    WHERE id = $1 AND status = 'approved' AND expires_at > $2";
-
-/// Spends one use of the oldest approved, unexpired approval with binding `$1` at `$2`, in
-/// one statement: the conditions are checked again on the row it updates (PostgreSQL re-reads
-/// a row another transaction changed meanwhile; SQLite has one writer), so a use is never
-/// spent twice.
-pub(crate) const CONSUME_APPROVAL: &str = "UPDATE agent_auth_approvals \
-    SET uses_remaining = uses_remaining - 1, \
-        status = CASE WHEN uses_remaining = 1 THEN 'used' ELSE status END \
-    WHERE id = (SELECT id FROM agent_auth_approvals WHERE binding = $1 AND status = 'approved' \
-        AND expires_at > $2 AND uses_remaining > 0 ORDER BY created_at, id LIMIT 1) \
-      AND status = 'approved' AND expires_at > $2 AND uses_remaining > 0 \
-    RETURNING id";
 
 /// The store's change epoch and the logged changes after `$1`, oldest first, at most `$2`, read
 /// in one statement so that both come from one snapshot: no change logged is past the epoch

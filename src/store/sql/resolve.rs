@@ -1,5 +1,5 @@
 //! The request path: the token lookup, reserving and settling a use, and the last-used times
-//! written behind the requests ([`TokenRecords`] for the core; the checks are
+//! written behind the requests (the core's side of [`Backend`](crate::store::Backend); the checks are
 //! [`store::resolve`](crate::store::resolve)'s).
 
 use std::collections::HashMap;
@@ -7,91 +7,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use super::backend::{Driver, sql};
+use time::OffsetDateTime;
+
+use super::dialect::{Driver, sql};
 use super::{Core, queries, resolve_error, rows, store_error};
+use crate::error::{ResolveError, StoreError};
 use crate::principal::TokenId;
-use crate::reason::ResolveError;
 use crate::resolver::SettleFuture;
-use crate::store::prepare::micros;
-use crate::store::resolve::{Reservation, StoredToken, TokenRecords, Uses};
-use crate::store::{Agent, StoreConfig, StoreError, TokenInfo};
+use crate::store::backend::{FoundToken, Reservation, Uses};
+use crate::store::validate::micros;
 use crate::token::TokenHash;
 
-/// A token row with its agent and the agent's parent, as one query returns them; for a
-/// delegated token, the rows of its chain, root first, from a second query.
-pub(crate) struct SqlRecord {
-    info: TokenInfo,
-    agent: Arc<Agent>,
-    parent: Option<Arc<Agent>>,
-    orchestrator: Option<Arc<Agent>>,
-    uses: Option<Uses>,
-    chain: Vec<SqlRecord>,
+/// The record of a resolve row: the token, its agent, the agent's parent and the orchestrator.
+fn found<B: Driver>(row: &B::Row) -> Result<FoundToken, String> {
+    let info = rows::token::<B>(row, "token_")?;
+    let agent = rows::agent::<B>(row, "agent_")?;
+    let parent = rows::opt_agent::<B>(row, "parent_")?;
+    let orchestrator = rows::opt_agent::<B>(row, "orchestrator_")?;
+    let in_flight = B::int(row, "token_operations_in_flight").map_err(|e| e.to_string())?;
+    let uses = info.operations_remaining.map(|remaining| Uses {
+        remaining,
+        in_flight: u64::try_from(in_flight).unwrap_or(0),
+    });
+    Ok(FoundToken::new(info, agent)
+        .with_parent(parent.map(Arc::new))
+        .with_orchestrator(orchestrator.map(Arc::new))
+        .with_uses(uses))
 }
 
-impl SqlRecord {
-    /// The record of a resolve row.
-    fn from_row<B: Driver>(row: &B::Row) -> Result<Self, String> {
-        let info = rows::token::<B>(row, "token_")?;
-        let agent = rows::agent::<B>(row, "agent_")?;
-        let parent = rows::opt_agent::<B>(row, "parent_")?;
-        let orchestrator = rows::opt_agent::<B>(row, "orchestrator_")?;
-        let in_flight = B::int(row, "token_operations_in_flight").map_err(|e| e.to_string())?;
-        let uses = info.operations_remaining.map(|remaining| Uses {
-            remaining,
-            in_flight: u64::try_from(in_flight).unwrap_or(0),
-        });
-        Ok(Self {
-            info,
-            agent: Arc::new(agent),
-            parent: parent.map(Arc::new),
-            orchestrator: orchestrator.map(Arc::new),
-            uses,
-            chain: Vec::new(),
-        })
-    }
-
-    /// The chain's links then the token: the order uses are reserved in, the same for every
-    /// request, so two transactions never wait for each other's rows in opposite orders.
-    fn links(&self) -> impl Iterator<Item = &SqlRecord> {
-        self.chain.iter().chain(std::iter::once(self))
-    }
+/// Another node may hold the use: poll, backing off from 2 ms to 50 ms.
+pub(super) async fn pause(attempt: u32) {
+    let pause = Duration::from_millis(2).saturating_mul(1 << attempt.min(5));
+    tokio::time::sleep(pause.min(Duration::from_millis(50))).await;
 }
 
-impl StoredToken for SqlRecord {
-    fn info(&self) -> &TokenInfo {
-        &self.info
-    }
-
-    fn agent(&self) -> Arc<Agent> {
-        self.agent.clone()
-    }
-
-    fn parent(&self) -> Option<Arc<Agent>> {
-        self.parent.clone()
-    }
-
-    fn uses(&self) -> Option<Uses> {
-        self.uses
-    }
-
-    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
-        self.chain.get(step).map(|link| link as &dyn StoredToken)
-    }
-
-    fn orchestrator(&self) -> Option<Arc<Agent>> {
-        self.orchestrator.clone()
-    }
-}
-
-#[async_trait::async_trait]
-impl<B: Driver> TokenRecords for Core<B> {
-    type Record = SqlRecord;
-
-    fn config(&self) -> &StoreConfig {
-        &self.config
-    }
-
-    async fn find(&self, hash: &TokenHash) -> Result<Option<SqlRecord>, ResolveError> {
+impl<B: Driver> Core<B> {
+    pub(crate) async fn find(&self, hash: &TokenHash) -> Result<Option<FoundToken>, ResolveError> {
         let row = sql(queries::RESOLVE)
             .bind(hash.as_bytes().as_slice())
             .fetch_optional(&self.pool)
@@ -100,7 +51,7 @@ impl<B: Driver> TokenRecords for Core<B> {
         let Some(row) = row else {
             return Ok(None);
         };
-        let mut record = SqlRecord::from_row::<B>(&row).map_err(ResolveError::corrupt)?;
+        let mut record = found::<B>(&row).map_err(ResolveError::corrupt)?;
         if record.info.delegation_parent.is_some() {
             let rows = sql(queries::DELEGATORS)
                 .bind(record.info.id.as_str())
@@ -109,7 +60,7 @@ impl<B: Driver> TokenRecords for Core<B> {
                 .map_err(resolve_error)?;
             let mut chain = rows
                 .iter()
-                .map(|row| SqlRecord::from_row::<B>(row).map_err(ResolveError::corrupt))
+                .map(|row| found::<B>(row).map_err(ResolveError::corrupt))
                 .collect::<Result<Vec<_>, _>>()?;
             // Nearest first as walked; the pipeline reads the chain root first.
             chain.reverse();
@@ -118,7 +69,7 @@ impl<B: Driver> TokenRecords for Core<B> {
         Ok(Some(record))
     }
 
-    async fn reserve(&self, record: &SqlRecord) -> Result<Reservation, ResolveError> {
+    pub(crate) async fn reserve(&self, record: &FoundToken) -> Result<Reservation, ResolveError> {
         let limited: Vec<&str> = record
             .links()
             .filter(|link| link.uses.is_some())
@@ -180,16 +131,15 @@ impl<B: Driver> TokenRecords for Core<B> {
         })
     }
 
-    async fn settled(&self, _: &SqlRecord, attempt: u32) {
-        // Another node may hold the use: poll, backing off from 2 ms to 50 ms.
-        let pause = Duration::from_millis(2).saturating_mul(1 << attempt.min(5));
-        tokio::time::sleep(pause.min(Duration::from_millis(50))).await;
-    }
-
-    fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+    pub(crate) fn settle(
+        &self,
+        token: &TokenId,
+        spent: bool,
+        now: OffsetDateTime,
+    ) -> Option<SettleFuture> {
         let pool = self.pool.clone();
         let token = token.to_string();
-        let now = micros(self.config.clock.now());
+        let now = micros(now);
         let write = async move {
             for attempt in 0..SETTLE_ATTEMPTS {
                 let statement = if spent {
@@ -213,11 +163,7 @@ impl<B: Driver> TokenRecords for Core<B> {
         Some(Box::pin(FinishOnDrop(Some(Box::pin(write)))))
     }
 
-    fn record_use(&self, record: &SqlRecord, now_nanos: i128) {
-        self.touch(&record.info().id, now_nanos);
-    }
-
-    fn touch(&self, token: &TokenId, now_nanos: i128) {
+    pub(crate) fn touch(&self, token: &TokenId, now_nanos: i128) {
         self.last_used
             .record(token, i64::try_from(now_nanos / 1_000).unwrap_or(i64::MAX));
     }
@@ -335,7 +281,7 @@ impl<B: Driver> Core<B> {
 
 /// Writes buffered last-used times once per interval until the store is dropped.
 pub(super) fn spawn_last_used_writer<B: Driver>(core: Weak<Core<B>>) {
-    let Some(period) = core.upgrade().map(|c| c.config.last_used_interval) else {
+    let Some(period) = core.upgrade().map(|c| c.last_used_interval) else {
         return;
     };
     let period = period.max(Duration::from_millis(10));

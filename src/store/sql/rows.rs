@@ -8,11 +8,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::backend::Driver;
+use super::dialect::Driver;
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::principal::{AgentId, TokenId};
-use crate::store::prepare::{from_micros, micros};
-use crate::store::{Agent, AgentStatus, AgentType, StoreError, TokenInfo};
+use crate::store::validate::{from_micros, micros};
+use crate::store::{Agent, AgentStatus, AgentType, TokenInfo};
+use crate::error::StoreError;
 
 fn corrupt(what: &str) -> String {
     format!("stored {what} is not valid")

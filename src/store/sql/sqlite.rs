@@ -1,20 +1,16 @@
 use std::str::FromStr;
-use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-use super::backend::{Backend, BoxFuture, Subscribed};
-use super::feed_error::ChangeFeedError;
+use super::dialect::{BoxFuture, Dialect, Subscribed};
+use crate::error::ChangeFeedError;
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
 use super::rows::AuditRow;
-use super::{Core, sql_store};
-
-type Db = sqlx::Sqlite;
-
-/// One row if the table named `$1` exists.
-const TABLE_EXISTS: &str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
+use super::SqlBackend;
+use crate::error::StoreError;
+use crate::store::{Store, StoreConfig};
 
 /// The embedded store: one SQLite file, no server (feature `sqlite`).
 ///
@@ -42,14 +38,9 @@ const TABLE_EXISTS: &str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND
 /// Its [`ChangeFeed`](crate::cache::ChangeFeed) has no subscription (SQLite notifies no other
 /// process): a cache learns of changes, the CLI's in another process included, by polling
 /// `changes_since`.
-#[derive(Clone)]
-pub struct SqliteStore {
-    inner: Arc<Core<Db>>,
-}
+pub type SqliteStore = Store<SqlBackend<sqlx::Sqlite>>;
 
-sql_store!(SqliteStore);
-
-impl SqliteStore {
+impl Store<SqlBackend<sqlx::Sqlite>> {
     /// Opens (creating it if missing) the database at `url`: a path such as `agent-auth.db` or a
     /// URL such as `sqlite://agent-auth.db`. Write-ahead logging lets readers and the writer
     /// work at once; a writer waits up to 5 s for another.
@@ -75,7 +66,7 @@ impl SqliteStore {
             format!("sqlite://{url}")
         };
         let options = SqliteConnectOptions::from_str(&url)
-            .map_err(|e| StoreError::InvalidInput(format!("database URL: {e}")))?
+            .map_err(|e| StoreError::invalid(format!("database URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(settings.statement_timeout_value())
@@ -94,12 +85,12 @@ impl SqliteStore {
         pool: sqlx::SqlitePool,
         config: StoreConfig,
     ) -> Result<Self, StoreError> {
-        Self::with_pool(pool, config).await
+        SqlBackend::open(pool, config).await
     }
 }
 
-impl Backend for sqlx::Sqlite {
-    const STORE: &'static str = "SqliteStore";
+impl Dialect for sqlx::Sqlite {
+    const TABLE_EXISTS: &'static str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
 
     const MIGRATIONS: MigrationSet = MigrationSet {
         table: "agent_auth_schema_migrations",
@@ -111,7 +102,9 @@ impl Backend for sqlx::Sqlite {
     const SPEND: &'static str = super::queries::SPEND_SQLITE;
     const RELEASE: &'static str = super::queries::RELEASE_SQLITE;
 
+    #[cfg(feature = "approval")]
     const APPROVAL_BEGIN: &'static str = "BEGIN IMMEDIATE";
+    #[cfg(feature = "approval")]
     const APPROVAL_LOCK: Option<&'static str> = None;
 
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {

@@ -1,15 +1,16 @@
-//! Validation and construction of new token records, shared by every backend so that all
-//! refuse the same input with the same error and store the same values.
+//! The checks of every request and the construction of the records a backend stores: written
+//! once, so that every backend refuses the same input with the same error and stores the same
+//! values.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::config::StoreConfig;
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
 use super::model::{Agent, AgentStatus, AgentType, ImportedToken, NewAgent, NewToken, TokenInfo};
-use super::{StoreError, display_prefix, random_id, validate_label};
 use crate::ceiling::{CapabilitySet, Policy};
+use crate::error::{InputError, NotFound, StoreError, TokenError};
 use crate::principal::{AgentId, TokenId};
 use crate::token::{RawToken, TokenHash};
 
@@ -28,17 +29,19 @@ pub(crate) async fn existing_user(
         .map_err(StoreError::Unavailable)?;
     match found {
         Some(_) => Ok(()),
-        None => Err(StoreError::UnknownUser(user.to_string())),
+        None => Err(StoreError::NotFound(NotFound::User(user.to_string()))),
     }
 }
 
-/// The microsecond before which `purge` deletes: `older_than` before `now`, or the beginning of
-/// time for an `older_than` longer than time itself.
-pub(crate) fn purge_cutoff(now: OffsetDateTime, older_than: std::time::Duration) -> i64 {
+/// The instant before which `purge` deletes: `older_than` before `now`; `None` for an
+/// `older_than` longer than time itself (nothing is that old).
+pub(crate) fn purge_cutoff(
+    now: OffsetDateTime,
+    older_than: std::time::Duration,
+) -> Option<OffsetDateTime> {
     time::Duration::try_from(older_than)
         .ok()
         .and_then(|by| now.checked_sub(by))
-        .map_or(i64::MIN, micros)
 }
 
 /// Timestamps are kept to the microsecond, the precision every backend stores.
@@ -67,7 +70,7 @@ pub(crate) fn later(
         .and_then(|by| now.checked_add(by))
         // Past what every backend stores (microseconds in an i64) is past "too far" too.
         .filter(|at| at.unix_timestamp_nanos() / 1_000 < i128::from(i64::MAX))
-        .ok_or_else(|| StoreError::InvalidLifetime("too far in the future".into()))
+        .ok_or_else(|| StoreError::Input(InputError::InvalidLifetime("too far in the future".into())))
 }
 
 /// A token ready to be stored.
@@ -84,8 +87,8 @@ pub const MAX_CAPABILITIES: usize = 256;
 
 fn validate_text(what: &str, text: &Option<String>, max: usize) -> Result<(), StoreError> {
     match text {
-        Some(text) if text.len() > max || text.chars().any(super::is_hidden_char) => {
-            Err(StoreError::InvalidInput(format!(
+        Some(text) if text.len() > max || text.chars().any(is_hidden_char) => {
+            Err(StoreError::invalid(format!(
                 "{what}: at most {max} bytes, no control, invisible or bidirectional-override characters"
             )))
         }
@@ -98,7 +101,7 @@ fn validate_text(what: &str, text: &Option<String>, max: usize) -> Result<(), St
 fn bounded_capabilities(what: &str, set: &CapabilitySet) -> Result<(), StoreError> {
     let count = set.iter().count();
     if count > MAX_CAPABILITIES {
-        return Err(StoreError::InvalidInput(format!(
+        return Err(StoreError::invalid(format!(
             "{what}: at most {MAX_CAPABILITIES} capability patterns, not {count}"
         )));
     }
@@ -146,10 +149,10 @@ pub(crate) async fn within_owner_role(
     if outside.is_empty() {
         Ok(())
     } else {
-        Err(StoreError::CapabilitiesOutsideRole {
+        Err(StoreError::Input(InputError::CapabilitiesOutsideRole {
             user: agent.owner.to_string(),
             capabilities: outside.join(", "),
-        })
+        }))
     }
 }
 
@@ -173,7 +176,7 @@ pub(crate) fn check_within_policy(
     if outside.is_empty() {
         Ok(())
     } else {
-        Err(StoreError::CapabilitiesOutsidePolicy(outside.join(", ")))
+        Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(outside.join(", "))))
     }
 }
 
@@ -182,7 +185,7 @@ pub(crate) fn check_within_policy(
 fn validate_names(what: &str, names: &Option<BTreeSet<String>>) -> Result<(), StoreError> {
     let count = names.as_ref().map_or(0, BTreeSet::len);
     if count > MAX_NAMES {
-        return Err(StoreError::InvalidInput(format!(
+        return Err(StoreError::invalid(format!(
             "{what}s: at most {MAX_NAMES}, not {count}"
         )));
     }
@@ -190,10 +193,10 @@ fn validate_names(what: &str, names: &Option<BTreeSet<String>>) -> Result<(), St
         name.is_empty()
             || name.len() > 100
             || name.contains(',')
-            || name.chars().any(super::is_hidden_char)
+            || name.chars().any(is_hidden_char)
     });
     match bad {
-        Some(name) => Err(StoreError::InvalidInput(format!(
+        Some(name) => Err(StoreError::invalid(format!(
             "{what} {name:?}: 1-100 bytes, no commas, control, invisible or bidirectional-override characters"
         ))),
         None => Ok(()),
@@ -219,7 +222,7 @@ fn within_parent(
             if outside.is_empty() {
                 Ok(Some(child))
             } else {
-                Err(StoreError::InvalidInput(format!(
+                Err(StoreError::invalid(format!(
                     "{what} outside the parent's: {}",
                     outside.join(", ")
                 )))
@@ -236,7 +239,7 @@ pub(crate) fn prepare_agent(
     parent: Option<&Agent>,
 ) -> Result<Agent, StoreError> {
     if !crate::token::valid_slug(&new.slug) {
-        return Err(StoreError::InvalidSlug(super::shortened(&new.slug)));
+        return Err(StoreError::Input(InputError::InvalidSlug(super::shortened(&new.slug))));
     }
     validate_names("scope", &new.scopes)?;
     validate_names("mode", &new.modes)?;
@@ -244,43 +247,43 @@ pub(crate) fn prepare_agent(
     let now = truncate(config.clock.now());
     let mut expires_at = match new.expires_in {
         Some(ttl) if ttl.is_zero() => {
-            return Err(StoreError::InvalidLifetime(
+            return Err(StoreError::Input(InputError::InvalidLifetime(
                 "an agent lifetime must be longer than zero".into(),
-            ));
+            )));
         }
         Some(ttl) => Some(later(now, ttl)?),
         None => new.expires_at.map(truncate),
     };
     if expires_at.is_some_and(|at| at <= now) {
-        return Err(StoreError::InvalidLifetime(
+        return Err(StoreError::Input(InputError::InvalidLifetime(
             "the agent would already be expired".into(),
-        ));
+        )));
     }
     let (owner, scopes, modes) =
         match parent {
             None => (
                 new.owner
-                    .ok_or_else(|| StoreError::InvalidInput("an agent needs an owner".into()))?,
+                    .ok_or_else(|| StoreError::invalid("an agent needs an owner"))?,
                 new.scopes,
                 new.modes,
             ),
             Some(parent) => {
                 // Its task tokens would carry neither its parent's policy nor its parent's status.
                 if new.orchestrator {
-                    return Err(crate::reason::DelegationError::OrchestratorIsChild(
+                    return Err(crate::error::DelegationError::OrchestratorIsChild(
                         super::shortened(&new.slug),
                     )
                     .into());
                 }
                 if parent.parent.is_some() {
-                    return Err(StoreError::InvalidInput(
-                        "a child identity cannot have children of its own".into(),
+                    return Err(StoreError::invalid(
+                        "a child identity cannot have children of its own",
                     ));
                 }
                 if parent.status == AgentStatus::Disabled
                     || parent.expires_at.is_some_and(|at| at <= now)
                 {
-                    return Err(StoreError::InvalidInput(format!(
+                    return Err(StoreError::invalid(format!(
                         "the parent identity {:?} is disabled or expired",
                         parent.slug
                     )));
@@ -290,8 +293,8 @@ pub(crate) fn prepare_agent(
                     .as_ref()
                     .is_some_and(|owner| *owner != parent.owner)
                 {
-                    return Err(StoreError::InvalidInput(
-                        "a child identity acts for its parent's owner".into(),
+                    return Err(StoreError::invalid(
+                        "a child identity acts for its parent's owner",
                     ));
                 }
                 if let Some(allowed) = new.policy.allowed() {
@@ -299,9 +302,9 @@ pub(crate) fn prepare_agent(
                 }
                 match (expires_at, parent.expires_at) {
                     (Some(child), Some(parent)) if child > parent => {
-                        return Err(StoreError::InvalidLifetime(
+                        return Err(StoreError::Input(InputError::InvalidLifetime(
                             "a child identity cannot outlive its parent".into(),
-                        ));
+                        )));
                     }
                     (None, Some(parent)) => expires_at = Some(parent),
                     _ => {}
@@ -368,22 +371,22 @@ pub(crate) fn prepare_token(
         .max_operations
         .is_some_and(|n| n == 0 || i64::try_from(n).is_err())
     {
-        return Err(StoreError::InvalidInput(format!(
+        return Err(StoreError::invalid(format!(
             "max_operations must be 1 to {}",
             i64::MAX
         )));
     }
     if new.expires_on_completion && new.max_operations.is_none() {
-        return Err(StoreError::InvalidInput(
-            "expires_on_completion needs max_operations: completion is the last operation".into(),
+        return Err(StoreError::invalid(
+            "expires_on_completion needs max_operations: completion is the last operation",
         ));
     }
     if let Some(requested) = &new.capabilities {
         if requested.is_empty() {
-            return Err(StoreError::InvalidInput(
+            return Err(StoreError::invalid(
                 "capabilities: an empty list would make a token that may do nothing; leave it out \
                  for the agent's whole ceiling"
-                    .into(),
+                    ,
             ));
         }
         bounded_capabilities("capabilities", requested)?;
@@ -430,31 +433,7 @@ pub(crate) fn prepare_token(
     Ok(PreparedToken { raw, hash, info })
 }
 
-/// An agent of a single-task type (see
-/// [`LifetimePolicy::with_single_task`](crate::store::LifetimePolicy::with_single_task)) serves
-/// one task: once a live token of it carries a task id, a token for another task (or for none)
-/// is refused. `live_tasks` are the task ids of the agent's live tokens.
-pub(crate) fn check_single_task<'a>(
-    config: &StoreConfig,
-    agent: &Agent,
-    task: Option<&str>,
-    live_tasks: impl IntoIterator<Item = &'a str>,
-) -> Result<(), StoreError> {
-    if !config.lifetimes.single_task(agent.agent_type) {
-        return Ok(());
-    }
-    match live_tasks.into_iter().find(|live| Some(*live) != task) {
-        Some(live) => Err(StoreError::InvalidInput(format!(
-            "the {} agent {:?} serves the task {live:?}: it cannot take another until that \
-             task's tokens end",
-            agent.agent_type.as_str(),
-            agent.slug
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// Whether a token counts as live for [`check_single_task`]: not revoked, not completed, not
+/// Whether a token counts as live for a single-task agent: not revoked, not completed, not
 /// expired.
 pub(crate) fn is_live(info: &TokenInfo, now: OffsetDateTime) -> bool {
     info.revoked_at.is_none()
@@ -476,9 +455,9 @@ pub(crate) fn prepare_import(
     }
     let now = truncate(config.clock.now());
     if imported.expires_at.is_some_and(|at| at <= now) {
-        return Err(StoreError::InvalidLifetime(
+        return Err(StoreError::Input(InputError::InvalidLifetime(
             "the imported token has already expired".into(),
-        ));
+        )));
     }
     let info = TokenInfo {
         id: TokenId::new(random_id("tok")?),
@@ -507,7 +486,7 @@ pub(crate) fn prepare_import(
 }
 
 /// What rotating a token does to the old one.
-pub(crate) struct Rotation {
+pub(crate) struct PreparedRotation {
     pub(crate) new: PreparedToken,
     /// The old token's new expiry (never later than its own).
     pub(crate) old_expires_at: Option<OffsetDateTime>,
@@ -523,16 +502,16 @@ pub(crate) fn prepare_rotation(
     agent: &Agent,
     old: &TokenInfo,
     grace: std::time::Duration,
-) -> Result<Rotation, StoreError> {
+) -> Result<PreparedRotation, StoreError> {
     let now = truncate(config.clock.now());
     if !is_live(old, now) {
-        return Err(StoreError::InvalidInput(
-            "only a live token can be rotated".into(),
+        return Err(StoreError::invalid(
+            "only a live token can be rotated",
         ));
     }
     if old.operations_remaining == Some(0) {
-        return Err(StoreError::InvalidInput(
-            "a spent token cannot be rotated".into(),
+        return Err(StoreError::invalid(
+            "a spent token cannot be rotated",
         ));
     }
     let raw = config.format.mint(&agent.slug)?;
@@ -557,9 +536,43 @@ pub(crate) fn prepare_rotation(
         let end = later(now, grace)?;
         (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
     };
-    Ok(Rotation {
+    Ok(PreparedRotation {
         new: PreparedToken { raw, hash, info },
         old_expires_at,
         old_revoked_at,
     })
+}
+
+/// A fresh random id such as `tok_3f9a…` (64 bits of CSPRNG output).
+pub(crate) fn random_id(kind: &str) -> Result<String, StoreError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|_| StoreError::Token(TokenError::Entropy))?;
+    Ok(format!("{kind}_{}", hex::encode(bytes)))
+}
+
+/// What lists show of a token: `{prefix}_{slug}_` and the first 8 hex digits.
+pub(crate) fn display_prefix(token: &str, prefix_len: usize, slug_len: usize) -> String {
+    let shown = (prefix_len + slug_len + 2 + 8).min(token.len());
+    format!("{}…", &token[..shown])
+}
+
+/// Characters a person reading a label, a scope or an intent cannot see for what they are:
+/// controls, bidirectional overrides and isolates (which reorder what is shown), and the
+/// zero-width and other invisible format characters (which hide a difference).
+pub(crate) fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+pub(crate) fn validate_label(label: &str) -> Result<(), StoreError> {
+    // A blank label says nothing in a list of tokens.
+    if label.trim().is_empty() || label.len() > 200 || label.chars().any(is_hidden_char) {
+        return Err(StoreError::Input(InputError::InvalidLabel));
+    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! What the one implementation needs from a database: [`Backend`], the few facts that differ
+//! What the one implementation needs from a database: [`Dialect`], the few facts that differ
 //! between SQLite and PostgreSQL, implemented for each; and [`Driver`], running a
 //! [`Statement`] and reading a column by name, implemented once for every backend.
 //!
@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
-use super::feed_error::ChangeFeedError;
+use crate::error::ChangeFeedError;
 use super::migrate::MigrationSet;
 use super::rows::AuditRow;
 
@@ -23,9 +23,9 @@ pub(crate) type Subscribed = Box<dyn crate::cache::Subscription>;
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What differs between the databases.
-pub(crate) trait Backend: Database {
-    /// The public store's name, for `Debug`.
-    const STORE: &'static str;
+pub(crate) trait Dialect: Database {
+    /// The query for one row if the table named `$1` exists.
+    const TABLE_EXISTS: &'static str;
 
     /// The library's migrations for this database.
     const MIGRATIONS: MigrationSet;
@@ -35,15 +35,17 @@ pub(crate) trait Backend: Database {
     /// `$1` that serialises the requests of one agent (PostgreSQL: an advisory lock), so
     /// that spending an approved approval, looking for a standing one, counting the agent's
     /// pending ones and inserting one are one step.
+    #[cfg(feature = "approval")]
     const APPROVAL_BEGIN: &'static str;
-    /// See [`Backend::APPROVAL_BEGIN`].
+    /// See [`Dialect::APPROVAL_BEGIN`].
+    #[cfg(feature = "approval")]
     const APPROVAL_LOCK: Option<&'static str>;
 
     /// Spends (`$1` now, `$2` the token) and releases (`$1` the token) the uses a request
     /// reserved down a token's chain, its rows locked in the order reservations lock them
     /// (see `queries::settle_chain!`).
     const SPEND: &'static str;
-    /// See [`Backend::SPEND`].
+    /// See [`Dialect::SPEND`].
     const RELEASE: &'static str;
 
     /// How many rows a statement changed.
@@ -201,8 +203,8 @@ impl<'a, B: Driver> On<'a> for &'a mut sqlx::Transaction<'_, B> {
     }
 }
 
-/// Running statements and reading columns by name: the same for every [`Backend`].
-pub(crate) trait Driver: Backend {
+/// Running statements and reading columns by name: the same for every [`Dialect`].
+pub(crate) trait Driver: Dialect {
     fn execute<'a>(
         on: Target<'a, Self>,
         st: Statement<'a>,
@@ -225,7 +227,7 @@ pub(crate) trait Driver: Backend {
 
 impl<B> Driver for B
 where
-    B: Backend,
+    B: Dialect,
     for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
     for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
     for<'q> &'q str: Encode<'q, B> + Type<B>,

@@ -1,0 +1,675 @@
+//! The persistence contract: what a store keeps and how, and nothing of what it means.
+//!
+//! [`Store`](super::Store) holds every rule — validation, minting, hashing, lifetimes, the
+//! access rule, approval standing, the resolution pipeline — and asks its [`Backend`] only to
+//! keep records and to take the few steps that must be atomic. A backend never decides whether
+//! something is allowed; it stores what it is handed and answers what it is asked.
+//!
+//! # The atomic steps
+//!
+//! Each invariant that concurrent requests (and many nodes) could break is one method, which a
+//! backend implements as one step — under one lock, in one transaction, or as one statement:
+//!
+//! | step | method | invariant |
+//! |---|---|---|
+//! | a slug is taken once | [`Backend::insert_agent`] | two agents never share a slug |
+//! | one live task per single-task agent | [`Backend::insert_token`] with a [`OneTask`] | an ephemeral agent serves one task at a time |
+//! | reserve a use | [`Backend::reserve`] | a use limit of N admits exactly N requests |
+//! | settle a use | [`Backend::settle`] | a use is spent or given back once |
+//! | retire and replace a token | [`Backend::rotate_token`] | rotating never adds uses; two rotations of one token never both succeed |
+//! | revoke a delegation subtree | [`Backend::revoke_token_tree`] | no token delegated from a revoked one survives it |
+//! | end a task | [`Backend::complete_task`] | every token of the task ends at one instant |
+//! | find or create an approval | `Backend::request_approval` (feature `approval`) | one pending approval per binding, however many ask at once |
+//! | decide an approval | `Backend::decide_approval` | a decision is made once |
+//! | spend an approval | `Backend::consume_approval` | an approval of N uses admits N requests |
+//!
+//! # Required and provided
+//!
+//! Agents, tokens and the request path are required. Everything else has a provided method
+//! that answers [`StoreError::Unsupported`] (or an empty list, for a read) until a backend
+//! overrides it: rotation, delegation subtrees and tasks, purging, grants, approvals and the
+//! audit trail. The [conformance suite](crate::testing) has a section for each, so a backend
+//! proves what it implements.
+//!
+//! # Times
+//!
+//! Every time a backend stores is given to it, already truncated to the microsecond: a
+//! backend never reads a clock, so a store's [`StoreConfig`](super::StoreConfig) clock rules
+//! everywhere.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::access::AccessGrant;
+use super::model::{Agent, AgentStatus, TokenInfo};
+use crate::audit::{AuditEvent, AuditFilter};
+use crate::ceiling::Policy;
+use crate::error::{AuditError, ResolveError, StoreError};
+use crate::principal::{AgentId, TokenId, UserId};
+use crate::resolver::SettleFuture;
+use crate::token::TokenHash;
+
+#[cfg(feature = "approval")]
+use crate::approval::{Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest};
+#[cfg(feature = "approval")]
+use crate::approval::{ApprovalStatus, Requested};
+
+/// A use-limited token's uses at the moment its record was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uses {
+    /// Uses neither spent nor reserved.
+    pub remaining: u64,
+    /// Uses reserved by requests in flight, not settled yet.
+    pub in_flight: u64,
+}
+
+/// The outcome of reserving a use of a use-limited token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// One use is reserved for this request.
+    Reserved,
+    /// No use is left, and none is in flight.
+    Exhausted,
+    /// No use could be reserved, but one may still come back (every use left is reserved by
+    /// requests in flight, or the record changed since it was read): the pipeline waits with
+    /// [`Backend::settled`] and resolves the token again, all its checks included.
+    InFlight,
+}
+
+/// What a backend found for a token hash: the token, its agent and the agent's parent, and for
+/// a delegated token the chain it was delegated through. [`FoundToken`] is a ready-made one;
+/// a backend may return its own type (the in-memory backend shares its entries rather than
+/// copying them).
+pub trait StoredToken: Send + Sync {
+    /// The token's record.
+    fn info(&self) -> &TokenInfo;
+    /// The agent the token is stored for.
+    fn agent(&self) -> Arc<Agent>;
+    /// The agent's parent, for a thread-scoped child; `None` also when the parent is gone.
+    fn parent(&self) -> Option<Arc<Agent>>;
+    /// The token's own capabilities as a policy layer, if it narrows.
+    fn capabilities(&self) -> Option<Arc<Policy>> {
+        self.info()
+            .capabilities
+            .clone()
+            .map(|caps| Arc::new(Policy::allow(caps)))
+    }
+    /// The uses of a use-limited token; `None` for a token without a limit.
+    fn uses(&self) -> Option<Uses>;
+    /// Unix nanoseconds at which an `expires_on_completion` token's last use was spent, for a
+    /// backend that does not fold it into [`TokenInfo::expires_at`].
+    fn completed_at(&self) -> Option<i128> {
+        None
+    }
+    /// For a delegated token, the token `step` links up its chain, root first: step 0 is the
+    /// token minted directly, step `delegation_depth - 1` the one this token was delegated
+    /// from; each with its agent, the agent's parent and its uses, read with this record. `None`
+    /// for a step that is gone. The default has no chain: a backend that does not keep chains
+    /// never admits a delegated token (the pipeline refuses a token whose chain is shorter than
+    /// its [`delegation_depth`](TokenInfo::delegation_depth)).
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        let _ = step;
+        None
+    }
+    /// For a task token minted by an orchestrator ([`TokenInfo::orchestrator`]), or one
+    /// delegated from such a token (it inherits the field), that agent as stored now; `None`
+    /// also when it is gone (and then the token is refused). Asked of the record the request
+    /// presented, never of a [`delegator`](StoredToken::delegator) link.
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        None
+    }
+}
+
+impl<T: StoredToken + ?Sized> StoredToken for Arc<T> {
+    fn info(&self) -> &TokenInfo {
+        (**self).info()
+    }
+    fn agent(&self) -> Arc<Agent> {
+        (**self).agent()
+    }
+    fn parent(&self) -> Option<Arc<Agent>> {
+        (**self).parent()
+    }
+    fn capabilities(&self) -> Option<Arc<Policy>> {
+        (**self).capabilities()
+    }
+    fn uses(&self) -> Option<Uses> {
+        (**self).uses()
+    }
+    fn completed_at(&self) -> Option<i128> {
+        (**self).completed_at()
+    }
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        (**self).delegator(step)
+    }
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        (**self).orchestrator()
+    }
+}
+
+/// A token as a backend read it, with everything the pipeline asks of it: the simplest
+/// [`StoredToken`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FoundToken {
+    /// The token's record.
+    pub info: TokenInfo,
+    /// Its agent.
+    pub agent: Arc<Agent>,
+    /// The agent's parent, for a thread-scoped child (`None` when it is gone).
+    pub parent: Option<Arc<Agent>>,
+    /// Its uses, for a use-limited token.
+    pub uses: Option<Uses>,
+    /// The tokens it was delegated through, root first (empty for a token minted directly).
+    pub chain: Vec<FoundToken>,
+    /// The orchestrator its chain's root names, as stored now.
+    pub orchestrator: Option<Arc<Agent>>,
+}
+
+impl FoundToken {
+    /// A token and its agent; no parent, no chain, no orchestrator, and uses read from
+    /// [`TokenInfo::operations_remaining`] with none in flight.
+    pub fn new(info: TokenInfo, agent: impl Into<Arc<Agent>>) -> Self {
+        let uses = info.operations_remaining.map(|remaining| Uses {
+            remaining,
+            in_flight: 0,
+        });
+        Self {
+            info,
+            agent: agent.into(),
+            parent: None,
+            uses,
+            chain: Vec::new(),
+            orchestrator: None,
+        }
+    }
+
+    /// The agent's parent.
+    pub fn with_parent(mut self, parent: Option<Arc<Agent>>) -> Self {
+        self.parent = parent;
+        self
+    }
+
+    /// Its uses as read (remaining and in flight).
+    pub fn with_uses(mut self, uses: Option<Uses>) -> Self {
+        self.uses = uses;
+        self
+    }
+
+    /// The tokens it was delegated through, root first.
+    pub fn with_chain(mut self, chain: Vec<FoundToken>) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// The orchestrator its chain's root names.
+    pub fn with_orchestrator(mut self, orchestrator: Option<Arc<Agent>>) -> Self {
+        self.orchestrator = orchestrator;
+        self
+    }
+
+    /// The chain's links then the token: the order every limited link is reserved in.
+    pub fn links(&self) -> impl Iterator<Item = &FoundToken> {
+        self.chain.iter().chain(std::iter::once(self))
+    }
+}
+
+impl StoredToken for FoundToken {
+    fn info(&self) -> &TokenInfo {
+        &self.info
+    }
+    fn agent(&self) -> Arc<Agent> {
+        self.agent.clone()
+    }
+    fn parent(&self) -> Option<Arc<Agent>> {
+        self.parent.clone()
+    }
+    fn uses(&self) -> Option<Uses> {
+        self.uses
+    }
+    fn delegator(&self, step: usize) -> Option<&dyn StoredToken> {
+        self.chain.get(step).map(|link| link as &dyn StoredToken)
+    }
+    fn orchestrator(&self) -> Option<Arc<Agent>> {
+        self.orchestrator.clone()
+    }
+}
+
+/// Which agents [`Backend::agents`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgentFilter {
+    /// Every agent.
+    All,
+    /// The agents this user owns (a thread-scoped child's owner is its parent's).
+    OwnedBy(UserId),
+    /// These agents (those that exist).
+    Ids(Vec<AgentId>),
+    /// The thread-scoped children of these agents.
+    ChildrenOf(Vec<AgentId>),
+}
+
+impl AgentFilter {
+    /// Whether `agent` passes: for a backend that filters in memory.
+    pub fn matches(&self, agent: &Agent) -> bool {
+        match self {
+            Self::All => true,
+            Self::OwnedBy(owner) => agent.owner == *owner,
+            Self::Ids(ids) => ids.contains(&agent.id),
+            Self::ChildrenOf(parents) => agent.parent.as_ref().is_some_and(|p| parents.contains(p)),
+        }
+    }
+}
+
+/// What [`Backend::update_agent`] changes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AgentChange {
+    /// Enable or disable.
+    Status(AgentStatus),
+    /// Replace the policy.
+    Policy(Policy),
+}
+
+impl AgentChange {
+    /// Applies the change to `agent`: for a backend that keeps whole records.
+    pub fn apply(&self, agent: &mut Agent) {
+        match self {
+            Self::Status(status) => agent.status = *status,
+            Self::Policy(policy) => agent.policy = Arc::new(policy.clone()),
+        }
+    }
+}
+
+/// The rule of a single-task agent, checked by [`Backend::insert_token`] in the same atomic
+/// step as the insert: once a live token of the agent carries a task id, a token for another
+/// task (or for none) is refused.
+#[derive(Debug, Clone)]
+pub struct OneTask {
+    pub(crate) task: Option<String>,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) agent_slug: Arc<str>,
+    pub(crate) agent_type: &'static str,
+}
+
+impl OneTask {
+    /// The instant "live" is judged at.
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    /// Whether `token` counts as live: not revoked, not completed, not expired at
+    /// [`OneTask::now`].
+    pub fn is_live(&self, token: &TokenInfo) -> bool {
+        super::validate::is_live(token, self.now)
+    }
+
+    /// Refuses the insert if one of `live_tasks` (the task ids of the agent's live tokens)
+    /// differs from the new token's.
+    pub fn check<'a>(&self, live_tasks: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
+        match live_tasks
+            .into_iter()
+            .find(|live| Some(*live) != self.task.as_deref())
+        {
+            Some(live) => Err(StoreError::invalid(format!(
+                "the {} agent {:?} serves the task {live:?}: it cannot take another until that \
+                 task's tokens end",
+                self.agent_type, self.agent_slug
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A rotation, as [`Backend::rotate_token`] carries it out: retire the old token and store the
+/// new one, in one step.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Rotation {
+    /// The agent both tokens belong to.
+    pub agent: AgentId,
+    /// The token retired.
+    pub old: TokenId,
+    /// The old token's [`TokenInfo::operations_remaining`] as the store read it: the
+    /// retirement happens only if it is still that (no use was reserved meanwhile), so the
+    /// uses left move to the new token counted on one side only.
+    pub uses_read: Option<u64>,
+    /// The old token's new expiry (never later than its own).
+    pub old_expires_at: Option<OffsetDateTime>,
+    /// Set when the grace period is zero: the old token is revoked now.
+    pub old_revoked_at: Option<OffsetDateTime>,
+    /// The instant of the rotation: the old token must be live then.
+    pub now: OffsetDateTime,
+    /// The new token's hash.
+    pub new_hash: TokenHash,
+    /// The new token's record; its `created_at` is the agent's new `last_rotated_at`.
+    pub new: TokenInfo,
+}
+
+/// What became of a [`Rotation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotated {
+    /// The old token was retired and the new one stored.
+    Done,
+    /// Nothing changed: the old token is gone, not live at [`Rotation::now`], or its uses are
+    /// not [`Rotation::uses_read`] any more. The store reads it again and retries or refuses.
+    Changed,
+}
+
+/// Which grants [`Backend::grants`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantFilter {
+    /// The grants on this agent.
+    Agent(AgentId),
+    /// The grants of this user.
+    User(UserId),
+    /// The grant of this user on this agent.
+    One(AgentId, UserId),
+}
+
+impl GrantFilter {
+    /// Whether `grant` passes: for a backend that filters in memory.
+    pub fn matches(&self, grant: &AccessGrant) -> bool {
+        match self {
+            Self::Agent(agent) => grant.agent_id == *agent,
+            Self::User(user) => grant.user_id == *user,
+            Self::One(agent, user) => grant.agent_id == *agent && grant.user_id == *user,
+        }
+    }
+}
+
+/// Where a store keeps its records: the one trait a store of your own implements (see the
+/// [module docs](self) and the [store docs](super) for a complete one over `HashMap`s).
+///
+/// Errors: a backend that cannot reach its storage answers [`StoreError::Unavailable`] (or
+/// [`ResolveError::Unavailable`] on the request path); what it is asked to find and does not
+/// hold is `Ok(None)` (or an empty list), except where a method names an error.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// What [`Backend::find`] returns: [`FoundToken`], or a type of the backend's own.
+    type Record: StoredToken + 'static;
+
+    // ---- Agents --------------------------------------------------------------------------
+
+    /// Stores a new agent. [`Conflict::Slug`](crate::error::Conflict::Slug) if another agent
+    /// has its slug; [`NotFound::Agent`](crate::error::NotFound::Agent) if it names a parent
+    /// that is gone.
+    async fn insert_agent(&self, agent: &Agent) -> Result<(), StoreError>;
+
+    /// The agent with this id.
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError>;
+
+    /// The agent with this slug.
+    async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError>;
+
+    /// The agents `filter` selects, by slug.
+    async fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError>;
+
+    /// Applies `change` to the agent `id`: the agent as it is after, `None` if there is none.
+    async fn update_agent(
+        &self,
+        id: &AgentId,
+        change: &AgentChange,
+    ) -> Result<Option<Agent>, StoreError>;
+
+    /// Deletes the agent, its thread-scoped children, and every token and grant of either
+    /// (and the tokens delegated from those tokens), in one step; `false` if there was none.
+    async fn delete_agent(&self, id: &AgentId) -> Result<bool, StoreError>;
+
+    // ---- Tokens --------------------------------------------------------------------------
+
+    /// Stores a new token under `hash`. [`Conflict::Token`](crate::error::Conflict::Token) if
+    /// the hash is stored already; [`NotFound::Agent`](crate::error::NotFound::Agent) if its
+    /// agent is gone. With `one_task`, atomically with the insert: the task ids of the agent's
+    /// live tokens ([`OneTask::is_live`]) are read and [`OneTask::check`]ed, and nothing is
+    /// stored if it refuses (two concurrent inserts for one agent take turns).
+    async fn insert_token(
+        &self,
+        hash: &TokenHash,
+        token: &TokenInfo,
+        one_task: Option<&OneTask>,
+    ) -> Result<(), StoreError>;
+
+    /// Every token of `agent`, oldest first (by `created_at`, then id).
+    async fn tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// The token `token` of `agent`; `None` if there is none, or it is another agent's.
+    async fn token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<Option<TokenInfo>, StoreError> {
+        let tokens = self.tokens(agent).await?;
+        Ok(tokens.into_iter().find(|info| info.id == *token))
+    }
+
+    /// Marks the token `token` of `agent` revoked at `at`, unless it was already (then it keeps
+    /// its first instant): the token as it is after; `None` if there is no such token.
+    async fn revoke_token(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<Option<TokenInfo>, StoreError>;
+
+    /// Revokes every token of `agent` not revoked yet, at `at`: how many.
+    async fn revoke_agent_tokens(
+        &self,
+        agent: &AgentId,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for info in self.tokens(agent).await? {
+            if info.revoked_at.is_none() && self.revoke_token(agent, &info.id, at).await?.is_some()
+            {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes, at `at`, the token `token` of `agent` and every token delegated from it, below
+    /// and below that, in one step: how many were revoked now (those revoked already are not
+    /// counted). `0` if the token is not `agent`'s.
+    async fn revoke_token_tree(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let _ = (agent, token, at);
+        Err(StoreError::Unsupported("revoking delegation trees"))
+    }
+
+    /// Marks completed at `at` every live token (not revoked, not completed, unexpired at
+    /// `at`) of `owner`'s agents with task id `task`, and every live token delegated from one,
+    /// in one step: how many.
+    async fn complete_task(
+        &self,
+        owner: &UserId,
+        task: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let _ = (owner, task, at);
+        Err(StoreError::Unsupported("completing tasks"))
+    }
+
+    /// Carries out `rotation` in one step: if the old token is still live at
+    /// [`Rotation::now`] with [`Rotation::uses_read`] uses left, sets its expiry and
+    /// revocation as the rotation says and its uses left to none (when it has a limit), stores
+    /// the new token and sets the agent's `last_rotated_at`; otherwise changes nothing.
+    async fn rotate_token(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        let _ = rotation;
+        Err(StoreError::Unsupported("rotating tokens"))
+    }
+
+    /// Deletes every token revoked, completed or expired before `before`, and every token
+    /// delegated from one: how many, the delegated ones included.
+    async fn purge_tokens(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let _ = before;
+        Err(StoreError::Unsupported("purging tokens"))
+    }
+
+    // ---- The request path -----------------------------------------------------------------
+
+    /// The token stored under `hash`, with its agent, the agent's parent and (for a delegated
+    /// token) its chain.
+    async fn find(&self, hash: &TokenHash) -> Result<Option<Self::Record>, ResolveError>;
+
+    /// [`Backend::find`] at once, when the record is at hand without waiting; `None` when it
+    /// is not (the default).
+    fn find_now(&self, hash: &TokenHash) -> Option<Result<Option<Self::Record>, ResolveError>> {
+        let _ = hash;
+        None
+    }
+
+    /// Tries once to reserve one use, atomically: of N concurrent requests for the last use,
+    /// one gets it. Never waits: when every use left is in flight it answers
+    /// [`Reservation::InFlight`]. For a delegated record, one use of every use-limited link
+    /// ([`StoredToken::delegator`] and the token itself), all or none: if one link has none,
+    /// those reserved are given back and the answer is that link's.
+    async fn reserve(&self, record: &Self::Record) -> Result<Reservation, ResolveError>;
+
+    /// [`Backend::reserve`] at once, when that needs no I/O; `None` when it does (the default).
+    fn reserve_now(&self, record: &Self::Record) -> Option<Result<Reservation, ResolveError>> {
+        let _ = record;
+        None
+    }
+
+    /// Waits until a use of the token in flight may have settled: at once if one already has,
+    /// else until a settle wakes it or a short pause passes (`attempt` counts the waits of this
+    /// request, for a backend that backs off). The default waits for nothing.
+    async fn settled(&self, record: &Self::Record, attempt: u32) {
+        let _ = (record, attempt);
+    }
+
+    /// Settles a use the request under `token` reserved, at `now`: `spent`, or given back for
+    /// another request; every use-limited link of the token's chain alike. When a spent use is
+    /// the last of an `expires_on_completion` token, the token expires at `now`. At once, or
+    /// through the returned write (see [`TokenResolver::settle_use`](crate::TokenResolver::settle_use)
+    /// for what dropping it must do).
+    fn settle(&self, token: &TokenId, spent: bool, now: OffsetDateTime) -> Option<SettleFuture>;
+
+    /// Records that a request used the token now (Unix nanoseconds): its `last_used_at` and
+    /// its agent's, coalesced by the backend. The default records nothing.
+    fn touch(&self, token: &TokenId, now_nanos: i128) {
+        let _ = (token, now_nanos);
+    }
+
+    /// [`Backend::touch`] for a record the request just read. The default touches its id.
+    fn record_use(&self, record: &Self::Record, now_nanos: i128) {
+        self.touch(&record.info().id, now_nanos);
+    }
+
+    // ---- Grants --------------------------------------------------------------------------
+
+    /// Stores `grant`, replacing the user's earlier grant on the agent.
+    /// [`NotFound::Agent`](crate::error::NotFound::Agent) if the agent is gone.
+    async fn put_grant(&self, grant: &AccessGrant) -> Result<(), StoreError> {
+        let _ = grant;
+        Err(StoreError::Unsupported("grants"))
+    }
+
+    /// Deletes the user's grant on the agent; `false` if there was none.
+    async fn delete_grant(&self, agent: &AgentId, user: &UserId) -> Result<bool, StoreError> {
+        let _ = (agent, user);
+        Err(StoreError::Unsupported("grants"))
+    }
+
+    /// The grants `filter` selects, by agent then user. The default has none.
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
+        let _ = filter;
+        Ok(Vec::new())
+    }
+
+    // ---- Approvals (feature `approval`) --------------------------------------------------
+
+    /// Stores a new approval.
+    #[cfg(feature = "approval")]
+    async fn insert_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        let _ = approval;
+        Err(StoreError::Unsupported("approvals"))
+    }
+
+    /// The approval with this id.
+    #[cfg(feature = "approval")]
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
+
+    /// The approvals passing `filter` at `now` ([`ApprovalFilter::matches`]), newest first
+    /// (by `created_at`, then id, the greatest first), at most [`ApprovalFilter::last`].
+    #[cfg(feature = "approval")]
+    async fn approvals(
+        &self,
+        filter: &ApprovalFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let _ = (filter, now);
+        Ok(Vec::new())
+    }
+
+    /// Finds or creates an approval for `request`, in one step with a lock on the request's
+    /// agent: spends a use of the oldest approved approval of its binding that is usable at
+    /// [`ApprovalRequest::now`] (as [`Backend::consume_approval`]) and answers
+    /// [`Requested::Approved`] with it; else reads the approvals of the binding and the
+    /// expiries of the agent's pending approvals (when [`ApprovalRequest::counts_pending`]),
+    /// and answers what [`ApprovalRequest::decide`] says, storing
+    /// [`ApprovalRequest::approval`] when it says [`Requested::Created`].
+    #[cfg(feature = "approval")]
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<Requested, StoreError> {
+        let _ = request;
+        Err(StoreError::Unsupported("approvals"))
+    }
+
+    /// Stores the decision in `decided` (its status, decider, instant, uses and expiry) only if
+    /// the stored approval is still `from` and unexpired at `now`: whether it was stored.
+    #[cfg(feature = "approval")]
+    async fn decide_approval(
+        &self,
+        decided: &Approval,
+        from: ApprovalStatus,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let _ = (decided, from, now);
+        Err(StoreError::Unsupported("approvals"))
+    }
+
+    /// Spends one use of the oldest (by `created_at`, then id) approved approval of `binding`
+    /// with uses left and unexpired at `now`, atomically, marking it used when it was its last:
+    /// the approval after; `None` if there is none.
+    #[cfg(feature = "approval")]
+    async fn consume_approval(
+        &self,
+        binding: &ApprovalBinding,
+        now: OffsetDateTime,
+    ) -> Result<Option<Approval>, StoreError> {
+        let _ = (binding, now);
+        Ok(None)
+    }
+
+    /// Deletes the approvals that expired before `before`: how many.
+    #[cfg(feature = "approval")]
+    async fn purge_approvals(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let _ = before;
+        Err(StoreError::Unsupported("approvals"))
+    }
+
+    // ---- The audit trail -----------------------------------------------------------------
+
+    /// Stores a batch of events, in order.
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let _ = events;
+        Err(AuditError::Unavailable("this store keeps no audit trail".into()))
+    }
+
+    /// The events passing `filter`, oldest first (those of one instant in the order they were
+    /// stored), the newest [`AuditFilter::last`] of them.
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
+        let _ = filter;
+        Err(AuditError::Unavailable("this store keeps no audit trail".into()))
+    }
+}
