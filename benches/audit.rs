@@ -27,7 +27,7 @@ use tower_agent_auth::audit::{
     AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditSink, AuditWriter, Outcome,
     WriterOptions,
 };
-use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, SqliteStore, TokenStore};
+use tower_agent_auth::store::{NewAgent, NewToken, SqliteStore};
 use tower_agent_auth::{AgentAuthLayer, TokenResolver};
 
 const CONCURRENT: usize = 64;

@@ -18,8 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tower_agent_auth::cache::{CacheConfig, CachingResolver, VerdictCache};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::store::{
-    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig,
-    TokenStore, UserRecord,
+    MemoryStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig, UserRecord,
 };
 use tower_agent_auth::token::{RawToken, TokenFormat};
 use tower_agent_auth::{TokenLookup, TokenResolver};

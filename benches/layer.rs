@@ -44,9 +44,7 @@ use tower::{Service, ServiceBuilder};
 use tower_agent_auth::AgentAuthLayer;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::layer::AgentAuth;
-use tower_agent_auth::store::{
-    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
-};
+use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
 use tower_agent_auth::token::{RawToken, TokenFormat};
 
 fn poll_now<F: Future>(future: F) -> F::Output {
@@ -310,7 +308,7 @@ where
 
 /// A direct token and one at depth 3 (planner → writer → editor → reviewer), on one store.
 fn delegated_tokens() -> (MemoryStore, RawToken, RawToken) {
-    use tower_agent_auth::delegation::{Delegation, DelegationStore};
+    use tower_agent_auth::delegation::Delegation;
     let users = MemoryUserDirectory::new();
     users.insert(UserRecord::new(
         "alice",

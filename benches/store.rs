@@ -20,7 +20,7 @@ mod common;
 use common::config;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
-use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, PgStore, SqliteStore, TokenStore};
+use tower_agent_auth::store::{NewAgent, NewToken, PgStore, SqliteStore};
 use tower_agent_auth::token::RawToken;
 use tower_agent_auth::{TokenLookup, TokenResolver};
 

@@ -16,8 +16,7 @@ use tower::ServiceExt;
 use tower_agent_auth::axum::Require;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::store::{
-    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserDirectory,
-    UserRecord,
+    MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{AgentAuthLayer, Principal, ResolveError, SessionResolver, capability};

@@ -38,7 +38,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-
 /// Why a capability or pattern string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -620,9 +620,18 @@ mod tests {
                 .into(),
                 "agent \"writer\" has no token \"tok_1\"",
             ),
-            (Conflict::Slug("writer".into()).into(), "an agent with slug \"writer\" already exists"),
-            (InputError::InvalidLabel.into(), "invalid label: at most 200 bytes, no control, invisible or bidirectional-override characters"),
-            (TokenError::Entropy.into(), "the operating system's random number generator failed"),
+            (
+                Conflict::Slug("writer".into()).into(),
+                "an agent with slug \"writer\" already exists",
+            ),
+            (
+                InputError::InvalidLabel.into(),
+                "invalid label: at most 200 bytes, no control, invisible or bidirectional-override characters",
+            ),
+            (
+                TokenError::Entropy.into(),
+                "the operating system's random number generator failed",
+            ),
         ];
         for (error, message) in errors {
             assert_eq!(error.to_string(), message);

@@ -105,7 +105,7 @@ struct ReadmeSnippets;
 /// [`SessionResolver`], the store traits): `#[tower_agent_auth::async_trait]` on the `impl`.
 /// Re-exported so that a plain `async fn` in an impl needs no extra dependency.
 pub use async_trait::async_trait;
+pub use error::{InvalidReason, ResolveError};
 pub use layer::{AgentAuthLayer, PrincipalRejection, RequireCapabilityLayer};
 pub use principal::{ExecutionPrincipal, Principal};
-pub use error::{InvalidReason, ResolveError};
 pub use resolver::{SessionResolver, TokenLookup, TokenResolver};

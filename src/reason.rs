@@ -7,7 +7,10 @@
 pub type BoxError = crate::error::BoxError;
 
 /// Moved to [`crate::error::InvalidReason`].
-#[deprecated(since = "0.2.0", note = "moved to `tower_agent_auth::error::InvalidReason`")]
+#[deprecated(
+    since = "0.2.0",
+    note = "moved to `tower_agent_auth::error::InvalidReason`"
+)]
 pub type InvalidReason = crate::error::InvalidReason;
 
 /// Moved to [`crate::error::RefusedCredential`].
@@ -18,7 +21,10 @@ pub type InvalidReason = crate::error::InvalidReason;
 pub type RefusedCredential = crate::error::RefusedCredential;
 
 /// Moved to [`crate::error::ResolveError`].
-#[deprecated(since = "0.2.0", note = "moved to `tower_agent_auth::error::ResolveError`")]
+#[deprecated(
+    since = "0.2.0",
+    note = "moved to `tower_agent_auth::error::ResolveError`"
+)]
 pub type ResolveError = crate::error::ResolveError;
 
 /// Moved to [`crate::error::DelegationError`].

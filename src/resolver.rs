@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::principal::{Principal, TokenId};
 use crate::error::ResolveError;
+use crate::principal::{Principal, TokenId};
 use crate::token::{TokenFormat, TokenHash};
 
 /// The write that settles a use, for a resolver that settles through I/O.

@@ -18,17 +18,18 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::approval::{
-    ApprovalBounds, ApprovalFilter, ApprovalGate, ApprovalId, ApprovalNotifier, ApprovalRejection,
+    ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalNotifier, ApprovalRejection,
     ApprovalStatus, CriticalAction, Supervision,
 };
 use tower_agent_auth::audit::{AuditAction, AuditFilter, AuditQuery, AuditWriter, WriterOptions};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::error::{Conflict, NotFound, StoreError};
 use tower_agent_auth::principal::AgentId;
 use tower_agent_auth::server::{ManageState, approvals_router};
 use tower_agent_auth::store::{
-    AccessRole, AgentStore, AgentType, GrantStore, Managed, MemoryStore, MemoryUserDirectory,
-    NewAgent, NewToken, StoreError, TokenStore, UserRecord,
+    AccessRole, AgentType, Managed, MemoryStore, MemoryUserDirectory, NewAgent, NewToken,
+    UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{AgentAuthLayer, Principal};
@@ -47,7 +48,7 @@ impl ApprovalNotifier for Counter {
     async fn notify(
         &self,
         approval: &tower_agent_auth::approval::Approval,
-    ) -> Result<(), tower_agent_auth::reason::BoxError> {
+    ) -> Result<(), tower_agent_auth::error::BoxError> {
         assert_eq!(approval.status, ApprovalStatus::Pending);
         self.told.fetch_add(1, Ordering::SeqCst);
         if self.fail {
@@ -398,10 +399,10 @@ async fn an_expired_approval_is_replaced_by_a_new_one() {
     assert!(
         matches!(
             late,
-            Err(StoreError::ApprovalNotPending {
+            Err(StoreError::Conflict(Conflict::ApprovalNotPending {
                 status: "expired",
                 ..
-            })
+            }))
         ),
         "{late:?}"
     );
@@ -444,7 +445,7 @@ async fn only_the_owner_or_an_admin_decides() {
     for user in ["vera", "mallory"] {
         let expected = |refused: &Result<_, StoreError>| match user {
             "vera" => matches!(refused, Err(StoreError::Forbidden { .. })),
-            _ => matches!(refused, Err(StoreError::UnknownApproval(_))),
+            _ => matches!(refused, Err(StoreError::NotFound(NotFound::Approval(_)))),
         };
         let refused = Managed::new(&app.store, user)
             .approve(&id, ApprovalBounds::default())

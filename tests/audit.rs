@@ -220,7 +220,7 @@ mod through_the_layer {
     use tower::{ServiceBuilder, ServiceExt};
     use tower_agent_auth::AgentAuthLayer;
     use tower_agent_auth::ceiling::Policy;
-    use tower_agent_auth::store::{AgentStore, MemoryStore, NewAgent, NewToken, TokenStore};
+    use tower_agent_auth::store::{MemoryStore, NewAgent, NewToken};
     use tower_agent_auth::token::TokenFormat;
 
     use super::*;

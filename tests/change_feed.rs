@@ -14,13 +14,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tower_agent_auth::TokenResolver;
 use tower_agent_auth::cache::{Change, ChangeFeed, Changes, Notice};
 use tower_agent_auth::ceiling::Policy;
-use tower_agent_auth::delegation::{Delegation, DelegationStore};
+use tower_agent_auth::delegation::Delegation;
+use tower_agent_auth::error::StoreError;
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::resolver::TokenLookup;
-use tower_agent_auth::store::{
-    AgentStatus, AgentStore, IssuedToken, NewAgent, NewToken, PgStore, SqliteStore, StoreError,
-    TokenStore,
-};
+use tower_agent_auth::store::{AgentStatus, IssuedToken, NewAgent, NewToken, PgStore, SqliteStore};
 use tower_agent_auth::testing;
 
 /// What a case needs of a store beyond the library's traits.
@@ -772,7 +770,7 @@ async fn two_nodes(url: &str) -> Option<(PgStore, PgStore, String, sqlx::PgPool)
 
 async fn next_within(
     subscription: &mut Box<dyn tower_agent_auth::cache::Subscription>,
-) -> Result<Notice, tower_agent_auth::reason::BoxError> {
+) -> Result<Notice, tower_agent_auth::error::BoxError> {
     tokio::time::timeout(Duration::from_secs(5), subscription.next())
         .await
         .expect("a notice within 5 s")

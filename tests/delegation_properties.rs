@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
-use tower_agent_auth::delegation::{Delegation, DelegationStore};
-use tower_agent_auth::store::{
-    AgentStore, IssuedToken, MemoryStore, NewAgent, NewToken, StoreError, TokenStore, UserRecord,
-};
+use tower_agent_auth::delegation::Delegation;
+use tower_agent_auth::error::{InputError, StoreError};
+use tower_agent_auth::store::{IssuedToken, MemoryStore, NewAgent, NewToken, UserRecord};
 use tower_agent_auth::{Principal, testing};
 
 /// Capability names over a tiny alphabet, so that random patterns actually overlap.
@@ -150,7 +149,7 @@ async fn build(store: &MemoryStore, links: &[Link]) -> Option<Built> {
 
 /// The principal of `token` now, spending nothing.
 async fn inspect(store: &MemoryStore, token: &IssuedToken) -> Principal {
-    let format = store.store_config().format().clone();
+    let format = store.config().format().clone();
     let parsed = format.parse(token.token.expose_secret()).unwrap();
     let lookup = tower_agent_auth::TokenLookup::new(parsed.hash(), parsed.slug(), false);
     store.inspect_token(&lookup).await.unwrap().principal
@@ -197,7 +196,7 @@ proptest! {
         if let Some((link, parent, error)) = &built.refused {
             if let Some(caps) = &link.capabilities {
                 let wider = !parent.ceiling().outside(caps).is_empty();
-                let outside_target = matches!(error, StoreError::CapabilitiesOutsidePolicy(_));
+                let outside_target = matches!(error, StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)));
                 prop_assert!(wider || outside_target, "refused without cause: {error}");
             } else {
                 prop_assert!(false, "a delegation asking for nothing was refused: {error}");

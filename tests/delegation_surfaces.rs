@@ -18,17 +18,16 @@ use tower_agent_auth::audit::{
     WriterOptions,
 };
 use tower_agent_auth::ceiling::Policy;
-use tower_agent_auth::delegation::{Delegation, DelegationStore, Delegator};
+use tower_agent_auth::delegation::{Delegation, Delegator};
+use tower_agent_auth::error::{InvalidReason, StoreError};
 use tower_agent_auth::principal::UserId;
-use tower_agent_auth::reason::InvalidReason;
 use tower_agent_auth::server::{
     ManageState, PasswordVerifier, Sessions, delegations_router, hash_password, login_router,
     tasks_router, verify_password,
 };
 use tower_agent_auth::store::{
-    AccessRole, Agent, AgentStatus, AgentStore, GrantStore, IssuedToken, Managed, MemoryStore,
-    MemoryUserDirectory, NewAgent, NewToken, StoreError, TokenStatus, TokenStore, UserDirectory,
-    UserRecord,
+    AccessRole, Agent, AgentStatus, IssuedToken, Managed, MemoryStore, MemoryUserDirectory,
+    NewAgent, NewToken, TokenStatus, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{TokenLookup, TokenResolver};
@@ -310,7 +309,7 @@ impl PasswordVerifier for Passwords {
         &self,
         user: &str,
         password: &str,
-    ) -> Result<Option<UserId>, tower_agent_auth::reason::BoxError> {
+    ) -> Result<Option<UserId>, tower_agent_auth::error::BoxError> {
         Ok((user == "alice" && verify_password(&self.0, password)).then(|| UserId::from(user)))
     }
 }

@@ -8,8 +8,9 @@ use common::{CookieSessions, Fixture, Seen, caps};
 use http::{Request, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::ceiling::Policy;
+use tower_agent_auth::error::StoreError;
 use tower_agent_auth::principal::{AuthSource, UserId};
-use tower_agent_auth::store::{AgentStatus, AgentStore, NewToken, TokenStore, UserDirectory};
+use tower_agent_auth::store::{AgentStatus, NewToken, UserDirectory};
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{
     AgentAuthLayer, InvalidReason, Principal, RequireCapabilityLayer, ResolveError, TokenLookup,
@@ -552,7 +553,7 @@ impl UserDirectory for DirectoryDown {
     async fn user(
         &self,
         _: &UserId,
-    ) -> Result<Option<tower_agent_auth::store::UserRecord>, tower_agent_auth::reason::BoxError>
+    ) -> Result<Option<tower_agent_auth::store::UserRecord>, tower_agent_auth::error::BoxError>
     {
         Err(std::io::Error::other("timeout").into())
     }

@@ -1,18 +1,20 @@
-//! The in-memory store's verdict cache: a verdict is reused — no owner lookup, the same
-//! principal — while neither the store's records nor the user directory changed and no
-//! expiry passed; and never after one of them did: a change is seen by the very next request.
-#![cfg(feature = "testing")]
+//! The in-memory store's verdict cache (`MemoryStore::verdict_cache` under a
+//! `CachingResolver`): a verdict is reused — no owner lookup, the same principal — while
+//! neither the store's records nor the user directory changed and no expiry passed; and never
+//! after one of them did: a change is seen by the very next request.
+#![cfg(all(feature = "testing", feature = "cache"))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tower_agent_auth::cache::CachingResolver;
 use tower_agent_auth::ceiling::Policy;
 use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::error::BoxError;
 use tower_agent_auth::principal::UserId;
-use tower_agent_auth::reason::BoxError;
 use tower_agent_auth::store::{
-    AgentStatus, AgentStore, ImportedToken, IssuedToken, MemoryStore, MemoryUserDirectory,
-    NewAgent, NewToken, StoreConfig, TokenStore, UserDirectory, UserRecord,
+    AgentStatus, ImportedToken, IssuedToken, MemoryStore, MemoryUserDirectory, NewAgent, NewToken,
+    StoreConfig, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenHash;
 use tower_agent_auth::{InvalidReason, Principal, ResolveError, testing};
@@ -54,6 +56,7 @@ impl UserDirectory for Counting {
 
 struct Env {
     store: MemoryStore,
+    resolver: CachingResolver<MemoryStore>,
     users: MemoryUserDirectory,
     clock: Arc<ManualClock>,
     lookups: Arc<AtomicUsize>,
@@ -71,8 +74,10 @@ impl Env {
             at_once,
         };
         let config = StoreConfig::new(testing::format(), directory).clock(clock.clone());
+        let store = MemoryStore::with_config(config);
         Self {
-            store: MemoryStore::with_config(config),
+            resolver: CachingResolver::new(store.clone(), store.verdict_cache()),
+            store,
             users,
             clock,
             lookups,
@@ -97,7 +102,7 @@ impl Env {
     }
 
     async fn resolve(&self, token: &IssuedToken) -> Result<Principal, ResolveError> {
-        testing::resolve(&self.store, token.token.expose_secret()).await
+        testing::resolve(&self.resolver, token.token.expose_secret()).await
     }
 
     async fn admit(&self, token: &IssuedToken) -> Principal {
@@ -317,7 +322,7 @@ async fn an_unknown_token_imported_later_is_admitted_by_the_next_request() {
     let raw = testing::format().mint("writer").unwrap();
     let raw = raw.expose_secret();
     assert_eq!(
-        reason(testing::resolve(&env.store, raw).await),
+        reason(testing::resolve(&env.resolver, raw).await),
         Some(InvalidReason::Unknown)
     );
     env.store
@@ -328,7 +333,7 @@ async fn an_unknown_token_imported_later_is_admitted_by_the_next_request() {
         .await
         .unwrap();
     assert!(
-        testing::resolve(&env.store, raw).await.is_ok(),
+        testing::resolve(&env.resolver, raw).await.is_ok(),
         "the unknown hash is not remembered past a change"
     );
 }
@@ -346,7 +351,6 @@ async fn a_use_does_not_end_the_verdict() {
 
 #[tokio::test]
 async fn a_completed_task_is_refused_by_the_next_request() {
-    use tower_agent_auth::delegation::DelegationStore;
     let env = Env::new(true, true);
     let agent = env
         .store
@@ -368,7 +372,6 @@ async fn a_completed_task_is_refused_by_the_next_request() {
 
 #[tokio::test]
 async fn a_revoked_token_tree_is_refused_by_the_next_request() {
-    use tower_agent_auth::delegation::DelegationStore;
     let env = Env::new(true, true);
     let t = env.token_of(NewAgent::new("writer", "alice")).await;
     env.admit(&t).await;

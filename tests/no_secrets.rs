@@ -5,7 +5,8 @@ mod common;
 use common::Fixture;
 use http::{Request, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_agent_auth::store::{NewToken, StoreError, TokenStore};
+use tower_agent_auth::error::{NotFound, StoreError};
+use tower_agent_auth::store::NewToken;
 use tower_agent_auth::token::{TokenError, TokenFormat};
 use tower_agent_auth::{AgentAuthLayer, InvalidReason, Principal, ResolveError};
 
@@ -82,10 +83,10 @@ async fn nothing_prints_the_secret() {
     }
     let store_errors = [
         StoreError::Token(TokenError::Checksum),
-        StoreError::UnknownToken {
+        StoreError::NotFound(NotFound::Token {
             agent: "agt_1".into(),
             token: "tok_1".into(),
-        },
+        }),
     ];
     for error in store_errors {
         assert_clean("StoreError", format!("{error:?} {error}"), &secret);

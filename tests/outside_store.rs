@@ -1,633 +1,471 @@
-//! A store written outside the crate, as a third party would: its state in one
-//! `Mutex<HashMap>`s, nothing but the crate's public API, and the public conformance suite run
-//! against it (feature `testing`).
-//!
-//! What the public API does not give a store author, and what this store does instead:
-//!
-//! - `NewAgent`, `NewToken` and `ImportedToken` have no accessors: a store cannot read the slug,
-//!   owner, parent, policy, lifetime or hash it is asked to store. And `Agent`, `TokenInfo` and
-//!   `AccessGrant` are `#[non_exhaustive]`: a store cannot build the records it returns, only
-//!   clone and edit one it was given. The checks every built-in store shares (slug and name
-//!   rules, children within their parent, capabilities within the policy, lifetimes per agent
-//!   type, labels) are crate-private too. So this store hands each request to a private
-//!   [`MemoryStore`] — its *record factory* — which validates it and builds the record, and
-//!   keeps the record in its own maps from then on. The factory sees every agent change
-//!   (status, deletion) so that it validates against the same agents.
-//! - An imported token's hash cannot be read (`TokenHash`'s `Debug` shows 8 hex digits), so the
-//!   store learns it at the token's first use: a lookup it does not know is asked of the
-//!   factory, whose answer names the token.
-//! - Resolution is the crate's pipeline: the store implements only its I/O
-//!   ([`TokenRecords`]: find a token with its agent and parent, reserve and settle a use) and
-//!   [`RecordResolver`] applies the checks in their order and builds the principal.
-//! - Everything else is its own: use limits (under its lock), revocation, rotation, purging,
-//!   grants and the audit trail.
+//! A store written outside the crate, as a third party would: a `Backend` over `HashMap`s
+//! behind one mutex, nothing but the crate's public API, and every section of the public
+//! conformance suite run against it (feature `testing`). Every rule — validation, minting,
+//! lifetimes, the access rule, delegation, approval standing, the resolution pipeline — is the
+//! crate's `Store`; this file only keeps records and takes each atomic step under its lock.
 
 #![cfg(feature = "testing")]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
-use tower_agent_auth::audit::{AuditError, AuditEvent, AuditFilter, AuditQuery, AuditSink};
-use tower_agent_auth::ceiling::Policy;
-use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::approval::{
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
+    Requested,
+};
+use tower_agent_auth::audit::{AuditEvent, AuditFilter};
+use tower_agent_auth::clock::ManualClock;
+use tower_agent_auth::error::{AuditError, Conflict, ResolveError, StoreError};
 use tower_agent_auth::principal::{AgentId, TokenId, UserId};
 use tower_agent_auth::resolver::SettleFuture;
-use tower_agent_auth::store::resolve::{
-    RecordResolver, Reservation, StoredToken, TokenRecords, Uses,
+use tower_agent_auth::store::backend::{
+    AgentChange, AgentFilter, Backend, FoundToken, GrantFilter, OneTask, Reservation, Rotated,
+    Rotation, Uses,
 };
-use tower_agent_auth::store::{
-    AccessGrant, AccessRole, Agent, AgentStatus, AgentStore, GrantStore, ImportedToken,
-    IssuedToken, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreConfig, StoreError,
-    TokenInfo, TokenStore, UserDirectory,
-};
-use tower_agent_auth::token::{TokenFormat, TokenHash};
-use tower_agent_auth::{Principal, ResolveError, TokenLookup, TokenResolver, testing};
+use tower_agent_auth::store::{AccessGrant, Agent, MemoryUserDirectory, Store, TokenInfo};
+use tower_agent_auth::testing;
+use tower_agent_auth::token::TokenHash;
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A token, its hash and the uses reserved by requests in flight.
+struct Entry {
+    hash: TokenHash,
+    info: TokenInfo,
+    in_flight: u64,
+}
 
 #[derive(Default)]
 struct State {
     agents: HashMap<AgentId, Agent>,
-    /// Each token with the order it was stored in (lists are oldest first).
-    tokens: HashMap<TokenHash, (u64, TokenInfo)>,
-    ids: HashMap<TokenId, TokenHash>,
-    /// Imported tokens whose hash is not known yet.
-    unseen_imports: HashSet<TokenId>,
+    tokens: HashMap<TokenId, Entry>,
+    hashes: HashMap<TokenHash, TokenId>,
     grants: HashMap<(AgentId, UserId), AccessGrant>,
-    /// Uses reserved by requests in flight, per use-limited token.
-    in_flight: HashMap<TokenId, u64>,
+    approvals: Vec<Approval>,
     events: Vec<AuditEvent>,
-    next: u64,
 }
 
 impl State {
-    fn agent(&self, id: &AgentId) -> Result<&Agent, StoreError> {
-        self.agents
-            .get(id)
-            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))
-    }
-
-    /// The hash of `token` if it is a token of `agent`.
-    fn token_of(&self, agent: &AgentId, token: &TokenId) -> Result<TokenHash, StoreError> {
-        self.ids
-            .get(token)
-            .copied()
-            .filter(|hash| self.tokens[hash].1.agent_id == *agent)
-            .ok_or_else(|| StoreError::UnknownToken {
-                agent: agent.to_string(),
-                token: token.to_string(),
-            })
+    fn token_mut(&mut self, id: &TokenId) -> Option<&mut TokenInfo> {
+        self.tokens.get_mut(id).map(|entry| &mut entry.info)
     }
 
     fn insert(&mut self, hash: TokenHash, info: TokenInfo) {
-        self.next += 1;
-        self.ids.insert(info.id.clone(), hash);
-        self.tokens.insert(hash, (self.next, info));
-    }
-
-    fn remove_token(&mut self, hash: &TokenHash) {
-        if let Some((_, info)) = self.tokens.remove(hash) {
-            self.ids.remove(&info.id);
-        }
-    }
-}
-
-/// The store: shared state behind one mutex; cheap to clone.
-#[derive(Clone)]
-struct OutsideStore {
-    state: Arc<Mutex<State>>,
-    format: TokenFormat,
-    clock: Arc<dyn Clock>,
-    /// Validates requests and builds records (see the module docs).
-    records: MemoryStore,
-    /// The crate's resolution pipeline over this store's I/O.
-    resolver: Arc<RecordResolver<Records>>,
-}
-
-impl OutsideStore {
-    fn new(
-        format: TokenFormat,
-        users: impl UserDirectory + Clone,
-        clock: impl Clock + Clone,
-    ) -> Self {
-        let records = MemoryStore::with_config(
-            StoreConfig::new(format.clone(), users.clone()).clock(clock.clone()),
-        );
-        let state: Arc<Mutex<State>> = Arc::default();
-        let clock: Arc<dyn Clock> = Arc::new(clock);
-        let resolver = Arc::new(RecordResolver(Records {
-            state: state.clone(),
-            config: StoreConfig::new(format.clone(), users.clone()).clock(clock.clone()),
-            clock: clock.clone(),
-        }));
-        Self {
-            state,
-            format,
-            clock,
-            records,
-            resolver,
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap()
-    }
-
-    /// Now, to the microsecond (what the built-in stores keep).
-    fn now(&self) -> OffsetDateTime {
-        truncated(self.clock.now())
-    }
-
-    /// Learns the hash of an imported token from the factory's answer to `lookup`.
-    async fn learn_import(&self, lookup: &TokenLookup<'_>) {
-        let named = match self.records.resolve(lookup).await {
-            Ok(principal) => principal.token_id().cloned(),
-            Err(ResolveError::Refused(refused)) => Some(refused.token_id),
-            Err(_) => None,
+        self.hashes.insert(hash, info.id.clone());
+        let entry = Entry {
+            hash,
+            info,
+            in_flight: 0,
         };
-        let Some(id) = named else { return };
-        let mut state = self.state();
-        if state.unseen_imports.remove(&id) {
-            if let Some(old) = state.ids.get(&id).copied() {
-                let entry = state.tokens.remove(&old).unwrap();
-                state.tokens.insert(*lookup.hash(), entry);
-                state.ids.insert(id, *lookup.hash());
-            }
+        self.tokens.insert(entry.info.id.clone(), entry);
+    }
+
+    fn tokens_where(&self, keep: impl Fn(&TokenInfo) -> bool) -> Vec<TokenInfo> {
+        let mut tokens: Vec<TokenInfo> = self.tokens.values().map(|e| e.info.clone()).collect();
+        tokens.retain(keep);
+        tokens.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        tokens
+    }
+
+    /// `roots` and every token delegated from them, below and below that.
+    fn tree(&self, roots: Vec<TokenInfo>) -> Vec<TokenId> {
+        let mut tree: Vec<TokenId> = roots.into_iter().map(|t| t.id).collect();
+        let mut i = 0;
+        while let Some(id) = tree.get(i).cloned() {
+            let below = self.tokens_where(|t| t.delegation_parent.as_ref() == Some(&id));
+            tree.extend(below.into_iter().map(|t| t.id));
+            i += 1;
+        }
+        tree
+    }
+
+    /// Applies `change` to each of `ids` it accepts: how many.
+    fn mark(&mut self, ids: Vec<TokenId>, change: impl Fn(&mut TokenInfo) -> bool) -> usize {
+        ids.iter()
+            .filter(|id| self.token_mut(id).is_some_and(&change))
+            .count()
+    }
+
+    fn remove(&mut self, ids: &[TokenId]) {
+        for entry in ids.iter().filter_map(|id| self.tokens.remove(id)) {
+            self.hashes.remove(&entry.hash);
         }
     }
-}
 
-/// One token as the resolution pipeline reads it.
-struct Found {
-    info: TokenInfo,
-    agent: Arc<Agent>,
-    parent: Option<Arc<Agent>>,
-    uses: Option<Uses>,
-}
-
-impl StoredToken for Found {
-    fn info(&self) -> &TokenInfo {
-        &self.info
-    }
-    fn agent(&self) -> Arc<Agent> {
-        self.agent.clone()
-    }
-    fn parent(&self) -> Option<Arc<Agent>> {
-        self.parent.clone()
-    }
-    fn uses(&self) -> Option<Uses> {
-        self.uses
-    }
-}
-
-/// The store's I/O for resolving tokens; the crate's pipeline (`RecordResolver`) does the
-/// checks, in its order, and builds the principal.
-struct Records {
-    state: Arc<Mutex<State>>,
-    config: StoreConfig,
-    clock: Arc<dyn Clock>,
-}
-
-/// To the microsecond, what the built-in stores keep.
-fn truncated(now: OffsetDateTime) -> OffsetDateTime {
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-        .unwrap()
-}
-
-impl Records {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap()
-    }
-
-    fn try_reserve(&self, token: &TokenId) -> Option<Reservation> {
-        let mut state = self.state();
-        let in_flight = state.in_flight.get(token).copied().unwrap_or(0);
-        let hash = *state.ids.get(token)?;
-        let (_, stored) = state.tokens.get_mut(&hash)?;
-        match stored.operations_remaining {
-            None => Some(Reservation::Reserved),
-            Some(left) if left > 0 && stored.revoked_at.is_none() => {
-                stored.operations_remaining = Some(left - 1);
-                *state.in_flight.entry(token.clone()).or_default() += 1;
-                Some(Reservation::Reserved)
-            }
-            // Every use left is in flight: one may still be released.
-            Some(_) if in_flight > 0 => None,
-            Some(_) => Some(Reservation::Exhausted),
+    /// The tokens up `info`'s chain, root first (a link that is gone ends the walk).
+    fn chain(&self, info: &TokenInfo) -> Vec<TokenInfo> {
+        let mut chain = Vec::new();
+        let mut next = info.delegation_parent.clone();
+        while let Some(link) = next.and_then(|id| self.tokens.get(&id)) {
+            next = link.info.delegation_parent.clone();
+            chain.insert(0, link.info.clone());
         }
+        chain
+    }
+
+    fn found(&self, info: &TokenInfo) -> Option<FoundToken> {
+        let agent = self.agents.get(&info.agent_id)?.clone();
+        let parent = agent.parent.as_ref().and_then(|p| self.agents.get(p));
+        let in_flight = self.tokens.get(&info.id).map_or(0, |e| e.in_flight);
+        let uses = info.operations_remaining.map(|remaining| Uses {
+            remaining,
+            in_flight,
+        });
+        let found = FoundToken::new(info.clone(), agent).with_uses(uses);
+        Some(found.with_parent(parent.cloned().map(Arc::new)))
+    }
+
+    /// The limited links a request under `id` reserves a use of: the chain's, then its own.
+    fn limited_links(&self, id: &TokenId) -> Vec<TokenId> {
+        let Some(entry) = self.tokens.get(id) else {
+            return Vec::new();
+        };
+        let mut links = self.chain(&entry.info);
+        links.push(entry.info.clone());
+        links.retain(|t| t.operations_remaining.is_some());
+        links.into_iter().map(|t| t.id).collect()
+    }
+
+    /// Gives a use back (or takes one, with `-1`) and moves the in-flight count the other way.
+    fn shift(&mut self, id: &TokenId, by: i64) {
+        let entry = self.tokens.get_mut(id).expect("a link just read");
+        let remaining = &mut entry.info.operations_remaining;
+        *remaining = remaining.map(|n| n.saturating_add_signed(by));
+        entry.in_flight = entry.in_flight.saturating_add_signed(-by);
+    }
+
+    /// Spends one use of the oldest usable approval of `binding`.
+    fn consume(&mut self, binding: &ApprovalBinding, now: OffsetDateTime) -> Option<Approval> {
+        let usable = |a: &&mut Approval| a.binding == *binding && a.is_usable_at(now);
+        let approval = (self.approvals.iter_mut().filter(usable))
+            .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))?;
+        approval.spend_use();
+        Some(approval.clone())
+    }
+}
+
+#[derive(Default)]
+struct Outside(Mutex<State>);
+
+impl Outside {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap()
     }
 }
 
 #[async_trait::async_trait]
-impl TokenRecords for Records {
-    type Record = Found;
+impl Backend for Outside {
+    type Record = FoundToken;
 
-    fn config(&self) -> &StoreConfig {
-        &self.config
+    async fn insert_agent(&self, agent: &Agent) -> Result<()> {
+        let mut state = self.lock();
+        if state.agents.values().any(|a| a.slug == agent.slug) {
+            return Err(Conflict::Slug(agent.slug.to_string()).into());
+        }
+        match &agent.parent {
+            Some(parent) if !state.agents.contains_key(parent) => {
+                Err(StoreError::unknown_agent(parent))
+            }
+            _ => Ok(drop(state.agents.insert(agent.id.clone(), agent.clone()))),
+        }
     }
 
-    async fn find(&self, hash: &TokenHash) -> Result<Option<Found>, ResolveError> {
-        let state = self.state();
-        let Some((_, info)) = state.tokens.get(hash) else {
-            return Ok(None);
-        };
-        let Some(agent) = state.agents.get(&info.agent_id) else {
-            return Ok(None);
-        };
-        let parent = agent.parent.as_ref().and_then(|p| state.agents.get(p));
-        let uses = info.operations_remaining.map(|remaining| Uses {
-            remaining,
-            in_flight: state.in_flight.get(&info.id).copied().unwrap_or(0),
-        });
-        Ok(Some(Found {
-            info: info.clone(),
-            agent: Arc::new(agent.clone()),
-            parent: parent.cloned().map(Arc::new),
-            uses,
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>> {
+        Ok(self.lock().agents.get(id).cloned())
+    }
+
+    async fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>> {
+        Ok(filter.select(self.lock().agents.values()))
+    }
+
+    async fn update_agent(&self, id: &AgentId, change: &AgentChange) -> Result<Option<Agent>> {
+        let mut state = self.lock();
+        let agent = state.agents.get_mut(id);
+        Ok(agent.map(|agent| {
+            change.apply(agent);
+            agent.clone()
         }))
     }
 
-    async fn reserve(&self, record: &Found) -> Result<Reservation, ResolveError> {
-        Ok(self
-            .try_reserve(&record.info.id)
-            .unwrap_or(Reservation::InFlight))
-    }
-
-    async fn settled(&self, _: &Found, _: u32) {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-
-    fn settle(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
-        let mut state = self.state();
-        let in_flight = state.in_flight.get_mut(token).filter(|n| **n > 0)?;
-        *in_flight -= 1;
-        let in_flight = *in_flight;
-        let hash = state.ids.get(token).copied()?;
-        let (_, stored) = state.tokens.get_mut(&hash).unwrap();
-        let left = stored.operations_remaining.unwrap_or(0);
-        if !spent {
-            stored.operations_remaining = Some(left + 1);
-        } else if left == 0 && in_flight == 0 && stored.expires_on_completion {
-            stored.expires_at = Some(truncated(self.clock.now()));
-        }
-        None
-    }
-
-    fn record_use(&self, _: &Found, _: i128) {}
-}
-
-#[async_trait::async_trait]
-impl TokenResolver for OutsideStore {
-    fn token_format(&self) -> &TokenFormat {
-        &self.format
-    }
-
-    async fn resolve(&self, lookup: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        let known = self.state().tokens.contains_key(lookup.hash());
-        if !known && !self.state().unseen_imports.is_empty() {
-            self.learn_import(lookup).await;
-        }
-        self.resolver.resolve(lookup).await
-    }
-
-    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
-        self.resolver.settle_use(token, spent)
-    }
-}
-
-#[async_trait::async_trait]
-impl AgentStore for OutsideStore {
-    fn clock(&self) -> &dyn Clock {
-        &*self.clock
-    }
-
-    async fn create_agent(&self, new: NewAgent) -> Result<Agent, StoreError> {
-        let agent = self.records.create_agent(new).await?;
-        self.state().agents.insert(agent.id.clone(), agent.clone());
-        Ok(agent)
-    }
-
-    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
-        Ok(self.state().agents.get(id).cloned())
-    }
-
-    async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
-        Ok(self
-            .state()
-            .agents
-            .values()
-            .find(|a| &*a.slug == slug)
-            .cloned())
-    }
-
-    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
-        let mut agents: Vec<Agent> = self.state().agents.values().cloned().collect();
-        agents.sort_by(|a, b| a.slug.cmp(&b.slug));
-        Ok(agents)
-    }
-
-    async fn set_agent_status(
-        &self,
-        id: &AgentId,
-        status: AgentStatus,
-    ) -> Result<Agent, StoreError> {
-        let agent = {
-            let mut state = self.state();
-            let agent = state
-                .agents
-                .get_mut(id)
-                .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))?;
-            agent.status = status;
-            agent.clone()
-        };
-        self.records.set_agent_status(id, status).await?;
-        Ok(agent)
-    }
-
-    async fn set_agent_policy(&self, id: &AgentId, policy: Policy) -> Result<Agent, StoreError> {
-        // The records check it (bounds, within the parent's) before anything changes here.
-        self.records.set_agent_policy(id, policy.clone()).await?;
-        let mut state = self.state();
-        let agent = state
-            .agents
-            .get_mut(id)
-            .ok_or_else(|| StoreError::UnknownAgent(id.to_string()))?;
-        agent.policy = Arc::new(policy);
-        Ok(agent.clone())
-    }
-
-    async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
-        {
-            let mut state = self.state();
-            state.agent(id)?;
-            let gone: HashSet<AgentId> = state
-                .agents
-                .values()
-                .filter(|a| a.id == *id || a.parent.as_ref() == Some(id))
-                .map(|a| a.id.clone())
-                .collect();
-            state.agents.retain(|id, _| !gone.contains(id));
-            let tokens: Vec<TokenHash> = state
-                .tokens
-                .iter()
-                .filter(|(_, (_, info))| gone.contains(&info.agent_id))
-                .map(|(hash, _)| *hash)
-                .collect();
-            for hash in &tokens {
-                state.remove_token(hash);
-            }
-            state.grants.retain(|(agent, _), _| !gone.contains(agent));
-        }
-        self.records.delete_agent(id).await
-    }
-}
-
-#[async_trait::async_trait]
-impl TokenStore for OutsideStore {
-    async fn create_token(
-        &self,
-        agent: &AgentId,
-        token: NewToken,
-    ) -> Result<IssuedToken, StoreError> {
-        self.state().agent(agent)?;
-        let issued = self.records.create_token(agent, token).await?;
-        self.state()
-            .insert(issued.token.hash(), issued.info.clone());
-        Ok(issued)
-    }
-
-    async fn list_tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>, StoreError> {
-        let state = self.state();
-        state.agent(agent)?;
-        let mut tokens: Vec<&(u64, TokenInfo)> = state
-            .tokens
-            .values()
-            .filter(|(_, info)| info.agent_id == *agent)
+    async fn delete_agent(&self, id: &AgentId) -> Result<bool> {
+        let mut state = self.lock();
+        let doomed = |a: &AgentId, parent: Option<&AgentId>| a == id || parent == Some(id);
+        let doomed: Vec<AgentId> = (state.agents.values())
+            .filter(|a| doomed(&a.id, a.parent.as_ref()))
+            .map(|a| a.id.clone())
             .collect();
-        tokens.sort_by_key(|(order, _)| *order);
-        Ok(tokens.into_iter().map(|(_, info)| info.clone()).collect())
+        let tree = state.tree(state.tokens_where(|t| doomed.contains(&t.agent_id)));
+        state.remove(&tree);
+        state.grants.retain(|(agent, _), _| !doomed.contains(agent));
+        state.agents.retain(|agent, _| !doomed.contains(agent));
+        Ok(!doomed.is_empty())
+    }
+
+    async fn insert_token(
+        &self,
+        hash: &TokenHash,
+        token: &TokenInfo,
+        one_task: Option<&OneTask>,
+    ) -> Result<()> {
+        let mut state = self.lock();
+        if !state.agents.contains_key(&token.agent_id) {
+            return Err(StoreError::unknown_agent(&token.agent_id));
+        }
+        if state.hashes.contains_key(hash) {
+            return Err(Conflict::Token.into());
+        }
+        if let Some(one_task) = one_task {
+            one_task.check_tokens(&state.tokens_where(|t| t.agent_id == token.agent_id))?;
+        }
+        state.insert(*hash, token.clone());
+        Ok(())
+    }
+
+    async fn tokens(&self, agent: &AgentId) -> Result<Vec<TokenInfo>> {
+        Ok(self.lock().tokens_where(|t| t.agent_id == *agent))
     }
 
     async fn revoke_token(
         &self,
         agent: &AgentId,
-        token: &TokenId,
-    ) -> Result<TokenInfo, StoreError> {
-        let now = self.now();
-        let revoked = {
-            let mut state = self.state();
-            let hash = state.token_of(agent, token)?;
-            let (_, info) = state.tokens.get_mut(&hash).unwrap();
-            info.revoked_at.get_or_insert(now);
+        id: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<Option<TokenInfo>> {
+        let mut state = self.lock();
+        let info = state.token_mut(id).filter(|t| t.agent_id == *agent);
+        Ok(info.map(|info| {
+            info.revoked_at = info.revoked_at.or(Some(at));
             info.clone()
-        };
-        // The factory sees revocations too: it judges whether a single-task agent is free.
-        let _ = self.records.revoke_token(agent, token).await;
-        Ok(revoked)
+        }))
     }
 
-    async fn revoke_all_tokens(&self, agent: &AgentId) -> Result<usize, StoreError> {
-        let now = self.now();
-        let revoked = {
-            let mut state = self.state();
-            state.agent(agent)?;
-            let mut revoked = 0;
-            for (_, info) in state.tokens.values_mut() {
-                let live = info.revoked_at.is_none() && info.expires_at.is_none_or(|at| at > now);
-                if info.agent_id == *agent && live {
-                    info.revoked_at = Some(now);
-                    revoked += 1;
-                }
-            }
-            revoked
-        };
-        let _ = self.records.revoke_all_tokens(agent).await;
-        Ok(revoked)
-    }
-
-    async fn token(
+    async fn revoke_token_tree(
         &self,
         agent: &AgentId,
-        token: &TokenId,
-    ) -> Result<Option<TokenInfo>, StoreError> {
-        let state = self.state();
+        id: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<usize> {
+        let mut state = self.lock();
+        let root = state.tokens_where(|t| t.id == *id && t.agent_id == *agent);
+        let tree = state.tree(root);
+        let unrevoked =
+            |t: &mut TokenInfo| t.revoked_at.is_none() && t.revoked_at.replace(at).is_none();
+        Ok(state.mark(tree, unrevoked))
+    }
+
+    async fn complete_task(&self, owner: &UserId, task: &str, at: OffsetDateTime) -> Result<usize> {
+        let mut state = self.lock();
+        let owns = |t: &TokenInfo| {
+            state
+                .agents
+                .get(&t.agent_id)
+                .is_some_and(|a| a.owner == *owner)
+        };
+        let roots = state.tokens_where(|t| t.task_id.as_deref() == Some(task) && owns(t));
+        let tree = state.tree(roots);
+        Ok(state.mark(tree, |t| {
+            t.is_live_at(at) && t.task_completed_at.replace(at).is_none()
+        }))
+    }
+
+    async fn rotate_token(&self, rotation: &Rotation) -> Result<Rotated> {
+        let mut state = self.lock();
+        let old = state
+            .token_mut(&rotation.old)
+            .filter(|t| t.agent_id == rotation.agent);
+        let Some(old) = old.filter(|t| t.is_live_at(rotation.now)) else {
+            return Ok(Rotated::Changed);
+        };
+        if old.operations_remaining != rotation.uses_read {
+            return Ok(Rotated::Changed);
+        }
+        old.expires_at = rotation.old_expires_at;
+        old.revoked_at = rotation.old_revoked_at;
+        old.operations_remaining = old.operations_remaining.map(|_| 0);
+        state.insert(rotation.new_hash, rotation.new.clone());
+        if let Some(agent) = state.agents.get_mut(&rotation.agent) {
+            agent.last_rotated_at = Some(rotation.new.created_at);
+        }
+        Ok(Rotated::Done)
+    }
+
+    async fn purge_tokens(&self, before: OffsetDateTime) -> Result<usize> {
+        let mut state = self.lock();
+        let old = |at: Option<OffsetDateTime>| at.is_some_and(|at| at < before);
+        let dead =
+            |t: &TokenInfo| old(t.revoked_at) || old(t.task_completed_at) || old(t.expires_at);
+        let tree = state.tree(state.tokens_where(dead));
+        state.remove(&tree);
+        Ok(tree.len())
+    }
+
+    async fn find(&self, hash: &TokenHash) -> Result<Option<FoundToken>, ResolveError> {
+        let state = self.lock();
+        let Some(info) = state.hashes.get(hash).map(|id| &state.tokens[id].info) else {
+            return Ok(None);
+        };
+        let chain = state.chain(info);
+        let root = chain.first().unwrap_or(info);
+        let orchestrator = root
+            .orchestrator
+            .as_ref()
+            .and_then(|id| state.agents.get(id));
+        let orchestrator = orchestrator.cloned().map(Arc::new);
+        let chain = chain.iter().filter_map(|link| state.found(link)).collect();
         Ok(state
-            .token_of(agent, token)
-            .ok()
-            .map(|hash| state.tokens[&hash].1.clone()))
+            .found(info)
+            .map(|found| found.with_chain(chain).with_orchestrator(orchestrator)))
     }
 
-    async fn import_token(
-        &self,
-        agent: &AgentId,
-        token: ImportedToken,
-    ) -> Result<TokenInfo, StoreError> {
-        self.state().agent(agent)?;
-        let info = self.records.import_token(agent, token).await?;
-        let mut state = self.state();
-        // Stored under a placeholder until its first use tells the real hash.
-        let placeholder = TokenHash::of(info.id.as_str());
-        state.insert(placeholder, info.clone());
-        state.unseen_imports.insert(info.id.clone());
-        Ok(info)
-    }
-
-    async fn purge(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
-        let cutoff = time::Duration::try_from(older_than)
-            .ok()
-            .and_then(|by| self.now().checked_sub(by))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let mut state = self.state();
-        let before = |at: Option<OffsetDateTime>| at.is_some_and(|at| at < cutoff);
-        let stale: Vec<TokenHash> = state
-            .tokens
-            .iter()
-            .filter(|(_, (_, info))| before(info.revoked_at) || before(info.expires_at))
-            .map(|(hash, _)| *hash)
-            .collect();
-        for hash in &stale {
-            state.remove_token(hash);
+    async fn reserve(&self, record: &FoundToken) -> Result<Reservation, ResolveError> {
+        let mut state = self.lock();
+        let links = state.limited_links(&record.info.id);
+        for (n, link) in links.iter().enumerate() {
+            let Entry {
+                info, in_flight, ..
+            } = &state.tokens[link];
+            if info.operations_remaining == Some(0) || info.revoked_at.is_some() {
+                // A use may still come back: the pipeline resolves again, and sees a revocation.
+                let back = *in_flight > 0 || info.operations_remaining != Some(0);
+                // Give back what this request reserved up the chain.
+                links[..n].iter().for_each(|back| state.shift(back, 1));
+                return Ok(if back {
+                    Reservation::InFlight
+                } else {
+                    Reservation::Exhausted
+                });
+            }
+            state.shift(link, -1);
         }
-        Ok(stale.len())
+        Ok(Reservation::Reserved)
     }
 
-    async fn rotate_token(
-        &self,
-        agent: &AgentId,
-        token: &TokenId,
-        grace: std::time::Duration,
-    ) -> Result<IssuedToken, StoreError> {
-        let now = self.now();
-        let mut state = self.state();
-        let hash = state.token_of(agent, token)?;
-        let slug = state.agent(agent)?.slug.clone();
-        let old = state.tokens[&hash].1.clone();
-        if old.revoked_at.is_some() || old.expires_at.is_some_and(|at| at <= now) {
-            return Err(StoreError::InvalidInput(
-                "only a live token can be rotated".into(),
-            ));
+    async fn settled(&self, _: &FoundToken, _: u32) {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+
+    fn settle(&self, token: &TokenId, spent: bool, now: OffsetDateTime) -> Option<SettleFuture> {
+        let mut state = self.lock();
+        for link in state.limited_links(token) {
+            match state.tokens.get_mut(&link) {
+                Some(entry) if entry.in_flight > 0 && spent => entry.in_flight -= 1,
+                Some(entry) if entry.in_flight > 0 => state.shift(&link, 1),
+                _ => continue,
+            }
+            let Entry {
+                info, in_flight, ..
+            } = state.tokens.get_mut(&link).expect("just read");
+            let last = *in_flight == 0 && info.operations_remaining == Some(0);
+            if spent && last && info.expires_on_completion {
+                info.expires_at = Some(now);
+            }
         }
-        if old.operations_remaining == Some(0) {
-            return Err(StoreError::InvalidInput(
-                "a spent token cannot be rotated".into(),
-            ));
-        }
-        let (old_expires_at, old_revoked_at) = if grace.is_zero() {
-            (old.expires_at, Some(now))
-        } else {
-            let end = time::Duration::try_from(grace)
-                .ok()
-                .and_then(|grace| now.checked_add(grace))
-                .ok_or_else(|| StoreError::InvalidLifetime("too far in the future".into()))?;
-            (Some(old.expires_at.map_or(end, |at| at.min(end))), None)
-        };
-        let raw = self.format.mint(&slug)?;
-        let shown =
-            (self.format.prefix().len() + slug.len() + 2 + 8).min(raw.expose_secret().len());
-        let mut info = old.clone();
-        // An id says nothing of the hash (it is listed and audited).
-        info.id = TokenId::new(format!("tok_outside_{}", state.next + 1));
-        info.display_prefix = format!("{}…", &raw.expose_secret()[..shown]);
-        info.created_at = now;
-        info.last_used_at = None;
-        info.revoked_at = None;
-        info.max_operations = old.operations_remaining;
-        let (_, stored) = state.tokens.get_mut(&hash).unwrap();
-        stored.expires_at = old_expires_at;
-        stored.revoked_at = old_revoked_at;
-        // The uses left move to the new token (under the one lock: no race).
-        stored.operations_remaining = stored.operations_remaining.map(|_| 0);
-        state.insert(raw.hash(), info.clone());
-        state.agents.get_mut(agent).unwrap().last_rotated_at = Some(now);
-        Ok(IssuedToken { token: raw, info })
-    }
-}
-
-#[async_trait::async_trait]
-impl GrantStore for OutsideStore {
-    async fn grant(
-        &self,
-        agent: &AgentId,
-        user: &UserId,
-        role: AccessRole,
-    ) -> Result<AccessGrant, StoreError> {
-        self.state().agent(agent)?;
-        let grant = self.records.grant(agent, user, role).await?;
-        self.state()
-            .grants
-            .insert((agent.clone(), user.clone()), grant.clone());
-        Ok(grant)
+        None
     }
 
-    async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<(), StoreError> {
-        let removed = self.state().grants.remove(&(agent.clone(), user.clone()));
-        if removed.is_none() {
-            return Err(StoreError::UnknownGrant {
-                agent: agent.to_string(),
-                user: user.to_string(),
-            });
-        }
-        self.records.revoke_grant(agent, user).await
-    }
-
-    async fn grants(&self, agent: &AgentId) -> Result<Vec<AccessGrant>, StoreError> {
-        let state = self.state();
-        state.agent(agent)?;
-        let mut grants: Vec<AccessGrant> = state
-            .grants
-            .values()
-            .filter(|g| g.agent_id == *agent)
-            .cloned()
-            .collect();
-        grants.sort_by(|a, b| a.user_id.as_str().cmp(b.user_id.as_str()));
-        Ok(grants)
-    }
-
-    async fn role_of(
-        &self,
-        agent: &AgentId,
-        user: &UserId,
-    ) -> Result<Option<AccessRole>, StoreError> {
-        Ok(self
-            .state()
-            .grants
-            .get(&(agent.clone(), user.clone()))
-            .map(|g| g.role))
-    }
-}
-
-#[async_trait::async_trait]
-impl AuditSink for OutsideStore {
-    async fn write_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        self.state().events.extend_from_slice(events);
+    async fn put_grant(&self, grant: &AccessGrant) -> Result<()> {
+        let key = (grant.agent_id.clone(), grant.user_id.clone());
+        self.lock().grants.insert(key, grant.clone());
         Ok(())
     }
-}
 
-#[async_trait::async_trait]
-impl AuditQuery for OutsideStore {
-    async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
-        let mut events: Vec<AuditEvent> = self
-            .state()
-            .events
-            .iter()
-            .filter(|e| filter.matches(e))
-            .cloned()
-            .collect();
-        // By time, as the trait asks; the stable sort keeps recording order within an instant.
-        events.sort_by_key(|e| e.at);
-        filter.keep_last(&mut events);
-        Ok(events)
+    async fn delete_grant(&self, agent: &AgentId, user: &UserId) -> Result<bool> {
+        Ok(self
+            .lock()
+            .grants
+            .remove(&(agent.clone(), user.clone()))
+            .is_some())
+    }
+
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>> {
+        Ok(filter.select(self.lock().grants.values()))
+    }
+
+    async fn insert_approval(&self, approval: &Approval) -> Result<()> {
+        self.lock().approvals.push(approval.clone());
+        Ok(())
+    }
+
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<Approval>> {
+        Ok(self.lock().approvals.iter().find(|a| a.id == *id).cloned())
+    }
+
+    async fn approvals(
+        &self,
+        filter: &ApprovalFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Approval>> {
+        Ok(filter.select(&self.lock().approvals, now))
+    }
+
+    async fn request_approval(&self, request: &ApprovalRequest) -> Result<Requested> {
+        let mut state = self.lock();
+        let now = request.now();
+        if let Some(used) = state.consume(request.binding(), now) {
+            return Ok(Requested::Approved(used));
+        }
+        let mut of_binding = state.approvals.clone();
+        of_binding.retain(|a| a.binding == *request.binding());
+        let pending = (state.approvals.iter()).filter(|a| {
+            a.agent_id == *request.agent() && a.status_at(now) == ApprovalStatus::Pending
+        });
+        let pending: Vec<OffsetDateTime> = pending.map(|a| a.expires_at).collect();
+        let requested = request.decide(&of_binding, &pending, now)?;
+        if let Requested::Created(approval) = &requested {
+            state.approvals.push(approval.clone());
+        }
+        Ok(requested)
+    }
+
+    async fn decide_approval(
+        &self,
+        decided: &Approval,
+        from: ApprovalStatus,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut state = self.lock();
+        let stored = state.approvals.iter_mut().find(|a| a.id == decided.id);
+        let stored = stored.filter(|a| a.status == from && a.expires_at > now);
+        Ok(stored.map(|stored| *stored = decided.clone()).is_some())
+    }
+
+    async fn consume_approval(
+        &self,
+        binding: &ApprovalBinding,
+        now: OffsetDateTime,
+    ) -> Result<Option<Approval>> {
+        Ok(self.lock().consume(binding, now))
+    }
+
+    async fn purge_approvals(&self, before: OffsetDateTime) -> Result<usize> {
+        let mut state = self.lock();
+        let count = state.approvals.len();
+        state.approvals.retain(|a| a.expires_at >= before);
+        Ok(count - state.approvals.len())
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        self.lock().events.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
+        Ok(filter.select(&self.lock().events))
     }
 }
 
 async fn open(
     users: MemoryUserDirectory,
     clock: Arc<ManualClock>,
-) -> Option<(OutsideStore, std::future::Ready<()>)> {
-    Some((
-        OutsideStore::new(testing::format(), users, clock),
-        std::future::ready(()),
-    ))
+) -> Option<(Store<Outside>, std::future::Ready<()>)> {
+    let store = Store::from_backend(Outside::default(), testing::config(&users, &clock));
+    Some((store, std::future::ready(())))
 }
 
-tower_agent_auth::conformance_suite!(open);
+tower_agent_auth::conformance_suite!(
+    open,
+    [
+        resolution, spending, lifecycle, grants, audit, approval, delegation
+    ]
+);

@@ -12,9 +12,7 @@ use tower_agent_auth::limit::{
     Hit, LimitKind, Rate, RateCounter, RateLimitLayer, RateLimited, RateLimits,
 };
 use tower_agent_auth::principal::{AgentId, AgentType};
-use tower_agent_auth::store::{
-    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
-};
+use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
 use tower_agent_auth::token::TokenFormat;
 
 fn store() -> MemoryStore {
@@ -235,7 +233,7 @@ impl RateCounter for Broken {
         _: LimitKind,
         _: &str,
         _: Duration,
-    ) -> Result<Hit, tower_agent_auth::reason::BoxError> {
+    ) -> Result<Hit, tower_agent_auth::error::BoxError> {
         Err("counter down".into())
     }
 }

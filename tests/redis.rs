@@ -206,7 +206,7 @@ async fn two_nodes_behind_the_auth_layer_share_one_token_limit() {
     use tower_agent_auth::AgentAuthLayer;
     use tower_agent_auth::limit::{Rate, RateLimitLayer, RateLimits};
     use tower_agent_auth::store::{
-        AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
+        MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord,
     };
     use tower_agent_auth::token::TokenFormat;
 

@@ -3,7 +3,7 @@
 #![cfg(feature = "testing")]
 
 use tower_agent_auth::clock::Clock;
-use tower_agent_auth::store::{AgentStore, MemoryStore, NewAgent, NewToken, TokenStore};
+use tower_agent_auth::store::{MemoryStore, NewAgent, NewToken};
 use tower_agent_auth::{TokenLookup, TokenResolver, testing};
 
 fn store() -> (

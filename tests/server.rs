@@ -19,8 +19,7 @@ use tower_agent_auth::server::{
     verify_password,
 };
 use tower_agent_auth::store::{
-    AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserDirectory,
-    UserRecord,
+    MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 
@@ -33,7 +32,7 @@ impl PasswordVerifier for Passwords {
         &self,
         user: &str,
         password: &str,
-    ) -> Result<Option<UserId>, tower_agent_auth::reason::BoxError> {
+    ) -> Result<Option<UserId>, tower_agent_auth::error::BoxError> {
         Ok(
             (["alice", "mallory"].contains(&user) && verify_password(&self.0, password))
                 .then(|| UserId::from(user)),

@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::AgentAuthLayer;
 use tower_agent_auth::clock::ManualClock;
+use tower_agent_auth::error::StoreError;
 use tower_agent_auth::store::{MemoryUserDirectory, PgStore};
 use tower_agent_auth::testing;
 
@@ -208,7 +209,7 @@ async fn an_unreachable_database_names_where_and_why() {
 /// timeout instead of holding them until the lock goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_table_answers_503_within_the_statement_timeout() {
-    use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, PoolSettings, TokenStore};
+    use tower_agent_auth::store::{NewAgent, NewToken, PoolSettings};
     let Some(url) = server_url() else { return };
     let (pool, cleanup) = fresh_schema(&url).await;
     let users = testing::users();
@@ -278,7 +279,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
     use tower_agent_auth::audit::{
         AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditSink, Outcome,
     };
-    use tower_agent_auth::store::{AgentStore, NewAgent, NewToken, TokenStore};
+    use tower_agent_auth::store::{NewAgent, NewToken};
     let Some(url) = server_url() else { return };
     let (pool, cleanup) = fresh_schema(&url).await;
     let v1 = include_str!("../migrations/postgres/0001_agents_and_tokens.sql");
@@ -369,8 +370,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
 #[tokio::test]
 async fn a_version_5_database_upgrades_and_its_tokens_can_delegate() {
     use sha2::{Digest, Sha256};
-    use tower_agent_auth::delegation::{Delegation, DelegationStore};
-    use tower_agent_auth::store::{AgentStore, TokenStore};
+    use tower_agent_auth::delegation::Delegation;
     let Some(url) = server_url() else { return };
     let (pool, cleanup) = fresh_schema(&url).await;
     let migrations = [

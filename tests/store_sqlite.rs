@@ -7,9 +7,8 @@ use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::AgentAuthLayer;
 use tower_agent_auth::clock::ManualClock;
-use tower_agent_auth::store::{
-    AgentStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreError, TokenStore,
-};
+use tower_agent_auth::error::StoreError;
+use tower_agent_auth::store::{MemoryUserDirectory, NewAgent, NewToken, SqliteStore};
 use tower_agent_auth::testing;
 
 async fn open(
@@ -179,7 +178,7 @@ async fn a_database_gone_at_request_time_answers_503() {
 #[tokio::test]
 async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
     use sha2::{Digest, Sha256};
-    use tower_agent_auth::store::{AccessRole, GrantStore};
+    use tower_agent_auth::store::AccessRole;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db").display().to_string();
     let v1 = include_str!("../migrations/sqlite/0001_agents_and_tokens.sql");
@@ -275,7 +274,7 @@ async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
 #[tokio::test]
 async fn a_version_5_database_upgrades_and_its_tokens_can_delegate() {
     use sha2::{Digest, Sha256};
-    use tower_agent_auth::delegation::{Delegation, DelegationStore};
+    use tower_agent_auth::delegation::Delegation;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v5.db").display().to_string();
     let migrations = [

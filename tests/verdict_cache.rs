@@ -13,7 +13,7 @@ use tower_agent_auth::cache::{CacheConfig, CachingResolver, Change, VerdictCache
 use tower_agent_auth::ceiling::{CapabilityCeiling, Policy};
 use tower_agent_auth::clock::{Clock, ManualClock};
 use tower_agent_auth::principal::{AgentId, AgentRef, DelegationLink, TaskScope, TokenId, UserId};
-use tower_agent_auth::store::{AgentStore, MemoryStore, NewAgent, NewToken, TokenStore};
+use tower_agent_auth::store::{MemoryStore, NewAgent, NewToken};
 use tower_agent_auth::token::{TokenFormat, TokenHash};
 use tower_agent_auth::{
     AgentAuthLayer, ExecutionPrincipal, InvalidReason, Principal, ResolveError, TokenLookup,
@@ -510,7 +510,7 @@ mod feed {
 
     use super::*;
     use tower_agent_auth::cache::{ChangeFeed, Changes, Notice, Subscription};
-    use tower_agent_auth::reason::BoxError;
+    use tower_agent_auth::error::BoxError;
 
     const BOUND: Duration = Duration::from_millis(200);
 

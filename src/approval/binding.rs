@@ -85,4 +85,3 @@ pub fn canonical_json(value: &Value) -> String {
     write(value, &mut out);
     out
 }
-

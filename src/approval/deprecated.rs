@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{Approval, ApprovalBinding, ApprovalFilter, ApprovalId, Decision, NewApproval, Requested};
+use super::{
+    Approval, ApprovalBinding, ApprovalFilter, ApprovalId, Decision, NewApproval, Requested,
+};
 use crate::error::StoreError;
 use crate::principal::UserId;
 use crate::store::{Backend, Store};

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::model::{Approval, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval, Requested};
 use super::binding::ApprovalBinding;
+use super::model::{
+    Approval, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval, Requested,
+};
 use crate::clock::Clock;
 use crate::error::{Conflict, NotFound, StoreError};
 use crate::principal::UserId;
@@ -52,7 +54,6 @@ fn standing<'a>(
             _ => Requested::Denied(a.clone()),
         })
 }
-
 
 /// Asking for an approval, as [`Backend::request_approval`] carries it out in one step: the
 /// approval to keep if nothing stands for its binding, and the rule that says what stands.
@@ -151,7 +152,10 @@ impl<B: Backend> Store<B> {
 
     /// The approvals passing `filter`, newest first (those of one instant by id, the greatest
     /// first), at most [`ApprovalFilter::last`] of them.
-    pub async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
+    pub async fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+    ) -> Result<Vec<Approval>, StoreError> {
         self.backend().approvals(filter, self.now()).await
     }
 

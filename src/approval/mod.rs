@@ -134,8 +134,8 @@ pub use notify::ApprovalNotifier;
 pub use rejection::{APPROVAL_ID, ApprovalRejection, ApprovalSummary};
 pub(crate) use supervision::approval_event;
 pub use supervision::{CriticalAction, Supervision};
-pub use text::{check_readable, is_blank_looking};
 pub(crate) use text::rfc3339;
+pub use text::{check_readable, is_blank_looking};
 
 use std::time::Duration;
 
@@ -159,4 +159,3 @@ pub const MAX_LISTED: usize = 1_000;
 pub const MAX_MESSAGE: usize = 200;
 /// The longest details, as canonical JSON, in bytes.
 pub const MAX_DETAILS: usize = 4_096;
-

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::CriticalAction;
 use super::binding::{ApprovalBinding, canonical_json};
 use super::text::check_readable;
 use super::{DEFAULT_MAX_PENDING, MAX_DETAILS, MAX_LIFETIME, MAX_MESSAGE, MAX_USES};
@@ -13,7 +14,6 @@ use crate::ExecutionPrincipal;
 use crate::error::{Conflict, StoreError};
 use crate::principal::{AgentId, TokenId, UserId};
 use crate::store::validate::is_hidden_char;
-use super::CriticalAction;
 
 /// The id of an approval, such as `apr_3f9a…`. Not secret: it is shown to the agent and the
 /// person alike. Cheap to clone.
@@ -166,6 +166,22 @@ impl Approval {
                 ApprovalStatus::Expired
             }
             status => status,
+        }
+    }
+
+    /// Whether a request may spend a use of it at `now`: approved, unexpired, with a use left.
+    pub fn is_usable_at(&self, now: OffsetDateTime) -> bool {
+        self.status_at(now) == ApprovalStatus::Approved
+            && self.uses_remaining.is_some_and(|n| n > 0)
+    }
+
+    /// Spends one use: the last one marks it [`ApprovalStatus::Used`]. For a backend that keeps
+    /// approvals in memory; call it only on a [usable](Approval::is_usable_at) one.
+    pub fn spend_use(&mut self) {
+        let left = self.uses_remaining.unwrap_or(1).saturating_sub(1);
+        self.uses_remaining = Some(left);
+        if left == 0 {
+            self.status = ApprovalStatus::Used;
         }
     }
 }
@@ -520,6 +536,23 @@ impl ApprovalFilter {
             && self.status.is_none_or(|s| s == approval.status_at(now))
             && self.binding.as_ref().is_none_or(|b| *b == approval.binding)
     }
+
+    /// Those of `approvals` that pass at `now`, as a backend lists them: newest first (by
+    /// creation, then id, the greatest first), at most [`ApprovalFilter::last`].
+    pub fn select<'a>(
+        &self,
+        approvals: impl IntoIterator<Item = &'a Approval>,
+        now: OffsetDateTime,
+    ) -> Vec<Approval> {
+        let mut listed: Vec<Approval> = approvals
+            .into_iter()
+            .filter(|a| self.matches(a, now))
+            .cloned()
+            .collect();
+        listed.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        listed.truncate(self.last.unwrap_or(usize::MAX));
+        listed
+    }
 }
 
 /// What asking for an approval found or made: see [`Store::request_approval`](crate::store::Store::request_approval).
@@ -545,4 +578,3 @@ pub enum Requested {
         retry_after: Duration,
     },
 }
-

@@ -7,15 +7,14 @@ use serde_json::Value;
 
 use super::rejection::ApprovalSummary;
 use super::{
-    Approval, ApprovalNotifier, ApprovalRejection, DEFAULT_LIFETIME, NewApproval,
-    Requested,
+    Approval, ApprovalNotifier, ApprovalRejection, DEFAULT_LIFETIME, NewApproval, Requested,
 };
 use crate::ExecutionPrincipal;
 use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
 use crate::ceiling::CapabilitySet;
 use crate::clock::{Clock, SystemClock};
-use crate::layer::InsufficientScope;
 use crate::error::{InputError, StoreError};
+use crate::layer::InsufficientScope;
 use crate::store::{Backend, Store};
 
 /// What a handler is about to do: the capability it needs, the request it serves, and what
@@ -94,8 +93,8 @@ impl CriticalAction {
 /// The human-approval gate a host puts in front of its critical actions: which capabilities
 /// are critical, where approvals are kept, how long one waits, who is told, where it is
 /// audited. Cheap to clone; see the [module docs](super) for an example.
-pub struct Supervision<B> {
-    gate: Store<B>,
+pub struct Supervision<S> {
+    gate: S,
     critical: Arc<CapabilitySet>,
     lifetime: Duration,
     max_pending: Option<u32>,
@@ -104,7 +103,7 @@ pub struct Supervision<B> {
     clock: Arc<dyn Clock>,
 }
 
-impl<B> Clone for Supervision<B> {
+impl<S: Clone> Clone for Supervision<S> {
     fn clone(&self) -> Self {
         Self {
             gate: self.gate.clone(),
@@ -118,7 +117,7 @@ impl<B> Clone for Supervision<B> {
     }
 }
 
-impl<B> std::fmt::Debug for Supervision<B> {
+impl<S> std::fmt::Debug for Supervision<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervision")
             .field("critical", &self.critical.to_strings())
@@ -129,7 +128,7 @@ impl<B> std::fmt::Debug for Supervision<B> {
     }
 }
 
-impl<B: Backend> Supervision<B> {
+impl<B: Backend> Supervision<Store<B>> {
     /// Approvals kept in `gate`, needed for the capabilities `critical` matches (patterns:
     /// `payments:*` makes every `payments:` capability critical).
     pub fn new(gate: Store<B>, critical: CapabilitySet) -> Self {

@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{AuditAction, AuditEvent, Outcome};
-use crate::principal::TokenId;
 use crate::error::InvalidReason;
+use crate::principal::TokenId;
 
 /// Tokens with an open interval at most; past it, every interval is closed at once (written
 /// early, never lost), so memory stays bounded whatever a client sends.

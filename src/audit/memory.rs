@@ -35,15 +35,6 @@ impl AuditSink for MemoryAuditSink {
 impl AuditQuery for MemoryAuditSink {
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        let mut found: Vec<AuditEvent> = events
-            .iter()
-            .filter(|event| filter.matches(event))
-            .cloned()
-            .collect();
-        // By time, as the SQL stores answer; a stable sort keeps the recording order within an
-        // instant.
-        found.sort_by_key(|event| event.at);
-        filter.keep_last(&mut found);
-        Ok(found)
+        Ok(filter.select(events.iter()))
     }
 }

@@ -41,8 +41,8 @@ use std::pin::Pin;
 
 use time::OffsetDateTime;
 
-use crate::principal::{AgentId, TokenId, UserId};
 use crate::error::InvalidReason;
+use crate::principal::{AgentId, TokenId, UserId};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -422,6 +422,21 @@ impl AuditFilter {
             let extra = events.len().saturating_sub(n);
             events.drain(..extra);
         }
+    }
+
+    /// Those of `events` (in the order they were stored) that pass, as a backend answers a
+    /// query: by time, oldest first, those of one instant in stored order, the newest
+    /// [`AuditFilter::last`] of them.
+    pub fn select<'a>(&self, events: impl IntoIterator<Item = &'a AuditEvent>) -> Vec<AuditEvent> {
+        let mut found: Vec<AuditEvent> = events
+            .into_iter()
+            .filter(|event| self.matches(event))
+            .cloned()
+            .collect();
+        // A stable sort keeps the stored order within an instant.
+        found.sort_by_key(|event| event.at);
+        self.keep_last(&mut found);
+        found
     }
 
     /// Whether `event` passes the filter (everything but [`AuditFilter::last`]).

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::{AuditAction, AuditEvent, AuditRecorder, Outcome};
 use crate::clock::Clock;
+use crate::error::RefusedCredential;
 use crate::limit::Limit;
 use crate::principal::ExecutionPrincipal;
-use crate::error::RefusedCredential;
 
 /// Status recorded for a request whose response was never produced (nginx's "client closed").
 const CLIENT_CLOSED: u16 = 499;

@@ -1,8 +1,8 @@
 //! What a cache must hear about: the changes that can narrow or end access, and the feeds
 //! that carry them from wherever they were made (this process, another node, the CLI).
 
-use crate::principal::{AgentId, TokenId, UserId};
 use crate::error::BoxError;
+use crate::principal::{AgentId, TokenId, UserId};
 use crate::token::TokenHash;
 
 /// One change that can narrow or end what a cached verdict admits: the key the verdicts that

@@ -38,8 +38,8 @@ use redis::aio::ConnectionManager;
 use sha2::Sha256;
 
 use super::SecondLevel;
-use crate::principal::{Principal, wire};
 use crate::error::BoxError;
+use crate::principal::{Principal, wire};
 use crate::token::TokenHash;
 
 /// The key prefix unless [`RedisSecondLevel::with_prefix`] says otherwise.

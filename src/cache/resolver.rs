@@ -2,8 +2,8 @@
 //! only on a miss.
 
 use super::verdicts::VerdictCache;
-use crate::principal::{Principal, TokenId};
 use crate::error::ResolveError;
+use crate::principal::{Principal, TokenId};
 use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
 use crate::token::TokenFormat;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use super::change::Change;
 use super::config::CacheConfig;
 use super::status::CacheStatus;
-use crate::principal::{AgentId, AgentRef, ExecutionPrincipal, Principal, TokenId, UserId};
 use crate::error::{InvalidReason, ResolveError};
+use crate::principal::{AgentId, AgentRef, ExecutionPrincipal, Principal, TokenId, UserId};
 use crate::resolver::TokenLookup;
 use crate::token::TokenHash;
 

@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use super::request::Delegation;
 use crate::ceiling::{Capability, CapabilityCeiling, LayerSource};
-use crate::principal::UserId;
 use crate::error::DelegationError;
+use crate::principal::UserId;
 use crate::store::resolve::Inspection;
 use crate::store::{Agent, AgentStatus, NewToken, StoreConfig, UserRecord};
 

@@ -3,10 +3,10 @@
 
 use super::{Delegation, DelegationError};
 use crate::audit::{AuditAction, AuditEvent, AuditRecorder, Outcome};
-use crate::principal::{AgentId, ExecutionPrincipal, TokenId, UserId};
 use crate::error::InvalidReason;
-use crate::store::resolve::Inspection;
 use crate::error::StoreError;
+use crate::principal::{AgentId, ExecutionPrincipal, TokenId, UserId};
+use crate::store::resolve::Inspection;
 use crate::store::{Backend, IssuedToken, Store};
 
 /// [`Store::delegate`] with its issuance audited.
@@ -54,13 +54,13 @@ use crate::store::{Backend, IssuedToken, Store};
 /// # }
 /// # Ok(()) }
 /// ```
-pub struct Delegator<'a, B> {
-    store: &'a Store<B>,
+pub struct Delegator<'a, S> {
+    store: &'a S,
     audit: Option<&'a dyn AuditRecorder>,
     presented: Option<TokenId>,
 }
 
-impl<B> std::fmt::Debug for Delegator<'_, B> {
+impl<S> std::fmt::Debug for Delegator<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delegator")
             .field("presented", &self.presented)
@@ -68,7 +68,7 @@ impl<B> std::fmt::Debug for Delegator<'_, B> {
     }
 }
 
-impl<'a, B: Backend> Delegator<'a, B> {
+impl<'a, B: Backend> Delegator<'a, Store<B>> {
     /// Delegates through `store` (recording nothing until [`Delegator::with_audit`]).
     pub fn new(store: &'a Store<B>) -> Self {
         Self {

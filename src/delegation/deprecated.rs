@@ -21,8 +21,11 @@ pub trait DelegationStore: AgentStore + TokenStore {
     /// [`Store::inspect_token`].
     async fn inspect_token(&self, token: &TokenLookup<'_>) -> Result<Inspection, ResolveError>;
     /// [`Store::revoke_token_tree`].
-    async fn revoke_token_tree(&self, agent: &AgentId, token: &TokenId)
-    -> Result<usize, StoreError>;
+    async fn revoke_token_tree(
+        &self,
+        agent: &AgentId,
+        token: &TokenId,
+    ) -> Result<usize, StoreError>;
     /// [`Store::complete_task`].
     async fn complete_task(&self, owner: &UserId, task_id: &str) -> Result<usize, StoreError>;
     /// [`Store::delegate`].

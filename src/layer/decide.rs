@@ -21,8 +21,8 @@ use super::rejection::Rejection;
 use crate::audit::AuditRecorder;
 use crate::audit::request::{PendingRequestEvent, refusal_event};
 use crate::clock::Clock;
-use crate::principal::{Principal, TokenId};
 use crate::error::{InvalidReason, ResolveError};
+use crate::principal::{Principal, TokenId};
 use crate::resolver::{SessionResolver, TokenLookup, TokenResolver};
 use crate::token::{TokenError, TokenFormat};
 

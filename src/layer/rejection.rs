@@ -11,8 +11,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Extensions, HeaderValue, Response, StatusCode};
 
 use super::challenge::{Challenge, LayerMarker};
-use crate::principal::Principal;
 use crate::error::InvalidReason;
+use crate::principal::Principal;
 
 /// An authentication failure, turned into a response by [`Rejection::response`].
 #[derive(Debug, Clone, PartialEq, Eq)]

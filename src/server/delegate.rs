@@ -15,9 +15,9 @@ use super::error::ApiError;
 use super::manage::{ManageState, by_slug, capabilities, invalid, managed, person, target};
 use crate::audit::AuditRecorder;
 use crate::delegation::{Delegation, DelegationError, Delegator};
-use crate::principal::{AuthSource, Principal, TokenId};
-use crate::store::Backend;
 use crate::error::StoreError;
+use crate::principal::{AuthSource, Principal, TokenId};
+use crate::store::{Backend, Store};
 
 /// The management calls of delegation and task scope, beside
 /// [`manage_router`](super::manage_router) and with its conventions (a session principal,
@@ -31,7 +31,7 @@ use crate::error::StoreError;
 ///
 /// Completing a task is for the owner of the agents that serve it (see
 /// [`Managed::complete_task`](crate::store::Managed::complete_task)).
-pub fn tasks_router<B>(state: ManageState<B>) -> Router
+pub fn tasks_router<B>(state: ManageState<Store<B>>) -> Router
 where
     B: Backend,
 {
@@ -65,7 +65,7 @@ where
 ///
 /// (The name leaves `/oauth/token` to an RFC 8693 token-exchange grant, which will issue the
 /// same children through the same [`Delegator`].)
-pub fn delegations_router<B>(state: ManageState<B>) -> Router
+pub fn delegations_router<B>(state: ManageState<Store<B>>) -> Router
 where
     B: Backend,
 {
@@ -75,7 +75,7 @@ where
 }
 
 async fn revoke_tree<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError>
@@ -89,7 +89,7 @@ where
 }
 
 async fn complete_task<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(task_id): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -169,7 +169,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn delegate<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     headers: HeaderMap,
     Body(body): Body<DelegateBody>,

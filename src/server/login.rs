@@ -389,8 +389,8 @@ mod tests {
     use super::*;
     use crate::audit::{AuditFilter, AuditQuery, MemoryAuditSink, WriterOptions};
     use crate::ceiling::Policy;
-    use crate::principal::UserId;
     use crate::error::BoxError;
+    use crate::principal::UserId;
     use crate::store::{MemoryUserDirectory, UserDirectory, UserRecord};
     use ::axum::body::Body;
     use http::Request;

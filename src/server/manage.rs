@@ -10,27 +10,25 @@ use super::body::{Body, OptionalBody, Params};
 use super::csrf::SameOriginLayer;
 use super::error::ApiError;
 use super::{pages, views};
-use crate::approval::{
-    Approval, ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalStatus,
-};
+use crate::approval::{Approval, ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalStatus};
 use crate::audit::{AuditFilter, AuditWriter};
 use crate::ceiling::{CapabilitySet, Policy};
+use crate::error::{NotFound, StoreError};
 use crate::principal::{AgentId, AuthSource, Principal, TokenId, UserId};
 use crate::store::{
     AccessRole, Agent, AgentStatus, AgentType, Backend, Managed, NewAgent, NewToken, Store,
 };
-use crate::error::{NotFound, StoreError};
 
 /// What the management routes need: the store and, optionally, the audit writer every change
 /// is recorded through.
-pub struct ManageState<B> {
+pub struct ManageState<S> {
     /// The store.
-    pub store: Store<B>,
+    pub store: S,
     /// Where changes and denied attempts are recorded.
     pub audit: Option<AuditWriter>,
 }
 
-impl<B> Clone for ManageState<B> {
+impl<S: Clone> Clone for ManageState<S> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
@@ -61,7 +59,7 @@ impl<B> Clone for ManageState<B> {
 /// | `GET /api/agents/{slug}/audit?since=…&until=…&last=…` | the audit trail, newest last (RFC 3339 instants or durations ago: `since=1h`); the newest `last` events (default 1,000, at most 10,000) |
 ///
 /// The approvals of supervised agents are answered by [`approvals_router`], beside it.
-pub fn manage_router<B>(state: ManageState<B>) -> Router
+pub fn manage_router<B>(state: ManageState<Store<B>>) -> Router
 where
     B: Backend,
 {
@@ -106,7 +104,7 @@ where
 /// | `POST /api/approvals/{id}/approve` | approve it: `{"uses": N (default 1), "valid_for": "10m" (default: until it would have expired; at most 1d)}`, or no body for the defaults; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/deny` | deny it; owner or admin; 409 once decided or expired |
 /// | `POST /api/approvals/{id}/revoke` | withdraw an approval given earlier: it admits nothing more; owner or admin; 409 unless approved and unexpired |
-pub fn approvals_router<B>(state: ManageState<B>) -> Router
+pub fn approvals_router<B>(state: ManageState<Store<B>>) -> Router
 where
     B: Backend,
 {
@@ -125,14 +123,17 @@ where
 /// to `/login`. Everything shown is HTML-escaped. Needs the same
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) around it as [`manage_router`] (optional, with
 /// a session resolver).
-pub fn home_router<B>(state: ManageState<B>) -> Router
+pub fn home_router<B>(state: ManageState<Store<B>>) -> Router
 where
     B: Backend,
 {
     pages::not_framed(Router::new().route("/", get(home::<B>)).with_state(state))
 }
 
-async fn home<B>(State(state): State<ManageState<B>>, principal: Option<Principal>) -> Response
+async fn home<B>(
+    State(state): State<ManageState<Store<B>>>,
+    principal: Option<Principal>,
+) -> Response
 where
     B: Backend,
 {
@@ -209,7 +210,10 @@ pub(super) fn person(principal: &Principal) -> Result<UserId, ApiError> {
     }
 }
 
-pub(super) fn managed<'a, B>(state: &'a ManageState<B>, user: UserId) -> Managed<'a, B>
+pub(super) fn managed<'a, B>(
+    state: &'a ManageState<Store<B>>,
+    user: UserId,
+) -> Managed<'a, Store<B>>
 where
     B: Backend,
 {
@@ -222,10 +226,10 @@ where
 
 /// The signed-in user's view of the store, and the agent `slug` names.
 pub(super) async fn target<'a, B>(
-    state: &'a ManageState<B>,
+    state: &'a ManageState<Store<B>>,
     principal: &Principal,
     slug: &str,
-) -> Result<(Managed<'a, B>, Agent), ApiError>
+) -> Result<(Managed<'a, Store<B>>, Agent), ApiError>
 where
     B: Backend,
 {
@@ -270,7 +274,7 @@ async fn me(principal: Principal) -> Json<Value> {
 }
 
 async fn list_agents<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError>
 where
@@ -295,7 +299,7 @@ struct CreateAgent {
 }
 
 async fn create_agent<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Body(body): Body<CreateAgent>,
 ) -> Result<Response, ApiError>
@@ -332,7 +336,7 @@ where
 }
 
 async fn show_agent<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -345,7 +349,7 @@ where
 }
 
 async fn set_status<B>(
-    state: ManageState<B>,
+    state: ManageState<Store<B>>,
     principal: Principal,
     slug: String,
     status: AgentStatus,
@@ -359,7 +363,7 @@ where
 }
 
 async fn disable<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -370,7 +374,7 @@ where
 }
 
 async fn enable<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -381,7 +385,7 @@ where
 }
 
 async fn delete_agent<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError>
@@ -394,7 +398,7 @@ where
 }
 
 async fn list_tokens<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -444,7 +448,7 @@ fn new_token(body: CreateToken) -> Result<NewToken, ApiError> {
 }
 
 async fn create_token<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
     Body(body): Body<CreateToken>,
@@ -458,7 +462,7 @@ where
 }
 
 async fn revoke_token<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError>
@@ -478,7 +482,7 @@ struct Rotate {
 }
 
 async fn rotate<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
     Body(body): Body<Rotate>,
@@ -497,7 +501,7 @@ where
 }
 
 async fn list_grants<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -530,7 +534,7 @@ where
 }
 
 async fn set_policy<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
     Body(body): Body<NewPolicy>,
@@ -557,7 +561,7 @@ struct Grant {
 }
 
 async fn grant<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path((slug, grantee)): Path<(String, String)>,
     Body(body): Body<Grant>,
@@ -575,7 +579,7 @@ where
 }
 
 async fn withdraw<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path((slug, grantee)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError>
@@ -627,7 +631,7 @@ fn instant(
 }
 
 async fn audit<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(slug): Path<String>,
     Params(range): Params<Range>,
@@ -660,7 +664,10 @@ struct ApprovalQuery {
 }
 
 /// An approval as the API shows it: the view, with its agent's slug.
-async fn approval_view<B: Backend>(store: &Store<B>, approval: &Approval) -> Result<Value, ApiError> {
+async fn approval_view<B: Backend>(
+    store: &Store<B>,
+    approval: &Approval,
+) -> Result<Value, ApiError> {
     let mut view = views::approval(approval, store.clock().now());
     view["agent"] = match store.agent(&approval.agent_id).await? {
         Some(agent) => json!(&*agent.slug),
@@ -679,7 +686,7 @@ fn approval_id(id: &str) -> Result<ApprovalId, ApiError> {
 }
 
 async fn list_approvals<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Params(query): Params<ApprovalQuery>,
 ) -> Result<Json<Value>, ApiError>
@@ -720,7 +727,7 @@ where
 }
 
 async fn show_approval<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -741,7 +748,7 @@ struct Approve {
 }
 
 async fn approve<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(id): Path<String>,
     // Every field has a default: no body at all approves once, until it would have expired.
@@ -767,7 +774,7 @@ where
 }
 
 async fn deny<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError>
@@ -780,7 +787,7 @@ where
 }
 
 async fn revoke<B>(
-    State(state): State<ManageState<B>>,
+    State(state): State<ManageState<Store<B>>>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError>

@@ -4,8 +4,8 @@ use std::sync::{Arc, OnceLock};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
 
-use crate::principal::UserId;
 use crate::error::BoxError;
+use crate::principal::UserId;
 
 /// Checks a user's password; the login route asks it. Argon2 is slow on purpose: an
 /// implementation should verify with [`verify_password_off_runtime`] (or a

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use http::header::COOKIE;
 use sha2::{Digest, Sha256};
 
-use crate::principal::{Principal, UserId};
 use crate::error::ResolveError;
+use crate::principal::{Principal, UserId};
 use crate::resolver::SessionResolver;
 use crate::store::UserDirectory;
 

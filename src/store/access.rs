@@ -35,7 +35,6 @@
 //! # Ok(()) }
 //! ```
 
-
 use time::OffsetDateTime;
 
 use super::model::Agent;
@@ -166,4 +165,3 @@ pub fn authorize(
         })
     }
 }
-

@@ -67,7 +67,11 @@ impl<B: Backend> Store<B> {
     /// Replaces an agent's policy. It applies to the agent's next request (and its children's:
     /// the parent's policy is a layer of theirs); a child's must lie within its parent's, and
     /// the lists are bounded as at creation.
-    pub async fn set_agent_policy(&self, id: &AgentId, policy: Policy) -> Result<Agent, StoreError> {
+    pub async fn set_agent_policy(
+        &self,
+        id: &AgentId,
+        policy: Policy,
+    ) -> Result<Agent, StoreError> {
         let agent = self.agent_required(id).await?;
         let parent = self.parent_of(&agent).await?;
         validate::check_new_policy(&policy, parent.as_ref())?;

@@ -251,6 +251,17 @@ pub enum AgentFilter {
 }
 
 impl AgentFilter {
+    /// Those of `agents` that pass, by slug: for a backend that keeps agents in memory.
+    pub fn select<'a>(&self, agents: impl IntoIterator<Item = &'a Agent>) -> Vec<Agent> {
+        let mut selected: Vec<Agent> = agents
+            .into_iter()
+            .filter(|agent| self.matches(agent))
+            .cloned()
+            .collect();
+        selected.sort_by(|a, b| a.slug.cmp(&b.slug));
+        selected
+    }
+
     /// Whether `agent` passes: for a backend that filters in memory.
     pub fn matches(&self, agent: &Agent) -> bool {
         match self {
@@ -302,12 +313,25 @@ impl OneTask {
     /// Whether `token` counts as live: not revoked, not completed, not expired at
     /// [`OneTask::now`].
     pub fn is_live(&self, token: &TokenInfo) -> bool {
-        super::validate::is_live(token, self.now)
+        token.is_live_at(self.now)
+    }
+
+    /// [`OneTask::check`] over the agent's tokens, those live at [`OneTask::now`]: for a
+    /// backend that reads whole records.
+    pub fn check_tokens<'a>(
+        &self,
+        tokens: impl IntoIterator<Item = &'a TokenInfo>,
+    ) -> Result<(), StoreError> {
+        let live = tokens.into_iter().filter(|token| self.is_live(token));
+        self.check(live.filter_map(|token| token.task_id.as_deref()))
     }
 
     /// Refuses the insert if one of `live_tasks` (the task ids of the agent's live tokens)
     /// differs from the new token's.
-    pub fn check<'a>(&self, live_tasks: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
+    pub fn check<'a>(
+        &self,
+        live_tasks: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
         match live_tasks
             .into_iter()
             .find(|live| Some(*live) != self.task.as_deref())
@@ -370,6 +394,21 @@ pub enum GrantFilter {
 }
 
 impl GrantFilter {
+    /// Those of `grants` that pass, by agent then user: for a backend that keeps grants in
+    /// memory.
+    pub fn select<'a>(
+        &self,
+        grants: impl IntoIterator<Item = &'a AccessGrant>,
+    ) -> Vec<AccessGrant> {
+        let mut selected: Vec<AccessGrant> = grants
+            .into_iter()
+            .filter(|grant| self.matches(grant))
+            .cloned()
+            .collect();
+        selected.sort_by(|a, b| (&a.agent_id, &a.user_id).cmp(&(&b.agent_id, &b.user_id)));
+        selected
+    }
+
     /// Whether `grant` passes: for a backend that filters in memory.
     pub fn matches(&self, grant: &AccessGrant) -> bool {
         match self {
@@ -401,8 +440,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The agent with this id.
     async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError>;
 
-    /// The agent with this slug.
-    async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError>;
+    /// The agent with this slug. The default looks through every agent; a backend with an
+    /// index on slugs answers from it.
+    async fn agent_by_slug(&self, slug: &str) -> Result<Option<Agent>, StoreError> {
+        let agents = self.agents(&AgentFilter::All).await?;
+        Ok(agents.into_iter().find(|agent| &*agent.slug == slug))
+    }
 
     /// The agents `filter` selects, by slug.
     async fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError>;
@@ -663,13 +706,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Stores a batch of events, in order.
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
         let _ = events;
-        Err(AuditError::Unavailable("this store keeps no audit trail".into()))
+        Err(AuditError::Unavailable(
+            "this store keeps no audit trail".into(),
+        ))
     }
 
     /// The events passing `filter`, oldest first (those of one instant in the order they were
     /// stored), the newest [`AuditFilter::last`] of them.
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
         let _ = filter;
-        Err(AuditError::Unavailable("this store keeps no audit trail".into()))
+        Err(AuditError::Unavailable(
+            "this store keeps no audit trail".into(),
+        ))
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::model::AgentType;
 use super::UserDirectory;
-use crate::error::{InputError, StoreError};
+use super::model::AgentType;
 use crate::clock::{Clock, SystemClock};
+use crate::error::{InputError, StoreError};
 use crate::token::TokenFormat;
 
 /// Default and maximum lifetime of the tokens of one agent type.

@@ -13,7 +13,10 @@ use crate::ceiling::Policy;
 use crate::principal::{AgentId, TokenId, UserId};
 
 /// Moved to [`crate::error::StoreError`].
-#[deprecated(since = "0.2.0", note = "moved to `tower_agent_auth::error::StoreError`")]
+#[deprecated(
+    since = "0.2.0",
+    note = "moved to `tower_agent_auth::error::StoreError`"
+)]
 pub type StoreError = crate::error::StoreError;
 
 /// Moved to [`crate::error::ChangeFeedError`].
@@ -93,8 +96,7 @@ pub trait TokenStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait GrantStore: Send + Sync {
     /// [`Store::grant`].
-    async fn grant(&self, agent: &AgentId, user: &UserId, role: AccessRole)
-    -> Result<AccessGrant>;
+    async fn grant(&self, agent: &AgentId, user: &UserId, role: AccessRole) -> Result<AccessGrant>;
     /// [`Store::revoke_grant`].
     async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<()>;
     /// [`Store::grants`].
@@ -174,12 +176,7 @@ impl<B: Backend> TokenStore for Store<B> {
 
 #[async_trait::async_trait]
 impl<B: Backend> GrantStore for Store<B> {
-    async fn grant(
-        &self,
-        agent: &AgentId,
-        user: &UserId,
-        role: AccessRole,
-    ) -> Result<AccessGrant> {
+    async fn grant(&self, agent: &AgentId, user: &UserId, role: AccessRole) -> Result<AccessGrant> {
         Store::grant(self, agent, user, role).await
     }
     async fn revoke_grant(&self, agent: &AgentId, user: &UserId) -> Result<()> {

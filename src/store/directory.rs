@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::ceiling::{CapabilityCeiling, Policy};
-use crate::principal::{ExecutionPrincipal, Principal, UserId};
 use crate::error::BoxError;
+use crate::principal::{ExecutionPrincipal, Principal, UserId};
 
 /// A user as the crate needs to know them: whether they are active and what their role allows.
 #[derive(Debug, Clone)]

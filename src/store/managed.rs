@@ -1,7 +1,6 @@
 //! [`Managed`]: a store seen by one user, every call checked by the [access rule](super::authorize)
 //! and, optionally, audited.
 
-
 use super::access::{AccessGrant, AccessRole, Operation, authorize};
 use super::backend::Backend;
 use super::domain::Store;
@@ -57,13 +56,13 @@ fn describe(policy: &Policy) -> String {
 /// A store seen by one user: every management call is authorized first and, with
 /// [`Managed::with_audit`], recorded — changes with before/after, refusals as
 /// [`Outcome::Denied`].
-pub struct Managed<'a, B> {
-    store: &'a Store<B>,
+pub struct Managed<'a, S> {
+    store: &'a S,
     actor: UserId,
     audit: Option<&'a dyn AuditRecorder>,
 }
 
-impl<B> std::fmt::Debug for Managed<'_, B> {
+impl<S> std::fmt::Debug for Managed<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Managed")
             .field("actor", &self.actor)
@@ -72,7 +71,7 @@ impl<B> std::fmt::Debug for Managed<'_, B> {
     }
 }
 
-impl<'a, B: Backend> Managed<'a, B> {
+impl<'a, B: Backend> Managed<'a, Store<B>> {
     /// `store` as `actor` sees it.
     pub fn new(store: &'a Store<B>, actor: impl Into<UserId>) -> Self {
         Self {
@@ -134,9 +133,9 @@ impl<'a, B: Backend> Managed<'a, B> {
             Err(StoreError::Forbidden { .. } | StoreError::NotFound(NotFound::Agent(_)))
                 if !self.may(&approval.agent_id, Operation::ViewAgent).await? =>
             {
-                Err(StoreError::NotFound(NotFound::Approval(crate::store::shortened(
-                    approval.id.as_str(),
-                ))))
+                Err(StoreError::NotFound(NotFound::Approval(
+                    crate::store::shortened(approval.id.as_str()),
+                )))
             }
             other => other,
         }
@@ -593,10 +592,9 @@ impl<'a, B: Backend> Managed<'a, B> {
 
     #[cfg(feature = "approval")]
     async fn find_approval(&self, id: &ApprovalId) -> Result<Approval, StoreError> {
-        self.store
-            .approval(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(NotFound::Approval(crate::store::shortened(id.as_str()))))
+        self.store.approval(id).await?.ok_or_else(|| {
+            StoreError::NotFound(NotFound::Approval(crate::store::shortened(id.as_str())))
+        })
     }
 
     /// Whether the actor may do `operation` on `agent`, without recording a refusal (for
@@ -638,7 +636,7 @@ impl<'a, B: Backend> Managed<'a, B> {
 /// not let the grantee complete it; the grantee ends that agent's part with
 /// [`revoke_token_tree`](Managed::revoke_token_tree) or
 /// [`revoke_all_tokens`](Managed::revoke_all_tokens).
-impl<B: Backend> Managed<'_, B> {
+impl<B: Backend> Managed<'_, Store<B>> {
     /// Revokes the token `token` of `agent` and every token delegated from it (below and below
     /// that): owner or admin of `agent`. Returns how many were revoked now. Recorded as
     /// `token_revoked` of the token, the detail with the count and how many of them were

@@ -18,7 +18,6 @@
 //! | [`PgStore`] | `SqlBackend<Postgres>`: shared by many nodes | `postgres` |
 //! | yours | anything implementing [`Backend`] | — |
 
-
 mod access;
 mod agents;
 pub mod backend;
@@ -56,12 +55,12 @@ pub use validate::{MAX_CAPABILITIES, MAX_NAMES};
 #[cfg(feature = "sql")]
 #[allow(deprecated)]
 pub use deprecated::ChangeFeedError;
-#[cfg(feature = "sql")]
-pub use sql::{PoolSettings, SqlBackend};
 #[cfg(feature = "postgres")]
 pub use sql::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
+#[cfg(feature = "sql")]
+pub use sql::{PoolSettings, SqlBackend};
 
 #[cfg(feature = "testing")]
 pub(crate) use managed::AGENTS_PER_APPROVAL_QUERY;

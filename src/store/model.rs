@@ -362,7 +362,11 @@ impl TokenInfo {
     /// A live token of `agent_id` without a label, capabilities, expiry, use limit, task or
     /// delegation: for a backend that reads records from its own rows (set the other fields on
     /// the result; the store builds the records it hands a backend).
-    pub fn new(id: impl Into<TokenId>, agent_id: impl Into<AgentId>, created_at: OffsetDateTime) -> Self {
+    pub fn new(
+        id: impl Into<TokenId>,
+        agent_id: impl Into<AgentId>,
+        created_at: OffsetDateTime,
+    ) -> Self {
         Self {
             id: id.into(),
             agent_id: agent_id.into(),
@@ -386,6 +390,14 @@ impl TokenInfo {
             delegation_parent: None,
             delegation_depth: 0,
         }
+    }
+
+    /// Whether the token is live at `now`: not revoked, its task not completed, not expired
+    /// (a spent one is still live: it may be rotated, and its children resolve).
+    pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none()
+            && self.task_completed_at.is_none()
+            && self.expires_at.is_none_or(|at| at > now)
     }
 
     /// The token's own status at `now`, the first that applies of revoked, completed (its task

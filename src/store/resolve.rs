@@ -70,10 +70,10 @@ use super::backend::{Backend, Reservation, StoredToken};
 use super::directory::UserRecord;
 use super::model::{Agent, AgentStatus, AgentType, TokenInfo};
 use crate::ceiling::{CapabilityCeiling, LayerSource};
+use crate::error::{InvalidReason, RefusedCredential, ResolveError};
 use crate::principal::{
     AgentRef, DelegationLink, ExecutionPrincipal, Principal, TaskScope, TokenId,
 };
-use crate::error::{InvalidReason, RefusedCredential, ResolveError};
 use crate::resolver::TokenLookup;
 
 /// How long a request waits, in all, for a use in flight to come back before it is refused as
@@ -597,13 +597,7 @@ pub(crate) fn resolve_now<B: Backend>(
     if matches!(reservation, Ok(Reservation::InFlight)) {
         return None;
     }
-    Some(reserved(
-        store,
-        &record,
-        reservation,
-        principal,
-        now_nanos,
-    ))
+    Some(reserved(store, &record, reservation, principal, now_nanos))
 }
 
 /// Resolves `token` through `store`'s backend: the checks in the order of this module's docs. A request

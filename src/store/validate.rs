@@ -70,7 +70,9 @@ pub(crate) fn later(
         .and_then(|by| now.checked_add(by))
         // Past what every backend stores (microseconds in an i64) is past "too far" too.
         .filter(|at| at.unix_timestamp_nanos() / 1_000 < i128::from(i64::MAX))
-        .ok_or_else(|| StoreError::Input(InputError::InvalidLifetime("too far in the future".into())))
+        .ok_or_else(|| {
+            StoreError::Input(InputError::InvalidLifetime("too far in the future".into()))
+        })
 }
 
 /// A token ready to be stored.
@@ -176,7 +178,9 @@ pub(crate) fn check_within_policy(
     if outside.is_empty() {
         Ok(())
     } else {
-        Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(outside.join(", "))))
+        Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(
+            outside.join(", "),
+        )))
     }
 }
 
@@ -239,7 +243,9 @@ pub(crate) fn prepare_agent(
     parent: Option<&Agent>,
 ) -> Result<Agent, StoreError> {
     if !crate::token::valid_slug(&new.slug) {
-        return Err(StoreError::Input(InputError::InvalidSlug(super::shortened(&new.slug))));
+        return Err(StoreError::Input(InputError::InvalidSlug(
+            super::shortened(&new.slug),
+        )));
     }
     validate_names("scope", &new.scopes)?;
     validate_names("mode", &new.modes)?;
@@ -259,63 +265,62 @@ pub(crate) fn prepare_agent(
             "the agent would already be expired".into(),
         )));
     }
-    let (owner, scopes, modes) =
-        match parent {
-            None => (
-                new.owner
-                    .ok_or_else(|| StoreError::invalid("an agent needs an owner"))?,
-                new.scopes,
-                new.modes,
-            ),
-            Some(parent) => {
-                // Its task tokens would carry neither its parent's policy nor its parent's status.
-                if new.orchestrator {
-                    return Err(crate::error::DelegationError::OrchestratorIsChild(
-                        super::shortened(&new.slug),
-                    )
-                    .into());
-                }
-                if parent.parent.is_some() {
-                    return Err(StoreError::invalid(
-                        "a child identity cannot have children of its own",
-                    ));
-                }
-                if parent.status == AgentStatus::Disabled
-                    || parent.expires_at.is_some_and(|at| at <= now)
-                {
-                    return Err(StoreError::invalid(format!(
-                        "the parent identity {:?} is disabled or expired",
-                        parent.slug
+    let (owner, scopes, modes) = match parent {
+        None => (
+            new.owner
+                .ok_or_else(|| StoreError::invalid("an agent needs an owner"))?,
+            new.scopes,
+            new.modes,
+        ),
+        Some(parent) => {
+            // Its task tokens would carry neither its parent's policy nor its parent's status.
+            if new.orchestrator {
+                return Err(
+                    crate::error::DelegationError::OrchestratorIsChild(super::shortened(&new.slug))
+                        .into(),
+                );
+            }
+            if parent.parent.is_some() {
+                return Err(StoreError::invalid(
+                    "a child identity cannot have children of its own",
+                ));
+            }
+            if parent.status == AgentStatus::Disabled
+                || parent.expires_at.is_some_and(|at| at <= now)
+            {
+                return Err(StoreError::invalid(format!(
+                    "the parent identity {:?} is disabled or expired",
+                    parent.slug
+                )));
+            }
+            if new
+                .owner
+                .as_ref()
+                .is_some_and(|owner| *owner != parent.owner)
+            {
+                return Err(StoreError::invalid(
+                    "a child identity acts for its parent's owner",
+                ));
+            }
+            if let Some(allowed) = new.policy.allowed() {
+                check_within_policy(&parent.policy, allowed)?;
+            }
+            match (expires_at, parent.expires_at) {
+                (Some(child), Some(parent)) if child > parent => {
+                    return Err(StoreError::Input(InputError::InvalidLifetime(
+                        "a child identity cannot outlive its parent".into(),
                     )));
                 }
-                if new
-                    .owner
-                    .as_ref()
-                    .is_some_and(|owner| *owner != parent.owner)
-                {
-                    return Err(StoreError::invalid(
-                        "a child identity acts for its parent's owner",
-                    ));
-                }
-                if let Some(allowed) = new.policy.allowed() {
-                    check_within_policy(&parent.policy, allowed)?;
-                }
-                match (expires_at, parent.expires_at) {
-                    (Some(child), Some(parent)) if child > parent => {
-                        return Err(StoreError::Input(InputError::InvalidLifetime(
-                            "a child identity cannot outlive its parent".into(),
-                        )));
-                    }
-                    (None, Some(parent)) => expires_at = Some(parent),
-                    _ => {}
-                }
-                (
-                    parent.owner.clone(),
-                    within_parent("scopes", new.scopes, &parent.scopes)?,
-                    within_parent("modes", new.modes, &parent.modes)?,
-                )
+                (None, Some(parent)) => expires_at = Some(parent),
+                _ => {}
             }
-        };
+            (
+                parent.owner.clone(),
+                within_parent("scopes", new.scopes, &parent.scopes)?,
+                within_parent("modes", new.modes, &parent.modes)?,
+            )
+        }
+    };
     // A child of a supervised agent is supervised whatever type it was asked with: its
     // critical actions wait for the person its parent's do.
     let agent_type = match parent {
@@ -385,8 +390,7 @@ pub(crate) fn prepare_token(
         if requested.is_empty() {
             return Err(StoreError::invalid(
                 "capabilities: an empty list would make a token that may do nothing; leave it out \
-                 for the agent's whole ceiling"
-                    ,
+                 for the agent's whole ceiling",
             ));
         }
         bounded_capabilities("capabilities", requested)?;
@@ -436,9 +440,7 @@ pub(crate) fn prepare_token(
 /// Whether a token counts as live for a single-task agent: not revoked, not completed, not
 /// expired.
 pub(crate) fn is_live(info: &TokenInfo, now: OffsetDateTime) -> bool {
-    info.revoked_at.is_none()
-        && info.task_completed_at.is_none()
-        && info.expires_at.is_none_or(|at| at > now)
+    info.is_live_at(now)
 }
 
 /// Checks an imported token against the agent and builds its record.
@@ -505,14 +507,10 @@ pub(crate) fn prepare_rotation(
 ) -> Result<PreparedRotation, StoreError> {
     let now = truncate(config.clock.now());
     if !is_live(old, now) {
-        return Err(StoreError::invalid(
-            "only a live token can be rotated",
-        ));
+        return Err(StoreError::invalid("only a live token can be rotated"));
     }
     if old.operations_remaining == Some(0) {
-        return Err(StoreError::invalid(
-            "a spent token cannot be rotated",
-        ));
+        return Err(StoreError::invalid("a spent token cannot be rotated"));
     }
     let raw = config.format.mint(&agent.slug)?;
     let hash = raw.hash();

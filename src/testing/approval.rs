@@ -4,14 +4,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Env};
+use super::Env;
 use crate::approval::{
-    ApprovalBounds, ApprovalFilter, ApprovalStatus, CriticalAction, Decision,
-    NewApproval,
+    ApprovalBounds, ApprovalFilter, ApprovalStatus, CriticalAction, Decision, NewApproval,
 };
-use crate::store::{AgentType, Backend, NewAgent, NewToken};
 use crate::error::{Conflict, InputError, NotFound, StoreError};
-
+use crate::store::{AgentType, Backend, NewAgent, NewToken};
 
 const LIFETIME: Duration = Duration::from_secs(600);
 
@@ -230,7 +228,10 @@ pub async fn case_an_approval_is_decided_once<B: Backend>(env: Env<B>) {
             Decision::Approve(ApprovalBounds::default().uses(0)),
         )
         .await;
-    assert!(matches!(bad, Err(StoreError::Input(InputError::Invalid(_)))), "{bad:?}");
+    assert!(
+        matches!(bad, Err(StoreError::Input(InputError::Invalid(_)))),
+        "{bad:?}"
+    );
     env.store
         .decide_approval(&second.id, &"alice".into(), Decision::Deny)
         .await
@@ -724,7 +725,10 @@ pub async fn case_an_approval_given_can_be_revoked<B: Backend>(env: Env<B>) {
         .decide_approval(&asked_for.id, &"alice".into(), Decision::Revoke)
         .await;
     assert!(
-        matches!(twice, Err(StoreError::Conflict(Conflict::ApprovalNotApproved { .. }))),
+        matches!(
+            twice,
+            Err(StoreError::Conflict(Conflict::ApprovalNotApproved { .. }))
+        ),
         "{twice:?}"
     );
 }

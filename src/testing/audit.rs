@@ -1,21 +1,23 @@
 //! The store's own audit trail: the layer and `Managed` record through an `AuditWriter` into
 //! the store's sink, and the store answers "what did this identity do".
 
-use crate::audit::{AuditQuery, AuditSink};
 use crate::TokenResolver;
+use crate::audit::{AuditQuery, AuditSink};
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 
-use super::{Env};
+use super::Env;
 use crate::audit::{AuditAction, AuditEvent, AuditFilter, AuditWriter, Outcome, WriterOptions};
 use crate::ceiling::Policy;
 use crate::clock::{Clock, ManualClock};
-use crate::principal::{AgentId, TokenId};
-use crate::store::{AccessRole, AgentStatus, Backend, Managed, NewAgent, NewToken, Store, UserRecord};
 use crate::error::StoreError;
+use crate::principal::{AgentId, TokenId};
+use crate::store::{
+    AccessRole, AgentStatus, Backend, Managed, NewAgent, NewToken, Store, UserRecord,
+};
 use crate::{AgentAuthLayer, InvalidReason};
 
 /// What a test compares of an event.

@@ -9,11 +9,10 @@ use crate::InvalidReason;
 use crate::ceiling::Policy;
 use crate::clock::Clock;
 use crate::delegation::{Delegation, DelegationError};
-use crate::principal::{AgentType, AuthSource, UserId};
-use crate::error::{InputError, NotFound, ResolveError};
-use crate::store::{AgentStatus, Backend, IssuedToken, NewAgent, NewToken, UserRecord};
 use crate::error::StoreError;
-
+use crate::error::{InputError, NotFound, ResolveError};
+use crate::principal::{AgentType, AuthSource, UserId};
+use crate::store::{AgentStatus, Backend, IssuedToken, NewAgent, NewToken, UserRecord};
 
 async fn delegate<B: Backend>(
     env: &Env<B>,
@@ -462,9 +461,7 @@ pub async fn case_ephemeral_agents_are_clamped_and_serve_one_task<B: Backend>(en
 /// The one-task rule holds under concurrency: of concurrent mints for different tasks on one
 /// ephemeral agent, exactly one is issued (the check and the insert are one atomic step), and
 /// concurrent mints for the same task all are.
-pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<B: Backend>(
-    env: Env<B>,
-) {
+pub async fn case_concurrent_mints_for_an_ephemeral_agent_serve_one_task<B: Backend>(env: Env<B>) {
     let agent = env
         .store
         .create_agent(NewAgent::new("sprinter", "alice").with_type(AgentType::Ephemeral))
@@ -736,9 +733,7 @@ async fn task_token<B: Backend>(
 
 /// Deleting the orchestrator refuses its task tokens at their next request, also one that was
 /// admitted before (a verdict reached while the orchestrator stood is not reused).
-pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<B: Backend>(
-    env: Env<B>,
-) {
+pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<B: Backend>(env: Env<B>) {
     let (conductor, worker) =
         conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
     let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
@@ -756,9 +751,7 @@ pub async fn case_deleting_the_orchestrator_refuses_its_task_tokens<B: Backend>(
 
 /// A task token, or a token delegated from one, is never delegated back to the orchestrator
 /// that minted it: it mints for the other agents of its owner, never for itself.
-pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<B: Backend>(
-    env: Env<B>,
-) {
+pub async fn case_a_task_token_is_not_delegated_to_its_orchestrator<B: Backend>(env: Env<B>) {
     let (conductor, worker) =
         conductor_and_worker(&env, NewAgent::new("conductor", "alice").orchestrator()).await;
     let issued = task_token(&env, &conductor, &worker.id).await.unwrap();
@@ -837,8 +830,7 @@ pub async fn case_a_thread_scoped_child_cannot_be_an_orchestrator<B: Backend>(en
 /// A supervised orchestrator's task tokens are supervised, and so are the tokens delegated from
 /// them: their critical actions wait for an approval, whatever the type of the agent they are
 /// for. An autonomous orchestrator's are not.
-pub async fn case_a_supervised_orchestrators_task_tokens_are_supervised<B: Backend>(env: Env<B>)
-{
+pub async fn case_a_supervised_orchestrators_task_tokens_are_supervised<B: Backend>(env: Env<B>) {
     use crate::approval::{ApprovalRejection, CriticalAction, Supervision};
     let (conductor, worker) = conductor_and_worker(
         &env,
@@ -928,9 +920,7 @@ pub async fn case_a_task_token_is_minted_on_behalf_of_a_person_of_the_agent<B: B
 
 /// Completing a task is recorded as state, not as an expiry instant: a clock that then reads
 /// earlier (skew between nodes, an NTP step back) does not admit its tokens again.
-pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<B: Backend>(
-    env: Env<B>,
-) {
+pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<B: Backend>(env: Env<B>) {
     let (writer, root) = env
         .agent_with_token_as("writer", NewToken::new("1").task_id("t-1"))
         .await;
@@ -986,9 +976,7 @@ pub async fn case_a_completed_task_stays_ended_when_the_clock_steps_back<B: Back
 /// Rotating a parent leaves its children under the old token: without a use limit they end
 /// with it at the end of its grace; a use-limited parent's uses move to the new token, so its
 /// children are refused at once.
-pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<B: Backend>(
-    env: Env<B>,
-) {
+pub async fn case_rotating_a_parent_ends_its_children_with_the_old_token<B: Backend>(env: Env<B>) {
     let grace = Duration::from_secs(60);
     let (planner, unlimited) = env.agent_with_token("planner").await;
     let writer = env.agent("writer").await;

@@ -1,9 +1,9 @@
 //! Grants, and the access rule `Managed` applies.
 
-use super::{Env};
+use super::Env;
 use crate::ceiling::Policy;
-use crate::store::{AccessRole, AgentStatus, Backend, Managed, NewAgent, NewToken, UserRecord};
 use crate::error::{NotFound, StoreError};
+use crate::store::{AccessRole, AgentStatus, Backend, Managed, NewAgent, NewToken, UserRecord};
 
 pub async fn case_grants_are_kept_per_agent_and_user<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;

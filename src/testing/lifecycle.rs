@@ -3,8 +3,8 @@
 use super::{Env, caps};
 use crate::InvalidReason;
 use crate::ceiling::Policy;
-use crate::store::{AgentStatus, AgentType, Backend, NewAgent, NewToken};
 use crate::error::{Conflict, InputError, NotFound, StoreError};
+use crate::store::{AgentStatus, AgentType, Backend, NewAgent, NewToken};
 
 pub async fn case_agents_round_trip<B: Backend>(env: Env<B>) {
     let policy = Policy::allow(caps(&["posts:*"])).with_deny(caps(&["posts:delete"]));
@@ -57,7 +57,10 @@ pub async fn case_invalid_slug_and_unknown_owner_are_refused<B: Backend>(env: En
         .store
         .create_agent(NewAgent::new("Not_A_Slug", "alice"))
         .await;
-    assert!(matches!(bad, Err(StoreError::Input(InputError::InvalidSlug(_)))), "{bad:?}");
+    assert!(
+        matches!(bad, Err(StoreError::Input(InputError::InvalidSlug(_)))),
+        "{bad:?}"
+    );
     let nobody = env
         .store
         .create_agent(NewAgent::new("orphan", "mallory"))
@@ -90,7 +93,10 @@ pub async fn case_capabilities_outside_policy_change_nothing<B: Backend>(env: En
     let wide = NewToken::new("t").with_capabilities(caps(&["posts:*"]));
     let result = env.store.create_token(&agent.id, wide).await;
     assert!(
-        matches!(result, Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))),
+        matches!(
+            result,
+            Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))
+        ),
         "{result:?}"
     );
     assert!(env.store.list_tokens(&agent.id).await.unwrap().is_empty());
@@ -166,7 +172,10 @@ pub async fn case_foreign_or_unknown_token_cannot_be_revoked<B: Backend>(env: En
     let token = env.token(&writer.id, NewToken::new("t")).await;
     let through_other = env.store.revoke_token(&other.id, &token.info.id).await;
     assert!(
-        matches!(through_other, Err(StoreError::NotFound(NotFound::Token { .. }))),
+        matches!(
+            through_other,
+            Err(StoreError::NotFound(NotFound::Token { .. }))
+        ),
         "{through_other:?}"
     );
     let unknown = env
@@ -341,7 +350,10 @@ pub async fn case_rotation_grace_never_outlasts_expiry_and_zero_revokes<B: Backe
         .rotate_token(&foreign.id, &rotated.info.id, std::time::Duration::ZERO)
         .await;
     assert!(
-        matches!(through_other, Err(StoreError::NotFound(NotFound::Token { .. }))),
+        matches!(
+            through_other,
+            Err(StoreError::NotFound(NotFound::Token { .. }))
+        ),
         "{through_other:?}"
     );
 }
@@ -376,7 +388,10 @@ pub async fn case_absurd_lifetimes_are_refused<B: Backend>(env: Env<B>) {
         )
         .await;
     assert!(
-        matches!(forever, Err(StoreError::Input(InputError::InvalidLifetime(_)))),
+        matches!(
+            forever,
+            Err(StoreError::Input(InputError::InvalidLifetime(_)))
+        ),
         "{forever:?}"
     );
     let t = env.token(&agent.id, NewToken::new("t")).await;
@@ -385,7 +400,10 @@ pub async fn case_absurd_lifetimes_are_refused<B: Backend>(env: Env<B>) {
         .rotate_token(&agent.id, &t.info.id, std::time::Duration::MAX)
         .await;
     assert!(
-        matches!(rotated, Err(StoreError::Input(InputError::InvalidLifetime(_)))),
+        matches!(
+            rotated,
+            Err(StoreError::Input(InputError::InvalidLifetime(_)))
+        ),
         "{rotated:?}"
     );
     assert!(env.resolve(&t).await.is_ok(), "nothing changed");
@@ -540,7 +558,10 @@ pub async fn case_children_are_never_wider_than_the_parent<B: Backend>(env: Env<
         )
         .await;
     assert!(
-        matches!(wider_token, Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))),
+        matches!(
+            wider_token,
+            Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))
+        ),
         "a child's token is checked against the parent's policy: {wider_token:?}"
     );
 
@@ -717,7 +738,10 @@ pub async fn case_a_policy_change_applies_at_the_next_request<B: Backend>(env: E
         .set_agent_policy(&child.id, Policy::allow(caps(&["posts:*"])))
         .await;
     assert!(
-        matches!(wider, Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))),
+        matches!(
+            wider,
+            Err(StoreError::Input(InputError::CapabilitiesOutsidePolicy(_)))
+        ),
         "{wider:?}"
     );
     let too_long = (0..=crate::store::MAX_CAPABILITIES)

@@ -1,12 +1,12 @@
 //! What a token resolves to, and every reason it is refused.
 
-use crate::TokenResolver;
 use super::{Env, caps, concurrent_use_limit, refused, resolve};
+use crate::TokenResolver;
 use crate::ceiling::Policy;
 use crate::clock::Clock;
+use crate::error::{Conflict, InputError, StoreError};
 use crate::principal::UserId;
 use crate::store::{AgentStatus, Backend, ImportedToken, NewAgent, NewToken};
-use crate::error::{Conflict, InputError, StoreError};
 use crate::token::{TokenFormat, TokenHash};
 use crate::{InvalidReason, TokenLookup};
 
@@ -160,18 +160,27 @@ pub async fn case_expires_on_completion<B: Backend>(env: Env<B>) {
         .store
         .create_token(&agent.id, NewToken::new("t").expires_on_completion())
         .await;
-    assert!(matches!(bad, Err(StoreError::Input(InputError::Invalid(_)))), "{bad:?}");
+    assert!(
+        matches!(bad, Err(StoreError::Input(InputError::Invalid(_)))),
+        "{bad:?}"
+    );
     let zero = env
         .store
         .create_token(&agent.id, NewToken::new("t").max_operations(0))
         .await;
-    assert!(matches!(zero, Err(StoreError::Input(InputError::Invalid(_)))), "{zero:?}");
+    assert!(
+        matches!(zero, Err(StoreError::Input(InputError::Invalid(_)))),
+        "{zero:?}"
+    );
     // Past what every backend counts in: refused, never clamped.
     let huge = env
         .store
         .create_token(&agent.id, NewToken::new("t").max_operations(u64::MAX))
         .await;
-    assert!(matches!(huge, Err(StoreError::Input(InputError::Invalid(_)))), "{huge:?}");
+    assert!(
+        matches!(huge, Err(StoreError::Input(InputError::Invalid(_)))),
+        "{huge:?}"
+    );
 }
 
 pub async fn case_concurrent_use_limit_is_exact<B: Backend>(env: Env<B>) {

@@ -4,7 +4,7 @@
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 
-use super::{Env};
+use super::Env;
 use crate::clock::Clock;
 use crate::store::{AgentStatus, Backend, NewAgent, NewToken, Store};
 use crate::{AgentAuthLayer, InvalidReason, RequireCapabilityLayer};
@@ -166,7 +166,9 @@ pub async fn case_only_admitted_requests_spend_a_use<B: Backend>(env: Env<B>) {
     assert_eq!(env.refusal(&t).await, InvalidReason::Exhausted);
 }
 
-pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<B: Backend>(env: Env<B>) {
+pub async fn case_concurrent_refusals_leave_exactly_the_limit_to_successes<B: Backend>(
+    env: Env<B>,
+) {
     let (_, t) = env
         .agent_with_token_as("worker", NewToken::new("t").max_operations(100))
         .await;

@@ -8,7 +8,7 @@ use http::{Request, Response};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::clock::ManualClock;
 use tower_agent_auth::store::{
-    Agent, AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord,
+    Agent, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord,
 };
 use tower_agent_auth::token::{RawToken, TokenFormat};
 use tower_agent_auth::{Principal, ResolveError, SessionResolver};

@@ -13,8 +13,7 @@ use tower_agent_auth::axum::Require;
 use tower_agent_auth::cache::{CacheConfig, CachingResolver, VerdictCache};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::store::{
-    AgentStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig, TokenStore,
-    UserDirectory, UserRecord,
+    MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{AgentAuthLayer, Principal, capability};

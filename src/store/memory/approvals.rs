@@ -67,21 +67,16 @@ impl MemoryApprovals {
     }
 
     pub(super) fn list(&self, filter: &ApprovalFilter, now: OffsetDateTime) -> Vec<Approval> {
-        let mut listed: Vec<Approval> = self
-            .lock()
-            .iter()
-            .filter(|a| filter.matches(a, now))
-            .cloned()
-            .collect();
-        listed.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        if let Some(last) = filter.last {
-            listed.truncate(last);
-        }
-        listed
+        filter.select(self.lock().iter(), now)
     }
 
     /// Stores `decided` if the approval still stands as `from`, unexpired at `now`.
-    pub(super) fn decide(&self, decided: &Approval, from: ApprovalStatus, now: OffsetDateTime) -> bool {
+    pub(super) fn decide(
+        &self,
+        decided: &Approval,
+        from: ApprovalStatus,
+        now: OffsetDateTime,
+    ) -> bool {
         let mut approvals = self.lock();
         match approvals.iter_mut().find(|a| a.id == decided.id) {
             Some(stored) if stored.status == from && stored.expires_at > now => {
@@ -97,7 +92,11 @@ impl MemoryApprovals {
         }
     }
 
-    pub(super) fn consume(&self, binding: &ApprovalBinding, now: OffsetDateTime) -> Option<Approval> {
+    pub(super) fn consume(
+        &self,
+        binding: &ApprovalBinding,
+        now: OffsetDateTime,
+    ) -> Option<Approval> {
         consume_in(&mut self.lock(), binding, now)
     }
 }
@@ -110,16 +109,8 @@ fn consume_in(
 ) -> Option<Approval> {
     let approval = approvals
         .iter_mut()
-        .filter(|a| {
-            a.binding == *binding
-                && a.status_at(now) == ApprovalStatus::Approved
-                && a.uses_remaining.is_some_and(|n| n > 0)
-        })
+        .filter(|a| a.binding == *binding && a.is_usable_at(now))
         .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))?;
-    let left = approval.uses_remaining.unwrap_or(1) - 1;
-    approval.uses_remaining = Some(left);
-    if left == 0 {
-        approval.status = ApprovalStatus::Used;
-    }
+    approval.spend_use();
     Some(approval.clone())
 }

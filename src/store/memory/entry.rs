@@ -54,7 +54,10 @@ impl AgentSlot {
     }
 
     pub(super) fn get(&self) -> Arc<Agent> {
-        self.record.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.record
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the record: every token of the agent sees it at its next request.
@@ -342,4 +345,3 @@ impl StoredToken for MemoryRecord {
         self.orchestrator.clone()
     }
 }
-

@@ -160,6 +160,39 @@ impl Store<MemoryBackend> {
     pub fn with_last_used_interval(self, interval: std::time::Duration) -> Self {
         self.edit(|config| config.last_used_interval(interval))
     }
+
+    /// A verdict cache kept by this store's revision and its user directory's (feature
+    /// `cache`): over this store, a [`CachingResolver`](crate::cache::CachingResolver) reuses
+    /// a verdict exactly while neither the store's records nor the directory changed and no
+    /// expiry passed, so every change is seen by the very next request, while a use or a
+    /// last-used time changes nothing. Without a directory revision
+    /// ([`UserDirectory::revision`]) it reuses nothing.
+    ///
+    /// ```
+    /// use tower_agent_auth::cache::CachingResolver;
+    /// # use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+    /// # use tower_agent_auth::token::TokenFormat;
+    /// # let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), MemoryUserDirectory::new());
+    /// let resolver = CachingResolver::new(store.clone(), store.verdict_cache());
+    /// # let _ = resolver;
+    /// ```
+    #[cfg(feature = "cache")]
+    pub fn verdict_cache(&self) -> crate::cache::VerdictCache {
+        let records = self.backend().revision_counter();
+        let directory = self.config().directory.clone();
+        let revision = move || {
+            let directory = directory.revision()?;
+            // One number for two counters that only grow: they would have to move by 2^32
+            // between a verdict and its next request to meet again.
+            let records = records.load(Ordering::Acquire);
+            Some((records << 32) ^ directory)
+        };
+        crate::cache::VerdictCache::new(
+            crate::cache::CacheConfig::new()
+                .clock(self.config().clock.clone())
+                .revision(revision),
+        )
+    }
 }
 
 #[async_trait::async_trait]
@@ -191,19 +224,14 @@ impl Backend for MemoryBackend {
 
     async fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
         let state = self.read();
-        let mut agents: Vec<Agent> = match filter {
-            AgentFilter::Ids(ids) => ids
-                .iter()
-                .filter_map(|id| state.agents.get(id))
-                .map(|slot| slot.snapshot())
-                .collect(),
-            _ => state
-                .agents
-                .values()
-                .filter(|slot| filter.matches(&slot.get()))
-                .map(|slot| slot.snapshot())
-                .collect(),
+        let slots: Vec<&Arc<AgentSlot>> = match filter {
+            AgentFilter::Ids(ids) => ids.iter().filter_map(|id| state.agents.get(id)).collect(),
+            _ => state.agents.values().collect(),
         };
+        let mut agents: Vec<Agent> = (slots.into_iter())
+            .filter(|slot| filter.matches(&slot.get()))
+            .map(|slot| slot.snapshot())
+            .collect();
         agents.sort_by(|a, b| a.slug.cmp(&b.slug));
         agents.dedup_by(|a, b| a.id == b.id);
         Ok(agents)
@@ -373,11 +401,16 @@ impl Backend for MemoryBackend {
         let mut retired = entry.info.clone();
         retired.expires_at = rotation.old_expires_at;
         retired.revoked_at = rotation.old_revoked_at;
-        state.tokens.insert(hash, Arc::new(entry.with_info(retired)));
+        state
+            .tokens
+            .insert(hash, Arc::new(entry.with_info(retired)));
         let mut agent = Agent::clone(&slot.get());
         agent.last_rotated_at = Some(rotation.new.created_at);
         slot.set(agent);
-        state.insert(rotation.new_hash, TokenEntry::new(rotation.new.clone(), slot));
+        state.insert(
+            rotation.new_hash,
+            TokenEntry::new(rotation.new.clone(), slot),
+        );
         Ok(Rotated::Done)
     }
 
@@ -483,22 +516,12 @@ impl Backend for MemoryBackend {
 
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
         let state = self.read();
-        let mut grants: Vec<AccessGrant> = match filter {
-            GrantFilter::One(agent, user) => state
-                .grants
-                .get(&(agent.clone(), user.clone()))
-                .cloned()
-                .into_iter()
-                .collect(),
-            _ => state
-                .grants
-                .values()
-                .filter(|grant| filter.matches(grant))
-                .cloned()
-                .collect(),
-        };
-        grants.sort_by(|a, b| (&a.agent_id, &a.user_id).cmp(&(&b.agent_id, &b.user_id)));
-        Ok(grants)
+        Ok(match filter {
+            GrantFilter::One(agent, user) => {
+                filter.select(state.grants.get(&(agent.clone(), user.clone())))
+            }
+            _ => filter.select(state.grants.values()),
+        })
     }
 
     #[cfg(feature = "approval")]
@@ -562,10 +585,10 @@ impl Backend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TokenResolver;
     use crate::ceiling::Policy;
     use crate::store::backend::StoredToken;
     use crate::store::{MemoryUserDirectory, NewAgent, NewToken, UserRecord};
-    use crate::TokenResolver;
 
     /// A store with alice, and the entry of a token of hers minted as `new`.
     async fn entry(new: NewToken) -> Arc<TokenEntry> {

@@ -35,7 +35,11 @@ impl<B: Driver> Core<B> {
             Err(e) if is_unique_violation(&e) => Err(Conflict::Slug(agent.slug.to_string()).into()),
             // The parent was deleted meanwhile.
             Err(e) if is_foreign_key_violation(&e) => Err(StoreError::unknown_agent(
-                agent.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                agent
+                    .parent
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
             )),
             Err(e) => Err(store_error(e)),
         }

@@ -168,7 +168,9 @@ impl<B: Driver> Core<B> {
             .map_err(store_error)?;
         if let Some(row) = used {
             let id = B::text(&row, "id").map_err(store_error)?;
-            let used = Self::read(&id, &mut tx).await?.ok_or_else(|| corrupt("row"))?;
+            let used = Self::read(&id, &mut tx)
+                .await?
+                .ok_or_else(|| corrupt("row"))?;
             tx.commit().await.map_err(store_error)?;
             return Ok(Requested::Approved(used));
         }
@@ -240,7 +242,10 @@ impl<B: Driver> Core<B> {
         Ok(())
     }
 
-    pub(crate) async fn purge_approvals(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+    pub(crate) async fn purge_approvals(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
         let purged = sql(PURGE_APPROVALS)
             .bind(micros(before))
             .execute(&self.pool)

@@ -12,9 +12,9 @@ use std::pin::Pin;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
-use crate::error::ChangeFeedError;
 use super::migrate::MigrationSet;
 use super::rows::AuditRow;
+use crate::error::ChangeFeedError;
 
 /// A subscription as the cache takes it.
 pub(crate) type Subscribed = Box<dyn crate::cache::Subscription>;

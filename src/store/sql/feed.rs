@@ -4,11 +4,11 @@
 //! notices the triggers send, heard by a [`Subscription`].
 
 use super::dialect::{Driver, sql};
-use crate::error::ChangeFeedError;
 use super::{Core, queries, store_error};
 use crate::cache::{Change, Changes, Notice};
-use crate::principal::UserId;
+use crate::error::ChangeFeedError;
 use crate::error::StoreError;
+use crate::principal::UserId;
 
 /// How many of the latest epochs the change log keeps (the triggers of migration 11 prune to
 /// the same number): a reader polling every quarter second misses none unless more than this

@@ -24,7 +24,9 @@ impl<B: Driver> Core<B> {
         match result {
             Ok(_) => Ok(()),
             // The agent was deleted meanwhile.
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::unknown_agent(&grant.agent_id)),
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(StoreError::unknown_agent(&grant.agent_id))
+            }
             Err(e) => Err(store_error(e)),
         }
     }
@@ -43,7 +45,10 @@ impl<B: Driver> Core<B> {
         Ok(deleted > 0)
     }
 
-    pub(crate) async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
+    pub(crate) async fn grants(
+        &self,
+        filter: &GrantFilter,
+    ) -> Result<Vec<AccessGrant>, StoreError> {
         let statement = match filter {
             GrantFilter::Agent(agent) => sql(queries::GRANTS_ON_AGENT).bind(agent.as_str()),
             GrantFilter::User(user) => sql(queries::GRANTS_OF_USER).bind(user.as_str()),
@@ -51,10 +56,7 @@ impl<B: Driver> Core<B> {
                 .bind(agent.as_str())
                 .bind(user.as_str()),
         };
-        let rows = statement
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
         rows.iter()
             .map(|row| {
                 Ok(AccessGrant {

@@ -2,13 +2,13 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgPoolOptions;
 
+use super::SqlBackend;
 use super::dialect::{BoxFuture, Dialect, Subscribed};
-use crate::error::ChangeFeedError;
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::AUDIT_COLUMNS;
 use super::rows::AuditRow;
-use super::SqlBackend;
+use crate::error::ChangeFeedError;
 use crate::error::StoreError;
 use crate::store::{Store, StoreConfig};
 

@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 
 use super::dialect::Driver;
 use crate::ceiling::{CapabilitySet, Policy};
+use crate::error::StoreError;
 use crate::principal::{AgentId, TokenId};
 use crate::store::validate::{from_micros, micros};
 use crate::store::{Agent, AgentStatus, AgentType, TokenInfo};
-use crate::error::StoreError;
 
 fn corrupt(what: &str) -> String {
     format!("stored {what} is not valid")

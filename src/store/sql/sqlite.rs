@@ -2,13 +2,13 @@ use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
+use super::SqlBackend;
 use super::dialect::{BoxFuture, Dialect, Subscribed};
-use crate::error::ChangeFeedError;
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
 use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
 use super::rows::AuditRow;
-use super::SqlBackend;
+use crate::error::ChangeFeedError;
 use crate::error::StoreError;
 use crate::store::{Store, StoreConfig};
 
@@ -90,7 +90,8 @@ impl Store<SqlBackend<sqlx::Sqlite>> {
 }
 
 impl Dialect for sqlx::Sqlite {
-    const TABLE_EXISTS: &'static str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
+    const TABLE_EXISTS: &'static str =
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1";
 
     const MIGRATIONS: MigrationSet = MigrationSet {
         table: "agent_auth_schema_migrations",
