@@ -1,39 +1,4 @@
-//! Capabilities and the capability ceiling.
-//!
-//! A *capability* is a name such as `posts:publish`: segments of `[a-z0-9_.-]` joined by `:`.
-//! A *pattern* is a capability, or a capability prefix ending in `:*` (`posts:*` matches
-//! `posts:publish` and `posts:drafts:edit`, but not `posts` itself), or `*` (everything).
-//!
-//! A [`Policy`] is one layer of permission: an optional allow list (`None` means "no narrowing")
-//! and a deny list. A [`CapabilityCeiling`] is the intersection of layers:
-//!
-//! > `ceiling.allows(c)` holds iff every layer allows `c` and no layer denies it.
-//!
-//! The layers of an agent request are the owner's role (looked up when the token is resolved, so
-//! demoting the owner narrows the agent at once), the parent agent's policy for a thread-scoped
-//! child, the agent's policy and the token's capabilities. Because the ceiling is an intersection there
-//! is no way for a layer to widen what another allows: an agent can never do more than its owner,
-//! its policy or its token permit, and there is no bypass.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use tower_agent_auth::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
-//!
-//! let owner_role = Policy::allow(CapabilitySet::parse(["posts:*", "comments:*"]).unwrap());
-//! let agent_policy = Policy::unrestricted()
-//!     .with_deny(CapabilitySet::parse(["posts:delete"]).unwrap());
-//! let token = Policy::allow(CapabilitySet::parse(["posts:*", "users:list"]).unwrap());
-//!
-//! let ceiling = CapabilityCeiling::new(Arc::new(owner_role))
-//!     .narrowed_by(LayerSource::AgentPolicy, Arc::new(agent_policy))
-//!     .narrowed_by(LayerSource::Token, Arc::new(token));
-//!
-//! assert!(ceiling.allows("posts:publish"));      // every layer allows it
-//! assert!(!ceiling.allows("posts:delete"));      // the agent policy denies it
-//! assert!(!ceiling.allows("comments:write"));    // the token does not allow it
-//! assert!(!ceiling.allows("users:list"));        // the token asks, but the owner cannot
-//! assert_eq!(ceiling.refused_by("users:list"), Some(&LayerSource::OwnerRole));
-//! ```
+#![doc = include_str!("../docs/ceiling.md")]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Who is acting on a request: [`ExecutionPrincipal`] and the cheap-to-clone [`Principal`] handle.
+#![doc = include_str!("../docs/principal.md")]
 
 use std::sync::Arc;
 

@@ -1,25 +1,4 @@
-//! The audit trail: what each agent did, and what was done to it.
-//!
-//! An [`AuditEvent`] records one thing: a request an agent made, a token that was refused, or a
-//! lifecycle change (a token issued, rotated or revoked, an agent disabled, a grant changed),
-//! with the agent, token and acting user involved. Events never hold a
-//! raw token, a code or any other secret — only ids.
-//!
-//! Events go through an [`AuditRecorder`]; the one this crate ships is `AuditWriter` (feature
-//! `audit`): a bounded queue drained in batches by a background task into an [`AuditSink`], so
-//! recording costs the request path a channel send. By default a full queue makes the recorder
-//! wait (backpressure) and no event is ever dropped; `Overflow::DropNewest` trades that for
-//! never waiting, and counts what it drops. `AuditWriter::shutdown` drains the queue.
-//!
-//! Sinks: [`MemoryAuditSink`]; every store ([`MemoryStore`](crate::store::MemoryStore), and the
-//! SQL stores into their `agent_auth_audit_events` table) is a sink and an [`AuditQuery`]; and
-//! `TracingAuditSink` (feature `audit`) logs each event through `tracing`.
-//!
-//! Requests are recorded by [`AgentAuthLayer::audit`](crate::AgentAuthLayer::audit) — every
-//! agent-authenticated request, and every refused token that is stored — and
-//! lifecycle changes by [`Managed::with_audit`](crate::store::Managed::with_audit).
-//!
-//! See [`AuditRecorder`] for what the layer expects, and `AuditWriter` for an example.
+#![doc = include_str!("../../docs/audit.md")]
 
 #[cfg(feature = "audit")]
 mod coalesce;
