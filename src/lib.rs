@@ -11,7 +11,7 @@
 //! ```
 //! use axum::{Router, routing::get};
 //! use tower_agent_auth::ceiling::{CapabilitySet, Policy};
-//! use tower_agent_auth::store::{AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord};
+//! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
 //! use tower_agent_auth::token::TokenFormat;
 //! use tower_agent_auth::{AgentAuthLayer, Principal};
 //!

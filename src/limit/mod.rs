@@ -30,7 +30,7 @@
 //! use tower_agent_auth::AgentAuthLayer;
 //! use tower_agent_auth::ceiling::Policy;
 //! use tower_agent_auth::limit::{Rate, RateLimitLayer, RateLimits};
-//! use tower_agent_auth::store::{AgentStore, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, TokenStore, UserRecord};
+//! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
 //! use tower_agent_auth::token::TokenFormat;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -48,7 +48,7 @@ where
 /// The agent-facing delegation endpoint: `POST /api/delegations`. The caller authenticates
 /// with the parent token, `Authorization: Bearer …` (put an
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) around it: the token it admitted is the parent,
-/// and the raw token is the proof of possession [`DelegationStore::delegate`] checks again);
+/// and the raw token is the proof of possession [`Store::delegate`](crate::store::Store::delegate) checks again);
 /// a session gets 403. As a request it spends one use of a use-limited parent, like any other.
 ///
 /// The body (unknown fields refused): `{"agent": slug, "label": "…", "capabilities": [...],

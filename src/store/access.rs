@@ -1,39 +1,4 @@
-//! Who may manage an agent's credentials: access grants and the rule that checks them.
-//!
-//! The owner of an agent may do everything. Other users need a grant on the agent:
-//!
-//! | operation | needs |
-//! |---|---|
-//! | see the identity and its approvals | viewer (or above) |
-//! | list credentials and grants; read the audit trail | operator (or admin) |
-//! | issue, rotate, revoke credentials; manage grants; disable, enable, delete the identity; create its thread-scoped children; approve or deny its approvals | admin |
-//!
-//! Creating a top-level agent is for its owner only. A thread-scoped child shares its parent's
-//! owner, and grants on the parent apply to it.
-//!
-//! The rule lives here, in the library, and [`Managed`](super::Managed) applies it to every
-//! management call, so the HTTP API, the CLI and any other surface enforce the same thing.
-//!
-//! ```
-//! use tower_agent_auth::store::{AccessRole, AgentStore, GrantStore, Managed, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, StoreError, UserRecord};
-//! use tower_agent_auth::token::TokenFormat;
-//! use tower_agent_auth::ceiling::Policy;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let users = MemoryUserDirectory::new();
-//! for user in ["alice", "olga"] {
-//!     users.insert(UserRecord::new(user, Policy::unrestricted()));
-//! }
-//! let store = MemoryStore::new(TokenFormat::new("acme")?, users);
-//! let agent = store.create_agent(NewAgent::new("writer", "alice")).await?;
-//! store.grant(&agent.id, &"olga".into(), AccessRole::Operator).await?;
-//!
-//! let as_olga = Managed::new(&store, "olga");
-//! assert!(as_olga.list_tokens(&agent.id).await.is_ok());          // operators may list
-//! let issue = as_olga.create_token(&agent.id, NewToken::new("x")).await;
-//! assert!(matches!(issue, Err(StoreError::Forbidden { .. })));      // but not issue
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../../docs/grants.md")]
 
 use time::OffsetDateTime;
 

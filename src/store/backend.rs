@@ -419,6 +419,26 @@ impl GrantFilter {
     }
 }
 
+/// A future that is pending once (waking itself at once), so that a loop awaiting it lets the
+/// runtime run other tasks between its turns.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// Where a store keeps its records: the one trait a store of your own implements (see the
 /// [module docs](self) and the [store docs](super) for a complete one over `HashMap`s).
 ///
@@ -583,9 +603,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Waits until a use of the token in flight may have settled: at once if one already has,
     /// else until a settle wakes it or a short pause passes (`attempt` counts the waits of this
-    /// request, for a backend that backs off). The default waits for nothing.
+    /// request, for a backend that backs off). The default only yields to the runtime once, so
+    /// a waiting request polls: a backend that can wait (a notification, a timer) should.
     async fn settled(&self, record: &Self::Record, attempt: u32) {
         let _ = (record, attempt);
+        YieldOnce(false).await;
     }
 
     /// Settles a use the request under `token` reserved, at `now`: `spent`, or given back for

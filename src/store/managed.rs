@@ -687,7 +687,7 @@ impl<B: Backend> Managed<'_, Store<B>> {
 
     /// Mints a task token for `target` as the orchestrator `orchestrator`, on behalf of the
     /// person `delegated_by` (see
-    /// [`DelegationStore::issue_task_token`](crate::delegation::DelegationStore::issue_task_token)
+    /// [`Store::issue_task_token`]
     /// for what is checked): owner or admin of both agents. The token records the actor as its
     /// creator and `delegated_by` as the person it acts for (their role bounds it at every
     /// request). Recorded as `token_issued` of the target with the task id, the detail naming

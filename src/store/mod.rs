@@ -1,22 +1,4 @@
-//! Where agents and tokens live: [`Store`], every rule over one [`Backend`], and the backends
-//! of this crate.
-//!
-//! A [`Store`] keeps agents and token metadata, mints tokens (returning the raw secret once and
-//! keeping only its SHA-256) and implements [`TokenResolver`](crate::TokenResolver), so it can
-//! be handed straight to [`AgentAuthLayer`](crate::AgentAuthLayer). Users belong to the host
-//! application and are reached through a [`UserDirectory`].
-//!
-//! Every store resolves through one pipeline, [`resolve`]: the same checks in the same order
-//! (written down there), the same refusal reasons, the same ceiling — owner role ∩ parent policy
-//! (for a thread-scoped child) ∩ agent policy ∩ token capabilities, and for a delegated token
-//! every link up its chain (see [`crate::delegation`]).
-//!
-//! | store | backend | feature |
-//! |---|---|---|
-//! | [`MemoryStore`] | [`MemoryBackend`]: maps behind a lock, for tests and single-process tools | — |
-//! | [`SqliteStore`] | `SqlBackend<Sqlite>`: one file, the embedded default | `sqlite` |
-//! | [`PgStore`] | `SqlBackend<Postgres>`: shared by many nodes | `postgres` |
-//! | yours | anything implementing [`Backend`] | — |
+#![doc = include_str!("../../docs/store.md")]
 
 mod access;
 mod agents;

@@ -12,7 +12,7 @@
 //!
 //! 1. no stored token has the hash → `unknown`;
 //! 2. the token: revoked → `revoked`; its expiry passed, its task completed with its last use,
-//!    or its task completed by [`complete_task`](crate::delegation::DelegationStore::complete_task)
+//!    or its task completed by [`complete_task`](super::Store::complete_task)
 //!    (a recorded state, whatever the clock says) → `expired`; every use spent and none in flight → `exhausted`; for a delegated
 //!    token, then each token up its chain, root first: gone, revoked, expired or spent →
 //!    `delegator_refused`;

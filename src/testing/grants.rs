@@ -242,7 +242,7 @@ pub async fn case_access_role_matrix<B: Backend>(env: Env<B>) {
     );
 }
 
-/// [`GrantStore::agents_visible_to`](crate::store::GrantStore::agents_visible_to): exactly
+/// [`Store::agents_visible_to`](crate::store::Store::agents_visible_to): exactly
 /// the agents a user owns, holds a grant on, and the children of those, by slug — the same set
 /// [`Managed`]'s rule finds one agent at a time.
 pub async fn case_agents_visible_to_are_owned_granted_and_their_children<B: Backend>(env: Env<B>) {

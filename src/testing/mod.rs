@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! async fn open(users: MemoryUserDirectory, clock: Arc<ManualClock>)
-//!     -> Option<(YourStore, impl Future<Output = ()>)>
+//!     -> Option<(Store<YourBackend>, impl Future<Output = ()>)>
 //! ```
 //!
 //! It returns a fresh, empty store that
@@ -64,17 +64,17 @@
 //! - `resolution` — what a token resolves to, and every reason it is refused;
 //! - `lifecycle` — agents, tokens, rotation, purging and thread-scoped children;
 //! - `grants` — grants and [`Managed`](crate::store::Managed)'s access rule;
-//! - `audit` — the store's own [`AuditSink`] and [`AuditQuery`];
-//! - `approval` — the store's [`ApprovalGate`](crate::approval::ApprovalGate): approvals kept,
+//! - `audit` — the store's own audit trail, written and read back;
+//! - `approval` — the backend's approval methods: approvals kept,
 //!   decided once, spent exactly as often as approved (also under 50 concurrent consumers),
 //!   expired.
 //! - `delegation` — delegated and task tokens, their chains, shared uses, subtree revocation,
 //!   completed tasks and ephemeral agents.
 //!
-//! The first three need a [`Store`]; `audit` needs an [`AuditedStore`]; `approval` a `Store`
-//! that is also an `ApprovalGate`, `delegation` one that is also a
-//! [`DelegationStore`](crate::delegation::DelegationStore). Those two run only when named, so
-//! that a store written before they existed keeps passing `conformance_suite!(open)`:
+//! `audit` needs the backend's audit trail ([`Backend::append_audit`] and
+//! [`Backend::audit_events`]), `approval` its approval methods, `delegation` its delegation
+//! subtrees and tasks. `approval` and `delegation` run only when named, so that a backend
+//! without them passes `conformance_suite!(open)`:
 //!
 //! ```text
 //! tower_agent_auth::conformance_suite!(open);

@@ -15,7 +15,7 @@ use crate::store::{Store, StoreConfig};
 /// The embedded store: one SQLite file, no server (feature `sqlite`).
 ///
 /// ```
-/// use tower_agent_auth::store::{AgentStore, MemoryUserDirectory, NewAgent, NewToken, StoreConfig, TokenStore, UserRecord, SqliteStore};
+/// use tower_agent_auth::store::{MemoryUserDirectory, NewAgent, NewToken, StoreConfig, UserRecord, SqliteStore};
 /// use tower_agent_auth::token::TokenFormat;
 /// use tower_agent_auth::ceiling::Policy;
 ///
