@@ -49,20 +49,23 @@
 //! - [`principal`]: the principal, its ids ([`principal::UserId`], [`principal::AgentId`],
 //!   [`principal::TokenId`]) and [`principal::AgentRef`] — no HTTP state;
 //! - [`ceiling`]: capabilities, policies and the ceiling algebra;
-//! - [`reason`]: why not — refusal reasons and resolution errors;
+//! - [`error`]: every error, by area — refusal reasons, resolution and store errors;
 //! - [`resolver`]: the resolver traits;
 //! - [`layer`]: the middleware and its answers;
-//! - [`store`]: the store traits, the in-memory and SQL stores, and [`store::resolve`], the
-//!   one resolution pipeline every store goes through;
-//! - [`cache`]: the verdict cache over any store's resolver, and the change feeds that keep
-//!   it fresh (following a feed: feature `feed`, which the SQL stores enable);
+//! - [`store`]: [`store::Store`], every rule over one [`store::Backend`] (the persistence
+//!   contract a store of your own implements), the in-memory and SQL backends, and
+//!   [`store::resolve`], the one resolution pipeline every store goes through;
+//! - [`cache`]: the change feeds, and (feature `cache`) the verdict cache over any store's
+//!   resolver (following a feed: feature `feed`);
 //! - [`audit`]: events, sinks, the batching writer;
 //! - [`limit`]: rate limits per token and per agent (`429` with `Retry-After`);
-//! - [`approval`]: supervised agents and the human-approval gate of critical actions;
+//! - [`delegation`]: delegated and task tokens;
+//! - `approval` (feature `approval`): supervised agents and the human-approval gate of critical
+//!   actions;
 //! - `axum` (feature `axum`): extractors; `server` (feature `server`): management REST API and
 //!   login routers; `testing` (feature `testing`): the conformance suite any store can run.
 //!
-//! The `agent-auth` binary (feature `cli`) is the CLI and reference server.
+//! The `agent-auth` package of this workspace is the CLI and the reference server.
 //!
 //! [tower]: https://docs.rs/tower
 //! [axum]: https://docs.rs/axum
