@@ -23,12 +23,12 @@ use common::config;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
+use tower_agent_auth::AgentAuthLayer;
 use tower_agent_auth::audit::{
     AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditSink, AuditWriter, Outcome,
     WriterOptions,
 };
-use tower_agent_auth::store::{NewAgent, NewToken, SqliteStore};
-use tower_agent_auth::{AgentAuthLayer, TokenResolver};
+use tower_agent_auth::store::{Backend, NewAgent, NewToken, SqliteStore, Store};
 
 const CONCURRENT: usize = 64;
 
@@ -54,9 +54,10 @@ async fn burst(layer: &AgentAuthLayer, bearer: &str) {
     }
 }
 
-fn pair<S>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: S)
+fn pair<B>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: Store<B>)
 where
-    S: AgentStore + TokenStore + TokenResolver + AuditSink + AuditQuery + Clone,
+    B: Backend,
+    Store<B>: AuditSink + AuditQuery,
 {
     let (agent, bearer, credential) = rt.block_on(async {
         let agent = store

@@ -4,7 +4,8 @@
 //!
 //! * `cache_hit/caching_resolver_over_sqlite` — `CachingResolver::resolve_now` over a
 //!   `SqliteStore`, the verdict already cached (the store is never asked);
-//! * `cache_hit/memory_store` — `MemoryStore::resolve_now`, whose own verdict cache answers;
+//! * `cache_hit/memory_store` — `MemoryStore::resolve_now`, which reads the in-memory records
+//!   synchronously;
 //! * `cache_miss/caching_resolver_over_postgres` (with `AGENT_AUTH_TEST_POSTGRES_URL` set and
 //!   `--features sqlite,postgres`) — the token's verdict dropped before each request, so each
 //!   goes to PostgreSQL through the cache and is cached again: what a miss costs.
@@ -18,7 +19,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tower_agent_auth::cache::{CacheConfig, CachingResolver, VerdictCache};
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::store::{
-    MemoryStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, StoreConfig, UserRecord,
+    Backend, MemoryStore, MemoryUserDirectory, NewAgent, NewToken, SqliteStore, Store, StoreConfig,
+    UserRecord,
 };
 use tower_agent_auth::token::{RawToken, TokenFormat};
 use tower_agent_auth::{TokenLookup, TokenResolver};
@@ -30,7 +32,7 @@ fn users() -> MemoryUserDirectory {
     users
 }
 
-async fn token_in<S: AgentStore + TokenStore>(store: &S) -> RawToken {
+async fn token_in<B: Backend>(store: &Store<B>) -> RawToken {
     let agent = store
         .create_agent(NewAgent::new("writer", "alice"))
         .await

@@ -20,7 +20,7 @@ mod common;
 use common::config;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
-use tower_agent_auth::store::{NewAgent, NewToken, PgStore, SqliteStore};
+use tower_agent_auth::store::{Backend, NewAgent, NewToken, PgStore, SqliteStore, Store};
 use tower_agent_auth::token::RawToken;
 use tower_agent_auth::{TokenLookup, TokenResolver};
 
@@ -34,7 +34,7 @@ async fn resolve<S: TokenResolver>(store: &S, raw: &RawToken) {
 }
 
 /// Mints the real tokens, returns them and the agent id.
-async fn seed_real<S: AgentStore + TokenStore>(store: &S) -> (Vec<RawToken>, String) {
+async fn seed_real<B: Backend>(store: &Store<B>) -> (Vec<RawToken>, String) {
     let agent = store
         .create_agent(NewAgent::new("bench-agent", "alice"))
         .await

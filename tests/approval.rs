@@ -1026,7 +1026,6 @@ async fn refusals_before_acting_release_the_use_of_a_use_limited_token() {
 /// event carries the task id, so the trail filtered by task finds them.
 #[tokio::test]
 async fn an_approval_of_a_task_token_records_its_task_and_orchestrator() {
-    use tower_agent_auth::delegation::DelegationStore as _;
     let app = app().await;
     let conductor = app
         .store

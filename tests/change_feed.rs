@@ -18,13 +18,13 @@ use tower_agent_auth::delegation::Delegation;
 use tower_agent_auth::error::StoreError;
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::resolver::TokenLookup;
-use tower_agent_auth::store::{AgentStatus, IssuedToken, NewAgent, NewToken, PgStore, SqliteStore};
+use tower_agent_auth::store::{
+    AgentStatus, Backend, IssuedToken, NewAgent, NewToken, PgStore, SqliteStore, Store,
+};
 use tower_agent_auth::testing;
 
 /// What a case needs of a store beyond the library's traits.
-trait FeedStore:
-    AgentStore + TokenStore + DelegationStore + TokenResolver + ChangeFeed + Clone + 'static
-{
+trait FeedStore: TokenResolver + ChangeFeed + Clone + 'static {
     async fn user_changed(&self, user: &UserId) -> Result<u64, StoreError>;
     async fn flush_last_used(&self) -> Result<(), StoreError>;
     /// Runs `sql` on the store's database as another writer would (manual SQL).
@@ -178,13 +178,19 @@ on_both!(
 );
 
 /// The store's epoch now.
-async fn epoch<S: FeedStore>(store: &S) -> u64 {
+async fn epoch<B: Backend>(store: &Store<B>) -> u64
+where
+    Store<B>: FeedStore,
+{
     store.changes_since(0, 0).await.unwrap().epoch
 }
 
 /// The changes after `since`, checked complete, contiguous from `since + 1` and ending at the
 /// store's epoch.
-async fn changes_after<S: FeedStore>(store: &S, since: u64) -> Vec<Change> {
+async fn changes_after<B: Backend>(store: &Store<B>, since: u64) -> Vec<Change>
+where
+    Store<B>: FeedStore,
+{
     let Changes {
         notices,
         epoch,
@@ -205,7 +211,7 @@ fn token(issued: &IssuedToken) -> Change {
     Change::Token(issued.info.id.clone())
 }
 
-async fn agent_with_token<S: FeedStore>(store: &S, slug: &str) -> IssuedToken {
+async fn agent_with_token<B: Backend>(store: &Store<B>, slug: &str) -> IssuedToken {
     let agent = store
         .create_agent(NewAgent::new(slug, "alice"))
         .await
@@ -216,7 +222,7 @@ async fn agent_with_token<S: FeedStore>(store: &S, slug: &str) -> IssuedToken {
         .unwrap()
 }
 
-async fn delegate<S: FeedStore>(store: &S, parent: &IssuedToken, slug: &str) -> IssuedToken {
+async fn delegate<B: Backend>(store: &Store<B>, parent: &IssuedToken, slug: &str) -> IssuedToken {
     let target = store
         .create_agent(NewAgent::new(slug, "alice"))
         .await
@@ -230,7 +236,10 @@ async fn delegate<S: FeedStore>(store: &S, parent: &IssuedToken, slug: &str) -> 
         .unwrap()
 }
 
-async fn revoking_a_token_logs_it<S: FeedStore>(store: S) {
+async fn revoking_a_token_logs_it<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let issued = agent_with_token(&store, "writer").await;
     assert_eq!(epoch(&store).await, 0, "creating logs nothing");
     store
@@ -246,7 +255,10 @@ async fn revoking_a_token_logs_it<S: FeedStore>(store: S) {
     assert_eq!(epoch(&store).await, 1);
 }
 
-async fn revoking_all_tokens_of_an_agent_logs_each<S: FeedStore>(store: S) {
+async fn revoking_all_tokens_of_an_agent_logs_each<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let first = agent_with_token(&store, "writer").await;
     let second = store
         .create_token(&first.info.agent_id, NewToken::new("2"))
@@ -264,7 +276,10 @@ async fn revoking_all_tokens_of_an_agent_logs_each<S: FeedStore>(store: S) {
 
 /// The last use of a token that expires on completion moves its expiry: access ends, so it is
 /// logged (the uses before it are not).
-async fn spending_the_last_use_of_a_completing_token_logs_it<S: FeedStore>(store: S) {
+async fn spending_the_last_use_of_a_completing_token_logs_it<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let agent = store
         .create_agent(NewAgent::new("writer", "alice"))
         .await
@@ -288,7 +303,10 @@ async fn spending_the_last_use_of_a_completing_token_logs_it<S: FeedStore>(store
     assert_eq!(changes_after(&store, 0).await, vec![token(&issued)]);
 }
 
-async fn rotating_a_token_logs_the_old_one<S: FeedStore>(store: S) {
+async fn rotating_a_token_logs_the_old_one<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let issued = agent_with_token(&store, "writer").await;
     store
         .rotate_token(&issued.info.agent_id, &issued.info.id, Duration::ZERO)
@@ -298,7 +316,10 @@ async fn rotating_a_token_logs_the_old_one<S: FeedStore>(store: S) {
     assert_eq!(changes_after(&store, 0).await, vec![token(&issued)]);
 }
 
-async fn deleting_a_token_by_hand_logs_it<S: FeedStore>(store: S) {
+async fn deleting_a_token_by_hand_logs_it<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let issued = agent_with_token(&store, "writer").await;
     store
         .exec(&format!(
@@ -309,7 +330,10 @@ async fn deleting_a_token_by_hand_logs_it<S: FeedStore>(store: S) {
     assert_eq!(changes_after(&store, 0).await, vec![token(&issued)]);
 }
 
-async fn purging_logs_every_token_deleted_with_its_delegated_ones<S: FeedStore>(store: S) {
+async fn purging_logs_every_token_deleted_with_its_delegated_ones<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let root = agent_with_token(&store, "planner").await;
     let child = delegate(&store, &root, "writer").await;
     let kept = agent_with_token(&store, "editor").await;
@@ -334,7 +358,10 @@ async fn purging_logs_every_token_deleted_with_its_delegated_ones<S: FeedStore>(
     );
 }
 
-async fn revoking_a_tree_logs_every_token_of_it<S: FeedStore>(store: S) {
+async fn revoking_a_tree_logs_every_token_of_it<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let root = agent_with_token(&store, "planner").await;
     let child = delegate(&store, &root, "writer").await;
     let grandchild = delegate(&store, &child, "editor").await;
@@ -351,7 +378,10 @@ async fn revoking_a_tree_logs_every_token_of_it<S: FeedStore>(store: S) {
     );
 }
 
-async fn completing_a_task_logs_every_token_ended<S: FeedStore>(store: S) {
+async fn completing_a_task_logs_every_token_ended<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let agent = store
         .create_agent(NewAgent::new("writer", "alice"))
         .await
@@ -382,7 +412,10 @@ async fn completing_a_task_logs_every_token_ended<S: FeedStore>(store: S) {
     );
 }
 
-async fn disabling_an_agent_logs_it<S: FeedStore>(store: S) {
+async fn disabling_an_agent_logs_it<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let agent = store
         .create_agent(NewAgent::new("writer", "alice"))
         .await
@@ -397,7 +430,10 @@ async fn disabling_an_agent_logs_it<S: FeedStore>(store: S) {
     );
 }
 
-async fn deleting_an_agent_logs_it_its_children_and_their_tokens<S: FeedStore>(store: S) {
+async fn deleting_an_agent_logs_it_its_children_and_their_tokens<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let parent = store
         .create_agent(NewAgent::new("codex", "alice"))
         .await
@@ -429,7 +465,10 @@ async fn deleting_an_agent_logs_it_its_children_and_their_tokens<S: FeedStore>(s
     );
 }
 
-async fn a_policy_change_logs_the_agent<S: FeedStore>(store: S) {
+async fn a_policy_change_logs_the_agent<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let agent = store
         .create_agent(NewAgent::new("writer", "alice"))
         .await
@@ -444,7 +483,10 @@ async fn a_policy_change_logs_the_agent<S: FeedStore>(store: S) {
     );
 }
 
-async fn disabling_a_thread_scoped_parent_logs_the_parent<S: FeedStore>(store: S) {
+async fn disabling_a_thread_scoped_parent_logs_the_parent<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let parent = store
         .create_agent(NewAgent::new("codex", "alice"))
         .await
@@ -473,7 +515,10 @@ async fn disabling_a_thread_scoped_parent_logs_the_parent<S: FeedStore>(store: S
     );
 }
 
-async fn a_user_changed_is_logged<S: FeedStore>(store: S) {
+async fn a_user_changed_is_logged<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     agent_with_token(&store, "writer").await;
     assert_eq!(store.user_changed(&"alice".into()).await.unwrap(), 1);
     assert_eq!(store.user_changed(&"bob".into()).await.unwrap(), 2);
@@ -483,7 +528,10 @@ async fn a_user_changed_is_logged<S: FeedStore>(store: S) {
     );
 }
 
-async fn resolving_reserving_and_settling_uses_log_nothing<S: FeedStore>(store: S) {
+async fn resolving_reserving_and_settling_uses_log_nothing<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let plain = agent_with_token(&store, "reader").await;
     let agent = store
         .create_agent(NewAgent::new("writer", "alice"))
@@ -529,7 +577,10 @@ async fn resolving_reserving_and_settling_uses_log_nothing<S: FeedStore>(store: 
     assert!(changes_after(&store, 0).await.is_empty());
 }
 
-async fn an_update_that_changes_nothing_logs_nothing<S: FeedStore>(store: S) {
+async fn an_update_that_changes_nothing_logs_nothing<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     let issued = agent_with_token(&store, "writer").await;
     store
         .exec("UPDATE agent_auth_tokens SET revoked_at = revoked_at, label = label")
@@ -549,7 +600,10 @@ async fn an_update_that_changes_nothing_logs_nothing<S: FeedStore>(store: S) {
     assert_eq!(changes_after(&store, 0).await, vec![token(&issued)]);
 }
 
-async fn a_limit_bounds_the_changes_and_the_rest_follow<S: FeedStore>(store: S) {
+async fn a_limit_bounds_the_changes_and_the_rest_follow<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     for n in 0..5 {
         store
             .user_changed(&UserId::from(format!("u{n}")))
@@ -585,7 +639,10 @@ async fn a_limit_bounds_the_changes_and_the_rest_follow<S: FeedStore>(store: S) 
     assert!(caught_up.notices.is_empty() && caught_up.complete);
 }
 
-async fn a_pruned_log_is_incomplete<S: FeedStore>(store: S) {
+async fn a_pruned_log_is_incomplete<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     for n in 0..3 {
         store
             .user_changed(&UserId::from(format!("u{n}")))
@@ -606,7 +663,10 @@ async fn a_pruned_log_is_incomplete<S: FeedStore>(store: S) {
     assert!(store.changes_since(2, 10).await.unwrap().complete);
 }
 
-async fn the_log_keeps_only_recent_epochs<S: FeedStore>(store: S) {
+async fn the_log_keeps_only_recent_epochs<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     for n in 0..3 {
         store
             .user_changed(&UserId::from(format!("u{n}")))
@@ -635,7 +695,10 @@ async fn the_log_keeps_only_recent_epochs<S: FeedStore>(store: S) {
     assert!(store.changes_since(10003, 10).await.unwrap().complete);
 }
 
-async fn an_unreadable_row_is_every_change<S: FeedStore>(store: S) {
+async fn an_unreadable_row_is_every_change<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     store
         .exec(
             "UPDATE agent_auth_change_epoch SET epoch = epoch + 2; \
@@ -649,7 +712,10 @@ async fn an_unreadable_row_is_every_change<S: FeedStore>(store: S) {
     );
 }
 
-async fn a_reader_ahead_of_the_store_is_incomplete<S: FeedStore>(store: S) {
+async fn a_reader_ahead_of_the_store_is_incomplete<B: Backend>(store: Store<B>)
+where
+    Store<B>: FeedStore,
+{
     store.user_changed(&"alice".into()).await.unwrap();
     let ahead = store.changes_since(7, 10).await.unwrap();
     assert!(!ahead.complete && ahead.epoch == 1 && ahead.notices.is_empty());
@@ -657,7 +723,10 @@ async fn a_reader_ahead_of_the_store_is_incomplete<S: FeedStore>(store: S) {
 
 /// A database at schema 10 (as the previous release left it) migrates to 11: its rows stay,
 /// its epoch starts at 0, and its changes are logged from then on.
-async fn schema_10_upgrade<S: FeedStore>(store: S, tokens: usize) {
+async fn schema_10_upgrade<B: Backend>(store: Store<B>, tokens: usize)
+where
+    Store<B>: FeedStore,
+{
     assert_eq!(epoch(&store).await, 0);
     let agent = store.agent_by_slug("legacy").await.unwrap().unwrap();
     let listed = store.list_tokens(&agent.id).await.unwrap();

@@ -594,7 +594,6 @@ async fn revoking_a_completed_token_records_its_real_status() {
 
 #[tokio::test]
 async fn json_views_name_the_orchestrator_flag_and_the_task_completion_apart() {
-    use tower_agent_auth::delegation::DelegationStore as _;
     use tower_agent_auth::server::views;
     let store = store();
     let conductor = store

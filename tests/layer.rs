@@ -578,7 +578,7 @@ async fn unavailable_user_directory_answers_503() {
     let broken = MemoryStore::new(TokenFormat::new("acme").unwrap(), DirectoryDown);
     assert!(matches!(
         broken.create_agent(NewAgent::new("other", "alice")).await,
-        Err(tower_agent_auth::store::StoreError::Unavailable(_))
+        Err(StoreError::Unavailable(_))
     ));
     // The broken store does not know the token either; what matters is a directory failure
     // during resolution, exercised through a resolver that shares the token but not the users.

@@ -183,10 +183,7 @@ async fn connecting_to_a_closed_port_is_a_typed_error() {
         testing::config(&users, &clock),
     )
     .await;
-    assert!(matches!(
-        result,
-        Err(tower_agent_auth::store::StoreError::Unavailable(_))
-    ));
+    assert!(matches!(result, Err(StoreError::Unavailable(_))));
 }
 
 /// An unreachable database is named — host, port, database, user, and why — never with its
