@@ -87,6 +87,7 @@ pub mod delegation;
 pub mod error;
 pub mod layer;
 pub mod limit;
+pub mod outcome;
 pub mod principal;
 #[deprecated(since = "0.2.0", note = "moved to `tower_agent_auth::error`")]
 pub mod reason;

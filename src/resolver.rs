@@ -104,7 +104,7 @@ pub trait TokenResolver: Send + Sync + 'static {
     /// Settles the use that resolving a use-limited token reserved, once the application has
     /// answered: `spent` unless the application refused the request before acting on it (a
     /// `401`, a capability check's `403`, a `404`, `405` or `429`, or an answer marked
-    /// [`NotActed`](crate::layer::NotActed)), which releases it for another
+    /// [`NotActed`](crate::outcome::NotActed)), which releases it for another
     /// request. The layer calls it exactly once for every
     /// admitted request whose principal has [`max_operations`], and awaits the returned future
     /// (if any) before it answers, so the next request sees the use settled. A returned future

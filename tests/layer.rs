@@ -854,3 +854,76 @@ async fn configuring_a_store_keeps_what_it_holds() {
     let store = store.with_last_used_interval(std::time::Duration::from_secs(5));
     assert_eq!(store.agent(&agent.id).await.unwrap(), Some(agent));
 }
+
+/// Two layers of two prefixes: the outer one passes foreign tokens on, the inner one keeps the
+/// outer one's principal, and each admits only its own tokens.
+#[tokio::test]
+async fn stacked_layers_of_two_prefixes_each_admit_their_own_tokens() {
+    use tower_agent_auth::store::{MemoryStore, NewAgent};
+    let acme = Fixture::new().await;
+    let partner = MemoryStore::new(TokenFormat::new("partner").unwrap(), acme.users.clone());
+    let agent = partner
+        .create_agent(NewAgent::new("helper", "alice"))
+        .await
+        .unwrap();
+    let issued = partner
+        .create_token(&agent.id, NewToken::new("p"))
+        .await
+        .unwrap();
+    let partner_bearer = format!("Bearer {}", issued.token.expose_secret());
+    let outer = AgentAuthLayer::new(acme.store.clone()).pass_foreign_credentials();
+    let inner = AgentAuthLayer::new(partner.clone());
+    async fn stack(
+        outer: &AgentAuthLayer,
+        inner: &AgentAuthLayer,
+        seen: &Seen,
+        request: Request<String>,
+    ) -> http::Response<String> {
+        let service = ServiceBuilder::new()
+            .layer(outer.clone())
+            .layer(inner.clone())
+            .service(seen.service());
+        service.oneshot(request).await.unwrap()
+    }
+
+    let seen = Seen::default();
+    let response = stack(&outer, &inner, &seen, with_auth(&acme.bearer())).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the outer prefix's token"
+    );
+    assert_eq!(seen.principal().unwrap().agent_id(), Some(&acme.agent.id));
+
+    let seen = Seen::default();
+    let response = stack(&outer, &inner, &seen, with_auth(&partner_bearer)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the inner prefix's token"
+    );
+    assert_eq!(seen.principal().unwrap().agent_id(), Some(&agent.id));
+
+    let seen = Seen::default();
+    let foreign = format!("Bearer ghp_{}", "a".repeat(36));
+    let response = stack(&outer, &inner, &seen, with_auth(&foreign)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "neither prefix"
+    );
+    assert_eq!(seen.calls(), 0);
+
+    let seen = Seen::default();
+    let bare = Request::builder()
+        .uri("/posts")
+        .body(String::new())
+        .unwrap();
+    let response = stack(&outer, &inner, &seen, bare).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "no credentials"
+    );
+    assert_eq!(seen.calls(), 0);
+}

@@ -157,6 +157,35 @@ async fn a_second_level_entry_round_trips() {
     assert!(!found.can("posts:publish"));
 }
 
+/// Expiry is judged by the configured clock, not the wall clock: the entry of a principal
+/// whose token expires in an hour is gone once that clock passes the hour.
+#[tokio::test]
+async fn a_second_level_entry_expires_by_the_configured_clock() {
+    let Some(url) = server_url() else { return };
+    let clock = Arc::new(tower_agent_auth::clock::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let l2 = RedisSecondLevel::connect(&url, SECRET)
+        .await
+        .unwrap()
+        .with_prefix(unique_prefix("clock"))
+        .with_clock(clock.clone());
+    let hash = TokenHash::of("acme_writer_clock");
+    l2.put(&hash, 1, &principal(), Duration::from_secs(7_200))
+        .await
+        .unwrap();
+    assert!(l2.get(&hash, 1).await.unwrap().is_some(), "before expiry");
+    clock.advance(Duration::from_secs(3_601));
+    assert!(l2.get(&hash, 1).await.unwrap().is_none(), "after expiry");
+    l2.put(&hash, 2, &principal(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        l2.get(&hash, 2).await.unwrap().is_none(),
+        "an expired principal is not stored"
+    );
+}
+
 #[tokio::test]
 async fn an_entry_written_at_one_epoch_is_not_found_at_the_next() {
     let Some(url) = server_url() else { return };

@@ -97,7 +97,7 @@ impl ApprovalRejection {
     }
 
     /// The response for any body type that can be built from a `String`. It carries the
-    /// [`NotActed`](crate::layer::NotActed) extension: the handler refused before acting, so
+    /// [`NotActed`](crate::outcome::NotActed) extension: the handler refused before acting, so
     /// the layer releases the use a use-limited token reserved, whatever the status.
     pub fn to_response<B: From<String>>(&self) -> Response<B> {
         let (code, description) = match self {
@@ -105,7 +105,7 @@ impl ApprovalRejection {
                 let response: Response<&'static str> =
                     PrincipalRejection::InsufficientScope(scope.clone()).to_response();
                 let mut response = response.map(|body| B::from(body.to_owned()));
-                response.extensions_mut().insert(crate::layer::NotActed);
+                response.extensions_mut().insert(crate::outcome::NotActed);
                 return response;
             }
             Self::Required(_) => (
@@ -132,7 +132,7 @@ impl ApprovalRejection {
         let mut response = Response::new(B::from(body.to_string()));
         *response.status_mut() = self.status();
         // Refused before the handler acted: the use a use-limited token reserved is released.
-        response.extensions_mut().insert(crate::layer::NotActed);
+        response.extensions_mut().insert(crate::outcome::NotActed);
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

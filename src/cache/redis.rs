@@ -38,6 +38,7 @@ use redis::aio::ConnectionManager;
 use sha2::Sha256;
 
 use super::SecondLevel;
+use crate::clock::{Clock, SystemClock};
 use crate::error::BoxError;
 use crate::principal::{Principal, wire};
 use crate::token::TokenHash;
@@ -59,6 +60,8 @@ pub struct RedisSecondLevel {
     prefix: Arc<str>,
     /// Keyed once; each tag clones it (no secret kept anywhere else).
     mac: Arc<Hmac<Sha256>>,
+    /// Judges the expiry of stored principals: the store's clock, so that both levels agree.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for RedisSecondLevel {
@@ -87,6 +90,7 @@ impl RedisSecondLevel {
             connection,
             prefix: DEFAULT_PREFIX.into(),
             mac: Arc::new(mac),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -114,22 +118,29 @@ impl RedisSecondLevel {
         Some(encoding)
     }
 
+    /// Judges expiry by `clock` (the system clock by default): give it the store's, so that an
+    /// entry is dropped at the instant the store would refuse its token.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Puts every key under `prefix` (e.g. one per application sharing a server).
     pub fn with_prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
+    fn expired(&self, principal: &Principal) -> bool {
+        principal
+            .expires_at()
+            .is_some_and(|at| at <= self.clock.now())
+    }
+
     /// The key of `hash`'s entry at `epoch`: `<prefix>v:<epoch>:<hex of the hash>`.
     pub fn key(&self, hash: &TokenHash, epoch: u64) -> String {
         format!("{}v:{epoch}:{}", self.prefix, hash.to_hex())
     }
-}
-
-fn expired(principal: &Principal) -> bool {
-    principal
-        .expires_at()
-        .is_some_and(|at| at <= time::OffsetDateTime::now_utc())
 }
 
 #[async_trait::async_trait]
@@ -145,7 +156,7 @@ impl SecondLevel for RedisSecondLevel {
             .as_deref()
             .and_then(|value| self.verified(&key, value))
             .and_then(wire::decode)
-            .filter(|principal| !expired(principal)))
+            .filter(|principal| !self.expired(principal)))
     }
 
     /// Stores the entry for `ttl`, or only until the principal's
@@ -160,7 +171,7 @@ impl SecondLevel for RedisSecondLevel {
     ) -> Result<(), BoxError> {
         let mut ttl = ttl;
         if let Some(at) = principal.expires_at() {
-            let left = at - time::OffsetDateTime::now_utc();
+            let left = at - self.clock.now();
             ttl = ttl.min(left.try_into().unwrap_or(Duration::ZERO));
         }
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);

@@ -157,6 +157,9 @@ pub(crate) fn request<B: Send + 'static>(shared: &Shared, request: Request<B>) -
 
 /// No `Authorization` header: a session, if a session resolver is configured; else none.
 fn without_credentials<B: Send + 'static>(shared: &Shared, request: Request<B>) -> Decision<B> {
+    if admitted_outside(&request) {
+        return Decision::Call(request, None);
+    }
     let Some(session) = shared.session.clone() else {
         return verdict(shared, request, Ok(None));
     };
@@ -176,6 +179,9 @@ fn without_credentials<B: Send + 'static>(shared: &Shared, request: Request<B>) 
 /// another prefix. A required layer refuses them — a route behind it is never reached without
 /// a principal — unless it was told to pass them on to another authentication layer.
 fn not_ours<B>(shared: &Shared, mut request: Request<B>, bearer: bool) -> Decision<B> {
+    if admitted_outside(&request) {
+        return Decision::Call(request, None);
+    }
     if shared.required && !shared.pass_foreign {
         return Decision::reject(if bearer {
             Rejection::ForeignToken
@@ -188,6 +194,14 @@ fn not_ours<B>(shared: &Shared, mut request: Request<B>, bearer: bool) -> Decisi
         foreign_bearer: bearer,
     });
     Decision::Call(request, None)
+}
+
+/// Whether an outer authentication layer (another `AgentAuthLayer`, or the application) already
+/// admitted the request: it carries a principal, which only server-side code can insert. A
+/// layer lets such a request through when the credentials are not its own, so that stacked
+/// layers of two prefixes each admit their own tokens and keep the outer one's principal.
+fn admitted_outside<B>(request: &Request<B>) -> bool {
+    request.extensions().get::<Principal>().is_some()
 }
 
 /// The request goes on without a principal, marked as having passed the layer.

@@ -16,12 +16,6 @@ pub use layer::AgentAuthLayer;
 pub use rejection::{InsufficientScope, MissingLayer, MissingPrincipal, PrincipalRejection};
 pub use require::{RequireCapability, RequireCapabilityFuture, RequireCapabilityLayer};
 pub use service::AgentAuth;
-
-/// A response extension by which the application says it refused the request before acting
-/// on it: the layer then releases the use a use-limited token reserved (and, with uses shared
-/// down a delegation chain, every ancestor's), whatever the status. Insert it with
-/// `response.extensions_mut().insert(NotActed)`; every
-/// [`ApprovalRejection`](crate::approval::ApprovalRejection) answer carries it. Set it only
-/// when nothing was done: a use released is an operation not counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct NotActed;
+// Defined in a leaf module that the layers inside this one (rate limits, approvals) name
+// without importing the layer.
+pub use crate::outcome::NotActed;

@@ -16,7 +16,7 @@
 //! | the counter failed | `503`, `Retry-After: 1` (fails closed: nothing is admitted uncounted) |
 //!
 //! The token's limit is counted first; a request over it spends none of its agent's budget.
-//! Every refusal is marked [`NotActed`](crate::layer::NotActed), so the
+//! Every refusal is marked [`NotActed`](crate::outcome::NotActed), so the
 //! [`AgentAuthLayer`](crate::AgentAuthLayer) outside releases the use a use-limited token
 //! reserved, and a `429` carries [`RateLimited`], which the auth layer's audit records as a
 //! [`rate_limited`](crate::audit::AuditAction::RateLimited) event (outcome `denied`, the detail

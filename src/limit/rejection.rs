@@ -8,7 +8,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 
 use super::Limit;
-use crate::layer::NotActed;
+use crate::outcome::NotActed;
 
 /// A response extension of every `429` a [`RateLimitLayer`](super::RateLimitLayer) answers:
 /// which limit refused the request and when to try again. The

@@ -65,7 +65,7 @@ impl IntoResponse for ApiError {
         let body = json!({"error": self.code, "message": self.message});
         let mut response = (self.status, Json(body)).into_response();
         if self.status.is_client_error() {
-            response.extensions_mut().insert(crate::layer::NotActed);
+            response.extensions_mut().insert(crate::outcome::NotActed);
         }
         response
     }

@@ -42,6 +42,7 @@ pub struct Login {
     throttle: Arc<LoginThrottle>,
     audit: Option<AuditWriter>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl std::fmt::Debug for Login {
@@ -63,7 +64,15 @@ impl Login {
             throttle: Arc::new(LoginThrottle::new(LoginLimits::default())),
             audit: None,
             trusted_proxies: Arc::new([]),
+            clock: Arc::new(crate::clock::SystemClock),
         }
+    }
+
+    /// Dates audit events by `clock` (the store's, so that the trail has one time line;
+    /// the system clock by default).
+    pub fn clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Reverse proxies whose `X-Forwarded-For` is believed (none by default). Behind a proxy
@@ -110,6 +119,7 @@ impl Login {
                     throttle: self.throttle,
                     audit: self.audit,
                     trusted_proxies: self.trusted_proxies,
+                    clock: self.clock,
                 }),
         )
     }
@@ -135,6 +145,7 @@ struct LoginState {
     throttle: Arc<LoginThrottle>,
     audit: Option<AuditWriter>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The client behind `peer`: `peer` itself, unless it is a trusted proxy — then the rightmost
@@ -252,7 +263,7 @@ async fn throttled(
     );
     if let (Some(writer), true) = (&state.audit, t.first) {
         let mut event = AuditEvent::new(
-            time::OffsetDateTime::now_utc(),
+            state.clock.now(),
             AuditAction::SignInThrottled,
             Outcome::Denied,
         )
@@ -483,12 +494,15 @@ mod tests {
     async fn a_throttled_sign_in_is_429_and_audited_once() {
         let sink = Arc::new(MemoryAuditSink::default());
         let writer = AuditWriter::spawn(sink.clone(), WriterOptions::default());
+        // The trail's time line is the configured clock's, not the wall clock's.
+        let at = time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
         let app = Login::new(sessions(), Arc::new(Verifier))
             .throttle(LoginThrottle::new(LoginLimits {
                 per_account_and_address: NonZeroU32::new(2).unwrap(),
                 ..LoginLimits::default()
             }))
             .audit(writer.clone())
+            .clock(Arc::new(crate::clock::ManualClock::new(at)))
             .router();
         let from = [192, 0, 2, 1];
         for _ in 0..2 {
@@ -516,6 +530,7 @@ mod tests {
         assert_eq!(events.len(), 1, "{events:?}");
         let event = &events[0];
         assert_eq!(event.action, AuditAction::SignInThrottled);
+        assert_eq!(event.at, at);
         assert_eq!(event.outcome, Outcome::Denied);
         assert_eq!(event.actor.as_ref().map(|a| a.as_str()), Some("alice"));
         assert!(event.detail.as_deref().unwrap().contains("192.0.2.1"));
