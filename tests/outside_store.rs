@@ -163,12 +163,15 @@ impl Backend for Outside {
         if state.agents.values().any(|a| a.slug == agent.slug) {
             return Err(Conflict::Slug(agent.slug.to_string()).into());
         }
-        match &agent.parent {
-            Some(parent) if !state.agents.contains_key(parent) => {
-                Err(StoreError::unknown_agent(parent))
-            }
-            _ => Ok(drop(state.agents.insert(agent.id.clone(), agent.clone()))),
+        if let Some(parent) = agent
+            .parent
+            .as_ref()
+            .filter(|p| !state.agents.contains_key(*p))
+        {
+            return Err(StoreError::unknown_agent(parent));
         }
+        state.agents.insert(agent.id.clone(), agent.clone());
+        Ok(())
     }
 
     async fn agent(&self, id: &AgentId) -> Result<Option<Agent>> {
