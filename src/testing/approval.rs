@@ -1,4 +1,8 @@
 //! Approvals: what is kept, decided once, spent exactly as often as approved, and expired.
+//!
+//! Long by design: one section of the conformance suite, a flat list of independent cases
+//! that a store author reads top to bottom when one fails; splitting it would only scatter
+//! them.
 
 use std::time::Duration;
 

@@ -1,5 +1,9 @@
 //! Delegation, task scope and ephemeral agents: chains round-trip, every link is checked at
 //! every request, uses are shared down the chain, subtrees and tasks end in one call.
+//!
+//! Long by design: one section of the conformance suite, a flat list of independent cases
+//! that a store author reads top to bottom when one fails; splitting it would only scatter
+//! them.
 
 use crate::audit::AuditQuery;
 use std::time::Duration;

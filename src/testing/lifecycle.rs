@@ -1,4 +1,8 @@
 //! Agents, tokens, rotation, purging and thread-scoped children.
+//!
+//! Long by design: one section of the conformance suite, a flat list of independent cases
+//! that a store author reads top to bottom when one fails; splitting it would only scatter
+//! them.
 
 use super::{Env, caps};
 use crate::InvalidReason;
