@@ -1,26 +1,29 @@
 #![doc = include_str!("../../docs/approval.md")]
 
+mod action;
 mod binding;
 mod deprecated;
 mod gate;
 mod model;
 mod notify;
 mod rejection;
+mod request;
 mod supervision;
 mod text;
 
+pub use action::CriticalAction;
 pub use binding::{ApprovalBinding, canonical_json};
 #[allow(deprecated)]
 pub use deprecated::ApprovalGate;
-pub use gate::ApprovalRequest;
 pub use model::{
     Approval, ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalStatus, Decision, NewApproval,
     Requested,
 };
 pub use notify::ApprovalNotifier;
 pub use rejection::{APPROVAL_ID, ApprovalRejection, ApprovalSummary};
+pub use request::ApprovalRequest;
+pub use supervision::Supervision;
 pub(crate) use supervision::approval_event;
-pub use supervision::{CriticalAction, Supervision};
 pub(crate) use text::rfc3339;
 pub use text::{check_readable, is_blank_looking};
 

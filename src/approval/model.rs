@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::CriticalAction;
+use super::action::CriticalAction;
 use super::binding::{ApprovalBinding, canonical_json};
 use super::text::check_readable;
 use super::{DEFAULT_MAX_PENDING, MAX_DETAILS, MAX_LIFETIME, MAX_MESSAGE, MAX_USES};

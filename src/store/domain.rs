@@ -6,17 +6,13 @@ use time::OffsetDateTime;
 
 use super::backend::Backend;
 use super::config::StoreConfig;
-use super::resolve;
 use super::validate::truncate;
 use crate::audit::{AuditEvent, AuditFilter, AuditQuery, AuditSink};
 use crate::clock::Clock;
-use crate::error::{AuditError, ResolveError};
-use crate::principal::{Principal, TokenId};
-use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
-use crate::token::TokenFormat;
+use crate::error::AuditError;
 
 /// Agents, tokens, grants, approvals and the audit trail, kept by a [`Backend`]: the one type
-/// an application manages them through, and the [`TokenResolver`] its
+/// an application manages them through, and the [`TokenResolver`](crate::TokenResolver) its
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) resolves with.
 ///
 /// Every check lives here, written once — slugs, labels, lifetimes per agent type, children
@@ -89,33 +85,6 @@ impl<B: Backend> Store<B> {
         Arc::try_unwrap(self.inner)
             .ok()
             .map(|inner| (inner.backend, inner.config))
-    }
-}
-
-/// Requests resolve through the [pipeline](super::resolve) over the backend.
-#[async_trait::async_trait]
-impl<B: Backend> TokenResolver for Store<B> {
-    fn token_format(&self) -> &TokenFormat {
-        &self.inner.config.format
-    }
-
-    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
-        resolve::resolve_now(self, token)
-    }
-
-    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
-        resolve::resolve(self, token).await
-    }
-
-    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
-        self.inner.backend.settle(token, spent, self.now())
-    }
-
-    fn touch(&self, principal: &Principal) {
-        if let Some(token) = principal.token_id() {
-            let now = self.inner.config.clock.unix_nanos();
-            self.inner.backend.touch(token, now);
-        }
     }
 }
 

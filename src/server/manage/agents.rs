@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
+use super::state::{
     ManageState, by_slug, capabilities, invalid, lifetime, managed, person, target, visible_agents,
 };
 use crate::ceiling::Policy;

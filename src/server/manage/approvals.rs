@@ -6,7 +6,7 @@ use ::axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ManageState, by_slug, invalid, managed, person};
+use super::state::{ManageState, by_slug, invalid, managed, person};
 use crate::approval::{Approval, ApprovalBounds, ApprovalFilter, ApprovalId, ApprovalStatus};
 use crate::error::{NotFound, StoreError};
 use crate::principal::Principal;

@@ -6,7 +6,7 @@ use ::axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ManageState, invalid, target};
+use super::state::{ManageState, invalid, target};
 use crate::audit::AuditFilter;
 use crate::principal::Principal;
 use crate::server::body::Params;

@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ManageState, capabilities, invalid, target};
+use super::state::{ManageState, capabilities, invalid, target};
 use crate::ceiling::Policy;
 use crate::principal::{Principal, UserId};
 use crate::server::body::Body;

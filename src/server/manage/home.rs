@@ -6,7 +6,7 @@ use ::axum::response::{Html, IntoResponse, Response};
 use ::axum::routing::get;
 use http::StatusCode;
 
-use super::{ManageState, visible_agents};
+use super::state::{ManageState, visible_agents};
 use crate::principal::{AuthSource, Principal};
 use crate::server::{pages, views};
 use crate::store::{Backend, Store};

@@ -78,8 +78,9 @@ use super::backend::{Backend, Reservation, StoredToken};
 use super::directory::UserRecord;
 use super::model::TokenInfo;
 use crate::error::{InvalidReason, ResolveError};
-use crate::principal::Principal;
-use crate::resolver::TokenLookup;
+use crate::principal::{Principal, TokenId};
+use crate::resolver::{SettleFuture, TokenLookup, TokenResolver};
+use crate::token::TokenFormat;
 
 /// How long a request waits, in all, for a use in flight to come back before it is refused as
 /// exhausted.
@@ -323,4 +324,31 @@ pub(crate) async fn inspect<B: Backend>(
         expires_at: expiries.into_iter().flatten().min(),
         remaining_uses: remaining,
     })
+}
+
+/// Requests resolve through this pipeline over the backend.
+#[async_trait::async_trait]
+impl<B: Backend> TokenResolver for Store<B> {
+    fn token_format(&self) -> &TokenFormat {
+        &self.config().format
+    }
+
+    fn resolve_now(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        resolve_now(self, token)
+    }
+
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+        resolve(self, token).await
+    }
+
+    fn settle_use(&self, token: &TokenId, spent: bool) -> Option<SettleFuture> {
+        self.backend().settle(token, spent, self.now())
+    }
+
+    fn touch(&self, principal: &Principal) {
+        if let Some(token) = principal.token_id() {
+            let now = self.config().clock.unix_nanos();
+            self.backend().touch(token, now);
+        }
+    }
 }
