@@ -1,4 +1,6 @@
-//! Shared fixture: one user, one agent, one token, a clock the test controls.
+//! What the tests share: a fixture (one user, one agent, one token, a clock the test
+//! controls), a recording inner service, cookie sessions, and whether tests needing a service
+//! (PostgreSQL, Redis) must run.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -137,4 +139,23 @@ impl SessionResolver for CookieSessions {
             .filter(|u| u.is_active())
             .map(|u| u.session_principal()))
     }
+}
+
+/// Whether tests needing a service must run (CI) or may skip.
+pub fn services_required() -> bool {
+    std::env::var_os("AGENT_AUTH_REQUIRE_SERVICES").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// Says once per test binary that service-backed tests were skipped. Written to the stderr
+/// handle itself: libtest hides `eprintln!` output of passing tests.
+pub fn skip_notice(service: &str, variable: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "notice: {service} tests skipped; set {variable} to run them \
+             (AGENT_AUTH_REQUIRE_SERVICES=1 makes this a failure)"
+        );
+    });
 }

@@ -1,10 +1,8 @@
 //! AgentAuthLayer edges found by mutation testing: each case pins one decision of the layer.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Fixture, Seen};
+use crate::common::{Fixture, Seen};
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::store::NewToken;

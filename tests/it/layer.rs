@@ -1,10 +1,8 @@
 //! AgentAuthLayer behaviour, driven with `oneshot` against a recording `service_fn`.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{CookieSessions, Fixture, Seen, caps};
+use crate::common::{CookieSessions, Fixture, Seen, caps};
 use http::{Request, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::ceiling::Policy;
@@ -767,7 +765,7 @@ async fn a_resolver_that_waits_still_refuses() {
 }
 
 /// Sessions looked up in a slow backend.
-struct SlowSessions(common::CookieSessions);
+struct SlowSessions(crate::common::CookieSessions);
 
 #[async_trait::async_trait]
 impl tower_agent_auth::SessionResolver for SlowSessions {

@@ -1,8 +1,6 @@
 //! No secret in any `Debug` output: tokens, principals, records and every error type.
 
-mod common;
-
-use common::Fixture;
+use crate::common::Fixture;
 use http::{Request, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::error::{NotFound, StoreError};
@@ -42,7 +40,7 @@ async fn nothing_prints_the_secret() {
     assert_clean("MemoryStore", format!("{:?}", f.store), &secret);
 
     // The principal as a handler sees it.
-    let seen = common::Seen::default();
+    let seen = crate::common::Seen::default();
     let response = ServiceBuilder::new()
         .layer(AgentAuthLayer::new(f.store.clone()))
         .service(seen.service())

@@ -4,8 +4,6 @@
 //! keeps its keys under a prefix of its own.
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,11 +21,11 @@ const SECRET: &[u8] = b"a test secret of at least 32 bytes, never a real one";
 fn server_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if support::services_required() => {
+        _ if crate::common::services_required() => {
             panic!("AGENT_AUTH_TEST_REDIS_URL is not set but AGENT_AUTH_REQUIRE_SERVICES is")
         }
         _ => {
-            support::skip_notice("Redis", "AGENT_AUTH_TEST_REDIS_URL");
+            crate::common::skip_notice("Redis", "AGENT_AUTH_TEST_REDIS_URL");
             None
         }
     }

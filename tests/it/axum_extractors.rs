@@ -1,12 +1,10 @@
 //! The extractors on a real `axum::Router`.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{CookieSessions, Fixture};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use common::{CookieSessions, Fixture};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;

@@ -5,7 +5,7 @@
 #[test]
 fn capability_macro_checks_the_name_at_compile_time() {
     let cases = trybuild::TestCases::new();
-    cases.pass("tests/ui/capability_name_ok.rs");
-    cases.compile_fail("tests/ui/capability_pattern.rs");
-    cases.compile_fail("tests/ui/capability_upper_case.rs");
+    cases.pass("tests/it/ui/capability_name_ok.rs");
+    cases.compile_fail("tests/it/ui/capability_pattern.rs");
+    cases.compile_fail("tests/it/ui/capability_upper_case.rs");
 }

@@ -5,8 +5,6 @@
 //! set); PostgreSQL's notices have cases of their own at the end.
 #![cfg(all(feature = "sqlite", feature = "postgres", feature = "testing"))]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -58,11 +56,11 @@ impl FeedStore for PgStore {
 fn postgres_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if support::services_required() => {
+        _ if crate::common::services_required() => {
             panic!("AGENT_AUTH_TEST_POSTGRES_URL is not set but AGENT_AUTH_REQUIRE_SERVICES is")
         }
         _ => {
-            support::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
+            crate::common::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
             None
         }
     }

@@ -3,8 +3,6 @@
 //! through the library and through the management API.
 #![cfg(feature = "server")]
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -34,7 +32,7 @@ use tower_agent_auth::store::{
 use tower_agent_auth::token::TokenFormat;
 use tower_agent_auth::{AgentAuthLayer, Principal};
 
-use common::CookieSessions;
+use crate::common::CookieSessions;
 
 /// Counts the approvals it was told about; fails every time when `fail` is set.
 #[derive(Clone, Default)]

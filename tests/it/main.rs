@@ -1,0 +1,29 @@
+//! The library's integration tests: one binary (one link), a module per area. Modules whose
+//! features are off compile to nothing (`#![cfg(…)]` at their top).
+
+mod common;
+
+mod approval;
+mod audit;
+mod axum_extractors;
+mod capability_macro;
+mod ceiling_properties;
+mod change_feed;
+mod compat;
+mod delegation_properties;
+mod delegation_surfaces;
+mod layer;
+mod layer_edges;
+mod memory_verdict_cache;
+mod module_cycles;
+mod no_secrets;
+mod outside_store;
+mod rate_limit;
+mod readiness;
+mod redis;
+mod resolve_pipeline;
+mod resolver_api;
+mod server;
+mod store_memory;
+mod token_format;
+mod verdict_cache;
