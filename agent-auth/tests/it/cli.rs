@@ -1,14 +1,43 @@
 //! The `agent-auth` binary, run as a user would: every command on SQLite and on PostgreSQL,
 //! the errors (one line, non-zero exit, nothing changed), `--help`, and `serve` end to end.
-#![cfg(feature = "cli")]
-
-mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
+
+use crate::support;
+
+/// One test per database for each body: `name(PG)` (or `name = body(PG)`) makes the module
+/// `name` with `on_sqlite` and `on_postgres`, each running `body(&Db)` (`body` defaults to
+/// `name`) on a temporary SQLite file and on a fresh PostgreSQL database named after `PG`. The
+/// PostgreSQL test skips with a notice when `AGENT_AUTH_TEST_POSTGRES_URL` is not set, and
+/// fails then under `AGENT_AUTH_REQUIRE_SERVICES=1`. `, empty` first makes the SQLite file
+/// exist, empty, as a new PostgreSQL database is.
+macro_rules! on_each_database {
+    ($test:ident($pg:literal) $(, $empty:ident)?) => {
+        on_each_database! { $test = $test($pg) $(, $empty)? }
+    };
+    ($test:ident = $body:ident($pg:literal) $(, $empty:ident)?) => {
+        mod $test {
+            #[test]
+            fn on_sqlite() {
+                let db = super::Db::sqlite();
+                $(let db = super::$empty(db);)?
+                super::$body(&db);
+            }
+
+            #[test]
+            fn on_postgres() {
+                if let Some(db) = super::Db::postgres($pg) {
+                    $(let db = super::$empty(db);)?
+                    super::$body(&db);
+                }
+            }
+        }
+    };
+}
 
 /// A database for one test: a temporary SQLite file, or a fresh PostgreSQL database.
 struct Db {
@@ -403,29 +432,9 @@ fn errors_change_nothing(db: &Db) {
     assert_eq!(before, after, "a failed command changed something");
 }
 
-#[test]
-fn every_command_on_sqlite() {
-    every_command(&Db::sqlite());
-}
+on_each_database!(every_command("every"));
 
-#[test]
-fn every_command_on_postgres() {
-    if let Some(db) = Db::postgres("every") {
-        every_command(&db);
-    }
-}
-
-#[test]
-fn errors_are_one_line_and_change_nothing_on_sqlite() {
-    errors_change_nothing(&Db::sqlite());
-}
-
-#[test]
-fn errors_are_one_line_and_change_nothing_on_postgres() {
-    if let Some(db) = Db::postgres("errors") {
-        errors_change_nothing(&db);
-    }
-}
+on_each_database!(errors_are_one_line_and_change_nothing = errors_change_nothing("errors"));
 
 #[test]
 fn an_unreachable_database_is_one_line_and_a_failure() {
@@ -773,17 +782,7 @@ fn serve_then_revoke(db: &Db) {
     let _ = server.kill();
 }
 
-#[test]
-fn serve_admits_a_cli_token_until_the_cli_revokes_it_on_sqlite() {
-    serve_then_revoke(&Db::sqlite());
-}
-
-#[test]
-fn serve_admits_a_cli_token_until_the_cli_revokes_it_on_postgres() {
-    if let Some(db) = Db::postgres("serve") {
-        serve_then_revoke(&db);
-    }
-}
+on_each_database!(serve_admits_a_cli_token_until_the_cli_revokes_it = serve_then_revoke("serve"));
 
 /// `serve --demo` seeds a user and an agent once, and mints a working token on every run.
 #[test]
@@ -865,9 +864,9 @@ fn empty(db: Db) -> Db {
 fn version_1(db: &Db) {
     use sha2::{Digest, Sha256};
     let v1 = if db.url.starts_with("postgres") {
-        include_str!("../migrations/postgres/0001_agents_and_tokens.sql")
+        include_str!("../../../migrations/postgres/0001_agents_and_tokens.sql")
     } else {
-        include_str!("../migrations/sqlite/0001_agents_and_tokens.sql")
+        include_str!("../../../migrations/sqlite/0001_agents_and_tokens.sql")
     };
     let checksum = hex::encode(Sha256::digest(v1.as_bytes()));
     db_sql(
@@ -931,17 +930,7 @@ fn only_migrate_creates_the_schema(db: &Db) {
     cli(db, &["migrate"]).fails_with("newer than this build");
 }
 
-#[test]
-fn only_migrate_creates_the_schema_on_sqlite() {
-    only_migrate_creates_the_schema(&empty(Db::sqlite()));
-}
-
-#[test]
-fn only_migrate_creates_the_schema_on_postgres() {
-    if let Some(db) = Db::postgres("schema") {
-        only_migrate_creates_the_schema(&empty(db));
-    }
-}
+on_each_database!(only_migrate_creates_the_schema("schema"), empty);
 
 /// The library's tables without the CLI's user table (an application created them): the CLI
 /// says what is missing instead of failing on a query.
@@ -968,17 +957,7 @@ fn an_application_database_needs_the_user_table(db: &Db) {
     cli(db, &["user", "add", "alice"]).ok();
 }
 
-#[test]
-fn an_application_database_needs_the_user_table_on_sqlite() {
-    an_application_database_needs_the_user_table(&Db::sqlite());
-}
-
-#[test]
-fn an_application_database_needs_the_user_table_on_postgres() {
-    if let Some(db) = Db::postgres("appdb") {
-        an_application_database_needs_the_user_table(&db);
-    }
-}
+on_each_database!(an_application_database_needs_the_user_table("appdb"));
 
 /// The database named in an error never shows the URL's password.
 #[test]
@@ -1324,17 +1303,7 @@ fn users_are_managed(db: &Db) {
     cli(db, &["user", "delete", "bob"]).fails_with("unknown user \"bob\"");
 }
 
-#[test]
-fn users_are_managed_on_sqlite() {
-    users_are_managed(&Db::sqlite());
-}
-
-#[test]
-fn users_are_managed_on_postgres() {
-    if let Some(db) = Db::postgres("users") {
-        users_are_managed(&db);
-    }
-}
+on_each_database!(users_are_managed("users"));
 
 /// Deleting an agent with child agents or live tokens needs `--yes`; counts are singular for
 /// one; revoking twice says so; `--json token revoke-all` counts.
@@ -1381,17 +1350,7 @@ fn deleting_and_revoking_say_what_they_do(db: &Db) {
     cli(db, &["agent", "show", "second"]).fails_with("unknown agent");
 }
 
-#[test]
-fn deleting_and_revoking_say_what_they_do_on_sqlite() {
-    deleting_and_revoking_say_what_they_do(&Db::sqlite());
-}
-
-#[test]
-fn deleting_and_revoking_say_what_they_do_on_postgres() {
-    if let Some(db) = Db::postgres("delete") {
-        deleting_and_revoking_say_what_they_do(&db);
-    }
-}
+on_each_database!(deleting_and_revoking_say_what_they_do("delete"));
 
 /// A URL of a database this build does not support is refused, not taken for a file name.
 #[test]
@@ -1893,17 +1852,7 @@ fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(db: &Db) {
     let _ = server.wait();
 }
 
-#[test]
-fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli_on_sqlite() {
-    a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(&Db::sqlite());
-}
-
-#[test]
-fn a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli_on_postgres() {
-    if let Some(db) = Db::postgres("approval") {
-        a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli(&db);
-    }
-}
+on_each_database!(a_supervised_agents_payment_waits_for_an_approval_given_on_the_cli("approval"));
 
 /// A GET with a bearer token: the status and the JSON body.
 fn get_json(address: &str, path: &str, token: &str) -> (u16, Value) {
@@ -2311,17 +2260,9 @@ fn an_orchestrated_task_is_delegated_completed_and_audited(db: &Db) {
     let _ = server.wait();
 }
 
-#[test]
-fn an_orchestrated_task_is_delegated_completed_and_audited_on_sqlite() {
-    an_orchestrated_task_is_delegated_completed_and_audited(&Db::sqlite());
-}
-
-#[test]
-fn an_orchestrated_task_is_delegated_completed_and_audited_on_postgres() {
-    if let Some(db) = Db::postgres("delegation") {
-        an_orchestrated_task_is_delegated_completed_and_audited(&db);
-    }
-}
+on_each_database!(an_orchestrated_task_is_delegated_completed_and_audited(
+    "delegation"
+));
 
 /// The database as the previous release left it: the library's schema 10 and the user table's
 /// version 2, with a user `bob`.
@@ -2332,7 +2273,9 @@ fn previous_release(db: &Db) {
     } else {
         "sqlite"
     };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    // The library's migrations, and this package's own (the user table).
+    let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = package.join("../migrations");
     let record = |table: &str, version: usize, text: &str| {
         format!(
             "INSERT INTO {table} VALUES ({version}, 'm', '{}', 0);\n",
@@ -2360,7 +2303,7 @@ fn previous_release(db: &Db) {
         .iter()
         .enumerate()
     {
-        let text = std::fs::read_to_string(root.join("agent-auth").join(file)).unwrap();
+        let text = std::fs::read_to_string(package.join("migrations").join(file)).unwrap();
         sql += &format!("{text};\n");
         sql += &record("agent_auth_server_migrations", n + 1, &text);
     }
@@ -2414,14 +2357,4 @@ fn user_changes_reach_the_change_feed(db: &Db) {
     );
 }
 
-#[test]
-fn user_changes_reach_the_change_feed_on_sqlite() {
-    user_changes_reach_the_change_feed(&empty(Db::sqlite()));
-}
-
-#[test]
-fn user_changes_reach_the_change_feed_on_postgres() {
-    if let Some(db) = Db::postgres("feed") {
-        user_changes_reach_the_change_feed(&db);
-    }
-}
+on_each_database!(user_changes_reach_the_change_feed("feed"), empty);
