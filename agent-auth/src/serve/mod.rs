@@ -2,7 +2,7 @@
 //! over the store the command line opened.
 //!
 //! One file per part: [`args`] (the flags), [`assembly`] (cache, limits, Redis, logs, the layers
-//! around the application), [`demo`] (the demo API and its seed), [`listener`] (the accept loop
+//! around the application), [`demo`](mod@demo) (the demo API and its seed), [`listener`] (the accept loop
 //! and shutdown), [`health`] (`/healthz`, `/readyz`) and [`deadline`] (the request-body
 //! deadline); this file puts them together.
 
