@@ -42,7 +42,7 @@ pub use sql::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 #[cfg(feature = "sql")]
-pub use sql::{PoolSettings, SqlBackend};
+pub use sql::{PoolSettings, SqlBackend, migrate};
 
 #[cfg(feature = "testing")]
 pub(crate) use managed::AGENTS_PER_APPROVAL_QUERY;

@@ -20,31 +20,3 @@ pub fn skip_notice(service: &str, variable: &str) {
         );
     });
 }
-
-/// Starts `agent-auth … serve --listen 127.0.0.1:0` as `command` says (stdout and stderr piped)
-/// and reads the line it prints first: the child, the address it listens on, and the rest of
-/// its stdout.
-pub fn spawn_serve(
-    mut command: std::process::Command,
-) -> (
-    std::process::Child,
-    String,
-    std::io::BufReader<std::process::ChildStdout>,
-) {
-    use std::io::BufRead;
-    use std::process::Stdio;
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let address = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    (child, address, stdout)
-}

@@ -1,15 +1,34 @@
-//! Versioned, checksummed migrations: the machinery, for any set of them.
+//! Versioned, checksummed migrations: the machinery, for any set of them (features `sqlite`,
+//! `postgres`).
 //!
 //! A [`MigrationSet`] names the table its applied versions are recorded in, so that sets of
-//! different owners (the library's tables; the `agent-auth` binary's users table) are applied
-//! and upgraded independently on one database. Applying a set takes one transaction: the
-//! migrations not yet applied run in version order and are recorded with the SHA-256 of their
-//! SQL; a database that recorded a version this build does not know, or a checksum that differs,
-//! is refused.
+//! different owners (the library's tables; an application's own, such as the `agent-auth`
+//! binary's users table) are applied and upgraded independently on one database. Applying a set
+//! takes one transaction: the migrations not yet applied run in version order and are recorded
+//! with the SHA-256 of their SQL; a database that recorded a version this build does not know,
+//! or a checksum that differs, is refused.
 //!
-//! This file depends on nothing of the crate but `sqlx`, `sha2`, `hex` and `time`: the
-//! `agent-auth` binary compiles the same file (`#[path]`) for its own set, so both go through
-//! one implementation.
+//! The stores apply their own set when opened; an application applies its set after them with
+//! [`apply`]:
+//!
+//! ```no_run
+//! # #[cfg(feature = "sqlite")]
+//! # async fn example(pool: sqlx::SqlitePool) -> Result<(), Box<dyn std::error::Error>> {
+//! use tower_agent_auth::store::migrate::{self, Migration, MigrationSet};
+//!
+//! const MINE: MigrationSet = MigrationSet {
+//!     table: "my_app_migrations",
+//!     lock: None,
+//!     migrations: &[Migration {
+//!         version: 1,
+//!         description: "notes",
+//!         sql: "CREATE TABLE my_app_notes (id BIGINT PRIMARY KEY, text TEXT NOT NULL)",
+//!     }],
+//! };
+//! migrate::apply(&pool, &MINE).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,35 +37,41 @@ use sha2::{Digest, Sha256};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 /// One schema change.
-pub(crate) struct Migration {
-    pub(crate) version: i64,
-    pub(crate) description: &'static str,
-    pub(crate) sql: &'static str,
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its version: unique in its set, applied in ascending order.
+    pub version: i64,
+    /// What it does, recorded beside the version.
+    pub description: &'static str,
+    /// The statements, run as one script (several statements are fine).
+    pub sql: &'static str,
 }
 
 impl Migration {
     /// SHA-256 of the SQL: a migration edited after it was applied is refused.
-    pub(crate) fn checksum(&self) -> String {
+    pub fn checksum(&self) -> String {
         hex::encode(Sha256::digest(self.sql.as_bytes()))
     }
 }
 
 /// Migrations applied and recorded together.
-pub(crate) struct MigrationSet {
-    /// The table recording which versions are applied (created if missing).
-    pub(crate) table: &'static str,
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationSet {
+    /// The table recording which versions are applied (created if missing): one per set.
+    pub table: &'static str,
     /// A statement run first in the transaction, serialising concurrent appliers (PostgreSQL's
     /// advisory lock, after lifting the statement timeout for the migration's transaction: a
     /// migration, or a node waiting for another's, takes as long as it takes); `None` where the
     /// database serialises writers itself (SQLite).
-    pub(crate) lock: Option<&'static str>,
+    pub lock: Option<&'static str>,
     /// In version order.
-    pub(crate) migrations: &'static [Migration],
+    pub migrations: &'static [Migration],
 }
 
-/// Why a set could not be applied.
+/// Why a set could not be applied. Nothing was changed when one is returned.
 #[derive(Debug)]
-pub(crate) enum MigrateError {
+#[non_exhaustive]
+pub enum MigrateError {
     /// The database failed.
     Database(sqlx::Error),
     /// The database recorded a version this build does not know.
@@ -80,19 +105,23 @@ impl From<sqlx::Error> for MigrateError {
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The three statements applying a set needs, for any database sqlx can run them on.
+/// A database [`apply`] runs on: every sqlx database with the types a migration table needs
+/// (`sqlx::Sqlite` and `sqlx::Postgres`). Implemented for them; nothing to implement.
 ///
 /// Each statement's future is boxed here, where the bounds below are known: a generic `async`
 /// block holding sqlx's executor futures directly would not be provably `Send`.
-pub(crate) trait Applies: Database {
+pub trait Applies: Database {
+    /// Runs `sql` as a script.
     fn run<'a>(
         on: &'a mut Self::Connection,
         sql: &'a str,
     ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    /// The versions and checksums recorded in `table`.
     fn applied<'a>(
         on: &'a mut Self::Connection,
         table: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(i64, String)>, sqlx::Error>>;
+    /// Records `migration` as applied at `now` (Unix microseconds) in `table`.
     fn record<'a>(
         on: &'a mut Self::Connection,
         table: &'a str,
@@ -154,11 +183,9 @@ where
     }
 }
 
-/// Applies the migrations of `set` not applied yet, in one transaction.
-pub(crate) async fn apply<DB: Applies>(
-    pool: &Pool<DB>,
-    set: &MigrationSet,
-) -> Result<(), MigrateError> {
+/// Applies the migrations of `set` not applied yet, in one transaction; refuses a database that
+/// recorded a version `set` does not hold, or whose applied migration's SQL differs.
+pub async fn apply<DB: Applies>(pool: &Pool<DB>, set: &MigrationSet) -> Result<(), MigrateError> {
     let table = set.table;
     let mut tx = pool.begin().await?;
     if let Some(lock) = set.lock {

@@ -51,7 +51,7 @@ mod audit;
 mod dialect;
 mod feed;
 mod grants;
-pub(crate) mod migrate;
+pub mod migrate;
 mod pool;
 mod queries;
 mod resolve;

@@ -1,18 +1,14 @@
-//! `agent-auth`: manage agents, their tokens, grants and the audit trail from a terminal,
-//! and run the reference server (feature `cli`).
+//! The command line: every command, its arguments and options (clap's derive).
+//!
+//! Durations are parsed by clap itself ([`crate::duration`]), so a bad one is refused before
+//! anything runs, naming its flag.
 
-#![deny(unsafe_code)]
-
-mod backend;
-mod commands;
-mod deadline;
-mod delegation;
-mod health;
-mod output;
-mod serve;
-mod store;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::duration::{approval_window, duration, positive};
+use crate::serve;
 
 /// Manage agents and their tokens, and run the reference server.
 ///
@@ -30,7 +26,7 @@ pub struct Cli {
         hide_env_values = true,
         default_value = "sqlite://agent-auth.db"
     )]
-    database_url: String,
+    pub database_url: String,
     /// The token prefix of the application whose tokens these are (tokens look like
     /// `{prefix}_{slug}_{64 hex}`); the same as the application's on a shared database.
     #[arg(
@@ -39,7 +35,7 @@ pub struct Cli {
         env = "AGENT_AUTH_TOKEN_PREFIX",
         default_value = "agent"
     )]
-    token_prefix: String,
+    pub token_prefix: String,
     /// How long one database statement may run (waiting for locks included) before the
     /// request fails with 503 / the command with an error; a connection is waited for at most
     /// 3 s more.
@@ -48,14 +44,15 @@ pub struct Cli {
         global = true,
         env = "AGENT_AUTH_DATABASE_TIMEOUT",
         value_name = "DURATION",
-        default_value = "5s"
+        default_value = "5s",
+        value_parser = positive
     )]
-    database_timeout: String,
+    pub database_timeout: Duration,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 #[derive(Subcommand)]
@@ -189,8 +186,8 @@ pub enum AgentCommand {
         #[arg(long, value_name = "A,B")]
         modes: Option<String>,
         /// It expires this long from now (15m, 3600, 30d).
-        #[arg(long, value_name = "DURATION")]
-        expires_in: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        expires_in: Option<Duration>,
         /// An orchestrator: it may mint task tokens for its owner's other agents on behalf of
         /// a person (`token create WORKER --orchestrator SLUG --delegated-by USER`).
         #[arg(long)]
@@ -261,8 +258,8 @@ pub enum TokenCommand {
         label: String,
         /// It expires this long from now (15m, 3600, 30d; default: the agent type's; more than
         /// the type's maximum gets the maximum).
-        #[arg(long, value_name = "DURATION")]
-        expires_in: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        expires_in: Option<Duration>,
         /// Narrow it to these capabilities.
         #[arg(long, value_name = "A,B")]
         capabilities: Option<String>,
@@ -305,8 +302,8 @@ pub enum TokenCommand {
         #[arg(long, value_name = "A,B")]
         capabilities: Option<String>,
         /// It expires this long from now (not after the parent; default: the parent's expiry).
-        #[arg(long, value_name = "DURATION")]
-        expires_in: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        expires_in: Option<Duration>,
         /// Admit at most this many requests (no more than the parent has left).
         #[arg(long, value_name = "N")]
         max_operations: Option<u64>,
@@ -361,8 +358,8 @@ pub enum TokenCommand {
         /// The token id.
         token_id: String,
         /// How long the old token stays valid (0 revokes it now).
-        #[arg(long, value_name = "DURATION", default_value = "0")]
-        grace: String,
+        #[arg(long, value_name = "DURATION", default_value = "0", value_parser = duration)]
+        grace: Duration,
         #[command(flatten)]
         actor: Actor,
     },
@@ -394,8 +391,8 @@ pub enum ChildCommand {
         #[arg(long, value_name = "A,B")]
         modes: Option<String>,
         /// It expires this long from now (never after its parent).
-        #[arg(long, value_name = "DURATION")]
-        expires_in: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        expires_in: Option<Duration>,
         #[command(flatten)]
         actor: Actor,
     },
@@ -474,8 +471,8 @@ pub enum ApprovalCommand {
         uses: u32,
         /// Usable for this long from now (15m, 3600, 1d) instead of until the pending
         /// approval would have expired.
-        #[arg(long = "for", value_name = "DURATION")]
-        valid_for: Option<String>,
+        #[arg(long = "for", value_name = "DURATION", value_parser = approval_window)]
+        valid_for: Option<Duration>,
         #[command(flatten)]
         actor: Actor,
     },
@@ -497,8 +494,8 @@ pub enum ApprovalCommand {
     /// used alike; none still usable).
     Purge {
         /// How long an expired approval is kept (30d, 12h).
-        #[arg(long, value_name = "DURATION", default_value = "30d")]
-        older_than: String,
+        #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration)]
+        older_than: Duration,
     },
 }
 
@@ -518,142 +515,19 @@ pub enum TaskCommand {
 #[derive(Args)]
 pub struct AuditArgs {
     /// The agent's slug.
-    slug: String,
+    pub slug: String,
     /// Only events of the last DURATION (15m, 3600, 30d).
-    #[arg(long, value_name = "DURATION")]
-    since: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<Duration>,
     /// Only events of this token (alias: --credential).
     #[arg(long, value_name = "TOKEN_ID", alias = "credential")]
-    token: Option<String>,
+    pub token: Option<String>,
     /// Leave out the agent's child agents.
     #[arg(long)]
-    without_children: bool,
+    pub without_children: bool,
     /// Only the newest N events (still oldest first).
     #[arg(long, value_name = "N", default_value_t = 1000)]
-    last: usize,
+    pub last: usize,
     #[command(flatten)]
-    actor: Actor,
-}
-
-/// clap's error on one line: every line but the usage block and the `--help` hint; a list's
-/// items after its heading, tips after a `;`.
-fn one_line(rendered: &str) -> String {
-    let mut line = String::new();
-    let mut listing = false;
-    for raw in rendered.lines() {
-        let text = raw.trim();
-        if text.starts_with("Usage:") {
-            break;
-        }
-        if text.is_empty() || text.starts_with("For more information") {
-            continue;
-        }
-        let text = text.strip_prefix("tip: ").unwrap_or(text);
-        if line.is_empty() {
-            line.push_str(text);
-        } else if line.ends_with(':') {
-            line.push(' ');
-            line.push_str(text);
-            listing = true;
-        } else if listing && raw.starts_with("  ") && !raw.trim_start().starts_with("tip: ") {
-            line.push_str(", ");
-            line.push_str(text);
-        } else {
-            line.push_str("; ");
-            line.push_str(text);
-            listing = false;
-        }
-    }
-    if line.is_empty() {
-        line.push_str("error: invalid arguments");
-    }
-    format!("{line} (see --help)")
-}
-
-/// The subcommands a help text lists under "Commands:" (without `help`).
-fn subcommands_in(help: &str) -> Vec<&str> {
-    help.lines()
-        .skip_while(|line| !line.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|line| !line.trim().is_empty())
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .collect()
-}
-
-fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => {
-            use clap::error::ErrorKind;
-            match error.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = error.print();
-                    return std::process::ExitCode::SUCCESS;
-                }
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let help = error.render().to_string();
-                    output::warn(&format!(
-                        "error: a subcommand is required: {} (see --help)",
-                        subcommands_in(&help).join(", ")
-                    ));
-                    return std::process::ExitCode::from(2);
-                }
-                _ => {}
-            }
-            output::warn(&one_line(&error.render().to_string()));
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            output::warn(&format!("error: cannot start the runtime: {error}"));
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(commands::run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        // Stdout closed (`| head`): whoever read it has what they wanted; end quietly.
-        Err(error)
-            if error
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            std::process::ExitCode::SUCCESS
-        }
-        Err(error) => {
-            let message = error.to_string().replace(['\n', '\r'], " ");
-            output::warn(&format!("error: {message}"));
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn clap_errors_keep_their_content_on_one_line() {
-        let missing = "error: the following required arguments were not provided:\n  \
-                       --owner <OWNER>\n  <SLUG>\n\nUsage: agent-auth agent create --owner \
-                       <OWNER> <SLUG>\n\nFor more information, try '--help'.\n";
-        assert_eq!(
-            one_line(missing),
-            "error: the following required arguments were not provided: --owner <OWNER>, \
-             <SLUG> (see --help)"
-        );
-        let typo = "error: unrecognized subcommand 'tokn'\n\n  tip: a similar subcommand \
-                    exists: 'token'\n\nUsage: agent-auth [OPTIONS] <COMMAND>\n\nFor more \
-                    information, try '--help'.\n";
-        assert_eq!(
-            one_line(typo),
-            "error: unrecognized subcommand 'tokn'; a similar subcommand exists: 'token' \
-             (see --help)"
-        );
-    }
+    pub actor: Actor,
 }

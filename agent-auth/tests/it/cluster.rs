@@ -12,8 +12,6 @@
 //! Needs `AGENT_AUTH_TEST_POSTGRES_URL` (and `AGENT_AUTH_TEST_REDIS_URL` for the Redis cases);
 //! skips with a notice without them, fails without them under `AGENT_AUTH_REQUIRE_SERVICES=1`.
 
-mod support;
-
 use std::io::{BufRead, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +22,8 @@ use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::support;
 
 const PASSWORD: &str = "cluster-s3cret";
 /// What the nodes share to tag the verdicts they keep in Redis.

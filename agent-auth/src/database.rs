@@ -2,39 +2,41 @@
 //! table, which is also the stores' `UserDirectory`.
 //!
 //! The user table is the binary's, not the library's: it comes from the binary's own
-//! migrations (`migrations/agent-auth/`, the same SQL on both databases but for the triggers
-//! that log user changes in the library's change feed, in `sqlite/` and `postgres/`), applied
-//! after the library's by the
-//! library's migration machinery (the same file, compiled here) and recorded in
-//! `agent_auth_server_migrations`, apart from the library's `agent_auth_schema_migrations`.
+//! migrations (this package's `migrations/`, the same SQL on both databases but for the
+//! triggers that log user changes in the library's change feed, in `sqlite/` and `postgres/`),
+//! applied after the library's by the library's public migration machinery
+//! ([`tower_agent_auth::store::migrate`]) and recorded in `agent_auth_server_migrations`, apart
+//! from the library's `agent_auth_schema_migrations`.
 
 use std::sync::Arc;
 
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::error::{BoxError, NotFound, StoreError};
 use tower_agent_auth::principal::UserId;
-use tower_agent_auth::reason::BoxError;
 use tower_agent_auth::server::{
     PasswordVerifier, hash_password_off_runtime, verify_password_off_runtime,
 };
+use tower_agent_auth::store::migrate::{self, Migration, MigrationSet};
 use tower_agent_auth::store::{
-    PgStore, PoolSettings, SqliteStore, StoreConfig, StoreError, UserDirectory, UserRecord,
+    PgStore, PoolSettings, SqliteStore, StoreConfig, UserDirectory, UserRecord,
 };
 use tower_agent_auth::token::TokenFormat;
 
-/// The store, on either backend.
+/// The store, on either database.
 #[derive(Clone)]
-pub enum Backend {
+pub enum Database {
     Sqlite(SqliteStore),
     Postgres(PgStore),
 }
 
-/// Runs `$body` with `$store` bound to the concrete store.
+/// Runs `$body` with `$store` bound to the store (a `Store<B>` of either backend), so that
+/// code generic over `B: Backend` runs on both.
 #[macro_export]
 macro_rules! dispatch {
-    ($backend:expr, $store:ident => $body:expr) => {
-        match $backend {
-            $crate::backend::Backend::Sqlite($store) => $body,
-            $crate::backend::Backend::Postgres($store) => $body,
+    ($database:expr, $store:ident => $body:expr) => {
+        match $database {
+            $crate::database::Database::Sqlite($store) => $body,
+            $crate::database::Database::Postgres($store) => $body,
         }
     };
 }
@@ -56,11 +58,6 @@ macro_rules! on_pool {
     };
 }
 
-#[path = "../../store/sql/migrate.rs"]
-mod migrate;
-
-use migrate::{Migration, MigrationSet};
-
 /// The binary's schema: versions recorded in a table of their own. `$dir` holds what differs
 /// between the databases (triggers): `sqlite` or `postgres`.
 macro_rules! server_migrations {
@@ -72,25 +69,19 @@ macro_rules! server_migrations {
                 Migration {
                     version: 1,
                     description: "users",
-                    sql: include_str!("../../../migrations/agent-auth/0001_users.sql"),
+                    sql: include_str!("../migrations/0001_users.sql"),
                 },
                 Migration {
                     version: 2,
                     description: "user ids unique ignoring case",
-                    sql: include_str!(
-                        "../../../migrations/agent-auth/0002_user_ids_unique_ignoring_case.sql"
-                    ),
+                    sql: include_str!("../migrations/0002_user_ids_unique_ignoring_case.sql"),
                 },
                 // Needs the library's schema 11 (its change log): applied after the store's
                 // migrations.
                 Migration {
                     version: 3,
                     description: "user changes logged in the change feed",
-                    sql: include_str!(concat!(
-                        "../../../migrations/agent-auth/",
-                        $dir,
-                        "/0003_user_changes.sql"
-                    )),
+                    sql: include_str!(concat!("../migrations/", $dir, "/0003_user_changes.sql")),
                 },
             ],
         }
@@ -155,7 +146,7 @@ impl Accounts {
         password_hash: Option<String>,
     ) -> Result<(), StoreError> {
         if !plain_user_id(id) {
-            return Err(StoreError::InvalidInput(format!(
+            return Err(StoreError::invalid(format!(
                 "user id {id:?}: 1-100 of [A-Za-z0-9._@+-], starting with a letter or digit"
             )));
         }
@@ -175,7 +166,7 @@ impl Accounts {
         match result {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Err(StoreError::InvalidInput(format!(
+                Err(StoreError::invalid(format!(
                     "a user {id:?} already exists (user ids differing only in case are refused)"
                 )))
             }
@@ -199,9 +190,7 @@ impl Accounts {
                     capabilities: capabilities
                         .map(|c| serde_json::from_str(&c))
                         .transpose()
-                        .map_err(|_| {
-                            StoreError::InvalidInput("stored capabilities are not valid".into())
-                        })?,
+                        .map_err(|_| StoreError::invalid("stored capabilities are not valid"))?,
                     active: active != 0,
                     has_password: hash.is_some(),
                     created_at,
@@ -222,7 +211,7 @@ impl Accounts {
                 .rows_affected()
         });
         if changed == 0 {
-            return Err(StoreError::UnknownUser(id.to_owned()));
+            return Err(NotFound::User(id.to_owned()).into());
         }
         Ok(())
     }
@@ -312,7 +301,7 @@ pub async fn open(
     prefix: &str,
     migrate: bool,
     settings: PoolSettings,
-) -> Result<(Backend, Arc<Accounts>), Box<dyn std::error::Error>> {
+) -> Result<(Database, Arc<Accounts>), Box<dyn std::error::Error>> {
     let format = TokenFormat::new(prefix)
         .map_err(|e| format!("--token-prefix {prefix:?} (or AGENT_AUTH_TOKEN_PREFIX): {e}"))?;
     let location = Location::parse(url)?;
@@ -348,7 +337,7 @@ pub async fn open(
             if migrate {
                 accounts.migrate().await?;
             }
-            Ok((Backend::$variant(store), accounts))
+            Ok((Database::$variant(store), accounts))
         }};
     }
     match location {
@@ -448,7 +437,7 @@ const USERS_VERSION: i64 = {
 };
 
 impl Accounts {
-    /// Sets `column` (a fixed name) of one user; [`StoreError::UnknownUser`] if there is none.
+    /// Sets `column` (a fixed name) of one user; [`NotFound::User`] if there is none.
     async fn update(
         &self,
         id: &str,
@@ -466,7 +455,7 @@ impl Accounts {
                 .rows_affected()
         });
         if changed == 0 {
-            return Err(StoreError::UnknownUser(id.to_owned()));
+            return Err(NotFound::User(id.to_owned()).into());
         }
         Ok(())
     }
@@ -498,7 +487,7 @@ impl Accounts {
                 .rows_affected()
         });
         if deleted == 0 {
-            return Err(StoreError::UnknownUser(id.to_owned()));
+            return Err(NotFound::User(id.to_owned()).into());
         }
         Ok(())
     }

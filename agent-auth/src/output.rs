@@ -1,10 +1,7 @@
-//! What the CLI prints: aligned tables for people, JSON for scripts; and the duration syntax.
+//! What the CLI prints: aligned tables for people, JSON for scripts; and the lists it reads.
 
 use serde_json::Value;
 use tower_agent_auth::ceiling::CapabilitySet;
-
-/// `15m`, `3600` (seconds), `30d`: the library's syntax, shared with the management API.
-pub use tower_agent_auth::server::parse_duration;
 
 /// A comma-separated list given to `option` (`a,b`): an empty list or an empty item (`a,,b`) is
 /// refused, never taken for "none".
@@ -21,12 +18,12 @@ pub fn list(option: &str, text: &str) -> Result<Vec<String>, String> {
     Ok(items)
 }
 
-/// `count` and `noun`, plural unless one: `1 token`, `2 tokens`.
 /// The capabilities given to `option` (`--capabilities`, `--deny`).
 pub fn capabilities(option: &str, text: &str) -> Result<CapabilitySet, Box<dyn std::error::Error>> {
     Ok(CapabilitySet::parse(list(option, text)?)?)
 }
 
+/// `count` and `noun`, plural unless one: `1 token`, `2 tokens`.
 pub fn count(count: usize, noun: &str) -> String {
     if count == 1 {
         format!("1 {noun}")
@@ -129,25 +126,6 @@ pub fn print_one(json: bool, value: &Value) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            parse_duration("15m"),
-            Ok(std::time::Duration::from_secs(900))
-        );
-        assert_eq!(
-            parse_duration("3600"),
-            Ok(std::time::Duration::from_secs(3600))
-        );
-        assert_eq!(
-            parse_duration("30d"),
-            Ok(std::time::Duration::from_secs(30 * 86_400))
-        );
-        for bad in ["", "m", "15x", "-5m", "1.5h", "99999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn lists_refuse_empty_items() {

@@ -2,9 +2,6 @@
 //! runtime, guessing passwords, half-open connections, cross-site posts, lifetimes past what a
 //! clock holds, and the browser pages. Each test starts the real binary on a temporary SQLite
 //! database set up with the CLI.
-#![cfg(feature = "cli")]
-
-mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -14,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_agent-auth");
 const PASSWORD: &str = "s3cret";

@@ -2,22 +2,18 @@
 //! task scope from a terminal.
 
 use std::collections::BTreeSet;
-use std::error::Error;
 
 use serde_json::{Value, json};
 use tower_agent_auth::audit::AuditWriter;
 use tower_agent_auth::delegation::{Delegation, Delegator};
-use tower_agent_auth::principal::{TokenId, UserId};
+use tower_agent_auth::error::StoreError;
+use tower_agent_auth::principal::{AgentId, TokenId, UserId};
 use tower_agent_auth::server::views;
-use tower_agent_auth::store::{Agent, Managed, StoreError, TokenInfo};
+use tower_agent_auth::store::{Agent, Backend, Managed, Store, TokenInfo};
 
-use crate::output::capabilities;
-use crate::output::{cell, count, out, parse_duration, print_one, warn};
-use crate::store::Store;
-use crate::store::agent;
-use crate::{Command, TaskCommand, TokenCommand};
-
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
+use super::{Result, agent};
+use crate::args::{Command, TaskCommand, TokenCommand};
+use crate::output::{capabilities, cell, count, out, print_one, warn};
 
 /// The environment variable `token delegate` reads the parent token from.
 pub const TOKEN_ENV: &str = "AGENT_AUTH_TOKEN";
@@ -48,7 +44,7 @@ fn parent_token(from_stdin: bool) -> Result<String> {
 }
 
 /// The slug of the agent `id`, or the id when it is gone.
-async fn slug_of<S: Store>(store: &S, id: &tower_agent_auth::principal::AgentId) -> Result<Value> {
+async fn slug_of<B: Backend>(store: &Store<B>, id: &AgentId) -> Result<Value> {
     Ok(match store.agent(id).await? {
         Some(agent) => json!(&*agent.slug),
         None => json!(id.as_str()),
@@ -59,8 +55,8 @@ async fn slug_of<S: Store>(store: &S, id: &tower_agent_auth::principal::AgentId)
 /// `status` (live, revoked, completed, expired, exhausted); for a person, with the status and
 /// the delegation and task columns (`depth`, `parent`, `task`, the orchestrator by slug,
 /// `environment`, `delegated_by`).
-pub async fn token_rows<S: Store>(
-    store: &S,
+pub async fn token_rows<B: Backend>(
+    store: &Store<B>,
     tokens: &[TokenInfo],
     json: bool,
 ) -> Result<Vec<Value>> {
@@ -83,9 +79,9 @@ pub async fn token_rows<S: Store>(
 }
 
 /// `token revoke SLUG ID --tree`.
-pub async fn revoke_tree<S: Store>(
-    store: &S,
-    managed: &Managed<'_, S>,
+pub async fn revoke_tree<B: Backend>(
+    store: &Store<B>,
+    managed: &Managed<'_, Store<B>>,
     target: &Agent,
     token_id: String,
     json: bool,
@@ -126,7 +122,7 @@ pub async fn revoke_tree<S: Store>(
 }
 
 /// The owners whose agents hold a live, directly minted token of `task`.
-async fn owners_serving<S: Store>(store: &S, task: &str) -> Result<BTreeSet<UserId>> {
+async fn owners_serving<B: Backend>(store: &Store<B>, task: &str) -> Result<BTreeSet<UserId>> {
     let now = store.clock().now();
     let mut owners = BTreeSet::new();
     for agent in store.list_agents().await? {
@@ -144,8 +140,8 @@ async fn owners_serving<S: Store>(store: &S, task: &str) -> Result<BTreeSet<User
     Ok(owners)
 }
 
-pub async fn run<S: Store>(
-    store: &S,
+pub async fn run<B: Backend>(
+    store: &Store<B>,
     writer: &AuditWriter,
     command: Command,
     json: bool,
@@ -169,8 +165,8 @@ pub async fn run<S: Store>(
             if let Some(caps) = &caps {
                 request = request.with_capabilities(capabilities("--capabilities", caps)?);
             }
-            if let Some(ttl) = &expires_in {
-                request = request.expires_in(parse_duration(ttl)?);
+            if let Some(ttl) = expires_in {
+                request = request.expires_in(ttl);
             }
             if let Some(n) = max_operations {
                 request = request.max_operations(n);
@@ -218,12 +214,10 @@ pub async fn run<S: Store>(
             let managed = Managed::new(store, who.user_for(&target)).with_audit(writer);
             // Listing is what reading a token's metadata needs (operator, admin or owner).
             let tokens = managed.list_tokens(&target.id).await?;
-            let info = tokens.into_iter().find(|t| t.id == id).ok_or_else(|| {
-                StoreError::UnknownToken {
-                    agent: slug.clone(),
-                    token: id.to_string(),
-                }
-            })?;
+            let info = tokens
+                .into_iter()
+                .find(|t| t.id == id)
+                .ok_or_else(|| StoreError::unknown_token(&slug, &id))?;
             let row = token_rows(store, std::slice::from_ref(&info), json)
                 .await?
                 .remove(0);

@@ -1,0 +1,172 @@
+//! `agent-auth serve`: the reference server, assembled from the library's routers and layers
+//! over the store the command line opened.
+//!
+//! One file per part: [`args`] (the flags), [`assembly`] (cache, limits, Redis, logs, the layers
+//! around the application), [`demo`](mod@demo) (the demo API and its seed), [`listener`] (the accept loop
+//! and shutdown), [`health`] (`/healthz`, `/readyz`) and [`deadline`] (the request-body
+//! deadline); this file puts them together.
+
+mod args;
+mod assembly;
+mod deadline;
+mod demo;
+mod health;
+mod listener;
+
+pub use args::ServeArgs;
+
+use std::error::Error;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_agent_auth::AgentAuthLayer;
+use tower_agent_auth::approval::Supervision;
+use tower_agent_auth::audit::{AuditWriter, WriterOptions};
+use tower_agent_auth::cache::ChangeFeed;
+use tower_agent_auth::server::{
+    Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, delegations_router,
+    home_router, manage_router, tasks_router,
+};
+use tower_agent_auth::store::{Backend, Store, UserDirectory};
+
+use self::assembly::{LogNotifier, application, rate_limit, redis_connection, resolver};
+use self::demo::{critical_set, demo, demo_seed};
+use self::listener::{ConnectionLimits, accept_loop, bind_error};
+use crate::database::{Accounts, Database};
+use crate::dispatch;
+
+pub async fn run(
+    database: Database,
+    accounts: Arc<Accounts>,
+    args: ServeArgs,
+) -> Result<(), Box<dyn Error>> {
+    init_logging();
+    let served = dispatch!(database.clone(), store => serve(store, accounts, args).await);
+    // Last-used times of the final interval, so a restart loses none.
+    if let Err(error) = dispatch!(database, store => store.flush_last_used().await) {
+        tracing::warn!(%error, "last-used times not written");
+    }
+    served
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn serve<B>(
+    store: Store<B>,
+    accounts: Arc<Accounts>,
+    args: ServeArgs,
+) -> Result<(), Box<dyn Error>>
+where
+    B: Backend,
+    Store<B>: ChangeFeed,
+{
+    let limits = ConnectionLimits {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections.max(1),
+    };
+    let attempts = args.login_attempts;
+    let throttle = LoginThrottle::new(LoginLimits {
+        per_account_and_address: attempts,
+        per_address: attempts.saturating_mul(NonZeroU32::new(6).unwrap_or(NonZeroU32::MIN)),
+        per_account: attempts.saturating_mul(NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN)),
+        window: args.login_window,
+        ..LoginLimits::default()
+    });
+    let directory: Arc<dyn UserDirectory> = accounts.clone();
+    let sessions = Sessions::new(directory, args.session_lifetime);
+    let coalesce = args.audit_coalesce_requests;
+    let audit_options = WriterOptions {
+        coalesce_requests: (!coalesce.is_zero()).then_some(coalesce),
+        ..WriterOptions::default()
+    };
+    let writer = AuditWriter::spawn(Arc::new(store.clone()), audit_options);
+    if args.redis_secret.is_some() && args.redis_url.is_none() {
+        return Err("--redis-secret needs --redis-url".into());
+    }
+    let redis = args
+        .redis_url
+        .as_deref()
+        .map(|url| redis_connection(url, &args.redis_prefix))
+        .transpose()?;
+    let (resolver, cache) = resolver(&store, &args, redis.as_ref())?;
+    let rate_limit = rate_limit(&args, redis.as_ref())?;
+    let health = health::router(health::Readiness {
+        database: Arc::new(store.clone()),
+        redis: redis.clone(),
+        cache,
+    });
+    let auth = AgentAuthLayer::from_arc(resolver)
+        .optional()
+        .with_session_resolver(sessions.clone())
+        .audit(writer.clone());
+    let manage = ManageState {
+        store: store.clone(),
+        audit: Some(writer.clone()),
+    };
+    let critical = critical_set(&args.critical_capabilities)?;
+    tracing::info!(
+        critical = ?critical.to_strings(),
+        "supervised agents wait for a person's approval to use these capabilities"
+    );
+    let approval_lifetime = args.approval_lifetime;
+    if approval_lifetime > tower_agent_auth::approval::MAX_LIFETIME {
+        return Err("--approval-lifetime: at most 1d".into());
+    }
+    let supervision = Supervision::new(store.clone(), critical)
+        .lifetime(approval_lifetime)
+        .notifier(LogNotifier)
+        .audit(writer.clone());
+    let routes = Router::new()
+        .merge(
+            Login::new(sessions, accounts.clone())
+                .secure_cookies(args.secure_cookies)
+                .throttle(throttle)
+                .trusted_proxies(args.trusted_proxies.iter().copied())
+                .audit(writer.clone())
+                .router(),
+        )
+        .merge(home_router(manage.clone()))
+        .merge(approvals_router(manage.clone()))
+        .merge(tasks_router(manage.clone()))
+        .merge(delegations_router(manage.clone()))
+        .merge(manage_router(manage))
+        .merge(demo(supervision));
+    let body_timeout = args.body_timeout;
+    let app = application(routes, rate_limit, auth, health, body_timeout);
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {}", args.listen, bind_error(&error)))?;
+    let address = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("listening on http://{address}");
+    if args.demo {
+        demo_seed(&store, &accounts, address).await?;
+    }
+    tracing::info!(
+        %address,
+        header_timeout = ?limits.header_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        ?body_timeout,
+        max_connections = limits.max_connections,
+        "serving"
+    );
+    accept_loop(listener, app, &limits).await;
+    tracing::info!("shutting down: flushing the audit trail");
+    if !writer.shutdown_within(Duration::from_secs(30)).await {
+        tracing::error!("the audit sink did not take the last events within 30 s; they are lost");
+    }
+    Ok(())
+}
