@@ -154,10 +154,12 @@ where
     }
 }
 
-/// Applies the migrations of `set` not applied yet, in one transaction.
+/// Applies the migrations of `set` not applied yet, in one transaction, recording them as
+/// applied `now` (read from the caller's clock: a store's, its configuration's).
 pub(crate) async fn apply<DB: Applies>(
     pool: &Pool<DB>,
     set: &MigrationSet,
+    now: time::OffsetDateTime,
 ) -> Result<(), MigrateError> {
     let table = set.table;
     let mut tx = pool.begin().await?;
@@ -181,8 +183,7 @@ pub(crate) async fn apply<DB: Applies>(
             Some(_) => {}
         }
     }
-    let now = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000)
-        .unwrap_or(i64::MAX);
+    let now = i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
     for migration in set
         .migrations
         .iter()
