@@ -87,6 +87,24 @@ tower_agent_auth::conformance_suite!(open);
 // not implement `ApprovalGate` or `DelegationStore`.
 tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 
+/// An empty database: a fresh schema.
+async fn empty_database() -> Option<(sqlx::PgPool, impl std::future::Future<Output = ()>)> {
+    let url = server_url()?;
+    Some(fresh_schema(&url).await)
+}
+
+support::migrations::migration_suite!(
+    empty: empty_database,
+    db: sqlx::Postgres,
+    store: PgStore,
+    dir: "postgres",
+    columns: "SELECT column_name::text FROM information_schema.columns \
+              WHERE table_schema = current_schema() AND table_name = 'agent_auth_audit_events' \
+              ORDER BY ordinal_position",
+    indexes: "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() \
+              AND tablename = 'agent_auth_audit_events' ORDER BY indexname",
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn use_limit_is_exact_across_two_nodes() {
     let Some(url) = server_url() else { return };
@@ -265,223 +283,5 @@ async fn a_locked_table_answers_503_within_the_statement_timeout() {
     locker.rollback().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(waited < Duration::from_secs(3), "waited {waited:?}");
-    cleanup.await;
-}
-
-/// A database created by the first, token-only schema is upgraded on open: its tokens keep
-/// working, and its agents can have children, rotate and be audited.
-#[tokio::test]
-async fn a_version_1_database_is_upgraded_and_its_tokens_keep_working() {
-    use sha2::{Digest, Sha256};
-    use tower_agent_auth::audit::{
-        AuditAction, AuditEvent, AuditFilter, AuditQuery, AuditSink, Outcome,
-    };
-    use tower_agent_auth::store::{NewAgent, NewToken};
-    let Some(url) = server_url() else { return };
-    let (pool, cleanup) = fresh_schema(&url).await;
-    let v1 = include_str!("../migrations/postgres/0001_agents_and_tokens.sql");
-    let token = tower_agent_auth::token::TokenFormat::new("acme")
-        .unwrap()
-        .mint("legacy")
-        .unwrap();
-    sqlx::raw_sql(v1).execute(&pool).await.unwrap();
-    sqlx::raw_sql(
-        "CREATE TABLE agent_auth_schema_migrations (version BIGINT PRIMARY KEY, \
-         description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO agent_auth_schema_migrations VALUES (1, 'agents and tokens', $1, 0)")
-        .bind(hex::encode(Sha256::digest(v1.as_bytes())))
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO agent_auth_agents VALUES ('agt_1', 'legacy', 'alice', 'autonomous', \
-         'active', '{\"allow\":null,\"deny\":[]}', 0, NULL)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO agent_auth_tokens (id, agent_id, hash, display_prefix, label, created_at) \
-         VALUES ('tok_1', 'agt_1', $1, 'acme_legacy_…', 'from v1', 0)",
-    )
-    .bind(token.hash().as_bytes().to_vec())
-    .execute(&pool)
-    .await
-    .unwrap();
-
-    let users = testing::users();
-    let clock = testing::clock();
-    let store = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
-        .await
-        .unwrap();
-    let principal = testing::resolve(&store, token.expose_secret())
-        .await
-        .unwrap();
-    assert_eq!(principal.token_id().map(|t| t.as_str()), Some("tok_1"));
-    let child = store
-        .create_agent(NewAgent::child("legacy-thread-1", "agt_1"))
-        .await
-        .unwrap();
-    let issued = store
-        .create_token(&child.id, NewToken::new("thread"))
-        .await
-        .unwrap();
-    assert!(
-        testing::resolve(&store, issued.token.expose_secret())
-            .await
-            .is_ok()
-    );
-    store
-        .rotate_token(&"agt_1".into(), &"tok_1".into(), std::time::Duration::ZERO)
-        .await
-        .unwrap();
-    let event = AuditEvent::new(
-        time::OffsetDateTime::now_utc(),
-        AuditAction::Request,
-        Outcome::Success,
-    )
-    .agent("agt_1");
-    store.write_batch(&[event]).await.unwrap();
-    assert_eq!(
-        store
-            .events(&AuditFilter::agent("agt_1"))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM agent_auth_schema_migrations")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(version, PgStore::SCHEMA_VERSION);
-    cleanup.await;
-}
-
-/// A database at schema 5 (before delegation) upgrades in place: its agents and tokens keep
-/// working, read as direct tokens of no orchestrator, and can delegate.
-#[tokio::test]
-async fn a_version_5_database_upgrades_and_its_tokens_can_delegate() {
-    use sha2::{Digest, Sha256};
-    use tower_agent_auth::delegation::Delegation;
-    let Some(url) = server_url() else { return };
-    let (pool, cleanup) = fresh_schema(&url).await;
-    let migrations = [
-        (
-            1,
-            "agents and tokens",
-            include_str!("../migrations/postgres/0001_agents_and_tokens.sql"),
-        ),
-        (
-            2,
-            "access grants",
-            include_str!("../migrations/postgres/0002_access_grants.sql"),
-        ),
-        (
-            3,
-            "identities and audit",
-            include_str!("../migrations/postgres/0003_identities_and_audit.sql"),
-        ),
-        (
-            4,
-            "uses in flight",
-            include_str!("../migrations/postgres/0004_uses_in_flight.sql"),
-        ),
-        (
-            5,
-            "coalesced refusals, the trail indexed by time",
-            include_str!("../migrations/postgres/0005_coalesced_refusals.sql"),
-        ),
-    ];
-    sqlx::raw_sql(
-        "CREATE TABLE agent_auth_schema_migrations (version BIGINT PRIMARY KEY, \
-         description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    for (version, description, sql) in migrations {
-        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-        sqlx::query("INSERT INTO agent_auth_schema_migrations VALUES ($1, $2, $3, 0)")
-            .bind(version as i64)
-            .bind(description)
-            .bind(hex::encode(Sha256::digest(sql.as_bytes())))
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    let token = tower_agent_auth::token::TokenFormat::new("acme")
-        .unwrap()
-        .mint("legacy")
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO agent_auth_agents (id, slug, owner, agent_type, status, policy, created_at) \
-         VALUES ('agt_1', 'legacy', 'alice', 'autonomous', 'active', \
-         '{\"allow\":null,\"deny\":[]}', 0)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO agent_auth_tokens (id, agent_id, hash, display_prefix, label, created_at, \
-         max_operations, operations_remaining, task_id) \
-         VALUES ('tok_1', 'agt_1', $1, 'acme_legacy_…', 'from v5', 0, 3, 3, 'old-task')",
-    )
-    .bind(token.hash().as_bytes().to_vec())
-    .execute(&pool)
-    .await
-    .unwrap();
-
-    let users = testing::users();
-    let clock = testing::clock();
-    let store = PgStore::from_pool(pool.clone(), testing::config(&users, &clock))
-        .await
-        .unwrap();
-    assert!(
-        !store
-            .agent(&"agt_1".into())
-            .await
-            .unwrap()
-            .unwrap()
-            .is_orchestrator
-    );
-    let kept = store
-        .token(&"agt_1".into(), &"tok_1".into())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (
-            kept.delegation_parent,
-            kept.delegation_depth,
-            kept.task_id.as_deref()
-        ),
-        (None, 0, Some("old-task"))
-    );
-    let child = store
-        .delegate(
-            token.expose_secret(),
-            Delegation::to("agt_1", "child").max_operations(2),
-        )
-        .await
-        .unwrap();
-    let principal = testing::resolve(&store, child.token.expose_secret())
-        .await
-        .unwrap();
-    assert_eq!(principal.delegation_depth(), 1);
-    let left = store
-        .token(&"agt_1".into(), &"tok_1".into())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        left.operations_remaining,
-        Some(2),
-        "the child's use was the parent's too"
-    );
     cleanup.await;
 }

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::clock::{Clock, SystemClock};
 use tower_agent_auth::error::{BoxError, NotFound, StoreError};
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::server::{
@@ -128,9 +129,11 @@ fn plain_user_id(id: &str) -> bool {
 impl Accounts {
     /// Applies the binary's migrations not applied yet.
     async fn migrate(&self) -> Result<(), StoreError> {
+        // The binary's stores read the system clock, their configuration's default.
+        let now = SystemClock.now();
         let applied = match &self.pool {
-            Pool::Sqlite(pool) => migrate::apply(pool, &SQLITE_MIGRATIONS).await,
-            Pool::Postgres(pool) => migrate::apply(pool, &POSTGRES_MIGRATIONS).await,
+            Pool::Sqlite(pool) => migrate::apply(pool, &SQLITE_MIGRATIONS, now).await,
+            Pool::Postgres(pool) => migrate::apply(pool, &POSTGRES_MIGRATIONS, now).await,
         };
         applied.map_err(|e| match e {
             migrate::MigrateError::Database(e) => unavailable(e),

@@ -1,6 +1,8 @@
 //! What the tests needing a service (PostgreSQL, Redis) share: whether they must run, and the notice
-//! when they skip.
+//! when they skip; and the SQL stores' one migration suite ([`migrations`]).
 #![allow(dead_code)]
+
+pub mod migrations;
 
 /// Whether tests needing a service must run (CI) or may skip.
 pub fn services_required() -> bool {

@@ -1,13 +1,11 @@
 //! Approvals in `agent_auth_approvals`: created, read, decided once, and spent a use at a
 //! time by one atomic statement.
 
-use std::fmt::Write as _;
-
 use serde_json::Value;
 
 use time::OffsetDateTime;
 
-use super::dialect::{Arg, Driver, sql};
+use super::dialect::{Driver, sql};
 use super::{Core, store_error};
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
@@ -263,11 +261,10 @@ impl<B: Driver> Core<B> {
         filter: &ApprovalFilter,
         now: OffsetDateTime,
     ) -> Result<Vec<Approval>, StoreError> {
-        let mut text = format!(
-            "SELECT {} FROM agent_auth_approvals WHERE 1 = 1",
-            APPROVAL_COLUMNS
-        );
-        let mut args: Vec<Arg<'_>> = Vec::new();
+        let mut statement = sql("SELECT ");
+        statement
+            .push(APPROVAL_COLUMNS)
+            .push(" FROM agent_auth_approvals WHERE 1 = 1");
         for (column, value) in [
             ("agent_id", filter.agent.as_ref().map(AgentId::as_str)),
             ("owner", filter.owner.as_ref().map(UserId::as_str)),
@@ -277,22 +274,25 @@ impl<B: Driver> Core<B> {
             ),
         ] {
             if let Some(value) = value {
-                args.push(Arg::from(value.to_owned()));
-                let _ = write!(text, " AND {column} = ${}", args.len());
+                statement
+                    .push(" AND ")
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(value);
             }
         }
         if let Some(agents) = &filter.agents {
             if agents.is_empty() {
                 return Ok(Vec::new());
             }
-            text.push_str(" AND agent_id IN (");
+            statement.push(" AND agent_id IN (");
             for (i, agent) in agents.iter().enumerate() {
-                args.push(Arg::from(agent.as_str().to_owned()));
-                let _ = write!(text, "{}${}", if i > 0 { ", " } else { "" }, args.len());
+                statement
+                    .push(if i > 0 { ", " } else { "" })
+                    .push_bind(agent.as_str());
             }
-            text.push(')');
+            statement.push(")");
         }
-        let now = micros(now);
         if let Some(status) = filter.status {
             // Expired is derived from the clock: pending, approved or denied, and past it.
             let (stored, unexpired) = match status {
@@ -302,19 +302,21 @@ impl<B: Driver> Core<B> {
                 ApprovalStatus::Used => ("('used')", None),
                 _ => ("('pending', 'approved', 'denied')", Some(false)),
             };
-            let _ = write!(text, " AND status IN {stored}");
+            statement.push(" AND status IN ").push(stored);
             if let Some(unexpired) = unexpired {
-                args.push(Arg::from(now));
-                let op = if unexpired { ">" } else { "<=" };
-                let _ = write!(text, " AND expires_at {op} ${}", args.len());
+                let op = if unexpired { " > " } else { " <= " };
+                statement
+                    .push(" AND expires_at")
+                    .push(op)
+                    .push_bind(micros(now));
             }
         }
-        text.push_str(" ORDER BY created_at DESC, id DESC");
+        statement.push(" ORDER BY created_at DESC, id DESC");
         if let Some(last) = filter.last {
-            args.push(Arg::from(i64::try_from(last).unwrap_or(i64::MAX)));
-            let _ = write!(text, " LIMIT ${}", args.len());
+            statement
+                .push(" LIMIT ")
+                .push_bind(i64::try_from(last).unwrap_or(i64::MAX));
         }
-        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
         let rows = statement.fetch_all(&self.pool).await.map_err(store_error)?;
         rows.iter().map(approval::<B>).collect()
     }

@@ -1,11 +1,10 @@
 //! The audit trail in `agent_auth_audit_events`: batches written by the backend's fastest
 //! insert, events read back by filter.
 
-use std::fmt::Write as _;
-
-use super::dialect::{Arg, Driver, sql};
-use super::rows::{AuditRow, audit_event};
-use super::{Core, queries};
+use super::Core;
+use super::audit_row::{AUDIT_COLUMNS, AuditRow};
+use super::dialect::{Driver, sql};
+use super::rows::audit_event;
 use crate::audit::{AuditError, AuditEvent, AuditFilter};
 use crate::store::validate::micros;
 
@@ -24,65 +23,50 @@ impl<B: Driver> Core<B> {
         &self,
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEvent>, AuditError> {
-        let mut text = format!(
-            "SELECT {} FROM agent_auth_audit_events WHERE 1 = 1",
-            queries::AUDIT_COLUMNS
-        );
-        let mut args: Vec<Arg<'_>> = Vec::new();
-        // Binds `arg` as the next parameter and writes its placeholder.
-        let mut param = |text: &mut String, arg: Arg<'static>| {
-            args.push(arg);
-            let _ = write!(text, "${}", args.len());
-        };
-        if !filter.agents.is_empty() {
-            let mut columns = vec!["identity"];
-            if filter.with_children {
-                columns.push("parent_identity");
-            }
-            text.push_str(" AND (");
-            for (n, column) in columns.iter().enumerate() {
-                if n > 0 {
-                    text.push_str(" OR ");
-                }
-                let _ = write!(text, "{column} IN (");
-                for (i, id) in filter.agents.iter().enumerate() {
-                    if i > 0 {
-                        text.push_str(", ");
-                    }
-                    param(&mut text, Arg::from(id.to_string()));
-                }
-                text.push(')');
-            }
-            text.push(')');
+        let mut statement = sql("SELECT ");
+        statement.push(AUDIT_COLUMNS);
+        // The newest `last` are picked in reverse, then put back in order.
+        if filter.last.is_some() {
+            statement.push(" FROM (SELECT seq, ").push(AUDIT_COLUMNS);
         }
-        if let Some(credential) = &filter.token {
-            text.push_str(" AND credential = ");
-            param(&mut text, Arg::from(credential.to_string()));
+        statement.push(" FROM agent_auth_audit_events WHERE 1 = 1");
+        if !filter.agents.is_empty() {
+            let mut columns = vec!["agent_id"];
+            if filter.with_children {
+                columns.push("parent_agent_id");
+            }
+            statement.push(" AND (");
+            for (n, column) in columns.iter().enumerate() {
+                statement
+                    .push(if n > 0 { " OR " } else { "" })
+                    .push(column)
+                    .push(" IN (");
+                for (i, id) in filter.agents.iter().enumerate() {
+                    statement
+                        .push(if i > 0 { ", " } else { "" })
+                        .push_bind(id.as_str());
+                }
+                statement.push(")");
+            }
+            statement.push(")");
+        }
+        if let Some(token) = &filter.token {
+            statement.push(" AND token_id = ").push_bind(token.as_str());
         }
         if let Some(since) = filter.since {
-            text.push_str(" AND at >= ");
-            param(&mut text, Arg::from(micros(since)));
+            statement.push(" AND at >= ").push_bind(micros(since));
         }
         if let Some(until) = filter.until {
-            text.push_str(" AND at < ");
-            param(&mut text, Arg::from(micros(until)));
+            statement.push(" AND at < ").push_bind(micros(until));
         }
-        // By time; events of one instant in the order they were recorded. The newest `last`
-        // are picked in reverse and put back in order.
+        // By time; events of one instant in the order they were recorded.
         match filter.last {
-            None => text.push_str(" ORDER BY at, seq"),
-            Some(n) => {
-                text = text.replacen(
-                    "SELECT ",
-                    &format!("SELECT {} FROM (SELECT seq, ", queries::AUDIT_COLUMNS),
-                    1,
-                );
-                text.push_str(" ORDER BY at DESC, seq DESC LIMIT ");
-                param(&mut text, Arg::from(i64::try_from(n).unwrap_or(i64::MAX)));
-                text.push_str(") AS newest ORDER BY at, seq");
-            }
-        }
-        let statement = args.into_iter().fold(sql(&text), |st, arg| st.bind(arg));
+            None => statement.push(" ORDER BY at, seq"),
+            Some(n) => statement
+                .push(" ORDER BY at DESC, seq DESC LIMIT ")
+                .push_bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .push(") AS newest ORDER BY at, seq"),
+        };
         let rows = statement
             .fetch_all(&self.pool)
             .await

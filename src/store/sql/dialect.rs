@@ -2,18 +2,24 @@
 //! between SQLite and PostgreSQL, implemented for each; and [`Driver`], running a
 //! [`Statement`] and reading a column by name, implemented once for every backend.
 //!
-//! The statements are written once with `$1, $2, …` parameters, which sqlx binds by number on
-//! SQLite as on PostgreSQL. Parameters are [`Arg`]s, so that the code of the stores names no
-//! sqlx trait bound: the bounds sqlx needs to bind, run and decode on a generic database are
-//! stated once, on the blanket implementation of [`Driver`].
+//! Statements are plain SQL text with `$1, $2, …` parameters, which sqlx binds by number on
+//! SQLite as on PostgreSQL, each written as a `const` beside the code that runs it; one that
+//! depends on a filter is put together with [`Statement::push`] and [`Statement::push_bind`].
+//! Parameters are [`Arg`]s, so that the code of the stores names no sqlx trait bound: the
+//! bounds sqlx needs to bind, run and decode on a generic database are stated once, on the
+//! blanket implementation of [`Driver`]. (For that reason a filter's statement is not a
+//! `sqlx::QueryBuilder`: its `push_bind` asks those bounds of the code that calls it.)
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
+use time::OffsetDateTime;
+
+use super::audit_row::AuditRow;
 use super::migrate::MigrationSet;
-use super::rows::AuditRow;
 use crate::error::ChangeFeedError;
 
 /// A subscription as the cache takes it.
@@ -41,11 +47,15 @@ pub(crate) trait Dialect: Database {
     #[cfg(feature = "approval")]
     const APPROVAL_LOCK: Option<&'static str>;
 
-    /// Spends (`$1` now, `$2` the token) and releases (`$1` the token) the uses a request
-    /// reserved down a token's chain, its rows locked in the order reservations lock them
-    /// (see `queries::settle_chain!`).
+    /// Spends (`$1` now, `$2` the token) the use in flight of every use-limited link of the
+    /// chain of a token: a request under a delegated token reserved one of each, root first.
+    /// Where rows are locked (PostgreSQL), the chain's are locked in the order reservations
+    /// lock them, the root first, so that a reservation, a spend and a release never wait for
+    /// each other in a circle (a deadlock the database would break by failing one, which lost
+    /// uses).
     const SPEND: &'static str;
-    /// See [`Dialect::SPEND`].
+    /// Releases (`$1` the token) the use in flight of every use-limited link of a token's
+    /// chain, locking as [`Dialect::SPEND`] does.
     const RELEASE: &'static str;
 
     /// How many rows a statement changed.
@@ -68,10 +78,11 @@ pub(crate) trait Dialect: Database {
     /// A subscription to the notices of changes as they commit, if this database sends any.
     fn subscribe(pool: &Pool<Self>) -> BoxFuture<'_, Result<Option<Subscribed>, ChangeFeedError>>;
 
-    /// Applies `set`.
+    /// Applies `set`, recording the migrations applied as applied `now`.
     fn migrate<'a>(
         pool: &'a Pool<Self>,
         set: &'a MigrationSet,
+        now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<(), super::migrate::MigrateError>>;
 }
 
@@ -136,14 +147,14 @@ impl<'a> From<&'a [u8]> for Arg<'a> {
 /// A statement and its parameters, for any database.
 #[derive(Debug)]
 pub(crate) struct Statement<'a> {
-    sql: &'a str,
+    sql: Cow<'a, str>,
     args: Vec<Arg<'a>>,
 }
 
 /// The statement `sql`, parameters to be bound in order (`$1`, `$2`, …).
 pub(crate) fn sql(sql: &str) -> Statement<'_> {
     Statement {
-        sql,
+        sql: Cow::Borrowed(sql),
         args: Vec::new(),
     }
 }
@@ -153,6 +164,19 @@ impl<'a> Statement<'a> {
     pub(crate) fn bind(mut self, arg: impl Into<Arg<'a>>) -> Self {
         self.args.push(arg.into());
         self
+    }
+
+    /// Appends `text` to the statement.
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.sql.to_mut().push_str(text);
+        self
+    }
+
+    /// Appends the next parameter's placeholder and binds `arg` to it.
+    pub(crate) fn push_bind(&mut self, arg: impl Into<Arg<'a>>) -> &mut Self {
+        self.args.push(arg.into());
+        let placeholder = format!("${}", self.args.len());
+        self.push(&placeholder)
     }
 
     /// Runs the statement; how many rows it changed.
@@ -246,7 +270,7 @@ where
         st: Statement<'a>,
     ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
         Box::pin(async move {
-            let query = query(st);
+            let query = query(&st.sql, st.args);
             let done = match on {
                 Target::Pool(pool) => query.execute(pool).await?,
                 Target::Connection(connection) => query.execute(connection).await?,
@@ -260,7 +284,7 @@ where
         st: Statement<'a>,
     ) -> BoxFuture<'a, Result<Option<Self::Row>, sqlx::Error>> {
         Box::pin(async move {
-            let query = query(st);
+            let query = query(&st.sql, st.args);
             match on {
                 Target::Pool(pool) => query.fetch_optional(pool).await,
                 Target::Connection(connection) => query.fetch_optional(connection).await,
@@ -273,7 +297,7 @@ where
         st: Statement<'a>,
     ) -> BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>> {
         Box::pin(async move {
-            let query = query(st);
+            let query = query(&st.sql, st.args);
             match on {
                 Target::Pool(pool) => query.fetch_all(pool).await,
                 Target::Connection(connection) => query.fetch_all(connection).await,
@@ -306,8 +330,8 @@ where
     }
 }
 
-/// The sqlx query of `st`, its parameters bound.
-fn query<'a, B>(st: Statement<'a>) -> sqlx::query::Query<'a, B, B::Arguments<'a>>
+/// The sqlx query of `sql`, `args` bound.
+fn query<'s, B>(sql: &'s str, args: Vec<Arg<'s>>) -> sqlx::query::Query<'s, B, B::Arguments<'s>>
 where
     B: Database,
     for<'q> &'q str: Encode<'q, B> + Type<B>,
@@ -319,9 +343,8 @@ where
     for<'q> i64: Encode<'q, B> + Type<B>,
     for<'q> bool: Encode<'q, B> + Type<B>,
 {
-    st.args
-        .into_iter()
-        .fold(sqlx::query(st.sql), |query, arg| match arg {
+    args.into_iter()
+        .fold(sqlx::query(sql), |query, arg| match arg {
             Arg::Text(value) => query.bind(value),
             Arg::OwnedText(value) => query.bind(value),
             Arg::Int(value) => query.bind(value),

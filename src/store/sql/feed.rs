@@ -4,7 +4,7 @@
 //! notices the triggers send, heard by a [`Subscription`].
 
 use super::dialect::{Driver, sql};
-use super::{Core, queries, store_error};
+use super::{Core, store_error};
 use crate::cache::{Change, Changes, Notice};
 use crate::error::ChangeFeedError;
 use crate::error::StoreError;
@@ -15,6 +15,14 @@ use crate::principal::UserId;
 /// many changes commit in between, and is then told its picture is incomplete.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const CHANGES_KEPT: i64 = 10_000;
+
+/// The store's change epoch and the logged changes after `$1`, oldest first, at most `$2`, read
+/// in one statement so that both come from one snapshot: no change logged is past the epoch
+/// read. Without changes after `$1`, one row with the epoch and empty change columns.
+const CHANGES_SINCE: &str = "SELECT e.epoch AS current_epoch, c.epoch AS epoch, \
+    c.kind AS kind, c.id AS id FROM agent_auth_change_epoch e \
+    LEFT JOIN (SELECT epoch, kind, id FROM agent_auth_changes WHERE epoch > $1 \
+    ORDER BY epoch LIMIT $2) c ON 1 = 1 ORDER BY c.epoch";
 
 /// The change a logged `kind` and `id` stand for: one it cannot read is every change.
 pub(crate) fn change_of(kind: &str, id: &str) -> Change {
@@ -59,7 +67,7 @@ impl<B: Driver> Core<B> {
         // One more than asked, at least one: whether the log still holds `epoch + 1` is known
         // even when `limit` is 0.
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1).max(1);
-        let rows = sql(queries::CHANGES_SINCE)
+        let rows = sql(CHANGES_SINCE)
             .bind(after)
             .bind(fetch)
             .fetch_all(&self.pool)

@@ -1,12 +1,32 @@
 //! Access grants: a user's role on an agent.
 
 use super::dialect::{Driver, sql};
-use super::{Core, is_foreign_key_violation, queries, store_error};
+use super::{Core, is_foreign_key_violation, store_error};
 use crate::error::StoreError;
 use crate::principal::{AgentId, UserId};
 use crate::store::backend::GrantFilter;
 use crate::store::validate::{from_micros, micros};
 use crate::store::{AccessGrant, AccessRole};
+
+/// Grants the user `$2` the role `$3` on the agent `$1` at `$4`, replacing any role they had.
+const UPSERT_GRANT: &str = "INSERT INTO agent_auth_grants (agent_id, user_id, role, granted_at) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (agent_id, user_id) \
+    DO UPDATE SET role = excluded.role, granted_at = excluded.granted_at";
+
+/// Takes back the role of the user `$2` on the agent `$1`.
+const DELETE_GRANT: &str = "DELETE FROM agent_auth_grants WHERE agent_id = $1 AND user_id = $2";
+
+/// The grants on the agent `$1`.
+const GRANTS_ON_AGENT: &str = "SELECT agent_id, user_id, role, granted_at \
+    FROM agent_auth_grants WHERE agent_id = $1 ORDER BY user_id";
+
+/// The grants of the user `$1`.
+const GRANTS_OF_USER: &str = "SELECT agent_id, user_id, role, granted_at \
+    FROM agent_auth_grants WHERE user_id = $1 ORDER BY agent_id";
+
+/// The grant of the user `$2` on the agent `$1`.
+const GRANT_OF_USER_ON_AGENT: &str = "SELECT agent_id, user_id, role, granted_at \
+    FROM agent_auth_grants WHERE agent_id = $1 AND user_id = $2";
 
 fn role(text: &str) -> Result<AccessRole, StoreError> {
     AccessRole::parse(text).ok_or_else(|| StoreError::unavailable("stored role is not valid"))
@@ -14,7 +34,7 @@ fn role(text: &str) -> Result<AccessRole, StoreError> {
 
 impl<B: Driver> Core<B> {
     pub(crate) async fn put_grant(&self, grant: &AccessGrant) -> Result<(), StoreError> {
-        let result = sql(queries::UPSERT_GRANT)
+        let result = sql(UPSERT_GRANT)
             .bind(grant.agent_id.as_str())
             .bind(grant.user_id.as_str())
             .bind(grant.role.as_str())
@@ -36,7 +56,7 @@ impl<B: Driver> Core<B> {
         agent: &AgentId,
         user: &UserId,
     ) -> Result<bool, StoreError> {
-        let deleted = sql(queries::DELETE_GRANT)
+        let deleted = sql(DELETE_GRANT)
             .bind(agent.as_str())
             .bind(user.as_str())
             .execute(&self.pool)
@@ -50,9 +70,9 @@ impl<B: Driver> Core<B> {
         filter: &GrantFilter,
     ) -> Result<Vec<AccessGrant>, StoreError> {
         let statement = match filter {
-            GrantFilter::Agent(agent) => sql(queries::GRANTS_ON_AGENT).bind(agent.as_str()),
-            GrantFilter::User(user) => sql(queries::GRANTS_OF_USER).bind(user.as_str()),
-            GrantFilter::One(agent, user) => sql(queries::GRANT_OF_USER_ON_AGENT)
+            GrantFilter::Agent(agent) => sql(GRANTS_ON_AGENT).bind(agent.as_str()),
+            GrantFilter::User(user) => sql(GRANTS_OF_USER).bind(user.as_str()),
+            GrantFilter::One(agent, user) => sql(GRANT_OF_USER_ON_AGENT)
                 .bind(agent.as_str())
                 .bind(user.as_str()),
         };

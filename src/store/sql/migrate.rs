@@ -25,7 +25,7 @@
 //!         sql: "CREATE TABLE my_app_notes (id BIGINT PRIMARY KEY, text TEXT NOT NULL)",
 //!     }],
 //! };
-//! migrate::apply(&pool, &MINE).await?;
+//! migrate::apply(&pool, &MINE, time::OffsetDateTime::now_utc()).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -183,9 +183,15 @@ where
     }
 }
 
-/// Applies the migrations of `set` not applied yet, in one transaction; refuses a database that
-/// recorded a version `set` does not hold, or whose applied migration's SQL differs.
-pub async fn apply<DB: Applies>(pool: &Pool<DB>, set: &MigrationSet) -> Result<(), MigrateError> {
+/// Applies the migrations of `set` not applied yet, in one transaction, recording them as
+/// applied at `now` (read from the caller's clock: a store's, its configuration's); refuses a
+/// database that recorded a version `set` does not hold, or whose applied migration's SQL
+/// differs.
+pub async fn apply<DB: Applies>(
+    pool: &Pool<DB>,
+    set: &MigrationSet,
+    now: time::OffsetDateTime,
+) -> Result<(), MigrateError> {
     let table = set.table;
     let mut tx = pool.begin().await?;
     if let Some(lock) = set.lock {
@@ -208,8 +214,7 @@ pub async fn apply<DB: Applies>(pool: &Pool<DB>, set: &MigrationSet) -> Result<(
             Some(_) => {}
         }
     }
-    let now = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000)
-        .unwrap_or(i64::MAX);
+    let now = i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
     for migration in set
         .migrations
         .iter()

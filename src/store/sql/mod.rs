@@ -36,24 +36,26 @@
 //!
 //! The backend is written once, generic over the database, in `Core`: one file per concern —
 //! `resolve` (the request path: lookup, reserve, settle, last-used), `agents`, `tokens`,
-//! `grants`, `approvals`, `audit`, `feed` (the change feed) — over `queries`, `rows` (records
-//! read by column name) and `migrate` (versioned, checksummed migrations). What differs between
-//! SQLite and PostgreSQL — the migrations, the migration lock, the batched audit insert,
-//! logging a change and subscribing to notices — is the small `Dialect` trait, implemented in
-//! `sqlite.rs` and `postgres.rs` beside the constructors; running a statement and reading a
-//! column is `Driver`, implemented once for every database, so the generic code names no sqlx
-//! bound. [`SqlBackend`] implements [`Backend`] by handing each step to the core.
+//! `grants`, `approvals`, `audit`, `feed` (the change feed) — each with its statements as plain
+//! SQL beside the code that runs them, over `rows` (records read by column name), `audit_row`
+//! (an audit event as a row) and `migrate` (versioned, checksummed migrations). What differs
+//! between SQLite and PostgreSQL — the migrations, the migration lock, settling a use down a
+//! chain (locked rows or one writer), the batched audit insert, logging a change and
+//! subscribing to notices — is the small `Dialect` trait, implemented in `sqlite.rs` and
+//! `postgres.rs` beside the constructors; running a statement and reading a column is
+//! `Driver`, implemented once for every database, so the generic code names no sqlx bound.
+//! [`SqlBackend`] implements [`Backend`] by handing each step to the core.
 
 mod agents;
 #[cfg(feature = "approval")]
 mod approvals;
 mod audit;
+mod audit_row;
 mod dialect;
 mod feed;
 mod grants;
 pub mod migrate;
 mod pool;
-mod queries;
 mod resolve;
 mod rows;
 mod tokens;
@@ -78,6 +80,7 @@ use self::migrate::MigrateError;
 use self::resolve::LastUsedBuffer;
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::cache::{ChangeFeed, Changes, Subscription};
+use crate::clock::Clock;
 use crate::error::{AuditError, BoxError, ResolveError, StoreError};
 use crate::principal::{AgentId, TokenId, UserId};
 use crate::resolver::SettleFuture;
@@ -109,7 +112,7 @@ impl<B: Driver> Core<B> {
     /// running.
     async fn open(pool: sqlx::Pool<B>, config: &StoreConfig) -> Result<Arc<Self>, StoreError> {
         if config.migrate {
-            Self::migrate_pool(&pool).await?;
+            Self::migrate_pool(&pool, config.clock.now()).await?;
         }
         let audit_pool = sqlx::pool::PoolOptions::<B>::new()
             .max_connections(1)
@@ -125,11 +128,14 @@ impl<B: Driver> Core<B> {
         Ok(core)
     }
 
-    async fn migrate_pool(pool: &sqlx::Pool<B>) -> Result<(), StoreError> {
-        B::migrate(pool, &B::MIGRATIONS).await.map_err(|e| match e {
-            MigrateError::Database(e) => store_error(e),
-            e => StoreError::unavailable(e.to_string()),
-        })
+    /// Applies the library's migrations, recording them as applied `now`.
+    async fn migrate_pool(pool: &sqlx::Pool<B>, now: OffsetDateTime) -> Result<(), StoreError> {
+        B::migrate(pool, &B::MIGRATIONS, now)
+            .await
+            .map_err(|e| match e {
+                MigrateError::Database(e) => store_error(e),
+                e => StoreError::unavailable(e.to_string()),
+            })
     }
 
     /// The newest version of this build's migrations.
@@ -192,7 +198,7 @@ impl<DB: Driver> Store<SqlBackend<DB>> {
     /// Applies the embedded migrations that are not applied yet, in one transaction. Refuses a
     /// database whose schema is newer than this build or whose applied migrations were edited.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Core::migrate_pool(&self.backend().core.pool).await
+        Core::migrate_pool(&self.backend().core.pool, self.clock().now()).await
     }
 
     /// The newest schema version of this build: a database whose `schema_version` is lower
@@ -502,6 +508,11 @@ macro_rules! library_migrations {
                 11,
                 "the change feed: an epoch and a log of narrowing changes",
                 "0011_change_feed.sql"
+            ),
+            migration!(
+                12,
+                "the audit trail names agents and tokens",
+                "0012_audit_agent_and_token.sql"
             ),
         ]
     }};

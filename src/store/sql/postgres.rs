@@ -2,12 +2,13 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgPoolOptions;
 
+use time::OffsetDateTime;
+
 use super::SqlBackend;
+use super::audit_row::AuditRow;
 use super::dialect::{BoxFuture, Dialect, Subscribed};
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
-use super::queries::AUDIT_COLUMNS;
-use super::rows::AuditRow;
 use crate::error::ChangeFeedError;
 use crate::error::StoreError;
 use crate::store::{Store, StoreConfig};
@@ -99,8 +100,34 @@ impl Dialect for sqlx::Postgres {
         migrations: super::library_migrations!("postgres"),
     };
 
-    const SPEND: &'static str = super::queries::SPEND_POSTGRES;
-    const RELEASE: &'static str = super::queries::RELEASE_POSTGRES;
+    // The chain is `$2` and every token it was delegated from. `FOR UPDATE` takes the rows'
+    // locks in the `ORDER BY`'s order, the root first (a delegated token's depth is one more
+    // than its parent's), as a reservation takes them. Columns on the right of SET hold the
+    // values before the update: the last use in flight of a spent token completes its task.
+    const SPEND: &'static str = "WITH RECURSIVE chain(id, step) AS ( \
+            SELECT CAST($2 AS TEXT), 0 \
+            UNION ALL SELECT d.delegation_parent, c.step + 1 FROM agent_auth_tokens d \
+            JOIN chain c ON d.id = c.id \
+            WHERE d.delegation_parent IS NOT NULL AND c.step < 64), \
+        locked AS MATERIALIZED (SELECT id FROM agent_auth_tokens \
+            WHERE id IN (SELECT id FROM chain) ORDER BY delegation_depth FOR UPDATE) \
+        UPDATE agent_auth_tokens \
+        SET operations_in_flight = operations_in_flight - 1, \
+            expires_at = CASE WHEN expires_on_completion AND operations_remaining = 0 \
+                AND operations_in_flight = 1 THEN $1 ELSE expires_at END \
+        WHERE operations_in_flight > 0 AND id IN (SELECT id FROM locked)";
+    // The chain is `$1` and every token it was delegated from, locked as `SPEND` locks it.
+    const RELEASE: &'static str = "WITH RECURSIVE chain(id, step) AS ( \
+            SELECT CAST($1 AS TEXT), 0 \
+            UNION ALL SELECT d.delegation_parent, c.step + 1 FROM agent_auth_tokens d \
+            JOIN chain c ON d.id = c.id \
+            WHERE d.delegation_parent IS NOT NULL AND c.step < 64), \
+        locked AS MATERIALIZED (SELECT id FROM agent_auth_tokens \
+            WHERE id IN (SELECT id FROM chain) ORDER BY delegation_depth FOR UPDATE) \
+        UPDATE agent_auth_tokens \
+        SET operations_in_flight = operations_in_flight - 1, \
+            operations_remaining = operations_remaining + 1 \
+        WHERE operations_in_flight > 0 AND id IN (SELECT id FROM locked)";
 
     #[cfg(feature = "approval")]
     const APPROVAL_BEGIN: &'static str = "BEGIN";
@@ -123,19 +150,11 @@ impl Dialect for sqlx::Postgres {
         rows: Vec<AuditRow>,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(async move {
-            let columns = AUDIT_COLUMNS;
-            let insert = format!(
-                "INSERT INTO agent_auth_audit_events ({columns}) \
-                 SELECT {columns} FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
-                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-                 $11::text[], $12::int[], $13::text[], $14::text[], $15::bigint[]) \
-                 WITH ORDINALITY AS batch ({columns}, n) ORDER BY n"
-            );
             let n = rows.len();
             let mut at = Vec::with_capacity(n);
-            let mut identity = Vec::with_capacity(n);
+            let mut agent = Vec::with_capacity(n);
             let mut parent = Vec::with_capacity(n);
-            let mut credential = Vec::with_capacity(n);
+            let mut token = Vec::with_capacity(n);
             let mut actor = Vec::with_capacity(n);
             let mut chain = Vec::with_capacity(n);
             let mut action = Vec::with_capacity(n);
@@ -149,9 +168,9 @@ impl Dialect for sqlx::Postgres {
             let mut occurrences = Vec::with_capacity(n);
             for row in rows {
                 at.push(row.at);
-                identity.push(row.identity);
-                parent.push(row.parent);
-                credential.push(row.credential);
+                agent.push(row.agent_id);
+                parent.push(row.parent_agent_id);
+                token.push(row.token_id);
                 actor.push(row.actor);
                 chain.push(row.delegation_chain);
                 action.push(row.action);
@@ -164,11 +183,11 @@ impl Dialect for sqlx::Postgres {
                 detail.push(row.detail);
                 occurrences.push(row.occurrences);
             }
-            sqlx::query(&insert)
+            sqlx::query(INSERT_AUDIT_ROWS)
                 .bind(at)
-                .bind(identity)
+                .bind(agent)
                 .bind(parent)
-                .bind(credential)
+                .bind(token)
                 .bind(actor)
                 .bind(chain)
                 .bind(action)
@@ -213,7 +232,48 @@ impl Dialect for sqlx::Postgres {
     fn migrate<'a>(
         pool: &'a sqlx::PgPool,
         set: &'a MigrationSet,
+        now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<(), MigrateError>> {
-        Box::pin(super::migrate::apply(pool, set))
+        Box::pin(super::migrate::apply(pool, set, now))
+    }
+}
+
+/// A batch of audit rows, one array per column in
+/// [`AUDIT_COLUMNS`](super::audit_row::AUDIT_COLUMNS) order, unnested into rows in recording
+/// order.
+const INSERT_AUDIT_ROWS: &str = "INSERT INTO agent_auth_audit_events (at, agent_id, \
+    parent_agent_id, token_id, actor, delegation_chain, action, outcome, reason, method, path, \
+    status, task_id, detail, occurrences) \
+    SELECT at, agent_id, parent_agent_id, token_id, actor, delegation_chain, action, outcome, \
+    reason, method, path, status, task_id, detail, occurrences \
+    FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::text[], \
+    $14::text[], $15::bigint[]) \
+    WITH ORDINALITY AS batch (at, agent_id, parent_agent_id, token_id, actor, delegation_chain, \
+    action, outcome, reason, method, path, status, task_id, detail, occurrences, n) \
+    ORDER BY n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settling_walks_the_deepest_chain_issued() {
+        let limit = format!("c.step < {}", crate::store::MAX_DELEGATION_DEPTH_LIMIT);
+        for statement in [
+            <sqlx::Postgres as Dialect>::SPEND,
+            <sqlx::Postgres as Dialect>::RELEASE,
+        ] {
+            assert!(statement.contains(&limit), "{statement}");
+            assert!(statement.contains("ORDER BY delegation_depth FOR UPDATE"));
+        }
+    }
+
+    #[test]
+    fn an_audit_batch_fills_every_column() {
+        use super::super::audit_row::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
+        assert_eq!(INSERT_AUDIT_ROWS.matches(AUDIT_COLUMNS).count(), 3);
+        let last = format!("${AUDIT_COLUMN_COUNT}::");
+        assert!(INSERT_AUDIT_ROWS.contains(&last));
     }
 }

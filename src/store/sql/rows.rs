@@ -8,11 +8,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::audit_row::AuditRow;
 use super::dialect::Driver;
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::error::StoreError;
 use crate::principal::{AgentId, TokenId};
-use crate::store::validate::{from_micros, micros};
+use crate::store::validate::from_micros;
 use crate::store::{Agent, AgentStatus, AgentType, TokenInfo};
 
 fn corrupt(what: &str) -> String {
@@ -153,9 +154,9 @@ pub(crate) fn audit_event<B: Driver>(row: &B::Row) -> Result<crate::audit::Audit
     let c = Columns::<B>::new(row, "");
     AuditRow {
         at: c.int("at")?,
-        identity: c.opt_text("identity")?,
-        parent: c.opt_text("parent_identity")?,
-        credential: c.opt_text("credential")?,
+        agent_id: c.opt_text("agent_id")?,
+        parent_agent_id: c.opt_text("parent_agent_id")?,
+        token_id: c.opt_text("token_id")?,
         actor: c.opt_text("actor")?,
         delegation_chain: c.text("delegation_chain")?,
         action: c.text("action")?,
@@ -169,88 +170,6 @@ pub(crate) fn audit_event<B: Driver>(row: &B::Row) -> Result<crate::audit::Audit
         occurrences: c.int("occurrences")?,
     }
     .into_event()
-}
-
-/// An audit event as stored: one row of `agent_auth_audit_events`, its fields in
-/// [`AUDIT_COLUMNS`](super::queries::AUDIT_COLUMNS) order.
-pub(crate) struct AuditRow {
-    pub(crate) at: i64,
-    pub(crate) identity: Option<String>,
-    pub(crate) parent: Option<String>,
-    pub(crate) credential: Option<String>,
-    pub(crate) actor: Option<String>,
-    pub(crate) delegation_chain: String,
-    pub(crate) action: String,
-    pub(crate) outcome: String,
-    pub(crate) reason: Option<String>,
-    pub(crate) method: Option<String>,
-    pub(crate) path: Option<String>,
-    pub(crate) status: Option<i32>,
-    pub(crate) task_id: Option<String>,
-    pub(crate) detail: Option<String>,
-    pub(crate) occurrences: i64,
-}
-
-impl AuditRow {
-    /// The row of `event`.
-    pub(crate) fn of(event: &crate::audit::AuditEvent) -> Self {
-        let id = |id: &Option<AgentId>| id.as_ref().map(ToString::to_string);
-        let request = event.request.as_ref();
-        Self {
-            at: micros(event.at),
-            identity: id(&event.agent),
-            parent: id(&event.parent),
-            credential: event.token.as_ref().map(ToString::to_string),
-            actor: event.actor.as_ref().map(ToString::to_string),
-            delegation_chain: Value::from(
-                event
-                    .delegation_chain
-                    .iter()
-                    .map(|a| a.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .to_string(),
-            action: event.action.as_str().to_owned(),
-            outcome: event.outcome.as_str().to_owned(),
-            reason: event.outcome.reason().map(|r| r.as_str().to_owned()),
-            method: request.map(|r| r.method.clone()),
-            path: request.map(|r| r.path.clone()),
-            status: request.map(|r| i32::from(r.status)),
-            task_id: event.task_id.clone(),
-            detail: event.detail.clone(),
-            occurrences: i64::try_from(event.occurrences).unwrap_or(i64::MAX),
-        }
-    }
-
-    /// The event this row stores; a row this build cannot read is an error, not a guess.
-    pub(crate) fn into_event(self) -> Result<crate::audit::AuditEvent, String> {
-        use crate::audit::{AuditAction, AuditEvent, Outcome, RequestSummary};
-        let action = AuditAction::parse(&self.action).ok_or_else(|| corrupt("audit action"))?;
-        let outcome = Outcome::parse(&self.outcome, self.reason.as_deref())
-            .ok_or_else(|| corrupt("audit outcome"))?;
-        let chain: Vec<String> = serde_json::from_str(&self.delegation_chain)
-            .map_err(|_| corrupt("delegation chain"))?;
-        let mut event = AuditEvent::new(from_micros(self.at), action, outcome)
-            .parent(self.parent.map(Into::into))
-            .delegation_chain(chain.into_iter().map(Into::into).collect())
-            .task_id(self.task_id);
-        event.agent = self.identity.map(Into::into);
-        event.token = self.credential.map(Into::into);
-        event.actor = self.actor.map(Into::into);
-        event.detail = self.detail;
-        event.occurrences = u64::try_from(self.occurrences)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| corrupt("occurrences"))?;
-        if let (Some(method), Some(path), Some(status)) = (self.method, self.path, self.status) {
-            event.request = Some(RequestSummary {
-                method,
-                path,
-                status: u16::try_from(status).map_err(|_| corrupt("status"))?,
-            });
-        }
-        Ok(event)
-    }
 }
 
 /// `{"allow": [..] | null, "deny": [..]}`

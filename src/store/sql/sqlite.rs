@@ -2,12 +2,13 @@ use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
+use time::OffsetDateTime;
+
 use super::SqlBackend;
+use super::audit_row::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS, AuditRow};
 use super::dialect::{BoxFuture, Dialect, Subscribed};
 use super::migrate::{MigrateError, MigrationSet};
 use super::pool::{PoolSettings, unreachable};
-use super::queries::{AUDIT_COLUMN_COUNT, AUDIT_COLUMNS};
-use super::rows::AuditRow;
 use crate::error::ChangeFeedError;
 use crate::error::StoreError;
 use crate::store::{Store, StoreConfig};
@@ -100,8 +101,30 @@ impl Dialect for sqlx::Sqlite {
         migrations: super::library_migrations!("sqlite"),
     };
 
-    const SPEND: &'static str = super::queries::SPEND_SQLITE;
-    const RELEASE: &'static str = super::queries::RELEASE_SQLITE;
+    // SQLite has one writer at a time: the chain's rows need no lock. The chain is `$2` and
+    // every token it was delegated from; columns on the right of SET hold the values before
+    // the update, so the last use in flight of a spent token completes its task.
+    const SPEND: &'static str = "UPDATE agent_auth_tokens \
+        SET operations_in_flight = operations_in_flight - 1, \
+            expires_at = CASE WHEN expires_on_completion AND operations_remaining = 0 \
+                AND operations_in_flight = 1 THEN $1 ELSE expires_at END \
+        WHERE operations_in_flight > 0 AND id IN ( \
+            WITH RECURSIVE chain(id, step) AS ( \
+                SELECT CAST($2 AS TEXT), 0 \
+                UNION ALL SELECT d.delegation_parent, c.step + 1 FROM agent_auth_tokens d \
+                JOIN chain c ON d.id = c.id \
+                WHERE d.delegation_parent IS NOT NULL AND c.step < 64) \
+            SELECT id FROM chain)";
+    const RELEASE: &'static str = "UPDATE agent_auth_tokens \
+        SET operations_in_flight = operations_in_flight - 1, \
+            operations_remaining = operations_remaining + 1 \
+        WHERE operations_in_flight > 0 AND id IN ( \
+            WITH RECURSIVE chain(id, step) AS ( \
+                SELECT CAST($1 AS TEXT), 0 \
+                UNION ALL SELECT d.delegation_parent, c.step + 1 FROM agent_auth_tokens d \
+                JOIN chain c ON d.id = c.id \
+                WHERE d.delegation_parent IS NOT NULL AND c.step < 64) \
+            SELECT id FROM chain)";
 
     #[cfg(feature = "approval")]
     const APPROVAL_BEGIN: &'static str = "BEGIN IMMEDIATE";
@@ -192,8 +215,9 @@ impl Dialect for sqlx::Sqlite {
     fn migrate<'a>(
         pool: &'a sqlx::SqlitePool,
         set: &'a MigrationSet,
+        now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<(), MigrateError>> {
-        Box::pin(super::migrate::apply(pool, set))
+        Box::pin(super::migrate::apply(pool, set, now))
     }
 }
 
@@ -203,9 +227,9 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::Sqlite
 fn bind_row(query: SqliteQuery<'_>, row: AuditRow) -> SqliteQuery<'_> {
     query
         .bind(row.at)
-        .bind(row.identity)
-        .bind(row.parent)
-        .bind(row.credential)
+        .bind(row.agent_id)
+        .bind(row.parent_agent_id)
+        .bind(row.token_id)
         .bind(row.actor)
         .bind(row.delegation_chain)
         .bind(row.action)
@@ -217,4 +241,20 @@ fn bind_row(query: SqliteQuery<'_>, row: AuditRow) -> SqliteQuery<'_> {
         .bind(row.task_id)
         .bind(row.detail)
         .bind(row.occurrences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settling_walks_the_deepest_chain_issued() {
+        let limit = format!("c.step < {}", crate::store::MAX_DELEGATION_DEPTH_LIMIT);
+        for statement in [
+            <sqlx::Sqlite as Dialect>::SPEND,
+            <sqlx::Sqlite as Dialect>::RELEASE,
+        ] {
+            assert!(statement.contains(&limit), "{statement}");
+        }
+    }
 }
