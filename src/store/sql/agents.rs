@@ -1,8 +1,9 @@
 //! Agents: stored, read, listed, changed, deleted (with their children).
 
+use super::Core;
 use super::dialect::{Driver, sql};
+use super::error::{is_foreign_key_violation, is_unique_violation, store_error};
 use super::rows::{agent_row, names_to_json, policy_to_json};
-use super::{Core, is_foreign_key_violation, is_unique_violation, store_error};
 use crate::error::{Conflict, StoreError};
 use crate::principal::AgentId;
 use crate::store::Agent;

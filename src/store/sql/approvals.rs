@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use time::OffsetDateTime;
 
+use super::Core;
 use super::dialect::{Driver, sql};
-use super::{Core, store_error};
+use super::error::store_error;
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
     Requested, canonical_json,

@@ -3,8 +3,9 @@
 //! [`ChangeFeed::changes_since`](crate::cache::ChangeFeed::changes_since), and on PostgreSQL the
 //! notices the triggers send, heard by a [`Subscription`].
 
+use super::Core;
 use super::dialect::{Driver, sql};
-use super::{Core, store_error};
+use super::error::store_error;
 use crate::cache::{Change, Changes, Notice};
 use crate::error::ChangeFeedError;
 use crate::error::StoreError;

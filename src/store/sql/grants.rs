@@ -1,7 +1,8 @@
 //! Access grants: a user's role on an agent.
 
+use super::Core;
 use super::dialect::{Driver, sql};
-use super::{Core, is_foreign_key_violation, store_error};
+use super::error::{is_foreign_key_violation, store_error};
 use crate::error::StoreError;
 use crate::principal::{AgentId, UserId};
 use crate::store::backend::GrantFilter;

@@ -52,8 +52,10 @@ mod approvals;
 mod audit;
 mod audit_row;
 mod dialect;
+mod error;
 mod feed;
 mod grants;
+mod last_used;
 pub mod migrate;
 mod pool;
 mod resolve;
@@ -76,8 +78,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use self::dialect::Driver;
+use self::error::store_error;
+use self::last_used::LastUsedBuffer;
 use self::migrate::MigrateError;
-use self::resolve::LastUsedBuffer;
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::cache::{ChangeFeed, Changes, Subscription};
 use crate::clock::Clock;
@@ -103,7 +106,7 @@ pub(crate) struct Core<B: sqlx::Database> {
     /// One connection of its own for audit batches, so that writing the trail never takes a
     /// connection from requests resolving tokens.
     audit_pool: sqlx::Pool<B>,
-    last_used: LastUsedBuffer,
+    last_used: Arc<LastUsedBuffer>,
     last_used_interval: std::time::Duration,
 }
 
@@ -121,10 +124,14 @@ impl<B: Driver> Core<B> {
         let core = Arc::new(Self {
             audit_pool,
             pool,
-            last_used: LastUsedBuffer::default(),
+            last_used: Arc::default(),
             last_used_interval: config.last_used_interval,
         });
-        resolve::spawn_last_used_writer(Arc::downgrade(&core));
+        last_used::spawn_writer(
+            core.pool.clone(),
+            Arc::downgrade(&core.last_used),
+            core.last_used_interval,
+        );
         Ok(core)
     }
 
@@ -136,6 +143,16 @@ impl<B: Driver> Core<B> {
                 MigrateError::Database(e) => store_error(e),
                 e => StoreError::unavailable(e.to_string()),
             })
+    }
+
+    /// Writes the buffered last-used times now, in one transaction.
+    pub(crate) async fn flush_last_used(&self) -> Result<(), StoreError> {
+        last_used::flush(&self.pool, &self.last_used).await
+    }
+
+    /// How many last-used writes this store has made since it was opened.
+    pub(crate) fn last_used_writes(&self) -> u64 {
+        self.last_used.writes()
     }
 
     /// The newest version of this build's migrations.
@@ -359,7 +376,7 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
     }
 
     async fn settled(&self, _record: &FoundToken, attempt: u32) {
-        resolve::pause(attempt).await;
+        error::pause(attempt).await;
     }
 
     fn settle(&self, token: &TokenId, spent: bool, now: OffsetDateTime) -> Option<SettleFuture> {
@@ -437,31 +454,6 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditError> {
         self.core.audit_events(filter).await
     }
-}
-
-/// A database error, as the management API reports it.
-pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
-    // PostgreSQL cannot hold a NUL byte in text (SQLSTATE 22021): the input is bad, the
-    // database is fine — a 422, not a 503 that pages an operator.
-    if let sqlx::Error::Database(db) = &error {
-        if db.code().as_deref() == Some("22021") {
-            return StoreError::invalid("text cannot contain a NUL byte");
-        }
-    }
-    StoreError::Unavailable(Box::new(error))
-}
-
-/// A database error on the request path: never admission.
-pub(crate) fn resolve_error(error: sqlx::Error) -> ResolveError {
-    ResolveError::Unavailable(Box::new(error))
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 /// The library's migrations for the database whose files are in `migrations/$dir/`: one list

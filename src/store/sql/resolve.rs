@@ -2,16 +2,15 @@
 //! written behind the requests (the core's side of [`Backend`](crate::store::Backend); the checks are
 //! [`store::resolve`](crate::store::resolve)'s).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::dialect::{Driver, sql};
-use super::{Core, resolve_error, rows, store_error};
-use crate::error::{ResolveError, StoreError};
+use super::error::{resolve_error, retriable};
+use super::{Core, rows};
+use crate::error::ResolveError;
 use crate::principal::TokenId;
 use crate::resolver::SettleFuture;
 use crate::store::backend::{FoundToken, Reservation, Uses};
@@ -123,16 +122,6 @@ const RESERVE: &str = "UPDATE agent_auth_tokens \
 const USES: &str = "SELECT operations_remaining, operations_in_flight \
     FROM agent_auth_tokens WHERE id = $1";
 
-/// The last-used time of a token and of its agent, if later than the stored one: `$1` the
-/// time, `$2` the token.
-const TOUCH: [&str; 2] = [
-    "UPDATE agent_auth_tokens SET last_used_at = $1 \
-     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-    "UPDATE agent_auth_agents SET last_used_at = $1 \
-     WHERE id = (SELECT agent_id FROM agent_auth_tokens WHERE id = $2) \
-     AND (last_used_at IS NULL OR last_used_at < $1)",
-];
-
 /// The record of a resolve row: the token, its agent, the agent's parent and the orchestrator.
 fn found<B: Driver>(row: &B::Row) -> Result<FoundToken, String> {
     let info = rows::token::<B>(row, "token_")?;
@@ -148,12 +137,6 @@ fn found<B: Driver>(row: &B::Row) -> Result<FoundToken, String> {
         .with_parent(parent.map(Arc::new))
         .with_orchestrator(orchestrator.map(Arc::new))
         .with_uses(uses))
-}
-
-/// Another node may hold the use: poll, backing off from 2 ms to 50 ms.
-pub(super) async fn pause(attempt: u32) {
-    let pause = Duration::from_millis(2).saturating_mul(1 << attempt.min(5));
-    tokio::time::sleep(pause.min(Duration::from_millis(50))).await;
 }
 
 impl<B: Driver> Core<B> {
@@ -311,38 +294,8 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// Last-used times waiting to be written: at most one entry per token, flushed by a background
-/// task once per interval, so a token costs at most one write per interval however busy it is.
-#[derive(Default)]
-pub(crate) struct LastUsedBuffer {
-    pending: Mutex<HashMap<TokenId, i64>>,
-    writes: AtomicU64,
-}
-
-impl LastUsedBuffer {
-    fn record(&self, token: &TokenId, micros: i64) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = pending.entry(token.clone()).or_insert(micros);
-        *slot = (*slot).max(micros);
-    }
-
-    fn take(&self) -> HashMap<TokenId, i64> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
 /// How often a settle write (or a reservation over a chain) that the database undid is tried.
 const SETTLE_ATTEMPTS: u32 = 5;
-
-/// Whether the database undid the statement and it may simply run again: PostgreSQL's
-/// deadlock, serialization failure, lock not available or a cancelled (timed-out) statement;
-/// SQLite's busy or locked database.
-fn retriable(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|error| error.code())
-        .is_some_and(|code| matches!(&*code, "40P01" | "40001" | "55P03" | "57014" | "5" | "6"))
-}
 
 impl<B: Driver> Core<B> {
     /// Reserves one use of each of `links` (root first) in one transaction; the first link
@@ -363,54 +316,6 @@ impl<B: Driver> Core<B> {
         tx.commit().await?;
         Ok(None)
     }
-
-    /// Writes the buffered last-used times now, in one transaction.
-    pub(crate) async fn flush_last_used(&self) -> Result<(), StoreError> {
-        let pending = self.last_used.take();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        for (token, at) in &pending {
-            for touch in TOUCH {
-                sql(touch)
-                    .bind(*at)
-                    .bind(token.as_str())
-                    .execute(&mut tx)
-                    .await
-                    .map_err(store_error)?;
-            }
-        }
-        tx.commit().await.map_err(store_error)?;
-        self.last_used
-            .writes
-            .fetch_add(pending.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// How many last-used writes this store has made since it was opened.
-    pub(crate) fn last_used_writes(&self) -> u64 {
-        self.last_used.writes.load(Ordering::Relaxed)
-    }
-}
-
-/// Writes buffered last-used times once per interval until the store is dropped.
-pub(super) fn spawn_last_used_writer<B: Driver>(core: Weak<Core<B>>) {
-    let Some(period) = core.upgrade().map(|c| c.last_used_interval) else {
-        return;
-    };
-    let period = period.max(Duration::from_millis(10));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(core) = core.upgrade() else { break };
-            // A failed write keeps nothing back from requests; the next use records again.
-            let _ = core.flush_last_used().await;
-        }
-    });
 }
 
 #[cfg(test)]

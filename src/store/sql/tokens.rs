@@ -2,9 +2,10 @@
 
 use time::OffsetDateTime;
 
+use super::Core;
 use super::dialect::{Driver, On, sql};
+use super::error::{is_foreign_key_violation, is_unique_violation, store_error};
 use super::rows::{capabilities_to_json, token_row};
-use super::{Core, is_foreign_key_violation, is_unique_violation, store_error};
 use crate::error::{Conflict, StoreError};
 use crate::principal::{AgentId, TokenId, UserId};
 use crate::store::TokenInfo;

@@ -1,8 +1,6 @@
 //! The conformance suite on SQLite (a temporary file per test), and what only a file can show.
 #![cfg(all(feature = "sqlite", feature = "testing"))]
 
-mod support;
-
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
@@ -38,7 +36,7 @@ async fn empty_database() -> Option<(sqlx::SqlitePool, impl std::future::Future<
     Some((pool, async move { drop(dir) }))
 }
 
-support::migrations::migration_suite!(
+crate::migration_suite::migration_suite!(
     empty: empty_database,
     db: sqlx::Sqlite,
     store: SqliteStore,

@@ -1,5 +1,5 @@
 //! One migration suite for both SQL stores: `migration_suite!` writes the cases once, and
-//! `tests/store_sqlite.rs` and `tests/store_postgres.rs` run them with one line each, as
+//! `store_sqlite.rs` and `store_postgres.rs` beside it run them with one line each, as
 //! `conformance_suite!` does for the store's behaviour.
 //!
 //! An old database is built by hand the way an earlier build left it: the library's own
@@ -47,7 +47,6 @@ pub const MIGRATION_TABLE: &str = "CREATE TABLE IF NOT EXISTS agent_auth_schema_
 /// - `db`: the sqlx database, `store`: the store type, `dir`: the folder of its migrations;
 /// - `columns` and `indexes`: queries naming the columns and the indexes of
 ///   `agent_auth_audit_events`, one per row, in a fixed order.
-// Test binaries that share `support` without a SQL store leave it unused.
 #[allow(unused_macros)]
 macro_rules! migration_suite {
     (
@@ -69,7 +68,7 @@ macro_rules! migration_suite {
             use tower_agent_auth::testing;
             use tower_agent_auth::token::{RawToken, TokenFormat};
 
-            use $crate::support::migrations::{MIGRATION_TABLE, checksum, migrations};
+            use $crate::migration_suite::{MIGRATION_TABLE, checksum, migrations};
 
             type Pool = sqlx::Pool<$db>;
 

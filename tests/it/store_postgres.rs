@@ -3,8 +3,6 @@
 //! `AGENT_AUTH_REQUIRE_SERVICES` is set (CI), which makes a missing server a failure.
 #![cfg(all(feature = "postgres", feature = "testing"))]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +18,11 @@ use tower_agent_auth::testing;
 fn server_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if support::services_required() => {
+        _ if crate::common::services_required() => {
             panic!("AGENT_AUTH_TEST_POSTGRES_URL is not set but AGENT_AUTH_REQUIRE_SERVICES is")
         }
         _ => {
-            support::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
+            crate::common::skip_notice("PostgreSQL", "AGENT_AUTH_TEST_POSTGRES_URL");
             None
         }
     }
@@ -93,7 +91,7 @@ async fn empty_database() -> Option<(sqlx::PgPool, impl std::future::Future<Outp
     Some(fresh_schema(&url).await)
 }
 
-support::migrations::migration_suite!(
+crate::migration_suite::migration_suite!(
     empty: empty_database,
     db: sqlx::Postgres,
     store: PgStore,
