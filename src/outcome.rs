@@ -9,7 +9,7 @@
 /// on it: the layer then releases the use a use-limited token reserved (and, with uses shared
 /// down a delegation chain, every ancestor's), whatever the status. Insert it with
 /// `response.extensions_mut().insert(NotActed)`; every
-/// [`ApprovalRejection`](crate::approval::ApprovalRejection) answer carries it. Set it only
+/// `approval::ApprovalRejection` answer (feature `approval`) carries it. Set it only
 /// when nothing was done: a use released is an operation not counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct NotActed;

@@ -73,9 +73,8 @@ impl<'a> TokenLookup<'a> {
 ///
 /// Implement it for your own store with [`#[tower_agent_auth::async_trait]`](crate::async_trait)
 /// on the impl (the trait is object safe, so `Arc<dyn TokenResolver>` and `Box<dyn TokenResolver>`
-/// work), or implement [`TokenRecords`](crate::store::resolve::TokenRecords) — only the I/O —
-/// and wrap it in a [`RecordResolver`](crate::store::resolve::RecordResolver) to get the
-/// crate's checks in their order.
+/// work), or implement [`Backend`](crate::store::Backend) — only persistence — and use a
+/// [`Store`](crate::store::Store) over it to get the crate's checks in their order.
 /// The layer calls it only for tokens of [`TokenResolver::token_format`] that passed the offline
 /// checks. An implementation validates that the token exists, is not revoked, expired or spent,
 /// that its agent is active, and that the owner exists and is active; then builds the principal

@@ -1,5 +1,5 @@
 //! Asking for an approval: the rule a backend applies inside its one atomic step
-//! ([`Backend::request_approval`](crate::store::Backend::request_approval)).
+//! ([`Backend::request_approval`](crate::store::Backend::request_approval)(crate::store::Backend::request_approval)).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ fn standing<'a>(
         })
 }
 
-/// Asking for an approval, as [`Backend::request_approval`] carries it out in one step: the
+/// Asking for an approval, as [`Backend::request_approval`](crate::store::Backend::request_approval) carries it out in one step: the
 /// approval to keep if nothing stands for its binding, and the rule that says what stands.
 pub struct ApprovalRequest {
     new: NewApproval,

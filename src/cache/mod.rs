@@ -1,4 +1,10 @@
-#![doc = include_str!("../../docs/cache.md")]
+#![cfg_attr(feature = "cache", doc = include_str!("../../docs/cache.md"))]
+#![cfg_attr(
+    not(feature = "cache"),
+    doc = "The verdict cache (feature `cache`) and the change feed a store announces its changes \
+           on. Without the feature, only the change types are here: a store names them whether \
+           or not anything caches."
+)]
 
 mod change;
 #[cfg(feature = "cache")]

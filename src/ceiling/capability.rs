@@ -18,7 +18,7 @@ pub(super) const MAX_CAPABILITY_LEN: usize = 128;
 /// `[a-z0-9_.-]` joined by `:`, so no `*`, no empty segment, no upper case.
 ///
 /// This is the one rule for names: [`Capability::parse`] gives [`Capability::Exact`] exactly for
-/// these strings, [`Policy::allows`] refuses every other string, `RequireCapabilityLayer::try_new`
+/// these strings, [`Policy::allows`](super::Policy::allows) refuses every other string, `RequireCapabilityLayer::try_new`
 /// accepts exactly these, and the `capability!` macro checks it at compile time (a `const fn` for
 /// that reason).
 ///
@@ -85,7 +85,7 @@ impl Capability {
 
     /// Whether this pattern matches the capability `name` (a name, not a pattern).
     ///
-    /// The same rule as [`CapabilitySet::matches`] on the set holding only this pattern.
+    /// The same rule as [`CapabilitySet::matches`](super::CapabilitySet::matches) on the set holding only this pattern.
     pub fn matches(&self, name: &str) -> bool {
         let (all, exact, below) = match self {
             Self::Exact(exact) => (false, Some(&**exact), None),

@@ -59,8 +59,8 @@ impl CapabilitySet {
 
     /// Whether some pattern of the set matches the capability `name`.
     ///
-    /// `name` should be a capability name, not a pattern; [`Policy::allows`] and
-    /// [`CapabilityCeiling::allows`] refuse anything that is not a valid name before asking.
+    /// `name` should be a capability name, not a pattern; [`Policy::allows`](super::Policy::allows) and
+    /// [`CapabilityCeiling::allows`](super::CapabilityCeiling::allows) refuse anything that is not a valid name before asking.
     pub fn matches(&self, name: &str) -> bool {
         matches_name(
             name,

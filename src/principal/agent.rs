@@ -160,7 +160,7 @@ impl DelegationLink {
 }
 
 /// What a token was minted for: its task and the people and agents that set it up. Read it
-/// with [`ExecutionPrincipal::task`]; a delegated token inherits its delegator's.
+/// with [`ExecutionPrincipal::task`](crate::ExecutionPrincipal::task); a delegated token inherits its delegator's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskScope {
@@ -176,7 +176,7 @@ pub struct TaskScope {
     pub expires_on_completion: bool,
     /// The use limit this token was minted with: its own only, `None` for a token without one
     /// even when a token up its chain is limited. What bounds the token's requests is
-    /// [`ExecutionPrincipal::max_operations`], the least limit up the chain.
+    /// [`ExecutionPrincipal::max_operations`](crate::ExecutionPrincipal::max_operations), the least limit up the chain.
     pub max_operations: Option<u64>,
     /// The person on whose behalf an orchestrator minted the token.
     pub delegated_by: Option<UserId>,

@@ -21,8 +21,8 @@ use crate::error::AuditError;
 /// pipeline — so every backend refuses the same input with the same error and admits the same
 /// requests. The backend only keeps records.
 ///
-/// [`MemoryStore`](super::MemoryStore), [`SqliteStore`](super::SqliteStore) and
-/// [`PgStore`](super::PgStore) are this type over the crate's backends; a store of your own is
+/// [`MemoryStore`](super::MemoryStore), `SqliteStore` (feature `sqlite`) and `PgStore`
+/// (feature `postgres`) are this type over the crate's backends; a store of your own is
 /// `Store::from_backend(YourBackend, config)`. Cheap to clone: clones share the backend.
 pub struct Store<B> {
     inner: Arc<Inner<B>>,

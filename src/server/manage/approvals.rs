@@ -17,7 +17,7 @@ use crate::server::views;
 use crate::store::{Backend, Store};
 
 /// The management API of [approvals](crate::approval): what supervised agents asked a
-/// person's approval for, and the person's answer. The conventions of [`manage_router`] hold
+/// person's approval for, and the person's answer. The conventions of [`manage_router`](super::manage_router) hold
 /// (a session principal, same-origin state changes, JSON answers and errors); a decision is
 /// audited through the state's writer.
 ///

@@ -14,7 +14,7 @@ use crate::store::{Backend, Store};
 /// The landing page, `GET /`: for a signed-in user, who they are, the agents they may see
 /// (as `GET /api/agents` lists them) and a sign-out button; anyone else is redirected (`303`)
 /// to `/login`. Everything shown is HTML-escaped. Needs the same
-/// [`AgentAuthLayer`](crate::AgentAuthLayer) around it as [`manage_router`] (optional, with
+/// [`AgentAuthLayer`](crate::AgentAuthLayer) around it as [`manage_router`](super::manage_router) (optional, with
 /// a session resolver).
 pub fn home_router<B>(state: ManageState<Store<B>>) -> Router
 where

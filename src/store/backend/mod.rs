@@ -28,7 +28,7 @@
 //! Agents, tokens and the request path are required. Everything else has a provided method
 //! that answers [`StoreError::Unsupported`] (or an empty list, for a read) until a backend
 //! overrides it: rotation, delegation subtrees and tasks, purging, grants, approvals and the
-//! audit trail. The [conformance suite](crate::testing) has a section for each, so a backend
+//! audit trail. The conformance suite (the `testing` module, feature `testing`) has a section for each, so a backend
 //! proves what it implements.
 //!
 //! # Times
@@ -321,8 +321,8 @@ pub trait Backend: Send + Sync + 'static {
     /// [`ApprovalRequest::now`] (as [`Backend::consume_approval`]) and answers
     /// [`Requested::Approved`] with it; else reads the approvals of the binding and the
     /// expiries of the agent's pending approvals (when [`ApprovalRequest::counts_pending`]),
-    /// and answers what [`ApprovalRequest::decide`] says, storing
-    /// [`ApprovalRequest::approval`] when it says [`Requested::Created`].
+    /// and answers what [`ApprovalRequest::decide`] says, storing the new approval first when
+    /// it says [`Requested::Created`].
     #[cfg(feature = "approval")]
     async fn request_approval(&self, request: &ApprovalRequest) -> Result<Requested, StoreError> {
         let _ = request;

@@ -97,7 +97,7 @@ impl MemoryBackend {
     }
 
     /// How many changes its records have seen (every write; a use or a last-used time is not
-    /// one): a [`VerdictCache`](crate::cache::VerdictCache) kept by this revision reuses a
+    /// one): a `VerdictCache` (feature `cache`) kept by this revision reuses a
     /// verdict exactly while nothing changed.
     pub fn revision(&self) -> u64 {
         self.revision.load(Ordering::Acquire)

@@ -72,7 +72,7 @@ pub struct Agent {
     /// When one of its credentials was last rotated.
     pub last_rotated_at: Option<OffsetDateTime>,
     /// Whether the agent may mint task tokens for the other agents of its owner (see
-    /// [`Store::issue_task_token`](super::Store::issue_task_token)).
+    /// [`Store::issue_task_token`](crate::store::Store::issue_task_token)).
     pub is_orchestrator: bool,
 }
 
@@ -183,7 +183,7 @@ impl NewAgent {
     }
 
     /// Lets the agent mint task tokens for the other agents of its owner, on behalf of a person
-    /// (see [`Store::issue_task_token`](super::Store::issue_task_token)).
+    /// (see [`Store::issue_task_token`](crate::store::Store::issue_task_token)).
     /// A thread-scoped child cannot be one
     /// ([`DelegationError::OrchestratorIsChild`](crate::delegation::DelegationError::OrchestratorIsChild)).
     pub fn orchestrator(mut self) -> Self {

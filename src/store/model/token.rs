@@ -31,7 +31,7 @@ pub struct TokenInfo {
     pub last_used_at: Option<OffsetDateTime>,
     /// When it was revoked.
     pub revoked_at: Option<OffsetDateTime>,
-    /// When [`complete_task`](super::Store::complete_task) ended it. Once
+    /// When [`complete_task`](crate::store::Store::complete_task) ended it. Once
     /// set the token is refused as `expired` whatever a node's clock reads (a clock behind this
     /// instant does not admit it again); its `expires_at` is left as it was minted. (Not the
     /// instant an `expires_on_completion` token spent its last use: that ends it by its

@@ -58,10 +58,11 @@
 //!
 //! The pipeline decides afresh on every call. Reusing verdicts is the
 //! [verdict cache](crate::cache)'s job, over any resolver (the in-memory store's included):
-//! every principal carries [`ExecutionPrincipal::expires_at`], the first expiry it depends
+//! every principal carries [`ExecutionPrincipal::expires_at`](crate::ExecutionPrincipal::expires_at), the first expiry it depends
 //! on, so that a cache never answers past it.
 //!
-//! [`inspect`] runs steps 1–5 and reserves nothing: the peek a delegation takes at its parent.
+//! [`Store::inspect`] runs steps 1–5 and reserves nothing: the peek a delegation takes at its
+//! parent.
 
 mod check;
 mod principal;
@@ -268,7 +269,7 @@ pub(crate) async fn resolve<B: Backend>(
     }
 }
 
-/// What a token stands for now, read by [`inspect`] without spending anything: what a
+/// What a token stands for now, read by [`Store::inspect`] without spending anything: what a
 /// delegation from it may lend at most.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -350,5 +351,14 @@ impl<B: Backend> TokenResolver for Store<B> {
             let now = self.config().clock.unix_nanos();
             self.backend().touch(token, now);
         }
+    }
+}
+
+impl<B: Backend> Store<B> {
+    /// Resolves `token` with every check of a request, and the same refusals, but reserves and
+    /// records no use: what the token stands for now, and what a delegation from it may lend
+    /// at most.
+    pub async fn inspect(&self, token: &TokenLookup<'_>) -> Result<Inspection, ResolveError> {
+        inspect(self, token).await
     }
 }
