@@ -3,6 +3,7 @@
 //! [`store::resolve`](crate::store::resolve)'s).
 
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -17,11 +18,11 @@ use crate::store::backend::{FoundToken, Reservation, Uses};
 use crate::store::validate::micros;
 use crate::token::TokenHash;
 
-/// The token with the hash `$1`, its agent, the agent's parent (for a child agent: the parent's
-/// status, expiry and policy bound the child) and the orchestrator that minted it (for a task
-/// token). Each table's columns carry the prefix of its role (`token_`, `agent_`, `parent_`,
+/// What a resolve row holds: a token (`t`), its agent (`a`), the agent's parent (`p`: for a
+/// child agent, the parent's status, expiry and policy bound the child) and the orchestrator
+/// that minted it (`o`: for a task token). Each table's columns carry the prefix of its role (`token_`, `agent_`, `parent_`,
 /// `orchestrator_`), so that no name is ambiguous and no position matters.
-const RESOLVE: &str = "SELECT \
+const COLUMNS: &str = "\
     t.id AS token_id, t.agent_id AS token_agent_id, t.display_prefix AS token_display_prefix, \
     t.label AS token_label, t.capabilities AS token_capabilities, \
     t.created_at AS token_created_at, t.created_by AS token_created_by, \
@@ -53,61 +54,38 @@ const RESOLVE: &str = "SELECT \
     o.scopes AS orchestrator_scopes, o.modes AS orchestrator_modes, \
     o.last_used_at AS orchestrator_last_used_at, \
     o.last_rotated_at AS orchestrator_last_rotated_at, \
-    o.orchestrator AS orchestrator_orchestrator \
-    FROM agent_auth_tokens t \
-    JOIN agent_auth_agents a ON a.id = t.agent_id \
-    LEFT JOIN agent_auth_agents p ON p.id = a.parent_id \
-    LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator \
-    WHERE t.hash = $1";
+    o.orchestrator AS orchestrator_orchestrator";
 
-/// The tokens a delegated token `$1` was delegated from, each with the same columns as
-/// [`RESOLVE`], nearest first (`chain_step` 1 is the delegator), at most
+/// The token with the hash `$1` and its three agents, in [`COLUMNS`].
+static RESOLVE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM agent_auth_tokens t \
+         JOIN agent_auth_agents a ON a.id = t.agent_id \
+         LEFT JOIN agent_auth_agents p ON p.id = a.parent_id \
+         LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator \
+         WHERE t.hash = $1"
+    )
+});
+
+/// The tokens a delegated token `$1` was delegated from, each with the same [`COLUMNS`], nearest first (`chain_step` 1 is the delegator), at most
 /// [`MAX_DELEGATION_DEPTH_LIMIT`](crate::store::MAX_DELEGATION_DEPTH_LIMIT) (64) of them. An
 /// ancestor that is gone ends the walk: the pipeline then finds the chain shorter than the
 /// token's depth and refuses it.
-const DELEGATORS: &str = "WITH RECURSIVE chain(id, step) AS ( \
-        SELECT delegation_parent, 1 FROM agent_auth_tokens \
-        WHERE id = $1 AND delegation_parent IS NOT NULL \
-        UNION ALL SELECT d.delegation_parent, c.step + 1 FROM agent_auth_tokens d \
-        JOIN chain c ON d.id = c.id WHERE d.delegation_parent IS NOT NULL AND c.step < 64) \
-    SELECT \
-    t.id AS token_id, t.agent_id AS token_agent_id, t.display_prefix AS token_display_prefix, \
-    t.label AS token_label, t.capabilities AS token_capabilities, \
-    t.created_at AS token_created_at, t.created_by AS token_created_by, \
-    t.expires_at AS token_expires_at, t.last_used_at AS token_last_used_at, \
-    t.revoked_at AS token_revoked_at, t.max_operations AS token_max_operations, \
-    t.operations_remaining AS token_operations_remaining, \
-    t.expires_on_completion AS token_expires_on_completion, t.task_id AS token_task_id, \
-    t.intent AS token_intent, t.orchestrator AS token_orchestrator, \
-    t.environment AS token_environment, t.delegated_by AS token_delegated_by, \
-    t.delegation_parent AS token_delegation_parent, \
-    t.delegation_depth AS token_delegation_depth, t.completed_at AS token_completed_at, \
-    t.operations_in_flight AS token_operations_in_flight, \
-    a.id AS agent_id, a.slug AS agent_slug, a.owner AS agent_owner, \
-    a.agent_type AS agent_agent_type, a.status AS agent_status, a.policy AS agent_policy, \
-    a.created_at AS agent_created_at, a.expires_at AS agent_expires_at, \
-    a.parent_id AS agent_parent_id, a.scopes AS agent_scopes, a.modes AS agent_modes, \
-    a.last_used_at AS agent_last_used_at, a.last_rotated_at AS agent_last_rotated_at, \
-    a.orchestrator AS agent_orchestrator, \
-    p.id AS parent_id, p.slug AS parent_slug, p.owner AS parent_owner, \
-    p.agent_type AS parent_agent_type, p.status AS parent_status, p.policy AS parent_policy, \
-    p.created_at AS parent_created_at, p.expires_at AS parent_expires_at, \
-    p.parent_id AS parent_parent_id, p.scopes AS parent_scopes, p.modes AS parent_modes, \
-    p.last_used_at AS parent_last_used_at, p.last_rotated_at AS parent_last_rotated_at, \
-    p.orchestrator AS parent_orchestrator, \
-    o.id AS orchestrator_id, o.slug AS orchestrator_slug, o.owner AS orchestrator_owner, \
-    o.agent_type AS orchestrator_agent_type, o.status AS orchestrator_status, \
-    o.policy AS orchestrator_policy, o.created_at AS orchestrator_created_at, \
-    o.expires_at AS orchestrator_expires_at, o.parent_id AS orchestrator_parent_id, \
-    o.scopes AS orchestrator_scopes, o.modes AS orchestrator_modes, \
-    o.last_used_at AS orchestrator_last_used_at, \
-    o.last_rotated_at AS orchestrator_last_rotated_at, \
-    o.orchestrator AS orchestrator_orchestrator, c.step AS chain_step \
-    FROM chain c JOIN agent_auth_tokens t ON t.id = c.id \
-    JOIN agent_auth_agents a ON a.id = t.agent_id \
-    LEFT JOIN agent_auth_agents p ON p.id = a.parent_id \
-    LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator \
-    ORDER BY c.step";
+static DELEGATORS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE chain(id, step) AS ( \
+             SELECT delegation_parent, 1 FROM agent_auth_tokens \
+             WHERE id = $1 AND delegation_parent IS NOT NULL \
+             UNION ALL SELECT d.delegation_parent, c.step + 1 FROM agent_auth_tokens d \
+             JOIN chain c ON d.id = c.id WHERE d.delegation_parent IS NOT NULL AND c.step < 64) \
+         SELECT {COLUMNS}, c.step AS chain_step \
+         FROM chain c JOIN agent_auth_tokens t ON t.id = c.id \
+         JOIN agent_auth_agents a ON a.id = t.agent_id \
+         LEFT JOIN agent_auth_agents p ON p.id = a.parent_id \
+         LEFT JOIN agent_auth_agents o ON o.id = t.orchestrator \
+         ORDER BY c.step"
+    )
+});
 
 /// Reserves a use of the token `$1`. Atomic: of concurrent requests for the last use, exactly
 /// one gets a row.
@@ -141,7 +119,7 @@ fn found<B: Driver>(row: &B::Row) -> Result<FoundToken, String> {
 
 impl<B: Driver> Core<B> {
     pub(crate) async fn find(&self, hash: &TokenHash) -> Result<Option<FoundToken>, ResolveError> {
-        let row = sql(RESOLVE)
+        let row = sql(&RESOLVE)
             .bind(hash.as_bytes().as_slice())
             .fetch_optional(&self.pool)
             .await
@@ -151,7 +129,7 @@ impl<B: Driver> Core<B> {
         };
         let mut record = found::<B>(&row).map_err(ResolveError::corrupt)?;
         if record.info.delegation_parent.is_some() {
-            let rows = sql(DELEGATORS)
+            let rows = sql(&DELEGATORS)
                 .bind(record.info.id.as_str())
                 .fetch_all(&self.pool)
                 .await
@@ -349,9 +327,9 @@ mod tests {
             );
         }
         let expected = expected.join(", ");
-        assert_eq!(selected(RESOLVE).trim(), expected);
+        assert_eq!(selected(&RESOLVE).trim(), expected);
         assert_eq!(
-            selected(DELEGATORS).trim(),
+            selected(&DELEGATORS).trim(),
             format!("{expected}, c.step AS chain_step")
         );
         assert!(!RESOLVE.contains('?'));
