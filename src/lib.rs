@@ -92,6 +92,8 @@ pub mod principal;
 #[deprecated(since = "0.2.0", note = "moved to `tower_agent_auth::error`")]
 pub mod reason;
 pub mod resolver;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod store;

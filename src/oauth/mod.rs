@@ -1,0 +1,8 @@
+//! The OAuth 2.1 authorization server (feature `oauth`): how agents obtain tokens.
+//!
+//! An OAuth client is a registered agent (`client_id` = its slug), a dynamically registered
+//! client (RFC 7591) or a Client ID Metadata Document. The routers here — metadata (RFC 8414),
+//! registration, the authorization endpoint with PKCE and consent, the token endpoint,
+//! introspection (RFC 7662) and revocation (RFC 7009) — mount in any axum application.
+
+pub mod redirect;

@@ -1,0 +1,1 @@
+//! Redirect URIs: what a client may be sent back to.
