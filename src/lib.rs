@@ -87,13 +87,13 @@ pub mod delegation;
 pub mod error;
 pub mod layer;
 pub mod limit;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 pub mod outcome;
 pub mod principal;
 #[deprecated(since = "0.2.0", note = "moved to `tower_agent_auth::error`")]
 pub mod reason;
 pub mod resolver;
-#[cfg(feature = "oauth")]
-pub mod oauth;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod store;

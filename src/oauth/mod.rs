@@ -4,5 +4,18 @@
 //! client (RFC 7591) or a Client ID Metadata Document. The routers here — metadata (RFC 8414),
 //! registration, the authorization endpoint with PKCE and consent, the token endpoint,
 //! introspection (RFC 7662) and revocation (RFC 7009) — mount in any axum application.
+//!
+//! The records — [`Client`], [`AuthorizationCode`], [`RefreshToken`], [`Connection`] — are
+//! kept by the store's [`Backend`](crate::store::Backend), each single-use or rotating step
+//! one atomic method of it.
 
+mod client;
+mod code;
+mod connection;
 pub mod redirect;
+mod refresh;
+
+pub use client::{Client, ClientAuth, ClientKind};
+pub use code::{AuthorizationCode, Redemption};
+pub use connection::Connection;
+pub use refresh::{FamilyId, RefreshRotation, RefreshToken};

@@ -22,6 +22,10 @@
 //! | find or create an approval | `Backend::request_approval` (feature `approval`) | one pending approval per binding, however many ask at once |
 //! | decide an approval | `Backend::decide_approval` | a decision is made once |
 //! | spend an approval | `Backend::consume_approval` | an approval of N uses admits N requests |
+//! | register a client | `Backend::insert_client` (feature `oauth`) | open registration stays under its cap |
+//! | redeem a code | `Backend::redeem_code` | a code is redeemed once; a replay is seen |
+//! | rotate a refresh token | `Backend::rotate_refresh` | a refresh token is used once; a reuse is seen |
+//! | connect a client | `Backend::connect` | one connection (one agent) per person and client |
 //!
 //! # Required and provided
 //!
@@ -51,6 +55,10 @@ use crate::token::TokenHash;
 use crate::approval::{Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest};
 #[cfg(feature = "approval")]
 use crate::approval::{ApprovalStatus, Requested};
+#[cfg(feature = "oauth")]
+use crate::oauth::{
+    AuthorizationCode, Client, Connection, FamilyId, Redemption, RefreshRotation, RefreshToken,
+};
 
 mod record;
 mod step;
@@ -286,6 +294,162 @@ pub trait Backend: Send + Sync + 'static {
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
         let _ = filter;
         Ok(Vec::new())
+    }
+
+    // ---- OAuth (feature `oauth`) ---------------------------------------------------------
+
+    /// Stores a new client, unless it is a registered one and `limit` live registered clients
+    /// are kept already at `now` (then `false`, nothing stored): the cap on open registration,
+    /// counted and applied in one step. [`Conflict`](crate::error::Conflict) if the id is
+    /// taken.
+    #[cfg(feature = "oauth")]
+    async fn insert_client(
+        &self,
+        client: &Client,
+        limit: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let _ = (client, limit, now);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// The client with this id.
+    #[cfg(feature = "oauth")]
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Every client, by id.
+    #[cfg(feature = "oauth")]
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Replaces the stored record of `client.id` (redirect URIs, secret, last use, expiry,
+    /// revocation); `false` if there is none.
+    #[cfg(feature = "oauth")]
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        let _ = client;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Deletes a client with its codes, refresh tokens and connections; `false` if there was
+    /// none.
+    #[cfg(feature = "oauth")]
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Stores a new authorization code.
+    #[cfg(feature = "oauth")]
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        let _ = code;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Marks the code with this hash redeemed at `now` if it was not, in one step: of two
+    /// redemptions at once, on any nodes, one is [`Redemption::Redeemed`] and the other
+    /// [`Redemption::Replayed`]. Expiry is the store's to judge, on what this returns.
+    #[cfg(feature = "oauth")]
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Redemption, StoreError> {
+        let _ = (hash, now);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Records the refresh family that redeeming the code started.
+    #[cfg(feature = "oauth")]
+    async fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) -> Result<(), StoreError> {
+        let _ = (hash, family);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Stores a new refresh token (the first of its family).
+    #[cfg(feature = "oauth")]
+    async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        let _ = token;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// The refresh token with this hash.
+    #[cfg(feature = "oauth")]
+    async fn refresh_token(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, StoreError> {
+        let _ = hash;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Marks the refresh token `old` rotated at `now` and stores `new` in its place, in one
+    /// step, if `old` is neither rotated nor revoked ([`RefreshRotation::Rotated`]); else
+    /// stores nothing ([`RefreshRotation::Reused`]). Of two rotations of one token at once, on
+    /// any nodes, one succeeds.
+    #[cfg(feature = "oauth")]
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<RefreshRotation, StoreError> {
+        let _ = (old, new, now);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Marks every refresh token of `family` revoked at `now` (those already revoked keep
+    /// their time) and answers the access tokens the family issued, for the store to revoke.
+    #[cfg(feature = "oauth")]
+    async fn revoke_family(
+        &self,
+        family: &FamilyId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let _ = (family, now);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// The connection of `user` to `client`.
+    #[cfg(feature = "oauth")]
+    async fn connection(
+        &self,
+        user: &UserId,
+        client: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        let _ = (user, client);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Stores `connection` unless its user is connected to its client already, in one step;
+    /// either way answers the connection that stands (one per person and client, however
+    /// many consent at once).
+    #[cfg(feature = "oauth")]
+    async fn connect(&self, connection: &Connection) -> Result<Connection, StoreError> {
+        let _ = connection;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// The connections of `user`, or every connection.
+    #[cfg(feature = "oauth")]
+    async fn connections(&self, user: Option<&UserId>) -> Result<Vec<Connection>, StoreError> {
+        let _ = user;
+        Ok(Vec::new())
+    }
+
+    /// Deletes the connection of `user` to `client`; `false` if there was none.
+    #[cfg(feature = "oauth")]
+    async fn delete_connection(&self, user: &UserId, client: &str) -> Result<bool, StoreError> {
+        let _ = (user, client);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Deletes codes and refresh tokens that lapsed before `before`, and registered clients
+    /// that lapsed unused before it; how many records went.
+    #[cfg(feature = "oauth")]
+    async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let _ = before;
+        Err(StoreError::Unsupported("oauth"))
     }
 
     // ---- Approvals (feature `approval`) --------------------------------------------------
