@@ -15,6 +15,11 @@ pub enum ChallengeError {
     /// The resource metadata URL must be an absolute http(s) URL of visible ASCII without `"`.
     #[error("resource metadata must be an absolute http(s) URL without '\"' or '\\'")]
     InvalidResourceMetadata,
+    /// The scope is not a space-separated list of RFC 6749 scope tokens.
+    #[error(
+        "scope must be scope tokens (visible ASCII without '\"' or '\\') separated by single spaces"
+    )]
+    InvalidScope,
 }
 
 /// The realm of a layer that was not given one.
@@ -26,6 +31,17 @@ fn quotable(s: &str) -> bool {
 }
 
 /// The `WWW-Authenticate` values a layer answers with, built once at configuration time.
+/// RFC 6749 §3.3: scope tokens of `%x21 / %x23-5B / %x5D-7E`, one space between them.
+fn valid_scope(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.split(' ').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        })
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Challenge {
     params: Box<str>,
@@ -38,6 +54,7 @@ impl Challenge {
     pub(crate) fn new(
         realm: &str,
         resource_metadata: Option<&str>,
+        scope: Option<&str>,
     ) -> Result<Self, ChallengeError> {
         if !quotable(realm) {
             return Err(ChallengeError::InvalidRealm);
@@ -50,14 +67,22 @@ impl Challenge {
             }
             params.push_str(&format!(", resource_metadata=\"{url}\""));
         }
-        let value = |extra: &str| {
+        // The scope a client should ask for: on the 401s only (a 403 names what is missing).
+        let mut unauthorized = params.clone();
+        if let Some(scope) = scope {
+            if !valid_scope(scope) {
+                return Err(ChallengeError::InvalidScope);
+            }
+            unauthorized.push_str(&format!(", scope=\"{scope}\""));
+        }
+        let value = |params: &str, extra: &str| {
             HeaderValue::try_from(format!("Bearer {params}{extra}"))
                 .expect("checked: visible ASCII only")
         };
         Ok(Self {
-            missing: value(""),
-            invalid_request: value(", error=\"invalid_request\""),
-            invalid_token: value(", error=\"invalid_token\""),
+            missing: value(&unauthorized, ""),
+            invalid_request: value(&params, ", error=\"invalid_request\""),
+            invalid_token: value(&unauthorized, ", error=\"invalid_token\""),
             params: params.into_boxed_str(),
         })
     }
@@ -68,7 +93,7 @@ impl Challenge {
     pub(crate) fn default_shared() -> &'static Arc<Challenge> {
         static DEFAULT: std::sync::OnceLock<Arc<Challenge>> = std::sync::OnceLock::new();
         DEFAULT.get_or_init(|| {
-            Arc::new(Challenge::new(DEFAULT_REALM, None).expect("the default realm is valid"))
+            Arc::new(Challenge::new(DEFAULT_REALM, None, None).expect("the default realm is valid"))
         })
     }
 
@@ -108,15 +133,15 @@ mod tests {
     #[test]
     fn realm_must_be_quotable() {
         assert_eq!(
-            Challenge::new("a\"b", None).unwrap_err(),
+            Challenge::new("a\"b", None, None).unwrap_err(),
             ChallengeError::InvalidRealm
         );
         assert_eq!(
-            Challenge::new("a\\b", None).unwrap_err(),
+            Challenge::new("a\\b", None, None).unwrap_err(),
             ChallengeError::InvalidRealm
         );
         assert_eq!(
-            Challenge::new("a\nb", None).unwrap_err(),
+            Challenge::new("a\nb", None, None).unwrap_err(),
             ChallengeError::InvalidRealm
         );
     }
@@ -125,7 +150,7 @@ mod tests {
     fn resource_metadata_must_be_an_absolute_url() {
         for bad in ["/relative", "ftp://x", "https://a\"b", "https://a b"] {
             assert_eq!(
-                Challenge::new("api", Some(bad)).unwrap_err(),
+                Challenge::new("api", Some(bad), None).unwrap_err(),
                 ChallengeError::InvalidResourceMetadata,
                 "{bad:?}"
             );
@@ -137,6 +162,7 @@ mod tests {
         let c = Challenge::new(
             "api",
             Some("https://api.example/.well-known/oauth-protected-resource"),
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -147,5 +173,49 @@ mod tests {
             c.insufficient_scope("posts:publish"),
             "Bearer realm=\"api\", resource_metadata=\"https://api.example/.well-known/oauth-protected-resource\", error=\"insufficient_scope\", scope=\"posts:publish\""
         );
+    }
+
+    /// A scope rides on the 401s — what a client should ask for — and not on the 403, whose
+    /// scope is what is missing: a header never names `scope` twice.
+    #[test]
+    fn the_scope_goes_on_401s_only() {
+        let c = Challenge::new("api", None, Some("mcp:connect posts:read")).unwrap();
+        assert_eq!(
+            c.missing,
+            "Bearer realm=\"api\", scope=\"mcp:connect posts:read\""
+        );
+        assert_eq!(
+            c.invalid_token,
+            "Bearer realm=\"api\", scope=\"mcp:connect posts:read\", error=\"invalid_token\""
+        );
+        assert_eq!(
+            c.invalid_request,
+            "Bearer realm=\"api\", error=\"invalid_request\""
+        );
+        assert_eq!(
+            c.insufficient_scope("posts:publish"),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"posts:publish\""
+        );
+    }
+
+    #[test]
+    fn a_scope_must_be_scope_tokens() {
+        for bad in [
+            "",
+            " a",
+            "a  b",
+            "a b ",
+            "a\"b",
+            "a\\b",
+            "caf\u{e9}",
+            "a\tb",
+        ] {
+            assert_eq!(
+                Challenge::new("api", None, Some(bad)).unwrap_err(),
+                ChallengeError::InvalidScope,
+                "{bad:?}"
+            );
+        }
+        assert!(Challenge::new("api", None, Some("mcp:tools:get-weather a.b/c")).is_ok());
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) pass_foreign: bool,
     pub(crate) realm: Arc<str>,
     pub(crate) resource_metadata: Option<Arc<str>>,
+    /// The scope the 401 challenges name.
+    pub(crate) scope: Option<Arc<str>>,
     pub(crate) challenge: Arc<Challenge>,
     /// Whether `challenge` is the default one, which extractors assume when a request carries
     /// a principal and no marker: an admitted request then needs one extensions insert, not two.

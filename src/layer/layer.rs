@@ -58,6 +58,7 @@ impl AgentAuthLayer {
                 pass_foreign: false,
                 realm: DEFAULT_REALM.into(),
                 resource_metadata: None,
+                scope: None,
                 challenge,
                 default_challenge: true,
                 audit: None,
@@ -104,9 +105,14 @@ impl AgentAuthLayer {
 
     /// Sets the realm of the `WWW-Authenticate` challenges.
     pub fn realm(self, realm: &str) -> Result<Self, ChallengeError> {
-        let challenge = Challenge::new(realm, self.shared.resource_metadata.as_deref())?;
+        let challenge = Challenge::new(
+            realm,
+            self.shared.resource_metadata.as_deref(),
+            self.shared.scope.as_deref(),
+        )?;
         Ok(self.edit(|s| {
-            s.default_challenge = realm == DEFAULT_REALM && s.resource_metadata.is_none();
+            s.default_challenge =
+                realm == DEFAULT_REALM && s.resource_metadata.is_none() && s.scope.is_none();
             s.realm = realm.into();
             s.challenge = Arc::new(challenge);
         }))
@@ -115,10 +121,28 @@ impl AgentAuthLayer {
     /// Adds `resource_metadata="…"` (RFC 9728) to 401 challenges, pointing MCP and OAuth
     /// clients at the protected resource metadata document.
     pub fn resource_metadata(self, url: &str) -> Result<Self, ChallengeError> {
-        let challenge = Challenge::new(&self.shared.realm, Some(url))?;
+        let challenge =
+            Challenge::new(&self.shared.realm, Some(url), self.shared.scope.as_deref())?;
         Ok(self.edit(|s| {
             s.default_challenge = false;
             s.resource_metadata = Some(url.into());
+            s.challenge = Arc::new(challenge);
+        }))
+    }
+
+    /// Adds `scope="…"` to the 401 challenges: the scope a client without a token should ask
+    /// the authorization server for (MCP clients ask for exactly this; list only the baseline).
+    /// RFC 6749 scope tokens separated by single spaces. A `403 insufficient_scope` names the
+    /// scope that is missing instead.
+    pub fn scope(self, scope: &str) -> Result<Self, ChallengeError> {
+        let challenge = Challenge::new(
+            &self.shared.realm,
+            self.shared.resource_metadata.as_deref(),
+            Some(scope),
+        )?;
+        Ok(self.edit(|s| {
+            s.default_challenge = false;
+            s.scope = Some(scope.into());
             s.challenge = Arc::new(challenge);
         }))
     }
