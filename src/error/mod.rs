@@ -70,10 +70,13 @@ pub enum InvalidReason {
     /// delegated from is revoked, expired, spent or gone, or that token's agent (or the
     /// orchestrator, or the person a task token was minted for) is disabled, expired or gone.
     DelegatorRefused,
+    /// A token bound to another resource (RFC 8707 audience) than the layer's, or, where the
+    /// layer requires one, bound to none.
+    Audience,
 }
 
 impl InvalidReason {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 14] = [
         Self::Malformed,
         Self::Checksum,
         Self::Unknown,
@@ -87,6 +90,7 @@ impl InvalidReason {
         Self::OwnerInactive,
         Self::ForeignPrefix,
         Self::DelegatorRefused,
+        Self::Audience,
     ];
 
     /// A stable snake_case name for logs and audit records.
@@ -105,6 +109,7 @@ impl InvalidReason {
             Self::OwnerInactive => "owner_inactive",
             Self::ForeignPrefix => "foreign_prefix",
             Self::DelegatorRefused => "delegator_refused",
+            Self::Audience => "audience",
         }
     }
 

@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     pub(crate) resource_metadata: Option<Arc<str>>,
     /// The scope the 401 challenges name.
     pub(crate) scope: Option<Arc<str>>,
+    /// The resource this layer protects: a principal bound to another is refused.
+    pub(crate) resource: Option<Arc<str>>,
+    /// Whether a principal bound to no resource is refused too.
+    pub(crate) require_audience: bool,
     pub(crate) challenge: Arc<Challenge>,
     /// Whether `challenge` is the default one, which extractors assume when a request carries
     /// a principal and no marker: an admitted request then needs one extensions insert, not two.
@@ -112,6 +116,14 @@ impl<B> Decision<B> {
 
 /// Decides what to do with `request`.
 pub(crate) fn request<B: Send + 'static>(shared: &Shared, request: Request<B>) -> Decision<B> {
+    // Admitted by an outer layer already: not resolved (nor a use reserved) twice; only this
+    // layer's own condition, its audience, is checked.
+    if let Some(principal) = request.extensions().get::<Principal>() {
+        if !audience_fits(shared, principal) {
+            return Decision::reject(Rejection::InvalidToken(InvalidReason::Audience));
+        }
+        return Decision::Call(request, None);
+    }
     let token = match bearer::credentials(request.headers()) {
         Credentials::Malformed => return Decision::reject(Rejection::InvalidRequest),
         // Another scheme (`Basic` from a proxy, cached by a browser) is not a credential to us:
@@ -159,9 +171,6 @@ pub(crate) fn request<B: Send + 'static>(shared: &Shared, request: Request<B>) -
 
 /// No `Authorization` header: a session, if a session resolver is configured; else none.
 fn without_credentials<B: Send + 'static>(shared: &Shared, request: Request<B>) -> Decision<B> {
-    if admitted_outside(&request) {
-        return Decision::Call(request, None);
-    }
     let Some(session) = shared.session.clone() else {
         return verdict(shared, request, Ok(None));
     };
@@ -181,9 +190,6 @@ fn without_credentials<B: Send + 'static>(shared: &Shared, request: Request<B>) 
 /// another prefix. A required layer refuses them — a route behind it is never reached without
 /// a principal — unless it was told to pass them on to another authentication layer.
 fn not_ours<B>(shared: &Shared, mut request: Request<B>, bearer: bool) -> Decision<B> {
-    if admitted_outside(&request) {
-        return Decision::Call(request, None);
-    }
     if shared.required && !shared.pass_foreign {
         return Decision::reject(if bearer {
             Rejection::ForeignToken
@@ -198,12 +204,18 @@ fn not_ours<B>(shared: &Shared, mut request: Request<B>, bearer: bool) -> Decisi
     Decision::Call(request, None)
 }
 
-/// Whether an outer authentication layer (another `AgentAuthLayer`, or the application) already
-/// admitted the request: it carries a principal, which only server-side code can insert. A
-/// layer lets such a request through when the credentials are not its own, so that stacked
-/// layers of two prefixes each admit their own tokens and keep the outer one's principal.
-fn admitted_outside<B>(request: &Request<B>) -> bool {
-    request.extensions().get::<Principal>().is_some()
+/// Whether `principal` may be used at this layer's resource: any principal when the layer
+/// names none; else one bound to that resource, or to none unless the layer requires it.
+/// Sessions are bound to none.
+#[inline]
+fn audience_fits(shared: &Shared, principal: &Principal) -> bool {
+    let Some(resource) = shared.resource.as_deref() else {
+        return true;
+    };
+    match principal.audience() {
+        Some(audience) => audience == resource,
+        None => !shared.require_audience,
+    }
 }
 
 /// The request goes on without a principal, marked as having passed the layer.
@@ -222,6 +234,9 @@ pub(crate) fn verdict<B>(
     answer: Result<Option<Principal>, ResolveError>,
 ) -> Decision<B> {
     let rejection = match answer {
+        Ok(Some(principal)) if !audience_fits(shared, &principal) => {
+            Rejection::InvalidToken(InvalidReason::Audience)
+        }
         Ok(Some(principal)) => {
             let admitted = Admitted::new(shared, &principal, &request);
             let extensions = request.extensions_mut();

@@ -59,6 +59,8 @@ impl AgentAuthLayer {
                 realm: DEFAULT_REALM.into(),
                 resource_metadata: None,
                 scope: None,
+                resource: None,
+                require_audience: false,
                 challenge,
                 default_challenge: true,
                 audit: None,
@@ -128,6 +130,21 @@ impl AgentAuthLayer {
             s.resource_metadata = Some(url.into());
             s.challenge = Arc::new(challenge);
         }))
+    }
+
+    /// The resource (RFC 8707) this layer protects, exactly as clients are given it
+    /// (`https://api.example/mcp`): a token bound to another resource is refused with `401
+    /// invalid_token` (reason [`InvalidReason::Audience`](crate::InvalidReason::Audience)).
+    /// Tokens bound to no resource — minted by the CLI or the REST API — and sessions pass,
+    /// unless [`require_audience`](Self::require_audience).
+    pub fn resource(self, resource: &str) -> Self {
+        self.edit(|s| s.resource = Some(resource.into()))
+    }
+
+    /// Refuses principals bound to no resource as well (with [`resource`](Self::resource)):
+    /// only tokens issued for this resource pass.
+    pub fn require_audience(self) -> Self {
+        self.edit(|s| s.require_audience = true)
     }
 
     /// Adds `scope="…"` to the 401 challenges: the scope a client without a token should ask

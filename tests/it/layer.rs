@@ -925,3 +925,103 @@ async fn stacked_layers_of_two_prefixes_each_admit_their_own_tokens() {
     );
     assert_eq!(seen.calls(), 0);
 }
+
+const API: &str = "https://api.example/mcp";
+
+/// A token bound to another resource is refused by a layer that protects one.
+#[tokio::test]
+async fn a_token_for_another_resource_is_refused() {
+    let f = Fixture::with_token(NewToken::new("t").resource("https://other.example/mcp")).await;
+    let layer = AgentAuthLayer::new(f.store.clone()).resource(API);
+    assert_invalid_token(layer, &f.bearer(), InvalidReason::Audience).await;
+}
+
+#[tokio::test]
+async fn a_token_for_this_resource_is_admitted() {
+    let f = Fixture::with_token(NewToken::new("t").resource(API)).await;
+    let seen = Seen::default();
+    let layer = AgentAuthLayer::new(f.store.clone()).resource(API);
+    let response = call(layer, &seen, with_auth(&f.bearer())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.principal().unwrap().audience(), Some(API));
+}
+
+/// A token bound to no resource (the CLI's, the REST API's) passes, unless the layer requires
+/// an audience.
+#[tokio::test]
+async fn a_token_without_audience_passes_unless_one_is_required() {
+    let f = Fixture::new().await;
+    let seen = Seen::default();
+    let layer = AgentAuthLayer::new(f.store.clone()).resource(API);
+    let response = call(layer, &seen, with_auth(&f.bearer())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let strict = AgentAuthLayer::new(f.store.clone())
+        .resource(API)
+        .require_audience();
+    assert_invalid_token(strict, &f.bearer(), InvalidReason::Audience).await;
+}
+
+/// A layer without a resource admits a token bound to one: the binding is the protecting
+/// layer's to check.
+#[tokio::test]
+async fn a_layer_without_resource_admits_a_bound_token() {
+    let f = Fixture::with_token(NewToken::new("t").resource(API)).await;
+    let seen = Seen::default();
+    let response = call(
+        AgentAuthLayer::new(f.store.clone()),
+        &seen,
+        with_auth(&f.bearer()),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// An inner layer checks its resource on the principal the outer layer admitted.
+#[tokio::test]
+async fn an_inner_layer_checks_its_resource_on_the_outer_principal() {
+    let f = Fixture::with_token(NewToken::new("t").max_operations(1).resource(API)).await;
+    let seen = Seen::default();
+    let refused = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(f.store.clone()).optional())
+        .layer(AgentAuthLayer::new(f.store.clone()).resource("https://other.example/mcp"))
+        .service(seen.service())
+        .oneshot(with_auth(&f.bearer()))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.extensions().get::<InvalidReason>(),
+        Some(&InvalidReason::Audience)
+    );
+    assert_eq!(seen.calls(), 0);
+}
+
+/// Nested layers of one prefix resolve the token once: a token of one use is spent by one
+/// request.
+#[tokio::test]
+async fn nested_layers_spend_one_use_per_request() {
+    let f = Fixture::with_token(NewToken::new("t").max_operations(1)).await;
+    let outer = AgentAuthLayer::new(f.store.clone());
+    let inner = AgentAuthLayer::new(f.store.clone()).resource(API);
+    let seen = Seen::default();
+    let first = ServiceBuilder::new()
+        .layer(outer.clone())
+        .layer(inner.clone())
+        .service(seen.service())
+        .oneshot(with_auth(&f.bearer()))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = ServiceBuilder::new()
+        .layer(outer)
+        .layer(inner)
+        .service(seen.service())
+        .oneshot(with_auth(&f.bearer()))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.status(),
+        StatusCode::UNAUTHORIZED,
+        "one use, spent once"
+    );
+}
