@@ -57,6 +57,8 @@ mod feed;
 mod grants;
 mod last_used;
 pub mod migrate;
+#[cfg(feature = "oauth")]
+mod oauth;
 mod pool;
 mod resolve;
 mod rows;
@@ -98,6 +100,10 @@ use crate::token::TokenHash;
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
     Requested,
+};
+#[cfg(feature = "oauth")]
+use crate::oauth::{
+    AuthorizationCode, Client, Connection, FamilyId, Redemption, RefreshRotation, RefreshToken,
 };
 
 /// A backend on one database: everything the store keeps, written once.
@@ -397,6 +403,113 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
 
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
         self.core.grants(filter).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_client(
+        &self,
+        client: &Client,
+        limit: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.core.insert_client(client, limit, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        self.core.client(id).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.core.clients().await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        self.core.update_client(client).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        self.core.delete_client(id).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        self.core.insert_code(code).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Redemption, StoreError> {
+        self.core.redeem_code(hash, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) -> Result<(), StoreError> {
+        self.core.set_code_family(hash, family).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        self.core.insert_refresh(token).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn refresh_token(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, StoreError> {
+        self.core.refresh_token(hash).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<RefreshRotation, StoreError> {
+        self.core.rotate_refresh(old, new, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn revoke_family(
+        &self,
+        family: &FamilyId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.core.revoke_family(family, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connection(
+        &self,
+        user: &UserId,
+        client: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        self.core.connection(user, client).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connect(&self, connection: &Connection) -> Result<Connection, StoreError> {
+        self.core.connect(connection).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connections(&self, user: Option<&UserId>) -> Result<Vec<Connection>, StoreError> {
+        self.core.connections(user).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn delete_connection(&self, user: &UserId, client: &str) -> Result<bool, StoreError> {
+        self.core.delete_connection(user, client).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        self.core.purge_oauth(before).await
     }
 
     #[cfg(feature = "approval")]
