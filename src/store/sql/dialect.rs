@@ -259,6 +259,7 @@ pub(crate) trait Driver: Dialect {
     fn opt_int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error>;
     fn opt_int32(row: &Self::Row, column: &str) -> Result<Option<i32>, sqlx::Error>;
     fn flag(row: &Self::Row, column: &str) -> Result<bool, sqlx::Error>;
+    #[cfg(feature = "oauth")]
     fn opt_bytes(row: &Self::Row, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
 }
 
@@ -344,6 +345,7 @@ where
         row.try_get(column)
     }
 
+    #[cfg(feature = "oauth")]
     fn opt_bytes(row: &Self::Row, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
         row.try_get(column)
     }

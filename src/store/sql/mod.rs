@@ -1,9 +1,11 @@
 //! The SQL backends: SQLite (feature `sqlite`) and PostgreSQL (feature `postgres`), written
 //! once as [`SqlBackend`], generic over the database.
 //!
-//! Both keep their data in eight tables — `agent_auth_agents`, `agent_auth_tokens`,
+//! Both keep their data in twelve tables — `agent_auth_agents`, `agent_auth_tokens`,
 //! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals`,
-//! `agent_auth_change_epoch`, `agent_auth_changes` and `agent_auth_schema_migrations` — created
+//! `agent_auth_change_epoch`, `agent_auth_changes`, the OAuth server's
+//! `agent_auth_oauth_clients`, `agent_auth_oauth_codes`, `agent_auth_oauth_refresh_tokens` and
+//! `agent_auth_oauth_connections`, and `agent_auth_schema_migrations` — created
 //! by versioned migrations embedded in the crate and applied when the store is opened (turn that
 //! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
 //! migrations are recorded in `agent_auth_schema_migrations` with a checksum, apart from any
@@ -36,7 +38,7 @@
 //!
 //! The backend is written once, generic over the database, in `Core`: one file per concern —
 //! `resolve` (the request path: lookup, reserve, settle, last-used), `agents`, `tokens`,
-//! `grants`, `approvals`, `audit`, `feed` (the change feed) — each with its statements as plain
+//! `grants`, `approvals`, `oauth`, `audit`, `feed` (the change feed) — each with its statements as plain
 //! SQL beside the code that runs them, over `rows` (records read by column name), `audit_row`
 //! (an audit event as a row) and `migrate` (versioned, checksummed migrations). What differs
 //! between SQLite and PostgreSQL — the migrations, the migration lock, settling a use down a
