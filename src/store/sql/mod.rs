@@ -193,7 +193,7 @@ impl<B: Driver> Core<B> {
     }
 }
 
-/// Where a [`SqliteStore`] or a [`PgStore`] keeps its records: a pool of the database `DB`
+/// Where a `SqliteStore` or a `PgStore` keeps its records: a pool of the database `DB`
 /// (`sqlx::Sqlite` or `sqlx::Postgres`).
 pub struct SqlBackend<DB: sqlx::Database> {
     core: Arc<Core<DB>>,
