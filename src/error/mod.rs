@@ -428,6 +428,9 @@ pub enum NotFound {
     /// No approval with this id.
     #[error("unknown approval {0:?}")]
     Approval(String),
+    /// No OAuth client with this id.
+    #[error("unknown client {0:?}")]
+    Client(String),
 }
 
 /// What a request collides with (answered `409`).
@@ -440,6 +443,9 @@ pub enum Conflict {
     /// An imported token's hash is already stored.
     #[error("a token with this hash is already stored")]
     Token,
+    /// Another OAuth client has this id.
+    #[error("a client with id {0:?} already exists")]
+    Client(String),
     /// The approval was decided already, or expired: a decision is made once, while it is
     /// pending.
     #[error("approval {id:?} is {status}, not pending")]

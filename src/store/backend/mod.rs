@@ -430,7 +430,7 @@ pub trait Backend: Send + Sync + 'static {
         Err(StoreError::Unsupported("oauth"))
     }
 
-    /// The connections of `user`, or every connection.
+    /// The connections of `user`, or every connection, by user then client.
     #[cfg(feature = "oauth")]
     async fn connections(&self, user: Option<&UserId>) -> Result<Vec<Connection>, StoreError> {
         let _ = user;

@@ -28,6 +28,8 @@
 #[cfg(feature = "approval")]
 mod approvals;
 mod entry;
+#[cfg(feature = "oauth")]
+mod oauth;
 mod state;
 mod store;
 
@@ -58,6 +60,10 @@ use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
     Requested,
 };
+#[cfg(feature = "oauth")]
+use crate::oauth::{
+    AuthorizationCode, Client, Connection, FamilyId, Redemption, RefreshRotation, RefreshToken,
+};
 
 /// A [`Store`] held in memory. Cheap to clone (all clones share the same data).
 pub type MemoryStore = Store<MemoryBackend>;
@@ -73,6 +79,8 @@ pub struct MemoryBackend {
     audit: MemoryAuditSink,
     #[cfg(feature = "approval")]
     approvals: approvals::MemoryApprovals,
+    #[cfg(feature = "oauth")]
+    oauth: oauth::MemoryOAuth,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -93,6 +101,8 @@ impl MemoryBackend {
             audit: MemoryAuditSink::default(),
             #[cfg(feature = "approval")]
             approvals: approvals::MemoryApprovals::default(),
+            #[cfg(feature = "oauth")]
+            oauth: oauth::MemoryOAuth::default(),
         }
     }
 
@@ -183,7 +193,12 @@ impl Backend for MemoryBackend {
         if !state.agents.contains_key(id) {
             return Ok(false);
         }
-        state.remove_agent(id);
+        let gone = state.remove_agent(id);
+        // While the agents' lock is held, so that no OAuth record names a deleted agent.
+        #[cfg(feature = "oauth")]
+        self.oauth.forget_agents(&gone);
+        #[cfg(not(feature = "oauth"))]
+        let _ = gone;
         Ok(true)
     }
 
@@ -448,6 +463,114 @@ impl Backend for MemoryBackend {
             }
             _ => filter.select(state.grants.values()),
         })
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_client(
+        &self,
+        client: &Client,
+        limit: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.oauth.insert_client(&self.read(), client, limit, now)
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        Ok(self.oauth.client(id))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        Ok(self.oauth.clients())
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        Ok(self.oauth.update_client(client))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.oauth.delete_client(id))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        self.oauth.insert_code(&self.read(), code)
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Redemption, StoreError> {
+        Ok(self.oauth.redeem_code(hash, now))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) -> Result<(), StoreError> {
+        self.oauth.set_code_family(hash, family);
+        Ok(())
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        self.oauth.insert_refresh(&self.read(), token)
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn refresh_token(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, StoreError> {
+        Ok(self.oauth.refresh_token(hash))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<RefreshRotation, StoreError> {
+        self.oauth.rotate_refresh(&self.read(), old, new, now)
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn revoke_family(
+        &self,
+        family: &FamilyId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        Ok(self.oauth.revoke_family(family, now))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connection(
+        &self,
+        user: &UserId,
+        client: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        Ok(self.oauth.connection(user, client))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connect(&self, connection: &Connection) -> Result<Connection, StoreError> {
+        self.oauth.connect(&self.read(), connection)
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connections(&self, user: Option<&UserId>) -> Result<Vec<Connection>, StoreError> {
+        Ok(self.oauth.connections(user))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn delete_connection(&self, user: &UserId, client: &str) -> Result<bool, StoreError> {
+        Ok(self.oauth.delete_connection(user, client))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        Ok(self.oauth.purge(before))
     }
 
     #[cfg(feature = "approval")]

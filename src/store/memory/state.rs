@@ -52,8 +52,8 @@ impl State {
     }
 
     /// The agent and its children go, with their tokens (and those delegated from them) and
-    /// grants.
-    pub(super) fn remove_agent(&mut self, id: &AgentId) {
+    /// grants: the agents that went.
+    pub(super) fn remove_agent(&mut self, id: &AgentId) -> Vec<AgentId> {
         let mut doomed: Vec<AgentId> = self
             .children
             .remove(id)
@@ -81,6 +81,7 @@ impl State {
             self.by_agent.remove(agent_id);
             self.grants.retain(|(agent, _), _| agent != agent_id);
         }
+        doomed
     }
 
     /// The hash of `token` if it is a token of `agent`.

@@ -1,0 +1,351 @@
+//! OAuth records held in memory (feature `oauth`): clients, codes, refresh families and
+//! connections in maps behind one lock, so each step — registering under the cap, redeeming a
+//! code, rotating a refresh token, connecting — is atomic.
+//!
+//! A step that names an agent runs with the agents' lock held for reading (the caller passes
+//! the [`State`]), and deleting an agent clears its records here with that lock held for
+//! writing: the references hold as the SQL stores' foreign keys hold them. No verdict reads
+//! these records, so changing them does not move the store's revision.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+
+use super::entry::DigestHasher;
+use super::state::State;
+use crate::error::{Conflict, NotFound, StoreError};
+use crate::oauth::{
+    AuthorizationCode, Client, ClientKind, Connection, FamilyId, Redemption, RefreshRotation,
+    RefreshToken,
+};
+use crate::principal::{AgentId, TokenId, UserId};
+use crate::token::TokenHash;
+
+type ByHash<T> = HashMap<TokenHash, T, BuildHasherDefault<DigestHasher>>;
+
+#[derive(Default)]
+struct Records {
+    clients: BTreeMap<String, Client>,
+    codes: ByHash<AuthorizationCode>,
+    refresh: ByHash<RefreshToken>,
+    /// Each family's refresh tokens, oldest first.
+    families: HashMap<FamilyId, Vec<TokenHash>>,
+    connections: BTreeMap<(UserId, String), Connection>,
+}
+
+impl Records {
+    fn client(&self, id: &str) -> Result<&Client, StoreError> {
+        self.clients
+            .get(id)
+            .ok_or_else(|| NotFound::Client(id.to_owned()).into())
+    }
+
+    fn remove_refresh(&mut self, hash: &TokenHash) {
+        if let Some(token) = self.refresh.remove(hash) {
+            if let Some(members) = self.families.get_mut(&token.family) {
+                members.retain(|member| member != hash);
+                if members.is_empty() {
+                    self.families.remove(&token.family);
+                }
+            }
+        }
+    }
+
+    fn insert_refresh(&mut self, token: &RefreshToken) {
+        self.families
+            .entry(token.family.clone())
+            .or_default()
+            .push(token.hash);
+        self.refresh.insert(token.hash, token.clone());
+    }
+
+    /// Removes the codes, refresh tokens and connections the predicates pick, uncounted: what
+    /// a deletion takes with it.
+    fn remove_where(
+        &mut self,
+        code: impl Fn(&AuthorizationCode) -> bool,
+        refresh: impl Fn(&RefreshToken) -> bool,
+        connection: impl Fn(&Connection) -> bool,
+    ) {
+        self.codes.retain(|_, c| !code(c));
+        let doomed: Vec<TokenHash> = (self.refresh.values())
+            .filter(|t| refresh(t))
+            .map(|t| t.hash)
+            .collect();
+        for hash in &doomed {
+            self.remove_refresh(hash);
+        }
+        self.connections.retain(|_, c| !connection(c));
+    }
+
+    fn remove_client(&mut self, id: &str) -> bool {
+        if self.clients.remove(id).is_none() {
+            return false;
+        }
+        self.remove_where(
+            |c| c.client_id == id,
+            |t| t.client_id == id,
+            |c| c.client_id == id,
+        );
+        true
+    }
+}
+
+/// Every OAuth record of a memory store.
+#[derive(Default)]
+pub(super) struct MemoryOAuth {
+    records: Mutex<Records>,
+}
+
+/// `Ok` if the agent is stored.
+fn agent_exists(state: &State, agent: &AgentId) -> Result<(), StoreError> {
+    state.agent(agent).map(|_| ())
+}
+
+impl MemoryOAuth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores `client` unless the cap on registered clients is reached: counted and applied
+    /// under the lock, so concurrent registrations never pass it together.
+    pub(super) fn insert_client(
+        &self,
+        state: &State,
+        client: &Client,
+        limit: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        if let Some(agent) = client.agent() {
+            agent_exists(state, agent)?;
+        }
+        let mut records = self.lock();
+        if let (ClientKind::Registered, Some(limit)) = (&client.kind, limit) {
+            let live = (records.clients.values())
+                .filter(|c| c.kind == ClientKind::Registered && c.is_live_at(now))
+                .count();
+            if u64::try_from(live).unwrap_or(u64::MAX) >= limit {
+                return Ok(false);
+            }
+        }
+        if records.clients.contains_key(&client.id) {
+            return Err(Conflict::Client(client.id.clone()).into());
+        }
+        records.clients.insert(client.id.clone(), client.clone());
+        Ok(true)
+    }
+
+    pub(super) fn client(&self, id: &str) -> Option<Client> {
+        self.lock().clients.get(id).cloned()
+    }
+
+    pub(super) fn clients(&self) -> Vec<Client> {
+        self.lock().clients.values().cloned().collect()
+    }
+
+    /// Replaces what may change of a stored client; its id, kind and creation stay.
+    pub(super) fn update_client(&self, client: &Client) -> bool {
+        let mut records = self.lock();
+        let Some(stored) = records.clients.get_mut(&client.id) else {
+            return false;
+        };
+        *stored = Client {
+            kind: stored.kind.clone(),
+            created_at: stored.created_at,
+            ..client.clone()
+        };
+        true
+    }
+
+    pub(super) fn delete_client(&self, id: &str) -> bool {
+        self.lock().remove_client(id)
+    }
+
+    pub(super) fn insert_code(
+        &self,
+        state: &State,
+        code: &AuthorizationCode,
+    ) -> Result<(), StoreError> {
+        agent_exists(state, &code.agent)?;
+        let mut records = self.lock();
+        records.client(&code.client_id)?;
+        if records.codes.contains_key(&code.hash) {
+            return Err(Conflict::Token.into());
+        }
+        records.codes.insert(code.hash, code.clone());
+        Ok(())
+    }
+
+    /// Marks the code redeemed unless it was, under the lock: one redemption wins.
+    pub(super) fn redeem_code(&self, hash: &TokenHash, now: OffsetDateTime) -> Redemption {
+        let mut records = self.lock();
+        let Some(code) = records.codes.get_mut(hash) else {
+            return Redemption::Unknown;
+        };
+        if code.redeemed_at.is_some() {
+            return Redemption::Replayed(code.clone());
+        }
+        let found = code.clone();
+        code.redeemed_at = Some(now);
+        Redemption::Redeemed(found)
+    }
+
+    pub(super) fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) {
+        if let Some(code) = self.lock().codes.get_mut(hash) {
+            code.family = Some(family.clone());
+        }
+    }
+
+    pub(super) fn insert_refresh(
+        &self,
+        state: &State,
+        token: &RefreshToken,
+    ) -> Result<(), StoreError> {
+        agent_exists(state, &token.agent)?;
+        let mut records = self.lock();
+        records.client(&token.client_id)?;
+        if records.refresh.contains_key(&token.hash) {
+            return Err(Conflict::Token.into());
+        }
+        records.insert_refresh(token);
+        Ok(())
+    }
+
+    pub(super) fn refresh_token(&self, hash: &TokenHash) -> Option<RefreshToken> {
+        self.lock().refresh.get(hash).cloned()
+    }
+
+    /// Marks `old` rotated and stores `new`, under the lock: one rotation wins.
+    pub(super) fn rotate_refresh(
+        &self,
+        state: &State,
+        old: &TokenHash,
+        new: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<RefreshRotation, StoreError> {
+        let mut records = self.lock();
+        let Some(found) = records.refresh.get(old).cloned() else {
+            return Ok(RefreshRotation::Unknown);
+        };
+        if found.rotated_at.is_some() || found.revoked_at.is_some() {
+            return Ok(RefreshRotation::Reused(found));
+        }
+        agent_exists(state, &new.agent)?;
+        records.client(&new.client_id)?;
+        if records.refresh.contains_key(&new.hash) {
+            return Err(Conflict::Token.into());
+        }
+        if let Some(stored) = records.refresh.get_mut(old) {
+            stored.rotated_at = Some(now);
+        }
+        records.insert_refresh(new);
+        Ok(RefreshRotation::Rotated(found))
+    }
+
+    /// Marks the family revoked (a member revoked before keeps its instant): the access tokens
+    /// its members were issued with, oldest first.
+    pub(super) fn revoke_family(&self, family: &FamilyId, now: OffsetDateTime) -> Vec<TokenId> {
+        let mut records = self.lock();
+        let members = records.families.get(family).cloned().unwrap_or_default();
+        let mut issued: Vec<(OffsetDateTime, TokenId)> = Vec::new();
+        for hash in &members {
+            if let Some(token) = records.refresh.get_mut(hash) {
+                token.revoked_at.get_or_insert(now);
+                issued.push((token.created_at, token.access_token.clone()));
+            }
+        }
+        issued.sort();
+        let mut ids: Vec<TokenId> = issued.into_iter().map(|(_, id)| id).collect();
+        // Two members may share an access token only if the store handed them one: name it once.
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        ids
+    }
+
+    pub(super) fn connection(&self, user: &UserId, client: &str) -> Option<Connection> {
+        let key = (user.clone(), client.to_owned());
+        self.lock().connections.get(&key).cloned()
+    }
+
+    /// The connection that stands for the user and client, `connection` if none did: under
+    /// the lock, so concurrent consents make one.
+    pub(super) fn connect(
+        &self,
+        state: &State,
+        connection: &Connection,
+    ) -> Result<Connection, StoreError> {
+        agent_exists(state, &connection.agent)?;
+        let mut records = self.lock();
+        records.client(&connection.client_id)?;
+        let key = (connection.user.clone(), connection.client_id.clone());
+        Ok(records
+            .connections
+            .entry(key)
+            .or_insert_with(|| connection.clone())
+            .clone())
+    }
+
+    pub(super) fn connections(&self, user: Option<&UserId>) -> Vec<Connection> {
+        (self.lock().connections.values())
+            .filter(|c| user.is_none_or(|user| c.user == *user))
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn delete_connection(&self, user: &UserId, client: &str) -> bool {
+        let key = (user.clone(), client.to_owned());
+        self.lock().connections.remove(&key).is_some()
+    }
+
+    /// What referred to the agents `gone`, which were just deleted: their clients (with what
+    /// those held), codes, refresh tokens and connections.
+    pub(super) fn forget_agents(&self, gone: &[AgentId]) {
+        let mut records = self.lock();
+        let clients: Vec<String> = (records.clients.values())
+            .filter(|c| c.agent().is_some_and(|agent| gone.contains(agent)))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in &clients {
+            records.remove_client(id);
+        }
+        records.remove_where(
+            |c| gone.contains(&c.agent),
+            |t| gone.contains(&t.agent),
+            |c| gone.contains(&c.agent),
+        );
+    }
+
+    /// Deletes the codes and refresh tokens that lapsed before `before`, then the registered
+    /// clients that did (with what they still held, uncounted): how many of the first three.
+    pub(super) fn purge(&self, before: OffsetDateTime) -> usize {
+        let mut records = self.lock();
+        let codes = records.codes.len();
+        records.codes.retain(|_, code| code.expires_at >= before);
+        let mut purged = codes - records.codes.len();
+        let lapsed: Vec<TokenHash> = (records.refresh.values())
+            .filter(|t| refresh_lapsed(t, before))
+            .map(|t| t.hash)
+            .collect();
+        for hash in &lapsed {
+            records.remove_refresh(hash);
+        }
+        purged += lapsed.len();
+        let clients: Vec<String> = (records.clients.values())
+            .filter(|c| c.kind == ClientKind::Registered)
+            .filter(|c| c.expires_at.is_some_and(|at| at < before))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in &clients {
+            records.remove_client(id);
+        }
+        purged + clients.len()
+    }
+}
+
+/// Whether a refresh token is of no more use at `before`: expired, or revoked, before it. (A
+/// rotated one is kept until it expires, so that its reuse is still seen.)
+fn refresh_lapsed(token: &RefreshToken, before: OffsetDateTime) -> bool {
+    token.expires_at.is_some_and(|at| at < before) || token.revoked_at.is_some_and(|at| at < before)
+}
