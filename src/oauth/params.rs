@@ -26,8 +26,22 @@ impl std::fmt::Debug for Params {
 impl Params {
     /// Parses a form body. `invalid_request` for a repeated parameter.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        Self::parse_with_list(body, None).map(|(params, _)| params)
+    }
+
+    /// Parses a form body in which the parameter `list` may repeat: its values apart, in
+    /// order (a form's checkboxes).
+    pub(crate) fn parse_with_list(
+        body: &[u8],
+        list: Option<&str>,
+    ) -> Result<(Self, Vec<String>), OAuthError> {
         let mut map = BTreeMap::new();
+        let mut listed = Vec::new();
         for (name, value) in url::form_urlencoded::parse(body) {
+            if Some(&*name) == list {
+                listed.push(value.into_owned());
+                continue;
+            }
             if value.is_empty() {
                 continue;
             }
@@ -38,7 +52,7 @@ impl Params {
                 )));
             }
         }
-        Ok(Self(map))
+        Ok((Self(map), listed))
     }
 
     /// Parses the body of a request that must be a form: `invalid_request` for another content
@@ -66,6 +80,11 @@ impl Params {
     /// A parameter's value.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// The parameters, to write them out again.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// A parameter that must be present: `invalid_request` if it is not.
