@@ -18,6 +18,7 @@ mod memory_verdict_cache;
 mod migration_suite;
 mod module_cycles;
 mod no_secrets;
+mod oauth_redirect;
 mod outside_store;
 mod rate_limit;
 mod readiness;
