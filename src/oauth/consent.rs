@@ -32,24 +32,36 @@ impl Binding {
     }
 }
 
+/// The value of the cookie `name` in `headers`.
+pub(crate) fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value)
+}
+
 fn mac(key: &[u8; 32], issued: i64, binding: &Binding, fields: &[(&str, Option<&str>)]) -> Vec<u8> {
     // Hmac accepts keys of any length: 32 bytes never fails.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         return Vec::new();
     };
     // Length-prefixed, so no two different inputs write the same bytes.
-    let mut write = |part: &[u8]| {
+    fn write(mac: &mut Hmac<Sha256>, part: &[u8]) {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part);
-    };
-    write(b"tower-agent-auth consent v1");
-    write(&issued.to_be_bytes());
-    write(binding.user.as_str().as_bytes());
-    write(binding.session.as_ref().map_or(&[][..], |s| &s[..]));
+    }
+    write(&mut mac, b"tower-agent-auth consent v1");
+    write(&mut mac, &issued.to_be_bytes());
+    write(&mut mac, binding.user.as_str().as_bytes());
+    write(&mut mac, binding.session.as_ref().map_or(&[][..], |s| &s[..]));
     for (name, value) in fields {
-        write(name.as_bytes());
+        write(&mut mac, name.as_bytes());
         match value {
-            Some(value) => write(value.as_bytes()),
+            Some(value) => write(&mut mac, value.as_bytes()),
             // Absent differs from empty.
             None => mac.update(&u64::MAX.to_be_bytes()),
         }

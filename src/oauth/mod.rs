@@ -9,13 +9,39 @@
 //! kept by the store's [`Backend`](crate::store::Backend), each single-use or rotating step
 //! one atomic method of it.
 
+mod authorize;
 mod client;
+mod client_auth;
 mod code;
+mod connect;
 mod connection;
+mod consent;
+mod error;
+pub mod grant;
+mod introspect;
+mod issuer;
+mod metadata;
+mod page;
+mod params;
+mod pkce;
 pub mod redirect;
 mod refresh;
+mod registration;
+mod revoke;
+mod scope;
+mod secret;
+mod server;
+mod token;
 
 pub use client::{Client, ClientAuth, ClientKind};
 pub use code::{AuthorizationCode, Redemption};
 pub use connection::Connection;
+pub use error::{ErrorCode, OAuthError};
+pub use grant::Grant;
+pub use issuer::{Issuer, IssuerError};
+pub use metadata::{ProtectedResource, ResourceError, authorization_server_metadata};
+pub use params::Params;
+pub use pkce::PkceError;
 pub use refresh::{FamilyId, RefreshRotation, RefreshToken};
+pub use server::{AuthorizationServer, MAX_CODE_LIFETIME, RegistrationLimits};
+pub use token::{Issue, TokenResponse};

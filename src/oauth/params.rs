@@ -58,6 +58,12 @@ impl Params {
     /// Parses the body of a request that must be a form: `invalid_request` for another content
     /// type or a body over [`MAX_FORM`].
     pub(crate) fn from_form(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        Self::check_form(headers, body)?;
+        Self::parse(body)
+    }
+
+    /// `invalid_request` unless the body is a form of at most [`MAX_FORM`] bytes.
+    pub(crate) fn check_form(headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
         let is_form = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -74,7 +80,19 @@ impl Params {
         if body.len() > MAX_FORM {
             return Err(OAuthError::invalid_request("the body is too large"));
         }
-        Self::parse(body)
+        Ok(())
+    }
+
+    /// With `name` set to `value`.
+    pub(crate) fn with(mut self, name: &str, value: &str) -> Self {
+        self.0.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Without `name`.
+    pub(crate) fn without(mut self, name: &str) -> Self {
+        self.0.remove(name);
+        self
     }
 
     /// A parameter's value.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use ::axum::Router;
 use ::axum::body::Bytes;
-use ::axum::extract::{ConnectInfo, State};
+use ::axum::extract::{ConnectInfo, FromRequestParts, State};
+use http::request::Parts;
 use ::axum::response::Response;
 use ::axum::routing::post;
 use governor::clock::{Clock, DefaultClock};
@@ -183,13 +184,25 @@ fn validate(metadata: Metadata, id: String, now: time::OffsetDateTime) -> Result
     })
 }
 
+/// The connection's peer address, when the server was started with connect info.
+struct ClientAddress(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            (parts.extensions.get::<ConnectInfo<SocketAddr>>()).map(|info| info.0.ip()),
+        ))
+    }
+}
+
 async fn register<B: Backend>(
     State(server): State<AuthorizationServer<B>>,
-    connect: Option<ConnectInfo<SocketAddr>>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let address = connect.map(|ConnectInfo(peer)| peer.ip());
     if let Err(wait) = server.inner.limiter.check(address) {
         tracing::info!(client = ?address, "oauth: registration rate-limited");
         return Err(OAuthError::new(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ::axum::Router;
 use time::OffsetDateTime;
 
+use super::client::{Client, ClientKind};
 use super::grant::{AuthorizationCodeGrant, Grant, RefreshTokenGrant};
 use super::issuer::{Issuer, IssuerError};
 use super::registration::AddressLimiter;
@@ -299,6 +300,22 @@ impl<B: Backend> AuthorizationServer<B> {
             }
             (Some(_), None) => Err("this server issues tokens for no resource"),
             (Some(_), Some(_)) => Err("the resource is not one this server issues tokens for"),
+        }
+    }
+
+    /// Marks `client` used now: its last use, and for a registered client an end pushed back by
+    /// [`RegistrationLimits::unused_for`]. Best effort: a failure is logged, not answered.
+    pub(crate) async fn touch_client(&self, client: &Client) {
+        let now = self.now();
+        let mut touched = client.clone();
+        touched.last_used_at = Some(now);
+        if touched.kind == ClientKind::Registered {
+            let unused_for = time::Duration::try_from(self.inner.registration.unused_for)
+                .unwrap_or(time::Duration::MAX);
+            touched.expires_at = now.checked_add(unused_for);
+        }
+        if let Err(error) = self.store().backend().update_client(&touched).await {
+            tracing::warn!(%error, client = %client.id, "oauth: could not record a client's use");
         }
     }
 

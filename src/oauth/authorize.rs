@@ -1,0 +1,502 @@
+//! The authorization endpoint, `GET`/`POST /oauth/authorize`: code + PKCE (S256), the consent
+//! page, and the redirect back with `code`, `state` and `iss` (or `error`, `state` and `iss`).
+//!
+//! The order of the checks decides where an answer may go. The client and its redirect URI are
+//! checked first: until both hold, every answer is a page, never a redirect (an open redirector
+//! otherwise). Then the request's own parameters, whose errors go back to the client. Then the
+//! person: not signed in → the sign-in page, with a way back here.
+
+use ::axum::Router;
+use ::axum::body::Bytes;
+use ::axum::extract::{RawQuery, State};
+use ::axum::response::{Html, IntoResponse, Response};
+use ::axum::routing::get;
+use http::header::LOCATION;
+use http::{HeaderMap, StatusCode};
+
+use super::client::{Client, ClientKind};
+use super::code::AuthorizationCode;
+use super::connect::{Acting, Refused, acting, connection_agent, grantable};
+use super::consent::{self, Binding, Consent};
+use super::error::OAuthError;
+use super::metadata::AUTHORIZE;
+use super::page;
+use super::params::Params;
+use super::pkce;
+use super::redirect::{RedirectPattern, RedirectUri, allowed};
+use super::scope;
+use super::secret::{self, CODE};
+use super::server::AuthorizationServer;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
+use crate::ceiling::CapabilitySet;
+use crate::error::StoreError;
+use crate::principal::{AuthSource, Principal, UserId};
+use crate::server::SameOriginLayer;
+use crate::store::Backend;
+
+/// The request's parameters the consent form carries and its token binds, in this order.
+const FIELDS: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+    "scope",
+];
+
+/// How an authorization request ends early.
+enum Stop {
+    /// A page: the client or its redirect URI is not to be trusted, or the person may not.
+    Page(StatusCode, String),
+    /// Back to the client with `error` (its redirect URI is checked).
+    Back(Response),
+    /// To the sign-in page.
+    SignIn(Response),
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Self {
+        tracing::warn!(%error, "oauth: authorize failed on the store");
+        Self::Page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server cannot answer now. Try again in a moment.".into(),
+        )
+    }
+}
+
+impl From<OAuthError> for Stop {
+    fn from(error: OAuthError) -> Self {
+        Self::Page(StatusCode::SERVICE_UNAVAILABLE, error.description().to_owned())
+    }
+}
+
+impl IntoResponse for Stop {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Page(status, message) => page::error(status, &message),
+            Self::Back(response) | Self::SignIn(response) => response,
+        }
+    }
+}
+
+/// `redirect_uri` with `pairs` added to its query: `302 Found`.
+fn back(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        query.append_pair(name, value);
+    }
+    // Redirect URIs carry no fragment (checked), so the query is the end of the string.
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    let location = format!("{redirect_uri}{separator}{}", query.finish());
+    (StatusCode::FOUND, [(LOCATION, location)]).into_response()
+}
+
+/// A checked authorization request.
+struct Request {
+    params: Params,
+    client: Client,
+    redirect_uri: String,
+    redirect_host: String,
+    challenge: String,
+    resource: Option<String>,
+    requested: CapabilitySet,
+}
+
+impl Request {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name)
+    }
+
+    /// The fields the consent token binds.
+    fn fields(&self) -> Vec<(&'static str, Option<&str>)> {
+        FIELDS.iter().map(|name| (*name, self.get(name))).collect()
+    }
+
+    /// Back to the client with an error, `state` and `iss`.
+    fn error<B: Backend>(&self, server: &AuthorizationServer<B>, code: &str, why: &str) -> Stop {
+        let mut pairs = vec![("error", code), ("error_description", why)];
+        if let Some(state) = self.get("state") {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", server.issuer().as_str()));
+        Stop::Back(back(&self.redirect_uri, &pairs))
+    }
+}
+
+/// Whether `client` may be sent back to `uri`: for a registered agent, one of its allowlist's
+/// patterns allows it; for another client, it is one of its redirect URIs (an http loopback one
+/// on any port, RFC 8252).
+fn redirect_allowed(client: &Client, uri: &RedirectUri) -> bool {
+    let patterns: Vec<RedirectPattern> = match client.kind {
+        ClientKind::Agent(_) => (client.redirect_uris.iter())
+            .filter_map(|p| RedirectPattern::parse(p).ok())
+            .collect(),
+        _ => (client.redirect_uris.iter())
+            .filter_map(|u| RedirectUri::parse(u).ok())
+            .map(|u| RedirectPattern::exact(&u))
+            .collect(),
+    };
+    allowed(&patterns, uri)
+}
+
+/// Checks the client and its redirect URI (errors are pages), then the request (errors go
+/// back to the client).
+async fn check<B: Backend>(
+    server: &AuthorizationServer<B>,
+    mut params: Params,
+) -> Result<Request, Stop> {
+    let bad = |message: &str| Stop::Page(StatusCode::BAD_REQUEST, message.to_owned());
+    // `agent_slug` is the client id of a registered agent, under another name.
+    let client_id = match (params.get("client_id"), params.get("agent_slug")) {
+        (Some(id), None) => id.to_owned(),
+        (None, Some(slug)) => slug.to_owned(),
+        (Some(id), Some(slug)) if id == slug => id.to_owned(),
+        (Some(_), Some(_)) => return Err(bad("client_id and agent_slug name different clients.")),
+        (None, None) => return Err(bad("The request names no client (client_id).")),
+    };
+    params = params.with("client_id", &client_id).without("agent_slug");
+    let now = server.now();
+    let client = (server.store().backend().client(&client_id).await?)
+        .filter(|client| client.is_live_at(now))
+        .ok_or_else(|| bad("The application that sent you here is not known to this server."))?;
+    let uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| bad("The request names no redirect_uri."))?;
+    let uri = RedirectUri::parse(uri)
+        .map_err(|error| bad(&format!("The request's redirect_uri is refused: {error}.")))?;
+    if !redirect_allowed(&client, &uri) {
+        return Err(bad(
+            "The redirect_uri is not one this application registered: you will not be sent there.",
+        ));
+    }
+    let mut request = Request {
+        redirect_uri: uri.as_str().to_owned(),
+        redirect_host: uri.host().to_owned(),
+        params,
+        client,
+        challenge: String::new(),
+        resource: None,
+        requested: CapabilitySet::empty(),
+    };
+    if request.get("response_type") != Some("code") {
+        return Err(request.error(server, "unsupported_response_type", "response_type must be code"));
+    }
+    let challenge = request.get("code_challenge");
+    if let Err(error) = pkce::check_challenge(challenge, request.get("code_challenge_method")) {
+        return Err(request.error(server, "invalid_request", &error.to_string()));
+    }
+    request.challenge = challenge.unwrap_or_default().to_owned();
+    request.resource = match server.target(request.get("resource")) {
+        Ok(resource) => resource,
+        Err(why) => return Err(request.error(server, "invalid_target", why)),
+    };
+    let asked = request
+        .get("scope")
+        .or(request.client.scope.as_deref())
+        .map(scope::parse)
+        .transpose()
+        .map(Option::flatten);
+    let default = || scope::parse(&server.inner.scopes_supported.join(" ")).ok().flatten();
+    request.requested = match asked {
+        Ok(Some(set)) => set,
+        Ok(None) => match default() {
+            Some(set) => set,
+            None => return Err(request.error(server, "invalid_scope", "scope is required")),
+        },
+        Err(error) => return Err(request.error(server, "invalid_scope", &error.to_string())),
+    };
+    Ok(request)
+}
+
+/// The person signed in, or where to send them.
+fn person<B: Backend>(
+    server: &AuthorizationServer<B>,
+    principal: Option<Principal>,
+    request: &Request,
+) -> Result<UserId, Stop> {
+    match principal {
+        Some(p) if p.auth_source() == AuthSource::Session => Ok(p.user_id().clone()),
+        Some(_) => Err(Stop::Page(
+            StatusCode::FORBIDDEN,
+            "Only a person signed in to this server may allow access, not an agent.".into(),
+        )),
+        None => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in request.params.iter() {
+                query.append_pair(name, value);
+            }
+            let here = format!("{}{AUTHORIZE}?{}", server.issuer().path(), query.finish());
+            let target: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            let location = format!("{}?return={target}", server.inner.sign_in);
+            Err(Stop::SignIn(
+                (StatusCode::FOUND, [(LOCATION, location)]).into_response(),
+            ))
+        }
+    }
+}
+
+fn kind_words(kind: &ClientKind) -> &'static str {
+    match kind {
+        ClientKind::Agent(_) => "a registered agent",
+        ClientKind::Registered => "a self-registered application",
+        ClientKind::MetadataDocument => "an application known by its metadata document",
+    }
+}
+
+/// Who may consent, as whom, and what may be granted.
+struct Standing {
+    user: UserId,
+    binding: Binding,
+    acting: Acting,
+    grantable: CapabilitySet,
+}
+
+async fn standing<B: Backend>(
+    server: &AuthorizationServer<B>,
+    principal: Option<Principal>,
+    headers: &HeaderMap,
+    request: &Request,
+) -> Result<Standing, Stop> {
+    let user = person(server, principal, request)?;
+    let acting = match acting(server, &request.client, &user).await? {
+        Ok(acting) => acting,
+        Err(Refused(why)) => return Err(Stop::Page(StatusCode::FORBIDDEN, why.into())),
+    };
+    let grantable = grantable(server, &acting, &user, &request.requested)
+        .await?
+        .ok_or_else(|| Stop::Page(StatusCode::FORBIDDEN, "The agent's owner is not active.".into()))?;
+    if grantable.is_empty() {
+        return Err(request.error(
+            server,
+            "invalid_scope",
+            "nothing asked for is within what may be granted",
+        ));
+    }
+    let cookie = consent::cookie(headers, &server.inner.session_cookie);
+    Ok(Standing {
+        binding: Binding::new(user.clone(), cookie),
+        user,
+        acting,
+        grantable,
+    })
+}
+
+fn lifetime_words<B: Backend>(server: &AuthorizationServer<B>) -> String {
+    format!(
+        "Each access lasts {}; the application may renew it for up to {} unless you disconnect it.",
+        humantime::format_duration(server.access_lifetime()),
+        humantime::format_duration(server.refresh_lifetime()),
+    )
+}
+
+/// The consent page.
+async fn ask<B: Backend>(
+    server: &AuthorizationServer<B>,
+    principal: Option<Principal>,
+    headers: &HeaderMap,
+    params: Params,
+) -> Result<Response, Stop> {
+    let request = check(server, params).await?;
+    let standing = standing(server, principal, headers, &request).await?;
+    let now = server.now().unix_timestamp();
+    let csrf = consent::token(&server.inner.consent_key, now, &standing.binding, &request.fields());
+    let mut hidden: Vec<(&str, String)> = request
+        .fields()
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?.to_owned())))
+        .collect();
+    hidden.push(("csrf", csrf));
+    let capabilities = standing.grantable.to_strings();
+    let unavailable: Vec<String> = (request.requested.iter())
+        .filter(|p| !standing.grantable.covers(p))
+        .map(|p| p.to_string())
+        .collect();
+    let owner = match &standing.acting {
+        Acting::Agent(agent) => agent.owner.as_str(),
+        Acting::Connection(_) => standing.user.as_str(),
+    };
+    let action = format!("{}{AUTHORIZE}", server.issuer().path());
+    let consent = Consent {
+        client_name: &request.client.name,
+        client_kind: kind_words(&request.client.kind),
+        agent: standing.acting.describe(),
+        owner,
+        redirect_host: &request.redirect_host,
+        capabilities: &capabilities,
+        unavailable: &unavailable,
+        lifetime: lifetime_words(server),
+        action: &action,
+        hidden,
+    };
+    Ok(Html(consent.render()).into_response())
+}
+
+/// The person's answer to the consent form.
+async fn decide<B: Backend>(
+    server: &AuthorizationServer<B>,
+    principal: Option<Principal>,
+    headers: &HeaderMap,
+    params: Params,
+    ticked: Vec<String>,
+) -> Result<Response, Stop> {
+    let csrf = params.get("csrf").unwrap_or_default().to_owned();
+    let decision = params.get("decision").unwrap_or_default().to_owned();
+    let params = params.without("csrf").without("decision");
+    let request = check(server, params).await?;
+    let standing = standing(server, principal, headers, &request).await?;
+    let now = server.now();
+    let key = &server.inner.consent_key;
+    if !consent::verify(key, &csrf, now.unix_timestamp(), &standing.binding, &request.fields()) {
+        return Err(Stop::Page(
+            StatusCode::BAD_REQUEST,
+            "This consent form has expired or was not shown to you. Start again from the application.".into(),
+        ));
+    }
+    let shown = standing.grantable.to_strings();
+    let granted: CapabilitySet = (shown.iter())
+        .filter(|c| ticked.contains(c))
+        .filter_map(|c| crate::ceiling::Capability::parse(c).ok())
+        .collect();
+    let agent_id = match &standing.acting {
+        Acting::Agent(agent) | Acting::Connection(Some(agent)) => Some(agent.id.clone()),
+        Acting::Connection(None) => None,
+    };
+    if decision != "allow" || granted.is_empty() {
+        let mut event = AuditEvent::new(now, AuditAction::ConsentRefused, Outcome::Denied)
+            .actor(standing.user.clone())
+            .detail(format!("client {}: the person denied access", request.client.id));
+        event.agent = agent_id;
+        server.record(event).await;
+        return Err(request.error(server, "access_denied", "the person denied access"));
+    }
+    let agent = match standing.acting {
+        Acting::Agent(agent) => agent,
+        Acting::Connection(existing) => {
+            connection_agent(server, &request.client, &standing.user, existing, &granted).await?
+        }
+    };
+    let code = secret::secret(CODE)?;
+    let lifetime = time::Duration::try_from(server.inner.code_lifetime)
+        .unwrap_or(time::Duration::seconds(60));
+    let record = AuthorizationCode {
+        hash: code.hash(),
+        client_id: request.client.id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        challenge: request.challenge.clone(),
+        resource: request.resource.clone(),
+        user: standing.user.clone(),
+        agent: agent.id.clone(),
+        capabilities: granted.clone(),
+        created_at: now,
+        expires_at: now + lifetime,
+        redeemed_at: None,
+        family: None,
+    };
+    server.store().backend().insert_code(&record).await?;
+    server.touch_client(&request.client).await;
+    server
+        .record(
+            AuditEvent::new(now, AuditAction::CodeIssued, Outcome::Success)
+                .agent(agent.id.clone())
+                .parent(agent.parent.clone())
+                .actor(standing.user.clone())
+                .detail(format!(
+                    "client {}, scope {}, resource {}",
+                    request.client.id,
+                    scope::to_scope(&granted),
+                    request.resource.as_deref().unwrap_or("none"),
+                )),
+        )
+        .await;
+    let mut pairs = vec![("code", code.expose())];
+    if let Some(state) = request.get("state") {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", server.issuer().as_str()));
+    Ok(back(&request.redirect_uri, &pairs))
+}
+
+async fn get_authorize<B: Backend>(
+    State(server): State<AuthorizationServer<B>>,
+    principal: Option<Principal>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+        Ok(params) => params,
+        Err(error) => return page::error(StatusCode::BAD_REQUEST, error.description()),
+    };
+    ask(&server, principal, &headers, params)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn post_authorize<B: Backend>(
+    State(server): State<AuthorizationServer<B>>,
+    principal: Option<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed = Params::check_form(&headers, &body)
+        .and_then(|()| Params::parse_with_list(&body, Some("capability")));
+    let (params, ticked) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return page::error(StatusCode::BAD_REQUEST, error.description()),
+    };
+    let answer = if params.get("csrf").is_some() {
+        decide(&server, principal, &headers, params, ticked).await
+    } else {
+        // An authorization request sent as a form post (RFC 6749 §3.1).
+        ask(&server, principal, &headers, params).await
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET`/`POST /oauth/authorize`, with the pages' headers, and cross-site posts carrying the
+/// session cookie refused (the consent form is this server's own).
+pub(crate) fn router<B: Backend>(server: AuthorizationServer<B>) -> Router {
+    let route = format!("{}{AUTHORIZE}", server.issuer().path());
+    page::hardened(
+        Router::new()
+            .route(&route, get(get_authorize::<B>).post(post_authorize::<B>))
+            .layer(SameOriginLayer::for_session_cookie().html())
+            .with_state(server),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redirect_keeps_the_uri_and_adds_the_pairs() {
+        let response = back("http://127.0.0.1:9/cb?x=1", &[("code", "a b"), ("iss", "https://i")]);
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(
+            response.headers()[LOCATION],
+            "http://127.0.0.1:9/cb?x=1&code=a+b&iss=https%3A%2F%2Fi"
+        );
+        let response = back("https://app.example/cb", &[("error", "access_denied")]);
+        assert_eq!(
+            response.headers()[LOCATION],
+            "https://app.example/cb?error=access_denied"
+        );
+    }
+
+    #[test]
+    fn registered_clients_match_exactly_and_agents_by_pattern() {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let mut client = Client::new("c_1", ClientKind::Registered, "x", now);
+        client.redirect_uris = vec!["http://127.0.0.1:3000/cb".into()];
+        let uri = |u| RedirectUri::parse(u).unwrap();
+        assert!(redirect_allowed(&client, &uri("http://127.0.0.1:3000/cb")));
+        assert!(redirect_allowed(&client, &uri("http://127.0.0.1:4000/cb")));
+        assert!(!redirect_allowed(&client, &uri("http://127.0.0.1:3000/cb/x")));
+        let mut agent = Client::new("writer", ClientKind::Agent("a1".into()), "w", now);
+        agent.redirect_uris = vec!["https://app.example/oauth/*".into()];
+        assert!(redirect_allowed(&agent, &uri("https://app.example/oauth/done")));
+        assert!(!redirect_allowed(&agent, &uri("https://app.example.evil/oauth/done")));
+    }
+}
