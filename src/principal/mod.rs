@@ -64,6 +64,8 @@ pub struct ExecutionPrincipal {
     orchestrator: Option<AgentRef>,
     max_operations: Option<u64>,
     expires_at: Option<time::OffsetDateTime>,
+    audience: Option<Arc<str>>,
+    client_id: Option<Arc<str>>,
 }
 
 impl ExecutionPrincipal {
@@ -81,6 +83,8 @@ impl ExecutionPrincipal {
             orchestrator: None,
             max_operations: None,
             expires_at: None,
+            audience: None,
+            client_id: None,
         }
     }
 
@@ -103,6 +107,8 @@ impl ExecutionPrincipal {
             orchestrator: None,
             max_operations: None,
             expires_at: None,
+            audience: None,
+            client_id: None,
         }
     }
 
@@ -201,6 +207,25 @@ impl ExecutionPrincipal {
         self
     }
 
+    /// Binds an agent principal to the resource (RFC 8707) its token was issued for: see
+    /// [`audience`](ExecutionPrincipal::audience). Stores call this through the resolution
+    /// pipeline; a session principal has no audience.
+    pub fn with_audience(mut self, resource: impl Into<Arc<str>>) -> Self {
+        if self.agent.is_some() {
+            self.audience = Some(resource.into());
+        }
+        self
+    }
+
+    /// Names the OAuth client the agent principal's token was issued to: see
+    /// [`client_id`](ExecutionPrincipal::client_id).
+    pub fn with_client_id(mut self, client: impl Into<Arc<str>>) -> Self {
+        if self.agent.is_some() {
+            self.client_id = Some(client.into());
+        }
+        self
+    }
+
     /// The human the request acts for (the agent's owner, or the signed-in user).
     pub fn user_id(&self) -> &UserId {
         &self.user_id
@@ -251,6 +276,20 @@ impl ExecutionPrincipal {
     /// expires. A cache must not answer with the principal from this instant on.
     pub fn expires_at(&self) -> Option<time::OffsetDateTime> {
         self.expires_at
+    }
+
+    /// The resource (RFC 8707) the token is bound to, its audience: a layer told another
+    /// resource refuses the principal. `None` for a token usable at any resource (one minted
+    /// by the CLI or the REST API) and for sessions. A delegated token without one of its own
+    /// is bound to the nearest audience up its chain.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The OAuth client the token was issued to (introspection's `client_id`); `None` for a
+    /// token no OAuth grant issued and for sessions.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 
     /// What the token was minted for, if it was minted for a task (or by an orchestrator).

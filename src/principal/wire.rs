@@ -3,11 +3,11 @@
 //! the task's words — and every field of [`ExecutionPrincipal`], so a decoded principal admits
 //! exactly what the encoded one did.
 //!
-//! Version 1 is an object with short keys; absent or `null` means "none":
+//! Version 2 is an object with short keys; absent or `null` means "none":
 //!
 //! | key | field |
 //! |---|---|
-//! | `v` | `1` |
+//! | `v` | `2` |
 //! | `u` | the user id |
 //! | `a` | the agent: `{"i": id, "s": slug, "y": type, "p": parent, "sc": [scopes], "md": [modes]}` |
 //! | `s` | the source (`session`, `agent_token`, `delegated`) |
@@ -19,6 +19,12 @@
 //! | `o` | the orchestrator (an agent) |
 //! | `m` | the use limit |
 //! | `x` | expires at: `[unix seconds, nanoseconds]` |
+//! | `r` | the audience: the resource the token is bound to |
+//! | `ci` | the OAuth client the token was issued to |
+//!
+//! Version 1 had no `r` and `ci`. An entry of version 1 is a miss, not a principal without an
+//! audience: a node of an older build may have written it for a token bound to a resource, and
+//! reading it as unbound would let the token pass a layer bound to another.
 //!
 //! [`decode`] gives `None` for anything it cannot read in full — another version, a missing
 //! field, a pattern that does not parse, a ceiling not bounded by an owner role first — so a
@@ -36,9 +42,9 @@ use super::{
 use crate::ceiling::{CapabilityCeiling, CapabilitySet, LayerSource, Policy};
 
 /// The version [`encode`] writes and [`decode`] reads.
-const VERSION: u64 = 1;
+const VERSION: u64 = 2;
 
-/// The principal as version-1 JSON bytes.
+/// The principal as version-2 JSON bytes.
 pub(crate) fn encode(principal: &ExecutionPrincipal) -> Vec<u8> {
     let mut object = Map::new();
     object.insert("v".into(), json!(VERSION));
@@ -99,11 +105,17 @@ pub(crate) fn encode(principal: &ExecutionPrincipal) -> Vec<u8> {
         let rest = nanos.rem_euclid(1_000_000_000) as u32;
         object.insert("x".into(), json!([seconds, rest]));
     }
+    if let Some(audience) = &principal.audience {
+        object.insert("r".into(), json!(&**audience));
+    }
+    if let Some(client) = &principal.client_id {
+        object.insert("ci".into(), json!(&**client));
+    }
     // Serialising a `Value` built of strings, numbers and arrays cannot fail.
     serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
 }
 
-/// The principal `bytes` encode, or `None` when they are not a complete version-1 encoding.
+/// The principal `bytes` encode, or `None` when they are not a complete version-2 encoding.
 pub(crate) fn decode(bytes: &[u8]) -> Option<Principal> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
     let object = value.as_object()?;
@@ -157,9 +169,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Principal> {
         let total = i128::from(seconds.as_i64()?) * 1_000_000_000 + i128::from(nanos);
         time::OffsetDateTime::from_unix_timestamp_nanos(total).ok()
     })?;
+    let audience = optional(object, "r", text)?;
+    let client_id = optional(object, "ci", text)?;
     // What the constructors guarantee, a decoded principal holds too.
     if agent.is_none()
-        && (source != AuthSource::Session || !delegation.is_empty() || orchestrator.is_some())
+        && (source != AuthSource::Session
+            || !delegation.is_empty()
+            || orchestrator.is_some()
+            || audience.is_some()
+            || client_id.is_some())
     {
         return None;
     }
@@ -180,6 +198,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Principal> {
         orchestrator,
         max_operations,
         expires_at,
+        audience,
+        client_id,
     }))
 }
 
@@ -316,6 +336,8 @@ mod tests {
         assert_eq!(a.orchestrator, b.orchestrator);
         assert_eq!(a.max_operations, b.max_operations);
         assert_eq!(a.expires_at, b.expires_at);
+        assert_eq!(a.audience, b.audience);
+        assert_eq!(a.client_id, b.client_id);
     }
 
     fn sample() -> ExecutionPrincipal {
@@ -351,10 +373,24 @@ mod tests {
             .with_orchestrator(AgentRef::new("agt_0", "lead").with_type(AgentType::Supervised))
             .with_max_operations(2)
             .with_expires_at(time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap())
+            .with_audience("https://api.example.com/mcp")
+            .with_client_id("c_3f9a")
     }
 
-    /// The bytes version 1 writes, fixed: a change to them is a new version.
+    /// The bytes version 2 writes, fixed: a change to them is a new version.
     const GOLDEN: &str = concat!(
+        r#"{"a":{"i":"agt_2","md":["draft"],"p":"agt_1","s":"writer","sc":["workspace:42"],"y":"ephemeral"},"#,
+        r#""c":[["owner_role",["posts:*"],[]],["agent_policy",null,["posts:delete"]],["delegator_token",["posts:read"],[]]],"#,
+        r#""ci":"c_3f9a","#,
+        r#""d":[{"a":{"i":"agt_0","md":null,"p":null,"s":"lead","sc":null,"y":"supervised"},"t":"tok_0"}],"#,
+        r#""k":{"db":"bob","en":"staging","eoc":true,"in":"tidy drafts","mo":3,"or":"agt_0","ti":"task-9"},"#,
+        r#""m":2,"o":{"i":"agt_0","md":null,"p":null,"s":"lead","sc":null,"y":"supervised"},"#,
+        r#""r":"https://api.example.com/mcp","#,
+        r#""s":"delegated","t":"tok_2","ti":"task-9","u":"alice","v":2,"x":[1767225600,0]}"#,
+    );
+
+    /// The bytes version 1 wrote for the same principal, before audiences: fixed too.
+    const GOLDEN_V1: &str = concat!(
         r#"{"a":{"i":"agt_2","md":["draft"],"p":"agt_1","s":"writer","sc":["workspace:42"],"y":"ephemeral"},"#,
         r#""c":[["owner_role",["posts:*"],[]],["agent_policy",null,["posts:delete"]],["delegator_token",["posts:read"],[]]],"#,
         r#""d":[{"a":{"i":"agt_0","md":null,"p":null,"s":"lead","sc":null,"y":"supervised"},"t":"tok_0"}],"#,
@@ -364,13 +400,23 @@ mod tests {
     );
 
     #[test]
-    fn version_one_bytes_are_fixed() {
+    fn version_two_bytes_are_fixed() {
         assert_eq!(String::from_utf8(encode(&sample())).unwrap(), GOLDEN);
         let decoded = decode(GOLDEN.as_bytes()).expect("the golden vector decodes");
         assert_same(&decoded, &sample());
         assert!(decoded.is_supervised());
         assert!(decoded.can("posts:read"));
         assert!(!decoded.can("posts:publish"));
+        assert_eq!(decoded.audience(), Some("https://api.example.com/mcp"));
+        assert_eq!(decoded.client_id(), Some("c_3f9a"));
+    }
+
+    #[test]
+    fn a_version_one_entry_is_a_miss_not_a_principal_without_audience() {
+        // It would decode in full as version 2: only its version makes it a miss.
+        let as_v2 = GOLDEN_V1.replace(r#""v":1"#, r#""v":2"#);
+        assert!(decode(as_v2.as_bytes()).is_some());
+        assert!(decode(GOLDEN_V1.as_bytes()).is_none());
     }
 
     #[test]
@@ -380,10 +426,14 @@ mod tests {
             CapabilityCeiling::new(Arc::new(Policy::nothing())),
         );
         assert_same(&decode(&encode(&session)).unwrap(), &session);
+        // A session has no audience: an entry that gives it one is damaged.
+        let mut value: Value = serde_json::from_slice(&encode(&session)).unwrap();
+        value["r"] = json!("https://api.example.com");
+        assert!(decode(&serde_json::to_vec(&value).unwrap()).is_none());
     }
 
     #[test]
-    fn anything_but_a_whole_version_one_encoding_is_none() {
+    fn anything_but_a_whole_version_two_encoding_is_none() {
         let golden: Value = serde_json::from_str(GOLDEN).unwrap();
         let edited = |edit: &dyn Fn(&mut Map<String, Value>)| {
             let mut value = golden.clone();
@@ -396,7 +446,10 @@ mod tests {
             b"[]".to_vec(),
             GOLDEN.as_bytes()[..GOLDEN.len() - 1].to_vec(),
             edited(&|o| {
-                o.insert("v".into(), json!(2));
+                o.insert("v".into(), json!(3));
+            }),
+            edited(&|o| {
+                o.insert("v".into(), json!(1));
             }),
             edited(&|o| {
                 o.remove("u");
@@ -424,6 +477,12 @@ mod tests {
             }),
             edited(&|o| {
                 o.remove("a");
+            }),
+            edited(&|o| {
+                o.insert("r".into(), json!(["https://a.example"]));
+            }),
+            edited(&|o| {
+                o.insert("ci".into(), json!(7));
             }),
         ] {
             assert!(decode(&bad).is_none(), "{}", String::from_utf8_lossy(&bad));
@@ -517,6 +576,8 @@ mod tests {
             orchestrator in proptest::option::of(agent()),
             max in proptest::option::of(any::<u64>()),
             expires in proptest::option::of(-1_000_000_000_000_000_000i128..4_000_000_000_000_000_000i128),
+            audience in proptest::option::of(name()),
+            client in proptest::option::of(name()),
         ) -> ExecutionPrincipal {
             let mut ceiling = CapabilityCeiling::new(Arc::new(owner));
             for (source, policy) in layers {
@@ -543,6 +604,12 @@ mod tests {
             }
             if let Some(nanos) = expires {
                 p = p.with_expires_at(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap());
+            }
+            if let Some(audience) = audience {
+                p = p.with_audience(audience);
+            }
+            if let Some(client) = client {
+                p = p.with_client_id(client);
             }
             p
         }

@@ -370,6 +370,8 @@ pub(crate) fn prepare_token(
     validate_text("task id", &new.task_id, 200)?;
     validate_text("intent", &new.intent, 1000)?;
     validate_text("environment", &new.environment, 200)?;
+    validate_text("resource", &new.resource, 2000)?;
+    validate_text("client id", &new.client_id, 2000)?;
     // Every backend counts uses in a signed 64-bit integer: a larger limit is refused, not
     // silently clamped.
     if new
@@ -433,6 +435,8 @@ pub(crate) fn prepare_token(
         delegated_by: new.lineage.delegated_by,
         delegation_parent: new.lineage.parent,
         delegation_depth: new.lineage.depth,
+        resource: new.resource,
+        client_id: new.client_id,
     };
     Ok(PreparedToken { raw, hash, info })
 }
@@ -483,6 +487,8 @@ pub(crate) fn prepare_import(
         delegated_by: None,
         delegation_parent: None,
         delegation_depth: 0,
+        resource: None,
+        client_id: None,
     };
     Ok((imported.hash, info))
 }

@@ -59,6 +59,12 @@ pub struct TokenInfo {
     pub delegation_parent: Option<TokenId>,
     /// How many delegations lie between this token and one minted directly (0 for that one).
     pub delegation_depth: u32,
+    /// The resource (RFC 8707) the token is bound to, its audience: a layer told another
+    /// resource refuses it. `None` for a token usable at any resource (CLI, REST).
+    pub resource: Option<String>,
+    /// The OAuth client the token was issued to (introspection's `client_id`), if an OAuth
+    /// grant issued it.
+    pub client_id: Option<String>,
 }
 
 /// Where a token stands at an instant ([`TokenInfo::status_at`]): what `token list` shows and
@@ -128,6 +134,8 @@ impl TokenInfo {
             delegated_by: None,
             delegation_parent: None,
             delegation_depth: 0,
+            resource: None,
+            client_id: None,
         }
     }
 
@@ -168,6 +176,8 @@ pub struct NewToken {
     pub(crate) task_id: Option<String>,
     pub(crate) intent: Option<String>,
     pub(crate) environment: Option<String>,
+    pub(crate) resource: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// Set by [`crate::delegation`] only: the fields a delegated or orchestrated token records.
     pub(crate) lineage: Lineage,
 }
@@ -241,6 +251,19 @@ impl NewToken {
         self.environment = Some(environment.into());
         self
     }
+
+    /// Binds the token to a resource (RFC 8707), its audience: a layer told another resource
+    /// refuses it.
+    pub fn resource(mut self, uri: impl Into<String>) -> Self {
+        self.resource = Some(uri.into());
+        self
+    }
+
+    /// Records the OAuth client the token is issued to.
+    pub fn client(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
 }
 
 /// What a [`NewToken`] asks for, as the store reads it.
@@ -288,6 +311,16 @@ impl NewToken {
     /// Where its task runs.
     pub fn environment_name(&self) -> Option<&str> {
         self.environment.as_deref()
+    }
+
+    /// The resource it is bound to.
+    pub fn resource_uri(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// The OAuth client it is issued to.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 }
 

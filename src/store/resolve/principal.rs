@@ -122,6 +122,19 @@ pub(super) fn agent_principal<R: StoredToken>(
     if let Some(at) = verdict_expiry(candidate) {
         principal = principal.with_expires_at(at);
     }
+    // A delegated token without an audience of its own keeps its nearest delegator's: a
+    // delegation never widens where a token may be used.
+    let audience = token.resource.as_deref().or_else(|| {
+        links(record)
+            .filter_map(|link| link.info().resource.as_deref())
+            .last()
+    });
+    if let Some(audience) = audience {
+        principal = principal.with_audience(audience);
+    }
+    if let Some(client) = &token.client_id {
+        principal = principal.with_client_id(client.as_str());
+    }
     principal.into()
 }
 

@@ -61,6 +61,8 @@ fn token(agent: &str) -> TokenInfo {
         delegated_by: None,
         delegation_parent: None,
         delegation_depth: 0,
+        resource: None,
+        client_id: None,
     }
 }
 

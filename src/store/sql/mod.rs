@@ -506,6 +506,11 @@ macro_rules! library_migrations {
                 "the audit trail names agents and tokens",
                 "0012_audit_agent_and_token.sql"
             ),
+            migration!(
+                13,
+                "OAuth: clients, codes, refresh families, connections; token audience and client",
+                "0013_oauth.sql"
+            ),
         ]
     }};
 }

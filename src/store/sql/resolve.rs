@@ -35,6 +35,7 @@ const COLUMNS: &str = "\
     t.delegation_parent AS token_delegation_parent, \
     t.delegation_depth AS token_delegation_depth, t.completed_at AS token_completed_at, \
     t.operations_in_flight AS token_operations_in_flight, \
+    t.resource AS token_resource, t.client_id AS token_client_id, \
     a.id AS agent_id, a.slug AS agent_slug, a.owner AS agent_owner, \
     a.agent_type AS agent_agent_type, a.status AS agent_status, a.policy AS agent_policy, \
     a.created_at AS agent_created_at, a.expires_at AS agent_expires_at, \
@@ -312,7 +313,8 @@ mod tests {
         let tokens = "id, agent_id, display_prefix, label, capabilities, created_at, created_by, \
             expires_at, last_used_at, revoked_at, max_operations, operations_remaining, \
             expires_on_completion, task_id, intent, orchestrator, environment, delegated_by, \
-            delegation_parent, delegation_depth, completed_at, operations_in_flight";
+            delegation_parent, delegation_depth, completed_at, operations_in_flight, resource, \
+            client_id";
         let agents = "id, slug, owner, agent_type, status, policy, created_at, expires_at, \
             parent_id, scopes, modes, last_used_at, last_rotated_at, orchestrator";
         let mut expected: Vec<String> = tokens

@@ -136,6 +136,8 @@ pub(crate) fn token<B: Driver>(row: &B::Row, prefix: &'static str) -> Result<Tok
         delegation_depth: u32::try_from(c.int("delegation_depth")?)
             .map_err(|_| corrupt("delegation depth"))?,
         task_completed_at: c.opt_time("completed_at")?,
+        resource: c.opt_text("resource")?,
+        client_id: c.opt_text("client_id")?,
     })
 }
 

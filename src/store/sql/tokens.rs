@@ -19,27 +19,27 @@ use crate::token::TokenHash;
 const TOKEN_COLUMNS: &str = "id, agent_id, display_prefix, label, capabilities, created_at, \
     created_by, expires_at, last_used_at, revoked_at, max_operations, operations_remaining, \
     expires_on_completion, task_id, intent, orchestrator, environment, delegated_by, \
-    delegation_parent, delegation_depth, completed_at";
+    delegation_parent, delegation_depth, completed_at, resource, client_id";
 
 const INSERT_TOKEN: &str = "INSERT INTO agent_auth_tokens (hash, id, agent_id, display_prefix, \
     label, capabilities, created_at, created_by, expires_at, last_used_at, revoked_at, \
     max_operations, operations_remaining, expires_on_completion, task_id, intent, orchestrator, \
-    environment, delegated_by, delegation_parent, delegation_depth, completed_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-    $19, $20, $21, $22)";
+    environment, delegated_by, delegation_parent, delegation_depth, completed_at, resource, \
+    client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+    $17, $18, $19, $20, $21, $22, $23, $24)";
 
 /// The tokens of agent `$1`, oldest first.
 const LIST_TOKENS: &str = "SELECT id, agent_id, display_prefix, label, capabilities, \
     created_at, created_by, expires_at, last_used_at, revoked_at, max_operations, \
     operations_remaining, expires_on_completion, task_id, intent, orchestrator, environment, \
-    delegated_by, delegation_parent, delegation_depth, completed_at \
+    delegated_by, delegation_parent, delegation_depth, completed_at, resource, client_id \
     FROM agent_auth_tokens WHERE agent_id = $1 ORDER BY created_at, id";
 
 /// The token `$2` of agent `$1`.
 const GET_TOKEN: &str = "SELECT id, agent_id, display_prefix, label, capabilities, \
     created_at, created_by, expires_at, last_used_at, revoked_at, max_operations, \
     operations_remaining, expires_on_completion, task_id, intent, orchestrator, environment, \
-    delegated_by, delegation_parent, delegation_depth, completed_at \
+    delegated_by, delegation_parent, delegation_depth, completed_at, resource, client_id \
     FROM agent_auth_tokens WHERE agent_id = $1 AND id = $2";
 
 /// Revokes, at `$1` unless revoked before, the token `$3` of agent `$2`: the token as changed.
@@ -48,7 +48,7 @@ const REVOKE_TOKEN: &str = "UPDATE agent_auth_tokens SET revoked_at = COALESCE(r
     RETURNING id, agent_id, display_prefix, label, capabilities, created_at, created_by, \
     expires_at, last_used_at, revoked_at, max_operations, operations_remaining, \
     expires_on_completion, task_id, intent, orchestrator, environment, delegated_by, \
-    delegation_parent, delegation_depth, completed_at";
+    delegation_parent, delegation_depth, completed_at, resource, client_id";
 
 /// Revokes, at `$1`, every live token of agent `$2`.
 const REVOKE_ALL_TOKENS: &str = "UPDATE agent_auth_tokens SET revoked_at = $1 \
@@ -149,6 +149,8 @@ async fn insert<'a, E: On<'a>>(
         .bind(info.delegation_parent.as_ref().map(|t| t.as_str()))
         .bind(i64::from(info.delegation_depth))
         .bind(info.task_completed_at.map(micros))
+        .bind(info.resource.as_deref())
+        .bind(info.client_id.as_deref())
         .execute(on)
         .await;
     match result {
@@ -343,9 +345,9 @@ mod tests {
 
     #[test]
     fn every_statement_reads_every_column() {
-        assert_eq!(TOKEN_COLUMNS.split(", ").count(), 21);
+        assert_eq!(TOKEN_COLUMNS.split(", ").count(), 23);
         assert!(INSERT_TOKEN.contains(&format!("(hash, {TOKEN_COLUMNS}) VALUES")));
-        assert!(INSERT_TOKEN.ends_with("$21, $22)"));
+        assert!(INSERT_TOKEN.ends_with("$23, $24)"));
         for statement in [LIST_TOKENS, GET_TOKEN, REVOKE_TOKEN] {
             assert!(statement.contains(TOKEN_COLUMNS), "{statement}");
         }
