@@ -50,10 +50,9 @@ const FIELDS: [&str; 8] = [
 enum Stop {
     /// A page: the client or its redirect URI is not to be trusted, or the person may not.
     Page(StatusCode, String),
-    /// Back to the client with `error` (its redirect URI is checked).
-    Back(Response),
-    /// To the sign-in page.
-    SignIn(Response),
+    /// A redirect: back to the client with `error` (its redirect URI is checked), or to the
+    /// sign-in page.
+    Redirect(String),
 }
 
 impl From<StoreError> for Stop {
@@ -68,7 +67,10 @@ impl From<StoreError> for Stop {
 
 impl From<OAuthError> for Stop {
     fn from(error: OAuthError) -> Self {
-        Self::Page(StatusCode::SERVICE_UNAVAILABLE, error.description().to_owned())
+        Self::Page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error.description().to_owned(),
+        )
     }
 }
 
@@ -76,21 +78,25 @@ impl IntoResponse for Stop {
     fn into_response(self) -> Response {
         match self {
             Self::Page(status, message) => page::error(status, &message),
-            Self::Back(response) | Self::SignIn(response) => response,
+            Self::Redirect(location) => found(location),
         }
     }
 }
 
-/// `redirect_uri` with `pairs` added to its query: `302 Found`.
-fn back(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+/// `302 Found` to `location`.
+fn found(location: String) -> Response {
+    (StatusCode::FOUND, [(LOCATION, location)]).into_response()
+}
+
+/// `redirect_uri` with `pairs` added to its query.
+fn back(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in pairs {
         query.append_pair(name, value);
     }
     // Redirect URIs carry no fragment (checked), so the query is the end of the string.
     let separator = if redirect_uri.contains('?') { '&' } else { '?' };
-    let location = format!("{redirect_uri}{separator}{}", query.finish());
-    (StatusCode::FOUND, [(LOCATION, location)]).into_response()
+    format!("{redirect_uri}{separator}{}", query.finish())
 }
 
 /// A checked authorization request.
@@ -121,7 +127,7 @@ impl Request {
             pairs.push(("state", state));
         }
         pairs.push(("iss", server.issuer().as_str()));
-        Stop::Back(back(&self.redirect_uri, &pairs))
+        Stop::Redirect(back(&self.redirect_uri, &pairs))
     }
 }
 
@@ -181,7 +187,11 @@ async fn check<B: Backend>(
         requested: CapabilitySet::empty(),
     };
     if request.get("response_type") != Some("code") {
-        return Err(request.error(server, "unsupported_response_type", "response_type must be code"));
+        return Err(request.error(
+            server,
+            "unsupported_response_type",
+            "response_type must be code",
+        ));
     }
     let challenge = request.get("code_challenge");
     if let Err(error) = pkce::check_challenge(challenge, request.get("code_challenge_method")) {
@@ -198,7 +208,11 @@ async fn check<B: Backend>(
         .map(scope::parse)
         .transpose()
         .map(Option::flatten);
-    let default = || scope::parse(&server.inner.scopes_supported.join(" ")).ok().flatten();
+    let default = || {
+        scope::parse(&server.inner.scopes_supported.join(" "))
+            .ok()
+            .flatten()
+    };
     request.requested = match asked {
         Ok(Some(set)) => set,
         Ok(None) => match default() {
@@ -230,9 +244,7 @@ fn person<B: Backend>(
             let here = format!("{}{AUTHORIZE}?{}", server.issuer().path(), query.finish());
             let target: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
             let location = format!("{}?return={target}", server.inner.sign_in);
-            Err(Stop::SignIn(
-                (StatusCode::FOUND, [(LOCATION, location)]).into_response(),
-            ))
+            Err(Stop::Redirect(location))
         }
     }
 }
@@ -266,7 +278,12 @@ async fn standing<B: Backend>(
     };
     let grantable = grantable(server, &acting, &user, &request.requested)
         .await?
-        .ok_or_else(|| Stop::Page(StatusCode::FORBIDDEN, "The agent's owner is not active.".into()))?;
+        .ok_or_else(|| {
+            Stop::Page(
+                StatusCode::FORBIDDEN,
+                "The agent's owner is not active.".into(),
+            )
+        })?;
     if grantable.is_empty() {
         return Err(request.error(
             server,
@@ -283,11 +300,21 @@ async fn standing<B: Backend>(
     })
 }
 
+/// A duration in words, in its largest whole unit: `1 hour`, `30 days`, `90 seconds`.
+fn words(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    let (count, unit) = [(86_400, "day"), (3600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(size, _)| seconds >= *size && seconds % size == 0)
+        .map_or((seconds, "second"), |(size, unit)| (seconds / size, unit));
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
 fn lifetime_words<B: Backend>(server: &AuthorizationServer<B>) -> String {
     format!(
         "Each access lasts {}; the application may renew it for up to {} unless you disconnect it.",
-        humantime::format_duration(server.access_lifetime()),
-        humantime::format_duration(server.refresh_lifetime()),
+        words(server.access_lifetime()),
+        words(server.refresh_lifetime()),
     )
 }
 
@@ -301,7 +328,12 @@ async fn ask<B: Backend>(
     let request = check(server, params).await?;
     let standing = standing(server, principal, headers, &request).await?;
     let now = server.now().unix_timestamp();
-    let csrf = consent::token(&server.inner.consent_key, now, &standing.binding, &request.fields());
+    let csrf = consent::token(
+        &server.inner.consent_key,
+        now,
+        &standing.binding,
+        &request.fields(),
+    );
     let mut hidden: Vec<(&str, String)> = request
         .fields()
         .into_iter()
@@ -348,7 +380,13 @@ async fn decide<B: Backend>(
     let standing = standing(server, principal, headers, &request).await?;
     let now = server.now();
     let key = &server.inner.consent_key;
-    if !consent::verify(key, &csrf, now.unix_timestamp(), &standing.binding, &request.fields()) {
+    if !consent::verify(
+        key,
+        &csrf,
+        now.unix_timestamp(),
+        &standing.binding,
+        &request.fields(),
+    ) {
         return Err(Stop::Page(
             StatusCode::BAD_REQUEST,
             "This consent form has expired or was not shown to you. Start again from the application.".into(),
@@ -366,7 +404,10 @@ async fn decide<B: Backend>(
     if decision != "allow" || granted.is_empty() {
         let mut event = AuditEvent::new(now, AuditAction::ConsentRefused, Outcome::Denied)
             .actor(standing.user.clone())
-            .detail(format!("client {}: the person denied access", request.client.id));
+            .detail(format!(
+                "client {}: the person denied access",
+                request.client.id
+            ));
         event.agent = agent_id;
         server.record(event).await;
         return Err(request.error(server, "access_denied", "the person denied access"));
@@ -378,8 +419,8 @@ async fn decide<B: Backend>(
         }
     };
     let code = secret::secret(CODE)?;
-    let lifetime = time::Duration::try_from(server.inner.code_lifetime)
-        .unwrap_or(time::Duration::seconds(60));
+    let lifetime =
+        time::Duration::try_from(server.inner.code_lifetime).unwrap_or(time::Duration::seconds(60));
     let record = AuthorizationCode {
         hash: code.hash(),
         client_id: request.client.id.clone(),
@@ -415,7 +456,7 @@ async fn decide<B: Backend>(
         pairs.push(("state", state));
     }
     pairs.push(("iss", server.issuer().as_str()));
-    Ok(back(&request.redirect_uri, &pairs))
+    Ok(found(back(&request.redirect_uri, &pairs)))
 }
 
 async fn get_authorize<B: Backend>(
@@ -472,17 +513,31 @@ mod tests {
 
     #[test]
     fn the_redirect_keeps_the_uri_and_adds_the_pairs() {
-        let response = back("http://127.0.0.1:9/cb?x=1", &[("code", "a b"), ("iss", "https://i")]);
-        assert_eq!(response.status(), StatusCode::FOUND);
+        let location = back(
+            "http://127.0.0.1:9/cb?x=1",
+            &[("code", "a b"), ("iss", "https://i")],
+        );
         assert_eq!(
-            response.headers()[LOCATION],
+            location,
             "http://127.0.0.1:9/cb?x=1&code=a+b&iss=https%3A%2F%2Fi"
         );
-        let response = back("https://app.example/cb", &[("error", "access_denied")]);
+        let location = back("https://app.example/cb", &[("error", "access_denied")]);
+        assert_eq!(location, "https://app.example/cb?error=access_denied");
+        let response = found(location);
+        assert_eq!(response.status(), StatusCode::FOUND);
         assert_eq!(
             response.headers()[LOCATION],
             "https://app.example/cb?error=access_denied"
         );
+    }
+
+    #[test]
+    fn durations_read_as_words() {
+        use std::time::Duration;
+        assert_eq!(words(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(words(Duration::from_secs(30 * 86_400)), "30 days");
+        assert_eq!(words(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(words(Duration::from_secs(120)), "2 minutes");
     }
 
     #[test]
@@ -493,10 +548,19 @@ mod tests {
         let uri = |u| RedirectUri::parse(u).unwrap();
         assert!(redirect_allowed(&client, &uri("http://127.0.0.1:3000/cb")));
         assert!(redirect_allowed(&client, &uri("http://127.0.0.1:4000/cb")));
-        assert!(!redirect_allowed(&client, &uri("http://127.0.0.1:3000/cb/x")));
+        assert!(!redirect_allowed(
+            &client,
+            &uri("http://127.0.0.1:3000/cb/x")
+        ));
         let mut agent = Client::new("writer", ClientKind::Agent("a1".into()), "w", now);
         agent.redirect_uris = vec!["https://app.example/oauth/*".into()];
-        assert!(redirect_allowed(&agent, &uri("https://app.example/oauth/done")));
-        assert!(!redirect_allowed(&agent, &uri("https://app.example.evil/oauth/done")));
+        assert!(redirect_allowed(
+            &agent,
+            &uri("https://app.example/oauth/done")
+        ));
+        assert!(!redirect_allowed(
+            &agent,
+            &uri("https://app.example.evil/oauth/done")
+        ));
     }
 }

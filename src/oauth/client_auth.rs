@@ -93,7 +93,9 @@ pub(crate) fn presented(headers: &HeaderMap, params: &Params) -> Result<Presente
     let id = params
         .get("client_id")
         .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
-    let secret = params.get("client_secret").map(|s| Zeroizing::new(s.to_owned()));
+    let secret = params
+        .get("client_secret")
+        .map(|s| Zeroizing::new(s.to_owned()));
     Ok(Presented {
         id: id.to_owned(),
         method: if secret.is_some() {
@@ -155,7 +157,10 @@ mod tests {
         let encoded = basic_of("c%5Fab%2Dc", "s%2Ex%3Ay+z");
         let presented = presented(&headers(&encoded), &Params::default()).unwrap();
         assert_eq!(presented.id, "c_ab-c");
-        assert_eq!(presented.secret.as_deref().map(String::as_str), Some("s.x:y z"));
+        assert_eq!(
+            presented.secret.as_deref().map(String::as_str),
+            Some("s.x:y z")
+        );
         assert_eq!(presented.method, ClientAuth::SecretBasic);
         // Raw values read the same.
         let raw = presented_id(&basic_of("c_ab-c", "s"));

@@ -45,7 +45,9 @@ pub(crate) async fn acting<B: Backend>(
     match &client.kind {
         ClientKind::Agent(id) => {
             let Some(agent) = store.agent(id).await? else {
-                return Ok(Err(Refused("The agent this client stands for no longer exists.")));
+                return Ok(Err(Refused(
+                    "The agent this client stands for no longer exists.",
+                )));
             };
             let role = store.role_of(id, user).await?;
             if authorize(user, &agent, role, Operation::IssueToken).is_err() {
@@ -166,7 +168,12 @@ pub(crate) async fn connection_agent<B: Backend>(
             other => break other?,
         }
     };
-    let connection = Connection::new(user.clone(), client.id.clone(), agent.id.clone(), server.now());
+    let connection = Connection::new(
+        user.clone(),
+        client.id.clone(),
+        agent.id.clone(),
+        server.now(),
+    );
     let standing = store.backend().connect(&connection).await?;
     if standing.agent != agent.id {
         // Another consent connected first: its agent is the one.
@@ -202,10 +209,17 @@ async fn widen<B: Backend>(
     let changed = server.store().set_agent_policy(&agent.id, policy).await?;
     server
         .record(
-            AuditEvent::new(server.now(), AuditAction::AgentPolicyChanged, Outcome::Success)
-                .agent(changed.id.clone())
-                .actor(changed.owner.clone())
-                .detail(format!("consent widened it to {}", scope::to_scope(granted))),
+            AuditEvent::new(
+                server.now(),
+                AuditAction::AgentPolicyChanged,
+                Outcome::Success,
+            )
+            .agent(changed.id.clone())
+            .actor(changed.owner.clone())
+            .detail(format!(
+                "consent widened it to {}",
+                scope::to_scope(granted)
+            )),
         )
         .await;
     Ok(changed)

@@ -57,7 +57,10 @@ fn mac(key: &[u8; 32], issued: i64, binding: &Binding, fields: &[(&str, Option<&
     write(&mut mac, b"tower-agent-auth consent v1");
     write(&mut mac, &issued.to_be_bytes());
     write(&mut mac, binding.user.as_str().as_bytes());
-    write(&mut mac, binding.session.as_ref().map_or(&[][..], |s| &s[..]));
+    write(
+        &mut mac,
+        binding.session.as_ref().map_or(&[][..], |s| &s[..]),
+    );
     for (name, value) in fields {
         write(&mut mac, name.as_bytes());
         match value {
@@ -197,8 +200,20 @@ mod tests {
         let fields = [("client_id", Some("c_1")), ("scope", Some("a:b"))];
         let token = token(&KEY, 1000, &binding("s1"), &fields);
         assert!(verify(&KEY, &token, 1000, &binding("s1"), &fields));
-        assert!(verify(&KEY, &token, 1000 + FORM_LIFETIME, &binding("s1"), &fields));
-        assert!(!verify(&KEY, &token, 1001 + FORM_LIFETIME, &binding("s1"), &fields));
+        assert!(verify(
+            &KEY,
+            &token,
+            1000 + FORM_LIFETIME,
+            &binding("s1"),
+            &fields
+        ));
+        assert!(!verify(
+            &KEY,
+            &token,
+            1001 + FORM_LIFETIME,
+            &binding("s1"),
+            &fields
+        ));
         assert!(!verify(&KEY, &token, 1000, &binding("s2"), &fields));
         let other = [("client_id", Some("c_1")), ("scope", Some("a:*"))];
         assert!(!verify(&KEY, &token, 1000, &binding("s1"), &other));
@@ -210,7 +225,13 @@ mod tests {
         assert!(!verify(&KEY, "garbage", 1000, &binding("s1"), &fields));
         // The time is in the MAC: moving it invalidates the token.
         let (_, mac) = token.split_once('.').unwrap();
-        assert!(!verify(&KEY, &format!("1001.{mac}"), 1001, &binding("s1"), &fields));
+        assert!(!verify(
+            &KEY,
+            &format!("1001.{mac}"),
+            1001,
+            &binding("s1"),
+            &fields
+        ));
     }
 
     #[test]

@@ -218,7 +218,12 @@ mod tests {
         let headers = response.headers().clone();
         assert_eq!(headers["content-type"], "application/json");
         assert_eq!(headers[CACHE_CONTROL], "no-store");
-        assert!(headers[WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic "));
+        assert!(
+            headers[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic ")
+        );
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"], "invalid_client");

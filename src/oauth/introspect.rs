@@ -136,7 +136,11 @@ async fn refresh<B: Backend>(server: &AuthorizationServer<B>, token: &str) -> Op
 /// Whether an active answer's audience is for the caller: none (a token bound to no
 /// resource), or one this server issues for and, when the request names its resource, that
 /// one.
-fn for_caller<B: Backend>(server: &AuthorizationServer<B>, answer: &Value, asked: Option<&str>) -> bool {
+fn for_caller<B: Backend>(
+    server: &AuthorizationServer<B>,
+    answer: &Value,
+    asked: Option<&str>,
+) -> bool {
     match answer.get("aud").and_then(Value::as_str) {
         None => true,
         Some(aud) => {
@@ -211,9 +215,6 @@ mod tests {
 
     #[test]
     fn nulls_are_left_out() {
-        assert_eq!(
-            without_nulls(json!({"a": 1, "b": null})),
-            json!({"a": 1})
-        );
+        assert_eq!(without_nulls(json!({"a": 1, "b": null})), json!({"a": 1}));
     }
 }

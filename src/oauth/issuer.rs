@@ -113,9 +113,18 @@ mod tests {
             Issuer::parse("https://example.com/?a=b"),
             Err(IssuerError::Extra)
         );
-        assert_eq!(Issuer::parse("https://example.com/#f"), Err(IssuerError::Extra));
-        assert_eq!(Issuer::parse("https://u@example.com/"), Err(IssuerError::Extra));
-        assert_eq!(Issuer::parse("ftp://example.com/"), Err(IssuerError::Scheme));
+        assert_eq!(
+            Issuer::parse("https://example.com/#f"),
+            Err(IssuerError::Extra)
+        );
+        assert_eq!(
+            Issuer::parse("https://u@example.com/"),
+            Err(IssuerError::Extra)
+        );
+        assert_eq!(
+            Issuer::parse("ftp://example.com/"),
+            Err(IssuerError::Scheme)
+        );
         assert!(matches!(
             Issuer::parse("/relative"),
             Err(IssuerError::Malformed(_))

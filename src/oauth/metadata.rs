@@ -196,10 +196,8 @@ impl ProtectedResource {
 impl<B: Backend> AuthorizationServer<B> {
     /// The metadata of `resource`, naming this server and its `scopes_supported`.
     pub fn protected_resource(&self, resource: &str) -> Result<ProtectedResource, ResourceError> {
-        Ok(
-            ProtectedResource::new(resource, self.issuer().as_str())?
-                .scopes_supported(self.inner.scopes_supported.clone()),
-        )
+        Ok(ProtectedResource::new(resource, self.issuer().as_str())?
+            .scopes_supported(self.inner.scopes_supported.clone()))
     }
 }
 
@@ -209,8 +207,8 @@ mod tests {
 
     #[test]
     fn the_metadata_url_is_path_suffixed() {
-        let prm = ProtectedResource::new("http://127.0.0.1:8080/mcp", "http://127.0.0.1:8080")
-            .unwrap();
+        let prm =
+            ProtectedResource::new("http://127.0.0.1:8080/mcp", "http://127.0.0.1:8080").unwrap();
         assert_eq!(
             prm.metadata_url(),
             "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"

@@ -133,7 +133,9 @@ mod tests {
         assert!(Params::from_form(&headers, b"a=1").is_err());
         headers.insert(
             CONTENT_TYPE,
-            "application/x-www-form-urlencoded; charset=UTF-8".parse().unwrap(),
+            "application/x-www-form-urlencoded; charset=UTF-8"
+                .parse()
+                .unwrap(),
         );
         assert!(Params::from_form(&headers, b"a=1").is_ok());
         assert!(Params::from_form(&headers, &vec![b'a'; MAX_FORM + 1]).is_err());

@@ -100,11 +100,23 @@ mod tests {
 
     #[test]
     fn verifiers_are_bounded_and_must_match() {
-        assert_eq!(verify(&"a".repeat(42), CHALLENGE), Err(PkceError::MalformedVerifier));
-        assert_eq!(verify(&"a".repeat(129), CHALLENGE), Err(PkceError::MalformedVerifier));
+        assert_eq!(
+            verify(&"a".repeat(42), CHALLENGE),
+            Err(PkceError::MalformedVerifier)
+        );
+        assert_eq!(
+            verify(&"a".repeat(129), CHALLENGE),
+            Err(PkceError::MalformedVerifier)
+        );
         let spaced = format!("{} ", &VERIFIER[..43]);
-        assert_eq!(verify(&spaced, CHALLENGE), Err(PkceError::MalformedVerifier));
-        assert_eq!(verify(&"a".repeat(128), CHALLENGE), Err(PkceError::Mismatch));
+        assert_eq!(
+            verify(&spaced, CHALLENGE),
+            Err(PkceError::MalformedVerifier)
+        );
+        assert_eq!(
+            verify(&"a".repeat(128), CHALLENGE),
+            Err(PkceError::Mismatch)
+        );
         let longest = "A-._~".repeat(25) + "abc";
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(longest.as_bytes()));
         assert_eq!(verify(&longest, &challenge), Ok(()));

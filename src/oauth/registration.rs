@@ -9,11 +9,11 @@ use std::time::Duration;
 use ::axum::Router;
 use ::axum::body::Bytes;
 use ::axum::extract::{ConnectInfo, FromRequestParts, State};
-use http::request::Parts;
 use ::axum::response::Response;
 use ::axum::routing::post;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -120,7 +120,11 @@ struct Registered {
     application_type: String,
 }
 
-fn validate(metadata: Metadata, id: String, now: time::OffsetDateTime) -> Result<Registered, OAuthError> {
+fn validate(
+    metadata: Metadata,
+    id: String,
+    now: time::OffsetDateTime,
+) -> Result<Registered, OAuthError> {
     let uris = metadata.redirect_uris.unwrap_or_default();
     if uris.is_empty() || uris.len() > MAX_REDIRECT_URIS {
         return Err(OAuthError::new(
@@ -129,9 +133,8 @@ fn validate(metadata: Metadata, id: String, now: time::OffsetDateTime) -> Result
         ));
     }
     for uri in &uris {
-        RedirectUri::parse(uri).map_err(|error| {
-            OAuthError::new(ErrorCode::InvalidRedirectUri, error.to_string())
-        })?;
+        RedirectUri::parse(uri)
+            .map_err(|error| OAuthError::new(ErrorCode::InvalidRedirectUri, error.to_string()))?;
     }
     // RFC 7591 §2: an omitted method is client_secret_basic.
     let method = metadata
@@ -214,7 +217,11 @@ async fn register<B: Backend>(
     let is_json = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     if !is_json {
         return Err(metadata_error("the body must be application/json"));
     }
@@ -347,7 +354,10 @@ mod tests {
             code(json!({"redirect_uris": uri, "scope": "Not A Scope"})),
             Some(ErrorCode::InvalidClientMetadata)
         );
-        assert_eq!(code(json!({"redirect_uris": uri, "application_type": "native"})), None);
+        assert_eq!(
+            code(json!({"redirect_uris": uri, "application_type": "native"})),
+            None
+        );
     }
 
     #[test]

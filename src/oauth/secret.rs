@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn ids_and_secrets_are_url_safe_and_distinct() {
         let id = client_id().unwrap();
-        assert!(id.starts_with("c_") && id.len() == 24 && url_safe(&id), "{id}");
+        assert!(
+            id.starts_with("c_") && id.len() == 24 && url_safe(&id),
+            "{id}"
+        );
         let a = secret(REFRESH).unwrap();
         let b = secret(REFRESH).unwrap();
         assert_ne!(a.expose(), b.expose());

@@ -161,7 +161,10 @@ impl<B: Backend> AuthorizationServer<B> {
                 consent_key: Arc::new(key),
                 sign_in: "/login".into(),
                 session_cookie: SESSION_COOKIE.into(),
-                grants: vec![Arc::new(AuthorizationCodeGrant), Arc::new(RefreshTokenGrant)],
+                grants: vec![
+                    Arc::new(AuthorizationCodeGrant),
+                    Arc::new(RefreshTokenGrant),
+                ],
             }),
         })
     }

@@ -112,7 +112,9 @@ pub struct Issue<'a> {
 /// Seconds from `now` until `at`, at least 0 (a token with no expiry would be an error in the
 /// server's configuration: it answers 0 rather than a lie).
 pub(crate) fn seconds_until(at: Option<OffsetDateTime>, now: OffsetDateTime) -> u64 {
-    at.map_or(0, |at| u64::try_from((at - now).whole_seconds()).unwrap_or(0))
+    at.map_or(0, |at| {
+        u64::try_from((at - now).whole_seconds()).unwrap_or(0)
+    })
 }
 
 impl<B: Backend> AuthorizationServer<B> {
@@ -210,7 +212,12 @@ impl<B: Backend> AuthorizationServer<B> {
         let issued = self.store().backend().revoke_family(family, now).await?;
         let mut revoked = 0;
         for token in &issued {
-            match self.store().backend().revoke_token(agent, token, now).await? {
+            match self
+                .store()
+                .backend()
+                .revoke_token(agent, token, now)
+                .await?
+            {
                 Some(info) if info.revoked_at == Some(now) => revoked += 1,
                 _ => {}
             }
@@ -248,8 +255,14 @@ mod tests {
     #[test]
     fn expires_in_is_whole_seconds_left() {
         let now = OffsetDateTime::UNIX_EPOCH;
-        assert_eq!(seconds_until(Some(now + time::Duration::seconds(3600)), now), 3600);
-        assert_eq!(seconds_until(Some(now - time::Duration::seconds(5)), now), 0);
+        assert_eq!(
+            seconds_until(Some(now + time::Duration::seconds(3600)), now),
+            3600
+        );
+        assert_eq!(
+            seconds_until(Some(now - time::Duration::seconds(5)), now),
+            0
+        );
         assert_eq!(seconds_until(None, now), 0);
     }
 

@@ -209,7 +209,9 @@ fn same_origin_path(target: &str) -> Option<&str> {
     safe.then_some(target)
 }
 
-async fn form_page(::axum::extract::Query(query): ::axum::extract::Query<ReturnTo>) -> Html<String> {
+async fn form_page(
+    ::axum::extract::Query(query): ::axum::extract::Query<ReturnTo>,
+) -> Html<String> {
     let hidden = query
         .return_to
         .as_deref()
@@ -577,6 +579,50 @@ mod tests {
         assert_eq!(event.actor.as_ref().map(|a| a.as_str()), Some("alice"));
         assert!(event.detail.as_deref().unwrap().contains("192.0.2.1"));
         assert_eq!(event.request.as_ref().unwrap().status, 429);
+    }
+
+    #[tokio::test]
+    async fn sign_in_returns_to_a_path_of_this_server_only() {
+        let app = login_router(sessions(), Arc::new(Verifier), false);
+        for (target, expected) in [
+            (
+                "/oauth/authorize?client_id=c_1&state=x",
+                "/oauth/authorize?client_id=c_1&state=x",
+            ),
+            ("//evil.example/x", "/"),
+            ("/\\evil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("/ok\r\nSet-Cookie: x", "/"),
+        ] {
+            let body = format!(
+                "user=alice&password=pw&return={}",
+                target
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect::<String>()
+            );
+            let (status, headers, _) = post(&app, "/login", &body, [10, 0, 0, 1]).await;
+            assert_eq!(status, StatusCode::SEE_OTHER, "{target}");
+            assert_eq!(headers[LOCATION], expected, "{target}");
+        }
+        // The form carries a safe target on, escaped; an unsafe one not at all.
+        let page = |query: &str| {
+            let request = Request::get(format!("/login?return={query}"))
+                .body(Body::empty())
+                .unwrap();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+        };
+        let form = page("%2Fa%3Fb%3D1%26c%3D%22").await;
+        assert!(
+            form.contains(r#"name="return" value="/a?b=1&amp;c=&quot;""#),
+            "{form}"
+        );
+        assert!(!page("%2F%2Fevil.example").await.contains("name=\"return\""));
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tower_agent_auth::store::Backend as _;
 
 use axum::Router;
 use axum::body::Body;
@@ -184,7 +185,10 @@ impl OAuth {
         let directory: Arc<dyn UserDirectory> = Arc::new(users.clone());
         let sessions = Sessions::new(directory, Duration::from_secs(3600));
         let api = Router::new()
-            .route("/api/notes", get(|p: Principal| async move { allowed(&p, "notes:read") }))
+            .route(
+                "/api/notes",
+                get(|p: Principal| async move { allowed(&p, "notes:read") }),
+            )
             .route(
                 "/api/notes/write",
                 post(|p: Principal| async move { allowed(&p, "notes:write") }),
@@ -243,8 +247,8 @@ impl OAuth {
     }
 
     pub async fn post_form(&self, uri: &str, body: String, headers: &[(&str, &str)]) -> Answer {
-        let mut request = Request::post(uri)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let mut request =
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -333,7 +337,11 @@ impl OAuth {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let answer = self
-            .post_form("/oauth/authorize", form(&pairs), &[(header::COOKIE.as_str(), cookie)])
+            .post_form(
+                "/oauth/authorize",
+                form(&pairs),
+                &[(header::COOKIE.as_str(), cookie)],
+            )
             .await;
         if answer.status == StatusCode::FOUND {
             if let Some(code) = answer.location_param("code") {
@@ -388,7 +396,10 @@ impl OAuth {
         }
         let answer = self.post_form("/oauth/token", form(pairs), &headers).await;
         let json = answer.json();
-        for (field, what) in [("access_token", "access token"), ("refresh_token", "refresh token")] {
+        for (field, what) in [
+            ("access_token", "access token"),
+            ("refresh_token", "refresh token"),
+        ] {
             if let Some(secret) = json[field].as_str() {
                 self.secret(what, secret);
             }
@@ -414,7 +425,11 @@ impl OAuth {
 
     /// Calls the protected API with a bearer token.
     pub async fn api(&self, path: &str, token: &str) -> StatusCode {
-        let method = if path.ends_with("write") { "POST" } else { "GET" };
+        let method = if path.ends_with("write") {
+            "POST"
+        } else {
+            "GET"
+        };
         self.call(
             Request::builder()
                 .method(method)
@@ -462,14 +477,24 @@ impl OAuth {
             for url in &witness.urls {
                 assert!(!url.contains(secret.as_str()), "a {what} in a URL: {url}");
             }
-            assert!(!events.contains(secret.as_str()), "a {what} in the audit trail");
+            assert!(
+                !events.contains(secret.as_str()),
+                "a {what} in the audit trail"
+            );
         }
         for code in &witness.codes {
-            let carrying = witness.urls.iter().filter(|u| u.contains(code.as_str())).count();
+            let carrying = witness
+                .urls
+                .iter()
+                .filter(|u| u.contains(code.as_str()))
+                .count();
             assert_eq!(carrying, 1, "a code travelled in {carrying} URLs");
             assert!(!events.contains(code.as_str()), "a code in the audit trail");
         }
-        assert!(!witness.secrets.is_empty(), "the witness saw no secret at all");
+        assert!(
+            !witness.secrets.is_empty(),
+            "the witness saw no secret at all"
+        );
     }
 }
 
@@ -488,7 +513,10 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
 
 /// The values of the page's capability checkboxes.
 pub fn checkboxes(html: &str) -> Vec<String> {
-    inputs(html, "checkbox").into_iter().map(|(_, v)| v).collect()
+    inputs(html, "checkbox")
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
 }
 
 fn inputs(html: &str, kind: &str) -> Vec<(String, String)> {

@@ -32,7 +32,9 @@ fn check(
         return Err(OAuthError::invalid_grant("the code has expired"));
     }
     if code.client_id != client.id {
-        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        ));
     }
     if params.get("redirect_uri") != Some(code.redirect_uri.as_str()) {
         return Err(OAuthError::invalid_grant(
@@ -112,7 +114,9 @@ impl<B: Backend> Grant<B> for AuthorizationCodeGrant {
         let (refresh, record) = server.refresh_for(&issue, &family, &access)?;
         if let Err(error) = backend.insert_refresh(&record).await {
             // No refresh token, no answer: the access token goes too.
-            let _ = backend.revoke_token(&code.agent, &access.info.id, now).await;
+            let _ = backend
+                .revoke_token(&code.agent, &access.info.id, now)
+                .await;
             return Err(error.into());
         }
         Ok(server.answer(access, &code.capabilities, &refresh))

@@ -37,7 +37,9 @@ async fn reused<B: Backend>(
                 )),
         )
         .await;
-    Ok(OAuthError::invalid_grant("the refresh token was used already"))
+    Ok(OAuthError::invalid_grant(
+        "the refresh token was used already",
+    ))
 }
 
 #[async_trait::async_trait]
@@ -79,7 +81,9 @@ impl<B: Backend> Grant<B> for RefreshTokenGrant {
             None | Some(Ok(None)) => old.capabilities.clone(),
             Some(Ok(Some(asked))) if old.capabilities.covers_all(&asked) => asked,
             Some(Ok(Some(_))) => {
-                return Err(OAuthError::invalid_scope("scope is wider than what was granted"));
+                return Err(OAuthError::invalid_scope(
+                    "scope is wider than what was granted",
+                ));
             }
             Some(Err(error)) => return Err(OAuthError::invalid_scope(error.to_string())),
         };
