@@ -6,6 +6,8 @@
 //! otherwise). Then the request's own parameters, whose errors go back to the client. Then the
 //! person: not signed in → the sign-in page, with a way back here.
 
+use std::sync::Arc;
+
 use ::axum::Router;
 use ::axum::body::Bytes;
 use ::axum::extract::{RawQuery, State};
@@ -14,19 +16,19 @@ use ::axum::routing::get;
 use http::header::LOCATION;
 use http::{HeaderMap, StatusCode};
 
+use super::authority::Authority;
 use super::client::{Client, ClientKind};
 use super::code::AuthorizationCode;
 use super::connect::{Acting, Refused, acting, connection_agent, grantable};
 use super::consent::{self, Binding, Consent};
 use super::error::OAuthError;
-use super::metadata::AUTHORIZE;
 use super::page;
 use super::params::Params;
 use super::pkce;
 use super::redirect::{RedirectPattern, RedirectUri, allowed};
+use super::routes::AUTHORIZE;
 use super::scope;
 use super::secret::{self, CODE};
-use super::server::AuthorizationServer;
 use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::ceiling::CapabilitySet;
 use crate::error::StoreError;
@@ -45,6 +47,29 @@ const FIELDS: [&str; 8] = [
     "resource",
     "scope",
 ];
+
+/// What the consent steps need beyond the [`Authority`]: the key consent forms are bound
+/// with, the sign-in page, the session cookie's name.
+pub(crate) struct Consenting {
+    pub(crate) key: [u8; 32],
+    pub(crate) sign_in: String,
+    pub(crate) session_cookie: String,
+}
+
+/// The endpoint's state.
+struct Endpoint<B> {
+    authority: Authority<B>,
+    consenting: Arc<Consenting>,
+}
+
+impl<B> Clone for Endpoint<B> {
+    fn clone(&self) -> Self {
+        Self {
+            authority: self.authority.clone(),
+            consenting: self.consenting.clone(),
+        }
+    }
+}
 
 /// How an authorization request ends early.
 enum Stop {
@@ -121,7 +146,7 @@ impl Request {
     }
 
     /// Back to the client with an error, `state` and `iss`.
-    fn error<B: Backend>(&self, server: &AuthorizationServer<B>, code: &str, why: &str) -> Stop {
+    fn error<B: Backend>(&self, server: &Authority<B>, code: &str, why: &str) -> Stop {
         let mut pairs = vec![("error", code), ("error_description", why)];
         if let Some(state) = self.get("state") {
             pairs.push(("state", state));
@@ -149,10 +174,7 @@ fn redirect_allowed(client: &Client, uri: &RedirectUri) -> bool {
 
 /// Checks the client and its redirect URI (errors are pages), then the request (errors go
 /// back to the client).
-async fn check<B: Backend>(
-    server: &AuthorizationServer<B>,
-    mut params: Params,
-) -> Result<Request, Stop> {
+async fn check<B: Backend>(server: &Authority<B>, mut params: Params) -> Result<Request, Stop> {
     let bad = |message: &str| Stop::Page(StatusCode::BAD_REQUEST, message.to_owned());
     // `agent_slug` is the client id of a registered agent, under another name.
     let client_id = match (params.get("client_id"), params.get("agent_slug")) {
@@ -209,7 +231,7 @@ async fn check<B: Backend>(
         .transpose()
         .map(Option::flatten);
     let default = || {
-        scope::parse(&server.inner.scopes_supported.join(" "))
+        scope::parse(&server.scopes_supported().join(" "))
             .ok()
             .flatten()
     };
@@ -226,7 +248,8 @@ async fn check<B: Backend>(
 
 /// The person signed in, or where to send them.
 fn person<B: Backend>(
-    server: &AuthorizationServer<B>,
+    server: &Authority<B>,
+    sign_in: &str,
     principal: Option<Principal>,
     request: &Request,
 ) -> Result<UserId, Stop> {
@@ -243,7 +266,7 @@ fn person<B: Backend>(
             }
             let here = format!("{}{AUTHORIZE}?{}", server.issuer().path(), query.finish());
             let target: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
-            let location = format!("{}?return={target}", server.inner.sign_in);
+            let location = format!("{sign_in}?return={target}");
             Err(Stop::Redirect(location))
         }
     }
@@ -266,12 +289,14 @@ struct Standing {
 }
 
 async fn standing<B: Backend>(
-    server: &AuthorizationServer<B>,
+    endpoint: &Endpoint<B>,
     principal: Option<Principal>,
     headers: &HeaderMap,
     request: &Request,
 ) -> Result<Standing, Stop> {
-    let user = person(server, principal, request)?;
+    let server = &endpoint.authority;
+    let consenting = &endpoint.consenting;
+    let user = person(server, &consenting.sign_in, principal, request)?;
     let acting = match acting(server, &request.client, &user).await? {
         Ok(acting) => acting,
         Err(Refused(why)) => return Err(Stop::Page(StatusCode::FORBIDDEN, why.into())),
@@ -291,7 +316,7 @@ async fn standing<B: Backend>(
             "nothing asked for is within what may be granted",
         ));
     }
-    let cookie = consent::cookie(headers, &server.inner.session_cookie);
+    let cookie = consent::cookie(headers, &consenting.session_cookie);
     Ok(Standing {
         binding: Binding::new(user.clone(), cookie),
         user,
@@ -310,7 +335,7 @@ fn words(duration: std::time::Duration) -> String {
     format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
 }
 
-fn lifetime_words<B: Backend>(server: &AuthorizationServer<B>) -> String {
+fn lifetime_words<B: Backend>(server: &Authority<B>) -> String {
     format!(
         "Each access lasts {}; the application may renew it for up to {} unless you disconnect it.",
         words(server.access_lifetime()),
@@ -320,16 +345,17 @@ fn lifetime_words<B: Backend>(server: &AuthorizationServer<B>) -> String {
 
 /// The consent page.
 async fn ask<B: Backend>(
-    server: &AuthorizationServer<B>,
+    endpoint: &Endpoint<B>,
     principal: Option<Principal>,
     headers: &HeaderMap,
     params: Params,
 ) -> Result<Response, Stop> {
+    let server = &endpoint.authority;
     let request = check(server, params).await?;
-    let standing = standing(server, principal, headers, &request).await?;
+    let standing = standing(endpoint, principal, headers, &request).await?;
     let now = server.now().unix_timestamp();
     let csrf = consent::token(
-        &server.inner.consent_key,
+        &endpoint.consenting.key,
         now,
         &standing.binding,
         &request.fields(),
@@ -367,7 +393,7 @@ async fn ask<B: Backend>(
 
 /// The person's answer to the consent form.
 async fn decide<B: Backend>(
-    server: &AuthorizationServer<B>,
+    endpoint: &Endpoint<B>,
     principal: Option<Principal>,
     headers: &HeaderMap,
     params: Params,
@@ -376,10 +402,11 @@ async fn decide<B: Backend>(
     let csrf = params.get("csrf").unwrap_or_default().to_owned();
     let decision = params.get("decision").unwrap_or_default().to_owned();
     let params = params.without("csrf").without("decision");
+    let server = &endpoint.authority;
     let request = check(server, params).await?;
-    let standing = standing(server, principal, headers, &request).await?;
+    let standing = standing(endpoint, principal, headers, &request).await?;
     let now = server.now();
-    let key = &server.inner.consent_key;
+    let key = &endpoint.consenting.key;
     if !consent::verify(
         key,
         &csrf,
@@ -420,7 +447,7 @@ async fn decide<B: Backend>(
     };
     let code = secret::secret(CODE)?;
     let lifetime =
-        time::Duration::try_from(server.inner.code_lifetime).unwrap_or(time::Duration::seconds(60));
+        time::Duration::try_from(server.code_lifetime()).unwrap_or(time::Duration::seconds(60));
     let record = AuthorizationCode {
         hash: code.hash(),
         client_id: request.client.id.clone(),
@@ -460,7 +487,7 @@ async fn decide<B: Backend>(
 }
 
 async fn get_authorize<B: Backend>(
-    State(server): State<AuthorizationServer<B>>,
+    State(endpoint): State<Endpoint<B>>,
     principal: Option<Principal>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -469,13 +496,13 @@ async fn get_authorize<B: Backend>(
         Ok(params) => params,
         Err(error) => return page::error(StatusCode::BAD_REQUEST, error.description()),
     };
-    ask(&server, principal, &headers, params)
+    ask(&endpoint, principal, &headers, params)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn post_authorize<B: Backend>(
-    State(server): State<AuthorizationServer<B>>,
+    State(endpoint): State<Endpoint<B>>,
     principal: Option<Principal>,
     headers: HeaderMap,
     body: Bytes,
@@ -487,23 +514,26 @@ async fn post_authorize<B: Backend>(
         Err(error) => return page::error(StatusCode::BAD_REQUEST, error.description()),
     };
     let answer = if params.get("csrf").is_some() {
-        decide(&server, principal, &headers, params, ticked).await
+        decide(&endpoint, principal, &headers, params, ticked).await
     } else {
         // An authorization request sent as a form post (RFC 6749 §3.1).
-        ask(&server, principal, &headers, params).await
+        ask(&endpoint, principal, &headers, params).await
     };
     answer.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET`/`POST /oauth/authorize`, with the pages' headers, and cross-site posts carrying the
 /// session cookie refused (the consent form is this server's own).
-pub(crate) fn router<B: Backend>(server: AuthorizationServer<B>) -> Router {
-    let route = format!("{}{AUTHORIZE}", server.issuer().path());
+pub(crate) fn router<B: Backend>(authority: Authority<B>, consenting: Consenting) -> Router {
+    let route = format!("{}{AUTHORIZE}", authority.issuer().path());
     page::hardened(
         Router::new()
             .route(&route, get(get_authorize::<B>).post(post_authorize::<B>))
             .layer(SameOriginLayer::for_session_cookie().html())
-            .with_state(server),
+            .with_state(Endpoint {
+                authority,
+                consenting: Arc::new(consenting),
+            }),
     )
 }
 

@@ -2,9 +2,9 @@
 //! (its owner's or an admin's consent), or for a registered client the person's connection —
 //! one agent per (person, client), owned by the person, its policy what was granted.
 
+use super::authority::Authority;
 use super::client::{Client, ClientKind};
 use super::scope;
-use super::server::AuthorizationServer;
 use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::ceiling::{CapabilitySet, Policy};
 use crate::error::{Conflict, StoreError};
@@ -37,7 +37,7 @@ pub(crate) struct Refused(pub(crate) &'static str);
 /// holder of an `admin` grant on it may consent; anyone else is refused, and the attempt is
 /// audited.
 pub(crate) async fn acting<B: Backend>(
-    server: &AuthorizationServer<B>,
+    server: &Authority<B>,
     client: &Client,
     user: &UserId,
 ) -> Result<Result<Acting, Refused>, StoreError> {
@@ -89,7 +89,7 @@ pub(crate) async fn acting<B: Backend>(
 /// What of `requested` may be granted: ∩ the owner's role, and for a registered agent ∩ its
 /// policy (and its parent's). `None` when the owner is unknown or deactivated.
 pub(crate) async fn grantable<B: Backend>(
-    server: &AuthorizationServer<B>,
+    server: &Authority<B>,
     acting: &Acting,
     user: &UserId,
     requested: &CapabilitySet,
@@ -147,7 +147,7 @@ fn connection_slug(name: &str) -> Result<String, StoreError> {
 /// its policy widened to hold `granted`; or a new one, owned by the person, whose policy is
 /// `granted`, connected in one step (two consents at once make one connection).
 pub(crate) async fn connection_agent<B: Backend>(
-    server: &AuthorizationServer<B>,
+    server: &Authority<B>,
     client: &Client,
     user: &UserId,
     existing: Option<Agent>,
@@ -197,7 +197,7 @@ pub(crate) async fn connection_agent<B: Backend>(
 /// The connection's agent with a policy that holds `granted` (what was granted before stays:
 /// tokens and refresh tokens issued under it keep working).
 async fn widen<B: Backend>(
-    server: &AuthorizationServer<B>,
+    server: &Authority<B>,
     agent: Agent,
     granted: &CapabilitySet,
 ) -> Result<Agent, StoreError> {

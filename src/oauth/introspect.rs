@@ -15,13 +15,13 @@ use ::axum::routing::post;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use super::authority::Authority;
 use super::client::ClientAuth;
 use super::client_auth::{authenticate, presented};
 use super::error::{OAuthError, no_store_json};
-use super::metadata::{INTROSPECT, cors};
 use super::params::Params;
+use super::routes::{INTROSPECT, cors};
 use super::scope;
-use super::server::AuthorizationServer;
 use crate::principal::DelegationLink;
 use crate::resolver::TokenLookup;
 use crate::store::Backend;
@@ -95,7 +95,7 @@ fn access_answer(inspection: &Inspection, issuer: &str) -> Value {
 }
 
 /// The answer for a token of the store's format: its inspection, if it resolves.
-async fn access<B: Backend>(server: &AuthorizationServer<B>, token: &str) -> Option<Value> {
+async fn access<B: Backend>(server: &Authority<B>, token: &str) -> Option<Value> {
     let parsed = server.store().config().format.parse(token).ok()?;
     let lookup = TokenLookup::parsed(&parsed);
     let inspection = server.store().inspect(&lookup).await.ok()?;
@@ -104,7 +104,7 @@ async fn access<B: Backend>(server: &AuthorizationServer<B>, token: &str) -> Opt
 
 /// The answer for a refresh token: active while it is neither rotated, revoked nor expired,
 /// and its client is live.
-async fn refresh<B: Backend>(server: &AuthorizationServer<B>, token: &str) -> Option<Value> {
+async fn refresh<B: Backend>(server: &Authority<B>, token: &str) -> Option<Value> {
     let backend = server.store().backend();
     let now = server.now();
     let found = backend.refresh_token(&TokenHash::of(token)).await.ok()??;
@@ -136,11 +136,7 @@ async fn refresh<B: Backend>(server: &AuthorizationServer<B>, token: &str) -> Op
 /// Whether an active answer's audience is for the caller: none (a token bound to no
 /// resource), or one this server issues for and, when the request names its resource, that
 /// one.
-fn for_caller<B: Backend>(
-    server: &AuthorizationServer<B>,
-    answer: &Value,
-    asked: Option<&str>,
-) -> bool {
+fn for_caller<B: Backend>(server: &Authority<B>, answer: &Value, asked: Option<&str>) -> bool {
     match answer.get("aud").and_then(Value::as_str) {
         None => true,
         Some(aud) => {
@@ -150,7 +146,7 @@ fn for_caller<B: Backend>(
 }
 
 async fn introspect<B: Backend>(
-    State(server): State<AuthorizationServer<B>>,
+    State(server): State<Authority<B>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -187,7 +183,7 @@ async fn introspect<B: Backend>(
 }
 
 /// `POST /oauth/introspect`.
-pub(crate) fn router<B: Backend>(server: AuthorizationServer<B>) -> Router {
+pub(crate) fn router<B: Backend>(server: Authority<B>) -> Router {
     let route = format!("{}{INTROSPECT}", server.issuer().path());
     Router::new()
         .route(&route, post(introspect::<B>))

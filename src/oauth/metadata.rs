@@ -4,43 +4,22 @@
 use ::axum::Router;
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderName, Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
-use tower_http::cors::{Any, CorsLayer};
 
+use super::authority::Authority;
 use super::error::no_store_json;
-use super::server::AuthorizationServer;
+use super::routes::{AUTHORIZE, INTROSPECT, REGISTER, REVOKE, TOKEN, cors};
 use crate::store::Backend;
-
-/// The routes of the endpoints under the issuer.
-pub(crate) const AUTHORIZE: &str = "/oauth/authorize";
-pub(crate) const TOKEN: &str = "/oauth/token";
-pub(crate) const REGISTER: &str = "/oauth/register";
-pub(crate) const INTROSPECT: &str = "/oauth/introspect";
-pub(crate) const REVOKE: &str = "/oauth/revoke";
 
 const AS_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
 const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 const PRM_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
-/// CORS for the endpoints a browser-based client (the MCP Inspector) calls from its own
-/// origin: any origin, no cookies, the headers those clients send.
-pub(crate) fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            AUTHORIZATION,
-            CONTENT_TYPE,
-            HeaderName::from_static("mcp-protocol-version"),
-        ])
-}
-
-/// The authorization server's metadata document (RFC 8414 §2): what `router()` serves, every
-/// field real clients require, none for an endpoint that is not served.
-pub fn authorization_server_metadata<B: Backend>(server: &AuthorizationServer<B>) -> Value {
-    let issuer = server.issuer();
+/// The authorization server's metadata document (RFC 8414 §2), with the token endpoint's
+/// `grant_types`: every field real clients require, none for an endpoint that is not served.
+pub(crate) fn document<B: Backend>(authority: &Authority<B>, grant_types: &[&str]) -> Value {
+    let issuer = authority.issuer();
     json!({
         "issuer": issuer.as_str(),
         "authorization_endpoint": issuer.endpoint(AUTHORIZE),
@@ -50,7 +29,7 @@ pub fn authorization_server_metadata<B: Backend>(server: &AuthorizationServer<B>
         "revocation_endpoint": issuer.endpoint(REVOKE),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": server.grant_types(),
+        "grant_types_supported": grant_types,
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported":
             ["none", "client_secret_basic", "client_secret_post"],
@@ -58,7 +37,7 @@ pub fn authorization_server_metadata<B: Backend>(server: &AuthorizationServer<B>
             ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported":
             ["none", "client_secret_basic", "client_secret_post"],
-        "scopes_supported": server.inner.scopes_supported,
+        "scopes_supported": authority.scopes_supported(),
         "authorization_response_iss_parameter_supported": true,
     })
 }
@@ -76,13 +55,13 @@ async fn not_openid() -> Response {
 
 /// `/.well-known/oauth-authorization-server` (and its issuer-path variant), the OpenID
 /// discovery 404s.
-pub(crate) fn router<B: Backend>(server: AuthorizationServer<B>) -> Router {
-    let document = authorization_server_metadata(&server);
+pub(crate) fn router<B: Backend>(authority: &Authority<B>, grant_types: &[&str]) -> Router {
+    let document = document(authority, grant_types);
     let serve = move || {
         let document = document.clone();
         async move { ::axum::Json(document).into_response() }
     };
-    let path = server.issuer().path().to_owned();
+    let path = authority.issuer().path().to_owned();
     let mut router = Router::new()
         .route(AS_WELL_KNOWN, get(serve.clone()))
         .route(OPENID_WELL_KNOWN, get(not_openid));
@@ -190,14 +169,6 @@ impl ProtectedResource {
             router = router.route(&format!("{PRM_WELL_KNOWN}{}", self.path), get(serve));
         }
         router.layer(cors())
-    }
-}
-
-impl<B: Backend> AuthorizationServer<B> {
-    /// The metadata of `resource`, naming this server and its `scopes_supported`.
-    pub fn protected_resource(&self, resource: &str) -> Result<ProtectedResource, ResourceError> {
-        Ok(ProtectedResource::new(resource, self.issuer().as_str())?
-            .scopes_supported(self.inner.scopes_supported.clone()))
     }
 }
 

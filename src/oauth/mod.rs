@@ -9,6 +9,7 @@
 //! kept by the store's [`Backend`](crate::store::Backend), each single-use or rotating step
 //! one atomic method of it.
 
+mod authority;
 mod authorize;
 mod client;
 mod client_auth;
@@ -19,6 +20,7 @@ mod consent;
 mod error;
 pub mod grant;
 mod introspect;
+mod issue;
 mod issuer;
 mod metadata;
 mod page;
@@ -27,21 +29,26 @@ mod pkce;
 pub mod redirect;
 mod refresh;
 mod registration;
+mod response;
 mod revoke;
+mod routes;
 mod scope;
 mod secret;
 mod server;
 mod token;
 
+pub use authority::{Authority, MAX_CODE_LIFETIME};
 pub use client::{Client, ClientAuth, ClientKind};
 pub use code::{AuthorizationCode, Redemption};
 pub use connection::Connection;
 pub use error::{ErrorCode, OAuthError};
 pub use grant::Grant;
+pub use issue::Issue;
 pub use issuer::{Issuer, IssuerError};
-pub use metadata::{ProtectedResource, ResourceError, authorization_server_metadata};
+pub use metadata::{ProtectedResource, ResourceError};
 pub use params::Params;
 pub use pkce::PkceError;
 pub use refresh::{FamilyId, RefreshRotation, RefreshToken};
-pub use server::{AuthorizationServer, MAX_CODE_LIFETIME, RegistrationLimits};
-pub use token::{Issue, TokenResponse};
+pub use registration::RegistrationLimits;
+pub use response::TokenResponse;
+pub use server::AuthorizationServer;

@@ -4,6 +4,8 @@
 //! consent.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::axum::Router;
@@ -18,13 +20,13 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::authority::Authority;
 use super::client::{Client, ClientAuth, ClientKind};
 use super::error::{ErrorCode, OAuthError, no_store_json};
-use super::metadata::{REGISTER, cors};
 use super::redirect::RedirectUri;
+use super::routes::{REGISTER, cors};
 use super::scope;
 use super::secret::{self, CLIENT_SECRET};
-use super::server::{AuthorizationServer, RegistrationLimits};
 use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::store::Backend;
 
@@ -35,14 +37,58 @@ const MAX_NAME: usize = 100;
 /// The most keys the address limiter holds before it drops refilled ones.
 const MAX_KEYS: usize = 100_000;
 
+/// The bounds on open registration (RFC 7591): registration grants nothing, but each one is a
+/// record, so there are few of them and they go when unused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationLimits {
+    /// The most registered clients kept at once (live ones; `None`: no cap). Past it,
+    /// registration answers 503 `temporarily_unavailable` until some lapse.
+    pub cap: Option<u64>,
+    /// How long a registration lives without being used; each use (a consent, a token) pushes
+    /// its end back by as much.
+    pub unused_for: Duration,
+    /// Registrations one client address may make in a burst, refilled evenly over `window`.
+    pub per_address: NonZeroU32,
+    /// The window `per_address` refills over.
+    pub window: Duration,
+}
+
+impl Default for RegistrationLimits {
+    /// 10 000 clients; 30 days unused; 10 registrations per address per hour.
+    fn default() -> Self {
+        Self {
+            cap: Some(10_000),
+            unused_for: Duration::from_secs(30 * 86_400),
+            per_address: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            window: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The registration endpoint's state: its limits and the per-address limiter.
+#[derive(Clone)]
+pub(crate) struct Registration {
+    pub(crate) limits: RegistrationLimits,
+    limiter: Arc<AddressLimiter>,
+}
+
+impl Registration {
+    pub(crate) fn new(limits: RegistrationLimits) -> Self {
+        Self {
+            limiter: Arc::new(AddressLimiter::new(&limits)),
+            limits,
+        }
+    }
+}
+
 /// Registrations per client address (an IPv6 address counts by its /64).
-pub(crate) struct AddressLimiter {
+struct AddressLimiter {
     limiter: DefaultKeyedRateLimiter<[u8; 16]>,
     clock: DefaultClock,
 }
 
 impl AddressLimiter {
-    pub(crate) fn new(limits: &RegistrationLimits) -> Self {
+    fn new(limits: &RegistrationLimits) -> Self {
         let period = (limits.window / limits.per_address.get()).max(Duration::from_millis(1));
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN))
@@ -200,13 +246,31 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
+/// The endpoint's state.
+struct Endpoint<B> {
+    authority: Authority<B>,
+    registration: Registration,
+}
+
+impl<B> Clone for Endpoint<B> {
+    fn clone(&self) -> Self {
+        Self {
+            authority: self.authority.clone(),
+            registration: self.registration.clone(),
+        }
+    }
+}
+
 async fn register<B: Backend>(
-    State(server): State<AuthorizationServer<B>>,
+    State(Endpoint {
+        authority: server,
+        registration,
+    }): State<Endpoint<B>>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    if let Err(wait) = server.inner.limiter.check(address) {
+    if let Err(wait) = registration.limiter.check(address) {
         tracing::info!(client = ?address, "oauth: registration rate-limited");
         return Err(OAuthError::new(
             ErrorCode::SlowDown,
@@ -239,11 +303,9 @@ async fn register<B: Backend>(
         false => None,
     };
     client.secret_hash = secret.as_ref().map(|s| s.hash());
-    let unused_for = time::Duration::try_from(server.inner.registration.unused_for)
-        .unwrap_or(time::Duration::MAX);
-    client.expires_at = now.checked_add(unused_for);
+    client.expires_at = server.unused_until(&client.kind);
     let store = server.store();
-    let cap = server.inner.registration.cap;
+    let cap = registration.limits.cap;
     let mut stored = store.backend().insert_client(&client, cap, now).await?;
     if !stored {
         // Lapsed registrations still held count for nothing, but make room for them first.
@@ -291,12 +353,15 @@ async fn register<B: Backend>(
 }
 
 /// `POST /oauth/register`.
-pub(crate) fn router<B: Backend>(server: AuthorizationServer<B>) -> Router {
-    let route = format!("{}{REGISTER}", server.issuer().path());
+pub(crate) fn router<B: Backend>(authority: Authority<B>, registration: Registration) -> Router {
+    let route = format!("{}{REGISTER}", authority.issuer().path());
     Router::new()
         .route(&route, post(register::<B>))
         .layer(cors())
-        .with_state(server)
+        .with_state(Endpoint {
+            authority,
+            registration,
+        })
 }
 
 #[cfg(test)]

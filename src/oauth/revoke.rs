@@ -11,12 +11,12 @@ use ::axum::routing::post;
 use http::header::{CACHE_CONTROL, PRAGMA};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use super::authority::Authority;
 use super::client::Client;
 use super::client_auth::{authenticate, presented};
 use super::error::OAuthError;
-use super::metadata::{REVOKE, cors};
 use super::params::Params;
-use super::server::AuthorizationServer;
+use super::routes::{REVOKE, cors};
 use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::store::Backend;
 use crate::store::backend::StoredToken;
@@ -25,7 +25,7 @@ use crate::token::TokenHash;
 /// Revokes `token` if it is an access token of the store's format issued to `client`: whether
 /// it was one (revoked now or before).
 async fn access<B: Backend>(
-    server: &AuthorizationServer<B>,
+    server: &Authority<B>,
     client: &Client,
     token: &str,
 ) -> Result<bool, OAuthError> {
@@ -66,7 +66,7 @@ async fn access<B: Backend>(
 
 /// Ends the family of `token` if it is a refresh token issued to `client`.
 async fn refresh<B: Backend>(
-    server: &AuthorizationServer<B>,
+    server: &Authority<B>,
     client: &Client,
     token: &str,
 ) -> Result<(), OAuthError> {
@@ -97,7 +97,7 @@ async fn refresh<B: Backend>(
 }
 
 async fn revoke<B: Backend>(
-    State(server): State<AuthorizationServer<B>>,
+    State(server): State<Authority<B>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -121,7 +121,7 @@ async fn revoke<B: Backend>(
 }
 
 /// `POST /oauth/revoke`.
-pub(crate) fn router<B: Backend>(server: AuthorizationServer<B>) -> Router {
+pub(crate) fn router<B: Backend>(server: Authority<B>) -> Router {
     let route = format!("{}{REVOKE}", server.issuer().path());
     Router::new()
         .route(&route, post(revoke::<B>))

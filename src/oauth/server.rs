@@ -1,52 +1,21 @@
-//! [`AuthorizationServer`]: what every endpoint shares — the store, the issuer, the resources it
-//! issues for, lifetimes, the bounds on registration, the audit trail — and the one router.
+//! [`AuthorizationServer`]: the configuration of every endpoint, and the one router that serves
+//! them.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ::axum::Router;
-use time::OffsetDateTime;
 
-use super::client::{Client, ClientKind};
-use super::grant::{AuthorizationCodeGrant, Grant, RefreshTokenGrant};
+use super::authority::{Authority, MAX_CODE_LIFETIME};
+use super::authorize::{self, Consenting};
+use super::grant::{Grant, Grants};
 use super::issuer::{Issuer, IssuerError};
-use super::registration::AddressLimiter;
-use crate::audit::{AuditEvent, AuditWriter};
+use super::metadata::{self, ProtectedResource, ResourceError};
+use super::registration::{self, Registration, RegistrationLimits};
+use super::{introspect, revoke, token};
+use crate::audit::AuditWriter;
 use crate::server::SESSION_COOKIE;
 use crate::store::{Backend, Store};
-
-/// The longest an authorization code lives (RFC 6749 §4.1.2 recommends at most 10 minutes;
-/// this server keeps 60 s).
-pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(60);
-
-/// The bounds on open registration (RFC 7591): registration grants nothing, but each one is a
-/// record, so there are few of them and they go when unused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RegistrationLimits {
-    /// The most registered clients kept at once (live ones; `None`: no cap). Past it,
-    /// registration answers 503 `temporarily_unavailable` until some lapse.
-    pub cap: Option<u64>,
-    /// How long a registration lives without being used; each use (a consent, a token) pushes
-    /// its end back by as much.
-    pub unused_for: Duration,
-    /// Registrations one client address may make in a burst, refilled evenly over `window`.
-    pub per_address: NonZeroU32,
-    /// The window `per_address` refills over.
-    pub window: Duration,
-}
-
-impl Default for RegistrationLimits {
-    /// 10 000 clients; 30 days unused; 10 registrations per address per hour.
-    fn default() -> Self {
-        Self {
-            cap: Some(10_000),
-            unused_for: Duration::from_secs(30 * 86_400),
-            per_address: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
-            window: Duration::from_secs(3600),
-        }
-    }
-}
 
 /// The OAuth 2.1 authorization server over a [`Store`]: its configuration, and
 /// [`router`](AuthorizationServer::router), which serves every endpoint. Cheap to clone.
@@ -70,13 +39,19 @@ impl Default for RegistrationLimits {
 /// # }
 /// ```
 pub struct AuthorizationServer<B> {
-    pub(crate) inner: Arc<Inner<B>>,
+    authority: Authority<B>,
+    grants: Grants<B>,
+    registration: RegistrationLimits,
+    consenting: Arc<Consenting>,
 }
 
 impl<B> Clone for AuthorizationServer<B> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            authority: self.authority.clone(),
+            grants: self.grants.clone(),
+            registration: self.registration,
+            consenting: self.consenting.clone(),
         }
     }
 }
@@ -84,51 +59,10 @@ impl<B> Clone for AuthorizationServer<B> {
 impl<B> std::fmt::Debug for AuthorizationServer<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthorizationServer")
-            .field("issuer", &self.inner.issuer)
-            .field("resources", &self.inner.resources)
-            .field("access_lifetime", &self.inner.access_lifetime)
-            .field("refresh_lifetime", &self.inner.refresh_lifetime)
-            .field("code_lifetime", &self.inner.code_lifetime)
-            .field("registration", &self.inner.registration)
+            .field("authority", &self.authority)
+            .field("registration", &self.registration)
+            .field("sign_in", &self.consenting.sign_in)
             .finish_non_exhaustive()
-    }
-}
-
-pub(crate) struct Inner<B> {
-    pub(crate) store: Store<B>,
-    pub(crate) issuer: Issuer,
-    pub(crate) resources: Vec<String>,
-    pub(crate) scopes_supported: Vec<String>,
-    pub(crate) access_lifetime: Duration,
-    pub(crate) refresh_lifetime: Duration,
-    pub(crate) code_lifetime: Duration,
-    pub(crate) registration: RegistrationLimits,
-    pub(crate) limiter: Arc<AddressLimiter>,
-    pub(crate) audit: Option<AuditWriter>,
-    pub(crate) consent_key: Arc<[u8; 32]>,
-    pub(crate) sign_in: String,
-    pub(crate) session_cookie: String,
-    pub(crate) grants: Vec<Arc<dyn Grant<B>>>,
-}
-
-impl<B> Clone for Inner<B> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            issuer: self.issuer.clone(),
-            resources: self.resources.clone(),
-            scopes_supported: self.scopes_supported.clone(),
-            access_lifetime: self.access_lifetime,
-            refresh_lifetime: self.refresh_lifetime,
-            code_lifetime: self.code_lifetime,
-            registration: self.registration,
-            limiter: self.limiter.clone(),
-            audit: self.audit.clone(),
-            consent_key: self.consent_key.clone(),
-            sign_in: self.sign_in.clone(),
-            session_cookie: self.session_cookie.clone(),
-            grants: self.grants.clone(),
-        }
     }
 }
 
@@ -147,34 +81,32 @@ impl<B: Backend> AuthorizationServer<B> {
         }
         let registration = RegistrationLimits::default();
         Ok(Self {
-            inner: Arc::new(Inner {
-                store,
-                issuer,
-                resources: Vec::new(),
-                scopes_supported: Vec::new(),
-                access_lifetime: Duration::from_secs(3600),
-                refresh_lifetime: Duration::from_secs(30 * 86_400),
-                code_lifetime: MAX_CODE_LIFETIME,
-                limiter: Arc::new(AddressLimiter::new(&registration)),
-                registration,
-                audit: None,
-                consent_key: Arc::new(key),
+            authority: Authority::new(store, issuer)
+                .edit(|s| s.unused_for = registration.unused_for),
+            grants: Grants::standard(),
+            registration,
+            consenting: Arc::new(Consenting {
+                key,
                 sign_in: "/login".into(),
                 session_cookie: SESSION_COOKIE.into(),
-                grants: vec![
-                    Arc::new(AuthorizationCodeGrant),
-                    Arc::new(RefreshTokenGrant),
-                ],
             }),
         })
     }
 
-    fn edit(self, change: impl FnOnce(&mut Inner<B>)) -> Self {
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        change(&mut inner);
-        Self {
-            inner: Arc::new(inner),
-        }
+    fn edit(mut self, change: impl FnOnce(&mut super::authority::Shared<B>)) -> Self {
+        self.authority = self.authority.edit(change);
+        self
+    }
+
+    fn consenting(mut self, change: impl FnOnce(&mut Consenting)) -> Self {
+        let mut consenting = Consenting {
+            key: self.consenting.key,
+            sign_in: self.consenting.sign_in.clone(),
+            session_cookie: self.consenting.session_cookie.clone(),
+        };
+        change(&mut consenting);
+        self.consenting = Arc::new(consenting);
+        self
     }
 
     /// Adds a resource (RFC 8707) tokens may be issued for, compared byte for byte with the
@@ -188,8 +120,8 @@ impl<B: Backend> AuthorizationServer<B> {
     }
 
     /// The capability patterns advertised as `scopes_supported` (clients ask for every one),
-    /// and granted when a request names no scope and its client registered none: the baseline
-    /// a new client should get.
+    /// and asked for when a request names no scope and its client registered none: the
+    /// baseline a new client should get.
     pub fn scopes_supported<I, S>(self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -216,11 +148,9 @@ impl<B: Backend> AuthorizationServer<B> {
     }
 
     /// Bounds on open registration other than the default.
-    pub fn registration_limits(self, limits: RegistrationLimits) -> Self {
-        self.edit(|s| {
-            s.limiter = Arc::new(AddressLimiter::new(&limits));
-            s.registration = limits;
-        })
+    pub fn registration_limits(mut self, limits: RegistrationLimits) -> Self {
+        self.registration = limits;
+        self.edit(|s| s.unused_for = limits.unused_for)
     }
 
     /// Records registrations, codes, tokens, rotations, replays, reuses, refusals and
@@ -232,101 +162,53 @@ impl<B: Backend> AuthorizationServer<B> {
     /// The key consent forms are bound with (HMAC-SHA-256): the same on every node that serves
     /// the authorization endpoint, kept secret.
     pub fn consent_key(self, key: [u8; 32]) -> Self {
-        self.edit(|s| s.consent_key = Arc::new(key))
+        self.consenting(|c| c.key = key)
     }
 
     /// The sign-in page a person who is not signed in is sent to (`/login` by default), with
     /// `?return=` the authorization request (see [`Login`](crate::server::Login)).
     pub fn sign_in_path(self, path: impl Into<String>) -> Self {
         let path = path.into();
-        self.edit(|s| s.sign_in = path)
+        self.consenting(|c| c.sign_in = path)
     }
 
     /// The cookie of the sessions people sign in with ([`SESSION_COOKIE`] by default): consent
     /// forms are bound to its value, so a form is good for one session only.
     pub fn session_cookie(self, name: impl Into<String>) -> Self {
         let name = name.into();
-        self.edit(|s| s.session_cookie = name)
+        self.consenting(|c| c.session_cookie = name)
     }
 
     /// Adds a grant to the token endpoint (or replaces the one of its `grant_type`).
-    pub fn grant(self, grant: impl Grant<B>) -> Self {
-        let grant: Arc<dyn Grant<B>> = Arc::new(grant);
-        self.edit(|s| {
-            s.grants.retain(|g| g.grant_type() != grant.grant_type());
-            s.grants.push(grant);
-        })
+    pub fn grant(mut self, grant: impl Grant<B>) -> Self {
+        self.grants = self.grants.with(Arc::new(grant));
+        self
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store<B> {
-        &self.inner.store
+    /// What every endpoint and grant works with.
+    pub fn authority(&self) -> &Authority<B> {
+        &self.authority
     }
 
     /// The issuer.
     pub fn issuer(&self) -> &Issuer {
-        &self.inner.issuer
-    }
-
-    /// The resources tokens may be issued for, the default first.
-    pub fn resources(&self) -> &[String] {
-        &self.inner.resources
-    }
-
-    /// How long access tokens live.
-    pub fn access_lifetime(&self) -> Duration {
-        self.inner.access_lifetime
-    }
-
-    /// How long refresh tokens live.
-    pub fn refresh_lifetime(&self) -> Duration {
-        self.inner.refresh_lifetime
-    }
-
-    /// Now, by the store's clock.
-    pub fn now(&self) -> OffsetDateTime {
-        self.inner.store.now()
+        self.authority.issuer()
     }
 
     /// The grant types the token endpoint serves.
-    pub fn grant_types(&self) -> Vec<&str> {
-        self.inner.grants.iter().map(|g| g.grant_type()).collect()
+    pub fn grant_types(&self) -> Vec<&'static str> {
+        self.grants.types()
     }
 
-    /// The resource a request is for: the one it names, if this server issues for it; the
-    /// default when it names none. `Err` with the reason otherwise.
-    pub(crate) fn target(&self, asked: Option<&str>) -> Result<Option<String>, &'static str> {
-        match (asked, self.inner.resources.first()) {
-            (None, default) => Ok(default.cloned()),
-            (Some(asked), _) if self.inner.resources.iter().any(|r| r == asked) => {
-                Ok(Some(asked.to_owned()))
-            }
-            (Some(_), None) => Err("this server issues tokens for no resource"),
-            (Some(_), Some(_)) => Err("the resource is not one this server issues tokens for"),
-        }
+    /// The authorization server's metadata document (RFC 8414), as served.
+    pub fn metadata(&self) -> serde_json::Value {
+        metadata::document(&self.authority, &self.grant_types())
     }
 
-    /// Marks `client` used now: its last use, and for a registered client an end pushed back by
-    /// [`RegistrationLimits::unused_for`]. Best effort: a failure is logged, not answered.
-    pub(crate) async fn touch_client(&self, client: &Client) {
-        let now = self.now();
-        let mut touched = client.clone();
-        touched.last_used_at = Some(now);
-        if touched.kind == ClientKind::Registered {
-            let unused_for = time::Duration::try_from(self.inner.registration.unused_for)
-                .unwrap_or(time::Duration::MAX);
-            touched.expires_at = now.checked_add(unused_for);
-        }
-        if let Err(error) = self.store().backend().update_client(&touched).await {
-            tracing::warn!(%error, client = %client.id, "oauth: could not record a client's use");
-        }
-    }
-
-    /// Records `event` in the audit trail, if there is one.
-    pub async fn record(&self, event: AuditEvent) {
-        if let Some(writer) = &self.inner.audit {
-            writer.record(event).await;
-        }
+    /// The metadata of `resource` (RFC 9728), naming this server and its `scopes_supported`.
+    pub fn protected_resource(&self, resource: &str) -> Result<ProtectedResource, ResourceError> {
+        Ok(ProtectedResource::new(resource, self.issuer().as_str())?
+            .scopes_supported(self.authority.scopes_supported().to_vec()))
     }
 
     /// Every endpoint on one router, under the issuer's path: the metadata (RFC 8414, and
@@ -340,12 +222,21 @@ impl<B: Backend> AuthorizationServer<B> {
     /// principals. The registration limit counts by the connection's address
     /// (`ConnectInfo<SocketAddr>`; without it, every client counts as one).
     pub fn router(&self) -> Router {
+        let authority = &self.authority;
+        let consenting = Consenting {
+            key: self.consenting.key,
+            sign_in: self.consenting.sign_in.clone(),
+            session_cookie: self.consenting.session_cookie.clone(),
+        };
         Router::new()
-            .merge(super::metadata::router(self.clone()))
-            .merge(super::registration::router(self.clone()))
-            .merge(super::authorize::router(self.clone()))
-            .merge(super::token::router(self.clone()))
-            .merge(super::introspect::router(self.clone()))
-            .merge(super::revoke::router(self.clone()))
+            .merge(metadata::router(authority, &self.grant_types()))
+            .merge(registration::router(
+                authority.clone(),
+                Registration::new(self.registration),
+            ))
+            .merge(authorize::router(authority.clone(), consenting))
+            .merge(token::router(authority.clone(), self.grants.clone()))
+            .merge(introspect::router(authority.clone()))
+            .merge(revoke::router(authority.clone()))
     }
 }

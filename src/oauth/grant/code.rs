@@ -4,15 +4,16 @@
 
 use super::Grant;
 use crate::audit::{AuditAction, AuditEvent, Outcome};
+use crate::oauth::authority::Authority;
 use crate::oauth::client::Client;
 use crate::oauth::code::{AuthorizationCode, Redemption};
 use crate::oauth::error::OAuthError;
+use crate::oauth::issue::Issue;
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::oauth::refresh::FamilyId;
+use crate::oauth::response::TokenResponse;
 use crate::oauth::secret;
-use crate::oauth::server::AuthorizationServer;
-use crate::oauth::token::{Issue, TokenResponse};
 use crate::store::Backend;
 use crate::token::TokenHash;
 
@@ -64,22 +65,22 @@ impl<B: Backend> Grant<B> for AuthorizationCodeGrant {
 
     async fn exchange(
         &self,
-        server: &AuthorizationServer<B>,
+        authority: &Authority<B>,
         client: &Client,
         params: &Params,
     ) -> Result<TokenResponse, OAuthError> {
         let presented = params.require("code")?;
         let hash = TokenHash::of(presented);
-        let now = server.now();
-        let backend = server.store().backend();
+        let now = authority.now();
+        let backend = authority.store().backend();
         let code = match backend.redeem_code(&hash, now).await? {
             Redemption::Redeemed(code) => code,
             Redemption::Replayed(code) => {
                 let revoked = match &code.family {
-                    Some(family) => server.revoke_family(family, &code.agent).await?,
+                    Some(family) => authority.revoke_family(family, &code.agent).await?,
                     None => 0,
                 };
-                server
+                authority
                     .record(
                         AuditEvent::new(now, AuditAction::CodeReplayed, Outcome::Denied)
                             .agent(code.agent.clone())
@@ -110,8 +111,8 @@ impl<B: Backend> Grant<B> for AuthorizationCodeGrant {
             resource: code.resource.as_deref(),
             grant: "authorization_code",
         };
-        let access = server.mint_access(&issue).await?;
-        let (refresh, record) = server.refresh_for(&issue, &family, &access)?;
+        let access = authority.mint_access(&issue).await?;
+        let (refresh, record) = authority.refresh_for(&issue, &family, &access)?;
         if let Err(error) = backend.insert_refresh(&record).await {
             // No refresh token, no answer: the access token goes too.
             let _ = backend
@@ -119,6 +120,6 @@ impl<B: Backend> Grant<B> for AuthorizationCodeGrant {
                 .await;
             return Err(error.into());
         }
-        Ok(server.answer(access, &code.capabilities, &refresh))
+        Ok(authority.answer(access, &code.capabilities, &refresh))
     }
 }

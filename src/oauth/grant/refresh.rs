@@ -4,13 +4,14 @@
 
 use super::Grant;
 use crate::audit::{AuditAction, AuditEvent, Outcome};
+use crate::oauth::authority::Authority;
 use crate::oauth::client::Client;
 use crate::oauth::error::OAuthError;
+use crate::oauth::issue::Issue;
 use crate::oauth::params::Params;
 use crate::oauth::refresh::{RefreshRotation, RefreshToken};
+use crate::oauth::response::TokenResponse;
 use crate::oauth::scope;
-use crate::oauth::server::AuthorizationServer;
-use crate::oauth::token::{Issue, TokenResponse};
 use crate::store::Backend;
 use crate::token::TokenHash;
 
@@ -20,14 +21,14 @@ pub struct RefreshTokenGrant;
 
 /// A reuse: the family ends, and the trail says so.
 async fn reused<B: Backend>(
-    server: &AuthorizationServer<B>,
+    authority: &Authority<B>,
     token: &RefreshToken,
     client: &Client,
 ) -> Result<OAuthError, OAuthError> {
-    let revoked = server.revoke_family(&token.family, &token.agent).await?;
-    server
+    let revoked = authority.revoke_family(&token.family, &token.agent).await?;
+    authority
         .record(
-            AuditEvent::new(server.now(), AuditAction::RefreshReused, Outcome::Denied)
+            AuditEvent::new(authority.now(), AuditAction::RefreshReused, Outcome::Denied)
                 .agent(token.agent.clone())
                 .actor(token.user.clone())
                 .detail(format!(
@@ -50,13 +51,13 @@ impl<B: Backend> Grant<B> for RefreshTokenGrant {
 
     async fn exchange(
         &self,
-        server: &AuthorizationServer<B>,
+        authority: &Authority<B>,
         client: &Client,
         params: &Params,
     ) -> Result<TokenResponse, OAuthError> {
         let hash = TokenHash::of(params.require("refresh_token")?);
-        let now = server.now();
-        let backend = server.store().backend();
+        let now = authority.now();
+        let backend = authority.store().backend();
         let unknown = || OAuthError::invalid_grant("unknown refresh token");
         let old = backend.refresh_token(&hash).await?.ok_or_else(unknown)?;
         if old.client_id != client.id {
@@ -64,7 +65,7 @@ impl<B: Backend> Grant<B> for RefreshTokenGrant {
             return Err(unknown());
         }
         if old.rotated_at.is_some() || old.revoked_at.is_some() {
-            return Err(reused(server, &old, client).await?);
+            return Err(reused(authority, &old, client).await?);
         }
         if old.expires_at.is_some_and(|at| at <= now) {
             return Err(OAuthError::invalid_grant("the refresh token has expired"));
@@ -95,13 +96,13 @@ impl<B: Backend> Grant<B> for RefreshTokenGrant {
             resource: old.resource.as_deref(),
             grant: "refresh_token",
         };
-        let access = server.mint_access(&issue).await?;
+        let access = authority.mint_access(&issue).await?;
         // The new refresh token keeps the whole grant, whatever this access token narrowed to.
         let kept = Issue {
             capabilities: &old.capabilities,
             ..issue
         };
-        let (refresh, record) = server.refresh_for(&kept, &old.family, &access)?;
+        let (refresh, record) = authority.refresh_for(&kept, &old.family, &access)?;
         let rotation = backend.rotate_refresh(&hash, &record, now).await;
         let discard = || async {
             let _ = backend.revoke_token(&old.agent, &access.info.id, now).await;
@@ -111,7 +112,7 @@ impl<B: Backend> Grant<B> for RefreshTokenGrant {
             Ok(RefreshRotation::Reused(found)) => {
                 // Another rotation of the same token won the race: a reuse.
                 discard().await;
-                return Err(reused(server, &found, client).await?);
+                return Err(reused(authority, &found, client).await?);
             }
             Ok(RefreshRotation::Unknown) => {
                 discard().await;
@@ -122,7 +123,7 @@ impl<B: Backend> Grant<B> for RefreshTokenGrant {
                 return Err(error.into());
             }
         }
-        server
+        authority
             .record(
                 AuditEvent::new(now, AuditAction::RefreshRotated, Outcome::Success)
                     .agent(old.agent.clone())
@@ -131,6 +132,6 @@ impl<B: Backend> Grant<B> for RefreshTokenGrant {
                     .detail(format!("client {}, family {}", client.id, old.family)),
             )
             .await;
-        Ok(server.answer(access, &capabilities, &refresh))
+        Ok(authority.answer(access, &capabilities, &refresh))
     }
 }
