@@ -290,6 +290,102 @@ async fn only_the_owner_or_an_admin_consents_for_a_registered_agent() {
 }
 
 #[tokio::test]
+async fn a_registered_agents_code_gives_a_token_of_that_agent() {
+    let oauth = OAuth::new().await;
+    let cookie = oauth.sign_in("alice").await;
+    let (verifier, challenge) = pkce();
+    oauth.secret("verifier", &verifier);
+    let redirect = "http://127.0.0.1:45678/callback";
+    let mut params = request("writer", &challenge, "notes:read");
+    params.retain(|(n, _)| *n != "redirect_uri");
+    params.push(("redirect_uri", redirect));
+    let page = oauth.consent_page(&cookie, &params).await;
+    let answer = oauth.decide(&cookie, &page, None, "allow").await;
+    let code = answer.location_param("code").unwrap();
+    let tokens = oauth
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "writer"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    let access = tokens.json()["access_token"].as_str().unwrap().to_owned();
+    assert!(
+        access.starts_with("acme_writer_"),
+        "an agent token of the agent itself"
+    );
+    assert_eq!(oauth.api("/api/notes", &access).await, StatusCode::OK);
+    assert_eq!(
+        oauth.api("/api/notes/write", &access).await,
+        StatusCode::FORBIDDEN
+    );
+    // No connection: the agent is the client.
+    assert!(
+        oauth
+            .store
+            .backend()
+            .connections(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    oauth.assert_no_secret_leaked().await;
+}
+
+#[tokio::test]
+async fn a_later_consent_widens_the_same_connection() {
+    let oauth = OAuth::new().await;
+    let client = oauth.public_client().await;
+    let cookie = oauth.sign_in("alice").await;
+    let (code, verifier) = oauth.authorize(&cookie, &client, "notes:read", None).await;
+    let first = oauth.exchange(&client, &code, &verifier).await.json();
+    let first_access = first["access_token"].as_str().unwrap();
+    assert_eq!(
+        oauth.api("/api/notes/write", first_access).await,
+        StatusCode::FORBIDDEN
+    );
+    // Step-up: the same client asks for more.
+    let (code, verifier) = oauth
+        .authorize(&cookie, &client, "notes:read notes:write", None)
+        .await;
+    let second = oauth.exchange(&client, &code, &verifier).await.json();
+    let second_access = second["access_token"].as_str().unwrap();
+    assert_eq!(
+        oauth.api("/api/notes/write", second_access).await,
+        StatusCode::OK
+    );
+    // One connection, one agent, and what was granted before still works.
+    let connections = oauth.store.backend().connections(None).await.unwrap();
+    assert_eq!(connections.len(), 1);
+    assert_eq!(oauth.api("/api/notes", first_access).await, StatusCode::OK);
+    // Disconnecting (disabling the agent) ends every token of the client.
+    oauth
+        .store
+        .set_agent_status(
+            &connections[0].agent,
+            tower_agent_auth::store::AgentStatus::Disabled,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        oauth.api("/api/notes", second_access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, challenge) = pkce();
+    let answer = oauth
+        .consent_page(&cookie, &request(&client, &challenge, "notes:read"))
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(answer.location().is_none());
+}
+
+#[tokio::test]
 async fn an_unticked_capability_is_absent_from_the_token() {
     let oauth = OAuth::new().await;
     let client = oauth.public_client().await;
