@@ -70,15 +70,22 @@
 //!   expired.
 //! - `delegation` — delegated and task tokens, their chains, shared uses, subtree revocation,
 //!   completed tasks and ephemeral agents.
+//! - `oauth` (feature `oauth`) — the backend's OAuth methods: clients kept under the
+//!   registration cap (also under 20 concurrent registrations), codes redeemed once, refresh
+//!   tokens rotated once in families revoked whole, one connection per person and client (each
+//!   also raced by 20 tasks), what deleting a client or an agent takes with it, purging, and a
+//!   token's audience and client reaching its principal.
 //!
 //! `audit` needs the backend's audit trail ([`Backend::append_audit`] and
 //! [`Backend::audit_events`]), `approval` its approval methods, `delegation` its delegation
-//! subtrees and tasks. `approval` and `delegation` run only when named, so that a backend
-//! without them passes `conformance_suite!(open)`:
+//! subtrees and tasks, `oauth` its OAuth methods and delegation. `approval`, `delegation` and
+//! `oauth` run only when named, so that a backend without them passes
+//! `conformance_suite!(open)`:
 //!
 //! ```text
 //! tower_agent_auth::conformance_suite!(open);
 //! tower_agent_auth::conformance_suite!(open, [approval, delegation]);
+//! tower_agent_auth::conformance_suite!(open, [oauth]); // with the feature `oauth`
 //! ```
 //!
 //! A store without an audit log of its own runs the others by naming them:
@@ -124,6 +131,9 @@ pub mod delegation;
 pub mod grants;
 #[doc(hidden)]
 pub mod lifecycle;
+#[cfg(feature = "oauth")]
+#[doc(hidden)]
+pub mod oauth;
 #[doc(hidden)]
 pub mod resolution;
 #[doc(hidden)]
@@ -421,12 +431,12 @@ pub mod __private {
 
 /// Runs the conformance suite against a store: one `#[test]` per case.
 ///
-/// `conformance_suite!(open)` runs every section but `approval` and `delegation`;
+/// `conformance_suite!(open)` runs every section but `approval`, `delegation` and `oauth`;
 /// `conformance_suite!(open, [resolution, lifecycle])` only those named (`resolution`,
-/// `spending`, `lifecycle`, `grants`, `audit`, `approval`, `delegation`). `approval` and
-/// `delegation` need the backend's approval methods and its delegation subtrees and tasks, so
-/// they run only when named: a backend without them still passes the rest (and refuses every
-/// delegated token). `open` is a path to a function
+/// `spending`, `lifecycle`, `grants`, `audit`, `approval`, `delegation`, `oauth`). `approval`,
+/// `delegation` and `oauth` need the backend's approval methods, its delegation subtrees and
+/// tasks, and its OAuth methods (and the feature `oauth`), so they run only when named: a
+/// backend without them still passes the rest (and refuses every delegated token). `open` is a path to a function
 /// `async fn(MemoryUserDirectory, Arc<ManualClock>) -> Option<(Store<B>, impl Future<Output = ()>)>`;
 /// see the [`testing`](crate::testing) module for what it must return.
 #[macro_export]
@@ -552,6 +562,29 @@ macro_rules! conformance_suite {
             case_an_approval_given_before_the_ask_is_spent_not_asked_again,
             case_pending_approvals_are_bounded_per_agent,
             case_approvals_are_listed_across_many_agents,
+        );
+    };
+    (@section $open:path, oauth) => {
+        $crate::conformance_suite!(@cases $open, oauth:
+            case_oauth_clients_round_trip,
+            case_the_registration_cap_counts_live_registered_clients,
+            case_concurrent_registrations_stay_under_the_cap,
+            case_a_client_id_taken_twice_is_a_conflict,
+            case_clients_are_updated_and_deleted,
+            case_a_code_is_redeemed_once,
+            case_concurrent_redemptions_redeem_a_code_once,
+            case_a_replay_sees_the_family_its_redemption_started,
+            case_a_refresh_token_rotates_once,
+            case_concurrent_rotations_rotate_a_refresh_token_once,
+            case_revoking_a_family_revokes_every_member,
+            case_connect_finds_or_creates,
+            case_concurrent_consents_make_one_connection,
+            case_connections_are_listed_by_user_and_deleted,
+            case_deleting_a_client_removes_its_codes_refresh_tokens_and_connections,
+            case_deleting_an_agent_removes_its_connection_and_client,
+            case_purge_removes_lapsed_oauth_records_and_keeps_live_ones,
+            case_a_tokens_resource_and_client_reach_the_principal,
+            case_a_delegated_token_keeps_its_delegators_audience,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

@@ -84,6 +84,9 @@ tower_agent_auth::conformance_suite!(open);
 // The sections that need more than `Store`: named, since a store of another crate may
 // not implement `ApprovalGate` or `DelegationStore`.
 tower_agent_auth::conformance_suite!(open, [approval, delegation]);
+// OAuth clients, codes, refresh families and connections (feature `oauth`).
+#[cfg(feature = "oauth")]
+tower_agent_auth::conformance_suite!(open, [oauth]);
 
 /// An empty database: a fresh schema.
 async fn empty_database() -> Option<(sqlx::PgPool, impl std::future::Future<Output = ()>)> {

@@ -31,8 +31,8 @@
 //!
 //! Agents, tokens and the request path are required. Everything else has a provided method
 //! that answers [`StoreError::Unsupported`] (or an empty list, for a read) until a backend
-//! overrides it: rotation, delegation subtrees and tasks, purging, grants, approvals and the
-//! audit trail. The conformance suite (the `testing` module, feature `testing`) has a section for each, so a backend
+//! overrides it: rotation, delegation subtrees and tasks, purging, grants, approvals, the
+//! OAuth records and the audit trail. The conformance suite (the `testing` module, feature `testing`) has a section for each, so a backend
 //! proves what it implements.
 //!
 //! # Times
@@ -300,8 +300,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Stores a new client, unless it is a registered one and `limit` live registered clients
     /// are kept already at `now` (then `false`, nothing stored): the cap on open registration,
-    /// counted and applied in one step. [`Conflict`](crate::error::Conflict) if the id is
-    /// taken.
+    /// counted and applied in one step. [`Conflict::Client`](crate::error::Conflict::Client)
+    /// if the id is taken; [`NotFound::Agent`](crate::error::NotFound::Agent) if an agent's
+    /// client names an agent that is gone.
     #[cfg(feature = "oauth")]
     async fn insert_client(
         &self,
@@ -342,7 +343,9 @@ pub trait Backend: Send + Sync + 'static {
         Err(StoreError::Unsupported("oauth"))
     }
 
-    /// Stores a new authorization code.
+    /// Stores a new authorization code. [`NotFound::Client`](crate::error::NotFound::Client)
+    /// or [`NotFound::Agent`](crate::error::NotFound::Agent) if its client or agent is gone,
+    /// [`Conflict::Token`](crate::error::Conflict::Token) if its hash is stored already.
     #[cfg(feature = "oauth")]
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
         let _ = code;
@@ -369,7 +372,8 @@ pub trait Backend: Send + Sync + 'static {
         Err(StoreError::Unsupported("oauth"))
     }
 
-    /// Stores a new refresh token (the first of its family).
+    /// Stores a new refresh token (the first of its family); errors as
+    /// [`Backend::insert_code`].
     #[cfg(feature = "oauth")]
     async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
         let _ = token;
@@ -423,7 +427,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Stores `connection` unless its user is connected to its client already, in one step;
     /// either way answers the connection that stands (one per person and client, however
-    /// many consent at once).
+    /// many consent at once). [`NotFound::Client`](crate::error::NotFound::Client) or
+    /// [`NotFound::Agent`](crate::error::NotFound::Agent) if its client or agent is gone.
     #[cfg(feature = "oauth")]
     async fn connect(&self, connection: &Connection) -> Result<Connection, StoreError> {
         let _ = connection;

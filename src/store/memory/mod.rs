@@ -1,7 +1,7 @@
 //! The in-memory backend: for tests, examples and single-process tools.
 //!
-//! [`MemoryBackend`] keeps agents, tokens, grants, approvals and the audit trail in maps behind
-//! locks; [`MemoryStore`] is a [`Store`] over it. Resolving a token takes a read lock and copies
+//! [`MemoryBackend`] keeps agents, tokens, grants, approvals, OAuth records and the audit trail
+//! in maps behind locks; [`MemoryStore`] is a [`Store`] over it. Resolving a token takes a read lock and copies
 //! nothing (records are shared), reserving a use takes the token's own lock, and a token's last
 //! use is an atomic store, so requests never wait for each other. Each operation costs what it
 //! touches: an agent's tokens are indexed by agent, a delegation subtree by parent.

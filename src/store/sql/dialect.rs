@@ -47,6 +47,12 @@ pub(crate) trait Dialect: Database {
     #[cfg(feature = "approval")]
     const APPROVAL_LOCK: Option<&'static str>;
 
+    /// The statement that serialises registrations under a cap, run first in their
+    /// transaction (PostgreSQL: an advisory lock; SQLite needs none, its one writer counts
+    /// and inserts in one statement), so that two cannot both count below the cap.
+    #[cfg(feature = "oauth")]
+    const REGISTRATION_LOCK: Option<&'static str>;
+
     /// Spends (`$1` now, `$2` the token) the use in flight of every use-limited link of the
     /// chain of a token: a request under a delegated token reserved one of each, root first.
     /// Where rows are locked (PostgreSQL), the chain's are locked in the order reservations
@@ -93,7 +99,7 @@ pub(crate) enum Arg<'a> {
     OwnedText(Option<String>),
     Int(Option<i64>),
     Flag(bool),
-    Bytes(&'a [u8]),
+    Bytes(Option<&'a [u8]>),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -140,6 +146,12 @@ impl From<bool> for Arg<'_> {
 
 impl<'a> From<&'a [u8]> for Arg<'a> {
     fn from(value: &'a [u8]) -> Self {
+        Self::Bytes(Some(value))
+    }
+}
+
+impl<'a> From<Option<&'a [u8]>> for Arg<'a> {
+    fn from(value: Option<&'a [u8]>) -> Self {
         Self::Bytes(value)
     }
 }
@@ -247,6 +259,8 @@ pub(crate) trait Driver: Dialect {
     fn opt_int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error>;
     fn opt_int32(row: &Self::Row, column: &str) -> Result<Option<i32>, sqlx::Error>;
     fn flag(row: &Self::Row, column: &str) -> Result<bool, sqlx::Error>;
+    #[cfg(feature = "oauth")]
+    fn opt_bytes(row: &Self::Row, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
 }
 
 impl<B> Driver for B
@@ -259,10 +273,12 @@ where
     for<'q> Option<String>: Encode<'q, B>,
     for<'q> Option<i64>: Encode<'q, B>,
     for<'q> &'q [u8]: Encode<'q, B> + Type<B>,
+    for<'q> Option<&'q [u8]>: Encode<'q, B>,
     for<'q> String: Encode<'q, B> + Decode<'q, B> + Type<B>,
     for<'q> i64: Encode<'q, B> + Decode<'q, B> + Type<B>,
     for<'q> i32: Decode<'q, B> + Type<B>,
     for<'q> bool: Encode<'q, B> + Decode<'q, B> + Type<B>,
+    for<'q> Vec<u8>: Decode<'q, B> + Type<B>,
     for<'c> &'c str: ColumnIndex<B::Row>,
 {
     fn execute<'a>(
@@ -328,6 +344,11 @@ where
     fn flag(row: &Self::Row, column: &str) -> Result<bool, sqlx::Error> {
         row.try_get(column)
     }
+
+    #[cfg(feature = "oauth")]
+    fn opt_bytes(row: &Self::Row, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        row.try_get(column)
+    }
 }
 
 /// The sqlx query of `sql`, `args` bound.
@@ -339,6 +360,7 @@ where
     for<'q> Option<String>: Encode<'q, B>,
     for<'q> Option<i64>: Encode<'q, B>,
     for<'q> &'q [u8]: Encode<'q, B> + Type<B>,
+    for<'q> Option<&'q [u8]>: Encode<'q, B>,
     for<'q> String: Encode<'q, B> + Type<B>,
     for<'q> i64: Encode<'q, B> + Type<B>,
     for<'q> bool: Encode<'q, B> + Type<B>,

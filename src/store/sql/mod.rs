@@ -1,9 +1,11 @@
 //! The SQL backends: SQLite (feature `sqlite`) and PostgreSQL (feature `postgres`), written
 //! once as [`SqlBackend`], generic over the database.
 //!
-//! Both keep their data in eight tables — `agent_auth_agents`, `agent_auth_tokens`,
+//! Both keep their data in twelve tables — `agent_auth_agents`, `agent_auth_tokens`,
 //! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals`,
-//! `agent_auth_change_epoch`, `agent_auth_changes` and `agent_auth_schema_migrations` — created
+//! `agent_auth_change_epoch`, `agent_auth_changes`, the OAuth server's
+//! `agent_auth_oauth_clients`, `agent_auth_oauth_codes`, `agent_auth_oauth_refresh_tokens` and
+//! `agent_auth_oauth_connections`, and `agent_auth_schema_migrations` — created
 //! by versioned migrations embedded in the crate and applied when the store is opened (turn that
 //! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
 //! migrations are recorded in `agent_auth_schema_migrations` with a checksum, apart from any
@@ -36,7 +38,7 @@
 //!
 //! The backend is written once, generic over the database, in `Core`: one file per concern —
 //! `resolve` (the request path: lookup, reserve, settle, last-used), `agents`, `tokens`,
-//! `grants`, `approvals`, `audit`, `feed` (the change feed) — each with its statements as plain
+//! `grants`, `approvals`, `oauth`, `audit`, `feed` (the change feed) — each with its statements as plain
 //! SQL beside the code that runs them, over `rows` (records read by column name), `audit_row`
 //! (an audit event as a row) and `migrate` (versioned, checksummed migrations). What differs
 //! between SQLite and PostgreSQL — the migrations, the migration lock, settling a use down a
@@ -57,6 +59,8 @@ mod feed;
 mod grants;
 mod last_used;
 pub mod migrate;
+#[cfg(feature = "oauth")]
+mod oauth;
 mod pool;
 mod resolve;
 mod rows;
@@ -98,6 +102,10 @@ use crate::token::TokenHash;
 use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
     Requested,
+};
+#[cfg(feature = "oauth")]
+use crate::oauth::{
+    AuthorizationCode, Client, Connection, FamilyId, Redemption, RefreshRotation, RefreshToken,
 };
 
 /// A backend on one database: everything the store keeps, written once.
@@ -397,6 +405,113 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
 
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
         self.core.grants(filter).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_client(
+        &self,
+        client: &Client,
+        limit: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.core.insert_client(client, limit, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        self.core.client(id).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.core.clients().await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        self.core.update_client(client).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        self.core.delete_client(id).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        self.core.insert_code(code).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Redemption, StoreError> {
+        self.core.redeem_code(hash, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) -> Result<(), StoreError> {
+        self.core.set_code_family(hash, family).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        self.core.insert_refresh(token).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn refresh_token(&self, hash: &TokenHash) -> Result<Option<RefreshToken>, StoreError> {
+        self.core.refresh_token(hash).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<RefreshRotation, StoreError> {
+        self.core.rotate_refresh(old, new, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn revoke_family(
+        &self,
+        family: &FamilyId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.core.revoke_family(family, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connection(
+        &self,
+        user: &UserId,
+        client: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        self.core.connection(user, client).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connect(&self, connection: &Connection) -> Result<Connection, StoreError> {
+        self.core.connect(connection).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn connections(&self, user: Option<&UserId>) -> Result<Vec<Connection>, StoreError> {
+        self.core.connections(user).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn delete_connection(&self, user: &UserId, client: &str) -> Result<bool, StoreError> {
+        self.core.delete_connection(user, client).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        self.core.purge_oauth(before).await
     }
 
     #[cfg(feature = "approval")]

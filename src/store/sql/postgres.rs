@@ -137,6 +137,13 @@ impl Dialect for sqlx::Postgres {
     #[cfg(feature = "approval")]
     const APPROVAL_LOCK: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 7018141354911790452))");
+    // One transaction-scoped lock for every registration under a cap, on every node (another
+    // key than the migrations' and the agents' locks).
+    #[cfg(feature = "oauth")]
+    const REGISTRATION_LOCK: Option<&'static str> = Some(
+        "SELECT pg_advisory_xact_lock(hashtextextended('agent_auth_oauth_registration', \
+         7018141354911790452))",
+    );
 
     fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
         result.rows_affected()

@@ -130,6 +130,8 @@ impl Dialect for sqlx::Sqlite {
     const APPROVAL_BEGIN: &'static str = "BEGIN IMMEDIATE";
     #[cfg(feature = "approval")]
     const APPROVAL_LOCK: Option<&'static str> = None;
+    #[cfg(feature = "oauth")]
+    const REGISTRATION_LOCK: Option<&'static str> = None;
 
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         result.rows_affected()
