@@ -295,8 +295,11 @@ impl RedirectPattern {
         if !text.contains(['/', ':']) {
             return parse_domain(text).map(|d| Self(Kind::Domain(d)));
         }
-        if !text.contains('/') && text.split(':').next().is_some_and(|s| s.contains('.')) {
-            // `example.com:8443`: a host with a port, not a scheme.
+        let host_and_port = text.split_once(':').is_some_and(|(host, port)| {
+            host.contains('.') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+        });
+        if host_and_port {
+            // `example.com:8443`: a host with a port, not a scheme and a path.
             return Err(RedirectError::DomainPatternSyntax);
         }
         if let Some(base) = text.strip_suffix('*').filter(|b| b.ends_with('/')) {
@@ -564,8 +567,8 @@ fn check_path(path: &str) -> Result<(), RedirectError> {
     Ok(())
 }
 
-/// Only what RFC 3986 allows unencoded in a path (`pchar` and `/`) or a query (also `?`), and
-/// `%` only before two hex digits.
+/// Only what RFC 3986 allows unencoded in a path (`pchar` and `/`) or a query (also `?`, but
+/// not `'`), and `%` only before two hex digits.
 fn check_characters(text: &str, query: bool) -> Result<(), RedirectError> {
     let bytes = text.as_bytes();
     for (i, c) in text.char_indices() {
@@ -584,6 +587,8 @@ fn check_characters(text: &str, query: bool) -> Result<(), RedirectError> {
             )
             || matches!(c, ':' | '@' | '/')
             || (query && c == '?');
+        // RFC 3986 allows `'` in a query, but URL parsers encode it there: they would not agree.
+        let allowed = allowed && !(query && c == '\'');
         if !allowed {
             return Err(RedirectError::InvalidCharacter(c));
         }
