@@ -29,6 +29,7 @@ mod pkce;
 pub mod redirect;
 mod refresh;
 mod registration;
+mod request;
 mod response;
 mod revoke;
 mod routes;
