@@ -170,12 +170,30 @@ impl<B: Backend> Authority<B> {
     }
 
     /// Marks `client` used now: its last use, and for a registered client an end pushed back.
-    /// Best effort: a failure is logged, not answered.
+    /// At most once a minute per client, and best effort: a failure is logged, not answered.
+    ///
+    /// The backend replaces a client's record whole, so the record is read again just before:
+    /// a revocation made meanwhile is kept, not overwritten (a revocation landing between that
+    /// read and the write would still be lost; the backend has no narrower update).
     pub async fn touch_client(&self, client: &Client) {
-        let mut touched = client.clone();
-        touched.last_used_at = Some(self.now());
-        touched.expires_at = self.unused_until(&client.kind).or(client.expires_at);
-        if let Err(error) = self.store().backend().update_client(&touched).await {
+        let now = self.now();
+        if client
+            .last_used_at
+            .is_some_and(|at| now - at < time::Duration::minutes(1))
+        {
+            return;
+        }
+        let backend = self.store().backend();
+        let result = match backend.client(&client.id).await {
+            Ok(Some(mut fresh)) if fresh.revoked_at.is_none() => {
+                fresh.last_used_at = Some(now);
+                fresh.expires_at = self.unused_until(&fresh.kind).or(fresh.expires_at);
+                backend.update_client(&fresh).await.map(drop)
+            }
+            Ok(_) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
             tracing::warn!(%error, client = %client.id, "oauth: could not record a client's use");
         }
     }

@@ -4,6 +4,7 @@
 
 use http::{StatusCode, header};
 use serde_json::{Value, json};
+use tower_agent_auth::store::Backend as _;
 
 use crate::oauth_support::{ISSUER, OAuth, OTHER_RESOURCE, REDIRECT, RESOURCE, form};
 
@@ -489,4 +490,61 @@ async fn client_secret_post_works_and_errors_are_exact() {
         )
         .await;
     assert_eq!(answer.json()["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn a_revoked_client_obtains_nothing_more() {
+    let oauth = OAuth::new().await;
+    let (client, tokens) = tokens(&oauth).await;
+    let mut record = oauth
+        .store
+        .backend()
+        .client(&client)
+        .await
+        .unwrap()
+        .unwrap();
+    record.revoked_at = Some(oauth.server.authority().now());
+    assert!(oauth.store.backend().update_client(&record).await.unwrap());
+    let answer = refresh(
+        &oauth,
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.json()["error"], "invalid_client");
+    let cookie = oauth.sign_in("alice").await;
+    let (_, challenge) = crate::oauth_support::pkce();
+    let page = oauth
+        .consent_page(
+            &cookie,
+            &[
+                ("response_type", "code"),
+                ("client_id", &client),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.location().is_none());
+    // A use after the revocation does not bring the client back.
+    oauth.clock.advance(std::time::Duration::from_secs(120));
+    let _ = refresh(
+        &oauth,
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+        &[],
+    )
+    .await;
+    let record = oauth
+        .store
+        .backend()
+        .client(&client)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.revoked_at.is_some());
 }
