@@ -72,6 +72,26 @@ pub enum AuditAction {
     /// An agent's request was refused by a rate limit (`429`; outcome `denied`; the detail
     /// names the limit, e.g. `agent limit 10 per 1s`): see [`crate::limit`].
     RateLimited,
+    /// An OAuth client registered itself (RFC 7591; the detail names the client, its
+    /// authentication method and the address it came from; no agent).
+    ClientRegistered,
+    /// A person consented and an authorization code was issued (the actor is who; the detail
+    /// names the client, the scope and the resource). The code itself is never recorded.
+    CodeIssued,
+    /// A spent authorization code was presented again (outcome `denied`): what its first
+    /// redemption issued was revoked.
+    CodeReplayed,
+    /// Consent was refused: the person denied it, or is neither the agent's owner nor an
+    /// `admin` of it (outcome `denied`; the actor is who).
+    ConsentRefused,
+    /// A refresh token was used and replaced by a new one of its family.
+    RefreshRotated,
+    /// A spent refresh token was presented again (outcome `denied`): its whole family and the
+    /// access tokens it issued were revoked.
+    RefreshReused,
+    /// A refresh token was revoked (RFC 7009): its family and the access tokens it issued
+    /// ended.
+    RefreshRevoked,
 }
 
 impl AuditAction {
@@ -98,6 +118,13 @@ impl AuditAction {
             Self::ApprovalUsed => "approval_used",
             Self::TaskCompleted => "task_completed",
             Self::RateLimited => "rate_limited",
+            Self::ClientRegistered => "client_registered",
+            Self::CodeIssued => "code_issued",
+            Self::CodeReplayed => "code_replayed",
+            Self::ConsentRefused => "consent_refused",
+            Self::RefreshRotated => "refresh_rotated",
+            Self::RefreshReused => "refresh_reused",
+            Self::RefreshRevoked => "refresh_revoked",
         }
     }
 
@@ -135,6 +162,13 @@ impl AuditAction {
             Self::ApprovalUsed,
             Self::TaskCompleted,
             Self::RateLimited,
+            Self::ClientRegistered,
+            Self::CodeIssued,
+            Self::CodeReplayed,
+            Self::ConsentRefused,
+            Self::RefreshRotated,
+            Self::RefreshReused,
+            Self::RefreshRevoked,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)

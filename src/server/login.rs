@@ -19,9 +19,10 @@ use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 
 /// The sign-in and sign-out routes, configured; [`login_router`] is the short way.
 ///
-/// * `GET /login`: the sign-in form.
-/// * `POST /login` (form fields `user`, `password`): on success a session cookie (`HttpOnly`,
-///   `SameSite=Lax`, `Secure` with [`Login::secure_cookies`]) and `303` to `/`; a wrong
+/// * `GET /login`: the sign-in form; `?return=/path?query` carries where to go after it.
+/// * `POST /login` (form fields `user`, `password`, optional `return`): on success a session
+///   cookie (`HttpOnly`, `SameSite=Lax`, `Secure` with [`Login::secure_cookies`]) and `303` to
+///   `return` if it is a path on this server (`/…`, not `//…`), else to `/`; a wrong
 ///   password is a `401` page, an attempt over the [limits](LoginThrottle) a `429` page with
 ///   `Retry-After` (logged, and audited as `sign_in_throttled` once per window and limit: per account and
 ///   address, per address, per account), busy password hashing a `503` page with `Retry-After`.
@@ -109,7 +110,7 @@ impl Login {
         }
         pages::not_framed(
             Router::new()
-                .route("/login", get(|| async { Html(FORM) }).post(login))
+                .route("/login", get(form_page).post(login))
                 .route("/logout", get(logout_page).post(logout))
                 .layer(same_origin)
                 .with_state(LoginState {
@@ -185,6 +186,44 @@ fn client_behind(
 struct Credentials {
     user: String,
     password: String,
+    #[serde(default, rename = "return")]
+    return_to: Option<String>,
+}
+
+/// Where to go after signing in, from `?return=` or the form's `return` field.
+#[derive(Deserialize)]
+struct ReturnTo {
+    #[serde(default, rename = "return")]
+    return_to: Option<String>,
+}
+
+/// `target` if it is a path on this server: it starts with one `/` (`//host` and `/\host` are
+/// other hosts to a browser), and holds no backslash and no control character. Anything else
+/// could send a person who just signed in to another site.
+fn same_origin_path(target: &str) -> Option<&str> {
+    let bytes = target.as_bytes();
+    let safe = bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && target.len() <= 4096
+        && !bytes.iter().any(|&b| b == b'\\' || b.is_ascii_control());
+    safe.then_some(target)
+}
+
+async fn form_page(
+    ::axum::extract::Query(query): ::axum::extract::Query<ReturnTo>,
+) -> Html<String> {
+    let hidden = query
+        .return_to
+        .as_deref()
+        .and_then(same_origin_path)
+        .map(|target| {
+            format!(
+                "<input type=\"hidden\" name=\"return\" value=\"{}\">\n",
+                pages::escape(target)
+            )
+        })
+        .unwrap_or_default();
+    Html(FORM.replace("<button", &format!("{hidden}<button")))
 }
 
 /// The connection's peer address, when the server was started with connect info.
@@ -310,6 +349,11 @@ async fn login(
             1,
         )
     };
+    let next = form
+        .return_to
+        .as_deref()
+        .and_then(same_origin_path)
+        .unwrap_or("/");
     match state.verifier.verify(&form.user, &form.password).await {
         Ok(Some(user)) => match state.sessions.begin(user.clone()).await {
             Ok(secret) => {
@@ -319,7 +363,7 @@ async fn login(
                     StatusCode::SEE_OTHER,
                     [
                         (SET_COOKIE, cookie(&secret, None, state.secure)),
-                        (LOCATION, "/".to_owned()),
+                        (LOCATION, next.to_owned()),
                     ],
                 )
                     .into_response();
@@ -535,6 +579,50 @@ mod tests {
         assert_eq!(event.actor.as_ref().map(|a| a.as_str()), Some("alice"));
         assert!(event.detail.as_deref().unwrap().contains("192.0.2.1"));
         assert_eq!(event.request.as_ref().unwrap().status, 429);
+    }
+
+    #[tokio::test]
+    async fn sign_in_returns_to_a_path_of_this_server_only() {
+        let app = login_router(sessions(), Arc::new(Verifier), false);
+        for (target, expected) in [
+            (
+                "/oauth/authorize?client_id=c_1&state=x",
+                "/oauth/authorize?client_id=c_1&state=x",
+            ),
+            ("//evil.example/x", "/"),
+            ("/\\evil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("/ok\r\nSet-Cookie: x", "/"),
+        ] {
+            let body = format!(
+                "user=alice&password=pw&return={}",
+                target
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect::<String>()
+            );
+            let (status, headers, _) = post(&app, "/login", &body, [10, 0, 0, 1]).await;
+            assert_eq!(status, StatusCode::SEE_OTHER, "{target}");
+            assert_eq!(headers[LOCATION], expected, "{target}");
+        }
+        // The form carries a safe target on, escaped; an unsafe one not at all.
+        let page = |query: &str| {
+            let request = Request::get(format!("/login?return={query}"))
+                .body(Body::empty())
+                .unwrap();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+        };
+        let form = page("%2Fa%3Fb%3D1%26c%3D%22").await;
+        assert!(
+            form.contains(r#"name="return" value="/a?b=1&amp;c=&quot;""#),
+            "{form}"
+        );
+        assert!(!page("%2F%2Fevil.example").await.contains("name=\"return\""));
     }
 
     #[tokio::test]

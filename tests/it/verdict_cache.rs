@@ -1,6 +1,6 @@
 //! The verdict cache over any resolver: what a hit answers, what it never answers, and what
 //! each change drops. A counting inner resolver shows which requests reached it.
-#![cfg(feature = "testing")]
+#![cfg(all(feature = "testing", feature = "cache"))]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,257 @@
+//! The consent page, and the token that binds its form to the session and to the request.
+//!
+//! The form's hidden `csrf` field is `issued.mac`: an HMAC-SHA-256, under the server's consent
+//! key, of when it was issued, who is signed in, the session's cookie, and every parameter of
+//! the authorization request. A form posted from another session, for other parameters (another
+//! redirect URI, another scope, another challenge), or older than [`FORM_LIFETIME`] is refused.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use super::page::{escape, page};
+use crate::principal::UserId;
+
+/// How long a consent form may be posted after it was shown, in seconds.
+pub(crate) const FORM_LIFETIME: i64 = 600;
+
+/// Who the form was shown to: the person, and the SHA-256 of their session cookie (if the
+/// session has one the server knows the name of).
+pub(crate) struct Binding {
+    pub(crate) user: UserId,
+    pub(crate) session: Option<[u8; 32]>,
+}
+
+impl Binding {
+    pub(crate) fn new(user: UserId, cookie: Option<&str>) -> Self {
+        Self {
+            user,
+            session: cookie.map(|c| Sha256::digest(c.as_bytes()).into()),
+        }
+    }
+}
+
+/// The value of the cookie `name` in `headers`.
+pub(crate) fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value)
+}
+
+fn mac(key: &[u8; 32], issued: i64, binding: &Binding, fields: &[(&str, Option<&str>)]) -> Vec<u8> {
+    // Hmac accepts keys of any length: 32 bytes never fails.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return Vec::new();
+    };
+    // Length-prefixed, so no two different inputs write the same bytes.
+    fn write(mac: &mut Hmac<Sha256>, part: &[u8]) {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    write(&mut mac, b"tower-agent-auth consent v1");
+    write(&mut mac, &issued.to_be_bytes());
+    write(&mut mac, binding.user.as_str().as_bytes());
+    write(
+        &mut mac,
+        binding.session.as_ref().map_or(&[][..], |s| &s[..]),
+    );
+    for (name, value) in fields {
+        write(&mut mac, name.as_bytes());
+        match value {
+            Some(value) => write(&mut mac, value.as_bytes()),
+            // Absent differs from empty.
+            None => mac.update(&u64::MAX.to_be_bytes()),
+        }
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The token for a form shown at `now` (Unix seconds).
+pub(crate) fn token(
+    key: &[u8; 32],
+    now: i64,
+    binding: &Binding,
+    fields: &[(&str, Option<&str>)],
+) -> String {
+    format!(
+        "{now}.{}",
+        URL_SAFE_NO_PAD.encode(mac(key, now, binding, fields))
+    )
+}
+
+/// Whether `presented` is a token for this binding and these fields, issued within
+/// [`FORM_LIFETIME`] of `now` (compared in constant time).
+pub(crate) fn verify(
+    key: &[u8; 32],
+    presented: &str,
+    now: i64,
+    binding: &Binding,
+    fields: &[(&str, Option<&str>)],
+) -> bool {
+    let Some((issued, presented_mac)) = presented.split_once('.') else {
+        return false;
+    };
+    let Ok(issued) = issued.parse::<i64>() else {
+        return false;
+    };
+    if !(now - FORM_LIFETIME..=now + 5).contains(&issued) {
+        return false;
+    }
+    let Ok(presented_mac) = URL_SAFE_NO_PAD.decode(presented_mac) else {
+        return false;
+    };
+    let expected = mac(key, issued, binding, fields);
+    subtle::ConstantTimeEq::ct_eq(&expected[..], &presented_mac[..]).into()
+}
+
+/// What the consent page shows.
+pub(crate) struct Consent<'a> {
+    /// The client's name.
+    pub(crate) client_name: &'a str,
+    /// What kind of client, in words.
+    pub(crate) client_kind: &'a str,
+    /// The agent the client will act as, in words.
+    pub(crate) agent: String,
+    /// Whose agent it is.
+    pub(crate) owner: &'a str,
+    /// Where the person will be sent back.
+    pub(crate) redirect_host: &'a str,
+    /// What may be granted, each a checkbox ticked at first.
+    pub(crate) capabilities: &'a [String],
+    /// What was asked for and cannot be granted (beyond the owner's role or the agent's
+    /// policy), listed for the person to see.
+    pub(crate) unavailable: &'a [String],
+    /// How long access lasts, in words.
+    pub(crate) lifetime: String,
+    /// Where the form posts.
+    pub(crate) action: &'a str,
+    /// The hidden fields: the request's parameters and the CSRF token.
+    pub(crate) hidden: Vec<(&'a str, String)>,
+}
+
+impl Consent<'_> {
+    /// The page, every value escaped.
+    pub(crate) fn render(&self) -> String {
+        let mut body = format!(
+            "<h1>Allow {name} to act for you?</h1>\n\
+             <p><strong>{name}</strong> ({kind}) asks to act as <strong>{agent}</strong>, \
+             owned by <strong>{owner}</strong>.</p>\n\
+             <p>You will be sent back to <strong>{host}</strong>.</p>\n\
+             <form method=\"post\" action=\"{action}\">\n",
+            name = escape(self.client_name),
+            kind = escape(self.client_kind),
+            agent = escape(&self.agent),
+            owner = escape(self.owner),
+            host = escape(self.redirect_host),
+            action = escape(self.action),
+        );
+        for (name, value) in &self.hidden {
+            body.push_str(&format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+                escape(name),
+                escape(value)
+            ));
+        }
+        body.push_str("<fieldset><legend>It may:</legend>\n");
+        for capability in self.capabilities {
+            let capability = escape(capability);
+            body.push_str(&format!(
+                "<label><input type=\"checkbox\" name=\"capability\" value=\"{capability}\" \
+                 checked> {capability}</label><br>\n"
+            ));
+        }
+        body.push_str("</fieldset>\n");
+        if !self.unavailable.is_empty() {
+            let list: Vec<String> = self.unavailable.iter().map(|c| escape(c)).collect();
+            body.push_str(&format!(
+                "<p>Asked for but not yours to give: {}</p>\n",
+                list.join(", ")
+            ));
+        }
+        body.push_str(&format!(
+            "<p>{}</p>\n\
+             <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
+             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n\
+             </form>",
+            escape(&self.lifetime)
+        ));
+        page("Allow access", &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn binding(cookie: &str) -> Binding {
+        Binding::new(UserId::from("alice"), Some(cookie))
+    }
+
+    #[test]
+    fn a_token_is_bound_to_the_session_the_fields_and_the_time() {
+        let fields = [("client_id", Some("c_1")), ("scope", Some("a:b"))];
+        let token = token(&KEY, 1000, &binding("s1"), &fields);
+        assert!(verify(&KEY, &token, 1000, &binding("s1"), &fields));
+        assert!(verify(
+            &KEY,
+            &token,
+            1000 + FORM_LIFETIME,
+            &binding("s1"),
+            &fields
+        ));
+        assert!(!verify(
+            &KEY,
+            &token,
+            1001 + FORM_LIFETIME,
+            &binding("s1"),
+            &fields
+        ));
+        assert!(!verify(&KEY, &token, 1000, &binding("s2"), &fields));
+        let other = [("client_id", Some("c_1")), ("scope", Some("a:*"))];
+        assert!(!verify(&KEY, &token, 1000, &binding("s1"), &other));
+        let absent = [("client_id", Some("c_1")), ("scope", None)];
+        assert!(!verify(&KEY, &token, 1000, &binding("s1"), &absent));
+        assert!(!verify(&[8; 32], &token, 1000, &binding("s1"), &fields));
+        let mallory = Binding::new(UserId::from("mallory"), Some("s1"));
+        assert!(!verify(&KEY, &token, 1000, &mallory, &fields));
+        assert!(!verify(&KEY, "garbage", 1000, &binding("s1"), &fields));
+        // The time is in the MAC: moving it invalidates the token.
+        let (_, mac) = token.split_once('.').unwrap();
+        assert!(!verify(
+            &KEY,
+            &format!("1001.{mac}"),
+            1001,
+            &binding("s1"),
+            &fields
+        ));
+    }
+
+    #[test]
+    fn the_page_escapes_everything() {
+        let consent = Consent {
+            client_name: "<script>alert(1)</script>",
+            client_kind: "registered client",
+            agent: "a new agent".into(),
+            owner: "alice",
+            redirect_host: "127.0.0.1",
+            capabilities: &["posts:read".into()],
+            unavailable: &["\"><img>".into()],
+            lifetime: "1 hour".into(),
+            action: "/oauth/authorize",
+            hidden: vec![("state", "\"><script>".into())],
+        };
+        let html = consent.render();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<img>"), "{html}");
+        assert!(html.contains(r#"name="capability" value="posts:read" checked"#));
+        assert!(html.contains(r#"value="deny""#));
+    }
+}

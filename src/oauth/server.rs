@@ -1,0 +1,242 @@
+//! [`AuthorizationServer`]: the configuration of every endpoint, and the one router that serves
+//! them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::axum::Router;
+
+use super::authority::{Authority, MAX_CODE_LIFETIME};
+use super::authorize::{self, Consenting};
+use super::grant::{Grant, Grants};
+use super::issuer::{Issuer, IssuerError};
+use super::metadata::{self, ProtectedResource, ResourceError};
+use super::registration::{self, Registration, RegistrationLimits};
+use super::{introspect, revoke, token};
+use crate::audit::AuditWriter;
+use crate::server::SESSION_COOKIE;
+use crate::store::{Backend, Store};
+
+/// The OAuth 2.1 authorization server over a [`Store`]: its configuration, and
+/// [`router`](AuthorizationServer::router), which serves every endpoint. Cheap to clone.
+///
+/// ```
+/// use tower_agent_auth::oauth::AuthorizationServer;
+/// use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+/// use tower_agent_auth::token::TokenFormat;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), MemoryUserDirectory::new());
+/// let server = AuthorizationServer::new(store, "https://auth.example.com/")
+///     .unwrap()
+///     .resource("https://api.example.com/mcp")
+///     .scopes_supported(["notes:read"]);
+/// assert_eq!(server.issuer().as_str(), "https://auth.example.com");
+/// let app: axum::Router = server.router().merge(
+///     server.protected_resource("https://api.example.com/mcp").unwrap().router(),
+/// );
+/// # let _ = app;
+/// # }
+/// ```
+pub struct AuthorizationServer<B> {
+    authority: Authority<B>,
+    grants: Grants<B>,
+    registration: RegistrationLimits,
+    consenting: Arc<Consenting>,
+}
+
+impl<B> Clone for AuthorizationServer<B> {
+    fn clone(&self) -> Self {
+        Self {
+            authority: self.authority.clone(),
+            grants: self.grants.clone(),
+            registration: self.registration,
+            consenting: self.consenting.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for AuthorizationServer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationServer")
+            .field("authority", &self.authority)
+            .field("registration", &self.registration)
+            .field("sign_in", &self.consenting.sign_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> AuthorizationServer<B> {
+    /// A server for `store`, identified by `issuer` (normalised: see [`Issuer`]), with the
+    /// grants `authorization_code` and `refresh_token`, access tokens of 1 h, refresh tokens of
+    /// 30 days, codes of 60 s, the default [`RegistrationLimits`], sign-in at `/login`, no
+    /// resource and no audit trail. The key that binds consent forms is drawn at random: give
+    /// every node the same with [`AuthorizationServer::consent_key`].
+    pub fn new(store: Store<B>, issuer: &str) -> Result<Self, IssuerError> {
+        let issuer = Issuer::parse(issuer)?;
+        let mut key = [0u8; 32];
+        // No entropy means no secrets at all: codes and tokens will fail as well, loudly.
+        if let Err(error) = getrandom::fill(&mut key) {
+            tracing::error!(%error, "oauth: no entropy for the consent key");
+        }
+        let registration = RegistrationLimits::default();
+        Ok(Self {
+            authority: Authority::new(store, issuer)
+                .edit(|s| s.unused_for = registration.unused_for),
+            grants: Grants::standard(),
+            registration,
+            consenting: Arc::new(Consenting {
+                key,
+                sign_in: "/login".into(),
+                session_cookie: SESSION_COOKIE.into(),
+            }),
+        })
+    }
+
+    fn edit(mut self, change: impl FnOnce(&mut super::authority::Shared<B>)) -> Self {
+        self.authority = self.authority.edit(change);
+        self
+    }
+
+    fn consenting(mut self, change: impl FnOnce(&mut Consenting)) -> Self {
+        let mut consenting = Consenting {
+            key: self.consenting.key,
+            sign_in: self.consenting.sign_in.clone(),
+            session_cookie: self.consenting.session_cookie.clone(),
+        };
+        change(&mut consenting);
+        self.consenting = Arc::new(consenting);
+        self
+    }
+
+    /// Adds a resource (RFC 8707) tokens may be issued for, compared byte for byte with the
+    /// `resource` clients send (give exactly the URL clients are given, e.g.
+    /// `https://api.example.com/mcp`). The first is the default for a request naming none;
+    /// with none configured, tokens are bound to no resource and a request naming one is
+    /// refused (`invalid_target`).
+    pub fn resource(self, uri: impl Into<String>) -> Self {
+        let uri = uri.into();
+        self.edit(|s| s.resources.push(uri))
+    }
+
+    /// The capability patterns advertised as `scopes_supported` (clients ask for every one),
+    /// and asked for when a request names no scope and its client registered none: the
+    /// baseline a new client should get.
+    pub fn scopes_supported<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes = scopes.into_iter().map(Into::into).collect();
+        self.edit(|s| s.scopes_supported = scopes)
+    }
+
+    /// How long access tokens live (1 h by default; an agent type's maximum still applies).
+    pub fn access_token_lifetime(self, lifetime: Duration) -> Self {
+        self.edit(|s| s.access_lifetime = lifetime)
+    }
+
+    /// How long a refresh token lives from its issue (30 days by default); each rotation
+    /// issues a new one.
+    pub fn refresh_token_lifetime(self, lifetime: Duration) -> Self {
+        self.edit(|s| s.refresh_lifetime = lifetime)
+    }
+
+    /// How long authorization codes live: at most [`MAX_CODE_LIFETIME`] (longer is cut to it).
+    pub fn code_lifetime(self, lifetime: Duration) -> Self {
+        self.edit(|s| s.code_lifetime = lifetime.min(MAX_CODE_LIFETIME))
+    }
+
+    /// Bounds on open registration other than the default.
+    pub fn registration_limits(mut self, limits: RegistrationLimits) -> Self {
+        self.registration = limits;
+        self.edit(|s| s.unused_for = limits.unused_for)
+    }
+
+    /// Records registrations, codes, tokens, rotations, replays, reuses, refusals and
+    /// revocations in the audit trail (never a secret).
+    pub fn audit(self, writer: AuditWriter) -> Self {
+        self.edit(|s| s.audit = Some(writer))
+    }
+
+    /// The key consent forms are bound with (HMAC-SHA-256): the same on every node that serves
+    /// the authorization endpoint, kept secret.
+    pub fn consent_key(self, key: [u8; 32]) -> Self {
+        self.consenting(|c| c.key = key)
+    }
+
+    /// The sign-in page a person who is not signed in is sent to (`/login` by default), with
+    /// `?return=` the authorization request (see [`Login`](crate::server::Login)).
+    pub fn sign_in_path(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.consenting(|c| c.sign_in = path)
+    }
+
+    /// The cookie of the sessions people sign in with ([`SESSION_COOKIE`] by default): consent
+    /// forms are bound to its value, so a form is good for one session only.
+    pub fn session_cookie(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.consenting(|c| c.session_cookie = name)
+    }
+
+    /// Adds a grant to the token endpoint (or replaces the one of its `grant_type`).
+    pub fn grant(mut self, grant: impl Grant<B>) -> Self {
+        self.grants = self.grants.with(Arc::new(grant));
+        self
+    }
+
+    /// What every endpoint and grant works with.
+    pub fn authority(&self) -> &Authority<B> {
+        &self.authority
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        self.authority.issuer()
+    }
+
+    /// The grant types the token endpoint serves.
+    pub fn grant_types(&self) -> Vec<&'static str> {
+        self.grants.types()
+    }
+
+    /// The authorization server's metadata document (RFC 8414), as served.
+    pub fn metadata(&self) -> serde_json::Value {
+        metadata::document(&self.authority, &self.grant_types())
+    }
+
+    /// The metadata of `resource` (RFC 9728), naming this server and its `scopes_supported`.
+    pub fn protected_resource(&self, resource: &str) -> Result<ProtectedResource, ResourceError> {
+        Ok(ProtectedResource::new(resource, self.issuer().as_str())?
+            .scopes_supported(self.authority.scopes_supported().to_vec()))
+    }
+
+    /// Every endpoint on one router, under the issuer's path: the metadata (RFC 8414, and
+    /// `/.well-known/openid-configuration` answering 404), `POST /oauth/register`,
+    /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect` and
+    /// `POST /oauth/revoke`. Merge it at the root of the application.
+    ///
+    /// The authorization endpoint reads the person from the request's
+    /// [`Principal`](crate::Principal) (an [`AgentAuthLayer`](crate::AgentAuthLayer) with a
+    /// session resolver, outside this router, puts it there), and answers only session
+    /// principals. The registration limit counts by the connection's address
+    /// (`ConnectInfo<SocketAddr>`; without it, every client counts as one).
+    pub fn router(&self) -> Router {
+        let authority = &self.authority;
+        let consenting = Consenting {
+            key: self.consenting.key,
+            sign_in: self.consenting.sign_in.clone(),
+            session_cookie: self.consenting.session_cookie.clone(),
+        };
+        Router::new()
+            .merge(metadata::router(authority, &self.grant_types()))
+            .merge(registration::router(
+                authority.clone(),
+                Registration::new(self.registration),
+            ))
+            .merge(authorize::router(authority.clone(), consenting))
+            .merge(token::router(authority.clone(), self.grants.clone()))
+            .merge(introspect::router(authority.clone()))
+            .merge(revoke::router(authority.clone()))
+    }
+}
