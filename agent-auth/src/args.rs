@@ -83,6 +83,13 @@ pub enum Command {
     /// Tasks: the work task tokens are minted for.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// OAuth clients of the authorization server: register (the secret shown once), list,
+    /// show, revoke.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Connections: the clients people connected by consenting, each an agent of theirs.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
     /// Run the reference server: management API, login, and a demo protected API.
     Serve(serve::ServeArgs),
 }
@@ -192,6 +199,19 @@ pub enum AgentCommand {
         /// a person (`token create WORKER --orchestrator SLUG --delegated-by USER`).
         #[arg(long)]
         orchestrator: bool,
+        /// Where the agent, as an OAuth client (`client_id` = its slug), may be sent back:
+        /// an exact URI, `https://host/path/*` (at or below the path) or a domain (`example.com`,
+        /// https). Repeat for more.
+        #[arg(long = "redirect-uri", value_name = "PATTERN")]
+        redirect_uris: Vec<String>,
+    },
+    /// Replace an agent's redirect allowlist as an OAuth client (see `create --redirect-uri`).
+    SetRedirects {
+        /// The agent's slug.
+        slug: String,
+        /// An allowed redirect: exact URI, `https://host/path/*` or a domain. Repeat for more.
+        #[arg(long = "redirect-uri", value_name = "PATTERN", required = true)]
+        redirect_uris: Vec<String>,
     },
     /// List agents.
     List,
@@ -530,4 +550,53 @@ pub struct AuditArgs {
     pub last: usize,
     #[command(flatten)]
     pub actor: Actor,
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; a confidential one's secret is printed once.
+    Register {
+        /// Its name, shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI it may be sent back to. Repeat for more.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Give it a client secret (client_secret_basic or client_secret_post).
+        #[arg(long)]
+        confidential: bool,
+        /// Let it call the introspection endpoint (a resource server); implies a secret.
+        #[arg(long)]
+        introspect: bool,
+    },
+    /// List clients.
+    List,
+    /// Show one client.
+    Show {
+        /// The client id.
+        id: String,
+    },
+    /// Revoke a client: it obtains nothing more, and every connection to it ends.
+    Revoke {
+        /// The client id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConnectionCommand {
+    /// List connections (a person's, with --user).
+    List {
+        /// Only this person's.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End a person's connection to a client: its agent is disabled, its tokens refused.
+    Revoke {
+        /// The person.
+        #[arg(long)]
+        user: String,
+        /// The client id.
+        client: String,
+    },
 }

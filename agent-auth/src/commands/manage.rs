@@ -100,6 +100,7 @@ async fn managed_command<B: Backend>(
             modes,
             expires_in,
             orchestrator,
+            redirect_uris,
         }) => {
             let kind = AgentType::parse(&agent_type).ok_or_else(|| {
                 format!("invalid agent type {agent_type:?}: autonomous, supervised or ephemeral")
@@ -127,7 +128,18 @@ async fn managed_command<B: Backend>(
                 new = new.orchestrator();
             }
             let created = as_user(UserId::from(owner)).create_agent(new).await?;
+            if !redirect_uris.is_empty() {
+                super::oauth::set_redirects(store, &created.id, &redirect_uris).await?;
+            }
             print_one(json, &views::agent(&created))?;
+        }
+        Command::Agent(AgentCommand::SetRedirects {
+            slug,
+            redirect_uris,
+        }) => {
+            let target = agent(store, &slug).await?;
+            let client = super::oauth::set_redirects(store, &target.id, &redirect_uris).await?;
+            print_one(json, &super::oauth::client_view(&client))?;
         }
         Command::Agent(AgentCommand::List) => {
             let rows: Vec<Value> = store
@@ -530,7 +542,11 @@ async fn managed_command<B: Backend>(
         | Command::Token(TokenCommand::Show { .. })) => {
             super::delegation::run(store, writer, command, json).await?
         }
-        Command::Migrate | Command::User(_) | Command::Serve(_) => {
+        Command::Migrate
+        | Command::User(_)
+        | Command::Serve(_)
+        | Command::Client(_)
+        | Command::Connection(_) => {
             unreachable!("handled before a store is chosen")
         }
     }

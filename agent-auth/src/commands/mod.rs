@@ -4,6 +4,7 @@
 mod approvals;
 mod delegation;
 mod manage;
+mod oauth;
 mod users;
 
 use std::error::Error;
@@ -39,6 +40,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 out("database ready: migrations applied")?;
             }
             Ok(())
+        }
+        command @ (Command::Client(_) | Command::Connection(_)) => {
+            dispatch!(database, store => oauth::run(&store, command, json).await)
         }
         command => dispatch!(database, store => manage::run(store, command, json).await),
     }
