@@ -22,6 +22,16 @@ pub struct ServeArgs {
     /// How long a sign-in lasts.
     #[arg(long, value_name = "DURATION", default_value = "12h", value_parser = duration)]
     pub session_lifetime: Duration,
+    /// The authorization server's issuer and the base of the demo resource, exactly as clients
+    /// reach this server (`https://auth.example.com`); default `http://` and the address
+    /// listened on.
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// The key consent forms are bound with: 64 hex digits, the same on every node (env
+    /// `AGENT_AUTH_CONSENT_KEY`). Without it each node draws its own, and a consent page must
+    /// be posted to the node that served it.
+    #[arg(long, env = "AGENT_AUTH_CONSENT_KEY", value_name = "HEX", hide_env_values = true, value_parser = consent_key)]
+    pub consent_key: Option<[u8; 32]>,
     /// Seed a demo user and agent on first run, mint a demo token on every run, and print it
     /// with ready curl lines.
     #[arg(long)]
@@ -152,4 +162,12 @@ fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
     text.parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("{text:?}: an address or a CIDR block (10.0.0.0/8)"))
+}
+
+/// A consent key: 64 hex digits.
+fn consent_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim()).map_err(|_| "64 hex digits (32 bytes)".to_owned())?;
+    bytes
+        .try_into()
+        .map_err(|_| "64 hex digits (32 bytes)".to_owned())
 }

@@ -26,6 +26,7 @@ use tower_agent_auth::AgentAuthLayer;
 use tower_agent_auth::approval::Supervision;
 use tower_agent_auth::audit::{AuditWriter, WriterOptions};
 use tower_agent_auth::cache::ChangeFeed;
+use tower_agent_auth::oauth::AuthorizationServer;
 use tower_agent_auth::server::{
     Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, delegations_router,
     home_router, manage_router, tasks_router,
@@ -37,6 +38,9 @@ use self::demo::{critical_set, demo, demo_seed};
 use self::listener::{ConnectionLimits, accept_loop, bind_error};
 use crate::database::{Accounts, Database};
 use crate::dispatch;
+
+/// The scopes a new OAuth client of the demo API is told to ask for.
+const DEMO_SCOPES: [&str; 3] = ["posts:read", "posts:write", "payments:send"];
 
 pub async fn run(
     database: Database,
@@ -107,7 +111,7 @@ where
         redis: redis.clone(),
         cache,
     });
-    let auth = AgentAuthLayer::from_arc(resolver)
+    let auth = AgentAuthLayer::from_arc(resolver.clone())
         .optional()
         .with_session_resolver(sessions.clone())
         .audit(writer.clone());
@@ -128,7 +132,42 @@ where
         .lifetime(approval_lifetime)
         .notifier(LogNotifier)
         .audit(writer.clone());
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {}", args.listen, bind_error(&error)))?;
+    let address = listener.local_addr()?;
+    // The authorization server, and the demo API as the resource its tokens are bound to.
+    let base = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let mut oauth = AuthorizationServer::new(store.clone(), &base)
+        .map_err(|error| format!("--issuer: {error}"))?
+        .audit(writer.clone());
+    let base = oauth.issuer().as_str().trim_end_matches('/').to_owned();
+    let demo_resource = format!("{base}/demo");
+    oauth = oauth
+        .resource(demo_resource.clone())
+        .scopes_supported(DEMO_SCOPES);
+    match args.consent_key {
+        Some(key) => oauth = oauth.consent_key(key),
+        None => {
+            tracing::info!("no --consent-key: consent forms are bound with this node's own key")
+        }
+    }
+    let demo_metadata = oauth
+        .protected_resource(&demo_resource)
+        .map_err(|error| format!("--issuer: {error}"))?;
+    // The demo API admits tokens bound to it (or to no resource: the CLI's), and its 401s
+    // point clients to its metadata.
+    let demo_layer = AgentAuthLayer::from_arc(resolver.clone())
+        .resource(&demo_resource)
+        .resource_metadata(&demo_metadata.metadata_url())
+        .and_then(|layer| layer.scope(&DEMO_SCOPES.join(" ")))
+        .map_err(|error| format!("--issuer: {error}"))?;
     let routes = Router::new()
+        .merge(oauth.router())
+        .merge(demo_metadata.router())
         .merge(
             Login::new(sessions, accounts.clone())
                 .secure_cookies(args.secure_cookies)
@@ -142,14 +181,10 @@ where
         .merge(tasks_router(manage.clone()))
         .merge(delegations_router(manage.clone()))
         .merge(manage_router(manage))
-        .merge(demo(supervision));
+        .merge(demo(supervision).layer(demo_layer));
     let body_timeout = args.body_timeout;
     let app = application(routes, rate_limit, auth, health, body_timeout);
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| format!("cannot listen on {}: {}", args.listen, bind_error(&error)))?;
-    let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("listening on http://{address}");
     if args.demo {

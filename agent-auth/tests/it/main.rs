@@ -8,5 +8,6 @@
 
 mod cli;
 mod cluster;
+mod oauth_client;
 mod serve_hardening;
 mod support;
