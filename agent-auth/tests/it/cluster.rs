@@ -25,11 +25,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support;
 
-const PASSWORD: &str = "cluster-s3cret";
+pub(crate) const PASSWORD: &str = "cluster-s3cret";
 /// What the nodes share to tag the verdicts they keep in Redis.
 const REDIS_SECRET: &str = "a cluster test secret, 32 bytes or more";
 
-fn postgres_url() -> Option<String> {
+pub(crate) fn postgres_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
         Ok(url) => Some(url),
         Err(_) => {
@@ -58,14 +58,14 @@ fn redis_url() -> Option<String> {
 }
 
 /// A PostgreSQL database of its own, dropped at the end.
-struct Database {
+pub(crate) struct Database {
     admin: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Database {
-    async fn create(base: &str, test: &str) -> Self {
+    pub(crate) async fn create(base: &str, test: &str) -> Self {
         use sqlx::Connection;
         let name = format!("agent_auth_cluster_{test}_{}", std::process::id());
         let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
@@ -146,7 +146,7 @@ fn cli(database: &str, args: &[&str], stdin: &str) -> String {
 }
 
 /// The schema, user alice (posts:*) with a password, and her agent `writer`.
-fn seed(database: &str) {
+pub(crate) fn seed(database: &str) {
     cli(database, &["migrate"], "");
     cli(
         database,
@@ -169,14 +169,14 @@ fn seed(database: &str) {
 
 /// One `agent-auth serve` process; killed when dropped. Its output is drained (a full pipe
 /// would stall it) and kept for a failing test to show.
-struct Node {
+pub(crate) struct Node {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Node {
-    fn start(database: &str, extra: &[&str]) -> Self {
+    pub(crate) fn start(database: &str, extra: &[&str]) -> Self {
         let mut command = Command::cargo_bin("agent-auth").unwrap();
         command
             .env_remove("AGENT_AUTH_DATABASE_URL")
@@ -214,7 +214,7 @@ impl Node {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.output.lock().unwrap().join("\n")
     }
 }
@@ -227,21 +227,21 @@ impl Drop for Node {
 }
 
 /// An answer: status, headers (lower-case names) and body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
     }
@@ -283,7 +283,7 @@ async fn try_request(
     })
 }
 
-async fn request(
+pub(crate) async fn request(
     address: &str,
     method: &str,
     path: &str,
@@ -295,7 +295,7 @@ async fn request(
         .unwrap_or_else(|| panic!("{method} {path} on {address}: no answer"))
 }
 
-async fn me(node: &Node, token: &str) -> u16 {
+pub(crate) async fn me(node: &Node, token: &str) -> u16 {
     request(
         &node.address,
         "GET",

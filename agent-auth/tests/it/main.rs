@@ -1,6 +1,7 @@
 //! The `agent-auth` binary run as a user would, one test binary: the CLI on SQLite and on
-//! PostgreSQL ([`cli`]), `serve` under attack ([`serve_hardening`]), and many nodes on one
-//! PostgreSQL and Redis ([`cluster`]).
+//! PostgreSQL ([`cli`]), `serve` under attack ([`serve_hardening`]), many nodes on one
+//! PostgreSQL and Redis ([`cluster`]), the authorization server on many nodes
+//! ([`cluster_oauth`]), and a real OAuth client against `serve` ([`oauth_client`]).
 //!
 //! Tests that need PostgreSQL or Redis skip with a notice when their URL is not set
 //! (`AGENT_AUTH_TEST_POSTGRES_URL`, `AGENT_AUTH_TEST_REDIS_URL`), and fail then under
@@ -8,6 +9,7 @@
 
 mod cli;
 mod cluster;
+mod cluster_oauth;
 mod oauth_client;
 mod serve_hardening;
 mod support;
