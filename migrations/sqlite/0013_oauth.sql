@@ -32,7 +32,8 @@ CREATE INDEX agent_auth_oauth_clients_by_agent ON agent_auth_oauth_clients (agen
     WHERE agent_id IS NOT NULL;
 
 -- Authorization codes: single use (`redeemed_at`), bound to what the request named; `family`
--- is the refresh family the redemption started, what a replay revokes.
+-- is the refresh family the redemption started (set by the redemption itself), what a replay
+-- revokes; `replayed_at` the first replay, which the redeemer reads once it has issued.
 CREATE TABLE agent_auth_oauth_codes (
     hash         BLOB PRIMARY KEY,
     client_id    TEXT NOT NULL REFERENCES agent_auth_oauth_clients (id) ON DELETE CASCADE,
@@ -45,7 +46,8 @@ CREATE TABLE agent_auth_oauth_codes (
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
     redeemed_at  INTEGER,
-    family       TEXT
+    family       TEXT,
+    replayed_at  INTEGER
 );
 CREATE INDEX agent_auth_oauth_codes_by_expiry ON agent_auth_oauth_codes (expires_at);
 CREATE INDEX agent_auth_oauth_codes_by_client ON agent_auth_oauth_codes (client_id);

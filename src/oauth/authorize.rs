@@ -268,6 +268,7 @@ async fn decide<B: Backend>(
         expires_at: now + lifetime,
         redeemed_at: None,
         family: None,
+        replayed_at: None,
     };
     server.store().backend().insert_code(&record).await?;
     server.touch_client(&request.client).await;

@@ -35,6 +35,9 @@ pub struct AuthorizationCode {
     pub redeemed_at: Option<OffsetDateTime>,
     /// The refresh family its redemption started: what a replay revokes.
     pub family: Option<FamilyId>,
+    /// When it was first presented again after its redemption: the redeemer, once it has
+    /// issued, reads this and revokes what it issued if a replay came in between.
+    pub replayed_at: Option<OffsetDateTime>,
 }
 
 /// What redeeming a code found ([`Backend::redeem_code`](crate::store::Backend::redeem_code)).
@@ -43,7 +46,8 @@ pub struct AuthorizationCode {
 pub enum Redemption {
     /// Redeemed now, for the first time: the code as it was.
     Redeemed(AuthorizationCode),
-    /// Redeemed before: a replay. The code as it is (its family names what it issued).
+    /// Redeemed before: a replay, now marked ([`AuthorizationCode::replayed_at`]). The code as
+    /// it is (its family names what it issued).
     Replayed(AuthorizationCode),
     /// No such code.
     Unknown,

@@ -80,6 +80,7 @@ fn code<B: Backend>(
         expires_at: now + Duration::from_secs(60),
         redeemed_at: None,
         family: None,
+        replayed_at: None,
     }
 }
 
@@ -293,26 +294,54 @@ pub async fn case_a_code_is_redeemed_once<B: Backend>(env: Env<B>) {
     backend.insert_code(&issued).await.unwrap();
     env.clock.advance(Duration::from_secs(2));
     let now = env.now_micros();
+    let family = FamilyId::new("fam-1");
     assert_eq!(
-        backend.redeem_code(&issued.hash, now).await.unwrap(),
+        backend
+            .redeem_code(&issued.hash, &family, now)
+            .await
+            .unwrap(),
         Redemption::Redeemed(issued.clone()),
         "the code as it was"
     );
-    env.clock.advance(Duration::from_secs(1));
-    let replay = backend.redeem_code(&issued.hash, env.now_micros()).await;
     let mut spent = issued.clone();
     spent.redeemed_at = Some(now);
+    spent.family = Some(family.clone());
+    assert_eq!(
+        backend.code(&issued.hash).await.unwrap(),
+        Some(spent.clone()),
+        "redeemed for its family, in the same step"
+    );
+    env.clock.advance(Duration::from_secs(1));
+    let replayed_at = env.now_micros();
+    let replay = backend
+        .redeem_code(&issued.hash, &FamilyId::new("fam-2"), replayed_at)
+        .await;
+    spent.replayed_at = Some(replayed_at);
     assert_eq!(
         replay.unwrap(),
-        Redemption::Replayed(spent),
-        "redeemed at the first"
+        Redemption::Replayed(spent.clone()),
+        "redeemed at the first, for the first family; the replay marked"
+    );
+    env.clock.advance(Duration::from_secs(1));
+    backend
+        .redeem_code(&issued.hash, &family, env.now_micros())
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.code(&issued.hash).await.unwrap(),
+        Some(spent),
+        "the first replay's time stays"
     );
     assert_eq!(
         backend
-            .redeem_code(&TokenHash::of("code-unknown"), now)
+            .redeem_code(&TokenHash::of("code-unknown"), &family, now)
             .await
             .unwrap(),
         Redemption::Unknown
+    );
+    assert_eq!(
+        backend.code(&TokenHash::of("code-unknown")).await.unwrap(),
+        None
     );
 
     let mut orphan = code(&env, &client, &agent.id, "code-2");
@@ -324,7 +353,10 @@ pub async fn case_a_code_is_redeemed_once<B: Backend>(env: Env<B>) {
     assert!(is_not_found_agent(&refused), "{refused:?}");
     for hash in [&orphan.hash, &lost.hash] {
         assert_eq!(
-            backend.redeem_code(hash, now).await.unwrap(),
+            backend
+                .redeem_code(hash, &FamilyId::new("fam"), now)
+                .await
+                .unwrap(),
             Redemption::Unknown
         );
     }
@@ -339,7 +371,14 @@ pub async fn case_concurrent_redemptions_redeem_a_code_once<B: Backend>(env: Env
     for _ in 0..RACERS {
         let store = env.store.clone();
         let hash = issued.hash;
-        tasks.spawn(async move { store.backend().redeem_code(&hash, now).await.unwrap() });
+        tasks.spawn(async move {
+            let family = FamilyId::new("fam");
+            store
+                .backend()
+                .redeem_code(&hash, &family, now)
+                .await
+                .unwrap()
+        });
     }
     let (mut redeemed, mut replayed) = (0, 0);
     while let Some(redemption) = tasks.join_next().await {
@@ -358,17 +397,21 @@ pub async fn case_a_replay_sees_the_family_its_redemption_started<B: Backend>(en
     let issued = code(&env, &client, &agent.id, "code-1");
     backend.insert_code(&issued).await.unwrap();
     let now = env.now_micros();
+    let family = FamilyId::new("fam_1");
     assert!(matches!(
-        backend.redeem_code(&issued.hash, now).await.unwrap(),
+        backend.redeem_code(&issued.hash, &family, now).await.unwrap(),
         Redemption::Redeemed(found) if found.family.is_none()
     ));
-    let family = FamilyId::new("fam_1");
-    backend
-        .set_code_family(&issued.hash, &family)
+    // However soon it comes, a replay finds the family: the redemption set it.
+    match backend
+        .redeem_code(&issued.hash, &FamilyId::new("fam_2"), now)
         .await
-        .unwrap();
-    match backend.redeem_code(&issued.hash, now).await.unwrap() {
-        Redemption::Replayed(replayed) => assert_eq!(replayed.family, Some(family)),
+        .unwrap()
+    {
+        Redemption::Replayed(replayed) => {
+            assert_eq!(replayed.family, Some(family));
+            assert_eq!(replayed.replayed_at, Some(now));
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -695,7 +738,7 @@ async fn holding<B: Backend>(env: &Env<B>, agent: &AgentId, tag: &str) -> Client
 async fn held<B: Backend>(env: &Env<B>, tag: &str) -> [bool; 3] {
     let backend = env.store.backend();
     let code = backend
-        .redeem_code(&TokenHash::of(&format!("code-{tag}")), env.now_micros())
+        .code(&TokenHash::of(&format!("code-{tag}")))
         .await
         .unwrap();
     let refresh = backend
@@ -706,11 +749,7 @@ async fn held<B: Backend>(env: &Env<B>, tag: &str) -> [bool; 3] {
         .connection(&"alice".into(), &format!("c_{tag}"))
         .await
         .unwrap();
-    [
-        code != Redemption::Unknown,
-        refresh.is_some(),
-        connection.is_some(),
-    ]
+    [code.is_some(), refresh.is_some(), connection.is_some()]
 }
 
 pub async fn case_deleting_a_client_removes_its_codes_refresh_tokens_and_connections<B: Backend>(
@@ -793,14 +832,8 @@ pub async fn case_purge_removes_lapsed_oauth_records_and_keeps_live_ones<B: Back
         "the lapsed code, the expired and the revoked refresh tokens, the lapsed client"
     );
     let now = env.now_micros();
-    assert_eq!(
-        backend.redeem_code(&old_code.hash, now).await.unwrap(),
-        Redemption::Unknown
-    );
-    assert!(matches!(
-        backend.redeem_code(&fresh_code.hash, now).await.unwrap(),
-        Redemption::Redeemed(_)
-    ));
+    assert_eq!(backend.code(&old_code.hash).await.unwrap(), None);
+    assert!(backend.code(&fresh_code.hash).await.unwrap().is_some());
     for (gone, hash) in [
         (true, &short.hash),
         (true, &revoked.hash),

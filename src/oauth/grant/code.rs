@@ -73,7 +73,9 @@ impl<B: Backend> Grant<B> for AuthorizationCodeGrant {
         let hash = TokenHash::of(presented);
         let now = authority.now();
         let backend = authority.store().backend();
-        let code = match backend.redeem_code(&hash, now).await? {
+        // The family first, set by the redemption itself: a replay, however soon, finds it.
+        let family = FamilyId::new(secret::random(16)?);
+        let code = match backend.redeem_code(&hash, &family, now).await? {
             Redemption::Redeemed(code) => code,
             Redemption::Replayed(code) => {
                 let revoked = match &code.family {
@@ -98,11 +100,6 @@ impl<B: Backend> Grant<B> for AuthorizationCodeGrant {
         };
         // Redeemed now: a code that fails a check stays spent.
         check(&code, client, params, now)?;
-        // The family first, so that a replay racing this redemption finds what to revoke (one
-        // that lands between this and storing the refresh token finds the family still empty:
-        // a window of one insert).
-        let family = FamilyId::new(secret::random(16)?);
-        backend.set_code_family(&hash, &family).await?;
         let issue = Issue {
             client,
             agent: &code.agent,
@@ -119,6 +116,17 @@ impl<B: Backend> Grant<B> for AuthorizationCodeGrant {
                 .revoke_token(&code.agent, &access.info.id, now)
                 .await;
             return Err(error.into());
+        }
+        // A replay that came while this issued found too little to revoke: it marked the code,
+        // and what was issued is revoked here. One that comes after this read finds the
+        // refresh token stored, and revokes the family itself.
+        if backend
+            .code(&hash)
+            .await?
+            .is_none_or(|code| code.replayed_at.is_some())
+        {
+            authority.revoke_family(&family, &code.agent).await?;
+            return Err(OAuthError::invalid_grant("the code was used already"));
         }
         Ok(authority.answer(access, &code.capabilities, &refresh))
     }

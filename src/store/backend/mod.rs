@@ -352,23 +352,28 @@ pub trait Backend: Send + Sync + 'static {
         Err(StoreError::Unsupported("oauth"))
     }
 
-    /// Marks the code with this hash redeemed at `now` if it was not, in one step: of two
-    /// redemptions at once, on any nodes, one is [`Redemption::Redeemed`] and the other
-    /// [`Redemption::Replayed`]. Expiry is the store's to judge, on what this returns.
+    /// Redeems the code with this hash at `now` for `family`, if it was not redeemed, in one
+    /// step: sets its `redeemed_at` and `family` together ([`Redemption::Redeemed`], the code
+    /// as it was). Else marks it replayed — `replayed_at`, kept from the first replay — and
+    /// answers it as it now is ([`Redemption::Replayed`]). Of two redemptions at once, on any
+    /// nodes, one is `Redeemed` and the other `Replayed`; a replay always finds the family,
+    /// and the redeemer that reads the code after issuing ([`Backend::code`]) sees any replay
+    /// that came before its read. Expiry is the store's to judge, on what this returns.
     #[cfg(feature = "oauth")]
     async fn redeem_code(
         &self,
         hash: &TokenHash,
+        family: &FamilyId,
         now: OffsetDateTime,
     ) -> Result<Redemption, StoreError> {
-        let _ = (hash, now);
+        let _ = (hash, family, now);
         Err(StoreError::Unsupported("oauth"))
     }
 
-    /// Records the refresh family that redeeming the code started.
+    /// The code with this hash, as it stands.
     #[cfg(feature = "oauth")]
-    async fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) -> Result<(), StoreError> {
-        let _ = (hash, family);
+    async fn code(&self, hash: &TokenHash) -> Result<Option<AuthorizationCode>, StoreError> {
+        let _ = hash;
         Err(StoreError::Unsupported("oauth"))
     }
 

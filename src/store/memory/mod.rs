@@ -504,15 +504,14 @@ impl Backend for MemoryBackend {
     async fn redeem_code(
         &self,
         hash: &TokenHash,
+        family: &FamilyId,
         now: OffsetDateTime,
     ) -> Result<Redemption, StoreError> {
-        Ok(self.oauth.redeem_code(hash, now))
+        Ok(self.oauth.redeem_code(hash, family, now))
     }
 
-    #[cfg(feature = "oauth")]
-    async fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) -> Result<(), StoreError> {
-        self.oauth.set_code_family(hash, family);
-        Ok(())
+    async fn code(&self, hash: &TokenHash) -> Result<Option<AuthorizationCode>, StoreError> {
+        Ok(self.oauth.code(hash))
     }
 
     #[cfg(feature = "oauth")]

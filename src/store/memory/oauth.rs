@@ -178,24 +178,30 @@ impl MemoryOAuth {
         Ok(())
     }
 
-    /// Marks the code redeemed unless it was, under the lock: one redemption wins.
-    pub(super) fn redeem_code(&self, hash: &TokenHash, now: OffsetDateTime) -> Redemption {
+    /// Redeems the code for `family` unless it was, under the lock: one redemption wins, and
+    /// every later one marks it replayed.
+    pub(super) fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        family: &FamilyId,
+        now: OffsetDateTime,
+    ) -> Redemption {
         let mut records = self.lock();
         let Some(code) = records.codes.get_mut(hash) else {
             return Redemption::Unknown;
         };
         if code.redeemed_at.is_some() {
+            code.replayed_at.get_or_insert(now);
             return Redemption::Replayed(code.clone());
         }
         let found = code.clone();
         code.redeemed_at = Some(now);
+        code.family = Some(family.clone());
         Redemption::Redeemed(found)
     }
 
-    pub(super) fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) {
-        if let Some(code) = self.lock().codes.get_mut(hash) {
-            code.family = Some(family.clone());
-        }
+    pub(super) fn code(&self, hash: &TokenHash) -> Option<AuthorizationCode> {
+        self.lock().codes.get(hash).cloned()
     }
 
     pub(super) fn insert_refresh(

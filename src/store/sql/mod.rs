@@ -446,14 +446,14 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
     async fn redeem_code(
         &self,
         hash: &TokenHash,
+        family: &FamilyId,
         now: OffsetDateTime,
     ) -> Result<Redemption, StoreError> {
-        self.core.redeem_code(hash, now).await
+        self.core.redeem_code(hash, family, now).await
     }
 
-    #[cfg(feature = "oauth")]
-    async fn set_code_family(&self, hash: &TokenHash, family: &FamilyId) -> Result<(), StoreError> {
-        self.core.set_code_family(hash, family).await
+    async fn code(&self, hash: &TokenHash) -> Result<Option<AuthorizationCode>, StoreError> {
+        self.core.code(hash).await
     }
 
     #[cfg(feature = "oauth")]

@@ -69,26 +69,31 @@ const DELETE_CLIENT: &str = "DELETE FROM agent_auth_oauth_clients WHERE id = $1"
 /// statement here names them all (checked by the tests).
 #[cfg(test)]
 const CODE_COLUMNS: &str = "hash, client_id, redirect_uri, challenge, resource, user_id, \
-    agent_id, capabilities, created_at, expires_at, redeemed_at, family";
+    agent_id, capabilities, created_at, expires_at, redeemed_at, family, replayed_at";
 
 const INSERT_CODE: &str = "INSERT INTO agent_auth_oauth_codes (hash, client_id, redirect_uri, \
     challenge, resource, user_id, agent_id, capabilities, created_at, expires_at, redeemed_at, \
-    family) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    family, replayed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
-/// Redeems the code `$1` at `$2` if it was not: of two redemptions at once, the second finds
-/// `redeemed_at` set on the row the first changed, and changes nothing.
-const REDEEM_CODE: &str = "UPDATE agent_auth_oauth_codes SET redeemed_at = $2 \
+/// Redeems the code `$1` at `$2` for the family `$3` if it was not: of two redemptions at once,
+/// the second finds `redeemed_at` set on the row the first changed, and changes nothing.
+const REDEEM_CODE: &str = "UPDATE agent_auth_oauth_codes SET redeemed_at = $2, family = $3 \
     WHERE hash = $1 AND redeemed_at IS NULL \
     RETURNING hash, client_id, redirect_uri, challenge, resource, user_id, agent_id, \
-    capabilities, created_at, expires_at, redeemed_at, family";
+    capabilities, created_at, expires_at, redeemed_at, family, replayed_at";
+
+/// Marks the redeemed code `$1` replayed at `$2` (the first replay's time stays): what the
+/// redeemer reads after issuing.
+const REPLAY_CODE: &str = "UPDATE agent_auth_oauth_codes \
+    SET replayed_at = COALESCE(replayed_at, $2) \
+    WHERE hash = $1 AND redeemed_at IS NOT NULL \
+    RETURNING hash, client_id, redirect_uri, challenge, resource, user_id, agent_id, \
+    capabilities, created_at, expires_at, redeemed_at, family, replayed_at";
 
 /// The code `$1`.
 const CODE_BY_HASH: &str = "SELECT hash, client_id, redirect_uri, challenge, resource, \
-    user_id, agent_id, capabilities, created_at, expires_at, redeemed_at, family \
+    user_id, agent_id, capabilities, created_at, expires_at, redeemed_at, family, replayed_at \
     FROM agent_auth_oauth_codes WHERE hash = $1";
-
-/// Records the family `$2` the redemption of the code `$1` started.
-const SET_CODE_FAMILY: &str = "UPDATE agent_auth_oauth_codes SET family = $2 WHERE hash = $1";
 
 /// The columns of `agent_auth_oauth_refresh_tokens`, in insert order: every
 /// statement here names them all (checked by the tests).
@@ -251,6 +256,7 @@ fn code<B: Driver>(row: &B::Row) -> Result<AuthorizationCode, StoreError> {
         expires_at: c.time("expires_at")?,
         redeemed_at: c.opt_time("redeemed_at")?,
         family: c.opt_text("family")?.map(FamilyId::new),
+        replayed_at: c.opt_time("replayed_at")?,
     })
 }
 
@@ -442,6 +448,7 @@ impl<B: Driver> Core<B> {
             .bind(micros(code.expires_at))
             .bind(code.redeemed_at.map(micros))
             .bind(code.family.as_ref().map(FamilyId::as_str))
+            .bind(code.replayed_at.map(micros))
             .execute(&self.pool)
             .await;
         match inserted {
@@ -453,11 +460,13 @@ impl<B: Driver> Core<B> {
     pub(crate) async fn redeem_code(
         &self,
         hash: &TokenHash,
+        family: &FamilyId,
         now: OffsetDateTime,
     ) -> Result<Redemption, StoreError> {
         let redeemed = sql(REDEEM_CODE)
             .bind(hash.as_bytes().as_slice())
             .bind(micros(now))
+            .bind(family.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;
@@ -465,31 +474,33 @@ impl<B: Driver> Core<B> {
             // Answered as it was before this redemption.
             let mut found = code::<B>(&row)?;
             found.redeemed_at = None;
+            found.family = None;
             return Ok(Redemption::Redeemed(found));
         }
-        let row = sql(CODE_BY_HASH)
+        // Redeemed already, or unknown: a replay is marked by the statement that reads it.
+        let replayed = sql(REPLAY_CODE)
             .bind(hash.as_bytes().as_slice())
+            .bind(micros(now))
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(match row {
+        Ok(match replayed {
             Some(row) => Redemption::Replayed(code::<B>(&row)?),
             None => Redemption::Unknown,
         })
     }
 
-    pub(crate) async fn set_code_family(
+    pub(crate) async fn code(
         &self,
         hash: &TokenHash,
-        family: &FamilyId,
-    ) -> Result<(), StoreError> {
-        sql(SET_CODE_FAMILY)
+    ) -> Result<Option<AuthorizationCode>, StoreError> {
+        sql(CODE_BY_HASH)
             .bind(hash.as_bytes().as_slice())
-            .bind(family.as_str())
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(store_error)?;
-        Ok(())
+            .map_err(store_error)?
+            .map(|row| code::<B>(&row))
+            .transpose()
     }
 
     pub(crate) async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
@@ -673,7 +684,7 @@ mod tests {
         };
         for (columns, insert, n) in [
             (CLIENT_COLUMNS, INSERT_CLIENT, 13),
-            (CODE_COLUMNS, INSERT_CODE, 12),
+            (CODE_COLUMNS, INSERT_CODE, 13),
             (REFRESH_COLUMNS, INSERT_REFRESH, 12),
             (CONNECTION_COLUMNS, CONNECT, 4),
         ] {
@@ -685,7 +696,7 @@ mod tests {
         for statement in [CLIENT_BY_ID, CLIENTS] {
             assert!(statement.contains(CLIENT_COLUMNS), "{statement}");
         }
-        for statement in [REDEEM_CODE, CODE_BY_HASH] {
+        for statement in [REDEEM_CODE, REPLAY_CODE, CODE_BY_HASH] {
             assert!(statement.contains(CODE_COLUMNS), "{statement}");
         }
         for statement in [REFRESH_BY_HASH, ROTATE_REFRESH] {
