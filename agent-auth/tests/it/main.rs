@@ -1,11 +1,13 @@
 //! The `agent-auth` binary run as a user would, one test binary: the CLI on SQLite and on
-//! PostgreSQL ([`cli`]), `serve` under attack ([`serve_hardening`]), and many nodes on one
-//! PostgreSQL and Redis ([`cluster`]).
+//! PostgreSQL ([`cli`]), `serve` under attack ([`serve_hardening`]), many nodes on one
+//! PostgreSQL and Redis ([`cluster`]), a real OAuth client ([`oauth_client`]) and a real
+//! browser ([`browser`]) against its authorization server.
 //!
 //! Tests that need PostgreSQL or Redis skip with a notice when their URL is not set
 //! (`AGENT_AUTH_TEST_POSTGRES_URL`, `AGENT_AUTH_TEST_REDIS_URL`), and fail then under
 //! `AGENT_AUTH_REQUIRE_SERVICES=1`.
 
+mod browser;
 mod cli;
 mod cluster;
 mod oauth_client;
