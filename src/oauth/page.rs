@@ -11,9 +11,9 @@ pub(crate) fn escape(text: &str) -> String {
     html_escape::encode_double_quoted_attribute(text).into_owned()
 }
 
-/// Nothing loads, nothing frames the page (`frame-ancestors 'none'`), no referrer leaves it,
-/// nothing is cached. `form-action` is left out on purpose: browsers apply it to the redirect
-/// that follows the consent form, which goes to the client.
+/// Nothing loads, nothing frames the page (`frame-ancestors 'none'`), no referrer leaves the
+/// server, nothing is cached. `form-action` is left out on purpose: browsers apply it to the
+/// redirect that follows the consent form, which goes to the client.
 const CSP: &str = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The headers of every answer of the authorization endpoint.
@@ -29,7 +29,9 @@ pub(crate) fn hardened(router: Router) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(
             REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            // Not `no-referrer`: under it a browser sends the consent form with `Origin: null`,
+            // which the same-origin check refuses.
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             CACHE_CONTROL,

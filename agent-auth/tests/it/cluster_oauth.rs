@@ -459,7 +459,6 @@ async fn a_code_is_redeemed_once_across_nodes_and_a_replay_revokes_what_it_issue
 /// redemption then completes: about 9 races in 10 leave the winner's tokens live. Run with
 /// `--ignored` to see it; un-ignore once the store closes that window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a replay racing the redemption revokes nothing (src/oauth/grant/code.rs)"]
 async fn a_replay_racing_the_redemption_revokes_what_it_issued() {
     let Some(cluster) = Cluster::start("oauth_race").await else {
         return;

@@ -1,12 +1,14 @@
 //! The `agent-auth` binary run as a user would, one test binary: the CLI on SQLite and on
 //! PostgreSQL ([`cli`]), `serve` under attack ([`serve_hardening`]), many nodes on one
 //! PostgreSQL and Redis ([`cluster`]), the authorization server on many nodes
-//! ([`cluster_oauth`]), and a real OAuth client against `serve` ([`oauth_client`]).
+//! ([`cluster_oauth`]), a real OAuth client ([`oauth_client`]) and a real browser
+//! ([`browser`]) against it.
 //!
 //! Tests that need PostgreSQL or Redis skip with a notice when their URL is not set
 //! (`AGENT_AUTH_TEST_POSTGRES_URL`, `AGENT_AUTH_TEST_REDIS_URL`), and fail then under
 //! `AGENT_AUTH_REQUIRE_SERVICES=1`.
 
+mod browser;
 mod cli;
 mod cluster;
 mod cluster_oauth;

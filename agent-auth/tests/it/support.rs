@@ -6,18 +6,23 @@ pub fn services_required() -> bool {
     std::env::var_os("AGENT_AUTH_REQUIRE_SERVICES").is_some_and(|v| v != "0" && !v.is_empty())
 }
 
-/// Says once per test binary that service-backed tests were skipped. Written to the stderr
-/// handle itself: libtest hides `eprintln!` output of passing tests.
+/// Says once per test binary and variable that the tests needing a service were skipped.
+/// Written to the stderr handle itself: libtest hides `eprintln!` output of passing tests.
 pub fn skip_notice(service: &str, variable: &str) {
     use std::io::Write;
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "notice: {service} tests skipped; set {variable} to run them \
-             (AGENT_AUTH_REQUIRE_SERVICES=1 makes this a failure)"
-        );
-    });
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if said.iter().any(|v| v == variable) {
+        return;
+    }
+    said.push(variable.to_owned());
+    let _ = writeln!(
+        std::io::stderr(),
+        "notice: {service} tests skipped; set {variable} to run them \
+         (AGENT_AUTH_REQUIRE_SERVICES=1 makes this a failure)"
+    );
 }
 
 /// Starts `agent-auth … serve --listen 127.0.0.1:0` as `command` says (stdout and stderr piped)
