@@ -15,7 +15,7 @@ use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::ceiling::CapabilitySet;
 use crate::error::StoreError;
 use crate::principal::{AgentId, UserId};
-use crate::store::{Backend, IssuedToken, NewToken};
+use crate::store::{AgentStatus, Backend, IssuedToken, NewToken, Operation, authorize};
 
 /// What an access token is minted for.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +48,7 @@ impl<B: Backend> Authority<B> {
     /// type's maximum), bound to the resource and recorded with the client. Audited as
     /// `token_issued`.
     pub async fn mint_access(&self, issue: &Issue<'_>) -> Result<IssuedToken, OAuthError> {
+        self.grant_stands(issue).await?;
         let mut new = NewToken::new(format!("oauth {}", issue.client.id))
             .with_capabilities(issue.capabilities.clone())
             .expires_in(self.access_lifetime())
@@ -83,6 +84,42 @@ impl<B: Backend> Authority<B> {
         )
         .await;
         Ok(issued)
+    }
+
+    /// Whether what was consented still stands, at every code and refresh: the agent is
+    /// active and unexpired, its owner active, and the person who consented still its owner
+    /// or an `admin` of it. A disconnected client, a disabled agent, a deactivated owner or a
+    /// withdrawn grant ends the grant here (`invalid_grant`), not only at the protected
+    /// resource.
+    async fn grant_stands(&self, issue: &Issue<'_>) -> Result<(), OAuthError> {
+        let ended = |why: &str| {
+            tracing::info!(agent = %issue.agent, why, "oauth: the grant no longer stands");
+            OAuthError::invalid_grant("the grant no longer stands")
+        };
+        let store = self.store();
+        let Some(agent) = store.agent(issue.agent).await? else {
+            return Err(ended("the agent is gone"));
+        };
+        let now = self.now();
+        if agent.status != AgentStatus::Active || agent.expires_at.is_some_and(|at| at <= now) {
+            return Err(ended("the agent is disabled or expired"));
+        }
+        let owner = store
+            .config()
+            .directory
+            .user(&agent.owner)
+            .await
+            .map_err(|error| OAuthError::from(StoreError::Unavailable(error)))?;
+        if !owner.is_some_and(|owner| owner.is_active()) {
+            return Err(ended("the agent's owner is gone or inactive"));
+        }
+        let role = store.role_of(&agent.id, issue.user).await?;
+        if authorize(issue.user, &agent, role, Operation::IssueToken).is_err() {
+            return Err(ended(
+                "the person who consented may no longer issue its tokens",
+            ));
+        }
+        Ok(())
     }
 
     /// A new refresh token of `family` beside the access token `access`: the secret (shown

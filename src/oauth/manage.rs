@@ -184,13 +184,18 @@ impl<B: Backend> Store<B> {
         self.backend().connections(user).await
     }
 
-    /// Ends `user`'s connection to `client`: its agent is disabled, so every token it holds
-    /// is refused at once, and the connection is forgotten, so a later consent makes a new one.
-    /// `false` if there was none.
+    /// Ends `user`'s connection to `client`: every token of its agent is revoked and the agent
+    /// disabled (re-enabling it revives nothing), and the connection is forgotten, so a later
+    /// consent makes a new one; its refresh tokens fail from then on, their agent being
+    /// disabled. `false` if there was none.
     pub async fn disconnect(&self, user: &UserId, client: &str) -> Result<bool, StoreError> {
         let Some(connection) = self.backend().connection(user, client).await? else {
             return Ok(false);
         };
+        match self.revoke_all_tokens(&connection.agent).await {
+            Ok(_) | Err(StoreError::NotFound(NotFound::Agent(_))) => {}
+            Err(error) => return Err(error),
+        }
         match self
             .set_agent_status(&connection.agent, AgentStatus::Disabled)
             .await

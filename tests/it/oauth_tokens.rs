@@ -548,3 +548,66 @@ async fn a_revoked_client_obtains_nothing_more() {
         .unwrap();
     assert!(record.revoked_at.is_some());
 }
+
+/// What was consented must still stand at every refresh: a disconnected client, a disabled
+/// agent or a deactivated owner gets `invalid_grant`, not fresh tokens.
+#[tokio::test]
+async fn a_refresh_is_refused_once_the_grant_no_longer_stands() {
+    use tower_agent_auth::principal::UserId;
+    use tower_agent_auth::store::AgentStatus;
+
+    // Disconnected: the connection's agent is disabled and its tokens revoked.
+    let oauth = OAuth::new().await;
+    let (client, first) = tokens(&oauth).await;
+    let alice = UserId::from("alice");
+    assert!(oauth.store.disconnect(&alice, &client).await.unwrap());
+    let answer = refresh(
+        &oauth,
+        &client,
+        first["refresh_token"].as_str().unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.json()["error"], "invalid_grant");
+    assert_eq!(
+        oauth
+            .api("/api/notes", first["access_token"].as_str().unwrap())
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The agent disabled and enabled again: its refresh tokens work again only while it is
+    // enabled; disabled, none issues.
+    let oauth = OAuth::new().await;
+    let (client, first) = tokens(&oauth).await;
+    let agent = oauth.store.connections(Some(&alice)).await.unwrap()[0]
+        .agent
+        .clone();
+    oauth
+        .store
+        .set_agent_status(&agent, AgentStatus::Disabled)
+        .await
+        .unwrap();
+    let answer = refresh(
+        &oauth,
+        &client,
+        first["refresh_token"].as_str().unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.json()["error"], "invalid_grant", "{}", answer.body);
+
+    // The owner deactivated.
+    let oauth = OAuth::new().await;
+    let (client, first) = tokens(&oauth).await;
+    assert!(oauth.users.set_active(&alice, false));
+    let answer = refresh(
+        &oauth,
+        &client,
+        first["refresh_token"].as_str().unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.json()["error"], "invalid_grant", "{}", answer.body);
+}

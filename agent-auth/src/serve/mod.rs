@@ -165,6 +165,12 @@ where
         .resource_metadata(&demo_metadata.metadata_url())
         .and_then(|layer| layer.scope(&DEMO_SCOPES.join(" ")))
         .map_err(|error| format!("--issuer: {error}"))?;
+    // The outer layer answers for the demo API too when it refuses a token before the demo
+    // layer sees it (revoked, unknown): its challenges name the same metadata and scope.
+    let auth = auth
+        .resource_metadata(&demo_metadata.metadata_url())
+        .and_then(|layer| layer.scope(&DEMO_SCOPES.join(" ")))
+        .map_err(|error| format!("--issuer: {error}"))?;
     let routes = Router::new()
         .merge(oauth.router())
         .merge(demo_metadata.router())
