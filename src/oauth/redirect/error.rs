@@ -8,7 +8,7 @@ pub enum RedirectError {
     /// Nothing was given.
     #[error("the redirect URI is empty")]
     Empty,
-    /// Longer than [`MAX_LEN`].
+    /// Longer than [`MAX_LEN`](super::MAX_LEN).
     #[error("the redirect URI is longer than {max} bytes")]
     TooLong {
         /// The limit.

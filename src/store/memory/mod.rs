@@ -510,6 +510,7 @@ impl Backend for MemoryBackend {
         Ok(self.oauth.redeem_code(hash, family, now))
     }
 
+    #[cfg(feature = "oauth")]
     async fn code(&self, hash: &TokenHash) -> Result<Option<AuthorizationCode>, StoreError> {
         Ok(self.oauth.code(hash))
     }

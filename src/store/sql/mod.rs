@@ -452,6 +452,7 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
         self.core.redeem_code(hash, family, now).await
     }
 
+    #[cfg(feature = "oauth")]
     async fn code(&self, hash: &TokenHash) -> Result<Option<AuthorizationCode>, StoreError> {
         self.core.code(hash).await
     }
