@@ -19,7 +19,7 @@ connections=${CONNECTIONS:-32}
 threads=${THREADS:-2}
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
-cargo build -q --release --features cli --bin agent-auth
+cargo build -q --release -p agent-auth
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 binary="$target_dir/release/agent-auth"
 
