@@ -32,6 +32,8 @@ pub(crate) struct Shared<B> {
     /// How long an unused registration lives: a use pushes its end back by as much.
     pub(crate) unused_for: Duration,
     pub(crate) audit: Option<AuditWriter>,
+    /// Introspection answers reused for a while, when configured.
+    pub(crate) recent: Option<Arc<super::recent::Recent>>,
 }
 
 impl<B> Clone for Shared<B> {
@@ -46,6 +48,7 @@ impl<B> Clone for Shared<B> {
             code_lifetime: self.code_lifetime,
             unused_for: self.unused_for,
             audit: self.audit.clone(),
+            recent: self.recent.clone(),
         }
     }
 }
@@ -87,8 +90,14 @@ impl<B: Backend> Authority<B> {
                 code_lifetime: MAX_CODE_LIFETIME,
                 unused_for: Duration::from_secs(30 * 86_400),
                 audit: None,
+                recent: None,
             }),
         }
+    }
+
+    /// The introspection answers reused, when configured.
+    pub(crate) fn recent(&self) -> Option<&super::recent::Recent> {
+        self.shared.recent.as_deref()
     }
 
     /// A copy with `change` made (the builder's step).

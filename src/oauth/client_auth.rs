@@ -25,6 +25,14 @@ pub(crate) struct Presented {
     pub(crate) method: ClientAuth,
 }
 
+impl Presented {
+    /// The hash of the secret sent, if one was: what a client authenticated recently is
+    /// remembered by, never the secret.
+    pub(crate) fn secret_hash(&self) -> Option<TokenHash> {
+        self.secret.as_deref().map(|secret| TokenHash::of(secret))
+    }
+}
+
 impl std::fmt::Debug for Presented {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Presented")

@@ -157,7 +157,21 @@ async fn introspect<B: Backend>(
             "introspection requires client authentication",
         ));
     }
-    let client = authenticate(server.store(), &presented, server.now()).await?;
+    let secret = presented.secret_hash();
+    let reused = server
+        .recent()
+        .zip(secret.as_ref())
+        .and_then(|(recent, secret)| recent.caller(&presented.id, secret));
+    let client = match reused {
+        Some(client) => client,
+        None => {
+            let client = authenticate(server.store(), &presented, server.now()).await?;
+            if let (Some(recent), Some(secret)) = (server.recent(), secret) {
+                recent.keep_caller(secret, client.clone());
+            }
+            client
+        }
+    };
     if !client.may_introspect {
         let error = OAuthError::invalid_client("this client may not introspect tokens");
         return Err(match presented.method {
@@ -166,20 +180,38 @@ async fn introspect<B: Backend>(
         });
     }
     let token = params.require("token")?;
-    let answer = match params.get("token_type_hint") {
-        Some("refresh_token") => match refresh(&server, token).await {
-            Some(answer) => Some(answer),
-            None => access(&server, token).await,
-        },
-        _ => match access(&server, token).await {
-            Some(answer) => Some(answer),
-            None => refresh(&server, token).await,
-        },
+    let hash = TokenHash::of(token);
+    let now = server.now().unix_timestamp();
+    let reused = server.recent().and_then(|recent| recent.answer(&hash, now));
+    let answer = match reused {
+        Some(answer) => Some(answer),
+        None => fresh(&server, token, params.get("token_type_hint")).await,
     };
+    if let (Some(recent), Some(answer)) = (server.recent(), &answer) {
+        recent.keep_answer(hash, answer);
+    }
     let answer = answer
         .filter(|answer| for_caller(&server, answer, params.get("resource")))
         .unwrap_or_else(inactive);
     Ok(no_store_json(StatusCode::OK, answer))
+}
+
+/// The answer read anew: the kind the hint names first, then the other.
+async fn fresh<B: Backend>(
+    server: &Authority<B>,
+    token: &str,
+    hint: Option<&str>,
+) -> Option<Value> {
+    match hint {
+        Some("refresh_token") => match refresh(server, token).await {
+            Some(answer) => Some(answer),
+            None => access(server, token).await,
+        },
+        _ => match access(server, token).await {
+            Some(answer) => Some(answer),
+            None => refresh(server, token).await,
+        },
+    }
 }
 
 /// `POST /oauth/introspect`.

@@ -87,6 +87,7 @@ mod metadata;
 mod page;
 mod params;
 mod pkce;
+mod recent;
 pub mod redirect;
 mod refresh;
 mod registration;

@@ -159,6 +159,17 @@ impl<B: Backend> AuthorizationServer<B> {
         self.edit(|s| s.audit = Some(writer))
     }
 
+    /// Reuses an introspection answer, and an introspecting client's authentication, for at
+    /// most `keep_for` (never past the token's expiry; never for a use-limited token or an
+    /// inactive answer): a resource server that introspects at every request then costs no
+    /// read of the store, and a revocation is seen within `keep_for` — give it the bound of the
+    /// verdict cache, which holds the layer to the same. Off by default (every answer read
+    /// anew); `Duration::ZERO` turns it off.
+    pub fn introspection_reuse(self, keep_for: Duration) -> Self {
+        let recent = (!keep_for.is_zero()).then(|| Arc::new(super::recent::Recent::new(keep_for)));
+        self.edit(|s| s.recent = recent)
+    }
+
     /// The key consent forms are bound with (HMAC-SHA-256): the same on every node that serves
     /// the authorization endpoint, kept secret.
     pub fn consent_key(self, key: [u8; 32]) -> Self {

@@ -149,6 +149,11 @@ where
     oauth = oauth
         .resource(demo_resource.clone())
         .scopes_supported(DEMO_SCOPES);
+    if !args.no_cache {
+        // A resource server introspects at each of its requests: answers reused within the
+        // cache's bound, the bound every revocation reaches the layer within.
+        oauth = oauth.introspection_reuse(args.cache_bound);
+    }
     match args.consent_key {
         Some(key) => oauth = oauth.consent_key(key),
         None => {
