@@ -5,6 +5,9 @@
 //! Long by design: one section of the conformance suite, a flat list of independent cases
 //! that a store author reads top to bottom when one fails; splitting it would only scatter
 //! them.
+//!
+//! Long by design: one section of the conformance suite, a flat list of independent cases
+//! that a store author reads top to bottom when one fails.
 
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! The SQL backends: SQLite (feature `sqlite`) and PostgreSQL (feature `postgres`), written
 //! once as [`SqlBackend`], generic over the database.
 //!
+//! Longer than most files: it holds the one `Backend` implementation for both databases, a
+//! forwarding method per method of the contract; the statements live in the files beside it.
+//!
 //! Both keep their data in twelve tables — `agent_auth_agents`, `agent_auth_tokens`,
 //! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals`,
 //! `agent_auth_change_epoch`, `agent_auth_changes`, the OAuth server's
