@@ -122,6 +122,14 @@ pub(crate) fn request<B: Send + 'static>(shared: &Shared, request: Request<B>) -
         if !audience_fits(shared, principal) {
             return Decision::reject(Rejection::InvalidToken(InvalidReason::Audience));
         }
+        // The innermost layer's challenge (its resource metadata, its scope) is the one a
+        // refusal behind it names.
+        let mut request = request;
+        if !shared.default_challenge {
+            request
+                .extensions_mut()
+                .insert(LayerMarker::new(shared.challenge.clone()));
+        }
         return Decision::Call(request, None);
     }
     let token = match bearer::credentials(request.headers()) {

@@ -1025,3 +1025,28 @@ async fn nested_layers_spend_one_use_per_request() {
         "one use, spent once"
     );
 }
+
+/// Behind nested layers, a refusal names the innermost layer's challenge: its resource
+/// metadata, not the outer layer's default.
+#[tokio::test]
+async fn a_capability_refusal_behind_nested_layers_names_the_inner_challenge() {
+    let f = Fixture::new().await;
+    let metadata = "https://api.example/.well-known/oauth-protected-resource/mcp";
+    let response = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(f.store.clone()).optional())
+        .layer(
+            AgentAuthLayer::new(f.store.clone())
+                .resource(API)
+                .resource_metadata(metadata)
+                .unwrap(),
+        )
+        .layer(RequireCapabilityLayer::new("users:delete"))
+        .service(Seen::default().service())
+        .oneshot(with_auth(&f.bearer()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains(metadata), "{challenge}");
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+}
