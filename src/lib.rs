@@ -62,6 +62,8 @@
 //! - [`delegation`]: delegated and task tokens;
 //! - `approval` (feature `approval`): supervised agents and the human-approval gate of critical
 //!   actions;
+//! - `mcp` (feature `mcp`): per-tool authorization for MCP servers, and (feature `rmcp`) the
+//!   caller inside an `rmcp` tool handler;
 //! - `axum` (feature `axum`): extractors; `server` (feature `server`): management REST API and
 //!   login routers; `testing` (feature `testing`): the conformance suite any store can run.
 //!
@@ -87,6 +89,8 @@ pub mod delegation;
 pub mod error;
 pub mod layer;
 pub mod limit;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 #[cfg(feature = "oauth")]
 pub mod oauth;
 pub mod outcome;

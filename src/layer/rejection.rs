@@ -269,6 +269,21 @@ pub(crate) fn require<'a>(
     }
 }
 
+/// `403 insufficient_scope` naming `scope` (space-separated capabilities), with the challenge of
+/// the innermost `AgentAuthLayer` the request went through: for layers inside it that need
+/// more than one capability at once (the MCP layer's batches and step-up scopes).
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+pub(crate) fn insufficient_scope<B: From<&'static str>>(
+    extensions: &Extensions,
+    scope: &str,
+) -> Response<B> {
+    let challenge = match marker(extensions) {
+        Some(marker) => &marker.challenge,
+        None => Challenge::default_shared(),
+    };
+    Rejection::InsufficientScope(scope.into()).response(Some(challenge))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
