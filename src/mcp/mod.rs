@@ -50,7 +50,7 @@
 //! assert_eq!(response.status(), StatusCode::FORBIDDEN);
 //! assert_eq!(
 //!     response.headers()["www-authenticate"],
-//!     r#"Bearer error="insufficient_scope", scope="mcp:connect mcp:tools:get.weather payments:send""#
+//!     r#"Bearer realm="api", error="insufficient_scope", scope="mcp:connect mcp:tools:get.weather payments:send""#
 //! );
 //! # Ok(()) }
 //! ```

@@ -14,6 +14,7 @@ mod delegation_properties;
 mod delegation_surfaces;
 mod layer;
 mod layer_edges;
+mod mcp;
 mod memory_verdict_cache;
 mod migration_suite;
 mod module_cycles;
