@@ -34,6 +34,8 @@ pub(crate) struct Shared<B> {
     pub(crate) audit: Option<AuditWriter>,
     /// Introspection answers reused for a while, when configured.
     pub(crate) recent: Option<Arc<super::recent::Recent>>,
+    /// The type of the agent a person's first consent to a registered client makes.
+    pub(crate) connection_agent_type: crate::principal::AgentType,
 }
 
 impl<B> Clone for Shared<B> {
@@ -49,6 +51,7 @@ impl<B> Clone for Shared<B> {
             unused_for: self.unused_for,
             audit: self.audit.clone(),
             recent: self.recent.clone(),
+            connection_agent_type: self.connection_agent_type,
         }
     }
 }
@@ -91,8 +94,14 @@ impl<B: Backend> Authority<B> {
                 unused_for: Duration::from_secs(30 * 86_400),
                 audit: None,
                 recent: None,
+                connection_agent_type: crate::principal::AgentType::default(),
             }),
         }
+    }
+
+    /// The type of the agent a person's first consent to a registered client makes.
+    pub(crate) fn connection_agent_type(&self) -> crate::principal::AgentType {
+        self.shared.connection_agent_type
     }
 
     /// The introspection answers reused, when configured.

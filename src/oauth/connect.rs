@@ -162,6 +162,7 @@ pub(crate) async fn connection_agent<B: Backend>(
     let mut attempts = 0;
     let agent = loop {
         let new = NewAgent::new(connection_slug(&client.name)?, user.clone())
+            .with_type(server.connection_agent_type())
             .with_policy(Policy::allow(granted.clone()));
         match store.create_agent(new).await {
             Err(StoreError::Conflict(Conflict::Slug(_))) if attempts < 3 => attempts += 1,

@@ -119,6 +119,13 @@ impl<B: Backend> AuthorizationServer<B> {
         self.edit(|s| s.resources.push(uri))
     }
 
+    /// The type of the agent made for a person's connection to a registered client (the
+    /// default type unless set): `Supervised` holds each critical action of every app a person
+    /// connects for their approval. Agents made before keep their type.
+    pub fn connection_agent_type(self, agent_type: crate::principal::AgentType) -> Self {
+        self.edit(|s| s.connection_agent_type = agent_type)
+    }
+
     /// The capability patterns advertised as `scopes_supported` (clients ask for every one),
     /// and asked for when a request names no scope and its client registered none: the
     /// baseline a new client should get.

@@ -72,13 +72,20 @@ pub(super) fn application(
     auth: AgentAuthLayer,
     health: Router,
     body_timeout: Duration,
+    own: Option<(Router, AgentAuthLayer)>,
 ) -> Router {
     // Inside the auth layer: the limits count principals, and a 429 releases a reserved use.
-    let routes = match rate_limit {
-        Some(rate_limit) => routes.layer(rate_limit),
+    let limited = |routes: Router| match &rate_limit {
+        Some(rate_limit) => routes.layer(rate_limit.clone()),
         None => routes,
     };
-    catch_panics(health.merge(routes.layer(auth)))
+    let mut app = health.merge(limited(routes).layer(auth));
+    // Routes with an authentication layer of their own (`/mcp`: its tokens, its metadata in
+    // every challenge), beside the others rather than behind both.
+    if let Some((routes, auth)) = own {
+        app = app.merge(limited(routes).layer(auth));
+    }
+    catch_panics(app)
         .layer(middleware::from_fn_with_state(
             body_timeout,
             super::deadline::body_deadline,

@@ -181,7 +181,12 @@ pub(super) async fn demo_seed<B: Backend>(
         accounts
             .add(
                 "demo",
-                Some(&CapabilitySet::parse(["posts:*"])?),
+                // Posts, payments, and the demo MCP server's tools.
+                Some(&CapabilitySet::parse([
+                    "posts:*",
+                    "payments:send",
+                    "mcp:*",
+                ])?),
                 Some(hash),
             )
             .await?;

@@ -12,6 +12,7 @@ mod deadline;
 mod demo;
 mod health;
 mod listener;
+mod mcp;
 
 pub use args::ServeArgs;
 
@@ -41,6 +42,26 @@ use crate::dispatch;
 
 /// The scopes a new OAuth client of the demo API is told to ask for.
 const DEMO_SCOPES: [&str; 3] = ["posts:read", "posts:write", "payments:send"];
+
+/// The `Host` values the demo's MCP server accepts (rmcp refuses others, against DNS
+/// rebinding): the issuer's, and this node's address and loopback names.
+fn mcp_hosts(issuer: &str, address: std::net::SocketAddr) -> Vec<String> {
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+        address.to_string(),
+    ];
+    if let Some(authority) = issuer
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.into_parts().authority)
+    {
+        hosts.push(authority.host().to_owned());
+        hosts.push(authority.as_str().to_owned());
+    }
+    hosts
+}
 
 pub async fn run(
     database: Database,
@@ -146,9 +167,17 @@ where
         .audit(writer.clone());
     let base = oauth.issuer().as_str().trim_end_matches('/').to_owned();
     let demo_resource = format!("{base}/demo");
+    let mcp_resource = format!("{base}/mcp");
     oauth = oauth
         .resource(demo_resource.clone())
         .scopes_supported(DEMO_SCOPES);
+    if args.demo {
+        // The demo's MCP server: the apps a person connects are supervised, so its critical
+        // tool waits for their approval.
+        oauth = oauth
+            .resource(mcp_resource.clone())
+            .connection_agent_type(tower_agent_auth::principal::AgentType::Supervised);
+    }
     if !args.no_cache {
         // A resource server introspects at each of its requests: answers reused within the
         // cache's bound, the bound every revocation reaches the layer within.
@@ -176,6 +205,26 @@ where
         .resource_metadata(&demo_metadata.metadata_url())
         .and_then(|layer| layer.scope(&DEMO_SCOPES.join(" ")))
         .map_err(|error| format!("--issuer: {error}"))?;
+    let mcp = if args.demo {
+        let metadata = oauth
+            .protected_resource(&mcp_resource)
+            .map_err(|error| format!("--issuer: {error}"))?
+            .scopes_supported(mcp::SCOPES)
+            // The root document is the demo API's.
+            .at_root(false);
+        let auth = AgentAuthLayer::from_arc(resolver.clone())
+            .audit(writer.clone())
+            .resource(&mcp_resource)
+            .require_audience()
+            .resource_metadata(&metadata.metadata_url())
+            .and_then(|layer| layer.scope(mcp::FIRST_SCOPE))
+            .map_err(|error| format!("--issuer: {error}"))?;
+        let hosts = mcp_hosts(oauth.issuer().as_str(), address);
+        let routes = mcp::router(auth.clone(), supervision.clone(), hosts);
+        Some((metadata, routes, auth))
+    } else {
+        None
+    };
     let routes = Router::new()
         .merge(oauth.router())
         .merge(demo_metadata.router())
@@ -192,9 +241,14 @@ where
         .merge(tasks_router(manage.clone()))
         .merge(delegations_router(manage.clone()))
         .merge(manage_router(manage))
-        .merge(demo(supervision).layer(demo_layer));
+        .merge(demo(supervision.clone()).layer(demo_layer));
+    // The MCP server's metadata is public; `/mcp` itself answers behind its own layer.
+    let (routes, mcp) = match mcp {
+        Some((metadata, mcp, auth)) => (routes.merge(metadata.router()), Some((mcp, auth))),
+        None => (routes, None),
+    };
     let body_timeout = args.body_timeout;
-    let app = application(routes, rate_limit, auth, health, body_timeout);
+    let app = application(routes, rate_limit, auth, health, body_timeout, mcp);
 
     // Tests and scripts read this line to find the port.
     println!("listening on http://{address}");

@@ -9,44 +9,13 @@
 //! `tests/oauth-client`; skips with a notice without them, fails under
 //! `AGENT_AUTH_REQUIRE_SERVICES=1`.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
-
-use crate::support::{services_required, skip_notice, spawn_serve};
-
-fn node() -> Option<PathBuf> {
-    match std::env::var_os("AGENT_AUTH_TEST_NODE") {
-        Some(node) if !node.is_empty() => Some(node.into()),
-        _ if services_required() => {
-            panic!("AGENT_AUTH_TEST_NODE is not set but AGENT_AUTH_REQUIRE_SERVICES is")
-        }
-        _ => {
-            skip_notice("Node (OAuth client)", "AGENT_AUTH_TEST_NODE");
-            None
-        }
-    }
-}
+use crate::support::{cli, node, serve_demo};
 
 fn client_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oauth-client")
-}
-
-fn cli(db: &str, args: &[&str]) -> String {
-    let output = Command::cargo_bin("agent-auth")
-        .unwrap()
-        .env("AGENT_AUTH_DATABASE_URL", db)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "agent-auth {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]
@@ -60,31 +29,7 @@ fn oauth4webapi_runs_the_whole_flow_against_serve() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oauth.db");
     let db = format!("sqlite://{}", file.display());
-    let mut serve = Command::cargo_bin("agent-auth").unwrap();
-    serve
-        .env("AGENT_AUTH_DATABASE_URL", &db)
-        .env("RUST_LOG", "trace")
-        .args(["serve", "--listen", "127.0.0.1:0", "--demo"]);
-    let (mut child, address, mut stdout) = spawn_serve(serve);
-    // The log at TRACE is long: read it as it comes, or the server blocks on a full pipe.
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        stderr.read_to_string(&mut log).unwrap();
-        log
-    });
-    let base = format!("http://{address}");
-    let mut seed = String::new();
-    // The demo seed's lines: the demo user's password among them.
-    for _ in 0..2 {
-        std::io::BufRead::read_line(&mut stdout, &mut seed).unwrap();
-    }
-    let password = seed
-        .split("demo user: demo / ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no demo password in {seed:?}"))
-        .to_owned();
+    let (mut child, base, password, reader) = serve_demo(&db);
 
     let registered: serde_json::Value = serde_json::from_str(&cli(
         &db,

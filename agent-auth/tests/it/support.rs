@@ -52,3 +52,77 @@ pub fn spawn_serve(
         .to_owned();
     (child, address, stdout)
 }
+
+/// The `node` binary for the tests that drive a real client (`AGENT_AUTH_TEST_NODE`): `None`
+/// with a notice when unset, a failure when services are required.
+pub fn node() -> Option<std::path::PathBuf> {
+    match std::env::var_os("AGENT_AUTH_TEST_NODE") {
+        Some(node) if !node.is_empty() => Some(node.into()),
+        _ if services_required() => {
+            panic!("AGENT_AUTH_TEST_NODE is not set but AGENT_AUTH_REQUIRE_SERVICES is")
+        }
+        _ => {
+            skip_notice("Node (real OAuth and MCP clients)", "AGENT_AUTH_TEST_NODE");
+            None
+        }
+    }
+}
+
+/// Runs `agent-auth args…` on the database `db` and returns what it printed; panics with its
+/// error line if it failed.
+pub fn cli(db: &str, args: &[&str]) -> String {
+    use assert_cmd::cargo::CommandCargoExt;
+    let output = std::process::Command::cargo_bin("agent-auth")
+        .unwrap()
+        .env("AGENT_AUTH_DATABASE_URL", db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "agent-auth {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `serve --demo` on the database `db`, logging at TRACE: the child, its base URL, the demo
+/// user's password, and the thread that collects its log (joined after the child is killed;
+/// the log is read as it comes, or the server blocks on a full pipe).
+pub fn serve_demo(
+    db: &str,
+) -> (
+    std::process::Child,
+    String,
+    String,
+    std::thread::JoinHandle<String>,
+) {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::io::{BufRead, Read};
+    let mut serve = std::process::Command::cargo_bin("agent-auth").unwrap();
+    serve
+        .env("AGENT_AUTH_DATABASE_URL", db)
+        .env("RUST_LOG", "trace")
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo"]);
+    let (mut child, address, mut stdout) = spawn_serve(serve);
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        log
+    });
+    let mut seed = String::new();
+    // The demo seed's lines: the demo user's password among them.
+    for _ in 0..2 {
+        stdout.read_line(&mut seed).unwrap();
+    }
+    let password = seed
+        .split("demo user: demo / ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no demo password in {seed:?}"))
+        .to_owned();
+    // What it prints after is read too: a closed pipe would fail its next line.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, format!("http://{address}"), password, log)
+}
