@@ -19,10 +19,18 @@ use crate::Principal;
 /// what. A request that reached the handler without the layer (a misconfigured server) is
 /// answered with a JSON-RPC internal error, never served anonymously.
 ///
-/// ```ignore
-/// #[tool(description = "Who is calling")]
-/// async fn whoami(&self, McpPrincipal(caller): McpPrincipal) -> String {
-///     caller.user_id().to_string()
+/// In a `#[tool]` function it is an argument like `Parameters<T>`
+/// (`async fn pay(&self, caller: McpPrincipal, Parameters(p): Parameters<Payment>)`); from a
+/// context:
+///
+/// ```
+/// use rmcp::ErrorData;
+/// use rmcp::service::{RequestContext, RoleServer};
+/// use tower_agent_auth::mcp::McpPrincipal;
+///
+/// fn may_refund(context: &RequestContext<RoleServer>) -> Result<bool, ErrorData> {
+///     let caller = McpPrincipal::of(context)?;
+///     Ok(caller.can("payments:refund"))
 /// }
 /// ```
 #[derive(Debug, Clone)]
