@@ -18,7 +18,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use base64::Engine;
 use fantoccini::{Client, ClientBuilder, Locator};
 use http_body_util::{BodyExt, Full};
@@ -28,7 +27,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::support::{services_required, skip_notice, spawn_serve};
+use crate::support::{serve_demo, services_required, skip_notice};
 
 /// How long any one step may take: Chromium starts slowly on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -317,31 +316,8 @@ fn chromium_signs_in_consents_with_less_and_denies() {
     let Some(driver) = chromedriver() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("oauth.db").display());
-    let mut serve = Command::cargo_bin("agent-auth").unwrap();
-    serve
-        .env("AGENT_AUTH_DATABASE_URL", &db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--demo"]);
-    let (mut child, address, mut stdout) = spawn_serve(serve);
-    // Its log, read as it comes so that the server never blocks on a full pipe.
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
-        log
-    });
+    let (child, base, password, log) = serve_demo(&db);
     let serve = Killed(child);
-    let mut seed = String::new();
-    // The demo seed's lines: the demo user's password among them.
-    for _ in 0..2 {
-        stdout.read_line(&mut seed).unwrap();
-    }
-    let password = seed
-        .split("demo user: demo / ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no demo password in {seed:?}"))
-        .to_owned();
-    let base = format!("http://{address}");
     let driver = Driver::start(&driver);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

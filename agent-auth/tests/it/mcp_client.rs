@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::support::{cli, node, serve_demo};
+use crate::support::{assert_no_secret_kept, cli, node, serve_demo};
 
 fn client_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp-client")
@@ -121,13 +121,5 @@ fn the_sdk_runs_the_flow(mode: &str, version: &str) {
         serde_json::from_str(&std::fs::read_to_string(&secrets_out).unwrap()).unwrap();
     assert!(secrets.len() >= 6, "{secrets:?}");
     let stored = std::fs::read(&file).unwrap();
-    for secret in &secrets {
-        assert!(!log.contains(secret.as_str()), "a secret in the server log");
-        assert!(
-            !stored
-                .windows(secret.len())
-                .any(|window| window == secret.as_bytes()),
-            "a secret stored in clear"
-        );
-    }
+    assert_no_secret_kept(&secrets, &log, &stored);
 }

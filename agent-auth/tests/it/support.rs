@@ -126,3 +126,18 @@ pub fn serve_demo(
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     (child, format!("http://{address}"), password, log)
 }
+
+/// Asserts that none of `secrets` (what a client saw: tokens, codes, verifiers) is in the
+/// server's `log` or, in clear, in the database file `stored`.
+pub fn assert_no_secret_kept(secrets: &[String], log: &str, stored: &[u8]) {
+    for secret in secrets {
+        assert!(secret.len() >= 20, "{secret}");
+        assert!(!log.contains(secret.as_str()), "a secret in the server log");
+        assert!(
+            !stored
+                .windows(secret.len())
+                .any(|window| window == secret.as_bytes()),
+            "a secret stored in clear"
+        );
+    }
+}
