@@ -104,8 +104,16 @@ impl Headers {
             method: one(&MCP_METHOD)?,
             name: one(&MCP_NAME)?,
         };
-        if headers.method.is_none() && headers.name.is_some() {
-            return Err(request::HeaderError("Mcp-Name without Mcp-Method"));
+        match &headers.method {
+            None if headers.name.is_some() => {
+                return Err(request::HeaderError("Mcp-Name without Mcp-Method"));
+            }
+            Some(method) if request::has_target(method) && headers.name.is_none() => {
+                return Err(request::HeaderError(
+                    "Mcp-Name is required with this Mcp-Method",
+                ));
+            }
+            _ => {}
         }
         Ok(headers)
     }

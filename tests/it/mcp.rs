@@ -235,6 +235,18 @@ async fn a_forged_mcp_method_is_refused() {
 }
 
 #[tokio::test]
+async fn a_tool_call_header_without_mcp_name_is_400() {
+    let s = setup(&["mcp:tools:*"]).await;
+    let request = post(&s.token)
+        .header("mcp-method", "tools/call")
+        .body(Full::new(Bytes::from(call_body("getWeather"))))
+        .unwrap();
+    let (status, _, body) = send(&s.app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("-32020"), "{body}");
+}
+
+#[tokio::test]
 async fn names_that_differ_only_in_case_need_different_capabilities() {
     let s = setup(&["mcp:tools:getweather"]).await;
     assert_eq!(
