@@ -82,18 +82,26 @@ pub fn app<B: Backend>(
         .service(rmcp);
 
     // People: signed in by a session cookie, which the authorization endpoint reads.
-    let sessions = Sessions::new(Arc::new(accounts.directory()), Duration::from_secs(8 * 3600));
-    let manage = ManageState { store: store.clone(), audit: None };
+    let sessions = Sessions::new(
+        Arc::new(accounts.directory()),
+        Duration::from_secs(8 * 3600),
+    );
+    let manage = ManageState {
+        store: store.clone(),
+        audit: None,
+    };
     let people = Router::new()
         .merge(Login::new(sessions.clone(), Arc::new(accounts)).router())
         .merge(oauth.router())
         .merge(home_router(manage.clone()))
         .merge(approvals_router(manage))
-        .layer(AgentAuthLayer::new(store).optional().with_session_resolver(sessions));
+        .layer(
+            AgentAuthLayer::new(store)
+                .optional()
+                .with_session_resolver(sessions),
+        );
 
-    Ok(people
-        .merge(metadata.router())
-        .route_service("/mcp", mcp))
+    Ok(people.merge(metadata.router()).route_service("/mcp", mcp))
 }
 
 /// Tells the person on the terminal: this server sends no mail.
@@ -105,17 +113,29 @@ struct PrintApprovals {
 impl ApprovalNotifier for PrintApprovals {
     async fn notify(&self, approval: &Approval) -> Result<(), BoxError> {
         let Self { base } = self;
-        let id = &approval.id;
-        // Debug-quoted: the agent chose the arguments, and they reach a terminal.
-        let details = approval.details.as_ref().map(ToString::to_string);
+        let (id, owner) = (&approval.id, &approval.owner);
+        let details = approval
+            .details
+            .as_ref()
+            .map_or(String::new(), ToString::to_string);
         println!(
-            "approval {id} waits for {}: {:?} {:?}",
-            approval.owner,
-            approval.binding_message,
-            details.unwrap_or_default()
+            "approval {id} waits for {owner}: {} {}",
+            printable(&approval.binding_message),
+            printable(&details)
         );
-        println!("  curl -c jar -d user={} -d password=… {base}/login", approval.owner);
+        println!("  curl -c jar -d user={owner} -d password=… {base}/login");
         println!("  curl -b jar -X POST {base}/api/approvals/{id}/approve");
         Ok(())
     }
+}
+
+/// `text` with every character but printable ASCII escaped: the agent chose the arguments, and
+/// they reach a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            ' ' | '!'..='~' => c.to_string(),
+            _ => c.escape_unicode().to_string(),
+        })
+        .collect()
 }

@@ -35,7 +35,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     let token = NewToken::new("demo")
         .resource(format!("{base}/mcp"))
-        .with_capabilities(CapabilitySet::parse(["mcp:connect", "mcp:tools:*", CRITICAL])?);
+        .with_capabilities(CapabilitySet::parse([
+            "mcp:connect",
+            "mcp:tools:*",
+            CRITICAL,
+        ])?);
     let token = store.create_token(&agent.id, token).await?.token;
 
     let app = app(store, accounts, &base, Blog::new())?;

@@ -25,11 +25,18 @@ fn post() -> serde_json::Value {
 #[tokio::test]
 async fn a_forged_mcp_name_never_reaches_the_tool_the_body_calls() {
     let server = Server::new();
-    let token = server.token("reader", AgentType::Autonomous, LIST_ONLY).await;
+    let token = server
+        .token("reader", AgentType::Autonomous, LIST_ONLY)
+        .await;
     for (tool, arguments) in [("send_payment", payment()), ("publishPost", post())] {
         // The headers claim a call the token may make; the body makes another.
         let response = server
-            .stateless(&token, "tools/call", Some("list_posts"), call(1, tool, arguments))
+            .stateless(
+                &token,
+                "tools/call",
+                Some("list_posts"),
+                call(1, tool, arguments),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{tool}");
         assert_eq!(answer(response).await["error"]["code"], -32020, "{tool}");
@@ -40,9 +47,16 @@ async fn a_forged_mcp_name_never_reaches_the_tool_the_body_calls() {
 #[tokio::test]
 async fn a_forbidden_tool_is_a_step_up_in_the_2026_07_28_transport() {
     let server = Server::new();
-    let token = server.token("reader", AgentType::Autonomous, LIST_ONLY).await;
+    let token = server
+        .token("reader", AgentType::Autonomous, LIST_ONLY)
+        .await;
     let response = server
-        .stateless(&token, "tools/call", Some("publishPost"), call(1, "publishPost", post()))
+        .stateless(
+            &token,
+            "tools/call",
+            Some("publishPost"),
+            call(1, "publishPost", post()),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(
@@ -57,7 +71,9 @@ async fn a_forbidden_tool_is_a_step_up_in_the_2026_07_28_transport() {
 #[tokio::test]
 async fn a_forbidden_tool_is_a_step_up_in_a_2025_11_25_session() {
     let server = Server::new();
-    let token = server.token("reader", AgentType::Autonomous, LIST_ONLY).await;
+    let token = server
+        .token("reader", AgentType::Autonomous, LIST_ONLY)
+        .await;
     let session = server.session(&token).await;
     let response = server
         .legacy(&token, &session, call(1, "send_payment", payment()))
@@ -65,7 +81,9 @@ async fn a_forbidden_tool_is_a_step_up_in_a_2025_11_25_session() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let challenge = response.headers()["www-authenticate"].to_str().unwrap();
     assert!(
-        challenge.contains(r#"error="insufficient_scope", scope="mcp:connect mcp:tools:list_posts payments:send""#),
+        challenge.contains(
+            r#"error="insufficient_scope", scope="mcp:connect mcp:tools:list_posts payments:send""#
+        ),
         "{challenge}"
     );
     assert_eq!(server.blog.calls(), 0);
@@ -75,7 +93,10 @@ async fn a_forbidden_tool_is_a_step_up_in_a_2025_11_25_session() {
         .legacy(&token, &session, call(2, "list_posts", json!({})))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(text(&answer(response).await), "0 posts, read by alice via reader");
+    assert_eq!(
+        text(&answer(response).await),
+        "0 posts, read by alice via reader"
+    );
     assert_eq!(server.blog.calls(), 1);
 }
 
@@ -83,10 +104,19 @@ async fn a_forbidden_tool_is_a_step_up_in_a_2025_11_25_session() {
 async fn a_permitted_call_reaches_the_tool_with_the_caller() {
     let server = Server::new();
     let token = server
-        .token("writer", AgentType::Autonomous, &["mcp:connect", "mcp:tools:*"])
+        .token(
+            "writer",
+            AgentType::Autonomous,
+            &["mcp:connect", "mcp:tools:*"],
+        )
         .await;
     let response = server
-        .stateless(&token, "tools/call", Some("publishPost"), call(1, "publishPost", post()))
+        .stateless(
+            &token,
+            "tools/call",
+            Some("publishPost"),
+            call(1, "publishPost", post()),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -94,7 +124,12 @@ async fn a_permitted_call_reaches_the_tool_with_the_caller() {
         r#"published "Hello" (5 bytes) as alice via writer"#
     );
     let response = server
-        .stateless(&token, "tools/call", Some("list_posts"), call(2, "list_posts", json!({})))
+        .stateless(
+            &token,
+            "tools/call",
+            Some("list_posts"),
+            call(2, "list_posts", json!({})),
+        )
         .await;
     assert_eq!(
         text(&answer(response).await),
@@ -107,14 +142,23 @@ async fn a_permitted_call_reaches_the_tool_with_the_caller() {
 async fn tools_list_shows_only_the_tools_the_caller_may_call() {
     let server = Server::new();
     let token = server
-        .token("writer", AgentType::Autonomous, &["mcp:connect", "mcp:tools:*"])
+        .token(
+            "writer",
+            AgentType::Autonomous,
+            &["mcp:connect", "mcp:tools:*"],
+        )
         .await;
     let response = server.stateless(&token, "tools/list", None, list(1)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(names(&answer(response).await), ["list_posts", "publishPost"]);
+    assert_eq!(
+        names(&answer(response).await),
+        ["list_posts", "publishPost"]
+    );
 
     // The same through a session, whose answers are event streams.
-    let token = server.token("reader", AgentType::Autonomous, LIST_ONLY).await;
+    let token = server
+        .token("reader", AgentType::Autonomous, LIST_ONLY)
+        .await;
     let session = server.session(&token).await;
     let response = server.legacy(&token, &session, list(1)).await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -122,7 +166,11 @@ async fn tools_list_shows_only_the_tools_the_caller_may_call() {
 
     // And a token that may call anything sees every tool.
     let token = server
-        .token("payer", AgentType::Autonomous, &["mcp:connect", "mcp:tools:*", "payments:send"])
+        .token(
+            "payer",
+            AgentType::Autonomous,
+            &["mcp:connect", "mcp:tools:*", "payments:send"],
+        )
         .await;
     let response = server.stateless(&token, "tools/list", None, list(1)).await;
     assert_eq!(
@@ -161,7 +209,11 @@ async fn a_supervised_agents_payment_waits_for_a_persons_approval() {
         .await
         .unwrap();
     // The approval is of these arguments: other ones wait for another.
-    let other = call(8, "send_payment", json!({"amount": 5000, "currency": "EUR", "to": "ACME"}));
+    let other = call(
+        8,
+        "send_payment",
+        json!({"amount": 5000, "currency": "EUR", "to": "ACME"}),
+    );
     let response = server
         .stateless(&token, "tools/call", Some("send_payment"), other)
         .await;
@@ -187,9 +239,17 @@ async fn an_autonomous_agent_pays_without_waiting() {
         .token("payer", AgentType::Autonomous, &capabilities)
         .await;
     let response = server
-        .stateless(&token, "tools/call", Some("send_payment"), call(1, "send_payment", payment()))
+        .stateless(
+            &token,
+            "tools/call",
+            Some("send_payment"),
+            call(1, "send_payment", payment()),
+        )
         .await;
-    assert_eq!(text(&answer(response).await), "paid 50 EUR to ACME as alice via payer");
+    assert_eq!(
+        text(&answer(response).await),
+        "paid 50 EUR to ACME as alice via payer"
+    );
 }
 
 #[tokio::test]

@@ -35,8 +35,14 @@ impl Server {
     /// `alice`, whose role allows every tool and payments, and no agent yet.
     pub fn new() -> Self {
         let accounts = Accounts::new();
-        let role = Policy::allow(CapabilitySet::parse(["mcp:*", "payments:send"]).unwrap());
-        accounts.directory().insert(UserRecord::new("alice", role));
+        accounts
+            .directory()
+            .insert(UserRecord::new("alice", role()));
+        Self::with(accounts)
+    }
+
+    /// The application for `accounts`.
+    pub fn with(accounts: Accounts) -> Self {
         let store = MemoryStore::new(TokenFormat::new("agent").unwrap(), accounts.directory());
         let blog = Blog::new();
         let app = app(store.clone(), accounts, BASE, blog.clone()).unwrap();
@@ -93,7 +99,11 @@ impl Server {
             },
         });
         let response = self
-            .send(post(token).body(Body::from(initialize.to_string())).unwrap())
+            .send(
+                post(token)
+                    .body(Body::from(initialize.to_string()))
+                    .unwrap(),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
         let session = response.headers()["mcp-session-id"]
@@ -116,6 +126,11 @@ impl Server {
         self.send(request.body(Body::from(body.to_string())).unwrap())
             .await
     }
+}
+
+/// alice's role: every tool, and payments.
+pub fn role() -> Policy {
+    Policy::allow(CapabilitySet::parse(["mcp:*", "payments:send"]).unwrap())
 }
 
 /// A POST to `/mcp` with the headers every transport sends.
