@@ -8,6 +8,8 @@
 //! | `publishPost` | `mcp:tools:publish.post` (the capital letter escaped) |
 //! | `send_payment` | `payments:send` (declared; a supervised agent's call waits for a person) |
 //!
+//! The agents MCP clients act as are supervised: a payment waits for the person's approval.
+//!
 //! [`app`] assembles it all, for `main.rs` and the tests alike.
 
 mod accounts;
@@ -26,6 +28,7 @@ use tower_agent_auth::ceiling::CapabilitySet;
 use tower_agent_auth::error::BoxError;
 use tower_agent_auth::mcp::McpLayer;
 use tower_agent_auth::oauth::AuthorizationServer;
+use tower_agent_auth::principal::AgentType;
 use tower_agent_auth::server::{Login, ManageState, Sessions, approvals_router, home_router};
 use tower_agent_auth::store::{Backend, Store};
 
@@ -52,7 +55,12 @@ pub fn app<B: Backend>(
     // The issuer as the server spells it (no trailing slash): the resource is named from it.
     let base = oauth.issuer().as_str().trim_end_matches('/').to_owned();
     let resource = format!("{base}/mcp");
-    let oauth = oauth.resource(&resource).scopes_supported(BASELINE);
+    // Every MCP client a person connects acts as a supervised agent of theirs: its payments
+    // wait for their approval.
+    let oauth = oauth
+        .resource(&resource)
+        .scopes_supported(BASELINE)
+        .connection_agent_type(AgentType::Supervised);
     let metadata = oauth.protected_resource(&resource)?;
 
     // rmcp checks `Host` against DNS rebinding: the authority clients are given.

@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use mcp_server::Accounts;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tower_agent_auth::mcp::APPROVAL_REQUIRED;
 use url::form_urlencoded;
 
 const REDIRECT: &str = "http://127.0.0.1:9999/callback";
@@ -118,6 +119,13 @@ fn authorization(client: &str, scope: &str) -> (String, String) {
     (format!("/oauth/authorize?{query}"), verifier)
 }
 
+/// The scope a `403 insufficient_scope` tells the client to ask for.
+fn step_up(refused: &axum::http::Response<Body>) -> String {
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    let scope = challenge.split("scope=\"").nth(1).expect("a scope");
+    scope.trim_end_matches('"').to_owned()
+}
+
 /// The person, signed in as `cookie`, allows what the client asks for `scope`: an access
 /// token for `/mcp`.
 async fn authorize(server: &Server, client: &str, cookie: &str, scope: &str) -> String {
@@ -147,7 +155,7 @@ async fn authorize(server: &Server, client: &str, cookie: &str, scope: &str) -> 
 }
 
 #[tokio::test]
-async fn a_client_signs_the_person_in_gets_the_baseline_and_steps_up() {
+async fn a_client_gets_the_baseline_steps_up_and_waits_for_approval_to_pay() {
     let accounts = Accounts::new();
     accounts
         .add("alice", role(), "correct horse")
@@ -214,19 +222,14 @@ async fn a_client_signs_the_person_in_gets_the_baseline_and_steps_up() {
         .stateless(&token, "tools/call", Some("publishPost"), publish.clone())
         .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
-    let scope = challenge
-        .split("scope=\"")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('"');
+    let scope = step_up(&refused);
     assert_eq!(
         scope,
         "mcp:connect mcp:tools:list_posts mcp:tools:publish.post"
     );
 
     // The client asks for the scope the challenge named; the person allows it.
-    let token = authorize(&server, client, &cookie, scope).await;
+    let token = authorize(&server, client, &cookie, &scope).await;
     let published = server
         .stateless(&token, "tools/call", Some("publishPost"), publish)
         .await;
@@ -235,5 +238,38 @@ async fn a_client_signs_the_person_in_gets_the_baseline_and_steps_up() {
         text(&answer(published).await)
             .starts_with(r#"published "Hi" (5 bytes) as alice via test-mcp-client-"#)
     );
+
+    // A payment: a step up too, and then, the client's agent being supervised, a wait for
+    // alice's approval of this payment.
+    let pay = call(
+        3,
+        "send_payment",
+        json!({"amount": 50, "currency": "EUR", "to": "ACME"}),
+    );
+    let refused = server
+        .stateless(&token, "tools/call", Some("send_payment"), pay.clone())
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let token = authorize(&server, client, &cookie, &step_up(&refused)).await;
+    let held = server
+        .stateless(&token, "tools/call", Some("send_payment"), pay.clone())
+        .await;
+    let held = answer(held).await;
+    assert_eq!(held["error"]["code"], APPROVAL_REQUIRED, "{held}");
+    let approval = held["error"]["data"]["approval_id"].as_str().unwrap();
     assert_eq!(server.blog.calls(), 2);
+
+    // alice approves it with her session cookie, as the printed curl lines do.
+    let approve = Request::post(format!("/api/approvals/{approval}/approve"))
+        .header(header::COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let approved = visit(&server, approve).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    let paid = server
+        .stateless(&token, "tools/call", Some("send_payment"), pay)
+        .await;
+    let paid = answer(paid).await;
+    assert!(text(&paid).starts_with("paid 50 EUR to ACME as alice via test-mcp-client-"));
+    assert_eq!(server.blog.calls(), 3);
 }
