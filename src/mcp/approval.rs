@@ -62,15 +62,63 @@ pub(crate) fn action(
             .map_err(|_| "the arguments cannot be read as JSON for the approval")?,
         None => serde_json::Value::Null,
     };
+    let message = message(tool, &arguments);
     let mut action = CriticalAction::new(capability, &Method::POST, path)
         .details(json!({"tool": tool, "arguments": arguments}));
-    let message = format!("Call the tool {tool}");
-    if message.len() <= crate::approval::MAX_MESSAGE
-        && crate::approval::check_readable(&message).is_ok()
-    {
+    if let Some(message) = message {
         action = action.message(message);
     }
     Ok(action)
+}
+
+/// What the person reads: the tool and its arguments (`Call send_payment: amount=50,
+/// currency="EUR", to="ACME"`), so that they approve knowing what; the tool alone when the
+/// arguments do not fit the message (they are in the details, shown beside it); `None` when
+/// not even the name reads as it is.
+fn message(tool: &str, arguments: &serde_json::Value) -> Option<String> {
+    let readable = |text: &String| {
+        text.len() <= crate::approval::MAX_MESSAGE && crate::approval::check_readable(text).is_ok()
+    };
+    let listed = match arguments {
+        serde_json::Value::Object(map) if !map.is_empty() => map
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        serde_json::Value::Object(_) | serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let full = if listed.is_empty() {
+        format!("Call {tool}")
+    } else {
+        format!("Call {tool}: {listed}")
+    };
+    if readable(&full) {
+        return Some(full);
+    }
+    let short = format!("Call {tool} (its arguments are in the details)");
+    readable(&short).then_some(short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_the_tool_and_its_arguments() {
+        let arguments = json!({"amount": 50, "currency": "EUR", "to": "ACME"});
+        assert_eq!(
+            message("send_payment", &arguments).unwrap(),
+            r#"Call send_payment: amount=50, currency="EUR", to="ACME""#
+        );
+        assert_eq!(message("ping", &json!({})).unwrap(), "Call ping");
+        let long = json!({"note": "x".repeat(300)});
+        assert_eq!(
+            message("send_payment", &long).unwrap(),
+            "Call send_payment (its arguments are in the details)"
+        );
+        assert_eq!(message("bad\u{202e}name", &json!({})), None);
+    }
 }
 
 /// The refusal of the call `id` as the JSON-RPC error an MCP client reads.

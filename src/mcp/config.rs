@@ -22,6 +22,8 @@ pub(crate) struct Config {
     pub(crate) max_body: usize,
     pub(crate) hide_uncallable_tools: bool,
     pub(crate) gate: Option<Arc<dyn super::approval::Gate>>,
+    /// Whose each session is: shared by every service the layer builds.
+    pub(crate) sessions: Arc<super::session::Sessions>,
 }
 
 impl std::fmt::Debug for Config {
@@ -82,6 +84,7 @@ impl Config {
             max_body: DEFAULT_MAX_BODY,
             hide_uncallable_tools: false,
             gate: None,
+            sessions: Arc::new(super::session::Sessions::new()),
         }
     }
 

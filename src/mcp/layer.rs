@@ -103,7 +103,9 @@ impl McpLayer {
     /// Holds the calls whose capability `supervision` finds critical for a person's approval,
     /// when the caller is a supervised agent: the approval binds the tool's name and its
     /// arguments, and until it is given the call is answered with a JSON-RPC error that says
-    /// how to retry ([`APPROVAL_REQUIRED`](super::APPROVAL_REQUIRED)).
+    /// how to retry ([`APPROVAL_REQUIRED`](super::APPROVAL_REQUIRED)). The person reads the
+    /// tool's name and its arguments, and both are kept with the approval and written to the
+    /// audit trail: a critical tool should take no secret as an argument.
     pub fn supervision<B: crate::store::Backend>(
         mut self,
         supervision: crate::approval::Supervision<crate::store::Store<B>>,

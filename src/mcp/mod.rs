@@ -68,13 +68,17 @@
 //!   the whole batch. A body that is not JSON, or that the server could read otherwise (a key
 //!   given twice, `params` that is not an object), is refused with `400`.
 //! - The inner service gets the body as read, and never the `Authorization` header.
+//! - A session (`Mcp-Session-Id`) is its starter's: the person and agent whose request the
+//!   server answered with the id. Another caller naming it, even with a valid token, is
+//!   answered `404` as for a session that does not exist, and cannot end it.
 //!
 //! | answer | when |
 //! |---|---|
-//! | `403`, `WWW-Authenticate: Bearer error="insufficient_scope", scope="…", resource_metadata="…"` | a capability is missing; `scope` holds what the token has and what it lacks, so a client that re-authorizes with it keeps both |
+//! | `403`, `WWW-Authenticate: Bearer realm="…", resource_metadata="…", error="insufficient_scope", scope="…"` | a capability is missing; `scope` holds what the token has and what it lacks, so a client that re-authorizes with it keeps both |
 //! | `403`, JSON-RPC `-32602` | a name that cannot be mapped to a capability |
 //! | `400`, JSON-RPC `-32700` / `-32600` / `-32020` | not JSON / not readable as a request / headers that disagree with the body |
 //! | `413` | a body over the bound |
+//! | `404`, JSON-RPC `-32600` | a session id another caller started, or one the layer does not know |
 //! | `200`, JSON-RPC [`APPROVAL_REQUIRED`] | a supervised agent's critical call waits for a person ([`McpLayer::supervision`]) |
 //!
 //! The `401` of a missing, invalid, or other-audience token is
@@ -115,6 +119,7 @@ mod request;
 #[cfg(feature = "rmcp")]
 mod rmcp;
 mod service;
+mod session;
 
 pub use approval::{APPROVAL_DENIED, APPROVAL_REQUIRED, TOO_MANY_APPROVALS};
 pub use body::ResponseBody;

@@ -19,12 +19,14 @@ use super::ResponseBody;
 use super::answer::{self, HEADER_MISMATCH, INVALID_REQUEST, PARSE_ERROR};
 use super::config::Config;
 use super::request::{self, BodyError, Message, TOOLS_LIST};
+use super::session::Standing;
 use crate::Principal;
 use crate::ceiling::LayerSource;
 use crate::layer::rejection;
 
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// The service built by [`McpLayer`](super::McpLayer). The inner service receives the body
 /// the layer read, whole, and never the inbound `Authorization` header: a tool cannot pass the
@@ -190,6 +192,7 @@ where
     ReqBody::Data: Send,
     ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -211,6 +214,19 @@ where
         };
         // Never pass the inbound token on: not to the server, not to a tool.
         parts.headers.remove(AUTHORIZATION);
+        let session = parts.headers.get(MCP_SESSION_ID).cloned();
+        if config.sessions.standing(session.as_ref(), &principal) == Standing::NotFound {
+            // Another caller's session, or one this layer does not know: as the transport
+            // answers a session that does not exist, so a client starts a new one.
+            return ResponseFuture::refused(answer::error(
+                http::StatusCode::NOT_FOUND,
+                None,
+                INVALID_REQUEST,
+                "session not found",
+                None,
+            ));
+        }
+        let ending = parts.method == Method::DELETE;
 
         if parts.method != Method::POST {
             // GET opens the server's event stream, DELETE ends a session: the baseline.
@@ -219,7 +235,16 @@ where
                 return ResponseFuture::refused(step_up(&parts.extensions, &principal, &missing));
             }
             let request = Request::from_parts(parts, Full::default());
-            return running(inner.call(request));
+            let future = inner.call(request);
+            return ResponseFuture {
+                kind: Kind::Running {
+                    future: Box::pin(async move {
+                        let response = future.await?;
+                        settle(&response, &config, &principal, session.as_ref(), ending);
+                        Ok(response.map(ResponseBody::inner))
+                    }),
+                },
+            };
         }
 
         let headers = match Headers::read(&parts.headers) {
@@ -301,6 +326,7 @@ where
                         && matches!(&body, request::Body::One(m) if m.method.as_deref() == Some(TOOLS_LIST));
                     let request = Request::from_parts(parts, Full::new(bytes));
                     let response = inner.call(request).await?;
+                    settle(&response, &config, &principal, session.as_ref(), false);
                     if listing {
                         Ok(cut_list(response, &config, &principal).await)
                     } else {
@@ -312,18 +338,27 @@ where
     }
 }
 
-/// The future of a request passed on whole.
-fn running<F, B, E>(future: F) -> ResponseFuture<B, E>
-where
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: 'static,
-{
-    ResponseFuture {
-        kind: Kind::Running {
-            future: Box::pin(async move { Ok(future.await?.map(ResponseBody::inner)) }),
-        },
+/// What the server's answer says of sessions: one started (it names its id) is the caller's;
+/// one the caller ended is forgotten.
+fn settle<B>(
+    response: &Response<B>,
+    config: &Config,
+    principal: &Principal,
+    session: Option<&http::HeaderValue>,
+    ending: bool,
+) {
+    if let Some(started) = response.headers().get(MCP_SESSION_ID) {
+        config.sessions.started(started, principal);
+    }
+    if ending && response.status().is_success() {
+        if let Some(session) = session {
+            config.sessions.ended(session);
+        }
     }
 }
+
+/// The largest `tools/list` answer the layer cuts: 4 MiB.
+const MAX_LIST: usize = 4 << 20;
 
 /// The `tools/list` answer with only the tools the principal may call.
 async fn cut_list<B>(
@@ -333,9 +368,12 @@ async fn cut_list<B>(
 ) -> Response<ResponseBody<B>>
 where
     B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut parts, body) = response.into_parts();
-    let Ok(collected) = body.collect().await else {
+    // The server ends a request's event stream once it has answered (Streamable HTTP); the
+    // bound keeps a server that sends too much from holding memory.
+    let Ok(collected) = Limited::new(body, MAX_LIST).collect().await else {
         return answer::error(
             http::StatusCode::BAD_GATEWAY,
             None,

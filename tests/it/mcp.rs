@@ -66,6 +66,7 @@ fn handler(
             let body = request.into_body().collect().await.unwrap().to_bytes();
             let text = String::from_utf8(body.to_vec()).unwrap();
             let list = text.contains("tools/list");
+            let starts = text.contains("\"initialize\"");
             seen.0.lock().unwrap().push((text, authorization));
             let answer = if list {
                 r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"getWeather"},{"name":"getweather"},{"name":"send_payment"}]}}"#
@@ -76,6 +77,13 @@ fn handler(
             response
                 .headers_mut()
                 .insert("content-type", "application/json".parse().unwrap());
+            if starts {
+                // A server that starts a session: the same id each time, as an attacker
+                // who learned it would send it.
+                response
+                    .headers_mut()
+                    .insert("mcp-session-id", "session-1".parse().unwrap());
+            }
             Ok(response)
         }
     })
@@ -460,4 +468,62 @@ async fn a_supervised_agents_critical_call_waits_for_a_person() {
     assert_eq!(status, StatusCode::OK);
     assert!(!body.contains("error"), "{body}");
     assert_eq!(s.seen.bodies().len(), 1);
+}
+
+/// A session is its starter's: another agent of the same person, with a valid token and the
+/// session's id, gets `404` and cannot end it; the starter goes on, and ends it.
+#[tokio::test]
+async fn a_session_is_its_starters_alone() {
+    let s = setup(&["mcp:connect"]).await;
+    let other = s
+        .store
+        .create_agent(NewAgent::new("other", "alice"))
+        .await
+        .unwrap();
+    let other = s
+        .store
+        .create_token(
+            &other.id,
+            NewToken::new("mcp")
+                .with_capabilities(CapabilitySet::parse(["mcp:connect"]).unwrap())
+                .resource(MCP),
+        )
+        .await
+        .unwrap();
+    let other = other.token.expose_secret().to_owned();
+    let request = |token: &str, method: http::Method, session: Option<&str>, body: &str| {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri("/mcp")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        if let Some(session) = session {
+            builder = builder.header("mcp-session-id", session);
+        }
+        builder
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap()
+    };
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let (status, headers, _) =
+        send(&s.app, request(&s.token, http::Method::POST, None, init)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["mcp-session-id"], "session-1");
+
+    let theirs = request(&other, http::Method::POST, Some("session-1"), ping);
+    assert_eq!(send(&s.app, theirs).await.0, StatusCode::NOT_FOUND);
+    let end = request(&other, http::Method::DELETE, Some("session-1"), "");
+    assert_eq!(send(&s.app, end).await.0, StatusCode::NOT_FOUND);
+    let unknown = request(&s.token, http::Method::POST, Some("session-2"), ping);
+    assert_eq!(send(&s.app, unknown).await.0, StatusCode::NOT_FOUND);
+
+    let mine = request(&s.token, http::Method::POST, Some("session-1"), ping);
+    assert_eq!(send(&s.app, mine).await.0, StatusCode::OK);
+    let end = request(&s.token, http::Method::DELETE, Some("session-1"), "");
+    assert_eq!(send(&s.app, end).await.0, StatusCode::OK);
+    let after = request(&s.token, http::Method::POST, Some("session-1"), ping);
+    assert_eq!(send(&s.app, after).await.0, StatusCode::NOT_FOUND);
+    // Only the starter's requests reached the server: the first, the ping and the end.
+    assert_eq!(s.seen.bodies().len(), 3);
 }
