@@ -23,9 +23,18 @@ use std::fmt::Write;
 
 use crate::ceiling::is_capability_name;
 
+/// The longest capability the grammar takes, in bytes.
+const MAX_CAPABILITY: usize = 128;
+
 /// `name` as one capability segment (see the module docs for the rule).
+#[cfg(test)]
 pub(crate) fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
+    escape_into(&mut out, name);
+    out
+}
+
+fn escape_into(out: &mut String, name: &str) {
     for byte in name.bytes() {
         match byte {
             b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => out.push(byte as char),
@@ -40,7 +49,6 @@ pub(crate) fn escape(name: &str) -> String {
             }
         }
     }
-    out
 }
 
 /// The inverse of [`escape`]: `None` for a segment `escape` never makes.
@@ -85,13 +93,19 @@ pub(crate) fn unescape(segment: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `prefix:` + the escaped `name`, if that is a capability name.
+/// `prefix:` + the escaped `name`, if that is a capability name (`prefix` is one).
 pub(crate) fn capability(prefix: &str, name: &str) -> Option<String> {
     if name.is_empty() {
         return None;
     }
-    let capability = format!("{prefix}:{}", escape(name));
-    is_capability_name(&capability).then_some(capability)
+    let mut capability = String::with_capacity(prefix.len() + 1 + name.len() + 8);
+    capability.push_str(prefix);
+    capability.push(':');
+    escape_into(&mut capability, name);
+    // Escaping writes grammar characters only, in a segment that is never empty: the length
+    // is all that is left to check.
+    debug_assert!(capability.len() > MAX_CAPABILITY || is_capability_name(&capability));
+    (capability.len() <= MAX_CAPABILITY).then_some(capability)
 }
 
 #[cfg(test)]

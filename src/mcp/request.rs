@@ -74,36 +74,99 @@ struct WireMessage<'a> {
     method: Option<Cow<'a, str>>,
     #[serde(default)]
     id: Option<Box<RawValue>>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
+    #[serde(default)]
+    params: Option<WireParams>,
+}
+
+/// `params`, read in the same pass as the message, and only as an object: MCP's params are
+/// objects, and a struct read from an array would take its first element for the name.
+#[derive(Default)]
+struct WireParams {
+    name: Option<String>,
+    uri: Option<String>,
+    arguments: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
-struct WireParams<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    uri: Option<Cow<'a, str>>,
-    #[serde(default)]
-    arguments: Option<Box<RawValue>>,
+#[serde(field_identifier, rename_all = "lowercase")]
+enum ParamsField {
+    Name,
+    Uri,
+    Arguments,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WireParams {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = WireParams;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("params as an object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireParams, A::Error> {
+                use serde::de::Error;
+                let mut params = WireParams::default();
+                let (mut name, mut uri, mut arguments) = (false, false, false);
+                while let Some(field) = map.next_key::<ParamsField>()? {
+                    // A key given twice is refused: a server may keep the first or the last.
+                    let seen = match field {
+                        ParamsField::Name => &mut name,
+                        ParamsField::Uri => &mut uri,
+                        ParamsField::Arguments => &mut arguments,
+                        ParamsField::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if std::mem::replace(seen, true) {
+                        return Err(A::Error::custom("a key given twice"));
+                    }
+                    match field {
+                        ParamsField::Name => params.name = map.next_value()?,
+                        ParamsField::Uri => params.uri = map.next_value()?,
+                        _ => params.arguments = map.next_value()?,
+                    }
+                }
+                Ok(params)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Whether the arrays and objects of `bytes` nest at most `max` deep (strings skipped).
 /// One pass over the bytes, no recursion: a body of a million `[` costs a loop, not a stack.
 fn nests_within(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in bytes {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    let mut depth = 0usize;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                // To the closing quote, over escaped characters: a tight loop over the text.
+                at += 1;
+                loop {
+                    let Some(offset) = bytes[at..].iter().position(|&b| b == b'"' || b == b'\\')
+                    else {
+                        // A string never closed: no JSON, which the parser says.
+                        return true;
+                    };
+                    at += offset;
+                    if bytes[at] == b'"' {
+                        break;
+                    }
+                    at += 2;
+                    if at >= bytes.len() {
+                        return true;
+                    }
+                }
             }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -113,56 +176,59 @@ fn nests_within(bytes: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        at += 1;
     }
     true
 }
 
-/// Reads a JSON-RPC body.
+/// Reads a JSON-RPC body: one pass over a message, whatever its size.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Body, BodyError> {
     if !nests_within(bytes, MAX_DEPTH) {
         return Err(BodyError::Invalid("a body nested deeper than 64 levels"));
     }
-    let raw: &RawValue = serde_json::from_slice(bytes).map_err(|_| BodyError::NotJson)?;
-    let text = raw.get();
-    if text.starts_with('[') {
-        let entries: Vec<&RawValue> = serde_json::from_str(text).map_err(|_| BodyError::NotJson)?;
-        if entries.is_empty() {
-            return Err(BodyError::Invalid("an empty batch"));
-        }
-        if entries.len() > MAX_BATCH {
-            return Err(BodyError::Invalid("a batch of more than 64 messages"));
-        }
-        entries
-            .into_iter()
-            .map(message)
-            .collect::<Result<_, _>>()
-            .map(Body::Batch)
-    } else {
-        message(raw).map(Body::One)
+    let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if !batch {
+        return message(bytes).map(Body::One);
     }
+    let entries: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(|_| BodyError::NotJson)?;
+    if entries.is_empty() {
+        return Err(BodyError::Invalid("an empty batch"));
+    }
+    if entries.len() > MAX_BATCH {
+        return Err(BodyError::Invalid("a batch of more than 64 messages"));
+    }
+    entries
+        .into_iter()
+        .map(|entry| message(entry.get().as_bytes()))
+        .collect::<Result<_, _>>()
+        .map(Body::Batch)
 }
 
-fn message(raw: &RawValue) -> Result<Message, BodyError> {
-    if !raw.get().starts_with('{') {
-        return Err(BodyError::Invalid("a message that is not an object"));
-    }
-    let wire: WireMessage<'_> = serde_json::from_str(raw.get())
-        .map_err(|_| BodyError::Invalid("a message whose method, id or params cannot be read"))?;
+fn message(bytes: &[u8]) -> Result<Message, BodyError> {
+    let wire: WireMessage<'_> = match serde_json::from_slice(bytes) {
+        Ok(wire) => wire,
+        // Told apart only when refused: JSON that is no message we read, or no JSON.
+        Err(_) => {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    Ok(_) => BodyError::Invalid(
+                        "a message whose method, id or params cannot be read (params must be an object, each key given once)",
+                    ),
+                    Err(_) => BodyError::NotJson,
+                },
+            );
+        }
+    };
     let method = wire.method.map(Cow::into_owned);
     let (mut target, mut arguments) = (None, None);
     if let Some(method) = method.as_deref().filter(|m| has_target(m)) {
         let params = wire
             .params
-            .filter(|p| p.get().starts_with('{'))
-            .ok_or(BodyError::Invalid("params that are not an object"))?;
-        let params: WireParams<'_> = serde_json::from_str(params.get()).map_err(|_| {
-            BodyError::Invalid("params whose name, uri or arguments cannot be read")
-        })?;
+            .ok_or(BodyError::Invalid("a call without params"))?;
         target = match method {
             RESOURCES_READ => params.uri,
             _ => params.name,
-        }
-        .map(Cow::into_owned);
+        };
         if target.is_none() {
             return Err(BodyError::Invalid("a call that names no target"));
         }
@@ -240,7 +306,7 @@ mod tests {
 
     #[test]
     fn other_methods_name_no_target() {
-        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}"#);
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":"x"}}"#);
         assert_eq!(m.method.as_deref(), Some("tools/list"));
         assert!(m.target.is_none());
         let response = one(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
@@ -268,6 +334,8 @@ mod tests {
             r#"{"id":1,"method":"tools/call","params":{"name":7}}"#,
             r#"{"id":1,"method":"tools/call","params":{}}"#,
             r#"{"id":1,"method":7}"#,
+            r#"{"id":1,"method":"tools/list","params":[1]}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":null}}"#,
             r#""tools/call""#,
             r#"[]"#,
             r#"[1]"#,

@@ -308,7 +308,14 @@ where
                     if let Err(error) = headers.agree(&body) {
                         return Ok(answer::bad_request(HEADER_MISMATCH, error.0));
                     }
-                    let missing = match missing(&config, &principal, body.messages()) {
+                    // Headers that agree with the body were checked already: what they name
+                    // is what the body asks.
+                    let checked = if headers.method.is_some() {
+                        body.messages().len()
+                    } else {
+                        0
+                    };
+                    let missing = match missing(&config, &principal, &body.messages()[checked..]) {
                         Ok(missing) => missing,
                         Err(unmapped) => {
                             return Ok(answer::unmapped(unmapped.id.as_deref(), "target's name"));
