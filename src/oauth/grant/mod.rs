@@ -4,9 +4,13 @@
 //! these.
 
 mod code;
+mod credentials;
+mod exchange;
 mod refresh;
 
 pub use code::AuthorizationCodeGrant;
+pub use credentials::ClientCredentialsGrant;
+pub use exchange::{ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenExchangeGrant};
 pub use refresh::RefreshTokenGrant;
 
 use std::sync::Arc;
@@ -58,12 +62,14 @@ impl<B> Clone for Grants<B> {
 }
 
 impl<B: Backend> Grants<B> {
-    /// `authorization_code` and `refresh_token`.
+    /// `authorization_code`, `refresh_token`, token exchange and `client_credentials`.
     pub(crate) fn standard() -> Self {
         Self {
             grants: Arc::new([
                 Arc::new(AuthorizationCodeGrant) as Arc<dyn Grant<B>>,
                 Arc::new(RefreshTokenGrant),
+                Arc::new(TokenExchangeGrant),
+                Arc::new(ClientCredentialsGrant),
             ]),
         }
     }
