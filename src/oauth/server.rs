@@ -12,7 +12,7 @@ use super::grant::{Grant, Grants};
 use super::issuer::{Issuer, IssuerError};
 use super::metadata::{self, ProtectedResource, ResourceError};
 use super::registration::{self, Registration, RegistrationLimits};
-use super::{introspect, revoke, token};
+use super::{agent_token, introspect, revoke, token};
 use crate::audit::AuditWriter;
 use crate::server::SESSION_COOKIE;
 use crate::store::{Backend, Store};
@@ -68,7 +68,9 @@ impl<B> std::fmt::Debug for AuthorizationServer<B> {
 
 impl<B: Backend> AuthorizationServer<B> {
     /// A server for `store`, identified by `issuer` (normalised: see [`Issuer`]), with the
-    /// grants `authorization_code` and `refresh_token`, access tokens of 1 h, refresh tokens of
+    /// grants `authorization_code`, `refresh_token`, token exchange
+    /// ([`TokenExchangeGrant`](super::grant::TokenExchangeGrant)) and `client_credentials`
+    /// ([`ClientCredentialsGrant`](super::grant::ClientCredentialsGrant)), access tokens of 1 h, refresh tokens of
     /// 30 days, codes of 60 s, the default [`RegistrationLimits`], sign-in at `/login`, no
     /// resource and no audit trail. The key that binds consent forms is drawn at random: give
     /// every node the same with [`AuthorizationServer::consent_key`].
@@ -231,8 +233,9 @@ impl<B: Backend> AuthorizationServer<B> {
 
     /// Every endpoint on one router, under the issuer's path: the metadata (RFC 8414, and
     /// `/.well-known/openid-configuration` answering 404), `POST /oauth/register`,
-    /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect` and
-    /// `POST /oauth/revoke`. Merge it at the root of the application.
+    /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect`,
+    /// `POST /oauth/revoke` and `POST /oauth/agent-token` (an orchestrator's task tokens: see
+    /// the [`oauth`](super) module). Merge it at the root of the application.
     ///
     /// The authorization endpoint reads the person from the request's
     /// [`Principal`](crate::Principal) (an [`AgentAuthLayer`](crate::AgentAuthLayer) with a
@@ -256,5 +259,6 @@ impl<B: Backend> AuthorizationServer<B> {
             .merge(token::router(authority.clone(), self.grants.clone()))
             .merge(introspect::router(authority.clone()))
             .merge(revoke::router(authority.clone()))
+            .merge(agent_token::router(authority.clone()))
     }
 }
