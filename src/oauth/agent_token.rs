@@ -1,46 +1,14 @@
 //! `POST /oauth/agent-token`, the "Agent Tokens" endpoint: task tokens an orchestrator mints
 //! for the other agents of its owner, on behalf of a person, over
-//! [`Store::issue_task_token`](crate::store::Store::issue_task_token).
+//! [`Store::issue_task_token`](crate::store::Store::issue_task_token). Who may call it, the
+//! parameters, the answer and the errors are in the [`oauth`](super) module's docs.
 //!
-//! **Who may call it.** The client of an orchestrator agent (`client_id` = its slug), with its
-//! secret (`client_secret` in the form, or `client_secret_basic`): an agent made with
-//! `NewAgent::orchestrator()` (`agent create --orchestrator`) and given a secret by
-//! [`Store::register_agent_client`](crate::store::Store::register_agent_client)
-//! (`client register --agent SLUG`). No client without a secret, no other kind of client, and
-//! no agent that is not an active orchestrator (`unauthorized_client`).
-//!
-//! **On whose behalf.** `delegated_by_user_id` must have authorized the orchestrator: be its
-//! owner or hold an `admin` grant on it (whoever may issue its tokens; a person with no say
-//! over the orchestrator is not one it may name), and be active and the target's owner or hold
-//! a grant on the target ([`Store::issue_task_token`](crate::store::Store::issue_task_token)'s
-//! rule). Else `invalid_grant`, audited.
-//!
-//! **The form** (`application/x-www-form-urlencoded`):
-//!
-//! | parameter | |
-//! |---|---|
-//! | `client_id`, `client_secret` | the orchestrator's client |
-//! | `delegated_by_user_id` | required: the person |
-//! | `agent` | required: the agent the token is for (its slug), another agent of the orchestrator's owner |
-//! | `agent_type` | `autonomous`, `supervised` or `ephemeral`: must be that agent's type |
-//! | `scope` | required: capability patterns within the orchestrator's policy, the person's role and the agent's policy (`invalid_scope` otherwise) |
-//! | `task_id` | required: the task (ended at once by `complete_task`) |
-//! | `max_operations` | how many requests the token admits, exactly, across nodes |
-//! | `expires_on_completion` | `true`: its last operation ends it (needs `max_operations`) |
-//! | `intent_description` | what the token is for, in the orchestrator's words |
-//! | `expires_in` | seconds: 900 (15 min) by default, at most 3600 (1 h; more is cut to it) |
-//! | `resource` | RFC 8707: the resource it is bound to (the default resource otherwise) |
-//!
-//! `agent` is this server's addition to the design: its tokens are always an agent's. The
-//! answer is 200 JSON, `Cache-Control: no-store`: `access_token`, `token_type` (`Bearer`),
-//! `expires_in`, `scope`, `agent_type`, `task_id`, `max_operations` (`null` for no limit),
-//! `expires_on_completion`. Errors are RFC 6749 §5.2 JSON.
-//!
-//! At every request of the token — as for every task token — the orchestrator must still be an
-//! active orchestrator and the person active; the orchestrator's policy and the person's role
-//! are layers of its ceiling, beside the agent's policy and its owner's role. (The person's
-//! grants on the orchestrator and the target are checked here, at issue: the token's short life
-//! bounds how long a grant withdrawn afterwards goes unnoticed.)
+//! The order: client authentication (a secret is required), the client an active
+//! orchestrator's, the form's shape, the target (an agent of the orchestrator's owner; another
+//! owner's reads as unknown), its type, the resource, the person's authorization of the
+//! orchestrator, then the store's own checks. Every refusal after the client authenticated is
+//! audited on the orchestrator's side; the token's issue under the target, with the person as
+//! its actor.
 
 use std::time::Duration;
 

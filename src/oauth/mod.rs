@@ -86,16 +86,32 @@
 //!   chain as RFC 8693's nested `act` (the acting agent outermost, the least recent innermost),
 //!   beside `delegation_chain`;
 //! - **the "Agent Tokens" endpoint**, for an orchestrator agent (`NewAgent::orchestrator()`):
-//!   `POST /oauth/agent-token` with `client_id`, `client_secret`, `delegated_by_user_id`,
-//!   `agent` (the target agent's slug), `agent_type`, `scope`, `task_id`, `max_operations`,
-//!   `expires_on_completion`, `intent_description` mints a task token
-//!   ([`Store::issue_task_token`](crate::store::Store::issue_task_token)) of 15 minutes by
-//!   default and 1 hour at most ([`MAX_TASK_TOKEN_LIFETIME`]). The person named must own the
-//!   orchestrator or hold an `admin` grant on it, and own the target agent or hold a grant on
-//!   it; at every request the orchestrator must still be an active orchestrator and the person
-//!   active, and the orchestrator's policy and the person's role bound the token. The endpoint
-//!   answers `access_token`, `token_type`, `expires_in`, `scope`, `agent_type`, `task_id`,
-//!   `max_operations` and `expires_on_completion`; introspection adds `operations_remaining`.
+//!   `POST /oauth/agent-token` (a form; the client authenticates with `client_id` and
+//!   `client_secret`, or Basic) mints a task token
+//!   ([`Store::issue_task_token`](crate::store::Store::issue_task_token)):
+//!
+//!   | parameter | |
+//!   |---|---|
+//!   | `delegated_by_user_id` | required: the person the token acts for |
+//!   | `agent` | required: the target agent's slug, another agent of the orchestrator's owner (this server's addition: its tokens are always an agent's) |
+//!   | `agent_type` | `autonomous`, `supervised` or `ephemeral`: checked against the target's |
+//!   | `scope` | required: within the orchestrator's policy, the person's role, the target's policy and its owner's role |
+//!   | `task_id` | required |
+//!   | `max_operations`, `expires_on_completion` | an exact use limit; the last use ending the token |
+//!   | `intent_description` | what the token is for |
+//!   | `expires_in` | seconds: [`DEFAULT_TASK_TOKEN_LIFETIME`] (15 min) by default, cut to [`MAX_TASK_TOKEN_LIFETIME`] (1 h) |
+//!   | `resource` | RFC 8707, the default resource otherwise |
+//!
+//!   Only the client of an active orchestrator agent (`NewAgent::orchestrator()`), with its
+//!   secret, may call it (else `invalid_client` or `unauthorized_client`). The person named
+//!   must have authorized the orchestrator — own it or hold an `admin` grant on it — and own
+//!   the target or hold a grant on it (else `invalid_grant`, audited); a scope outside those
+//!   bounds is `invalid_scope`. At every request of the token, as for every task token, the
+//!   orchestrator must still be an active orchestrator and the person active, and the
+//!   orchestrator's policy and the person's role bound it (the grants are checked at issue,
+//!   within the token's short life). The answer: `access_token`, `token_type`, `expires_in`,
+//!   `scope`, `agent_type`, `task_id`, `max_operations` (`null` for none) and
+//!   `expires_on_completion`; introspection adds `operations_remaining`.
 //!
 //! None of these keeps a record of its own: a client secret is a [`Client`]'s hash, and the
 //! tokens are agent tokens with their delegation or task fields.

@@ -205,6 +205,30 @@ impl<B: Backend> AuthorizationServer<B> {
         self
     }
 
+    /// Stops serving the grant of `grant_type` (`client_credentials`, or
+    /// [`TOKEN_EXCHANGE`](super::grant::TOKEN_EXCHANGE), …): the token endpoint answers
+    /// `unsupported_grant_type` for it and the metadata no longer lists it.
+    ///
+    /// ```
+    /// use tower_agent_auth::oauth::AuthorizationServer;
+    /// use tower_agent_auth::oauth::grant::TOKEN_EXCHANGE;
+    /// use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+    /// use tower_agent_auth::token::TokenFormat;
+    ///
+    /// let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), MemoryUserDirectory::new());
+    /// let server = AuthorizationServer::new(store, "https://auth.example.com")
+    ///     .unwrap()
+    ///     .without_grant(TOKEN_EXCHANGE);
+    /// assert_eq!(
+    ///     server.grant_types(),
+    ///     ["authorization_code", "refresh_token", "client_credentials"]
+    /// );
+    /// ```
+    pub fn without_grant(mut self, grant_type: &str) -> Self {
+        self.grants = self.grants.without(grant_type);
+        self
+    }
+
     /// What every endpoint and grant works with.
     pub fn authority(&self) -> &Authority<B> {
         &self.authority

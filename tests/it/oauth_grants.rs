@@ -405,3 +405,54 @@ async fn a_delegated_token_keeps_its_parents_resource<B: Backend>(env: Env<B>) {
         "not at this resource"
     );
 }
+
+/// A grant turned off is not served, nor advertised.
+#[tokio::test]
+async fn a_grant_turned_off_is_unsupported() {
+    use tower::ServiceExt;
+    use tower_agent_auth::oauth::AuthorizationServer;
+    let (users, clock) = (
+        tower_agent_auth::testing::users(),
+        tower_agent_auth::testing::clock(),
+    );
+    let store = tower_agent_auth::store::MemoryStore::with_config(
+        tower_agent_auth::testing::config(&users, &clock),
+    );
+    let planner = store
+        .create_agent(tower_agent_auth::store::NewAgent::new("planner", "alice"))
+        .await
+        .unwrap();
+    let secret = store
+        .register_agent_client(&planner.id)
+        .await
+        .unwrap()
+        .secret
+        .unwrap();
+    let server = AuthorizationServer::new(store, "http://127.0.0.1:8080")
+        .unwrap()
+        .without_grant("client_credentials");
+    assert!(
+        !server.metadata()["grant_types_supported"]
+            .to_string()
+            .contains("client_credentials")
+    );
+    let body = format!(
+        "grant_type=client_credentials&client_id=planner&client_secret={}",
+        secret.expose_secret()
+    );
+    let request = http::Request::post("/oauth/token")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let response = server.router().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "unsupported_grant_type");
+}

@@ -86,6 +86,17 @@ impl<B: Backend> Grants<B> {
         }
     }
 
+    /// Without the grant of `grant_type` (none served for it).
+    pub(crate) fn without(&self, grant_type: &str) -> Self {
+        let grants: Vec<_> = (self.grants.iter())
+            .filter(|g| g.grant_type() != grant_type)
+            .cloned()
+            .collect();
+        Self {
+            grants: grants.into(),
+        }
+    }
+
     /// The grant types served.
     pub(crate) fn types(&self) -> Vec<&'static str> {
         self.grants.iter().map(|g| g.grant_type()).collect()
