@@ -307,6 +307,7 @@ async fn token_exchange_refuses_what_would_widen<B: Backend>(env: Env<B>) {
         exchange(&env, &other, &subject, &[]).await.error(),
         "invalid_request"
     );
+    assert!(env.trail().await.contains("presented by client other"));
     // An actor of another owner is refused, without naming it.
     let bobs = env.agent("bobs-bot", "bob").await;
     let bobs = env.cli_token(&bobs).await;

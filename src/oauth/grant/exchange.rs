@@ -24,6 +24,7 @@
 use std::time::Duration;
 
 use super::Grant;
+use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::ceiling::CapabilitySet;
 use crate::delegation::{Delegation, DelegationError, Delegator};
 use crate::error::{InputError, StoreError};
@@ -211,12 +212,17 @@ impl<B: Backend> Grant<B> for TokenExchangeGrant {
         };
         let store = authority.store();
         let subject = inspect(store, subject_token, "subject_token").await?;
-        if subject
-            .token
-            .client_id
-            .as_ref()
-            .is_some_and(|issued_to| *issued_to != client.id)
-        {
+        if let Some(issued_to) = (subject.token.client_id.as_ref()).filter(|id| **id != client.id) {
+            // A token one client obtained, presented by another: worth a line in the trail.
+            let event = AuditEvent::new(authority.now(), AuditAction::TokenIssued, Outcome::Denied)
+                .agent(subject.token.agent_id.clone())
+                .actor(subject.principal.user_id().clone())
+                .detail(format!(
+                    "oauth token exchange refused: token {} of client {issued_to} presented by \
+                     client {}",
+                    subject.token.id, client.id
+                ));
+            authority.record(event).await;
             return Err(OAuthError::invalid_request(
                 "the subject_token was issued to another client",
             ));
