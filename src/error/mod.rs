@@ -550,6 +550,10 @@ pub enum DelegationError {
     /// The person a task token is minted for is not (or no longer) an active user.
     #[error("the delegating user {0:?} is unknown or inactive")]
     DelegatingUserInactive(String),
+    /// The child names a resource other than the one its parent is bound to (RFC 8707): a
+    /// delegation never moves a token's audience.
+    #[error("a delegated token is bound to its parent's resource {0:?}")]
+    OtherResource(String),
 }
 
 /// Why the audit trail could not be written or read.

@@ -15,6 +15,8 @@ pub(crate) const REGISTER: &str = "/oauth/register";
 pub(crate) const INTROSPECT: &str = "/oauth/introspect";
 /// The revocation endpoint.
 pub(crate) const REVOKE: &str = "/oauth/revoke";
+/// The "Agent Tokens" endpoint: an orchestrator's task tokens.
+pub(crate) const AGENT_TOKEN: &str = "/oauth/agent-token";
 
 /// CORS for the endpoints a browser-based client (the MCP Inspector) calls from its own
 /// origin: any origin, no cookies, the headers those clients send.

@@ -12,7 +12,7 @@ use super::grant::{Grant, Grants};
 use super::issuer::{Issuer, IssuerError};
 use super::metadata::{self, ProtectedResource, ResourceError};
 use super::registration::{self, Registration, RegistrationLimits};
-use super::{introspect, revoke, token};
+use super::{agent_token, introspect, revoke, token};
 use crate::audit::AuditWriter;
 use crate::server::SESSION_COOKIE;
 use crate::store::{Backend, Store};
@@ -68,7 +68,9 @@ impl<B> std::fmt::Debug for AuthorizationServer<B> {
 
 impl<B: Backend> AuthorizationServer<B> {
     /// A server for `store`, identified by `issuer` (normalised: see [`Issuer`]), with the
-    /// grants `authorization_code` and `refresh_token`, access tokens of 1 h, refresh tokens of
+    /// grants `authorization_code`, `refresh_token`, token exchange
+    /// ([`TokenExchangeGrant`](super::grant::TokenExchangeGrant)) and `client_credentials`
+    /// ([`ClientCredentialsGrant`](super::grant::ClientCredentialsGrant)), access tokens of 1 h, refresh tokens of
     /// 30 days, codes of 60 s, the default [`RegistrationLimits`], sign-in at `/login`, no
     /// resource and no audit trail. The key that binds consent forms is drawn at random: give
     /// every node the same with [`AuthorizationServer::consent_key`].
@@ -203,6 +205,30 @@ impl<B: Backend> AuthorizationServer<B> {
         self
     }
 
+    /// Stops serving the grant of `grant_type` (`client_credentials`, or
+    /// [`TOKEN_EXCHANGE`](super::grant::TOKEN_EXCHANGE), …): the token endpoint answers
+    /// `unsupported_grant_type` for it and the metadata no longer lists it.
+    ///
+    /// ```
+    /// use tower_agent_auth::oauth::AuthorizationServer;
+    /// use tower_agent_auth::oauth::grant::TOKEN_EXCHANGE;
+    /// use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+    /// use tower_agent_auth::token::TokenFormat;
+    ///
+    /// let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), MemoryUserDirectory::new());
+    /// let server = AuthorizationServer::new(store, "https://auth.example.com")
+    ///     .unwrap()
+    ///     .without_grant(TOKEN_EXCHANGE);
+    /// assert_eq!(
+    ///     server.grant_types(),
+    ///     ["authorization_code", "refresh_token", "client_credentials"]
+    /// );
+    /// ```
+    pub fn without_grant(mut self, grant_type: &str) -> Self {
+        self.grants = self.grants.without(grant_type);
+        self
+    }
+
     /// What every endpoint and grant works with.
     pub fn authority(&self) -> &Authority<B> {
         &self.authority
@@ -231,8 +257,9 @@ impl<B: Backend> AuthorizationServer<B> {
 
     /// Every endpoint on one router, under the issuer's path: the metadata (RFC 8414, and
     /// `/.well-known/openid-configuration` answering 404), `POST /oauth/register`,
-    /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect` and
-    /// `POST /oauth/revoke`. Merge it at the root of the application.
+    /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect`,
+    /// `POST /oauth/revoke` and `POST /oauth/agent-token` (an orchestrator's task tokens: see
+    /// the [`oauth`](super) module). Merge it at the root of the application.
     ///
     /// The authorization endpoint reads the person from the request's
     /// [`Principal`](crate::Principal) (an [`AgentAuthLayer`](crate::AgentAuthLayer) with a
@@ -256,5 +283,6 @@ impl<B: Backend> AuthorizationServer<B> {
             .merge(token::router(authority.clone(), self.grants.clone()))
             .merge(introspect::router(authority.clone()))
             .merge(revoke::router(authority.clone()))
+            .merge(agent_token::router(authority.clone()))
     }
 }

@@ -64,7 +64,12 @@ async fn the_authorization_server_metadata_has_every_required_field() {
     );
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "client_credentials"
+        ])
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],

@@ -1,7 +1,8 @@
 //! The `agent-auth` binary run as a user would, one test binary: the CLI on SQLite and on
 //! PostgreSQL ([`cli`]), `serve` under attack ([`serve_hardening`]), many nodes on one
 //! PostgreSQL and Redis ([`cluster`]), the authorization server on many nodes
-//! ([`cluster_oauth`]), a real OAuth client ([`oauth_client`]), the official MCP client SDK
+//! ([`cluster_oauth`], and the agents' grants: [`cluster_grants`]), a real OAuth client ([`oauth_client`], and for the agents' grants
+//! [`oauth_grants`]), the official MCP client SDK
 //! ([`mcp_client`]) and a real browser
 //! ([`browser`]) against it.
 //!
@@ -12,8 +13,10 @@
 mod browser;
 mod cli;
 mod cluster;
+mod cluster_grants;
 mod cluster_oauth;
 mod mcp_client;
 mod oauth_client;
+mod oauth_grants;
 mod serve_hardening;
 mod support;

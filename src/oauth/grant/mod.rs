@@ -4,9 +4,13 @@
 //! these.
 
 mod code;
+mod credentials;
+mod exchange;
 mod refresh;
 
 pub use code::AuthorizationCodeGrant;
+pub use credentials::ClientCredentialsGrant;
+pub use exchange::{ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenExchangeGrant};
 pub use refresh::RefreshTokenGrant;
 
 use std::sync::Arc;
@@ -58,12 +62,14 @@ impl<B> Clone for Grants<B> {
 }
 
 impl<B: Backend> Grants<B> {
-    /// `authorization_code` and `refresh_token`.
+    /// `authorization_code`, `refresh_token`, token exchange and `client_credentials`.
     pub(crate) fn standard() -> Self {
         Self {
             grants: Arc::new([
                 Arc::new(AuthorizationCodeGrant) as Arc<dyn Grant<B>>,
                 Arc::new(RefreshTokenGrant),
+                Arc::new(TokenExchangeGrant),
+                Arc::new(ClientCredentialsGrant),
             ]),
         }
     }
@@ -75,6 +81,17 @@ impl<B: Backend> Grants<B> {
             .cloned()
             .collect();
         grants.push(grant);
+        Self {
+            grants: grants.into(),
+        }
+    }
+
+    /// Without the grant of `grant_type` (none served for it).
+    pub(crate) fn without(&self, grant_type: &str) -> Self {
+        let grants: Vec<_> = (self.grants.iter())
+            .filter(|g| g.grant_type() != grant_type)
+            .cloned()
+            .collect();
         Self {
             grants: grants.into(),
         }
