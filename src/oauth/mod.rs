@@ -12,8 +12,12 @@
 //!   page bound to the session and the request; a registered agent's owner or admin consents
 //!   for it, and consent to a registered client makes the person's [`Connection`] (an agent of
 //!   theirs for that client);
-//! - `POST /oauth/token`: the [`Grant`]s `authorization_code` and `refresh_token` (rotated,
-//!   a reuse revoking the family), more by [`AuthorizationServer::grant`];
+//! - `POST /oauth/token`: the [`Grant`]s `authorization_code`, `refresh_token` (rotated,
+//!   a reuse revoking the family) and the device code, more by [`AuthorizationServer::grant`];
+//! - the device flow (RFC 8628; [`DeviceFlow`] tells it step by step and sets its lifetimes
+//!   and limits): `POST /oauth/device_authorization` for a device without a browser, and
+//!   `GET`/`POST /oauth/device`, where the person signs in, enters the code the device shows
+//!   and consents, in the consent page's layout;
 //! - `POST /oauth/introspect` (RFC 7662, agent extensions) and `POST /oauth/revoke` (RFC 7009).
 //!
 //! [`ProtectedResource`] is the protected-resource metadata (RFC 9728) an application serves
@@ -63,11 +67,13 @@
 //! # }
 //! ```
 //!
-//! The records — [`Client`], [`AuthorizationCode`], [`RefreshToken`], [`Connection`] — are
-//! kept by the store's [`Backend`](crate::store::Backend), each single-use or rotating step
-//! one atomic method of it. No secret is kept (only SHA-256 hashes of client secrets, codes
-//! and refresh tokens), none travels in a URL but the code in its one redirect, and none
-//! reaches the audit trail.
+//! The records — [`Client`], [`AuthorizationCode`], [`RefreshToken`], [`Connection`],
+//! [`DeviceAuthorization`] — are kept by the store's [`Backend`](crate::store::Backend), each
+//! single-use or rotating step one atomic method of it. No secret is kept (only SHA-256 hashes
+//! of client secrets, codes, device and user codes and refresh tokens), none travels in a URL
+//! but the code in its one redirect (and a device's user code, in `verification_uri_complete`,
+//! which is not a credential: it leads a signed-in person to a consent page), and none reaches
+//! the audit trail.
 
 mod authority;
 mod authorize;
@@ -77,6 +83,7 @@ mod code;
 mod connect;
 mod connection;
 mod consent;
+mod device;
 mod error;
 pub mod grant;
 mod introspect;
@@ -104,6 +111,9 @@ pub use authority::{Authority, MAX_CODE_LIFETIME};
 pub use client::{Client, ClientAuth, ClientKind};
 pub use code::{AuthorizationCode, Redemption};
 pub use connection::Connection;
+pub use device::{
+    DeviceAuthorization, DeviceFlow, DevicePoll, DeviceStatus, Polled, SLOW_DOWN_STEP,
+};
 pub use error::{ErrorCode, OAuthError};
 pub use grant::Grant;
 pub use issue::Issue;

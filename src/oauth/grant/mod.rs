@@ -4,9 +4,11 @@
 //! these.
 
 mod code;
+mod device;
 mod refresh;
 
 pub use code::AuthorizationCodeGrant;
+pub use device::{DEVICE_CODE, DeviceCodeGrant};
 pub use refresh::RefreshTokenGrant;
 
 use std::sync::Arc;
@@ -58,12 +60,13 @@ impl<B> Clone for Grants<B> {
 }
 
 impl<B: Backend> Grants<B> {
-    /// `authorization_code` and `refresh_token`.
+    /// `authorization_code`, `refresh_token` and the device code.
     pub(crate) fn standard() -> Self {
         Self {
             grants: Arc::new([
                 Arc::new(AuthorizationCodeGrant) as Arc<dyn Grant<B>>,
                 Arc::new(RefreshTokenGrant),
+                Arc::new(DeviceCodeGrant),
             ]),
         }
     }
