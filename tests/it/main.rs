@@ -19,6 +19,8 @@ mod memory_verdict_cache;
 mod migration_suite;
 mod module_cycles;
 mod no_secrets;
+mod oauth_device;
+mod oauth_device_entry;
 mod oauth_flow;
 mod oauth_metadata;
 mod oauth_redirect;

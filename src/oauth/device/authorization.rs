@@ -115,7 +115,8 @@ async fn store_request<B: Backend>(
     ))
 }
 
-/// Purges lapsed records, at most once a [`PURGE_EVERY`] on this node; a failure is logged.
+/// Purges records that lapsed a lifetime ago, at most once a [`PURGE_EVERY`] on this node; a
+/// failure is logged.
 async fn purge_now_and_then<B: Backend>(endpoint: &Endpoint<B>) {
     let now = endpoint.authority.now();
     let last = endpoint.purged.load(Ordering::Acquire);
@@ -131,7 +132,16 @@ async fn purge_now_and_then<B: Backend>(endpoint: &Endpoint<B>) {
     {
         return;
     }
-    match endpoint.authority.store().backend().purge_oauth(now).await {
+    // Kept a lifetime past their end, so that a device polling late is told `expired_token`.
+    let lifetime = time::Duration::try_from(endpoint.flow.lifetime).unwrap_or(time::Duration::DAY);
+    let before = now.saturating_sub(lifetime);
+    match endpoint
+        .authority
+        .store()
+        .backend()
+        .purge_oauth(before)
+        .await
+    {
         Ok(purged) => tracing::debug!(purged, "oauth: lapsed records purged"),
         Err(error) => tracing::warn!(%error, "oauth: lapsed records not purged"),
     }
