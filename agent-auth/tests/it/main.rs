@@ -1,7 +1,8 @@
 //! The `agent-auth` binary run as a user would, one test binary: the CLI on SQLite and on
 //! PostgreSQL ([`cli`]), `serve` under attack ([`serve_hardening`]), many nodes on one
 //! PostgreSQL and Redis ([`cluster`]), the authorization server on many nodes
-//! ([`cluster_oauth`]), a real OAuth client ([`oauth_client`]), the official MCP client SDK
+//! ([`cluster_oauth`]), a real OAuth client ([`oauth_client`]) and its device flow
+//! ([`oauth_device`]), the official MCP client SDK
 //! ([`mcp_client`]) and a real browser
 //! ([`browser`]) against it.
 //!
@@ -15,5 +16,6 @@ mod cluster;
 mod cluster_oauth;
 mod mcp_client;
 mod oauth_client;
+mod oauth_device;
 mod serve_hardening;
 mod support;
