@@ -4,13 +4,14 @@
 //! ([`cluster_oauth`]), a real OAuth client ([`oauth_client`]) and its device flow
 //! ([`oauth_device`]), the official MCP client SDK
 //! ([`mcp_client`]) and a real browser
-//! ([`browser`]) against it.
+//! ([`browser`], and on the device flow's pages [`browser_device`]) against it.
 //!
 //! Tests that need PostgreSQL or Redis skip with a notice when their URL is not set
 //! (`AGENT_AUTH_TEST_POSTGRES_URL`, `AGENT_AUTH_TEST_REDIS_URL`), and fail then under
 //! `AGENT_AUTH_REQUIRE_SERVICES=1`.
 
 mod browser;
+mod browser_device;
 mod cli;
 mod cluster;
 mod cluster_oauth;
