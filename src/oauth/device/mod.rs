@@ -76,7 +76,8 @@ impl DeviceStatus {
 pub struct DeviceAuthorization {
     /// The SHA-256 of the device code.
     pub hash: TokenHash,
-    /// The SHA-256 of the user code ([`UserCode`]'s normalised form: 8 capitals, no dash).
+    /// The SHA-256 of the user code (normalised: 8 capitals, no dash; hashed in a domain of its
+    /// own).
     pub user_code: TokenHash,
     /// The client that asked.
     pub client_id: String,
