@@ -58,9 +58,6 @@ const LOCK_DEVICE: &str = "UPDATE agent_auth_oauth_devices SET polled_at = polle
 const STORE_POLL: &str = "UPDATE agent_auth_oauth_devices SET poll_interval = $2, \
     polled_at = $3, redeemed_at = $4, family = $5, replayed_at = $6 WHERE hash = $1";
 
-/// Requests that lapsed before `$1`.
-pub(super) const PURGE_DEVICES: &str = "DELETE FROM agent_auth_oauth_devices WHERE expires_at < $1";
-
 /// The request in `row` (every column of `DEVICE_COLUMNS`).
 fn device<B: Driver>(row: &B::Row) -> Result<DeviceAuthorization, StoreError> {
     let c = Columns::<B>(row);

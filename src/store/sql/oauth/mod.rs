@@ -158,6 +158,9 @@ const DELETE_CONNECTION: &str =
 /// Codes that lapsed before `$1`.
 const PURGE_CODES: &str = "DELETE FROM agent_auth_oauth_codes WHERE expires_at < $1";
 
+/// Device authorizations (migration 14) that lapsed before `$1`.
+const PURGE_DEVICES: &str = "DELETE FROM agent_auth_oauth_devices WHERE expires_at < $1";
+
 /// Refresh tokens that expired, or were revoked, before `$1`. (A rotated one stays until it
 /// expires, so that its reuse is still seen.)
 const PURGE_REFRESH: &str = "DELETE FROM agent_auth_oauth_refresh_tokens \
@@ -664,12 +667,7 @@ impl<B: Driver> Core<B> {
     pub(crate) async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let mut purged = 0;
-        for statement in [
-            PURGE_CODES,
-            device::PURGE_DEVICES,
-            PURGE_REFRESH,
-            PURGE_CLIENTS,
-        ] {
+        for statement in [PURGE_CODES, PURGE_DEVICES, PURGE_REFRESH, PURGE_CLIENTS] {
             purged += sql(statement)
                 .bind(micros(before))
                 .execute(&mut tx)
