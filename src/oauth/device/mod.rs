@@ -124,7 +124,7 @@ impl DeviceAuthorization {
         lifetime: Duration,
         interval: Duration,
     ) -> Self {
-        let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::MINUTE);
+        let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX);
         Self {
             hash,
             user_code,
