@@ -1,5 +1,6 @@
-//! The token endpoint's grants: one [`Grant`] each, found by its `grant_type`. A new grant (the
-//! device code, token exchange, client credentials) is one more implementation handed to
+//! The token endpoint's grants: one [`Grant`] each, found by its `grant_type`:
+//! `authorization_code`, `refresh_token` and the device code (RFC 8628). A new grant (token
+//! exchange, client credentials) is one more implementation handed to
 //! [`AuthorizationServer::grant`](super::AuthorizationServer::grant), and touches none of
 //! these.
 
