@@ -13,7 +13,7 @@
 //!   for it, and consent to a registered client makes the person's [`Connection`] (an agent of
 //!   theirs for that client);
 //! - `POST /oauth/token`: the [`Grant`]s `authorization_code` and `refresh_token` (rotated,
-//!   a reuse revoking the family), token exchange (RFC 8693, over
+//!   a reuse revoking the family), the device code (below), token exchange (RFC 8693, over
 //!   [delegation](crate::delegation): a sub-agent's narrower child of its parent's token,
 //!   [`TokenExchangeGrant`](grant::TokenExchangeGrant)) and `client_credentials` (an agent
 //!   holding a client secret obtains its own token,
@@ -22,6 +22,10 @@
 //! - `POST /oauth/agent-token`, the "Agent Tokens" endpoint: an orchestrator agent's client
 //!   mints task tokens for the other agents of its owner, on behalf of a person who
 //!   authorized it (below);
+//! - the device flow (RFC 8628; [`DeviceFlow`] tells it step by step and sets its lifetimes
+//!   and limits): `POST /oauth/device_authorization` for a device without a browser, and
+//!   `GET`/`POST /oauth/device`, where the person signs in, enters the code the device shows
+//!   and consents, in the consent page's layout;
 //! - `POST /oauth/introspect` (RFC 7662, agent extensions) and `POST /oauth/revoke` (RFC 7009).
 //!
 //! [`ProtectedResource`] is the protected-resource metadata (RFC 9728) an application serves
@@ -121,6 +125,13 @@
 //! one atomic method of it. No secret is kept (only SHA-256 hashes of client secrets, codes
 //! and refresh tokens), none travels in a URL but the code in its one redirect, and none
 //! reaches the audit trail.
+//! The records — [`Client`], [`AuthorizationCode`], [`RefreshToken`], [`Connection`],
+//! [`DeviceAuthorization`] — are kept by the store's [`Backend`](crate::store::Backend), each
+//! single-use or rotating step one atomic method of it. No secret is kept (only SHA-256 hashes
+//! of client secrets, codes, device and user codes and refresh tokens), none travels in a URL
+//! but the code in its one redirect (and a device's user code, in `verification_uri_complete`,
+//! which is not a credential: it leads a signed-in person to a consent page), and none reaches
+//! the audit trail.
 
 mod agent_token;
 mod authority;
@@ -131,6 +142,7 @@ mod code;
 mod connect;
 mod connection;
 mod consent;
+mod device;
 mod error;
 pub mod grant;
 mod introspect;
@@ -159,6 +171,9 @@ pub use authority::{Authority, MAX_CODE_LIFETIME};
 pub use client::{Client, ClientAuth, ClientKind};
 pub use code::{AuthorizationCode, Redemption};
 pub use connection::Connection;
+pub use device::{
+    DeviceAuthorization, DeviceFlow, DevicePoll, DeviceStatus, Polled, SLOW_DOWN_STEP,
+};
 pub use error::{ErrorCode, OAuthError};
 pub use grant::Grant;
 pub use issue::Issue;

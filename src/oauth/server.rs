@@ -8,6 +8,7 @@ use ::axum::Router;
 
 use super::authority::{Authority, MAX_CODE_LIFETIME};
 use super::authorize::{self, Consenting};
+use super::device::{self, DeviceFlow};
 use super::grant::{Grant, Grants};
 use super::issuer::{Issuer, IssuerError};
 use super::metadata::{self, ProtectedResource, ResourceError};
@@ -43,6 +44,7 @@ pub struct AuthorizationServer<B> {
     grants: Grants<B>,
     registration: RegistrationLimits,
     consenting: Arc<Consenting>,
+    device: DeviceFlow,
 }
 
 impl<B> Clone for AuthorizationServer<B> {
@@ -52,6 +54,7 @@ impl<B> Clone for AuthorizationServer<B> {
             grants: self.grants.clone(),
             registration: self.registration,
             consenting: self.consenting.clone(),
+            device: self.device,
         }
     }
 }
@@ -61,6 +64,7 @@ impl<B> std::fmt::Debug for AuthorizationServer<B> {
         f.debug_struct("AuthorizationServer")
             .field("authority", &self.authority)
             .field("registration", &self.registration)
+            .field("device", &self.device)
             .field("sign_in", &self.consenting.sign_in)
             .finish_non_exhaustive()
     }
@@ -69,9 +73,9 @@ impl<B> std::fmt::Debug for AuthorizationServer<B> {
 impl<B: Backend> AuthorizationServer<B> {
     /// A server for `store`, identified by `issuer` (normalised: see [`Issuer`]), with the
     /// grants `authorization_code`, `refresh_token`, token exchange
-    /// ([`TokenExchangeGrant`](super::grant::TokenExchangeGrant)) and `client_credentials`
-    /// ([`ClientCredentialsGrant`](super::grant::ClientCredentialsGrant)), access tokens of 1 h, refresh tokens of
-    /// 30 days, codes of 60 s, the default [`RegistrationLimits`], sign-in at `/login`, no
+    /// ([`TokenExchangeGrant`](super::grant::TokenExchangeGrant)), `client_credentials`
+    /// ([`ClientCredentialsGrant`](super::grant::ClientCredentialsGrant)) and the device code
+    /// (the default [`DeviceFlow`]), access tokens of 1 h, refresh tokens of 30 days, codes of 60 s, the default [`RegistrationLimits`], sign-in at `/login`, no
     /// resource and no audit trail. The key that binds consent forms is drawn at random: give
     /// every node the same with [`AuthorizationServer::consent_key`].
     pub fn new(store: Store<B>, issuer: &str) -> Result<Self, IssuerError> {
@@ -92,6 +96,7 @@ impl<B: Backend> AuthorizationServer<B> {
                 sign_in: "/login".into(),
                 session_cookie: SESSION_COOKIE.into(),
             }),
+            device: DeviceFlow::default(),
         })
     }
 
@@ -160,6 +165,13 @@ impl<B: Backend> AuthorizationServer<B> {
     pub fn registration_limits(mut self, limits: RegistrationLimits) -> Self {
         self.registration = limits;
         self.edit(|s| s.unused_for = limits.unused_for)
+    }
+
+    /// How the device flow runs (RFC 8628): its codes' lifetime, the polling interval, the
+    /// limits on wrong user codes and on requests per address.
+    pub fn device_flow(mut self, flow: DeviceFlow) -> Self {
+        self.device = flow;
+        self
     }
 
     /// Records registrations, codes, tokens, rotations, replays, reuses, refusals and
@@ -258,14 +270,16 @@ impl<B: Backend> AuthorizationServer<B> {
     /// Every endpoint on one router, under the issuer's path: the metadata (RFC 8414, and
     /// `/.well-known/openid-configuration` answering 404), `POST /oauth/register`,
     /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect`,
-    /// `POST /oauth/revoke` and `POST /oauth/agent-token` (an orchestrator's task tokens: see
-    /// the [`oauth`](super) module). Merge it at the root of the application.
+    /// `POST /oauth/revoke`, `POST /oauth/agent-token` (an orchestrator's task tokens: see
+    /// the [`oauth`](super) module), `POST /oauth/device_authorization` and `GET`/`POST
+    /// /oauth/device` (the device flow). Merge it at the root of the application.
     ///
     /// The authorization endpoint reads the person from the request's
     /// [`Principal`](crate::Principal) (an [`AgentAuthLayer`](crate::AgentAuthLayer) with a
     /// session resolver, outside this router, puts it there), and answers only session
     /// principals. The registration limit counts by the connection's address
-    /// (`ConnectInfo<SocketAddr>`; without it, every client counts as one).
+    /// (`ConnectInfo<SocketAddr>`; without it, every client counts as one), and so do the
+    /// device flow's limits.
     pub fn router(&self) -> Router {
         let authority = &self.authority;
         let consenting = Consenting {
@@ -278,6 +292,16 @@ impl<B: Backend> AuthorizationServer<B> {
             .merge(registration::router(
                 authority.clone(),
                 Registration::new(self.registration),
+            ))
+            .merge(device::authorization_router(authority.clone(), self.device))
+            .merge(device::page_router(
+                authority.clone(),
+                Consenting {
+                    key: consenting.key,
+                    sign_in: consenting.sign_in.clone(),
+                    session_cookie: consenting.session_cookie.clone(),
+                },
+                self.device,
             ))
             .merge(authorize::router(authority.clone(), consenting))
             .merge(token::router(authority.clone(), self.grants.clone()))

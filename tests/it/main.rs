@@ -20,6 +20,8 @@ mod migration_suite;
 mod module_cycles;
 mod no_secrets;
 mod oauth_agent_token;
+mod oauth_device;
+mod oauth_device_entry;
 mod oauth_flow;
 mod oauth_grants;
 mod oauth_grants_env;

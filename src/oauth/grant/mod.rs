@@ -1,15 +1,18 @@
-//! The token endpoint's grants: one [`Grant`] each, found by its `grant_type`. A new grant (the
-//! device code, token exchange, client credentials) is one more implementation handed to
+//! The token endpoint's grants: one [`Grant`] each, found by its `grant_type`:
+//! `authorization_code`, `refresh_token` and the device code (RFC 8628). A new grant (token
+//! exchange, client credentials) is one more implementation handed to
 //! [`AuthorizationServer::grant`](super::AuthorizationServer::grant), and touches none of
 //! these.
 
 mod code;
 mod credentials;
+mod device;
 mod exchange;
 mod refresh;
 
 pub use code::AuthorizationCodeGrant;
 pub use credentials::ClientCredentialsGrant;
+pub use device::{DEVICE_CODE, DeviceCodeGrant};
 pub use exchange::{ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenExchangeGrant};
 pub use refresh::RefreshTokenGrant;
 
@@ -62,7 +65,8 @@ impl<B> Clone for Grants<B> {
 }
 
 impl<B: Backend> Grants<B> {
-    /// `authorization_code`, `refresh_token`, token exchange and `client_credentials`.
+    /// `authorization_code`, `refresh_token`, token exchange, `client_credentials` and the
+    /// device code.
     pub(crate) fn standard() -> Self {
         Self {
             grants: Arc::new([
@@ -70,6 +74,7 @@ impl<B: Backend> Grants<B> {
                 Arc::new(RefreshTokenGrant),
                 Arc::new(TokenExchangeGrant),
                 Arc::new(ClientCredentialsGrant),
+                Arc::new(DeviceCodeGrant),
             ]),
         }
     }
