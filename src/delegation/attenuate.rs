@@ -90,8 +90,12 @@ pub(crate) fn child_token(
     let environment = inherit(&parent.token.environment, &request.environment)
         .map_err(|(p, _)| DelegationError::OtherEnvironment(p))?;
     // The parent's audience is its own resource or, for a delegated parent bound to none, its
-    // nearest delegator's: a child keeps it, never another.
+    // nearest delegator's: a child keeps it, never another, and a parent bound to none has a
+    // child bound to none (binding it would open what requires an audience to it).
     let audience = parent.principal.audience().map(str::to_owned);
+    if let (None, Some(named)) = (&audience, &request.resource) {
+        return Err(DelegationError::ResourceWithoutAudience(named.clone()));
+    }
     let resource = inherit(&audience, &request.resource)
         .map_err(|(p, _)| DelegationError::OtherResource(p))?;
     let mut token = request.new_token();

@@ -94,7 +94,9 @@ impl Delegation {
     /// Binds the child to a resource (RFC 8707), its audience. A child of a parent bound to a
     /// resource is bound to the same one and may not name another
     /// ([`DelegationError::OtherResource`](crate::error::DelegationError::OtherResource)); a
-    /// child of a parent bound to none may name any.
+    /// child of a parent bound to none may name none
+    /// ([`DelegationError::ResourceWithoutAudience`](crate::error::DelegationError::ResourceWithoutAudience)):
+    /// a resource that requires an audience must not admit it where its parent is refused.
     pub fn resource(mut self, uri: impl Into<String>) -> Self {
         self.resource = Some(uri.into());
         self

@@ -554,6 +554,11 @@ pub enum DelegationError {
     /// delegation never moves a token's audience.
     #[error("a delegated token is bound to its parent's resource {0:?}")]
     OtherResource(String),
+    /// The child names a resource its parent is not bound to: a token bound to none works
+    /// only where no audience is required, and a child bound to a resource that requires one
+    /// would be admitted where its parent is refused.
+    #[error("a token bound to no resource cannot delegate one bound to {0:?}")]
+    ResourceWithoutAudience(String),
 }
 
 /// Why the audit trail could not be written or read.

@@ -344,8 +344,17 @@ async fn token_exchange_of_a_cli_token_binds_and_bounds_the_child<B: Backend>(en
     assert_eq!(patterns(&body["scope"]), ["comments:read", "posts:*"]);
     let child = answer.access_token();
     let seen = env.introspect(&child).await;
-    assert_eq!(seen["aud"], RESOURCE, "bound to the default resource");
+    assert_eq!(
+        seen.get("aud"),
+        None,
+        "bound to no resource, as its subject: binding it would admit it where an audience is required"
+    );
     assert_eq!(seen["client_id"], public.as_str());
+    // Naming a resource is refused: the subject works only where none is required.
+    let mut named = pairs.to_vec();
+    named.push(("resource", RESOURCE));
+    let refused = env.token(&named, None).await;
+    assert_eq!(refused.json()["error"], "invalid_target");
     // A subject ending sooner gives its expiry to the child.
     let short = NewToken::new("short").expires_in(std::time::Duration::from_secs(600));
     let short = env.store.create_token(&writer, short).await.unwrap();
@@ -391,20 +400,29 @@ async fn a_delegated_token_keeps_its_parents_resource<B: Backend>(env: Env<B>) {
         .unwrap();
     assert_eq!(stored.client_id.as_deref(), Some("c_2"));
     assert_eq!(stored.resource.as_deref(), Some(RESOURCE));
-    // A child of an unbound parent may be bound.
+    // A child of an unbound parent is unbound: naming a resource is refused, since a resource
+    // that requires an audience would admit the child where the parent is refused.
     let unbound = env.cli_token(&planner).await;
-    let bound_child = Delegation::to(planner, "bound").resource(OTHER_RESOURCE);
-    let bound_child = env
+    let bound_child = Delegation::to(planner.clone(), "bound").resource(OTHER_RESOURCE);
+    let refused = env
         .store
         .delegate(unbound.token.expose_secret(), bound_child)
         .await
-        .unwrap();
-    assert_eq!(bound_child.info.resource.as_deref(), Some(OTHER_RESOURCE));
-    assert_eq!(
-        env.api("GET", bound_child.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED,
-        "not at this resource"
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            StoreError::Delegation(DelegationError::ResourceWithoutAudience(r)) if r == OTHER_RESOURCE
+        ),
+        "{refused}"
     );
+    let unbound_child = Delegation::to(planner, "unbound");
+    let unbound_child = env
+        .store
+        .delegate(unbound.token.expose_secret(), unbound_child)
+        .await
+        .unwrap();
+    assert_eq!(unbound_child.info.resource, None);
 }
 
 /// A grant turned off is not served, nor advertised.

@@ -8,9 +8,10 @@
 //! - `actor_token` (with `actor_token_type`, the same type) is a token of the acting
 //!   sub-agent: the child is that agent's. Without one, the child is the subject's own agent's.
 //! - `scope` narrows (within the subject's effective ceiling, and the actor agent's policy);
-//!   `resource` (or `audience`, the same here) narrows where the child may be used: a subject
-//!   bound to a resource binds the child to it, one bound to none may name any resource this
-//!   server issues for (the default one otherwise).
+//!   `resource` (or `audience`, the same here) says where the child may be used: a subject
+//!   bound to a resource binds the child to it (naming another is `invalid_target`); one bound
+//!   to none has a child bound to none, and naming a resource is `invalid_target` — binding
+//!   it would admit the child where an audience is required and the subject is refused.
 //! - The child lives the access-token lifetime, or less: never past the subject's effective
 //!   expiry.
 //!
@@ -91,7 +92,10 @@ async fn inspect<B: Backend>(
     }
 }
 
-/// The resource the child is bound to: the subject's, or one this server issues for.
+/// The resource the child is bound to: the subject's, or none. A subject bound to none works
+/// only where no audience is required; binding its child to a resource (named, or this
+/// server's default) would admit the child where an audience is required and the subject is
+/// refused — a leaked CLI token turned into one for an MCP server.
 fn resource_for<B: Backend>(
     authority: &Authority<B>,
     subject: &Inspection,
@@ -110,7 +114,10 @@ fn resource_for<B: Backend>(
             "the subject_token is bound to another resource",
         )),
         (Some(bound), _) => Ok(Some(bound.to_owned())),
-        (None, asked) => authority.target(asked).map_err(OAuthError::invalid_target),
+        (None, Some(asked)) => Err(OAuthError::invalid_target(format!(
+            "the subject_token is bound to no resource: its child cannot be bound to {asked}"
+        ))),
+        (None, None) => Ok(None),
     }
 }
 
@@ -135,7 +142,9 @@ fn refusal(error: StoreError) -> OAuthError {
             DelegationError::CapabilitiesExceedParent(_) => OAuthError::invalid_scope(format!(
                 "scope is wider than the subject_token: {refused}"
             )),
-            DelegationError::OtherResource(_) => OAuthError::invalid_target(refused.to_string()),
+            DelegationError::OtherResource(_) | DelegationError::ResourceWithoutAudience(_) => {
+                OAuthError::invalid_target(refused.to_string())
+            }
             DelegationError::TargetOfAnotherOwner(_) => OAuthError::invalid_request(
                 "the actor_token's agent acts for another owner than the subject_token's",
             ),
