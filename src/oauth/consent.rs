@@ -114,6 +114,8 @@ pub(crate) fn verify(
 pub(crate) struct Consent<'a> {
     /// The client's name.
     pub(crate) client_name: &'a str,
+    /// For a metadata document's client, the host of its URL: who vouches for it.
+    pub(crate) client_host: Option<&'a str>,
     /// What kind of client, in words.
     pub(crate) client_kind: &'a str,
     /// The agent the client will act as, in words.
@@ -142,12 +144,18 @@ impl Consent<'_> {
             "<h1>Allow {name} to act for you?</h1>\n\
              <p><strong>{name}</strong> ({kind}) asks to act as <strong>{agent}</strong>, \
              owned by <strong>{owner}</strong>.</p>\n\
+             {site}\
              <p>You will be sent back to <strong>{host}</strong>.</p>\n\
              <form method=\"post\" action=\"{action}\">\n",
             name = escape(self.client_name),
             kind = escape(self.client_kind),
             agent = escape(&self.agent),
             owner = escape(self.owner),
+            site = self.client_host.map_or_else(String::new, |site| format!(
+                "<p>It is the application of <strong>{}</strong>: allow it only if you trust that \
+                 site. Its name is what that site says of it.</p>\n",
+                escape(site)
+            )),
             host = escape(self.redirect_host),
             action = escape(self.action),
         );
@@ -238,6 +246,7 @@ mod tests {
     fn the_page_escapes_everything() {
         let consent = Consent {
             client_name: "<script>alert(1)</script>",
+            client_host: Some("<b>evil</b>.example"),
             client_kind: "registered client",
             agent: "a new agent".into(),
             owner: "alice",
@@ -251,6 +260,8 @@ mod tests {
         let html = consent.render();
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img>"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(html.contains("&lt;b&gt;evil&lt;/b&gt;.example"), "{html}");
         assert!(html.contains(r#"name="capability" value="posts:read" checked"#));
         assert!(html.contains(r#"value="deny""#));
     }
