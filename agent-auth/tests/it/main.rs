@@ -13,6 +13,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod cluster_oauth;
+mod document_server;
 mod mcp_client;
 mod oauth_client;
 mod serve_hardening;
