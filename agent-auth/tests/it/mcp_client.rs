@@ -70,6 +70,11 @@ fn the_mcp_sdk_authorizes_with_a_client_id_metadata_document() {
         .filter(|(_, kind)| *kind != "agent")
         .collect();
     assert_eq!(kinds, [(documents.url.as_str(), "metadata_document")]);
+    // An operator revokes it by its URL, like any client.
+    cli(&db, &["client", "revoke", &documents.url]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&cli(&db, &["--json", "client", "show", &documents.url])).unwrap();
+    assert_eq!(shown["status"], "revoked", "{shown}");
     drop(dir);
 }
 

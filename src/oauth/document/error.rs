@@ -29,7 +29,7 @@ pub enum DocumentError {
         reason: String,
     },
     /// The host is, or resolves to, an address no document is fetched from.
-    #[error("{host} resolves to {address}, a {kind} address")]
+    #[error("{host} is at {address}, a {kind} address")]
     Forbidden {
         /// The host.
         host: String,

@@ -22,11 +22,24 @@ pub struct TestCaError(String);
 /// client's document, and loopback lets a `client_id` reach this host's own services.
 ///
 /// ```
+/// use tower_agent_auth::oauth::AuthorizationServer;
 /// use tower_agent_auth::oauth::document::TestTrust;
-/// # let pem = "";
-/// // `pem`: the test CA's certificate, e.g. made with rcgen.
-/// let trust = TestTrust::from_pem(pem.as_bytes());
-/// assert!(trust.is_err()); // no certificate in an empty text
+/// use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+/// use tower_agent_auth::token::TokenFormat;
+///
+/// // The test's own CA (its server's certificate is signed by it), here made with rcgen.
+/// let key = rcgen::KeyPair::generate().unwrap();
+/// let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+/// ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+/// let ca_pem = ca.self_signed(&key).unwrap().pem();
+///
+/// let trust = TestTrust::from_pem(ca_pem.as_bytes()).unwrap().allow_loopback(true);
+/// let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), MemoryUserDirectory::new());
+/// let server = AuthorizationServer::new(store, "http://127.0.0.1:8080")
+///     .unwrap()
+///     .metadata_documents_for_tests(trust);
+/// assert_eq!(server.metadata()["client_id_metadata_document_supported"], true);
+/// assert!(TestTrust::from_pem(b"not a certificate").is_err());
 /// ```
 #[derive(Clone)]
 pub struct TestTrust {
