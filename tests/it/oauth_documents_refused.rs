@@ -398,3 +398,64 @@ async fn a_client_id_that_is_no_document_url_is_invalid_request() {
     assert_eq!(documents.script.calls(), 0);
     assert_eq!(documents.server.all_hits(), 0);
 }
+
+/// At most `MAX_FETCHES` fetches run at once; one more is refused at once
+/// (`temporarily_unavailable`), not queued behind slow servers.
+#[tokio::test]
+async fn fetches_beyond_the_limit_are_refused_not_queued() {
+    use tower_agent_auth::oauth::document::MAX_FETCHES;
+    let documents = Documents::with(true, |d| d.timeout(Duration::from_millis(800))).await;
+    documents.script.answer(HOST, &["127.0.0.1"]);
+    let urls: Vec<String> = (0..=MAX_FETCHES)
+        .map(|n| {
+            let path = format!("/slow-{n}.json");
+            let late = documents.document(&path).to_string();
+            documents
+                .server
+                .set(&path, Reply::Late(Duration::from_secs(3), late));
+            documents.url(&path)
+        })
+        .collect();
+    let started = Instant::now();
+    let answers = futures_join_all(urls.iter().map(|url| documents.read(url))).await;
+    let busy = answers
+        .iter()
+        .filter(|a| matches!(a, Err(DocumentError::Busy)))
+        .count();
+    let timed_out = answers
+        .iter()
+        .filter(|a| matches!(a, Err(DocumentError::Timeout(_))))
+        .count();
+    assert_eq!((busy, timed_out), (1, MAX_FETCHES), "{answers:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        DocumentError::Busy.code(),
+        tower_agent_auth::oauth::ErrorCode::TemporarilyUnavailable
+    );
+}
+
+/// Runs the futures together, in one task, and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
