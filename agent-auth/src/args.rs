@@ -91,7 +91,8 @@ pub enum Command {
     #[command(subcommand)]
     Connection(ConnectionCommand),
     /// Run the reference server: management API, login, and a demo protected API.
-    Serve(serve::ServeArgs),
+    // Boxed: its flags outweigh every other command's.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Acting as a user: the checks of the access rules apply, and changes are audited as theirs.

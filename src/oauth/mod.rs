@@ -28,6 +28,13 @@
 //!   and consents, in the consent page's layout;
 //! - `POST /oauth/introspect` (RFC 7662, agent extensions) and `POST /oauth/revoke` (RFC 7009).
 //!
+//! With the feature `client-id-metadata-documents` and `AuthorizationServer::metadata_documents`,
+//! a client may also be known by its Client ID Metadata Document: an https `client_id` is the
+//! URL of its metadata, fetched with SSRF defences (public addresses only, checked after
+//! resolution and pinned for the connection; no redirect; 5 KiB; 5 s), kept by its
+//! `Cache-Control`, and advertised as `client_id_metadata_document_supported` (module
+//! `document`).
+//!
 //! [`ProtectedResource`] is the protected-resource metadata (RFC 9728) an application serves
 //! for each resource. Access tokens are the crate's own agent tokens, short-lived and bound to
 //! their resource, so the [`AgentAuthLayer`](crate::AgentAuthLayer) in front of the resource
@@ -143,13 +150,17 @@ mod connect;
 mod connection;
 mod consent;
 mod device;
+#[cfg(feature = "client-id-metadata-documents")]
+pub mod document;
 mod error;
 pub mod grant;
 mod introspect;
 mod issue;
 mod issuer;
+mod lookup;
 mod manage;
 mod metadata;
+mod name;
 mod page;
 mod params;
 mod pkce;
