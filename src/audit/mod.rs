@@ -92,6 +92,18 @@ pub enum AuditAction {
     /// A refresh token was revoked (RFC 7009): its family and the access tokens it issued
     /// ended.
     RefreshRevoked,
+    /// A person started connecting an agent to another service's authorize flow (the callback
+    /// receiver; the detail names the provider), or was not allowed to (outcome `denied`).
+    ProviderAuthorizationStarted,
+    /// The provider's token was received and kept, sealed, for the agent (the actor is who
+    /// connected it; the detail names the provider and the scopes). No token is recorded.
+    ProviderConnected,
+    /// A callback was refused (outcome `denied`): a `state` this server did not issue, one
+    /// used before, expired, issued to another session or for another provider, or a code the
+    /// provider would not exchange. Neither the state nor the code is recorded.
+    CallbackRefused,
+    /// A provider token was deleted (the actor is who).
+    ProviderDisconnected,
 }
 
 impl AuditAction {
@@ -125,6 +137,10 @@ impl AuditAction {
             Self::RefreshRotated => "refresh_rotated",
             Self::RefreshReused => "refresh_reused",
             Self::RefreshRevoked => "refresh_revoked",
+            Self::ProviderAuthorizationStarted => "provider_authorization_started",
+            Self::ProviderConnected => "provider_connected",
+            Self::CallbackRefused => "callback_refused",
+            Self::ProviderDisconnected => "provider_disconnected",
         }
     }
 
@@ -169,6 +185,10 @@ impl AuditAction {
             Self::RefreshRotated,
             Self::RefreshReused,
             Self::RefreshRevoked,
+            Self::ProviderAuthorizationStarted,
+            Self::ProviderConnected,
+            Self::CallbackRefused,
+            Self::ProviderDisconnected,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)

@@ -16,6 +16,9 @@
 //!   a reuse revoking the family), more by [`AuthorizationServer::grant`];
 //! - `POST /oauth/introspect` (RFC 7662, agent extensions) and `POST /oauth/revoke` (RFC 7009).
 //!
+//! The other way round, [`callback`] (feature `callback`) makes this application the client of
+//! another service's authorize flow, keeping the tokens it receives for an agent, sealed.
+//!
 //! [`ProtectedResource`] is the protected-resource metadata (RFC 9728) an application serves
 //! for each resource. Access tokens are the crate's own agent tokens, short-lived and bound to
 //! their resource, so the [`AgentAuthLayer`](crate::AgentAuthLayer) in front of the resource
@@ -71,6 +74,8 @@
 
 mod authority;
 mod authorize;
+#[cfg(feature = "callback")]
+pub mod callback;
 mod client;
 mod client_auth;
 mod code;
