@@ -123,7 +123,10 @@ pub async fn case_provider_tokens_are_one_per_agent_and_provider<B: Backend>(env
     let reader = env.agent("reader").await;
     let first = token(&env, "ptk_1", &writer.id, "github");
     backend.put_provider_token(&first).await.unwrap();
-    assert_eq!(backend.provider_token("ptk_1").await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        backend.provider_token("ptk_1").await.unwrap(),
+        Some(first.clone())
+    );
     let other = token(&env, "ptk_2", &writer.id, "gitlab");
     let theirs = token(&env, "ptk_3", &reader.id, "github");
     backend.put_provider_token(&other).await.unwrap();
@@ -138,7 +141,10 @@ pub async fn case_provider_tokens_are_one_per_agent_and_provider<B: Backend>(env
     again.scopes = Vec::new();
     backend.put_provider_token(&again).await.unwrap();
     assert_eq!(backend.provider_token("ptk_1").await.unwrap(), None);
-    assert_eq!(backend.provider_token("ptk_4").await.unwrap(), Some(again.clone()));
+    assert_eq!(
+        backend.provider_token("ptk_4").await.unwrap(),
+        Some(again.clone())
+    );
     let of_writer = backend.provider_tokens(Some(&writer.id)).await.unwrap();
     assert_eq!(of_writer, vec![again.clone(), other.clone()], "by provider");
     let every = backend.provider_tokens(None).await.unwrap();
@@ -161,7 +167,14 @@ pub async fn case_provider_tokens_are_one_per_agent_and_provider<B: Backend>(env
 
     assert!(backend.delete_provider_token("ptk_4").await.unwrap());
     assert!(!backend.delete_provider_token("ptk_4").await.unwrap());
-    assert_eq!(backend.provider_tokens(Some(&writer.id)).await.unwrap().len(), 1);
+    assert_eq!(
+        backend
+            .provider_tokens(Some(&writer.id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn case_concurrent_connections_keep_one_token<B: Backend>(env: Env<B>) {
@@ -213,7 +226,10 @@ pub async fn case_deleting_an_agent_removes_its_states_and_tokens<B: Backend>(en
         StateTaken::Unknown
     );
     assert!(matches!(
-        backend.take_callback_state(&TokenHash::of("s-kept"), now).await.unwrap(),
+        backend
+            .take_callback_state(&TokenHash::of("s-kept"), now)
+            .await
+            .unwrap(),
         StateTaken::Taken(_)
     ));
     assert_eq!(backend.provider_token("ptk_d").await.unwrap(), None);
@@ -235,7 +251,11 @@ pub async fn case_purge_removes_lapsed_callback_states<B: Backend>(env: Env<B>) 
     // Past the old one's expiry, before the young one's.
     let at = old.expires_at + time::Duration::seconds(1);
     assert_eq!(backend.purge_callback_states(at).await.unwrap(), 1);
-    assert_eq!(backend.purge_callback_states(at).await.unwrap(), 0, "nothing twice");
+    assert_eq!(
+        backend.purge_callback_states(at).await.unwrap(),
+        0,
+        "nothing twice"
+    );
     let now = env.now_micros();
     assert_eq!(
         backend.take_callback_state(&old.hash, now).await.unwrap(),

@@ -68,7 +68,7 @@ fn rand_suffix() -> u64 {
     (u64::from(nanos) % 1000) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn open(
+pub async fn open(
     users: MemoryUserDirectory,
     clock: Arc<ManualClock>,
 ) -> Option<(PgStore, impl std::future::Future<Output = ()>)> {

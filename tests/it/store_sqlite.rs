@@ -11,7 +11,7 @@ use tower_agent_auth::error::StoreError;
 use tower_agent_auth::store::{MemoryUserDirectory, NewAgent, NewToken, SqliteStore};
 use tower_agent_auth::testing;
 
-async fn open(
+pub async fn open(
     users: MemoryUserDirectory,
     clock: Arc<ManualClock>,
 ) -> Option<(SqliteStore, impl std::future::Future<Output = ()>)> {
