@@ -151,6 +151,8 @@ where
         ..WriterOptions::default()
     };
     let writer = AuditWriter::spawn(Arc::new(store.clone()), audit_options);
+    // Checked before anything is logged: a flag that cannot work is one line.
+    let callback = callback_receiver(&store, &args, &writer)?;
     if args.redis_secret.is_some() && args.redis_url.is_none() {
         return Err("--redis-secret needs --redis-url".into());
     }
@@ -259,7 +261,6 @@ where
     } else {
         None
     };
-    let callback = callback_receiver(&store, &args, &writer)?;
     let routes = Router::new()
         .merge(callback)
         .merge(oauth.router())
