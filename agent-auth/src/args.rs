@@ -95,7 +95,7 @@ pub enum Command {
     #[command(subcommand)]
     ProviderToken(ProviderTokenCommand),
     /// Run the reference server: management API, login, and a demo protected API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Acting as a user: the checks of the access rules apply, and changes are audited as theirs.

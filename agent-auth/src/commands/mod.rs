@@ -30,7 +30,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         database::open(&cli.database_url, &cli.token_prefix, migrate, settings).await?;
     let json = cli.json;
     match cli.command {
-        Command::Serve(args) => serve::run(database, accounts, args).await,
+        Command::Serve(args) => serve::run(database, accounts, *args).await,
         Command::User(command) => {
             dispatch!(database, store => users::run(&store, &accounts, command, json).await)
         }

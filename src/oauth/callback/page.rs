@@ -46,3 +46,24 @@ pub(crate) fn connected(agent: &str, provider: &str, scopes: &[String]) -> Respo
     );
     harden(Html(page("Connected", &body)).into_response())
 }
+
+/// A refusal page not yet made: small enough to travel in an `Err`.
+pub(crate) struct Page {
+    status: StatusCode,
+    message: String,
+}
+
+impl Page {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        refused(self.status, &self.message)
+    }
+}

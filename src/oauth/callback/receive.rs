@@ -5,11 +5,11 @@
 //! code is ever recorded.
 
 use ::axum::extract::{RawQuery, State};
-use ::axum::response::Response;
+use ::axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, Uri};
 
 use super::exchange;
-use super::page::{connected, refused};
+use super::page::{Page, connected, refused};
 use super::receiver::CallbackReceiver;
 use super::record::{CallbackState, ProviderToken, StateTaken};
 use super::start::{may_connect, person, session, unavailable};
@@ -34,6 +34,12 @@ fn refusal(page: &'static str, detail: impl Into<String>) -> Refusal {
         page,
         detail: detail.into(),
     }
+}
+
+/// Why a callback is not finished: a refusal to audit, or a page already decided.
+enum Stop {
+    Refuse(Refusal),
+    Page(Page),
 }
 
 const NOT_OURS: &str = "This callback does not answer a connection started from this server.";
@@ -74,7 +80,7 @@ pub(crate) async fn receive<B: Backend>(
         .await
     {
         Ok(taken) => taken,
-        Err(_) => return unavailable(),
+        Err(_) => return unavailable().into_response(),
     };
     let pending = match taken {
         StateTaken::Taken(pending) => pending,
@@ -98,13 +104,13 @@ pub(crate) async fn receive<B: Backend>(
     .await
     {
         Ok(page) => page,
-        Err(Ok(refusal)) => refuse(&receiver, user, Some(&pending), refusal).await,
-        Err(Err(page)) => page,
+        Err(Stop::Refuse(refusal)) => refuse(&receiver, user, Some(&pending), refusal).await,
+        Err(Stop::Page(page)) => page.into_response(),
     }
 }
 
 /// The checks after the state was taken, the exchange and the keeping: the page, or a refusal
-/// to audit (`Err(Ok)`), or a page already made (`Err(Err)`).
+/// to audit, or a page already decided.
 async fn finish<B: Backend>(
     receiver: &CallbackReceiver<B>,
     principal: Option<&Principal>,
@@ -112,16 +118,16 @@ async fn finish<B: Backend>(
     params: &Params,
     pending: &CallbackState,
     provider_name: &str,
-) -> Result<Response, Result<Refusal, Response>> {
+) -> Result<Response, Stop> {
     let now = receiver.store.clock().now();
     if pending.expires_at <= now {
-        return Err(Ok(refusal(
+        return Err(Stop::Refuse(refusal(
             EXPIRED,
             format!("provider {provider_name}: an expired state"),
         )));
     }
     if pending.provider != provider_name {
-        return Err(Ok(refusal(
+        return Err(Stop::Refuse(refusal(
             NOT_OURS,
             format!(
                 "provider {provider_name}: a state issued for provider {}",
@@ -132,17 +138,17 @@ async fn finish<B: Backend>(
     let same_session = session(headers, &receiver.session_cookie) == Some(pending.session);
     let same_person = person(principal).ok().as_ref() == Some(&pending.user);
     if !(same_session && same_person) {
-        return Err(Ok(refusal(
+        return Err(Stop::Refuse(refusal(
             OTHER_SESSION,
             format!("provider {provider_name}: a state issued to another session"),
         )));
     }
     let Some(provider) = receiver.find(provider_name) else {
-        return Err(Ok(refusal(NOT_OURS, "a provider no longer configured")));
+        return Err(Stop::Refuse(refusal(NOT_OURS, "a provider no longer configured")));
     };
     if let Some(issuer) = &provider.issuer {
         if params.get("iss") != Some(issuer.as_str()) {
-            return Err(Ok(refusal(
+            return Err(Stop::Refuse(refusal(
                 NOT_OURS,
                 format!("provider {provider_name}: the callback's iss is not the provider's"),
             )));
@@ -154,13 +160,13 @@ async fn finish<B: Backend>(
             .filter(|c| c.is_ascii_graphic())
             .take(40)
             .collect();
-        return Err(Ok(refusal(
+        return Err(Stop::Refuse(refusal(
             "The provider did not grant access.",
             format!("provider {provider_name}: the provider answered {error}"),
         )));
     }
     let Some(code) = params.get("code").filter(|c| !c.is_empty()) else {
-        return Err(Ok(refusal(
+        return Err(Stop::Refuse(refusal(
             NOT_OURS,
             format!("provider {provider_name}: no code"),
         )));
@@ -169,21 +175,21 @@ async fn finish<B: Backend>(
     let agent = match store.agent(&pending.agent).await {
         Ok(Some(agent)) => agent,
         Ok(None) => {
-            return Err(Ok(refusal(
+            return Err(Stop::Refuse(refusal(
                 "The agent no longer exists.",
                 format!("provider {provider_name}: the agent is gone"),
             )));
         }
-        Err(_) => return Err(Err(unavailable())),
+        Err(_) => return Err(Stop::Page(unavailable())),
     };
     may_connect(receiver, &pending.user, &agent, provider_name)
         .await
-        .map_err(Err)?;
+        .map_err(Stop::Page)?;
     let verifier = receiver
         .key
         .open(&pending.hash.to_hex(), "verifier", &pending.verifier)
         .map_err(|_| {
-            Ok(refusal(
+            Stop::Refuse(refusal(
                 "This connection cannot be finished by this server.",
                 format!("provider {provider_name}: the verifier does not open with this key"),
             ))
@@ -191,7 +197,7 @@ async fn finish<B: Backend>(
     let received = exchange::exchange(&receiver.http, provider, code, &verifier)
         .await
         .map_err(|exchange::Refused(why)| {
-            Ok(Refusal {
+            Stop::Refuse(Refusal {
                 status: StatusCode::BAD_GATEWAY,
                 page: "The provider did not give a token for this connection.",
                 detail: format!("provider {provider_name}: {why}"),
@@ -199,13 +205,13 @@ async fn finish<B: Backend>(
         })?;
     let id = format!(
         "ptk_{}",
-        secret::random(16).map_err(|_| Err(unavailable()))?
+        secret::random(16).map_err(|_| Stop::Page(unavailable()))?
     );
     let access =
-        (receiver.key.seal(&id, "access", &received.access)).map_err(|_| Err(unavailable()))?;
+        (receiver.key.seal(&id, "access", &received.access)).map_err(|_| Stop::Page(unavailable()))?;
     let refresh = match &received.refresh {
         Some(refresh) => {
-            Some((receiver.key.seal(&id, "refresh", refresh)).map_err(|_| Err(unavailable()))?)
+            Some((receiver.key.seal(&id, "refresh", refresh)).map_err(|_| Stop::Page(unavailable()))?)
         }
         None => None,
     };
@@ -226,12 +232,12 @@ async fn finish<B: Backend>(
     match store.backend().put_provider_token(&token).await {
         Ok(()) => {}
         Err(StoreError::NotFound(NotFound::Agent(_))) => {
-            return Err(Ok(refusal(
+            return Err(Stop::Refuse(refusal(
                 "The agent no longer exists.",
                 format!("provider {provider_name}: the agent is gone"),
             )));
         }
-        Err(_) => return Err(Err(unavailable())),
+        Err(_) => return Err(Stop::Page(unavailable())),
     }
     receiver
         .record(

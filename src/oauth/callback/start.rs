@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::exchange;
-use super::page::{harden, refused};
+use super::page::{Page, harden};
 use super::receiver::CallbackReceiver;
 use super::record::CallbackState;
 use crate::audit::{AuditAction, AuditEvent, Outcome};
@@ -22,14 +22,14 @@ use crate::store::{Agent, Backend, Operation, authorize};
 use crate::token::TokenHash;
 
 /// The person signed in by a session, or the page that says why not.
-pub(super) fn person(principal: Option<&Principal>) -> Result<UserId, Response> {
+pub(super) fn person(principal: Option<&Principal>) -> Result<UserId, Page> {
     match principal {
         Some(p) if p.auth_source() == AuthSource::Session => Ok(p.user_id().clone()),
-        Some(_) => Err(refused(
+        Some(_) => Err(Page::new(
             StatusCode::FORBIDDEN,
             "Only a person signed in to this server may connect an agent, not an agent token.",
         )),
-        None => Err(refused(
+        None => Err(Page::new(
             StatusCode::UNAUTHORIZED,
             "Sign in to this server first.",
         )),
@@ -50,7 +50,7 @@ pub(super) async fn may_connect<B: Backend>(
     user: &UserId,
     agent: &Agent,
     provider: &str,
-) -> Result<(), Response> {
+) -> Result<(), Page> {
     let role = receiver
         .store
         .role_of(&agent.id, user)
@@ -74,14 +74,14 @@ pub(super) async fn may_connect<B: Backend>(
             )),
         )
         .await;
-    Err(refused(
+    Err(Page::new(
         StatusCode::FORBIDDEN,
         "Only the agent's owner, or a person with an admin grant on it, may connect it.",
     ))
 }
 
-pub(super) fn unavailable() -> Response {
-    refused(
+pub(super) fn unavailable() -> Page {
+    Page::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "The server cannot reach its store. Try again later.",
     )
@@ -96,7 +96,7 @@ pub(crate) async fn start<B: Backend>(
 ) -> Response {
     begin(&receiver, principal.as_ref(), &headers, &provider, &body)
         .await
-        .unwrap_or_else(|page| page)
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn begin<B: Backend>(
@@ -105,9 +105,9 @@ async fn begin<B: Backend>(
     headers: &HeaderMap,
     provider: &str,
     body: &[u8],
-) -> Result<Response, Response> {
+) -> Result<Response, Page> {
     let Some(provider) = receiver.find(provider) else {
-        return Err(refused(
+        return Err(Page::new(
             StatusCode::NOT_FOUND,
             "No such provider is configured.",
         ));
@@ -115,7 +115,7 @@ async fn begin<B: Backend>(
     let user = person(principal)?;
     let params = Params::check_form(headers, body)
         .and_then(|()| Params::parse(body))
-        .map_err(|error| refused(StatusCode::BAD_REQUEST, error.description()))?;
+        .map_err(|error| Page::new(StatusCode::BAD_REQUEST, error.description()))?;
     let slug = params.get("agent").unwrap_or_default();
     let store = &receiver.store;
     let agent = match crate::token::valid_slug(slug) {
@@ -123,11 +123,11 @@ async fn begin<B: Backend>(
         false => None,
     };
     let Some(agent) = agent else {
-        return Err(refused(StatusCode::NOT_FOUND, "No such agent."));
+        return Err(Page::new(StatusCode::NOT_FOUND, "No such agent."));
     };
     may_connect(receiver, &user, &agent, &provider.name).await?;
     let Some(session) = session(headers, &receiver.session_cookie) else {
-        return Err(refused(
+        return Err(Page::new(
             StatusCode::BAD_REQUEST,
             "This request carries no session cookie to bind the connection to.",
         ));
