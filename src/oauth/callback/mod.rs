@@ -81,10 +81,12 @@ mod provider;
 mod receive;
 mod receiver;
 mod record;
+mod routes;
 mod seal;
 mod start;
 
 pub use provider::{Provider, ProviderError, SecretIn};
-pub use receiver::{CallbackError, CallbackReceiver, Credentials, START};
+pub use receiver::{CallbackError, CallbackReceiver, Credentials};
 pub use record::{CallbackState, ProviderToken, Sealed, StateTaken};
+pub use routes::START;
 pub use seal::{CallbackKey, KeyError, SealError};

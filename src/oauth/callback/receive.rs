@@ -144,7 +144,10 @@ async fn finish<B: Backend>(
         )));
     }
     let Some(provider) = receiver.find(provider_name) else {
-        return Err(Stop::Refuse(refusal(NOT_OURS, "a provider no longer configured")));
+        return Err(Stop::Refuse(refusal(
+            NOT_OURS,
+            "a provider no longer configured",
+        )));
     };
     if let Some(issuer) = &provider.issuer {
         if params.get("iss") != Some(issuer.as_str()) {
@@ -207,12 +210,12 @@ async fn finish<B: Backend>(
         "ptk_{}",
         secret::random(16).map_err(|_| Stop::Page(unavailable()))?
     );
-    let access =
-        (receiver.key.seal(&id, "access", &received.access)).map_err(|_| Stop::Page(unavailable()))?;
+    let access = (receiver.key.seal(&id, "access", &received.access))
+        .map_err(|_| Stop::Page(unavailable()))?;
     let refresh = match &received.refresh {
-        Some(refresh) => {
-            Some((receiver.key.seal(&id, "refresh", refresh)).map_err(|_| Stop::Page(unavailable()))?)
-        }
+        Some(refresh) => Some(
+            (receiver.key.seal(&id, "refresh", refresh)).map_err(|_| Stop::Page(unavailable()))?,
+        ),
         None => None,
     };
     let mut token = ProviderToken::new(

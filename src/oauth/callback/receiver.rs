@@ -3,21 +3,16 @@
 
 use std::time::Duration;
 
-use ::axum::Router;
-use ::axum::routing::{get, post};
 use zeroize::Zeroizing;
 
+use super::exchange;
 use super::provider::{Provider, ProviderError};
 use super::record::ProviderToken;
 use super::seal::{CallbackKey, SealError};
-use super::{api, exchange, receive, start};
 use crate::audit::{AuditEvent, AuditWriter};
 use crate::error::StoreError;
-use crate::server::{SESSION_COOKIE, SameOriginLayer};
+use crate::server::SESSION_COOKIE;
 use crate::store::{Backend, Store};
-
-/// Where a connection starts: `POST /connect/{provider}`, with the form field `agent`.
-pub const START: &str = "/connect/{provider}";
 
 /// The longest a pending authorization may wait for its callback.
 const MAX_LIFETIME: Duration = Duration::from_secs(3600);
@@ -112,7 +107,8 @@ impl<B: Backend> CallbackReceiver<B> {
         }
     }
 
-    /// Adds a provider. Refused if its name or its redirect URI's path is another's.
+    /// Adds a provider. Refused if its name or its redirect URI's path is another's, or if
+    /// that path is of the shape of the start (`/connect/<one segment>`).
     pub fn provider(mut self, provider: Provider) -> Result<Self, ProviderError> {
         for known in &self.providers {
             if known.name == provider.name {
@@ -124,6 +120,16 @@ impl<B: Backend> CallbackReceiver<B> {
                     format!("redirect_uri: its path is {}'s", known.name),
                 ));
             }
+        }
+        let path = provider.redirect_uri.path();
+        let start_like = path
+            .strip_prefix("/connect/")
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+        if start_like {
+            return Err(ProviderError::new(
+                &provider.name,
+                "redirect_uri: /connect/<name> is where connections start; use /connect/<name>/callback",
+            ));
         }
         self.providers.push(provider);
         Ok(self)
@@ -195,21 +201,48 @@ impl<B: Backend> CallbackReceiver<B> {
             refresh,
         }))
     }
+}
 
-    /// Every route: `POST /connect/{provider}`, each provider's callback at its redirect
-    /// URI's path, and the JSON listings under `/api`. The person is read from the request's
-    /// [`Principal`](crate::Principal): merge it inside an
-    /// [`AgentAuthLayer`](crate::AgentAuthLayer) with a session resolver. Cross-site posts and
-    /// deletions carrying the session cookie are refused.
-    pub fn router(&self) -> Router {
-        let mut browser = Router::new().route(START, post(start::start::<B>));
-        for provider in &self.providers {
-            browser = browser.route(provider.redirect_uri.path(), get(receive::receive::<B>));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, MemoryUserDirectory};
+    use crate::token::TokenFormat;
+
+    fn provider(name: &str, redirect: &str) -> Provider {
+        Provider::new(
+            name,
+            "https://p.example/a",
+            "https://p.example/t",
+            "id",
+            redirect,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn providers_need_their_own_name_and_callback_path() {
+        let store = MemoryStore::new(
+            TokenFormat::new("acme").unwrap(),
+            MemoryUserDirectory::new(),
+        );
+        let receiver = CallbackReceiver::new(store, CallbackKey::new([1; 32]))
+            .provider(provider("a", "https://app.example/connect/a/callback"))
+            .unwrap();
+        for (name, redirect) in [
+            ("a", "https://app.example/connect/a2/callback"),
+            ("b", "https://other.example/connect/a/callback"),
+            ("c", "https://app.example/connect/c"),
+        ] {
+            assert!(
+                receiver.clone().provider(provider(name, redirect)).is_err(),
+                "{name}"
+            );
         }
-        let browser = browser.layer(SameOriginLayer::for_session_cookie().html());
-        Router::new()
-            .merge(browser)
-            .merge(api::routes::<B>().layer(SameOriginLayer::for_session_cookie()))
-            .with_state(self.clone())
+        let receiver = receiver
+            .provider(provider("b", "https://app.example/connect/b/callback"))
+            .unwrap();
+        let _ = receiver.router();
+        assert_eq!(receiver.providers().len(), 2);
     }
 }
