@@ -7,7 +7,7 @@
 
 use http::{StatusCode, header};
 use tower_agent_auth::audit::{AuditAction, AuditEvent, Outcome};
-use tower_agent_auth::store::{Backend, MemoryStore, Store};
+use tower_agent_auth::store::{Backend, MemoryStore};
 use tower_agent_auth::token::TokenFormat;
 
 use crate::callback_support::{ACCESS, App, CALLBACK, CLIENT_SECRET, Logs, REFRESH, users};
@@ -401,9 +401,10 @@ async fn a_provider_that_refuses_leaves_nothing_kept() {
     );
 }
 
-/// A connection on `store`: the callback's status.
+/// A connection on `store`: the application, after it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 async fn connect_on<B: Backend>(
-    store: Store<B>,
+    store: tower_agent_auth::store::Store<B>,
     users: tower_agent_auth::store::MemoryUserDirectory,
 ) -> App<B> {
     let app = App::new(store, users).await;
@@ -413,6 +414,7 @@ async fn connect_on<B: Backend>(
     app
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn no_token_is_in_the_sqlite_file_in_clear() {
     let users = users();
@@ -452,6 +454,7 @@ async fn no_token_is_in_the_sqlite_file_in_clear() {
     assert_eq!(credentials.access_token(), ACCESS);
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn no_token_is_in_the_postgresql_tables_in_clear() {
     let users = users();
