@@ -34,7 +34,7 @@
 //! Agents, tokens and the request path are required. Everything else has a provided method
 //! that answers [`StoreError::Unsupported`] (or an empty list, for a read) until a backend
 //! overrides it: rotation, delegation subtrees and tasks, purging, grants, approvals, the
-//! OAuth records and the audit trail. The conformance suite (the `testing` module, feature `testing`) has a section for each, so a backend
+//! OAuth records, the callback receiver's records and the audit trail. The conformance suite (the `testing` module, feature `testing`) has a section for each, so a backend
 //! proves what it implements.
 //!
 //! # Times
