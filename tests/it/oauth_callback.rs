@@ -494,3 +494,47 @@ async fn no_token_is_in_the_postgresql_tables_in_clear() {
     }
     cleanup.await;
 }
+
+#[tokio::test]
+async fn a_link_shows_the_button_and_keeps_nothing() {
+    let app = memory_app().await;
+    let alice = app.sign_in("alice").await;
+    let page = app
+        .callback("/connect/fake?agent=writer", Some(&alice))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<form method="post" action="/connect/fake">"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"name="agent" value="writer""#));
+    assert_eq!(
+        page.headers[header::CONTENT_SECURITY_POLICY],
+        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    let signed_out = app.callback("/connect/fake?agent=writer", None).await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        signed_out.location(),
+        "/login?return=%2Fconnect%2Ffake%3Fagent%3Dwriter"
+    );
+    let bob = app.sign_in("bob").await;
+    let denied = app.callback("/connect/fake?agent=writer", Some(&bob)).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let hostile = app
+        .callback("/connect/fake?agent=%22%3E%3Cscript%3E", Some(&alice))
+        .await;
+    assert_eq!(hostile.status, StatusCode::NOT_FOUND);
+    assert!(!hostile.body.contains("<script>"));
+    // Nothing was started: no event, and the provider saw nothing.
+    let events = app.events().await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.action != AuditAction::ProviderAuthorizationStarted),
+        "{events:?}"
+    );
+    assert!(app.fake.lock().unwrap().urls.is_empty());
+}

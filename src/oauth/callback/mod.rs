@@ -6,7 +6,9 @@
 //! # The flow
 //!
 //! 1. A signed-in administrator of an agent posts `POST /connect/{provider}` with the form
-//!    field `agent=<slug>` (from a page of this application: cross-site posts are refused).
+//!    field `agent=<slug>` (from a page of this application: cross-site posts are refused; a
+//!    link to `GET /connect/{provider}?agent=<slug>` shows a page with that form, and keeps
+//!    nothing).
 //!    The receiver draws a `state` (256 random bits) and a PKCE verifier, and keeps a pending
 //!    authorization: the SHA-256 of the state, the SHA-256 of the person's session cookie, the
 //!    person, the agent, the provider, the verifier (sealed) and an expiry (10 minutes by

@@ -67,3 +67,33 @@ impl IntoResponse for Page {
         refused(self.status, &self.message)
     }
 }
+
+/// The page a link to `GET /connect/{provider}?agent=…` shows: what will happen, and the button
+/// that posts the start (nothing is kept until it is pressed).
+pub(crate) fn confirm(
+    action: &str,
+    agent: &str,
+    provider: &str,
+    host: &str,
+    scopes: &[String],
+) -> Response {
+    let scopes = if scopes.is_empty() {
+        "none named".to_owned()
+    } else {
+        scopes.join(" ")
+    };
+    let body = format!(
+        "<h1>Connect {agent} to {provider}?</h1>\n\
+         <p>You will be sent to <strong>{host}</strong> to allow it. The token {provider} \
+         gives is kept, sealed, for the agent <strong>{agent}</strong> (scopes: {scopes}).</p>\n\
+         <form method=\"post\" action=\"{action}\">\n\
+         <input type=\"hidden\" name=\"agent\" value=\"{agent}\">\n\
+         <button type=\"submit\">Connect</button>\n</form>",
+        agent = escape(agent),
+        provider = escape(provider),
+        host = escape(host),
+        scopes = escape(&scopes),
+        action = escape(action),
+    );
+    harden(Html(page("Connect an agent", &body)).into_response())
+}

@@ -26,6 +26,7 @@ pub struct CallbackReceiver<B> {
     pub(crate) session_cookie: String,
     pub(crate) lifetime: Duration,
     pub(crate) http: reqwest::Client,
+    pub(crate) sign_in: String,
 }
 
 impl<B> Clone for CallbackReceiver<B> {
@@ -38,6 +39,7 @@ impl<B> Clone for CallbackReceiver<B> {
             session_cookie: self.session_cookie.clone(),
             lifetime: self.lifetime,
             http: self.http.clone(),
+            sign_in: self.sign_in.clone(),
         }
     }
 }
@@ -94,7 +96,8 @@ pub enum CallbackError {
 
 impl<B: Backend> CallbackReceiver<B> {
     /// A receiver over `store`, sealing with `key`, with no provider yet, pending
-    /// authorizations of 10 minutes, the session cookie [`SESSION_COOKIE`] and no audit trail.
+    /// authorizations of 10 minutes, the session cookie [`SESSION_COOKIE`], sign-in at
+    /// `/login` and no audit trail.
     pub fn new(store: Store<B>, key: CallbackKey) -> Self {
         Self {
             store,
@@ -104,6 +107,7 @@ impl<B: Backend> CallbackReceiver<B> {
             session_cookie: SESSION_COOKIE.to_owned(),
             lifetime: Duration::from_secs(600),
             http: exchange::http_client(),
+            sign_in: "/login".to_owned(),
         }
     }
 
@@ -145,6 +149,13 @@ impl<B: Backend> CallbackReceiver<B> {
     /// callback must carry the same one as the start.
     pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
         self.session_cookie = name.into();
+        self
+    }
+
+    /// The sign-in page a person who is not signed in is sent to from the start's page
+    /// (`/login` by default), with `?return=` the page.
+    pub fn sign_in_path(mut self, path: impl Into<String>) -> Self {
+        self.sign_in = path.into();
         self
     }
 

@@ -3,14 +3,14 @@
 //! expiry) and the person is sent to the provider with `303`.
 
 use ::axum::body::Bytes;
-use ::axum::extract::{Path, State};
+use ::axum::extract::{Path, RawQuery, State};
 use ::axum::response::{IntoResponse, Response};
 use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::exchange;
-use super::page::{Page, harden};
+use super::page::{Page, confirm, harden};
 use super::receiver::CallbackReceiver;
 use super::record::CallbackState;
 use crate::audit::{AuditAction, AuditEvent, Outcome};
@@ -175,4 +175,67 @@ async fn begin<B: Backend>(
     let mut response = StatusCode::SEE_OTHER.into_response();
     response.headers_mut().insert(LOCATION, location);
     Ok(harden(response))
+}
+
+/// `GET /connect/{provider}?agent=…`: a page with the button that starts (a link may lead
+/// here; only the post keeps anything). Not signed in: the sign-in page, and back.
+pub(crate) async fn ask<B: Backend>(
+    State(receiver): State<CallbackReceiver<B>>,
+    principal: Option<Principal>,
+    Path(provider): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let Some(provider) = receiver.find(&provider) else {
+        return Page::new(StatusCode::NOT_FOUND, "No such provider is configured.").into_response();
+    };
+    let here = format!("/connect/{}", provider.name);
+    if principal.is_none() {
+        let back = format!("{here}?{query}");
+        let back: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Ok(location) = HeaderValue::from_str(&format!("{}?return={back}", receiver.sign_in))
+        {
+            response.headers_mut().insert(LOCATION, location);
+        }
+        return harden(response);
+    }
+    let user = match person(principal.as_ref()) {
+        Ok(user) => user,
+        Err(page) => return page.into_response(),
+    };
+    let params = match Params::parse(query.as_bytes()) {
+        Ok(params) => params,
+        Err(error) => {
+            return Page::new(StatusCode::BAD_REQUEST, error.description()).into_response();
+        }
+    };
+    let slug = params.get("agent").unwrap_or_default();
+    let agent = match crate::token::valid_slug(slug) {
+        true => receiver.store.agent_by_slug(slug).await.ok().flatten(),
+        false => None,
+    };
+    let Some(agent) = agent else {
+        return Page::new(StatusCode::NOT_FOUND, "No such agent.").into_response();
+    };
+    let role = receiver
+        .store
+        .role_of(&agent.id, &user)
+        .await
+        .ok()
+        .flatten();
+    if authorize(&user, &agent, role, Operation::ManageAgent).is_err() {
+        return Page::new(
+            StatusCode::FORBIDDEN,
+            "Only the agent's owner, or a person with an admin grant on it, may connect it.",
+        )
+        .into_response();
+    }
+    confirm(
+        &here,
+        &agent.slug,
+        &provider.name,
+        provider.authorize_url.host_str().unwrap_or_default(),
+        &provider.scopes,
+    )
 }
