@@ -558,11 +558,22 @@ pub struct AuditArgs {
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
-    /// Register a client; a confidential one's secret is printed once.
+    /// Register a client; a confidential one's secret is printed once. With --agent, give an
+    /// agent a client secret instead (client_credentials; /oauth/agent-token for an
+    /// orchestrator).
     Register {
         /// Its name, shown on the consent page.
-        #[arg(long)]
-        name: String,
+        #[arg(long, required_unless_present = "agent")]
+        name: Option<String>,
+        /// Give this agent (its slug, the client id) a client secret, printed once: it may then
+        /// use client_credentials, and an orchestrator /oauth/agent-token. Again: a new secret,
+        /// the old one refused at once.
+        #[arg(
+            long,
+            value_name = "SLUG",
+            conflicts_with_all = ["name", "redirect_uris", "confidential", "introspect"]
+        )]
+        agent: Option<String>,
         /// A redirect URI it may be sent back to. Repeat for more.
         #[arg(long = "redirect-uri", value_name = "URI")]
         redirect_uris: Vec<String>,

@@ -92,6 +92,12 @@ pub enum AuditAction {
     /// A refresh token was revoked (RFC 7009): its family and the access tokens it issued
     /// ended.
     RefreshRevoked,
+    /// A person allowed a device (RFC 8628; the actor is who; the detail names the client,
+    /// the scope and the resource). Neither code is ever recorded.
+    DeviceApproved,
+    /// Wrong user codes were refused by their limit (outcome `denied`; the actor is who was
+    /// signed in, the detail the limit and the client address; recorded once per window).
+    DeviceEntryThrottled,
     /// A person started connecting an agent to another service's authorize flow (the callback
     /// receiver; the detail names the provider), or was not allowed to (outcome `denied`).
     ProviderAuthorizationStarted,
@@ -137,6 +143,8 @@ impl AuditAction {
             Self::RefreshRotated => "refresh_rotated",
             Self::RefreshReused => "refresh_reused",
             Self::RefreshRevoked => "refresh_revoked",
+            Self::DeviceApproved => "device_approved",
+            Self::DeviceEntryThrottled => "device_entry_throttled",
             Self::ProviderAuthorizationStarted => "provider_authorization_started",
             Self::ProviderConnected => "provider_connected",
             Self::CallbackRefused => "callback_refused",
@@ -185,6 +193,8 @@ impl AuditAction {
             Self::RefreshRotated,
             Self::RefreshReused,
             Self::RefreshRevoked,
+            Self::DeviceApproved,
+            Self::DeviceEntryThrottled,
             Self::ProviderAuthorizationStarted,
             Self::ProviderConnected,
             Self::CallbackRefused,

@@ -36,7 +36,8 @@ fn check_target(
 }
 
 /// The child of `parent` that `request` asks for, as a token request for `target`: within the
-/// parent's effective ceiling, expiry and uses, one level deeper, its task inherited. The
+/// parent's effective ceiling, expiry and uses, one level deeper, its task and resource
+/// inherited. The
 /// store's own checks (the target's policy, the owner's role, lifetimes) still follow.
 pub(crate) fn child_token(
     config: &StoreConfig,
@@ -88,9 +89,19 @@ pub(crate) fn child_token(
     })?;
     let environment = inherit(&parent.token.environment, &request.environment)
         .map_err(|(p, _)| DelegationError::OtherEnvironment(p))?;
+    // The parent's audience is its own resource or, for a delegated parent bound to none, its
+    // nearest delegator's: a child keeps it, never another, and a parent bound to none has a
+    // child bound to none (binding it would open what requires an audience to it).
+    let audience = parent.principal.audience().map(str::to_owned);
+    if let (None, Some(named)) = (&audience, &request.resource) {
+        return Err(DelegationError::ResourceWithoutAudience(named.clone()));
+    }
+    let resource = inherit(&audience, &request.resource)
+        .map_err(|(p, _)| DelegationError::OtherResource(p))?;
     let mut token = request.new_token();
     token.task_id = task_id;
     token.environment = environment;
+    token.resource = resource;
     token.intent = request
         .intent
         .clone()

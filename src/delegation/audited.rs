@@ -120,7 +120,18 @@ impl<'a, B: Backend> Delegator<'a, Store<B>> {
                 return Err(error);
             }
         };
-        let parent = link_of(&inspection);
+        self.delegate_inspected(&inspection, request).await
+    }
+
+    /// [`Delegator::delegate`] from a parent token inspected already (by a caller that checked
+    /// it first, such as token exchange): issued and recorded alike.
+    pub(crate) async fn delegate_inspected(
+        &self,
+        inspection: &Inspection,
+        request: Delegation,
+    ) -> Result<IssuedToken, StoreError> {
+        let target = request.target().clone();
+        let parent = link_of(inspection);
         if self
             .presented
             .as_ref()
@@ -132,7 +143,7 @@ impl<'a, B: Backend> Delegator<'a, Store<B>> {
             return Err(refused);
         }
         let label = request.label.clone();
-        match super::issue_child(self.store, &inspection, request).await {
+        match super::issue_child(self.store, inspection, request).await {
             Ok(issued) => {
                 let (chain, parent_id, actor) = parent;
                 let agent_parent = self

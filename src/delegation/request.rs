@@ -17,6 +17,8 @@ pub struct Delegation {
     pub(crate) task_id: Option<String>,
     pub(crate) intent: Option<String>,
     pub(crate) environment: Option<String>,
+    pub(crate) resource: Option<String>,
+    pub(crate) client: Option<String>,
 }
 
 impl Delegation {
@@ -34,6 +36,8 @@ impl Delegation {
             task_id: None,
             intent: None,
             environment: None,
+            resource: None,
+            client: None,
         }
     }
 
@@ -87,6 +91,25 @@ impl Delegation {
         self
     }
 
+    /// Binds the child to a resource (RFC 8707), its audience. A child of a parent bound to a
+    /// resource is bound to the same one and may not name another
+    /// ([`DelegationError::OtherResource`](crate::error::DelegationError::OtherResource)); a
+    /// child of a parent bound to none may name none
+    /// ([`DelegationError::ResourceWithoutAudience`](crate::error::DelegationError::ResourceWithoutAudience)):
+    /// a resource that requires an audience must not admit it where its parent is refused.
+    pub fn resource(mut self, uri: impl Into<String>) -> Self {
+        self.resource = Some(uri.into());
+        self
+    }
+
+    /// Records the OAuth client the child is issued to (what introspection answers as its
+    /// `client_id`): token exchange names the client that asked. Not inherited: a child
+    /// issued otherwise names none.
+    pub fn client(mut self, id: impl Into<String>) -> Self {
+        self.client = Some(id.into());
+        self
+    }
+
     /// The agent the child is for.
     pub fn target(&self) -> &AgentId {
         &self.target
@@ -99,6 +122,7 @@ impl Delegation {
         token.expires_in = self.expires_in;
         token.max_operations = self.max_operations;
         token.expires_on_completion = self.expires_on_completion;
+        token.client_id = self.client.clone();
         token
     }
 }

@@ -550,6 +550,15 @@ pub enum DelegationError {
     /// The person a task token is minted for is not (or no longer) an active user.
     #[error("the delegating user {0:?} is unknown or inactive")]
     DelegatingUserInactive(String),
+    /// The child names a resource other than the one its parent is bound to (RFC 8707): a
+    /// delegation never moves a token's audience.
+    #[error("a delegated token is bound to its parent's resource {0:?}")]
+    OtherResource(String),
+    /// The child names a resource its parent is not bound to: a token bound to none works
+    /// only where no audience is required, and a child bound to a resource that requires one
+    /// would be admitted where its parent is refused.
+    #[error("a token bound to no resource cannot delegate one bound to {0:?}")]
+    ResourceWithoutAudience(String),
 }
 
 /// Why the audit trail could not be written or read.

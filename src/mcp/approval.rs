@@ -100,27 +100,6 @@ fn message(tool: &str, arguments: &serde_json::Value) -> Option<String> {
     readable(&short).then_some(short)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_message_names_the_tool_and_its_arguments() {
-        let arguments = json!({"amount": 50, "currency": "EUR", "to": "ACME"});
-        assert_eq!(
-            message("send_payment", &arguments).unwrap(),
-            r#"Call send_payment: amount=50, currency="EUR", to="ACME""#
-        );
-        assert_eq!(message("ping", &json!({})).unwrap(), "Call ping");
-        let long = json!({"note": "x".repeat(300)});
-        assert_eq!(
-            message("send_payment", &long).unwrap(),
-            "Call send_payment (its arguments are in the details)"
-        );
-        assert_eq!(message("bad\u{202e}name", &json!({})), None);
-    }
-}
-
 /// The refusal of the call `id` as the JSON-RPC error an MCP client reads.
 pub(crate) fn refusal<B>(
     id: Option<&RawValue>,
@@ -184,5 +163,26 @@ pub(crate) fn refusal<B>(
         // The layer checked the ceiling before asking; a refusal here is the gate's own
         // answer, passed on as it is.
         other => other.to_response::<String>().map(ResponseBody::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_the_tool_and_its_arguments() {
+        let arguments = json!({"amount": 50, "currency": "EUR", "to": "ACME"});
+        assert_eq!(
+            message("send_payment", &arguments).unwrap(),
+            r#"Call send_payment: amount=50, currency="EUR", to="ACME""#
+        );
+        assert_eq!(message("ping", &json!({})).unwrap(), "Call ping");
+        let long = json!({"note": "x".repeat(300)});
+        assert_eq!(
+            message("send_payment", &long).unwrap(),
+            "Call send_payment (its arguments are in the details)"
+        );
+        assert_eq!(message("bad\u{202e}name", &json!({})), None);
     }
 }

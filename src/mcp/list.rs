@@ -20,16 +20,20 @@ pub(crate) fn cut(content_type: &str, body: &[u8], keep: &dyn Fn(&str) -> bool) 
     }
 }
 
-/// Removes the refused tools from a `tools/list` result; whether it was one.
+/// Removes the refused tools from a `tools/list` result; whether it was one. A result cut to
+/// one caller is that caller's: a `cacheScope` of `public` (2026-07-28) becomes `private`, so
+/// that no shared cache hands it to another.
 fn cut_message(message: &mut Value, keep: &dyn Fn(&str) -> bool) -> bool {
-    let Some(tools) = message
-        .get_mut("result")
-        .and_then(|result| result.get_mut("tools"))
-        .and_then(Value::as_array_mut)
-    else {
+    let Some(result) = message.get_mut("result") else {
+        return false;
+    };
+    let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
         return false;
     };
     tools.retain(|tool| tool.get("name").and_then(Value::as_str).is_some_and(keep));
+    if let Some(scope) = result.get_mut("cacheScope") {
+        *scope = Value::from("private");
+    }
     true
 }
 
@@ -92,6 +96,16 @@ mod tests {
         let value: Value = serde_json::from_slice(&cut).unwrap();
         assert_eq!(value["result"]["tools"], serde_json::json!([{"name": "a"}]));
         assert_eq!(value["id"], 1);
+    }
+
+    #[test]
+    fn a_cut_list_is_private_to_its_caller() {
+        let body =
+            br#"{"id":1,"result":{"tools":[{"name":"a"}],"cacheScope":"public","ttlMs":60000}}"#;
+        let cut = cut("application/json", body, &only_a).unwrap();
+        let value: Value = serde_json::from_slice(&cut).unwrap();
+        assert_eq!(value["result"]["cacheScope"], "private");
+        assert_eq!(value["result"]["ttlMs"], 60000);
     }
 
     #[test]

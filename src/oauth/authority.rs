@@ -170,6 +170,12 @@ impl<B: Backend> Authority<B> {
         }
     }
 
+    /// The audit trail's writer, if there is one (for what records through it, such as a
+    /// [`Delegator`](crate::delegation::Delegator)).
+    pub(crate) fn audit_writer(&self) -> Option<&AuditWriter> {
+        self.shared.audit.as_ref()
+    }
+
     /// Records `event` in the audit trail, if there is one.
     pub async fn record(&self, event: AuditEvent) {
         if let Some(writer) = &self.shared.audit {

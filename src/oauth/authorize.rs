@@ -79,7 +79,8 @@ fn person<B: Backend>(
     }
 }
 
-fn kind_words(kind: &ClientKind) -> &'static str {
+/// What kind of client, in words, for a consent page.
+pub(crate) fn kind_words(kind: &ClientKind) -> &'static str {
     match kind {
         ClientKind::Agent(_) => "a registered agent",
         ClientKind::Registered => "a self-registered application",
@@ -142,7 +143,8 @@ fn words(duration: std::time::Duration) -> String {
     format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
 }
 
-fn lifetime_words<B: Backend>(server: &Authority<B>) -> String {
+/// How long access lasts, in words, for a consent page.
+pub(crate) fn lifetime_words<B: Backend>(server: &Authority<B>) -> String {
     format!(
         "Each access lasts {}; the application may renew it for up to {} unless you disconnect it.",
         words(server.access_lifetime()),
@@ -188,7 +190,8 @@ async fn ask<B: Backend>(
         client_kind: kind_words(&request.client.kind),
         agent: standing.acting.describe(),
         owner,
-        redirect_host: &request.redirect_host,
+        redirect_host: Some(&request.redirect_host),
+        user_code: None,
         capabilities: &capabilities,
         unavailable: &unavailable,
         lifetime: lifetime_words(server),

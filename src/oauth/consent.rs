@@ -120,8 +120,10 @@ pub(crate) struct Consent<'a> {
     pub(crate) agent: String,
     /// Whose agent it is.
     pub(crate) owner: &'a str,
-    /// Where the person will be sent back.
-    pub(crate) redirect_host: &'a str,
+    /// Where the person will be sent back (`None`: nowhere, for a device).
+    pub(crate) redirect_host: Option<&'a str>,
+    /// The user code the device shows, for the person to check (the device flow).
+    pub(crate) user_code: Option<&'a str>,
     /// What may be granted, each a checkbox ticked at first.
     pub(crate) capabilities: &'a [String],
     /// What was asked for and cannot be granted (beyond the owner's role or the agent's
@@ -141,16 +143,29 @@ impl Consent<'_> {
         let mut body = format!(
             "<h1>Allow {name} to act for you?</h1>\n\
              <p><strong>{name}</strong> ({kind}) asks to act as <strong>{agent}</strong>, \
-             owned by <strong>{owner}</strong>.</p>\n\
-             <p>You will be sent back to <strong>{host}</strong>.</p>\n\
-             <form method=\"post\" action=\"{action}\">\n",
+             owned by <strong>{owner}</strong>.</p>\n",
             name = escape(self.client_name),
             kind = escape(self.client_kind),
             agent = escape(&self.agent),
             owner = escape(self.owner),
-            host = escape(self.redirect_host),
-            action = escape(self.action),
         );
+        if let Some(host) = self.redirect_host {
+            body.push_str(&format!(
+                "<p>You will be sent back to <strong>{}</strong>.</p>\n",
+                escape(host)
+            ));
+        }
+        if let Some(code) = self.user_code {
+            body.push_str(&format!(
+                "<p>Allow only if your device shows the code <strong>{}</strong>: a code \
+                 someone else gave you would connect their device to your account.</p>\n",
+                escape(code)
+            ));
+        }
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"{}\">\n",
+            escape(self.action)
+        ));
         for (name, value) in &self.hidden {
             body.push_str(&format!(
                 "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
@@ -241,7 +256,8 @@ mod tests {
             client_kind: "registered client",
             agent: "a new agent".into(),
             owner: "alice",
-            redirect_host: "127.0.0.1",
+            redirect_host: Some("127.0.0.1"),
+            user_code: Some("<b>"),
             capabilities: &["posts:read".into()],
             unavailable: &["\"><img>".into()],
             lifetime: "1 hour".into(),
@@ -251,6 +267,22 @@ mod tests {
         let html = consent.render();
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img>"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(
+            html.contains("sent back to <strong>127.0.0.1</strong>"),
+            "{html}"
+        );
+        let device = Consent {
+            redirect_host: None,
+            user_code: Some("BCDF-GHJK"),
+            ..consent
+        };
+        let html = device.render();
+        assert!(!html.contains("sent back"), "{html}");
+        assert!(
+            html.contains("shows the code <strong>BCDF-GHJK</strong>"),
+            "{html}"
+        );
         assert!(html.contains(r#"name="capability" value="posts:read" checked"#));
         assert!(html.contains(r#"value="deny""#));
     }

@@ -35,8 +35,15 @@ pub enum ErrorCode {
     /// The server cannot take the request now (registration closed by its cap, a store
     /// that does not answer).
     TemporarilyUnavailable,
-    /// Too many requests from one address (registration's rate limit; 429).
+    /// Too many requests: from one address (registration's and device authorization's rate
+    /// limits; 429), or a device polling sooner than its interval (RFC 8628; answered 400).
     SlowDown,
+    /// The person has not answered the device's request yet (RFC 8628).
+    AuthorizationPending,
+    /// The person denied the device's request (RFC 8628).
+    AccessDenied,
+    /// The device code lapsed before it was redeemed (RFC 8628).
+    ExpiredToken,
     /// Something failed on the server's side.
     ServerError,
 }
@@ -56,6 +63,9 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::SlowDown => "slow_down",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
             Self::ServerError => "server_error",
         }
     }
@@ -81,6 +91,7 @@ pub struct OAuthError {
     description: String,
     basic_challenge: bool,
     retry_after: Option<u64>,
+    status: Option<StatusCode>,
 }
 
 impl OAuthError {
@@ -91,6 +102,7 @@ impl OAuthError {
             description: description.into(),
             basic_challenge: false,
             retry_after: None,
+            status: None,
         }
     }
 
@@ -140,6 +152,17 @@ impl OAuthError {
         self
     }
 
+    /// Answered with `status` rather than the code's own (a device's `slow_down` is 400).
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or(self.code.status())
+    }
+
     /// The code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -178,7 +201,7 @@ impl IntoResponse for OAuthError {
             "error": self.code.as_str(),
             "error_description": self.description,
         });
-        let mut response = (self.code.status(), Json(body)).into_response();
+        let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
@@ -236,5 +259,15 @@ mod tests {
         assert_eq!(ErrorCode::InvalidTarget.status(), StatusCode::BAD_REQUEST);
         assert_eq!(ErrorCode::InvalidClient.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(ErrorCode::SlowDown.status(), StatusCode::TOO_MANY_REQUESTS);
+        for code in [
+            ErrorCode::AuthorizationPending,
+            ErrorCode::AccessDenied,
+            ErrorCode::ExpiredToken,
+        ] {
+            assert_eq!(code.status(), StatusCode::BAD_REQUEST);
+        }
+        let polled = OAuthError::new(ErrorCode::SlowDown, "x").with_status(StatusCode::BAD_REQUEST);
+        assert_eq!(polled.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(polled.into_response().status(), StatusCode::BAD_REQUEST);
     }
 }

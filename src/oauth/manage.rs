@@ -112,6 +112,70 @@ impl<B: Backend> Store<B> {
         Ok(RegisteredClient { client, secret })
     }
 
+    /// Gives the agent `agent` a client secret, shown once: its client (`client_id` = its slug,
+    /// made if it has none, its redirect allowlist kept) becomes confidential
+    /// (`client_secret_basic` or `client_secret_post`) and may use the `client_credentials`
+    /// grant — and, for an orchestrator, `POST /oauth/agent-token`. A client that used the slug
+    /// with no secret must present it from now on. Registering again replaces the secret (the
+    /// old one fails at once) and lifts a revocation of the client.
+    pub async fn register_agent_client(
+        &self,
+        agent: &AgentId,
+    ) -> Result<RegisteredClient, StoreError> {
+        let found = self
+            .agent(agent)
+            .await?
+            .ok_or_else(|| StoreError::unknown_agent(agent))?;
+        let unavailable =
+            |error: super::error::OAuthError| StoreError::unavailable(error.to_string());
+        let secret = secret::secret(CLIENT_SECRET).map_err(unavailable)?;
+        let backend = self.backend();
+        let Some(mut client) = backend.client(&found.slug).await? else {
+            let slug = found.slug.to_string();
+            let mut client = Client::new(
+                slug.clone(),
+                ClientKind::Agent(found.id.clone()),
+                slug,
+                self.now(),
+            );
+            client.auth = ClientAuth::SecretBasic;
+            client.secret_hash = Some(secret.hash());
+            backend.insert_client(&client, None, self.now()).await?;
+            return Ok(RegisteredClient {
+                client,
+                secret: Some(ClientSecret(secret)),
+            });
+        };
+        if client.agent() != Some(&found.id) {
+            return Err(StoreError::invalid(format!(
+                "client id {} is another client's",
+                found.slug
+            )));
+        }
+        client.auth = ClientAuth::SecretBasic;
+        client.secret_hash = Some(secret.hash());
+        client.revoked_at = None;
+        // A use recorded at the same moment writes the whole record back (the backend has no
+        // narrower update): write again until the new secret is the one stored.
+        for _ in 0..3 {
+            backend.update_client(&client).await?;
+            let stored = backend
+                .client(&client.id)
+                .await?
+                .ok_or_else(|| NotFound::Client(client.id.clone()))?;
+            if stored.secret_hash == client.secret_hash && stored.revoked_at.is_none() {
+                return Ok(RegisteredClient {
+                    client: stored,
+                    secret: Some(ClientSecret(secret)),
+                });
+            }
+            client.last_used_at = stored.last_used_at;
+        }
+        Err(StoreError::unavailable(
+            "the client changed while its secret was replaced; try again",
+        ))
+    }
+
     /// The client with this id.
     pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         self.backend().client(id).await

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::authority::Authority;
 use super::error::no_store_json;
-use super::routes::{AUTHORIZE, INTROSPECT, REGISTER, REVOKE, TOKEN, cors};
+use super::routes::{AUTHORIZE, DEVICE_AUTHORIZATION, INTROSPECT, REGISTER, REVOKE, TOKEN, cors};
 use crate::store::Backend;
 
 const AS_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -27,6 +27,7 @@ pub(crate) fn document<B: Backend>(authority: &Authority<B>, grant_types: &[&str
         "registration_endpoint": issuer.endpoint(REGISTER),
         "introspection_endpoint": issuer.endpoint(INTROSPECT),
         "revocation_endpoint": issuer.endpoint(REVOKE),
+        "device_authorization_endpoint": issuer.endpoint(DEVICE_AUTHORIZATION),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": grant_types,

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use super::authority::Authority;
 use super::client::{Client, ClientAuth, ClientKind};
 use super::error::{ErrorCode, OAuthError, no_store_json};
+use super::grant::DEVICE_CODE;
 use super::redirect::RedirectUri;
 use super::routes::{REGISTER, cors};
 use super::scope;
@@ -75,32 +76,34 @@ pub(crate) struct Registration {
 impl Registration {
     pub(crate) fn new(limits: RegistrationLimits) -> Self {
         Self {
-            limiter: Arc::new(AddressLimiter::new(&limits)),
+            limiter: Arc::new(AddressLimiter::new(limits.per_address, limits.window)),
             limits,
         }
     }
 }
 
-/// Registrations per client address (an IPv6 address counts by its /64).
-struct AddressLimiter {
+/// Requests per client address (an IPv6 address counts by its /64): registrations, device
+/// authorizations.
+pub(crate) struct AddressLimiter {
     limiter: DefaultKeyedRateLimiter<[u8; 16]>,
     clock: DefaultClock,
 }
 
 impl AddressLimiter {
-    fn new(limits: &RegistrationLimits) -> Self {
-        let period = (limits.window / limits.per_address.get()).max(Duration::from_millis(1));
+    /// `per_address` in a burst, refilled evenly over `window`.
+    pub(crate) fn new(per_address: NonZeroU32, window: Duration) -> Self {
+        let period = (window / per_address.get()).max(Duration::from_millis(1));
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN))
-            .allow_burst(limits.per_address);
+            .allow_burst(per_address);
         Self {
             limiter: RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Counts a registration from `address`: `Err(seconds to wait)` over the limit.
-    fn check(&self, address: Option<IpAddr>) -> Result<(), u64> {
+    /// Counts a request from `address`: `Err(seconds to wait)` over the limit.
+    pub(crate) fn check(&self, address: Option<IpAddr>) -> Result<(), u64> {
         let key = match address.map(|a| a.to_canonical()) {
             Some(IpAddr::V4(v4)) => v4.to_ipv6_mapped().octets(),
             Some(IpAddr::V6(v6)) => {
@@ -181,8 +184,23 @@ fn validate(
     id: String,
     now: time::OffsetDateTime,
 ) -> Result<Registered, OAuthError> {
+    let grant_types = metadata
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    if grant_types.is_empty()
+        || grant_types.iter().any(|g| {
+            !matches!(g.as_str(), "authorization_code" | "refresh_token") && g != DEVICE_CODE
+        })
+    {
+        return Err(metadata_error(format!(
+            "grant_types may hold authorization_code, refresh_token and {DEVICE_CODE}"
+        )));
+    }
+    // A client without the code grant (a device) is never sent back anywhere: it may list no
+    // redirect URI.
+    let redirected = grant_types.iter().any(|g| g == "authorization_code");
     let uris = metadata.redirect_uris.unwrap_or_default();
-    if uris.is_empty() || uris.len() > MAX_REDIRECT_URIS {
+    if (redirected && uris.is_empty()) || uris.len() > MAX_REDIRECT_URIS {
         return Err(OAuthError::new(
             ErrorCode::InvalidRedirectUri,
             format!("redirect_uris must list 1 to {MAX_REDIRECT_URIS} URIs"),
@@ -199,21 +217,10 @@ fn validate(
         .unwrap_or("client_secret_basic");
     let auth = ClientAuth::parse(method)
         .ok_or_else(|| metadata_error("token_endpoint_auth_method is not supported"))?;
-    let grant_types = metadata
-        .grant_types
-        .unwrap_or_else(|| vec!["authorization_code".into()]);
-    if grant_types.is_empty()
-        || grant_types
-            .iter()
-            .any(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
-    {
-        return Err(metadata_error(
-            "grant_types may hold authorization_code and refresh_token",
-        ));
-    }
-    let response_types = metadata
-        .response_types
-        .unwrap_or_else(|| vec!["code".into()]);
+    let response_types = metadata.response_types.unwrap_or_else(|| match redirected {
+        true => vec!["code".into()],
+        false => Vec::new(),
+    });
     if response_types.iter().any(|r| r != "code") {
         return Err(metadata_error("response_types may hold code only"));
     }
@@ -244,7 +251,7 @@ fn validate(
 }
 
 /// The connection's peer address, when the server was started with connect info.
-struct ClientAddress(Option<IpAddr>);
+pub(crate) struct ClientAddress(pub(crate) Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
@@ -433,6 +440,21 @@ mod tests {
             code(json!({"redirect_uris": uri, "application_type": "native"})),
             None
         );
+    }
+
+    #[test]
+    fn a_device_client_may_list_no_redirect_uri() {
+        let device = json!({
+            "grant_types": [DEVICE_CODE, "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        });
+        let registered = validate(metadata(device), "c_x".into(), now()).unwrap();
+        assert!(registered.client.redirect_uris.is_empty());
+        assert!(registered.response_types.is_empty());
+        // With the code grant, a redirect URI is still required.
+        let both = json!({"grant_types": [DEVICE_CODE, "authorization_code"]});
+        let error = validate(metadata(both), "c_x".into(), now()).err().unwrap();
+        assert_eq!(error.code(), ErrorCode::InvalidRedirectUri);
     }
 
     #[test]

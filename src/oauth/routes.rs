@@ -15,6 +15,12 @@ pub(crate) const REGISTER: &str = "/oauth/register";
 pub(crate) const INTROSPECT: &str = "/oauth/introspect";
 /// The revocation endpoint.
 pub(crate) const REVOKE: &str = "/oauth/revoke";
+/// The "Agent Tokens" endpoint: an orchestrator's task tokens.
+pub(crate) const AGENT_TOKEN: &str = "/oauth/agent-token";
+/// The device authorization endpoint (RFC 8628).
+pub(crate) const DEVICE_AUTHORIZATION: &str = "/oauth/device_authorization";
+/// Where a person enters a device's user code (RFC 8628's verification URI).
+pub(crate) const DEVICE: &str = "/oauth/device";
 
 /// CORS for the endpoints a browser-based client (the MCP Inspector) calls from its own
 /// origin: any origin, no cookies, the headers those clients send.

@@ -8,11 +8,12 @@ use ::axum::Router;
 
 use super::authority::{Authority, MAX_CODE_LIFETIME};
 use super::authorize::{self, Consenting};
+use super::device::{self, DeviceFlow};
 use super::grant::{Grant, Grants};
 use super::issuer::{Issuer, IssuerError};
 use super::metadata::{self, ProtectedResource, ResourceError};
 use super::registration::{self, Registration, RegistrationLimits};
-use super::{introspect, revoke, token};
+use super::{agent_token, introspect, revoke, token};
 use crate::audit::AuditWriter;
 use crate::server::SESSION_COOKIE;
 use crate::store::{Backend, Store};
@@ -43,6 +44,7 @@ pub struct AuthorizationServer<B> {
     grants: Grants<B>,
     registration: RegistrationLimits,
     consenting: Arc<Consenting>,
+    device: DeviceFlow,
 }
 
 impl<B> Clone for AuthorizationServer<B> {
@@ -52,6 +54,7 @@ impl<B> Clone for AuthorizationServer<B> {
             grants: self.grants.clone(),
             registration: self.registration,
             consenting: self.consenting.clone(),
+            device: self.device,
         }
     }
 }
@@ -61,6 +64,7 @@ impl<B> std::fmt::Debug for AuthorizationServer<B> {
         f.debug_struct("AuthorizationServer")
             .field("authority", &self.authority)
             .field("registration", &self.registration)
+            .field("device", &self.device)
             .field("sign_in", &self.consenting.sign_in)
             .finish_non_exhaustive()
     }
@@ -68,8 +72,10 @@ impl<B> std::fmt::Debug for AuthorizationServer<B> {
 
 impl<B: Backend> AuthorizationServer<B> {
     /// A server for `store`, identified by `issuer` (normalised: see [`Issuer`]), with the
-    /// grants `authorization_code` and `refresh_token`, access tokens of 1 h, refresh tokens of
-    /// 30 days, codes of 60 s, the default [`RegistrationLimits`], sign-in at `/login`, no
+    /// grants `authorization_code`, `refresh_token`, token exchange
+    /// ([`TokenExchangeGrant`](super::grant::TokenExchangeGrant)), `client_credentials`
+    /// ([`ClientCredentialsGrant`](super::grant::ClientCredentialsGrant)) and the device code
+    /// (the default [`DeviceFlow`]), access tokens of 1 h, refresh tokens of 30 days, codes of 60 s, the default [`RegistrationLimits`], sign-in at `/login`, no
     /// resource and no audit trail. The key that binds consent forms is drawn at random: give
     /// every node the same with [`AuthorizationServer::consent_key`].
     pub fn new(store: Store<B>, issuer: &str) -> Result<Self, IssuerError> {
@@ -90,6 +96,7 @@ impl<B: Backend> AuthorizationServer<B> {
                 sign_in: "/login".into(),
                 session_cookie: SESSION_COOKIE.into(),
             }),
+            device: DeviceFlow::default(),
         })
     }
 
@@ -160,6 +167,13 @@ impl<B: Backend> AuthorizationServer<B> {
         self.edit(|s| s.unused_for = limits.unused_for)
     }
 
+    /// How the device flow runs (RFC 8628): its codes' lifetime, the polling interval, the
+    /// limits on wrong user codes and on requests per address.
+    pub fn device_flow(mut self, flow: DeviceFlow) -> Self {
+        self.device = flow;
+        self
+    }
+
     /// Records registrations, codes, tokens, rotations, replays, reuses, refusals and
     /// revocations in the audit trail (never a secret).
     pub fn audit(self, writer: AuditWriter) -> Self {
@@ -203,6 +217,30 @@ impl<B: Backend> AuthorizationServer<B> {
         self
     }
 
+    /// Stops serving the grant of `grant_type` (`client_credentials`, or
+    /// [`TOKEN_EXCHANGE`](super::grant::TOKEN_EXCHANGE), …): the token endpoint answers
+    /// `unsupported_grant_type` for it and the metadata no longer lists it.
+    ///
+    /// ```
+    /// use tower_agent_auth::oauth::AuthorizationServer;
+    /// use tower_agent_auth::oauth::grant::TOKEN_EXCHANGE;
+    /// use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory};
+    /// use tower_agent_auth::token::TokenFormat;
+    ///
+    /// let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), MemoryUserDirectory::new());
+    /// let server = AuthorizationServer::new(store, "https://auth.example.com")
+    ///     .unwrap()
+    ///     .without_grant(TOKEN_EXCHANGE);
+    /// assert_eq!(
+    ///     server.grant_types(),
+    ///     ["authorization_code", "refresh_token", "client_credentials"]
+    /// );
+    /// ```
+    pub fn without_grant(mut self, grant_type: &str) -> Self {
+        self.grants = self.grants.without(grant_type);
+        self
+    }
+
     /// What every endpoint and grant works with.
     pub fn authority(&self) -> &Authority<B> {
         &self.authority
@@ -231,14 +269,17 @@ impl<B: Backend> AuthorizationServer<B> {
 
     /// Every endpoint on one router, under the issuer's path: the metadata (RFC 8414, and
     /// `/.well-known/openid-configuration` answering 404), `POST /oauth/register`,
-    /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect` and
-    /// `POST /oauth/revoke`. Merge it at the root of the application.
+    /// `GET`/`POST /oauth/authorize`, `POST /oauth/token`, `POST /oauth/introspect`,
+    /// `POST /oauth/revoke`, `POST /oauth/agent-token` (an orchestrator's task tokens: see
+    /// the [`oauth`](super) module), `POST /oauth/device_authorization` and `GET`/`POST
+    /// /oauth/device` (the device flow). Merge it at the root of the application.
     ///
     /// The authorization endpoint reads the person from the request's
     /// [`Principal`](crate::Principal) (an [`AgentAuthLayer`](crate::AgentAuthLayer) with a
     /// session resolver, outside this router, puts it there), and answers only session
     /// principals. The registration limit counts by the connection's address
-    /// (`ConnectInfo<SocketAddr>`; without it, every client counts as one).
+    /// (`ConnectInfo<SocketAddr>`; without it, every client counts as one), and so do the
+    /// device flow's limits.
     pub fn router(&self) -> Router {
         let authority = &self.authority;
         let consenting = Consenting {
@@ -252,9 +293,20 @@ impl<B: Backend> AuthorizationServer<B> {
                 authority.clone(),
                 Registration::new(self.registration),
             ))
+            .merge(device::authorization_router(authority.clone(), self.device))
+            .merge(device::page_router(
+                authority.clone(),
+                Consenting {
+                    key: consenting.key,
+                    sign_in: consenting.sign_in.clone(),
+                    session_cookie: consenting.session_cookie.clone(),
+                },
+                self.device,
+            ))
             .merge(authorize::router(authority.clone(), consenting))
             .merge(token::router(authority.clone(), self.grants.clone()))
             .merge(introspect::router(authority.clone()))
             .merge(revoke::router(authority.clone()))
+            .merge(agent_token::router(authority.clone()))
     }
 }

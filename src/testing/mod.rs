@@ -74,7 +74,9 @@
 //!   registration cap (also under 20 concurrent registrations), codes redeemed once, refresh
 //!   tokens rotated once in families revoked whole, one connection per person and client (each
 //!   also raced by 20 tasks), what deleting a client or an agent takes with it, purging, and a
-//!   token's audience and client reaching its principal.
+//!   token's audience and client reaching its principal; and device authorizations (RFC 8628,
+//!   also runnable alone as `device`): answered once, polled with the slow-down bookkeeping
+//!   kept, redeemed once (each race run by 20 tasks).
 //! - `callback` (feature `callback`) — the callback receiver's records: a `state` taken once
 //!   (also by 20 racing callbacks), one provider token per agent and provider (also when 20
 //!   connect at once), listed and deleted, what deleting an agent takes with it, purging.
@@ -134,6 +136,9 @@ pub mod audit;
 pub mod callback;
 #[doc(hidden)]
 pub mod delegation;
+#[cfg(feature = "oauth")]
+#[doc(hidden)]
+pub mod device;
 #[doc(hidden)]
 pub mod grants;
 #[doc(hidden)]
@@ -592,6 +597,19 @@ macro_rules! conformance_suite {
             case_purge_removes_lapsed_oauth_records_and_keeps_live_ones,
             case_a_tokens_resource_and_client_reach_the_principal,
             case_a_delegated_token_keeps_its_delegators_audience,
+        );
+        $crate::conformance_suite!(@section $open, device);
+    };
+    (@section $open:path, device) => {
+        $crate::conformance_suite!(@cases $open, device:
+            case_device_authorizations_round_trip,
+            case_a_device_is_answered_once,
+            case_concurrent_answers_answer_a_device_once,
+            case_polls_slow_a_device_down_and_the_interval_is_kept,
+            case_a_device_code_is_redeemed_once,
+            case_concurrent_polls_redeem_a_device_code_once,
+            case_deleting_a_client_or_an_agent_removes_its_devices,
+            case_purge_removes_lapsed_devices_and_keeps_live_ones,
         );
     };
     (@section $open:path, callback) => {

@@ -64,7 +64,17 @@ async fn the_authorization_server_metadata_has_every_required_field() {
     );
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
+    );
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        format!("{ISSUER}/oauth/device_authorization")
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
@@ -74,7 +84,6 @@ async fn the_authorization_server_metadata_has_every_required_field() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     // Nothing is advertised that is not served.
     for absent in [
-        "device_authorization_endpoint",
         "client_id_metadata_document_supported",
         "jwks_uri",
         "userinfo_endpoint",

@@ -15,7 +15,7 @@ use tower_agent_auth::error::StoreError;
 use tower_agent_auth::store::{MemoryUserDirectory, PgStore};
 use tower_agent_auth::testing;
 
-fn server_url() -> Option<String> {
+pub(crate) fn server_url() -> Option<String> {
     match std::env::var("AGENT_AUTH_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if crate::common::services_required() => {
@@ -29,7 +29,9 @@ fn server_url() -> Option<String> {
 }
 
 /// A pool whose connections all use a fresh schema, and a future that drops it.
-async fn fresh_schema(url: &str) -> (sqlx::PgPool, impl std::future::Future<Output = ()> + use<>) {
+pub(crate) async fn fresh_schema(
+    url: &str,
+) -> (sqlx::PgPool, impl std::future::Future<Output = ()> + use<>) {
     let schema = format!(
         "agent_auth_test_{}",
         std::process::id() as u64 * 1_000_000 + rand_suffix()

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tower_agent_auth::error::{NotFound, StoreError};
 use tower_agent_auth::oauth::redirect::RedirectPattern;
-use tower_agent_auth::oauth::{Client, Connection, NewClient};
+use tower_agent_auth::oauth::{Client, Connection, NewClient, RegisteredClient};
 use tower_agent_auth::principal::{AgentId, UserId};
 use tower_agent_auth::store::{Backend, Store};
 
@@ -15,11 +15,20 @@ use crate::output::{print, print_one, warn};
 pub async fn run<B: Backend>(store: &Store<B>, command: Command, json: bool) -> Result<()> {
     match command {
         Command::Client(ClientCommand::Register {
+            agent: Some(slug), ..
+        }) => {
+            let agent = super::agent(store, &slug).await?;
+            let registered = store.register_agent_client(&agent.id).await?;
+            print_registered(json, &registered)?;
+        }
+        Command::Client(ClientCommand::Register {
             name,
             redirect_uris,
             confidential,
             introspect,
+            agent: None,
         }) => {
+            let name = name.ok_or("--name is required")?;
             let mut new = NewClient::new(name);
             for uri in redirect_uris {
                 new = new.redirect_uri(uri);
@@ -31,14 +40,7 @@ pub async fn run<B: Backend>(store: &Store<B>, command: Command, json: bool) -> 
                 new = new.may_introspect();
             }
             let registered = store.register_client(new).await?;
-            let mut view = client_view(&registered.client);
-            if let Some(secret) = &registered.secret {
-                view["client_secret"] = json!(secret.expose_secret());
-                if !json {
-                    warn("the client secret is shown once: store it now");
-                }
-            }
-            print_one(json, &view)?;
+            print_registered(json, &registered)?;
         }
         Command::Client(ClientCommand::List) => {
             let rows: Vec<Value> = store.clients().await?.iter().map(client_view).collect();
@@ -85,6 +87,19 @@ pub async fn run<B: Backend>(store: &Store<B>, command: Command, json: bool) -> 
         }
         _ => unreachable!("only OAuth commands are routed here"),
     }
+    Ok(())
+}
+
+/// A client just registered, with its secret (shown this once).
+fn print_registered(json: bool, registered: &RegisteredClient) -> Result<()> {
+    let mut view = client_view(&registered.client);
+    if let Some(secret) = &registered.secret {
+        view["client_secret"] = json!(secret.expose_secret());
+        if !json {
+            warn("the client secret is shown once: store it now");
+        }
+    }
+    print_one(json, &view)?;
     Ok(())
 }
 

@@ -30,14 +30,14 @@ use sha2::Digest;
 use crate::support::{serve_demo, services_required, skip_notice};
 
 /// How long any one step may take: Chromium starts slowly on a loaded machine.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The requested capabilities; the person unticks the second.
 const SCOPE: &str = "posts:read posts:write";
 const UNTICKED: &str = "posts:write";
 const CLIENT_NAME: &str = "Browser test client";
 
-fn chromedriver() -> Option<PathBuf> {
+pub(crate) fn chromedriver() -> Option<PathBuf> {
     match std::env::var_os("AGENT_AUTH_TEST_CHROMEDRIVER") {
         Some(driver) if !driver.is_empty() => Some(driver.into()),
         _ if services_required() => {
@@ -50,7 +50,7 @@ fn chromedriver() -> Option<PathBuf> {
     }
 }
 
-fn chromium() -> String {
+pub(crate) fn chromium() -> String {
     std::env::var("AGENT_AUTH_TEST_CHROMIUM")
         .ok()
         .filter(|path| !path.is_empty())
@@ -58,7 +58,7 @@ fn chromium() -> String {
 }
 
 /// A child process killed when the test ends, passing or not.
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -69,13 +69,13 @@ impl Drop for Killed {
 
 /// ChromeDriver on a port of its own. Dropped, it is asked to shut down (which quits the
 /// browsers it started), then killed if it has not.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    fn start(binary: &Path) -> Self {
+    pub(crate) fn start(binary: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -100,7 +100,7 @@ impl Driver {
         driver
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
@@ -163,18 +163,18 @@ fn callback_listener() -> (u16, mpsc::Receiver<String>) {
 }
 
 /// A small HTTP client for the OAuth client's own requests (not the browser's).
-struct Http {
+pub(crate) struct Http {
     client: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Http {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             client: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: http::Method,
         url: &str,
@@ -202,7 +202,7 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-fn urlencoded(fields: &[(&str, &str)]) -> String {
+pub(crate) fn urlencoded(fields: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields)
         .finish()
@@ -238,7 +238,7 @@ fn authorization(base: &str, client_id: &str, redirect_uri: &str) -> Authorizati
 }
 
 /// Waits until the browser is at a URL starting with `prefix`, and returns it.
-async fn wait_for_url(browser: &Client, prefix: &str) -> url::Url {
+pub(crate) async fn wait_for_url(browser: &Client, prefix: &str) -> url::Url {
     let until = Instant::now() + PATIENCE;
     loop {
         // While a navigation is under way the driver may answer with an error: ask again.

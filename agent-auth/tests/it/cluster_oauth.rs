@@ -7,6 +7,8 @@
 //!   issued, on both nodes (a replay racing the redemption does not yet: the ignored test);
 //! - a refresh token rotated on A and presented again to B is `invalid_grant`, and its whole
 //!   family ends: the newest refresh token fails on A, the access tokens are refused on both;
+//! - a device code (RFC 8628) asked for on B and allowed on A is redeemed once across both
+//!   nodes, a replay revoking what it issued; a poll too soon on A slows the device down on B;
 //! - through `serve`: another resource is `invalid_target` (authorize and token) and a token
 //!   bound to another resource is 401 at `/demo`, PKCE `plain` and a wrong verifier are
 //!   refused, introspection without client authentication is 401, and a flood of
@@ -691,4 +693,130 @@ async fn serve_refuses_bad_oauth_requests() {
         "{registered} registrations before the 429"
     );
     eprintln!("registrations: {registered} admitted, the first 429 at #{limited}");
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A device's request on `node` for the cluster's client: (device code, user code).
+async fn device_code(cluster: &Cluster, node: &Node) -> (String, String) {
+    let resource = cluster.resource();
+    let fields = [
+        ("client_id", cluster.client_id.as_str()),
+        ("scope", SCOPE),
+        ("resource", resource.as_str()),
+    ];
+    let answer = request(
+        &node.address,
+        "POST",
+        "/oauth/device_authorization",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &form(&fields),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json();
+    let uri = format!("{}/oauth/device", cluster.issuer);
+    assert_eq!(body["verification_uri"], uri.as_str(), "{body}");
+    let code = |name: &str| body[name].as_str().unwrap().to_owned();
+    (code("device_code"), code("user_code"))
+}
+
+/// One poll of `node`'s token endpoint with a device code.
+async fn device_poll(cluster: &Cluster, node: &Node, device_code: &str) -> Answer {
+    token(
+        node,
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("client_id", &cluster.client_id),
+            ("device_code", device_code),
+        ],
+    )
+    .await
+}
+
+impl Browser<'_> {
+    /// Enters `user_code` on the device page (signing in when sent to) and allows it.
+    async fn allow_device(&mut self, user_code: &str) {
+        let mut page = self.get("/oauth/device").await;
+        if page.status == 302 || page.status == 303 {
+            let back = query(&location(self.node, &page), "return").expect("a way back");
+            let signed_in = self.sign_in(&back).await;
+            page = self.get(&target(&location(self.node, &signed_in))).await;
+        }
+        assert_eq!(page.status, 200, "the entry page: {}", page.body);
+        let mut fields = consent_fields(&page.body);
+        fields.push(("user_code".into(), user_code.to_lowercase()));
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let consent = self.post("/oauth/device", &pairs).await;
+        assert_eq!(consent.status, 200, "the consent page: {}", consent.body);
+        assert!(consent.body.contains(user_code), "{}", consent.body);
+        let mut fields = consent_fields(&consent.body);
+        fields.push(("decision".into(), "allow".into()));
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let done = self.post("/oauth/device", &pairs).await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert!(done.body.contains("Device connected"), "{}", done.body);
+    }
+}
+
+/// Device codes across nodes: a poll too soon on A slows the device down on B (the database
+/// keeps the bookkeeping); a code asked for on B and allowed on A (alice's session lives there)
+/// is redeemed on B, and replayed on A it is `invalid_grant` and revokes what B issued, on both
+/// nodes; another, polled on A and B at once, is redeemed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_device_code_allowed_on_one_node_is_redeemed_once_across_nodes() {
+    let Some(cluster) = Cluster::start("oauth_device").await else {
+        return;
+    };
+    let (a, b) = (&cluster.a, &cluster.b);
+    let (slow, _) = device_code(&cluster, a).await;
+    assert_error(&device_poll(&cluster, a, &slow).await, 400, "slow_down");
+    assert_error(&device_poll(&cluster, b, &slow).await, 400, "slow_down");
+
+    let asked = Instant::now();
+    let (first, first_user_code) = device_code(&cluster, b).await;
+    let (second, second_user_code) = device_code(&cluster, a).await;
+    let mut browser = Browser::on(a);
+    browser.allow_device(&first_user_code).await;
+    browser.allow_device(&second_user_code).await;
+    // Never polled: on time once the interval (5 s) has passed since the request.
+    let interval = Duration::from_millis(5200);
+    tokio::time::sleep(interval.saturating_sub(asked.elapsed())).await;
+
+    let issued = device_poll(&cluster, b, &first).await;
+    let (access, _) = tokens(&issued);
+    assert_eq!(
+        me(a, &access).await,
+        200,
+        "a token redeemed on B, read through A"
+    );
+    assert_error(
+        &device_poll(&cluster, a, &first).await,
+        400,
+        "invalid_grant",
+    );
+    revoked_by_the_replay(&cluster, &issued).await;
+
+    let (at_a, at_b) = tokio::join!(
+        device_poll(&cluster, a, &second),
+        device_poll(&cluster, b, &second),
+    );
+    let (won, lost) = match (at_a.status, at_b.status) {
+        (200, 200) => panic!("redeemed twice: {} / {}", at_a.body, at_b.body),
+        (200, _) => (Some(at_a), at_b),
+        (_, 200) => (Some(at_b), at_a),
+        // The replay came while the redemption was issuing: both refused, what it issued
+        // revoked.
+        _ => (None, at_b),
+    };
+    assert_error(&lost, 400, "invalid_grant");
+    if let Some(won) = won {
+        revoked_by_the_replay(&cluster, &won).await;
+    }
 }

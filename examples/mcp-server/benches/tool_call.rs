@@ -14,106 +14,22 @@
 //!   stream answers.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes, HttpBody};
-use axum::http::{Request, Response};
+use axum::body::{Body, Bytes};
+use axum::http::Response;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http_body_util::BodyExt;
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use tokio::runtime::Runtime;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 use tower_agent_auth::AgentAuthLayer;
-use tower_agent_auth::ceiling::{CapabilitySet, Policy};
+use tower_agent_auth::ceiling::Policy;
 use tower_agent_auth::mcp::McpLayer;
-use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
+use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, UserRecord};
 use tower_agent_auth::token::TokenFormat;
 
-const MCP: &str = "http://127.0.0.1/mcp";
+mod common;
 
-/// The trivial tool.
-#[derive(Clone)]
-struct Ping {
-    tool_router: ToolRouter<Self>,
-}
-
-#[tool_router]
-impl Ping {
-    #[tool(description = "Answers pong")]
-    fn ping(&self) -> String {
-        "pong".into()
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Ping {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
-
-/// rmcp's service answering with JSON when it can (`json`), else with an event stream (its
-/// default).
-fn rmcp(json: bool) -> StreamableHttpService<Ping, LocalSessionManager> {
-    StreamableHttpService::new(
-        || {
-            Ok(Ping {
-                tool_router: Ping::tool_router(),
-            })
-        },
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default().with_json_response(json),
-    )
-}
-
-const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1.0"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
-
-fn request(authorization: &str) -> Request<Body> {
-    Request::post("/mcp")
-        .header("host", "127.0.0.1")
-        .header("authorization", authorization)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "ping")
-        .body(Body::from(Bytes::from_static(CALL.as_bytes())))
-        .unwrap()
-}
-
-/// One call, its answer read whole.
-async fn call<S, B>(service: &S, authorization: &str) -> Bytes
-where
-    S: Service<Request<Body>, Response = Response<B>> + Clone,
-    S::Error: std::fmt::Debug,
-    B: HttpBody<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let response = service
-        .clone()
-        .oneshot(request(authorization))
-        .await
-        .unwrap();
-    response.into_body().collect().await.unwrap().to_bytes()
-}
-
-/// A token for `/mcp` that may connect and call `ping`, as its `Authorization` header.
-async fn token(store: &MemoryStore) -> String {
-    let agent = store
-        .create_agent(NewAgent::new("bench", "alice"))
-        .await
-        .unwrap();
-    let token = NewToken::new("bench")
-        .resource(MCP)
-        .with_capabilities(CapabilitySet::parse(["mcp:connect", "mcp:tools:ping"]).unwrap());
-    let issued = store.create_token(&agent.id, token).await.unwrap();
-    format!("Bearer {}", issued.token.expose_secret())
-}
+use common::{MCP, call, rmcp, token};
 
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

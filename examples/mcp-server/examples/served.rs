@@ -5,42 +5,17 @@
 //!
 //! `cargo run --release -p mcp-server --example served`
 
-use std::sync::Arc;
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 use axum::Router;
 use axum::body::Body;
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use tower::ServiceBuilder;
 use tower_agent_auth::AgentAuthLayer;
 use tower_agent_auth::ceiling::{CapabilitySet, Policy};
 use tower_agent_auth::mcp::McpLayer;
 use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, NewAgent, NewToken, UserRecord};
 use tower_agent_auth::token::TokenFormat;
-
-/// The trivial tool.
-#[derive(Clone)]
-struct Ping {
-    tool_router: ToolRouter<Self>,
-}
-
-#[tool_router]
-impl Ping {
-    #[tool(description = "Answers pong")]
-    fn ping(&self) -> String {
-        "pong".into()
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Ping {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -56,19 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_capabilities(CapabilitySet::parse(["mcp:connect", "mcp:tools:ping"])?);
     let token = store.create_token(&agent.id, token).await?;
 
-    let rmcp = || {
-        StreamableHttpService::new(
-            || {
-                Ok(Ping {
-                    tool_router: Ping::tool_router(),
-                })
-            },
-            Arc::new(LocalSessionManager::default()),
-            StreamableHttpServerConfig::default()
-                .with_json_response(true)
-                .with_allowed_hosts([address.to_string()]),
-        )
-    };
+    let rmcp = || common::rmcp(true);
     let layered = ServiceBuilder::new()
         .layer(
             AgentAuthLayer::new(store)

@@ -1,12 +1,19 @@
-//! The token endpoint's grants: one [`Grant`] each, found by its `grant_type`. A new grant (the
-//! device code, token exchange, client credentials) is one more implementation handed to
+//! The token endpoint's grants: one [`Grant`] each, found by its `grant_type`:
+//! `authorization_code`, `refresh_token` and the device code (RFC 8628). A new grant (token
+//! exchange, client credentials) is one more implementation handed to
 //! [`AuthorizationServer::grant`](super::AuthorizationServer::grant), and touches none of
 //! these.
 
 mod code;
+mod credentials;
+mod device;
+mod exchange;
 mod refresh;
 
 pub use code::AuthorizationCodeGrant;
+pub use credentials::ClientCredentialsGrant;
+pub use device::{DEVICE_CODE, DeviceCodeGrant};
+pub use exchange::{ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenExchangeGrant};
 pub use refresh::RefreshTokenGrant;
 
 use std::sync::Arc;
@@ -58,12 +65,16 @@ impl<B> Clone for Grants<B> {
 }
 
 impl<B: Backend> Grants<B> {
-    /// `authorization_code` and `refresh_token`.
+    /// `authorization_code`, `refresh_token`, token exchange, `client_credentials` and the
+    /// device code.
     pub(crate) fn standard() -> Self {
         Self {
             grants: Arc::new([
                 Arc::new(AuthorizationCodeGrant) as Arc<dyn Grant<B>>,
                 Arc::new(RefreshTokenGrant),
+                Arc::new(TokenExchangeGrant),
+                Arc::new(ClientCredentialsGrant),
+                Arc::new(DeviceCodeGrant),
             ]),
         }
     }
@@ -75,6 +86,17 @@ impl<B: Backend> Grants<B> {
             .cloned()
             .collect();
         grants.push(grant);
+        Self {
+            grants: grants.into(),
+        }
+    }
+
+    /// Without the grant of `grant_type` (none served for it).
+    pub(crate) fn without(&self, grant_type: &str) -> Self {
+        let grants: Vec<_> = (self.grants.iter())
+            .filter(|g| g.grant_type() != grant_type)
+            .cloned()
+            .collect();
         Self {
             grants: grants.into(),
         }

@@ -26,6 +26,8 @@
 //! | redeem a code | `Backend::redeem_code` | a code is redeemed once; a replay is seen |
 //! | rotate a refresh token | `Backend::rotate_refresh` | a refresh token is used once; a reuse is seen |
 //! | connect a client | `Backend::connect` | one connection (one agent) per person and client |
+//! | answer a device | `Backend::decide_device` | a device authorization is answered once |
+//! | poll a device code | `Backend::poll_device` | redeemed once, a replay seen; a poll too soon slows the device down for good |
 //! | take a callback state | `Backend::take_callback_state` (feature `callback`) | a `state` is accepted once; a replay is seen |
 //! | keep a provider token | `Backend::put_provider_token` | one token per agent and provider |
 //!
@@ -59,7 +61,8 @@ use crate::approval::{Approval, ApprovalBinding, ApprovalFilter, ApprovalId, App
 use crate::approval::{ApprovalStatus, Requested};
 #[cfg(feature = "oauth")]
 use crate::oauth::{
-    AuthorizationCode, Client, Connection, FamilyId, Redemption, RefreshRotation, RefreshToken,
+    AuthorizationCode, Client, Connection, DeviceAuthorization, DevicePoll, FamilyId, Polled,
+    Redemption, RefreshRotation, RefreshToken,
 };
 
 #[cfg(feature = "callback")]
@@ -340,8 +343,8 @@ pub trait Backend: Send + Sync + 'static {
         Err(StoreError::Unsupported("oauth"))
     }
 
-    /// Deletes a client with its codes, refresh tokens and connections; `false` if there was
-    /// none.
+    /// Deletes a client with its codes, device authorizations, refresh tokens and connections;
+    /// `false` if there was none.
     #[cfg(feature = "oauth")]
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let _ = id;
@@ -459,8 +462,58 @@ pub trait Backend: Send + Sync + 'static {
         Err(StoreError::Unsupported("oauth"))
     }
 
-    /// Deletes codes and refresh tokens that lapsed before `before`, and registered clients
-    /// that lapsed unused before it; how many records went.
+    /// Stores a new device authorization. [`Conflict::Token`](crate::error::Conflict::Token)
+    /// if its device code's or its user code's hash is stored already;
+    /// [`NotFound::Client`](crate::error::NotFound::Client) if its client is gone.
+    #[cfg(feature = "oauth")]
+    async fn insert_device(&self, device: &DeviceAuthorization) -> Result<(), StoreError> {
+        let _ = device;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// The device authorization whose device code has this hash, as it stands.
+    #[cfg(feature = "oauth")]
+    async fn device(&self, hash: &TokenHash) -> Result<Option<DeviceAuthorization>, StoreError> {
+        let _ = hash;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// The device authorization whose user code has this hash.
+    #[cfg(feature = "oauth")]
+    async fn device_by_user_code(
+        &self,
+        user_code: &TokenHash,
+    ) -> Result<Option<DeviceAuthorization>, StoreError> {
+        let _ = user_code;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Stores the answer in `decided` (its status, person, agent, capabilities and instant)
+    /// only if the stored request of `decided.hash` is still pending and unexpired at `now`:
+    /// whether it was stored. [`NotFound::Agent`](crate::error::NotFound::Agent) if it names
+    /// an agent that is gone.
+    #[cfg(feature = "oauth")]
+    async fn decide_device(
+        &self,
+        decided: &DeviceAuthorization,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let _ = (decided, now);
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// One poll, in one step: reads the request of `poll.hash`, stores what
+    /// [`DevicePoll::apply`] says in its place and answers what it answers
+    /// ([`Polled::Unknown`] when there is none). Of two polls at once, on any nodes, the
+    /// second sees what the first stored: one redeems, the other is a replay.
+    #[cfg(feature = "oauth")]
+    async fn poll_device(&self, poll: &DevicePoll) -> Result<Polled, StoreError> {
+        let _ = poll;
+        Err(StoreError::Unsupported("oauth"))
+    }
+
+    /// Deletes codes, device authorizations and refresh tokens that lapsed before `before`,
+    /// and registered clients that lapsed unused before it; how many records went.
     #[cfg(feature = "oauth")]
     async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         let _ = before;

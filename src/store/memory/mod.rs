@@ -69,7 +69,8 @@ use crate::approval::{
 use crate::oauth::callback::{CallbackState, ProviderToken, StateTaken};
 #[cfg(feature = "oauth")]
 use crate::oauth::{
-    AuthorizationCode, Client, Connection, FamilyId, Redemption, RefreshRotation, RefreshToken,
+    AuthorizationCode, Client, Connection, DeviceAuthorization, DevicePoll, FamilyId, Polled,
+    Redemption, RefreshRotation, RefreshToken,
 };
 
 /// A [`Store`] held in memory. Cheap to clone (all clones share the same data).
@@ -526,6 +527,38 @@ impl Backend for MemoryBackend {
     #[cfg(feature = "oauth")]
     async fn code(&self, hash: &TokenHash) -> Result<Option<AuthorizationCode>, StoreError> {
         Ok(self.oauth.code(hash))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn insert_device(&self, device: &DeviceAuthorization) -> Result<(), StoreError> {
+        self.oauth.insert_device(device)
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn device(&self, hash: &TokenHash) -> Result<Option<DeviceAuthorization>, StoreError> {
+        Ok(self.oauth.device(hash))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn device_by_user_code(
+        &self,
+        user_code: &TokenHash,
+    ) -> Result<Option<DeviceAuthorization>, StoreError> {
+        Ok(self.oauth.device_by_user_code(user_code))
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn decide_device(
+        &self,
+        decided: &DeviceAuthorization,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.oauth.decide_device(&self.read(), decided, now)
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn poll_device(&self, poll: &DevicePoll) -> Result<Polled, StoreError> {
+        Ok(self.oauth.poll_device(poll))
     }
 
     #[cfg(feature = "oauth")]

@@ -1,6 +1,7 @@
-//! OAuth records held in memory (feature `oauth`): clients, codes, refresh families and
-//! connections in maps behind one lock, so each step — registering under the cap, redeeming a
-//! code, rotating a refresh token, connecting — is atomic.
+//! OAuth records held in memory (feature `oauth`): clients, codes, device authorizations,
+//! refresh families and connections in maps behind one lock, so each step — registering under
+//! the cap, redeeming a code, answering or polling a device, rotating a refresh token,
+//! connecting — is atomic.
 //!
 //! A step that names an agent runs with the agents' lock held for reading (the caller passes
 //! the [`State`]), and deleting an agent clears its records here with that lock held for
@@ -17,8 +18,8 @@ use super::entry::DigestHasher;
 use super::state::State;
 use crate::error::{Conflict, NotFound, StoreError};
 use crate::oauth::{
-    AuthorizationCode, Client, ClientKind, Connection, FamilyId, Redemption, RefreshRotation,
-    RefreshToken,
+    AuthorizationCode, Client, ClientKind, Connection, DeviceAuthorization, DevicePoll,
+    DeviceStatus, FamilyId, Polled, Redemption, RefreshRotation, RefreshToken,
 };
 use crate::principal::{AgentId, TokenId, UserId};
 use crate::token::TokenHash;
@@ -29,6 +30,9 @@ type ByHash<T> = HashMap<TokenHash, T, BuildHasherDefault<DigestHasher>>;
 struct Records {
     clients: BTreeMap<String, Client>,
     codes: ByHash<AuthorizationCode>,
+    devices: ByHash<DeviceAuthorization>,
+    /// Each device authorization's user code hash, to its device code hash.
+    user_codes: ByHash<TokenHash>,
     refresh: ByHash<RefreshToken>,
     /// Each family's refresh tokens, oldest first.
     families: HashMap<FamilyId, Vec<TokenHash>>,
@@ -61,6 +65,15 @@ impl Records {
         self.refresh.insert(token.hash, token.clone());
     }
 
+    /// Removes the device authorizations `doomed` picks: how many.
+    fn remove_devices(&mut self, doomed: impl Fn(&DeviceAuthorization) -> bool) -> usize {
+        let before = self.devices.len();
+        self.devices.retain(|_, device| !doomed(device));
+        let devices = &self.devices;
+        self.user_codes.retain(|_, hash| devices.contains_key(hash));
+        before - self.devices.len()
+    }
+
     /// Removes the codes, refresh tokens and connections the predicates pick, uncounted: what
     /// a deletion takes with it.
     fn remove_where(
@@ -89,6 +102,7 @@ impl Records {
             |t| t.client_id == id,
             |c| c.client_id == id,
         );
+        self.remove_devices(|d| d.client_id == id);
         true
     }
 }
@@ -202,6 +216,67 @@ impl MemoryOAuth {
 
     pub(super) fn code(&self, hash: &TokenHash) -> Option<AuthorizationCode> {
         self.lock().codes.get(hash).cloned()
+    }
+
+    pub(super) fn insert_device(&self, device: &DeviceAuthorization) -> Result<(), StoreError> {
+        let mut records = self.lock();
+        records.client(&device.client_id)?;
+        if records.devices.contains_key(&device.hash)
+            || records.user_codes.contains_key(&device.user_code)
+        {
+            return Err(Conflict::Token.into());
+        }
+        records.user_codes.insert(device.user_code, device.hash);
+        records.devices.insert(device.hash, device.clone());
+        Ok(())
+    }
+
+    pub(super) fn device(&self, hash: &TokenHash) -> Option<DeviceAuthorization> {
+        self.lock().devices.get(hash).cloned()
+    }
+
+    pub(super) fn device_by_user_code(&self, user_code: &TokenHash) -> Option<DeviceAuthorization> {
+        let records = self.lock();
+        let hash = records.user_codes.get(user_code)?;
+        records.devices.get(hash).cloned()
+    }
+
+    /// Stores the answer if the request is still pending, under the lock: one answer wins.
+    pub(super) fn decide_device(
+        &self,
+        state: &State,
+        decided: &DeviceAuthorization,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        if let Some(agent) = &decided.agent {
+            agent_exists(state, agent)?;
+        }
+        let mut records = self.lock();
+        let Some(stored) = records.devices.get_mut(&decided.hash) else {
+            return Ok(false);
+        };
+        if !stored.is_pending_at(now) || decided.status == DeviceStatus::Pending {
+            return Ok(false);
+        }
+        stored.status = decided.status;
+        stored.user = decided.user.clone();
+        stored.agent = decided.agent.clone();
+        stored.capabilities = decided.capabilities.clone();
+        stored.decided_at = decided.decided_at;
+        Ok(true)
+    }
+
+    /// Applies the poll's rules to the stored request and stores the result, under the lock.
+    pub(super) fn poll_device(&self, poll: &DevicePoll) -> Polled {
+        let mut records = self.lock();
+        let Some(stored) = records.devices.get_mut(&poll.hash) else {
+            return Polled::Unknown;
+        };
+        let (answer, changed) = poll.apply(stored);
+        if let Some(changed) = changed {
+            *stored = changed;
+        }
+        answer
     }
 
     pub(super) fn insert_refresh(
@@ -321,15 +396,18 @@ impl MemoryOAuth {
             |t| gone.contains(&t.agent),
             |c| gone.contains(&c.agent),
         );
+        records.remove_devices(|d| d.agent.as_ref().is_some_and(|a| gone.contains(a)));
     }
 
-    /// Deletes the codes and refresh tokens that lapsed before `before`, then the registered
-    /// clients that did (with what they still held, uncounted): how many of the first three.
+    /// Deletes the codes, device authorizations and refresh tokens that lapsed before
+    /// `before`, then the registered clients that did (with what they still held, uncounted):
+    /// how many of the first four.
     pub(super) fn purge(&self, before: OffsetDateTime) -> usize {
         let mut records = self.lock();
         let codes = records.codes.len();
         records.codes.retain(|_, code| code.expires_at >= before);
         let mut purged = codes - records.codes.len();
+        purged += records.remove_devices(|device| device.expires_at < before);
         let lapsed: Vec<TokenHash> = (records.refresh.values())
             .filter(|t| refresh_lapsed(t, before))
             .map(|t| t.hash)

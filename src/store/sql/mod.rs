@@ -4,12 +4,13 @@
 //! Longer than most files: it holds the one `Backend` implementation for both databases, a
 //! forwarding method per method of the contract; the statements live in the files beside it.
 //!
-//! Both keep their data in fourteen tables — `agent_auth_agents`, `agent_auth_tokens`,
+//! Both keep their data in sixteen tables — `agent_auth_agents`, `agent_auth_tokens`,
 //! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals`,
 //! `agent_auth_change_epoch`, `agent_auth_changes`, the OAuth server's
-//! `agent_auth_oauth_clients`, `agent_auth_oauth_codes`, `agent_auth_oauth_refresh_tokens` and
-//! `agent_auth_oauth_connections`, the callback receiver's `agent_auth_callback_states` and
-//! `agent_auth_provider_tokens`, and `agent_auth_schema_migrations` — created
+//! `agent_auth_oauth_clients`, `agent_auth_oauth_codes`, `agent_auth_oauth_refresh_tokens`,
+//! `agent_auth_oauth_connections` and `agent_auth_oauth_devices`, the callback receiver's
+//! `agent_auth_callback_states` and `agent_auth_provider_tokens`, and
+//! `agent_auth_schema_migrations` — created
 //! by versioned migrations embedded in the crate and applied when the store is opened (turn that
 //! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
 //! migrations are recorded in `agent_auth_schema_migrations` with a checksum, apart from any
@@ -113,7 +114,8 @@ use crate::approval::{
 use crate::oauth::callback::{CallbackState, ProviderToken, StateTaken};
 #[cfg(feature = "oauth")]
 use crate::oauth::{
-    AuthorizationCode, Client, Connection, FamilyId, Redemption, RefreshRotation, RefreshToken,
+    AuthorizationCode, Client, Connection, DeviceAuthorization, DevicePoll, FamilyId, Polled,
+    Redemption, RefreshRotation, RefreshToken,
 };
 
 /// A backend on one database: everything the store keeps, written once.
@@ -466,6 +468,38 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
     }
 
     #[cfg(feature = "oauth")]
+    async fn insert_device(&self, device: &DeviceAuthorization) -> Result<(), StoreError> {
+        self.core.insert_device(device).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn device(&self, hash: &TokenHash) -> Result<Option<DeviceAuthorization>, StoreError> {
+        self.core.device(hash).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn device_by_user_code(
+        &self,
+        user_code: &TokenHash,
+    ) -> Result<Option<DeviceAuthorization>, StoreError> {
+        self.core.device_by_user_code(user_code).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn decide_device(
+        &self,
+        decided: &DeviceAuthorization,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.core.decide_device(decided, now).await
+    }
+
+    #[cfg(feature = "oauth")]
+    async fn poll_device(&self, poll: &DevicePoll) -> Result<Polled, StoreError> {
+        self.core.poll_device(poll).await
+    }
+
+    #[cfg(feature = "oauth")]
     async fn insert_refresh(&self, token: &RefreshToken) -> Result<(), StoreError> {
         self.core.insert_refresh(token).await
     }
@@ -677,8 +711,13 @@ macro_rules! library_migrations {
                 "OAuth: clients, codes, refresh families, connections; token audience and client",
                 "0013_oauth.sql"
             ),
-            // 14 and 15 are the device flow's and the metadata documents': versions need not
-            // be contiguous, only ascending here.
+            migration!(
+                14,
+                "OAuth: device authorizations (RFC 8628)",
+                "0014_oauth_devices.sql"
+            ),
+            // 15 is the metadata documents': versions need not be contiguous, only ascending
+            // here.
             migration!(
                 16,
                 "the callback receiver: pending authorizations, sealed provider tokens",

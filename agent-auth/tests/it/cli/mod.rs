@@ -46,6 +46,7 @@ macro_rules! on_each_database {
 mod approval;
 mod commands;
 mod delegation;
+mod oauth;
 mod provider;
 mod schema;
 mod serve;

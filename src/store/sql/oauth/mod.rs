@@ -1,6 +1,7 @@
 //! OAuth records (feature `oauth`): clients in `agent_auth_oauth_clients`, authorization codes
 //! in `agent_auth_oauth_codes`, refresh tokens in `agent_auth_oauth_refresh_tokens` and
-//! connections in `agent_auth_oauth_connections` (migration 13).
+//! connections in `agent_auth_oauth_connections` (migration 13); device authorizations in
+//! `agent_auth_oauth_devices` (migration 14, [`device`]).
 //!
 //! Longer than most files: each statement stands beside the method that runs it, for the four
 //! records together, since they cascade into one another.
@@ -14,6 +15,8 @@
 //! count below the cap, registrations also take one advisory lock
 //! ([`Dialect::REGISTRATION_LOCK`](super::dialect::Dialect::REGISTRATION_LOCK)). Foreign keys
 //! with `ON DELETE CASCADE` take a client's or an agent's records with it.
+
+mod device;
 
 use time::OffsetDateTime;
 
@@ -154,6 +157,9 @@ const DELETE_CONNECTION: &str =
 
 /// Codes that lapsed before `$1`.
 const PURGE_CODES: &str = "DELETE FROM agent_auth_oauth_codes WHERE expires_at < $1";
+
+/// Device authorizations (migration 14) that lapsed before `$1`.
+const PURGE_DEVICES: &str = "DELETE FROM agent_auth_oauth_devices WHERE expires_at < $1";
 
 /// Refresh tokens that expired, or were revoked, before `$1`. (A rotated one stays until it
 /// expires, so that its reuse is still seen.)
@@ -656,12 +662,12 @@ impl<B: Driver> Core<B> {
         Ok(deleted > 0)
     }
 
-    /// Codes and refresh tokens first, then clients, so that what the cascade takes with a
-    /// client is not counted (as in the memory store).
+    /// Codes, device authorizations and refresh tokens first, then clients, so that what the
+    /// cascade takes with a client is not counted (as in the memory store).
     pub(crate) async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let mut purged = 0;
-        for statement in [PURGE_CODES, PURGE_REFRESH, PURGE_CLIENTS] {
+        for statement in [PURGE_CODES, PURGE_DEVICES, PURGE_REFRESH, PURGE_CLIENTS] {
             purged += sql(statement)
                 .bind(micros(before))
                 .execute(&mut tx)
