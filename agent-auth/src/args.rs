@@ -95,6 +95,7 @@ pub enum Command {
     #[command(subcommand)]
     ProviderToken(ProviderTokenCommand),
     /// Run the reference server: management API, login, and a demo protected API.
+    // Boxed: its flags outweigh every other command's.
     Serve(Box<serve::ServeArgs>),
 }
 

@@ -36,6 +36,9 @@ pub(crate) struct Shared<B> {
     pub(crate) recent: Option<Arc<super::recent::Recent>>,
     /// The type of the agent a person's first consent to a registered client makes.
     pub(crate) connection_agent_type: crate::principal::AgentType,
+    /// Client ID Metadata Documents, when accepted.
+    #[cfg(feature = "client-id-metadata-documents")]
+    pub(crate) documents: Option<Arc<super::document::Documents>>,
 }
 
 impl<B> Clone for Shared<B> {
@@ -52,6 +55,8 @@ impl<B> Clone for Shared<B> {
             audit: self.audit.clone(),
             recent: self.recent.clone(),
             connection_agent_type: self.connection_agent_type,
+            #[cfg(feature = "client-id-metadata-documents")]
+            documents: self.documents.clone(),
         }
     }
 }
@@ -95,6 +100,8 @@ impl<B: Backend> Authority<B> {
                 audit: None,
                 recent: None,
                 connection_agent_type: crate::principal::AgentType::default(),
+                #[cfg(feature = "client-id-metadata-documents")]
+                documents: None,
             }),
         }
     }
@@ -102,6 +109,12 @@ impl<B: Backend> Authority<B> {
     /// The type of the agent a person's first consent to a registered client makes.
     pub(crate) fn connection_agent_type(&self) -> crate::principal::AgentType {
         self.shared.connection_agent_type
+    }
+
+    /// Client ID Metadata Documents, when accepted.
+    #[cfg(feature = "client-id-metadata-documents")]
+    pub(crate) fn documents(&self) -> Option<&super::document::Documents> {
+        self.shared.documents.as_deref()
     }
 
     /// The introspection answers reused, when configured.

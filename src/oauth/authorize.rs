@@ -14,12 +14,13 @@ use ::axum::routing::get;
 use http::{HeaderMap, StatusCode};
 
 use super::authority::Authority;
-use super::client::ClientKind;
+use super::client::{Client, ClientKind};
 use super::code::AuthorizationCode;
 use super::connect::{Acting, Refused, acting, connection_agent, grantable};
 use super::consent::{self, Binding, Consent};
 use super::page;
 use super::params::Params;
+use super::redirect::RedirectUri;
 use super::request::{Request, Stop, back, check, found};
 use super::routes::AUTHORIZE;
 use super::scope;
@@ -77,6 +78,19 @@ fn person<B: Backend>(
             Err(Stop::Redirect(location))
         }
     }
+}
+
+/// The host (and port, when not the default) of a metadata document's URL: the site that
+/// vouches for the client, shown to the person beside the name the document gives itself.
+pub(crate) fn document_host(client: &Client) -> Option<String> {
+    if client.kind != ClientKind::MetadataDocument {
+        return None;
+    }
+    let uri = RedirectUri::parse(&client.id).ok()?;
+    Some(match uri.url().port() {
+        Some(port) => format!("{}:{port}", uri.host()),
+        None => uri.host().to_owned(),
+    })
 }
 
 /// What kind of client, in words, for a consent page.
@@ -185,8 +199,10 @@ async fn ask<B: Backend>(
         Acting::Connection(_) => standing.user.as_str(),
     };
     let action = format!("{}{AUTHORIZE}", server.issuer().path());
+    let client_host = document_host(&request.client);
     let consent = Consent {
         client_name: &request.client.name,
+        client_host: client_host.as_deref(),
         client_kind: kind_words(&request.client.kind),
         agent: standing.acting.describe(),
         owner,
@@ -249,6 +265,8 @@ async fn decide<B: Backend>(
         server.record(event).await;
         return Err(request.error(server, "access_denied", "the person denied access"));
     }
+    // A metadata document's client is stored at its first consent: what follows refers to it.
+    server.keep_client(&request.client).await?;
     let agent = match standing.acting {
         Acting::Agent(agent) => agent,
         Acting::Connection(existing) => {

@@ -5,6 +5,9 @@ use time::OffsetDateTime;
 use crate::principal::AgentId;
 use crate::token::TokenHash;
 
+/// The most redirect URIs a client may list (a registration, a metadata document).
+pub(crate) const MAX_REDIRECT_URIS: usize = 10;
+
 /// What kind of client a [`Client`] is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -114,6 +114,8 @@ pub(crate) fn verify(
 pub(crate) struct Consent<'a> {
     /// The client's name.
     pub(crate) client_name: &'a str,
+    /// For a metadata document's client, the host of its URL: who vouches for it.
+    pub(crate) client_host: Option<&'a str>,
     /// What kind of client, in words.
     pub(crate) client_kind: &'a str,
     /// The agent the client will act as, in words.
@@ -143,11 +145,17 @@ impl Consent<'_> {
         let mut body = format!(
             "<h1>Allow {name} to act for you?</h1>\n\
              <p><strong>{name}</strong> ({kind}) asks to act as <strong>{agent}</strong>, \
-             owned by <strong>{owner}</strong>.</p>\n",
+             owned by <strong>{owner}</strong>.</p>\n\
+             {site}",
             name = escape(self.client_name),
             kind = escape(self.client_kind),
             agent = escape(&self.agent),
             owner = escape(self.owner),
+            site = self.client_host.map_or_else(String::new, |site| format!(
+                "<p>It is the application of <strong>{}</strong>: allow it only if you trust that \
+                 site. Its name is what that site says of it.</p>\n",
+                escape(site)
+            )),
         );
         if let Some(host) = self.redirect_host {
             body.push_str(&format!(
@@ -253,6 +261,7 @@ mod tests {
     fn the_page_escapes_everything() {
         let consent = Consent {
             client_name: "<script>alert(1)</script>",
+            client_host: Some("<b>evil</b>.example"),
             client_kind: "registered client",
             agent: "a new agent".into(),
             owner: "alice",
@@ -283,6 +292,7 @@ mod tests {
             html.contains("shows the code <strong>BCDF-GHJK</strong>"),
             "{html}"
         );
+        assert!(html.contains("&lt;b&gt;evil&lt;/b&gt;.example"), "{html}");
         assert!(html.contains(r#"name="capability" value="posts:read" checked"#));
         assert!(html.contains(r#"value="deny""#));
     }

@@ -20,7 +20,7 @@ const PRM_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// `grant_types`: every field real clients require, none for an endpoint that is not served.
 pub(crate) fn document<B: Backend>(authority: &Authority<B>, grant_types: &[&str]) -> Value {
     let issuer = authority.issuer();
-    json!({
+    let mut document = json!({
         "issuer": issuer.as_str(),
         "authorization_endpoint": issuer.endpoint(AUTHORIZE),
         "token_endpoint": issuer.endpoint(TOKEN),
@@ -40,7 +40,11 @@ pub(crate) fn document<B: Backend>(authority: &Authority<B>, grant_types: &[&str
             ["none", "client_secret_basic", "client_secret_post"],
         "scopes_supported": authority.scopes_supported(),
         "authorization_response_iss_parameter_supported": true,
-    })
+    });
+    if authority.metadata_documents_supported() {
+        document["client_id_metadata_document_supported"] = Value::Bool(true);
+    }
+    document
 }
 
 /// Not an OpenID provider: the discovery document is a JSON 404, so clients stop there.

@@ -28,6 +28,13 @@
 //!   and consents, in the consent page's layout;
 //! - `POST /oauth/introspect` (RFC 7662, agent extensions) and `POST /oauth/revoke` (RFC 7009).
 //!
+//! With the feature `client-id-metadata-documents` and `AuthorizationServer::metadata_documents`,
+//! a client may also be known by its Client ID Metadata Document: an https `client_id` is the
+//! URL of its metadata, fetched with SSRF defences (public addresses only, checked after
+//! resolution and pinned for the connection; no redirect; 5 KiB; 5 s), kept by its
+//! `Cache-Control`, and advertised as `client_id_metadata_document_supported` (module
+//! `document`).
+//!
 //! The other way round, [`callback`] (feature `callback`) makes this application the client of
 //! another service's authorize flow, keeping the tokens it receives for an agent, sealed.
 //!
@@ -148,13 +155,17 @@ mod connect;
 mod connection;
 mod consent;
 mod device;
+#[cfg(feature = "client-id-metadata-documents")]
+pub mod document;
 mod error;
 pub mod grant;
 mod introspect;
 mod issue;
 mod issuer;
+mod lookup;
 mod manage;
 mod metadata;
+mod name;
 mod page;
 mod params;
 mod pkce;

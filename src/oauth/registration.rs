@@ -21,9 +21,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::authority::Authority;
-use super::client::{Client, ClientAuth, ClientKind};
+use super::client::{Client, ClientAuth, ClientKind, MAX_REDIRECT_URIS};
 use super::error::{ErrorCode, OAuthError, no_store_json};
 use super::grant::DEVICE_CODE;
+use super::name::clean_name;
 use super::redirect::RedirectUri;
 use super::routes::{REGISTER, cors};
 use super::scope;
@@ -31,10 +32,6 @@ use super::secret::{self, CLIENT_SECRET};
 use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::store::Backend;
 
-/// The most redirect URIs one registration may list.
-const MAX_REDIRECT_URIS: usize = 10;
-/// The longest client name kept, in characters.
-const MAX_NAME: usize = 100;
 /// The most keys the address limiter holds before it drops refilled ones.
 const MAX_KEYS: usize = 100_000;
 
@@ -145,30 +142,6 @@ struct Metadata {
 
 fn metadata_error(description: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, description)
-}
-
-/// A client name fit for the consent page: control characters out, cut to [`MAX_NAME`].
-fn clean_name(name: Option<&str>) -> String {
-    // The consent page shows the name to a person: no control, invisible or bidirectional
-    // characters that would make it read as another client's, and single spaces only.
-    let name: String = name
-        .unwrap_or_default()
-        .chars()
-        .filter(|&c| !c.is_control() && !crate::store::validate::is_hidden_char(c))
-        .map(|c| {
-            if crate::approval::is_blank_looking(c) {
-                ' '
-            } else {
-                c
-            }
-        })
-        .take(MAX_NAME)
-        .collect();
-    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-    match name.trim() {
-        "" => "Unnamed client".to_owned(),
-        trimmed => trimmed.to_owned(),
-    }
 }
 
 /// What a registration becomes: the client and the echoed fields.
@@ -455,23 +428,5 @@ mod tests {
         let both = json!({"grant_types": [DEVICE_CODE, "authorization_code"]});
         let error = validate(metadata(both), "c_x".into(), now()).err().unwrap();
         assert_eq!(error.code(), ErrorCode::InvalidRedirectUri);
-    }
-
-    #[test]
-    fn names_are_cleaned() {
-        assert_eq!(clean_name(Some("  Tool\u{7}\n ")), "Tool");
-        assert_eq!(clean_name(Some(&"x".repeat(500))).len(), MAX_NAME);
-    }
-
-    /// A name that would read as another client's on the consent page loses what makes it
-    /// so: bidirectional overrides, zero-width and blank-looking characters, runs of spaces.
-    #[test]
-    fn a_client_name_reads_as_it_is() {
-        assert_eq!(
-            clean_name(Some("\u{202e}GitHub\u{200b} Official\u{00a0}\u{00a0}App")),
-            "GitHub Official App"
-        );
-        assert_eq!(clean_name(Some("\u{2066}\u{feff}")), "Unnamed client");
-        assert_eq!(clean_name(Some("Docs  search\n")), "Docs search");
     }
 }

@@ -148,10 +148,14 @@ pub(crate) async fn check<B: Backend>(
         (None, None) => return Err(bad("The request names no client (client_id).")),
     };
     params = params.with("client_id", &client_id).without("agent_slug");
-    let now = server.now();
-    let client = (server.store().backend().client(&client_id).await?)
-        .filter(|client| client.is_live_at(now))
-        .ok_or_else(|| bad("The application that sent you here is not known to this server."))?;
+    // An https client_id is read from its metadata document, when they are accepted.
+    let client = match server.live_client(&client_id).await? {
+        Ok(client) => client,
+        Err(unfound) => {
+            let (status, message) = unfound.page();
+            return Err(Stop::Page(status, message));
+        }
+    };
     let uri = params
         .get("redirect_uri")
         .ok_or_else(|| bad("The request names no redirect_uri."))?;

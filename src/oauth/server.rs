@@ -211,6 +211,30 @@ impl<B: Backend> AuthorizationServer<B> {
         self.consenting(|c| c.session_cookie = name)
     }
 
+    /// Accepts Client ID Metadata Documents: an https `client_id` is the URL of the client's
+    /// metadata, fetched as `documents` says (with SSRF defences, kept by its
+    /// `Cache-Control`), and the metadata says `client_id_metadata_document_supported`. See
+    /// [`document`](super::document). Off by default: without it, an https `client_id` is an
+    /// unknown client, unless a document's client was stored before.
+    #[cfg(feature = "client-id-metadata-documents")]
+    pub fn metadata_documents(self, documents: super::document::MetadataDocuments) -> Self {
+        let documents = Arc::new(super::document::Documents::new(documents));
+        self.edit(|s| s.documents = Some(documents))
+    }
+
+    /// **For tests only**: accepts Client ID Metadata Documents as configured so far (or
+    /// with the defaults), trusting `trust`'s CA and, if it allows them, loopback hosts — so
+    /// that a test's local TLS server can serve them. Never in production: see
+    /// [`TestTrust`](super::document::TestTrust).
+    #[cfg(feature = "client-id-metadata-documents")]
+    pub fn metadata_documents_for_tests(self, trust: super::document::TestTrust) -> Self {
+        let documents = (self.authority.documents())
+            .map(|documents| documents.config().clone())
+            .unwrap_or_default()
+            .trust_for_tests(trust);
+        self.metadata_documents(documents)
+    }
+
     /// Adds a grant to the token endpoint (or replaces the one of its `grant_type`).
     pub fn grant(mut self, grant: impl Grant<B>) -> Self {
         self.grants = self.grants.with(Arc::new(grant));

@@ -40,6 +40,8 @@ async fn token<B: Backend>(
     let params = Params::from_form(&headers, &body)?;
     let presented = presented(&headers, &params)?;
     let client = authenticate(authority.store(), &presented, authority.now()).await?;
+    // A metadata document's client is what its document says now.
+    let client = authority.current_client(client).await?;
     let answer = endpoint
         .grants
         .dispatch(authority, &client, &params)

@@ -95,6 +95,21 @@ pub struct ServeArgs {
     /// 0 writes a row per request. Refusals are always counted so (one row a minute).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration)]
     pub audit_coalesce_requests: Duration,
+    /// Refuse Client ID Metadata Documents: an https `client_id` is then an unknown client,
+    /// and clients register instead. By default they are accepted (fetched over HTTPS from
+    /// public addresses only; see the `oauth::document` docs).
+    #[arg(long)]
+    pub no_metadata_documents: bool,
+    /// FOR TESTS ONLY, never in production: trust the CA in this PEM file for Client ID
+    /// Metadata Documents, and fetch them from loopback addresses, so that a test's local TLS
+    /// server can serve them (env `AGENT_AUTH_TEST_METADATA_DOCUMENT_CA`). Hidden from --help.
+    #[arg(
+        long,
+        env = "AGENT_AUTH_TEST_METADATA_DOCUMENT_CA",
+        value_name = "PEM",
+        hide = true
+    )]
+    pub test_metadata_document_ca: Option<std::path::PathBuf>,
     /// Ask the database on every request instead of keeping verdicts in memory.
     #[arg(long)]
     pub no_cache: bool,

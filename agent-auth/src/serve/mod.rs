@@ -29,6 +29,7 @@ use tower_agent_auth::audit::{AuditWriter, WriterOptions};
 use tower_agent_auth::cache::ChangeFeed;
 use tower_agent_auth::oauth::AuthorizationServer;
 use tower_agent_auth::oauth::callback::{CallbackKey, CallbackReceiver, Provider};
+use tower_agent_auth::oauth::document::{MetadataDocuments, TestTrust};
 use tower_agent_auth::server::{
     Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, delegations_router,
     home_router, manage_router, tasks_router,
@@ -62,6 +63,32 @@ fn mcp_hosts(issuer: &str, address: std::net::SocketAddr) -> Vec<String> {
         hosts.push(authority.as_str().to_owned());
     }
     hosts
+}
+
+/// Client ID Metadata Documents: accepted unless `--no-metadata-documents`; with the hidden
+/// test switch, a test CA trusted and loopback hosts allowed (and a warning logged).
+fn metadata_documents<B: Backend>(
+    oauth: AuthorizationServer<B>,
+    args: &ServeArgs,
+) -> Result<AuthorizationServer<B>, Box<dyn Error>> {
+    if args.no_metadata_documents {
+        if args.test_metadata_document_ca.is_some() {
+            return Err("--no-metadata-documents and a test CA for them: choose one".into());
+        }
+        return Ok(oauth);
+    }
+    let oauth = oauth.metadata_documents(MetadataDocuments::new());
+    let Some(path) = &args.test_metadata_document_ca else {
+        return Ok(oauth);
+    };
+    let pem =
+        std::fs::read(path).map_err(|error| format!("the test CA {}: {error}", path.display()))?;
+    let trust = TestTrust::from_pem(&pem)?.allow_loopback(true);
+    tracing::warn!(
+        ca = %path.display(),
+        "FOR TESTS ONLY: metadata documents trust a test CA and loopback hosts"
+    );
+    Ok(oauth.metadata_documents_for_tests(trust))
 }
 
 pub async fn run(
@@ -214,6 +241,7 @@ where
             .resource(mcp_resource.clone())
             .connection_agent_type(tower_agent_auth::principal::AgentType::Supervised);
     }
+    oauth = metadata_documents(oauth, &args)?;
     if !args.no_cache {
         // A resource server introspects at each of its requests: answers reused within the
         // cache's bound, the bound every revocation reaches the layer within.

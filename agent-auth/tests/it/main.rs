@@ -16,6 +16,7 @@ mod cli;
 mod cluster;
 mod cluster_grants;
 mod cluster_oauth;
+mod document_server;
 mod mcp_client;
 mod oauth_client;
 mod oauth_device;

@@ -97,9 +97,23 @@ pub fn serve_demo(
     String,
     std::thread::JoinHandle<String>,
 ) {
+    serve_demo_with(db, &[])
+}
+
+/// [`serve_demo`] with more environment variables.
+pub fn serve_demo_with(
+    db: &str,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    String,
+    std::thread::JoinHandle<String>,
+) {
     use assert_cmd::cargo::CommandCargoExt;
     use std::io::{BufRead, Read};
     let mut serve = std::process::Command::cargo_bin("agent-auth").unwrap();
+    serve.envs(env.iter().copied());
     serve
         .env("AGENT_AUTH_DATABASE_URL", db)
         .env("RUST_LOG", "trace")

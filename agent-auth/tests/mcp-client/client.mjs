@@ -8,7 +8,9 @@
 // failure exits non-zero with the reason. Every secret it saw (tokens, codes, verifiers) is
 // written to $SECRETS_OUT. Env: BASE, MCP_URL, USER_NAME, PASSWORD, SECRETS_OUT (optional),
 // PUBLISH_ARGS (optional: publishPost's arguments as JSON), MCP_VERSION_NEGOTIATION (optional:
-// `auto`, or a revision to pin; the default is legacy).
+// `auto`, or a revision to pin; the default is legacy), CLIENT_METADATA_URL (optional: the
+// client is known by the Client ID Metadata Document at this https URL instead of registering;
+// the consent page must show its host, and `ok client metadata-document` is printed).
 //
 // What SDK 2.4.0 does, read from its sources (dist/*.mjs.map in node_modules):
 // - Exports (all from '@modelcontextprotocol/client'): Client, StreamableHTTPClientTransport,
@@ -23,6 +25,10 @@
 //   in the 2026-07-28 era (versionNegotiation 'auto' or a pin, which first probes with
 //   `server/discover`): never in the default mode. Metadata fetches carry
 //   `MCP-Protocol-Version: 2025-11-25`.
+// - Client ID Metadata Documents: when the provider has `clientMetadataUrl` (an https URL with
+//   a path other than `/`) and the AS metadata says `client_id_metadata_document_supported:
+//   true`, auth() saves `{client_id: clientMetadataUrl}` as the client information and does not
+//   register; the token requests then authenticate with `none` (client_id in the body).
 // - 401: the transport reads `resource_metadata` and `scope` from WWW-Authenticate and runs
 //   auth(): PRM (the `resource_metadata` URL, else /.well-known/oauth-protected-resource/<path>,
 //   else the root one) → its authorization_servers[0] → RFC 8414 metadata, whose `issuer` must
@@ -63,6 +69,7 @@ const env = (name) => {
 const BASE = env('BASE');
 const MCP_URL = new URL(env('MCP_URL'));
 const REDIRECT_URI = 'http://127.0.0.1:1/callback';
+const CLIENT_METADATA_URL = process.env.CLIENT_METADATA_URL || undefined;
 const PUBLISH = '{"title": "Hello", "body": "From the MCP TypeScript SDK"}';
 const secrets = [];
 const ok = (step) => console.log(`ok ${step}`);
@@ -128,6 +135,11 @@ async function playBrowser(authorizationUrl) {
   if (!backToClient(response)) {
     check(response.status === 200, `the consent page (${response.status})`);
     const page = await response.text();
+    if (CLIENT_METADATA_URL) {
+      // The site that vouches for the client, beside the name its document gives.
+      const host = new URL(CLIENT_METADATA_URL).host;
+      check(page.includes(`<strong>${host}</strong>`), `the consent page shows ${host}`);
+    }
     const unavailable = /not yours to give: ([^<]*)/.exec(page)?.[1];
     if (unavailable) note(`the consent page cannot grant: ${unavailable}`);
     const consent = form(page);
@@ -151,6 +163,8 @@ class Provider {
     token_endpoint_auth_method: 'none',
     application_type: 'native',
   };
+  // Set: the SDK uses it as the client_id when the AS supports metadata documents.
+  clientMetadataUrl = CLIENT_METADATA_URL;
   authorizations = []; // the scope of each authorization request, in order
   #client; #tokens; #verifier; #discovery; #state; #callback;
   state() {
@@ -239,6 +253,11 @@ async function main() {
   check(provider.authorizations.length === 1, 'one authorization request');
   await transport.finishAuth(provider.callback());
   check(provider.tokens()?.access_token, 'an access token');
+  if (CLIENT_METADATA_URL) {
+    const id = provider.clientInformation()?.client_id;
+    check(id === CLIENT_METADATA_URL, `the client is its metadata document (${id})`);
+    ok('client metadata-document');
+  }
   note(`granted scope: "${provider.tokens().scope}"`);
   transport = newTransport();
   await client.connect(transport);

@@ -33,7 +33,7 @@ use super::user_code::{LENGTH, UserCode};
 use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::ceiling::{Capability, CapabilitySet};
 use crate::oauth::authority::Authority;
-use crate::oauth::authorize::{Consenting, kind_words, lifetime_words};
+use crate::oauth::authorize::{Consenting, document_host, kind_words, lifetime_words};
 use crate::oauth::client::Client;
 use crate::oauth::connect::{Acting, Refused, acting, connection_agent, grantable};
 use crate::oauth::consent::{self, Binding, Consent};
@@ -325,8 +325,10 @@ impl<B: Backend> Endpoint<B> {
             Acting::Connection(_) => person.user.as_str(),
         };
         let action = self.action();
+        let site = document_host(client);
         let consent = Consent {
             client_name: &client.name,
+            client_host: site.as_deref(),
             client_kind: kind_words(&client.kind),
             agent: acting.describe(),
             owner,

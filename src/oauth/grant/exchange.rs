@@ -96,11 +96,7 @@ async fn inspect<B: Backend>(
 /// only where no audience is required; binding its child to a resource (named, or this
 /// server's default) would admit the child where an audience is required and the subject is
 /// refused — a leaked CLI token turned into one for an MCP server.
-fn resource_for<B: Backend>(
-    authority: &Authority<B>,
-    subject: &Inspection,
-    params: &Params,
-) -> Result<Option<String>, OAuthError> {
+fn resource_for(subject: &Inspection, params: &Params) -> Result<Option<String>, OAuthError> {
     let asked = match (params.get("resource"), params.get("audience")) {
         (Some(resource), Some(audience)) if resource != audience => {
             return Err(OAuthError::invalid_target(
@@ -240,7 +236,7 @@ impl<B: Backend> Grant<B> for TokenExchangeGrant {
             Some(actor) => inspect(store, actor, "actor_token").await?.token.agent_id,
             None => subject.token.agent_id.clone(),
         };
-        let resource = resource_for(authority, &subject, params)?;
+        let resource = resource_for(&subject, params)?;
 
         let mut delegation = Delegation::to(target, format!("oauth token exchange {}", client.id))
             .client(client.id.clone());
