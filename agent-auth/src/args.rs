@@ -90,6 +90,10 @@ pub enum Command {
     /// Connections: the clients people connected by consenting, each an agent of theirs.
     #[command(subcommand)]
     Connection(ConnectionCommand),
+    /// Tokens other services issued to agents, kept sealed by the server's callback receiver:
+    /// list (metadata, never a token), delete.
+    #[command(subcommand)]
+    ProviderToken(ProviderTokenCommand),
     /// Run the reference server: management API, login, and a demo protected API.
     // Boxed: its flags outweigh every other command's.
     Serve(Box<serve::ServeArgs>),
@@ -610,5 +614,24 @@ pub enum ConnectionCommand {
         user: String,
         /// The client id.
         client: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ProviderTokenCommand {
+    /// List the provider tokens kept (an agent's, with --agent): provider, agent, who
+    /// connected it, when, scopes, expiry. Never a token.
+    List {
+        /// Only this agent's.
+        #[arg(long, value_name = "SLUG")]
+        agent: Option<String>,
+    },
+    /// Delete a provider token (the agent is disconnected from that provider); audited.
+    Delete {
+        /// The token's id (`ptk_…`), from `provider-token list`.
+        id: String,
+        /// Who is deleting it, for the audit trail (default: the agent's owner).
+        #[command(flatten)]
+        actor: Actor,
     },
 }

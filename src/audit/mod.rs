@@ -98,6 +98,18 @@ pub enum AuditAction {
     /// Wrong user codes were refused by their limit (outcome `denied`; the actor is who was
     /// signed in, the detail the limit and the client address; recorded once per window).
     DeviceEntryThrottled,
+    /// A person started connecting an agent to another service's authorize flow (the callback
+    /// receiver; the detail names the provider), or was not allowed to (outcome `denied`).
+    ProviderAuthorizationStarted,
+    /// The provider's token was received and kept, sealed, for the agent (the actor is who
+    /// connected it; the detail names the provider and the scopes). No token is recorded.
+    ProviderConnected,
+    /// A callback was refused (outcome `denied`): a `state` this server did not issue, one
+    /// used before, expired, issued to another session or for another provider, or a code the
+    /// provider would not exchange. Neither the state nor the code is recorded.
+    CallbackRefused,
+    /// A provider token was deleted (the actor is who).
+    ProviderDisconnected,
 }
 
 impl AuditAction {
@@ -133,6 +145,10 @@ impl AuditAction {
             Self::RefreshRevoked => "refresh_revoked",
             Self::DeviceApproved => "device_approved",
             Self::DeviceEntryThrottled => "device_entry_throttled",
+            Self::ProviderAuthorizationStarted => "provider_authorization_started",
+            Self::ProviderConnected => "provider_connected",
+            Self::CallbackRefused => "callback_refused",
+            Self::ProviderDisconnected => "provider_disconnected",
         }
     }
 
@@ -179,6 +195,10 @@ impl AuditAction {
             Self::RefreshRevoked,
             Self::DeviceApproved,
             Self::DeviceEntryThrottled,
+            Self::ProviderAuthorizationStarted,
+            Self::ProviderConnected,
+            Self::CallbackRefused,
+            Self::ProviderDisconnected,
         ]
         .into_iter()
         .find(|action| action.as_str() == s)

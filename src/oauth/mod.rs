@@ -35,6 +35,9 @@
 //! `Cache-Control`, and advertised as `client_id_metadata_document_supported` (module
 //! `document`).
 //!
+//! The other way round, [`callback`] (feature `callback`) makes this application the client of
+//! another service's authorize flow, keeping the tokens it receives for an agent, sealed.
+//!
 //! [`ProtectedResource`] is the protected-resource metadata (RFC 9728) an application serves
 //! for each resource. Access tokens are the crate's own agent tokens, short-lived and bound to
 //! their resource, so the [`AgentAuthLayer`](crate::AgentAuthLayer) in front of the resource
@@ -143,6 +146,8 @@
 mod agent_token;
 mod authority;
 mod authorize;
+#[cfg(feature = "callback")]
+pub mod callback;
 mod client;
 mod client_auth;
 mod code;

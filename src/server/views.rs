@@ -128,3 +128,22 @@ pub fn approval(approval: &Approval, now: OffsetDateTime) -> Value {
         "uses_remaining": approval.uses_remaining,
     })
 }
+
+/// A provider token kept by the callback receiver (feature `callback`): who connected which
+/// agent (named by `slug`) to which provider, when, for which scopes and until when. Never the
+/// token: whether a refresh token is kept, and nothing of either.
+#[cfg(feature = "callback")]
+pub fn provider_token(token: &crate::oauth::callback::ProviderToken, slug: &str) -> Value {
+    json!({
+        "id": token.id,
+        "provider": token.provider,
+        "agent": slug,
+        "agent_id": token.agent.as_str(),
+        "connected_by": token.connected_by.as_str(),
+        "connected_at": time(Some(token.created_at)),
+        "scopes": token.scopes,
+        "token_type": token.token_type,
+        "expires_at": time(token.expires_at),
+        "refreshable": token.refresh.is_some(),
+    })
+}

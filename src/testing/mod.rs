@@ -77,6 +77,9 @@
 //!   token's audience and client reaching its principal; and device authorizations (RFC 8628,
 //!   also runnable alone as `device`): answered once, polled with the slow-down bookkeeping
 //!   kept, redeemed once (each race run by 20 tasks).
+//! - `callback` (feature `callback`) — the callback receiver's records: a `state` taken once
+//!   (also by 20 racing callbacks), one provider token per agent and provider (also when 20
+//!   connect at once), listed and deleted, what deleting an agent takes with it, purging.
 //!
 //! `audit` needs the backend's audit trail ([`Backend::append_audit`] and
 //! [`Backend::audit_events`]), `approval` its approval methods, `delegation` its delegation
@@ -88,6 +91,7 @@
 //! tower_agent_auth::conformance_suite!(open);
 //! tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 //! tower_agent_auth::conformance_suite!(open, [oauth]); // with the feature `oauth`
+//! tower_agent_auth::conformance_suite!(open, [callback]); // with the feature `callback`
 //! ```
 //!
 //! A store without an audit log of its own runs the others by naming them:
@@ -127,6 +131,9 @@ use crate::{AgentAuthLayer, InvalidReason, Principal, ResolveError, TokenLookup,
 pub mod approval;
 #[doc(hidden)]
 pub mod audit;
+#[cfg(feature = "callback")]
+#[doc(hidden)]
+pub mod callback;
 #[doc(hidden)]
 pub mod delegation;
 #[cfg(feature = "oauth")]
@@ -603,6 +610,16 @@ macro_rules! conformance_suite {
             case_concurrent_polls_redeem_a_device_code_once,
             case_deleting_a_client_or_an_agent_removes_its_devices,
             case_purge_removes_lapsed_devices_and_keeps_live_ones,
+        );
+    };
+    (@section $open:path, callback) => {
+        $crate::conformance_suite!(@cases $open, callback:
+            case_a_callback_state_is_taken_once,
+            case_concurrent_callbacks_take_a_state_once,
+            case_provider_tokens_are_one_per_agent_and_provider,
+            case_concurrent_connections_keep_one_token,
+            case_deleting_an_agent_removes_its_states_and_tokens,
+            case_purge_removes_lapsed_callback_states,
         );
     };
     (@cases $open:path, $section:ident: $($case:ident),* $(,)?) => {

@@ -24,3 +24,6 @@ tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 // OAuth clients, codes, refresh families and connections (feature `oauth`).
 #[cfg(feature = "oauth")]
 tower_agent_auth::conformance_suite!(open, [oauth]);
+// The callback receiver's records (feature `callback`).
+#[cfg(feature = "callback")]
+tower_agent_auth::conformance_suite!(open, [callback]);

@@ -70,7 +70,7 @@ fn rand_suffix() -> u64 {
     (u64::from(nanos) % 1000) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn open(
+pub async fn open(
     users: MemoryUserDirectory,
     clock: Arc<ManualClock>,
 ) -> Option<(PgStore, impl std::future::Future<Output = ()>)> {
@@ -89,6 +89,9 @@ tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 // OAuth clients, codes, refresh families and connections (feature `oauth`).
 #[cfg(feature = "oauth")]
 tower_agent_auth::conformance_suite!(open, [oauth]);
+// The callback receiver's records (feature `callback`).
+#[cfg(feature = "callback")]
+tower_agent_auth::conformance_suite!(open, [callback]);
 
 /// An empty database: a fresh schema.
 async fn empty_database() -> Option<(sqlx::PgPool, impl std::future::Future<Output = ()>)> {

@@ -11,7 +11,7 @@ use tower_agent_auth::error::StoreError;
 use tower_agent_auth::store::{MemoryUserDirectory, NewAgent, NewToken, SqliteStore};
 use tower_agent_auth::testing;
 
-async fn open(
+pub async fn open(
     users: MemoryUserDirectory,
     clock: Arc<ManualClock>,
 ) -> Option<(SqliteStore, impl std::future::Future<Output = ()>)> {
@@ -30,6 +30,9 @@ tower_agent_auth::conformance_suite!(open, [approval, delegation]);
 // OAuth clients, codes, refresh families and connections (feature `oauth`).
 #[cfg(feature = "oauth")]
 tower_agent_auth::conformance_suite!(open, [oauth]);
+// The callback receiver's records (feature `callback`).
+#[cfg(feature = "callback")]
+tower_agent_auth::conformance_suite!(open, [callback]);
 
 /// An empty database: a temporary file.
 async fn empty_database() -> Option<(sqlx::SqlitePool, impl std::future::Future<Output = ()>)> {

@@ -546,7 +546,8 @@ async fn managed_command<B: Backend>(
         | Command::User(_)
         | Command::Serve(_)
         | Command::Client(_)
-        | Command::Connection(_) => {
+        | Command::Connection(_)
+        | Command::ProviderToken(_) => {
             unreachable!("handled before a store is chosen")
         }
     }

@@ -5,6 +5,7 @@ mod approvals;
 mod delegation;
 mod manage;
 mod oauth;
+mod providers;
 mod users;
 
 use std::error::Error;
@@ -43,6 +44,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         command @ (Command::Client(_) | Command::Connection(_)) => {
             dispatch!(database, store => oauth::run(&store, command, json).await)
+        }
+        Command::ProviderToken(command) => {
+            dispatch!(database, store => providers::run(&store, command, json).await)
         }
         command => dispatch!(database, store => manage::run(store, command, json).await),
     }

@@ -32,6 +32,18 @@ pub struct ServeArgs {
     /// be posted to the node that served it.
     #[arg(long, env = "AGENT_AUTH_CONSENT_KEY", value_name = "HEX", hide_env_values = true, value_parser = consent_key)]
     pub consent_key: Option<[u8; 32]>,
+    /// The providers whose authorize flows agents may be connected to (the callback receiver:
+    /// `POST /connect/{provider}` by an agent's owner or admin, the callback at each provider's
+    /// redirect URI): a JSON file, an array of objects with `name`, `authorize_url`,
+    /// `token_url`, `client_id`, `client_secret_env` (or `client_secret`), `scopes`,
+    /// `redirect_uri` (env `AGENT_AUTH_CALLBACK_PROVIDERS`). Needs --callback-key.
+    #[arg(long, env = "AGENT_AUTH_CALLBACK_PROVIDERS", value_name = "FILE")]
+    pub callback_providers: Option<std::path::PathBuf>,
+    /// The key the tokens received from providers are sealed with (XChaCha20-Poly1305): 64
+    /// hex digits, the same on every node, kept secret (env `AGENT_AUTH_CALLBACK_KEY`). Lose it
+    /// and the kept tokens cannot be opened: connect again.
+    #[arg(long, env = "AGENT_AUTH_CALLBACK_KEY", value_name = "HEX", hide_env_values = true, value_parser = consent_key)]
+    pub callback_key: Option<[u8; 32]>,
     /// Seed a demo user and agent on first run, mint a demo token on every run, and print it
     /// with ready curl lines.
     #[arg(long)]

@@ -28,6 +28,7 @@ use tower_agent_auth::approval::Supervision;
 use tower_agent_auth::audit::{AuditWriter, WriterOptions};
 use tower_agent_auth::cache::ChangeFeed;
 use tower_agent_auth::oauth::AuthorizationServer;
+use tower_agent_auth::oauth::callback::{CallbackKey, CallbackReceiver, Provider};
 use tower_agent_auth::oauth::document::{MetadataDocuments, TestTrust};
 use tower_agent_auth::server::{
     Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, delegations_router,
@@ -104,6 +105,39 @@ pub async fn run(
     served
 }
 
+/// The callback receiver's routes, when providers are configured (with the key they need).
+fn callback_receiver<B: Backend>(
+    store: &Store<B>,
+    args: &ServeArgs,
+    writer: &AuditWriter,
+) -> Result<Router, Box<dyn Error>> {
+    let (path, key) = match (&args.callback_providers, args.callback_key) {
+        (None, None) => return Ok(Router::new()),
+        (None, Some(_)) => return Err("--callback-key needs --callback-providers".into()),
+        (Some(_), None) => {
+            return Err("--callback-providers needs --callback-key (64 hex digits)".into());
+        }
+        (Some(path), Some(key)) => (path, key),
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("--callback-providers {}: {error}", path.display()))?;
+    let providers = Provider::from_json(&text)
+        .map_err(|error| format!("--callback-providers {}: {error}", path.display()))?;
+    let mut receiver =
+        CallbackReceiver::new(store.clone(), CallbackKey::new(key)).audit(writer.clone());
+    for provider in providers {
+        tracing::info!(
+            provider = provider.name(),
+            redirect_uri = provider.redirect_uri(),
+            "agents may be connected to this provider"
+        );
+        receiver = receiver
+            .provider(provider)
+            .map_err(|error| format!("--callback-providers: {error}"))?;
+    }
+    Ok(receiver.router())
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -144,6 +178,8 @@ where
         ..WriterOptions::default()
     };
     let writer = AuditWriter::spawn(Arc::new(store.clone()), audit_options);
+    // Checked before anything is logged: a flag that cannot work is one line.
+    let callback = callback_receiver(&store, &args, &writer)?;
     if args.redis_secret.is_some() && args.redis_url.is_none() {
         return Err("--redis-secret needs --redis-url".into());
     }
@@ -254,6 +290,7 @@ where
         None
     };
     let routes = Router::new()
+        .merge(callback)
         .merge(oauth.router())
         .merge(demo_metadata.router())
         .merge(

@@ -28,13 +28,15 @@
 //! | connect a client | `Backend::connect` | one connection (one agent) per person and client |
 //! | answer a device | `Backend::decide_device` | a device authorization is answered once |
 //! | poll a device code | `Backend::poll_device` | redeemed once, a replay seen; a poll too soon slows the device down for good |
+//! | take a callback state | `Backend::take_callback_state` (feature `callback`) | a `state` is accepted once; a replay is seen |
+//! | keep a provider token | `Backend::put_provider_token` | one token per agent and provider |
 //!
 //! # Required and provided
 //!
 //! Agents, tokens and the request path are required. Everything else has a provided method
 //! that answers [`StoreError::Unsupported`] (or an empty list, for a read) until a backend
 //! overrides it: rotation, delegation subtrees and tasks, purging, grants, approvals, the
-//! OAuth records and the audit trail. The conformance suite (the `testing` module, feature `testing`) has a section for each, so a backend
+//! OAuth records, the callback receiver's records and the audit trail. The conformance suite (the `testing` module, feature `testing`) has a section for each, so a backend
 //! proves what it implements.
 //!
 //! # Times
@@ -62,6 +64,9 @@ use crate::oauth::{
     AuthorizationCode, Client, Connection, DeviceAuthorization, DevicePoll, FamilyId, Polled,
     Redemption, RefreshRotation, RefreshToken,
 };
+
+#[cfg(feature = "callback")]
+use crate::oauth::callback::{CallbackState, ProviderToken, StateTaken};
 
 mod record;
 mod step;
@@ -513,6 +518,72 @@ pub trait Backend: Send + Sync + 'static {
     async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         let _ = before;
         Err(StoreError::Unsupported("oauth"))
+    }
+
+    // ---- The callback receiver (feature `callback`) -------------------------------------
+
+    /// Stores a pending authorization. [`Conflict::Token`](crate::error::Conflict::Token) if
+    /// its hash is stored already; [`NotFound::Agent`](crate::error::NotFound::Agent) if its
+    /// agent is gone.
+    #[cfg(feature = "callback")]
+    async fn insert_callback_state(&self, state: &CallbackState) -> Result<(), StoreError> {
+        let _ = state;
+        Err(StoreError::Unsupported("the callback receiver"))
+    }
+
+    /// Takes the pending authorization whose `state` has this hash, in one step: sets its
+    /// `used_at` to `now` if it was unused ([`StateTaken::Taken`], as it was); else answers
+    /// it as it stands ([`StateTaken::Replayed`]). Of two takings at once, on any nodes, one
+    /// is `Taken`. Expiry and the session are the receiver's to judge.
+    #[cfg(feature = "callback")]
+    async fn take_callback_state(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<StateTaken, StoreError> {
+        let _ = (hash, now);
+        Err(StoreError::Unsupported("the callback receiver"))
+    }
+
+    /// Deletes the pending authorizations that lapsed before `before`: how many.
+    #[cfg(feature = "callback")]
+    async fn purge_callback_states(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let _ = before;
+        Err(StoreError::Unsupported("the callback receiver"))
+    }
+
+    /// Stores `token` in place of the one of its agent and provider, if any, in one step (one
+    /// per agent and provider, however many connect at once).
+    /// [`NotFound::Agent`](crate::error::NotFound::Agent) if its agent is gone;
+    /// [`Conflict::Token`](crate::error::Conflict::Token) if its id is another's.
+    #[cfg(feature = "callback")]
+    async fn put_provider_token(&self, token: &ProviderToken) -> Result<(), StoreError> {
+        let _ = token;
+        Err(StoreError::Unsupported("the callback receiver"))
+    }
+
+    /// The provider token with this id.
+    #[cfg(feature = "callback")]
+    async fn provider_token(&self, id: &str) -> Result<Option<ProviderToken>, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("the callback receiver"))
+    }
+
+    /// The provider tokens of `agent`, or every one, by agent then provider.
+    #[cfg(feature = "callback")]
+    async fn provider_tokens(
+        &self,
+        agent: Option<&AgentId>,
+    ) -> Result<Vec<ProviderToken>, StoreError> {
+        let _ = agent;
+        Ok(Vec::new())
+    }
+
+    /// Deletes the provider token with this id; `false` if there was none.
+    #[cfg(feature = "callback")]
+    async fn delete_provider_token(&self, id: &str) -> Result<bool, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("the callback receiver"))
     }
 
     // ---- Approvals (feature `approval`) --------------------------------------------------

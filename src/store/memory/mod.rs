@@ -30,6 +30,8 @@
 
 #[cfg(feature = "approval")]
 mod approvals;
+#[cfg(feature = "callback")]
+mod callback;
 mod entry;
 #[cfg(feature = "oauth")]
 mod oauth;
@@ -63,6 +65,8 @@ use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
     Requested,
 };
+#[cfg(feature = "callback")]
+use crate::oauth::callback::{CallbackState, ProviderToken, StateTaken};
 #[cfg(feature = "oauth")]
 use crate::oauth::{
     AuthorizationCode, Client, Connection, DeviceAuthorization, DevicePoll, FamilyId, Polled,
@@ -85,6 +89,8 @@ pub struct MemoryBackend {
     approvals: approvals::MemoryApprovals,
     #[cfg(feature = "oauth")]
     oauth: oauth::MemoryOAuth,
+    #[cfg(feature = "callback")]
+    callback: callback::MemoryCallback,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -107,6 +113,8 @@ impl MemoryBackend {
             approvals: approvals::MemoryApprovals::default(),
             #[cfg(feature = "oauth")]
             oauth: oauth::MemoryOAuth::default(),
+            #[cfg(feature = "callback")]
+            callback: callback::MemoryCallback::default(),
         }
     }
 
@@ -201,6 +209,8 @@ impl Backend for MemoryBackend {
         // While the agents' lock is held, so that no OAuth record names a deleted agent.
         #[cfg(feature = "oauth")]
         self.oauth.forget_agents(&gone);
+        #[cfg(feature = "callback")]
+        self.callback.forget_agents(&gone);
         #[cfg(not(feature = "oauth"))]
         let _ = gone;
         Ok(true)
@@ -607,6 +617,48 @@ impl Backend for MemoryBackend {
     #[cfg(feature = "oauth")]
     async fn purge_oauth(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         Ok(self.oauth.purge(before))
+    }
+
+    #[cfg(feature = "callback")]
+    async fn insert_callback_state(&self, state: &CallbackState) -> Result<(), StoreError> {
+        self.callback.insert_state(&self.read(), state)
+    }
+
+    #[cfg(feature = "callback")]
+    async fn take_callback_state(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<StateTaken, StoreError> {
+        Ok(self.callback.take_state(hash, now))
+    }
+
+    #[cfg(feature = "callback")]
+    async fn purge_callback_states(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        Ok(self.callback.purge_states(before))
+    }
+
+    #[cfg(feature = "callback")]
+    async fn put_provider_token(&self, token: &ProviderToken) -> Result<(), StoreError> {
+        self.callback.put_token(&self.read(), token)
+    }
+
+    #[cfg(feature = "callback")]
+    async fn provider_token(&self, id: &str) -> Result<Option<ProviderToken>, StoreError> {
+        Ok(self.callback.token(id))
+    }
+
+    #[cfg(feature = "callback")]
+    async fn provider_tokens(
+        &self,
+        agent: Option<&AgentId>,
+    ) -> Result<Vec<ProviderToken>, StoreError> {
+        Ok(self.callback.tokens(agent))
+    }
+
+    #[cfg(feature = "callback")]
+    async fn delete_provider_token(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.callback.delete_token(id))
     }
 
     #[cfg(feature = "approval")]

@@ -4,11 +4,12 @@
 //! Longer than most files: it holds the one `Backend` implementation for both databases, a
 //! forwarding method per method of the contract; the statements live in the files beside it.
 //!
-//! Both keep their data in thirteen tables — `agent_auth_agents`, `agent_auth_tokens`,
+//! Both keep their data in sixteen tables — `agent_auth_agents`, `agent_auth_tokens`,
 //! `agent_auth_grants`, `agent_auth_audit_events`, `agent_auth_approvals`,
 //! `agent_auth_change_epoch`, `agent_auth_changes`, the OAuth server's
 //! `agent_auth_oauth_clients`, `agent_auth_oauth_codes`, `agent_auth_oauth_refresh_tokens`,
-//! `agent_auth_oauth_connections` and `agent_auth_oauth_devices`, and
+//! `agent_auth_oauth_connections` and `agent_auth_oauth_devices`, the callback receiver's
+//! `agent_auth_callback_states` and `agent_auth_provider_tokens`, and
 //! `agent_auth_schema_migrations` — created
 //! by versioned migrations embedded in the crate and applied when the store is opened (turn that
 //! off with [`StoreConfig::run_migrations`](crate::store::StoreConfig::run_migrations)). Applied
@@ -57,6 +58,8 @@ mod agents;
 mod approvals;
 mod audit;
 mod audit_row;
+#[cfg(feature = "callback")]
+mod callback;
 mod dialect;
 mod error;
 mod feed;
@@ -107,6 +110,8 @@ use crate::approval::{
     Approval, ApprovalBinding, ApprovalFilter, ApprovalId, ApprovalRequest, ApprovalStatus,
     Requested,
 };
+#[cfg(feature = "callback")]
+use crate::oauth::callback::{CallbackState, ProviderToken, StateTaken};
 #[cfg(feature = "oauth")]
 use crate::oauth::{
     AuthorizationCode, Client, Connection, DeviceAuthorization, DevicePoll, FamilyId, Polled,
@@ -552,6 +557,48 @@ impl<DB: Driver> Backend for SqlBackend<DB> {
         self.core.purge_oauth(before).await
     }
 
+    #[cfg(feature = "callback")]
+    async fn insert_callback_state(&self, state: &CallbackState) -> Result<(), StoreError> {
+        self.core.insert_callback_state(state).await
+    }
+
+    #[cfg(feature = "callback")]
+    async fn take_callback_state(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<StateTaken, StoreError> {
+        self.core.take_callback_state(hash, now).await
+    }
+
+    #[cfg(feature = "callback")]
+    async fn purge_callback_states(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        self.core.purge_callback_states(before).await
+    }
+
+    #[cfg(feature = "callback")]
+    async fn put_provider_token(&self, token: &ProviderToken) -> Result<(), StoreError> {
+        self.core.put_provider_token(token).await
+    }
+
+    #[cfg(feature = "callback")]
+    async fn provider_token(&self, id: &str) -> Result<Option<ProviderToken>, StoreError> {
+        self.core.provider_token(id).await
+    }
+
+    #[cfg(feature = "callback")]
+    async fn provider_tokens(
+        &self,
+        agent: Option<&AgentId>,
+    ) -> Result<Vec<ProviderToken>, StoreError> {
+        self.core.provider_tokens(agent).await
+    }
+
+    #[cfg(feature = "callback")]
+    async fn delete_provider_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.core.delete_provider_token(id).await
+    }
+
     #[cfg(feature = "approval")]
     async fn insert_approval(&self, approval: &Approval) -> Result<(), StoreError> {
         self.core.insert_approval(approval).await
@@ -668,6 +715,13 @@ macro_rules! library_migrations {
                 14,
                 "OAuth: device authorizations (RFC 8628)",
                 "0014_oauth_devices.sql"
+            ),
+            // 15 is the metadata documents': versions need not be contiguous, only ascending
+            // here.
+            migration!(
+                16,
+                "the callback receiver: pending authorizations, sealed provider tokens",
+                "0016_callback_receiver.sql"
             ),
         ]
     }};

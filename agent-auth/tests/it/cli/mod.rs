@@ -47,6 +47,7 @@ mod approval;
 mod commands;
 mod delegation;
 mod oauth;
+mod provider;
 mod schema;
 mod serve;
 mod users;
