@@ -316,9 +316,20 @@ fn chromium_signs_in_consents_with_less_and_denies() {
     let Some(driver) = chromedriver() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("oauth.db").display());
-    let (child, base, password, log) = serve_demo(&db);
+    in_chromium(&driver, &db, scenario);
+}
+
+/// Runs `scenario(browser, base URL, demo password)` in headless Chromium against `serve
+/// --demo` on the database `db`: the browser is closed and the server stopped whatever
+/// happens, and a failure shows the server's log tail.
+pub(crate) fn in_chromium<F, Fut>(driver: &Path, db: &str, scenario: F)
+where
+    F: FnOnce(Client, String, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (child, base, password, log) = serve_demo(db);
     let serve = Killed(child);
-    let driver = Driver::start(&driver);
+    let driver = Driver::start(driver);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -10,14 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-use crate::browser::{
-    Driver, Http, Killed, PATIENCE, chromedriver, chromium, urlencoded, wait_for_url,
-};
-use crate::support::serve_demo;
+use crate::browser::{Http, PATIENCE, chromedriver, in_chromium, urlencoded, wait_for_url};
 
 const CLIENT_NAME: &str = "Browser device client";
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -27,44 +23,7 @@ fn chromium_enters_a_wrong_code_then_the_right_one_and_allows_a_device() {
     let Some(driver) = chromedriver() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("device.db").display());
-    let (child, base, password, log) = serve_demo(&db);
-    let serve = Killed(child);
-    let driver = Driver::start(&driver);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let outcome = runtime.block_on(async {
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium(),
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage"],
-            }),
-        );
-        let browser = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url())
-            .await
-            .unwrap_or_else(|e| panic!("no browser session: {e}"));
-        // The scenario on a task of its own: should it panic, the browser is still closed.
-        let outcome = tokio::spawn(scenario(browser.clone(), base, password)).await;
-        let _ = browser.close().await;
-        outcome
-    });
-    drop(driver);
-    drop(serve);
-    if let Err(failure) = outcome {
-        let log = log.join().unwrap_or_default();
-        eprintln!(
-            "--- server log (tail) ---\n{}",
-            log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
-        );
-        std::panic::resume_unwind(failure.into_panic());
-    }
+    in_chromium(&driver, &db, scenario);
 }
 
 /// Types `text` into the page's user code field, emptied first, and submits the form.

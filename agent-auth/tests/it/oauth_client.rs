@@ -9,27 +9,17 @@
 //! `tests/oauth-client`; skips with a notice without them, fails under
 //! `AGENT_AUTH_REQUIRE_SERVICES=1`.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use crate::support::{assert_no_secret_kept, cli, node, serve_demo};
-
-fn client_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oauth-client")
-}
+use crate::support::{
+    assert_no_secret_kept, cli, node, oauth_client_dir, run_client, serve_demo, stored,
+};
 
 #[test]
 fn oauth4webapi_runs_the_whole_flow_against_serve() {
     let Some(node) = node() else { return };
-    assert!(
-        client_dir().join("node_modules/oauth4webapi").exists(),
-        "run `npm ci` in {}",
-        client_dir().display()
-    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oauth.db");
     let db = format!("sqlite://{}", file.display());
-    let (mut child, base, password, reader) = serve_demo(&db);
+    let (child, base, password, reader) = serve_demo(&db);
 
     let registered: serde_json::Value = serde_json::from_str(&cli(
         &db,
@@ -46,59 +36,36 @@ fn oauth4webapi_runs_the_whole_flow_against_serve() {
     let introspect_id = registered["client_id"].as_str().unwrap().to_owned();
     let introspect_secret = registered["client_secret"].as_str().unwrap().to_owned();
 
-    let secrets_out = dir.path().join("secrets.json");
-    let run = Command::new(node)
-        .current_dir(client_dir())
-        .arg("client.mjs")
-        .env("BASE", &base)
-        .env("RESOURCE", format!("{base}/demo"))
-        .env("PROTECTED", format!("{base}/demo/posts"))
-        .env("SCOPE", "posts:read posts:write")
-        .env("USER_NAME", "demo")
-        .env("PASSWORD", &password)
-        .env("INTROSPECT_ID", &introspect_id)
-        .env("INTROSPECT_SECRET", &introspect_secret)
-        .env("SECRETS_OUT", &secrets_out)
-        .output()
-        .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let log = reader.join().unwrap();
-    let printed = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "the OAuth client failed:\n{printed}\n{}\n--- server log (tail) ---\n{}",
-        String::from_utf8_lossy(&run.stderr),
-        log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    let run = run_client(
+        &node,
+        &oauth_client_dir(),
+        "client.mjs",
+        &[
+            ("BASE", base.clone()),
+            ("RESOURCE", format!("{base}/demo")),
+            ("PROTECTED", format!("{base}/demo/posts")),
+            ("SCOPE", "posts:read posts:write".into()),
+            ("USER_NAME", "demo".into()),
+            ("PASSWORD", password),
+            ("INTROSPECT_ID", introspect_id),
+            ("INTROSPECT_SECRET", introspect_secret),
+        ],
+        (child, reader),
+        dir.path(),
+        &[
+            "discovery",
+            "registration",
+            "code+pkce",
+            "protected 200",
+            "refresh",
+            "reuse revokes the family",
+            "introspection",
+            "revocation",
+            "deny",
+        ],
     );
-    for step in [
-        "discovery",
-        "registration",
-        "code+pkce",
-        "protected 200",
-        "refresh",
-        "reuse revokes the family",
-        "introspection",
-        "revocation",
-        "deny",
-    ] {
-        assert!(
-            printed.contains(&format!("ok {step}\n")),
-            "{step}: {printed}"
-        );
-    }
-
     // No secret the client saw is in the log (at TRACE) or stored in clear anywhere.
-    let secrets: Vec<String> =
-        serde_json::from_str(&std::fs::read_to_string(&secrets_out).unwrap()).unwrap();
-    assert!(secrets.len() >= 10, "{secrets:?}");
-    assert!(log.contains("TRACE") || log.contains("DEBUG") || log.contains("INFO"));
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().contains("oauth.db") {
-            stored.extend(std::fs::read(path).unwrap());
-        }
-    }
-    assert_no_secret_kept(&secrets, &log, &stored);
+    assert!(run.secrets.len() >= 10, "{:?}", run.secrets);
+    assert!(run.log.contains("TRACE") || run.log.contains("DEBUG") || run.log.contains("INFO"));
+    assert_no_secret_kept(&run.secrets, &run.log, &stored(dir.path(), "oauth.db"));
 }

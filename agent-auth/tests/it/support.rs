@@ -155,3 +155,76 @@ pub fn assert_no_secret_kept(secrets: &[String], log: &str, stored: &[u8]) {
         );
     }
 }
+
+/// `tests/oauth-client`, where the oauth4webapi scripts live, once `npm ci` has run there.
+pub fn oauth_client_dir() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oauth-client");
+    assert!(
+        dir.join("node_modules/oauth4webapi").exists(),
+        "run `npm ci` in {}",
+        dir.display()
+    );
+    dir
+}
+
+/// What a Node client script left: the server's log, and the secrets the script saw.
+pub struct ClientRun {
+    pub log: String,
+    pub secrets: Vec<String>,
+}
+
+/// Runs `node script` in `dir` with `envs` (and `SECRETS_OUT` in `work`) against the running
+/// `serve`, then stops the server; asserts that the script succeeded and printed `ok <step>`
+/// for each of `steps`, showing the server's log tail when it did not.
+pub fn run_client(
+    node: &std::path::Path,
+    dir: &std::path::Path,
+    script: &str,
+    envs: &[(&str, String)],
+    (mut serve, log): (std::process::Child, std::thread::JoinHandle<String>),
+    work: &std::path::Path,
+    steps: &[&str],
+) -> ClientRun {
+    let secrets_out = work.join("secrets.json");
+    let run = std::process::Command::new(node)
+        .current_dir(dir)
+        .arg(script)
+        .envs(envs.iter().map(|(name, value)| (name, value)))
+        .env("SECRETS_OUT", &secrets_out)
+        .output()
+        .unwrap();
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let log = log.join().unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{script} failed:\n{printed}\n{}\n--- server log (tail) ---\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    );
+    for step in steps {
+        assert!(
+            printed.contains(&format!("ok {step}\n")),
+            "{step}: {printed}"
+        );
+    }
+    let secrets = serde_json::from_str(&std::fs::read_to_string(&secrets_out).unwrap()).unwrap();
+    ClientRun { log, secrets }
+}
+
+/// The bytes of every file in `dir` whose name starts with `stem`: a SQLite database and its
+/// journal, where a secret kept in clear would be.
+pub fn stored(dir: &std::path::Path, stem: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with(stem))
+        {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    bytes
+}
