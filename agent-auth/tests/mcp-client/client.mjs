@@ -60,6 +60,7 @@ import {
   StreamableHTTPClientTransport,
   UnauthorizedError,
 } from '@modelcontextprotocol/client';
+import { browser, form } from '../oauth-client/browser.mjs';
 
 const env = (name) => {
   const value = process.env[name];
@@ -79,42 +80,8 @@ const check = (condition, what) => {
 };
 const scopes = (s) => new Set((s ?? '').split(' ').filter(Boolean));
 
-// ---- A browser: a cookie jar and form posts (as in ../oauth-client/client.mjs) --------------
-const jar = new Map();
-async function browse(url, init = {}) {
-  const headers = new Headers(init.headers ?? {});
-  if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
-  const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-  for (const cookie of response.headers.getSetCookie()) {
-    const [pair] = cookie.split(';');
-    const at = pair.indexOf('=');
-    jar.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
-  }
-  return response;
-}
-const decode = (s) =>
-  s.replaceAll('&quot;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
-function form(html) {
-  const action = decode(/<form[^>]*action="([^"]*)"/.exec(html)?.[1] ?? '');
-  const fields = [];
-  for (const [, tag] of html.matchAll(/<input([^>]*)>/g)) {
-    const attr = (name) => {
-      const m = new RegExp(`${name}="([^"]*)"`).exec(tag);
-      return m ? decode(m[1]) : undefined;
-    };
-    const type = attr('type');
-    if (type === 'hidden') fields.push([attr('name'), attr('value') ?? '']);
-    if (type === 'checkbox' && /\bchecked\b/.test(tag)) fields.push([attr('name'), attr('value')]);
-  }
-  return { action, fields };
-}
-const post = (url, fields) =>
-  browse(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: BASE },
-    body: new URLSearchParams(fields).toString(),
-  });
+// ---- A browser: a cookie jar and form posts (../oauth-client/browser.mjs) -------------------
+const { browse, post } = browser(BASE, secrets);
 const redirected = (r) => r.status === 302 || r.status === 303;
 const backToClient = (r) => redirected(r) && r.headers.get('location').startsWith(REDIRECT_URI);
 

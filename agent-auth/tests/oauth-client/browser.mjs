@@ -1,7 +1,6 @@
 // The person's browser, for scripts that drive `agent-auth serve`'s pages: a cookie jar, GETs
 // and form posts that follow no redirect (the script reads each `Location`), and the fields of
-// a page's form. Copied from client.mjs's helpers (which keeps its own), for the scripts that
-// import it.
+// a page's form: what every script here (and ../mcp-client/client.mjs) plays a person with.
 //
 // `browser(base, secrets)`: `base` is the server's origin (sent as `Origin` on posts, as a
 // browser does); every `Location` answered is checked against `secrets`, the list the script

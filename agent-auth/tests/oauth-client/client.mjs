@@ -9,6 +9,7 @@
 // in the server's log and audit trail.
 import { writeFileSync } from 'node:fs';
 import * as oauth from 'oauth4webapi';
+import { browser, form as pageForm } from './browser.mjs';
 
 const env = (name) => {
   const value = process.env[name];
@@ -27,49 +28,9 @@ const check = (condition, what) => {
   if (!condition) throw new Error(`check failed: ${what}`);
 };
 
-// ---- A browser: a cookie jar and form posts ------------------------------------------------
-const jar = new Map();
-async function browse(url, init = {}) {
-  const headers = new Headers(init.headers ?? {});
-  if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
-  const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-  for (const cookie of response.headers.getSetCookie()) {
-    const [pair] = cookie.split(';');
-    const at = pair.indexOf('=');
-    jar.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
-  }
-  const location = response.headers.get('location');
-  if (location) {
-    for (const secret of secrets) check(!location.includes(secret), 'no secret in a Location');
-  }
-  return response;
-}
-const decode = (s) =>
-  s.replaceAll('&quot;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
-function form(html) {
-  const action = decode(/<form[^>]*action="([^"]*)"/.exec(html)?.[1] ?? '');
-  const fields = [];
-  for (const [, tag] of html.matchAll(/<input([^>]*)>/g)) {
-    const attr = (name) => {
-      const m = new RegExp(`${name}="([^"]*)"`).exec(tag);
-      return m ? decode(m[1]) : undefined;
-    };
-    const type = attr('type');
-    if (type === 'hidden') fields.push([attr('name'), attr('value') ?? '']);
-    if (type === 'checkbox' && /\bchecked\b/.test(tag) && attr('value') !== UNTICK) {
-      fields.push([attr('name'), attr('value')]);
-    }
-  }
-  return { action, fields };
-}
-async function post(url, fields) {
-  return browse(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: BASE },
-    body: new URLSearchParams(fields).toString(),
-  });
-}
+// ---- A browser: a cookie jar and form posts (browser.mjs) -----------------------------------
+const { browse, post } = browser(BASE, secrets);
+const form = (html) => pageForm(html, UNTICK);
 
 // The person at the browser: follows the authorization request through sign-in and consent,
 // and answers the redirect back to the client.
