@@ -1,4 +1,4 @@
-//! The callback receiver's records (feature `callback`, migration 16): pending authorizations
+//! The callback receiver's records (feature `callback`, migration 15): pending authorizations
 //! in `agent_auth_callback_states`, provider tokens in `agent_auth_provider_tokens`.
 //!
 //! A `state` is taken by one statement, `UPDATE … SET used_at WHERE used_at IS NULL RETURNING`:

@@ -716,12 +716,10 @@ macro_rules! library_migrations {
                 "OAuth: device authorizations (RFC 8628)",
                 "0014_oauth_devices.sql"
             ),
-            // 15 is the metadata documents': versions need not be contiguous, only ascending
-            // here.
             migration!(
-                16,
+                15,
                 "the callback receiver: pending authorizations, sealed provider tokens",
-                "0016_callback_receiver.sql"
+                "0015_callback_receiver.sql"
             ),
         ]
     }};
