@@ -1,5 +1,8 @@
 //! The command line: every command, its arguments and options (clap's derive).
 //!
+//! Longer than most files: each flag's help sits beside its field, and `--help` shows a
+//! command's flags together; the `serve` flags are in `serve/args.rs`.
+//!
 //! Durations are parsed by clap itself ([`crate::duration`]), so a bad one is refused before
 //! anything runs, naming its flag.
 

@@ -4,6 +4,9 @@
 //! minting, resolving, revoking and rotating tokens, use limits, thread-scoped children,
 //! grants, the audit trail. A store written outside this crate runs them with one macro call.
 //!
+//! Longer than most files: the macro names every case of every section, so that a store's
+//! author reads the whole suite, and what each section needs, in one place.
+//!
 //! # For a store author
 //!
 //! Enable the feature for your tests:

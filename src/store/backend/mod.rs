@@ -5,6 +5,9 @@
 //! keep records and to take the few steps that must be atomic. A backend never decides whether
 //! something is allowed; it stores what it is handed and answers what it is asked.
 //!
+//! Longer than most files: a trait is one item, and its methods — each a record kept or an
+//! atomic step, with its contract — are read together with the table of steps below.
+//!
 //! # The atomic steps
 //!
 //! Each invariant that concurrent requests (and many nodes) could break is one method, which a
