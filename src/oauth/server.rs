@@ -257,7 +257,12 @@ impl<B: Backend> AuthorizationServer<B> {
     ///     .without_grant(TOKEN_EXCHANGE);
     /// assert_eq!(
     ///     server.grant_types(),
-    ///     ["authorization_code", "refresh_token", "client_credentials"]
+    ///     [
+    ///         "authorization_code",
+    ///         "refresh_token",
+    ///         "client_credentials",
+    ///         "urn:ietf:params:oauth:grant-type:device_code",
+    ///     ]
     /// );
     /// ```
     pub fn without_grant(mut self, grant_type: &str) -> Self {
