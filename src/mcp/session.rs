@@ -78,7 +78,12 @@ impl Sessions {
             return Standing::Own;
         };
         match self.owners.get(id.as_bytes()) {
-            Some(owner) if owner == Owner::of(principal) => Standing::Own,
+            Some(owner)
+                if owner.user == *principal.user_id()
+                    && owner.agent.as_ref() == principal.agent_id() =>
+            {
+                Standing::Own
+            }
             _ => Standing::NotFound,
         }
     }
