@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::error::ApiError;
-use super::pages;
+
 use super::sessions::Sessions;
 
 /// Which requests a [`SameOriginLayer`] checks.
@@ -164,7 +164,7 @@ impl SameOriginLayer {
             Answer::Json => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", MESSAGE).into_response()
             }
-            Answer::Html => pages::error(StatusCode::FORBIDDEN, "Refused", MESSAGE),
+            Answer::Html => super::web::message::page(StatusCode::FORBIDDEN, "Refused", MESSAGE),
         }
     }
 }

@@ -36,9 +36,9 @@
 //! `POST /api/delegations`, where the holder of a token, authenticated by it as a bearer
 //! token, gets a narrower child token for another agent of its owner.
 //!
-//! [`home_router`] is the landing page at `/` (who is signed in, their agents, a sign-out
-//! button); [`login_router`] answers browser errors with small pages that link back to
-//! `/login`.
+//! [`Pages`] are the pages for people (home, agents and tokens, connected apps, approvals,
+//! the audit trail, users), server-rendered from templates; [`login_router`] serves the
+//! sign-in and sign-out pages in the same layout.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -47,7 +47,7 @@
 //! use http::{Request, StatusCode};
 //! use tower::ServiceExt;
 //! use tower_agent_auth::server::{
-//!     ManageState, PasswordVerifier, Sessions, catch_panics, home_router, login_router,
+//!     ManageState, Pages, PasswordVerifier, Sessions, catch_panics, login_router,
 //!     manage_router,
 //! };
 //! use tower_agent_auth::store::{MemoryStore, MemoryUserDirectory, UserDirectory, UserRecord};
@@ -75,7 +75,7 @@
 //! let manage = ManageState { store: store.clone(), audit: None };
 //! let app = Router::new()
 //!     .merge(login_router(sessions.clone(), Arc::new(Accounts), false))
-//!     .merge(home_router(manage.clone()))
+//!     .merge(Pages::new(manage.clone()).router())
 //!     .merge(manage_router(manage))
 //!     .layer(AgentAuthLayer::new(store).optional().with_session_resolver(sessions));
 //! let app = catch_panics(app);
@@ -95,19 +95,19 @@ mod duration;
 mod error;
 mod login;
 mod manage;
-mod pages;
 mod panic;
 mod password;
 mod sessions;
 mod throttle;
 pub mod views;
+mod web;
 
 pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
 pub use delegate::{delegations_router, tasks_router};
 pub use duration::parse_duration;
 pub use error::ApiError;
 pub use login::{Login, login_router};
-pub use manage::{ManageState, approvals_router, home_router, manage_router};
+pub use manage::{ManageState, approvals_router, manage_router};
 pub use panic::{catch_panics, panic_response};
 pub use password::{
     HashingError, PasswordHashing, PasswordVerifier, hash_password, hash_password_off_runtime,
@@ -115,3 +115,12 @@ pub use password::{
 };
 pub use sessions::{SESSION_COOKIE, Sessions};
 pub use throttle::{DEVICE_COOKIE, LoginLimits, LoginThrottle, ThrottleLimit, Throttled};
+pub use web::{FORM_COOKIE, FORM_FIELD, FormToken, MANAGE_USERS, Pages};
+
+/// The pages for people over `state` ([`Pages`] with the defaults); the home page at `/`.
+#[deprecated(note = "use `Pages::new(state).router()`: every page, not only the home page")]
+pub fn home_router<B: crate::store::Backend>(
+    state: ManageState<crate::store::Store<B>>,
+) -> ::axum::Router {
+    Pages::new(state).router()
+}

@@ -364,17 +364,18 @@ async fn an_agents_policy_is_replaced_through_the_api() {
 /// The landing page escapes what it shows: a host's user ids may hold anything.
 #[tokio::test]
 async fn the_landing_page_escapes_the_user() {
-    use tower_agent_auth::server::home_router;
+    use tower_agent_auth::server::Pages;
     let users = MemoryUserDirectory::new();
     users.insert(UserRecord::new("<i>eve</i>", Policy::unrestricted()));
     let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
     let directory: Arc<dyn UserDirectory> = Arc::new(users);
     let sessions = Sessions::new(directory, Duration::from_secs(3600));
     let secret = sessions.start(UserId::from("<i>eve</i>")).unwrap();
-    let app = home_router(ManageState {
+    let app = Pages::new(ManageState {
         store: store.clone(),
         audit: None,
     })
+    .router()
     .layer(
         AgentAuthLayer::new(store)
             .optional()

@@ -31,8 +31,8 @@ use tower_agent_auth::oauth::AuthorizationServer;
 use tower_agent_auth::oauth::callback::{CallbackKey, CallbackReceiver, Provider};
 use tower_agent_auth::oauth::document::{MetadataDocuments, TestTrust};
 use tower_agent_auth::server::{
-    Login, LoginLimits, LoginThrottle, ManageState, Sessions, approvals_router, delegations_router,
-    home_router, manage_router, tasks_router,
+    Login, LoginLimits, LoginThrottle, ManageState, Pages, Sessions, approvals_router,
+    delegations_router, manage_router, tasks_router,
 };
 use tower_agent_auth::store::{Backend, Store, UserDirectory};
 
@@ -301,7 +301,11 @@ where
                 .audit(writer.clone())
                 .router(),
         )
-        .merge(home_router(manage.clone()))
+        .merge(
+            Pages::new(manage.clone())
+                .secure_cookies(args.secure_cookies)
+                .router(),
+        )
         .merge(approvals_router(manage.clone()))
         .merge(tasks_router(manage.clone()))
         .merge(delegations_router(manage.clone()))

@@ -533,3 +533,75 @@ async fn scenario(browser: Client, base: String, password: String) {
         "{shown}"
     );
 }
+
+/// Where the browser tests write their screenshots: `AGENT_AUTH_TEST_SCREENSHOTS`, else
+/// `agent-auth-screenshots` in the temporary directory. `.ci/run` prints it.
+pub(crate) fn screenshots_dir() -> PathBuf {
+    let dir = std::env::var_os("AGENT_AUTH_TEST_SCREENSHOTS")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(
+            || std::env::temp_dir().join("agent-auth-screenshots"),
+            PathBuf::from,
+        );
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// A screenshot of what the browser shows now, as `NAME.png` in [`screenshots_dir`]. The
+/// window is made tall enough for the whole page first, so a long table is seen whole.
+pub(crate) async fn screenshot(browser: &Client, name: &str) {
+    let height = browser
+        .execute(
+            "return Math.min(4000, document.documentElement.scrollHeight);",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|h| h.as_u64())
+        .unwrap_or(900)
+        .max(700);
+    let _ = browser.set_window_size(1280, height as u32).await;
+    let png = browser
+        .screenshot()
+        .await
+        .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+    let path = screenshots_dir().join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Signs `user` in with `password` through the sign-in form at `base`, and waits for the page
+/// it leads to.
+pub(crate) async fn sign_in(browser: &Client, base: &str, user: &str, password: &str) {
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    let form = browser
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("form[action=\"/login\"]"))
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=user]"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Signed in: the layout's sign-out form appears.
+    browser
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("form[action=\"/logout\"]"))
+        .await
+        .unwrap_or_else(|e| panic!("not signed in as {user}: {e}"));
+}

@@ -29,7 +29,7 @@ use tower_agent_auth::error::BoxError;
 use tower_agent_auth::mcp::McpLayer;
 use tower_agent_auth::oauth::AuthorizationServer;
 use tower_agent_auth::principal::AgentType;
-use tower_agent_auth::server::{Login, ManageState, Sessions, approvals_router, home_router};
+use tower_agent_auth::server::{Login, ManageState, Pages, Sessions, approvals_router};
 use tower_agent_auth::store::{Backend, Store};
 
 pub use accounts::{Accounts, random_password};
@@ -101,7 +101,7 @@ pub fn app<B: Backend>(
     let people = Router::new()
         .merge(Login::new(sessions.clone(), Arc::new(accounts)).router())
         .merge(oauth.router())
-        .merge(home_router(manage.clone()))
+        .merge(Pages::new(manage.clone()).router())
         .merge(approvals_router(manage))
         .layer(
             AgentAuthLayer::new(store)

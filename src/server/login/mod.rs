@@ -3,18 +3,17 @@ use std::sync::Arc;
 
 use ::axum::Router;
 use ::axum::extract::{ConnectInfo, Form, FromRequestParts, State};
-use ::axum::response::{Html, IntoResponse, Response};
+use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use super::csrf::SameOriginLayer;
-use super::pages;
 use super::password::{HashingError, PasswordVerifier};
 use super::sessions::{SESSION_COOKIE, Sessions, cookie_named};
 use super::throttle::{DEVICE_COOKIE, LoginLimits, LoginThrottle, Throttled};
+use super::web;
 use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 
 /// The sign-in and sign-out routes, configured; [`login_router`] is the short way.
@@ -104,15 +103,11 @@ impl Login {
 
     /// The routes.
     pub fn router(self) -> Router {
-        let mut same_origin = SameOriginLayer::every_request().html();
-        if self.secure {
-            same_origin = same_origin.https(true);
-        }
-        pages::not_framed(
+        let secure = self.secure;
+        web::pages(
             Router::new()
                 .route("/login", get(form_page).post(login))
                 .route("/logout", get(logout_page).post(logout))
-                .layer(same_origin)
                 .with_state(LoginState {
                     sessions: self.sessions,
                     verifier: self.verifier,
@@ -122,6 +117,8 @@ impl Login {
                     trusted_proxies: self.trusted_proxies,
                     clock: self.clock,
                 }),
+            secure,
+            web::CSP,
         )
     }
 }
@@ -209,21 +206,30 @@ fn same_origin_path(target: &str) -> Option<&str> {
     safe.then_some(target)
 }
 
+/// `templates/login.html`.
+#[derive(askama::Template)]
+#[template(path = "login.html")]
+struct SignInPage<'a> {
+    chrome: web::Chrome,
+    return_to: Option<&'a str>,
+}
+
+/// `templates/logout.html`.
+#[derive(askama::Template)]
+#[template(path = "logout.html")]
+struct SignOutPage {
+    chrome: web::Chrome,
+}
+
 async fn form_page(
     ::axum::extract::Query(query): ::axum::extract::Query<ReturnTo>,
-) -> Html<String> {
-    let hidden = query
-        .return_to
-        .as_deref()
-        .and_then(same_origin_path)
-        .map(|target| {
-            format!(
-                "<input type=\"hidden\" name=\"return\" value=\"{}\">\n",
-                pages::escape(target)
-            )
-        })
-        .unwrap_or_default();
-    Html(FORM.replace("<button", &format!("{hidden}<button")))
+    token: web::FormToken,
+) -> Response {
+    let page = SignInPage {
+        chrome: web::Chrome::anonymous("Sign in", Some(&token)),
+        return_to: query.return_to.as_deref().and_then(same_origin_path),
+    };
+    web::render(StatusCode::OK, &page)
 }
 
 /// The connection's peer address, when the server was started with connect info.
@@ -242,14 +248,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-const FORM: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
-<body><form method="post" action="/login">
-<label>User <input name="user" autocomplete="username" required></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<button type="submit">Sign in</button>
-</form></body></html>"#;
-
 fn cookie(value: &str, max_age: Option<u64>, secure: bool) -> String {
     let mut cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
@@ -259,6 +257,16 @@ fn cookie(value: &str, max_age: Option<u64>, secure: bool) -> String {
         cookie.push_str("; Secure");
     }
     cookie
+}
+
+/// A page saying why signing in failed, with a link back to the form.
+fn sign_in_error(status: StatusCode, heading: &str, message: &str) -> Response {
+    web::message::with_link(
+        status,
+        heading,
+        message,
+        Some(("/login", "Back to sign-in")),
+    )
 }
 
 fn with_retry_after(mut response: Response, seconds: u64) -> Response {
@@ -312,7 +320,7 @@ async fn throttled(
         crate::audit::record(writer, event).await;
     }
     with_retry_after(
-        pages::error(
+        sign_in_error(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
             &format!("Too many sign-in attempts. Try again in {seconds} s."),
@@ -341,7 +349,7 @@ async fn login(
     }
     let unavailable = || {
         with_retry_after(
-            pages::error(
+            sign_in_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Try again",
                 "Signing in is not possible right now. Try again in a moment.",
@@ -386,7 +394,7 @@ async fn login(
         Ok(None) => {
             // Not the submitted name: it is sometimes a mistyped password.
             tracing::info!("sign-in refused");
-            pages::error(
+            sign_in_error(
                 StatusCode::UNAUTHORIZED,
                 "Not signed in",
                 "Wrong user name or password.",
@@ -403,11 +411,11 @@ async fn login(
     }
 }
 
-async fn logout_page() -> Html<String> {
-    Html(pages::page(
-        "Sign out",
-        &format!("<h1>Sign out</h1>\n{}", pages::LOGOUT_BUTTON),
-    ))
+async fn logout_page(token: web::FormToken) -> Response {
+    let page = SignOutPage {
+        chrome: web::Chrome::anonymous("Sign out", Some(&token)),
+    };
+    web::render(StatusCode::OK, &page)
 }
 
 /// Whether the request is a browser's form post (or asks for a page).

@@ -1,4 +1,4 @@
-//! The management API's routers: the REST API by area, the approvals, the landing page.
+//! The management API's routers: the REST API by area, the approvals.
 
 use ::axum::routing::get;
 use ::axum::{Json, Router};
@@ -12,13 +12,11 @@ mod agents;
 mod approvals;
 mod audit;
 mod grants;
-mod home;
 mod state;
 
 pub use approvals::approvals_router;
-pub use home::home_router;
 pub use state::ManageState;
-pub(super) use state::{by_slug, capabilities, invalid, managed, person, target};
+pub(super) use state::{by_slug, capabilities, invalid, managed, person, target, visible_agents};
 
 /// The management REST API, under `/api`. Every route needs a session principal (put an
 /// [`AgentAuthLayer`](crate::AgentAuthLayer) with a session resolver around it); agent tokens

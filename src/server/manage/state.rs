@@ -29,7 +29,7 @@ impl<S: Clone> Clone for ManageState<S> {
 }
 
 /// The agents `user` may see: every one [`Managed::agent`] lets them read.
-pub(super) async fn visible_agents<B>(
+pub(in crate::server) async fn visible_agents<B>(
     store: &Store<B>,
     user: &UserId,
 ) -> Result<Vec<Agent>, StoreError>

@@ -1,0 +1,193 @@
+//! The per-form CSRF token: every form of the pages carries it in a hidden `csrf` field, and a
+//! post without it, or with another session's, is refused with 403 before any handler runs.
+//!
+//! The token is derived from the session cookie (SHA-256 of a label and the cookie's value), so
+//! it is bound to the session, needs no storage and is the same on every node; it reveals
+//! nothing of the cookie. Before sign-in there is no session: the sign-in form's token is bound
+//! to a pre-session cookie ([`FORM_COOKIE`]), set with the first page that has no session. This
+//! adds to the same-origin rule ([`SameOriginLayer`](crate::server::SameOriginLayer)), which
+//! refuses another site's posts but not a post forged from a page of this site.
+
+use ::axum::body::Body;
+use ::axum::extract::Request;
+use ::axum::middleware::Next;
+use ::axum::response::{IntoResponse, Response};
+use http::header::{CONTENT_TYPE, SET_COOKIE};
+use http::{HeaderValue, Method, StatusCode};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::server::sessions::{SESSION_COOKIE, cookie_named};
+
+/// The pre-session cookie the sign-in form's token is bound to.
+pub const FORM_COOKIE: &str = "agent_auth_form";
+
+/// The form field that carries the token.
+pub const FORM_FIELD: &str = "csrf";
+
+/// A form post's body is read whole to find its token: forms are small.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The token of the forms of one session (or pre-session), as put in each form's hidden field.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FormToken(String);
+
+impl std::fmt::Debug for FormToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FormToken(..)")
+    }
+}
+
+impl FormToken {
+    /// The token bound to the cookie value `secret`.
+    pub fn for_secret(secret: &str) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"agent-auth form token v1\0");
+        hash.update(secret.as_bytes());
+        Self(hex::encode(hash.finalize()))
+    }
+
+    /// The value of the hidden field.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `sent` is this token (compared in constant time).
+    pub fn matches(&self, sent: &str) -> bool {
+        self.0.as_bytes().ct_eq(sent.as_bytes()).into()
+    }
+}
+
+/// The cookie the forms of this request are bound to: the session's, else the pre-session one.
+fn binding(headers: &http::HeaderMap) -> Option<&str> {
+    cookie_named(headers, SESSION_COOKIE)
+        .or_else(|| cookie_named(headers, FORM_COOKIE))
+        .filter(|secret| !secret.is_empty())
+}
+
+fn fresh_secret() -> Option<String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).ok()?;
+    Some(hex::encode(secret))
+}
+
+/// The value of the field `csrf` in a form body, if any.
+fn sent_token(body: &[u8]) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(name, _)| name == FORM_FIELD)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn refused(reason: &str) -> Response {
+    tracing::info!(reason, "form refused");
+    super::message::page(
+        StatusCode::FORBIDDEN,
+        "Form refused",
+        "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+    )
+}
+
+/// The middleware: on a safe method, puts the request's [`FormToken`] in its extensions (and
+/// sets the pre-session cookie when there is no cookie to bind to); on any other, refuses
+/// with 403 unless the body is a form (`application/x-www-form-urlencoded`) whose `csrf`
+/// field is the token of the request's cookie.
+pub(crate) async fn check(secure: bool, mut request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if safe {
+        let mut new_cookie = None;
+        let token = match binding(request.headers()) {
+            Some(secret) => FormToken::for_secret(secret),
+            None => {
+                let Some(secret) = fresh_secret() else {
+                    return super::message::unavailable();
+                };
+                let token = FormToken::for_secret(&secret);
+                new_cookie = Some(secret);
+                token
+            }
+        };
+        request.extensions_mut().insert(token);
+        let mut response = next.run(request).await;
+        if let Some(secret) = new_cookie {
+            let secure = if secure { "; Secure" } else { "" };
+            let cookie = format!("{FORM_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax{secure}");
+            if let Ok(value) = HeaderValue::try_from(cookie) {
+                response.headers_mut().append(SET_COOKIE, value);
+            }
+        }
+        return response;
+    }
+
+    let Some(expected) = binding(request.headers()).map(FormToken::for_secret) else {
+        return refused("no session or form cookie");
+    };
+    let is_form = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return refused("not a form");
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = ::axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return super::message::page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Form too large",
+            "The form sent more than this server accepts.",
+        );
+    };
+    match sent_token(&bytes) {
+        Some(sent) if expected.matches(&sent) => {
+            let mut request = Request::from_parts(parts, Body::from(bytes));
+            request.extensions_mut().insert(expected);
+            next.run(request).await
+        }
+        Some(_) => refused("token of another session"),
+        None => refused("no token"),
+    }
+}
+
+impl<S: Send + Sync> ::axum::extract::FromRequestParts<S> for FormToken {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<FormToken>().cloned().ok_or_else(|| {
+            tracing::error!("a page needs the form-token middleware around it");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page misconfigured").into_response()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_bound_to_the_secret_and_hides_it() {
+        let one = FormToken::for_secret("a".repeat(64).as_str());
+        let other = FormToken::for_secret("b".repeat(64).as_str());
+        assert_ne!(one, other);
+        assert!(one.matches(one.as_str()));
+        assert!(!one.matches(other.as_str()));
+        assert!(!one.matches(""));
+        assert!(!one.as_str().contains(&"a".repeat(8)));
+        assert_eq!(format!("{one:?}"), "FormToken(..)");
+    }
+
+    #[test]
+    fn the_field_is_found_among_others() {
+        assert_eq!(sent_token(b"a=1&csrf=x%2By&b=2").as_deref(), Some("x+y"));
+        assert_eq!(sent_token(b"a=1&b=2"), None);
+    }
+}

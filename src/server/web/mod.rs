@@ -1,0 +1,106 @@
+//! The pages for people (feature `server`): server-rendered with [askama](https://docs.rs/askama)
+//! templates (`templates/`, checked at compile time, escaping everything by default), one
+//! layout, one stylesheet and one small script (`assets/`). Every page works without script.
+//!
+//! Every page is served with a strict `Content-Security-Policy` (scripts and styles only from
+//! `/assets`, no inline script or style, never framed), `X-Frame-Options: DENY` and
+//! `Cache-Control: no-store`. Every form carries a per-session CSRF token
+//! ([`FormToken`]): a post without it, or with another session's, is refused with 403; the
+//! same-origin rule ([`SameOriginLayer`](crate::server::SameOriginLayer)) applies too. The pages
+//! act through [`Managed`](crate::store::Managed), so each enforces exactly the access rule of
+//! the REST API, and what a person may not do is not shown.
+//!
+//! | route | page |
+//! |---|---|
+//! | `GET /` | home: my agents, their status and last use, pending approvals |
+//! | `GET /assets/app.css`, `/assets/app.js` | the stylesheet and the script |
+
+use ::axum::Router;
+use ::axum::response::{Html, IntoResponse, Response};
+use askama::Template;
+use http::StatusCode;
+
+use crate::server::ManageState;
+use crate::server::csrf::SameOriginLayer;
+use crate::store::{Backend, Store};
+
+mod assets;
+mod chrome;
+mod form_token;
+mod headers;
+mod home;
+pub(crate) mod message;
+mod time;
+
+pub use chrome::MANAGE_USERS;
+pub(crate) use chrome::{Chrome, Viewer};
+pub use form_token::{FORM_COOKIE, FORM_FIELD, FormToken};
+pub(crate) use headers::{AUTHORIZATION_CSP, CSP, with_page_headers};
+
+/// `page` rendered, with `status`; a template that fails to render (it cannot, short of a bug
+/// in a value's `Display`) is a 500 and a log line.
+pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a page failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page failed to render").into_response()
+        }
+    }
+}
+
+/// `router`'s forms checked for their token ([`FormToken`], binding the pre-session cookie
+/// with `Secure` when `secure`), its posts from other sites refused, and the page headers with
+/// `csp`: what every router of pages is wrapped in.
+pub(crate) fn pages(router: Router, secure: bool, csp: &'static str) -> Router {
+    let mut same_origin = SameOriginLayer::every_request().html();
+    if secure {
+        same_origin = same_origin.https(true);
+    }
+    with_page_headers(
+        router
+            .layer(::axum::middleware::from_fn(move |request, next| {
+                form_token::check(secure, request, next)
+            }))
+            .layer(same_origin),
+        csp,
+    )
+}
+
+/// The pages for people, configured; mount [`Pages::router`] beside the REST API, inside the
+/// same [`AgentAuthLayer`](crate::AgentAuthLayer) (optional, with a session resolver).
+pub struct Pages<B: Backend> {
+    state: ManageState<Store<B>>,
+    secure: bool,
+}
+
+impl<B: Backend> std::fmt::Debug for Pages<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages")
+            .field("secure", &self.secure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Pages<B> {
+    /// The pages over `state`'s store, recording changes through its audit writer.
+    pub fn new(state: ManageState<Store<B>>) -> Self {
+        Self {
+            state,
+            secure: false,
+        }
+    }
+
+    /// Served over HTTPS: the pre-session cookie is `Secure`, and only `https://` origins may
+    /// post.
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// The routes.
+    pub fn router(self) -> Router {
+        let routes = Router::new().merge(home::routes()).with_state(self.state);
+        pages(routes, self.secure, CSP).merge(with_page_headers(assets::routes(), CSP))
+    }
+}
