@@ -329,8 +329,29 @@ where
 {
     let (child, base, password, log) = serve_demo(db);
     let serve = Killed(child);
-    let driver = Driver::start(driver);
+    let outcome = with_browser(driver, move |browser| scenario(browser, base, password));
+    drop(serve);
+    if let Err(failure) = outcome {
+        let log = log.join().unwrap_or_default();
+        eprintln!(
+            "--- server log (tail) ---\n{}",
+            log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+        );
+        std::panic::resume_unwind(failure);
+    }
+}
 
+/// Runs `scenario(browser)` in a fresh headless Chromium (ChromeDriver at `driver`): the
+/// browser is closed whatever happens; the scenario's panic, if any, is returned.
+pub(crate) fn with_browser<F, Fut>(
+    driver: &Path,
+    scenario: F,
+) -> Result<(), Box<dyn std::any::Any + Send>>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let driver = Driver::start(driver);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -351,20 +372,12 @@ where
             .await
             .unwrap_or_else(|e| panic!("no browser session: {e}"));
         // The scenario on a task of its own: should it panic, the browser is still closed.
-        let outcome = tokio::spawn(scenario(browser.clone(), base, password)).await;
+        let outcome = tokio::spawn(scenario(browser.clone())).await;
         let _ = browser.close().await;
         outcome
     });
     drop(driver);
-    drop(serve);
-    if let Err(failure) = outcome {
-        let log = log.join().unwrap_or_default();
-        eprintln!(
-            "--- server log (tail) ---\n{}",
-            log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
-        );
-        std::panic::resume_unwind(failure.into_panic());
-    }
+    outcome.map_err(|failure| failure.into_panic())
 }
 
 async fn scenario(browser: Client, base: String, password: String) {

@@ -318,7 +318,7 @@ async fn cache_hits(node: &Node) -> u64 {
 }
 
 /// Signs alice in on `node`: the session cookie.
-async fn sign_in(node: &Node) -> String {
+pub(crate) async fn sign_in(node: &Node) -> String {
     let body = format!("user=alice&password={PASSWORD}");
     let answer = request(
         &node.address,
