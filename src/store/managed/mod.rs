@@ -475,7 +475,8 @@ impl<'a, B: Backend> Managed<'a, Store<B>> {
     /// newest [`AuditFilter::last`] of them. `filter`'s agents, if any, narrow it to those of
     /// them the actor may read (none: nothing; asking is not an attempt, nothing is
     /// recorded); otherwise every agent they may see is asked for. The store is asked
-    /// [`AGENTS_PER_AUDIT_QUERY`] agents a query at most.
+    /// a few hundred agents a query at most, within every database's limit on bound
+    /// parameters.
     pub async fn audit_trail(&self, filter: AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let asked = if filter.agents.is_empty() {
             self.store.agents_visible_to(&self.actor).await?
