@@ -24,3 +24,38 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Approvals: the pending list of an open page is fetched again every few seconds, so that a new
+// approval appears without a reload. The server renders the list (escaped by its templates);
+// it is parsed with DOMParser, which runs no script, and swapped in only when it changed.
+document.addEventListener("DOMContentLoaded", () => {
+  const list = document.querySelector("[data-poll]");
+  if (!list) return;
+  const every = 3000;
+  let shown = null;
+  let timer = null;
+  const refresh = async () => {
+    if (document.hidden) return;
+    let response;
+    try {
+      response = await fetch(list.dataset.poll, {
+        credentials: "same-origin",
+        headers: { "Accept": "text/html" },
+        cache: "no-store",
+      });
+    } catch (_) {
+      return; // Offline for a moment: the next round tries again.
+    }
+    if (response.redirected || response.status === 401 || response.status === 403) {
+      clearInterval(timer); // Signed out: a reload shows the sign-in form.
+      return;
+    }
+    if (!response.ok) return;
+    const html = await response.text();
+    if (html === shown) return;
+    shown = html;
+    const parsed = new DOMParser().parseFromString(html, "text/html");
+    list.replaceChildren(...Array.from(parsed.body.childNodes, (node) => document.adoptNode(node)));
+  };
+  timer = setInterval(refresh, every);
+});

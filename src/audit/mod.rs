@@ -112,6 +112,54 @@ pub enum AuditAction {
     ProviderDisconnected,
 }
 
+/// The names versions before 0.2 stored, and the action each now is.
+const LEGACY_NAMES: [(&str, &str); 7] = [
+    ("credential_issued", "token_issued"),
+    ("credential_rotated", "token_rotated"),
+    ("credential_revoked", "token_revoked"),
+    ("identity_created", "agent_created"),
+    ("identity_disabled", "agent_disabled"),
+    ("identity_enabled", "agent_enabled"),
+    ("identity_deleted", "agent_deleted"),
+];
+
+/// [`AuditAction::all`].
+const ALL_ACTIONS: [AuditAction; 33] = [
+    AuditAction::Request,
+    AuditAction::TokenRefused,
+    AuditAction::TokenIssued,
+    AuditAction::TokenRotated,
+    AuditAction::TokenRevoked,
+    AuditAction::AgentCreated,
+    AuditAction::AgentDisabled,
+    AuditAction::AgentEnabled,
+    AuditAction::AgentDeleted,
+    AuditAction::AgentPolicyChanged,
+    AuditAction::GrantChanged,
+    AuditAction::Read,
+    AuditAction::SignInThrottled,
+    AuditAction::ApprovalRequested,
+    AuditAction::ApprovalGranted,
+    AuditAction::ApprovalDenied,
+    AuditAction::ApprovalRevoked,
+    AuditAction::ApprovalUsed,
+    AuditAction::TaskCompleted,
+    AuditAction::RateLimited,
+    AuditAction::ClientRegistered,
+    AuditAction::CodeIssued,
+    AuditAction::CodeReplayed,
+    AuditAction::ConsentRefused,
+    AuditAction::RefreshRotated,
+    AuditAction::RefreshReused,
+    AuditAction::RefreshRevoked,
+    AuditAction::DeviceApproved,
+    AuditAction::DeviceEntryThrottled,
+    AuditAction::ProviderAuthorizationStarted,
+    AuditAction::ProviderConnected,
+    AuditAction::CallbackRefused,
+    AuditAction::ProviderDisconnected,
+];
+
 impl AuditAction {
     /// A stable snake_case name.
     pub fn as_str(&self) -> &'static str {
@@ -155,53 +203,34 @@ impl AuditAction {
     /// Parses [`AuditAction::as_str`], and the names versions before 0.2 stored
     /// (`credential_issued`, `identity_created`, …), so that older trails still read.
     pub fn parse(s: &str) -> Option<Self> {
-        let s = match s {
-            "credential_issued" => "token_issued",
-            "credential_rotated" => "token_rotated",
-            "credential_revoked" => "token_revoked",
-            "identity_created" => "agent_created",
-            "identity_disabled" => "agent_disabled",
-            "identity_enabled" => "agent_enabled",
-            "identity_deleted" => "agent_deleted",
-            current => current,
-        };
-        [
-            Self::Request,
-            Self::TokenRefused,
-            Self::TokenIssued,
-            Self::TokenRotated,
-            Self::TokenRevoked,
-            Self::AgentCreated,
-            Self::AgentDisabled,
-            Self::AgentEnabled,
-            Self::AgentDeleted,
-            Self::AgentPolicyChanged,
-            Self::GrantChanged,
-            Self::Read,
-            Self::SignInThrottled,
-            Self::ApprovalRequested,
-            Self::ApprovalGranted,
-            Self::ApprovalDenied,
-            Self::ApprovalRevoked,
-            Self::ApprovalUsed,
-            Self::TaskCompleted,
-            Self::RateLimited,
-            Self::ClientRegistered,
-            Self::CodeIssued,
-            Self::CodeReplayed,
-            Self::ConsentRefused,
-            Self::RefreshRotated,
-            Self::RefreshReused,
-            Self::RefreshRevoked,
-            Self::DeviceApproved,
-            Self::DeviceEntryThrottled,
-            Self::ProviderAuthorizationStarted,
-            Self::ProviderConnected,
-            Self::CallbackRefused,
-            Self::ProviderDisconnected,
-        ]
-        .into_iter()
-        .find(|action| action.as_str() == s)
+        let s = LEGACY_NAMES
+            .iter()
+            .find(|(legacy, _)| *legacy == s)
+            .map_or(s, |(_, current)| *current);
+        Self::all()
+            .iter()
+            .copied()
+            .find(|action| action.as_str() == s)
+    }
+
+    /// Every action, in the order they are declared: what a filter offers to choose from.
+    pub fn all() -> &'static [Self] {
+        &ALL_ACTIONS
+    }
+
+    /// The names the action may be stored under: [`AuditAction::as_str`], and the names of
+    /// versions before 0.2.
+    #[cfg_attr(not(feature = "sql"), allow(dead_code))]
+    pub(crate) fn stored_names(&self) -> Vec<&'static str> {
+        let name = self.as_str();
+        let mut names = vec![name];
+        names.extend(
+            LEGACY_NAMES
+                .iter()
+                .filter(|(_, current)| *current == name)
+                .map(|(legacy, _)| *legacy),
+        );
+        names
     }
 }
 
@@ -411,6 +440,11 @@ pub struct AuditFilter {
     pub since: Option<OffsetDateTime>,
     /// Before.
     pub until: Option<OffsetDateTime>,
+    /// Only events of this action.
+    pub action: Option<AuditAction>,
+    /// Only events with an outcome of this kind ([`Outcome::as_str`]): a refusal of any
+    /// reason passes `Some(Outcome::Refused(_))`.
+    pub outcome: Option<Outcome>,
     /// At most this many: the newest that match, still listed oldest first (`None`: all).
     pub last: Option<usize>,
 }
@@ -448,6 +482,19 @@ impl AuditFilter {
     /// Only events before `until`.
     pub fn until(mut self, until: OffsetDateTime) -> Self {
         self.until = Some(until);
+        self
+    }
+
+    /// Only events of `action`.
+    pub fn action(mut self, action: AuditAction) -> Self {
+        self.action = Some(action);
+        self
+    }
+
+    /// Only events whose outcome is of `outcome`'s kind (success, refused for any reason,
+    /// denied).
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = Some(outcome);
         self
     }
 
@@ -494,6 +541,10 @@ impl AuditFilter {
                 .is_none_or(|c| event.token.as_ref() == Some(c))
             && self.since.is_none_or(|since| event.at >= since)
             && self.until.is_none_or(|until| event.at < until)
+            && self.action.is_none_or(|action| event.action == action)
+            && self
+                .outcome
+                .is_none_or(|outcome| event.outcome.as_str() == outcome.as_str())
     }
 }
 

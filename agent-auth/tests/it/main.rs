@@ -4,8 +4,8 @@
 //! ([`cluster_oauth`], and the agents' grants: [`cluster_grants`]), a real OAuth client
 //! ([`oauth_client`]; the agents' grants: [`oauth_grants`]; the device flow:
 //! [`oauth_device`]), the official MCP client SDK ([`mcp_client`]) and a real browser
-//! ([`browser`], and on the device flow's pages [`browser_device`]; the pages for people:
-//! [`web_sessions`], …) against it.
+//! ([`browser`], and on the device flow's pages [`browser_device`]) against it. The pages for
+//! people, one journey each in Chromium: [`web_approvals`], [`web_sessions`].
 //!
 //! Tests that need PostgreSQL or Redis skip with a notice when their URL is not set
 //! (`AGENT_AUTH_TEST_POSTGRES_URL`, `AGENT_AUTH_TEST_REDIS_URL`), and fail then under
@@ -24,4 +24,5 @@ mod oauth_device;
 mod oauth_grants;
 mod serve_hardening;
 mod support;
+mod web_approvals;
 mod web_sessions;

@@ -13,6 +13,10 @@
 //! | route | page |
 //! |---|---|
 //! | `GET /` | home: my agents, their status and last use, pending approvals |
+//! | `GET /approvals?page=N` | pending approvals (approve and deny for the agent's owner or admin), the history, paged |
+//! | `GET /approvals/pending` | the pending list alone: what the script fetches to show new approvals without a reload |
+//! | `POST /approvals/{id}/approve`, `/deny` | decide one, back to `/approvals` |
+//! | `GET /audit?agent=…&action=…&outcome=…&since=…&until=…&page=N` | the trail of the agents whose trail the person may read, newest first, 50 a page |
 //! | `GET /assets/app.css`, `/assets/app.js` | the stylesheet and the script |
 
 use ::axum::Router;
@@ -24,7 +28,10 @@ use crate::server::ManageState;
 use crate::server::csrf::SameOriginLayer;
 use crate::store::{Backend, Store};
 
+mod agent_names;
+mod approvals;
 mod assets;
+mod audit;
 mod chrome;
 mod form_token;
 mod headers;
@@ -100,7 +107,11 @@ impl<B: Backend> Pages<B> {
 
     /// The routes.
     pub fn router(self) -> Router {
-        let routes = Router::new().merge(home::routes()).with_state(self.state);
+        let routes = Router::new()
+            .merge(home::routes())
+            .merge(approvals::routes())
+            .merge(audit::routes())
+            .with_state(self.state);
         pages(routes, self.secure, CSP).merge(with_page_headers(assets::routes(), CSP))
     }
 }

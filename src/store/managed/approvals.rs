@@ -5,7 +5,7 @@ use crate::approval::{Approval, ApprovalBounds, ApprovalFilter, ApprovalId, Deci
 use crate::audit::AuditAction;
 use crate::error::{NotFound, StoreError};
 use crate::principal::AgentId;
-use crate::store::access::{Operation, authorize};
+use crate::store::access::Operation;
 use crate::store::backend::Backend;
 use crate::store::domain::Store;
 use crate::store::model::Agent;
@@ -156,15 +156,7 @@ impl<B: Backend> Managed<'_, Store<B>> {
     }
     /// [`Managed::may`] on an agent read already.
     async fn may_on(&self, record: &Agent, operation: Operation) -> Result<bool, StoreError> {
-        let agent = &record.id;
-        if record.owner == self.actor {
-            return Ok(true);
-        }
-        let mut role = self.store.role_of(agent, &self.actor).await?;
-        if let Some(parent) = &record.parent {
-            role = role.max(self.store.role_of(parent, &self.actor).await?);
-        }
-        Ok(authorize(&self.actor, record, role, operation).is_ok())
+        self.allows(record, operation).await
     }
 }
 

@@ -17,6 +17,11 @@ use crate::ceiling::Policy;
 use crate::error::{NotFound, StoreError};
 use crate::principal::{AgentId, TokenId, UserId};
 
+/// How many agents one audit query of [`Managed::audit_trail`] names at most: well under
+/// SQLite's and PostgreSQL's limits on bound parameters (each is bound twice, for the agent
+/// and for the parent).
+pub(crate) const AGENTS_PER_AUDIT_QUERY: usize = 400;
+
 /// An error of a call on `agent` as a person reads it: the agent by its slug, which they typed,
 /// not by its internal id.
 fn named(agent: &Agent) -> impl Fn(StoreError) -> StoreError + '_ {
@@ -147,6 +152,20 @@ impl<'a, B: Backend> Managed<'a, Store<B>> {
             return Err(denied);
         }
         Ok(record)
+    }
+
+    /// Whether the actor may do `operation` on `agent` (read already), by the same rule as
+    /// every call here, without recording anything: for a page that shows only what its
+    /// reader may do (a refused attempt is recorded when it is made).
+    pub async fn allows(&self, agent: &Agent, operation: Operation) -> Result<bool, StoreError> {
+        if agent.owner == self.actor {
+            return Ok(true);
+        }
+        let mut role = self.store.role_of(&agent.id, &self.actor).await?;
+        if let Some(parent) = &agent.parent {
+            role = role.max(self.store.role_of(parent, &self.actor).await?);
+        }
+        Ok(authorize(&self.actor, agent, role, operation).is_ok())
     }
 
     /// The identity: any role.
@@ -449,5 +468,55 @@ impl<'a, B: Backend> Managed<'a, Store<B>> {
             .events(&filter)
             .await
             .map_err(|crate::error::AuditError::Unavailable(e)| StoreError::Unavailable(e))
+    }
+
+    /// The trail across agents: the events passing `filter` of every agent the actor may
+    /// read the trail of (owner, operator or admin) with their children's, oldest first, the
+    /// newest [`AuditFilter::last`] of them. `filter`'s agents, if any, narrow it to those of
+    /// them the actor may read (none: nothing; asking is not an attempt, nothing is
+    /// recorded); otherwise every agent they may see is asked for. The store is asked
+    /// a few hundred agents a query at most, within every database's limit on bound
+    /// parameters.
+    pub async fn audit_trail(&self, filter: AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let asked = if filter.agents.is_empty() {
+            self.store.agents_visible_to(&self.actor).await?
+        } else {
+            filter.agents.clone()
+        };
+        let mut readable = Vec::new();
+        for id in &asked {
+            let Some(agent) = self.store.agent(id).await? else {
+                continue;
+            };
+            if self.allows(&agent, Operation::ReadAudit).await? {
+                readable.push(agent);
+            }
+        }
+        // A child's events are found through its parent: asking for both would find them
+        // twice when they fall in different queries.
+        let ids: std::collections::HashSet<AgentId> =
+            readable.iter().map(|agent| agent.id.clone()).collect();
+        let agents: Vec<AgentId> = readable
+            .iter()
+            .filter(|agent| agent.parent.as_ref().is_none_or(|p| !ids.contains(p)))
+            .map(|agent| agent.id.clone())
+            .collect();
+        let mut found: Vec<AuditEvent> = Vec::new();
+        for chunk in agents.chunks(AGENTS_PER_AUDIT_QUERY) {
+            let query = AuditFilter {
+                agents: chunk.to_vec(),
+                with_children: true,
+                ..filter.clone()
+            };
+            let events =
+                self.store.events(&query).await.map_err(
+                    |crate::error::AuditError::Unavailable(e)| StoreError::Unavailable(e),
+                )?;
+            found.extend(events);
+        }
+        // One query's events are in order already; a stable sort merges them.
+        found.sort_by_key(|event| event.at);
+        filter.keep_last(&mut found);
+        Ok(found)
     }
 }

@@ -59,6 +59,20 @@ impl<B: Driver> Core<B> {
         if let Some(until) = filter.until {
             statement.push(" AND at < ").push_bind(micros(until));
         }
+        if let Some(action) = filter.action {
+            statement.push(" AND action IN (");
+            for (i, name) in action.stored_names().into_iter().enumerate() {
+                statement
+                    .push(if i > 0 { ", " } else { "" })
+                    .push_bind(name);
+            }
+            statement.push(")");
+        }
+        if let Some(outcome) = filter.outcome {
+            statement
+                .push(" AND outcome = ")
+                .push_bind(outcome.as_str());
+        }
         // By time; events of one instant in the order they were recorded.
         match filter.last {
             None => statement.push(" ORDER BY at, seq"),
