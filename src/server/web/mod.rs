@@ -13,6 +13,12 @@
 //! | route | page |
 //! |---|---|
 //! | `GET /` | home: my agents, their status and last use, pending approvals |
+//! | `POST /agents` | create an agent (the home page's form) |
+//! | `GET /agents/{slug}` | an agent: its policy, tokens, activity chart, children and grants |
+//! | `POST /agents/{slug}/tokens`, `…/tokens/rotate`, `…/tokens/revoke` | create (shown once), rotate, revoke a token |
+//! | `POST /agents/{slug}/grants`, `…/grants/remove` | grant a role, withdraw it |
+//! | `GET`, `POST /agents/{slug}/policy` | edit the policy |
+//! | `GET`, `POST /agents/{slug}/disable`, `…/delete`; `POST …/enable` | confirm, then disable or delete; enable |
 //! | `GET /assets/app.css`, `/assets/app.js` | the stylesheet and the script |
 
 use ::axum::Router;
@@ -24,13 +30,21 @@ use crate::server::ManageState;
 use crate::server::csrf::SameOriginLayer;
 use crate::store::{Backend, Store};
 
+mod agent;
 mod assets;
+mod chart;
 mod chrome;
 mod form_token;
+mod grants;
 mod headers;
 mod home;
+mod lifecycle;
 pub(crate) mod message;
+mod new_agent;
+mod policy;
+mod target;
 mod time;
+mod tokens;
 
 pub use chrome::MANAGE_USERS;
 pub(crate) use chrome::{Chrome, Viewer};
@@ -100,7 +114,15 @@ impl<B: Backend> Pages<B> {
 
     /// The routes.
     pub fn router(self) -> Router {
-        let routes = Router::new().merge(home::routes()).with_state(self.state);
+        let routes = Router::new()
+            .merge(home::routes())
+            .merge(agent::routes())
+            .merge(new_agent::routes())
+            .merge(tokens::routes())
+            .merge(grants::routes())
+            .merge(policy::routes())
+            .merge(lifecycle::routes())
+            .with_state(self.state);
         pages(routes, self.secure, CSP).merge(with_page_headers(assets::routes(), CSP))
     }
 }
