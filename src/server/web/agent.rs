@@ -198,7 +198,7 @@ async fn agent_page<B: Backend>(
             Err(error) => return failed(error),
         };
         // Newest first: the one just made is on top.
-        tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.created_at));
     }
     let newest = super::tokens::newest(&tokens);
 

@@ -51,7 +51,8 @@ fn counted(event: &AuditEvent) -> Option<bool> {
 pub(super) struct Hour {
     /// When it starts, `14:00` (UTC).
     pub label: String,
-    /// Whether its label is written under the axis (every third hour, not to crowd it).
+    /// Whether its label is written under the axis (every third hour back from the current
+    /// one, not to crowd it).
     pub labelled: bool,
     /// Requests admitted and refused.
     pub admitted: u64,
@@ -135,6 +136,11 @@ impl Activity {
             let Some(admitted) = counted(event) else {
                 continue;
             };
+            // Not `whole_hours` alone: it rounds toward zero, which would put a minute before
+            // the first hour in it.
+            if event.at < first {
+                continue;
+            }
             let offset = (event.at - first).whole_hours();
             let Some(slot) = usize::try_from(offset).ok().filter(|&h| h < HOURS) else {
                 continue;
@@ -160,7 +166,7 @@ impl Activity {
                 let refused_height = height(refused, scale, room);
                 Hour {
                     label: format!("{:02}:00", start.hour()),
-                    labelled: i % 3 == 0,
+                    labelled: (HOURS - 1 - i) % 3 == 0,
                     admitted,
                     refused,
                     x,
@@ -239,6 +245,8 @@ mod tests {
         assert_eq!(chart.hours.len(), HOURS);
         assert_eq!(chart.hours[0].label, "15:00");
         assert_eq!(chart.hours[23].label, "14:00");
+        assert!(chart.hours[23].labelled && chart.hours[20].labelled);
+        assert!(!chart.hours[22].labelled);
         assert_eq!((chart.hours[23].admitted, chart.hours[23].refused), (2, 0));
         assert_eq!((chart.hours[22].admitted, chart.hours[22].refused), (0, 5));
         assert_eq!((chart.hours[0].admitted, chart.hours[0].refused), (0, 1));
