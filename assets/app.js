@@ -59,3 +59,12 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   timer = setInterval(refresh, every);
 });
+
+// A token shown once is blanked when its page is left: should the browser keep the page in
+// its back-forward cache (it is served `no-store`, which should prevent that), going back
+// does not show the token again.
+window.addEventListener("pagehide", () => {
+  for (const element of document.querySelectorAll("[data-once]")) {
+    element.textContent = "(shown once: no longer shown)";
+  }
+});

@@ -47,4 +47,5 @@ mod store_postgres;
 mod store_sqlite;
 mod token_format;
 mod verdict_cache;
+mod web_agents;
 mod web_approvals;

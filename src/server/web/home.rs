@@ -1,7 +1,8 @@
-//! `GET /`: my agents, their status and last use, and how many approvals wait for me.
+//! `GET /`: my agents, their status and last use, and how many approvals wait for me; the
+//! form to create an agent (posted to `/agents`, [`new_agent`](super::new_agent)).
 
 use ::axum::Router;
-use ::axum::extract::State;
+use ::axum::extract::{RawQuery, State};
 use ::axum::response::Response;
 use ::axum::routing::get;
 use askama::Template;
@@ -22,6 +23,8 @@ pub(super) fn routes<B: Backend>() -> Router<ManageState<Store<B>>> {
 #[template(path = "home.html")]
 struct Home {
     chrome: Chrome,
+    /// A form's outcome (`?done=`, from a fixed list).
+    notice: Option<&'static str>,
     agents: Vec<AgentRow>,
     pending: usize,
 }
@@ -47,7 +50,11 @@ impl AgentRow {
     }
 }
 
-async fn home<B: Backend>(State(state): State<ManageState<Store<B>>>, viewer: Viewer) -> Response {
+async fn home<B: Backend>(
+    State(state): State<ManageState<Store<B>>>,
+    viewer: Viewer,
+    RawQuery(query): RawQuery,
+) -> Response {
     let chrome = viewer.chrome("Agents", "agents");
     let agents = match visible_agents(&state.store, viewer.user()).await {
         Ok(agents) => agents,
@@ -67,6 +74,7 @@ async fn home<B: Backend>(State(state): State<ManageState<Store<B>>>, viewer: Vi
         .map_or(0, |approvals| approvals.len());
     let page = Home {
         chrome,
+        notice: super::agent::notice(query.as_deref()),
         agents: agents.iter().map(AgentRow::new).collect(),
         pending,
     };

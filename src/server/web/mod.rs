@@ -17,6 +17,12 @@
 //! | `GET /approvals/pending` | the pending list alone: what the script fetches to show new approvals without a reload |
 //! | `POST /approvals/{id}/approve`, `/deny` | decide one, back to `/approvals` |
 //! | `GET /audit?agent=…&action=…&outcome=…&since=…&until=…&page=N` | the trail of the agents whose trail the person may read, newest first, 50 a page |
+//! | `POST /agents` | create an agent (the home page's form) |
+//! | `GET /agents/{slug}` | an agent: its policy, tokens, activity chart, children and grants |
+//! | `POST /agents/{slug}/tokens`, `…/tokens/rotate`, `…/tokens/revoke` | create (shown once), rotate, revoke a token |
+//! | `POST /agents/{slug}/grants`, `…/grants/remove` | grant a role, withdraw it |
+//! | `GET`, `POST /agents/{slug}/policy` | edit the policy |
+//! | `GET`, `POST /agents/{slug}/disable`, `…/delete`; `POST …/enable` | confirm, then disable or delete; enable |
 //! | `GET /assets/app.css`, `/assets/app.js` | the stylesheet and the script |
 
 use ::axum::Router;
@@ -28,16 +34,24 @@ use crate::server::ManageState;
 use crate::server::csrf::SameOriginLayer;
 use crate::store::{Backend, Store};
 
+mod agent;
 mod agent_names;
 mod approvals;
 mod assets;
 mod audit;
+mod chart;
 mod chrome;
 mod form_token;
+mod grants;
 mod headers;
 mod home;
+mod lifecycle;
 pub(crate) mod message;
+mod new_agent;
+mod policy;
+mod target;
 mod time;
+mod tokens;
 
 pub use chrome::MANAGE_USERS;
 pub(crate) use chrome::{Chrome, Viewer};
@@ -111,6 +125,12 @@ impl<B: Backend> Pages<B> {
             .merge(home::routes())
             .merge(approvals::routes())
             .merge(audit::routes())
+            .merge(agent::routes())
+            .merge(new_agent::routes())
+            .merge(tokens::routes())
+            .merge(grants::routes())
+            .merge(policy::routes())
+            .merge(lifecycle::routes())
             .with_state(self.state);
         pages(routes, self.secure, CSP).merge(with_page_headers(assets::routes(), CSP))
     }

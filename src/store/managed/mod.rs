@@ -136,11 +136,7 @@ impl<'a, B: Backend> Managed<'a, Store<B>> {
             .agent(agent)
             .await?
             .ok_or_else(|| StoreError::unknown_agent(agent))?;
-        let mut role = self.store.role_of(agent, &self.actor).await?;
-        // A thread-scoped child is managed by whoever manages its parent.
-        if let Some(parent) = &record.parent {
-            role = role.max(self.store.role_of(parent, &self.actor).await?);
-        }
+        let role = self.role(&record).await?;
         if let Err(denied) = authorize(&self.actor, &record, role, operation) {
             let detail = match about {
                 Some(about) => format!("denied: may not {} ({about})", operation.as_str()),
@@ -161,11 +157,22 @@ impl<'a, B: Backend> Managed<'a, Store<B>> {
         if agent.owner == self.actor {
             return Ok(true);
         }
+        let role = self.role(agent).await?;
+        Ok(authorize(&self.actor, agent, role, operation).is_ok())
+    }
+
+    /// The actor's role on `agent` (read from the store, `agent` as [`Managed::agent`] or a
+    /// listing returned it): their grant on it or, for a thread-scoped child, on its parent,
+    /// whichever is higher; `None` without either (an owner needs none). With
+    /// [`authorize`](crate::store::authorize) it tells what the actor may do, to show only
+    /// that: each call still checks.
+    pub async fn role(&self, agent: &Agent) -> Result<Option<AccessRole>, StoreError> {
         let mut role = self.store.role_of(&agent.id, &self.actor).await?;
+        // A thread-scoped child is managed by whoever manages its parent.
         if let Some(parent) = &agent.parent {
             role = role.max(self.store.role_of(parent, &self.actor).await?);
         }
-        Ok(authorize(&self.actor, agent, role, operation).is_ok())
+        Ok(role)
     }
 
     /// The identity: any role.
