@@ -7,7 +7,7 @@
 // fills with what must never travel in a URL.
 
 const decode = (s) =>
-  s.replaceAll('&quot;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
+  s.replaceAll('&quot;', '"').replaceAll('&#34;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
     .replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
 
 /// The attribute `name` of the tag text `tag`, unescaped.

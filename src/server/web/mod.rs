@@ -14,6 +14,11 @@
 //! |---|---|
 //! | `GET /` | home: my agents, their status and last use, pending approvals |
 //! | `GET /assets/app.css`, `/assets/app.js` | the stylesheet and the script |
+//! | `GET /apps`, `GET`/`POST /apps/disconnect` | connected apps: the OAuth clients I connected, and disconnecting one (feature `oauth`) |
+//! | `GET /users`, `POST /users`, `/users/role`, `GET`/`POST /users/active` | users (site admins, with [`Pages::accounts`]): add, change a role, deactivate and activate |
+//! | `GET /account`, `POST /account/password` | my account: who I am, my role, changing my password (with [`Pages::accounts`]) |
+
+use std::sync::Arc;
 
 use ::axum::Router;
 use ::axum::response::{Html, IntoResponse, Response};
@@ -21,9 +26,12 @@ use askama::Template;
 use http::StatusCode;
 
 use crate::server::ManageState;
+use crate::server::accounts::AccountAdmin;
 use crate::server::csrf::SameOriginLayer;
 use crate::store::{Backend, Store};
 
+mod account;
+mod apps;
 mod assets;
 mod chrome;
 mod form_token;
@@ -31,11 +39,14 @@ mod headers;
 mod home;
 pub(crate) mod message;
 mod time;
+mod users;
 
 pub use chrome::MANAGE_USERS;
 pub(crate) use chrome::{Chrome, Viewer};
 pub use form_token::{FORM_COOKIE, FORM_FIELD, FormToken};
-pub(crate) use headers::{AUTHORIZATION_CSP, CSP, with_page_headers};
+#[cfg(feature = "oauth")]
+pub(crate) use headers::AUTHORIZATION_CSP;
+pub(crate) use headers::{CSP, with_page_headers};
 
 /// `page` rendered, with `status`; a template that fails to render (it cannot, short of a bug
 /// in a value's `Display`) is a 500 and a log line.
@@ -72,12 +83,14 @@ pub(crate) fn pages(router: Router, secure: bool, csp: &'static str) -> Router {
 pub struct Pages<B: Backend> {
     state: ManageState<Store<B>>,
     secure: bool,
+    accounts: Option<Arc<dyn AccountAdmin>>,
 }
 
 impl<B: Backend> std::fmt::Debug for Pages<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pages")
             .field("secure", &self.secure)
+            .field("accounts", &self.accounts.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +101,7 @@ impl<B: Backend> Pages<B> {
         Self {
             state,
             secure: false,
+            accounts: None,
         }
     }
 
@@ -98,9 +112,21 @@ impl<B: Backend> Pages<B> {
         self
     }
 
+    /// The accounts of the people who sign in, kept by the application: with them the users
+    /// page (site admins) and the password form of the account page are served.
+    pub fn accounts(mut self, accounts: Arc<dyn AccountAdmin>) -> Self {
+        self.accounts = Some(accounts);
+        self
+    }
+
     /// The routes.
     pub fn router(self) -> Router {
-        let routes = Router::new().merge(home::routes()).with_state(self.state);
+        let routes = Router::new()
+            .merge(home::routes())
+            .merge(apps::routes())
+            .with_state(self.state)
+            .merge(account::routes(self.accounts.clone()))
+            .merge(users::routes(self.accounts));
         pages(routes, self.secure, CSP).merge(with_page_headers(assets::routes(), CSP))
     }
 }
