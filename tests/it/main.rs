@@ -47,3 +47,4 @@ mod store_postgres;
 mod store_sqlite;
 mod token_format;
 mod verdict_cache;
+mod web_pages;

@@ -77,6 +77,8 @@ pub struct OAuth {
     pub witness: Arc<Mutex<Witness>>,
     /// alice's agent `writer`, registered as a client of redirect URI [`REDIRECT`].
     pub writer_agent: Agent,
+    /// The sessions the application resolves.
+    pub sessions: Sessions,
 }
 
 /// An answer, read whole.
@@ -200,7 +202,7 @@ impl OAuth {
             .layer(
                 AgentAuthLayer::new(store.clone())
                     .optional()
-                    .with_session_resolver(sessions),
+                    .with_session_resolver(sessions.clone()),
             )
             .merge(api);
         Self {
@@ -213,6 +215,7 @@ impl OAuth {
             writer,
             witness: Arc::default(),
             writer_agent,
+            sessions,
         }
     }
 
