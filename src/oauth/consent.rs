@@ -243,7 +243,7 @@ mod tests {
             html.contains("shows the code <strong>BCDF-GHJK</strong>"),
             "{html}"
         );
-        assert!(html.contains("&lt;b&gt;evil&lt;/b&gt;.example"), "{html}");
+        assert!(html.contains("&#60;b&#62;evil&#60;/b&#62;.example"), "{html}");
         assert!(html.contains(r#"name="capability" value="posts:read" checked"#));
         assert!(html.contains(r#"value="deny""#));
     }

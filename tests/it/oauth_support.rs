@@ -537,14 +537,14 @@ fn inputs(html: &str, kind: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `text` with the entities the pages' templates write (askama's) decoded.
+/// `text` with the entities the pages' templates write (askama's: `&#34;`, `&#39;`, `&#60;`,
+/// `&#62;`, `&#38;`) decoded.
 pub fn unescape(text: &str) -> String {
     text.replace("&#34;", "\"")
-        .replace("&quot;", "\"")
         .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
 }
 
 /// The store's clock, read by tests.

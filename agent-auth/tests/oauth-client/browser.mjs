@@ -8,7 +8,8 @@
 
 const decode = (s) =>
   s.replaceAll('&quot;', '"').replaceAll('&#34;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+    .replaceAll('&lt;', '<').replaceAll('&#60;', '<').replaceAll('&gt;', '>').replaceAll('&#62;', '>')
+    .replaceAll('&amp;', '&').replaceAll('&#38;', '&');
 
 /// The attribute `name` of the tag text `tag`, unescaped.
 const attribute = (tag, name) => {
