@@ -14,8 +14,8 @@ use ::axum::response::Response;
 use askama::Template;
 use http::StatusCode;
 
-use crate::server::web::{Chrome, render};
 use crate::principal::UserId;
+use crate::server::web::{Chrome, render};
 
 /// How long a consent form may be posted after it was shown, in seconds.
 pub(crate) const FORM_LIFETIME: i64 = 600;
@@ -243,7 +243,10 @@ mod tests {
             html.contains("shows the code <strong>BCDF-GHJK</strong>"),
             "{html}"
         );
-        assert!(html.contains("&#60;b&#62;evil&#60;/b&#62;.example"), "{html}");
+        assert!(
+            html.contains("&#60;b&#62;evil&#60;/b&#62;.example"),
+            "{html}"
+        );
         assert!(html.contains(r#"name="capability" value="posts:read" checked"#));
         assert!(html.contains(r#"value="deny""#));
     }

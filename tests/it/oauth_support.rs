@@ -529,10 +529,7 @@ fn inputs(html: &str, kind: &str) -> Vec<(String, String)> {
         .filter_map(|rest| {
             let (name, rest) = rest.split_once('"')?;
             let value = rest.split_once("value=\"")?.1.split_once('"')?.0;
-            Some((
-                unescape(name),
-                unescape(value),
-            ))
+            Some((unescape(name), unescape(value)))
         })
         .collect()
 }

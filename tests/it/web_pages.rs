@@ -123,10 +123,17 @@ async fn a_connected_app_is_listed_and_disconnecting_it_ends_its_tokens() {
 
     // Asked first, on a page of its own; then a post without the form's token is refused.
     let ask = alice
-        .get(&app, &format!("/apps/disconnect?{}", form(&[("client", &client)])))
+        .get(
+            &app,
+            &format!("/apps/disconnect?{}", form(&[("client", &client)])),
+        )
         .await;
     assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
-    assert!(ask.body.contains("Disconnect Test MCP client"), "{}", ask.body);
+    assert!(
+        ask.body.contains("Disconnect Test MCP client"),
+        "{}",
+        ask.body
+    );
     let tokenless = Request::post("/apps/disconnect")
         .header(header::COOKIE, alice.cookie())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -155,7 +162,12 @@ async fn a_connected_app_is_listed_and_disconnecting_it_ends_its_tokens() {
             None,
         )
         .await;
-    assert_eq!(refreshed.status, StatusCode::BAD_REQUEST, "{}", refreshed.body);
+    assert_eq!(
+        refreshed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refreshed.body
+    );
     assert_eq!(refreshed.json()["error"], "invalid_grant");
     let after = alice.get(&app, "/apps?done=disconnected").await;
     assert!(after.body.contains("was disconnected"), "{}", after.body);
@@ -166,8 +178,11 @@ async fn a_connected_app_is_listed_and_disconnecting_it_ends_its_tokens() {
 /// the directory the sessions read kept in step.
 struct Accounts {
     directory: MemoryUserDirectory,
-    rows: Mutex<BTreeMap<String, (Option<CapabilitySet>, bool, String, u64)>>,
+    rows: Mutex<BTreeMap<String, Row>>,
 }
+
+/// An account: its role, whether active, its password, its credential stamp.
+type Row = (Option<CapabilitySet>, bool, String, u64);
 
 impl Accounts {
     fn new(directory: MemoryUserDirectory) -> Self {
@@ -190,11 +205,7 @@ impl Accounts {
         );
     }
 
-    fn change(
-        &self,
-        id: &str,
-        change: impl FnOnce(&mut (Option<CapabilitySet>, bool, String, u64)),
-    ) -> Result<(), StoreError> {
+    fn change(&self, id: &str, change: impl FnOnce(&mut Row)) -> Result<(), StoreError> {
         {
             let mut rows = self.rows.lock().unwrap();
             let row = rows
@@ -306,15 +317,29 @@ async fn an_admin_adds_a_user_changes_the_role_and_deactivates() {
         .post(
             &app,
             "/users",
-            &[("id", "nina"), ("role", "agents:read, approvals:*"), ("password", "nina-pass")],
+            &[
+                ("id", "nina"),
+                ("role", "agents:read, approvals:*"),
+                ("password", "nina-pass"),
+            ],
         )
         .await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
     assert_eq!(added.location.as_deref(), Some("/users?done=added"));
-    assert!(accounts.verify("nina", "nina-pass").await.unwrap().is_some());
+    assert!(
+        accounts
+            .verify("nina", "nina-pass")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let shown = root.get(&app, "/users?done=added").await;
     assert!(shown.body.contains("The user was added."), "{}", shown.body);
-    assert!(shown.body.contains("agents:read approvals:*"), "{}", shown.body);
+    assert!(
+        shown.body.contains("agents:read approvals:*"),
+        "{}",
+        shown.body
+    );
 
     // Refusals say why, and change nothing.
     for (pairs, why) in [
@@ -323,17 +348,32 @@ async fn an_admin_adds_a_user_changes_the_role_and_deactivates() {
             "already exists",
         ),
         (
-            [("id", "ida"), ("role", "not a capability!"), ("password", "long-enough")],
+            [
+                ("id", "ida"),
+                ("role", "not a capability!"),
+                ("password", "long-enough"),
+            ],
             "not valid",
         ),
-        ([("id", "ida"), ("role", "*"), ("password", "short")], "8 characters"),
         (
-            [("id", "<script>x</script>"), ("role", "*"), ("password", "long-enough")],
+            [("id", "ida"), ("role", "*"), ("password", "short")],
+            "8 characters",
+        ),
+        (
+            [
+                ("id", "<script>x</script>"),
+                ("role", "*"),
+                ("password", "long-enough"),
+            ],
             "not valid",
         ),
     ] {
         let refused = root.post(&app, "/users", &pairs).await;
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{pairs:?}");
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{pairs:?}"
+        );
         assert!(refused.body.contains(why), "{why}: {}", refused.body);
         assert!(!refused.body.contains("<script>x"), "{}", refused.body);
     }
@@ -354,19 +394,46 @@ async fn an_admin_adds_a_user_changes_the_role_and_deactivates() {
     assert_eq!(ask.status, StatusCode::OK);
     assert!(ask.body.contains("Deactivate nina?"), "{}", ask.body);
     let deactivated = root
-        .post(&app, "/users/active", &[("id", "nina"), ("active", "false")])
+        .post(
+            &app,
+            "/users/active",
+            &[("id", "nina"), ("active", "false")],
+        )
         .await;
-    assert_eq!(deactivated.location.as_deref(), Some("/users?done=deactivated"));
-    assert!(accounts.verify("nina", "nina-pass").await.unwrap().is_none());
+    assert_eq!(
+        deactivated.location.as_deref(),
+        Some("/users?done=deactivated")
+    );
+    assert!(
+        accounts
+            .verify("nina", "nina-pass")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let myself = root
-        .post(&app, "/users/active", &[("id", "root"), ("active", "false")])
+        .post(
+            &app,
+            "/users/active",
+            &[("id", "root"), ("active", "false")],
+        )
         .await;
-    assert_eq!(myself.status, StatusCode::UNPROCESSABLE_ENTITY, "not oneself");
+    assert_eq!(
+        myself.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not oneself"
+    );
     let activated = root
         .post(&app, "/users/active", &[("id", "nina"), ("active", "true")])
         .await;
     assert_eq!(activated.location.as_deref(), Some("/users?done=activated"));
-    assert!(accounts.verify("nina", "nina-pass").await.unwrap().is_some());
+    assert!(
+        accounts
+            .verify("nina", "nina-pass")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Anyone but a site admin is refused the users page and each of its posts, and sees no link
@@ -383,7 +450,10 @@ async fn a_user_who_is_not_an_admin_is_refused_the_users_page() {
     let ask = olga.get(&app, "/users/active?id=root&active=false").await;
     assert_eq!(ask.status, StatusCode::FORBIDDEN);
     for (uri, pairs) in [
-        ("/users", vec![("id", "eve"), ("role", "*"), ("password", "eve-password")]),
+        (
+            "/users",
+            vec![("id", "eve"), ("role", "*"), ("password", "eve-password")],
+        ),
         ("/users/role", vec![("id", "olga"), ("role", "*")]),
         ("/users/active", vec![("id", "root"), ("active", "false")]),
     ] {
@@ -407,15 +477,27 @@ async fn a_password_change_needs_the_current_one_and_ends_the_sessions() {
     assert!(page.body.contains("olga") && page.body.contains("agents:read"));
     for (pairs, why) in [
         (
-            [("current", "wrong"), ("new", "new-password"), ("again", "new-password")],
+            [
+                ("current", "wrong"),
+                ("new", "new-password"),
+                ("again", "new-password"),
+            ],
             "not right",
         ),
         (
-            [("current", "olga-password"), ("new", "new-password"), ("again", "other-one")],
+            [
+                ("current", "olga-password"),
+                ("new", "new-password"),
+                ("again", "other-one"),
+            ],
             "differ",
         ),
         (
-            [("current", "olga-password"), ("new", "short"), ("again", "short")],
+            [
+                ("current", "olga-password"),
+                ("new", "short"),
+                ("again", "short"),
+            ],
             "8 characters",
         ),
     ] {
@@ -423,21 +505,47 @@ async fn a_password_change_needs_the_current_one_and_ends_the_sessions() {
         assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(refused.body.contains(why), "{why}: {}", refused.body);
     }
-    assert!(accounts.verify("olga", "olga-password").await.unwrap().is_some());
+    assert!(
+        accounts
+            .verify("olga", "olga-password")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     let changed = olga
         .post(
             &app,
             "/account/password",
-            &[("current", "olga-password"), ("new", "new-password"), ("again", "new-password")],
+            &[
+                ("current", "olga-password"),
+                ("new", "new-password"),
+                ("again", "new-password"),
+            ],
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
     assert!(changed.body.contains("Sign in again"), "{}", changed.body);
-    assert!(accounts.verify("olga", "new-password").await.unwrap().is_some());
-    assert!(accounts.verify("olga", "olga-password").await.unwrap().is_none());
+    assert!(
+        accounts
+            .verify("olga", "new-password")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        accounts
+            .verify("olga", "olga-password")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let ended = olga.get(&app, "/account").await;
     assert_eq!(ended.status, StatusCode::SEE_OTHER, "the session ended");
     assert!(ended.location.unwrap().starts_with("/login"));
-    assert_eq!(root.get(&app, "/account").await.status, StatusCode::OK, "others' stay");
+    assert_eq!(
+        root.get(&app, "/account").await.status,
+        StatusCode::OK,
+        "others' stay"
+    );
 }

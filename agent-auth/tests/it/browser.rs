@@ -257,7 +257,10 @@ pub(crate) async fn wait_for_url(browser: &Client, prefix: &str) -> url::Url {
 
 /// The query the callback received, as pairs; checked to be the query of the URL the browser
 /// shows.
-pub(crate) fn callback_query(callbacks: &mpsc::Receiver<String>, shown: &url::Url) -> Vec<(String, String)> {
+pub(crate) fn callback_query(
+    callbacks: &mpsc::Receiver<String>,
+    shown: &url::Url,
+) -> Vec<(String, String)> {
     let line = callbacks
         .recv_timeout(PATIENCE)
         .expect("the callback was not called");

@@ -157,7 +157,7 @@ mod connected {
                 },
             ));
         }
-        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_by_key(|row| std::cmp::Reverse(row.0));
         Ok(Some(rows.into_iter().map(|(_, row)| row).collect()))
     }
 

@@ -83,7 +83,9 @@ fn parse_role(text: &str) -> Result<Option<CapabilitySet>, String> {
         .filter(|name| !name.is_empty())
         .collect();
     if names.is_empty() {
-        return Err("Give the role: * for every capability, or capabilities like agents:read.".into());
+        return Err(
+            "Give the role: * for every capability, or capabilities like agents:read.".into(),
+        );
     }
     CapabilitySet::parse(names)
         .map(Some)
@@ -95,34 +97,31 @@ fn notice(done: Option<&str>) -> &'static str {
     match done {
         Some("added") => "The user was added.",
         Some("role") => "The role was changed.",
-        Some("deactivated") => "The user was deactivated: they are signed out and their agents are refused.",
+        Some("deactivated") => {
+            "The user was deactivated: they are signed out and their agents are refused."
+        }
         Some("activated") => "The user was activated.",
         _ => "",
     }
 }
 
-/// The site admin looking, or the 403 page.
-fn admin(viewer: &Viewer) -> Result<Chrome, Response> {
-    let chrome = viewer.chrome("Users", "users");
-    if viewer.site_admin() {
-        Ok(chrome)
-    } else {
-        Err(message::for_viewer(
-            chrome,
+/// The 403 page, unless the person looking is a site admin.
+fn not_admin(viewer: &Viewer) -> Option<Response> {
+    (!viewer.site_admin()).then(|| {
+        message::for_viewer(
+            viewer.chrome("Users", "users"),
             StatusCode::FORBIDDEN,
             "Only a site administrator may manage users.",
-        ))
-    }
+        )
+    })
 }
 
 /// A refused change as a page: the application's message for bad input, else a general one.
 pub(super) fn refused(chrome: Chrome, error: &StoreError) -> Response {
     match error {
-        StoreError::Input(input) => message::for_viewer(
-            chrome,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &input.to_string(),
-        ),
+        StoreError::Input(input) => {
+            message::for_viewer(chrome, StatusCode::UNPROCESSABLE_ENTITY, &input.to_string())
+        }
         StoreError::NotFound(_) => {
             message::for_viewer(chrome, StatusCode::NOT_FOUND, "There is no such user.")
         }
@@ -138,11 +137,15 @@ struct Done {
     done: Option<String>,
 }
 
-async fn list(State(accounts): State<Accounts>, viewer: Viewer, Query(done): Query<Done>) -> Response {
-    let chrome = match admin(&viewer) {
-        Ok(chrome) => chrome,
-        Err(refusal) => return refusal,
-    };
+async fn list(
+    State(accounts): State<Accounts>,
+    viewer: Viewer,
+    Query(done): Query<Done>,
+) -> Response {
+    if let Some(refusal) = not_admin(&viewer) {
+        return refusal;
+    }
+    let chrome = viewer.chrome("Users", "users");
     let summaries = match accounts.list().await {
         Ok(summaries) => summaries,
         Err(error) => return refused(chrome, &error),
@@ -177,11 +180,15 @@ struct NewUser {
     password: String,
 }
 
-async fn add(State(accounts): State<Accounts>, viewer: Viewer, Form(new): Form<NewUser>) -> Response {
-    let chrome = match admin(&viewer) {
-        Ok(chrome) => chrome,
-        Err(refusal) => return refusal,
-    };
+async fn add(
+    State(accounts): State<Accounts>,
+    viewer: Viewer,
+    Form(new): Form<NewUser>,
+) -> Response {
+    if let Some(refusal) = not_admin(&viewer) {
+        return refusal;
+    }
+    let chrome = viewer.chrome("Users", "users");
     let role = match parse_role(&new.role) {
         Ok(role) => role,
         Err(why) => return message::for_viewer(chrome, StatusCode::UNPROCESSABLE_ENTITY, &why),
@@ -193,7 +200,10 @@ async fn add(State(accounts): State<Accounts>, viewer: Viewer, Form(new): Form<N
             "The initial password must be at least 8 characters long.",
         );
     }
-    match accounts.add(new.id.trim(), role.as_ref(), &new.password).await {
+    match accounts
+        .add(new.id.trim(), role.as_ref(), &new.password)
+        .await
+    {
         Ok(()) => Redirect::to("/users?done=added").into_response(),
         Err(error) => refused(chrome, &error),
     }
@@ -212,10 +222,10 @@ async fn set_role(
     viewer: Viewer,
     Form(change): Form<RoleChange>,
 ) -> Response {
-    let chrome = match admin(&viewer) {
-        Ok(chrome) => chrome,
-        Err(refusal) => return refusal,
-    };
+    if let Some(refusal) = not_admin(&viewer) {
+        return refusal;
+    }
+    let chrome = viewer.chrome("Users", "users");
     let role = match parse_role(&change.role) {
         Ok(role) => role,
         Err(why) => return message::for_viewer(chrome, StatusCode::UNPROCESSABLE_ENTITY, &why),
@@ -236,10 +246,10 @@ struct ActiveChange {
 
 /// `GET /users/active?id=…`: the page that asks before deactivating.
 async fn confirm_active(viewer: Viewer, Query(change): Query<ActiveChange>) -> Response {
-    let chrome = match admin(&viewer) {
-        Ok(chrome) => chrome,
-        Err(refusal) => return refusal,
-    };
+    if let Some(refusal) = not_admin(&viewer) {
+        return refusal;
+    }
+    let chrome = viewer.chrome("Users", "users");
     let chrome = Chrome {
         title: "Deactivate a user".into(),
         ..chrome
@@ -258,10 +268,10 @@ async fn set_active(
     viewer: Viewer,
     Form(change): Form<ActiveChange>,
 ) -> Response {
-    let chrome = match admin(&viewer) {
-        Ok(chrome) => chrome,
-        Err(refusal) => return refusal,
-    };
+    if let Some(refusal) = not_admin(&viewer) {
+        return refusal;
+    }
+    let chrome = viewer.chrome("Users", "users");
     let active = match change.active.as_str() {
         "true" => true,
         "false" => false,
