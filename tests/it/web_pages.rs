@@ -336,7 +336,7 @@ async fn an_admin_adds_a_user_changes_the_role_and_deactivates() {
     let shown = root.get(&app, "/users?done=added").await;
     assert!(shown.body.contains("The user was added."), "{}", shown.body);
     assert!(
-        shown.body.contains("agents:read approvals:*"),
+        shown.body.contains(r#"value="approvals:* agents:read""#),
         "{}",
         shown.body
     );

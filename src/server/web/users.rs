@@ -305,7 +305,11 @@ mod tests {
     fn roles_read_as_typed() {
         assert_eq!(parse_role(" * "), Ok(None));
         let role = parse_role("agents:read, approvals:*").unwrap().unwrap();
-        assert_eq!(role_text(Some(&role)), "agents:read approvals:*");
+        assert_eq!(
+            role,
+            CapabilitySet::parse(["approvals:*", "agents:read"]).unwrap()
+        );
+        assert_eq!(parse_role(&role_text(Some(&role))), Ok(Some(role)));
         assert!(parse_role("  ").is_err());
         assert!(parse_role("not a capability!").is_err());
         assert_eq!(role_text(None), "*");
