@@ -15,7 +15,8 @@ use tower_agent_auth::clock::{Clock, SystemClock};
 use tower_agent_auth::error::{BoxError, NotFound, StoreError};
 use tower_agent_auth::principal::UserId;
 use tower_agent_auth::server::{
-    PasswordVerifier, hash_password_off_runtime, verify_password_off_runtime,
+    AccountAdmin, AccountSummary, PasswordVerifier, hash_password_off_runtime,
+    verify_password_off_runtime,
 };
 use tower_agent_auth::store::migrate::{self, Migration, MigrationSet};
 use tower_agent_auth::store::{
@@ -289,6 +290,58 @@ impl PasswordVerifier for Accounts {
         };
         let matches = verify_password_off_runtime(hash, password.to_owned()).await?;
         Ok((active && matches).then(|| UserId::from(user)))
+    }
+}
+
+/// The users and account pages' view of the user table.
+#[async_trait::async_trait]
+impl AccountAdmin for Accounts {
+    async fn list(&self) -> Result<Vec<AccountSummary>, StoreError> {
+        let accounts = Accounts::list(self).await?;
+        accounts
+            .into_iter()
+            .map(|account| {
+                let role = account
+                    .capabilities
+                    .map(CapabilitySet::parse)
+                    .transpose()
+                    .map_err(|_| StoreError::invalid("stored capabilities are not valid"))?;
+                let created_at = time::OffsetDateTime::from_unix_timestamp(account.created_at)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                let mut summary = AccountSummary::new(account.id, role, created_at);
+                summary.active = account.active;
+                summary.has_password = account.has_password;
+                Ok(summary)
+            })
+            .collect()
+    }
+
+    async fn add(
+        &self,
+        id: &str,
+        role: Option<&CapabilitySet>,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        let hash = hash_password_off_runtime(password.to_owned())
+            .await
+            .map_err(StoreError::unavailable)?;
+        Accounts::add(self, id, role, Some(hash)).await
+    }
+
+    async fn set_role(&self, id: &str, role: Option<&CapabilitySet>) -> Result<(), StoreError> {
+        Accounts::set_role(self, id, role).await
+    }
+
+    async fn set_active(&self, id: &str, active: bool) -> Result<(), StoreError> {
+        Accounts::set_active(self, id, active).await
+    }
+
+    async fn set_password(&self, id: &str, password: &str) -> Result<(), StoreError> {
+        // A fresh salt each time: the hash, and the credential stamp drawn from it, change.
+        let hash = hash_password_off_runtime(password.to_owned())
+            .await
+            .map_err(StoreError::unavailable)?;
+        Accounts::set_password(self, id, hash).await
     }
 }
 

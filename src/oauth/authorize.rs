@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ::axum::Router;
 use ::axum::body::Bytes;
 use ::axum::extract::{RawQuery, State};
-use ::axum::response::{Html, IntoResponse, Response};
+use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
 use http::{HeaderMap, StatusCode};
 
@@ -29,6 +29,7 @@ use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::ceiling::CapabilitySet;
 use crate::principal::{AuthSource, Principal, UserId};
 use crate::server::SameOriginLayer;
+use crate::server::web::Chrome;
 use crate::store::Backend;
 
 /// What the consent steps need beyond the [`Authority`]: the key consent forms are bound
@@ -201,6 +202,8 @@ async fn ask<B: Backend>(
     let action = format!("{}{AUTHORIZE}", server.issuer().path());
     let client_host = document_host(&request.client);
     let consent = Consent {
+        chrome: Chrome::anonymous("Allow access", None),
+        person: standing.user.as_str(),
         client_name: &request.client.name,
         client_host: client_host.as_deref(),
         client_kind: kind_words(&request.client.kind),
@@ -214,7 +217,7 @@ async fn ask<B: Backend>(
         action: &action,
         hidden,
     };
-    Ok(Html(consent.render()).into_response())
+    Ok(consent.response())
 }
 
 /// The person's answer to the consent form.

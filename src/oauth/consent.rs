@@ -10,8 +10,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::page::{escape, page};
+use ::axum::response::Response;
+use askama::Template;
+use http::StatusCode;
+
 use crate::principal::UserId;
+use crate::server::web::{Chrome, render};
 
 /// How long a consent form may be posted after it was shown, in seconds.
 pub(crate) const FORM_LIFETIME: i64 = 600;
@@ -110,8 +114,14 @@ pub(crate) fn verify(
     subtle::ConstantTimeEq::ct_eq(&expected[..], &presented_mac[..]).into()
 }
 
-/// What the consent page shows.
+/// The consent page, `templates/oauth_consent.html`: every value escaped by the template.
+#[derive(Template)]
+#[template(path = "oauth_consent.html")]
 pub(crate) struct Consent<'a> {
+    /// The layout's data: no navigation, no other form on the page.
+    pub(crate) chrome: Chrome,
+    /// Who is signed in and answering.
+    pub(crate) person: &'a str,
     /// The client's name.
     pub(crate) client_name: &'a str,
     /// For a metadata document's client, the host of its URL: who vouches for it.
@@ -140,71 +150,9 @@ pub(crate) struct Consent<'a> {
 }
 
 impl Consent<'_> {
-    /// The page, every value escaped.
-    pub(crate) fn render(&self) -> String {
-        let mut body = format!(
-            "<h1>Allow {name} to act for you?</h1>\n\
-             <p><strong>{name}</strong> ({kind}) asks to act as <strong>{agent}</strong>, \
-             owned by <strong>{owner}</strong>.</p>\n\
-             {site}",
-            name = escape(self.client_name),
-            kind = escape(self.client_kind),
-            agent = escape(&self.agent),
-            owner = escape(self.owner),
-            site = self.client_host.map_or_else(String::new, |site| format!(
-                "<p>It is the application of <strong>{}</strong>: allow it only if you trust that \
-                 site. Its name is what that site says of it.</p>\n",
-                escape(site)
-            )),
-        );
-        if let Some(host) = self.redirect_host {
-            body.push_str(&format!(
-                "<p>You will be sent back to <strong>{}</strong>.</p>\n",
-                escape(host)
-            ));
-        }
-        if let Some(code) = self.user_code {
-            body.push_str(&format!(
-                "<p>Allow only if your device shows the code <strong>{}</strong>: a code \
-                 someone else gave you would connect their device to your account.</p>\n",
-                escape(code)
-            ));
-        }
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"{}\">\n",
-            escape(self.action)
-        ));
-        for (name, value) in &self.hidden {
-            body.push_str(&format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-                escape(name),
-                escape(value)
-            ));
-        }
-        body.push_str("<fieldset><legend>It may:</legend>\n");
-        for capability in self.capabilities {
-            let capability = escape(capability);
-            body.push_str(&format!(
-                "<label><input type=\"checkbox\" name=\"capability\" value=\"{capability}\" \
-                 checked> {capability}</label><br>\n"
-            ));
-        }
-        body.push_str("</fieldset>\n");
-        if !self.unavailable.is_empty() {
-            let list: Vec<String> = self.unavailable.iter().map(|c| escape(c)).collect();
-            body.push_str(&format!(
-                "<p>Asked for but not yours to give: {}</p>\n",
-                list.join(", ")
-            ));
-        }
-        body.push_str(&format!(
-            "<p>{}</p>\n\
-             <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
-             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n\
-             </form>",
-            escape(&self.lifetime)
-        ));
-        page("Allow access", &body)
+    /// The page, `200`.
+    pub(crate) fn response(&self) -> Response {
+        render(StatusCode::OK, self)
     }
 }
 
@@ -260,6 +208,8 @@ mod tests {
     #[test]
     fn the_page_escapes_everything() {
         let consent = Consent {
+            chrome: Chrome::anonymous("Allow access", None),
+            person: "<u>alice</u>",
             client_name: "<script>alert(1)</script>",
             client_host: Some("<b>evil</b>.example"),
             client_kind: "registered client",
@@ -273,10 +223,11 @@ mod tests {
             action: "/oauth/authorize",
             hidden: vec![("state", "\"><script>".into())],
         };
-        let html = consent.render();
+        let html = consent.render().unwrap();
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img>"), "{html}");
         assert!(!html.contains("<b>"), "{html}");
+        assert!(!html.contains("<u>"), "{html}");
         assert!(
             html.contains("sent back to <strong>127.0.0.1</strong>"),
             "{html}"
@@ -286,13 +237,16 @@ mod tests {
             user_code: Some("BCDF-GHJK"),
             ..consent
         };
-        let html = device.render();
+        let html = device.render().unwrap();
         assert!(!html.contains("sent back"), "{html}");
         assert!(
             html.contains("shows the code <strong>BCDF-GHJK</strong>"),
             "{html}"
         );
-        assert!(html.contains("&lt;b&gt;evil&lt;/b&gt;.example"), "{html}");
+        assert!(
+            html.contains("&#60;b&#62;evil&#60;/b&#62;.example"),
+            "{html}"
+        );
         assert!(html.contains(r#"name="capability" value="posts:read" checked"#));
         assert!(html.contains(r#"value="deny""#));
     }

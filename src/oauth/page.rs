@@ -1,27 +1,25 @@
-//! The authorization endpoint's pages: escaped, no script, never framed, never cached.
+//! The authorization endpoint's pages: in the layout of the pages for people (askama templates,
+//! escaping everything), never framed, never cached.
 
 use ::axum::Router;
-use ::axum::response::{Html, IntoResponse, Response};
+use ::axum::response::Response;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_FRAME_OPTIONS};
 use http::{HeaderValue, StatusCode};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// `text` escaped for HTML text and double-quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    html_escape::encode_double_quoted_attribute(text).into_owned()
-}
+use askama::Template;
 
-/// Nothing loads, nothing frames the page (`frame-ancestors 'none'`), no referrer leaves the
-/// server, nothing is cached. `form-action` is left out on purpose: browsers apply it to the
-/// redirect that follows the consent form, which goes to the client.
-const CSP: &str = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+use crate::server::web::{AUTHORIZATION_CSP, Chrome, render};
 
-/// The headers of every answer of the authorization endpoint.
+/// The headers of every answer of the authorization endpoint: the pages' policy without
+/// `form-action` ([`AUTHORIZATION_CSP`]: browsers apply it to the redirect that follows the
+/// consent form, which goes to the client), never framed, a referrer only to this server,
+/// nothing cached.
 pub(crate) fn hardened(router: Router) -> Router {
     router
         .layer(SetResponseHeaderLayer::overriding(
             CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
+            HeaderValue::from_static(AUTHORIZATION_CSP),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             X_FRAME_OPTIONS,
@@ -39,34 +37,36 @@ pub(crate) fn hardened(router: Router) -> Router {
         ))
 }
 
-/// A whole page around `body` (already HTML).
-pub(crate) fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\n\
-         <body>\n{body}\n</body></html>\n",
-        escape(title)
-    )
+/// `templates/oauth_message.html`: a page of the authorization flow that only says
+/// something, in two paragraphs (the second may be empty), with no link onward: these pages
+/// lead nowhere but back to the application or the device.
+#[derive(Template)]
+#[template(path = "oauth_message.html")]
+struct Said<'a> {
+    chrome: Chrome,
+    heading: &'a str,
+    text: &'a str,
+    after: &'a str,
+}
+
+/// A page that says `text`, then `after`, under `heading`, with `status`.
+pub(crate) fn said(status: StatusCode, heading: &str, text: &str, after: &str) -> Response {
+    let page = Said {
+        chrome: Chrome::anonymous(heading, None),
+        heading,
+        text,
+        after,
+    };
+    render(status, &page)
 }
 
 /// An error page: the authorization request cannot go back to the client (an unknown client, a
 /// redirect URI it did not register), or the person may not consent. Never a redirect.
-pub(crate) fn error(status: StatusCode, message: &str) -> Response {
-    let body = format!(
-        "<h1>Authorization failed</h1>\n<p>{}</p>\n\
-         <p>Nothing was shared. You can close this page.</p>",
-        escape(message)
-    );
-    (status, Html(page("Authorization failed", &body))).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markup_is_escaped() {
-        assert_eq!(escape(r#"<b a="x">&"#), "&lt;b a=&quot;x&quot;&gt;&amp;");
-        assert!(page("<t>", "").contains("<title>&lt;t&gt;</title>"));
-    }
+pub(crate) fn error(status: StatusCode, text: &str) -> Response {
+    said(
+        status,
+        "Authorization failed",
+        text,
+        "Nothing was shared. You can close this page.",
+    )
 }

@@ -88,6 +88,7 @@
 //! # }
 //! ```
 
+mod accounts;
 mod body;
 mod csrf;
 mod delegate;
@@ -100,8 +101,9 @@ mod password;
 mod sessions;
 mod throttle;
 pub mod views;
-mod web;
+pub(crate) mod web;
 
+pub use accounts::{AccountAdmin, AccountSummary};
 pub use csrf::{SameOrigin, SameOriginFuture, SameOriginLayer};
 pub use delegate::{delegations_router, tasks_router};
 pub use duration::parse_duration;

@@ -49,3 +49,4 @@ mod token_format;
 mod verdict_cache;
 mod web_agents;
 mod web_approvals;
+mod web_pages;

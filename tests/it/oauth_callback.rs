@@ -512,7 +512,8 @@ async fn a_link_shows_the_button_and_keeps_nothing() {
     assert!(page.body.contains(r#"name="agent" value="writer""#));
     assert_eq!(
         page.headers[header::CONTENT_SECURITY_POLICY],
-        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
     let signed_out = app.callback("/connect/fake?agent=writer", None).await;
     assert_eq!(signed_out.status, StatusCode::SEE_OTHER);

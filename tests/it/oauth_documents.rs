@@ -61,7 +61,7 @@ async fn a_client_known_by_its_document_is_consented_to_and_gets_tokens() {
     let page = documents.authorize_page(&cookie, &url).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
-        page.body.contains("Docs &lt;b&gt;search&lt;/b&gt;"),
+        page.body.contains("Docs &#60;b&#62;search&#60;/b&#62;"),
         "{}",
         page.body
     );

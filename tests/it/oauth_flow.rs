@@ -79,7 +79,15 @@ async fn the_code_flow_gives_a_token_that_works_through_the_layer() {
         .to_str()
         .unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(!page.body.contains("<script"));
+    // The layout's one script, from this server; nothing inline.
+    assert_eq!(
+        page.body.matches("<script").count(),
+        page.body
+            .matches(r#"<script src="/assets/app.js" defer></script>"#)
+            .count(),
+        "{}",
+        page.body
+    );
     for shown in [
         "Test MCP client",
         "self-registered",

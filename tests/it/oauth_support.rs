@@ -77,6 +77,8 @@ pub struct OAuth {
     pub witness: Arc<Mutex<Witness>>,
     /// alice's agent `writer`, registered as a client of redirect URI [`REDIRECT`].
     pub writer_agent: Agent,
+    /// The sessions the application resolves.
+    pub sessions: Sessions,
 }
 
 /// An answer, read whole.
@@ -200,7 +202,7 @@ impl OAuth {
             .layer(
                 AgentAuthLayer::new(store.clone())
                     .optional()
-                    .with_session_resolver(sessions),
+                    .with_session_resolver(sessions.clone()),
             )
             .merge(api);
         Self {
@@ -213,6 +215,7 @@ impl OAuth {
             writer,
             witness: Arc::default(),
             writer_agent,
+            sessions,
         }
     }
 
@@ -526,12 +529,19 @@ fn inputs(html: &str, kind: &str) -> Vec<(String, String)> {
         .filter_map(|rest| {
             let (name, rest) = rest.split_once('"')?;
             let value = rest.split_once("value=\"")?.1.split_once('"')?.0;
-            Some((
-                html_escape::decode_html_entities(name).into_owned(),
-                html_escape::decode_html_entities(value).into_owned(),
-            ))
+            Some((unescape(name), unescape(value)))
         })
         .collect()
+}
+
+/// `text` with the entities the pages' templates write (askama's: `&#34;`, `&#39;`, `&#60;`,
+/// `&#62;`, `&#38;`) decoded.
+pub fn unescape(text: &str) -> String {
+    text.replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
 }
 
 /// The store's clock, read by tests.

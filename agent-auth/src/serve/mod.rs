@@ -304,6 +304,7 @@ where
         .merge(
             Pages::new(manage.clone())
                 .secure_cookies(args.secure_cookies)
+                .accounts(accounts.clone())
                 .router(),
         )
         .merge(approvals_router(manage.clone()))

@@ -33,7 +33,7 @@ use crate::support::{serve_demo, services_required, skip_notice};
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The requested capabilities; the person unticks the second.
-const SCOPE: &str = "posts:read posts:write";
+pub(crate) const SCOPE: &str = "posts:read posts:write";
 const UNTICKED: &str = "posts:write";
 const CLIENT_NAME: &str = "Browser test client";
 
@@ -129,7 +129,7 @@ impl Drop for Driver {
 /// The OAuth client's loopback redirect target: answers every request `200 done` and passes
 /// on the request line of each `/callback` (the browser also asks for a favicon, and may
 /// open connections it never uses: each is read on a thread of its own, with a deadline).
-fn callback_listener() -> (u16, mpsc::Receiver<String>) {
+pub(crate) fn callback_listener() -> (u16, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (sender, receiver) = mpsc::channel();
@@ -209,13 +209,13 @@ pub(crate) fn urlencoded(fields: &[(&str, &str)]) -> String {
 }
 
 /// One authorization request: its URL and what the client keeps to check the answer.
-struct Authorization {
-    url: String,
-    state: String,
-    verifier: String,
+pub(crate) struct Authorization {
+    pub(crate) url: String,
+    pub(crate) state: String,
+    pub(crate) verifier: String,
 }
 
-fn authorization(base: &str, client_id: &str, redirect_uri: &str) -> Authorization {
+pub(crate) fn authorization(base: &str, client_id: &str, redirect_uri: &str) -> Authorization {
     let verifier = random_hex(32);
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
@@ -257,7 +257,10 @@ pub(crate) async fn wait_for_url(browser: &Client, prefix: &str) -> url::Url {
 
 /// The query the callback received, as pairs; checked to be the query of the URL the browser
 /// shows.
-fn callback_query(callbacks: &mpsc::Receiver<String>, shown: &url::Url) -> Vec<(String, String)> {
+pub(crate) fn callback_query(
+    callbacks: &mpsc::Receiver<String>,
+    shown: &url::Url,
+) -> Vec<(String, String)> {
     let line = callbacks
         .recv_timeout(PATIENCE)
         .expect("the callback was not called");
@@ -274,7 +277,7 @@ fn callback_query(callbacks: &mpsc::Receiver<String>, shown: &url::Url) -> Vec<(
         .collect()
 }
 
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     let mut values = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
     let value = values.next()?;
     assert!(values.next().is_none(), "{name} twice in {pairs:?}");

@@ -160,14 +160,13 @@ fn query(url: &Url, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Undoes the escaping of an attribute value of the server's pages.
+/// Undoes the escaping of an attribute value of the server's pages (askama's entities).
 fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
+    text.replace("&#34;", "\"")
         .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
 }
 
 fn attribute(tag: &str, name: &str) -> Option<String> {

@@ -26,4 +26,5 @@ mod serve_hardening;
 mod support;
 mod web_agents;
 mod web_approvals;
+mod web_apps;
 mod web_sessions;

@@ -7,8 +7,9 @@
 // fills with what must never travel in a URL.
 
 const decode = (s) =>
-  s.replaceAll('&quot;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+  s.replaceAll('&quot;', '"').replaceAll('&#34;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
+    .replaceAll('&lt;', '<').replaceAll('&#60;', '<').replaceAll('&gt;', '>').replaceAll('&#62;', '>')
+    .replaceAll('&amp;', '&').replaceAll('&#38;', '&');
 
 /// The attribute `name` of the tag text `tag`, unescaped.
 const attribute = (tag, name) => {

@@ -1,18 +1,22 @@
-//! The receiver's pages for people: escaped, no script, never framed, never cached, and no
-//! referrer (the callback's URL holds the code).
+//! The receiver's pages for people, in the layout of the pages (askama templates, escaping
+//! everything): never framed, never cached, and no referrer (the callback's URL holds the
+//! code).
 
-use ::axum::response::{Html, IntoResponse, Response};
+use ::axum::response::{IntoResponse, Response};
+use askama::Template;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_FRAME_OPTIONS};
 use http::{HeaderValue, StatusCode};
 
-use crate::oauth::page::{escape, page};
+use crate::oauth::page::said;
+use crate::server::web::{AUTHORIZATION_CSP, Chrome, render};
 
-/// The headers of every answer of the receiver's browser routes.
+/// The headers of every answer of the receiver's browser routes. The policy has no
+/// `form-action`: the start's form is followed by a redirect to the provider.
 pub(crate) fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+        HeaderValue::from_static(AUTHORIZATION_CSP),
     );
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -22,29 +26,42 @@ pub(crate) fn harden(mut response: Response) -> Response {
 
 /// A page saying why a connection was refused.
 pub(crate) fn refused(status: StatusCode, message: &str) -> Response {
-    let body = format!(
-        "<h1>Connection refused</h1>\n<p>{}</p>\n\
-         <p>No token was kept. Start again from this application if you meant to connect.</p>",
-        escape(message)
-    );
-    harden((status, Html(page("Connection refused", &body))).into_response())
+    harden(said(
+        status,
+        "Connection refused",
+        message,
+        "No token was kept. Start again from this application if you meant to connect.",
+    ))
+}
+
+/// The scopes in words.
+fn scope_words(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        "none named".to_owned()
+    } else {
+        scopes.join(" ")
+    }
+}
+
+/// `templates/oauth_connected.html`.
+#[derive(Template)]
+#[template(path = "oauth_connected.html")]
+struct Connected<'a> {
+    chrome: Chrome,
+    agent: &'a str,
+    provider: &'a str,
+    scopes: String,
 }
 
 /// The page after a token was kept.
 pub(crate) fn connected(agent: &str, provider: &str, scopes: &[String]) -> Response {
-    let scopes = if scopes.is_empty() {
-        "none named".to_owned()
-    } else {
-        scopes.join(" ")
+    let page = Connected {
+        chrome: Chrome::anonymous("Connected", None),
+        agent,
+        provider,
+        scopes: scope_words(scopes),
     };
-    let body = format!(
-        "<h1>Connected</h1>\n<p>The agent <strong>{}</strong> is connected to \
-         <strong>{}</strong> (scopes: {}).</p>\n<p>You can close this page.</p>",
-        escape(agent),
-        escape(provider),
-        escape(&scopes),
-    );
-    harden(Html(page("Connected", &body)).into_response())
+    harden(render(StatusCode::OK, &page))
 }
 
 /// A refusal page not yet made: small enough to travel in an `Err`.
@@ -68,6 +85,18 @@ impl IntoResponse for Page {
     }
 }
 
+/// `templates/oauth_connect.html`.
+#[derive(Template)]
+#[template(path = "oauth_connect.html")]
+struct Confirm<'a> {
+    chrome: Chrome,
+    action: &'a str,
+    agent: &'a str,
+    provider: &'a str,
+    host: &'a str,
+    scopes: String,
+}
+
 /// The page a link to `GET /connect/{provider}?agent=…` shows: what will happen, and the button
 /// that posts the start (nothing is kept until it is pressed).
 pub(crate) fn confirm(
@@ -77,23 +106,13 @@ pub(crate) fn confirm(
     host: &str,
     scopes: &[String],
 ) -> Response {
-    let scopes = if scopes.is_empty() {
-        "none named".to_owned()
-    } else {
-        scopes.join(" ")
+    let page = Confirm {
+        chrome: Chrome::anonymous("Connect an agent", None),
+        action,
+        agent,
+        provider,
+        host,
+        scopes: scope_words(scopes),
     };
-    let body = format!(
-        "<h1>Connect {agent} to {provider}?</h1>\n\
-         <p>You will be sent to <strong>{host}</strong> to allow it. The token {provider} \
-         gives is kept, sealed, for the agent <strong>{agent}</strong> (scopes: {scopes}).</p>\n\
-         <form method=\"post\" action=\"{action}\">\n\
-         <input type=\"hidden\" name=\"agent\" value=\"{agent}\">\n\
-         <button type=\"submit\">Connect</button>\n</form>",
-        agent = escape(agent),
-        provider = escape(provider),
-        host = escape(host),
-        scopes = escape(&scopes),
-        action = escape(action),
-    );
-    harden(Html(page("Connect an agent", &body)).into_response())
+    harden(render(StatusCode::OK, &page))
 }

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use ::axum::Router;
 use ::axum::body::Bytes;
 use ::axum::extract::{RawQuery, State};
-use ::axum::response::{Html, IntoResponse, Response};
+use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
+use askama::Template;
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
@@ -37,7 +38,7 @@ use crate::oauth::authorize::{Consenting, document_host, kind_words, lifetime_wo
 use crate::oauth::client::Client;
 use crate::oauth::connect::{Acting, Refused, acting, connection_agent, grantable};
 use crate::oauth::consent::{self, Binding, Consent};
-use crate::oauth::page::{self, escape};
+use crate::oauth::page;
 use crate::oauth::params::Params;
 use crate::oauth::registration::ClientAddress;
 use crate::oauth::request::Stop;
@@ -45,6 +46,7 @@ use crate::oauth::routes::DEVICE;
 use crate::oauth::scope;
 use crate::principal::{AuthSource, Principal, UserId};
 use crate::server::SameOriginLayer;
+use crate::server::web::{Chrome, render};
 use crate::store::Backend;
 
 /// What the entry form's token binds: it is the entry form's, for no code in particular.
@@ -129,30 +131,16 @@ impl<B: Backend> Endpoint<B> {
         let csrf = consent::token(&self.consenting.key, self.now(), &person.binding, &ENTRY);
         // What was typed goes back into the field, cut to what a code with dashes could be.
         let typed: String = typed.chars().take(2 * LENGTH).collect();
-        let message = match message {
-            "" => String::new(),
-            message => format!(
-                "<p role=\"alert\"><strong>{}</strong></p>\n",
-                escape(message)
-            ),
+        let page = Entry {
+            chrome: Chrome::anonymous("Connect a device", None),
+            person: person.user.as_str(),
+            message,
+            action: self.action(),
+            csrf,
+            typed,
+            max: 2 * LENGTH,
         };
-        let body = format!(
-            "<h1>Connect a device</h1>\n\
-             <p>Enter the code your device shows, like <strong>BCDF-GHJK</strong>.</p>\n\
-             {message}\
-             <form method=\"post\" action=\"{action}\">\n\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
-             <label>Code <input type=\"text\" name=\"user_code\" value=\"{typed}\" \
-             autocomplete=\"off\" autocapitalize=\"characters\" spellcheck=\"false\" \
-             maxlength=\"{max}\" required autofocus></label>\n\
-             <button type=\"submit\">Continue</button>\n\
-             </form>",
-            action = escape(&self.action()),
-            csrf = escape(&csrf),
-            typed = escape(&typed),
-            max = 2 * LENGTH,
-        );
-        (status, Html(page::page("Connect a device", &body))).into_response()
+        render(status, &page)
     }
 
     /// The key a session's wrong entries count under: its cookie's digest, or (a session
@@ -203,17 +191,16 @@ impl<B: Backend> Endpoint<B> {
                 .await;
         }
         let minutes = t.retry_after.as_secs().div_ceil(60).max(1);
-        let body = format!(
-            "<h1>Too many wrong codes</h1>\n\
-             <p>Wait {minutes} minute{s}, then enter the code your device shows again.</p>\n\
-             <p>Nothing was shared.</p>",
+        let wait = format!(
+            "Wait {minutes} minute{s}, then enter the code your device shows again.",
             s = if minutes == 1 { "" } else { "s" },
         );
-        let mut response = (
+        let mut response = page::said(
             StatusCode::TOO_MANY_REQUESTS,
-            Html(page::page("Too many wrong codes", &body)),
-        )
-            .into_response();
+            "Too many wrong codes",
+            &wait,
+            "Nothing was shared.",
+        );
         response.headers_mut().insert(
             RETRY_AFTER,
             HeaderValue::from(t.retry_after.as_secs().max(1)),
@@ -327,6 +314,8 @@ impl<B: Backend> Endpoint<B> {
         let action = self.action();
         let site = document_host(client);
         let consent = Consent {
+            chrome: Chrome::anonymous("Allow access", None),
+            person: person.user.as_str(),
             client_name: &client.name,
             client_host: site.as_deref(),
             client_kind: kind_words(&client.kind),
@@ -340,7 +329,7 @@ impl<B: Backend> Endpoint<B> {
             action: &action,
             hidden: vec![("user_code", shown.clone()), ("csrf", csrf)],
         };
-        Ok(Html(consent.render()).into_response())
+        Ok(consent.response())
     }
 
     /// Records a refusal (the person's, or nothing to give), audited.
@@ -466,8 +455,24 @@ impl<B: Backend> Endpoint<B> {
 
 /// A page that ends the flow.
 fn done(title: &str, message: &str) -> Response {
-    let body = format!("<h1>{}</h1>\n<p>{}</p>", escape(title), escape(message));
-    Html(page::page(title, &body)).into_response()
+    page::said(StatusCode::OK, title, message, "")
+}
+
+/// `templates/oauth_device.html`: the form where the person enters the device's code.
+#[derive(Template)]
+#[template(path = "oauth_device.html")]
+struct Entry<'a> {
+    chrome: Chrome,
+    /// Who is signed in.
+    person: &'a str,
+    /// What went wrong with the last entry, or nothing.
+    message: &'a str,
+    action: String,
+    /// The form's token, bound to the session and to the entry form.
+    csrf: String,
+    /// What was typed, given back.
+    typed: String,
+    max: usize,
 }
 
 async fn get_device<B: Backend>(

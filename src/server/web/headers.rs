@@ -18,6 +18,7 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 
 /// [`CSP`] without `form-action`: browsers apply it to the redirect that follows a consent
 /// form, and that redirect goes to the client.
+#[cfg(feature = "oauth")]
 pub(crate) const AUTHORIZATION_CSP: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'";

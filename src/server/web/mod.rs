@@ -24,6 +24,11 @@
 //! | `GET`, `POST /agents/{slug}/policy` | edit the policy |
 //! | `GET`, `POST /agents/{slug}/disable`, `…/delete`; `POST …/enable` | confirm, then disable or delete; enable |
 //! | `GET /assets/app.css`, `/assets/app.js` | the stylesheet and the script |
+//! | `GET /apps`, `GET`/`POST /apps/disconnect` | connected apps: the OAuth clients I connected, and disconnecting one (feature `oauth`) |
+//! | `GET /users`, `POST /users`, `/users/role`, `GET`/`POST /users/active` | users (site admins, with [`Pages::accounts`]): add, change a role, deactivate and activate |
+//! | `GET /account`, `POST /account/password` | my account: who I am, my role, changing my password (with [`Pages::accounts`]) |
+
+use std::sync::Arc;
 
 use ::axum::Router;
 use ::axum::response::{Html, IntoResponse, Response};
@@ -31,12 +36,15 @@ use askama::Template;
 use http::StatusCode;
 
 use crate::server::ManageState;
+use crate::server::accounts::AccountAdmin;
 use crate::server::csrf::SameOriginLayer;
 use crate::store::{Backend, Store};
 
+mod account;
 mod agent;
 mod agent_names;
 mod approvals;
+mod apps;
 mod assets;
 mod audit;
 mod chart;
@@ -52,11 +60,14 @@ mod policy;
 mod target;
 mod time;
 mod tokens;
+mod users;
 
 pub use chrome::MANAGE_USERS;
 pub(crate) use chrome::{Chrome, Viewer};
 pub use form_token::{FORM_COOKIE, FORM_FIELD, FormToken};
-pub(crate) use headers::{AUTHORIZATION_CSP, CSP, with_page_headers};
+#[cfg(feature = "oauth")]
+pub(crate) use headers::AUTHORIZATION_CSP;
+pub(crate) use headers::{CSP, with_page_headers};
 
 /// `page` rendered, with `status`; a template that fails to render (it cannot, short of a bug
 /// in a value's `Display`) is a 500 and a log line.
@@ -93,12 +104,14 @@ pub(crate) fn pages(router: Router, secure: bool, csp: &'static str) -> Router {
 pub struct Pages<B: Backend> {
     state: ManageState<Store<B>>,
     secure: bool,
+    accounts: Option<Arc<dyn AccountAdmin>>,
 }
 
 impl<B: Backend> std::fmt::Debug for Pages<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pages")
             .field("secure", &self.secure)
+            .field("accounts", &self.accounts.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +122,7 @@ impl<B: Backend> Pages<B> {
         Self {
             state,
             secure: false,
+            accounts: None,
         }
     }
 
@@ -116,6 +130,13 @@ impl<B: Backend> Pages<B> {
     /// post.
     pub fn secure_cookies(mut self, secure: bool) -> Self {
         self.secure = secure;
+        self
+    }
+
+    /// The accounts of the people who sign in, kept by the application: with them the users
+    /// page (site admins) and the password form of the account page are served.
+    pub fn accounts(mut self, accounts: Arc<dyn AccountAdmin>) -> Self {
+        self.accounts = Some(accounts);
         self
     }
 
@@ -131,7 +152,10 @@ impl<B: Backend> Pages<B> {
             .merge(grants::routes())
             .merge(policy::routes())
             .merge(lifecycle::routes())
-            .with_state(self.state);
+            .merge(apps::routes())
+            .with_state(self.state)
+            .merge(account::routes(self.accounts.clone()))
+            .merge(users::routes(self.accounts));
         pages(routes, self.secure, CSP).merge(with_page_headers(assets::routes(), CSP))
     }
 }
