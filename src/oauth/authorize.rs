@@ -243,8 +243,9 @@ async fn decide<B: Backend>(
         &standing.binding,
         &request.fields(),
     ) {
+        // As every form of the pages: without its token, or with another session's, 403.
         return Err(Stop::Page(
-            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
             "This consent form has expired or was not shown to you. Start again from the application.".into(),
         ));
     }
@@ -345,7 +346,9 @@ async fn post_authorize<B: Backend>(
         Ok(parsed) => parsed,
         Err(error) => return page::error(StatusCode::BAD_REQUEST, error.description()),
     };
-    let answer = if params.get("csrf").is_some() {
+    // A decision is the consent form's, token or not: one without its token is refused, never
+    // taken for a new request.
+    let answer = if params.get("csrf").is_some() || params.get("decision").is_some() {
         decide(&endpoint, principal, &headers, params, ticked).await
     } else {
         // An authorization request sent as a form post (RFC 6749 §3.1).

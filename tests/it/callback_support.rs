@@ -307,11 +307,15 @@ impl<B: Backend> App<B> {
         let mut request = Request::post("/connect/fake")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header("sec-fetch-site", "same-origin");
+        let mut body = format!("agent={agent}");
         if let Some(cookie) = cookie {
             request = request.header(header::COOKIE, cookie);
+            // The form's token, as the page puts it in the form: bound to the session.
+            let secret = cookie.split_once('=').map_or(cookie, |(_, value)| value);
+            let token = tower_agent_auth::server::FormToken::for_secret(secret);
+            body.push_str(&format!("&csrf={}", token.as_str()));
         }
-        self.call(request.body(Body::from(format!("agent={agent}"))).unwrap())
-            .await
+        self.call(request.body(Body::from(body)).unwrap()).await
     }
 
     /// The provider's part, as a browser follows it: the authorization request the start

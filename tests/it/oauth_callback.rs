@@ -311,9 +311,10 @@ async fn only_an_agents_owner_or_admin_starts_a_connection() {
         app.start(Some(&carol), "writer").await.status,
         StatusCode::SEE_OTHER
     );
+    // Without a session there is no form token to send: refused as a forged form.
     assert_eq!(
         app.start(None, "writer").await.status,
-        StatusCode::UNAUTHORIZED
+        StatusCode::FORBIDDEN
     );
     let alice = app.sign_in("alice").await;
     assert_eq!(
@@ -344,6 +345,25 @@ async fn only_an_agents_owner_or_admin_starts_a_connection() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    // From this site, but without the form's token or with another session's: refused too.
+    let bobs = bob.split_once('=').unwrap().1;
+    let bobs = tower_agent_auth::server::FormToken::for_secret(bobs);
+    for body in [
+        "agent=writer".to_owned(),
+        format!("agent=writer&csrf={}", bobs.as_str()),
+    ] {
+        let answer = app
+            .call(
+                http::Request::post("/connect/fake")
+                    .header(header::COOKIE, &alice)
+                    .header("sec-fetch-site", "same-origin")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(axum::body::Body::from(body))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    }
     // Bob may not list the agent's tokens either.
     let (status, _) = app.json("/api/agents/writer/provider-tokens", &bob).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -129,21 +129,21 @@ async fn the_forms_are_bound_to_their_session_and_code() {
 
     // The entry form of another session, or none.
     let refused = enter(&oauth, &bob, &page, &first).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(
         refused.body.contains("expired or was not shown to you"),
         "{}",
         refused.body
     );
     let bare = post(&oauth, &alice, &[("user_code".into(), first.clone())]).await;
-    assert_eq!(bare.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bare.status, StatusCode::FORBIDDEN);
 
     // The consent form for the first code, posted by another session or for the second code.
     let consent = enter(&oauth, &alice, &page, &first).await;
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
     assert_eq!(
         respond(&oauth, &bob, &consent, "allow").await.status,
-        StatusCode::BAD_REQUEST
+        StatusCode::FORBIDDEN
     );
     let mut fields = hidden_fields(&consent.body);
     for (name, value) in &mut fields {
@@ -155,7 +155,7 @@ async fn the_forms_are_bound_to_their_session_and_code() {
     fields.push(("decision".into(), "allow".into()));
     assert_eq!(
         post(&oauth, &alice, &fields).await.status,
-        StatusCode::BAD_REQUEST
+        StatusCode::FORBIDDEN
     );
     oauth.clock.advance(Duration::from_secs(6));
     assert_polling(

@@ -479,7 +479,7 @@ async fn a_consent_form_is_good_for_its_session_and_its_parameters_only() {
     // Another session of the same person.
     let other_session = oauth.sign_in("alice").await;
     let answer = oauth.decide(&other_session, &page, None, "allow").await;
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(answer.location().is_none());
     // A parameter changed under the same token.
     let tampered = crate::oauth_support::Answer {
@@ -488,7 +488,7 @@ async fn a_consent_form_is_good_for_its_session_and_its_parameters_only() {
         body: page.body.replace("notes:read", "notes:write"),
     };
     let answer = oauth.decide(&alice, &tampered, None, "allow").await;
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
     // A post from another site with the cookie.
     let answer = oauth
         .post_form(

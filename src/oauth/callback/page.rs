@@ -95,6 +95,8 @@ struct Confirm<'a> {
     provider: &'a str,
     host: &'a str,
     scopes: String,
+    /// The form's token ([`FormToken`](crate::server::FormToken)).
+    csrf: &'a str,
 }
 
 /// The page a link to `GET /connect/{provider}?agent=…` shows: what will happen, and the button
@@ -105,6 +107,7 @@ pub(crate) fn confirm(
     provider: &str,
     host: &str,
     scopes: &[String],
+    csrf: &str,
 ) -> Response {
     let page = Confirm {
         chrome: Chrome::anonymous("Connect an agent", None),
@@ -113,6 +116,7 @@ pub(crate) fn confirm(
         provider,
         host,
         scopes: scope_words(scopes),
+        csrf,
     };
     harden(render(StatusCode::OK, &page))
 }

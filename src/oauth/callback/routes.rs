@@ -24,7 +24,9 @@ impl<B: Backend> CallbackReceiver<B> {
         for provider in &self.providers {
             browser = browser.route(provider.redirect_uri.path(), get(receive::receive::<B>));
         }
-        let browser = browser.layer(SameOriginLayer::for_session_cookie().html());
+        // The connect form carries the pages' form token, bound to the session.
+        let browser = crate::server::web::with_session_form_tokens(browser)
+            .layer(SameOriginLayer::for_session_cookie().html());
         Router::new()
             .merge(browser)
             .merge(api::routes::<B>().layer(SameOriginLayer::for_session_cookie()))

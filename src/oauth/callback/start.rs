@@ -184,6 +184,7 @@ pub(crate) async fn ask<B: Backend>(
     principal: Option<Principal>,
     Path(provider): Path<String>,
     RawQuery(query): RawQuery,
+    token: Option<::axum::Extension<crate::server::FormToken>>,
 ) -> Response {
     let query = query.unwrap_or_default();
     let Some(provider) = receiver.find(&provider) else {
@@ -237,5 +238,6 @@ pub(crate) async fn ask<B: Backend>(
         &provider.name,
         provider.authorize_url.host_str().unwrap_or_default(),
         &provider.scopes,
+        token.as_ref().map_or("", |token| token.0.as_str()),
     )
 }

@@ -224,8 +224,9 @@ impl<B: Backend> Endpoint<B> {
             &person.binding,
             &ENTRY,
         ) {
+            // As every form of the pages: without its token, or with another session's, 403.
             let why = "This form has expired or was not shown to you: enter the code again.";
-            return Ok(self.entry(StatusCode::BAD_REQUEST, person, typed, why));
+            return Ok(self.entry(StatusCode::FORBIDDEN, person, typed, why));
         }
         let Some(code) = UserCode::parse(typed) else {
             let why = "A code is 8 letters, like BCDF-GHJK: check the code your device shows.";
@@ -383,8 +384,13 @@ impl<B: Backend> Endpoint<B> {
             &consenting_to(shown),
         );
         let (Some(code), true) = (code, bound) else {
+            let status = if bound {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::FORBIDDEN
+            };
             return Err(Stop::Page(
-                StatusCode::BAD_REQUEST,
+                status,
                 "This consent form has expired or was not shown to you. Enter the code again."
                     .into(),
             ));

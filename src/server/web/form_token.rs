@@ -87,31 +87,46 @@ fn refused(reason: &str) -> Response {
     )
 }
 
-/// The middleware: on a safe method, puts the request's [`FormToken`] in its extensions (and
-/// sets the pre-session cookie when there is no cookie to bind to); on any other, refuses
-/// with 403 unless the body is a form (`application/x-www-form-urlencoded`) whose `csrf`
-/// field is the token of the request's cookie.
-pub(crate) async fn check(secure: bool, mut request: Request, next: Next) -> Response {
+/// What a form's token may be bound to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Binding {
+    /// The session, or before sign-in the pre-session cookie (set `Secure` when `secure`).
+    SessionOrForm { secure: bool },
+    /// The session only: forms for signed-in people.
+    Session,
+}
+
+/// The middleware: on a safe method, puts the request's [`FormToken`] in its extensions (and,
+/// with [`Binding::SessionOrForm`], sets the pre-session cookie when there is no cookie to
+/// bind to); on any other, refuses with 403 unless the body is a form
+/// (`application/x-www-form-urlencoded`) whose `csrf` field is the token of the request's
+/// cookie.
+pub(crate) async fn check(bound_to: Binding, mut request: Request, next: Next) -> Response {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
+    let binding = |headers| match bound_to {
+        Binding::SessionOrForm { .. } => binding(headers),
+        Binding::Session => cookie_named(headers, SESSION_COOKIE).filter(|s| !s.is_empty()),
+    };
     if safe {
         let mut new_cookie = None;
-        let token = match binding(request.headers()) {
-            Some(secret) => FormToken::for_secret(secret),
-            None => {
+        let token = match (binding(request.headers()), bound_to) {
+            (Some(secret), _) => FormToken::for_secret(secret),
+            (None, Binding::Session) => return next.run(request).await,
+            (None, Binding::SessionOrForm { secure }) => {
                 let Some(secret) = fresh_secret() else {
                     return super::message::unavailable();
                 };
                 let token = FormToken::for_secret(&secret);
-                new_cookie = Some(secret);
+                new_cookie = Some((secret, secure));
                 token
             }
         };
         request.extensions_mut().insert(token);
         let mut response = next.run(request).await;
-        if let Some(secret) = new_cookie {
+        if let Some((secret, secure)) = new_cookie {
             let secure = if secure { "; Secure" } else { "" };
             let cookie = format!("{FORM_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax{secure}");
             if let Ok(value) = HeaderValue::try_from(cookie) {

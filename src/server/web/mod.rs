@@ -64,6 +64,7 @@ mod users;
 
 pub use chrome::MANAGE_USERS;
 pub(crate) use chrome::{Chrome, Viewer};
+use form_token::Binding;
 pub use form_token::{FORM_COOKIE, FORM_FIELD, FormToken};
 #[cfg(feature = "oauth")]
 pub(crate) use headers::AUTHORIZATION_CSP;
@@ -92,11 +93,21 @@ pub(crate) fn pages(router: Router, secure: bool, csp: &'static str) -> Router {
     with_page_headers(
         router
             .layer(::axum::middleware::from_fn(move |request, next| {
-                form_token::check(secure, request, next)
+                form_token::check(Binding::SessionOrForm { secure }, request, next)
             }))
             .layer(same_origin),
         csp,
     )
+}
+
+/// `router`'s forms checked for their token ([`FormToken`]), bound to the session only: for
+/// routes of signed-in people outside [`Pages`] (connecting an agent to a provider).
+pub(crate) fn with_session_form_tokens<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+) -> Router<S> {
+    router.layer(::axum::middleware::from_fn(|request, next| {
+        form_token::check(Binding::Session, request, next)
+    }))
 }
 
 /// The pages for people, configured; mount [`Pages::router`] beside the REST API, inside the
