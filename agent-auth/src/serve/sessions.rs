@@ -66,3 +66,42 @@ async fn delete_expired(store: impl ExpiredDeletion) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+    use tower_sessions_core::SessionStore;
+    use tower_sessions_core::session::{Id, Record};
+
+    /// The migration's table is the store's: records go in and out, and the expired ones go.
+    #[tokio::test]
+    async fn the_migrated_table_serves_the_sqlite_store_and_expired_rows_are_deleted() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlx::raw_sql(include_str!("../../migrations/sqlite/0004_sessions.sql"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let store = SqliteStore::new(pool.clone())
+            .with_table_name(TABLE)
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let record = |id, expiry_date| Record {
+            id: Id(id),
+            data: Default::default(),
+            expiry_date,
+        };
+        let live = record(1, now + time::Duration::hours(1));
+        let expired = record(2, now - time::Duration::seconds(1));
+        store.save(&live).await.unwrap();
+        store.save(&expired).await.unwrap();
+        assert_eq!(store.load(&live.id).await.unwrap(), Some(live.clone()));
+        assert_eq!(store.load(&expired.id).await.unwrap(), None);
+        store.delete_expired().await.unwrap();
+        let left: Vec<String> = sqlx::query_scalar("SELECT id FROM agent_auth_sessions")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, [live.id.to_string()]);
+    }
+}

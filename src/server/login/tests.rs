@@ -10,6 +10,8 @@ use http_body_util::BodyExt;
 use std::num::NonZeroU32;
 use std::time::Duration;
 use tower::ServiceExt;
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::session_store;
 
 /// alice / pw; "busy" makes the hashing pool refuse.
 struct Verifier;
@@ -277,4 +279,60 @@ async fn sign_out_ends_the_session() {
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(sessions.user(&secret).await.unwrap(), None);
+}
+
+/// A session store that cannot answer.
+#[derive(Debug)]
+struct StoreDown;
+
+#[async_trait::async_trait]
+impl crate::server::SessionStore for StoreDown {
+    async fn save(&self, _: &Record) -> session_store::Result<()> {
+        Err(session_store::Error::Backend("down".into()))
+    }
+    async fn load(&self, _: &Id) -> session_store::Result<Option<Record>> {
+        Err(session_store::Error::Backend("down".into()))
+    }
+    async fn delete(&self, _: &Id) -> session_store::Result<()> {
+        Err(session_store::Error::Backend("down".into()))
+    }
+}
+
+/// With the session store down, a right password is a 503 (not counted against the limits),
+/// and signing out is a 503 that keeps the cookie, so that it can be tried again.
+#[tokio::test]
+async fn a_session_store_that_cannot_answer_is_a_503_page() {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()));
+    let sessions = Sessions::with_store(Arc::new(users), Duration::from_secs(60), StoreDown);
+    let app = Login::new(sessions, Arc::new(Verifier))
+        .throttle(LoginThrottle::new(LoginLimits {
+            per_account_and_address: NonZeroU32::new(1).unwrap(),
+            ..LoginLimits::default()
+        }))
+        .router();
+    for _ in 0..3 {
+        let (status, headers, _) =
+            post(&app, "/login", "user=alice&password=pw", [10, 0, 0, 9]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[RETRY_AFTER], "1");
+        assert!(!headers.contains_key(SET_COOKIE));
+    }
+    let mut request = Request::post("/logout")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            http::header::COOKIE,
+            format!("{SESSION_COOKIE}={}", "a".repeat(64)),
+        )
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 9], 40000))));
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !response.headers().contains_key(SET_COOKIE),
+        "the cookie kept"
+    );
 }

@@ -1,4 +1,5 @@
-//! Limits on sign-in attempts, so a password cannot be guessed at the speed of the server.
+//! Limits on failed sign-in attempts, so a password cannot be guessed at the speed of the
+//! server.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -11,18 +12,22 @@ mod limiter;
 
 use limiter::Limiter;
 
-/// How many sign-in attempts are allowed, and over how long. Each limit is a burst of that many
-/// attempts, refilled evenly over `window` (so 5 per minute: 5 at once, then one every 12 s).
+/// How many failed sign-in attempts are allowed, and over how long. Each limit is a burst of
+/// that many attempts, refilled evenly over `window` (so 5 per minute: 5 at once, then one
+/// every 12 s). An attempt being verified counts until it turns out right (see
+/// [`LoginThrottle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimits {
-    /// Attempts for one account from one client address: what stops guessing one password.
+    /// Failed attempts for one account from one client address: what stops guessing one
+    /// password.
     pub per_account_and_address: NonZeroU32,
-    /// Attempts from one client address, whatever the account: what stops one address trying
-    /// one password on many accounts.
+    /// Failed attempts from one client address, whatever the account: what stops one address
+    /// trying one password on many accounts.
     pub per_address: NonZeroU32,
-    /// Attempts for one account from every address together: what slows a guess spread over
-    /// many addresses. Looser than the first, and not applied to an address the account signed
-    /// in from before (see [`LoginThrottle`]), so an attack cannot keep the user out.
+    /// Failed attempts for one account from every address together: what slows a guess
+    /// spread over many addresses. Looser than the first, and not applied to an address the
+    /// account signed in from before (see [`LoginThrottle`]), so an attack cannot keep the
+    /// user out.
     pub per_account: NonZeroU32,
     /// The window every limit refills over.
     pub window: Duration,
