@@ -6,7 +6,8 @@
 //! triggers that log user changes in the library's change feed, in `sqlite/` and `postgres/`),
 //! applied after the library's by the library's public migration machinery
 //! ([`tower_agent_auth::store::migrate`]) and recorded in `agent_auth_server_migrations`, apart
-//! from the library's `agent_auth_schema_migrations`.
+//! from the library's `agent_auth_schema_migrations`. The browser sessions' table
+//! (`agent_auth_sessions`, see `serve::sessions`) comes from the same migrations.
 
 use std::sync::Arc;
 
@@ -43,8 +44,9 @@ macro_rules! dispatch {
     };
 }
 
+/// The database's connection pool, shared by the store, the user table and the sessions.
 #[derive(Clone)]
-enum Pool {
+pub enum Pool {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
 }
@@ -84,6 +86,13 @@ macro_rules! server_migrations {
                     version: 3,
                     description: "user changes logged in the change feed",
                     sql: include_str!(concat!("../migrations/", $dir, "/0003_user_changes.sql")),
+                },
+                // The browser sessions' table, in the layout of tower-sessions-sqlx-store
+                // (`serve::sessions`).
+                Migration {
+                    version: 4,
+                    description: "browser sessions",
+                    sql: include_str!(concat!("../migrations/", $dir, "/0004_sessions.sql")),
                 },
             ],
         }
@@ -128,6 +137,11 @@ fn plain_user_id(id: &str) -> bool {
 }
 
 impl Accounts {
+    /// The pool the user table is reached through.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Applies the binary's migrations not applied yet.
     async fn migrate(&self) -> Result<(), StoreError> {
         // The binary's stores read the system clock, their configuration's default.

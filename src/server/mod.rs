@@ -13,11 +13,18 @@
 //!   concurrent sign-ins stall every request. A [`PasswordVerifier`] should verify with
 //!   [`verify_password_off_runtime`] (or its own [`PasswordHashing`] pool): the blocking pool,
 //!   half the cores at most, a bounded queue (past it, 503 with `Retry-After`).
-//! * **Sign-in limits.** [`login_router`] / [`Login`] count attempts per account and client
-//!   address, per address and per account ([`LoginThrottle`]); over a limit the answer is 429
-//!   with `Retry-After`, logged, and audited as `sign_in_throttled`. The client address is the
-//!   connection's `ConnectInfo<SocketAddr>`: serve with
-//!   `into_make_service_with_connect_info::<SocketAddr>()`.
+//! * **Sign-in limits.** [`login_router`] / [`Login`] count failed attempts (wrong passwords)
+//!   per account and client address, per address and per account ([`LoginThrottle`]): a
+//!   correct password is never refused because of earlier correct ones, and concurrent
+//!   guesses are held to the limit (each takes its attempt before verification; a correct one
+//!   gives it back). Over a limit the answer is 429 with `Retry-After`, logged, and audited as
+//!   `sign_in_throttled`. The client address is the connection's `ConnectInfo<SocketAddr>`:
+//!   serve with `into_make_service_with_connect_info::<SocketAddr>()`.
+//! * **Sessions.** [`Sessions`] keeps login sessions in a `tower-sessions` store: in memory
+//!   ([`Sessions::new`]), or on the application's database ([`Sessions::with_store`] with
+//!   `tower-sessions-sqlx-store`), so that they survive a restart and work on every node. The
+//!   store holds a digest of the cookie, never the cookie; a password change ends the
+//!   sessions begun with the old one; a store that cannot answer is a 503, not a sign-out.
 //! * **CSRF.** State-changing requests with the session cookie from another site are refused
 //!   ([`SameOriginLayer`], by `Sec-Fetch-Site` and `Origin`): [`manage_router`] applies it to
 //!   its routes, [`login_router`] to sign-in and sign-out (with or without a cookie). A route of
@@ -115,8 +122,8 @@ pub use password::{
     HashingError, PasswordHashing, PasswordVerifier, hash_password, hash_password_off_runtime,
     verify_password, verify_password_off_runtime,
 };
-pub use sessions::{SESSION_COOKIE, Sessions};
-pub use throttle::{DEVICE_COOKIE, LoginLimits, LoginThrottle, ThrottleLimit, Throttled};
+pub use sessions::{SESSION_COOKIE, SessionStore, Sessions};
+pub use throttle::{Attempt, DEVICE_COOKIE, LoginLimits, LoginThrottle, ThrottleLimit, Throttled};
 pub use web::{FORM_COOKIE, FORM_FIELD, FormToken, MANAGE_USERS, Pages};
 
 /// The pages for people over `state` ([`Pages`] with the defaults); the home page at `/`.

@@ -370,7 +370,7 @@ async fn the_landing_page_escapes_the_user() {
     let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone());
     let directory: Arc<dyn UserDirectory> = Arc::new(users);
     let sessions = Sessions::new(directory, Duration::from_secs(3600));
-    let secret = sessions.start(UserId::from("<i>eve</i>")).unwrap();
+    let secret = sessions.start(UserId::from("<i>eve</i>")).await.unwrap();
     let app = Pages::new(ManageState {
         store: store.clone(),
         audit: None,

@@ -102,8 +102,8 @@ struct Answer {
 
 impl App {
     /// A session of `user`: its cookie's value.
-    fn session(&self, user: &str) -> String {
-        self.sessions.start(UserId::from(user)).unwrap()
+    async fn session(&self, user: &str) -> String {
+        self.sessions.start(UserId::from(user)).await.unwrap()
     }
 
     async fn send(&self, request: Request<Body>) -> Answer {
@@ -192,7 +192,7 @@ async fn each_role_sees_what_it_may_do_and_nothing_more() {
         "action=\"/agents/writer/grants/remove\"",
     ];
     for user in [OWNER, ADMIN] {
-        let page = app.get(&app.session(user), "/agents/writer").await;
+        let page = app.get(&app.session(user).await, "/agents/writer").await;
         assert_eq!(page.status, StatusCode::OK, "{user}");
         for button in buttons {
             assert!(page.body.contains(button), "{user}: {button}");
@@ -202,7 +202,9 @@ async fn each_role_sees_what_it_may_do_and_nothing_more() {
         assert!(page.body.contains(OPERATOR), "{user}: the grants");
     }
     // An operator sees the tokens, the grants and the activity, and changes nothing.
-    let page = app.get(&app.session(OPERATOR), "/agents/writer").await;
+    let page = app
+        .get(&app.session(OPERATOR).await, "/agents/writer")
+        .await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(">ci"), "the token's label");
     assert!(page.body.contains("<svg class=\"chart\""));
@@ -212,7 +214,7 @@ async fn each_role_sees_what_it_may_do_and_nothing_more() {
     }
     assert!(!page.body.contains("Revoke"), "{}", page.body);
     // A viewer sees the agent and its policy, not its tokens, grants or activity.
-    let page = app.get(&app.session(VIEWER), "/agents/writer").await;
+    let page = app.get(&app.session(VIEWER).await, "/agents/writer").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Policy"));
     assert!(!page.body.contains(">ci"), "the token's label");
@@ -222,12 +224,14 @@ async fn each_role_sees_what_it_may_do_and_nothing_more() {
         assert!(!page.body.contains(button), "viewer: {button}");
     }
     // Someone with no role: 403; no such agent: 404; nobody signed in: to the sign-in form.
-    let page = app.get(&app.session(STRANGER), "/agents/writer").await;
+    let page = app
+        .get(&app.session(STRANGER).await, "/agents/writer")
+        .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(!page.body.contains(">ci"));
-    let page = app.get(&app.session(OWNER), "/agents/nobody").await;
+    let page = app.get(&app.session(OWNER).await, "/agents/nobody").await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
-    let page = app.get(&app.session(OWNER), "/agents/%3Cb%3E").await;
+    let page = app.get(&app.session(OWNER).await, "/agents/%3Cb%3E").await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(!page.body.contains("<b>"), "{}", page.body);
     let anonymous = app
@@ -241,7 +245,7 @@ async fn each_role_sees_what_it_may_do_and_nothing_more() {
 async fn an_operators_forged_revoke_is_refused_and_the_token_still_works() {
     let (app, token) = app().await;
     let id = app.token_ids().await.remove(0);
-    let operator = app.session(OPERATOR);
+    let operator = app.session(OPERATOR).await;
     // The operator's own page carries their form token: the forged post has a valid one.
     let page = app.get(&operator, "/agents/writer").await;
     let csrf = hidden(&page.body, "csrf");
@@ -269,7 +273,7 @@ async fn an_operators_forged_revoke_is_refused_and_the_token_still_works() {
     assert_eq!(app.use_token(&token).await, StatusCode::OK);
     assert_eq!(app.token_ids().await, [id], "nothing created");
     // Without a form token, or with another session's, nothing is even tried.
-    let owner = app.session(OWNER);
+    let owner = app.session(OWNER).await;
     let request = Request::post("/agents/writer/tokens/revoke")
         .header(header::COOKIE, format!("agent_auth_session={owner}"))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -285,7 +289,7 @@ async fn an_operators_forged_revoke_is_refused_and_the_token_still_works() {
 #[tokio::test]
 async fn a_token_is_shown_once_and_a_reload_makes_no_second_one() {
     let (app, _) = app().await;
-    let owner = app.session(OWNER);
+    let owner = app.session(OWNER).await;
     let page = app.get(&owner, "/agents/writer").await;
     let newest = hidden(&page.body, "newest");
     let form = [
@@ -343,7 +347,7 @@ async fn a_token_is_shown_once_and_a_reload_makes_no_second_one() {
 #[tokio::test]
 async fn revoke_and_rotate_with_a_grace_period() {
     let (app, token) = app().await;
-    let admin = app.session(ADMIN);
+    let admin = app.session(ADMIN).await;
     let id = app.token_ids().await.remove(0);
     let rotated = app
         .post(
@@ -387,7 +391,7 @@ async fn revoke_and_rotate_with_a_grace_period() {
 #[tokio::test]
 async fn the_chart_counts_requests_admitted_and_refused() {
     let (app, token) = app().await;
-    let owner = app.session(OWNER);
+    let owner = app.session(OWNER).await;
     assert_eq!(app.use_token(&token).await, StatusCode::OK);
     assert_eq!(app.use_token(&token).await, StatusCode::OK);
     let id = app.token_ids().await.remove(0);
@@ -415,7 +419,7 @@ async fn the_chart_counts_requests_admitted_and_refused() {
 #[tokio::test]
 async fn the_policy_is_edited_by_owner_and_admin_only() {
     let (app, _) = app().await;
-    let owner = app.session(OWNER);
+    let owner = app.session(OWNER).await;
     let form = app.get(&owner, "/agents/writer/policy").await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains("value=\"everything\" checked"));
@@ -455,7 +459,7 @@ async fn the_policy_is_edited_by_owner_and_admin_only() {
     assert!(!bad.body.contains("<b>x"), "{}", bad.body);
 
     for user in [OPERATOR, VIEWER] {
-        let session = app.session(user);
+        let session = app.session(user).await;
         let form = app.get(&session, "/agents/writer/policy").await;
         assert_eq!(form.status, StatusCode::FORBIDDEN, "{user}");
         let posted = app
@@ -474,7 +478,7 @@ async fn the_policy_is_edited_by_owner_and_admin_only() {
 #[tokio::test]
 async fn grants_are_added_and_withdrawn_by_owner_and_admin_only() {
     let (app, _) = app().await;
-    let admin = app.session(ADMIN);
+    let admin = app.session(ADMIN).await;
     let added = app
         .post(
             &admin,
@@ -516,7 +520,7 @@ async fn grants_are_added_and_withdrawn_by_owner_and_admin_only() {
         .await;
     assert_eq!(bad_role.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let operator = app.session(OPERATOR);
+    let operator = app.session(OPERATOR).await;
     let forged = app
         .post(
             &operator,
@@ -549,7 +553,7 @@ async fn grants_are_added_and_withdrawn_by_owner_and_admin_only() {
 #[tokio::test]
 async fn disable_and_delete_ask_first_and_are_for_owner_and_admin_only() {
     let (app, token) = app().await;
-    let owner = app.session(OWNER);
+    let owner = app.session(OWNER).await;
     for action in ["disable", "delete"] {
         let path = format!("/agents/writer/{action}");
         let confirm = app.get(&owner, &path).await;
@@ -560,7 +564,7 @@ async fn disable_and_delete_ask_first_and_are_for_owner_and_admin_only() {
         );
         assert!(confirm.body.contains("Cancel"), "{action}");
         for user in [OPERATOR, VIEWER] {
-            let session = app.session(user);
+            let session = app.session(user).await;
             assert_eq!(app.get(&session, &path).await.status, StatusCode::FORBIDDEN);
             assert_eq!(
                 app.post(&session, &path, &[]).await.status,
@@ -580,7 +584,7 @@ async fn disable_and_delete_ask_first_and_are_for_owner_and_admin_only() {
     assert_eq!(location(&enabled), "/agents/writer?done=enabled");
     assert_eq!(app.use_token(&token).await, StatusCode::OK);
 
-    let operator = app.session(OPERATOR);
+    let operator = app.session(OPERATOR).await;
     assert_eq!(
         app.post(&operator, "/agents/writer/enable", &[])
             .await
@@ -599,7 +603,7 @@ async fn disable_and_delete_ask_first_and_are_for_owner_and_admin_only() {
 #[tokio::test]
 async fn an_agent_is_created_from_the_home_page() {
     let (app, _) = app().await;
-    let session = app.session(VIEWER);
+    let session = app.session(VIEWER).await;
     let home = app.get(&session, "/").await;
     assert!(home.body.contains("action=\"/agents\""));
     let created = app

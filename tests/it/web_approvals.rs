@@ -124,8 +124,8 @@ struct Person {
     form_token: String,
 }
 
-fn person(app: &App, user: &str) -> Person {
-    let secret = app.sessions.start(UserId::from(user)).unwrap();
+async fn person(app: &App, user: &str) -> Person {
+    let secret = app.sessions.start(UserId::from(user)).await.unwrap();
     Person {
         cookie: format!("{SESSION_COOKIE}={secret}"),
         form_token: FormToken::for_secret(&secret).as_str().to_owned(),
@@ -215,7 +215,7 @@ fn payment(amount: u64, to: &str) -> Value {
 #[tokio::test]
 async fn the_owner_approves_and_denies_through_the_pages_forms() {
     let app = app().await;
-    let alice = person(&app, "alice");
+    let alice = person(&app, "alice").await;
     let first = pay(&app, payment(50, "ACME")).await.unwrap_err();
 
     let page = get(&app, &alice, "/approvals").await;
@@ -244,7 +244,7 @@ async fn the_owner_approves_and_denies_through_the_pages_forms() {
     let path = format!("/approvals/{first}/approve");
     let forged = post_form(&app, &alice, &path, None).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    let other = person(&app, "alice");
+    let other = person(&app, "alice").await;
     let forged = post_form(&app, &alice, &path, Some(&other.form_token)).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(status_of(&app, &first).await, ApprovalStatus::Pending);
@@ -314,7 +314,7 @@ async fn who_may_not_decide_sees_no_buttons_and_is_refused() {
     let id = pay(&app, payment(50, "ACME")).await.unwrap_err();
     let approve = format!("/approvals/{id}/approve");
 
-    let adam = person(&app, "adam");
+    let adam = person(&app, "adam").await;
     let page = get(&app, &adam, "/approvals").await;
     assert!(
         page.text.contains(&format!("action=\"{approve}\"")),
@@ -322,7 +322,7 @@ async fn who_may_not_decide_sees_no_buttons_and_is_refused() {
     );
 
     for user in ["vera", "otto"] {
-        let who = person(&app, user);
+        let who = person(&app, user).await;
         let page = get(&app, &who, "/approvals").await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.text.contains("Pay 50 EUR to ACME"), "{user} sees it");
@@ -339,7 +339,7 @@ async fn who_may_not_decide_sees_no_buttons_and_is_refused() {
         }
     }
     // A stranger sees nothing of it, and learns nothing from its id.
-    let mallory = person(&app, "mallory");
+    let mallory = person(&app, "mallory").await;
     let page = get(&app, &mallory, "/approvals").await;
     assert!(!page.text.contains("ACME") && !page.text.contains(id.as_str()));
     let refused = post_form(&app, &mallory, &approve, Some(&mallory.form_token)).await;
@@ -358,7 +358,7 @@ async fn who_may_not_decide_sees_no_buttons_and_is_refused() {
 #[tokio::test]
 async fn the_poll_route_answers_new_approvals() {
     let app = app().await;
-    let alice = person(&app, "alice");
+    let alice = person(&app, "alice").await;
     let empty = get(&app, &alice, "/approvals/pending").await;
     assert_eq!(empty.status, StatusCode::OK);
     assert!(empty.text.contains("Nothing is waiting"), "{}", empty.text);
@@ -386,7 +386,7 @@ async fn the_poll_route_answers_new_approvals() {
 #[tokio::test]
 async fn markup_in_details_and_message_is_escaped() {
     let app = app().await;
-    let alice = person(&app, "alice");
+    let alice = person(&app, "alice").await;
     let script = "<script>window.pwned=1</script>";
     let img = "\"><img src=x onerror=window.pwned=1>";
     let id = pay(
@@ -469,7 +469,7 @@ fn listed(page: &str) -> Vec<String> {
 async fn the_audit_page_filters_and_pages() {
     let app = app().await;
     trail(&app).await;
-    let alice = person(&app, "alice");
+    let alice = person(&app, "alice").await;
 
     let first = get(&app, &alice, "/audit").await;
     assert_eq!(first.status, StatusCode::OK);
@@ -549,9 +549,9 @@ async fn the_audit_page_filters_and_pages() {
     }
 
     // An operator reads the trail; a viewer may see the agent but not its trail.
-    let vera = person(&app, "vera");
+    let vera = person(&app, "vera").await;
     assert_eq!(listed(&get(&app, &vera, "/audit").await.text).len(), 49);
-    let otto = person(&app, "otto");
+    let otto = person(&app, "otto").await;
     let page = get(&app, &otto, "/audit").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("No agent whose trail you may read"));
@@ -559,7 +559,7 @@ async fn the_audit_page_filters_and_pages() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(listed(&refused.text).is_empty());
     // Mallory reads her own agent's trail, and only that.
-    let mallory = person(&app, "mallory");
+    let mallory = person(&app, "mallory").await;
     let page = get(&app, &mallory, "/audit").await;
     assert_eq!(
         page.text.matches("<div>hidden ").count(),

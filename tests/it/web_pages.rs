@@ -94,7 +94,7 @@ fn pages_over(store: MemoryStore, sessions: Sessions, accounts: Option<Arc<Accou
 #[tokio::test]
 async fn a_connected_app_is_listed_and_disconnecting_it_ends_its_tokens() {
     let oauth = OAuth::new().await;
-    let alice = Person(oauth.sessions.start(UserId::from("alice")).unwrap());
+    let alice = Person(oauth.sessions.start(UserId::from("alice")).await.unwrap());
     let client = oauth.public_client().await;
     let (code, verifier) = oauth
         .authorize(&alice.cookie(), &client, "notes:read", None)
@@ -111,7 +111,7 @@ async fn a_connected_app_is_listed_and_disconnecting_it_ends_its_tokens() {
     assert!(list.body.contains("notes:read"), "{}", list.body);
     assert!(list.body.contains(&client), "{}", list.body);
     // bob connected nothing, and sees nothing of alice's.
-    let bob = Person(oauth.sessions.start(UserId::from("bob")).unwrap());
+    let bob = Person(oauth.sessions.start(UserId::from("bob")).await.unwrap());
     let theirs = bob.get(&app, "/apps").await;
     assert!(!theirs.body.contains("Test MCP client"), "{}", theirs.body);
     assert!(theirs.body.contains("not connected any"), "{}", theirs.body);

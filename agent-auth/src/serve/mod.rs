@@ -4,7 +4,8 @@
 //! One file per part: [`args`] (the flags), [`assembly`] (cache, limits, Redis, logs, the layers
 //! around the application), [`demo`](mod@demo) (the demo API and its seed), [`listener`] (the accept loop
 //! and shutdown), [`health`] (`/healthz`, `/readyz`) and [`deadline`] (the request-body
-//! deadline); this file puts them together.
+//! deadline); this file puts them together. [`sessions`] keeps the browser sessions on the
+//! database.
 
 mod args;
 mod assembly;
@@ -13,6 +14,7 @@ mod demo;
 mod health;
 mod listener;
 mod mcp;
+mod sessions;
 
 pub use args::ServeArgs;
 
@@ -31,10 +33,10 @@ use tower_agent_auth::oauth::AuthorizationServer;
 use tower_agent_auth::oauth::callback::{CallbackKey, CallbackReceiver, Provider};
 use tower_agent_auth::oauth::document::{MetadataDocuments, TestTrust};
 use tower_agent_auth::server::{
-    Login, LoginLimits, LoginThrottle, ManageState, Pages, Sessions, approvals_router,
-    delegations_router, manage_router, tasks_router,
+    Login, LoginLimits, LoginThrottle, ManageState, Pages, approvals_router, delegations_router,
+    manage_router, tasks_router,
 };
-use tower_agent_auth::store::{Backend, Store, UserDirectory};
+use tower_agent_auth::store::{Backend, Store};
 
 use self::assembly::{LogNotifier, application, rate_limit, redis_connection, resolver};
 use self::demo::{critical_set, demo, demo_seed};
@@ -170,8 +172,7 @@ where
         window: args.login_window,
         ..LoginLimits::default()
     });
-    let directory: Arc<dyn UserDirectory> = accounts.clone();
-    let sessions = Sessions::new(directory, args.session_lifetime);
+    let sessions = sessions::on_database(&accounts, args.session_lifetime).await?;
     let coalesce = args.audit_coalesce_requests;
     let audit_options = WriterOptions {
         coalesce_requests: (!coalesce.is_zero()).then_some(coalesce),

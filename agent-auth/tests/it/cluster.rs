@@ -119,7 +119,7 @@ impl Drop for Database {
     }
 }
 
-fn cli(database: &str, args: &[&str], stdin: &str) -> String {
+pub(crate) fn cli(database: &str, args: &[&str], stdin: &str) -> String {
     let mut child = Command::cargo_bin("agent-auth")
         .unwrap()
         .env_remove("AGENT_AUTH_DATABASE_URL")

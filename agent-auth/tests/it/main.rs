@@ -5,7 +5,8 @@
 //! ([`oauth_client`]; the agents' grants: [`oauth_grants`]; the device flow:
 //! [`oauth_device`]), the official MCP client SDK ([`mcp_client`]) and a real browser
 //! ([`browser`], and on the device flow's pages [`browser_device`]) against it. The pages for
-//! people, their journeys in Chromium: [`web_agents`], [`web_approvals`], [`web_sessions`].
+//! people, their journeys in Chromium: [`web_agents`], [`web_approvals`], [`web_sessions`];
+//! browser sessions on the database, across restarts and nodes, over HTTP: [`sessions`].
 //!
 //! Tests that need PostgreSQL or Redis skip with a notice when their URL is not set
 //! (`AGENT_AUTH_TEST_POSTGRES_URL`, `AGENT_AUTH_TEST_REDIS_URL`), and fail then under
@@ -23,6 +24,7 @@ mod oauth_client;
 mod oauth_device;
 mod oauth_grants;
 mod serve_hardening;
+mod sessions;
 mod support;
 mod web_agents;
 mod web_approvals;

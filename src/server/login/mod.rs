@@ -22,12 +22,15 @@ use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 /// * `POST /login` (form fields `user`, `password`, optional `return`): on success a session
 ///   cookie (`HttpOnly`, `SameSite=Lax`, `Secure` with [`Login::secure_cookies`]) and `303` to
 ///   `return` if it is a path on this server (`/…`, not `//…`), else to `/`; a wrong
-///   password is a `401` page, an attempt over the [limits](LoginThrottle) a `429` page with
-///   `Retry-After` (logged, and audited as `sign_in_throttled` once per window and limit: per account and
-///   address, per address, per account), busy password hashing a `503` page with `Retry-After`.
+///   password is a `401` page, an attempt over the [limits](LoginThrottle) (which count
+///   wrong passwords only) a `429` page with `Retry-After` (logged, and audited as
+///   `sign_in_throttled` once per window and limit: per account and address, per address,
+///   per account), busy password hashing or an unreachable session store a `503` page with
+///   `Retry-After`.
 /// * `GET /logout`: a page with a sign-out button.
-/// * `POST /logout`: ends the session; `303` to `/login` for a browser's form post, `204`
-///   otherwise.
+/// * `POST /logout`: ends the session (its record is deleted, for every node); `303` to
+///   `/login` for a browser's form post, `204` otherwise; a `503` page, the cookie kept, when
+///   the session store cannot answer.
 ///
 /// Every route refuses cross-site posts ([`SameOriginLayer::every_request`], with pages), so
 /// neither sign-in nor sign-out can be forged from another site. The client address the limits
@@ -342,11 +345,14 @@ async fn login(
     };
     // A browser that signed in as this user before is held to its own limit only.
     let verdict = cookie_named(&headers, DEVICE_COOKIE)
-        .and_then(|device| state.throttle.check_device(&form.user, device))
+        .and_then(|device| state.throttle.check_device(&form.user, device, address))
         .unwrap_or_else(|| state.throttle.check(&form.user, address));
-    if let Err(t) = verdict {
-        return throttled(&state, &form.user, address, t).await;
-    }
+    // Taken now, given back unless the password turns out wrong: the limits count failures,
+    // and concurrent guesses cannot all pass before the first is counted.
+    let attempt = match verdict {
+        Ok(attempt) => attempt,
+        Err(t) => return throttled(&state, &form.user, address, t).await,
+    };
     let unavailable = || {
         with_retry_after(
             sign_in_error(
@@ -365,7 +371,7 @@ async fn login(
     match state.verifier.verify(&form.user, &form.password).await {
         Ok(Some(user)) => match state.sessions.begin(user.clone()).await {
             Ok(secret) => {
-                state.throttle.succeeded(&form.user, address);
+                attempt.succeeded();
                 tracing::info!(user = user.as_str(), "signed in");
                 let mut response = (
                     StatusCode::SEE_OTHER,
@@ -389,9 +395,15 @@ async fn login(
                 }
                 response
             }
-            Err(_) => unavailable(),
+            Err(error) => {
+                // The password was right: not a failure.
+                attempt.unverified();
+                tracing::warn!(%error, "sign-in: session store unavailable");
+                unavailable()
+            }
         },
         Ok(None) => {
+            attempt.failed();
             // Not the submitted name: it is sometimes a mistyped password.
             tracing::info!("sign-in refused");
             sign_in_error(
@@ -401,10 +413,12 @@ async fn login(
             )
         }
         Err(error) if matches!(error.downcast_ref(), Some(HashingError::Busy)) => {
+            attempt.unverified();
             tracing::warn!("sign-in: password hashing busy");
             unavailable()
         }
         Err(error) => {
+            attempt.unverified();
             tracing::warn!(%error, "sign-in: user store unavailable");
             unavailable()
         }
@@ -433,7 +447,19 @@ fn from_a_form(headers: &HeaderMap) -> bool {
 
 async fn logout(State(state): State<LoginState>, headers: HeaderMap) -> Response {
     if let Some(secret) = Sessions::cookie(&headers) {
-        state.sessions.end(secret);
+        // Not deleted is not signed out: the cookie is kept, so that signing out can be tried
+        // again.
+        if let Err(error) = state.sessions.end(secret).await {
+            tracing::warn!(%error, "sign-out: session store unavailable");
+            return with_retry_after(
+                sign_in_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again",
+                    "Signing out is not possible right now. Try again in a moment.",
+                ),
+                1,
+            );
+        }
     }
     let clear = (SET_COOKIE, cookie("", Some(0), state.secure));
     if from_a_form(&headers) {

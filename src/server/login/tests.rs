@@ -10,6 +10,8 @@ use http_body_util::BodyExt;
 use std::num::NonZeroU32;
 use std::time::Duration;
 use tower::ServiceExt;
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::session_store;
 
 /// alice / pw; "busy" makes the hashing pool refuse.
 struct Verifier;
@@ -209,4 +211,128 @@ async fn a_throttled_name_that_is_no_users_is_not_recorded() {
     assert_eq!(events[0].action, AuditAction::SignInThrottled);
     assert_eq!(events[0].actor, None);
     assert!(!format!("{events:?}").contains("horse"), "{events:?}");
+}
+
+/// A script without the device cookie signing in again and again is never refused: the limits
+/// count wrong passwords only.
+#[tokio::test]
+async fn ten_right_passwords_in_a_row_without_a_device_cookie_are_all_admitted() {
+    let app = login_router(sessions(), Arc::new(Verifier), false);
+    let from = [192, 0, 2, 20];
+    for n in 0..10 {
+        let (status, headers, _) = post(&app, "/login", "user=alice&password=pw", from).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "sign-in {n}");
+        assert!(
+            headers[SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .starts_with(SESSION_COOKIE)
+        );
+    }
+    // Wrong passwords still meet the limit (5 per minute by default), the right one then too.
+    for _ in 0..5 {
+        let (status, _, _) = post(&app, "/login", "user=alice&password=guess", from).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for body in ["user=alice&password=guess", "user=alice&password=pw"] {
+        let (status, headers, _) = post(&app, "/login", body, from).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert!(headers.contains_key(RETRY_AFTER));
+    }
+}
+
+/// Busy hashing verified no password: as many as come are answered 503, none counted.
+#[tokio::test]
+async fn busy_hashing_does_not_count_against_the_limits() {
+    let app = Login::new(sessions(), Arc::new(Verifier))
+        .throttle(LoginThrottle::new(LoginLimits {
+            per_account_and_address: NonZeroU32::new(1).unwrap(),
+            ..LoginLimits::default()
+        }))
+        .router();
+    for _ in 0..5 {
+        let (status, _, _) = post(&app, "/login", "user=busy&password=x", [10, 0, 0, 7]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
+
+/// Sign-out deletes the session: the cookie opens nothing afterwards.
+#[tokio::test]
+async fn sign_out_ends_the_session() {
+    let sessions = sessions();
+    let app = login_router(sessions.clone(), Arc::new(Verifier), false);
+    let (_, headers, _) = post(&app, "/login", "user=alice&password=pw", [10, 0, 0, 8]).await;
+    let set = headers[SET_COOKIE].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let secret = cookie.split_once('=').unwrap().1.to_owned();
+    assert_eq!(
+        sessions.user(&secret).await.unwrap(),
+        Some(UserId::from("alice"))
+    );
+    let mut request = Request::post("/logout")
+        .header(http::header::COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 8], 40000))));
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(sessions.user(&secret).await.unwrap(), None);
+}
+
+/// A session store that cannot answer.
+#[derive(Debug)]
+struct StoreDown;
+
+#[async_trait::async_trait]
+impl crate::server::SessionStore for StoreDown {
+    async fn save(&self, _: &Record) -> session_store::Result<()> {
+        Err(session_store::Error::Backend("down".into()))
+    }
+    async fn load(&self, _: &Id) -> session_store::Result<Option<Record>> {
+        Err(session_store::Error::Backend("down".into()))
+    }
+    async fn delete(&self, _: &Id) -> session_store::Result<()> {
+        Err(session_store::Error::Backend("down".into()))
+    }
+}
+
+/// With the session store down, a right password is a 503 (not counted against the limits),
+/// and signing out is a 503 that keeps the cookie, so that it can be tried again.
+#[tokio::test]
+async fn a_session_store_that_cannot_answer_is_a_503_page() {
+    let users = MemoryUserDirectory::new();
+    users.insert(UserRecord::new("alice", Policy::unrestricted()));
+    let sessions = Sessions::with_store(Arc::new(users), Duration::from_secs(60), StoreDown);
+    let app = Login::new(sessions, Arc::new(Verifier))
+        .throttle(LoginThrottle::new(LoginLimits {
+            per_account_and_address: NonZeroU32::new(1).unwrap(),
+            ..LoginLimits::default()
+        }))
+        .router();
+    for _ in 0..3 {
+        let (status, headers, _) =
+            post(&app, "/login", "user=alice&password=pw", [10, 0, 0, 9]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[RETRY_AFTER], "1");
+        assert!(!headers.contains_key(SET_COOKIE));
+    }
+    let mut request = Request::post("/logout")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            http::header::COOKIE,
+            format!("{SESSION_COOKIE}={}", "a".repeat(64)),
+        )
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 9], 40000))));
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !response.headers().contains_key(SET_COOKIE),
+        "the cookie kept"
+    );
 }

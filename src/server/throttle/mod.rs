@@ -1,29 +1,33 @@
-//! Limits on sign-in attempts, so a password cannot be guessed at the speed of the server.
+//! Limits on failed sign-in attempts, so a password cannot be guessed at the speed of the
+//! server.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+mod limiter;
 
-/// How many sign-in attempts are allowed, and over how long. Each limit is a burst of that many
-/// attempts, refilled evenly over `window` (so 5 per minute: 5 at once, then one every 12 s).
+use limiter::Limiter;
+
+/// How many failed sign-in attempts are allowed, and over how long. Each limit is a burst of
+/// that many attempts, refilled evenly over `window` (so 5 per minute: 5 at once, then one
+/// every 12 s). An attempt being verified counts until it turns out right (see
+/// [`LoginThrottle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimits {
-    /// Attempts for one account from one client address: what stops guessing one password.
+    /// Failed attempts for one account from one client address: what stops guessing one
+    /// password.
     pub per_account_and_address: NonZeroU32,
-    /// Attempts from one client address, whatever the account: what stops one address trying
-    /// one password on many accounts.
+    /// Failed attempts from one client address, whatever the account: what stops one address
+    /// trying one password on many accounts.
     pub per_address: NonZeroU32,
-    /// Attempts for one account from every address together: what slows a guess spread over
-    /// many addresses. Looser than the first, and not applied to an address the account signed
-    /// in from before (see [`LoginThrottle`]), so an attack cannot keep the user out.
+    /// Failed attempts for one account from every address together: what slows a guess
+    /// spread over many addresses. Looser than the first, and not applied to an address the
+    /// account signed in from before (see [`LoginThrottle`]), so an attack cannot keep the
+    /// user out.
     pub per_account: NonZeroU32,
     /// The window every limit refills over.
     pub window: Duration,
@@ -132,14 +136,28 @@ fn account_key(account: &str) -> Box<str> {
     account[..end].into()
 }
 
-/// The sign-in limits, in memory (one process; a restart forgets them). Uses
-/// [`governor`]'s GCRA limiters, one per [`LoginLimits`] field. Every attempt counts against
-/// the (account, address) and address limits; the per-account limit does not apply to an
-/// (account, address) pair that signed in successfully within
+/// The sign-in limits, in memory (one process; a restart forgets them): GCRA limiters, one
+/// per [`LoginLimits`] field, that count **failed** attempts. A correct password is never
+/// refused because of earlier correct ones: ten sign-ins in a row from a script without the
+/// device cookie are ten sign-ins.
+///
+/// Counting failures without letting concurrent guesses through: [`LoginThrottle::check`],
+/// before the password is verified, *takes* an attempt from each limit that applies (refusing
+/// when one is spent) and hands back an [`Attempt`]; [`Attempt::succeeded`] (a correct
+/// password) and [`Attempt::unverified`] (no password was verified: the hashing pool was busy,
+/// the user store down) give it back, and a wrong password ([`Attempt::failed`], or dropping
+/// the attempt) keeps it taken. So at any moment a limit counts the failures of its window
+/// plus the attempts still being verified: a thousand guesses sent at once get as far as the
+/// limit's burst, not a thousand Argon2 verifications. (Checking first and counting after the
+/// verification would let every guess in flight pass the check.) A refused attempt takes
+/// nothing: only a verified wrong password counts.
+///
+/// Which limits apply: the (account, address) and address limits to every attempt; the
+/// per-account limit not to an (account, address) pair that signed in successfully within
 /// [`LoginLimits::known_for`], so an attacker spreading guesses over many addresses slows
-/// them down for new addresses only, never for the user's own. A success does not refill the
-/// (account, address) limit (governor's limiters have no per-key reset): its burst is what a
-/// person who mistypes needs, and it refills within the window.
+/// them down for new addresses only, never for the user's own; a browser with a
+/// [device cookie](DEVICE_COOKIE) of the account only its own limit
+/// ([`LoginThrottle::check_device`]).
 ///
 /// Memory is bounded: each limiter holds at most [`LoginLimits::max_keys`] keys (refilled
 /// ones are dropped first; a limiter full of live keys starts afresh), and so do the maps of
@@ -150,8 +168,13 @@ fn account_key(account: &str) -> Box<str> {
 /// use tower_agent_auth::server::{LoginLimits, LoginThrottle};
 /// let throttle = LoginThrottle::new(LoginLimits::default());
 /// let from = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+/// // Right passwords give their attempt back.
+/// for _ in 0..10 {
+///     throttle.check("alice", from).unwrap().succeeded();
+/// }
+/// // Wrong ones keep it: 5 per minute.
 /// for _ in 0..5 {
-///     assert!(throttle.check("alice", from).is_ok());
+///     throttle.check("alice", from).unwrap().failed();
 /// }
 /// let refused = throttle.check("alice", from).unwrap_err();
 /// assert!(refused.retry_after.as_secs() <= 12);
@@ -163,7 +186,6 @@ pub struct LoginThrottle {
     by_pair: Limiter<(Box<str>, Client)>,
     by_address: Limiter<Client>,
     by_account: Limiter<Box<str>>,
-    clock: DefaultClock,
     /// Pairs that signed in, and when.
     known: Mutex<HashMap<(Box<str>, Client), Instant>>,
     /// What was refused in this window, and when first (for [`Throttled::first`]).
@@ -190,50 +212,85 @@ impl std::fmt::Debug for LoginThrottle {
     }
 }
 
-fn quota(attempts: NonZeroU32, window: Duration) -> Quota {
-    let period = (window / attempts.get()).max(Duration::from_millis(1));
-    Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(attempts)
+/// A sign-in attempt admitted by the limits, its password not verified yet. Settle it with
+/// what the verification said: [`Attempt::succeeded`], [`Attempt::failed`] or
+/// [`Attempt::unverified`]. Dropped unsettled, it counts as failed.
+#[must_use = "an attempt dropped unsettled counts as a failed sign-in"]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    account: Box<str>,
+    client: Client,
+    taken: Taken,
 }
 
-/// One keyed limiter, replaced by a fresh one when it holds `max` live keys.
-struct Limiter<K: Hash + Eq + Clone> {
-    quota: Quota,
-    current: ArcSwap<DefaultKeyedRateLimiter<K>>,
+/// What an [`Attempt`] took, to be given back.
+enum Taken {
+    /// From the device's own limit.
+    Device([u8; 32]),
+    /// From the (account, address) limit only: a known pair.
+    Pair,
+    /// From the address, (account, address) and account limits.
+    All,
 }
 
-impl<K: Hash + Eq + Clone> Limiter<K> {
-    fn new(quota: Quota) -> Self {
-        Self {
-            quota,
-            current: ArcSwap::from_pointee(RateLimiter::keyed(quota)),
-        }
+impl std::fmt::Debug for Attempt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attempt").finish_non_exhaustive()
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was right: the attempt is given back, the (account, address) pair is
+    /// known from now on (the per-account limit does not apply to it), and its next refusal
+    /// is a [`Throttled::first`] again.
+    pub fn succeeded(self) {
+        self.give_back();
+        let pair = (self.account, self.client);
+        let throttle = self.throttle;
+        throttle
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Refused::Pair(pair.clone()));
+        let mut known = throttle.known.lock().unwrap_or_else(|e| e.into_inner());
+        let known_for = throttle.limits.known_for;
+        bound_map(
+            &mut known,
+            throttle.limits.max_keys.max(1),
+            |at| *at,
+            |at| at.elapsed() < known_for,
+        );
+        known.insert(pair, Instant::now());
     }
 
-    /// Counts one attempt for `key`: `Err(wait)` when over the limit.
-    fn check(&self, key: &K, max: usize, clock: &DefaultClock) -> Result<(), Duration> {
-        let mut limiter = self.current.load_full();
-        if limiter.len() >= max {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-            if limiter.len() >= max {
-                // Only a flood of distinct keys within one window gets here: start afresh
-                // rather than grow.
-                limiter = Arc::new(RateLimiter::keyed(self.quota));
-                self.current.store(limiter.clone());
+    /// The password was wrong: the attempt stays counted until its limits refill.
+    pub fn failed(self) {}
+
+    /// No password was verified (the hashing pool was busy, the user store unreachable): the
+    /// attempt is given back, as nothing was learnt from it.
+    pub fn unverified(self) {
+        self.give_back();
+    }
+
+    fn give_back(&self) {
+        let throttle = self.throttle;
+        let pair = || (self.account.clone(), self.client);
+        match &self.taken {
+            Taken::Device(digest) => throttle.by_device.give_back(digest),
+            Taken::Pair => throttle.by_pair.give_back(&pair()),
+            Taken::All => {
+                throttle.by_address.give_back(&self.client);
+                throttle.by_pair.give_back(&pair());
+                throttle.by_account.give_back(&self.account);
             }
         }
-        limiter
-            .check_key(key)
-            .map_err(|not_until| not_until.wait_time_from(clock.now()))
     }
 }
 
 /// Makes room for one more entry in `map`, which holds at most `max`: entries `keep` no longer
 /// wants go first, then the oldest tenth — never all at once, so that a flood of new entries
 /// cannot wipe what protects the others (known pairs, device cookies).
-fn bound_map<K: Clone + Eq + Hash, V>(
+fn bound_map<K: Clone + Eq + std::hash::Hash, V>(
     map: &mut HashMap<K, V>,
     max: usize,
     since: impl Fn(&V) -> Instant,
@@ -260,14 +317,13 @@ impl LoginThrottle {
     /// Limits as `limits` say.
     pub fn new(limits: LoginLimits) -> Self {
         Self {
-            by_pair: Limiter::new(quota(limits.per_account_and_address, limits.window)),
-            by_address: Limiter::new(quota(limits.per_address, limits.window)),
-            by_account: Limiter::new(quota(limits.per_account, limits.window)),
-            clock: DefaultClock::default(),
+            by_pair: Limiter::new(limits.per_account_and_address, limits.window),
+            by_address: Limiter::new(limits.per_address, limits.window),
+            by_account: Limiter::new(limits.per_account, limits.window),
             known: Mutex::default(),
             refused: Mutex::default(),
             devices: Mutex::default(),
-            by_device: Limiter::new(quota(limits.per_account_and_address, limits.window)),
+            by_device: Limiter::new(limits.per_account_and_address, limits.window),
             limits,
         }
     }
@@ -284,37 +340,51 @@ impl LoginThrottle {
             .is_some_and(|at| at.elapsed() < self.limits.known_for)
     }
 
-    /// Counts an attempt to sign in as `account` from `address`; refuses it when a limit is
-    /// reached. Call it before checking the password.
-    pub fn check(&self, account: &str, address: Option<IpAddr>) -> Result<(), Throttled> {
+    /// Takes an attempt to sign in as `account` from `address`, or refuses it when a limit is
+    /// spent. Call it before verifying the password, and settle the [`Attempt`] with the
+    /// verification's answer.
+    pub fn check(&self, account: &str, address: Option<IpAddr>) -> Result<Attempt<'_>, Throttled> {
         let client = Client::from(address);
         let account = account_key(account);
         let pair = (account.clone(), client);
         let max = self.limits.max_keys.max(1);
-        let clock = &self.clock;
+        let attempt = |taken| Attempt {
+            throttle: self,
+            account: account.clone(),
+            client,
+            taken,
+        };
         // A pair that signed in before is held only to its own limit: neither another client
         // at the same address (a NAT, an office) trying many names nor many addresses trying
         // this name can lock its user out.
-        // For any other pair the address limit comes first, so that a client trying a new name
-        // each time adds no key to the pair limiter once its address is spent.
-        let known = self.is_known(&pair);
-        let refusal = if known {
-            self.by_pair
-                .check(&pair, max, clock)
-                .err()
-                .map(|wait| (wait, ThrottleLimit::AccountAndAddress))
-        } else if let Err(wait) = self.by_address.check(&client, max, clock) {
-            Some((wait, ThrottleLimit::Address))
-        } else if let Err(wait) = self.by_pair.check(&pair, max, clock) {
-            Some((wait, ThrottleLimit::AccountAndAddress))
-        } else if let Err(wait) = self.by_account.check(&account, max, clock) {
-            Some((wait, ThrottleLimit::Account))
+        let refusal = if self.is_known(&pair) {
+            match self.by_pair.take(&pair, max) {
+                Ok(()) => return Ok(attempt(Taken::Pair)),
+                Err(wait) => (wait, ThrottleLimit::AccountAndAddress),
+            }
         } else {
-            None
+            // For any other pair the address limit comes first, so that a client trying a
+            // new name each time adds no key to the pair limiter once its address is spent.
+            // A refusal by a later limit gives back what the earlier ones took.
+            match self.by_address.take(&client, max) {
+                Err(wait) => (wait, ThrottleLimit::Address),
+                Ok(()) => match self.by_pair.take(&pair, max) {
+                    Err(wait) => {
+                        self.by_address.give_back(&client);
+                        (wait, ThrottleLimit::AccountAndAddress)
+                    }
+                    Ok(()) => match self.by_account.take(&account, max) {
+                        Ok(()) => return Ok(attempt(Taken::All)),
+                        Err(wait) => {
+                            self.by_address.give_back(&client);
+                            self.by_pair.give_back(&pair);
+                            (wait, ThrottleLimit::Account)
+                        }
+                    },
+                },
+            }
         };
-        let Some((retry_after, limit)) = refusal else {
-            return Ok(());
-        };
+        let (retry_after, limit) = refusal;
         // What a refusal is recorded under: the limit's own key, so that a client trying a new
         // name each time is one record per window, not one per name.
         let key = match limit {
@@ -325,11 +395,17 @@ impl LoginThrottle {
         Err(self.refusal(key, retry_after, limit))
     }
 
-    /// Counts an attempt to sign in as `account` from a browser presenting the device cookie
-    /// `device`: `None` when the cookie is not one this throttle gave for `account` (then
-    /// [`LoginThrottle::check`] decides), else the verdict of the device's own limit — the
-    /// address and account limits do not apply to it.
-    pub fn check_device(&self, account: &str, device: &str) -> Option<Result<(), Throttled>> {
+    /// Takes an attempt to sign in as `account` from a browser presenting the device cookie
+    /// `device` from `address`: `None` when the cookie is not one this throttle gave for
+    /// `account` (then [`LoginThrottle::check`] decides), else the verdict of the device's own
+    /// limit — the address and account limits do not apply to it. Settle the [`Attempt`] as
+    /// [`LoginThrottle::check`]'s.
+    pub fn check_device(
+        &self,
+        account: &str,
+        device: &str,
+        address: Option<IpAddr>,
+    ) -> Option<Result<Attempt<'_>, Throttled>> {
         let digest: [u8; 32] = Sha256::digest(device.as_bytes()).into();
         let account = account_key(account);
         let known = {
@@ -342,11 +418,15 @@ impl LoginThrottle {
             return None;
         }
         let max = self.limits.max_keys.max(1);
-        Some(
-            self.by_device
-                .check(&digest, max, &self.clock)
-                .map_err(|wait| self.refusal(Refused::Device(digest), wait, ThrottleLimit::Device)),
-        )
+        Some(match self.by_device.take(&digest, max) {
+            Ok(()) => Ok(Attempt {
+                throttle: self,
+                account,
+                client: Client::from(address),
+                taken: Taken::Device(digest),
+            }),
+            Err(wait) => Err(self.refusal(Refused::Device(digest), wait, ThrottleLimit::Device)),
+        })
     }
 
     /// A new device cookie value for a browser that just signed in as `account` (see
@@ -404,25 +484,6 @@ impl LoginThrottle {
             limit,
             first,
         }
-    }
-
-    /// Records a successful sign-in: the pair is known from now on (the per-account limit
-    /// does not apply to it), and its next refusal is a [`Throttled::first`] again.
-    pub fn succeeded(&self, account: &str, address: Option<IpAddr>) {
-        let pair = (account_key(account), Client::from(address));
-        self.refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&Refused::Pair(pair.clone()));
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let known_for = self.limits.known_for;
-        bound_map(
-            &mut known,
-            self.limits.max_keys.max(1),
-            |at| *at,
-            |at| at.elapsed() < known_for,
-        );
-        known.insert(pair, Instant::now());
     }
 }
 
