@@ -549,3 +549,40 @@ async fn a_password_change_needs_the_current_one_and_ends_the_sessions() {
         "others' stay"
     );
 }
+
+/// A stolen session cannot guess the password on the account page: wrong current passwords are
+/// limited as sign-ins are (5 a minute per account and address), and then even the right one
+/// waits.
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled() {
+    let (app, accounts, _root, olga) = with_accounts().await;
+    let guess = |current: &'static str| {
+        [
+            ("current", current),
+            ("new", "new-password"),
+            ("again", "new-password"),
+        ]
+    };
+    for _ in 0..5 {
+        let refused = olga.post(&app, "/account/password", &guess("wrong")).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let throttled = olga
+        .post(&app, "/account/password", &guess("olga-password"))
+        .await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.body
+    );
+    assert!(throttled.body.contains("Too many wrong passwords"));
+    assert!(
+        accounts
+            .verify("olga", "olga-password")
+            .await
+            .unwrap()
+            .is_some(),
+        "unchanged"
+    );
+}

@@ -111,8 +111,8 @@ fn a_session_survives_restarts_crosses_nodes_and_ends_with_the_password() {
         screenshot(&browser, "account").await;
         for (field, value) in [
             ("current", PASSWORD),
-            ("password", NEW_PASSWORD),
-            ("repeat", NEW_PASSWORD),
+            ("new", NEW_PASSWORD),
+            ("again", NEW_PASSWORD),
         ] {
             form.find(Locator::Css(&format!("input[name={field}]")))
                 .await
@@ -127,12 +127,14 @@ fn a_session_survives_restarts_crosses_nodes_and_ends_with_the_password() {
             .click()
             .await
             .unwrap();
+        // The page says so and offers to sign in again.
         browser
             .wait()
             .at_most(PATIENCE)
-            .for_element(Locator::Css("form[action=\"/login\"]"))
+            .for_element(Locator::Css("a[href^=\"/login\"]"))
             .await
             .unwrap();
+        screenshot(&browser, "account-password-changed").await;
 
         // A signs both old sessions out; the new password signs in.
         assert_eq!(

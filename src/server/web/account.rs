@@ -1,10 +1,14 @@
 //! `/account`: who I am, my role, and changing my password (the current one, the new one
 //! twice). A change ends every session signed in with the old password, this one too (the
-//! account's credential stamp changes), so the person is asked to sign in again.
+//! account's credential stamp changes), so the person is asked to sign in again. Wrong current
+//! passwords are limited as sign-ins are ([`LoginThrottle`], per account and address, default
+//! limits): a stolen session cannot guess its way to the password.
 
 use std::sync::Arc;
 
-use ::axum::extract::State;
+use std::net::SocketAddr;
+
+use ::axum::extract::{ConnectInfo, State};
 use ::axum::response::Response;
 use ::axum::routing::{get, post};
 use ::axum::{Form, Router};
@@ -15,14 +19,25 @@ use serde::Deserialize;
 use super::users::{MIN_PASSWORD, refused, role_text};
 use super::{Chrome, Viewer, message, render};
 use crate::server::accounts::AccountAdmin;
+use crate::server::{LoginLimits, LoginThrottle};
 
 type Accounts = Option<Arc<dyn AccountAdmin>>;
+
+#[derive(Clone)]
+struct AccountState {
+    accounts: Accounts,
+    /// Wrong current passwords, counted as failed sign-ins.
+    throttle: Arc<LoginThrottle>,
+}
 
 pub(super) fn routes(accounts: Accounts) -> Router {
     Router::new()
         .route("/account", get(show))
         .route("/account/password", post(change_password))
-        .with_state(accounts)
+        .with_state(AccountState {
+            accounts,
+            throttle: Arc::new(LoginThrottle::new(LoginLimits::default())),
+        })
 }
 
 /// `templates/account.html`.
@@ -39,8 +54,8 @@ struct Account {
     problem: &'static str,
 }
 
-async fn show(State(accounts): State<Accounts>, viewer: Viewer) -> Response {
-    page(accounts.as_deref(), &viewer, StatusCode::OK, "").await
+async fn show(State(state): State<AccountState>, viewer: Viewer) -> Response {
+    page(state.accounts.as_deref(), &viewer, StatusCode::OK, "").await
 }
 
 async fn page(
@@ -81,11 +96,12 @@ struct PasswordChange {
 }
 
 async fn change_password(
-    State(accounts): State<Accounts>,
+    State(state): State<AccountState>,
     viewer: Viewer,
+    peer: Option<::axum::Extension<ConnectInfo<SocketAddr>>>,
     Form(change): Form<PasswordChange>,
 ) -> Response {
-    let Some(accounts) = accounts else {
+    let Some(accounts) = state.accounts else {
         return message::for_viewer(
             viewer.chrome("My account", ""),
             StatusCode::NOT_FOUND,
@@ -104,13 +120,32 @@ async fn change_password(
         return page(Some(&*accounts), &viewer, unprocessable, problem).await;
     }
     let me = viewer.user();
+    let address = peer.map(|peer| peer.0.0.ip());
+    let attempt = match state.throttle.check(me.as_str(), address) {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            tracing::warn!(user = %me.as_str(), "account page: password guesses throttled");
+            let seconds = throttled.retry_after.as_secs().max(1);
+            let mut response = message::for_viewer(
+                viewer.chrome("My account", ""),
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong passwords. Wait a minute and try again.",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+            return response;
+        }
+    };
     match accounts.verify(me.as_str(), &change.current).await {
-        Ok(Some(user)) if &user == me => {}
+        Ok(Some(user)) if &user == me => attempt.succeeded(),
         Ok(_) => {
+            attempt.failed();
             let problem = "The current password is not right.";
             return page(Some(&*accounts), &viewer, unprocessable, problem).await;
         }
         Err(error) => {
+            attempt.unverified();
             tracing::warn!(%error, "account page: password check unavailable");
             return message::unavailable();
         }
