@@ -23,3 +23,4 @@ mod oauth_device;
 mod oauth_grants;
 mod serve_hardening;
 mod support;
+mod web_attack;

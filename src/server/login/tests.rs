@@ -6,6 +6,7 @@ use crate::principal::UserId;
 use crate::store::{MemoryUserDirectory, UserDirectory, UserRecord};
 use ::axum::body::Body;
 use http::Request;
+use http::header::COOKIE;
 use http_body_util::BodyExt;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -37,9 +38,14 @@ async fn post(
     body: &str,
     peer: [u8; 4],
 ) -> (StatusCode, HeaderMap, String) {
+    // As the page's form does: the token bound to the pre-session cookie.
+    let pre_session = "0".repeat(64);
+    let token = web::FormToken::for_secret(&pre_session);
+    let body = format!("{body}&{}={}", web::FORM_FIELD, token.as_str());
     let mut request = Request::post(path)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body.to_owned()))
+        .header(COOKIE, format!("{}={pre_session}", web::FORM_COOKIE))
+        .body(Body::from(body))
         .unwrap();
     request
         .extensions_mut()
