@@ -177,7 +177,7 @@ async fn sign_in_returns_to_a_path_of_this_server_only() {
     };
     let form = page("%2Fa%3Fb%3D1%26c%3D%22").await;
     assert!(
-        form.contains(r#"name="return" value="/a?b=1&amp;c=&quot;""#),
+        form.contains(r#"name="return" value="/a?b=1&#38;c=&#34;""#),
         "{form}"
     );
     assert!(!page("%2F%2Fevil.example").await.contains("name=\"return\""));
