@@ -482,7 +482,7 @@ mod tests {
         .await;
         assert_eq!(code, StatusCode::FORBIDDEN);
         assert!(
-            body.contains("<!doctype html>") && body.contains(r#"href="/login""#),
+            body.contains("<!doctype html>") && body.contains(r#"<a href="/">"#),
             "{body}"
         );
     }

@@ -289,14 +289,9 @@ impl<B: Backend> App<B> {
 
     /// Signs `user` in: the session cookie.
     pub async fn sign_in(&self, user: &str) -> String {
-        let answer = self
-            .call(
-                Request::post("/login")
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(Body::from(format!("user={user}&password=pw")))
-                    .unwrap(),
-            )
-            .await;
+        let fields = [("user", user), ("password", "pw")];
+        let request = crate::page_forms::sign_in_request(&self.app, &fields).await;
+        let answer = self.call(request).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
         let cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
         cookie.split(';').next().unwrap().to_owned()

@@ -346,10 +346,8 @@ async fn call(app: &Router, request: Request<Body>) -> (StatusCode, http::Header
 }
 
 async fn sign_in(app: &Router) -> String {
-    let request = Request::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from("user=alice&password=pw"))
-        .unwrap();
+    let fields = [("user", "alice"), ("password", "pw")];
+    let request = crate::page_forms::sign_in_request(app, &fields).await;
     let (_, headers, _) = call(app, request).await;
     let cookie = headers[header::SET_COOKIE].to_str().unwrap();
     cookie.split(';').next().unwrap().to_owned()

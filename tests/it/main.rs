@@ -36,6 +36,7 @@ mod oauth_registration;
 mod oauth_support;
 mod oauth_tokens;
 mod outside_store;
+mod page_forms;
 mod rate_limit;
 mod readiness;
 mod redis;

@@ -55,12 +55,18 @@ async fn the_code_flow_gives_a_token_that_works_through_the_layer() {
             .unwrap()
             .1
             .into_owned();
+    // The form's token, bound to the pre-session cookie the page set.
+    let token = crate::page_forms::csrf_field(&form_page.body).expect("a token");
+    let pre_session = form_page.headers[header::SET_COOKIE].to_str().unwrap();
+    let pre_session = pre_session.split(';').next().unwrap();
+    let fields = [
+        ("user", "alice"),
+        ("password", "pw"),
+        ("return", &back_to),
+        ("csrf", &token),
+    ];
     let signed_in = oauth
-        .post_form(
-            "/login",
-            form(&[("user", "alice"), ("password", "pw"), ("return", &back_to)]),
-            &[],
-        )
+        .post_form("/login", form(&fields), &[("cookie", pre_session)])
         .await;
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
     assert_eq!(signed_in.location(), Some(back_to.as_str()));

@@ -260,9 +260,9 @@ impl OAuth {
 
     /// Signs in; the session cookie.
     pub async fn sign_in(&self, user: &str) -> String {
-        let answer = self
-            .post_form("/login", form(&[("user", user), ("password", "pw")]), &[])
-            .await;
+        let fields = [("user", user), ("password", "pw")];
+        let request = crate::page_forms::sign_in_request(&self.app, &fields).await;
+        let answer = self.call(request).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
         let cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
         cookie.split(';').next().unwrap().to_owned()

@@ -319,12 +319,16 @@ async fn cache_hits(node: &Node) -> u64 {
 
 /// Signs alice in on `node`: the session cookie.
 pub(crate) async fn sign_in(node: &Node) -> String {
-    let body = format!("user=alice&password={PASSWORD}");
+    let form = support::SignInForm::get(&node.address);
+    let body = form.body(&[("user", "alice"), ("password", PASSWORD)]);
     let answer = request(
         &node.address,
         "POST",
         "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &form.cookie),
+        ],
         &body,
     )
     .await;

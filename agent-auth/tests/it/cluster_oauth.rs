@@ -26,6 +26,7 @@ use url::Url;
 use url::form_urlencoded;
 
 use crate::cluster::{Answer, Database, Node, PASSWORD, me, postgres_url, request, seed};
+use crate::support;
 
 /// The consent key both nodes are given: a form shown by one may be posted to the other.
 const CONSENT_KEY: &str = "3f1c2a9b8d7e6f5041322314a5b6c7d8e9f00112233445566778899aabbccdde";
@@ -230,12 +231,16 @@ impl<'n> Browser<'n> {
 
     /// Signs alice in with the form the sign-in page posts, `return` and all.
     async fn sign_in(&mut self, back: &str) -> Answer {
-        let answer = self
-            .post(
-                "/login",
-                &[("user", "alice"), ("password", PASSWORD), ("return", back)],
-            )
-            .await;
+        // The sign-in page first: its pre-session cookie and its form's token.
+        let form = support::SignInForm::get(&self.node.address);
+        self.cookie = Some(form.cookie.clone());
+        let fields = [
+            ("user", "alice"),
+            ("password", PASSWORD),
+            ("return", back),
+            ("csrf", &form.csrf),
+        ];
+        let answer = self.post("/login", &fields).await;
         assert_eq!(answer.status, 303, "sign-in: {}", answer.body);
         let session = (answer.headers.iter())
             .filter(|(name, _)| name == "set-cookie")

@@ -5,7 +5,8 @@
 //! ([`oauth_client`]; the agents' grants: [`oauth_grants`]; the device flow:
 //! [`oauth_device`]), the official MCP client SDK ([`mcp_client`]) and a real browser
 //! ([`browser`], and on the device flow's pages [`browser_device`]) against it. The pages for
-//! people, their journeys in Chromium: [`web_agents`], [`web_approvals`], [`web_sessions`];
+//! people, their journeys in Chromium: [`web_agents`], [`web_approvals`], [`web_sessions`]; the
+//! pages under attack: [`web_attack`];
 //! browser sessions on the database, across restarts and nodes, over HTTP: [`sessions`].
 //!
 //! Tests that need PostgreSQL or Redis skip with a notice when their URL is not set
@@ -29,4 +30,5 @@ mod support;
 mod web_agents;
 mod web_approvals;
 mod web_apps;
+mod web_attack;
 mod web_sessions;

@@ -276,14 +276,29 @@ fn dechunk(mut raw: &str) -> String {
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
+/// Signs in as a browser does: `GET /login`, then the form with its token and cookie.
 fn sign_in(server: &Server, source: Option<&str>, user: &str, password: &str) -> Answer {
+    let form = support::SignInForm::get(&server.address);
+    sign_in_with(server, source, &form, &[], user, password)
+}
+
+/// A post of the sign-in `form` with `cookies` beside its own.
+fn sign_in_with(
+    server: &Server,
+    source: Option<&str>,
+    form: &support::SignInForm,
+    cookies: &[&str],
+    user: &str,
+    password: &str,
+) -> Answer {
+    let cookie = [cookies, &[form.cookie.as_str()]].concat().join("; ");
     send(
         &server.address,
         source,
         "POST",
         "/login",
-        &[FORM],
-        &format!("user={user}&password={password}"),
+        &[FORM, ("Cookie", &cookie)],
+        &form.body(&[("user", user), ("password", password)]),
     )
 }
 
@@ -344,18 +359,22 @@ fn wrong_password_loops_do_not_slow_token_requests() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
+    // One sign-in form for every guess, as a script keeps its cookie.
+    let form = Arc::new(support::SignInForm::get(&server.address));
     let loops: Vec<_> = (0..4)
         .map(|_| {
             let (stop, refused, address) = (stop.clone(), refused.clone(), server.address.clone());
+            let form = form.clone();
             std::thread::spawn(move || {
+                let body = form.body(&[("user", "alice"), ("password", "wrong")]);
                 while !stop.load(Ordering::Relaxed) {
                     let answer = send(
                         &address,
                         None,
                         "POST",
                         "/login",
-                        &[FORM],
-                        "user=alice&password=wrong",
+                        &[FORM, ("Cookie", &form.cookie)],
+                        &body,
                     );
                     assert!(matches!(answer.status, 401 | 503), "{answer:?}");
                     if answer.status == 401 {
@@ -460,14 +479,8 @@ fn a_signed_in_browser_is_not_locked_out_by_guesses_from_its_own_address() {
         sign_in(&server, here, "alice", "guess");
     }
     assert_eq!(sign_in(&server, here, "alice", PASSWORD).status, 429);
-    let with_device = send(
-        &server.address,
-        here,
-        "POST",
-        "/login",
-        &[FORM, ("Cookie", device)],
-        &format!("user=alice&password={PASSWORD}"),
-    );
+    let form = support::SignInForm::get(&server.address);
+    let with_device = sign_in_with(&server, here, &form, &[device], "alice", PASSWORD);
     assert_eq!(with_device.status, 303, "{with_device:?}");
 }
 
@@ -477,14 +490,15 @@ fn a_signed_in_browser_is_not_locked_out_by_guesses_from_its_own_address() {
 fn a_trusted_proxy_names_the_client_the_limits_count() {
     let db = Db::seeded();
     let attempt = |server: &Server, client: &str| {
-        let body = "user=alice&password=guess";
+        let form = support::SignInForm::get(&server.address);
+        let body = form.body(&[("user", "alice"), ("password", "guess")]);
         send(
             &server.address,
             Some("127.0.0.1"),
             "POST",
             "/login",
-            &[FORM, ("X-Forwarded-For", client)],
-            body,
+            &[FORM, ("Cookie", &form.cookie), ("X-Forwarded-For", client)],
+            &body,
         )
         .status
     };
@@ -605,12 +619,14 @@ fn half_open_connections_are_closed_and_do_not_lock_the_server() {
 fn a_stalled_body_is_closed_after_the_idle_timeout() {
     let db = Db::seeded();
     let server = Server::start(&db, &["--idle-timeout", "1s"]);
+    // With the form's cookie: a post without one is refused before its body is read.
+    let form = support::SignInForm::get(&server.address);
     let mut stream = TcpStream::connect(&server.address).unwrap();
     let started = Instant::now();
     write!(
         stream,
-        "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nuser=al",
-        server.address
+        "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nCookie: {}\r\nContent-Length: 100\r\n\r\nuser=al",
+        server.address, form.cookie
     )
     .unwrap();
     let closed = closed_within(stream, started, Duration::from_secs(4)).expect("still open");
@@ -626,12 +642,14 @@ fn a_stalled_body_is_closed_after_the_idle_timeout() {
 fn a_trickled_body_is_cut_off_by_the_body_timeout() {
     let db = Db::seeded();
     let server = Server::start(&db, &["--idle-timeout", "5s", "--body-timeout", "2s"]);
+    // With the form's cookie: a post without one is refused before its body is read.
+    let form = support::SignInForm::get(&server.address);
     let mut stream = TcpStream::connect(&server.address).unwrap();
     let started = Instant::now();
     write!(
         stream,
-        "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n",
-        server.address
+        "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nCookie: {}\r\nContent-Length: 100000\r\n\r\n",
+        server.address, form.cookie
     )
     .unwrap();
     let mut writer = stream.try_clone().unwrap();
@@ -750,19 +768,25 @@ fn cross_site_posts_with_the_cookie_are_refused() {
     assert_eq!(sibling.status, 403, "Sec-Fetch-Site alone: {sibling:?}");
     assert_eq!(db.agent_status("writer"), "active");
 
+    // With their forms' tokens: refused for their origin alone.
     let forged_logout = server.request(
         "POST",
         "/logout",
         &[("Cookie", &cookie), ("Origin", evil), FORM],
-        "",
+        &format!("csrf={}", support::session_form_token(&cookie)),
     );
     assert_eq!(forged_logout.status, 403);
-    assert!(forged_logout.body.contains(r#"href="/login""#), "a page");
+    assert!(
+        forged_logout.body.contains("<h1>Refused</h1>"),
+        "a page: {}",
+        forged_logout.body
+    );
+    let form = support::SignInForm::get(&server.address);
     let forged_login = server.request(
         "POST",
         "/login",
-        &[("Origin", evil), FORM],
-        &format!("user=alice&password={PASSWORD}"),
+        &[("Origin", evil), ("Cookie", &form.cookie), FORM],
+        &form.body(&[("user", "alice"), ("password", PASSWORD)]),
     );
     assert_eq!(forged_login.status, 403);
     assert!(forged_login.header("set-cookie").is_none());
@@ -841,7 +865,7 @@ fn the_browser_routes_are_pages() {
     let anonymous = server.request("GET", "/", &[], "");
     assert_eq!(
         (anonymous.status, anonymous.header("location")),
-        (303, Some("/login"))
+        (303, Some("/login?return=%2F"))
     );
 
     let wrong = sign_in(&server, None, "alice", "nope");
@@ -868,8 +892,9 @@ fn the_browser_routes_are_pages() {
         home.body
     );
     assert!(
+        home.body.contains(r#"method="post" action="/logout">"#),
+        "{}",
         home.body
-            .contains(r#"<form method="post" action="/logout">"#)
     );
 
     let eve = sign_in(&server, None, "eve", PASSWORD).cookie();
@@ -885,12 +910,13 @@ fn the_browser_routes_are_pages() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains(r#"action="/logout""#));
 
-    let out = server.request("POST", "/logout", &[("Cookie", &cookie), FORM], "");
+    let token = format!("csrf={}", support::session_form_token(&cookie));
+    let out = server.request("POST", "/logout", &[("Cookie", &cookie), FORM], &token);
     assert_eq!((out.status, out.header("location")), (303, Some("/login")));
     let after = server.request("GET", "/", &[("Cookie", &cookie)], "");
     assert_eq!(
         (after.status, after.header("location")),
-        (303, Some("/login"))
+        (303, Some("/login?return=%2F"))
     );
 }
 

@@ -228,3 +228,73 @@ pub fn stored(dir: &std::path::Path, stem: &str) -> Vec<u8> {
     }
     bytes
 }
+
+/// The sign-in form as `GET /login` serves it: the pre-session cookie (`agent_auth_form=…`)
+/// its token is bound to, and the token of its hidden `csrf` field. Every client that signs in
+/// without a browser posts both with the credentials
+/// ([`FormToken`](tower_agent_auth::server::FormToken)).
+pub struct SignInForm {
+    /// `agent_auth_form=…`, for the `Cookie` header.
+    pub cookie: String,
+    /// The hidden field's value.
+    pub csrf: String,
+}
+
+impl SignInForm {
+    /// `GET /login` from the server at `address` (`host:port`, or `http://host:port`).
+    pub fn get(address: &str) -> Self {
+        use std::io::{Read, Write};
+        let address = address.strip_prefix("http://").unwrap_or(address);
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /login HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut page = String::new();
+        stream.read_to_string(&mut page).unwrap();
+        let cookie = page
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie")
+                    .then(|| value.trim().split(';').next())
+                    .flatten()
+            })
+            .find(|pair| pair.starts_with("agent_auth_form="))
+            .unwrap_or_else(|| panic!("GET /login set no pre-session cookie: {page}"))
+            .to_owned();
+        let csrf = csrf_field(&page).unwrap_or_else(|| panic!("no token in the form: {page}"));
+        Self { cookie, csrf }
+    }
+
+    /// The form's body: `fields` (user, password, return) and the token.
+    pub fn body(&self, fields: &[(&str, &str)]) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .append_pair("csrf", &self.csrf)
+            .finish()
+    }
+}
+
+/// The value of the first hidden `csrf` field of the page `html`.
+pub fn csrf_field(html: &str) -> Option<String> {
+    let value = html
+        .split_once(r#"name="csrf" value=""#)?
+        .1
+        .split_once('"')?
+        .0;
+    Some(value.replace("&amp;", "&").replace("&quot;", "\""))
+}
+
+/// The token of the forms of the session `cookie` (`agent_auth_session=…`), as its pages carry
+/// it: what a post of a signed-in form (`POST /logout`) sends in its `csrf` field.
+pub fn session_form_token(cookie: &str) -> String {
+    let secret = cookie.split_once('=').map_or(cookie, |(_, value)| value);
+    tower_agent_auth::server::FormToken::for_secret(secret)
+        .as_str()
+        .to_owned()
+}

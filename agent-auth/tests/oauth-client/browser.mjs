@@ -6,10 +6,12 @@
 // browser does); every `Location` answered is checked against `secrets`, the list the script
 // fills with what must never travel in a URL.
 
+// The pages' templates write numeric references (`&#38;`, `&#34;`) as well as named ones.
 const decode = (s) =>
-  s.replaceAll('&quot;', '"').replaceAll('&#34;', '"').replaceAll('&#x27;', "'").replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<').replaceAll('&#60;', '<').replaceAll('&gt;', '>').replaceAll('&#62;', '>')
-    .replaceAll('&amp;', '&').replaceAll('&#38;', '&');
+  s.replaceAll('&quot;', '"').replaceAll('&lt;', '<').replaceAll('&gt;', '>')
+    .replace(/&#x([0-9a-f]+);/gi, (_, hex) => String.fromCodePoint(parseInt(hex, 16)))
+    .replace(/&#([0-9]+);/g, (_, dec) => String.fromCodePoint(Number(dec)))
+    .replaceAll('&amp;', '&');
 
 /// The attribute `name` of the tag text `tag`, unescaped.
 const attribute = (tag, name) => {

@@ -131,7 +131,10 @@ impl ApprovalNotifier for PrintApprovals {
             printable(&approval.binding_message),
             printable(&details)
         );
-        println!("  curl -c jar -d user={owner} -d password=… {base}/login");
+        // The sign-in form's token first: it is bound to the cookie `GET /login` sets.
+        println!(
+            "  curl -b jar -c jar -d user={owner} -d password=… -d csrf=$(curl -s -c jar {base}/login | sed -n 's/.*name=\"csrf\" value=\"\\([^\"]*\\)\".*/\\1/p') {base}/login"
+        );
         println!("  curl -b jar -X POST {base}/api/approvals/{id}/approve");
         Ok(())
     }

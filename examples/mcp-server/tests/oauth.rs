@@ -77,6 +77,13 @@ fn param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The value of the hidden field `name` of a page, unescaped.
+fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"<input type="hidden" name="{name}" value=""#);
+    let value = html.split_once(&marker)?.1.split_once('"')?.0;
+    Some(value.replace("&quot;", "\"").replace("&amp;", "&"))
+}
+
 /// The hidden fields and the ticked capabilities of the consent form, and `decision=allow`.
 fn consent(html: &str) -> Vec<(String, String)> {
     let mut fields = Vec::new();
@@ -189,13 +196,19 @@ async fn a_client_gets_the_baseline_steps_up_and_waits_for_approval_to_pay() {
     let (url, _) = authorization(client, "mcp:connect");
     let page = visit(&server, get(&url, None)).await;
     assert_eq!(page.status, StatusCode::FOUND);
-    let back = param(&page.location.unwrap(), "return").unwrap();
+    let sign_in_page = page.location.unwrap();
+    let back = param(&sign_in_page, "return").unwrap();
+    // The sign-in form: its token, bound to the pre-session cookie the page sets.
+    let form_page = visit(&server, get(&sign_in_page, None)).await;
+    let pre_session = form_page.cookie.expect("a pre-session cookie");
+    let token = hidden_field(&form_page.body, "csrf").expect("the form's token");
     let sign_in = [
         ("user", "alice"),
         ("password", "correct horse"),
         ("return", &back),
+        ("csrf", &token),
     ];
-    let signed_in = visit(&server, post_form("/login", &sign_in, None)).await;
+    let signed_in = visit(&server, post_form("/login", &sign_in, Some(&pre_session))).await;
     assert_eq!(
         signed_in.status,
         StatusCode::SEE_OTHER,

@@ -32,7 +32,8 @@ use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 ///   `/login` for a browser's form post, `204` otherwise; a `503` page, the cookie kept, when
 ///   the session store cannot answer.
 ///
-/// Every route refuses cross-site posts ([`SameOriginLayer::every_request`], with pages), so
+/// Every route refuses cross-site posts
+/// ([`SameOriginLayer::every_request`](super::SameOriginLayer::every_request), with pages), so
 /// neither sign-in nor sign-out can be forged from another site. The client address the limits
 /// count by is the connection's ([`ConnectInfo<SocketAddr>`]: serve with
 /// `into_make_service_with_connect_info`). `X-Forwarded-For` is read only from the proxies

@@ -6,6 +6,7 @@ use crate::principal::UserId;
 use crate::store::{MemoryUserDirectory, UserDirectory, UserRecord};
 use ::axum::body::Body;
 use http::Request;
+use http::header::COOKIE;
 use http_body_util::BodyExt;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -39,9 +40,14 @@ async fn post(
     body: &str,
     peer: [u8; 4],
 ) -> (StatusCode, HeaderMap, String) {
+    // As the page's form does: the token bound to the pre-session cookie.
+    let pre_session = "0".repeat(64);
+    let token = web::FormToken::for_secret(&pre_session);
+    let body = format!("{body}&{}={}", web::FORM_FIELD, token.as_str());
     let mut request = Request::post(path)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body.to_owned()))
+        .header(COOKIE, format!("{}={pre_session}", web::FORM_COOKIE))
+        .body(Body::from(body))
         .unwrap();
     request
         .extensions_mut()
@@ -173,7 +179,7 @@ async fn sign_in_returns_to_a_path_of_this_server_only() {
     };
     let form = page("%2Fa%3Fb%3D1%26c%3D%22").await;
     assert!(
-        form.contains(r#"name="return" value="/a?b=1&amp;c=&quot;""#),
+        form.contains(r#"name="return" value="/a?b=1&#38;c=&#34;""#),
         "{form}"
     );
     assert!(!page("%2F%2Fevil.example").await.contains("name=\"return\""));

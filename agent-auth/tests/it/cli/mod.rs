@@ -342,28 +342,29 @@ fn empty(db: Db) -> Db {
     db
 }
 
+/// The login form's post as a browser sends it, after `GET /login`: `user` and `password` as
+/// given (already URL-encoded), with the form's token and pre-session cookie.
+fn login_request(address: &str, user: &str, password: &str) -> String {
+    let form = crate::support::SignInForm::get(address);
+    let body = format!("user={user}&password={password}&csrf={}", form.csrf);
+    format!(
+        "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nCookie: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        form.cookie,
+        body.len()
+    )
+}
+
 /// A POST of the login form; returns the status code.
 fn login(address: &str, user: &str, password: &str) -> u16 {
-    let body = format!("user={user}&password={password}");
-    status_of(
-        address,
-        &format!(
-            "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
+    status_of(address, &login_request(address, user, password))
 }
 
 /// Signs in over HTTP; the session cookie (`agent_auth_session=…`).
 fn session_cookie(address: &str, user: &str, password: &str) -> String {
-    let body = format!("user={user}&password={password}");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    stream
+        .write_all(login_request(address, user, password).as_bytes())
+        .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
