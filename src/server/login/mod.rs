@@ -5,7 +5,7 @@ use ::axum::Router;
 use ::axum::extract::{ConnectInfo, Form, FromRequestParts, State};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
-use http::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::header::{LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -29,8 +29,9 @@ use crate::audit::{AuditAction, AuditEvent, AuditWriter, Outcome};
 ///   `Retry-After`.
 /// * `GET /logout`: a page with a sign-out button.
 /// * `POST /logout`: ends the session (its record is deleted, for every node); `303` to
-///   `/login` for a browser's form post, `204` otherwise; a `503` page, the cookie kept, when
-///   the session store cannot answer.
+///   `/login` (the post is the sign-out form's, with its token: see
+///   [`FormToken`](super::FormToken)); a `503` page, the cookie kept, when the session store
+///   cannot answer.
 ///
 /// Every route refuses cross-site posts
 /// ([`SameOriginLayer::every_request`](super::SameOriginLayer::every_request), with pages), so
@@ -433,19 +434,6 @@ async fn logout_page(token: web::FormToken) -> Response {
     web::render(StatusCode::OK, &page)
 }
 
-/// Whether the request is a browser's form post (or asks for a page).
-fn from_a_form(headers: &HeaderMap) -> bool {
-    let has = |name, needle: &str| {
-        headers
-            .get(name)
-            .and_then(|v: &http::HeaderValue| v.to_str().ok())
-            .is_some_and(|v| v.contains(needle))
-    };
-    has(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        || has(CONTENT_TYPE, "multipart/form-data")
-        || has(ACCEPT, "text/html")
-}
-
 async fn logout(State(state): State<LoginState>, headers: HeaderMap) -> Response {
     if let Some(secret) = Sessions::cookie(&headers) {
         // Not deleted is not signed out: the cookie is kept, so that signing out can be tried
@@ -462,16 +450,13 @@ async fn logout(State(state): State<LoginState>, headers: HeaderMap) -> Response
             );
         }
     }
+    // Only a form reaches here (the token check refuses anything else): back to sign-in.
     let clear = (SET_COOKIE, cookie("", Some(0), state.secure));
-    if from_a_form(&headers) {
-        (
-            StatusCode::SEE_OTHER,
-            [clear, (LOCATION, "/login".to_owned())],
-        )
-            .into_response()
-    } else {
-        (StatusCode::NO_CONTENT, [clear]).into_response()
-    }
+    (
+        StatusCode::SEE_OTHER,
+        [clear, (LOCATION, "/login".to_owned())],
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::principal::UserId;
 use crate::store::{MemoryUserDirectory, UserDirectory, UserRecord};
 use ::axum::body::Body;
 use http::Request;
-use http::header::COOKIE;
+use http::header::{CONTENT_TYPE, COOKIE};
 use http_body_util::BodyExt;
 use std::num::NonZeroU32;
 use std::time::Duration;
