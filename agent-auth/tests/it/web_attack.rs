@@ -26,8 +26,9 @@ use crate::browser::{PATIENCE, chromedriver, in_chromium, sign_in as browser_sig
 use crate::support::{self, serve_demo};
 
 /// The fewest forms that post the crawl of the demo user's pages must find, so that it cannot
-/// pass by finding none: the sign-out form at least. Raised as the pages with forms land.
-const MIN_FORMS: usize = 1;
+/// pass by finding none: sign-out, create an agent, the demo agent's token (create, rotate,
+/// revoke), grant, policy, disable and delete forms, and the account's password form.
+const MIN_FORMS: usize = 10;
 
 /// How many pages one crawl visits at most.
 const MAX_PAGES: usize = 300;
@@ -556,8 +557,22 @@ fn every_form_needs_its_own_token_and_no_page_may_be_framed() {
                 found.iter().any(|form| form.action == "/logout"),
                 "no sign-out form: {found:?}"
             );
+            for action in [
+                "/agents/demo-bot/tokens",
+                "/agents/demo-bot/policy",
+                "/account/password",
+            ] {
+                assert!(
+                    found.iter().any(|form| form.action == action),
+                    "no {action} form: {found:?}"
+                );
+            }
             attack(&site, "eve (plain user)", &eve, &ada).await;
-            attack(&site, "ada (admin)", &ada, &eve).await;
+            let admin = attack(&site, "ada (admin)", &ada, &eve).await;
+            assert!(
+                admin.iter().any(|form| form.action.starts_with("/users")),
+                "no users form for an admin: {admin:?}"
+            );
         })
         .await
     });
