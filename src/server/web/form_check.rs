@@ -48,7 +48,8 @@ fn refused(reason: &str) -> Response {
 pub(crate) enum Binding {
     /// The session, or before sign-in the pre-session cookie (set `Secure` when `secure`).
     SessionOrForm { secure: bool },
-    /// The session only: forms for signed-in people.
+    /// The session only: forms for signed-in people (the callback receiver's connect form).
+    #[cfg_attr(not(feature = "callback"), allow(dead_code))]
     Session,
 }
 

@@ -27,6 +27,7 @@ pub(crate) fn pages(router: Router, secure: bool, csp: &'static str) -> Router {
 
 /// `router`'s forms checked for their token ([`FormToken`](super::FormToken)), bound to the session only: for
 /// routes of signed-in people outside [`Pages`](super::Pages) (connecting an agent to a provider).
+#[cfg(feature = "callback")]
 pub(crate) fn with_session_form_tokens<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
 ) -> Router<S> {

@@ -60,6 +60,8 @@ pub use form_token::{FORM_COOKIE, FORM_FIELD, FormToken};
 #[cfg(feature = "oauth")]
 pub(crate) use headers::AUTHORIZATION_CSP;
 pub(crate) use headers::CSP;
-pub(crate) use layers::{pages, with_session_form_tokens};
+pub(crate) use layers::pages;
+#[cfg(feature = "callback")]
+pub(crate) use layers::with_session_form_tokens;
 pub use pages::Pages;
 pub(crate) use render::render;
