@@ -621,3 +621,21 @@ pub(crate) async fn sign_in(browser: &Client, base: &str, user: &str, password: 
         .await
         .unwrap_or_else(|e| panic!("not signed in as {user}: {e}"));
 }
+
+/// Asserts that nothing injected reached the page `page` shows: no script but the layout's
+/// own, no image from a payload (`<img src=x …>`), nothing set by one (`window.pwned`).
+pub(crate) async fn assert_no_injection(browser: &Client, page: &str) {
+    let found = browser
+        .execute(
+            "return [document.querySelectorAll('script:not([src=\"/assets/app.js\"])').length, \
+             document.querySelectorAll('img[src=x]').length, typeof window.pwned];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        json!([0, 0, "undefined"]),
+        "{page}: injected markup reached the page"
+    );
+}

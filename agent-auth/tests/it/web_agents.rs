@@ -14,12 +14,11 @@
 //! Needs ChromeDriver and Chromium as [`browser`](super::browser) does; skips with a notice
 //! without them, fails under `AGENT_AUTH_REQUIRE_SERVICES=1`.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use fantoccini::{Client, Locator};
 
-use crate::browser::{Http, PATIENCE, chromedriver, in_chromium, screenshot, sign_in, urlencoded};
+use crate::browser::{
+    Http, PATIENCE, assert_no_injection, chromedriver, in_chromium, screenshot, sign_in, urlencoded,
+};
 
 /// What each field the pages show back is given, at least once.
 const SCRIPT: &str = "<script>window.pwned=1</script>";
@@ -27,20 +26,6 @@ const IMAGE: &str = "\"><img src=x onerror=window.pwned=1>";
 
 /// The second user's password.
 const OPERATOR_PASSWORD: &str = "operator-password-1";
-
-/// Asserts that nothing injected reached the page: no script but the page's own, no image
-/// from a payload, nothing set by one.
-async fn assert_no_injection(browser: &Client, page: &str) {
-    let found = browser
-        .execute(
-            "return [document.querySelectorAll('script:not([src=\"/assets/app.js\"])').length, \
-             document.querySelectorAll('img[src=x]').length, typeof window.pwned];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(found, serde_json::json!([0, 0, "undefined"]), "{page}");
-}
 
 /// Waits for an element of `css`.
 async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
@@ -282,32 +267,6 @@ async fn journey_1(browser: Client, base: String, password: String) {
     assert!(!home.contains("journey-bot"), "{home}");
 }
 
-/// `agent-auth args…` on `db`, with `stdin` typed in.
-fn cli_with_stdin(db: &str, args: &[&str], stdin: &str) {
-    use assert_cmd::cargo::CommandCargoExt;
-    let mut child = std::process::Command::cargo_bin("agent-auth")
-        .unwrap()
-        .env("AGENT_AUTH_DATABASE_URL", db)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "agent-auth {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[test]
 fn journey_3_an_operator_sees_the_tokens_and_may_not_revoke_them() {
     let Some(driver) = chromedriver() else { return };
@@ -323,7 +282,7 @@ async fn journey_3(browser: Client, base: String, password: String, db: String) 
     let http = Http::new();
     let add = db.clone();
     tokio::task::spawn_blocking(move || {
-        cli_with_stdin(
+        crate::cluster::cli(
             &add,
             &["user", "add", "olga", "--password-stdin"],
             &format!("{OPERATOR_PASSWORD}\n"),

@@ -10,7 +10,8 @@ use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
 use crate::browser::{
-    Http, PATIENCE, chromedriver, in_chromium, screenshot, sign_in, wait_for_url,
+    Http, PATIENCE, assert_no_injection, chromedriver, in_chromium, screenshot, sign_in,
+    wait_for_url,
 };
 use crate::support::cli;
 
@@ -47,19 +48,6 @@ async fn pay(http: &Http, base: &str, token: &str, amount: u64, to: &str) -> (u1
         status.as_u16(),
         serde_json::from_str(&body).unwrap_or(Value::Null),
     )
-}
-
-/// No script but the page's own reached the DOM, and none ran.
-async fn assert_nothing_injected(browser: &Client, page: &str) {
-    let found = browser
-        .execute(
-            "return [document.querySelectorAll('script:not([src=\"/assets/app.js\"])').length, \
-             document.querySelectorAll('img[src=x]').length, typeof window.pwned];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(found, json!([0, 0, "undefined"]), "{page}");
 }
 
 /// The text of the element `css`.
@@ -170,7 +158,7 @@ async fn journey(browser: Client, base: String, password: String, db: String) {
     let all = text_of(&browser, "#pending-approvals").await;
     assert!(all.contains(&format!("Pay 9 EUR to {SCRIPT}")), "{all}");
     assert!(all.contains(&format!("Pay 7 EUR to {IMG}")), "{all}");
-    assert_nothing_injected(&browser, "approvals").await;
+    assert_no_injection(&browser, "approvals").await;
     screenshot(&browser, "approvals-pending").await;
 
     // Approve the first in the browser.
@@ -191,7 +179,7 @@ async fn journey(browser: Client, base: String, password: String, db: String) {
         history.contains("Pay 50 EUR to ACME Corp") && history.contains("demo"),
         "{history}"
     );
-    assert_nothing_injected(&browser, "approvals after approving").await;
+    assert_no_injection(&browser, "approvals after approving").await;
     screenshot(&browser, "approvals-approved").await;
 
     // The agent's retry goes through, once.
@@ -223,7 +211,7 @@ async fn journey(browser: Client, base: String, password: String, db: String) {
     let at = |action: &str| trail.find(action).unwrap();
     assert!(at("approval_used") < at("approval_granted"), "{trail}");
     assert!(at("approval_granted") < at("approval_requested"), "{trail}");
-    assert_nothing_injected(&browser, "audit").await;
+    assert_no_injection(&browser, "audit").await;
     screenshot(&browser, "audit-filtered").await;
 
     // Narrowed further through the form: only the grant.

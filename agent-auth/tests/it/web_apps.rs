@@ -4,15 +4,12 @@
 //! account page, and the device entry page; a screenshot of each page and state, and hostile
 //! text in every field shown back (the client's name, a user id, a role) rendered as text.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
 use crate::browser::{
-    Http, PATIENCE, authorization, callback_listener, callback_query, chromedriver, in_chromium,
-    param, screenshot, sign_in, urlencoded, wait_for_url,
+    Http, PATIENCE, assert_no_injection, authorization, callback_listener, callback_query,
+    chromedriver, in_chromium, param, screenshot, sign_in, urlencoded, wait_for_url,
 };
 
 /// Script-injection attempts, put in every field the pages show back.
@@ -21,45 +18,20 @@ const HOSTILE: &str = r#"<script>window.pwned=1</script>"><img src=x onerror=win
 /// `agent-auth user add ID --password-stdin` on `db`, the role `capabilities` (unrestricted
 /// if `None`).
 fn add_user(db: &str, id: &str, capabilities: Option<&str>, password: &str) {
-    use assert_cmd::cargo::CommandCargoExt;
     let mut args = vec!["user", "add", id, "--password-stdin"];
     if let Some(capabilities) = capabilities {
         args.extend(["--capabilities", capabilities]);
     }
-    let mut child = std::process::Command::cargo_bin("agent-auth")
-        .unwrap()
-        .env("AGENT_AUTH_DATABASE_URL", db)
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait().unwrap().success(), "agent-auth {args:?}");
-}
-
-/// Nothing injected ran or reached the DOM: no script but the layout's, no `img[src=x]`, no
-/// `window.pwned`.
-async fn assert_no_injection(browser: &Client, page: &str) {
-    let found = browser
-        .execute(
-            "return [document.querySelectorAll('script:not([src=\"/assets/app.js\"])').length, \
-             document.querySelectorAll('img[src=x]').length, typeof window.pwned];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        found,
-        json!([0, 0, "undefined"]),
-        "{page}: injected markup ran"
-    );
+    crate::cluster::cli(db, &args, &format!("{password}\n"));
 }
 
 /// The text of the page's `main`.
 async fn main_text(browser: &Client) -> String {
+    // Waited for: right after a click the next page may not be there yet.
     browser
-        .find(Locator::Css("main"))
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("main"))
         .await
         .unwrap()
         .text()
