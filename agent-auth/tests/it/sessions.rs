@@ -25,12 +25,13 @@ fn address_of(base: &str) -> &str {
 
 /// Signs `user` in on `address` as a browser would: the session cookie (`name=value`).
 async fn sign_in(address: &str, user: &str, password: &str) -> String {
+    let form = support::SignInForm::get(address);
     let answer = request(
         address,
         "POST",
         "/login",
-        &[FORM, ("Origin", &origin(address))],
-        &format!("user={user}&password={password}"),
+        &[FORM, ("Origin", &origin(address)), ("Cookie", &form.cookie)],
+        &form.body(&[("user", user), ("password", password)]),
     )
     .await;
     assert_eq!(answer.status, 303, "sign-in: {}", answer.body);
@@ -96,7 +97,7 @@ async fn sign_out(address: &str, cookie: &str) {
         "POST",
         "/logout",
         &[FORM, ("Origin", &origin(address)), ("Cookie", cookie)],
-        "",
+        &format!("csrf={}", support::session_form_token(cookie)),
     )
     .await;
     assert_eq!(answer.status, 303, "sign-out: {}", answer.body);
@@ -228,6 +229,6 @@ async fn sessions_are_shared_by_nodes_on_postgres() {
         !signed_in(&b.address, &before).await,
         "B kept the old session"
     );
-    let after = sign_in(&a.address, "demo", "a%20new%20s3cret").await;
+    let after = sign_in(&a.address, "demo", "a new s3cret").await;
     assert!(signed_in(&b.address, &after).await);
 }
