@@ -275,15 +275,22 @@ async fn sign_out_ends_the_session() {
         sessions.user(&secret).await.unwrap(),
         Some(UserId::from("alice"))
     );
+    // The sign-out form, with the token of the session's pages.
+    let token = web::FormToken::for_secret(&secret);
     let mut request = Request::post("/logout")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(http::header::COOKIE, &cookie)
-        .body(Body::empty())
+        .body(Body::from(format!(
+            "{}={}",
+            web::FORM_FIELD,
+            token.as_str()
+        )))
         .unwrap();
     request
         .extensions_mut()
         .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 8], 40000))));
     let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(sessions.user(&secret).await.unwrap(), None);
 }
 
@@ -324,13 +331,18 @@ async fn a_session_store_that_cannot_answer_is_a_503_page() {
         assert_eq!(headers[RETRY_AFTER], "1");
         assert!(!headers.contains_key(SET_COOKIE));
     }
+    let token = web::FormToken::for_secret(&"a".repeat(64));
     let mut request = Request::post("/logout")
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(
             http::header::COOKIE,
             format!("{SESSION_COOKIE}={}", "a".repeat(64)),
         )
-        .body(Body::empty())
+        .body(Body::from(format!(
+            "{}={}",
+            web::FORM_FIELD,
+            token.as_str()
+        )))
         .unwrap();
     request
         .extensions_mut()
