@@ -1,6 +1,8 @@
 //! The connected apps, users and account pages over HTTP (`oneshot`): what each lists, what a
 //! form changes, who is refused.
 
+#![cfg(feature = "oauth")]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
