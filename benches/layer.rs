@@ -1,10 +1,12 @@
 //! Per-request cost of `AgentAuthLayer` (issue: core middleware).
 //!
-//! `cargo bench --bench layer`
+//! `cargo bench --features cache --bench layer` (without `cache`, the cached lines are left out)
 //!
 //! * `baseline/no_layer` — the inner service alone, same request construction;
 //! * `layer/valid_token` — through the layer with the in-memory store (10 000 tokens stored);
 //!   the layer's overhead is the difference between the two;
+//! * `layer/valid_token_cached` — the same store behind its verdict cache, as `serve` runs it
+//!   (feature `cache`): a hit answers from a held principal;
 //! * `reference/sha256_plus_hashmap` — the floor: SHA-256 of the token + a `HashMap` lookup;
 //! * `reference/jwt_hs256_verify` — `jsonwebtoken` HS256 verification of an equivalent claim set;
 //! * `reject/*` — offline rejection: the token parser alone on a bad-checksum and a malformed
@@ -178,7 +180,25 @@ fn bench_layer(c: &mut Criterion) {
         b.iter(|| call(&mut layered, request(black_box(&bad_bearer))))
     });
 
-    paired_rounds(&table, &raw, &mut bare, &mut layered);
+    // The configuration `serve` runs: the store behind its verdict cache.
+    #[cfg(feature = "cache")]
+    let mut cached = {
+        use tower_agent_auth::cache::CachingResolver;
+        let resolver = CachingResolver::new(store.clone(), store.verdict_cache());
+        let mut cached = ServiceBuilder::new()
+            .layer(AgentAuthLayer::new(resolver))
+            .service(inner);
+        assert_eq!(call(&mut cached, request(&bearer)).status(), 200);
+        c.bench_function("layer/valid_token_cached", |b| {
+            b.iter(|| call(&mut cached, request(black_box(&bearer))))
+        });
+        cached
+    };
+    #[cfg(feature = "cache")]
+    let cached = Some(&mut cached);
+    #[cfg(not(feature = "cache"))]
+    let cached = None;
+    paired_rounds(&table, &raw, &mut bare, &mut layered, cached);
 }
 
 type Table = HashMap<[u8; 32], Arc<u64>>;
@@ -229,6 +249,8 @@ fn timed(n: u32, mut f: impl FnMut()) -> Duration {
 /// The per-round figures of `paired_rounds`, in nanoseconds per request.
 struct Round {
     overhead: f64,
+    /// Through the layer over the store behind its verdict cache (feature `cache`).
+    overhead_cached: Option<f64>,
     floor: f64,
     unavoidable: f64,
 }
@@ -247,9 +269,15 @@ fn summary(name: &str, mut values: Vec<f64>, unit: &str) {
     );
 }
 
-fn paired_rounds<S>(table: &Table, raw: &str, bare: &mut S, layered: &mut AgentAuth<S>)
-where
+fn paired_rounds<S, C>(
+    table: &Table,
+    raw: &str,
+    bare: &mut S,
+    layered: &mut AgentAuth<S>,
+    mut cached: Option<&mut C>,
+) where
     S: Service<Request<String>, Response = Response<String>, Error = Infallible> + Clone,
+    C: Service<Request<String>, Response = Response<String>, Error = Infallible>,
 {
     const ROUNDS: usize = 3_000;
     const CHUNK: u32 = 200;
@@ -271,8 +299,14 @@ where
                 let request = request(black_box(&bearer));
                 black_box(unavoidable_work(table, request, b"acme_"));
             });
+            let with_cache = cached.as_mut().map(|cached| {
+                timed(CHUNK, || {
+                    black_box(call(*cached, request(black_box(&bearer))));
+                })
+            });
             Round {
                 overhead: per_request(with) - per_request(without),
+                overhead_cached: with_cache.map(|d| per_request(d) - per_request(without)),
                 floor: per_request(floor),
                 unavoidable: per_request(unavoidable) - per_request(without),
             }
@@ -304,6 +338,19 @@ where
         rounds.iter().map(|r| r.overhead / r.unavoidable).collect(),
         "×",
     );
+    if rounds.iter().all(|r| r.overhead_cached.is_some()) {
+        let cached = |r: &Round| r.overhead_cached.unwrap_or_default();
+        summary(
+            "cached_overhead",
+            rounds.iter().map(cached).collect(),
+            " ns",
+        );
+        summary(
+            "cached/unavoidable",
+            rounds.iter().map(|r| cached(r) / r.unavoidable).collect(),
+            "×",
+        );
+    }
 }
 
 /// A direct token and one at depth 3 (planner → writer → editor → reviewer), on one store.

@@ -96,15 +96,17 @@ impl CacheConfig {
         self
     }
 
-    /// The most token hashes remembered as unknown (default 10 000), so a flood of made-up
-    /// tokens cannot crowd out real verdicts or grow memory.
+    /// The most refusals held — hashes remembered as unknown and tokens refused for good
+    /// (default 10 000) — so that a flood of made-up tokens cannot crowd out real verdicts or
+    /// grow memory.
     pub fn negative_max_entries(mut self, max: u64) -> Self {
         self.negative_max_entries = max;
         self
     }
 
-    /// How long a hash is remembered as unknown (default: the [bound](CacheConfig::bound)),
-    /// which is also how long a token minted on another node may be refused here.
+    /// How long a refusal is held (default: the [bound](CacheConfig::bound)): a client looping
+    /// on a dead or made-up token costs the store one lookup per token per this. It is also how
+    /// long a token minted on another node may be refused here.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
         self

@@ -9,8 +9,9 @@ use crate::token::TokenFormat;
 
 /// Wraps any store's resolver with a [`VerdictCache`]: a hit answers in
 /// [`resolve_now`](TokenResolver::resolve_now), so the layer's synchronous path serves it, and
-/// the use is recorded through [`TokenResolver::touch`]. Use-limited tokens always reach the
-/// wrapped resolver, which reserves each use from the store's counter.
+/// the use is recorded through [`TokenResolver::touch`] — once a second per token at most, so
+/// that hits take no lock. Use-limited tokens always reach the wrapped resolver, which reserves
+/// each use from the store's counter.
 ///
 /// ```
 /// use tower_agent_auth::cache::{CacheConfig, CachingResolver, VerdictCache};
@@ -77,11 +78,11 @@ fn hit<R: TokenResolver + ?Sized>(
     inner: &R,
     token: &TokenLookup<'_>,
 ) -> Option<Result<Principal, ResolveError>> {
-    let answer = cache.get(token)?;
-    if let Ok(principal) = &answer {
+    let hit = cache.find(token)?;
+    if let (true, Ok(principal)) = (hit.record_use, &hit.answer) {
         inner.touch(principal);
     }
-    Some(answer)
+    Some(hit.answer)
 }
 
 /// [`TokenResolver::resolve_now`] through `cache` over `inner`: for a store that keeps its

@@ -2,14 +2,14 @@
 //! only while fresh.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::change::Change;
 use super::config::CacheConfig;
 use super::status::CacheStatus;
-use crate::error::{InvalidReason, ResolveError};
+use crate::error::{InvalidReason, RefusedCredential, ResolveError};
 use crate::principal::{AgentId, AgentRef, ExecutionPrincipal, Principal, TokenId, UserId};
 use crate::resolver::TokenLookup;
 use crate::token::TokenHash;
@@ -17,7 +17,8 @@ use crate::token::TokenHash;
 /// `fresh_until` when nothing but the revision (if any) decides: always fresh.
 const ALWAYS: u64 = u64::MAX;
 
-/// A verdict cache: principals (and refusals of unknown tokens) by token hash, shared by every
+/// A verdict cache: principals (and refusals of unknown tokens, and of stored tokens refused for
+/// good) by token hash, shared by every
 /// [`CachingResolver`](super::CachingResolver) built over it. Cheap to clone: clones share
 /// one cache.
 ///
@@ -30,6 +31,14 @@ const ALWAYS: u64 = u64::MAX;
 ///   down (see `VerdictCache::follow`, feature `feed`).
 ///
 /// Use-limited principals are never held: every use is reserved from the store's counter.
+///
+/// Refusals are held too, so that a client looping on a dead token, or a flood of made-up
+/// ones, costs the store at most one lookup per token per
+/// [negative lifetime](CacheConfig::negative_ttl): an unknown hash, and a stored token refused
+/// for good — revoked, expired (or its task completed), every use spent. Those are held at most
+/// [`negative_max_entries`](CacheConfig::negative_max_entries) together, are dropped by the
+/// changes of their token, agent and owner like verdicts, and are served only while the cache
+/// is fresh. A refusal that can be undone (a disabled agent, a deactivated owner) is never held.
 #[derive(Clone)]
 pub struct VerdictCache {
     pub(crate) shared: Arc<Shared>,
@@ -47,7 +56,7 @@ impl std::fmt::Debug for VerdictCache {
 pub(crate) struct Shared {
     pub(crate) config: CacheConfig,
     verdicts: moka::sync::Cache<TokenHash, Verdict>,
-    unknown: moka::sync::Cache<TokenHash, Unknown>,
+    refusals: moka::sync::Cache<TokenHash, Refusal>,
     /// Bumped by every [`VerdictCache::apply`]; a verdict is inserted only under the
     /// generation read before it was reached (the read lock makes check-and-insert one step
     /// against a bump).
@@ -62,7 +71,15 @@ pub(crate) struct Shared {
     pub(crate) channel_up: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// This cache among every cache of the process, for the per-thread fronts.
+    id: u64,
+    /// Bumped by every [`VerdictCache::apply`] once its verdicts are gone from `verdicts`: a
+    /// verdict a front copied before is not served after.
+    changes: AtomicU64,
 }
+
+/// Where the ids of caches come from.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Clone)]
 struct Verdict {
@@ -72,11 +89,37 @@ struct Verdict {
     until: i128,
     /// How long moka keeps it: never past `until`, never longer than `max_age`.
     ttl: Duration,
+    /// When moka lets it go: a front copy is not served past it.
+    kept_until: Instant,
+    /// The Unix second whose use was recorded last: a hit records its use once a second at
+    /// most, so that hits share no lock and no write (the store keeps last-used times to the
+    /// second or coarser).
+    recorded: Arc<AtomicI64>,
 }
 
+/// What the cache answered a lookup with.
+pub(crate) struct Hit {
+    pub(crate) answer: Result<Principal, ResolveError>,
+    /// Whether the use is to be recorded ([`TokenResolver::touch`](crate::TokenResolver::touch)):
+    /// the first hit of a token in a second.
+    pub(crate) record_use: bool,
+}
+
+/// A refusal held: of an unknown hash, or of a stored token refused for good.
 #[derive(Clone)]
-struct Unknown {
+struct Refusal {
     revision: Option<u64>,
+    /// `None` for an unknown hash.
+    refused: Option<Arc<RefusedCredential>>,
+}
+
+impl Refusal {
+    fn answer(&self) -> ResolveError {
+        match &self.refused {
+            Some(refused) => ResolveError::Refused(Box::new(RefusedCredential::clone(refused))),
+            None => InvalidReason::Unknown.into(),
+        }
+    }
 }
 
 /// Keeps each verdict no longer than its own expiry.
@@ -117,7 +160,7 @@ impl VerdictCache {
             .max_capacity(config.max_entries)
             .expire_after(VerdictExpiry)
             .build();
-        let unknown = moka::sync::Cache::builder()
+        let refusals = moka::sync::Cache::builder()
             .max_capacity(config.negative_max_entries)
             .time_to_live(config.negative_ttl_or_bound())
             .build();
@@ -126,7 +169,7 @@ impl VerdictCache {
             shared: Arc::new(Shared {
                 config,
                 verdicts,
-                unknown,
+                refusals,
                 generation: RwLock::new(0),
                 base: Instant::now(),
                 fresh_until: AtomicU64::new(fresh_until),
@@ -134,6 +177,8 @@ impl VerdictCache {
                 channel_up: AtomicBool::new(false),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                changes: AtomicU64::new(0),
             }),
         }
     }
@@ -169,7 +214,8 @@ impl VerdictCache {
         }
         if dropped.all {
             self.shared.verdicts.invalidate_all();
-            self.shared.unknown.invalidate_all();
+            self.shared.refusals.invalidate_all();
+            self.shared.changes.fetch_add(1, Ordering::AcqRel);
             return;
         }
         for (hash, verdict) in self.shared.verdicts.iter() {
@@ -177,6 +223,20 @@ impl VerdictCache {
                 self.shared.verdicts.invalidate(&*hash);
             }
         }
+        // An unknown hash stays unknown whatever changes; a token refused for good is dropped
+        // by its changes all the same, so that nothing held outlives a change (a restore says
+        // `All`).
+        for (hash, refusal) in self.shared.refusals.iter() {
+            if refusal
+                .refused
+                .as_deref()
+                .is_some_and(|r| dropped.ends_refusal(r))
+            {
+                self.shared.refusals.invalidate(&*hash);
+            }
+        }
+        // After the verdicts are gone: a front that copied one read the count before this.
+        self.shared.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether the cache may answer, whether its feed's channel is up, the epoch applied,
@@ -229,7 +289,14 @@ impl VerdictCache {
     }
 
     /// The verdict held for `token`, if it may be served now.
+    #[cfg(any(test, feature = "oauth"))]
     pub(crate) fn get(&self, token: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        self.find(token).map(|hit| hit.answer)
+    }
+
+    /// The verdict held for `token`, if it may be served now, and whether its use is to be
+    /// recorded.
+    pub(crate) fn find(&self, token: &TokenLookup<'_>) -> Option<Hit> {
         if !self.is_fresh() {
             return None;
         }
@@ -238,9 +305,10 @@ impl VerdictCache {
             return None;
         }
         let revision = revision.flatten();
-        if let Some(verdict) = self.shared.verdicts.get(token.hash()) {
+        let judge = |verdict: &Verdict| {
+            let now = self.shared.config.clock.unix_nanos();
             let stands = verdict.revision == revision
-                && self.shared.config.clock.unix_nanos() < verdict.until
+                && now < verdict.until
                 // The slug is part of the hashed token, but a lookup built by hand may name
                 // another agent: the resolver refuses it.
                 && verdict
@@ -251,14 +319,45 @@ impl VerdictCache {
                 return None;
             }
             self.shared.hits.fetch_add(1, Ordering::Relaxed);
-            return Some(Ok(verdict.principal));
+            let second = unix_second(now);
+            // Read first: most hits of a busy token find the second recorded and write nothing.
+            let record_use = verdict.recorded.load(Ordering::Relaxed) < second
+                && verdict.recorded.fetch_max(second, Ordering::Relaxed) < second;
+            Some(Hit {
+                answer: Ok(verdict.principal.clone()),
+                record_use,
+            })
+        };
+        // Read before the shared map: a change applied after this read makes what is found
+        // there stale in the front too.
+        let changes = self.shared.changes.load(Ordering::Acquire);
+        let front = front::find(self.shared.id, token.hash(), changes, |verdict| {
+            // Not past the shared entry's own lifetime.
+            (Instant::now() < verdict.kept_until)
+                .then(|| judge(verdict))
+                .flatten()
+        });
+        // A copy that does not stand may be older than the shared entry (a revision moved on
+        // and a miss stored a newer verdict): the shared map decides.
+        if front.is_some() {
+            return front;
         }
-        let unknown = self.shared.unknown.get(token.hash())?;
-        if unknown.revision != revision {
+        if let Some(verdict) = self.shared.verdicts.get(token.hash()) {
+            let hit = judge(&verdict);
+            if hit.is_some() {
+                front::keep(self.shared.id, *token.hash(), changes, verdict);
+            }
+            return hit;
+        }
+        let refusal = self.shared.refusals.get(token.hash())?;
+        if refusal.revision != revision {
             return None;
         }
         self.shared.hits.fetch_add(1, Ordering::Relaxed);
-        Some(Err(InvalidReason::Unknown.into()))
+        Some(Hit {
+            answer: Err(refusal.answer()),
+            record_use: false,
+        })
     }
 
     /// Read by a miss before it asks the resolver.
@@ -277,7 +376,8 @@ impl VerdictCache {
     }
 
     /// Counts a miss and keeps what the resolver answered, if it may be kept: an admitted
-    /// principal that is not use-limited and not expired, or an unknown token.
+    /// principal that is not use-limited and not expired, an unknown token, or a refusal for
+    /// good.
     pub(crate) fn admit(
         &self,
         hash: &TokenHash,
@@ -287,9 +387,14 @@ impl VerdictCache {
         self.shared.misses.fetch_add(1, Ordering::Relaxed);
         match answer {
             Ok(principal) => self.insert(hash, principal, ticket),
-            Err(error) if error.reason() == Some(InvalidReason::Unknown) => {
-                self.insert_unknown(hash, ticket)
+            Err(ResolveError::Invalid(InvalidReason::Unknown)) => {
+                self.insert_refusal(hash, None, ticket)
             }
+            Err(ResolveError::Refused(refused)) if for_good(refused.reason) => self.insert_refusal(
+                hash,
+                Some(Arc::new(RefusedCredential::clone(refused))),
+                ticket,
+            ),
             Err(_) => {}
         }
     }
@@ -330,16 +435,25 @@ impl VerdictCache {
         if *generation != ticket.generation {
             return;
         }
+        // The miss that reached it recorded its use.
+        let recorded = unix_second(self.shared.config.clock.unix_nanos());
         let verdict = Verdict {
             principal: principal.clone(),
             revision: ticket.revision.flatten(),
             until,
             ttl,
+            kept_until: Instant::now() + ttl,
+            recorded: Arc::new(AtomicI64::new(recorded)),
         };
         self.shared.verdicts.insert(*hash, verdict);
     }
 
-    fn insert_unknown(&self, hash: &TokenHash, ticket: Ticket) {
+    fn insert_refusal(
+        &self,
+        hash: &TokenHash,
+        refused: Option<Arc<RefusedCredential>>,
+        ticket: Ticket,
+    ) {
         if ticket.revision == Some(None) {
             return;
         }
@@ -351,22 +465,101 @@ impl VerdictCache {
         if *generation != ticket.generation {
             return;
         }
-        let unknown = Unknown {
+        let refusal = Refusal {
             revision: ticket.revision.flatten(),
+            refused,
         };
-        self.shared.unknown.insert(*hash, unknown);
+        self.shared.refusals.insert(*hash, refusal);
     }
 
     /// Runs moka's pending maintenance (evictions, expiries) now; for tests of the bounds.
     pub fn run_pending_tasks(&self) {
         self.shared.verdicts.run_pending_tasks();
-        self.shared.unknown.run_pending_tasks();
+        self.shared.refusals.run_pending_tasks();
     }
 
-    /// How many unknown hashes are remembered (approximately: moka counts lazily).
+    /// How many refusals are held — unknown hashes and tokens refused for good
+    /// (approximately: moka counts lazily).
     pub fn negative_entry_count(&self) -> u64 {
-        self.shared.unknown.entry_count()
+        self.shared.refusals.entry_count()
     }
+}
+
+/// Per-thread copies of the verdicts this thread served, so that a hit reads a plain map: no
+/// shared write, no lock, no bookkeeping of the shared cache's eviction order. A copy is served
+/// only while its cache applied no change since it was copied, and never past the shared
+/// entry's own lifetime; each thread keeps at most [`front::CAPACITY`] copies.
+mod front {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::hash::BuildHasherDefault;
+
+    use super::Verdict;
+    use crate::token::{DigestHasher, TokenHash};
+
+    pub(super) const CAPACITY: usize = 1024;
+
+    struct Copy {
+        cache: u64,
+        changes: u64,
+        verdict: Verdict,
+    }
+
+    thread_local! {
+        static FRONT: RefCell<HashMap<TokenHash, Copy, BuildHasherDefault<DigestHasher>>> =
+            RefCell::default();
+    }
+
+    /// What `judge` says of the copy of `hash`'s verdict in `cache`, if this thread holds one
+    /// copied under `changes`.
+    pub(super) fn find<T>(
+        cache: u64,
+        hash: &TokenHash,
+        changes: u64,
+        judge: impl FnOnce(&Verdict) -> Option<T>,
+    ) -> Option<T> {
+        FRONT.with(|front| {
+            let front = front.try_borrow().ok()?;
+            let copy = front.get(hash)?;
+            if copy.cache != cache || copy.changes != changes {
+                return None;
+            }
+            judge(&copy.verdict)
+        })
+    }
+
+    pub(super) fn keep(cache: u64, hash: TokenHash, changes: u64, verdict: Verdict) {
+        FRONT.with(|front| {
+            let Ok(mut front) = front.try_borrow_mut() else {
+                return;
+            };
+            if front.len() >= CAPACITY && !front.contains_key(&hash) {
+                front.clear();
+            }
+            front.insert(
+                hash,
+                Copy {
+                    cache,
+                    changes,
+                    verdict,
+                },
+            );
+        });
+    }
+}
+
+fn unix_second(nanos: i128) -> i64 {
+    i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX)
+}
+
+/// Whether a stored token's refusal stands for good: nothing but a restore from a backup (which
+/// the feed reports as [`Change::All`]) gives back a revoked token, an expired one (or one whose
+/// task completed), or a spent use. A disabled agent or a deactivated owner may come back.
+fn for_good(reason: InvalidReason) -> bool {
+    matches!(
+        reason,
+        InvalidReason::Revoked | InvalidReason::Expired | InvalidReason::Exhausted
+    )
 }
 
 /// Whether a principal may be held: one that is use-limited (its own token, or a link up its
@@ -402,6 +595,26 @@ impl Dropped {
             }
         }
         dropped
+    }
+
+    /// Whether a refusal held for `refused` may no longer stand: its token or the token up the
+    /// chain that failed, its agent, its parent or an agent up its chain, or its owner.
+    fn ends_refusal(&self, refused: &RefusedCredential) -> bool {
+        self.tokens.contains(&refused.token_id)
+            || refused
+                .delegator
+                .as_ref()
+                .is_some_and(|token| self.tokens.contains(token))
+            || self.agents.contains(&refused.agent_id)
+            || refused
+                .parent
+                .as_ref()
+                .is_some_and(|parent| self.agents.contains(parent))
+            || refused
+                .delegation_chain
+                .iter()
+                .any(|agent| self.agents.contains(agent))
+            || self.users.contains(&refused.user_id)
     }
 
     fn is_empty(&self) -> bool {

@@ -34,6 +34,8 @@ pub(crate) struct Shared<B> {
     pub(crate) audit: Option<AuditWriter>,
     /// Introspection answers reused for a while, when configured.
     pub(crate) recent: Option<Arc<super::recent::Recent>>,
+    /// The layer's verdict cache, which introspection reads and feeds, when given.
+    pub(crate) verdicts: Option<crate::cache::VerdictCache>,
     /// The type of the agent a person's first consent to a registered client makes.
     pub(crate) connection_agent_type: crate::principal::AgentType,
     /// Client ID Metadata Documents, when accepted.
@@ -54,6 +56,7 @@ impl<B> Clone for Shared<B> {
             unused_for: self.unused_for,
             audit: self.audit.clone(),
             recent: self.recent.clone(),
+            verdicts: self.verdicts.clone(),
             connection_agent_type: self.connection_agent_type,
             #[cfg(feature = "client-id-metadata-documents")]
             documents: self.documents.clone(),
@@ -99,6 +102,7 @@ impl<B: Backend> Authority<B> {
                 unused_for: Duration::from_secs(30 * 86_400),
                 audit: None,
                 recent: None,
+                verdicts: None,
                 connection_agent_type: crate::principal::AgentType::default(),
                 #[cfg(feature = "client-id-metadata-documents")]
                 documents: None,
@@ -120,6 +124,11 @@ impl<B: Backend> Authority<B> {
     /// The introspection answers reused, when configured.
     pub(crate) fn recent(&self) -> Option<&super::recent::Recent> {
         self.shared.recent.as_deref()
+    }
+
+    /// The layer's verdict cache, when given.
+    pub(crate) fn verdicts(&self) -> Option<&crate::cache::VerdictCache> {
+        self.shared.verdicts.as_ref()
     }
 
     /// A copy with `change` made (the builder's step).

@@ -1,7 +1,9 @@
 //! Token introspection (RFC 7662), `POST /oauth/introspect`: for a client allowed to introspect
 //! (a resource server), what an access or refresh token stands for now, with the agent
 //! extensions. It reads through [`Store::inspect`](crate::store::Store::inspect): every check
-//! a request would get, and never a use spent.
+//! a request would get, and never a use spent. With the layer's
+//! [verdict cache](super::AuthorizationServer::verdict_cache) it reads that cache first: a
+//! refused token costs no read of the store.
 //!
 //! An inactive token, or one bound to a resource this server does not issue for, or to another
 //! resource than the one the request names (`resource`, the caller's own), is
@@ -94,12 +96,47 @@ fn access_answer(inspection: &Inspection, issuer: &str) -> Value {
     }))
 }
 
-/// The answer for a token of the store's format: its inspection, if it resolves.
+/// What the verdict cache says of an access token, when the server has one.
+enum Cached {
+    /// No cache, or nothing held for the token (or not one of the store's format).
+    Unknown,
+    /// Held as admitted: a reused answer may be given.
+    Standing,
+    /// Held as refused: inactive, without a read of the store.
+    Refused,
+}
+
+fn cached<B: Backend>(server: &Authority<B>, token: &str) -> Cached {
+    let Some(cache) = server.verdicts() else {
+        return Cached::Unknown;
+    };
+    let Ok(parsed) = server.store().config().format.parse(token) else {
+        return Cached::Unknown;
+    };
+    match cache.get(&TokenLookup::parsed(&parsed)) {
+        Some(Ok(_)) => Cached::Standing,
+        Some(Err(_)) => Cached::Refused,
+        None => Cached::Unknown,
+    }
+}
+
+/// The answer for a token of the store's format: its inspection, if it resolves. What the
+/// store answered is kept in the verdict cache, if there is one.
 async fn access<B: Backend>(server: &Authority<B>, token: &str) -> Option<Value> {
     let parsed = server.store().config().format.parse(token).ok()?;
     let lookup = TokenLookup::parsed(&parsed);
-    let inspection = server.store().inspect(&lookup).await.ok()?;
-    Some(access_answer(&inspection, server.issuer().as_str()))
+    let cache = server.verdicts();
+    let ticket = cache.map(|cache| cache.ticket());
+    let (verdict, inspection) = match server.store().inspect(&lookup).await {
+        Ok(inspection) => (Ok(inspection.principal.clone()), Some(inspection)),
+        Err(error) => (Err(error), None),
+    };
+    if let (Some(cache), Some(ticket)) = (cache, ticket) {
+        // A request would have reached the same verdict (steps 1–5 of the pipeline); a
+        // use-limited principal is not kept.
+        cache.admit(lookup.hash(), &verdict, ticket);
+    }
+    Some(access_answer(&inspection?, server.issuer().as_str()))
 }
 
 /// The answer for a refresh token: active while it is neither rotated, revoked nor expired,
@@ -182,10 +219,20 @@ async fn introspect<B: Backend>(
     let token = params.require("token")?;
     let hash = TokenHash::of(token);
     let now = server.now().unix_timestamp();
-    let reused = server.recent().and_then(|recent| recent.answer(&hash, now));
-    let answer = match reused {
-        Some(answer) => Some(answer),
-        None => fresh(&server, token, params.get("token_type_hint")).await,
+    let cached = cached(&server, token);
+    let reused = match (&cached, server.verdicts()) {
+        // With a cache, an answer is reused only while the token's verdict stands there.
+        (Cached::Standing, _) | (_, None) => {
+            server.recent().and_then(|recent| recent.answer(&hash, now))
+        }
+        _ => None,
+    };
+    let answer = match (reused, cached) {
+        (Some(answer), _) => Some(answer),
+        // Refused as an access token: a refresh token (random base64url) never has an access
+        // token's shape and checksum, so it is not one either.
+        (None, Cached::Refused) => None,
+        (None, _) => fresh(&server, token, params.get("token_type_hint")).await,
     };
     if let (Some(recent), Some(answer)) = (server.recent(), &answer) {
         recent.keep_answer(hash, answer);

@@ -191,6 +191,16 @@ impl<B: Backend> AuthorizationServer<B> {
         self.edit(|s| s.recent = recent)
     }
 
+    /// Introspection reads and feeds `cache`, the verdict cache the layer resolves through: a
+    /// token the cache holds as refused (unknown, revoked, expired, spent) is inactive without
+    /// a read of the store; an [answer reused](Self::introspection_reuse) is given only while
+    /// the cache still holds the token's verdict, so a change the cache applied ends it at
+    /// once; and what introspection reads from the store is kept in the cache like a
+    /// request's verdict.
+    pub fn verdict_cache(self, cache: crate::cache::VerdictCache) -> Self {
+        self.edit(|s| s.verdicts = Some(cache))
+    }
+
     /// The key consent forms are bound with (HMAC-SHA-256): the same on every node that serves
     /// the authorization endpoint, kept secret.
     pub fn consent_key(self, key: [u8; 32]) -> Self {

@@ -133,6 +133,9 @@ pub fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
+/// The fixture's clock at the start (Unix seconds): it moves only when a test moves it.
+pub const START: i64 = 1_767_225_600;
+
 impl OAuth {
     pub async fn new() -> Self {
         Self::configured(|server| server).await
@@ -150,7 +153,7 @@ impl OAuth {
         users.insert(UserRecord::new("bob", Policy::allow(caps(&["notes:read"]))));
         users.insert(UserRecord::new("mallory", Policy::unrestricted()));
         let clock = Arc::new(ManualClock::new(
-            time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(),
+            time::OffsetDateTime::from_unix_timestamp(START).unwrap(),
         ));
         let store = MemoryStore::new(TokenFormat::new("acme").unwrap(), users.clone())
             .with_clock(clock.clone());

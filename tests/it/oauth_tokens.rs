@@ -611,3 +611,57 @@ async fn a_refresh_is_refused_once_the_grant_no_longer_stands() {
     .await;
     assert_eq!(answer.json()["error"], "invalid_grant", "{}", answer.body);
 }
+
+/// With the layer's verdict cache: an answer is reused only while the cache holds the token's
+/// verdict, and a refusal the cache holds answers without a read of the store.
+#[tokio::test]
+async fn introspection_reads_and_feeds_the_layers_verdict_cache() {
+    use std::time::Duration;
+    use tower_agent_auth::cache::{CacheConfig, Change, VerdictCache};
+    use tower_agent_auth::principal::{AgentId, TokenId};
+
+    // The fixture's clock, read by the cache for the verdicts' expiries.
+    let clock = tower_agent_auth::clock::ManualClock::new(
+        time::OffsetDateTime::from_unix_timestamp(crate::oauth_support::START).unwrap(),
+    );
+    let cache = VerdictCache::new(CacheConfig::new().clock(clock));
+    let oauth = OAuth::configured({
+        let cache = cache.clone();
+        move |server| {
+            server
+                .introspection_reuse(Duration::from_secs(60))
+                .verdict_cache(cache)
+        }
+    })
+    .await;
+    let rs = oauth.introspector().await;
+    let (_, tokens) = tokens(&oauth).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let answer = introspect(&oauth, &rs, &[("token", access)]).await;
+    assert_eq!(answer["active"], true);
+    cache.run_pending_tasks();
+    assert_eq!(cache.entry_count(), 1, "what the store answered is kept");
+    let agent = AgentId::from(answer["agent_id"].as_str().unwrap());
+    let token = TokenId::from(answer["jti"].as_str().unwrap());
+
+    oauth.store.revoke_token(&agent, &token).await.unwrap();
+    // No change has reached the cache yet: the answer is reused (the bound's promise).
+    assert_eq!(introspect(&oauth, &rs, &[("token", access)]).await, answer);
+    // The change arrives (the feed's job): the reused answer ends with the verdict.
+    cache.apply(&Change::Token(token));
+    let inactive = json!({"active": false});
+    assert_eq!(
+        introspect(&oauth, &rs, &[("token", access)]).await,
+        inactive
+    );
+    // The refusal is held: asked again, the store is not read.
+    let misses = cache.status().misses;
+    for _ in 0..5 {
+        assert_eq!(
+            introspect(&oauth, &rs, &[("token", access)]).await,
+            inactive
+        );
+    }
+    assert_eq!(cache.status().misses, misses);
+    oauth.assert_no_secret_leaked().await;
+}

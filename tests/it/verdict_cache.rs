@@ -12,6 +12,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_agent_auth::cache::{CacheConfig, CachingResolver, Change, VerdictCache};
 use tower_agent_auth::ceiling::{CapabilityCeiling, Policy};
 use tower_agent_auth::clock::{Clock, ManualClock};
+use tower_agent_auth::error::RefusedCredential;
 use tower_agent_auth::principal::{AgentId, AgentRef, DelegationLink, TaskScope, TokenId, UserId};
 use tower_agent_auth::store::{MemoryStore, NewAgent, NewToken};
 use tower_agent_auth::token::{TokenFormat, TokenHash};
@@ -25,6 +26,7 @@ use tower_agent_auth::{
 #[derive(Default)]
 struct Table {
     principals: Mutex<HashMap<TokenHash, Principal>>,
+    refusals: Mutex<HashMap<TokenHash, RefusedCredential>>,
     resolved: AtomicUsize,
     touched: AtomicUsize,
 }
@@ -32,6 +34,13 @@ struct Table {
 impl Table {
     fn put(&self, hash: TokenHash, principal: Principal) {
         self.principals.lock().unwrap().insert(hash, principal);
+    }
+
+    /// `hash` is a stored token, refused for `reason`.
+    fn refuse(&self, hash: TokenHash, reason: InvalidReason, agent: &str, token: &str) {
+        let refused =
+            RefusedCredential::new(reason, "alice".into(), agent.into(), TokenId::from(token));
+        self.refusals.lock().unwrap().insert(hash, refused);
     }
 
     fn resolved(&self) -> usize {
@@ -48,6 +57,9 @@ impl TokenResolver for Table {
 
     async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
         self.resolved.fetch_add(1, Ordering::SeqCst);
+        if let Some(refused) = self.refusals.lock().unwrap().get(token.hash()) {
+            return Err(ResolveError::Refused(Box::new(refused.clone())));
+        }
         let found = self.principals.lock().unwrap().get(token.hash()).cloned();
         found.ok_or_else(|| InvalidReason::Unknown.into())
     }
@@ -127,7 +139,8 @@ async fn a_hit_is_answered_through_the_layers_synchronous_path() {
         TokenHash::of(&raw),
         direct("alice", "writer", "tok_1").into(),
     );
-    let resolver = cache_over(&table, CacheConfig::new());
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let resolver = cache_over(&table, CacheConfig::new().clock(clock.clone()));
     let service = ServiceBuilder::new()
         .layer(AgentAuthLayer::new(resolver.clone()))
         .service(ok_service());
@@ -142,13 +155,52 @@ async fn a_hit_is_answered_through_the_layers_synchronous_path() {
     );
     assert_eq!(
         table.touched.load(Ordering::SeqCst),
-        2,
-        "each hit recorded its use"
+        0,
+        "the miss recorded the use of this second"
+    );
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..3 {
+        let response = service.clone().oneshot(bearer(&raw)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        table.touched.load(Ordering::SeqCst),
+        1,
+        "the first hit of the next second recorded its use, once"
     );
     let parsed = testing::format().parse(&raw).unwrap();
     let token = TokenLookup::new(parsed.hash(), parsed.slug(), false);
     assert!(hit(&resolver, &token), "answered without a future");
-    assert_eq!(resolver.cache().status().hits, 3);
+    assert_eq!(resolver.cache().status().hits, 6);
+}
+
+/// A hit is served from a copy the thread keeps; a change applied on another thread ends it
+/// there too, at once.
+#[tokio::test]
+async fn a_change_applied_on_another_thread_ends_this_threads_copy() {
+    let table = Arc::new(Table::default());
+    table.put(hash("t1"), direct("alice", "writer", "tok_1").into());
+    let resolver = cache_over(&table, CacheConfig::new());
+    resolve(&resolver, &lookup("t1", "writer")).await.unwrap();
+    let (copied, applied) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let reader = std::thread::spawn({
+        let resolver = resolver.clone();
+        move || {
+            // The second hit is answered from this thread's copy.
+            let before = (0..2).all(|_| hit(&resolver, &lookup("t1", "writer")));
+            copied.0.send(()).unwrap();
+            applied.1.recv().unwrap();
+            (before, hit(&resolver, &lookup("t1", "writer")))
+        }
+    });
+    copied.1.recv().unwrap();
+    resolver
+        .cache()
+        .apply(&Change::Token(TokenId::from("tok_1")));
+    applied.0.send(()).unwrap();
+    let (before, after) = reader.join().unwrap();
+    assert!(before, "hits before the change");
+    assert!(!after, "no hit after it");
 }
 
 #[tokio::test]
@@ -177,6 +229,79 @@ async fn an_unknown_token_is_remembered_as_unknown() {
         Some(InvalidReason::Unknown)
     );
     assert_eq!(table.resolved(), 1);
+}
+
+#[tokio::test]
+async fn a_token_refused_for_good_is_held_with_whose_it_is() {
+    for reason in [
+        InvalidReason::Revoked,
+        InvalidReason::Expired,
+        InvalidReason::Exhausted,
+    ] {
+        let table = Arc::new(Table::default());
+        table.refuse(hash("dead"), reason, "writer", "tok_dead");
+        let resolver = cache_over(&table, CacheConfig::new());
+        let token = lookup("dead", "writer");
+        let _ = resolve(&resolver, &token).await;
+        let Some(Err(ResolveError::Refused(refused))) = resolver.resolve_now(&token) else {
+            panic!("{reason:?}: a held refusal, with whose token it is (for the audit trail)");
+        };
+        assert_eq!(refused.reason, reason);
+        assert_eq!(refused.token_id, TokenId::from("tok_dead"));
+        assert_eq!(table.resolved(), 1, "{reason:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_that_can_be_undone_is_not_held() {
+    for reason in [
+        InvalidReason::AgentDisabled,
+        InvalidReason::AgentExpired,
+        InvalidReason::OwnerInactive,
+        InvalidReason::OwnerMissing,
+        InvalidReason::DelegatorRefused,
+        InvalidReason::AgentMismatch,
+    ] {
+        let table = Arc::new(Table::default());
+        table.refuse(hash("off"), reason, "writer", "tok_off");
+        let resolver = cache_over(&table, CacheConfig::new());
+        let _ = resolve(&resolver, &lookup("off", "writer")).await;
+        assert!(!hit(&resolver, &lookup("off", "writer")), "{reason:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_held_refusal_is_dropped_by_the_changes_of_its_token_agent_and_owner() {
+    let changes = [
+        Change::Token(TokenId::from("tok_dead")),
+        Change::Agent(AgentId::from("writer")),
+        Change::User(UserId::from("alice")),
+        Change::All,
+    ];
+    for change in changes {
+        let table = Arc::new(Table::default());
+        table.refuse(hash("dead"), InvalidReason::Revoked, "writer", "tok_dead");
+        let resolver = cache_over(&table, CacheConfig::new());
+        let _ = resolve(&resolver, &lookup("dead", "writer")).await;
+        resolver
+            .cache()
+            .apply(&Change::Token(TokenId::from("tok_other")));
+        assert!(hit(&resolver, &lookup("dead", "writer")), "another change");
+        resolver.cache().apply(&change);
+        assert!(!hit(&resolver, &lookup("dead", "writer")), "{change:?}");
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_forgotten_after_their_ttl() {
+    let table = Arc::new(Table::default());
+    table.refuse(hash("dead"), InvalidReason::Revoked, "writer", "tok_dead");
+    let config = CacheConfig::new().negative_ttl(Duration::from_millis(50));
+    let resolver = cache_over(&table, config);
+    let _ = resolve(&resolver, &lookup("dead", "writer")).await;
+    assert!(hit(&resolver, &lookup("dead", "writer")));
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert!(!hit(&resolver, &lookup("dead", "writer")), "expired");
 }
 
 #[tokio::test]
@@ -282,6 +407,93 @@ async fn a_use_limit_admits_exactly_its_uses_through_the_cache_over_memory() {
         .unwrap();
     let resolver = CachingResolver::new(store, VerdictCache::new(CacheConfig::new()));
     exactly_the_limit(resolver, t.token.expose_secret().to_owned(), 20).await;
+}
+
+/// A resolver that counts what reaches it, over another.
+#[cfg(all(feature = "sqlite", feature = "feed"))]
+struct Counting<R> {
+    inner: R,
+    resolved: AtomicUsize,
+}
+
+#[cfg(all(feature = "sqlite", feature = "feed"))]
+#[async_trait::async_trait]
+impl<R: TokenResolver> TokenResolver for Counting<R> {
+    fn token_format(&self) -> &TokenFormat {
+        self.inner.token_format()
+    }
+
+    fn resolve_now(&self, _: &TokenLookup<'_>) -> Option<Result<Principal, ResolveError>> {
+        None
+    }
+
+    async fn resolve(&self, token: &TokenLookup<'_>) -> Result<Principal, ResolveError> {
+        self.resolved.fetch_add(1, Ordering::SeqCst);
+        self.inner.resolve(token).await
+    }
+}
+
+/// A client looping on a revoked token, and on a made-up one, through the layer over SQLite
+/// with the cache following the store's change log as `serve` does: a handful of lookups for
+/// ten thousand requests each, one per negative lifetime.
+#[cfg(all(feature = "sqlite", feature = "feed"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_requests_with_a_dead_token_reach_the_store_a_handful_of_times() {
+    use tower_agent_auth::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let users = testing::users();
+    let store = SqliteStore::open(
+        &path.display().to_string(),
+        testing::config(&users, &testing::clock()),
+    )
+    .await
+    .unwrap();
+    let agent = store
+        .create_agent(NewAgent::new("looper", "bob"))
+        .await
+        .unwrap();
+    let issued = store
+        .create_token(&agent.id, NewToken::new("t"))
+        .await
+        .unwrap();
+    store
+        .revoke_token(&agent.id, &issued.info.id)
+        .await
+        .unwrap();
+    let cache = VerdictCache::new(CacheConfig::new().follows_feed());
+    let follow = tokio::spawn(cache.follow(store.clone()));
+    while !cache.status().fresh {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let counting = Arc::new(Counting {
+        inner: store.clone(),
+        resolved: AtomicUsize::new(0),
+    });
+    let service = ServiceBuilder::new()
+        .layer(AgentAuthLayer::new(CachingResolver::new(
+            counting.clone(),
+            cache.clone(),
+        )))
+        .service(ok_service());
+    let made_up = testing::format().mint("looper").unwrap();
+    for raw in [issued.token.expose_secret(), made_up.expose_secret()] {
+        counting.resolved.store(0, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        for _ in 0..10_000 {
+            let response = service.clone().oneshot(bearer(raw)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        // One lookup per negative lifetime (the bound, 1 s), and one more at each edge.
+        let lifetimes = started.elapsed().as_secs() as usize + 2;
+        let lookups = counting.resolved.load(Ordering::SeqCst);
+        assert!(
+            lookups <= lifetimes,
+            "{lookups} lookups in {:?}",
+            started.elapsed()
+        );
+    }
+    follow.abort();
 }
 
 #[cfg(feature = "sqlite")]
@@ -728,6 +940,39 @@ mod feed {
         // Epoch 1 is now another change, by another history: the epoch did not move.
         fake.log.lock().unwrap()[0] = Change::Agent(AgentId::from("agt_other"));
         until(|| !hit(&resolver, &lookup("t2", "reader"))).await;
+        follow.abort();
+    }
+
+    /// Revoked, then given back by a restore from a backup taken before the revocation: the
+    /// refusal held is dropped with everything else, so the token is admitted again within the
+    /// bound.
+    #[tokio::test]
+    async fn a_restore_ends_a_held_refusal_within_the_bound() {
+        let (table, fake) = (table(), Arc::new(Fake::default()));
+        let (resolver, follow) = following(&table, &fake);
+        until(|| resolver.cache().status().fresh).await;
+        let verdict = table
+            .principals
+            .lock()
+            .unwrap()
+            .remove(&hash("t1"))
+            .unwrap();
+        table.refuse(hash("t1"), InvalidReason::Revoked, "writer", "tok_1");
+        fake.commit(Change::Token(TokenId::from("tok_1")));
+        until(|| resolver.cache().status().applied_epoch == 1).await;
+        let _ = resolve(&resolver, &lookup("t1", "writer")).await;
+        assert!(
+            hit(&resolver, &lookup("t1", "writer")),
+            "the refusal is held"
+        );
+        // The backup: before the revocation (epoch 0); the store's history goes back.
+        table.refusals.lock().unwrap().clear();
+        table.put(hash("t1"), verdict);
+        fake.log.lock().unwrap().clear();
+        let started = std::time::Instant::now();
+        until(|| !hit(&resolver, &lookup("t1", "writer"))).await;
+        assert!(started.elapsed() < BOUND, "within the bound");
+        resolve(&resolver, &lookup("t1", "writer")).await.unwrap();
         follow.abort();
     }
 

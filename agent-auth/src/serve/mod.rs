@@ -194,7 +194,7 @@ where
     let health = health::router(health::Readiness {
         database: Arc::new(store.clone()),
         redis: redis.clone(),
-        cache,
+        cache: cache.clone(),
     });
     let auth = AgentAuthLayer::from_arc(resolver.clone())
         .optional()
@@ -243,10 +243,13 @@ where
             .connection_agent_type(tower_agent_auth::principal::AgentType::Supervised);
     }
     oauth = metadata_documents(oauth, &args)?;
-    if !args.no_cache {
-        // A resource server introspects at each of its requests: answers reused within the
-        // cache's bound, the bound every revocation reaches the layer within.
-        oauth = oauth.introspection_reuse(args.cache_bound);
+    if let Some(cache) = &cache {
+        // A resource server introspects at each of its requests: answers reused while the
+        // layer's verdict cache holds the token's verdict (within its bound), refusals
+        // answered from that cache.
+        oauth = oauth
+            .introspection_reuse(args.cache_bound)
+            .verdict_cache(cache.clone());
     }
     match args.consent_key {
         Some(key) => oauth = oauth.consent_key(key),

@@ -1,7 +1,6 @@
 //! What the in-memory backend keeps per agent and per token, shared by the maps and the
 //! records a request reads, so that resolving a token copies nothing.
 
-use std::hash::Hasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -11,25 +10,7 @@ use crate::store::model::{Agent, TokenInfo};
 use crate::store::validate::from_micros;
 use crate::token::TokenHash;
 
-/// Keys are SHA-256 digests: uniformly distributed and not chosen by an attacker (finding a
-/// token whose digest collides with another's is a preimage problem), so their first 8 bytes
-/// are a perfect hash and SipHash's flood protection buys nothing.
-#[derive(Default)]
-pub(super) struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-}
+pub(super) use crate::token::DigestHasher;
 
 pub(super) const NEVER: i64 = i64::MIN;
 
