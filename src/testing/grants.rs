@@ -347,4 +347,28 @@ pub async fn case_agents_visible_to_are_owned_granted_and_their_children<B: Back
         ["b-other-kid", "c-own", "c-own-kid"],
         "a withdrawn grant hides the agent and its children"
     );
+    // Deleting an agent takes its grants and its children with it: the user's grants, the
+    // owner's agents and the listing follow (stores that index them by user and owner too).
+    env.store
+        .grant(&other.id, &"dave".into(), AccessRole::Viewer)
+        .await
+        .unwrap();
+    assert_eq!(slugs("dave").await, ["b-other", "b-other-kid"]);
+    env.store.delete_agent(&other.id).await.unwrap();
+    assert!(
+        slugs("dave").await.is_empty(),
+        "the grant went with the agent"
+    );
+    assert_eq!(slugs("carol").await, ["c-own", "c-own-kid"]);
+    assert_eq!(
+        slugs("bob").await,
+        ["b-granted", "b-granted-kid", "b-hidden"]
+    );
+    let owned = env.store.agents_owned_by(&"bob".into()).await.unwrap();
+    let owned: Vec<String> = owned.iter().map(|a| a.slug.to_string()).collect();
+    assert_eq!(owned, ["b-granted", "b-granted-kid", "b-hidden"]);
+    // A slug freed by the deletion is taken again, and owned once.
+    agent("b-other", "bob").await;
+    let owned = env.store.agents_owned_by(&"bob".into()).await.unwrap();
+    assert_eq!(owned.len(), 4);
 }

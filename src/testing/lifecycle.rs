@@ -263,6 +263,70 @@ pub async fn case_purge_removes_long_dead_tokens<B: Backend>(env: Env<B>) {
     let _ = short;
 }
 
+/// Every way a token ends is found by a purge: revoked, retired by a rotation (its grace is an
+/// expiry), completed with its task, completed with its last use. Stores may find them through
+/// indexes of each end (so a purge reads what it deletes, not every token): none may be missed,
+/// and no live token taken.
+pub async fn case_purge_finds_tokens_by_every_end<B: Backend>(env: Env<B>) {
+    let day = std::time::Duration::from_secs(86_400);
+    let agent = env.agent("writer").await;
+    let live = env.token(&agent.id, NewToken::new("live")).await;
+    let revoked = env.token(&agent.id, NewToken::new("revoked")).await;
+    env.store
+        .revoke_token(&agent.id, &revoked.info.id)
+        .await
+        .unwrap();
+    let rotated = env.token(&agent.id, NewToken::new("rotated")).await;
+    let successor = env
+        .store
+        .rotate_token(
+            &agent.id,
+            &rotated.info.id,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let tasked = env
+        .token(&agent.id, NewToken::new("tasked").task_id("t-9"))
+        .await;
+    let ended = env
+        .store
+        .complete_task(&"alice".into(), "t-9")
+        .await
+        .unwrap();
+    assert_eq!(ended, 1);
+    let once = env
+        .token(
+            &agent.id,
+            NewToken::new("once")
+                .max_operations(1)
+                .expires_on_completion(),
+        )
+        .await;
+    env.resolve(&once).await.unwrap();
+    assert_eq!(env.refusal(&once).await, InvalidReason::Expired);
+    let _ = (&tasked, &rotated);
+
+    env.clock.advance(10 * day);
+    assert_eq!(
+        env.store.purge(30 * day).await.unwrap(),
+        0,
+        "none ended 30 days ago"
+    );
+    env.clock.advance(25 * day);
+    assert_eq!(env.store.purge(30 * day).await.unwrap(), 4);
+    let mut left: Vec<_> = (env.store.list_tokens(&agent.id).await.unwrap())
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    left.sort();
+    let mut kept = vec![live.info.id.clone(), successor.info.id.clone()];
+    kept.sort();
+    assert_eq!(left, kept);
+    assert!(env.resolve(&live).await.is_ok());
+    assert_eq!(env.store.purge(30 * day).await.unwrap(), 0, "purged once");
+}
+
 pub async fn case_rotation_with_grace<B: Backend>(env: Env<B>) {
     let agent = env.agent("writer").await;
     let old = env

@@ -505,6 +505,7 @@ macro_rules! conformance_suite {
             case_foreign_or_unknown_token_cannot_be_revoked,
             case_revoke_all_and_delete,
             case_purge_removes_long_dead_tokens,
+            case_purge_finds_tokens_by_every_end,
             case_rotation_with_grace,
             case_rotation_grace_never_outlasts_expiry_and_zero_revokes,
             case_rotation_is_recorded_on_the_identity,

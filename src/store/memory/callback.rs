@@ -4,9 +4,10 @@
 //!
 //! A step that names an agent runs with the agents' lock held for reading (the caller passes
 //! the [`State`]), and deleting an agent clears its records here with that lock held for
-//! writing, as the SQL stores' foreign keys do.
+//! writing, as the SQL stores' foreign keys do. Both are indexed by agent, so that replacing,
+//! listing and forgetting an agent's records touch that agent's only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::sync::Mutex;
 
@@ -19,10 +20,46 @@ use crate::oauth::callback::{CallbackState, ProviderToken, StateTaken};
 use crate::principal::AgentId;
 use crate::token::TokenHash;
 
+type Hashes = HashSet<TokenHash, BuildHasherDefault<DigestHasher>>;
+
 #[derive(Default)]
 struct Records {
     states: HashMap<TokenHash, CallbackState, BuildHasherDefault<DigestHasher>>,
+    /// Each agent's pending authorizations.
+    states_of: HashMap<AgentId, Hashes>,
     tokens: BTreeMap<String, ProviderToken>,
+    /// The id of each agent's token for each provider: one at most, in listing order.
+    token_of: BTreeMap<(AgentId, String), String>,
+}
+
+impl Records {
+    fn remove_state(&mut self, hash: &TokenHash) {
+        let Some(state) = self.states.remove(hash) else {
+            return;
+        };
+        if let Some(hashes) = self.states_of.get_mut(&state.agent) {
+            hashes.remove(hash);
+            if hashes.is_empty() {
+                self.states_of.remove(&state.agent);
+            }
+        }
+    }
+
+    /// The ids of `agent`'s provider tokens, by provider.
+    fn ids_of<'a>(&'a self, agent: &'a AgentId) -> impl Iterator<Item = &'a String> {
+        // The empty provider sorts first: the range starts at the agent's first key.
+        (self.token_of.range((agent.clone(), String::new())..))
+            .take_while(move |((of, _), _)| of == agent)
+            .map(|(_, id)| id)
+    }
+
+    fn remove_token(&mut self, id: &str) -> bool {
+        let Some(token) = self.tokens.remove(id) else {
+            return false;
+        };
+        self.token_of.remove(&(token.agent, token.provider));
+        true
+    }
 }
 
 /// Every record of the callback receiver in a memory store.
@@ -46,6 +83,7 @@ impl MemoryCallback {
         if records.states.contains_key(&pending.hash) {
             return Err(Conflict::Token.into());
         }
+        (records.states_of.entry(pending.agent.clone()).or_default()).insert(pending.hash);
         records.states.insert(pending.hash, pending.clone());
         Ok(())
     }
@@ -66,9 +104,14 @@ impl MemoryCallback {
 
     pub(super) fn purge_states(&self, before: OffsetDateTime) -> usize {
         let mut records = self.lock();
-        let count = records.states.len();
-        records.states.retain(|_, s| s.expires_at >= before);
-        count - records.states.len()
+        let lapsed: Vec<TokenHash> = (records.states.values())
+            .filter(|s| s.expires_at < before)
+            .map(|s| s.hash)
+            .collect();
+        for hash in &lapsed {
+            records.remove_state(hash);
+        }
+        lapsed.len()
     }
 
     /// Replaces the agent's token for the provider, under the lock.
@@ -80,9 +123,11 @@ impl MemoryCallback {
                 return Err(Conflict::Token.into());
             }
         }
-        records
-            .tokens
-            .retain(|_, t| !(t.agent == token.agent && t.provider == token.provider));
+        let key = (token.agent.clone(), token.provider.clone());
+        if let Some(replaced) = records.token_of.get(&key).cloned() {
+            records.remove_token(&replaced);
+        }
+        records.token_of.insert(key, token.id.clone());
         records.tokens.insert(token.id.clone(), token.clone());
         Ok(())
     }
@@ -91,23 +136,34 @@ impl MemoryCallback {
         self.lock().tokens.get(id).cloned()
     }
 
+    /// By agent, then provider: the index's order.
     pub(super) fn tokens(&self, agent: Option<&AgentId>) -> Vec<ProviderToken> {
-        let mut tokens: Vec<ProviderToken> = (self.lock().tokens.values())
-            .filter(|t| agent.is_none_or(|agent| t.agent == *agent))
+        let records = self.lock();
+        let ids: Vec<&String> = match agent {
+            Some(agent) => records.ids_of(agent).collect(),
+            None => records.token_of.values().collect(),
+        };
+        (ids.into_iter())
+            .filter_map(|id| records.tokens.get(id))
             .cloned()
-            .collect();
-        tokens.sort_by(|a, b| (&a.agent, &a.provider).cmp(&(&b.agent, &b.provider)));
-        tokens
+            .collect()
     }
 
     pub(super) fn delete_token(&self, id: &str) -> bool {
-        self.lock().tokens.remove(id).is_some()
+        self.lock().remove_token(id)
     }
 
     /// What referred to the agents `gone`, which were just deleted.
     pub(super) fn forget_agents(&self, gone: &[AgentId]) {
         let mut records = self.lock();
-        records.states.retain(|_, s| !gone.contains(&s.agent));
-        records.tokens.retain(|_, t| !gone.contains(&t.agent));
+        for agent in gone {
+            for hash in records.states_of.get(agent).cloned().unwrap_or_default() {
+                records.remove_state(&hash);
+            }
+            let ids: Vec<String> = records.ids_of(agent).cloned().collect();
+            for id in &ids {
+                records.remove_token(id);
+            }
+        }
     }
 }

@@ -172,11 +172,7 @@ impl Backend for MemoryBackend {
 
     async fn agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, StoreError> {
         let state = self.read();
-        let slots: Vec<&Arc<AgentSlot>> = match filter {
-            AgentFilter::Ids(ids) => ids.iter().filter_map(|id| state.agents.get(id)).collect(),
-            _ => state.agents.values().collect(),
-        };
-        let mut agents: Vec<Agent> = (slots.into_iter())
+        let mut agents: Vec<Agent> = (state.filtered(filter).into_iter())
             .filter(|slot| filter.matches(&slot.get()))
             .map(|slot| slot.snapshot())
             .collect();
@@ -322,9 +318,8 @@ impl Backend for MemoryBackend {
     ) -> Result<usize, StoreError> {
         let mut state = self.write();
         let roots: Vec<TokenHash> = state
-            .agents
-            .values()
-            .filter(|slot| slot.get().owner == *owner)
+            .filtered(&AgentFilter::OwnedBy(owner.clone()))
+            .into_iter()
             .flat_map(|slot| state.agent_tokens(&slot.get().id).collect::<Vec<_>>())
             .filter(|(_, entry)| entry.info.task_id.as_deref() == Some(task))
             .map(|(hash, _)| hash)
@@ -356,9 +351,7 @@ impl Backend for MemoryBackend {
         let mut retired = entry.info.clone();
         retired.expires_at = rotation.old_expires_at;
         retired.revoked_at = rotation.old_revoked_at;
-        state
-            .tokens
-            .insert(hash, Arc::new(entry.with_info(retired)));
+        state.replace(hash, Arc::new(entry.with_info(retired)));
         let mut agent = Agent::clone(&slot.get());
         agent.last_rotated_at = Some(rotation.new.created_at);
         slot.set(agent);
@@ -372,9 +365,11 @@ impl Backend for MemoryBackend {
     async fn purge_tokens(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         let cutoff = micros(before);
         let mut state = self.write();
+        // The index narrows to the tokens that may be stale; each is checked as before.
         let stale: Vec<TokenHash> = state
-            .tokens
-            .iter()
+            .purge_candidates(cutoff)
+            .into_iter()
+            .filter_map(|hash| state.tokens.get(&hash).map(|entry| (hash, entry)))
             .filter(|(_, entry)| {
                 let info = entry.snapshot();
                 let before_cutoff =
@@ -383,7 +378,7 @@ impl Backend for MemoryBackend {
                     || before_cutoff(info.task_completed_at)
                     || before_cutoff(info.expires_at)
             })
-            .map(|(hash, _)| *hash)
+            .map(|(hash, _)| hash)
             .collect();
         // Tokens delegated from a purged one go with it, as the SQL stores' foreign key does.
         Ok(state.remove_trees(stale))
@@ -454,29 +449,16 @@ impl Backend for MemoryBackend {
     async fn put_grant(&self, grant: &AccessGrant) -> Result<(), StoreError> {
         let mut state = self.write();
         state.agent(&grant.agent_id)?;
-        state.grants.insert(
-            (grant.agent_id.clone(), grant.user_id.clone()),
-            grant.clone(),
-        );
+        state.put_grant(grant);
         Ok(())
     }
 
     async fn delete_grant(&self, agent: &AgentId, user: &UserId) -> Result<bool, StoreError> {
-        let mut state = self.write();
-        Ok(state
-            .grants
-            .remove(&(agent.clone(), user.clone()))
-            .is_some())
+        Ok(self.write().delete_grant(agent, user))
     }
 
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<AccessGrant>, StoreError> {
-        let state = self.read();
-        Ok(match filter {
-            GrantFilter::One(agent, user) => {
-                filter.select(state.grants.get(&(agent.clone(), user.clone())))
-            }
-            _ => filter.select(state.grants.values()),
-        })
+        Ok(self.read().grants(filter))
     }
 
     #[cfg(feature = "oauth")]

@@ -7,8 +7,11 @@
 //! the [`State`]), and deleting an agent clears its records here with that lock held for
 //! writing: the references hold as the SQL stores' foreign keys hold them. No verdict reads
 //! these records, so changing them does not move the store's revision.
+//!
+//! Every record is indexed by the agent and the client it names, so that deleting an agent or
+//! a client touches what referred to it only, not every record kept.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::sync::Mutex;
 
@@ -26,8 +29,21 @@ use crate::token::TokenHash;
 
 type ByHash<T> = HashMap<TokenHash, T, BuildHasherDefault<DigestHasher>>;
 
+/// One record, as the indexes name it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Ref {
+    Client(String),
+    Code(TokenHash),
+    Device(TokenHash),
+    Refresh(TokenHash),
+    Connection(UserId, String),
+}
+
 #[derive(Default)]
 struct Records {
+    /// The records that name each agent, and each client: what its deletion takes with it.
+    of_agent: HashMap<AgentId, HashSet<Ref>>,
+    of_client: HashMap<String, HashSet<Ref>>,
     clients: BTreeMap<String, Client>,
     codes: ByHash<AuthorizationCode>,
     devices: ByHash<DeviceAuthorization>,
@@ -46,6 +62,62 @@ impl Records {
             .ok_or_else(|| NotFound::Client(id.to_owned()).into())
     }
 
+    /// Files `record` under the agent and the client it names.
+    fn index(&mut self, record: Ref, agent: Option<&AgentId>, client: Option<&str>) {
+        if let Some(agent) = agent {
+            (self.of_agent.entry(agent.clone()).or_default()).insert(record.clone());
+        }
+        if let Some(client) = client {
+            (self.of_client.entry(client.to_owned()).or_default()).insert(record);
+        }
+    }
+
+    fn unindex(&mut self, record: &Ref, agent: Option<&AgentId>, client: Option<&str>) {
+        if let Some(agent) = agent {
+            if let Some(refs) = self.of_agent.get_mut(agent) {
+                refs.remove(record);
+                if refs.is_empty() {
+                    self.of_agent.remove(agent);
+                }
+            }
+        }
+        if let Some(client) = client {
+            if let Some(refs) = self.of_client.get_mut(client) {
+                refs.remove(record);
+                if refs.is_empty() {
+                    self.of_client.remove(client);
+                }
+            }
+        }
+    }
+
+    /// Removes one record, a client with everything that names it.
+    fn remove(&mut self, record: &Ref) {
+        match record {
+            Ref::Client(id) => {
+                self.remove_client(id);
+            }
+            Ref::Code(hash) => {
+                if let Some(code) = self.codes.remove(hash) {
+                    self.unindex(record, Some(&code.agent), Some(&code.client_id));
+                }
+            }
+            Ref::Device(hash) => {
+                if let Some(device) = self.devices.remove(hash) {
+                    self.user_codes.remove(&device.user_code);
+                    self.unindex(record, device.agent.as_ref(), Some(&device.client_id));
+                }
+            }
+            Ref::Refresh(hash) => self.remove_refresh(hash),
+            Ref::Connection(user, client) => {
+                let key = (user.clone(), client.clone());
+                if let Some(connection) = self.connections.remove(&key) {
+                    self.unindex(record, Some(&connection.agent), Some(client.as_str()));
+                }
+            }
+        }
+    }
+
     fn remove_refresh(&mut self, hash: &TokenHash) {
         if let Some(token) = self.refresh.remove(hash) {
             if let Some(members) = self.families.get_mut(&token.family) {
@@ -54,6 +126,8 @@ impl Records {
                     self.families.remove(&token.family);
                 }
             }
+            let record = Ref::Refresh(*hash);
+            self.unindex(&record, Some(&token.agent), Some(&token.client_id));
         }
     }
 
@@ -63,46 +137,42 @@ impl Records {
             .or_default()
             .push(token.hash);
         self.refresh.insert(token.hash, token.clone());
+        self.index(
+            Ref::Refresh(token.hash),
+            Some(&token.agent),
+            Some(&token.client_id),
+        );
     }
 
     /// Removes the device authorizations `doomed` picks: how many.
     fn remove_devices(&mut self, doomed: impl Fn(&DeviceAuthorization) -> bool) -> usize {
-        let before = self.devices.len();
-        self.devices.retain(|_, device| !doomed(device));
-        let devices = &self.devices;
-        self.user_codes.retain(|_, hash| devices.contains_key(hash));
-        before - self.devices.len()
+        let gone: Vec<TokenHash> = (self.devices.values())
+            .filter(|device| doomed(device))
+            .map(|device| device.hash)
+            .collect();
+        for hash in &gone {
+            self.remove(&Ref::Device(*hash));
+        }
+        gone.len()
     }
 
-    /// Removes the codes, refresh tokens and connections the predicates pick, uncounted: what
-    /// a deletion takes with it.
-    fn remove_where(
-        &mut self,
-        code: impl Fn(&AuthorizationCode) -> bool,
-        refresh: impl Fn(&RefreshToken) -> bool,
-        connection: impl Fn(&Connection) -> bool,
-    ) {
-        self.codes.retain(|_, c| !code(c));
-        let doomed: Vec<TokenHash> = (self.refresh.values())
-            .filter(|t| refresh(t))
-            .map(|t| t.hash)
-            .collect();
-        for hash in &doomed {
-            self.remove_refresh(hash);
+    /// Removes every record that names `agent` (its clients with theirs): what its deletion
+    /// takes with it.
+    fn forget_agent(&mut self, agent: &AgentId) {
+        for record in self.of_agent.remove(agent).unwrap_or_default() {
+            self.remove(&record);
         }
-        self.connections.retain(|_, c| !connection(c));
     }
 
     fn remove_client(&mut self, id: &str) -> bool {
-        if self.clients.remove(id).is_none() {
+        let Some(client) = self.clients.remove(id) else {
             return false;
+        };
+        let record = Ref::Client(id.to_owned());
+        self.unindex(&record, client.agent(), None);
+        for record in self.of_client.remove(id).unwrap_or_default() {
+            self.remove(&record);
         }
-        self.remove_where(
-            |c| c.client_id == id,
-            |t| t.client_id == id,
-            |c| c.client_id == id,
-        );
-        self.remove_devices(|d| d.client_id == id);
         true
     }
 }
@@ -148,6 +218,7 @@ impl MemoryOAuth {
             return Err(Conflict::Client(client.id.clone()).into());
         }
         records.clients.insert(client.id.clone(), client.clone());
+        records.index(Ref::Client(client.id.clone()), client.agent(), None);
         Ok(true)
     }
 
@@ -189,6 +260,11 @@ impl MemoryOAuth {
             return Err(Conflict::Token.into());
         }
         records.codes.insert(code.hash, code.clone());
+        records.index(
+            Ref::Code(code.hash),
+            Some(&code.agent),
+            Some(&code.client_id),
+        );
         Ok(())
     }
 
@@ -228,6 +304,8 @@ impl MemoryOAuth {
         }
         records.user_codes.insert(device.user_code, device.hash);
         records.devices.insert(device.hash, device.clone());
+        let record = Ref::Device(device.hash);
+        records.index(record, device.agent.as_ref(), Some(&device.client_id));
         Ok(())
     }
 
@@ -258,11 +336,16 @@ impl MemoryOAuth {
         if !stored.is_pending_at(now) || decided.status == DeviceStatus::Pending {
             return Ok(false);
         }
+        let before = stored.agent.clone();
         stored.status = decided.status;
         stored.user = decided.user.clone();
         stored.agent = decided.agent.clone();
         stored.capabilities = decided.capabilities.clone();
         stored.decided_at = decided.decided_at;
+        // The agent chosen in the answer names the request from now on.
+        let record = Ref::Device(decided.hash);
+        records.unindex(&record, before.as_ref(), None);
+        records.index(record, decided.agent.as_ref(), None);
         Ok(true)
     }
 
@@ -361,42 +444,42 @@ impl MemoryOAuth {
         let mut records = self.lock();
         records.client(&connection.client_id)?;
         let key = (connection.user.clone(), connection.client_id.clone());
-        Ok(records
-            .connections
-            .entry(key)
-            .or_insert_with(|| connection.clone())
-            .clone())
+        if let Some(standing) = records.connections.get(&key) {
+            return Ok(standing.clone());
+        }
+        records.connections.insert(key, connection.clone());
+        let record = Ref::Connection(connection.user.clone(), connection.client_id.clone());
+        records.index(record, Some(&connection.agent), Some(&connection.client_id));
+        Ok(connection.clone())
     }
 
     pub(super) fn connections(&self, user: Option<&UserId>) -> Vec<Connection> {
-        (self.lock().connections.values())
-            .filter(|c| user.is_none_or(|user| c.user == *user))
-            .cloned()
-            .collect()
+        let records = self.lock();
+        match user {
+            // Keyed by user first: the user's range, from their first key on.
+            Some(user) => (records.connections.range((user.clone(), String::new())..))
+                .take_while(|((of, _), _)| of == user)
+                .map(|(_, c)| c.clone())
+                .collect(),
+            None => records.connections.values().cloned().collect(),
+        }
     }
 
     pub(super) fn delete_connection(&self, user: &UserId, client: &str) -> bool {
+        let mut records = self.lock();
         let key = (user.clone(), client.to_owned());
-        self.lock().connections.remove(&key).is_some()
+        let found = records.connections.contains_key(&key);
+        records.remove(&Ref::Connection(user.clone(), client.to_owned()));
+        found
     }
 
     /// What referred to the agents `gone`, which were just deleted: their clients (with what
     /// those held), codes, refresh tokens and connections.
     pub(super) fn forget_agents(&self, gone: &[AgentId]) {
         let mut records = self.lock();
-        let clients: Vec<String> = (records.clients.values())
-            .filter(|c| c.agent().is_some_and(|agent| gone.contains(agent)))
-            .map(|c| c.id.clone())
-            .collect();
-        for id in &clients {
-            records.remove_client(id);
+        for agent in gone {
+            records.forget_agent(agent);
         }
-        records.remove_where(
-            |c| gone.contains(&c.agent),
-            |t| gone.contains(&t.agent),
-            |c| gone.contains(&c.agent),
-        );
-        records.remove_devices(|d| d.agent.as_ref().is_some_and(|a| gone.contains(a)));
     }
 
     /// Deletes the codes, device authorizations and refresh tokens that lapsed before
@@ -404,9 +487,14 @@ impl MemoryOAuth {
     /// how many of the first four.
     pub(super) fn purge(&self, before: OffsetDateTime) -> usize {
         let mut records = self.lock();
-        let codes = records.codes.len();
-        records.codes.retain(|_, code| code.expires_at >= before);
-        let mut purged = codes - records.codes.len();
+        let codes: Vec<TokenHash> = (records.codes.values())
+            .filter(|code| code.expires_at < before)
+            .map(|code| code.hash)
+            .collect();
+        for hash in &codes {
+            records.remove(&Ref::Code(*hash));
+        }
+        let mut purged = codes.len();
         purged += records.remove_devices(|device| device.expires_at < before);
         let lapsed: Vec<TokenHash> = (records.refresh.values())
             .filter(|t| refresh_lapsed(t, before))

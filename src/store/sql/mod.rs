@@ -721,6 +721,11 @@ macro_rules! library_migrations {
                 "the callback receiver: pending authorizations, sealed provider tokens",
                 "0015_callback_receiver.sql"
             ),
+            migration!(
+                16,
+                "indexes for scale: agents by owner, grants by user, ended tokens",
+                "0016_indexes_for_scale.sql"
+            ),
         ]
     }};
 }
