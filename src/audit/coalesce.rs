@@ -26,19 +26,74 @@ const MAX_OPEN: usize = 4096;
 pub(crate) struct Coalescer {
     refusals: Option<Duration>,
     requests: Option<Duration>,
-    open: HashMap<Key, Interval>,
+    /// The open intervals, by token: a repeat is found by borrowing the event's fields, so
+    /// counting one (what a busy server does for nearly every request) allocates nothing.
+    open: HashMap<TokenId, Vec<Open>>,
+    /// Open intervals in all.
+    count: usize,
 }
 
-/// What makes two events the same but for their time.
-#[derive(PartialEq, Eq, Hash)]
-enum Key {
-    Refusal(TokenId, InvalidReason),
+/// What makes two events of one token the same but for their time.
+#[derive(PartialEq, Eq)]
+enum Kind {
+    Refusal(InvalidReason),
     Request {
-        token: TokenId,
         method: String,
         path: String,
         status: u16,
     },
+}
+
+/// An event's [`Kind`], borrowed from it.
+#[derive(Clone, Copy)]
+enum KindRef<'a> {
+    Refusal(InvalidReason),
+    Request {
+        method: &'a str,
+        path: &'a str,
+        status: u16,
+    },
+}
+
+impl KindRef<'_> {
+    fn matches(self, kind: &Kind) -> bool {
+        match (self, kind) {
+            (Self::Refusal(a), Kind::Refusal(b)) => a == *b,
+            (
+                Self::Request {
+                    method,
+                    path,
+                    status,
+                },
+                Kind::Request {
+                    method: m,
+                    path: p,
+                    status: s,
+                },
+            ) => status == *s && method == m && path == p,
+            _ => false,
+        }
+    }
+
+    fn to_owned(self) -> Kind {
+        match self {
+            Self::Refusal(reason) => Kind::Refusal(reason),
+            Self::Request {
+                method,
+                path,
+                status,
+            } => Kind::Request {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                status,
+            },
+        }
+    }
+}
+
+struct Open {
+    kind: Kind,
+    interval: Interval,
 }
 
 struct Interval {
@@ -55,20 +110,21 @@ impl Coalescer {
             refusals,
             requests,
             open: HashMap::new(),
+            count: 0,
         })
     }
 
-    /// The key and interval of an event that may be coalesced.
-    fn key(&self, event: &AuditEvent) -> Option<(Key, Duration)> {
+    /// The token, kind and interval of an event that may be coalesced.
+    fn key<'a>(&self, event: &'a AuditEvent) -> Option<(&'a TokenId, KindRef<'a>, Duration)> {
         match (&event.action, &event.outcome, &event.token, &event.request) {
             (AuditAction::TokenRefused, Outcome::Refused(reason), Some(token), _) => {
-                Some((Key::Refusal(token.clone(), *reason), self.refusals?))
+                Some((token, KindRef::Refusal(*reason), self.refusals?))
             }
             (AuditAction::Request, Outcome::Success, Some(token), Some(request)) => Some((
-                Key::Request {
-                    token: token.clone(),
-                    method: request.method.clone(),
-                    path: request.path.clone(),
+                token,
+                KindRef::Request {
+                    method: &request.method,
+                    path: &request.path,
                     status: request.status,
                 },
                 self.requests?,
@@ -79,38 +135,51 @@ impl Coalescer {
 
     /// Passes `event` to `out`, or counts it as a repeat.
     pub(crate) fn admit(&mut self, event: AuditEvent, now: Instant, out: &mut Vec<AuditEvent>) {
-        let Some((key, length)) = self.key(&event) else {
+        let Some((token, kind, length)) = self.key(&event) else {
             return out.push(event);
         };
-        if let Some(interval) = self.open.get_mut(&key) {
+        let open = self
+            .open
+            .get_mut(token)
+            .and_then(|opens| opens.iter_mut().find(|open| kind.matches(&open.kind)));
+        if let Some(open) = open {
+            let interval = &mut open.interval;
             let before = interval.repeats.as_ref().map_or(0, |e| e.occurrences);
             let mut last = event;
             last.occurrences = last.occurrences.saturating_add(before);
             interval.repeats = Some(last);
             return;
         }
-        if self.open.len() >= MAX_OPEN {
+        let (token, kind) = (token.clone(), kind.to_owned());
+        if self.count >= MAX_OPEN {
             self.close_all(out);
         }
-        self.open.insert(
-            key,
-            Interval {
+        self.open.entry(token).or_default().push(Open {
+            kind,
+            interval: Interval {
                 ends: now + length,
                 repeats: None,
             },
-        );
+        });
+        self.count += 1;
         out.push(event);
     }
 
     /// Closes the intervals that have ended by `now`, writing their repeats to `out`.
     pub(crate) fn close_due(&mut self, now: Instant, out: &mut Vec<AuditEvent>) {
-        self.open.retain(|_, open| {
-            if open.ends > now {
-                return true;
-            }
-            out.extend(open.repeats.take().map(summary));
-            false
+        let mut closed = 0;
+        self.open.retain(|_, opens| {
+            opens.retain_mut(|open| {
+                if open.interval.ends > now {
+                    return true;
+                }
+                out.extend(open.interval.repeats.take().map(summary));
+                closed += 1;
+                false
+            });
+            !opens.is_empty()
         });
+        self.count -= closed;
     }
 
     /// Closes every interval (at shutdown, or when too many are open).
@@ -118,14 +187,20 @@ impl Coalescer {
         out.extend(
             self.open
                 .drain()
-                .filter_map(|(_, open)| open.repeats)
+                .flat_map(|(_, opens)| opens)
+                .filter_map(|open| open.interval.repeats)
                 .map(summary),
         );
+        self.count = 0;
     }
 
     /// When the next interval ends, if one is open.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.open.values().map(|open| open.ends).min()
+        self.open
+            .values()
+            .flatten()
+            .map(|open| open.interval.ends)
+            .min()
     }
 }
 
@@ -206,6 +281,7 @@ mod tests {
             coalescer.admit(refused(&token, InvalidReason::Revoked), now, &mut out);
         }
         coalescer.admit(refused("tok_new", InvalidReason::Revoked), now, &mut out);
+        assert_eq!(coalescer.count, 1);
         assert_eq!(coalescer.open.len(), 1);
         assert_eq!(
             out.iter().map(|e| e.occurrences).sum::<u64>(),

@@ -91,6 +91,10 @@ pub(super) fn application(
             super::deadline::body_deadline,
         ))
         .layer(middleware::from_fn(log))
+        // Every handler made into its route once, here, with the layers around it: a router
+        // served as it is (not through `into_make_service`) would otherwise clone each boxed
+        // handler and apply every layer to it again on each request.
+        .with_state(())
 }
 
 /// A Redis connection that connects on first use and reconnects after a failure: a node starts
