@@ -276,23 +276,23 @@ async fn drain(
             write(&*sink, &ended).await;
             return;
         }
-        // Fill the batch for up to `linger`: fewer, larger writes.
-        if !closed && !options.linger.is_zero() {
+        // Fill the batch for up to `linger`: fewer, larger writes. The task sleeps through it
+        // and then takes what came, rather than waking for every event: under load the
+        // writer wakes once a linger, not once a request. Only a batch found short lingers, so
+        // a backlog is written at the pace the sink takes it.
+        if !closed && !options.linger.is_zero() && batch.len() < batch_size {
             let deadline = tokio::time::Instant::now() + options.linger;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = closing.notified() => {
+                    receiver.close();
+                    closed = true;
+                }
+            }
             while batch.len() < batch_size {
-                let room = batch_size - batch.len();
-                tokio::select! {
-                    received = receiver.recv_many(&mut batch, room) => {
-                        if received == 0 {
-                            break;
-                        }
-                    }
-                    () = tokio::time::sleep_until(deadline) => break,
-                    () = closing.notified() => {
-                        receiver.close();
-                        closed = true;
-                        break;
-                    }
+                match receiver.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
                 }
             }
         }
