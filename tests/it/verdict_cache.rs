@@ -409,6 +409,17 @@ async fn a_use_limit_admits_exactly_its_uses_through_the_cache_over_memory() {
     exactly_the_limit(resolver, t.token.expose_secret().to_owned(), 20).await;
 }
 
+/// A SQLite store in `dir`, with the testing directory's users.
+#[cfg(feature = "sqlite")]
+async fn sqlite_store(dir: &tempfile::TempDir) -> tower_agent_auth::store::SqliteStore {
+    let path = dir.path().join("cache.db");
+    let users = testing::users();
+    let config = testing::config(&users, &testing::clock());
+    tower_agent_auth::store::SqliteStore::open(&path.display().to_string(), config)
+        .await
+        .unwrap()
+}
+
 /// A resolver that counts what reaches it, over another.
 #[cfg(all(feature = "sqlite", feature = "feed"))]
 struct Counting<R> {
@@ -439,16 +450,8 @@ impl<R: TokenResolver> TokenResolver for Counting<R> {
 #[cfg(all(feature = "sqlite", feature = "feed"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_with_a_dead_token_reach_the_store_a_handful_of_times() {
-    use tower_agent_auth::store::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.db");
-    let users = testing::users();
-    let store = SqliteStore::open(
-        &path.display().to_string(),
-        testing::config(&users, &testing::clock()),
-    )
-    .await
-    .unwrap();
+    let store = sqlite_store(&dir).await;
     let agent = store
         .create_agent(NewAgent::new("looper", "bob"))
         .await
@@ -499,16 +502,8 @@ async fn ten_thousand_requests_with_a_dead_token_reach_the_store_a_handful_of_ti
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_use_limit_admits_exactly_its_uses_through_the_cache_over_sqlite() {
-    use tower_agent_auth::store::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.db");
-    let users = testing::users();
-    let store = SqliteStore::open(
-        &path.display().to_string(),
-        testing::config(&users, &testing::clock()),
-    )
-    .await
-    .unwrap();
+    let store = sqlite_store(&dir).await;
     let agent = store
         .create_agent(NewAgent::new("swarm", "bob"))
         .await
