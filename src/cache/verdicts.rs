@@ -89,8 +89,9 @@ struct Verdict {
     until: i128,
     /// How long moka keeps it: never past `until`, never longer than `max_age`.
     ttl: Duration,
-    /// When moka lets it go: a front copy is not served past it.
-    kept_until: Instant,
+    /// When moka lets it go (`None`: a lifetime past what `Instant` can say): a front copy is
+    /// not served past it.
+    kept_until: Option<Instant>,
     /// The Unix second whose use was recorded last: a hit records its use once a second at
     /// most, so that hits share no lock and no write (the store keeps last-used times to the
     /// second or coarser).
@@ -333,9 +334,10 @@ impl VerdictCache {
         let changes = self.shared.changes.load(Ordering::Acquire);
         let front = front::find(self.shared.id, token.hash(), changes, |verdict| {
             // Not past the shared entry's own lifetime.
-            (Instant::now() < verdict.kept_until)
-                .then(|| judge(verdict))
-                .flatten()
+            let kept = verdict
+                .kept_until
+                .is_none_or(|until| Instant::now() < until);
+            kept.then(|| judge(verdict)).flatten()
         });
         // A copy that does not stand may be older than the shared entry (a revision moved on
         // and a miss stored a newer verdict): the shared map decides.
@@ -442,7 +444,7 @@ impl VerdictCache {
             revision: ticket.revision.flatten(),
             until,
             ttl,
-            kept_until: Instant::now() + ttl,
+            kept_until: Instant::now().checked_add(ttl),
             recorded: Arc::new(AtomicI64::new(recorded)),
         };
         self.shared.verdicts.insert(*hash, verdict);
@@ -518,18 +520,22 @@ mod front {
         changes: u64,
         judge: impl FnOnce(&Verdict) -> Option<T>,
     ) -> Option<T> {
-        FRONT.with(|front| {
-            let front = front.try_borrow().ok()?;
-            let copy = front.get(hash)?;
-            if copy.cache != cache || copy.changes != changes {
-                return None;
-            }
-            judge(&copy.verdict)
-        })
+        // `try_with`: a thread tearing down its locals gets a miss, not a panic.
+        FRONT
+            .try_with(|front| {
+                let front = front.try_borrow().ok()?;
+                let copy = front.get(hash)?;
+                if copy.cache != cache || copy.changes != changes {
+                    return None;
+                }
+                judge(&copy.verdict)
+            })
+            .ok()
+            .flatten()
     }
 
     pub(super) fn keep(cache: u64, hash: TokenHash, changes: u64, verdict: Verdict) {
-        FRONT.with(|front| {
+        let _ = FRONT.try_with(|front| {
             let Ok(mut front) = front.try_borrow_mut() else {
                 return;
             };
